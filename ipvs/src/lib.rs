@@ -1,1 +1,47 @@
-//! placeholder
+//! The Linux kernel's IP Virtual Server (IPVS, the LVS load balancer) over
+//! generic netlink, and parsers of its `/proc/net/ip_vs*` files.
+//!
+//! Two layers, as in the rust-netlink family crates:
+//! - the wire: [`message::IpvsMessage`] with attribute enums that mirror
+//!   `include/uapi/linux/ip_vs.h` ([`service::attr`], [`destination::attr`],
+//!   [`stats::attr`]), parsed and emitted byte for byte, unknown attributes
+//!   kept as `Other`;
+//! - the domain: [`ServiceKey`] and [`DestinationKey`] say *which* object,
+//!   [`ServiceConfig`] and [`DestinationConfig`] what an operator sets,
+//!   [`Service`] and [`Destination`] what the kernel reports.
+//!
+//! [`Ipvs`] is the entry point: one method per ipvsadm command.
+//!
+//! ```no_run
+//! use ipvs::{Ipvs, ServiceKey, DestinationKey};
+//! let mut ipvs = Ipvs::connect()?;
+//! for entry in ipvs.dump()? {
+//!     println!("{} {}", entry.service.key, entry.service.config.scheduler);
+//! }
+//! let vip = ServiceKey::tcp("198.18.0.10:80".parse().unwrap());
+//! let rip = DestinationKey::new("198.18.1.11:80".parse().unwrap());
+//! ipvs.set_weight(&vip, &rip, 0)?; // quiesce: no new connections
+//! # Ok::<(), ipvs::Error>(())
+//! ```
+
+pub mod constants;
+pub mod destination;
+mod error;
+mod handle;
+pub mod info;
+pub mod message;
+mod nla;
+pub mod service;
+mod socket;
+pub mod stats;
+
+pub use destination::{
+    Destination, DestinationConfig, DestinationKey, ForwardMethod, Tunnel, TunnelType, MAX_WEIGHT,
+};
+pub use error::{Error, Result};
+pub use handle::{Ipvs, TableEntry};
+pub use info::{Info, Timeouts, Version};
+pub use service::{
+    AddressFamily, Netmask, Protocol, Service, ServiceConfig, ServiceFlags, ServiceKey,
+};
+pub use stats::Stats;

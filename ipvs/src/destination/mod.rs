@@ -1,0 +1,292 @@
+//! Destinations (real servers) of a virtual service: what identifies one
+//! ([`DestinationKey`]), what an operator sets ([`DestinationConfig`]) and
+//! what the kernel reports ([`Destination`]).
+
+pub mod attr;
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use netlink_packet_core::DecodeError;
+
+use self::attr::DestAttr;
+use crate::constants::*;
+use crate::service::{ip_from_bytes, ip_to_bytes, AddressFamily};
+use crate::stats::Stats;
+
+/// The largest weight the kernel accepts: it keeps weights in an `int` and
+/// refuses negative ones.
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+
+/// What identifies a destination within its service: the real server's
+/// address and port (port 0 for firewall-mark services that keep the
+/// client's port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DestinationKey {
+    /// The real server's address and port (`ipvsadm -r RIP:PORT`).
+    pub addr: SocketAddr,
+}
+
+impl DestinationKey {
+    /// The destination `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        DestinationKey { addr }
+    }
+
+    /// The address family of the real server (it may differ from the
+    /// service's for tunnelled destinations).
+    pub fn family(&self) -> AddressFamily {
+        AddressFamily::of(self.addr.ip())
+    }
+
+    pub(crate) fn to_attrs(self) -> Vec<DestAttr> {
+        vec![
+            DestAttr::Addr(ip_to_bytes(self.addr.ip())),
+            DestAttr::Port(self.addr.port()),
+            DestAttr::AddrFamily(self.family().number()),
+        ]
+    }
+}
+
+impl fmt::Display for DestinationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.addr.fmt(f)
+    }
+}
+
+/// How packets reach the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForwardMethod {
+    /// NAT (`-m`, `Masq` in `ipvsadm -Ln`).
+    Masquerade,
+    /// The director itself (`Local`).
+    LocalNode,
+    /// IP-in-IP or GUE/GRE tunnel (`-i`, `Tunnel`).
+    Tunnel,
+    /// Direct routing (`-g`, `Route`).
+    DirectRoute,
+    /// Cache bypass (`Bypass`).
+    Bypass,
+    /// A value this crate does not know.
+    Other(u32),
+}
+
+impl ForwardMethod {
+    /// The `IP_VS_CONN_F_*` bits.
+    pub fn bits(self) -> u32 {
+        match self {
+            ForwardMethod::Masquerade => IP_VS_CONN_F_MASQ,
+            ForwardMethod::LocalNode => IP_VS_CONN_F_LOCALNODE,
+            ForwardMethod::Tunnel => IP_VS_CONN_F_TUNNEL,
+            ForwardMethod::DirectRoute => IP_VS_CONN_F_DROUTE,
+            ForwardMethod::Bypass => IP_VS_CONN_F_BYPASS,
+            ForwardMethod::Other(bits) => bits,
+        }
+    }
+
+    /// The method encoded in the low bits of `flags`.
+    pub fn from_bits(flags: u32) -> Self {
+        match flags & IP_VS_CONN_F_FWD_MASK {
+            IP_VS_CONN_F_MASQ => ForwardMethod::Masquerade,
+            IP_VS_CONN_F_LOCALNODE => ForwardMethod::LocalNode,
+            IP_VS_CONN_F_TUNNEL => ForwardMethod::Tunnel,
+            IP_VS_CONN_F_DROUTE => ForwardMethod::DirectRoute,
+            IP_VS_CONN_F_BYPASS => ForwardMethod::Bypass,
+            other => ForwardMethod::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for ForwardMethod {
+    /// The names of ipvsadm's `Forward` column.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardMethod::Masquerade => f.write_str("Masq"),
+            ForwardMethod::LocalNode => f.write_str("Local"),
+            ForwardMethod::Tunnel => f.write_str("Tunnel"),
+            ForwardMethod::DirectRoute => f.write_str("Route"),
+            ForwardMethod::Bypass => f.write_str("Bypass"),
+            ForwardMethod::Other(bits) => write!(f, "fwd-{bits}"),
+        }
+    }
+}
+
+/// Encapsulation of a tunnelled destination (`--tun-type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TunnelType {
+    /// IP-in-IP, the default.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation.
+    Gue,
+    /// GRE.
+    Gre,
+    /// A value this crate does not know.
+    Other(u8),
+}
+
+impl TunnelType {
+    /// The `IP_VS_CONN_F_TUNNEL_TYPE_*` value.
+    pub fn number(self) -> u8 {
+        match self {
+            TunnelType::Ipip => IP_VS_CONN_F_TUNNEL_TYPE_IPIP,
+            TunnelType::Gue => IP_VS_CONN_F_TUNNEL_TYPE_GUE,
+            TunnelType::Gre => IP_VS_CONN_F_TUNNEL_TYPE_GRE,
+            TunnelType::Other(n) => n,
+        }
+    }
+
+    /// The tunnel type numbered `n`.
+    pub fn from_number(n: u8) -> Self {
+        match n {
+            IP_VS_CONN_F_TUNNEL_TYPE_IPIP => TunnelType::Ipip,
+            IP_VS_CONN_F_TUNNEL_TYPE_GUE => TunnelType::Gue,
+            IP_VS_CONN_F_TUNNEL_TYPE_GRE => TunnelType::Gre,
+            n => TunnelType::Other(n),
+        }
+    }
+}
+
+impl fmt::Display for TunnelType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TunnelType::Ipip => f.write_str("ipip"),
+            TunnelType::Gue => f.write_str("gue"),
+            TunnelType::Gre => f.write_str("gre"),
+            TunnelType::Other(n) => write!(f, "tun-{n}"),
+        }
+    }
+}
+
+/// Tunnel settings of a destination; only `Tunnel` destinations use them,
+/// but the kernel reports (and keeps) them for every destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Tunnel {
+    /// Encapsulation (`--tun-type`).
+    pub kind: TunnelType,
+    /// UDP port for GUE (`--tun-port`).
+    pub port: u16,
+    /// `IP_VS_TUNNEL_ENCAP_FLAG_*` (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+    pub flags: u16,
+}
+
+/// What an operator sets on a destination (`ipvsadm -a` / `-e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DestinationConfig {
+    /// Forwarding method.
+    pub forward: ForwardMethod,
+    /// Weight, 0 (quiescent: no new connections) to [`MAX_WEIGHT`].
+    pub weight: u32,
+    /// Upper threshold of connections (`-x`), 0 for none.
+    pub upper_threshold: u32,
+    /// Lower threshold of connections (`-y`), 0 for none.
+    pub lower_threshold: u32,
+    /// Tunnel settings.
+    pub tunnel: Tunnel,
+}
+
+impl DestinationConfig {
+    /// A destination with `forward` and `weight`, no thresholds.
+    pub fn new(forward: ForwardMethod, weight: u32) -> Self {
+        DestinationConfig {
+            forward,
+            weight,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            tunnel: Tunnel::default(),
+        }
+    }
+
+    /// The full entry the kernel requires on NEW/SET_DEST: it answers
+    /// EINVAL when FWD_METHOD, WEIGHT, U_THRESH or L_THRESH is missing, and
+    /// resets tunnel settings that are left out.
+    pub(crate) fn to_attrs(self) -> Vec<DestAttr> {
+        vec![
+            DestAttr::FwdMethod(self.forward.bits()),
+            DestAttr::Weight(self.weight),
+            DestAttr::UThresh(self.upper_threshold),
+            DestAttr::LThresh(self.lower_threshold),
+            DestAttr::TunType(self.tunnel.kind.number()),
+            DestAttr::TunPort(self.tunnel.port),
+            DestAttr::TunFlags(self.tunnel.flags),
+        ]
+    }
+}
+
+/// A destination as the kernel reports it (`ipvsadm -Ln --stats
+/// --persistent-conn --thresholds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    /// What identifies it within its service.
+    pub key: DestinationKey,
+    /// Its settings.
+    pub config: DestinationConfig,
+    /// Active (established) connections.
+    pub active_conns: u32,
+    /// Inactive connections (any other state).
+    pub inactive_conns: u32,
+    /// Persistence templates pointing at it.
+    pub persistent_conns: u32,
+    /// Its traffic counters.
+    pub stats: Stats,
+}
+
+impl Destination {
+    /// Builds a destination from the attributes of a GET_DEST answer;
+    /// `service_family` is used when the kernel predates
+    /// `IPVS_DEST_ATTR_ADDR_FAMILY`.
+    pub fn from_attrs(
+        attrs: &[DestAttr],
+        service_family: AddressFamily,
+    ) -> Result<Self, DecodeError> {
+        let (mut addr, mut port, mut family) = (None, None, None);
+        let mut config = DestinationConfig::new(ForwardMethod::Masquerade, 0);
+        let (mut fwd, mut weight) = (None, None);
+        let (mut active, mut inactive, mut persistent) = (0, 0, 0);
+        let (mut stats32, mut stats64) = (None, None);
+        for attr in attrs {
+            match attr {
+                DestAttr::Addr(a) => addr = Some(*a),
+                DestAttr::Port(p) => port = Some(*p),
+                DestAttr::AddrFamily(af) => {
+                    family = Some(AddressFamily::from_number(*af).ok_or_else(|| {
+                        DecodeError::from(format!(
+                            "IPVS_DEST_ATTR_ADDR_FAMILY: unknown address family {af}"
+                        ))
+                    })?)
+                }
+                DestAttr::FwdMethod(m) => fwd = Some(ForwardMethod::from_bits(*m)),
+                DestAttr::Weight(w) => weight = Some(*w),
+                DestAttr::UThresh(t) => config.upper_threshold = *t,
+                DestAttr::LThresh(t) => config.lower_threshold = *t,
+                DestAttr::ActiveConns(n) => active = *n,
+                DestAttr::InactConns(n) => inactive = *n,
+                DestAttr::PersistConns(n) => persistent = *n,
+                DestAttr::Stats(s) => stats32 = Some(s),
+                DestAttr::Stats64(s) => stats64 = Some(s),
+                DestAttr::TunType(t) => config.tunnel.kind = TunnelType::from_number(*t),
+                DestAttr::TunPort(p) => config.tunnel.port = *p,
+                DestAttr::TunFlags(f) => config.tunnel.flags = *f,
+                DestAttr::Other(_) => {}
+            }
+        }
+        let addr = addr.ok_or_else(|| DecodeError::from("IPVS_DEST_ATTR_ADDR: missing"))?;
+        let port = port.ok_or_else(|| DecodeError::from("IPVS_DEST_ATTR_PORT: missing"))?;
+        config.forward =
+            fwd.ok_or_else(|| DecodeError::from("IPVS_DEST_ATTR_FWD_METHOD: missing"))?;
+        config.weight =
+            weight.ok_or_else(|| DecodeError::from("IPVS_DEST_ATTR_WEIGHT: missing"))?;
+        let family = family.unwrap_or(service_family);
+        Ok(Destination {
+            key: DestinationKey::new(SocketAddr::new(ip_from_bytes(family, &addr), port)),
+            config,
+            active_conns: active,
+            inactive_conns: inactive,
+            persistent_conns: persistent,
+            stats: stats64
+                .or(stats32)
+                .map(|s| Stats::from_attrs(s))
+                .unwrap_or_default(),
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! The netlink transport: one `NETLINK_GENERIC` socket, the IPVS family id
+//! resolved once, requests sent and answers read synchronously.
+//!
+//! Synchronous on purpose: every IPVS command is a short request/answer
+//! with the kernel, the callers (an exporter's scrape, a checker's weight
+//! change) run it on a blocking thread, and a dump decoded straight from
+//! one reused buffer is as fast as the kernel lets it be.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use netlink_packet_core::{
+    DecodeError, DoneBuffer, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, ParseableParametrized, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_packet_generic::{GenlFamily, GenlMessage};
+use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
+
+use crate::error::{Error, Result};
+use crate::message::IpvsMessage;
+
+/// Large enough for any datagram the kernel sends on a dump: it sizes dump
+/// skbs from the reader's buffer, up to 32 KiB, and more with
+/// NETLINK_ALLOC of larger buffers.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// How the transport failed, before the caller names the operation.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The kernel answered this positive errno.
+    Errno(i32),
+    /// The socket failed.
+    Io(std::io::Error),
+    /// An answer could not be decoded.
+    Decode(String),
+    /// A dump was interrupted by a concurrent change of the table.
+    Interrupted,
+}
+
+impl From<DecodeError> for Failure {
+    fn from(e: DecodeError) -> Self {
+        Failure::Decode(e.to_string())
+    }
+}
+
+impl Failure {
+    /// The caller's error for this failure of `operation`, with the errno
+    /// mapping every operation shares.
+    pub(crate) fn into_error(self, operation: &'static str) -> Error {
+        match self {
+            Failure::Errno(libc::EPERM) => Error::PermissionDenied { operation },
+            Failure::Errno(errno) => Error::Kernel {
+                operation,
+                errno,
+                source: std::io::Error::from_raw_os_error(errno),
+            },
+            Failure::Io(source) => Error::Socket { operation, source },
+            Failure::Decode(message) => Error::Decode { operation, message },
+            Failure::Interrupted => Error::Decode {
+                operation,
+                message: "the dump was interrupted by concurrent changes too often".into(),
+            },
+        }
+    }
+}
+
+/// One netlink socket speaking to the IPVS family.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    socket: Socket,
+    family_id: u16,
+    sequence: u32,
+    buffer: Vec<u8>,
+    /// The namespace the socket lives in, so more sockets can be opened there.
+    netns: Option<PathBuf>,
+}
+
+impl Transport {
+    /// Opens a socket in the caller's network namespace, or in the one at
+    /// `netns` (a file such as `/run/netns/NAME` or `/proc/PID/ns/net`).
+    pub(crate) fn open(netns: Option<&Path>) -> Result<Self> {
+        let socket = match netns {
+            None => new_socket()?,
+            Some(path) => socket_in_netns(path)?,
+        };
+        let mut transport = Transport {
+            socket,
+            family_id: 0,
+            sequence: 0,
+            buffer: Vec::with_capacity(RECV_BUFFER),
+            netns: netns.map(Path::to_path_buf),
+        };
+        transport.family_id = transport.resolve_family()?;
+        Ok(transport)
+    }
+
+    /// Another socket in the same namespace, for concurrent dumps.
+    pub(crate) fn reopen(&self) -> Result<Self> {
+        Self::open(self.netns.as_deref())
+    }
+
+    fn resolve_family(&mut self) -> Result<u16> {
+        let operation = "CTRL_CMD_GETFAMILY IPVS";
+        let request = GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(
+                IpvsMessage::family_name().to_string(),
+            )],
+        };
+        let mut message = GenlMessage::from_payload(request);
+        message.finalize();
+        let sequence = self
+            .send_genl(message, NLM_F_REQUEST | NLM_F_ACK)
+            .map_err(|source| Error::Socket { operation, source })?;
+        let mut family_id = None;
+        let result = self.receive(sequence, |payload, message_type| {
+            let answer = GenlMessage::<GenlCtrl>::parse_with_param(payload, message_type)?;
+            for attr in answer.payload.nlas {
+                if let GenlCtrlAttrs::FamilyId(id) = attr {
+                    family_id = Some(id);
+                }
+            }
+            Ok(())
+        });
+        match result {
+            // The controller answers ENOENT for a family nobody registered.
+            Err(Failure::Errno(libc::ENOENT)) => Err(Error::Unavailable),
+            Err(failure) => Err(failure.into_error(operation)),
+            Ok(()) => family_id.ok_or_else(|| Error::Decode {
+                operation,
+                message: "CTRL_ATTR_FAMILY_ID: missing".into(),
+            }),
+        }
+    }
+
+    /// Sends `request` and waits for the kernel's acknowledgement.
+    pub(crate) fn execute(&mut self, request: IpvsMessage) -> Result<(), Failure> {
+        let sequence = self.send_ipvs(request, NLM_F_REQUEST | NLM_F_ACK)?;
+        self.receive(sequence, |_, _| Ok(()))
+    }
+
+    /// Sends `request` (a GET_* command) and hands each answer to `each`.
+    /// With `dump`, the request asks for every object of its kind.
+    pub(crate) fn query(
+        &mut self,
+        request: IpvsMessage,
+        dump: bool,
+        mut each: impl FnMut(IpvsMessage) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let flags = if dump {
+            NLM_F_REQUEST | NLM_F_DUMP
+        } else {
+            NLM_F_REQUEST | NLM_F_ACK
+        };
+        let sequence = self.send_ipvs(request, flags)?;
+        self.receive(sequence, |payload, message_type| {
+            let answer = GenlMessage::<IpvsMessage>::parse_with_param(payload, message_type)?;
+            each(answer.payload)
+        })
+    }
+
+    fn send_ipvs(&mut self, request: IpvsMessage, flags: u16) -> Result<u32, Failure> {
+        let mut message = GenlMessage::from_payload(request);
+        message.set_resolved_family_id(self.family_id);
+        self.send_genl(message, flags).map_err(Failure::Io)
+    }
+
+    fn send_genl<F>(&mut self, message: GenlMessage<F>, flags: u16) -> std::io::Result<u32>
+    where
+        F: GenlFamily + netlink_packet_core::Emitable + std::fmt::Debug,
+    {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.sequence;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
+        packet.finalize();
+        let mut bytes = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut bytes);
+        self.socket.send(&bytes, 0)?;
+        Ok(self.sequence)
+    }
+
+    /// Reads datagrams until the answer to `sequence` is complete: an ACK,
+    /// an error, or the end of a dump. Each data message's payload goes to
+    /// `each` with its netlink message type.
+    fn receive(
+        &mut self,
+        sequence: u32,
+        mut each: impl FnMut(&[u8], u16) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let mut interrupted = false;
+        loop {
+            self.buffer.clear();
+            let size = self.socket.recv(&mut self.buffer, 0).map_err(Failure::Io)?;
+            if size > self.buffer.len() {
+                return Err(Failure::Decode(format!(
+                    "a {size}-byte datagram did not fit the {RECV_BUFFER}-byte buffer"
+                )));
+            }
+            let mut offset = 0;
+            while offset < self.buffer.len() {
+                let rest = &self.buffer[offset..];
+                let packet = NetlinkBuffer::new_checked(rest)
+                    .map_err(|e| Failure::Decode(format!("netlink header: {e}")))?;
+                let length = packet.length() as usize;
+                // Messages are 4-byte aligned within a datagram.
+                offset += (length + 3) & !3;
+                if packet.sequence_number() != sequence {
+                    // A late answer to an earlier request that gave up.
+                    continue;
+                }
+                let flags = packet.flags();
+                match packet.message_type() {
+                    NLMSG_NOOP => {}
+                    NLMSG_OVERRUN => return Err(Failure::Decode("NLMSG_OVERRUN".into())),
+                    NLMSG_ERROR => {
+                        let error = ErrorBuffer::new_checked(packet.payload())
+                            .map_err(|e| Failure::Decode(format!("NLMSG_ERROR: {e}")))?;
+                        return match error.code() {
+                            None => Ok(()),
+                            Some(code) => Err(Failure::Errno(code.get().saturating_abs())),
+                        };
+                    }
+                    NLMSG_DONE => {
+                        let done = DoneBuffer::new_checked(packet.payload())
+                            .map_err(|e| Failure::Decode(format!("NLMSG_DONE: {e}")))?;
+                        if done.code() < 0 {
+                            return Err(Failure::Errno(done.code().saturating_abs()));
+                        }
+                        return if interrupted {
+                            Err(Failure::Interrupted)
+                        } else {
+                            Ok(())
+                        };
+                    }
+                    message_type => {
+                        interrupted |= flags & NLM_F_DUMP_INTR != 0;
+                        // A single answer is followed by the ACK asked
+                        // for, a dump by NLMSG_DONE: keep reading until then.
+                        each(packet.payload(), message_type)?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn new_socket() -> Result<Socket> {
+    let operation = "opening a NETLINK_GENERIC socket";
+    let mut socket =
+        Socket::new(NETLINK_GENERIC).map_err(|source| Error::Socket { operation, source })?;
+    socket
+        .bind_auto()
+        .map_err(|source| Error::Socket { operation, source })?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|source| Error::Socket { operation, source })?;
+    Ok(socket)
+}
+
+/// A socket belongs to the namespace it was created in, whatever thread
+/// uses it later; so create it on a short-lived thread that entered the
+/// namespace, leaving the caller's threads where they were.
+fn socket_in_netns(path: &Path) -> Result<Socket> {
+    let netns_error = |source| Error::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(netns_error)?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: setns only reads the descriptor, and changes the
+                // namespace of this thread alone, which ends right after.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                if rc != 0 {
+                    return Err(netns_error(std::io::Error::last_os_error()));
+                }
+                new_socket()
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(netns_error(std::io::Error::other(
+                    "the namespace thread panicked",
+                )))
+            })
+    })
+}
