@@ -45,3 +45,6 @@ pub use service::{
     AddressFamily, Netmask, Protocol, Service, ServiceConfig, ServiceFlags, ServiceKey,
 };
 pub use stats::Stats;
+
+#[cfg(test)]
+mod tests;

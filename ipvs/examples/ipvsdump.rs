@@ -1,0 +1,114 @@
+//! Lists the IPVS table through the `ipvs` crate, like `ipvsadm -Ln
+//! --stats --exact` with every column the kernel reports on one line.
+//!
+//! ```text
+//! ipvsdump [--netns PATH] [--sockets N]
+//! ```
+//!
+//! `--sockets N` spreads the per-service destination dumps over N sockets
+//! (see `Ipvs::dump_parallel`). The lab's demo and benchmark run it.
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+
+use ipvs::{Ipvs, TableEntry};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipvsdump: {e}");
+            let mut source = std::error::Error::source(e.as_ref());
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut netns = None;
+    let mut sockets = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--netns" => netns = Some(args.next().ok_or("--netns needs a path")?),
+            "--sockets" => sockets = args.next().ok_or("--sockets needs a number")?.parse()?,
+            "-h" | "--help" => {
+                println!("usage: ipvsdump [--netns PATH] [--sockets N]");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    let mut ipvs = match &netns {
+        Some(path) => Ipvs::connect_in_netns(path)?,
+        None => Ipvs::connect()?,
+    };
+    let info = ipvs.info()?;
+    let table = ipvs.dump_parallel(sockets)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    writeln!(
+        out,
+        "IP Virtual Server version {} (size={})",
+        info.version, info.conn_table_size
+    )?;
+    print_table(&mut out, &table)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn print_table(out: &mut impl Write, table: &[TableEntry]) -> std::io::Result<()> {
+    for TableEntry {
+        service,
+        destinations,
+    } in table
+    {
+        let config = &service.config;
+        write!(out, "{} {}", service.key, config.scheduler)?;
+        let flags = config.flags.scheduler_flag_names(&config.scheduler);
+        if !flags.is_empty() {
+            write!(out, " ({})", flags.join(","))?;
+        }
+        if config.flags.contains(ipvs::ServiceFlags::PERSISTENT) {
+            write!(out, " persistent {}", config.timeout)?;
+            if let Some(mask) = config.netmask {
+                write!(out, " mask {mask}")?;
+            }
+        }
+        if let Some(pe) = &config.pe_name {
+            write!(out, " pe {pe}")?;
+        }
+        let s = &service.stats;
+        writeln!(
+            out,
+            " conns={} inpkts={} outpkts={} inbytes={} outbytes={}",
+            s.conns, s.in_packets, s.out_packets, s.in_bytes, s.out_bytes
+        )?;
+        for d in destinations {
+            let c = &d.config;
+            let s = &d.stats;
+            writeln!(
+                out,
+                "  -> {} {} weight={} active={} inactive={} persistent={} uthreshold={} \
+                 lthreshold={} conns={} inpkts={} outpkts={} inbytes={} outbytes={}",
+                d.key,
+                c.forward,
+                c.weight,
+                d.active_conns,
+                d.inactive_conns,
+                d.persistent_conns,
+                c.upper_threshold,
+                c.lower_threshold,
+                s.conns,
+                s.in_packets,
+                s.out_packets,
+                s.in_bytes,
+                s.out_bytes
+            )?;
+        }
+    }
+    Ok(())
+}

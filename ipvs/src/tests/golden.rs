@@ -1,0 +1,1 @@
+//! Golden bytes: filled from captures in the lab.
