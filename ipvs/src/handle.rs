@@ -450,7 +450,11 @@ fn service_of(answer: IpvsMessage) -> Result<Service, Failure> {
         .unwrap_or_else(|| Err(Failure::Decode("IPVS_CMD_ATTR_SERVICE: missing".into())))
 }
 
-fn service_request(cmd: IpvsCmd, key: &ServiceKey, config: Option<&ServiceConfig>) -> IpvsMessage {
+pub(crate) fn service_request(
+    cmd: IpvsCmd,
+    key: &ServiceKey,
+    config: Option<&ServiceConfig>,
+) -> IpvsMessage {
     let mut attrs: Vec<ServiceAttr> = key.to_attrs();
     if let Some(config) = config {
         attrs.extend(config.to_attrs(key.family()));
@@ -458,7 +462,7 @@ fn service_request(cmd: IpvsCmd, key: &ServiceKey, config: Option<&ServiceConfig
     IpvsMessage::new(cmd, vec![IpvsAttr::Service(attrs)])
 }
 
-fn dest_request(
+pub(crate) fn dest_request(
     cmd: IpvsCmd,
     service: &ServiceKey,
     destination: &DestinationKey,

@@ -31,6 +31,7 @@ mod handle;
 pub mod info;
 pub mod message;
 mod nla;
+pub mod proc;
 pub mod service;
 mod socket;
 pub mod stats;
@@ -41,6 +42,7 @@ pub use destination::{
 pub use error::{Error, Result};
 pub use handle::{Ipvs, TableEntry};
 pub use info::{Info, Timeouts, Version};
+pub use proc::{read_ip_vs_conn, read_ip_vs_stats, ConnTableCounts, GlobalStats, ProcError};
 pub use service::{
     AddressFamily, Netmask, Protocol, Service, ServiceConfig, ServiceFlags, ServiceKey,
 };

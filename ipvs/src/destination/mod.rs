@@ -39,11 +39,12 @@ impl DestinationKey {
         AddressFamily::of(self.addr.ip())
     }
 
+    /// In ipvsadm's order, so requests match its bytes.
     pub(crate) fn to_attrs(self) -> Vec<DestAttr> {
         vec![
+            DestAttr::AddrFamily(self.family().number()),
             DestAttr::Addr(ip_to_bytes(self.addr.ip())),
             DestAttr::Port(self.addr.port()),
-            DestAttr::AddrFamily(self.family().number()),
         ]
     }
 }
@@ -199,16 +200,16 @@ impl DestinationConfig {
 
     /// The full entry the kernel requires on NEW/SET_DEST: it answers
     /// EINVAL when FWD_METHOD, WEIGHT, U_THRESH or L_THRESH is missing, and
-    /// resets tunnel settings that are left out.
+    /// resets tunnel settings that are left out. In ipvsadm's order.
     pub(crate) fn to_attrs(self) -> Vec<DestAttr> {
         vec![
             DestAttr::FwdMethod(self.forward.bits()),
             DestAttr::Weight(self.weight),
-            DestAttr::UThresh(self.upper_threshold),
-            DestAttr::LThresh(self.lower_threshold),
             DestAttr::TunType(self.tunnel.kind.number()),
             DestAttr::TunPort(self.tunnel.port),
             DestAttr::TunFlags(self.tunnel.flags),
+            DestAttr::UThresh(self.upper_threshold),
+            DestAttr::LThresh(self.lower_threshold),
         ]
     }
 }
