@@ -19,7 +19,7 @@ pub enum Error {
     #[error("{operation} needs CAP_NET_ADMIN")]
     PermissionDenied {
         /// The command refused.
-        operation: &'static str,
+        operation: String,
     },
     /// No such virtual service; nothing was changed.
     #[error("service {0} does not exist")]
@@ -56,8 +56,8 @@ pub enum Error {
     /// name for.
     #[error("the kernel refused {operation} (errno {errno})")]
     Kernel {
-        /// The command refused.
-        operation: &'static str,
+        /// The command refused, with the object it was about.
+        operation: String,
         /// The positive errno.
         errno: i32,
         /// The errno as an I/O error, for its description.
@@ -68,7 +68,7 @@ pub enum Error {
     #[error("{operation}: netlink socket error")]
     Socket {
         /// What was being done.
-        operation: &'static str,
+        operation: String,
         /// The socket error.
         #[source]
         source: io::Error,
@@ -77,7 +77,7 @@ pub enum Error {
     #[error("{operation}: cannot decode the kernel's answer: {message}")]
     Decode {
         /// The command whose answer was bad.
-        operation: &'static str,
+        operation: String,
         /// What was wrong, naming the attribute.
         message: String,
     },

@@ -73,7 +73,7 @@ impl Ipvs {
             )
             .map_err(|f| f.into_error(operation))?;
         let missing = |name: &str| Error::Decode {
-            operation,
+            operation: operation.into(),
             message: format!("{name}: missing"),
         };
         Ok(Info {
@@ -121,19 +121,21 @@ impl Ipvs {
     /// Every virtual service with its statistics, like the service lines of
     /// `ipvsadm -Ln --stats`.
     pub fn services(&mut self) -> Result<Vec<Service>> {
-        let operation = "IPVS_CMD_GET_SERVICE";
-        retry_interrupted(operation, || {
-            let mut services = Vec::new();
-            self.transport.query(
-                IpvsMessage::new(IpvsCmd::GetService, vec![]),
-                true,
-                |answer| {
-                    services.push(service_of(answer)?);
-                    Ok(())
-                },
-            )?;
-            Ok(services)
-        })
+        retry_interrupted(
+            || "IPVS_CMD_GET_SERVICE".into(),
+            || {
+                let mut services = Vec::new();
+                self.transport.query(
+                    IpvsMessage::new(IpvsCmd::GetService, vec![]),
+                    true,
+                    |answer| {
+                        services.push(service_of(answer)?);
+                        Ok(())
+                    },
+                )?;
+                Ok(services)
+            },
+        )
     }
 
     /// One virtual service, like `ipvsadm -Ln -t VIP:PORT` (service line).
@@ -232,7 +234,7 @@ impl Ipvs {
             for worker in workers {
                 results.push(worker.join().unwrap_or_else(|_| {
                     Err(Error::Decode {
-                        operation: "IPVS_CMD_GET_DEST",
+                        operation: "IPVS_CMD_GET_DEST".into(),
                         message: "a dump thread panicked".into(),
                     })
                 }));
@@ -261,7 +263,7 @@ impl Ipvs {
             .map_err(|failure| match failure {
                 Failure::Errno(libc::EEXIST) => Error::ServiceExists(*key),
                 Failure::Errno(libc::ENOENT) => Error::SchedulerNotFound(missing_module(config)),
-                f => f.into_error("IPVS_CMD_NEW_SERVICE"),
+                f => f.into_error(format!("IPVS_CMD_NEW_SERVICE {key}")),
             })
     }
 
@@ -274,7 +276,7 @@ impl Ipvs {
             .map_err(|failure| match failure {
                 Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*key),
                 Failure::Errno(libc::ENOENT) => Error::SchedulerNotFound(missing_module(config)),
-                f => f.into_error("IPVS_CMD_SET_SERVICE"),
+                f => f.into_error(format!("IPVS_CMD_SET_SERVICE {key}")),
             })
     }
 
@@ -285,7 +287,7 @@ impl Ipvs {
             .execute(request)
             .map_err(|failure| match failure {
                 Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*key),
-                f => f.into_error("IPVS_CMD_DEL_SERVICE"),
+                f => f.into_error(format!("IPVS_CMD_DEL_SERVICE {key}")),
             })
     }
 
@@ -306,7 +308,7 @@ impl Ipvs {
                     service: *service,
                     destination: *destination,
                 },
-                f => f.into_error("IPVS_CMD_NEW_DEST"),
+                f => f.into_error(format!("IPVS_CMD_NEW_DEST {destination} in {service}")),
             })
     }
 
@@ -329,7 +331,7 @@ impl Ipvs {
                     service: *service,
                     destination: *destination,
                 },
-                f => f.into_error("IPVS_CMD_SET_DEST"),
+                f => f.into_error(format!("IPVS_CMD_SET_DEST {destination} in {service}")),
             })
     }
 
@@ -348,7 +350,7 @@ impl Ipvs {
                     service: *service,
                     destination: *destination,
                 },
-                f => f.into_error("IPVS_CMD_DEL_DEST"),
+                f => f.into_error(format!("IPVS_CMD_DEL_DEST {destination} in {service}")),
             })
     }
 
@@ -407,36 +409,41 @@ impl Ipvs {
     }
 }
 
+/// Runs a dump again while the kernel flags it as interrupted by a change
+/// of the table; `operation` names it in an error (built only then).
 fn retry_interrupted<T>(
-    operation: &'static str,
+    operation: impl Fn() -> String,
     mut attempt: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T> {
-    let mut last = Failure::Interrupted;
     for _ in 0..DUMP_ATTEMPTS {
         match attempt() {
-            Err(Failure::Interrupted) => last = Failure::Interrupted,
-            Err(failure) => return Err(failure.into_error(operation)),
+            Err(Failure::Interrupted) => continue,
+            Err(failure) => return Err(failure.into_error(operation())),
             Ok(value) => return Ok(value),
         }
     }
-    Err(last.into_error(operation))
+    Err(Failure::Interrupted.into_error(operation()))
 }
 
 fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<Destination>> {
     let family = key.family();
-    retry_interrupted("IPVS_CMD_GET_DEST", || {
-        let request = IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.to_attrs())]);
-        let mut destinations = Vec::new();
-        transport.query(request, true, |answer| {
-            for attr in answer.attrs {
-                if let IpvsAttr::Dest(attrs) = attr {
-                    destinations.push(Destination::from_attrs(&attrs, family)?);
+    retry_interrupted(
+        || format!("IPVS_CMD_GET_DEST {key}"),
+        || {
+            let request =
+                IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.to_attrs())]);
+            let mut destinations = Vec::new();
+            transport.query(request, true, |answer| {
+                for attr in answer.attrs {
+                    if let IpvsAttr::Dest(attrs) = attr {
+                        destinations.push(Destination::from_attrs(&attrs, family)?);
+                    }
                 }
-            }
-            Ok(())
-        })?;
-        Ok(destinations)
-    })
+                Ok(())
+            })?;
+            Ok(destinations)
+        },
+    )
 }
 
 fn service_of(answer: IpvsMessage) -> Result<Service, Failure> {
@@ -511,6 +518,13 @@ fn validate_service(config: &ServiceConfig) -> Result<()> {
 fn validate_destination(config: &DestinationConfig) -> Result<()> {
     if config.weight > MAX_WEIGHT {
         return Err(Error::WeightOutOfRange(config.weight));
+    }
+    // Kernels since 6.9 refuse an upper threshold above INT_MAX.
+    if config.upper_threshold > MAX_WEIGHT {
+        return Err(Error::InvalidRequest(format!(
+            "upper threshold {} is above {MAX_WEIGHT}",
+            config.upper_threshold
+        )));
     }
     if config.lower_threshold > config.upper_threshold {
         return Err(Error::InvalidRequest(format!(

@@ -30,6 +30,7 @@ mod error;
 mod handle;
 pub mod info;
 pub mod message;
+pub mod netns;
 mod nla;
 pub mod proc;
 pub mod service;

@@ -6,8 +6,6 @@
 //! change) run it on a blocking thread, and a dump decoded straight from
 //! one reused buffer is as fast as the kernel lets it be.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use netlink_packet_core::{
@@ -50,7 +48,8 @@ impl From<DecodeError> for Failure {
 impl Failure {
     /// The caller's error for this failure of `operation`, with the errno
     /// mapping every operation shares.
-    pub(crate) fn into_error(self, operation: &'static str) -> Error {
+    pub(crate) fn into_error(self, operation: impl Into<String>) -> Error {
+        let operation = operation.into();
         match self {
             Failure::Errno(libc::EPERM) => Error::PermissionDenied { operation },
             Failure::Errno(errno) => Error::Kernel {
@@ -115,7 +114,10 @@ impl Transport {
         message.finalize();
         let sequence = self
             .send_genl(message, NLM_F_REQUEST | NLM_F_ACK)
-            .map_err(|source| Error::Socket { operation, source })?;
+            .map_err(|source| Error::Socket {
+                operation: operation.into(),
+                source,
+            })?;
         let mut family_id = None;
         let result = self.receive(sequence, |payload, message_type| {
             let answer = GenlMessage::<GenlCtrl>::parse_with_param(payload, message_type)?;
@@ -131,7 +133,7 @@ impl Transport {
             Err(Failure::Errno(libc::ENOENT)) => Err(Error::Unavailable),
             Err(failure) => Err(failure.into_error(operation)),
             Ok(()) => family_id.ok_or_else(|| Error::Decode {
-                operation,
+                operation: operation.into(),
                 message: "CTRL_ATTR_FAMILY_ID: missing".into(),
             }),
         }
@@ -252,42 +254,24 @@ impl Transport {
 
 fn new_socket() -> Result<Socket> {
     let operation = "opening a NETLINK_GENERIC socket";
-    let mut socket =
-        Socket::new(NETLINK_GENERIC).map_err(|source| Error::Socket { operation, source })?;
-    socket
-        .bind_auto()
-        .map_err(|source| Error::Socket { operation, source })?;
+    let mut socket = Socket::new(NETLINK_GENERIC).map_err(|source| Error::Socket {
+        operation: operation.into(),
+        source,
+    })?;
+    socket.bind_auto().map_err(|source| Error::Socket {
+        operation: operation.into(),
+        source,
+    })?;
     socket
         .connect(&SocketAddr::new(0, 0))
-        .map_err(|source| Error::Socket { operation, source })?;
+        .map_err(|source| Error::Socket {
+            operation: operation.into(),
+            source,
+        })?;
     Ok(socket)
 }
 
-/// A socket belongs to the namespace it was created in, whatever thread
-/// uses it later; so create it on a short-lived thread that entered the
-/// namespace, leaving the caller's threads where they were.
+/// A socket belongs to the namespace it was created in (see [`crate::netns`]).
 fn socket_in_netns(path: &Path) -> Result<Socket> {
-    let netns_error = |source| Error::Netns {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(netns_error)?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                // SAFETY: setns only reads the descriptor, and changes the
-                // namespace of this thread alone, which ends right after.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                if rc != 0 {
-                    return Err(netns_error(std::io::Error::last_os_error()));
-                }
-                new_socket()
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(netns_error(std::io::Error::other(
-                    "the namespace thread panicked",
-                )))
-            })
-    })
+    crate::netns::in_netns(path, new_socket)?
 }
