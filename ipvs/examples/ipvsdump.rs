@@ -2,16 +2,22 @@
 //! --stats --exact` with every column the kernel reports on one line.
 //!
 //! ```text
-//! ipvsdump [--netns PATH] [--sockets N]
+//! ipvsdump [--netns PATH] [--sockets N] [--connections]
 //! ```
 //!
 //! `--sockets N` spreads the per-service destination dumps over N sockets
-//! (see `Ipvs::dump_parallel`). The lab's demo and benchmark run it.
+//! (see `Ipvs::dump_parallel`). `--connections` adds the connection table
+//! counted from `/proc/net/ip_vs_conn`: entries per virtual service, real
+//! server and state, persistence templates apart. The lab's demo and
+//! benchmark run it.
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use ipvs::{Ipvs, TableEntry};
+use std::fs::File;
+use std::path::Path;
+
+use ipvs::{ConnTableCounts, Ipvs, TableEntry};
 
 fn main() -> ExitCode {
     match run() {
@@ -31,13 +37,15 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut netns = None;
     let mut sockets = 1;
+    let mut connections = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--netns" => netns = Some(args.next().ok_or("--netns needs a path")?),
             "--sockets" => sockets = args.next().ok_or("--sockets needs a number")?.parse()?,
+            "--connections" => connections = true,
             "-h" | "--help" => {
-                println!("usage: ipvsdump [--netns PATH] [--sockets N]");
+                println!("usage: ipvsdump [--netns PATH] [--sockets N] [--connections]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -56,6 +64,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         info.version, info.conn_table_size
     )?;
     print_table(&mut out, &table)?;
+    if connections {
+        // /proc/net files belong to the namespace they are opened in.
+        let file = match &netns {
+            Some(path) => ipvs::netns::in_netns(Path::new(path), || {
+                File::open("/proc/thread-self/net/ip_vs_conn")
+            })??,
+            None => File::open(ipvs::proc::IP_VS_CONN_PATH)?,
+        };
+        let counts = ConnTableCounts::read_from(file)?;
+        writeln!(out, "Connection table: {} entries", counts.entries())?;
+        for (key, n) in counts.connections() {
+            writeln!(out, "  connections {key}: {n}")?;
+        }
+        for (key, n) in counts.templates() {
+            writeln!(out, "  templates {key}: {n}")?;
+        }
+    }
     out.flush()?;
     Ok(())
 }

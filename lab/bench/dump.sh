@@ -1,0 +1,59 @@
+#!/bin/bash
+# Benchmark: a full dump of the IPVS table with statistics through the ipvs
+# crate (the ipvsdump example) beside `ipvsadm -Ln --stats --exact` and
+# `cat /proc/net/ip_vs`, on the same table of SERVICES x DESTS (default
+# 1,000 x 10) in the same lab run. Run from the repository root:
+#
+#   lab/run -- lab/bench/dump.sh [SERVICES] [DESTS]
+#
+# The table lives in a namespace of its own. hyperfine times each command
+# (whole process, like an operator or a script would run it: start-up, the
+# netlink dumps and printing the table to /dev/null). Results go to stdout
+# and, as Markdown, to $LAB_OUT/bench-dump.md.
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
+services=${1:-1000}
+dests=${2:-10}
+runs=${BENCH_RUNS:-10}
+ns=bench-dump
+out=${LAB_OUT:-/tmp}
+
+[[ -x target/release/examples/ipvsdump ]] ||
+	{ echo "build first: cargo build --release -p ipvs --examples" >&2; exit 1; }
+
+ip netns del "$ns" 2>/dev/null || true
+ip netns add "$ns"
+trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
+# The kernel refuses real servers it cannot class as unicast, which needs
+# loopback up.
+ip netns exec "$ns" ip link set lo up
+
+# Services 198.18.2.0, 198.18.2.1, ... port 80; each with DESTS real servers
+# 198.18.8.1 ... port 80 + (service number % 100), NAT: every line differs.
+python3 - "$services" "$dests" >"$out/bench-table.txt" <<'PY'
+import ipaddress, sys
+services, dests = int(sys.argv[1]), int(sys.argv[2])
+base = int(ipaddress.ip_address("198.18.2.0"))
+for s in range(services):
+    vip = ipaddress.ip_address(base + s)
+    print(f"-A -t {vip}:80 -s wlc")
+    for d in range(dests):
+        print(f"-a -t {vip}:80 -r 198.18.8.{d + 1}:{8000 + s % 100} -m -w {d + 1}")
+PY
+ip netns exec "$ns" ipvsadm -R <"$out/bench-table.txt"
+lines=$(ip netns exec "$ns" ipvsadm -Ln | wc -l)
+echo "table: $services services x $dests destinations ($lines lines of ipvsadm -Ln)"
+echo "kernel: $(uname -r), CPUs: $(nproc), ipvsadm: $(ipvsadm --version 2>&1 | head -1)"
+
+# Same answer from both, in numbers: every destination's connection counter.
+ours=$(ip netns exec "$ns" target/release/examples/ipvsdump | grep -c '^  -> [0-9]')
+theirs=$(ip netns exec "$ns" ipvsadm -Ln --stats --exact | grep -c '^  -> [0-9]')
+[[ $ours == "$theirs" ]] || { echo "destinations: ipvsdump $ours, ipvsadm $theirs" >&2; exit 1; }
+
+ip netns exec "$ns" hyperfine --shell=none --warmup 2 --runs "$runs" \
+	--export-markdown "$out/bench-dump.md" \
+	--command-name 'ipvsadm -Ln --stats --exact' 'ipvsadm -Ln --stats --exact' \
+	--command-name 'ipvsdump (1 socket)' 'target/release/examples/ipvsdump' \
+	--command-name 'ipvsdump --sockets 2' 'target/release/examples/ipvsdump --sockets 2' \
+	--command-name 'cat /proc/net/ip_vs' 'cat /proc/net/ip_vs'
+cat "$out/bench-dump.md"
