@@ -6,6 +6,7 @@
 //! change) run it on a blocking thread, and a dump decoded straight from
 //! one reused buffer is as fast as the kernel lets it be.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use netlink_packet_core::{
@@ -195,60 +196,90 @@ impl Transport {
         sequence: u32,
         mut each: impl FnMut(&[u8], u16) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let mut interrupted = false;
+        let mut answer = Answer {
+            sequence,
+            interrupted: false,
+        };
         loop {
             self.buffer.clear();
-            let size = self.socket.recv(&mut self.buffer, 0).map_err(Failure::Io)?;
+            // MSG_TRUNC makes recv return the datagram's real size, so a
+            // datagram larger than the buffer is an error, not silently cut.
+            let size = self
+                .socket
+                .recv(&mut self.buffer, libc::MSG_TRUNC)
+                .map_err(Failure::Io)?;
             if size > self.buffer.len() {
                 return Err(Failure::Decode(format!(
                     "a {size}-byte datagram did not fit the {RECV_BUFFER}-byte buffer"
                 )));
             }
-            let mut offset = 0;
-            while offset < self.buffer.len() {
-                let rest = &self.buffer[offset..];
-                let packet = NetlinkBuffer::new_checked(rest)
-                    .map_err(|e| Failure::Decode(format!("netlink header: {e}")))?;
-                let length = packet.length() as usize;
-                // Messages are 4-byte aligned within a datagram.
-                offset += (length + 3) & !3;
-                if packet.sequence_number() != sequence {
-                    // A late answer to an earlier request that gave up.
-                    continue;
+            if answer.datagram(&self.buffer, &mut each)?.is_break() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The state of reading one answer, datagram after datagram.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The request's sequence number; other messages are stale and skipped.
+    pub(crate) sequence: u32,
+    /// Whether a dump message carried NLM_F_DUMP_INTR.
+    pub(crate) interrupted: bool,
+}
+
+impl Answer {
+    /// Handles the netlink messages of one datagram: `Break` once the answer
+    /// is complete (ACK, NLMSG_DONE), `Continue` when more datagrams follow.
+    pub(crate) fn datagram(
+        &mut self,
+        datagram: &[u8],
+        each: &mut impl FnMut(&[u8], u16) -> Result<(), Failure>,
+    ) -> Result<ControlFlow<()>, Failure> {
+        let mut offset = 0;
+        while let Some(rest) = datagram.get(offset..).filter(|rest| !rest.is_empty()) {
+            let packet = NetlinkBuffer::new_checked(rest)
+                .map_err(|e| Failure::Decode(format!("netlink header: {e}")))?;
+            // Messages are 4-byte aligned within a datagram; new_checked has
+            // verified that the length covers at least the header.
+            offset += (packet.length() as usize + 3) & !3;
+            if packet.sequence_number() != self.sequence {
+                // A late answer to an earlier request that gave up.
+                continue;
+            }
+            match packet.message_type() {
+                NLMSG_NOOP => {}
+                NLMSG_OVERRUN => return Err(Failure::Decode("NLMSG_OVERRUN".into())),
+                NLMSG_ERROR => {
+                    let error = ErrorBuffer::new_checked(packet.payload())
+                        .map_err(|e| Failure::Decode(format!("NLMSG_ERROR: {e}")))?;
+                    return match error.code() {
+                        None => Ok(ControlFlow::Break(())),
+                        Some(code) => Err(Failure::Errno(code.get().saturating_abs())),
+                    };
                 }
-                let flags = packet.flags();
-                match packet.message_type() {
-                    NLMSG_NOOP => {}
-                    NLMSG_OVERRUN => return Err(Failure::Decode("NLMSG_OVERRUN".into())),
-                    NLMSG_ERROR => {
-                        let error = ErrorBuffer::new_checked(packet.payload())
-                            .map_err(|e| Failure::Decode(format!("NLMSG_ERROR: {e}")))?;
-                        return match error.code() {
-                            None => Ok(()),
-                            Some(code) => Err(Failure::Errno(code.get().saturating_abs())),
-                        };
+                NLMSG_DONE => {
+                    let done = DoneBuffer::new_checked(packet.payload())
+                        .map_err(|e| Failure::Decode(format!("NLMSG_DONE: {e}")))?;
+                    if done.code() < 0 {
+                        return Err(Failure::Errno(done.code().saturating_abs()));
                     }
-                    NLMSG_DONE => {
-                        let done = DoneBuffer::new_checked(packet.payload())
-                            .map_err(|e| Failure::Decode(format!("NLMSG_DONE: {e}")))?;
-                        if done.code() < 0 {
-                            return Err(Failure::Errno(done.code().saturating_abs()));
-                        }
-                        return if interrupted {
-                            Err(Failure::Interrupted)
-                        } else {
-                            Ok(())
-                        };
-                    }
-                    message_type => {
-                        interrupted |= flags & NLM_F_DUMP_INTR != 0;
-                        // A single answer is followed by the ACK asked
-                        // for, a dump by NLMSG_DONE: keep reading until then.
-                        each(packet.payload(), message_type)?;
-                    }
+                    return if self.interrupted {
+                        Err(Failure::Interrupted)
+                    } else {
+                        Ok(ControlFlow::Break(()))
+                    };
+                }
+                message_type => {
+                    self.interrupted |= packet.flags() & NLM_F_DUMP_INTR != 0;
+                    // A single answer is followed by the ACK asked for, a
+                    // dump by NLMSG_DONE: keep reading until then.
+                    each(packet.payload(), message_type)?;
                 }
             }
         }
+        Ok(ControlFlow::Continue(()))
     }
 }
 

@@ -5,6 +5,7 @@
 mod golden;
 mod malformed;
 mod roundtrip;
+mod transport;
 
 use netlink_packet_core::Emitable;
 
