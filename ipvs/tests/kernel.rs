@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::sleep;
 use std::time::Duration;
 
-use ipvs::proc::ConnTableCounts;
+use ipvs::proc::{ConnProtocol, ConnTableCounts, GlobalStats};
 use ipvs::{
     AddressFamily, DestinationConfig, DestinationKey, Error, ForwardMethod, Ipvs, Netmask,
     ServiceConfig, ServiceFlags, ServiceKey, TableEntry, Timeouts, MAX_WEIGHT,
@@ -143,6 +144,7 @@ fn restore_table() {
 /// counters are not zero, connections sit in several states and the
 /// persistent services hold templates.
 fn drive_traffic() {
+    run_in(None, "rm -f /run/lab-sctp-open /run/lab-tcp-open");
     let fetch = |url: &str, times: usize| {
         for _ in 0..times {
             let body = client(&format!("curl -gsS --max-time 10 {url}"));
@@ -167,9 +169,30 @@ for target in targets:
     s.close()
 EOF"#,
     );
+    // SCTP: an association attempt to the SCTP service (its real servers
+    // are DR and TUN and do not answer it), kept open for the rest of the
+    // run: closing it would abort it, and the kernel forgets aborted SCTP
+    // entries within seconds.
+    client(
+        "(exec python3 -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_STREAM,socket.IPPROTO_SCTP); \
+         s.setblocking(False); s.connect_ex((\"198.18.0.12\",3868)); open(\"/run/lab-sctp-open\",\"w\"); \
+         time.sleep(600)' >/dev/null 2>&1 &)",
+    );
     // A connection left open (ESTABLISHED, so an active connection) for the
     // rest of the run.
-    client("(exec python3 -c 'import socket,time; s=socket.create_connection((\"198.18.0.10\",80)); time.sleep(600)' >/dev/null 2>&1 &)");
+    client(
+        "(exec python3 -c 'import socket,time; s=socket.create_connection((\"198.18.0.10\",80)); \
+         open(\"/run/lab-tcp-open\",\"w\"); time.sleep(600)' >/dev/null 2>&1 &)",
+    );
+    // Both background clients say when their connection is open.
+    for ready in ["/run/lab-sctp-open", "/run/lab-tcp-open"] {
+        let mut waited = 0;
+        while !Path::new(ready).exists() {
+            assert!(waited < 60, "{ready} did not appear");
+            sleep(Duration::from_secs(1));
+            waited += 1;
+        }
+    }
     // The kernel folds its per-CPU counters into what it reports every 2 s.
     sleep(Duration::from_secs(3));
 }
@@ -621,16 +644,22 @@ fn ipvsadm_connections() -> BTreeMap<(String, String, String, String), u64> {
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn conn_table_counts_equal_ipvsadm_and_the_kernels_own_counters() {
     let _lab = lab();
-    let read = || {
-        let file = ipvs::netns::in_netns(Path::new(DIRECTOR), || {
-            File::open("/proc/thread-self/net/ip_vs_conn")
-        })
-        .expect("enter the director")
-        .expect("open ip_vs_conn");
-        ConnTableCounts::read_from(file).expect("parse ip_vs_conn")
+    // The director's /proc/net files, read whole first so that a copy of
+    // exactly what was parsed can be kept as a fixture.
+    let read = |name: &str| {
+        let path = format!("/proc/thread-self/net/{name}");
+        let mut file = ipvs::netns::in_netns(Path::new(DIRECTOR), || File::open(&path))
+            .expect("enter the director")
+            .unwrap_or_else(|e| panic!("open {name}: {e}"));
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).expect("read");
+        text
     };
-    let counts = read();
+    let conn_text = read("ip_vs_conn");
+    let counts = ConnTableCounts::read_from(&conn_text[..]).expect("parse ip_vs_conn");
     let theirs = ipvsadm_connections();
+    let stats_text = read("ip_vs_stats");
+    let global = GlobalStats::read_from(&stats_text[..]).expect("parse ip_vs_stats");
     assert!(
         counts.total_templates() > 0,
         "the persistent services hold templates"
@@ -680,4 +709,114 @@ fn conn_table_counts_equal_ipvsadm_and_the_kernels_own_counters() {
         parsed.entry(key.destination.ip()).or_default().1 += n;
     }
     assert_eq!(parsed, kernel, "per real server: (connections, templates)");
+    assert!(
+        counts
+            .connections()
+            .any(|(key, _)| key.protocol == ConnProtocol::Sctp),
+        "an SCTP entry"
+    );
+
+    // The global totals are the sum of every service's (no service of this
+    // table was deleted or zeroed since the traffic).
+    let mut total = ipvs::Stats::default();
+    for s in table.iter().map(|e| &e.service.stats) {
+        total.conns += s.conns;
+        total.in_packets += s.in_packets;
+        total.out_packets += s.out_packets;
+        total.in_bytes += s.in_bytes;
+        total.out_bytes += s.out_bytes;
+    }
+    assert_eq!(
+        (
+            global.conns,
+            global.inpkts,
+            global.outpkts,
+            global.inbytes,
+            global.outbytes
+        ),
+        (
+            total.conns,
+            total.in_packets,
+            total.out_packets,
+            total.in_bytes,
+            total.out_bytes
+        ),
+        "/proc/net/ip_vs_stats against the services' counters"
+    );
+
+    // Keep the captures, with what the kernel's counters said of them, for
+    // the parsers' unit tests (ipvs/src/proc/testdata/lab-*).
+    if let Ok(dir) = std::env::var("LAB_CAPTURE_DIR") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).expect("capture dir");
+        std::fs::write(dir.join("lab-ip_vs_conn.txt"), &conn_text).expect("write");
+        std::fs::write(dir.join("lab-ip_vs_stats.txt"), &stats_text).expect("write");
+        let kernel_view: String = kernel
+            .iter()
+            .map(|(ip, (connections, templates))| format!("{ip} {connections} {templates}\n"))
+            .collect();
+        std::fs::write(dir.join("lab-ip_vs_conn.kernel"), kernel_view).expect("write");
+        let totals = format!(
+            "{} {} {} {} {}\n",
+            total.conns, total.in_packets, total.out_packets, total.in_bytes, total.out_bytes
+        );
+        std::fs::write(dir.join("lab-ip_vs_stats.kernel"), totals).expect("write");
+    }
+}
+
+/// Drops CAP_NET_ADMIN from the calling thread's effective set (capabilities
+/// are per thread on Linux), so the rest of the thread runs without it.
+fn drop_cap_net_admin_in_this_thread() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset read and write exactly these two structures,
+    // laid out as <linux/capability.h> has them (version 3: two data words).
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0,
+            "capget"
+        );
+        data[0].effective &= !(1 << CAP_NET_ADMIN);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0,
+            "capset"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn without_cap_net_admin_the_error_says_so() {
+    let _lab = lab();
+    let error = std::thread::spawn(|| {
+        drop_cap_net_admin_in_this_thread();
+        // Resolving the family needs no privilege; every IPVS command does.
+        let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("connect");
+        ipvs.info().expect_err("GET_INFO without CAP_NET_ADMIN")
+    })
+    .join()
+    .expect("thread");
+    assert!(matches!(error, Error::PermissionDenied { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "IPVS_CMD_GET_INFO needs CAP_NET_ADMIN");
+    // The /proc files stay readable: they are world-readable.
+    assert!(Path::new("/proc/net/ip_vs_conn").exists());
 }

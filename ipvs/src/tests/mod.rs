@@ -4,6 +4,7 @@
 
 mod golden;
 mod malformed;
+mod proc_captures;
 mod roundtrip;
 mod transport;
 
