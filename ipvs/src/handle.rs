@@ -157,7 +157,7 @@ impl Ipvs {
     /// The destinations of one service with their statistics, like the
     /// real-server lines of `ipvsadm -Ln --stats -t VIP:PORT`.
     pub fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<Destination>> {
-        let destinations = self.destinations_or_empty(key)?;
+        let destinations = destinations_of(&mut self.transport, key)?;
         // The kernel answers an empty dump, not an error, for a service that
         // does not exist; tell the two apart only when it matters.
         if destinations.is_empty() {
@@ -166,24 +166,10 @@ impl Ipvs {
         Ok(destinations)
     }
 
-    fn destinations_or_empty(&mut self, key: &ServiceKey) -> Result<Vec<Destination>> {
-        destinations_of(&mut self.transport, key)
-    }
-
     /// The whole table with statistics, like `ipvsadm -Ln --stats --exact`:
     /// one service dump, then one destination dump per service.
     pub fn dump(&mut self) -> Result<Vec<TableEntry>> {
-        let services = self.services()?;
-        services
-            .into_iter()
-            .map(|service| {
-                let destinations = self.destinations_or_empty(&service.key)?;
-                Ok(TableEntry {
-                    service,
-                    destinations,
-                })
-            })
-            .collect()
+        self.dump_parallel(1)
     }
 
     /// [`Ipvs::dump`] with the per-service destination dumps spread over
@@ -198,7 +184,7 @@ impl Ipvs {
             return services
                 .into_iter()
                 .map(|service| {
-                    let destinations = self.destinations_or_empty(&service.key)?;
+                    let destinations = destinations_of(&mut self.transport, &service.key)?;
                     Ok(TableEntry {
                         service,
                         destinations,
@@ -260,11 +246,7 @@ impl Ipvs {
         let request = service_request(IpvsCmd::NewService, key, Some(config));
         self.transport
             .execute(request)
-            .map_err(|failure| match failure {
-                Failure::Errno(libc::EEXIST) => Error::ServiceExists(*key),
-                Failure::Errno(libc::ENOENT) => Error::SchedulerNotFound(missing_module(config)),
-                f => f.into_error(format!("IPVS_CMD_NEW_SERVICE {key}")),
-            })
+            .map_err(|f| service_error(f, "IPVS_CMD_NEW_SERVICE", key, Some(config)))
     }
 
     /// Changes a virtual service's settings, like `ipvsadm -E -t VIP:PORT ...`.
@@ -273,11 +255,7 @@ impl Ipvs {
         let request = service_request(IpvsCmd::SetService, key, Some(config));
         self.transport
             .execute(request)
-            .map_err(|failure| match failure {
-                Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*key),
-                Failure::Errno(libc::ENOENT) => Error::SchedulerNotFound(missing_module(config)),
-                f => f.into_error(format!("IPVS_CMD_SET_SERVICE {key}")),
-            })
+            .map_err(|f| service_error(f, "IPVS_CMD_SET_SERVICE", key, Some(config)))
     }
 
     /// Deletes a virtual service and its destinations, like `ipvsadm -D -t VIP:PORT`.
@@ -285,10 +263,7 @@ impl Ipvs {
         let request = service_request(IpvsCmd::DelService, key, None);
         self.transport
             .execute(request)
-            .map_err(|failure| match failure {
-                Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*key),
-                f => f.into_error(format!("IPVS_CMD_DEL_SERVICE {key}")),
-            })
+            .map_err(|f| service_error(f, "IPVS_CMD_DEL_SERVICE", key, None))
     }
 
     /// Adds a destination, like `ipvsadm -a -t VIP:PORT -r RIP:PORT -m -w N`.
@@ -302,14 +277,7 @@ impl Ipvs {
         let request = dest_request(IpvsCmd::NewDest, service, destination, Some(config));
         self.transport
             .execute(request)
-            .map_err(|failure| match failure {
-                Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*service),
-                Failure::Errno(libc::EEXIST) => Error::DestinationExists {
-                    service: *service,
-                    destination: *destination,
-                },
-                f => f.into_error(format!("IPVS_CMD_NEW_DEST {destination} in {service}")),
-            })
+            .map_err(|f| destination_error(f, "IPVS_CMD_NEW_DEST", service, destination))
     }
 
     /// Replaces a destination's settings, like `ipvsadm -e -t VIP:PORT -r
@@ -325,14 +293,7 @@ impl Ipvs {
         let request = dest_request(IpvsCmd::SetDest, service, destination, Some(config));
         self.transport
             .execute(request)
-            .map_err(|failure| match failure {
-                Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*service),
-                Failure::Errno(libc::ENOENT) => Error::DestinationNotFound {
-                    service: *service,
-                    destination: *destination,
-                },
-                f => f.into_error(format!("IPVS_CMD_SET_DEST {destination} in {service}")),
-            })
+            .map_err(|f| destination_error(f, "IPVS_CMD_SET_DEST", service, destination))
     }
 
     /// Removes a destination, like `ipvsadm -d -t VIP:PORT -r RIP:PORT`.
@@ -344,14 +305,7 @@ impl Ipvs {
         let request = dest_request(IpvsCmd::DelDest, service, destination, None);
         self.transport
             .execute(request)
-            .map_err(|failure| match failure {
-                Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(*service),
-                Failure::Errno(libc::ENOENT) => Error::DestinationNotFound {
-                    service: *service,
-                    destination: *destination,
-                },
-                f => f.into_error(format!("IPVS_CMD_DEL_DEST {destination} in {service}")),
-            })
+            .map_err(|f| destination_error(f, "IPVS_CMD_DEL_DEST", service, destination))
     }
 
     /// Sets one destination's weight and nothing else, like `ipvsadm -e -t
@@ -485,13 +439,50 @@ pub(crate) fn dest_request(
     )
 }
 
-/// ENOENT on NEW/SET_SERVICE means the kernel could not find (or load) the
-/// scheduler, or the persistence engine when one was named.
-fn missing_module(config: &ServiceConfig) -> String {
-    config
-        .pe_name
-        .clone()
-        .unwrap_or_else(|| config.scheduler.clone())
+/// The errors of the service commands: ESRCH is a missing service, EEXIST
+/// one that is there already, and ENOENT on NEW/SET_SERVICE a scheduler (or
+/// the persistence engine, when one was named) the kernel could not find
+/// or load.
+fn service_error(
+    failure: Failure,
+    operation: &str,
+    key: &ServiceKey,
+    config: Option<&ServiceConfig>,
+) -> Error {
+    match (failure, config) {
+        (Failure::Errno(libc::ESRCH), _) => Error::ServiceNotFound(*key),
+        (Failure::Errno(libc::EEXIST), _) => Error::ServiceExists(*key),
+        (Failure::Errno(libc::ENOENT), Some(config)) => Error::SchedulerNotFound(
+            config
+                .pe_name
+                .clone()
+                .unwrap_or_else(|| config.scheduler.clone()),
+        ),
+        (f, _) => f.into_error(format!("{operation} {key}")),
+    }
+}
+
+/// The errors of the destination commands: ESRCH is a missing service,
+/// ENOENT a missing destination, EEXIST one that is there already.
+fn destination_error(
+    failure: Failure,
+    operation: &str,
+    service: &ServiceKey,
+    destination: &DestinationKey,
+) -> Error {
+    let (service, destination) = (*service, *destination);
+    match failure {
+        Failure::Errno(libc::ESRCH) => Error::ServiceNotFound(service),
+        Failure::Errno(libc::ENOENT) => Error::DestinationNotFound {
+            service,
+            destination,
+        },
+        Failure::Errno(libc::EEXIST) => Error::DestinationExists {
+            service,
+            destination,
+        },
+        f => f.into_error(format!("{operation} {destination} in {service}")),
+    }
 }
 
 fn validate_service(config: &ServiceConfig) -> Result<()> {

@@ -7,7 +7,7 @@ use netlink_packet_generic::{GenlFamily, GenlHeader};
 
 use crate::constants::*;
 use crate::destination::attr::DestAttr;
-use crate::nla::{attributes, u32_attr};
+use crate::nla::{parse_block, u32_attr};
 use crate::service::attr::ServiceAttr;
 
 /// An IPVS command (`IPVS_CMD_*`).
@@ -234,12 +234,9 @@ impl Emitable for IpvsMessage {
 impl ParseableParametrized<[u8], GenlHeader> for IpvsMessage {
     fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
         let cmd = IpvsCmd::from(header.cmd);
-        let attrs = attributes("IPVS message", buf)
-            .map(|attr| {
-                let (kind, value) = attr?;
-                IpvsAttr::parse(cmd, kind, value)
-            })
-            .collect::<Result<_, _>>()?;
+        let attrs = parse_block("IPVS message", buf, |kind, value| {
+            IpvsAttr::parse(cmd, kind, value)
+        })?;
         Ok(IpvsMessage { cmd, attrs })
     }
 }

@@ -24,6 +24,20 @@ pub(crate) fn attributes<'a>(
     })
 }
 
+/// Parses every attribute of a nested block with `parse`.
+pub(crate) fn parse_block<T>(
+    what: &'static str,
+    buf: &[u8],
+    parse: impl Fn(u16, &[u8]) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    attributes(what, buf)
+        .map(|attr| {
+            let (kind, value) = attr?;
+            parse(kind, value)
+        })
+        .collect()
+}
+
 fn fixed<const N: usize>(name: &str, value: &[u8]) -> Result<[u8; N], DecodeError> {
     value
         .try_into()

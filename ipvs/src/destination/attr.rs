@@ -46,12 +46,7 @@ pub enum DestAttr {
 impl DestAttr {
     /// Parses the value of an `IPVS_CMD_ATTR_DEST` attribute.
     pub fn parse_all(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attributes("IPVS_CMD_ATTR_DEST", buf)
-            .map(|attr| {
-                let (kind, value) = attr?;
-                Self::parse(kind, value)
-            })
-            .collect()
+        parse_block("IPVS_CMD_ATTR_DEST", buf, Self::parse)
     }
 
     fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {

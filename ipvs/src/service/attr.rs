@@ -47,12 +47,7 @@ pub enum ServiceAttr {
 impl ServiceAttr {
     /// Parses the value of an `IPVS_CMD_ATTR_SERVICE` attribute.
     pub fn parse_all(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attributes("IPVS_CMD_ATTR_SERVICE", buf)
-            .map(|attr| {
-                let (kind, value) = attr?;
-                Self::parse(kind, value)
-            })
-            .collect()
+        parse_block("IPVS_CMD_ATTR_SERVICE", buf, Self::parse)
     }
 
     fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {

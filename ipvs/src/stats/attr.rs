@@ -4,7 +4,7 @@
 use netlink_packet_core::{DecodeError, DefaultNla, Nla};
 
 use crate::constants::*;
-use crate::nla::{attributes, u32_attr, u64_attr};
+use crate::nla::{parse_block, u32_attr, u64_attr};
 
 /// A counter as it is on the wire: the 32-bit block truncates connection and
 /// packet counters and rates to u32 (bytes stay u64); the 64-bit block
@@ -90,12 +90,7 @@ impl StatsAttr {
 
     /// Parses a whole STATS or STATS64 block.
     pub fn parse_all(block: &'static str, buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attributes(block, buf)
-            .map(|attr| {
-                let (kind, value) = attr?;
-                Self::parse(kind, value)
-            })
-            .collect()
+        parse_block(block, buf, Self::parse)
     }
 
     fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {
