@@ -1,0 +1,26 @@
+//! The HTTP side that `ipvs-exporter` and `ipvs-checker` share, so both
+//! behave like every Prometheus exporter:
+//!
+//! - [`config`]: the `--web.config.file` format of Prometheus'
+//!   exporter-toolkit (TLS server certificate and key, optional client CA
+//!   for mutual TLS, minimum TLS version, `basic_auth_users` with bcrypt
+//!   hashes), parsed strictly and validated at start-up;
+//! - [`server`]: a hyper 1 server over TCP or TLS that asks for basic auth
+//!   when configured, limits how long a client may take to send its
+//!   headers, survives accept errors and shuts down gracefully;
+//! - [`logging`]: `--log.level` and `--log.format=logfmt|json`.
+//!
+//! The handler is any `Fn(Request) -> Future<Output = Response<Full<Bytes>>>`:
+//! authentication has already happened when it runs.
+
+pub mod auth;
+pub mod config;
+pub mod logging;
+pub mod server;
+
+pub use config::{ClientAuth, ConfigError, WebConfig};
+pub use logging::{LogFormat, LogLevel};
+pub use server::{shutdown_signal, Limits, Server};
+
+#[cfg(test)]
+mod tests;

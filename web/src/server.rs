@@ -1,0 +1,237 @@
+//! The HTTP server: hyper 1 over TCP or TLS, basic auth in front of the
+//! handler, bounded against slow clients, stopped gracefully.
+//!
+//! - A failed `accept` (out of descriptors, a connection reset before it
+//!   was taken) is logged and retried after a pause; it never ends the
+//!   server.
+//! - A client has [`Limits::header_read`] to send its request head, and
+//!   [`Limits::tls_handshake`] to finish a TLS handshake; after that the
+//!   connection is closed, so slow or silent clients cannot pile up.
+//! - On shutdown the listener closes, requests in flight finish (up to
+//!   [`Limits::shutdown_grace`]), idle keep-alive connections are closed.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::BasicAuth;
+use crate::config::WebConfig;
+
+/// Time limits of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time a client has to send a request head (each request of a
+    /// keep-alive connection included).
+    pub header_read: Duration,
+    /// Time a client has to complete the TLS handshake.
+    pub tls_handshake: Duration,
+    /// Pause after a failed `accept` before trying again.
+    pub accept_retry: Duration,
+    /// How long requests in flight may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read: Duration::from_secs(10),
+            tls_handshake: Duration::from_secs(10),
+            accept_retry: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A bound listener with its web configuration, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    auth: Option<Arc<BasicAuth>>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .field("auth", &self.auth.is_some())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds `addr` and prepares TLS and basic auth as `config` says.
+    pub async fn bind(addr: SocketAddr, config: &WebConfig, limits: Limits) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Server {
+            listener,
+            tls: config.tls.clone().map(TlsAcceptor::from),
+            auth: BasicAuth::new(&config.basic_auth_users),
+            limits,
+        })
+    }
+
+    /// The address actually bound (port 0 picks a free one).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `handler` until `shutdown` completes, then closes gracefully.
+    pub async fn run<H, F>(self, handler: H, shutdown: impl Future<Output = ()>)
+    where
+        H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        let graceful = GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read);
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed; retrying");
+                    tokio::time::sleep(self.limits.accept_retry).await;
+                    continue;
+                }
+            };
+            let connection = Connection {
+                http: http.clone(),
+                tls: self.tls.clone(),
+                auth: self.auth.clone(),
+                handler: handler.clone(),
+                watcher: graceful.watcher(),
+                tls_handshake: self.limits.tls_handshake,
+            };
+            tokio::spawn(connection.serve(stream, peer));
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: finishing requests in flight");
+        if tokio::time::timeout(self.limits.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still in flight after {:?}; closing anyway",
+                self.limits.shutdown_grace
+            );
+        }
+    }
+}
+
+/// What one accepted connection needs.
+struct Connection<H> {
+    http: hyper::server::conn::http1::Builder,
+    tls: Option<TlsAcceptor>,
+    auth: Option<Arc<BasicAuth>>,
+    handler: H,
+    watcher: hyper_util::server::graceful::Watcher,
+    tls_handshake: Duration,
+}
+
+impl<H, F> Connection<H>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        match self.tls.clone() {
+            None => self.serve_io(stream, peer).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(self.tls_handshake, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => self.serve_io(tls, peer).await,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                    }
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve_io<IO>(self, io: IO, peer: SocketAddr)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let auth = self.auth;
+        let handler = self.handler;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let auth = auth.clone();
+            let handler = handler.clone();
+            async move {
+                if let Some(auth) = auth {
+                    let header = request
+                        .headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes().to_vec());
+                    if !auth.check_async(header).await {
+                        return Ok::<_, Infallible>(unauthorized());
+                    }
+                }
+                Ok(handler(request).await)
+            }
+        });
+        let connection = self.http.serve_connection(TokioIo::new(io), service);
+        if let Err(error) = self.watcher.watch(connection).await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// 401 with the challenge that makes browsers ask for a password.
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"Unauthorized\n")));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"ipvs\", charset=\"UTF-8\""),
+    );
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C), logging which; if the signal
+/// handlers cannot be installed, it logs why and never completes.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(%error, "cannot install the SIGTERM/SIGINT handlers");
+            return std::future::pending().await;
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "shutdown requested");
+}

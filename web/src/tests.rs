@@ -1,0 +1,266 @@
+//! The server against real clients on 127.0.0.1, with certificates made
+//! here: TLS, mutual TLS, basic auth, slow clients, plain HTTP to a TLS
+//! port, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::{Limits, Server, WebConfig};
+
+/// A CA and certificates it signed, written to a fresh folder.
+struct Pki {
+    dir: PathBuf,
+    ca_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("ipvs-web-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut ca_params = CertificateParams::new(vec![]).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("key");
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let server_key = KeyPair::generate().expect("key");
+        let server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("params")
+            .signed_by(&server_key, &ca, &ca_key)
+            .expect("server cert");
+        let client_key = KeyPair::generate().expect("key");
+        let client = CertificateParams::new(vec!["prometheus".into()])
+            .expect("params")
+            .signed_by(&client_key, &ca, &ca_key)
+            .expect("client cert");
+        std::fs::write(dir.join("ca.crt"), ca.pem()).expect("write");
+        std::fs::write(dir.join("server.crt"), server.pem()).expect("write");
+        std::fs::write(dir.join("server.key"), server_key.serialize_pem()).expect("write");
+        Pki {
+            dir,
+            ca_pem: ca.pem(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
+        }
+    }
+
+    /// A web config in the folder, relative paths and all.
+    fn config(&self, yaml: &str) -> WebConfig {
+        let path = self.dir.join("web.yml");
+        std::fs::write(&path, yaml).expect("write");
+        WebConfig::load(&path).expect("valid config")
+    }
+
+    fn client(&self, with_cert: bool) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(ca.expect("pem")).expect("root");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots);
+        let config = if with_cert {
+            let certs = CertificateDer::pem_slice_iter(self.client_cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("pem");
+            let key = PrivateKeyDer::from_pem_slice(self.client_key_pem.as_bytes()).expect("key");
+            builder
+                .with_client_auth_cert(certs, key)
+                .expect("client auth")
+        } else {
+            builder.with_no_client_auth()
+        };
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn hello(_request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    Response::new(Full::new(Bytes::from_static(b"hello\n")))
+}
+
+/// Starts a server on 127.0.0.1; the sender stops it, the handle ends
+/// when it has stopped.
+async fn start(
+    config: WebConfig,
+    limits: Limits,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let server = Server::bind("127.0.0.1:0".parse().expect("addr"), &config, limits)
+        .await
+        .expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(hello, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
+}
+
+/// Sends one GET and returns the whole answer as text.
+async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|a| {
+            use base64::Engine;
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(a)
+            )
+        })
+        .unwrap_or_default();
+    let request = format!("GET / HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn tls_yaml(extra: &str) -> String {
+    format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}")
+}
+
+#[tokio::test]
+async fn tls_and_basic_auth() {
+    let pki = Pki::new("auth");
+    let hash = bcrypt::hash("s3cret", 4).expect("hash");
+    let config = pki.config(&format!(
+        "{}basic_auth_users:\n  prometheus: {hash}\n",
+        tls_yaml("")
+    ));
+    let (addr, stop, task) = start(config, Limits::default()).await;
+    let connector = pki.client(false);
+    let connect = || async {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        connector
+            .connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+            .await
+            .expect("TLS handshake")
+    };
+
+    let answer = get(connect().await, Some("prometheus:s3cret")).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello\n"), "{answer}");
+
+    for credentials in [Some("prometheus:wrong"), Some("nobody:s3cret"), None] {
+        let answer = get(connect().await, credentials).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+            "{credentials:?}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("www-authenticate: basic realm=\"ipvs\", charset=\"utf-8\"\r\n"),
+            "{answer}"
+        );
+    }
+
+    // Plain HTTP to the TLS port: no HTTP answer, the connection closes
+    // promptly, and the server goes on serving TLS.
+    let started = Instant::now();
+    let plain = TcpStream::connect(addr).await.expect("connect");
+    let answer = tokio::time::timeout(Duration::from_secs(5), get(plain, None))
+        .await
+        .expect("closed promptly");
+    assert!(!answer.contains("HTTP/1.1"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let answer = get(connect().await, Some("prometheus:s3cret")).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stopped")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
+    let pki = Pki::new("mtls");
+    let config = pki.config(&tls_yaml(
+        "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
+    ));
+    let (addr, stop, _task) = start(config, Limits::default()).await;
+    let name = || ServerName::try_from("127.0.0.1").expect("name");
+
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tls = pki.client(true).connect(name(), tcp).await.expect("mTLS");
+    let answer = get(tls, None).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+
+    // Without a certificate, TLS 1.3 reports the refusal on first read.
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let refused = match pki.client(false).connect(name(), tcp).await {
+        Err(_) => true,
+        Ok(tls) => !get(tls, None).await.contains("HTTP/1.1 200"),
+    };
+    assert!(refused, "a client without a certificate was served");
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off() {
+    let limits = Limits {
+        header_read: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (addr, stop, _task) = start(WebConfig::plain(), limits).await;
+
+    // Half a request head, then nothing.
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: te")
+        .await
+        .expect("write");
+    // Nothing at all.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    for stream in [&mut slow, &mut silent] {
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "connection still open after 5 s");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    // A normal client still gets its answer.
+    let answer = get(TcpStream::connect(addr).await.expect("connect"), None).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_listener() {
+    let (addr, stop, task) = start(WebConfig::plain(), Limits::default()).await;
+    // An idle keep-alive connection does not hold the shutdown up.
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 256];
+    let n = idle.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stopped within 5 s")
+        .expect("no panic");
+    assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+}
