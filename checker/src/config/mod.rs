@@ -1,0 +1,337 @@
+//! The checker's configuration: a YAML file read once ([`load`]) into typed,
+//! validated values.
+//!
+//! ```yaml
+//! mode: weights                 # or managed
+//! defaults:                     # every service and real server may override these
+//!   interval: 2s
+//!   timeout: 1s
+//!   rise: 2
+//!   fall: 3
+//!   check: {type: http, path: /health}
+//! services:
+//!   - protocol: tcp
+//!     address: 198.18.0.10:443
+//!     quorum: {min_up: 1}
+//!     check:
+//!       type: https
+//!       ca_file: ca.pem          # relative to this file
+//!       server_name: www.example.test
+//!     real_servers:
+//!       - {address: 198.18.1.11:443, weight: 3}
+//!       - {address: 198.18.1.12:443, check_address: 198.18.1.12:8443}
+//! ```
+//!
+//! Reading is parse-then-validate: [`raw`] mirrors the file with
+//! `deny_unknown_fields`, and [`validate`] turns each node into its typed
+//! value while serde_yaml still knows where that node is, so every error
+//! carries file, line and column. serde_yaml is used here and nowhere else.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipvs::{DestinationKey, ForwardMethod, ServiceKey};
+use regex::Regex;
+
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What the checker may change in the IPVS table.
+    pub mode: Mode,
+    /// The virtual services, in file order.
+    pub services: Vec<VirtualService>,
+}
+
+/// What the checker owns in the IPVS table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A sidecar to a table made by ipvsadm or keepalived: only the weights
+    /// of the configured real servers change.
+    Weights,
+    /// The checker creates and updates the configured services and real
+    /// servers itself (scheduler, forwarding method, persistence).
+    Managed,
+}
+
+/// One virtual service and its real servers.
+#[derive(Debug, Clone)]
+pub struct VirtualService {
+    /// Which IPVS service.
+    pub key: ServiceKey,
+    /// The scheduler (`ipvsadm -s`), used in managed mode.
+    pub scheduler: String,
+    /// Persistence timeout in seconds (`ipvsadm -p`), used in managed mode.
+    pub persistence: Option<u32>,
+    /// The quorum guard, if configured.
+    pub quorum: Option<Quorum>,
+    /// The real servers, in file order.
+    pub real_servers: Vec<RealServer>,
+}
+
+/// The quorum guard of a service: fail open instead of emptying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorum {
+    /// While fewer real servers than this are up, none of the service's
+    /// real servers is set to weight 0.
+    pub min_up: u32,
+}
+
+/// One real server of a virtual service, with everything inherited from the
+/// service and the defaults already applied.
+#[derive(Debug, Clone)]
+pub struct RealServer {
+    /// Which IPVS destination.
+    pub key: DestinationKey,
+    /// The weight it gets while healthy.
+    pub weight: u32,
+    /// How packets reach it, used in managed mode.
+    pub forward: ForwardMethod,
+    /// Where the probe connects: the real server's address, its check port,
+    /// or `check_address`.
+    pub target: SocketAddr,
+    /// The local address probes bind to, if set.
+    pub source: Option<IpAddr>,
+    /// Probe timing and thresholds.
+    pub timing: Timing,
+    /// The check to run.
+    pub check: Arc<Check>,
+}
+
+/// When to probe and how many results flip the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Time between the starts of two probes.
+    pub interval: Duration,
+    /// The longest a probe may take, connection and answer included.
+    pub timeout: Duration,
+    /// Consecutive successes that make a down (or new) real server up.
+    pub rise: u32,
+    /// Consecutive failures that make an up (or new) real server down.
+    pub fall: u32,
+}
+
+/// A health check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Probe this port instead of the real server's (a health port).
+    pub port: Option<u16>,
+    /// What the probe does.
+    pub kind: CheckKind,
+}
+
+/// The probe types.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// A TCP connection that is opened and closed.
+    Tcp,
+    /// An HTTP/1.1 request.
+    Http(HttpCheck),
+    /// An HTTP/1.1 request over TLS.
+    Https(HttpsCheck),
+}
+
+/// An HTTPS check: the request, and how the server's certificate is verified.
+#[derive(Debug, Clone)]
+pub struct HttpsCheck {
+    /// The request and the expected answer.
+    pub http: HttpCheck,
+    /// The TLS side.
+    pub tls: TlsCheck,
+}
+
+/// The request an HTTP(S) check sends and the answer it accepts.
+#[derive(Debug, Clone)]
+pub struct HttpCheck {
+    /// The request method (`GET` unless set).
+    pub method: hyper::Method,
+    /// The request target (`/` unless set).
+    pub path: String,
+    /// The Host header (the target address unless set).
+    pub host: Option<String>,
+    /// More request headers.
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    /// Accepted status codes (200-299 unless set).
+    pub expect_status: Vec<(u16, u16)>,
+    /// A regex the body must match, if set.
+    pub body: Option<Regex>,
+}
+
+/// The TLS side of an HTTPS check.
+#[derive(Debug, Clone)]
+pub struct TlsCheck {
+    /// The name sent as SNI and verified against the certificate; when
+    /// unset, the Host header, else the target IP.
+    pub server_name: Option<rustls_pki_types::ServerName<'static>>,
+    /// The private CA file, if set (otherwise nothing is trusted unless
+    /// verification is off).
+    pub ca_file: Option<PathBuf>,
+    /// The oldest TLS version accepted.
+    pub min_version: TlsVersion,
+    /// Verification is off: any certificate is accepted.
+    pub insecure_skip_verify: bool,
+    /// Whether a client certificate is presented (mTLS).
+    pub client_auth: bool,
+    /// The client configuration built from the above.
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// A configuration that could not be read, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// Line and column (1-based), when the error is about one place.
+    pub location: Option<(usize, usize)>,
+    /// What is wrong, with the path of the key (`services[0].check`).
+    pub message: String,
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        location: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, path, base)
+}
+
+/// Validates config `text`, naming `file` in errors and resolving relative
+/// paths in it against `base`.
+pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+    validate::parse(text, base).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        location: e.location,
+        message: e.message,
+    })
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Weights => "weights",
+            Mode::Managed => "managed",
+        })
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        })
+    }
+}
+
+impl fmt::Display for Check {
+    /// One line, as `--config.check` prints it: `https GET /health expect
+    /// 200-299 server_name=www.example.test ca_file=/etc/ca.pem`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let http = |f: &mut fmt::Formatter<'_>, h: &HttpCheck| -> fmt::Result {
+            write!(f, " {} {}", h.method, h.path)?;
+            if let Some(host) = &h.host {
+                write!(f, " host={host}")?;
+            }
+            let codes: Vec<String> = h
+                .expect_status
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect();
+            write!(f, " expect {}", codes.join(","))?;
+            if let Some(body) = &h.body {
+                write!(f, " body=/{}/", body.as_str())?;
+            }
+            Ok(())
+        };
+        match &self.kind {
+            CheckKind::Tcp => f.write_str("tcp connect")?,
+            CheckKind::Http(h) => {
+                f.write_str("http")?;
+                http(f, h)?;
+            }
+            CheckKind::Https(HttpsCheck { http: h, tls }) => {
+                f.write_str("https")?;
+                http(f, h)?;
+                if let Some(name) = &tls.server_name {
+                    write!(f, " server_name={}", name.to_str())?;
+                }
+                if let Some(ca) = &tls.ca_file {
+                    write!(f, " ca_file={}", ca.display())?;
+                }
+                write!(f, " min_tls={}", tls.min_version)?;
+                if tls.client_auth {
+                    f.write_str(" client_cert")?;
+                }
+                if tls.insecure_skip_verify {
+                    f.write_str(" INSECURE_SKIP_VERIFY")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `--config.check` prints: each service and real server with its
+/// weight, probe target, timing and check, like `ipvsadm -Ln` indented.
+pub fn describe(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("mode: {}\n", config.mode);
+    for service in &config.services {
+        let _ = write!(out, "{}", service.key);
+        if config.mode == Mode::Managed {
+            let _ = write!(out, " {}", service.scheduler);
+            if let Some(p) = service.persistence {
+                let _ = write!(out, " persistent {p}");
+            }
+        }
+        if let Some(q) = service.quorum {
+            let _ = write!(out, " quorum min_up={}", q.min_up);
+        }
+        out.push('\n');
+        for rs in &service.real_servers {
+            let t = rs.timing;
+            let _ = writeln!(
+                out,
+                "  -> {} weight {} probe {} every {:?} timeout {:?} rise {} fall {}{}: {}",
+                rs.key,
+                rs.weight,
+                rs.target,
+                t.interval,
+                t.timeout,
+                t.rise,
+                t.fall,
+                rs.source.map(|s| format!(" from {s}")).unwrap_or_default(),
+                rs.check
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,188 @@
+//! The config against `testdata/`: the valid example read field by field,
+//! and one `invalid-*.yaml` per rule with the exact message it produces.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipvs::{AddressFamily, DestinationKey, ServiceKey};
+
+use super::*;
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+fn dest(s: &str) -> DestinationKey {
+    DestinationKey::new(s.parse().expect("test address"))
+}
+
+#[test]
+fn valid_example_reads_as_written() {
+    let config = load(&testdata("valid.yaml")).expect("valid.yaml is valid");
+    assert_eq!(config.mode, Mode::Weights);
+    assert_eq!(config.services.len(), 3);
+
+    let web = &config.services[0];
+    assert_eq!(
+        web.key,
+        ServiceKey::tcp("198.18.0.10:80".parse().expect("test address"))
+    );
+    assert_eq!(web.quorum, Some(Quorum { min_up: 1 }));
+    let rs1 = &web.real_servers[0];
+    assert_eq!(rs1.key, dest("198.18.1.11:80"));
+    assert_eq!(rs1.weight, 3);
+    assert_eq!(rs1.target, "198.18.1.11:80".parse().expect("test address"));
+    // The defaults apply wherever they stand in the file.
+    assert_eq!(
+        rs1.timing,
+        Timing {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise: 2,
+            fall: 2
+        }
+    );
+    let CheckKind::Http(http) = &rs1.check.kind else {
+        panic!("service check is http: {:?}", rs1.check)
+    };
+    assert_eq!(http.path, "/health");
+    assert_eq!(http.expect_status, vec![(200, 200), (300, 399)]);
+    assert_eq!(http.body.as_ref().map(|r| r.as_str()), Some("ok"));
+    // A bare IP takes the service's port; check_address moves the probe.
+    let rs2 = &web.real_servers[1];
+    assert_eq!(rs2.key, dest("198.18.1.12:80"));
+    assert_eq!(rs2.weight, 2, "default weight");
+    assert_eq!(
+        rs2.target,
+        "198.18.1.12:8080".parse().expect("test address")
+    );
+    assert_eq!(rs2.timing.rise, 1);
+
+    let dns = &config.services[1];
+    assert_eq!(
+        dns.key,
+        ServiceKey::udp("[2001:db8::10]:53".parse().expect("test address"))
+    );
+    let rs = &dns.real_servers[0];
+    assert_eq!(rs.timing.interval, Duration::from_secs(5));
+    assert!(matches!(rs.check.kind, CheckKind::Tcp));
+    assert_eq!(
+        rs.target,
+        "[2001:db8:1::13]:8053".parse().expect("test address")
+    );
+
+    let marked = &config.services[2];
+    assert_eq!(marked.key, ServiceKey::fwmark(1, AddressFamily::Inet));
+    let rs = &marked.real_servers[0];
+    assert_eq!(rs.key, dest("198.18.1.11:0"));
+    assert_eq!(rs.target, "198.18.1.11:443".parse().expect("test address"));
+    let CheckKind::Https(https) = &rs.check.kind else {
+        panic!("https: {:?}", rs.check)
+    };
+    assert_eq!(https.tls.ca_file, Some(testdata("ca.pem")));
+    assert_eq!(https.tls.min_version, TlsVersion::Tls13);
+    assert_eq!(
+        https
+            .tls
+            .server_name
+            .as_ref()
+            .map(|n| n.to_str().into_owned()),
+        Some("rs1.lab.test".to_owned())
+    );
+}
+
+#[test]
+fn describe_lists_every_real_server() {
+    let config = load(&testdata("valid.yaml")).expect("valid.yaml is valid");
+    let text = describe(&config);
+    assert!(
+        text.contains("TCP 198.18.0.10:80 quorum min_up=1\n  -> 198.18.1.11:80 weight 3 probe 198.18.1.11:80 every 1s timeout 500ms rise 2 fall 2: http GET /health expect 200,300-399 body=/ok/\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FWM 1\n  -> 198.18.1.11:0 weight 2 probe 198.18.1.11:443"),
+        "{text}"
+    );
+}
+
+/// Each fixture and the message it must produce, after `FILE:`.
+const INVALID: &[(&str, &str)] = &[
+    ("address-and-fwmark", "2:5: services[0]: set either address or fwmark, not both"),
+    ("body-regex", "3:12: services[0].check: invalid body regex: regex parse error:\n    (ok\n    ^\nerror: unclosed group"),
+    ("ca-file-missing", "3:12: services[0].check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
+    ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http or https"),
+    ("client-cert-without-key", "3:12: services[0].check: client_cert and client_key go together: set both or neither"),
+    ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
+    ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
+    ("duration", "2:3: defaults: invalid duration \"2\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
+    ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
+    ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
+    ("min-tls-version", "3:12: services[0].check: invalid min_tls_version \"1.1\": expected \"1.2\" or \"1.3\""),
+    ("mode", "1:7: mode: unknown variant `auto`, expected `weights` or `managed`"),
+    ("no-address", "2:5: services[0]: a service needs an address (with protocol) or a fwmark"),
+    ("no-real-servers", "2:5: services[0]: service TCP 198.18.0.10:80 has no real servers"),
+    ("no-services", "services: the list is empty: nothing to check"),
+    ("quorum", "2:5: services[0]: quorum.min_up 3 is more than the service's 2 real servers"),
+    ("real-server-address", "4:9: services[0].real_servers[0]: invalid real server address \"rs1.lab.test:80\": expected IP, IP:PORT or [IPv6]:PORT"),
+    ("rise-zero", "2:5: services[0]: rise and fall must be at least 1 (consecutive results that change the state), got 0"),
+    ("scheduler-in-weights-mode", "3:5: services[0]: scheduler is only used in mode: managed"),
+    ("status-range", "3:12: services[0].check: invalid status range \"399-200\" in expect_status: expected like 200-399"),
+    ("timeout-longer-than-interval", "4:5: services[0]: real server 198.18.1.11:80: timeout 2s is longer than interval 1s"),
+    ("tls-field-on-http", "3:12: services[0].check: ca_file is only for https checks, not type http"),
+    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `check`"),
+    ("weight", "4:9: services[0].real_servers[0]: weight 2147483648 is out of range: IPVS accepts 0 to 2147483647"),
+    ("yaml-syntax", "3:4: did not find expected '-' indicator at line 3 column 4, while parsing a block collection at line 2 column 3"),
+];
+
+#[test]
+fn every_invalid_fixture_fails_with_its_message() {
+    let mut fixtures: Vec<String> = std::fs::read_dir(testdata(""))
+        .expect("testdata")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("invalid-"))
+        .collect();
+    fixtures.sort();
+    let mut report = String::new();
+    for name in &fixtures {
+        let path = testdata(name);
+        let error = load(&path).expect_err(name).to_string();
+        // The file name is the same in every message; machine paths inside
+        // the message (ca_file) are shown relative to the crate.
+        let got = error
+            .strip_prefix(&format!("{}:", path.display()))
+            .unwrap_or(&error)
+            .trim_start()
+            .replace(&format!("{}/", testdata("").display()), "testdata/")
+            .replace(&testdata("").display().to_string(), "testdata/");
+        let rule = name
+            .trim_start_matches("invalid-")
+            .trim_end_matches(".yaml");
+        match INVALID.iter().find(|(r, _)| *r == rule) {
+            Some((_, want)) if *want == got => {}
+            Some((_, want)) => report.push_str(&format!("{name}:\n  want {want}\n  got  {got}\n")),
+            None => report.push_str(&format!(
+                "{name}: no expected message; got\n    (\"{rule}\", {got:?}),\n"
+            )),
+        }
+    }
+    for (rule, _) in INVALID {
+        if !fixtures.contains(&format!("invalid-{rule}.yaml")) {
+            report.push_str(&format!("invalid-{rule}.yaml is missing\n"));
+        }
+    }
+    assert!(report.is_empty(), "\n{report}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let error = load(Path::new("/nonexistent/checker.yml")).expect_err("no such file");
+    assert_eq!(error.location, None);
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/checker.yml: cannot read: "),
+        "{error}"
+    );
+}

@@ -1,0 +1,33 @@
+//! `tcp`: the real server accepts a connection.
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::{ProbeError, Success, Target};
+
+/// Opens a TCP connection to the target and closes it.
+pub async fn probe(target: &Target, _settings: &()) -> Result<Success, ProbeError> {
+    connect(target).await?;
+    Ok(Success::default())
+}
+
+/// A TCP connection to the target from its source address, if set.
+pub(super) async fn connect(target: &Target) -> Result<TcpStream, ProbeError> {
+    let socket = if target.addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(ProbeError::Connect)?;
+    if let Some(source) = target.source {
+        socket
+            .bind(std::net::SocketAddr::new(source, 0))
+            .map_err(ProbeError::Connect)?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(ProbeError::Connect)?;
+    // Checks are small request/answer exchanges: no Nagle delay.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}

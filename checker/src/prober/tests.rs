@@ -1,0 +1,341 @@
+//! The probers against servers on 127.0.0.1 made by each test: HTTP
+//! answers good and bad, servers that never answer or trickle, and HTTPS
+//! with certificates from a private CA made here with rcgen.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::config::{self, Check};
+
+/// How a test server answers each connection.
+#[derive(Clone)]
+enum Answer {
+    /// These bytes, after reading the request head.
+    Bytes(&'static [u8]),
+    /// Reads the request and then says nothing, connection open.
+    Silence,
+    /// The bytes, one a second.
+    Trickle(&'static [u8]),
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhealthy\n";
+const ERROR: &[u8] =
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n";
+
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, answer: Answer) {
+    read_head(&mut s).await;
+    match answer {
+        Answer::Bytes(b) => {
+            let _ = s.write_all(b).await;
+            let _ = s.shutdown().await;
+        }
+        Answer::Silence => tokio::time::sleep(Duration::from_secs(60)).await,
+        Answer::Trickle(b) => {
+            for byte in b {
+                if s.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                let _ = s.flush().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// An HTTP server on 127.0.0.1 (over TLS when `tls` is given).
+async fn server(reply: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let reply = reply.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    None => answer(tcp, reply).await,
+                    Some(config) => {
+                        if let Ok(s) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
+                            answer(s, reply).await
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A check from YAML, relative files in `dir`.
+fn check(yaml: &str, dir: &Path) -> Arc<Check> {
+    let text = format!(
+        "services:\n  - address: 198.18.0.10:80\n    check: {yaml}\n    real_servers:\n      - address: 198.18.1.11:80\n"
+    );
+    let config = config::parse(&text, Path::new("test.yaml"), dir).expect("test check is valid");
+    config.services[0].real_servers[0].check.clone()
+}
+
+fn target(addr: SocketAddr) -> Target {
+    Target { addr, source: None }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[tokio::test]
+async fn tcp_connects_or_is_refused() {
+    let addr = server(Answer::Silence, None).await;
+    let tcp = check("{type: tcp}", Path::new("."));
+    probe(&tcp, &target(addr), TIMEOUT)
+        .await
+        .expect("listening");
+
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let closed_addr = closed.local_addr().expect("address");
+    drop(closed);
+    let e = probe(&tcp, &target(closed_addr), TIMEOUT)
+        .await
+        .expect_err("refused");
+    assert_eq!(e.reason(), "connect", "{e}");
+}
+
+#[tokio::test]
+async fn tcp_binds_the_source_address() {
+    let addr = server(Answer::Silence, None).await;
+    let tcp = check("{type: tcp}", Path::new("."));
+    let from = Target {
+        addr,
+        source: Some("127.0.0.2".parse().expect("address")),
+    };
+    probe(&tcp, &from, TIMEOUT).await.expect("from 127.0.0.2");
+    let unusable = Target {
+        addr,
+        source: Some("198.18.200.1".parse().expect("address")),
+    };
+    let e = probe(&tcp, &unusable, TIMEOUT)
+        .await
+        .expect_err("not a local address");
+    assert_eq!(e.reason(), "connect", "{e}");
+}
+
+#[tokio::test]
+async fn http_judges_status_and_body() {
+    let ok = server(Answer::Bytes(OK), None).await;
+    let error = server(Answer::Bytes(ERROR), None).await;
+    let plain = check("{type: http, path: /health}", Path::new("."));
+    let success = probe(&plain, &target(ok), TIMEOUT).await.expect("200");
+    assert_eq!(success.status, Some(200));
+    let e = probe(&plain, &target(error), TIMEOUT)
+        .await
+        .expect_err("500");
+    assert_eq!(
+        (e.reason(), e.to_string()),
+        ("status", "HTTP status 500 is not expected".into())
+    );
+
+    let tolerant = check("{type: http, expect_status: [\"500-503\"]}", Path::new("."));
+    probe(&tolerant, &target(error), TIMEOUT)
+        .await
+        .expect("500 expected");
+
+    let body = check("{type: http, body: \"^healthy\"}", Path::new("."));
+    probe(&body, &target(ok), TIMEOUT)
+        .await
+        .expect("body matches");
+    let wrong = check("{type: http, body: \"^ready\"}", Path::new("."));
+    let e = probe(&wrong, &target(ok), TIMEOUT)
+        .await
+        .expect_err("body differs");
+    assert_eq!(
+        (e.reason(), e.to_string()),
+        ("body", "body does not match /^ready/".into())
+    );
+
+    let not_http = server(Answer::Bytes(b"SSH-2.0-OpenSSH\r\n"), None).await;
+    let e = probe(&plain, &target(not_http), TIMEOUT)
+        .await
+        .expect_err("not HTTP");
+    assert_eq!(e.reason(), "http", "{e}");
+}
+
+#[tokio::test]
+async fn a_silent_or_trickling_server_fails_at_the_timeout() {
+    let http = check("{type: http, body: healthy}", Path::new("."));
+    let timeout = Duration::from_millis(1500);
+    for reply in [Answer::Silence, Answer::Trickle(OK)] {
+        let addr = server(reply, None).await;
+        let start = Instant::now();
+        let e = probe(&http, &target(addr), timeout)
+            .await
+            .expect_err("too slow");
+        let took = start.elapsed();
+        assert_eq!(e.reason(), "timeout", "{e}");
+        assert!(
+            took >= timeout && took < timeout + Duration::from_millis(300),
+            "{took:?}"
+        );
+    }
+}
+
+/// A private CA and what it issues, written as PEM files in a temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let ca = params.self_signed(&ca_key).expect("CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write CA");
+        Pki { dir, ca, ca_key }
+    }
+
+    /// A server config with a certificate for `names`, valid until
+    /// `not_after` (a year); returns it and the not-after in Unix seconds.
+    fn server(&self, names: &[&str], not_after: i32) -> (Arc<rustls::ServerConfig>, i64) {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after, 1, 1);
+        let expiry = params.not_after.unix_timestamp();
+        let cert = params
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("issue");
+        let chain = vec![CertificateDer::from(cert.der().to_vec())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+        (Arc::new(config), expiry)
+    }
+}
+
+#[tokio::test]
+async fn https_verifies_against_the_private_ca_by_server_name() {
+    let pki = Pki::new("lab CA");
+    let (tls, expiry) = pki.server(&["rs1.lab.test"], 2090);
+    let addr = server(Answer::Bytes(OK), Some(tls)).await;
+    let good = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let success = probe(&good, &target(addr), TIMEOUT)
+        .await
+        .expect("verified");
+    assert_eq!(
+        success,
+        Success {
+            status: Some(200),
+            cert_not_after: Some(expiry)
+        }
+    );
+
+    // The Host header names the server when server_name is not set.
+    let by_host = check(
+        "{type: https, ca_file: ca.pem, host: \"rs1.lab.test:443\"}",
+        pki.dir.path(),
+    );
+    probe(&by_host, &target(addr), TIMEOUT)
+        .await
+        .expect("verified by Host");
+
+    let wrong_name = check(
+        "{type: https, ca_file: ca.pem, server_name: rs2.lab.test}",
+        pki.dir.path(),
+    );
+    let e = probe(&wrong_name, &target(addr), TIMEOUT)
+        .await
+        .expect_err("wrong name");
+    assert_eq!(e.reason(), "tls_bad_name", "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("TLS: certificate not valid for rs2.lab.test: "),
+        "{e}"
+    );
+
+    // By IP with no name at all: the certificate has no IP address in it.
+    let by_ip = check("{type: https, ca_file: ca.pem}", pki.dir.path());
+    let e = probe(&by_ip, &target(addr), TIMEOUT)
+        .await
+        .expect_err("IP not in cert");
+    assert_eq!(e.reason(), "tls_bad_name", "{e}");
+
+    let other = Pki::new("another CA");
+    let wrong_ca = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        other.dir.path(),
+    );
+    let e = probe(&wrong_ca, &target(addr), TIMEOUT)
+        .await
+        .expect_err("wrong CA");
+    assert_eq!(e.reason(), "tls_unknown_ca", "{e}");
+
+    let insecure = check(
+        "{type: https, insecure_skip_verify: true}",
+        other.dir.path(),
+    );
+    probe(&insecure, &target(addr), TIMEOUT)
+        .await
+        .expect("verification off");
+}
+
+#[tokio::test]
+async fn https_reports_an_expired_certificate() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2021);
+    let addr = server(Answer::Bytes(OK), Some(tls)).await;
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let e = probe(&c, &target(addr), TIMEOUT)
+        .await
+        .expect_err("expired");
+    assert_eq!(e.reason(), "tls_expired", "{e}");
+}
+
+#[tokio::test]
+async fn https_status_is_judged_after_the_handshake() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    let addr = server(Answer::Bytes(ERROR), Some(tls)).await;
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let e = probe(&c, &target(addr), TIMEOUT).await.expect_err("500");
+    assert_eq!(e.reason(), "status", "{e}");
+}
