@@ -2,7 +2,12 @@
 //! that set their weights through netlink (issue #4).
 //!
 //! - [`config`]: the YAML file, parsed then validated into typed values;
-//! - [`prober`]: one prober per check type, each bounded by its timeout.
+//! - [`prober`]: one prober per check type, each bounded by its timeout;
+//! - [`health`]: the rise/fall state machine, which reports only flips;
+//! - [`reconcile`]: desired weights into netlink calls, through a small
+//!   trait so tests use a fake table and production [`ipvs::Ipvs`].
 
 pub mod config;
+pub mod health;
 pub mod prober;
+pub mod reconcile;
