@@ -1,11 +1,213 @@
-//! `ipvs-exporter`: not built yet; issue #3 builds it on the `ipvs` crate.
+//! `ipvs-exporter`: serves the kernel's IPVS as Prometheus metrics.
+//!
+//! The default port, 10310, is outside 9100-9999: that range of
+//! Prometheus' default port allocations list is fully allocated, and
+//! 10310 is not on the list (see the README).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use ipvs_exporter::collect::Collector;
+use ipvs_exporter::http::Pages;
+use ipvs_exporter::snapshot::{Collectors, Options};
+use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
+
+/// Prometheus exporter for the Linux IPVS (LVS) load balancer: every
+/// per-service and per-real-server counter, weight, connection state and
+/// persistence template. Reading the table needs CAP_NET_ADMIN.
+#[derive(Debug, Parser)]
+#[command(name = "ipvs-exporter", version)]
+struct Args {
+    /// Address to listen on: HOST:PORT, [IPv6]:PORT, or :PORT for every
+    /// address.
+    #[arg(long = "web.listen-address", default_value = ":10310")]
+    listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics")]
+    telemetry_path: String,
+
+    /// Web configuration file (exporter-toolkit format) enabling TLS and
+    /// basic auth.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
+
+    /// Only log messages at this level or above: debug, info, warn, error.
+    #[arg(long = "log.level", default_value = "info")]
+    log_level: LogLevel,
+
+    /// Log format: logfmt or json.
+    #[arg(long = "log.format", default_value = "logfmt")]
+    log_format: LogFormat,
+
+    /// Export the IPVS of this network namespace too (/run/netns/NAME,
+    /// /proc/PID/ns/net), labelled netns="PATH". Repeatable.
+    #[arg(long = "netns", value_name = "PATH")]
+    netns: Vec<PathBuf>,
+
+    /// Give up on a collection after this long (e.g. 500ms, 10s, 1m).
+    #[arg(long = "scrape.timeout", default_value = "10s", value_parser = parse_duration)]
+    scrape_timeout: Duration,
+
+    /// Netlink sockets (and threads) over which the per-service
+    /// destination dumps are spread.
+    #[arg(long = "collector.services.sockets", default_value_t = 1)]
+    sockets: usize,
+
+    /// Enable the stats collector (/proc/net/ip_vs_stats: global totals) [default].
+    #[arg(long = "collector.stats", overrides_with = "no_stats")]
+    _stats: bool,
+    /// Disable the stats collector.
+    #[arg(long = "no-collector.stats")]
+    no_stats: bool,
+
+    /// Enable the services collector (netlink: per-service and per-backend
+    /// counters, weights, settings) [default].
+    #[arg(long = "collector.services", overrides_with = "no_services")]
+    _services: bool,
+    /// Disable the services collector.
+    #[arg(long = "no-collector.services")]
+    no_services: bool,
+
+    /// Enable the connections collector (/proc/net/ip_vs_conn: connection
+    /// states and persistence templates; costly on large tables) [default].
+    #[arg(long = "collector.connections", overrides_with = "no_connections")]
+    _connections: bool,
+    /// Disable the connections collector.
+    #[arg(long = "no-collector.connections")]
+    no_connections: bool,
+}
+
+/// `10s`, `500ms`, `1m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (e.g. 500ms, 10s, 1m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use ms, s or m)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("invalid duration {text:?}: must be positive"))
+}
+
+/// `:PORT` means every address: IPv6 and IPv4 on one socket where the
+/// kernel has IPv6, IPv4 alone otherwise.
+fn listen_addresses(text: &str) -> Result<Vec<SocketAddr>> {
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--web.listen-address {text:?}: invalid port"))?;
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ]);
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .with_context(|| format!("--web.listen-address {text:?}: not HOST:PORT"))?
+        .collect();
+    if addrs.is_empty() {
+        bail!("--web.listen-address {text:?}: no address");
+    }
+    Ok(addrs)
+}
+
+async fn run(args: Args) -> Result<()> {
+    if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
+        bail!(
+            "--web.telemetry-path {:?}: must start with / and not be / (the landing page)",
+            args.telemetry_path
+        );
+    }
+    let web = match &args.web_config_file {
+        Some(path) => WebConfig::load(path).context("--web.config.file")?,
+        None => WebConfig::plain(),
+    };
+    let options = Options {
+        collectors: Collectors {
+            stats: !args.no_stats,
+            services: !args.no_services,
+            connections: !args.no_connections,
+        },
+        namespaces: args.netns.clone(),
+        sockets: args.sockets.max(1),
+    };
+    let collector = Collector::new(options, args.scrape_timeout);
+    let pages = Pages {
+        collector,
+        telemetry_path: Arc::from(args.telemetry_path.as_str()),
+    };
+
+    let mut server = None;
+    let mut last_error = None;
+    for addr in listen_addresses(&args.listen_address)? {
+        match Server::bind(addr, &web, ipvs_web::Limits::default()).await {
+            Ok(bound) => {
+                server = Some(bound);
+                break;
+            }
+            Err(error) => last_error = Some((addr, error)),
+        }
+    }
+    let server = match (server, last_error) {
+        (Some(server), _) => server,
+        (None, Some((addr, error))) => {
+            return Err(error).with_context(|| format!("cannot listen on {addr}"))
+        }
+        (None, None) => bail!("--web.listen-address: no address to listen on"),
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %server.local_addr().context("listening address")?,
+        tls = web.tls.is_some(),
+        basic_auth = !web.basic_auth_users.is_empty(),
+        telemetry_path = %args.telemetry_path,
+        "listening"
+    );
+    server
+        .run(
+            move |request| pages.clone().handle(request),
+            ipvs_web::shutdown_signal(),
+        )
+        .await;
+    tracing::info!("stopped");
+    Ok(())
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "ipvs-exporter {}: not implemented yet (issue #3); the ipvs crate and its ipvsdump example are what works today",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::FAILURE
+    let args = Args::parse();
+    if let Err(error) = ipvs_web::logging::init(args.log_level, args.log_format) {
+        eprintln!("ipvs-exporter: {error}");
+    }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The one place errors are printed: the whole chain.
+            eprintln!("ipvs-exporter: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,191 @@
+//! Gathering: everything one scrape exports, read from the kernel into a
+//! [`Snapshot`] before any encoding starts.
+//!
+//! Three collectors, each switchable and each timed:
+//! - `stats`: the global totals of `/proc/net/ip_vs_stats` (world-readable);
+//! - `services`: the whole table with 64-bit counters over netlink
+//!   (GET_SERVICE, then GET_DEST per service; needs CAP_NET_ADMIN);
+//! - `connections`: `/proc/net/ip_vs_conn` counted in one streaming pass
+//!   per (virtual service, real server, state), templates apart.
+//!
+//! GET_INFO is always asked: its answer is `ipvs_up` and `ipvs_info`.
+//! All of it blocks, so [`gather`] runs on a blocking thread; another
+//! network namespace is entered on a short-lived thread of its own
+//! ([`ipvs::netns::in_netns`]), and `/proc/thread-self/net` then names
+//! that namespace's files.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ipvs::proc::{ConnTableCounts, GlobalStats};
+use ipvs::{Info, Ipvs, TableEntry};
+
+/// Which collectors run (`--[no-]collector.NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collectors {
+    /// `stats`: `/proc/net/ip_vs_stats`.
+    pub stats: bool,
+    /// `services`: the table over netlink.
+    pub services: bool,
+    /// `connections`: `/proc/net/ip_vs_conn`.
+    pub connections: bool,
+}
+
+/// What to gather.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The collectors that run.
+    pub collectors: Collectors,
+    /// Other network namespaces to export besides the exporter's own
+    /// (`--netns PATH`); when there are any, every series gets a `netns`
+    /// label (empty for the exporter's own namespace).
+    pub namespaces: Vec<PathBuf>,
+    /// Netlink sockets for the per-service destination dumps
+    /// ([`Ipvs::dump_parallel`]).
+    pub sockets: usize,
+}
+
+/// One collector's run in one namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorRun {
+    /// `stats`, `services` or `connections`.
+    pub name: &'static str,
+    /// Wall time it took.
+    pub seconds: f64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Everything exported about one network namespace.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    /// The `netns` label: `None` when no `--netns` was given, `Some("")`
+    /// for the exporter's own namespace otherwise, else the path.
+    pub netns: Option<String>,
+    /// GET_INFO's answer, or why there is none (`ipvs_up` is 0 then).
+    pub info: Option<Info>,
+    /// Why GET_INFO failed.
+    pub info_error: Option<String>,
+    /// Global totals (`stats` collector).
+    pub global: Option<GlobalStats>,
+    /// Services with their destinations (`services` collector).
+    pub table: Option<Vec<TableEntry>>,
+    /// The connection table's counts (`connections` collector).
+    pub connections: Option<ConnTableCounts>,
+    /// The collectors that ran, in order.
+    pub runs: Vec<CollectorRun>,
+}
+
+/// One scrape's data.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The exporter's own namespace first, then each `--netns` in order.
+    pub namespaces: Vec<Namespace>,
+}
+
+/// Gathers every namespace, one after the other (blocking).
+pub fn gather(options: &Options) -> Snapshot {
+    let labelled = !options.namespaces.is_empty();
+    let mut namespaces = vec![Namespace {
+        netns: labelled.then(String::new),
+        ..gather_here(options)
+    }];
+    for path in &options.namespaces {
+        let label = Some(path.display().to_string());
+        let namespace = match ipvs::netns::in_netns(path, || gather_here(options)) {
+            Ok(namespace) => namespace,
+            Err(error) => failed(options, &error.to_string()),
+        };
+        namespaces.push(Namespace {
+            netns: label,
+            ..namespace
+        });
+    }
+    Snapshot { namespaces }
+}
+
+/// A namespace where nothing could be read, for `reason`.
+pub fn failed(options: &Options, reason: &str) -> Namespace {
+    let c = options.collectors;
+    let runs = [
+        ("stats", c.stats),
+        ("services", c.services),
+        ("connections", c.connections),
+    ]
+    .into_iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| CollectorRun {
+        name,
+        seconds: 0.0,
+        error: Some(reason.to_string()),
+    })
+    .collect();
+    Namespace {
+        info_error: Some(reason.to_string()),
+        runs,
+        ..Namespace::default()
+    }
+}
+
+/// Gathers the namespace of the calling thread.
+fn gather_here(options: &Options) -> Namespace {
+    let proc_net = Path::new("/proc/thread-self/net");
+    let mut namespace = Namespace::default();
+    let mut netlink = Ipvs::connect().and_then(|mut ipvs| ipvs.info().map(|info| (ipvs, info)));
+    match &mut netlink {
+        Ok((_, info)) => namespace.info = Some(*info),
+        Err(error) => namespace.info_error = Some(error.to_string()),
+    }
+    if options.collectors.stats {
+        let (result, run) = timed("stats", || {
+            GlobalStats::read_path(proc_net.join("ip_vs_stats")).map_err(|e| e.to_string())
+        });
+        namespace.global = result;
+        namespace.runs.push(run);
+    }
+    if options.collectors.services {
+        let (result, run) = timed("services", || match &mut netlink {
+            Ok((ipvs, _)) => ipvs
+                .dump_parallel(options.sockets)
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        });
+        namespace.table = result;
+        namespace.runs.push(run);
+    }
+    if options.collectors.connections {
+        let (result, run) = timed("connections", || {
+            ConnTableCounts::read_path(proc_net.join("ip_vs_conn")).map_err(|e| e.to_string())
+        });
+        namespace.connections = result;
+        namespace.runs.push(run);
+    }
+    namespace
+}
+
+fn timed<T>(
+    name: &'static str,
+    collect: impl FnOnce() -> Result<T, String>,
+) -> (Option<T>, CollectorRun) {
+    let started = Instant::now();
+    let result = collect();
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(value) => (
+            Some(value),
+            CollectorRun {
+                name,
+                seconds,
+                error: None,
+            },
+        ),
+        Err(error) => (
+            None,
+            CollectorRun {
+                name,
+                seconds,
+                error: Some(error),
+            },
+        ),
+    }
+}

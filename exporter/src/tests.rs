@@ -1,0 +1,243 @@
+//! The exposition of a fixed snapshot, byte for byte, in both formats
+//! (node_exporter's `collector/fixtures` style): no kernel needed. The
+//! table is a part of the lab's (`ipvs/tests/kernel.rs`), the connection
+//! table a capture from the lab; rerun with `UPDATE_GOLDEN=1` after a
+//! deliberate change and review the diff.
+
+use std::net::SocketAddr;
+
+use ipvs::proc::{ConnTableCounts, GlobalStats};
+use ipvs::{
+    AddressFamily, Destination, DestinationConfig, DestinationKey, ForwardMethod, Info, Netmask,
+    Service, ServiceConfig, ServiceFlags, ServiceKey, Stats, TableEntry, Tunnel, TunnelType,
+    Version,
+};
+
+use crate::encode::{encode, Format};
+use crate::snapshot::{CollectorRun, Namespace, Snapshot};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn stats(base: u64) -> Stats {
+    Stats {
+        conns: base,
+        in_packets: base * 10,
+        out_packets: base * 9,
+        in_bytes: base * 1000,
+        out_bytes: base * 5000,
+        // Counters come from the 64-bit block: keep one past u32::MAX.
+        ..Stats::default()
+    }
+}
+
+fn dest(rip: &str, forward: ForwardMethod, weight: u32, counts: (u32, u32, u32)) -> Destination {
+    Destination {
+        key: DestinationKey::new(addr(rip)),
+        config: DestinationConfig::new(forward, weight),
+        active_conns: counts.0,
+        inactive_conns: counts.1,
+        persistent_conns: counts.2,
+        stats: stats(u64::from(weight) + 1),
+    }
+}
+
+fn table() -> Vec<TableEntry> {
+    let mut big = stats(3);
+    big.in_bytes = u64::from(u32::MAX) + 7;
+    let mut persistent = ServiceConfig::new("wlc").persistent(300);
+    persistent.netmask = Some(Netmask::V4("255.255.255.0".parse().expect("mask")));
+    let mut mh = ServiceConfig::new("mh");
+    mh.flags = ServiceFlags::SCHED1 | ServiceFlags::SCHED2;
+    let mut tunnel = dest("198.18.1.13:0", ForwardMethod::Tunnel, 4, (0, 0, 0));
+    tunnel.config.upper_threshold = 1000;
+    tunnel.config.lower_threshold = 100;
+    tunnel.config.tunnel = Tunnel {
+        kind: TunnelType::Gue,
+        port: 6080,
+        flags: 1,
+    };
+    vec![
+        TableEntry {
+            service: Service {
+                key: ServiceKey::tcp(addr("198.18.0.10:80")),
+                config: ServiceConfig::new("rr"),
+                stats: big,
+            },
+            destinations: vec![
+                dest("198.18.1.11:80", ForwardMethod::Masquerade, 1, (0, 2, 0)),
+                dest("198.18.1.12:80", ForwardMethod::Masquerade, 2, (1, 1, 0)),
+            ],
+        },
+        TableEntry {
+            service: Service {
+                key: ServiceKey::tcp(addr("198.18.0.11:80")),
+                config: persistent,
+                stats: stats(1),
+            },
+            destinations: vec![dest(
+                "198.18.1.13:80",
+                ForwardMethod::Masquerade,
+                1,
+                (0, 1, 1),
+            )],
+        },
+        TableEntry {
+            service: Service {
+                key: ServiceKey::udp(addr("198.18.0.10:53")),
+                config: ServiceConfig::new("wrr"),
+                stats: stats(1),
+            },
+            destinations: vec![dest(
+                "198.18.1.11:53",
+                ForwardMethod::Masquerade,
+                3,
+                (0, 1, 0),
+            )],
+        },
+        TableEntry {
+            service: Service {
+                key: ServiceKey::tcp(addr("[2001:db8::10]:80")),
+                config: mh,
+                stats: stats(1),
+            },
+            destinations: vec![dest(
+                "[2001:db8:1::11]:80",
+                ForwardMethod::DirectRoute,
+                1,
+                (0, 1, 0),
+            )],
+        },
+        TableEntry {
+            service: Service {
+                key: ServiceKey::fwmark(1, AddressFamily::Inet),
+                config: ServiceConfig::new("rr").persistent(600),
+                stats: stats(2),
+            },
+            destinations: vec![
+                dest("198.18.1.11:0", ForwardMethod::Masquerade, 1, (0, 0, 0)),
+                dest("198.18.1.12:0", ForwardMethod::Masquerade, 1, (0, 2, 1)),
+            ],
+        },
+        TableEntry {
+            service: Service {
+                key: ServiceKey::fwmark(3, AddressFamily::Inet),
+                config: ServiceConfig::new("wlc"),
+                stats: Stats::default(),
+            },
+            destinations: vec![tunnel],
+        },
+    ]
+}
+
+fn snapshot() -> Snapshot {
+    let connections = ConnTableCounts::read_from(&include_bytes!("testdata/ip_vs_conn.txt")[..])
+        .expect("fixture parses");
+    let host = Namespace {
+        netns: Some(String::new()),
+        info: Some(Info {
+            version: Version(0x010201),
+            conn_table_size: 4096,
+        }),
+        info_error: None,
+        global: Some(GlobalStats {
+            conns: 26,
+            inpkts: 107,
+            outpkts: 105,
+            inbytes: 7280,
+            outbytes: 9024,
+            ..GlobalStats::default()
+        }),
+        table: Some(table()),
+        connections: Some(connections),
+        runs: vec![
+            CollectorRun {
+                name: "stats",
+                seconds: 0.000125,
+                error: None,
+            },
+            CollectorRun {
+                name: "services",
+                seconds: 0.0025,
+                error: None,
+            },
+            CollectorRun {
+                name: "connections",
+                seconds: 0.001,
+                error: None,
+            },
+        ],
+    };
+    // A namespace without IPVS access: ipvs_up 0, failed collectors.
+    let container = Namespace {
+        netns: Some("/run/netns/swarm \"ingress\"".into()),
+        info: None,
+        info_error: Some("IPVS_CMD_GET_INFO needs CAP_NET_ADMIN".into()),
+        global: None,
+        table: None,
+        connections: None,
+        runs: vec![CollectorRun {
+            name: "services",
+            seconds: 0.5,
+            error: Some("IPVS_CMD_GET_INFO needs CAP_NET_ADMIN".into()),
+        }],
+    };
+    Snapshot {
+        namespaces: vec![host, container],
+    }
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = format!("{}/src/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden file");
+    }
+    let expected = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 makes it)");
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from line {}:\nexpected: {:?}\nactual:   {:?}",
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first)
+        );
+    }
+}
+
+#[test]
+fn golden_text_format() {
+    check_golden("golden.prom", &encode(&snapshot(), Format::Text));
+}
+
+#[test]
+fn golden_openmetrics() {
+    check_golden("golden.om", &encode(&snapshot(), Format::OpenMetrics));
+}
+
+#[test]
+fn negotiation_follows_the_accept_header() {
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+    assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+    assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+    assert_eq!(Format::negotiate(None), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text; q=0")),
+        Format::Text
+    );
+}
+
+#[test]
+fn without_namespaces_there_is_no_netns_label() {
+    let mut snapshot = snapshot();
+    snapshot.namespaces.truncate(1);
+    snapshot.namespaces[0].netns = None;
+    let text = encode(&snapshot, Format::Text);
+    assert!(!text.contains("netns"), "{text}");
+    assert!(text.contains("\nipvs_up 1\n"), "{text}");
+}
