@@ -5,9 +5,11 @@
 //! - [`prober`]: one prober per check type, each bounded by its timeout;
 //! - [`health`]: the rise/fall state machine, which reports only flips;
 //! - [`reconcile`]: desired weights into netlink calls, through a small
-//!   trait so tests use a fake table and production [`ipvs::Ipvs`].
+//!   trait so tests use a fake table and production [`ipvs::Ipvs`];
+//! - [`daemon`]: the loop that ties them together.
 
 pub mod config;
+pub mod daemon;
 pub mod health;
 pub mod prober;
 pub mod reconcile;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use ipvs_checker::config;
+use ipvs_checker::{config, daemon};
 
 /// Command line, with Prometheus-style flag names.
 #[derive(Debug, Parser)]
@@ -28,6 +28,22 @@ struct Args {
     /// Validate the configuration, print what would be checked, and exit.
     #[arg(long = "config.check")]
     config_check: bool,
+    /// Probe and log what would change, but touch no weight.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// Probes in flight at once, at most.
+    #[arg(
+        long = "checker.max-concurrency",
+        value_name = "N",
+        default_value_t = 256
+    )]
+    max_concurrency: usize,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    log_level: tracing::Level,
+    /// Log format: logfmt or json.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    log_format: String,
 }
 
 fn main() -> ExitCode {
@@ -48,5 +64,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", config::describe(&config));
         return Ok(());
     }
-    anyhow::bail!("the daemon is not built yet: only --config.check works in this version")
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(args.log_level)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+    let table = ipvs::Ipvs::connect().context("cannot open IPVS")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let options = daemon::Options {
+        config_file: args.config_file,
+        dry_run: args.dry_run,
+        max_concurrency: args.max_concurrency,
+    };
+    runtime.block_on(daemon::run(options, config, table))
 }

@@ -144,6 +144,11 @@ impl<T: Table> Reconciler<T> {
         }
     }
 
+    /// Whether this is a dry run.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// The table, for tests.
     pub fn table(&self) -> &T {
         &self.table
