@@ -66,7 +66,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(args.log_level)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if args.log_format == "json" {
         subscriber.json().init();
     } else {
