@@ -119,6 +119,7 @@ const INVALID: &[(&str, &str)] = &[
     ("duration", "2:3: defaults: invalid duration \"2\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
+    ("managed-mode", "mode: managed is not implemented yet: the checker does not create services or real servers; build the table with ipvsadm or keepalived and use mode: weights"),
     ("min-tls-version", "3:12: services[0].check: invalid min_tls_version \"1.1\": expected \"1.2\" or \"1.3\""),
     ("mode", "1:7: mode: unknown variant `auto`, expected `weights` or `managed`"),
     ("no-address", "2:5: services[0]: a service needs an address (with protocol) or a fwmark"),

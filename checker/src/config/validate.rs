@@ -111,6 +111,17 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Located> {
     }
     let preamble: raw::Preamble = serde_yaml::from_str(text).map_err(located)?;
     let mode = preamble.mode.unwrap_or(Mode::Weights);
+    // Refused, not silently run as `weights`: an operator asking the checker
+    // to build the table must not find it unbuilt.
+    if mode == Mode::Managed {
+        return Err(Located {
+            location: None,
+            message: "mode: managed is not implemented yet: the checker does not create \
+                      services or real servers; build the table with ipvsadm or keepalived \
+                      and use mode: weights"
+                .into(),
+        });
+    }
     let defaults = preamble.defaults.map(inherit_defaults).unwrap_or_default();
     with_context(|c| {
         c.mode = mode;
