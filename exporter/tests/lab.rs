@@ -1,0 +1,571 @@
+//! End-to-end tests of the `ipvs-exporter` binary against a real kernel's
+//! IPVS, compared with what ipvsadm says at the same moment. They need
+//! root and a kernel with IPVS, so they are ignored in a plain `cargo
+//! test`; the lab runs them (`lab/test`).
+//!
+//! The network is the lab's (`lab/topology.sh`), addresses from
+//! 198.18.0.0/15 and 2001:db8::/32 only, built once per test binary with
+//! the table and traffic of `ipvs/tests/kernel.rs` (less SCTP, whose
+//! retransmitted INITs would move counters between two reads). The
+//! exporter runs in the root namespace and reads the director's through
+//! `--netns`, so that path is tested too.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const DIRECTOR: &str = "/run/netns/lab-director";
+
+const TABLE: &str = "\
+-A -t 198.18.0.10:80 -s rr
+-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 1 -x 100 -y 10
+-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 2
+-A -t 198.18.0.11:80 -s wlc -p 300 -M 255.255.255.0
+-a -t 198.18.0.11:80 -r 198.18.1.11:80 -m -w 1
+-a -t 198.18.0.11:80 -r 198.18.1.12:80 -m -w 1
+-a -t 198.18.0.11:80 -r 198.18.1.13:80 -m -w 1
+-A -u 198.18.0.10:53 -s wrr
+-a -u 198.18.0.10:53 -r 198.18.1.11:53 -m -w 3
+-a -u 198.18.0.10:53 -r 198.18.1.12:53 -m -w 1
+-A -t [2001:db8::10]:80 -s mh -b mh-fallback,mh-port
+-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:80 -m -w 1
+-a -t [2001:db8::10]:80 -r [2001:db8:1::12]:80 -m -w 1
+-A -u [2001:db8::10]:53 -s wlc -o
+-a -u [2001:db8::10]:53 -r [2001:db8:1::13]:53 -m -w 1
+-A -f 1 -s rr -p 600
+-a -f 1 -r 198.18.1.11 -m -w 1
+-a -f 1 -r 198.18.1.12 -m -w 1
+-A -f 3 -s wlc
+-a -f 3 -r 198.18.1.13:0 -i -w 4 -x 1000 -y 100 --tun-type gue --tun-port 6080 --tun-csum
+";
+
+fn lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn run_in(ns: Option<&str>, script: &str) -> String {
+    let mut command = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "sh", "-c", script]);
+            c
+        }
+        None => {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]);
+            c
+        }
+    };
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script:?} in {ns:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn director(script: &str) -> String {
+    run_in(Some("lab-director"), script)
+}
+
+fn client(script: &str) -> String {
+    run_in(Some("lab-client"), script)
+}
+
+/// Builds the lab network, the table and its traffic, once per binary.
+fn lab() -> MutexGuard<'static, ()> {
+    let guard = lock();
+    static ATTEMPTED: AtomicBool = AtomicBool::new(false);
+    static READY: OnceLock<()> = OnceLock::new();
+    if READY.get().is_none() && ATTEMPTED.swap(true, Ordering::SeqCst) {
+        panic!("the lab setup failed in an earlier test");
+    }
+    READY.get_or_init(|| {
+        let topology = format!("{}/../lab/topology.sh", env!("CARGO_MANIFEST_DIR"));
+        run_in(None, &format!("{topology} up 3 && {topology} serve"));
+        for vip in ["198.18.0.10", "198.18.0.11", "198.18.0.20", "2001:db8::10"] {
+            run_in(None, &format!("{topology} vip {vip}"));
+        }
+        director("iptables -t mangle -A PREROUTING -d 198.18.0.20/32 -j MARK --set-mark 1");
+        director(&format!("ipvsadm -C && ipvsadm -R <<'EOF'\n{TABLE}EOF"));
+        for (url, times) in [
+            ("http://198.18.0.10/", 6),
+            ("http://198.18.0.11/", 3),
+            ("http://[2001:db8::10]/", 4),
+            ("http://198.18.0.20/", 3),
+        ] {
+            for _ in 0..times {
+                let body = client(&format!("curl -gsS --max-time 10 {url}"));
+                assert!(body.starts_with("rs"), "{url} answered {body:?}");
+            }
+        }
+        client(
+            r#"python3 - <<'EOF'
+import socket
+targets = [("198.18.0.10", 53)] * 4 + [("2001:db8::10", 53)] * 2 + [("198.18.0.20", 53)] * 2
+for target in targets:
+    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.sendto(b"who", target)
+    assert s.recv(64).startswith(b"rs"), target
+    s.close()
+EOF"#,
+        );
+        // One connection left open (ESTABLISHED) and idle.
+        run_in(None, "rm -f /run/lab-exporter-tcp-open");
+        client(
+            "(exec python3 -c 'import socket,time; s=socket.create_connection((\"198.18.0.10\",80)); \
+             open(\"/run/lab-exporter-tcp-open\",\"w\"); time.sleep(900)' >/dev/null 2>&1 &)",
+        );
+        let started = Instant::now();
+        while !Path::new("/run/lab-exporter-tcp-open").exists() {
+            assert!(started.elapsed() < Duration::from_secs(60), "no open connection");
+            sleep(Duration::from_millis(200));
+        }
+        // The kernel folds its per-CPU counters into what it reports every 2 s.
+        sleep(Duration::from_secs(3));
+    });
+    guard
+}
+
+/// A running exporter, killed when dropped.
+struct Exporter {
+    child: Child,
+    port: u16,
+}
+
+impl Exporter {
+    fn start(port: u16, args: &[&str], wrapper: Option<&[&str]>) -> Exporter {
+        let bin = env!("CARGO_BIN_EXE_ipvs-exporter");
+        let listen = format!("--web.listen-address=127.0.0.1:{port}");
+        let mut command = match wrapper {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper[0]);
+                c.args(&wrapper[1..]);
+                c.arg(format!("exec {bin} {listen} {}", args.join(" ")));
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.arg(&listen).args(args);
+                c
+            }
+        };
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ipvs-exporter");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "exporter did not listen"
+            );
+            sleep(Duration::from_millis(100));
+        }
+        Exporter { child, port }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path).expect("scrape")
+    }
+
+    /// Stops it with SIGTERM and returns its log.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        run_in(None, &format!("kill -TERM {}", self.child.id()));
+        let status = self.child.wait().expect("wait");
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        (status, log)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One GET over HTTP/1.1; the status and the body.
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {answer:?}")))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+type Series = BTreeMap<(String, BTreeMap<String, String>), f64>;
+
+/// The samples of a text exposition.
+fn parse(text: &str) -> Series {
+    let mut series = Series::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name_labels, value) = line.rsplit_once(' ').expect("sample line");
+        let (name, labels) = match name_labels.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}')),
+            None => (name_labels, ""),
+        };
+        let mut map = BTreeMap::new();
+        let mut rest = labels;
+        while let Some((key, after)) = rest.split_once("=\"") {
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let mut end = after.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            value.push(if e == 'n' { '\n' } else { e });
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            map.insert(key.trim_start_matches(',').to_string(), value);
+            rest = &after[end..];
+        }
+        series.insert((name.to_string(), map), value.parse().expect("value"));
+    }
+    series
+}
+
+/// The values of metric `name` in the director's namespace, by the
+/// labels other than `netns`, as text `proto local remote [extra]`.
+fn of(series: &Series, name: &str, extra: &[&str]) -> BTreeMap<String, f64> {
+    series
+        .iter()
+        .filter(|((n, labels), _)| {
+            n == name && labels.get("netns").map(String::as_str) == Some(DIRECTOR)
+        })
+        .map(|((_, l), v)| {
+            let local = if l["proto"] == "FWM" {
+                format!(
+                    "FWM {}",
+                    u32::from_str_radix(&l["local_mark"], 16).expect("hex mark")
+                )
+            } else {
+                format!(
+                    "{} {}",
+                    l["proto"],
+                    join(&l["local_address"], &l["local_port"])
+                )
+            };
+            let mut key = local;
+            if let (Some(a), Some(p)) = (l.get("remote_address"), l.get("remote_port")) {
+                key.push_str(" -> ");
+                key.push_str(&join(a, p));
+            }
+            for e in extra {
+                key.push(' ');
+                key.push_str(&l[*e]);
+            }
+            (key, *v)
+        })
+        .collect()
+}
+
+fn join(address: &str, port: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// ipvsadm's listing as `(service or service -> backend, columns)`.
+fn ipvsadm(options: &str) -> Vec<(String, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut service = String::new();
+    for line in director(&format!("ipvsadm -Ln {options}")).lines().skip(3) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() == Some(&"->") {
+            rows.push((
+                format!("{service} -> {}", fields[1]),
+                fields[2..].iter().map(|s| s.to_string()).collect(),
+            ));
+        } else if fields.len() >= 2 {
+            service = format!("{} {}", fields[0], fields[1]);
+            rows.push((
+                service.clone(),
+                fields[2..].iter().map(|s| s.to_string()).collect(),
+            ));
+        }
+    }
+    rows
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn every_counter_weight_and_count_equals_ipvsadm() {
+    let _lab = lab();
+    let exporter = Exporter::start(10311, &["--netns", DIRECTOR], None);
+    // No traffic flows now: one scrape and ipvsadm see the same moment.
+    let (status, text) = exporter.get("/metrics");
+    let stats = ipvsadm("--stats --exact");
+    let persistent = ipvsadm("--persistent-conn");
+    assert_eq!(status, 200);
+    let series = parse(&text);
+    assert_eq!(
+        series[&(
+            "ipvs_up".to_string(),
+            BTreeMap::from([("netns".into(), DIRECTOR.into())])
+        )],
+        1.0
+    );
+
+    let mut compared = 0;
+    for (prefix, names) in [("ipvs_service", true), ("ipvs_backend", false)] {
+        let _ = names;
+        let families = [
+            "connections",
+            "incoming_packets",
+            "outgoing_packets",
+            "incoming_bytes",
+            "outgoing_bytes",
+        ];
+        for (i, family) in families.iter().enumerate() {
+            let ours = of(&series, &format!("{prefix}_{family}_total"), &[]);
+            let theirs: BTreeMap<String, f64> = stats
+                .iter()
+                .filter(|(key, _)| key.contains(" -> ") == (prefix == "ipvs_backend"))
+                .map(|(key, columns)| (key.clone(), columns[i].parse().expect("number")))
+                .collect();
+            assert_eq!(ours, theirs, "{prefix}_{family}_total");
+            compared += ours.len();
+        }
+    }
+    // --persistent-conn: Weight PersistConn ActiveConn InActConn.
+    for (column, name) in [
+        (0, "ipvs_backend_weight"),
+        (1, "ipvs_backend_connections_persistent"),
+        (2, "ipvs_backend_connections_active"),
+        (3, "ipvs_backend_connections_inactive"),
+    ] {
+        let ours = of(&series, name, &[]);
+        let theirs: BTreeMap<String, f64> = persistent
+            .iter()
+            .filter(|(key, _)| key.contains(" -> "))
+            .map(|(key, columns)| (key.clone(), columns[column].parse().expect("number")))
+            .collect();
+        assert_eq!(ours, theirs, "{name}");
+        compared += ours.len();
+    }
+    // Something was really compared, with traffic behind it.
+    assert!(compared > 100, "{compared}");
+    assert!(
+        of(&series, "ipvs_service_connections_total", &[])
+            .values()
+            .sum::<f64>()
+            >= 20.0
+    );
+
+    // The global counters equal the kernel's /proc/net/ip_vs_stats.
+    let proc_stats = director("cat /proc/net/ip_vs_stats");
+    let totals: Vec<u64> = proc_stats
+        .lines()
+        .nth(2)
+        .expect("totals line")
+        .split_whitespace()
+        .map(|h| u64::from_str_radix(h, 16).expect("hex"))
+        .collect();
+    for (i, name) in [
+        "ipvs_connections_total",
+        "ipvs_incoming_packets_total",
+        "ipvs_outgoing_packets_total",
+        "ipvs_incoming_bytes_total",
+        "ipvs_outgoing_bytes_total",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let key = (
+            name.to_string(),
+            BTreeMap::from([("netns".into(), DIRECTOR.into())]),
+        );
+        assert_eq!(series[&key], totals[i] as f64, "{name}");
+    }
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn connection_states_and_templates_equal_ipvsadm() {
+    let _lab = lab();
+    let exporter = Exporter::start(10312, &["--netns", DIRECTOR], None);
+    let (_, text) = exporter.get("/metrics");
+    let listing = director("ipvsadm -Lcn");
+    let series = parse(&text);
+
+    // ipvsadm -Lcn per (template?, state, real server address).
+    let mut theirs: BTreeMap<(bool, String, String), f64> = BTreeMap::new();
+    for line in listing.lines().skip(2) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [pro, _expire, state, source, _virt, dest] = f[..] else {
+            panic!("unexpected ipvsadm -Lcn line {line:?}")
+        };
+        let template =
+            pro == "IP" || state == "ASSURED" || (state == "NONE" && source.ends_with(":0"));
+        let dest_ip = dest.rsplit_once(':').expect("addr:port").0;
+        let dest_ip = dest_ip.trim_start_matches('[').trim_end_matches(']');
+        *theirs
+            .entry((template, state.to_string(), dest_ip.to_string()))
+            .or_default() += 1.0;
+    }
+    let mut ours: BTreeMap<(bool, String, String), f64> = BTreeMap::new();
+    for ((name, labels), value) in &series {
+        let template = match name.as_str() {
+            "ipvs_backend_connection_states" => false,
+            "ipvs_backend_persistence_templates" => true,
+            _ => continue,
+        };
+        if labels.get("netns").map(String::as_str) != Some(DIRECTOR) {
+            continue;
+        }
+        *ours
+            .entry((
+                template,
+                labels["state"].clone(),
+                labels["remote_address"].clone(),
+            ))
+            .or_default() += value;
+    }
+    assert_eq!(ours, theirs);
+    assert!(ours.keys().any(|k| k.0), "no template seen");
+    assert!(
+        ours.keys().any(|k| k.1 == "ESTABLISHED"),
+        "no ESTABLISHED seen"
+    );
+    // Connections of the fwmark service count under it (they name the
+    // VIP 198.18.0.20, which has no service of its own).
+    let fwm = of(&series, "ipvs_backend_connection_states", &["state"]);
+    assert!(fwm.keys().any(|k| k.starts_with("FWM 1 -> ")), "{fwm:?}");
+    assert!(!fwm.keys().any(|k| k.contains("198.18.0.20")), "{fwm:?}");
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn promtool_finds_nothing_to_lint() {
+    let _lab = lab();
+    let exporter = Exporter::start(10313, &["--netns", DIRECTOR], None);
+    let (_, text) = exporter.get("/metrics");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus, lab/packages.txt)");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let output = promtool.wait_with_output().expect("promtool");
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn fifty_concurrent_scrapers_for_thirty_seconds_all_answered() {
+    let _lab = lab();
+    let exporter = Exporter::start(10314, &["--netns", DIRECTOR], None);
+    let port = exporter.port;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers: Vec<_> = (0..50)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while Instant::now() < deadline {
+                    match http_get(port, "/metrics") {
+                        Ok((200, body))
+                            if body.contains("ipvs_up{netns=\"/run/netns/lab-director\"} 1") =>
+                        {
+                            ok += 1
+                        }
+                        Ok((status, body)) => {
+                            failed.push(format!("{status}: {}", &body[..body.len().min(200)]))
+                        }
+                        Err(error) => failed.push(error.to_string()),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        let (ok, failed) = worker.join().expect("worker");
+        assert!(failed.is_empty(), "failed scrapes: {failed:?}");
+        assert!(ok > 0, "a scraper got no answer in 30 s");
+        total += ok;
+    }
+    eprintln!("50 scrapers, 30 s: {total} scrapes answered, none failed");
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn without_cap_net_admin_it_serves_ipvs_up_0_and_says_why_once() {
+    let _lab = lab();
+    let exporter = Exporter::start(
+        10315,
+        &[],
+        Some(&["capsh", "--drop=cap_net_admin", "--", "-c"]),
+    );
+    for _ in 0..3 {
+        let (status, text) = exporter.get("/metrics");
+        assert_eq!(status, 200);
+        assert!(text.contains("\nipvs_up 0\n"), "{text}");
+    }
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+    let why: Vec<&str> = log.lines().filter(|l| l.contains("level=warn")).collect();
+    assert_eq!(why.len(), 1, "{log}");
+    assert!(why[0].contains("needs CAP_NET_ADMIN"), "{log}");
+}
