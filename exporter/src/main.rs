@@ -2,7 +2,7 @@
 //!
 //! The default port, 10310, is outside 9100-9999: that range of
 //! Prometheus' default port allocations list is fully allocated, and
-//! 10310 is not on the list (see the README).
+//! 10310 is not on the list (see exporter/README.md).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
