@@ -5,11 +5,13 @@
 //!
 //! The loop also reconciles every service once a second, so a weight
 //! changed out of band is put back within a second.
+//!
+//! Health, weights and counters live in the [`Shared`] state, which the
+//! loop alone writes and the web endpoint reads.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use ipvs::{DestinationKey, ServiceKey};
@@ -19,9 +21,9 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, RealServer};
-use crate::health::{Health, HealthState};
 use crate::prober::{self, Target};
-use crate::reconcile::{desired, Reconciler, Table};
+use crate::reconcile::{Reconciler, Table};
+use crate::state::Shared;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -44,18 +46,24 @@ struct Report {
     service: ServiceKey,
     destination: DestinationKey,
     result: Result<prober::Success, prober::ProbeError>,
+    took: Duration,
 }
 
-/// Runs until SIGTERM or SIGINT.
-pub async fn run<T: Table>(options: Options, config: Config, table: T) -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT, keeping `state` (made with
+/// [`Shared::new`] from `config`) up to date.
+pub async fn run<T: Table>(
+    options: Options,
+    config: Config,
+    table: T,
+    state: Shared,
+) -> anyhow::Result<()> {
     let mut config = config;
     let mut reconciler = Reconciler::new(table, options.dry_run);
-    let mut health: HashMap<(ServiceKey, DestinationKey), HealthState> = HashMap::new();
     let semaphore = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
     let (tx, mut rx) = mpsc::channel::<Report>(1024);
     let mut generation = 0;
     let mut probes = spawn_probes(&config, generation, &tx, &semaphore);
-    reset_health(&config, &mut health);
+    state.lock().reset(&config);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -72,10 +80,13 @@ pub async fn run<T: Table>(options: Options, config: Config, table: T) -> anyhow
                 if report.generation != generation {
                     continue; // from before a reload
                 }
-                let Some(state) = health.get_mut(&(report.service, report.destination)) else {
-                    continue;
-                };
-                let flip = state.observe(report.result.is_ok());
+                let flip = state.lock().observe(
+                    &report.service,
+                    &report.destination,
+                    &report.result,
+                    report.took,
+                    SystemTime::now(),
+                );
                 if let Err(e) = &report.result {
                     tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
                 }
@@ -85,13 +96,13 @@ pub async fn run<T: Table>(options: Options, config: Config, table: T) -> anyhow
                         Ok(_) => info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str()),
                     }
                     if let Some(service) = config.services.iter().find(|s| s.key == report.service) {
-                        apply(&mut reconciler, service, &health);
+                        apply(&mut reconciler, service, &state);
                     }
                 }
             }
             _ = resync.tick() => {
                 for service in &config.services {
-                    apply(&mut reconciler, service, &health);
+                    apply(&mut reconciler, service, &state);
                 }
             }
             _ = hangup.recv() => {
@@ -100,11 +111,18 @@ pub async fn run<T: Table>(options: Options, config: Config, table: T) -> anyhow
                         probes.abort_all();
                         generation += 1;
                         config = new;
-                        reset_health(&config, &mut health);
+                        {
+                            let mut state = state.lock();
+                            state.reset(&config);
+                            state.reloaded(true, SystemTime::now());
+                        }
                         probes = spawn_probes(&config, generation, &tx, &semaphore);
                         info!(services = config.services.len(), "configuration reloaded");
                     }
-                    Err(e) => error!("reload failed, the previous configuration stays: {e}"),
+                    Err(e) => {
+                        state.lock().reloaded(false, SystemTime::now());
+                        error!("reload failed, the previous configuration stays: {e}");
+                    }
                 }
             }
             _ = terminate.recv() => break,
@@ -116,37 +134,20 @@ pub async fn run<T: Table>(options: Options, config: Config, table: T) -> anyhow
     Ok(())
 }
 
-/// Health states for the configured real servers: kept for those that
-/// stay (with new thresholds), new ones unknown, removed ones dropped.
-fn reset_health(config: &Config, health: &mut HashMap<(ServiceKey, DestinationKey), HealthState>) {
-    let mut next = HashMap::new();
-    for service in &config.services {
-        for rs in &service.real_servers {
-            let key = (service.key, rs.key);
-            let mut state = health
-                .remove(&key)
-                .unwrap_or_else(|| HealthState::new(rs.timing.rise, rs.timing.fall));
-            state.set_thresholds(rs.timing.rise, rs.timing.fall);
-            next.insert(key, state);
-        }
-    }
-    *health = next;
-}
-
 /// Reconciles one service and logs what happened. Netlink calls block for
 /// one round trip with the kernel; `block_in_place` keeps them off the
 /// other tasks' way.
 fn apply<T: Table>(
     reconciler: &mut Reconciler<T>,
     service: &config::VirtualService,
-    health: &HashMap<(ServiceKey, DestinationKey), HealthState>,
+    state: &Shared,
 ) {
-    let want = desired(service, |d| {
-        health
-            .get(&(service.key, *d))
-            .map_or(Health::Unknown, HealthState::health)
-    });
+    let want = state.lock().desired(service);
+    // The lock is not held over the netlink calls.
     let outcome = tokio::task::block_in_place(|| reconciler.reconcile(&want));
+    state
+        .lock()
+        .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
     match outcome {
         Ok(outcome) => {
             for c in &outcome.changes {
@@ -194,14 +195,26 @@ fn spawn_probes(
             let start = tokio::time::Instant::now() + offset;
             let mut ticks = tokio::time::interval_at(start, rs.timing.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let target = Target { addr: rs.target, source: rs.source };
+            let target = Target {
+                addr: rs.target,
+                source: rs.source,
+            };
             loop {
                 ticks.tick().await;
-                let Ok(_permit) = semaphore.acquire().await else { return };
+                let Ok(_permit) = semaphore.acquire().await else {
+                    return;
+                };
                 let began = Instant::now();
                 let result = prober::probe(&rs.check, &target, rs.timing.timeout).await;
-                tracing::trace!(real_server = %rs.key, took = ?began.elapsed(), ok = result.is_ok(), "probe");
-                let report = Report { generation, service, destination: rs.key, result };
+                let took = began.elapsed();
+                tracing::trace!(real_server = %rs.key, ?took, ok = result.is_ok(), "probe");
+                let report = Report {
+                    generation,
+                    service,
+                    destination: rs.key,
+                    result,
+                    took,
+                };
                 if tx.send(report).await.is_err() {
                     return;
                 }

@@ -6,10 +6,16 @@
 //! - [`health`]: the rise/fall state machine, which reports only flips;
 //! - [`reconcile`]: desired weights into netlink calls, through a small
 //!   trait so tests use a fake table and production [`ipvs::Ipvs`];
-//! - [`daemon`]: the loop that ties them together.
+//! - [`state`]: what the daemon knows (health, weights, errors, counters),
+//!   in one place it writes and the web endpoint reads;
+//! - [`daemon`]: the loop that ties them together;
+//! - [`metrics`] and [`web`]: `/metrics` and `/status` over that state.
 
 pub mod config;
 pub mod daemon;
 pub mod health;
+pub mod metrics;
 pub mod prober;
 pub mod reconcile;
+pub mod state;
+pub mod web;

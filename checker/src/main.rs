@@ -1,14 +1,19 @@
 //! `ipvs-checker`: TCP, HTTP and HTTPS health checks of IPVS real servers
 //! that set their weights through netlink. The pieces are in the library
 //! (`src/lib.rs`); this is the command line.
+//!
+//! Its metrics and status are served on port 10311 by default, next to
+//! the exporter's 10310 (see exporter/README.md for why that range).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::Parser;
 
-use ipvs_checker::{config, daemon};
+use ipvs_checker::{config, daemon, state, web};
+use ipvs_web::{Server, WebConfig};
 
 /// Command line, with Prometheus-style flag names.
 #[derive(Debug, Parser)]
@@ -38,6 +43,18 @@ struct Args {
         default_value_t = 256
     )]
     max_concurrency: usize,
+    /// Address for /metrics and /status: HOST:PORT, [IPv6]:PORT, or :PORT
+    /// for every address. 10311 is next to ipvs-exporter's 10310.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDRESS",
+        default_value = ":10311"
+    )]
+    listen_address: String,
+    /// Web configuration file (exporter-toolkit format, as ipvs-exporter's)
+    /// enabling TLS and basic auth.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     log_level: tracing::Level,
@@ -74,6 +91,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     } else {
         subscriber.init();
     }
+    let web = match &args.web_config_file {
+        Some(path) => WebConfig::load(path).context("--web.config.file")?,
+        None => WebConfig::plain(),
+    };
+    let addresses = listen_addresses(&args.listen_address)?;
     let table = ipvs::Ipvs::connect().context("cannot open IPVS")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -84,5 +106,63 @@ fn run(args: Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         max_concurrency: args.max_concurrency,
     };
-    runtime.block_on(daemon::run(options, config, table))
+    runtime.block_on(async move {
+        let server = bind(&addresses, &web).await?;
+        tracing::info!(
+            address = %server.local_addr().context("listening address")?,
+            tls = web.tls.is_some(),
+            basic_auth = !web.basic_auth_users.is_empty(),
+            "listening"
+        );
+        let state = state::Shared::new(&config);
+        let pages = web::Pages::new(state.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.run(
+            move |request| pages.clone().handle(request),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let result = daemon::run(options, config, table, state).await;
+        // The daemon stopped (signal or error): so does the endpoint.
+        let _ = stop.send(());
+        let _ = serving.await;
+        result
+    })
+}
+
+/// `:PORT` means every address: IPv6 and IPv4 on one socket where the
+/// kernel has IPv6, IPv4 alone otherwise (as ipvs-exporter).
+fn listen_addresses(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--web.listen-address {text:?}: invalid port"))?;
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ]);
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .with_context(|| format!("--web.listen-address {text:?}: not HOST:PORT"))?
+        .collect();
+    if addrs.is_empty() {
+        bail!("--web.listen-address {text:?}: no address");
+    }
+    Ok(addrs)
+}
+
+/// Binds the first of `addresses` that works.
+async fn bind(addresses: &[SocketAddr], web: &WebConfig) -> anyhow::Result<Server> {
+    let mut last_error = None;
+    for &addr in addresses {
+        match Server::bind(addr, web, ipvs_web::Limits::default()).await {
+            Ok(server) => return Ok(server),
+            Err(error) => last_error = Some((addr, error)),
+        }
+    }
+    match last_error {
+        Some((addr, error)) => Err(error).with_context(|| format!("cannot listen on {addr}")),
+        None => bail!("--web.listen-address: no address to listen on"),
+    }
 }

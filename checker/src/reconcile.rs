@@ -123,6 +123,9 @@ pub struct Outcome {
     pub missing: Vec<DestinationKey>,
     /// Weights that could not be set, and why.
     pub errors: Vec<(DestinationKey, String)>,
+    /// The weight each configured real server found in the table has
+    /// after this pass (in a dry run, the weight it had).
+    pub weights: Vec<(DestinationKey, u32)>,
 }
 
 /// Keeps the table's weights at the desired ones.
@@ -161,8 +164,12 @@ impl<T: Table> Reconciler<T> {
             self.table.weights(&desired.service)?.into_iter().collect();
         let mut outcome = Outcome::default();
         for (destination, want) in &desired.weights {
+            let have = current.get(destination).copied();
+            if let Some(have) = have {
+                outcome.weights.push((*destination, have));
+            }
             let Some(want) = *want else { continue };
-            let Some(&have) = current.get(destination) else {
+            let Some(have) = have else {
                 outcome.missing.push(*destination);
                 continue;
             };
@@ -189,6 +196,9 @@ impl<T: Table> Reconciler<T> {
             }
             match self.table.set_weight(&desired.service, destination, want) {
                 Ok(_) => {
+                    if let Some(last) = outcome.weights.last_mut() {
+                        last.1 = want;
+                    }
                     outcome.changes.push(Change {
                         service: desired.service,
                         destination: *destination,

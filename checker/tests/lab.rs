@@ -69,6 +69,7 @@ impl Checker {
             .arg("--config.file")
             .arg(&file)
             .args(["--log.level", "debug"])
+            .args(["--web.listen-address", WEB])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -91,6 +92,27 @@ impl Drop for Checker {
         }
     }
 }
+
+/// Where the checker serves /metrics, in the director's namespace.
+const WEB: &str = "127.0.0.1:10311";
+
+/// The checker's /metrics (text format), fetched in the director.
+fn scrape() -> String {
+    director(&format!("curl -sSf http://{WEB}/metrics"))
+}
+
+/// The value of `name{labels}` in `metrics`, where `labels` is the start
+/// of the label set.
+fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+const RS1: &str = r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.11",remote_port="80""#;
 
 fn weight(ipvs: &mut Ipvs, service: &ServiceKey, rs: &str) -> u32 {
     let key = DestinationKey::new(rs.parse().expect("address"));
@@ -147,6 +169,13 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
     sleep(Duration::from_secs(3));
     assert_eq!(weight(&mut ipvs, &service, "198.18.1.11:80"), 3);
     assert_eq!(weight(&mut ipvs, &service, "198.18.1.12:80"), 1);
+    let before = scrape();
+    assert_eq!(
+        sample(&before, "ipvs_checker_backend_up", RS1),
+        Some(1.0),
+        "{before}"
+    );
+    let transitions = sample(&before, "ipvs_checker_transitions_total", RS1).expect("transitions");
 
     // rs1's server dies: weight 0 within interval x fall + 1 s.
     sh("kill $(cat /run/lab-topology/rs1/server.pid)");
@@ -159,6 +188,17 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
     );
     eprintln!("rs1 at weight 0 {took:?} after its server was killed");
     assert_eq!(weight(&mut ipvs, &service, "198.18.1.12:80"), 1);
+    // The endpoint says so.
+    let after = scrape();
+    assert_eq!(
+        sample(&after, "ipvs_checker_backend_up", RS1),
+        Some(0.0),
+        "{after}"
+    );
+    assert!(
+        sample(&after, "ipvs_checker_transitions_total", RS1) > Some(transitions),
+        "{after}"
+    );
 
     // It comes back: the configured weight returns.
     sh(&format!("{t} serve"));

@@ -86,12 +86,21 @@ fn weights(t: &FakeTable) -> Vec<u32> {
 
 use Health::{Down, Unknown, Up};
 
+/// An outcome that changed nothing and saw rs11, rs12, rs13 at `w`.
+fn seen(w: [u32; 3]) -> Outcome {
+    Outcome {
+        weights: vec![(rs(11), w[0]), (rs(12), w[1]), (rs(13), w[2])],
+        ..Outcome::default()
+    }
+}
+
 #[test]
 fn nothing_is_touched_before_results() {
     let mut r = Reconciler::new(table([3, 1, 2]), false);
     let d = desired(&service(), health_of([Unknown; 3]));
     assert_eq!(d.weights.iter().filter(|(_, w)| w.is_some()).count(), 0);
-    assert_eq!(r.reconcile(&d).expect("reconcile"), Outcome::default());
+    // Only the weights seen are reported.
+    assert_eq!(r.reconcile(&d).expect("reconcile"), seen([3, 1, 2]));
     assert!(r.table().writes.is_empty());
 }
 
@@ -103,6 +112,8 @@ fn down_is_zero_and_up_is_the_configured_weight() {
     let d = desired(&service(), health_of([Down, Up, Unknown]));
     let outcome = r.reconcile(&d).expect("reconcile");
     assert_eq!(weights(r.table()), vec![0, 1, 2]);
+    // The weights reported are the ones after the pass.
+    assert_eq!(outcome.weights, seen([0, 1, 2]).weights);
     assert_eq!(
         outcome.changes,
         vec![
@@ -123,7 +134,7 @@ fn down_is_zero_and_up_is_the_configured_weight() {
         ]
     );
     // Nothing to do the second time.
-    assert_eq!(r.reconcile(&d).expect("reconcile"), Outcome::default());
+    assert_eq!(r.reconcile(&d).expect("reconcile"), seen([0, 1, 2]));
     assert_eq!(r.table().writes.len(), 2);
 }
 
@@ -186,7 +197,8 @@ fn dry_run_writes_nothing_and_announces_once() {
         (first.changes[0].destination, first.changes[0].to),
         (rs(11), 0)
     );
-    assert_eq!(r.reconcile(&d).expect("reconcile"), Outcome::default());
+    // A dry run reports the weights as they are.
+    assert_eq!(r.reconcile(&d).expect("reconcile"), seen([3, 1, 2]));
     assert!(r.table().writes.is_empty());
 }
 

@@ -1,0 +1,275 @@
+//! The checker's metrics: a prometheus-client [`Collector`] that encodes
+//! the daemon's [`State`] on each scrape, so the metrics are read from the
+//! same place the weights are decided from.
+//!
+//! Labels are the exporter's (and node_exporter's), so series join with
+//! `ipvs_backend_weight` and friends: `proto`, `local_address`,
+//! `local_port`, `local_mark` for a service, plus `remote_address` and
+//! `remote_port` for a real server; a firewall-mark service has
+//! `proto="FWM"`, an empty `local_address`, `local_port="0"` and the mark
+//! as `%08X` in `local_mark`.
+//!
+//! `ipvs_checker_probe_duration_seconds` is the whole probe, from the
+//! connection to the last byte read: the probers do not time their phases
+//! (connect, TLS, response) apart, so there is no `phase` label.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipvs::ServiceKey;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::health::Health;
+use crate::state::{Backend, Shared, State};
+
+/// A label set: names and values, in order.
+type Labels = Vec<(&'static str, String)>;
+
+/// The service labels, as the exporter writes them.
+pub fn service_labels(key: &ServiceKey) -> Labels {
+    match key {
+        ServiceKey::Addr { protocol, addr } => vec![
+            ("proto", protocol.to_string()),
+            ("local_address", addr.ip().to_string()),
+            ("local_port", addr.port().to_string()),
+            ("local_mark", String::new()),
+        ],
+        ServiceKey::Fwmark { mark, .. } => vec![
+            ("proto", "FWM".to_owned()),
+            ("local_address", String::new()),
+            ("local_port", "0".to_owned()),
+            ("local_mark", format!("{mark:08X}")),
+        ],
+    }
+}
+
+/// The real server labels: the service's, then `remote_address` and
+/// `remote_port`.
+pub fn backend_labels(service: &Labels, remote: SocketAddr) -> Labels {
+    let mut labels = service.clone();
+    labels.push(("remote_address", remote.ip().to_string()));
+    labels.push(("remote_port", remote.port().to_string()));
+    labels
+}
+
+/// A registry holding the checker's collector over `state`.
+pub fn registry(state: Shared) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StateCollector(state)));
+    registry
+}
+
+/// Encodes a [`Shared`] state on each scrape.
+#[derive(Debug)]
+struct StateCollector(Shared);
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// One metric family over every real server: `value` gives the sample of
+/// one, or `None` to leave it out.
+fn per_backend<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    state: &State,
+    (name, help, unit, kind): (&str, &str, Option<&Unit>, MetricType),
+    value: impl Fn(&Backend) -> Vec<(Labels, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
+    for service in &state.services {
+        let service_labels = service_labels(&service.key);
+        for backend in &service.backends {
+            let labels = backend_labels(&service_labels, backend.key.addr);
+            for (extra, metric) in value(backend) {
+                let mut all = labels.clone();
+                all.extend(extra);
+                metric.encode(family.encode_family(&all)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gauge(v: i64) -> Vec<(Labels, ConstGauge<i64>)> {
+    vec![(Vec::new(), ConstGauge::new(v))]
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let state = self.0.lock();
+        let state = &*state;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_backend_up",
+                "Whether the real server is healthy (1) or failing (0) after rise/fall; absent until it has enough results.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| match b.health.health() {
+                Health::Unknown => Vec::new(),
+                Health::Up => gauge(1),
+                Health::Down => gauge(0),
+            },
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_probe_success",
+                "Whether the last probe of the real server succeeded.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| b.last_probe.map(|ok| gauge(ok.into())).unwrap_or_default(),
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_probe_duration",
+                "Duration of the whole probe, connection to last byte (the phases are not timed apart).",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            ),
+            |b| vec![(Vec::new(), b.duration.clone())],
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_transitions",
+                "Health changes of the real server (from unknown included).",
+                None,
+                MetricType::Counter,
+            ),
+            |b| vec![(Vec::new(), ConstCounter::new(b.transitions))],
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_weight_changes",
+                "Weights the checker set, by cause: health, quorum_guard (a failed server put back), out_of_band (a change made by someone else undone). Nothing is counted in a dry run.",
+                None,
+                MetricType::Counter,
+            ),
+            |b| {
+                [
+                    ("health", b.changes_health),
+                    ("quorum_guard", b.changes_quorum_guard),
+                    ("out_of_band", b.changes_out_of_band),
+                ]
+                .into_iter()
+                .map(|(cause, n)| (vec![("cause", cause.to_owned())], ConstCounter::new(n)))
+                .collect()
+            },
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_backend_weight_desired",
+                "The weight the checker wants the real server to have; absent while its health is unknown.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| {
+                b.desired_weight
+                    .map(|w| gauge(i64::from(w)))
+                    .unwrap_or_default()
+            },
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_backend_weight_configured",
+                "The weight the real server gets while healthy, from the configuration.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| gauge(i64::from(b.configured_weight)),
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_tls_cert_not_after_timestamp",
+                "Expiry of the real server's leaf certificate, from its last successful HTTPS probe.",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            ),
+            |b| b.cert_not_after.map(gauge).unwrap_or_default(),
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_last_failure_info",
+                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| {
+                b.last_error
+                    .as_ref()
+                    .map(|e| {
+                        vec![(
+                            vec![("reason", e.reason.to_owned())],
+                            ConstGauge::new(1i64),
+                        )]
+                    })
+                    .unwrap_or_default()
+            },
+        )?;
+
+        let mut family = encoder.encode_descriptor(
+            "ipvs_checker_quorum_guard_active",
+            "Whether the quorum guard keeps the service's failed real servers at their weight (fail open).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for service in &state.services {
+            let labels = service_labels(&service.key);
+            ConstGauge::new(i64::from(service.guard_active))
+                .encode(family.encode_family(&labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "ipvs_checker_netlink_errors",
+            "Failed IPVS netlink requests: op=read (a service's real servers), op=set_weight.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (op, n) in [
+            ("read", state.netlink_read_errors),
+            ("set_weight", state.netlink_set_errors),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&[("op", op)])?)?;
+        }
+
+        ConstGauge::new(i64::from(state.reload_successful)).encode(encoder.encode_descriptor(
+            "ipvs_checker_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstGauge::new(unix_seconds(state.reload_success_time)).encode(
+            encoder.encode_descriptor(
+                "ipvs_checker_config_last_reload_success_timestamp",
+                "When the configuration was last loaded successfully.",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?,
+        )?;
+        Ok(())
+    }
+}

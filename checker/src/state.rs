@@ -1,0 +1,323 @@
+//! What the daemon knows, in one place: each real server's health state
+//! machine, last probe, last error, weights (configured, desired, seen in
+//! the table) and counters; each service's quorum guard; the netlink error
+//! and reload counters.
+//!
+//! The daemon is the only writer: it records probe results
+//! ([`State::observe`]) and reconciliations ([`State::record`]) here, and
+//! decides weights from the health kept here. The web side
+//! ([`crate::metrics`], [`crate::web`]) only reads it, under the same
+//! lock, so `/metrics`, `/status` and the weights set never disagree.
+//! Critical sections are short: no netlink call or I/O is made under the
+//! lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use ipvs::{DestinationKey, ServiceKey};
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::config::{Config, Quorum};
+use crate::health::{Health, HealthState};
+use crate::prober::{ProbeError, Success};
+use crate::reconcile::{desired, Desired, Outcome};
+
+/// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
+/// covers a loopback answer as well as the longest timeout in practice.
+pub const DURATION_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The daemon's state behind a lock, shared with the web endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    /// A state for `config`, as the daemon starts with it.
+    pub fn new(config: &Config) -> Self {
+        let mut state = State::default();
+        state.reset(config);
+        Shared(Arc::new(Mutex::new(state)))
+    }
+
+    /// The state, locked. A panic while it was held leaves it usable: every
+    /// update keeps it consistent field by field.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Everything `/metrics` and `/status` show.
+#[derive(Debug)]
+pub struct State {
+    /// The configured services, in file order.
+    pub services: Vec<ServiceState>,
+    /// Where each (service, real server) is in `services`.
+    index: HashMap<(ServiceKey, DestinationKey), (usize, usize)>,
+    /// Failed reads of a service's destinations from IPVS.
+    pub netlink_read_errors: u64,
+    /// Failed weight changes.
+    pub netlink_set_errors: u64,
+    /// Whether the last configuration (re)load succeeded.
+    pub reload_successful: bool,
+    /// When a configuration was last loaded successfully.
+    pub reload_success_time: SystemTime,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            services: Vec::new(),
+            index: HashMap::new(),
+            netlink_read_errors: 0,
+            netlink_set_errors: 0,
+            reload_successful: true,
+            reload_success_time: SystemTime::now(),
+        }
+    }
+}
+
+/// One virtual service.
+#[derive(Debug)]
+pub struct ServiceState {
+    /// Which IPVS service.
+    pub key: ServiceKey,
+    /// Its quorum guard, if configured.
+    pub quorum: Option<Quorum>,
+    /// The guard holds failed real servers at their weight (as of the last
+    /// reconciliation).
+    pub guard_active: bool,
+    /// Its real servers, in file order.
+    pub backends: Vec<Backend>,
+}
+
+/// One real server of a service.
+#[derive(Debug)]
+pub struct Backend {
+    /// Which IPVS destination.
+    pub key: DestinationKey,
+    /// The rise/fall state machine: the health the weights follow.
+    pub health: HealthState,
+    /// When the health last changed (or the server was first configured).
+    pub health_since: SystemTime,
+    /// The weight it gets while healthy.
+    pub configured_weight: u32,
+    /// The weight the checker wants; `None` while the health is unknown.
+    pub desired_weight: Option<u32>,
+    /// The weight seen in the table at the last reconciliation; `None`
+    /// before one, or when the table could not be read or has no such
+    /// destination.
+    pub current_weight: Option<u32>,
+    /// The last probe's result, if there was one.
+    pub last_probe: Option<bool>,
+    /// The last failed probe, if any (kept after recovery).
+    pub last_error: Option<LastError>,
+    /// The leaf certificate's not-after (Unix seconds) from the last
+    /// successful HTTPS probe.
+    pub cert_not_after: Option<i64>,
+    /// Health flips counted (unknown -> up or down included).
+    pub transitions: u64,
+    /// Weights set because the health changed.
+    pub changes_health: u64,
+    /// Weights set back because the quorum guard holds the server.
+    pub changes_quorum_guard: u64,
+    /// Weights set back after someone changed them out of band.
+    pub changes_out_of_band: u64,
+    /// Durations of the probes, whole (connection to last byte).
+    pub duration: Histogram,
+}
+
+/// Why a real server's probe last failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// The short reason ([`ProbeError::reason`]).
+    pub reason: &'static str,
+    /// The whole message.
+    pub message: String,
+    /// The first failure of the current run of failures with this reason.
+    pub since: SystemTime,
+    /// The latest failure.
+    pub last: SystemTime,
+}
+
+impl Backend {
+    fn new(key: DestinationKey, rise: u32, fall: u32, weight: u32, now: SystemTime) -> Self {
+        Backend {
+            key,
+            health: HealthState::new(rise, fall),
+            health_since: now,
+            configured_weight: weight,
+            desired_weight: None,
+            current_weight: None,
+            last_probe: None,
+            last_error: None,
+            cert_not_after: None,
+            transitions: 0,
+            changes_health: 0,
+            changes_quorum_guard: 0,
+            changes_out_of_band: 0,
+            duration: Histogram::new(DURATION_BUCKETS),
+        }
+    }
+}
+
+impl State {
+    /// Follows a new configuration: real servers that stay keep their
+    /// health, history and counters (with the new thresholds and weight),
+    /// new ones start unknown, removed ones are dropped.
+    pub fn reset(&mut self, config: &Config) {
+        let now = SystemTime::now();
+        let mut old: HashMap<(ServiceKey, DestinationKey), Backend> = HashMap::new();
+        let mut old_guard = HashMap::new();
+        for service in self.services.drain(..) {
+            old_guard.insert(service.key, service.guard_active);
+            for backend in service.backends {
+                old.insert((service.key, backend.key), backend);
+            }
+        }
+        self.index.clear();
+        for (i, service) in config.services.iter().enumerate() {
+            let mut backends = Vec::with_capacity(service.real_servers.len());
+            for (j, rs) in service.real_servers.iter().enumerate() {
+                let (rise, fall) = (rs.timing.rise, rs.timing.fall);
+                let mut backend = old
+                    .remove(&(service.key, rs.key))
+                    .unwrap_or_else(|| Backend::new(rs.key, rise, fall, rs.weight, now));
+                backend.health.set_thresholds(rise, fall);
+                backend.configured_weight = rs.weight;
+                backends.push(backend);
+                self.index.insert((service.key, rs.key), (i, j));
+            }
+            self.services.push(ServiceState {
+                key: service.key,
+                quorum: service.quorum,
+                guard_active: old_guard.get(&service.key).copied().unwrap_or(false),
+                backends,
+            });
+        }
+    }
+
+    /// The real server `destination` of `service`, if configured.
+    pub fn backend(&self, service: &ServiceKey, destination: &DestinationKey) -> Option<&Backend> {
+        let (i, j) = *self.index.get(&(*service, *destination))?;
+        Some(&self.services[i].backends[j])
+    }
+
+    fn backend_mut(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+    ) -> Option<&mut Backend> {
+        let (i, j) = *self.index.get(&(*service, *destination))?;
+        Some(&mut self.services[i].backends[j])
+    }
+
+    /// Records one probe result that took `took`; returns the new health
+    /// if it flipped (`None` also for a real server no longer configured).
+    pub fn observe(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        result: &Result<Success, ProbeError>,
+        took: Duration,
+        now: SystemTime,
+    ) -> Option<Health> {
+        let backend = self.backend_mut(service, destination)?;
+        backend.duration.observe(took.as_secs_f64());
+        let was_failing = backend.last_probe == Some(false);
+        backend.last_probe = Some(result.is_ok());
+        match result {
+            Ok(success) => {
+                if success.cert_not_after.is_some() {
+                    backend.cert_not_after = success.cert_not_after;
+                }
+            }
+            Err(e) => {
+                let since = match &backend.last_error {
+                    // The same failure going on: it started back then.
+                    Some(last) if was_failing && last.reason == e.reason() => last.since,
+                    _ => now,
+                };
+                backend.last_error = Some(LastError {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                    since,
+                    last: now,
+                });
+            }
+        }
+        let flip = backend.health.observe(result.is_ok());
+        if flip.is_some() {
+            backend.transitions += 1;
+            backend.health_since = now;
+        }
+        flip
+    }
+
+    /// The weights `service`'s real servers should have, from the health
+    /// recorded here.
+    pub fn desired(&self, service: &crate::config::VirtualService) -> Desired {
+        desired(service, |d| {
+            self.backend(&service.key, d)
+                .map_or(Health::Unknown, |b| b.health.health())
+        })
+    }
+
+    /// Records a reconciliation of `want.service`: `outcome` if the table
+    /// could be read, else `None`. In a dry run nothing is counted as
+    /// changed, since nothing was.
+    pub fn record(&mut self, want: &Desired, outcome: Option<&Outcome>, dry_run: bool) {
+        let Some(service) = self.services.iter_mut().find(|s| s.key == want.service) else {
+            return;
+        };
+        service.guard_active = want.guard_active;
+        for backend in &mut service.backends {
+            backend.desired_weight = want
+                .weights
+                .iter()
+                .find(|(d, _)| *d == backend.key)
+                .and_then(|(_, w)| *w);
+            backend.current_weight = outcome.and_then(|o| {
+                o.weights
+                    .iter()
+                    .find(|(d, _)| *d == backend.key)
+                    .map(|(_, w)| *w)
+            });
+        }
+        let Some(outcome) = outcome else {
+            self.netlink_read_errors += 1;
+            return;
+        };
+        self.netlink_set_errors += outcome.errors.len() as u64;
+        if dry_run {
+            return;
+        }
+        for change in &outcome.changes {
+            let Some(backend) = service
+                .backends
+                .iter_mut()
+                .find(|b| b.key == change.destination)
+            else {
+                continue;
+            };
+            if change.out_of_band {
+                backend.changes_out_of_band += 1;
+            } else if want.guard_active {
+                backend.changes_quorum_guard += 1;
+            } else {
+                backend.changes_health += 1;
+            }
+        }
+    }
+
+    /// Records a configuration reload that succeeded or failed.
+    pub fn reloaded(&mut self, ok: bool, now: SystemTime) {
+        self.reload_successful = ok;
+        if ok {
+            self.reload_success_time = now;
+        }
+    }
+}

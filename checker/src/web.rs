@@ -1,0 +1,271 @@
+//! The checker's pages, served by `ipvs_web::Server` (TLS and basic auth
+//! from `--web.config.file` happen before): a landing page at `/`, the
+//! metrics at `/metrics` (OpenMetrics, from [`crate::metrics`]) and every
+//! real server's state at `/status` (JSON), both read from the daemon's
+//! [`Shared`] state.
+//!
+//! prometheus-client writes OpenMetrics 1.0, which Prometheus asks for; a
+//! client that does not (curl, `promtool check metrics`) gets the same
+//! families in the text format 0.0.4 ([`text_format`]), as the exporter
+//! negotiates it.
+//!
+//! `/status` looks like
+//!
+//! ```json
+//! {"services": [{"service": "TCP 198.18.0.10:80", "quorum_guard_active": false,
+//!   "real_servers": [{"address": "198.18.1.11:80", "health": "down",
+//!     "health_since": 1700000000.5, "weight": 0, "weight_desired": 0,
+//!     "weight_configured": 3, "last_probe_success": false,
+//!     "last_error": {"reason": "connect", "message": "connect: Connection refused (os error 111)",
+//!       "since": 1700000000.1, "last": 1700000002.1}}]}],
+//!  "config_last_reload_successful": true}
+//! ```
+//!
+//! with times in Unix seconds and `null` where nothing is known yet.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::state::{Shared, State};
+
+/// What the handler needs; cheap to clone for each request.
+#[derive(Debug, Clone)]
+pub struct Pages {
+    state: Shared,
+    registry: Arc<Registry>,
+}
+
+impl Pages {
+    /// Pages over the daemon's `state`.
+    pub fn new(state: Shared) -> Self {
+        Pages {
+            registry: Arc::new(crate::metrics::registry(state.clone())),
+            state,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        match request.uri().path() {
+            "/metrics" => {
+                let mut body = String::new();
+                if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &self.registry)
+                {
+                    tracing::error!("cannot encode the metrics: {e}");
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n");
+                }
+                let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+                if asks_openmetrics(accept) {
+                    with_type(
+                        body,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )
+                } else {
+                    with_type(
+                        text_format(&body),
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )
+                }
+            }
+            "/status" => {
+                let status = status(&self.state.lock());
+                match serde_json::to_string_pretty(&status) {
+                    Ok(mut body) => {
+                        body.push('\n');
+                        with_type(body, "application/json")
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot encode the status: {e}");
+                        text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode status\n")
+                    }
+                }
+            }
+            "/" => with_type(LANDING_PAGE.to_owned(), "text/html; charset=utf-8"),
+            _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
+        }
+    }
+}
+
+const LANDING_PAGE: &str = concat!(
+    "<!DOCTYPE html>\n<html>\n<head><title>IPVS Checker</title></head>\n<body>\n",
+    "<h1>IPVS Checker</h1>\n<p>Health checks that set IPVS real server weights, version ",
+    env!("CARGO_PKG_VERSION"),
+    ".</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n<p><a href=\"/status\">Status</a> (JSON)</p>\n</body>\n</html>\n"
+);
+
+/// Whether `Accept` lists OpenMetrics with a quality above 0.
+fn asks_openmetrics(accept: Option<&str>) -> bool {
+    accept.unwrap_or("").split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let quality = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .filter_map(|q| q.parse::<f64>().ok())
+            .next()
+            .unwrap_or(1.0);
+        media.eq_ignore_ascii_case("application/openmetrics-text") && quality > 0.0
+    })
+}
+
+/// prometheus-client's OpenMetrics as the text format 0.0.4: a counter
+/// family is named with its `_total` (as its samples are), and the `#
+/// UNIT` and `# EOF` lines, which that format does not have, go. The
+/// samples are the same in both.
+pub fn text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match descriptor {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = with_type(body.to_owned(), "text/plain; charset=utf-8");
+    *response.status_mut() = status;
+    response
+}
+
+/// The `/status` document.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Every configured service, in file order.
+    pub services: Vec<ServiceStatus>,
+    /// Whether the last configuration reload succeeded.
+    pub config_last_reload_successful: bool,
+}
+
+/// One service in `/status`.
+#[derive(Debug, Serialize)]
+pub struct ServiceStatus {
+    /// As `ipvsadm -Ln` names it: `TCP 198.18.0.10:80`, `FWM 1`.
+    pub service: String,
+    /// The quorum guard keeps failed real servers at their weight.
+    pub quorum_guard_active: bool,
+    /// Its real servers, in file order.
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+/// One real server in `/status`.
+#[derive(Debug, Serialize)]
+pub struct RealServerStatus {
+    /// `198.18.1.11:80`, `[2001:db8::11]:80`.
+    pub address: String,
+    /// `unknown`, `up` or `down`.
+    pub health: &'static str,
+    /// When the health last changed (Unix seconds).
+    pub health_since: f64,
+    /// The weight in the IPVS table at the last reconciliation.
+    pub weight: Option<u32>,
+    /// The weight the checker wants (null while the health is unknown).
+    pub weight_desired: Option<u32>,
+    /// The weight from the configuration.
+    pub weight_configured: u32,
+    /// The last probe's result.
+    pub last_probe_success: Option<bool>,
+    /// The last failed probe, kept after recovery.
+    pub last_error: Option<ErrorStatus>,
+    /// The leaf certificate's not-after (Unix seconds), HTTPS only.
+    pub tls_cert_not_after: Option<i64>,
+}
+
+/// A failed probe in `/status`.
+#[derive(Debug, Serialize)]
+pub struct ErrorStatus {
+    /// The short reason, as in `ipvs_checker_last_failure_info`.
+    pub reason: &'static str,
+    /// The whole message.
+    pub message: String,
+    /// Start of the current run of failures with this reason.
+    pub since: f64,
+    /// The latest failure.
+    pub last: f64,
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The status document of `state`.
+pub fn status(state: &State) -> Status {
+    Status {
+        services: state
+            .services
+            .iter()
+            .map(|s| ServiceStatus {
+                service: s.key.to_string(),
+                quorum_guard_active: s.guard_active,
+                real_servers: s
+                    .backends
+                    .iter()
+                    .map(|b| RealServerStatus {
+                        address: b.key.addr.to_string(),
+                        health: b.health.health().as_str(),
+                        health_since: unix_seconds(b.health_since),
+                        weight: b.current_weight,
+                        weight_desired: b.desired_weight,
+                        weight_configured: b.configured_weight,
+                        last_probe_success: b.last_probe,
+                        last_error: b.last_error.as_ref().map(|e| ErrorStatus {
+                            reason: e.reason,
+                            message: e.message.clone(),
+                            since: unix_seconds(e.since),
+                            last: unix_seconds(e.last),
+                        }),
+                        tls_cert_not_after: b.cert_not_after,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        config_last_reload_successful: state.reload_successful,
+    }
+}
+
+#[cfg(test)]
+mod tests;

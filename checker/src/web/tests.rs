@@ -1,0 +1,363 @@
+//! `/metrics` and `/status` over a daemon state built here with the
+//! daemon's own calls (probe results, reconciliations against a fake
+//! table, a failed reload): names, labels and values, and `promtool check
+//! metrics` on the exposition when promtool is installed.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::BodyExt;
+use ipvs::{DestinationKey, ServiceKey};
+
+use super::*;
+use crate::config::{self, Config};
+use crate::prober::{ProbeError, Success};
+use crate::reconcile::{Reconciler, Table};
+
+/// A table in memory with the TCP service only: reading the fwmark one
+/// fails, as netlink does for a service that does not exist. Shared, so
+/// the test can change a weight out of band.
+#[derive(Debug, Default, Clone)]
+struct FakeTable(Rc<RefCell<BTreeMap<ServiceKey, BTreeMap<DestinationKey, u32>>>>);
+
+impl Table for FakeTable {
+    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
+        self.0
+            .borrow()
+            .get(service)
+            .map(|d| d.iter().map(|(k, w)| (*k, *w)).collect())
+            .ok_or(ipvs::Error::ServiceNotFound(*service))
+    }
+
+    fn set_weight(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        weight: u32,
+    ) -> Result<u32, ipvs::Error> {
+        let mut table = self.0.borrow_mut();
+        let slot = table
+            .get_mut(service)
+            .and_then(|d| d.get_mut(destination))
+            .ok_or(ipvs::Error::ServiceNotFound(*service))?;
+        Ok(std::mem::replace(slot, weight))
+    }
+}
+
+const CONFIG: &str = "
+defaults: {rise: 1, fall: 2}
+services:
+  - address: 198.18.0.10:80
+    quorum: {min_up: 1}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1}
+  - fwmark: 1
+    real_servers:
+      - {address: 198.18.1.13, weight: 2, check: {type: tcp, port: 443}}
+";
+
+fn rs(text: &str) -> DestinationKey {
+    DestinationKey::new(text.parse().expect("address"))
+}
+
+fn at(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+/// Reconciles every service as the daemon's `apply` does.
+fn reconcile_all(config: &Config, state: &Shared, reconciler: &mut Reconciler<FakeTable>) {
+    for service in &config.services {
+        let want = state.lock().desired(service);
+        let outcome = reconciler.reconcile(&want);
+        state.lock().record(&want, outcome.as_ref().ok(), false);
+    }
+}
+
+/// rs1 up, then changed out of band and set back; rs2 down after two
+/// refused connections (weight 1 -> 0); the fwmark service's rs3 up with
+/// a certificate but unreadable in the table; a failed reload.
+fn scenario() -> Shared {
+    let config = config::parse(CONFIG, Path::new("test.yaml"), Path::new(".")).expect("valid");
+    let tcp = config.services[0].key;
+    let fwm = config.services[1].key;
+    let table = FakeTable::default();
+    table.0.borrow_mut().insert(
+        tcp,
+        [(rs("198.18.1.11:80"), 3), (rs("198.18.1.12:80"), 1)].into(),
+    );
+    let mut reconciler = Reconciler::new(table.clone(), false);
+    let state = Shared::new(&config);
+
+    let refused = || {
+        Err(ProbeError::Connect(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )))
+    };
+    let ok = Ok(Success::default());
+    let ms = Duration::from_millis;
+    {
+        let mut s = state.lock();
+        s.observe(&tcp, &rs("198.18.1.11:80"), &ok, ms(3), at(1000));
+        s.observe(&tcp, &rs("198.18.1.12:80"), &refused(), ms(1), at(1000));
+        s.observe(&tcp, &rs("198.18.1.12:80"), &refused(), ms(2), at(1001));
+        let https = Ok(Success {
+            status: Some(200),
+            cert_not_after: Some(4_102_444_800),
+        });
+        s.observe(&fwm, &rs("198.18.1.13:0"), &https, ms(40), at(1001));
+    }
+    reconcile_all(&config, &state, &mut reconciler);
+    // ipvsadm -e behind the checker's back, put back on the next pass.
+    table
+        .0
+        .borrow_mut()
+        .get_mut(&tcp)
+        .expect("service")
+        .insert(rs("198.18.1.11:80"), 7);
+    reconcile_all(&config, &state, &mut reconciler);
+    state.lock().reloaded(false, at(1002));
+    state
+}
+
+async fn get(state: &Shared, path: &str) -> (StatusCode, String, String) {
+    get_accepting(state, path, "*/*").await
+}
+
+async fn get_accepting(state: &Shared, path: &str, accept: &str) -> (StatusCode, String, String) {
+    let request = Request::get(path)
+        .header(hyper::header::ACCEPT, accept)
+        .body(())
+        .expect("request");
+    let response = Pages::new(state.clone()).handle(request).await;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).expect("UTF-8"),
+    )
+}
+
+const TCP_RS1: &str = r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.11",remote_port="80""#;
+const TCP_RS2: &str = r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.12",remote_port="80""#;
+const FWM_RS3: &str = r#"proto="FWM",local_address="",local_port="0",local_mark="00000001",remote_address="198.18.1.13",remote_port="0""#;
+
+#[tokio::test]
+async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
+    let state = scenario();
+    let (status, content_type, body) = get_accepting(
+        &state,
+        "/metrics",
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let expected = [
+        format!("ipvs_checker_backend_up{{{TCP_RS1}}} 1"),
+        format!("ipvs_checker_backend_up{{{TCP_RS2}}} 0"),
+        format!("ipvs_checker_backend_up{{{FWM_RS3}}} 1"),
+        format!("ipvs_checker_probe_success{{{TCP_RS1}}} 1"),
+        format!("ipvs_checker_probe_success{{{TCP_RS2}}} 0"),
+        format!("ipvs_checker_probe_duration_seconds_count{{{TCP_RS2}}} 2"),
+        format!("ipvs_checker_probe_duration_seconds_sum{{{TCP_RS2}}} 0.003"),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="10.0",{TCP_RS2}}} 2"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.001",{TCP_RS2}}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.0025",{TCP_RS2}}} 2"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.025",{FWM_RS3}}} 0"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.05",{FWM_RS3}}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="+Inf",{FWM_RS3}}} 1"#),
+        format!("ipvs_checker_transitions_total{{{TCP_RS1}}} 1"),
+        format!("ipvs_checker_transitions_total{{{TCP_RS2}}} 1"),
+        format!(r#"ipvs_checker_weight_changes_total{{{TCP_RS1},cause="health"}} 0"#),
+        format!(r#"ipvs_checker_weight_changes_total{{{TCP_RS1},cause="out_of_band"}} 1"#),
+        format!(r#"ipvs_checker_weight_changes_total{{{TCP_RS2},cause="health"}} 1"#),
+        format!(r#"ipvs_checker_weight_changes_total{{{TCP_RS2},cause="quorum_guard"}} 0"#),
+        format!("ipvs_checker_backend_weight_desired{{{TCP_RS1}}} 3"),
+        format!("ipvs_checker_backend_weight_desired{{{TCP_RS2}}} 0"),
+        format!("ipvs_checker_backend_weight_desired{{{FWM_RS3}}} 2"),
+        format!("ipvs_checker_backend_weight_configured{{{TCP_RS2}}} 1"),
+        format!("ipvs_checker_tls_cert_not_after_timestamp_seconds{{{FWM_RS3}}} 4102444800"),
+        format!(r#"ipvs_checker_last_failure_info{{{TCP_RS2},reason="connect"}} 1"#),
+        r#"ipvs_checker_quorum_guard_active{proto="TCP",local_address="198.18.0.10",local_port="80",local_mark=""} 0"#.to_owned(),
+        r#"ipvs_checker_quorum_guard_active{proto="FWM",local_address="",local_port="0",local_mark="00000001"} 0"#.to_owned(),
+        r#"ipvs_checker_netlink_errors_total{op="read"} 2"#.to_owned(),
+        r#"ipvs_checker_netlink_errors_total{op="set_weight"} 0"#.to_owned(),
+        "ipvs_checker_config_last_reload_successful 0".to_owned(),
+        "# TYPE ipvs_checker_probe_duration_seconds histogram".to_owned(),
+        "# TYPE ipvs_checker_transitions counter".to_owned(),
+        "# EOF".to_owned(),
+    ];
+    let lines: Vec<&str> = body.lines().collect();
+    for line in &expected {
+        assert!(
+            lines.contains(&line.as_str()),
+            "missing {line:?} in\n{body}"
+        );
+    }
+    // Nothing about a server while it is unknown, and no certificate or
+    // failure series for servers that have none.
+    assert!(
+        !body.contains(&format!(
+            "ipvs_checker_tls_cert_not_after_timestamp_seconds{{{TCP_RS1}}}"
+        )),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&format!("ipvs_checker_last_failure_info{{{TCP_RS1}")),
+        "{body}"
+    );
+
+    // The text format: the same samples, counters' families with _total.
+    let (status, content_type, text) = get(&state, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let samples = |b: &str| -> Vec<String> {
+        b.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(samples(&text), samples(&body));
+    for line in [
+        "# TYPE ipvs_checker_transitions_total counter",
+        "# TYPE ipvs_checker_netlink_errors_total counter",
+        "# TYPE ipvs_checker_probe_duration_seconds histogram",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
+    promtool_check(&text);
+}
+
+/// `promtool check metrics` on `body`, if promtool is installed.
+fn promtool_check(body: &str) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("promtool is not installed: skipping promtool check metrics");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool");
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}\n{body}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn status_lists_every_real_server() {
+    let state = scenario();
+    let (status, content_type, body) = get(&state, "/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let expected = serde_json::json!({
+        "services": [
+            {
+                "service": "TCP 198.18.0.10:80",
+                "quorum_guard_active": false,
+                "real_servers": [
+                    {
+                        "address": "198.18.1.11:80",
+                        "health": "up",
+                        "health_since": 1000.0,
+                        "weight": 3,
+                        "weight_desired": 3,
+                        "weight_configured": 3,
+                        "last_probe_success": true,
+                        "last_error": null,
+                        "tls_cert_not_after": null
+                    },
+                    {
+                        "address": "198.18.1.12:80",
+                        "health": "down",
+                        "health_since": 1001.0,
+                        "weight": 0,
+                        "weight_desired": 0,
+                        "weight_configured": 1,
+                        "last_probe_success": false,
+                        "last_error": {
+                            "reason": "connect",
+                            "message": "connect: connection refused",
+                            "since": 1000.0,
+                            "last": 1001.0
+                        },
+                        "tls_cert_not_after": null
+                    }
+                ]
+            },
+            {
+                "service": "FWM 1",
+                "quorum_guard_active": false,
+                "real_servers": [
+                    {
+                        "address": "198.18.1.13:0",
+                        "health": "up",
+                        "health_since": 1001.0,
+                        "weight": null,
+                        "weight_desired": 2,
+                        "weight_configured": 2,
+                        "last_probe_success": true,
+                        "last_error": null,
+                        "tls_cert_not_after": 4102444800i64
+                    }
+                ]
+            }
+        ],
+        "config_last_reload_successful": false
+    });
+    assert_eq!(json, expected, "{body}");
+}
+
+#[tokio::test]
+async fn other_paths_and_methods() {
+    let state = scenario();
+    let (status, content_type, body) = get(&state, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    assert!(body.contains("href=\"/metrics\"") && body.contains("href=\"/status\""));
+    assert_eq!(get(&state, "/nothing").await.0, StatusCode::NOT_FOUND);
+    let post = Request::post("/metrics").body(()).expect("request");
+    let response = Pages::new(state).handle(post).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
