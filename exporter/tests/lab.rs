@@ -141,17 +141,20 @@ EOF"#,
     guard
 }
 
-/// A running exporter, killed when dropped.
+/// A running exporter (ours, or node_exporter), killed when dropped.
 struct Exporter {
     child: Child,
     port: u16,
+    /// The network namespace whose loopback it listens on (`None`: the
+    /// test's own).
+    netns: Option<&'static str>,
 }
 
 impl Exporter {
     fn start(port: u16, args: &[&str], wrapper: Option<&[&str]>) -> Exporter {
         let bin = env!("CARGO_BIN_EXE_ipvs-exporter");
         let listen = format!("--web.listen-address=127.0.0.1:{port}");
-        let mut command = match wrapper {
+        let command = match wrapper {
             Some(wrapper) => {
                 let mut c = Command::new(wrapper[0]);
                 c.args(&wrapper[1..]);
@@ -164,24 +167,54 @@ impl Exporter {
                 c
             }
         };
+        Exporter::spawn(command, port, None)
+    }
+
+    /// Runs `bin --web.listen-address=127.0.0.1:PORT ARGS` inside the
+    /// namespace `/run/netns/NETNS` (`ip netns exec`, so its `/proc/net`
+    /// is that namespace's).
+    fn start_in(netns: &'static str, bin: &str, port: u16, args: &[&str]) -> Exporter {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns, bin])
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args);
+        Exporter::spawn(command, port, Some(netns))
+    }
+
+    fn spawn(mut command: Command, port: u16, netns: Option<&'static str>) -> Exporter {
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start ipvs-exporter");
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let exporter = Exporter { child, port, netns };
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while exporter.connect().is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "exporter did not listen"
+                "{command:?} did not listen"
             );
             sleep(Duration::from_millis(100));
         }
-        Exporter { child, port }
+        exporter
+    }
+
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        match self.netns {
+            None => TcpStream::connect(("127.0.0.1", self.port)),
+            Some(netns) => {
+                let path = format!("/run/netns/{netns}");
+                ipvs::netns::in_netns(Path::new(&path), || {
+                    TcpStream::connect(("127.0.0.1", self.port))
+                })
+                .map_err(std::io::Error::other)?
+            }
+        }
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.port, path).expect("scrape")
+        http_request(self.connect().expect("connect"), path).expect("scrape")
     }
 
     /// Stops it with SIGTERM and returns its log.
@@ -205,7 +238,10 @@ impl Drop for Exporter {
 
 /// One GET over HTTP/1.1; the status and the body.
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    http_request(TcpStream::connect(("127.0.0.1", port))?, path)
+}
+
+fn http_request(mut stream: TcpStream, path: &str) -> std::io::Result<(u16, String)> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         stream,
@@ -217,11 +253,36 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .get(9..12)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not HTTP: {answer:?}")))?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("\r\ntransfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Ok((status, body))
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer (Go's net/http, so
+/// node_exporter, sends its larger answers so).
+fn dechunk(mut rest: &str) -> std::io::Result<String> {
+    let bad = |what: &str| std::io::Error::other(format!("bad chunked body: {what}"));
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").ok_or_else(|| bad("no size line"))?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| bad(size))?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = after.get(..size).ok_or_else(|| bad("short chunk"))?;
+        body.push_str(chunk);
+        rest = after[size..]
+            .strip_prefix("\r\n")
+            .ok_or_else(|| bad("no CRLF after a chunk"))?;
+    }
 }
 
 type Series = BTreeMap<(String, BTreeMap<String, String>), f64>;
@@ -568,4 +629,167 @@ fn without_cap_net_admin_it_serves_ipvs_up_0_and_says_why_once() {
     let why: Vec<&str> = log.lines().filter(|l| l.contains("level=warn")).collect();
     assert_eq!(why.len(), 1, "{log}");
     assert!(why[0].contains("needs CAP_NET_ADMIN"), "{log}");
+}
+
+/// Where node_exporter's ipvs collector and ours export the same thing:
+/// its name and ours. Both exporters' output decides it: these are all
+/// the `node_ipvs_*` names node_exporter 1.5.0 (Debian 12) emits, and each
+/// is ours without the `node_` prefix. Ours has more (per-service and
+/// per-backend counters, persistent counts, states, templates, info);
+/// node_exporter has nothing we lack.
+const NODE_EXPORTER_IPVS: [(&str, &str); 8] = [
+    ("node_ipvs_connections_total", "ipvs_connections_total"),
+    (
+        "node_ipvs_incoming_packets_total",
+        "ipvs_incoming_packets_total",
+    ),
+    (
+        "node_ipvs_outgoing_packets_total",
+        "ipvs_outgoing_packets_total",
+    ),
+    (
+        "node_ipvs_incoming_bytes_total",
+        "ipvs_incoming_bytes_total",
+    ),
+    (
+        "node_ipvs_outgoing_bytes_total",
+        "ipvs_outgoing_bytes_total",
+    ),
+    (
+        "node_ipvs_backend_connections_active",
+        "ipvs_backend_connections_active",
+    ),
+    (
+        "node_ipvs_backend_connections_inactive",
+        "ipvs_backend_connections_inactive",
+    ),
+    ("node_ipvs_backend_weight", "ipvs_backend_weight"),
+];
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn overlapping_series_equal_node_exporters_ipvs_collector() {
+    let _lab = lab();
+    // Both in the director's namespace, where node_exporter's collector
+    // reads /proc/net/ip_vs and ip_vs_stats; ours without --netns, so
+    // neither has a netns label.
+    let node = Exporter::start_in(
+        "lab-director",
+        "/usr/bin/prometheus-node-exporter",
+        10316,
+        &["--collector.disable-defaults", "--collector.ipvs"],
+    );
+    let ours = Exporter::start_in(
+        "lab-director",
+        env!("CARGO_BIN_EXE_ipvs-exporter"),
+        10317,
+        &[],
+    );
+    let scrape = |exporter: &Exporter| {
+        let (status, text) = exporter.get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    // Only the ipvs collector's series: the rest of node_exporter's
+    // (go_*, process_*, promhttp_*, node_scrape_*) change every scrape.
+    let node_ipvs = |text: &str| -> Series {
+        parse(text)
+            .into_iter()
+            .filter(|((name, _), _)| name.starts_with("node_ipvs_"))
+            .collect()
+    };
+    // No traffic flows, but the kernel still expires connections (FIN_WAIT,
+    // TIME_WAIT, UDP), which moves the active and inactive counts: use a
+    // scrape of ours between two of node_exporter's that agree.
+    let (node_text, ours_text) = (0..5)
+        .find_map(|_| {
+            let before = scrape(&node);
+            let between = scrape(&ours);
+            let after = scrape(&node);
+            (node_ipvs(&before) == node_ipvs(&after)).then_some((before, between))
+        })
+        .expect("node_exporter's ipvs series kept changing");
+    if let Ok(out) = std::env::var("LAB_OUT") {
+        // Both expositions, for a reader of the lab's results.
+        let out = Path::new(&out);
+        std::fs::write(out.join("node_exporter-ipvs.prom"), &node_text).expect("write");
+        std::fs::write(out.join("ipvs-exporter-beside-node.prom"), &ours_text).expect("write");
+    }
+    let theirs = node_ipvs(&node_text);
+    let ours_series = parse(&ours_text);
+
+    // The same type (counter or gauge) for each name and its match.
+    let types = |text: &str| -> BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, kind)| (name.to_string(), kind.to_string()))
+            .collect()
+    };
+    let (node_types, our_types) = (types(&node_text), types(&ours_text));
+    for (node, ours) in NODE_EXPORTER_IPVS {
+        assert_eq!(node_types.get(node), our_types.get(ours), "{node} / {ours}");
+    }
+
+    let names: std::collections::BTreeSet<&str> =
+        theirs.keys().map(|(name, _)| name.as_str()).collect();
+    let expected: std::collections::BTreeSet<&str> =
+        NODE_EXPORTER_IPVS.iter().map(|(node, _)| *node).collect();
+    assert_eq!(
+        names, expected,
+        "node_exporter's ipvs names are not those of NODE_EXPORTER_IPVS"
+    );
+    let mapped: Series = theirs
+        .iter()
+        .map(|((name, labels), value)| {
+            let ours = NODE_EXPORTER_IPVS
+                .iter()
+                .find(|(node, _)| node == name)
+                .map(|(_, ours)| ours.to_string())
+                .expect("mapped");
+            ((ours, labels.clone()), *value)
+        })
+        .collect();
+    let overlap: Series = ours_series
+        .into_iter()
+        .filter(|((name, _), _)| NODE_EXPORTER_IPVS.iter().any(|(_, ours)| ours == name))
+        .collect();
+
+    // Every series on either side, with what the other side has for it.
+    let mut differences = Vec::new();
+    for key in mapped.keys().chain(overlap.keys()) {
+        let (a, b) = (mapped.get(key), overlap.get(key));
+        if a != b && !differences.iter().any(|(k, _, _)| k == key) {
+            differences.push((key.clone(), a.copied(), b.copied()));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "(series, node_exporter, ipvs-exporter) differing:\n{}",
+        differences
+            .iter()
+            .map(|(key, a, b)| format!("{key:?}: {a:?} vs {b:?}\n"))
+            .collect::<String>()
+    );
+    // The whole table was there: 5 globals and 3 series for each of the
+    // 13 real servers, fwmark and IPv6 ones among them, with traffic.
+    assert_eq!(mapped.len(), 5 + 3 * 13, "{mapped:#?}");
+    let labelled = |name: &str, label: &str, value: &str| {
+        mapped
+            .keys()
+            .any(|(n, l)| n == name && l.get(label).map(String::as_str) == Some(value))
+    };
+    assert!(labelled("ipvs_backend_weight", "local_mark", "00000001"));
+    assert!(labelled("ipvs_backend_weight", "local_mark", "00000003"));
+    assert!(labelled(
+        "ipvs_backend_weight",
+        "remote_address",
+        "2001:db8:1::13"
+    ));
+    let connections = ("ipvs_connections_total".to_string(), BTreeMap::new());
+    assert!(mapped[&connections] >= 20.0, "{mapped:#?}");
+    eprintln!(
+        "node_exporter and ipvs-exporter agree on all {} overlapping series",
+        mapped.len()
+    );
 }
