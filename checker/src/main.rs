@@ -5,11 +5,10 @@
 //! Its metrics and status are served on port 10311 by default, next to
 //! the exporter's 10310 (see exporter/README.md for why that range).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::Parser;
 
 use ipvs_checker::{config, daemon, state, web};
@@ -95,7 +94,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => WebConfig::load(path).context("--web.config.file")?,
         None => WebConfig::plain(),
     };
-    let addresses = listen_addresses(&args.listen_address)?;
+    let addresses = ipvs_web::listen_addresses(&args.listen_address)?;
     let table = ipvs::Ipvs::connect().context("cannot open IPVS")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -107,7 +106,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_concurrency: args.max_concurrency,
     };
     runtime.block_on(async move {
-        let server = bind(&addresses, &web).await?;
+        let server = Server::bind_first(&addresses, &web, ipvs_web::Limits::default()).await?;
         tracing::info!(
             address = %server.local_addr().context("listening address")?,
             tls = web.tls.is_some(),
@@ -129,40 +128,4 @@ fn run(args: Args) -> anyhow::Result<()> {
         let _ = serving.await;
         result
     })
-}
-
-/// `:PORT` means every address: IPv6 and IPv4 on one socket where the
-/// kernel has IPv6, IPv4 alone otherwise (as ipvs-exporter).
-fn listen_addresses(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
-    if let Some(port) = text.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("--web.listen-address {text:?}: invalid port"))?;
-        return Ok(vec![
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-        ]);
-    }
-    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
-        .with_context(|| format!("--web.listen-address {text:?}: not HOST:PORT"))?
-        .collect();
-    if addrs.is_empty() {
-        bail!("--web.listen-address {text:?}: no address");
-    }
-    Ok(addrs)
-}
-
-/// Binds the first of `addresses` that works.
-async fn bind(addresses: &[SocketAddr], web: &WebConfig) -> anyhow::Result<Server> {
-    let mut last_error = None;
-    for &addr in addresses {
-        match Server::bind(addr, web, ipvs_web::Limits::default()).await {
-            Ok(server) => return Ok(server),
-            Err(error) => last_error = Some((addr, error)),
-        }
-    }
-    match last_error {
-        Some((addr, error)) => Err(error).with_context(|| format!("cannot listen on {addr}")),
-        None => bail!("--web.listen-address: no address to listen on"),
-    }
 }

@@ -4,7 +4,6 @@
 //! Prometheus' default port allocations list is fully allocated, and
 //! 10310 is not on the list (see exporter/README.md).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,27 +108,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {text:?}: must be positive"))
 }
 
-/// `:PORT` means every address: IPv6 and IPv4 on one socket where the
-/// kernel has IPv6, IPv4 alone otherwise.
-fn listen_addresses(text: &str) -> Result<Vec<SocketAddr>> {
-    if let Some(port) = text.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("--web.listen-address {text:?}: invalid port"))?;
-        return Ok(vec![
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-        ]);
-    }
-    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
-        .with_context(|| format!("--web.listen-address {text:?}: not HOST:PORT"))?
-        .collect();
-    if addrs.is_empty() {
-        bail!("--web.listen-address {text:?}: no address");
-    }
-    Ok(addrs)
-}
-
 async fn run(args: Args) -> Result<()> {
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
         bail!(
@@ -156,24 +134,9 @@ async fn run(args: Args) -> Result<()> {
         telemetry_path: Arc::from(args.telemetry_path.as_str()),
     };
 
-    let mut server = None;
-    let mut last_error = None;
-    for addr in listen_addresses(&args.listen_address)? {
-        match Server::bind(addr, &web, ipvs_web::Limits::default()).await {
-            Ok(bound) => {
-                server = Some(bound);
-                break;
-            }
-            Err(error) => last_error = Some((addr, error)),
-        }
-    }
-    let server = match (server, last_error) {
-        (Some(server), _) => server,
-        (None, Some((addr, error))) => {
-            return Err(error).with_context(|| format!("cannot listen on {addr}"))
-        }
-        (None, None) => bail!("--web.listen-address: no address to listen on"),
-    };
+    let server =
+        Server::bind_listen_address(&args.listen_address, &web, ipvs_web::Limits::default())
+            .await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         address = %server.local_addr().context("listening address")?,

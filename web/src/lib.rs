@@ -20,7 +20,7 @@ pub mod server;
 
 pub use config::{ClientAuth, ConfigError, WebConfig};
 pub use logging::{LogFormat, LogLevel};
-pub use server::{shutdown_signal, Limits, Server};
+pub use server::{listen_addresses, shutdown_signal, Limits, Server};
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,32 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// The addresses a `--web.listen-address` value stands for, in the order
+/// to try them.
+pub fn listen_addresses(text: &str) -> io::Result<Vec<SocketAddr>> {
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--web.listen-address {text:?}: {what}"),
+        )
+    };
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ]);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|_| invalid("not HOST:PORT"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(invalid("no address"));
+    }
+    Ok(addrs)
+}
+
 impl Server {
     /// Binds `addr` and prepares TLS and basic auth as `config` says.
     pub async fn bind(addr: SocketAddr, config: &WebConfig, limits: Limits) -> io::Result<Self> {
@@ -84,6 +110,41 @@ impl Server {
             tls: config.tls.clone().map(TlsAcceptor::from),
             auth: BasicAuth::new(&config.basic_auth_users),
             limits,
+        })
+    }
+
+    /// Binds a `--web.listen-address` as Prometheus exporters take it:
+    /// `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every address (IPv6 and
+    /// IPv4 on one socket where the kernel has IPv6, IPv4 alone otherwise).
+    /// The first address that binds wins; the error names the flag's value
+    /// and the last address tried.
+    pub async fn bind_listen_address(
+        text: &str,
+        config: &WebConfig,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        Server::bind_first(&listen_addresses(text)?, config, limits).await
+    }
+
+    /// Binds the first of `addresses` that binds; the error names the last
+    /// address tried.
+    pub async fn bind_first(
+        addresses: &[SocketAddr],
+        config: &WebConfig,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        let mut last_error = None;
+        for &addr in addresses {
+            match Server::bind(addr, config, limits).await {
+                Ok(server) => return Ok(server),
+                Err(error) => last_error = Some((addr, error)),
+            }
+        }
+        Err(match last_error {
+            Some((addr, error)) => {
+                io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}"))
+            }
+            None => io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on"),
         })
     }
 

@@ -264,3 +264,51 @@ async fn shutdown_closes_the_listener() {
         .expect("no panic");
     assert!(TcpStream::connect(addr).await.is_err(), "still listening");
 }
+
+#[test]
+fn listen_addresses_follow_the_exporters_convention() {
+    let all = crate::listen_addresses(":10310").expect(":PORT");
+    assert_eq!(
+        all,
+        vec![
+            "[::]:10310".parse().expect("address"),
+            "0.0.0.0:10310".parse().expect("address")
+        ]
+    );
+    assert_eq!(
+        crate::listen_addresses("[::1]:80").expect("IPv6"),
+        vec!["[::1]:80".parse::<SocketAddr>().expect("address")]
+    );
+    let error = crate::listen_addresses(":http").expect_err("bad port");
+    assert_eq!(
+        error.to_string(),
+        "--web.listen-address \":http\": invalid port"
+    );
+    let error = crate::listen_addresses("127.0.0.1").expect_err("no port");
+    assert_eq!(
+        error.to_string(),
+        "--web.listen-address \"127.0.0.1\": not HOST:PORT"
+    );
+}
+
+#[tokio::test]
+async fn bind_listen_address_takes_the_first_that_binds_and_names_a_failure() {
+    let web = WebConfig::plain();
+    let server = Server::bind_listen_address("127.0.0.1:0", &web, Limits::default())
+        .await
+        .expect("bind");
+    let taken = server.local_addr().expect("address");
+    let error = Server::bind_listen_address(&taken.to_string(), &web, Limits::default())
+        .await
+        .expect_err("taken");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot listen on {taken}: ")),
+        "{error}"
+    );
+    let error = Server::bind_first(&[], &web, Limits::default())
+        .await
+        .expect_err("nothing");
+    assert_eq!(error.to_string(), "no address to listen on");
+}
