@@ -28,10 +28,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+
+use ipvs_web::pages::{asks_openmetrics, reject_method, text};
 
 use crate::state::{Shared, State};
 
@@ -53,12 +55,8 @@ impl Pages {
 
     /// Answers one request.
     pub async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>> {
-        if request.method() != Method::GET && request.method() != Method::HEAD {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
+        if let Some(refused) = reject_method(&request) {
+            return refused;
         }
         match request.uri().path() {
             "/metrics" => {
@@ -107,20 +105,6 @@ const LANDING_PAGE: &str = concat!(
     ".</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n<p><a href=\"/status\">Status</a> (JSON)</p>\n</body>\n</html>\n"
 );
 
-/// Whether `Accept` lists OpenMetrics with a quality above 0.
-fn asks_openmetrics(accept: Option<&str>) -> bool {
-    accept.unwrap_or("").split(',').any(|range| {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        let quality = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .filter_map(|q| q.parse::<f64>().ok())
-            .next()
-            .unwrap_or(1.0);
-        media.eq_ignore_ascii_case("application/openmetrics-text") && quality > 0.0
-    })
-}
-
 /// prometheus-client's OpenMetrics as the text format 0.0.4: a counter
 /// family is named with its `_total` (as its samples are), and the `#
 /// UNIT` and `# EOF` lines, which that format does not have, go. The
@@ -162,12 +146,6 @@ fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> 
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = with_type(body.to_owned(), "text/plain; charset=utf-8");
-    *response.status_mut() = status;
     response
 }
 

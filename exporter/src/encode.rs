@@ -46,17 +46,7 @@ impl Format {
     /// OpenMetrics when the `Accept` header asks for it with a non-zero
     /// quality, the text format otherwise (as client_golang decides).
     pub fn negotiate(accept: Option<&str>) -> Format {
-        let asks_openmetrics = accept.unwrap_or("").split(',').any(|range| {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("");
-            let quality = parts
-                .filter_map(|p| p.strip_prefix("q="))
-                .filter_map(|q| q.parse::<f64>().ok())
-                .next()
-                .unwrap_or(1.0);
-            media.eq_ignore_ascii_case("application/openmetrics-text") && quality > 0.0
-        });
-        if asks_openmetrics {
+        if ipvs_web::pages::asks_openmetrics(accept) {
             Format::OpenMetrics
         } else {
             Format::Text

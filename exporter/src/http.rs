@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+
+use ipvs_web::pages::{reject_method, text};
 
 use crate::collect::Collector;
 use crate::encode::{encode, Format};
@@ -24,12 +26,8 @@ pub struct Pages {
 impl Pages {
     /// Answers one request.
     pub async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>> {
-        if request.method() != Method::GET && request.method() != Method::HEAD {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
+        if let Some(refused) = reject_method(&request) {
+            return refused;
         }
         let path = request.uri().path();
         if path == &*self.telemetry_path {
@@ -55,16 +53,6 @@ impl Pages {
             text(StatusCode::NOT_FOUND, "Not Found\n")
         }
     }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 /// The landing page, linking to the metrics.

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod logging;
+pub mod pages;
 pub mod server;
 
 pub use config::{ClientAuth, ConfigError, WebConfig};

@@ -1,0 +1,69 @@
+//! Small pieces of the pages both daemons serve: content negotiation,
+//! plain-text answers, and refusing methods other than GET and HEAD.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+/// Whether an `Accept` header lists OpenMetrics with a quality above 0 (as
+/// client_golang decides between OpenMetrics and the text format).
+pub fn asks_openmetrics(accept: Option<&str>) -> bool {
+    accept.unwrap_or("").split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let quality = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .filter_map(|q| q.parse::<f64>().ok())
+            .next()
+            .unwrap_or(1.0);
+        media.eq_ignore_ascii_case("application/openmetrics-text") && quality > 0.0
+    })
+}
+
+/// A plain-text answer with `status`.
+pub fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// 405 with `Allow: GET, HEAD` for any other method; `None` for GET and HEAD.
+pub fn reject_method<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    if request.method() == Method::GET || request.method() == Method::HEAD {
+        return None;
+    }
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_is_served_when_asked_for_with_a_quality_above_zero() {
+        let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+        assert!(asks_openmetrics(Some(prometheus)));
+        assert!(!asks_openmetrics(Some("application/openmetrics-text;q=0")));
+        assert!(!asks_openmetrics(Some("text/plain")));
+        assert!(!asks_openmetrics(None));
+    }
+
+    #[test]
+    fn only_get_and_head_are_served() {
+        let get = Request::get("/").body(()).expect("request");
+        assert!(reject_method(&get).is_none());
+        let post = Request::post("/").body(()).expect("request");
+        let response = reject_method(&post).expect("refused");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD");
+    }
+}
