@@ -6,42 +6,12 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use ipvs::{DestinationKey, Ipvs, ServiceKey};
-
-const DIRECTOR: &str = "/run/netns/lab-director";
-
-fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn topology() -> String {
-    format!("{}/../lab/topology.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `script` with `sh -c`; panics with its output if it fails.
-fn sh(script: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", script])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{script:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn director(script: &str) -> String {
-    sh(&format!("ip netns exec lab-director sh -c '{script}'"))
-}
+use lab_harness::{director, lock, run_in, topology_script, DIRECTOR};
 
 /// Where the checker's config and log go: `$LAB_OUT` survives the VM.
 fn out_dir() -> PathBuf {
@@ -150,8 +120,11 @@ fn wait_for_weight(
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undone() {
     let _lock = lock();
-    let t = topology();
-    sh(&format!("{t} up 2 && {t} serve && {t} vip 198.18.0.10"));
+    let t = topology_script();
+    run_in(
+        None,
+        &format!("{t} up 2 && {t} serve && {t} vip 198.18.0.10"),
+    );
     director(
         "ipvsadm -C && ipvsadm -A -t 198.18.0.10:80 -s wrr && \
          ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
@@ -178,7 +151,7 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
     let transitions = sample(&before, "ipvs_checker_transitions_total", RS1).expect("transitions");
 
     // rs1's server dies: weight 0 within interval x fall + 1 s.
-    sh("kill $(cat /run/lab-topology/rs1/server.pid)");
+    run_in(None, "kill $(cat /run/lab-topology/rs1/server.pid)");
     let took = wait_for_weight(
         &mut ipvs,
         &service,
@@ -201,7 +174,7 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
     );
 
     // It comes back: the configured weight returns.
-    sh(&format!("{t} serve"));
+    run_in(None, &format!("{t} serve"));
     let took = wait_for_weight(
         &mut ipvs,
         &service,

@@ -15,12 +15,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const DIRECTOR: &str = "/run/netns/lab-director";
+use lab_harness::{client, director, lab_once, run_in, topology_script, DIRECTOR};
 
 const TABLE: &str = "\
 -A -t 198.18.0.10:80 -s rr
@@ -45,55 +44,10 @@ const TABLE: &str = "\
 -a -f 3 -r 198.18.1.13:0 -i -w 4 -x 1000 -y 100 --tun-type gue --tun-port 6080 --tun-csum
 ";
 
-fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn run_in(ns: Option<&str>, script: &str) -> String {
-    let mut command = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "sh", "-c", script]);
-            c
-        }
-        None => {
-            let mut c = Command::new("sh");
-            c.args(["-c", script]);
-            c
-        }
-    };
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{script:?} in {ns:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn director(script: &str) -> String {
-    run_in(Some("lab-director"), script)
-}
-
-fn client(script: &str) -> String {
-    run_in(Some("lab-client"), script)
-}
-
 /// Builds the lab network, the table and its traffic, once per binary.
 fn lab() -> MutexGuard<'static, ()> {
-    let guard = lock();
-    static ATTEMPTED: AtomicBool = AtomicBool::new(false);
-    static READY: OnceLock<()> = OnceLock::new();
-    if READY.get().is_none() && ATTEMPTED.swap(true, Ordering::SeqCst) {
-        panic!("the lab setup failed in an earlier test");
-    }
-    READY.get_or_init(|| {
-        let topology = format!("{}/../lab/topology.sh", env!("CARGO_MANIFEST_DIR"));
+    lab_once(|| {
+        let topology = topology_script();
         run_in(None, &format!("{topology} up 3 && {topology} serve"));
         for vip in ["198.18.0.10", "198.18.0.11", "198.18.0.20", "2001:db8::10"] {
             run_in(None, &format!("{topology} vip {vip}"));
@@ -132,13 +86,15 @@ EOF"#,
         );
         let started = Instant::now();
         while !Path::new("/run/lab-exporter-tcp-open").exists() {
-            assert!(started.elapsed() < Duration::from_secs(60), "no open connection");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no open connection"
+            );
             sleep(Duration::from_millis(200));
         }
         // The kernel folds its per-CPU counters into what it reports every 2 s.
         sleep(Duration::from_secs(3));
-    });
-    guard
+    })
 }
 
 /// A running exporter (ours, or node_exporter), killed when dropped.

@@ -14,19 +14,17 @@ use std::fs::File;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 use std::thread::sleep;
 use std::time::Duration;
+
+use lab_harness::{client, director, lab_once, run_in, topology_script, DIRECTOR};
 
 use ipvs::proc::{ConnProtocol, ConnTableCounts, GlobalStats};
 use ipvs::{
     AddressFamily, DestinationConfig, DestinationKey, Error, ForwardMethod, Ipvs, Netmask,
     ServiceConfig, ServiceFlags, ServiceKey, TableEntry, Timeouts, MAX_WEIGHT,
 };
-
-const DIRECTOR: &str = "/run/netns/lab-director";
 
 /// The table every test starts from, in `ipvsadm -R` form: TCP, UDP and
 /// SCTP; IPv4 and IPv6; firewall marks; persistence with a netmask;
@@ -60,62 +58,10 @@ const TABLE: &str = "\
 -a -f 2 -6 -r [2001:db8:1::13]:0 -g -w 1
 ";
 
-fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lab_script() -> String {
-    format!("{}/../lab/topology.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `script` with `sh -c`, in namespace `ns` (`lab-NAME`) if given;
-/// panics with its output if it fails.
-fn run_in(ns: Option<&str>, script: &str) -> String {
-    let mut command = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "sh", "-c", script]);
-            c
-        }
-        None => {
-            let mut c = Command::new("sh");
-            c.args(["-c", script]);
-            c
-        }
-    };
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{script:?} in {ns:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn director(script: &str) -> String {
-    run_in(Some("lab-director"), script)
-}
-
-fn client(script: &str) -> String {
-    run_in(Some("lab-client"), script)
-}
-
 /// Builds the lab network, the table and its traffic, once per test binary.
 fn lab() -> MutexGuard<'static, ()> {
-    let guard = lock();
-    static ATTEMPTED: AtomicBool = AtomicBool::new(false);
-    static READY: OnceLock<()> = OnceLock::new();
-    // A failed setup fails every test at once instead of being tried again.
-    if READY.get().is_none() && ATTEMPTED.swap(true, Ordering::SeqCst) {
-        panic!("the lab setup failed in an earlier test");
-    }
-    READY.get_or_init(|| {
-        let topology = lab_script();
+    lab_once(|| {
+        let topology = topology_script();
         run_in(None, &format!("{topology} up 3 && {topology} serve"));
         for vip in [
             "198.18.0.10",
@@ -132,8 +78,7 @@ fn lab() -> MutexGuard<'static, ()> {
         director("iptables -t mangle -A PREROUTING -d 198.18.0.20/32 -j MARK --set-mark 1");
         restore_table();
         drive_traffic();
-    });
-    guard
+    })
 }
 
 fn restore_table() {
