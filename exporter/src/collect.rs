@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::conntable::ConnScans;
 use crate::snapshot::{self, Options, Snapshot};
 
 type Slot = Option<Arc<Snapshot>>;
@@ -23,6 +24,8 @@ type Slot = Option<Arc<Snapshot>>;
 pub struct Collector {
     options: Arc<Options>,
     timeout: Duration,
+    /// The connection table's last scans (`--collector.connections.min-interval`).
+    scans: Arc<ConnScans>,
     /// The collection in flight, if any: its result arrives on the channel.
     in_flight: Mutex<Option<watch::Receiver<Slot>>>,
     /// The failures last logged, by (netns, what failed).
@@ -30,11 +33,13 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// A collector gathering `options`, each collection bounded by `timeout`.
-    pub fn new(options: Options, timeout: Duration) -> Arc<Self> {
+    /// A collector gathering `options`, each collection bounded by
+    /// `timeout`, the connection table through `scans`.
+    pub fn new(options: Options, timeout: Duration, scans: ConnScans) -> Arc<Self> {
         Arc::new(Collector {
             options: Arc::new(options),
             timeout,
+            scans: Arc::new(scans),
             in_flight: Mutex::new(None),
             failures: Mutex::new(BTreeMap::new()),
         })
@@ -71,7 +76,8 @@ impl Collector {
 
     async fn collect(&self) -> Snapshot {
         let options = Arc::clone(&self.options);
-        let gathering = tokio::task::spawn_blocking(move || snapshot::gather(&options));
+        let scans = Arc::clone(&self.scans);
+        let gathering = tokio::task::spawn_blocking(move || snapshot::gather(&options, &scans));
         let snapshot = match tokio::time::timeout(self.timeout, gathering).await {
             Ok(Ok(snapshot)) => snapshot,
             Ok(Err(_)) => self.failed("the collection thread panicked"),

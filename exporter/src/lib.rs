@@ -9,6 +9,7 @@
 //! [`http`] serves it behind `ipvs_web`'s server (TLS, basic auth).
 
 pub mod collect;
+pub mod conntable;
 pub mod encode;
 pub mod http;
 pub mod snapshot;

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use ipvs_exporter::collect::Collector;
+use ipvs_exporter::conntable::ConnScans;
 use ipvs_exporter::http::Pages;
 use ipvs_exporter::snapshot::{Collectors, Options};
 use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
@@ -81,6 +82,12 @@ struct Args {
     /// Disable the connections collector.
     #[arg(long = "no-collector.connections")]
     no_connections: bool,
+
+    /// Scan the connection table at most once per this interval (e.g. 30s,
+    /// 1m; 0: every scrape): scrapes within it reuse the last scan's
+    /// counts, whose age is ipvs_conntable_scan_age_seconds.
+    #[arg(long = "collector.connections.min-interval", default_value = "0", value_parser = parse_interval)]
+    conn_min_interval: Duration,
 }
 
 /// `10s`, `500ms`, `1m`, or plain seconds.
@@ -108,6 +115,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {text:?}: must be positive"))
 }
 
+/// A duration that may be zero (`0` switches the bound off).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    if text.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 async fn run(args: Args) -> Result<()> {
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
         bail!(
@@ -128,7 +143,11 @@ async fn run(args: Args) -> Result<()> {
         namespaces: args.netns.clone(),
         sockets: args.sockets.max(1),
     };
-    let collector = Collector::new(options, args.scrape_timeout);
+    let collector = Collector::new(
+        options,
+        args.scrape_timeout,
+        ConnScans::new(args.conn_min_interval),
+    );
     let pages = Pages {
         collector,
         telemetry_path: Arc::from(args.telemetry_path.as_str()),

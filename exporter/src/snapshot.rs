@@ -15,10 +15,13 @@
 //! that namespace's files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{Info, Ipvs, TableEntry};
+
+use crate::conntable::ConnScans;
 
 /// Which collectors run (`--[no-]collector.NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +73,11 @@ pub struct Namespace {
     pub global: Option<GlobalStats>,
     /// Services with their destinations (`services` collector).
     pub table: Option<Vec<TableEntry>>,
-    /// The connection table's counts (`connections` collector).
-    pub connections: Option<ConnTableCounts>,
+    /// The connection table's counts (`connections` collector), possibly
+    /// those of an earlier scan (see [`ConnScans`]).
+    pub connections: Option<Arc<ConnTableCounts>>,
+    /// Seconds since the scan behind `connections` finished.
+    pub connections_age: Option<f64>,
     /// The collectors that ran, in order.
     pub runs: Vec<CollectorRun>,
 }
@@ -83,21 +89,22 @@ pub struct Snapshot {
     pub namespaces: Vec<Namespace>,
 }
 
-/// Gathers every namespace, one after the other (blocking).
-pub fn gather(options: &Options) -> Snapshot {
+/// Gathers every namespace, one after the other (blocking); the
+/// connection table's counts come through `scans`.
+pub fn gather(options: &Options, scans: &ConnScans) -> Snapshot {
     let labelled = !options.namespaces.is_empty();
     let mut namespaces = vec![Namespace {
         netns: labelled.then(String::new),
-        ..gather_here(options)
+        ..gather_here(options, scans, "")
     }];
     for path in &options.namespaces {
-        let label = Some(path.display().to_string());
-        let namespace = match ipvs::netns::in_netns(path, || gather_here(options)) {
+        let label = path.display().to_string();
+        let namespace = match ipvs::netns::in_netns(path, || gather_here(options, scans, &label)) {
             Ok(namespace) => namespace,
             Err(error) => failed(options, &error.to_string()),
         };
         namespaces.push(Namespace {
-            netns: label,
+            netns: Some(label),
             ..namespace
         });
     }
@@ -127,8 +134,8 @@ pub fn failed(options: &Options, reason: &str) -> Namespace {
     }
 }
 
-/// Gathers the namespace of the calling thread.
-fn gather_here(options: &Options) -> Namespace {
+/// Gathers the namespace of the calling thread, `netns` by its label.
+fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
     let proc_net = Path::new("/proc/thread-self/net");
     let mut namespace = Namespace::default();
     let mut netlink = Ipvs::connect().and_then(|mut ipvs| ipvs.info().map(|info| (ipvs, info)));
@@ -155,9 +162,12 @@ fn gather_here(options: &Options) -> Namespace {
     }
     if options.collectors.connections {
         let (result, run) = timed("connections", || {
-            ConnTableCounts::read_path(proc_net.join("ip_vs_conn")).map_err(|e| e.to_string())
+            scans.get(netns, || {
+                ConnTableCounts::read_path(proc_net.join("ip_vs_conn")).map_err(|e| e.to_string())
+            })
         });
-        namespace.connections = result;
+        namespace.connections_age = result.as_ref().map(|scan| scan.age_seconds);
+        namespace.connections = result.map(|scan| scan.counts);
         namespace.runs.push(run);
     }
     namespace

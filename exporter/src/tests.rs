@@ -5,6 +5,7 @@
 //! deliberate change and review the diff.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{
@@ -150,7 +151,9 @@ fn snapshot() -> Snapshot {
             ..GlobalStats::default()
         }),
         table: Some(table()),
-        connections: Some(connections),
+        connections: Some(Arc::new(connections)),
+        // Counts from a scan 12.5 s old (--collector.connections.min-interval).
+        connections_age: Some(12.5),
         runs: vec![
             CollectorRun {
                 name: "stats",
@@ -177,6 +180,7 @@ fn snapshot() -> Snapshot {
         global: None,
         table: None,
         connections: None,
+        connections_age: None,
         runs: vec![CollectorRun {
             name: "services",
             seconds: 0.5,
