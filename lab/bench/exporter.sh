@@ -1,0 +1,193 @@
+#!/bin/bash
+# Benchmark: ipvs-exporter beside node_exporter's ipvs collector, in one lab
+# run, in the lab director's namespace. Run from the repository root:
+#
+#   cargo build --release -p ipvs-exporter
+#   lab/run -- lab/bench/exporter.sh [SERVICES] [DESTS] [CONNECTIONS]
+#
+# 1. Full scrape on SERVICES x DESTS (default 1,000 x 10, built with
+#    ipvsadm -R as in dump.sh), connection table empty: hyperfine times
+#    `curl` of ipvs-exporter's /metrics and of node_exporter's (Debian's
+#    prometheus-node-exporter with only its ipvs collector); series counts
+#    of both; VmHWM/VmRSS of both afterwards.
+# 2. Connection table of at least CONNECTIONS entries (default 20,000):
+#    hping3 in lab-client sends SYNs, one source port each, to a persistent
+#    LVS-NAT VIP (198.18.0.10:81); the real servers drop them, so every
+#    entry stays in SYN_RECV for the kernel's 60 s. Within that minute:
+#    hyperfine times `cat /proc/net/ip_vs_conn` and `curl` of a second
+#    ipvs-exporter that runs only the connections collector (both whole
+#    commands: one process start and the kernel printing the whole table),
+#    and the exporter's own ipvs_scrape_collector_duration_seconds for that
+#    collector; RSS of both exporters against their empty-table figures.
+#
+# All traffic stays in the lab namespaces (198.18.0.0/15). Results go to
+# stdout and, as Markdown, to $LAB_OUT/bench-exporter.md.
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
+services=${1:-1000}
+dests=${2:-10}
+want_conns=${3:-20000}
+runs=${BENCH_RUNS:-10}
+out=${LAB_OUT:-/tmp}
+md=$out/bench-exporter.md
+bin=$PWD/target/release/ipvs-exporter
+node=/usr/bin/prometheus-node-exporter
+dir=lab-director
+vip=198.18.0.10
+
+[[ -x $bin ]] || { echo "build first: cargo build --release -p ipvs-exporter" >&2; exit 1; }
+for tool in hyperfine hping3 curl "$node"; do
+	command -v "$tool" >/dev/null || { echo "missing $tool (lab/setup installs lab/packages.txt)" >&2; exit 1; }
+done
+
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	lab/topology.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+in_dir() { ip netns exec "$dir" "$@"; }
+# VmHWM and VmRSS of a process, in MB.
+memory() {
+	awk '/^VmHWM|^VmRSS/ { printf "%s %.1f MB  ", $1, $2 / 1024 }' "/proc/$1/status"
+}
+mem_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+conn_entries() { in_dir sh -c 'tail -n +2 /proc/net/ip_vs_conn | wc -l'; }
+# Waits for an HTTP server on 127.0.0.1:PORT in the director's namespace.
+wait_port() {
+	local i
+	for i in $(seq 300); do
+		in_dir curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on :$1" >&2
+	exit 1
+}
+
+lab/topology.sh up 2 >/dev/null
+lab/topology.sh vip "$vip" >/dev/null
+
+# Services 198.18.2.0, 198.18.2.1, ... port 80, DESTS real servers each
+# (as dump.sh), and the persistent NAT service for the connection table.
+python3 - "$services" "$dests" "$vip" >"$out/bench-exporter-table.txt" <<'PY'
+import ipaddress, sys
+services, dests, vip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+base = int(ipaddress.ip_address("198.18.2.0"))
+for s in range(services):
+    v = ipaddress.ip_address(base + s)
+    print(f"-A -t {v}:80 -s wlc")
+    for d in range(dests):
+        print(f"-a -t {v}:80 -r 198.18.8.{d + 1}:{8000 + s % 100} -m -w {d + 1}")
+print(f"-A -t {vip}:81 -s rr -p 600")
+print(f"-a -t {vip}:81 -r 198.18.1.11:81 -m -w 1")
+print(f"-a -t {vip}:81 -r 198.18.1.12:81 -m -w 1")
+PY
+in_dir ipvsadm -R <"$out/bench-exporter-table.txt"
+echo "table: $services services x $dests destinations (+1 persistent NAT service), $(in_dir ipvsadm -Ln | wc -l) lines of ipvsadm -Ln"
+echo "kernel: $(uname -r), CPUs: $(nproc), $($node --version 2>&1 | head -1)"
+echo "ipvs-exporter: $($bin --version)"
+
+# Started by `ip netns exec` itself (not through a function: $! must be
+# the exporter's own PID, which `ip netns exec` keeps when it execs it).
+ip netns exec "$dir" "$bin" --web.listen-address=127.0.0.1:10310 --log.level=warn &
+pids+=($!)
+ours=$!
+ip netns exec "$dir" "$bin" --web.listen-address=127.0.0.1:10312 --log.level=warn \
+	--no-collector.services --no-collector.stats &
+pids+=($!)
+ours_conn=$!
+ip netns exec "$dir" "$node" --web.listen-address=127.0.0.1:9100 --log.level=warn \
+	--collector.disable-defaults --collector.ipvs &
+pids+=($!)
+theirs=$!
+wait_port 10310
+wait_port 10312
+wait_port 9100
+
+# --- 1. full scrape, connection table empty --------------------------------
+in_dir curl -sf http://127.0.0.1:10310/metrics >"$out/bench-exporter-ours.prom"
+in_dir curl -sf http://127.0.0.1:9100/metrics >"$out/bench-exporter-node.prom"
+our_series=$(grep -c '^ipvs_' "$out/bench-exporter-ours.prom")
+node_series=$(grep -c '^node_ipvs_' "$out/bench-exporter-node.prom")
+node_all=$(grep -vc '^#' "$out/bench-exporter-node.prom")
+grep -q '^ipvs_up 1' "$out/bench-exporter-ours.prom" || { echo "ipvs_up is not 1" >&2; exit 1; }
+echo "series: ipvs-exporter $our_series ipvs_*; node_exporter $node_series node_ipvs_* ($node_all in all)"
+
+in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
+	--export-markdown "$out/bench-exporter-scrape.md" \
+	--command-name "ipvs-exporter /metrics ($our_series series)" \
+	'curl -sf -o /dev/null http://127.0.0.1:10310/metrics' \
+	--command-name "node_exporter ipvs /metrics ($node_series series)" \
+	'curl -sf -o /dev/null http://127.0.0.1:9100/metrics'
+ours_mem_full=$(memory "$ours")
+theirs_mem=$(memory "$theirs")
+ours_rss_empty=$(mem_kb "$ours" VmRSS)
+
+# The connections-only exporter on the empty table.
+for _ in 1 2 3; do in_dir curl -sf -o /dev/null http://127.0.0.1:10312/metrics; done
+conn_rss_empty=$(mem_kb "$ours_conn" VmRSS)
+conn_mem_empty=$(memory "$ours_conn")
+
+# --- 2. connection table -----------------------------------------------------
+# The real servers drop the SYNs: no SYN-ACK, no RST, entries stay SYN_RECV.
+for rs in lab-rs1 lab-rs2; do
+	ip netns exec "$rs" iptables -A INPUT -p tcp --dport 81 -j DROP
+done
+ports=$((want_conns + want_conns / 5))
+((ports < 64000)) || { echo "at most ~53,000 connections from one source address" >&2; exit 1; }
+started=$SECONDS
+ip netns exec lab-client hping3 -q -S -p 81 -s 1025 -i u20 -c "$ports" "$vip" >/dev/null 2>&1 &
+hping=$!
+pids+=("$hping")
+while kill -0 "$hping" 2>/dev/null && (($(conn_entries) < want_conns)); do
+	((SECONDS - started < 50)) || break
+	sleep 1
+done
+kill "$hping" 2>/dev/null || true
+wait "$hping" 2>/dev/null || true
+burst=$((SECONDS - started))
+entries=$(conn_entries)
+echo "connection table: $entries entries after a $burst s burst"
+((entries >= want_conns)) || { echo "only $entries entries (wanted $want_conns)" >&2; exit 1; }
+
+in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
+	--export-markdown "$out/bench-exporter-conn.md" \
+	--command-name "cat /proc/net/ip_vs_conn" 'cat /proc/net/ip_vs_conn' \
+	--command-name "ipvs-exporter, connections collector only" \
+	'curl -sf -o /dev/null http://127.0.0.1:10312/metrics'
+own=()
+for _ in 1 2 3 4 5; do
+	own+=("$(in_dir curl -sf http://127.0.0.1:10312/metrics |
+		awk '/^ipvs_scrape_collector_duration_seconds\{collector="connections"/ { print $2 }')")
+done
+in_dir curl -sf http://127.0.0.1:10310/metrics >"$out/bench-exporter-ours-conn.prom"
+entries_after=$(conn_entries)
+conn_rss_full=$(mem_kb "$ours_conn" VmRSS)
+ours_rss_conn=$(mem_kb "$ours" VmRSS)
+elapsed=$((SECONDS - started))
+counted=$(awk '/^ipvs_backend_connection_states\{/ { s += $2 } END { print s + 0 }' \
+	"$out/bench-exporter-ours-conn.prom")
+
+{
+	echo "### Full scrape, $services services x $dests destinations, connection table empty"
+	echo
+	cat "$out/bench-exporter-scrape.md"
+	echo
+	echo "Series: ipvs-exporter $our_series \`ipvs_*\`; node_exporter $node_series \`node_ipvs_*\` ($node_all lines in all)."
+	echo
+	echo "Memory after the scrapes: ipvs-exporter $ours_mem_full; node_exporter $theirs_mem."
+	echo
+	echo "### Connection table: $entries entries ($entries_after at the end; ${elapsed} s after the burst began)"
+	echo
+	cat "$out/bench-exporter-conn.md"
+	echo
+	echo "The exporter's own \`ipvs_scrape_collector_duration_seconds{collector=\"connections\"}\` over 5 scrapes: ${own[*]} s;"
+	echo "Connection states counted by the full exporter: $counted."
+	echo
+	echo "RSS, connections-only exporter: $((conn_rss_empty / 1024)).$((conn_rss_empty % 1024 * 10 / 1024)) MB empty ($conn_mem_empty), $((conn_rss_full / 1024)).$((conn_rss_full % 1024 * 10 / 1024)) MB at $entries entries (delta $(((conn_rss_full - conn_rss_empty))) kB);"
+	echo "full exporter: VmRSS $ours_rss_empty kB empty, $ours_rss_conn kB after a full scrape at $entries entries (delta $((ours_rss_conn - ours_rss_empty)) kB)."
+} >"$md"
+echo
+cat "$md"
