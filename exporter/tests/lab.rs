@@ -749,3 +749,264 @@ fn overlapping_series_equal_node_exporters_ipvs_collector() {
         mapped.len()
     );
 }
+
+/// Entries in the director's connection table now (header excluded).
+fn conn_table_entries() -> f64 {
+    director("tail -n +2 /proc/net/ip_vs_conn | wc -l")
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// The director's connection-table entries in a scrape (states and
+/// templates) and the age of that data.
+fn scanned(exporter: &Exporter) -> (f64, f64) {
+    let (status, text) = exporter.get("/metrics");
+    assert_eq!(status, 200);
+    let series = parse(&text);
+    let entries = series
+        .iter()
+        .filter(|((name, labels), _)| {
+            (name == "ipvs_backend_connection_states"
+                || name == "ipvs_backend_persistence_templates")
+                && labels.get("netns").map(String::as_str) == Some(DIRECTOR)
+        })
+        .map(|(_, v)| v)
+        .sum();
+    let age = series
+        .iter()
+        .find(|((name, labels), _)| {
+            name == "ipvs_conntable_scan_age_seconds"
+                && labels.get("netns").map(String::as_str) == Some(DIRECTOR)
+        })
+        .map(|(_, v)| *v)
+        .expect("ipvs_conntable_scan_age_seconds of the director");
+    (entries, age)
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn conn_table_scans_are_reused_within_the_minimum_interval() {
+    let _lab = lab();
+    let interval = Duration::from_secs(10);
+    let exporter = Exporter::start(
+        10316,
+        &[
+            "--netns",
+            DIRECTOR,
+            "--no-collector.services",
+            "--collector.connections.min-interval=10s",
+        ],
+        None,
+    );
+    // A first scrape scans: its count is the table's, its age 0 (the
+    // table does not change while nothing is sent).
+    let scan_started = Instant::now();
+    let (first, age) = scanned(&exporter);
+    assert_eq!(age, 0.0, "a first scrape scans");
+    assert_eq!(first, conn_table_entries());
+
+    // New connections; a scrape within the interval keeps the old counts.
+    for _ in 0..3 {
+        client("curl -sS --max-time 10 -o /dev/null http://198.18.0.10/");
+    }
+    let live = conn_table_entries();
+    assert_ne!(live, first, "the curls changed nothing in the table");
+    let (reused, age) = scanned(&exporter);
+    assert!(
+        scan_started.elapsed() < interval,
+        "the lab was too slow to scrape within the interval"
+    );
+    assert_eq!(reused, first, "rescanned within the interval");
+    assert!(
+        age > 0.0 && age < interval.as_secs_f64(),
+        "age {age} within the interval"
+    );
+
+    // After the interval a scrape scans again and sees the new entries.
+    sleep(interval.saturating_sub(scan_started.elapsed()) + Duration::from_millis(200));
+    let (fresh, age) = scanned(&exporter);
+    assert_eq!(age, 0.0, "no rescan after the interval");
+    let now = conn_table_entries();
+    assert!(
+        fresh == now || fresh == live,
+        "after the interval: exporter {fresh}, table {live} before and {now} after"
+    );
+    assert_ne!(fresh, first);
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn two_namespaces_are_two_labelled_tables_and_a_missing_one_is_ipvs_up_0() {
+    let _lab = lab();
+    // A second namespace with a table of its own, unlike the director's.
+    const OTHER: &str = "/run/netns/lab-exporter-other";
+    const MISSING: &str = "/run/netns/lab-exporter-missing";
+    run_in(
+        None,
+        "ip netns del lab-exporter-other 2>/dev/null; ip netns add lab-exporter-other && \
+         ip -n lab-exporter-other link set lo up && \
+         ip netns exec lab-exporter-other ipvsadm -A -t 198.18.50.1:8080 -s rr && \
+         ip netns exec lab-exporter-other ipvsadm -a -t 198.18.50.1:8080 -r 198.18.51.1:8080 -m -w 5",
+    );
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            run_in(None, "ip netns del lab-exporter-other 2>/dev/null || true");
+        }
+    }
+    let _cleanup = Cleanup;
+
+    let exporter = Exporter::start(
+        10317,
+        &["--netns", DIRECTOR, "--netns", OTHER, "--netns", MISSING],
+        None,
+    );
+    let (status, text) = exporter.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    let series = parse(&text);
+    let value = |name: &str, netns: &str| {
+        series
+            .iter()
+            .find(|((n, l), _)| n == name && l.get("netns").map(String::as_str) == Some(netns))
+            .map(|(_, v)| *v)
+    };
+    assert_eq!(value("ipvs_up", ""), Some(1.0));
+    assert_eq!(value("ipvs_up", DIRECTOR), Some(1.0));
+    assert_eq!(value("ipvs_up", OTHER), Some(1.0));
+    assert_eq!(value("ipvs_up", MISSING), Some(0.0), "{text}");
+
+    // Each namespace's backends, by netns: the two tables stay apart.
+    let weights = |netns: &str| -> BTreeMap<String, f64> {
+        series
+            .iter()
+            .filter(|((n, l), _)| {
+                n == "ipvs_backend_weight" && l.get("netns").map(String::as_str) == Some(netns)
+            })
+            .map(|((_, l), v)| {
+                (
+                    format!(
+                        "{}:{} -> {}:{}",
+                        l["local_address"], l["local_port"], l["remote_address"], l["remote_port"]
+                    ),
+                    *v,
+                )
+            })
+            .collect()
+    };
+    let other = weights(OTHER);
+    assert_eq!(
+        other,
+        BTreeMap::from([("198.18.50.1:8080 -> 198.18.51.1:8080".to_string(), 5.0)])
+    );
+    let director_weights = weights(DIRECTOR);
+    assert!(
+        director_weights.contains_key("198.18.0.10:80 -> 198.18.1.12:80"),
+        "{director_weights:?}"
+    );
+    assert!(!director_weights.keys().any(|k| k.contains("198.18.50.1")));
+    assert!(weights("").is_empty(), "the root namespace has no table");
+
+    // The missing namespace: its collectors failed, and one log line
+    // names the path.
+    assert_eq!(
+        series
+            .iter()
+            .filter(|((n, l), v)| n == "ipvs_scrape_collector_success"
+                && l.get("netns").map(String::as_str) == Some(MISSING)
+                && **v == 0.0)
+            .count(),
+        3,
+        "{text}"
+    );
+    exporter.get("/metrics");
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+    let why: Vec<&str> = log.lines().filter(|l| l.contains("level=warn")).collect();
+    assert_eq!(why.len(), 1, "{log}");
+    assert!(why[0].contains(MISSING), "{log}");
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn web_config_file_tls_and_basic_auth_through_the_binary() {
+    let _lab = lab();
+    // A CA and a server certificate for 127.0.0.1 made here, a bcrypt hash
+    // of the password (cost 4: bcrypt is slow on purpose, and more so
+    // under emulation).
+    let dir = "/tmp/lab-exporter-tls";
+    run_in(
+        None,
+        &format!(
+            "rm -rf {dir} && mkdir -p {dir} && cd {dir} && \
+             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+               -keyout ca.key -out ca.crt -days 2 -subj /CN=lab-exporter-ca 2>/dev/null && \
+             openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+               -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null && \
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' >ext && \
+             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+               -out server.crt -days 2 -extfile ext 2>/dev/null"
+        ),
+    );
+    let hash = bcrypt::hash("right horse", 4).expect("bcrypt");
+    std::fs::write(
+        format!("{dir}/web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: {dir}/server.crt\n  key_file: {dir}/server.key\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .expect("web.yml");
+    let exporter = Exporter::start(
+        10318,
+        &[
+            &format!("--web.config.file={dir}/web.yml"),
+            "--netns",
+            DIRECTOR,
+        ],
+        None,
+    );
+    let curl = |args: &str| -> (String, String) {
+        let out = run_in(
+            None,
+            &format!(
+                "curl -sS --max-time 20 -o {dir}/body -w '%{{http_code}}' {args} 2>{dir}/err; \
+                 echo \" $?\"; cat {dir}/err"
+            ),
+        );
+        let (code, rest) = out.split_once('\n').unwrap_or((&out, ""));
+        (code.trim().to_string(), rest.to_string())
+    };
+    let url = "https://127.0.0.1:10318/metrics";
+    let ca = format!("--cacert {dir}/ca.crt");
+
+    let (code, err) = curl(&format!("{ca} -u 'prometheus:right horse' {url}"));
+    assert_eq!(code, "200 0", "{err}");
+    let body = std::fs::read_to_string(format!("{dir}/body")).expect("body");
+    assert!(
+        body.contains("ipvs_up{netns=\"/run/netns/lab-director\"} 1"),
+        "{body}"
+    );
+
+    let (code, err) = curl(&format!("{ca} -u 'prometheus:wrong horse' {url}"));
+    assert_eq!(code, "401 0", "{err}");
+    let (code, err) = curl(&format!("{ca} {url}"));
+    assert_eq!(code, "401 0", "no credentials: {err}");
+
+    // Without the CA the client refuses the server (curl exit 60).
+    let (code, _) = curl(&format!("-u 'prometheus:right horse' {url}"));
+    assert_eq!(code, "000 60");
+
+    // Plain HTTP to the TLS port: no HTTP answer, the connection closed
+    // (curl: 52 empty reply, or 56 receive error), and the server goes on.
+    let (code, err) = curl("-u 'prometheus:right horse' http://127.0.0.1:10318/metrics");
+    assert!(
+        code == "000 52" || code == "000 56",
+        "plain HTTP to the TLS port: {code} {err}"
+    );
+    let (code, err) = curl(&format!("{ca} -u 'prometheus:right horse' {url}"));
+    assert_eq!(code, "200 0", "after the plain-HTTP attempt: {err}");
+
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+}
