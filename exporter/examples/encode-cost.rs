@@ -17,6 +17,7 @@ use ipvs::{
     ServiceKey, Stats, TableEntry,
 };
 use ipvs_exporter::encode::{encode, Format};
+use ipvs_exporter::http::exposition;
 use ipvs_exporter::snapshot::{Namespace, Snapshot};
 
 fn arg(n: usize, default: usize) -> usize {
@@ -82,6 +83,12 @@ fn main() {
     for format in [Format::Text, Format::OpenMetrics] {
         let (time, size) = best(runs, || encode(&snapshot, format).len());
         println!("encode {services}x{dests} {format:?}: {time:?} ({size} bytes)");
+        let (time, size) = best(runs, || {
+            exposition(&snapshot, format, true)
+                .expect("gzip into memory")
+                .len()
+        });
+        println!("encode {services}x{dests} {format:?} gzip: {time:?} ({size} bytes)");
     }
 
     let mut text = String::from(

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
@@ -97,12 +98,13 @@ impl Family {
     }
 
     /// Appends the family (header and samples) to `out`, if it has samples.
-    fn encode(&self, format: Format, out: &mut String) {
+    fn encode(&self, format: Format, out: &mut Out<'_>) {
         if self.lines.is_empty() {
             return;
         }
-        self.header(format, out);
-        out.push_str(&self.lines);
+        self.header(format, &mut out.buf);
+        out.buf.push_str(&self.lines);
+        out.spill();
     }
 
     /// Appends `# HELP` and `# TYPE`.
@@ -226,45 +228,59 @@ impl Families {
             success: Family::new("ipvs_scrape_collector_success", Gauge, "Whether the collector succeeded."),
         }
     }
+}
 
-    /// The families whose samples are buffered (all but the table's).
-    fn all_small(&self) -> impl Iterator<Item = &Family> {
-        [&self.up, &self.info]
-            .into_iter()
-            .chain(&self.global)
-            .chain([
-                &self.states,
-                &self.templates,
-                &self.scan_age,
-                &self.duration,
-                &self.success,
-            ])
+/// The exposition of `snapshot` in `format`, as text.
+pub fn encode(snapshot: &Snapshot, format: Format) -> String {
+    let mut bytes = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = encode_to(snapshot, format, &mut bytes);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The size of the pieces handed to the sink.
+const CHUNK: usize = 64 * 1024;
+
+/// The exposition being written: a small buffer handed to the sink each
+/// time it fills, so that a compressed exposition never exists whole
+/// uncompressed (1,000 x 10 is 17 MB of text).
+struct Out<'w> {
+    buf: String,
+    sink: &'w mut dyn Write,
+    error: Option<std::io::Error>,
+}
+
+impl Out<'_> {
+    /// Hands the buffer to the sink once it holds a chunk.
+    fn spill(&mut self) {
+        if self.buf.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(error) = self.sink.write_all(self.buf.as_bytes()) {
+                self.error = Some(error);
+            }
+        }
+        self.buf.clear();
     }
 }
 
-/// The exposition of `snapshot` in `format`.
-pub fn encode(snapshot: &Snapshot, format: Format) -> String {
+/// Writes the exposition of `snapshot` in `format` to `sink`, in pieces of
+/// about 64 KiB; fails only if the sink does.
+pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> std::io::Result<()> {
     let mut families = Families::new();
     let mut tables = Vec::new();
     for namespace in &snapshot.namespaces {
         tables.push(add_namespace(&mut families, namespace));
     }
-    // One exposition-sized allocation, written once.
-    let table_size: usize = tables
-        .iter()
-        .map(|t| {
-            t.services
-                .iter()
-                .map(|(labels, info, _)| 6 * (labels.len() + 64) + info.len())
-                .sum::<usize>()
-                + t.backends
-                    .iter()
-                    .map(|(labels, info, _)| 9 * (labels.len() + 64) + info.len() + 32)
-                    .sum::<usize>()
-        })
-        .sum();
-    let small: usize = families.all_small().map(|f| f.lines.len() + 512).sum();
-    let mut out = String::with_capacity(table_size + small + 8192);
+    let mut out = Out {
+        buf: String::with_capacity(CHUNK + 4096),
+        sink,
+        error: None,
+    };
     let f = &families;
     for family in [&f.up, &f.info].into_iter().chain(&f.global) {
         family.encode(format, &mut out);
@@ -280,9 +296,13 @@ pub fn encode(snapshot: &Snapshot, format: Format) -> String {
         family.encode(format, &mut out);
     }
     if format == Format::OpenMetrics {
-        out.push_str("# EOF\n");
+        out.buf.push_str("# EOF\n");
     }
-    out
+    out.flush();
+    match out.error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// Adds the namespace's small families; returns its table's series.
@@ -480,14 +500,15 @@ fn escape_into(out: &mut String, value: &str) {
 }
 
 /// Writes one sample line.
-fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
-    out.push_str(name);
-    out.push_str(labels);
-    let _ = writeln!(out, " {value}");
+fn sample(out: &mut Out<'_>, name: &str, labels: &str, value: impl std::fmt::Display) {
+    out.buf.push_str(name);
+    out.buf.push_str(labels);
+    let _ = writeln!(out.buf, " {value}");
+    out.spill();
 }
 
 /// Writes the table's families, each over every namespace.
-fn encode_tables(f: &Families, tables: &[TableSeries<'_>], format: Format, out: &mut String) {
+fn encode_tables(f: &Families, tables: &[TableSeries<'_>], format: Format, out: &mut Out<'_>) {
     let services = || tables.iter().flat_map(|t| t.services.iter());
     let backends = || tables.iter().flat_map(|t| t.backends.iter());
     if services().next().is_some() {
@@ -499,12 +520,12 @@ fn encode_tables(f: &Families, tables: &[TableSeries<'_>], format: Format, out: 
             |s| s.out_bytes,
         ];
         for (family, field) in f.service.iter().zip(fields) {
-            family.header(format, out);
+            family.header(format, &mut out.buf);
             for (labels, _, stats) in services() {
                 sample(out, family.name, labels, field(stats));
             }
         }
-        f.service_info.header(format, out);
+        f.service_info.header(format, &mut out.buf);
         for (_, info, _) in services() {
             sample(out, f.service_info.name, info, 1);
         }
@@ -526,12 +547,12 @@ fn encode_tables(f: &Families, tables: &[TableSeries<'_>], format: Format, out: 
             .iter()
             .chain([&f.weight, &f.active, &f.inactive, &f.persistent]);
         for (family, field) in families.zip(fields) {
-            family.header(format, out);
+            family.header(format, &mut out.buf);
             for (labels, _, dest) in backends() {
                 sample(out, family.name, labels, field(dest));
             }
         }
-        f.backend_info.header(format, out);
+        f.backend_info.header(format, &mut out.buf);
         for (_, info, _) in backends() {
             sample(out, f.backend_info.name, info, 1);
         }

@@ -5,14 +5,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Request, Response, StatusCode};
 
 use ipvs_web::pages::{reject_method, text};
 
 use crate::collect::Collector;
-use crate::encode::{encode, Format};
+use crate::encode::{encode_to, Format};
+use crate::snapshot::Snapshot;
 
 /// What the handler needs.
 #[derive(Debug, Clone)]
@@ -33,13 +36,37 @@ impl Pages {
         if path == &*self.telemetry_path {
             let format =
                 Format::negotiate(request.headers().get(ACCEPT).and_then(|v| v.to_str().ok()));
+            let gzip = accepts_gzip(
+                request
+                    .headers()
+                    .get(ACCEPT_ENCODING)
+                    .and_then(|v| v.to_str().ok()),
+            );
             let snapshot = self.collector.snapshot().await;
-            let body = encode(&snapshot, format);
+            let body = match exposition(&snapshot, format, gzip) {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::error!(%error, "cannot encode the metrics");
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot encode the metrics\n",
+                    );
+                }
+            };
+            drop(snapshot);
+            // The encoder's label sets are freed: give the memory back
+            // rather than keep a scrape's peak resident between scrapes.
+            crate::memory::release();
             let mut response = Response::new(Full::new(Bytes::from(body)));
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(format.content_type()),
             );
+            headers.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+            if gzip {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             response
         } else if path == "/" {
             let mut response =
@@ -53,6 +80,40 @@ impl Pages {
             text(StatusCode::NOT_FOUND, "Not Found\n")
         }
     }
+}
+
+/// The body of a scrape: the exposition, gzipped (at the fastest level:
+/// the exposition is repetitive, level 1 already shrinks it about tenfold)
+/// when the scraper accepts it, as Prometheus does by default.
+pub fn exposition(snapshot: &Snapshot, format: Format, gzip: bool) -> std::io::Result<Vec<u8>> {
+    if gzip {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encode_to(snapshot, format, &mut encoder)?;
+        encoder.finish()
+    } else {
+        let mut body = Vec::new();
+        encode_to(snapshot, format, &mut body)?;
+        Ok(body)
+    }
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (`gzip` or `x-gzip`
+/// with a non-zero quality).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(header) = accept_encoding else {
+        return false;
+    };
+    header.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip"))
+            && parts.all(|param| match param.split_once('=') {
+                Some((name, value)) if name.trim().eq_ignore_ascii_case("q") => {
+                    value.trim().parse::<f32>().is_ok_and(|q| q > 0.0)
+                }
+                _ => true,
+            })
+    })
 }
 
 /// The landing page, linking to the metrics.

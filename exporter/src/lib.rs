@@ -12,6 +12,7 @@ pub mod collect;
 pub mod conntable;
 pub mod encode;
 pub mod http;
+pub mod memory;
 pub mod snapshot;
 
 #[cfg(test)]

@@ -175,6 +175,7 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    ipvs_exporter::memory::configure();
     let args = Args::parse();
     if let Err(error) = ipvs_web::logging::init(args.log_level, args.log_format) {
         eprintln!("ipvs-exporter: {error}");

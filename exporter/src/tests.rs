@@ -245,3 +245,65 @@ fn without_namespaces_there_is_no_netns_label() {
     assert!(!text.contains("netns"), "{text}");
     assert!(text.contains("\nipvs_up 1\n"), "{text}");
 }
+
+#[test]
+fn gzip_is_sent_when_the_scraper_accepts_it() {
+    use crate::http::accepts_gzip;
+    // Prometheus' own header.
+    assert!(accepts_gzip(Some("gzip")));
+    assert!(accepts_gzip(Some("deflate, GZIP;q=0.5, br")));
+    assert!(accepts_gzip(Some("x-gzip")));
+    assert!(!accepts_gzip(Some("gzip;q=0")));
+    assert!(!accepts_gzip(Some("gzip; q=0.0")));
+    assert!(!accepts_gzip(Some("gzip;q=zero")));
+    assert!(!accepts_gzip(Some("identity, br")));
+    assert!(!accepts_gzip(Some("gzipped")));
+    assert!(!accepts_gzip(None));
+}
+
+#[test]
+fn the_gzipped_exposition_is_the_golden_one() {
+    use std::io::Read;
+    for (format, golden) in [
+        (Format::Text, "golden.prom"),
+        (Format::OpenMetrics, "golden.om"),
+    ] {
+        let body = crate::http::exposition(&snapshot(), format, true).expect("gzip");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .expect("a gzip stream");
+        check_golden(golden, &text);
+        let plain = crate::http::exposition(&snapshot(), format, false).expect("plain");
+        assert_eq!(plain, text.as_bytes());
+    }
+}
+
+#[test]
+fn an_exposition_larger_than_one_chunk_is_written_whole() {
+    // Enough namespaces that the exposition spans many of the encoder's
+    // 64 KiB pieces: every piece arrives, in order.
+    let one = encode(&snapshot(), Format::Text);
+    let mut many = snapshot();
+    for i in 0..200 {
+        let mut extra = snapshot();
+        for (n, ns) in extra.namespaces.iter_mut().enumerate() {
+            ns.netns = Some(format!("/run/netns/copy{i}-{n}"));
+        }
+        many.namespaces.extend(extra.namespaces);
+    }
+    let text = encode(&many, Format::Text);
+    assert!(text.len() > 100 * one.len(), "{} bytes", text.len());
+    let gzipped = crate::http::exposition(&many, Format::Text, true).expect("gzip");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .expect("gzip");
+    assert_eq!(unzipped, text);
+    assert_eq!(
+        text.matches("\nipvs_backend_weight{").count(),
+        201 * one.matches("\nipvs_backend_weight{").count()
+    );
+}
