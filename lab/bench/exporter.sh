@@ -115,15 +115,36 @@ node_all=$(grep -vc '^#' "$out/bench-exporter-node.prom")
 grep -q '^ipvs_up 1' "$out/bench-exporter-ours.prom" || { echo "ipvs_up is not 1" >&2; exit 1; }
 echo "series: ipvs-exporter $our_series ipvs_*; node_exporter $node_series node_ipvs_* ($node_all in all)"
 
+# As Prometheus scrapes (it asks for gzip, and both exporters then send it),
+# then plain text (curl without --compressed). Memory after each: a
+# process's VmHWM is its peak so far, so the first figure is the peak of
+# compressed scrapes alone.
+ours_url=http://127.0.0.1:10310/metrics
+node_url=http://127.0.0.1:9100/metrics
+in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
+	--export-markdown "$out/bench-exporter-scrape-gzip.md" \
+	--command-name "ipvs-exporter, gzip ($our_series series)" "curl -sf --compressed -o /dev/null $ours_url" \
+	--command-name "node_exporter ipvs, gzip ($node_series series)" "curl -sf --compressed -o /dev/null $node_url"
+ours_mem_gzip=$(memory "$ours")
+theirs_mem_gzip=$(memory "$theirs")
 in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
 	--export-markdown "$out/bench-exporter-scrape.md" \
-	--command-name "ipvs-exporter /metrics ($our_series series)" \
-	'curl -sf -o /dev/null http://127.0.0.1:10310/metrics' \
-	--command-name "node_exporter ipvs /metrics ($node_series series)" \
-	'curl -sf -o /dev/null http://127.0.0.1:9100/metrics'
+	--command-name "ipvs-exporter, plain text ($our_series series)" "curl -sf -o /dev/null $ours_url" \
+	--command-name "node_exporter ipvs, plain text ($node_series series)" "curl -sf -o /dev/null $node_url"
 ours_mem_full=$(memory "$ours")
 theirs_mem=$(memory "$theirs")
 ours_rss_empty=$(mem_kb "$ours" VmRSS)
+# Where a scrape's time goes (curl's own clock): until the first byte
+# (collection and encoding), then the transfer; bytes on the wire.
+timing() {
+	in_dir curl -sf -o /dev/null -w '%{time_starttransfer} s to the first byte, %{time_total} s in all, %{size_download} bytes' "$@"
+}
+ours_timing_gzip=$(timing --compressed "$ours_url")
+ours_timing=$(timing "$ours_url")
+node_timing_gzip=$(timing --compressed "$node_url")
+node_timing=$(timing "$node_url")
+services_seconds=$(in_dir curl -sf "$ours_url" |
+	awk '/^ipvs_scrape_collector_duration_seconds\{collector="services"/ { print $2 }')
 
 # The connections-only exporter on the empty table.
 for _ in 1 2 3; do in_dir curl -sf -o /dev/null http://127.0.0.1:10312/metrics; done
@@ -135,15 +156,14 @@ conn_mem_empty=$(memory "$ours_conn")
 for rs in lab-rs1 lab-rs2; do
 	ip netns exec "$rs" iptables -A INPUT -p tcp --dport 81 -j DROP
 done
-ports=$((want_conns + want_conns / 5))
-((ports < 64000)) || { echo "at most ~53,000 connections from one source address" >&2; exit 1; }
+((want_conns < 60000)) || { echo "at most ~60,000 connections from one source address" >&2; exit 1; }
 started=$SECONDS
-ip netns exec lab-client hping3 -q -S -p 81 -s 1025 -i u20 -c "$ports" "$vip" >/dev/null 2>&1 &
+ip netns exec lab-client hping3 -q -S -p 81 -s 1025 --flood "$vip" >/dev/null 2>&1 &
 hping=$!
 pids+=("$hping")
 while kill -0 "$hping" 2>/dev/null && (($(conn_entries) < want_conns)); do
 	((SECONDS - started < 50)) || break
-	sleep 1
+	sleep 0.2
 done
 kill "$hping" 2>/dev/null || true
 wait "$hping" 2>/dev/null || true
@@ -173,11 +193,22 @@ counted=$(awk '/^ipvs_backend_connection_states\{/ { s += $2 } END { print s + 0
 {
 	echo "### Full scrape, $services services x $dests destinations, connection table empty"
 	echo
-	cat "$out/bench-exporter-scrape.md"
-	echo
 	echo "Series: ipvs-exporter $our_series \`ipvs_*\`; node_exporter $node_series \`node_ipvs_*\` ($node_all lines in all)."
 	echo
-	echo "Memory after the scrapes: ipvs-exporter $ours_mem_full; node_exporter $theirs_mem."
+	echo "As Prometheus scrapes (\`Accept-Encoding: gzip\`):"
+	echo
+	cat "$out/bench-exporter-scrape-gzip.md"
+	echo
+	echo "Memory after these: ipvs-exporter $ours_mem_gzip; node_exporter $theirs_mem_gzip."
+	echo
+	echo "Plain text:"
+	echo
+	cat "$out/bench-exporter-scrape.md"
+	echo
+	echo "Memory after both: ipvs-exporter $ours_mem_full; node_exporter $theirs_mem."
+	echo
+	echo "One scrape each (curl's clock): ipvs-exporter gzip $ours_timing_gzip; plain $ours_timing"
+	echo "(services collector: $services_seconds s); node_exporter gzip $node_timing_gzip; plain $node_timing."
 	echo
 	echo "### Connection table: $entries entries ($entries_after at the end; ${elapsed} s after the burst began)"
 	echo
