@@ -6,15 +6,16 @@
 #   lab/run -- lab/bench/exporter.sh [SERVICES] [DESTS] [CONNECTIONS]
 #
 # 1. Full scrape on SERVICES x DESTS (default 1,000 x 10, built with
-#    ipvsadm -R as in dump.sh), connection table empty: hyperfine times
-#    `curl` of ipvs-exporter's /metrics and of node_exporter's (Debian's
+#    ipvsadm -R as in dump.sh), connection table empty: interleaved timings of
+#    `curl` of ipvs-exporter's /metrics and of node_exporter's, gzipped (as
+#    Prometheus asks) and plain, interleaved (see interleaved below) (Debian's
 #    prometheus-node-exporter with only its ipvs collector); series counts
 #    of both; VmHWM/VmRSS of both afterwards.
 # 2. Connection table of at least CONNECTIONS entries (default 20,000):
 #    hping3 in lab-client sends SYNs, one source port each, to a persistent
 #    LVS-NAT VIP (198.18.0.10:81); the real servers drop them, so every
 #    entry stays in SYN_RECV for the kernel's 60 s. Within that minute:
-#    hyperfine times `cat /proc/net/ip_vs_conn` and `curl` of a second
+#    interleaved timings of `cat /proc/net/ip_vs_conn` and `curl` of a second
 #    ipvs-exporter that runs only the connections collector (both whole
 #    commands: one process start and the kernel printing the whole table),
 #    and the exporter's own ipvs_scrape_collector_duration_seconds for that
@@ -36,7 +37,7 @@ dir=lab-director
 vip=198.18.0.10
 
 [[ -x $bin ]] || { echo "build first: cargo build --release -p ipvs-exporter" >&2; exit 1; }
-for tool in hyperfine hping3 curl "$node"; do
+for tool in hping3 curl "$node"; do
 	command -v "$tool" >/dev/null || { echo "missing $tool (lab/setup installs lab/packages.txt)" >&2; exit 1; }
 done
 
@@ -64,6 +65,45 @@ wait_port() {
 	done
 	echo "nothing listens on :$1" >&2
 	exit 1
+}
+
+# Times whole commands in the director's namespace, interleaved: each of
+# ROUNDS rounds runs every command once, in turn (plus a first round not
+# counted), so that a machine whose load drifts (other VMs share its cores)
+# weighs on every command alike. hyperfine would run all of one command's
+# runs, then all of the next's. Writes a Markdown table to FILE.
+#   interleaved FILE ROUNDS NAME COMMAND [NAME COMMAND]...
+interleaved() {
+	local file=$1 rounds=$2
+	shift 2
+	ip netns exec "$dir" bash -c '
+		rounds=$1
+		shift
+		for ((r = 0; r <= rounds; r++)); do
+			for ((i = 1; i < $#; i += 2)); do
+				j=$((i + 1))
+				t0=$EPOCHREALTIME
+				eval "${!j}" >/dev/null 2>&1 || { echo "failed: ${!j}" >&2; exit 1; }
+				t1=$EPOCHREALTIME
+				((r == 0)) || printf "%s\t%s\t%s\n" "${!i}" "$t0" "$t1"
+			done
+		done' timing "$rounds" "$@" |
+		awk -F '\t' '
+			{ t = $3 - $2; if (!($1 in n)) order[++names] = $1
+			  n[$1]++; sum[$1] += t; sq[$1] += t * t
+			  if (!($1 in min) || t < min[$1]) min[$1] = t
+			  if (t > max[$1]) max[$1] = t }
+			END {
+				print "| Command | Mean [s] | Min [s] | Max [s] | Relative |"
+				print "|:---|---:|---:|---:|---:|"
+				first = sum[order[1]] / n[order[1]]
+				for (k = 1; k <= names; k++) {
+					c = order[k]; mean = sum[c] / n[c]
+					sd = sqrt(sq[c] / n[c] - mean * mean)
+					printf "| %s | %.3f ± %.3f | %.3f | %.3f | %.2f |\n", c, mean, sd, min[c], max[c], mean / first
+				}
+			}' >"$file"
+	cat "$file"
 }
 
 lab/topology.sh up 2 >/dev/null
@@ -121,16 +161,14 @@ echo "series: ipvs-exporter $our_series ipvs_*; node_exporter $node_series node_
 # compressed scrapes alone.
 ours_url=http://127.0.0.1:10310/metrics
 node_url=http://127.0.0.1:9100/metrics
-in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
-	--export-markdown "$out/bench-exporter-scrape-gzip.md" \
-	--command-name "ipvs-exporter, gzip ($our_series series)" "curl -sf --compressed -o /dev/null $ours_url" \
-	--command-name "node_exporter ipvs, gzip ($node_series series)" "curl -sf --compressed -o /dev/null $node_url"
+interleaved "$out/bench-exporter-scrape-gzip.md" "$runs" \
+	"ipvs-exporter, gzip ($our_series series)" "curl -sf --compressed -o /dev/null $ours_url" \
+	"node_exporter ipvs, gzip ($node_series series)" "curl -sf --compressed -o /dev/null $node_url"
 ours_mem_gzip=$(memory "$ours")
 theirs_mem_gzip=$(memory "$theirs")
-in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
-	--export-markdown "$out/bench-exporter-scrape.md" \
-	--command-name "ipvs-exporter, plain text ($our_series series)" "curl -sf -o /dev/null $ours_url" \
-	--command-name "node_exporter ipvs, plain text ($node_series series)" "curl -sf -o /dev/null $node_url"
+interleaved "$out/bench-exporter-scrape.md" "$runs" \
+	"ipvs-exporter, plain text ($our_series series)" "curl -sf -o /dev/null $ours_url" \
+	"node_exporter ipvs, plain text ($node_series series)" "curl -sf -o /dev/null $node_url"
 ours_mem_full=$(memory "$ours")
 theirs_mem=$(memory "$theirs")
 ours_rss_empty=$(mem_kb "$ours" VmRSS)
@@ -172,11 +210,9 @@ entries=$(conn_entries)
 echo "connection table: $entries entries after a $burst s burst"
 ((entries >= want_conns)) || { echo "only $entries entries (wanted $want_conns)" >&2; exit 1; }
 
-in_dir hyperfine --shell=none --warmup 1 --runs "$runs" \
-	--export-markdown "$out/bench-exporter-conn.md" \
-	--command-name "cat /proc/net/ip_vs_conn" 'cat /proc/net/ip_vs_conn' \
-	--command-name "ipvs-exporter, connections collector only" \
-	'curl -sf -o /dev/null http://127.0.0.1:10312/metrics'
+interleaved "$out/bench-exporter-conn.md" "$runs" \
+	"cat /proc/net/ip_vs_conn" "cat /proc/net/ip_vs_conn" \
+	"ipvs-exporter, connections collector only" "curl -sf -o /dev/null http://127.0.0.1:10312/metrics"
 own=()
 for _ in 1 2 3 4 5; do
 	own+=("$(in_dir curl -sf http://127.0.0.1:10312/metrics |
