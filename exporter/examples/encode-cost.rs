@@ -85,6 +85,7 @@ fn main() {
             table: Some(table),
             ..Namespace::default()
         }],
+        ..Snapshot::default()
     };
     for format in [Format::Text, Format::OpenMetrics] {
         let (time, size) = best(runs, || encode(&snapshot, format).len());

@@ -102,7 +102,10 @@ impl Collector {
                 ..snapshot::failed(&self.options, reason)
             });
         }
-        Snapshot { namespaces }
+        Snapshot {
+            namespaces,
+            filter: self.options.filter.clone(),
+        }
     }
 
     /// One log line when a failure starts or changes, one when it ends.

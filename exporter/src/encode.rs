@@ -24,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
 use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
 
+use crate::filter::{service_name, ServiceFilter};
 use crate::snapshot::{Namespace, Snapshot};
 
 /// The exposition format.
@@ -274,7 +275,7 @@ pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> s
     let mut families = Families::new();
     let mut tables = Vec::new();
     for namespace in &snapshot.namespaces {
-        tables.push(add_namespace(&mut families, namespace));
+        tables.push(add_namespace(&mut families, namespace, &snapshot.filter));
     }
     let mut out = Out {
         buf: String::with_capacity(CHUNK + 4096),
@@ -306,7 +307,11 @@ pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> s
 }
 
 /// Adds the namespace's small families; returns its table's series.
-fn add_namespace<'a>(f: &mut Families, ns: &'a Namespace) -> TableSeries<'a> {
+fn add_namespace<'a>(
+    f: &mut Families,
+    ns: &'a Namespace,
+    filter: &ServiceFilter,
+) -> TableSeries<'a> {
     let base = match &ns.netns {
         Some(path) => Labels::default().with("netns", path.clone()),
         None => Labels::default(),
@@ -331,13 +336,17 @@ fn add_namespace<'a>(f: &mut Families, ns: &'a Namespace) -> TableSeries<'a> {
     }
     let mut series = TableSeries::default();
     if let Some(table) = &ns.table {
-        prepare_table(&mut series, &base, table);
+        prepare_table(&mut series, &base, table, filter);
     }
     if let Some(counts) = &ns.connections {
         let table = ns.table.as_deref().unwrap_or(&[]);
         let mut states: BTreeMap<String, u64> = BTreeMap::new();
         for (key, count) in counts.connections() {
-            let labels = conn_labels(&base, table, key).with("state", key.state.as_str());
+            let labels = conn_labels(&base, table, key);
+            if !filter.keeps_all() && !filter.keeps(&labels_service_name(&labels)) {
+                continue;
+            }
+            let labels = labels.with("state", key.state.as_str());
             *states.entry(labels.render()).or_default() += count;
         }
         for (labels, count) in states {
@@ -345,7 +354,11 @@ fn add_namespace<'a>(f: &mut Families, ns: &'a Namespace) -> TableSeries<'a> {
         }
         let mut templates: BTreeMap<String, u64> = BTreeMap::new();
         for (key, count) in counts.templates() {
-            let labels = conn_labels(&base, table, key).with("state", key.state.as_str());
+            let labels = conn_labels(&base, table, key);
+            if !filter.keeps_all() && !filter.keeps(&labels_service_name(&labels)) {
+                continue;
+            }
+            let labels = labels.with("state", key.state.as_str());
             *templates.entry(labels.render()).or_default() += count;
         }
         for (labels, count) in templates {
@@ -375,9 +388,17 @@ struct TableSeries<'a> {
     backends: Vec<(String, String, &'a ipvs::Destination)>,
 }
 
-fn prepare_table<'a>(series: &mut TableSeries<'a>, base: &Labels, table: &'a [TableEntry]) {
+fn prepare_table<'a>(
+    series: &mut TableSeries<'a>,
+    base: &Labels,
+    table: &'a [TableEntry],
+    filter: &ServiceFilter,
+) {
     let base = LabelText::new(base);
     for entry in table {
+        if !filter.keeps_all() && !filter.keeps(&service_name(&entry.service.key)) {
+            continue;
+        }
         let service = &entry.service;
         let mut labels = base.clone();
         match service.key {
@@ -568,6 +589,28 @@ fn forwarding_name(method: ForwardMethod) -> std::borrow::Cow<'static, str> {
         ForwardMethod::LocalNode => "local".into(),
         ForwardMethod::Bypass => "bypass".into(),
         ForwardMethod::Other(bits) => format!("fwd-{bits}").into(),
+    }
+}
+
+/// The name of the service (see [`service_name`]) whose labels `labels`
+/// holds.
+fn labels_service_name(labels: &Labels) -> String {
+    let get = |name: &str| {
+        labels
+            .0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    match get("proto") {
+        "FWM" => format!(
+            "FWM/{}",
+            u32::from_str_radix(get("local_mark"), 16).unwrap_or_default()
+        ),
+        proto if get("local_address").contains(':') => {
+            format!("{proto}/[{}]:{}", get("local_address"), get("local_port"))
+        }
+        proto => format!("{proto}/{}:{}", get("local_address"), get("local_port")),
     }
 }
 

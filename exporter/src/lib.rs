@@ -11,6 +11,7 @@
 pub mod collect;
 pub mod conntable;
 pub mod encode;
+pub mod filter;
 pub mod http;
 pub mod memory;
 pub mod snapshot;

@@ -14,6 +14,7 @@ use clap::Parser;
 
 use ipvs_exporter::collect::Collector;
 use ipvs_exporter::conntable::ConnScans;
+use ipvs_exporter::filter::ServiceFilter;
 use ipvs_exporter::http::Pages;
 use ipvs_exporter::snapshot::{Collectors, Options};
 use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
@@ -83,6 +84,17 @@ struct Args {
     #[arg(long = "no-collector.connections")]
     no_connections: bool,
 
+    /// Export only the services whose name matches this regular expression
+    /// (whole name, as ipvsadm writes it: TCP/198.18.0.10:80,
+    /// UDP/[2001:db8::10]:53, FWM/1), with their backends and connections.
+    #[arg(long = "collector.services.include", value_name = "REGEX")]
+    services_include: Option<String>,
+
+    /// Do not export the services whose name matches this regular
+    /// expression (applied after --collector.services.include).
+    #[arg(long = "collector.services.exclude", value_name = "REGEX")]
+    services_exclude: Option<String>,
+
     /// Scan the connection table at most once per this interval (e.g. 30s,
     /// 1m; 0: every scrape): scrapes within it reuse the last scan's
     /// counts, whose age is ipvs_conntable_scan_age_seconds.
@@ -134,6 +146,11 @@ async fn run(args: Args) -> Result<()> {
         Some(path) => WebConfig::load(path).context("--web.config.file")?,
         None => WebConfig::plain(),
     };
+    let filter = ServiceFilter::new(
+        args.services_include.as_deref(),
+        args.services_exclude.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let options = Options {
         collectors: Collectors {
             stats: !args.no_stats,
@@ -142,6 +159,7 @@ async fn run(args: Args) -> Result<()> {
         },
         namespaces: args.netns.clone(),
         sockets: args.sockets.max(1),
+        filter,
     };
     let collector = Collector::new(
         options,

@@ -22,6 +22,7 @@ use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{Info, Ipvs, TableEntry};
 
 use crate::conntable::ConnScans;
+use crate::filter::ServiceFilter;
 
 /// Which collectors run (`--[no-]collector.NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct Options {
     /// Netlink sockets for the per-service destination dumps
     /// ([`Ipvs::dump_parallel`]).
     pub sockets: usize,
+    /// The services to export.
+    pub filter: ServiceFilter,
 }
 
 /// One collector's run in one namespace.
@@ -87,6 +90,8 @@ pub struct Namespace {
 pub struct Snapshot {
     /// The exporter's own namespace first, then each `--netns` in order.
     pub namespaces: Vec<Namespace>,
+    /// The services to export (all by default).
+    pub filter: ServiceFilter,
 }
 
 /// Gathers every namespace, one after the other (blocking); the
@@ -108,7 +113,10 @@ pub fn gather(options: &Options, scans: &ConnScans) -> Snapshot {
             ..namespace
         });
     }
-    Snapshot { namespaces }
+    Snapshot {
+        namespaces,
+        filter: options.filter.clone(),
+    }
 }
 
 /// A namespace where nothing could be read, for `reason`.

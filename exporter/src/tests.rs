@@ -189,6 +189,7 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         namespaces: vec![host, container],
+        ..Snapshot::default()
     }
 }
 
@@ -305,5 +306,63 @@ fn an_exposition_larger_than_one_chunk_is_written_whole() {
     assert_eq!(
         text.matches("\nipvs_backend_weight{").count(),
         201 * one.matches("\nipvs_backend_weight{").count()
+    );
+}
+
+/// The golden exposition's sample lines for which `keep` holds, with the
+/// headers of the families left with samples.
+fn golden_lines_where(keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let golden = encode(&snapshot(), Format::Text);
+    golden
+        .lines()
+        .filter(|l| !l.starts_with('#') && keep(l))
+        .map(str::to_string)
+        .collect()
+}
+
+fn samples(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn excluding_services_drops_their_backends_and_connections_only() {
+    let mut filtered = snapshot();
+    filtered.filter =
+        crate::filter::ServiceFilter::new(None, Some("FWM/.*|UDP/.*")).expect("pattern");
+    let text = encode(&filtered, Format::Text);
+    // Exactly the golden samples less every series of a fwmark or UDP
+    // service (tables, states, templates); the rest is untouched.
+    let expected =
+        golden_lines_where(|l| !l.contains("proto=\"FWM\"") && !l.contains("proto=\"UDP\""));
+    assert_eq!(samples(&text), expected);
+    assert!(text.contains("ipvs_backend_connection_states{"), "{text}");
+    assert!(!text.contains("proto=\"UDP\""));
+}
+
+#[test]
+fn including_one_service_keeps_it_and_the_global_series() {
+    let mut filtered = snapshot();
+    filtered.filter =
+        crate::filter::ServiceFilter::new(Some(r"TCP/198\.18\.0\.10:80"), None).expect("pattern");
+    let text = encode(&filtered, Format::OpenMetrics);
+    let table_series = |l: &str| l.contains("local_address=");
+    let expected = golden_lines_where(|l| {
+        !table_series(l)
+            || (l.contains("proto=\"TCP\"")
+                && l.contains("local_address=\"198.18.0.10\"")
+                && l.contains("local_port=\"80\""))
+    });
+    // Sample lines are the same in both formats.
+    assert_eq!(samples(&text), expected);
+    assert!(text.ends_with("\n# EOF\n"));
+    // The service's connection states stay.
+    assert!(
+        text.contains(
+            "ipvs_backend_connection_states{netns=\"\",proto=\"TCP\",local_address=\"198.18.0.10\""
+        ),
+        "{text}"
     );
 }
