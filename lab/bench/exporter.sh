@@ -7,10 +7,10 @@
 #
 # 1. Full scrape on SERVICES x DESTS (default 1,000 x 10, built with
 #    ipvsadm -R as in dump.sh), connection table empty: interleaved timings of
-#    `curl` of ipvs-exporter's /metrics and of node_exporter's, gzipped (as
-#    Prometheus asks) and plain, interleaved (see interleaved below) (Debian's
-#    prometheus-node-exporter with only its ipvs collector); series counts
-#    of both; VmHWM/VmRSS of both afterwards.
+#    `curl` of ipvs-exporter's /metrics and of node_exporter's (Debian's
+#    prometheus-node-exporter with only its ipvs collector), gzipped (as
+#    Prometheus asks) then plain; series counts of both; VmHWM/VmRSS of
+#    both after each.
 # 2. Connection table of at least CONNECTIONS entries (default 20,000):
 #    hping3 in lab-client sends SYNs, one source port each, to a persistent
 #    LVS-NAT VIP (198.18.0.10:81); the real servers drop them, so every
@@ -147,8 +147,10 @@ wait_port 10312
 wait_port 9100
 
 # --- 1. full scrape, connection table empty --------------------------------
-in_dir curl -sf http://127.0.0.1:10310/metrics >"$out/bench-exporter-ours.prom"
-in_dir curl -sf http://127.0.0.1:9100/metrics >"$out/bench-exporter-node.prom"
+# Compressed, as Prometheus asks: a plain scrape now would set ipvs-exporter's
+# VmHWM to the plain-text peak before the compressed figures are read.
+in_dir curl -sf --compressed http://127.0.0.1:10310/metrics >"$out/bench-exporter-ours.prom"
+in_dir curl -sf --compressed http://127.0.0.1:9100/metrics >"$out/bench-exporter-node.prom"
 our_series=$(grep -c '^ipvs_' "$out/bench-exporter-ours.prom")
 node_series=$(grep -c '^node_ipvs_' "$out/bench-exporter-node.prom")
 node_all=$(grep -vc '^#' "$out/bench-exporter-node.prom")
