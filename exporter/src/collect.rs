@@ -105,6 +105,7 @@ impl Collector {
         Snapshot {
             namespaces,
             filter: self.options.filter.clone(),
+            backend_labels: self.options.backend_labels,
         }
     }
 

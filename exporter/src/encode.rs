@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
 use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
 
-use crate::filter::{service_name, ServiceFilter};
+use crate::filter::{service_name, BackendLabels, ServiceFilter};
 use crate::snapshot::{Namespace, Snapshot};
 
 /// The exposition format.
@@ -275,7 +275,12 @@ pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> s
     let mut families = Families::new();
     let mut tables = Vec::new();
     for namespace in &snapshot.namespaces {
-        tables.push(add_namespace(&mut families, namespace, &snapshot.filter));
+        tables.push(add_namespace(
+            &mut families,
+            namespace,
+            &snapshot.filter,
+            snapshot.backend_labels,
+        ));
     }
     let mut out = Out {
         buf: String::with_capacity(CHUNK + 4096),
@@ -311,6 +316,7 @@ fn add_namespace<'a>(
     f: &mut Families,
     ns: &'a Namespace,
     filter: &ServiceFilter,
+    backend_labels: BackendLabels,
 ) -> TableSeries<'a> {
     let base = match &ns.netns {
         Some(path) => Labels::default().with("netns", path.clone()),
@@ -336,7 +342,7 @@ fn add_namespace<'a>(
     }
     let mut series = TableSeries::default();
     if let Some(table) = &ns.table {
-        prepare_table(&mut series, &base, table, filter);
+        prepare_table(&mut series, &base, table, filter, backend_labels);
     }
     if let Some(counts) = &ns.connections {
         let table = ns.table.as_deref().unwrap_or(&[]);
@@ -346,7 +352,7 @@ fn add_namespace<'a>(
             if !filter.keeps_all() && !filter.keeps(&labels_service_name(&labels)) {
                 continue;
             }
-            let labels = labels.with("state", key.state.as_str());
+            let labels = aggregate(labels, backend_labels).with("state", key.state.as_str());
             *states.entry(labels.render()).or_default() += count;
         }
         for (labels, count) in states {
@@ -358,7 +364,7 @@ fn add_namespace<'a>(
             if !filter.keeps_all() && !filter.keeps(&labels_service_name(&labels)) {
                 continue;
             }
-            let labels = labels.with("state", key.state.as_str());
+            let labels = aggregate(labels, backend_labels).with("state", key.state.as_str());
             *templates.entry(labels.render()).or_default() += count;
         }
         for (labels, count) in templates {
@@ -385,7 +391,12 @@ struct TableSeries<'a> {
     /// Service label set, its `ipvs_service_info` label set, counters.
     services: Vec<(String, String, &'a ipvs::Stats)>,
     /// Backend label set, its `ipvs_backend_info` label set, the real server.
-    backends: Vec<(String, String, &'a ipvs::Destination)>,
+    /// Backend label set, its `ipvs_backend_info` label set (empty when
+    /// aggregated), the values of the nine backend families (summed when
+    /// aggregated).
+    backends: Vec<(String, String, [u64; 9])>,
+    /// Where each aggregated label set is in `backends`.
+    aggregated: std::collections::HashMap<String, usize>,
 }
 
 fn prepare_table<'a>(
@@ -393,6 +404,7 @@ fn prepare_table<'a>(
     base: &Labels,
     table: &'a [TableEntry],
     filter: &ServiceFilter,
+    mode: BackendLabels,
 ) {
     let base = LabelText::new(base);
     for entry in table {
@@ -441,7 +453,38 @@ fn prepare_table<'a>(
             .services
             .push((labels.closed(), info.closed(), &service.stats));
         for dest in &entry.destinations {
+            let values = [
+                dest.stats.conns,
+                dest.stats.in_packets,
+                dest.stats.out_packets,
+                dest.stats.in_bytes,
+                dest.stats.out_bytes,
+                dest.config.weight.into(),
+                dest.active_conns.into(),
+                dest.inactive_conns.into(),
+                dest.persistent_conns.into(),
+            ];
             let mut backend = labels.clone();
+            if mode != BackendLabels::Full {
+                if mode == BackendLabels::WithoutPort {
+                    backend.add("remote_address", dest.key.addr.ip());
+                }
+                let key = backend.closed();
+                match series.aggregated.get(&key) {
+                    Some(&i) => {
+                        if let Some((_, _, sums)) = series.backends.get_mut(i) {
+                            for (sum, value) in sums.iter_mut().zip(values) {
+                                *sum = sum.saturating_add(value);
+                            }
+                        }
+                    }
+                    None => {
+                        series.aggregated.insert(key.clone(), series.backends.len());
+                        series.backends.push((key, String::new(), values));
+                    }
+                }
+                continue;
+            }
             backend.add("remote_address", dest.key.addr.ip());
             backend.add("remote_port", dest.key.addr.port());
             let mut info = backend.clone();
@@ -458,7 +501,7 @@ fn prepare_table<'a>(
             }
             series
                 .backends
-                .push((backend.closed(), info.closed(), dest));
+                .push((backend.closed(), info.closed(), values));
         }
     }
 }
@@ -552,30 +595,29 @@ fn encode_tables(f: &Families, tables: &[TableSeries<'_>], format: Format, out: 
         }
     }
     if backends().next().is_some() {
-        let fields: [fn(&ipvs::Destination) -> u64; 9] = [
-            |d| d.stats.conns,
-            |d| d.stats.in_packets,
-            |d| d.stats.out_packets,
-            |d| d.stats.in_bytes,
-            |d| d.stats.out_bytes,
-            |d| d.config.weight.into(),
-            |d| d.active_conns.into(),
-            |d| d.inactive_conns.into(),
-            |d| d.persistent_conns.into(),
-        ];
         let families = f
             .backend
             .iter()
             .chain([&f.weight, &f.active, &f.inactive, &f.persistent]);
-        for (family, field) in families.zip(fields) {
+        for (i, family) in families.enumerate() {
             family.header(format, &mut out.buf);
-            for (labels, _, dest) in backends() {
-                sample(out, family.name, labels, field(dest));
+            for (labels, _, values) in backends() {
+                sample(
+                    out,
+                    family.name,
+                    labels,
+                    values.get(i).copied().unwrap_or_default(),
+                );
             }
         }
-        f.backend_info.header(format, &mut out.buf);
-        for (_, info, _) in backends() {
-            sample(out, f.backend_info.name, info, 1);
+        // Aggregated series have no info: their labels are not one server.
+        if backends().any(|(_, info, _)| !info.is_empty()) {
+            f.backend_info.header(format, &mut out.buf);
+            for (_, info, _) in backends() {
+                if !info.is_empty() {
+                    sample(out, f.backend_info.name, info, 1);
+                }
+            }
         }
     }
 }
@@ -589,6 +631,27 @@ fn forwarding_name(method: ForwardMethod) -> std::borrow::Cow<'static, str> {
         ForwardMethod::LocalNode => "local".into(),
         ForwardMethod::Bypass => "bypass".into(),
         ForwardMethod::Other(bits) => format!("fwd-{bits}").into(),
+    }
+}
+
+/// `labels` less the backend labels `mode` drops.
+fn aggregate(labels: Labels, mode: BackendLabels) -> Labels {
+    match mode {
+        BackendLabels::Full => labels,
+        BackendLabels::WithoutPort => Labels(
+            labels
+                .0
+                .into_iter()
+                .filter(|(n, _)| *n != "remote_port")
+                .collect(),
+        ),
+        BackendLabels::PerService => Labels(
+            labels
+                .0
+                .into_iter()
+                .filter(|(n, _)| *n != "remote_port" && *n != "remote_address")
+                .collect(),
+        ),
     }
 }
 

@@ -114,3 +114,34 @@ mod tests {
         );
     }
 }
+
+/// How much of the backend labels is kept (`--collector.backends.labels`).
+/// Aggregating merges the backend series whose kept labels are equal: the
+/// counters, weights and connection counts are summed, and
+/// `ipvs_backend_info` (whose labels describe one real server) is left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendLabels {
+    /// `remote_address` and `remote_port`: one series per real server.
+    #[default]
+    Full,
+    /// `remote_address` only: real servers on one address (several ports,
+    /// e.g. pods of one node) are summed.
+    WithoutPort,
+    /// Neither: one series per service, the sum of its real servers.
+    PerService,
+}
+
+impl std::str::FromStr for BackendLabels {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "full" => Ok(BackendLabels::Full),
+            "without-port" => Ok(BackendLabels::WithoutPort),
+            "per-service" => Ok(BackendLabels::PerService),
+            _ => Err(format!(
+                "invalid value {text:?} (use full, without-port or per-service)"
+            )),
+        }
+    }
+}

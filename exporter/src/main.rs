@@ -14,7 +14,7 @@ use clap::Parser;
 
 use ipvs_exporter::collect::Collector;
 use ipvs_exporter::conntable::ConnScans;
-use ipvs_exporter::filter::ServiceFilter;
+use ipvs_exporter::filter::{BackendLabels, ServiceFilter};
 use ipvs_exporter::http::Pages;
 use ipvs_exporter::snapshot::{Collectors, Options};
 use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
@@ -95,6 +95,12 @@ struct Args {
     #[arg(long = "collector.services.exclude", value_name = "REGEX")]
     services_exclude: Option<String>,
 
+    /// Backend labels kept: full (remote_address and remote_port),
+    /// without-port (real servers of one address summed), per-service (all
+    /// real servers of a service summed; no ipvs_backend_info).
+    #[arg(long = "collector.backends.labels", default_value = "full")]
+    backend_labels: BackendLabels,
+
     /// Scan the connection table at most once per this interval (e.g. 30s,
     /// 1m; 0: every scrape): scrapes within it reuse the last scan's
     /// counts, whose age is ipvs_conntable_scan_age_seconds.
@@ -160,6 +166,7 @@ async fn run(args: Args) -> Result<()> {
         namespaces: args.netns.clone(),
         sockets: args.sockets.max(1),
         filter,
+        backend_labels: args.backend_labels,
     };
     let collector = Collector::new(
         options,

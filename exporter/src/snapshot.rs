@@ -22,7 +22,7 @@ use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{Info, Ipvs, TableEntry};
 
 use crate::conntable::ConnScans;
-use crate::filter::ServiceFilter;
+use crate::filter::{BackendLabels, ServiceFilter};
 
 /// Which collectors run (`--[no-]collector.NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,8 @@ pub struct Options {
     pub sockets: usize,
     /// The services to export.
     pub filter: ServiceFilter,
+    /// The backend labels kept (`--collector.backends.labels`).
+    pub backend_labels: BackendLabels,
 }
 
 /// One collector's run in one namespace.
@@ -92,6 +94,8 @@ pub struct Snapshot {
     pub namespaces: Vec<Namespace>,
     /// The services to export (all by default).
     pub filter: ServiceFilter,
+    /// The backend labels kept.
+    pub backend_labels: BackendLabels,
 }
 
 /// Gathers every namespace, one after the other (blocking); the
@@ -116,6 +120,7 @@ pub fn gather(options: &Options, scans: &ConnScans) -> Snapshot {
     Snapshot {
         namespaces,
         filter: options.filter.clone(),
+        backend_labels: options.backend_labels,
     }
 }
 

@@ -366,3 +366,53 @@ fn including_one_service_keeps_it_and_the_global_series() {
         "{text}"
     );
 }
+
+#[test]
+fn golden_backends_without_port() {
+    let mut snapshot = snapshot();
+    snapshot.backend_labels = crate::filter::BackendLabels::WithoutPort;
+    check_golden("golden-without-port.prom", &encode(&snapshot, Format::Text));
+}
+
+#[test]
+fn golden_backends_per_service() {
+    let mut snapshot = snapshot();
+    snapshot.backend_labels = crate::filter::BackendLabels::PerService;
+    check_golden("golden-per-service.prom", &encode(&snapshot, Format::Text));
+}
+
+#[test]
+fn aggregated_backends_sum_to_the_full_series() {
+    // Per family, the sum over all series is the same whatever labels are
+    // kept; ipvs_backend_info is the one family left out.
+    let sums = |mode| {
+        let mut snapshot = snapshot();
+        snapshot.backend_labels = mode;
+        let mut sums: std::collections::BTreeMap<String, f64> = Default::default();
+        for line in samples(&encode(&snapshot, Format::Text)) {
+            let (name_labels, value) = line.rsplit_once(' ').expect("sample");
+            let name = name_labels.split('{').next().expect("name");
+            if name.starts_with("ipvs_backend_") {
+                *sums.entry(name.to_string()).or_default() += value.parse::<f64>().expect("value");
+            }
+        }
+        sums
+    };
+    use crate::filter::BackendLabels::*;
+    let mut full = sums(Full);
+    assert!(full.remove("ipvs_backend_info").is_some());
+    assert_eq!(sums(WithoutPort), full);
+    assert_eq!(sums(PerService), full);
+}
+
+#[test]
+fn backend_label_modes_are_named_and_bad_ones_refused() {
+    use crate::filter::BackendLabels;
+    assert_eq!("full".parse(), Ok(BackendLabels::Full));
+    assert_eq!("without-port".parse(), Ok(BackendLabels::WithoutPort));
+    assert_eq!("per-service".parse(), Ok(BackendLabels::PerService));
+    assert_eq!(
+        "none".parse::<BackendLabels>(),
+        Err("invalid value \"none\" (use full, without-port or per-service)".to_string())
+    );
+}
