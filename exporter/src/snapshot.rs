@@ -151,10 +151,19 @@ pub fn failed(options: &Options, reason: &str) -> Namespace {
 fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
     let proc_net = Path::new("/proc/thread-self/net");
     let mut namespace = Namespace::default();
-    let mut netlink = Ipvs::connect().and_then(|mut ipvs| ipvs.info().map(|info| (ipvs, info)));
+    // Asking netlink for the IPVS family when the module is not loaded
+    // makes the kernel load it (genetlink's module autoloading, as root):
+    // an exporter must not change the kernel, so it looks first.
+    let mut netlink = if proc_net.join("ip_vs").exists() {
+        Ipvs::connect()
+            .and_then(|mut ipvs| ipvs.info().map(|info| (ipvs, info)))
+            .map_err(|e| e.to_string())
+    } else {
+        Err("IPVS is not loaded: /proc/net/ip_vs does not exist (modprobe ip_vs)".to_string())
+    };
     match &mut netlink {
         Ok((_, info)) => namespace.info = Some(*info),
-        Err(error) => namespace.info_error = Some(error.to_string()),
+        Err(error) => namespace.info_error = Some(error.clone()),
     }
     if options.collectors.stats {
         let (result, run) = timed("stats", || {

@@ -1040,3 +1040,57 @@ fn web_config_file_tls_and_basic_auth_through_the_binary() {
     let (status, log) = exporter.stop();
     assert!(status.success(), "exit {status}: {log}");
 }
+
+// Named to run last (the binary runs its tests in name order): it unloads
+// the ip_vs modules, which empties every table, and loads them again
+// with the director's table restored, for the test binaries after it.
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_and_loads_nothing() {
+    let _lab = lab();
+    // Kernel module autoloading (genetlink asks for the IPVS family's
+    // module) would undo the unloading: block ip_vs loads for the test.
+    let blocker = "/etc/modprobe.d/lab-exporter-no-ip_vs.conf";
+    struct Restore(&'static str);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+            run_in(None, "modprobe ip_vs");
+            director(&format!("ipvsadm -C && ipvsadm -R <<'EOF'\n{TABLE}EOF"));
+        }
+    }
+    run_in(
+        None,
+        "for ns in $(ip netns list | cut -d' ' -f1); do ip netns exec $ns ipvsadm -C; done; ipvsadm -C",
+    );
+    let _restore = Restore(blocker);
+    run_in(
+        None,
+        "modprobe -r $(lsmod | awk '/^ip_vs_/ { print $1 }') ip_vs && ! grep -q '^ip_vs ' /proc/modules",
+    );
+    std::fs::write(blocker, "install ip_vs /bin/false\n").expect("modprobe.d");
+
+    let exporter = Exporter::start(10319, &["--netns", DIRECTOR], None);
+    for _ in 0..3 {
+        let (status, text) = exporter.get("/metrics");
+        assert_eq!(status, 200);
+        assert!(text.contains("\nipvs_up{netns=\"\"} 0\n"), "{text}");
+        assert!(
+            text.contains("\nipvs_up{netns=\"/run/netns/lab-director\"} 0\n"),
+            "{text}"
+        );
+    }
+    let modules = run_in(None, "grep -c '^ip_vs' /proc/modules || true");
+    assert_eq!(modules.trim(), "0", "the exporter loaded IPVS");
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+    // One line per namespace, each saying why.
+    let why: Vec<&str> = log.lines().filter(|l| l.contains("level=warn")).collect();
+    assert_eq!(why.len(), 2, "{log}");
+    for line in why {
+        assert!(
+            line.contains("IPVS is not loaded: /proc/net/ip_vs does not exist (modprobe ip_vs)"),
+            "{log}"
+        );
+    }
+}
