@@ -83,7 +83,7 @@ impl Pages {
 }
 
 /// The body of a scrape: the exposition, gzipped (at the fastest level:
-/// the exposition is repetitive, level 1 already shrinks it about tenfold)
+/// the exposition is repetitive, level 1 already shrinks it twentyfold)
 /// when the scraper accepts it, as Prometheus does by default.
 pub fn exposition(snapshot: &Snapshot, format: Format, gzip: bool) -> std::io::Result<Vec<u8>> {
     if gzip {
