@@ -248,7 +248,32 @@ fn apply<T: ManagedTable>(
     state: &Shared,
     announced: &mut HashSet<String>,
 ) {
-    let want = state.lock().desired(service);
+    let (want, guard_was) = {
+        let state = state.lock();
+        let was = state
+            .services
+            .iter()
+            .find(|s| s.key == service.key)
+            .is_some_and(|s| s.guard_active);
+        (state.desired(service), was)
+    };
+    if want.guard_active != guard_was {
+        let quorum = service.quorum.map_or(0, |q| q.min_up);
+        match (want.guard_active, want.sorry) {
+            (true, Some((sorry, _))) => {
+                warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
+            }
+            (true, None) => {
+                warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
+            }
+            (false, Some((sorry, _))) => {
+                info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
+            }
+            (false, None) => {
+                info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
+            }
+        }
+    }
     if config.mode == Mode::Managed {
         let outcome = tokio::task::block_in_place(|| reconciler.ensure(service, &want));
         report_managed(&outcome, state, reconciler.dry_run(), announced);
