@@ -386,3 +386,53 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::prober::ProbeError;
+
+    /// A recovery from down starts the slow start where the state machine
+    /// flipped; the daemon's 100 ms tick finds the service ramping until
+    /// the period is over.
+    #[test]
+    fn a_recovery_from_down_starts_the_ramp() {
+        let config = crate::config::parse(
+            "defaults: {rise: 1, fall: 1}\nservices:\n  - address: 198.18.0.10:80\n    slow_start: 10s\n    real_servers:\n      - {address: 198.18.1.11:80, weight: 20}\n",
+            Path::new("test.yaml"),
+            Path::new("."),
+        )
+        .expect("valid");
+        let service = &config.services[0];
+        let (svc, rs) = (service.key, service.real_servers[0].key);
+        let mut state = State::default();
+        state.reset(&config);
+        let ok = Ok(Success::default());
+        let failed = Err(ProbeError::Timeout(Duration::from_secs(1)));
+        let now = SystemTime::now();
+        let weight = |state: &State, at: Instant| state.desired_at(service, at).weights[0].1;
+
+        // Unknown -> up (a start-up): the configured weight at once.
+        state.observe(&svc, &rs, &ok, Duration::ZERO, now);
+        assert_eq!(weight(&state, Instant::now()), Some(20));
+        assert!(!state.ramping(service, Instant::now()));
+
+        // Down, then up again: the ramp starts at the flip.
+        state.observe(&svc, &rs, &failed, Duration::ZERO, now);
+        assert_eq!(weight(&state, Instant::now()), Some(0));
+        let before = Instant::now();
+        state.observe(&svc, &rs, &ok, Duration::ZERO, now);
+        let at = state
+            .backend(&svc, &rs)
+            .and_then(|b| b.recovered_at)
+            .expect("recovered_at");
+        assert!(at >= before);
+        assert_eq!(weight(&state, at), Some(2));
+        assert_eq!(weight(&state, at + Duration::from_millis(4_500)), Some(10));
+        assert!(state.ramping(service, at + Duration::from_secs(9)));
+        assert!(!state.ramping(service, at + Duration::from_secs(10)));
+        assert_eq!(weight(&state, at + Duration::from_secs(10)), Some(20));
+    }
+}
