@@ -4,11 +4,18 @@
 //! SIGHUP and stops on SIGTERM or SIGINT.
 //!
 //! The loop also reconciles every service once a second, so a weight
-//! changed out of band is put back within a second.
+//! changed out of band is put back within a second (and, in managed mode,
+//! a deleted service or real server is made again), and every 100 ms the
+//! services with a real server in its slow start, so the ramp's steps are
+//! applied on time.
+//!
+//! At start and on each reload it checks `expire_quiescent_template` for
+//! the persistent services (see [`quiescent`]).
 //!
 //! Health, weights and counters live in the [`Shared`] state, which the
 //! loop alone writes and the web endpoint reads.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,9 +27,10 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config, RealServer};
+use crate::config::{self, Config, Mode, RealServer};
 use crate::prober::{self, Target};
-use crate::reconcile::{Reconciler, Table};
+use crate::reconcile::quiescent::{self, Quiescent};
+use crate::reconcile::{ManagedOutcome, ManagedTable, Reconciler};
 use crate::state::Shared;
 
 /// How the daemon runs.
@@ -34,10 +42,15 @@ pub struct Options {
     pub dry_run: bool,
     /// Probes in flight at once, at most.
     pub max_concurrency: usize,
+    /// `net.ipv4.vs.expire_quiescent_template` (see [`quiescent::SYSCTL_PATH`]).
+    pub quiescent_sysctl: PathBuf,
 }
 
 /// How often every service is compared with the table.
 const RESYNC: Duration = Duration::from_secs(1);
+
+/// How often services in a slow start are reconciled.
+const RAMP_TICK: Duration = Duration::from_millis(100);
 
 /// One probe result.
 #[derive(Debug)]
@@ -51,14 +64,19 @@ struct Report {
 
 /// Runs until SIGTERM or SIGINT, keeping `state` (made with
 /// [`Shared::new`] from `config`) up to date.
-pub async fn run<T: Table>(
+pub async fn run<T: ManagedTable>(
     options: Options,
     config: Config,
     table: T,
     state: Shared,
 ) -> anyhow::Result<()> {
     let mut config = config;
-    let mut reconciler = Reconciler::new(table, options.dry_run);
+    let mut reconciler = match &config.state_file {
+        Some(file) => Reconciler::managed(table, options.dry_run, file)?,
+        None => Reconciler::new(table, options.dry_run),
+    };
+    let mut announced = HashSet::new();
+    check_quiescent(&options, &config, &mut reconciler);
     let semaphore = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
     let (tx, mut rx) = mpsc::channel::<Report>(1024);
     let mut generation = 0;
@@ -69,9 +87,12 @@ pub async fn run<T: Table>(
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut resync = tokio::time::interval(RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ramp = tokio::time::interval(RAMP_TICK);
+    ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(
         services = config.services.len(),
         dry_run = options.dry_run,
+        mode = %config.mode,
         "started"
     );
     loop {
@@ -96,17 +117,32 @@ pub async fn run<T: Table>(
                         Ok(_) => info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str()),
                     }
                     if let Some(service) = config.services.iter().find(|s| s.key == report.service) {
-                        apply(&mut reconciler, service, &state);
+                        apply(&mut reconciler, &config, service, &state, &mut announced);
                     }
                 }
             }
             _ = resync.tick() => {
+                if config.mode == Mode::Managed {
+                    let outcome = tokio::task::block_in_place(|| reconciler.remove_unconfigured(&config));
+                    report_managed(&outcome, &state, reconciler.dry_run(), &mut announced);
+                }
                 for service in &config.services {
-                    apply(&mut reconciler, service, &state);
+                    apply(&mut reconciler, &config, service, &state, &mut announced);
+                }
+            }
+            _ = ramp.tick() => {
+                let now = std::time::Instant::now();
+                for service in &config.services {
+                    if state.lock().ramping(service, now) {
+                        apply(&mut reconciler, &config, service, &state, &mut announced);
+                    }
                 }
             }
             _ = hangup.recv() => {
-                match config::load(&options.config_file) {
+                match config::load(&options.config_file).map_err(anyhow::Error::from).and_then(|new| {
+                    reconciler.set_state_file(new.state_file.as_deref())?;
+                    Ok(new)
+                }) {
                     Ok(new) => {
                         probes.abort_all();
                         generation += 1;
@@ -117,7 +153,8 @@ pub async fn run<T: Table>(
                             state.reloaded(true, SystemTime::now());
                         }
                         probes = spawn_probes(&config, generation, &tx, &semaphore);
-                        info!(services = config.services.len(), "configuration reloaded");
+                        info!(services = config.services.len(), mode = %config.mode, "configuration reloaded");
+                        check_quiescent(&options, &config, &mut reconciler);
                     }
                     Err(e) => {
                         state.lock().reloaded(false, SystemTime::now());
@@ -134,15 +171,113 @@ pub async fn run<T: Table>(
     Ok(())
 }
 
-/// Reconciles one service and logs what happened. Netlink calls block for
-/// one round trip with the kernel; `block_in_place` keeps them off the
-/// other tasks' way.
-fn apply<T: Table>(
+/// Warns (or sets the sysctl, as configured) when persistent services
+/// would keep their clients on quiesced real servers.
+fn check_quiescent<T: ManagedTable>(
+    options: &Options,
+    config: &Config,
     reconciler: &mut Reconciler<T>,
+) {
+    // Managed mode makes the services as configured; in weights mode the
+    // table says which are persistent.
+    let persistent: Vec<ipvs::ServiceKey> = config
+        .services
+        .iter()
+        .filter(|s| match config.mode {
+            Mode::Managed => s.is_persistent(),
+            Mode::Weights => tokio::task::block_in_place(|| {
+                matches!(reconciler.table_mut().service(&s.key), Ok(Some(c))
+                    if c.flags.contains(ipvs::ServiceFlags::PERSISTENT))
+            }),
+        })
+        .map(|s| s.key)
+        .collect();
+    let set = config.set_expire_quiescent_template && !options.dry_run;
+    match quiescent::check(&options.quiescent_sysctl, &persistent, set) {
+        Ok(Quiescent::Off(services)) => warn!(
+            services = %quiescent::names(&services),
+            "net.ipv4.vs.expire_quiescent_template is 0: clients of these persistent services stay on a real server at weight 0 until their templates expire; set it to 1 (or set_expire_quiescent_template: true)"
+        ),
+        Ok(Quiescent::SetOn(services)) => info!(
+            services = %quiescent::names(&services),
+            "net.ipv4.vs.expire_quiescent_template set to 1 for the persistent services"
+        ),
+        Ok(Quiescent::AlreadyOn | Quiescent::NoPersistentService) => {}
+        Err(e) => warn!("persistent services: {e}"),
+    }
+}
+
+/// Logs and counts a managed pass; a dry run announces each change once.
+fn report_managed(
+    outcome: &ManagedOutcome,
+    state: &Shared,
+    dry_run: bool,
+    announced: &mut HashSet<String>,
+) {
+    if !dry_run {
+        state
+            .lock()
+            .record_managed(&outcome.actions, outcome.errors.len());
+    }
+    for action in &outcome.actions {
+        let text = action.to_string();
+        if dry_run && !announced.insert(text.clone()) {
+            continue;
+        }
+        info!(action = action.name(), dry_run, "{text}");
+    }
+    for service in &outcome.kept {
+        let text = format!("kept {service}");
+        if announced.insert(text) {
+            warn!(service = %service, "service left the config but holds real servers this checker did not add: only its own were deleted, the service stays");
+        }
+    }
+    for e in &outcome.errors {
+        error!("managed mode: {e}");
+    }
+}
+
+/// Reconciles one service and logs what happened: in managed mode the
+/// service and its real servers first, then the weights. Netlink calls
+/// block for one round trip with the kernel; `block_in_place` keeps them
+/// off the other tasks' way.
+fn apply<T: ManagedTable>(
+    reconciler: &mut Reconciler<T>,
+    config: &Config,
     service: &config::VirtualService,
     state: &Shared,
+    announced: &mut HashSet<String>,
 ) {
-    let want = state.lock().desired(service);
+    let (want, guard_was) = {
+        let state = state.lock();
+        let was = state
+            .services
+            .iter()
+            .find(|s| s.key == service.key)
+            .is_some_and(|s| s.guard_active);
+        (state.desired(service), was)
+    };
+    if want.guard_active != guard_was {
+        let quorum = service.quorum.map_or(0, |q| q.min_up);
+        match (want.guard_active, want.sorry) {
+            (true, Some((sorry, _))) => {
+                warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
+            }
+            (true, None) => {
+                warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
+            }
+            (false, Some((sorry, _))) => {
+                info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
+            }
+            (false, None) => {
+                info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
+            }
+        }
+    }
+    if config.mode == Mode::Managed {
+        let outcome = tokio::task::block_in_place(|| reconciler.ensure(service, &want));
+        report_managed(&outcome, state, reconciler.dry_run(), announced);
+    }
     // The lock is not held over the netlink calls.
     let outcome = tokio::task::block_in_place(|| reconciler.reconcile(&want));
     state
@@ -153,7 +288,9 @@ fn apply<T: Table>(
             for c in &outcome.changes {
                 if c.out_of_band {
                     warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "weight was changed out of band; set back");
-                } else if want.guard_active {
+                } else if want.sorry.is_some_and(|(s, _)| s.key == c.destination) {
+                    warn!(service = %c.service, sorry_server = %c.destination, from = c.from, to = c.to, guard_active = want.guard_active, "quorum guard: {}", if want.guard_active { "too few real servers up, the sorry server takes the traffic" } else { "quorum is back, the sorry server is taken out" });
+                } else if want.guard_active && want.sorry.is_none() {
                     warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "quorum guard: too few real servers up, keeping the failed ones at their weight");
                 } else {
                     info!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, dry_run = reconciler.dry_run(), "weight set");

@@ -104,6 +104,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         config_file: args.config_file,
         dry_run: args.dry_run,
         max_concurrency: args.max_concurrency,
+        quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
     };
     runtime.block_on(async move {
         let server = Server::bind_first(&addresses, &web, ipvs_web::Limits::default()).await?;

@@ -233,7 +233,7 @@ impl Collector for StateCollector {
 
         let mut family = encoder.encode_descriptor(
             "ipvs_checker_quorum_guard_active",
-            "Whether the quorum guard keeps the service's failed real servers at their weight (fail open).",
+            "Whether fewer of the service's real servers are up than its quorum asks, so the guard acts: it keeps the failed ones at their weight (fail open) or puts the sorry server in.",
             None,
             MetricType::Gauge,
         )?;
@@ -242,6 +242,39 @@ impl Collector for StateCollector {
             ConstGauge::new(i64::from(service.guard_active))
                 .encode(family.encode_family(&labels)?)?;
         }
+
+        let mut family = encoder.encode_descriptor(
+            "ipvs_checker_sorry_server_weight",
+            "The weight of the service's sorry server in the table at the last reconciliation: its configured weight while the quorum guard is active, else 0 (or absent: managed mode removes it).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for service in &state.services {
+            let (Some(sorry), Some(weight)) = (
+                service.quorum.and_then(|q| q.sorry_server),
+                service.sorry_weight,
+            ) else {
+                continue;
+            };
+            let labels = backend_labels(&service_labels(&service.key), sorry.key.addr);
+            ConstGauge::new(i64::from(weight)).encode(family.encode_family(&labels)?)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "ipvs_checker_managed_changes",
+            "Changes managed mode made to the IPVS table, by action: create_service, update_service, delete_service, create_real_server, update_real_server, delete_real_server.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (action, n) in &state.managed_actions {
+            ConstCounter::new(*n).encode(family.encode_family(&[("action", *action)])?)?;
+        }
+        ConstCounter::new(state.managed_errors).encode(encoder.encode_descriptor(
+            "ipvs_checker_managed_errors",
+            "Requests of managed mode that failed (create, update, delete, state file).",
+            None,
+            MetricType::Counter,
+        )?)?;
 
         let mut family = encoder.encode_descriptor(
             "ipvs_checker_netlink_errors",

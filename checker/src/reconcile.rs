@@ -9,10 +9,12 @@
 //! back and reported as such.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ipvs::{DestinationKey, ServiceKey};
 
-use crate::config::VirtualService;
+use crate::config::{SorryServer, VirtualService};
 use crate::health::Health;
 
 /// The part of IPVS the reconciler uses.
@@ -57,34 +59,94 @@ pub struct Desired {
     /// Each configured real server and its weight; `None` while its health
     /// is unknown (it is left as it is).
     pub weights: Vec<(DestinationKey, Option<u32>)>,
-    /// The quorum guard holds down real servers at their weight.
+    /// Fewer real servers are up than the quorum asks: the guard acts
+    /// (fail open, or the sorry server).
     pub guard_active: bool,
+    /// The sorry server, if configured, and the weight it should have: its
+    /// own while the guard is active, else 0 (managed mode removes it).
+    pub sorry: Option<(SorryServer, u32)>,
 }
 
-/// What a service's real servers should weigh, given their health.
-pub fn desired(service: &VirtualService, health: impl Fn(&DestinationKey) -> Health) -> Desired {
-    let states: Vec<Health> = service
+/// What [`desired`] needs to know of one real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Its health.
+    pub health: Health,
+    /// When it last came back up from down, for slow start; `None` if it
+    /// has not (an up after start-up is not ramped).
+    pub recovered_at: Option<Instant>,
+}
+
+impl From<Health> for View {
+    fn from(health: Health) -> Self {
+        View {
+            health,
+            recovered_at: None,
+        }
+    }
+}
+
+/// Number of equal steps of a slow-start ramp.
+pub const SLOW_START_STEPS: u32 = 10;
+
+/// The weight `elapsed` into a slow start of `period` towards `weight`:
+/// step k (1 to [`SLOW_START_STEPS`]) of the period gives k tenths of the
+/// weight, rounded down but at least 1; from the end of the period, the
+/// weight itself. Never more than `weight`; 0 stays 0.
+pub fn ramp(weight: u32, elapsed: Duration, period: Duration) -> u32 {
+    if weight == 0 || elapsed >= period || period.is_zero() {
+        return weight;
+    }
+    let step = (elapsed.as_nanos() * u128::from(SLOW_START_STEPS) / period.as_nanos()) as u64 + 1;
+    let step = step.min(u64::from(SLOW_START_STEPS));
+    let w = u64::from(weight) * step / u64::from(SLOW_START_STEPS);
+    (w.max(1)).min(u64::from(weight)) as u32
+}
+
+/// What a service's real servers should weigh at `now`, given each one's
+/// health (and recovery time, for slow start).
+pub fn desired(
+    service: &VirtualService,
+    view: impl Fn(&DestinationKey) -> View,
+    now: Instant,
+) -> Desired {
+    let views: Vec<View> = service
         .real_servers
         .iter()
-        .map(|rs| health(&rs.key))
+        .map(|rs| view(&rs.key))
         .collect();
-    let up = states.iter().filter(|h| **h == Health::Up).count();
-    let any_down = states.contains(&Health::Down);
-    // Fail open: with fewer healthy real servers than the quorum, zeroing
-    // the others would leave too few (or none) to serve, so none is zeroed.
-    let guard_active = any_down
+    let count = |h: Health| views.iter().filter(|v| v.health == h).count() as u64;
+    let (up, down, unknown) = (
+        count(Health::Up),
+        count(Health::Down),
+        count(Health::Unknown),
+    );
+    // Below quorum only once enough real servers are known down that the
+    // unknown ones could not make it up: nothing acts on a start-up.
+    let guard_active = down > 0
         && service
             .quorum
-            .is_some_and(|q| (up as u64) < u64::from(q.min_up));
+            .is_some_and(|q| up + unknown < u64::from(q.min_up));
+    let sorry_server = service.quorum.and_then(|q| q.sorry_server);
+    // Fail open (no sorry server): with fewer healthy real servers than
+    // the quorum, zeroing the others would leave too few (or none) to
+    // serve, so none is zeroed. With a sorry server, the failed ones go to
+    // 0 and the sorry server takes their place.
+    let hold = guard_active && sorry_server.is_none();
     let weights = service
         .real_servers
         .iter()
-        .zip(states)
-        .map(|(rs, h)| {
-            let weight = match h {
+        .zip(views)
+        .map(|(rs, v)| {
+            let weight = match v.health {
                 Health::Unknown => None,
-                Health::Up => Some(rs.weight),
-                Health::Down if guard_active => Some(rs.weight),
+                Health::Up => Some(match (rs.slow_start, v.recovered_at) {
+                    (Some(period), Some(at)) => {
+                        ramp(rs.weight, now.saturating_duration_since(at), period)
+                    }
+                    _ => rs.weight,
+                }),
+                Health::Down if hold => Some(rs.weight),
                 Health::Down => Some(0),
             };
             (rs.key, weight)
@@ -94,6 +156,7 @@ pub fn desired(service: &VirtualService, health: impl Fn(&DestinationKey) -> Hea
         service: service.key,
         weights,
         guard_active,
+        sorry: sorry_server.map(|s| (s, if guard_active { s.weight } else { 0 })),
     }
 }
 
@@ -128,13 +191,20 @@ pub struct Outcome {
     pub weights: Vec<(DestinationKey, u32)>,
 }
 
-/// Keeps the table's weights at the desired ones.
+/// Keeps the table's weights at the desired ones (and, in managed mode,
+/// its services and real servers at the config's: see [`managed`]).
 #[derive(Debug)]
 pub struct Reconciler<T> {
     table: T,
     dry_run: bool,
     /// The weight last set (or, in dry-run, announced) per real server.
     last: HashMap<(ServiceKey, DestinationKey), u32>,
+    /// What managed mode created.
+    owned: Owned,
+    /// `owned` as last written to the state file.
+    saved: Owned,
+    /// Managed mode's state file; `None` in weights mode.
+    state_file: Option<PathBuf>,
 }
 
 impl<T: Table> Reconciler<T> {
@@ -144,7 +214,22 @@ impl<T: Table> Reconciler<T> {
             table,
             dry_run,
             last: HashMap::new(),
+            owned: Owned::default(),
+            saved: Owned::default(),
+            state_file: None,
         }
+    }
+
+    /// A reconciler for managed mode, which knows what it created from
+    /// `state_file` (missing on the first start).
+    pub fn managed(table: T, dry_run: bool, state_file: &Path) -> Result<Self, StateFileError> {
+        let owned = Owned::load(state_file)?;
+        Ok(Reconciler {
+            saved: owned.clone(),
+            owned,
+            state_file: Some(state_file.to_owned()),
+            ..Reconciler::new(table, dry_run)
+        })
     }
 
     /// Whether this is a dry run.
@@ -157,20 +242,45 @@ impl<T: Table> Reconciler<T> {
         &self.table
     }
 
+    /// The table, to read what the reconciler does not (service flags).
+    pub fn table_mut(&mut self) -> &mut T {
+        &mut self.table
+    }
+
+    /// Follows a reload: managed mode's state file (`None` for weights
+    /// mode). A new file is read; the current one keeps what is known.
+    pub fn set_state_file(&mut self, state_file: Option<&Path>) -> Result<(), StateFileError> {
+        if self.state_file.as_deref() == state_file {
+            return Ok(());
+        }
+        if let Some(path) = state_file {
+            let owned = Owned::load(path)?;
+            self.saved = owned.clone();
+            self.owned = owned;
+        }
+        self.state_file = state_file.map(Path::to_owned);
+        Ok(())
+    }
+
     /// Brings one service's weights to `desired`. A missing service is an
     /// error; everything else is reported in the outcome.
     pub fn reconcile(&mut self, desired: &Desired) -> Result<Outcome, ipvs::Error> {
         let current: HashMap<DestinationKey, u32> =
             self.table.weights(&desired.service)?.into_iter().collect();
         let mut outcome = Outcome::default();
-        for (destination, want) in &desired.weights {
+        let sorry = desired.sorry.map(|(s, w)| (s.key, Some(w)));
+        for (destination, want) in desired.weights.iter().chain(sorry.iter()) {
             let have = current.get(destination).copied();
             if let Some(have) = have {
                 outcome.weights.push((*destination, have));
             }
             let Some(want) = *want else { continue };
             let Some(have) = have else {
-                outcome.missing.push(*destination);
+                // A sorry server not in use may well be absent (managed
+                // mode removes it).
+                if want != 0 || desired.sorry.is_none_or(|(s, _)| s.key != *destination) {
+                    outcome.missing.push(*destination);
+                }
                 continue;
             };
             let key = (desired.service, *destination);
@@ -214,6 +324,13 @@ impl<T: Table> Reconciler<T> {
         Ok(outcome)
     }
 }
+
+pub mod managed;
+pub mod owned;
+pub mod quiescent;
+
+pub use managed::{Action, ManagedOutcome, ManagedTable};
+use owned::{Owned, StateFileError};
 
 #[cfg(test)]
 mod tests;

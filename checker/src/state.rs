@@ -11,9 +11,10 @@
 //! Critical sections are short: no netlink call or I/O is made under the
 //! lock.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use prometheus_client::metrics::histogram::Histogram;
@@ -21,7 +22,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use crate::config::{Config, Quorum};
 use crate::health::{Health, HealthState};
 use crate::prober::{ProbeError, Success};
-use crate::reconcile::{desired, Desired, Outcome};
+use crate::reconcile::{desired, Action, Desired, Outcome, View};
 
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
 /// covers a loopback answer as well as the longest timeout in practice.
@@ -65,6 +66,10 @@ pub struct State {
     pub reload_successful: bool,
     /// When a configuration was last loaded successfully.
     pub reload_success_time: SystemTime,
+    /// Managed mode's changes by kind ([`Action::name`]).
+    pub managed_actions: BTreeMap<&'static str, u64>,
+    /// Managed mode's failed requests (create, update, delete, state file).
+    pub managed_errors: u64,
 }
 
 impl Default for State {
@@ -76,6 +81,8 @@ impl Default for State {
             netlink_set_errors: 0,
             reload_successful: true,
             reload_success_time: SystemTime::now(),
+            managed_actions: BTreeMap::new(),
+            managed_errors: 0,
         }
     }
 }
@@ -87,9 +94,13 @@ pub struct ServiceState {
     pub key: ServiceKey,
     /// Its quorum guard, if configured.
     pub quorum: Option<Quorum>,
-    /// The guard holds failed real servers at their weight (as of the last
-    /// reconciliation).
+    /// Fewer real servers are up than the quorum asks, so the guard acts:
+    /// it holds failed real servers at their weight, or puts the sorry
+    /// server in (as of the last reconciliation).
     pub guard_active: bool,
+    /// The sorry server's weight in the table at the last reconciliation
+    /// (`None`: not configured, or not in the table).
+    pub sorry_weight: Option<u32>,
     /// Its real servers, in file order.
     pub backends: Vec<Backend>,
 }
@@ -103,6 +114,8 @@ pub struct Backend {
     pub health: HealthState,
     /// When the health last changed (or the server was first configured).
     pub health_since: SystemTime,
+    /// When it last came back up from down: its slow start begins there.
+    pub recovered_at: Option<Instant>,
     /// The weight it gets while healthy.
     pub configured_weight: u32,
     /// The weight the checker wants; `None` while the health is unknown.
@@ -149,6 +162,7 @@ impl Backend {
             key,
             health: HealthState::new(rise, fall),
             health_since: now,
+            recovered_at: None,
             configured_weight: weight,
             desired_weight: None,
             current_weight: None,
@@ -173,7 +187,7 @@ impl State {
         let mut old: HashMap<(ServiceKey, DestinationKey), Backend> = HashMap::new();
         let mut old_guard = HashMap::new();
         for service in self.services.drain(..) {
-            old_guard.insert(service.key, service.guard_active);
+            old_guard.insert(service.key, (service.guard_active, service.sorry_weight));
             for backend in service.backends {
                 old.insert((service.key, backend.key), backend);
             }
@@ -191,10 +205,16 @@ impl State {
                 backends.push(backend);
                 self.index.insert((service.key, rs.key), (i, j));
             }
+            let (guard_active, sorry_weight) = old_guard
+                .get(&service.key)
+                .copied()
+                .unwrap_or((false, None));
             self.services.push(ServiceState {
                 key: service.key,
                 quorum: service.quorum,
-                guard_active: old_guard.get(&service.key).copied().unwrap_or(false),
+                guard_active,
+                sorry_weight: sorry_weight
+                    .filter(|_| service.quorum.and_then(|q| q.sorry_server).is_some()),
                 backends,
             });
         }
@@ -249,21 +269,58 @@ impl State {
                 });
             }
         }
+        let was = backend.health.health();
         let flip = backend.health.observe(result.is_ok());
-        if flip.is_some() {
+        if let Some(health) = flip {
             backend.transitions += 1;
             backend.health_since = now;
+            backend.recovered_at = (was == Health::Down && health == Health::Up).then(Instant::now);
         }
         flip
     }
 
-    /// The weights `service`'s real servers should have, from the health
-    /// recorded here.
+    /// The weights `service`'s real servers should have now, from the
+    /// health recorded here.
     pub fn desired(&self, service: &crate::config::VirtualService) -> Desired {
-        desired(service, |d| {
-            self.backend(&service.key, d)
-                .map_or(Health::Unknown, |b| b.health.health())
+        self.desired_at(service, Instant::now())
+    }
+
+    /// The weights `service`'s real servers should have at `now` (slow
+    /// starts ramp with it).
+    pub fn desired_at(&self, service: &crate::config::VirtualService, now: Instant) -> Desired {
+        desired(
+            service,
+            |d| {
+                self.backend(&service.key, d)
+                    .map_or(View::from(Health::Unknown), |b| View {
+                        health: b.health.health(),
+                        recovered_at: b.recovered_at,
+                    })
+            },
+            now,
+        )
+    }
+
+    /// Whether a real server of `service` is in its slow start at `now`.
+    pub fn ramping(&self, service: &crate::config::VirtualService, now: Instant) -> bool {
+        service.real_servers.iter().any(|rs| {
+            let Some(period) = rs.slow_start else {
+                return false;
+            };
+            self.backend(&service.key, &rs.key).is_some_and(|b| {
+                b.health.health() == Health::Up
+                    && b.recovered_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < period)
+            })
         })
+    }
+
+    /// Records a managed pass: its changes and failures.
+    pub fn record_managed(&mut self, actions: &[Action], errors: usize) {
+        for action in actions {
+            *self.managed_actions.entry(action.name()).or_default() += 1;
+        }
+        self.managed_errors += errors as u64;
     }
 
     /// Records a reconciliation of `want.service`: `outcome` if the table
@@ -274,6 +331,14 @@ impl State {
             return;
         };
         service.guard_active = want.guard_active;
+        service.sorry_weight = want.sorry.and_then(|(sorry, _)| {
+            outcome.and_then(|o| {
+                o.weights
+                    .iter()
+                    .find(|(d, _)| *d == sorry.key)
+                    .map(|(_, w)| *w)
+            })
+        });
         for backend in &mut service.backends {
             backend.desired_weight = want
                 .weights
@@ -305,7 +370,7 @@ impl State {
             };
             if change.out_of_band {
                 backend.changes_out_of_band += 1;
-            } else if want.guard_active {
+            } else if want.guard_active && want.sorry.is_none() {
                 backend.changes_quorum_guard += 1;
             } else {
                 backend.changes_health += 1;
@@ -319,5 +384,55 @@ impl State {
         if ok {
             self.reload_success_time = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::prober::ProbeError;
+
+    /// A recovery from down starts the slow start where the state machine
+    /// flipped; the daemon's 100 ms tick finds the service ramping until
+    /// the period is over.
+    #[test]
+    fn a_recovery_from_down_starts_the_ramp() {
+        let config = crate::config::parse(
+            "defaults: {rise: 1, fall: 1}\nservices:\n  - address: 198.18.0.10:80\n    slow_start: 10s\n    real_servers:\n      - {address: 198.18.1.11:80, weight: 20}\n",
+            Path::new("test.yaml"),
+            Path::new("."),
+        )
+        .expect("valid");
+        let service = &config.services[0];
+        let (svc, rs) = (service.key, service.real_servers[0].key);
+        let mut state = State::default();
+        state.reset(&config);
+        let ok = Ok(Success::default());
+        let failed = Err(ProbeError::Timeout(Duration::from_secs(1)));
+        let now = SystemTime::now();
+        let weight = |state: &State, at: Instant| state.desired_at(service, at).weights[0].1;
+
+        // Unknown -> up (a start-up): the configured weight at once.
+        state.observe(&svc, &rs, &ok, Duration::ZERO, now);
+        assert_eq!(weight(&state, Instant::now()), Some(20));
+        assert!(!state.ramping(service, Instant::now()));
+
+        // Down, then up again: the ramp starts at the flip.
+        state.observe(&svc, &rs, &failed, Duration::ZERO, now);
+        assert_eq!(weight(&state, Instant::now()), Some(0));
+        let before = Instant::now();
+        state.observe(&svc, &rs, &ok, Duration::ZERO, now);
+        let at = state
+            .backend(&svc, &rs)
+            .and_then(|b| b.recovered_at)
+            .expect("recovered_at");
+        assert!(at >= before);
+        assert_eq!(weight(&state, at), Some(2));
+        assert_eq!(weight(&state, at + Duration::from_millis(4_500)), Some(10));
+        assert!(state.ramping(service, at + Duration::from_secs(9)));
+        assert!(!state.ramping(service, at + Duration::from_secs(10)));
+        assert_eq!(weight(&state, at + Duration::from_secs(10)), Some(20));
     }
 }

@@ -41,3 +41,33 @@ fn config_check_names_the_error_and_fails() {
         format!("ipvs-checker: invalid configuration: {file}:4:9: services[0].real_servers[0]: weight 2147483648 is out of range: IPVS accepts 0 to 2147483647\n")
     );
 }
+
+/// Every `testdata/invalid-*.yaml` through the real binary: exit 1, nothing
+/// on stdout, and on stderr exactly the library's message for it (which
+/// the config's unit tests pin, fixture by fixture).
+#[test]
+fn every_invalid_fixture_fails_through_the_binary_with_its_message() {
+    let dir = testdata("");
+    let mut fixtures: Vec<String> = std::fs::read_dir(&dir)
+        .expect("testdata")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("invalid-") && n.ends_with(".yaml"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 30, "{fixtures:?}");
+    for name in &fixtures {
+        let file = testdata(name);
+        let (ok, stdout, stderr) = checker(&["--config.file", &file, "--config.check"]);
+        let error = ipvs_checker::config::load(std::path::Path::new(&file))
+            .expect_err(name)
+            .to_string();
+        assert!(!ok, "{name} passed");
+        assert_eq!(stdout, "", "{name}");
+        assert_eq!(
+            stderr,
+            format!("ipvs-checker: invalid configuration: {error}\n"),
+            "{name}"
+        );
+        assert!(error.starts_with(&format!("{file}:")), "{error}");
+    }
+}

@@ -11,7 +11,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use ipvs::{DestinationKey, Ipvs, ServiceKey};
-use lab_harness::{director, lock, run_in, topology_script, DIRECTOR};
+use lab_harness::{client, director, lab_once, run_in, topology_script, DIRECTOR};
 
 /// Where the checker's config and log go: `$LAB_OUT` survives the VM.
 fn out_dir() -> PathBuf {
@@ -25,6 +25,7 @@ fn out_dir() -> PathBuf {
 struct Checker {
     child: Child,
     log: PathBuf,
+    config: PathBuf,
 }
 
 impl Checker {
@@ -32,7 +33,20 @@ impl Checker {
         let dir = out_dir();
         let file = dir.join(format!("{name}.yaml"));
         std::fs::write(&file, config).expect("write config");
-        let log = dir.join(format!("{name}.log"));
+        // A fresh log ($LAB_OUT may keep the one of an earlier run).
+        let _ = std::fs::remove_file(dir.join(format!("{name}.log")));
+        Checker::start_with(name, file)
+    }
+
+    /// Starts the checker on an existing config file; its log is
+    /// `NAME.log` (appended to, so a restart keeps the earlier lines).
+    fn start_with(name: &str, file: PathBuf) -> Checker {
+        let log = out_dir().join(format!("{name}.log"));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", "lab-director"])
             .arg(env!("CARGO_BIN_EXE_ipvs-checker"))
@@ -42,11 +56,53 @@ impl Checker {
             .args(["--web.listen-address", WEB])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
+            .stderr(log_file)
             .spawn()
             .expect("start ipvs-checker");
-        Checker { child, log }
+        // `ip netns exec` execs the checker: this is its pid. Wait for its
+        // endpoint, so that it has started (and bound) before the test goes on.
+        let checker = Checker {
+            child,
+            log,
+            config: file,
+        };
+        let start = Instant::now();
+        while !run_quiet(&format!(
+            "ip netns exec lab-director curl -sf -o /dev/null http://{WEB}/metrics"
+        )) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the checker's endpoint is not up after 20 s:\n{}",
+                checker.log_text()
+            );
+            sleep(Duration::from_millis(100));
+        }
+        checker
     }
+
+    fn signal(&self, signal: &str) {
+        run_in(None, &format!("kill -{signal} {}", self.child.id()));
+    }
+
+    /// Replaces the config file and sends SIGHUP.
+    fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("write config");
+        self.signal("HUP");
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Whether `script` succeeds (no panic either way).
+fn run_quiet(script: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 impl Drop for Checker {
@@ -61,6 +117,19 @@ impl Drop for Checker {
             );
         }
     }
+}
+
+/// Takes the lab for one test: the network (three real servers, VIP
+/// 198.18.0.10) built once per binary; every server (re)started, the
+/// table empty and expire_quiescent_template at the kernel's default 0.
+fn fresh_lab() -> std::sync::MutexGuard<'static, ()> {
+    let t = topology_script();
+    let guard = lab_once(|| {
+        run_in(None, &format!("{t} up 3 && {t} vip 198.18.0.10"));
+    });
+    run_in(None, &format!("{t} serve"));
+    director("ipvsadm -C && echo 0 > /proc/sys/net/ipv4/vs/expire_quiescent_template");
+    guard
 }
 
 /// Where the checker serves /metrics, in the director's namespace.
@@ -85,13 +154,28 @@ fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
 const RS1: &str = r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.11",remote_port="80""#;
 
 fn weight(ipvs: &mut Ipvs, service: &ServiceKey, rs: &str) -> u32 {
+    try_weight(ipvs, service, rs).unwrap_or_else(|| panic!("{rs} is not in {service}"))
+}
+
+/// `rs`'s weight, `None` if it (or the service) is not in the table.
+fn try_weight(ipvs: &mut Ipvs, service: &ServiceKey, rs: &str) -> Option<u32> {
     let key = DestinationKey::new(rs.parse().expect("address"));
     ipvs.destinations(service)
-        .expect("destinations")
+        .ok()?
         .into_iter()
         .find(|d| d.key == key)
         .map(|d| d.config.weight)
-        .unwrap_or_else(|| panic!("{rs} is not in {service}"))
+}
+
+/// Polls until `check` holds; returns how long that took, or panics with
+/// `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
+        sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
 }
 
 /// Polls until `rs` has `want`; returns how long that took, or panics after `limit`.
@@ -119,14 +203,10 @@ fn wait_for_weight(
 #[test]
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undone() {
-    let _lock = lock();
+    let _lock = fresh_lab();
     let t = topology_script();
-    run_in(
-        None,
-        &format!("{t} up 2 && {t} serve && {t} vip 198.18.0.10"),
-    );
     director(
-        "ipvsadm -C && ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
          ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
          ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
     );
@@ -194,4 +274,376 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
         Duration::from_secs(3),
     );
     eprintln!("out-of-band weight 7 set back to 1 after {took:?}");
+}
+
+fn vip80() -> ServiceKey {
+    ServiceKey::tcp("198.18.0.10:80".parse().expect("address"))
+}
+
+/// Kills real server K's HTTP server (`topology.sh serve` restarts all).
+fn kill_server(k: u32) {
+    run_in(
+        None,
+        &format!("kill $(cat /run/lab-topology/rs{k}/server.pid)"),
+    );
+}
+
+/// Which real servers answer `n` requests to the VIP from the client.
+fn answers(n: usize) -> Vec<String> {
+    let out = client(&format!(
+        "for i in $(seq {n}); do curl -s -m 2 http://198.18.0.10/ || echo FAILED; done"
+    ));
+    let mut seen: Vec<String> = out.lines().map(str::to_owned).collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+const MANAGED_NAT: &str = "mode: managed
+state_file: STATE
+defaults: {interval: 1s, timeout: 500ms, rise: 1, fall: 2}
+services:
+  - address: 198.18.0.10:80
+    scheduler: wrr
+    check: {type: http, path: /, body: \"^rs\"}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1}
+";
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn managed_mode_builds_the_nat_cluster_and_removes_only_what_it_created() {
+    let _lock = fresh_lab();
+    // A service made by someone else, not in the config.
+    director(
+        "ipvsadm -A -t 198.18.0.20:80 -s rr && ipvsadm -a -t 198.18.0.20:80 -r 198.18.1.13:80 -m -w 2",
+    );
+    let foreign_before = director("ipvsadm -Ln -t 198.18.0.20:80");
+    let state = out_dir().join("managed-owned.json");
+    let _ = std::fs::remove_file(&state);
+    let config = MANAGED_NAT.replace("STATE", &state.display().to_string());
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let checker = Checker::start("managed", &config);
+    let took = wait_until(
+        "the cluster at its weights",
+        Duration::from_secs(10),
+        || {
+            try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
+                && try_weight(&mut ipvs, &vip80(), "198.18.1.12:80") == Some(1)
+        },
+    );
+    eprintln!("managed mode built the cluster in {took:?}");
+    assert_eq!(
+        director("ipvsadm -Ln -t 198.18.0.10:80"),
+        "Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.10:80 wrr
+  -> 198.18.1.11:80               Masq    3      0          0         
+  -> 198.18.1.12:80               Masq    1      0          0         
+"
+    );
+    // Traffic from the client reaches both.
+    assert_eq!(answers(8), vec!["rs1", "rs2"]);
+    // Ownership is on disk.
+    let owned = std::fs::read_to_string(&state).expect("state file");
+    assert!(owned.contains("198.18.1.12:80"), "{owned}");
+    assert!(!owned.contains("198.18.0.20"), "{owned}");
+
+    // rs2 leaves the config: SIGHUP removes it.
+    checker.reload(&config.replace("      - {address: 198.18.1.12:80, weight: 1}\n", ""));
+    let took = wait_until("rs2 deleted", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.12:80").is_none()
+    });
+    eprintln!("rs2 deleted {took:?} after SIGHUP");
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.11:80"), 3);
+    assert_eq!(answers(4), vec!["rs1"]);
+    let metrics = scrape();
+    assert_eq!(
+        sample(
+            &metrics,
+            "ipvs_checker_managed_changes_total",
+            "action=\"delete_real_server\""
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    // The service it did not create is as it was.
+    assert_eq!(director("ipvsadm -Ln -t 198.18.0.20:80"), foreign_before);
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn quorum_guard_fails_open_when_every_backend_fails() {
+    let _lock = fresh_lab();
+    director(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
+    );
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let checker = Checker::start(
+        "fail-open",
+        "defaults: {interval: 1s, timeout: 500ms, rise: 1, fall: 2}
+services:
+  - address: 198.18.0.10:80
+    quorum: {min_up: 1}
+    check: {type: http, path: /}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1}
+",
+    );
+    sleep(Duration::from_secs(2));
+    kill_server(1);
+    kill_server(2);
+    wait_until("both down", Duration::from_secs(5), || {
+        sample(&scrape(), "ipvs_checker_backend_up", RS1) == Some(0.0)
+            && scrape().contains("ipvs_checker_quorum_guard_active{proto=\"TCP\",local_address=\"198.18.0.10\",local_port=\"80\",local_mark=\"\"} 1")
+    });
+    // Failed open: nobody zeroed, even a moment later.
+    sleep(Duration::from_secs(2));
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.11:80"), 3);
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.12:80"), 1);
+    assert!(
+        checker
+            .log_text()
+            .contains("quorum guard active: fewer real servers up than the quorum, failing open"),
+        "{}",
+        checker.log_text()
+    );
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn quorum_guard_switches_to_the_sorry_server_and_back() {
+    let _lock = fresh_lab();
+    let state = out_dir().join("sorry-owned.json");
+    let _ = std::fs::remove_file(&state);
+    let config = MANAGED_NAT
+        .replace("STATE", &state.display().to_string())
+        .replace(
+            "    scheduler: wrr\n",
+            "    scheduler: wrr\n    quorum: {min_up: 1, sorry_server: {address: 198.18.1.13:80, weight: 2}}\n",
+        );
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let checker = Checker::start("sorry", &config);
+    wait_until("the cluster up", Duration::from_secs(10), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
+    });
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.13:80"), None);
+
+    kill_server(1);
+    kill_server(2);
+    let took = wait_until("the sorry server in", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.13:80") == Some(2)
+    });
+    eprintln!("sorry server added {took:?} after both servers were killed");
+    wait_until("failed servers at 0", Duration::from_secs(3), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(0)
+            && try_weight(&mut ipvs, &vip80(), "198.18.1.12:80") == Some(0)
+    });
+    assert_eq!(answers(4), vec!["rs3"]);
+    let metrics = scrape();
+    assert!(
+        metrics.contains("ipvs_checker_quorum_guard_active{proto=\"TCP\",local_address=\"198.18.0.10\",local_port=\"80\",local_mark=\"\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "ipvs_checker_sorry_server_weight", "proto=\"TCP\",local_address=\"198.18.0.10\",local_port=\"80\",local_mark=\"\",remote_address=\"198.18.1.13\""),
+        Some(2.0),
+        "{metrics}"
+    );
+
+    // The servers come back: the sorry server goes, the weights return.
+    run_in(None, &format!("{} serve", topology_script()));
+    let took = wait_until("the sorry server out", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.13:80").is_none()
+            && try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
+    });
+    eprintln!("sorry server removed {took:?} after the servers restarted");
+    assert_eq!(answers(8), vec!["rs1", "rs2"]);
+    let log = checker.log_text();
+    assert!(
+        log.contains("quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
+            && log.contains("quorum guard released"),
+        "{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_sigkilled_checker_restarted_while_a_backend_is_down_converges() {
+    let _lock = fresh_lab();
+    director(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
+    );
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let config = "defaults: {interval: 1s, timeout: 900ms, rise: 2, fall: 2}
+services:
+  - address: 198.18.0.10:80
+    check: {type: http, path: /}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1}
+";
+    let mut checker = Checker::start("sigkill", config);
+    // Both up first (the first answers of a server just started can be
+    // slow under emulation).
+    let rs2 = RS1.replace("198.18.1.11", "198.18.1.12");
+    wait_until("both up", Duration::from_secs(15), || {
+        let m = scrape();
+        sample(&m, "ipvs_checker_backend_up", RS1) == Some(1.0)
+            && sample(&m, "ipvs_checker_backend_up", &rs2) == Some(1.0)
+    });
+    wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.12:80",
+        1,
+        Duration::from_secs(5),
+    );
+    kill_server(1);
+    wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.11:80",
+        0,
+        Duration::from_secs(5),
+    );
+    checker.signal("KILL");
+    let _ = checker.child.wait();
+    // The table as the dead checker left it.
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.12:80"), 1);
+
+    let file = checker.config.clone();
+    let checker = Checker::start_with("sigkill", file);
+    // Watch it converge: the down one never leaves 0, the up one never
+    // loses its configured weight.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.11:80"), 0);
+        assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.12:80"), 1);
+        sleep(Duration::from_millis(100));
+    }
+    let metrics = scrape();
+    assert_eq!(
+        sample(&metrics, "ipvs_checker_backend_up", RS1),
+        Some(0.0),
+        "{metrics}"
+    );
+    // It recovers: its configured weight returns.
+    run_in(None, &format!("{} serve", topology_script()));
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.11:80",
+        3,
+        Duration::from_secs(6),
+    );
+    eprintln!("rs1 back at 3 {took:?} after its server restarted (restarted checker)");
+    // `serve` restarts every server, rs2's too, which may have been down
+    // long enough for a fall: it comes back to its weight as well.
+    wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.12:80",
+        1,
+        Duration::from_secs(6),
+    );
+    drop(checker);
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_bad_reload_keeps_the_old_config_running() {
+    let _lock = fresh_lab();
+    director(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
+    );
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let checker = Checker::start(
+        "bad-reload",
+        "defaults: {interval: 1s, timeout: 500ms, rise: 1, fall: 2}
+services:
+  - address: 198.18.0.10:80
+    check: {type: http, path: /}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1}
+",
+    );
+    assert!(scrape()
+        .lines()
+        .any(|l| l == "ipvs_checker_config_last_reload_successful 1"));
+    checker.reload("services:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {address: 198.18.1.11:80, wieght: 3}\n");
+    wait_until(
+        "the failed reload on /metrics",
+        Duration::from_secs(5),
+        || {
+            scrape()
+                .lines()
+                .any(|l| l == "ipvs_checker_config_last_reload_successful 0")
+        },
+    );
+    assert!(
+        checker
+            .log_text()
+            .contains("reload failed, the previous configuration stays"),
+        "{}",
+        checker.log_text()
+    );
+    // The old config still runs: a failure is acted on as before.
+    kill_server(1);
+    wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.11:80",
+        0,
+        Duration::from_secs(4),
+    );
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.12:80"), 1);
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn persistent_services_warn_about_expire_quiescent_template_or_set_it() {
+    let _lock = fresh_lab();
+    director(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr -p 300 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3",
+    );
+    let config = "services:
+  - address: 198.18.0.10:80
+    check: {type: tcp}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+";
+    let sysctl = || director("cat /proc/sys/net/ipv4/vs/expire_quiescent_template");
+    let warned = Checker::start("quiescent-warn", config);
+    wait_until("the warning", Duration::from_secs(3), || {
+        warned.log_text().contains("expire_quiescent_template is 0")
+    });
+    let line = warned
+        .log_text()
+        .lines()
+        .find(|l| l.contains("expire_quiescent_template is 0"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(line.contains("TCP 198.18.0.10:80"), "{line}");
+    assert_eq!(sysctl(), "0\n");
+    drop(warned);
+
+    let set = Checker::start(
+        "quiescent-set",
+        &format!("set_expire_quiescent_template: true\n{config}"),
+    );
+    wait_until("the sysctl set", Duration::from_secs(3), || {
+        sysctl() == "1\n"
+    });
+    assert!(set.log_text().contains("set to 1"), "{}", set.log_text());
 }

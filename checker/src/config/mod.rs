@@ -33,7 +33,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipvs::{DestinationKey, ForwardMethod, ServiceKey};
+use ipvs::{
+    DestinationConfig, DestinationKey, ForwardMethod, Netmask, ServiceConfig, ServiceFlags,
+    ServiceKey,
+};
 use regex::Regex;
 
 mod raw;
@@ -47,6 +50,12 @@ mod tests;
 pub struct Config {
     /// What the checker may change in the IPVS table.
     pub mode: Mode,
+    /// Where managed mode records the services and real servers it
+    /// created (the ones it may delete); set in managed mode only.
+    pub state_file: Option<PathBuf>,
+    /// Set `net.ipv4.vs.expire_quiescent_template` to 1 at start and
+    /// reload when a configured service is persistent (otherwise only warn).
+    pub set_expire_quiescent_template: bool,
     /// The virtual services, in file order.
     pub services: Vec<VirtualService>,
 }
@@ -70,20 +79,57 @@ pub struct VirtualService {
     pub key: ServiceKey,
     /// The scheduler (`ipvsadm -s`), used in managed mode.
     pub scheduler: String,
+    /// Scheduler flags and one-packet (`ipvsadm -b`, `-o`), used in
+    /// managed mode; persistence is not among them (see `persistence`).
+    pub flags: ServiceFlags,
     /// Persistence timeout in seconds (`ipvsadm -p`), used in managed mode.
     pub persistence: Option<u32>,
+    /// Persistence netmask (`ipvsadm -M`), used in managed mode.
+    pub netmask: Option<Netmask>,
     /// The quorum guard, if configured.
     pub quorum: Option<Quorum>,
     /// The real servers, in file order.
     pub real_servers: Vec<RealServer>,
 }
 
-/// The quorum guard of a service: fail open instead of emptying it.
+impl VirtualService {
+    /// The settings managed mode gives the IPVS service.
+    pub fn service_config(&self) -> ServiceConfig {
+        let mut config = ServiceConfig::new(self.scheduler.clone());
+        if let Some(timeout) = self.persistence {
+            config = config.persistent(timeout);
+            config.netmask = self.netmask;
+        }
+        config.flags = config.flags | self.flags;
+        config
+    }
+
+    /// Whether clients stick to a real server (`ipvsadm -p`), as configured.
+    pub fn is_persistent(&self) -> bool {
+        self.persistence.is_some()
+    }
+}
+
+/// The quorum guard of a service: what happens while fewer than `min_up`
+/// of its real servers are up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quorum {
-    /// While fewer real servers than this are up, none of the service's
-    /// real servers is set to weight 0.
+    /// The fewest real servers up before the guard acts.
     pub min_up: u32,
+    /// Switch to this server; without one, fail open (no failed real
+    /// server is set to weight 0).
+    pub sorry_server: Option<SorryServer>,
+}
+
+/// A server that takes the traffic while a service is below its quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SorryServer {
+    /// Which IPVS destination.
+    pub key: DestinationKey,
+    /// Its weight while the guard is active.
+    pub weight: u32,
+    /// How packets reach it (managed mode adds it).
+    pub forward: ForwardMethod,
 }
 
 /// One real server of a virtual service, with everything inherited from the
@@ -96,6 +142,13 @@ pub struct RealServer {
     pub weight: u32,
     /// How packets reach it, used in managed mode.
     pub forward: ForwardMethod,
+    /// Connection thresholds (`ipvsadm -x`, `-y`; 0 for none), used in
+    /// managed mode.
+    pub upper_threshold: u32,
+    /// See `upper_threshold`.
+    pub lower_threshold: u32,
+    /// After a recovery, the weight ramps up to `weight` over this period.
+    pub slow_start: Option<Duration>,
     /// Where the probe connects: the real server's address, its check port,
     /// or `check_address`.
     pub target: SocketAddr,
@@ -105,6 +158,17 @@ pub struct RealServer {
     pub timing: Timing,
     /// The check to run.
     pub check: Arc<Check>,
+}
+
+impl RealServer {
+    /// The settings managed mode gives the destination, at `weight`.
+    pub fn destination_config(&self, weight: u32) -> DestinationConfig {
+        DestinationConfig {
+            upper_threshold: self.upper_threshold,
+            lower_threshold: self.lower_threshold,
+            ..DestinationConfig::new(self.forward, weight)
+        }
+    }
 }
 
 /// When to probe and how many results flip the state.
@@ -304,23 +368,49 @@ impl fmt::Display for Check {
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write as _;
     let mut out = format!("mode: {}\n", config.mode);
+    if let Some(file) = &config.state_file {
+        let _ = writeln!(out, "state_file: {}", file.display());
+    }
     for service in &config.services {
         let _ = write!(out, "{}", service.key);
         if config.mode == Mode::Managed {
             let _ = write!(out, " {}", service.scheduler);
+            let flags = service.flags.scheduler_flag_names(&service.scheduler);
+            if !flags.is_empty() {
+                let _ = write!(out, " ({})", flags.join(","));
+            }
+            if service.flags.contains(ServiceFlags::ONE_PACKET) {
+                let _ = write!(out, " ops");
+            }
             if let Some(p) = service.persistence {
                 let _ = write!(out, " persistent {p}");
+                if let Some(mask) = service.netmask {
+                    let _ = write!(out, " mask {mask}");
+                }
             }
         }
         if let Some(q) = service.quorum {
             let _ = write!(out, " quorum min_up={}", q.min_up);
+            if let Some(sorry) = q.sorry_server {
+                let _ = write!(out, " sorry_server {} weight {}", sorry.key, sorry.weight);
+            }
         }
         out.push('\n');
         for rs in &service.real_servers {
             let t = rs.timing;
+            let mut managed = String::new();
+            if config.mode == Mode::Managed {
+                managed = format!(" {}", forward_name(rs.forward));
+                if rs.upper_threshold != 0 || rs.lower_threshold != 0 {
+                    managed += &format!(" x {} y {}", rs.upper_threshold, rs.lower_threshold);
+                }
+            }
+            if let Some(p) = rs.slow_start {
+                managed += &format!(" slow_start {p:?}");
+            }
             let _ = writeln!(
                 out,
-                "  -> {} weight {} probe {} every {:?} timeout {:?} rise {} fall {}{}: {}",
+                "  -> {}{managed} weight {} probe {} every {:?} timeout {:?} rise {} fall {}{}: {}",
                 rs.key,
                 rs.weight,
                 rs.target,
@@ -334,4 +424,14 @@ pub fn describe(config: &Config) -> String {
         }
     }
     out
+}
+
+/// The config's name of a forwarding method.
+fn forward_name(forward: ForwardMethod) -> &'static str {
+    match forward {
+        ForwardMethod::Masquerade => "nat",
+        ForwardMethod::DirectRoute => "dr",
+        ForwardMethod::Tunnel => "tun",
+        _ => "local",
+    }
 }

@@ -29,6 +29,8 @@ pub(super) struct File {
     #[serde(default)]
     #[allow(dead_code)] // read and validated by the first pass
     pub defaults: Option<serde::de::IgnoredAny>,
+    pub state_file: Option<String>,
+    pub set_expire_quiescent_template: Option<bool>,
     pub services: Vec<super::VirtualService>,
 }
 
@@ -42,6 +44,7 @@ pub(super) struct Settings {
     pub fall: Option<Threshold>,
     pub weight: Option<Weight>,
     pub source_address: Option<std::net::IpAddr>,
+    pub slow_start: Option<Dur>,
     pub check: Option<super::Check>,
 }
 
@@ -54,8 +57,12 @@ pub(super) struct Service {
     pub fwmark: Option<u32>,
     pub family: Option<Family>,
     pub scheduler: Option<String>,
+    pub scheduler_flags: Option<Vec<String>>,
+    pub one_packet: Option<bool>,
     pub persistence: Option<u32>,
+    pub persistence_netmask: Option<String>,
     pub quorum: Option<Quorum>,
+    pub slow_start: Option<Dur>,
     pub interval: Option<Dur>,
     pub timeout: Option<Dur>,
     pub rise: Option<Threshold>,
@@ -74,6 +81,9 @@ pub(super) struct RealServer {
     pub address: RsAddress,
     pub weight: Option<Weight>,
     pub forward: Option<Forward>,
+    pub upper_threshold: Option<u32>,
+    pub lower_threshold: Option<u32>,
+    pub slow_start: Option<Dur>,
     pub check_address: Option<std::net::SocketAddr>,
     pub interval: Option<Dur>,
     pub timeout: Option<Dur>,
@@ -88,6 +98,16 @@ pub(super) struct RealServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct Quorum {
     pub min_up: u32,
+    pub sorry_server: Option<SorryServer>,
+}
+
+/// `quorum.sorry_server:` of a service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SorryServer {
+    pub address: RsAddress,
+    pub weight: Option<Weight>,
+    pub forward: Option<Forward>,
 }
 
 /// A `check:` block: one struct for every type, so that a field of the

@@ -29,7 +29,13 @@ fn valid_example_reads_as_written() {
         web.key,
         ServiceKey::tcp("198.18.0.10:80".parse().expect("test address"))
     );
-    assert_eq!(web.quorum, Some(Quorum { min_up: 1 }));
+    assert_eq!(
+        web.quorum,
+        Some(Quorum {
+            min_up: 1,
+            sorry_server: None
+        })
+    );
     let rs1 = &web.real_servers[0];
     assert_eq!(rs1.key, dest("198.18.1.11:80"));
     assert_eq!(rs1.weight, 3);
@@ -119,20 +125,33 @@ const INVALID: &[(&str, &str)] = &[
     ("duration", "2:3: defaults: invalid duration \"2\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
-    ("managed-mode", "mode: managed is not implemented yet: the checker does not create services or real servers; build the table with ipvsadm or keepalived and use mode: weights"),
+    ("managed-without-state-file", "mode: managed needs state_file: the file where the checker records the services and real servers it created, the only ones it deletes"),
     ("min-tls-version", "3:12: services[0].check: invalid min_tls_version \"1.1\": expected \"1.2\" or \"1.3\""),
     ("mode", "1:7: mode: unknown variant `auto`, expected `weights` or `managed`"),
+    ("netmask-without-persistence", "4:5: services[0]: persistence_netmask needs persistence"),
     ("no-address", "2:5: services[0]: a service needs an address (with protocol) or a fwmark"),
     ("no-real-servers", "2:5: services[0]: service TCP 198.18.0.10:80 has no real servers"),
     ("no-services", "services: the list is empty: nothing to check"),
+    ("one-packet-on-tcp", "4:5: services[0]: one_packet is only for UDP services"),
+    ("persistence-netmask", "4:5: services[0]: invalid persistence_netmask \"255.0.255.0\": the ones must be contiguous, like 255.255.255.0"),
+    ("persistence-zero", "4:5: services[0]: persistence must be at least 1 (seconds); leave it out for none"),
     ("quorum", "2:5: services[0]: quorum.min_up 3 is more than the service's 2 real servers"),
     ("real-server-address", "4:9: services[0].real_servers[0]: invalid real server address \"rs1.lab.test:80\": expected IP, IP:PORT or [IPv6]:PORT"),
     ("rise-zero", "2:5: services[0]: rise and fall must be at least 1 (consecutive results that change the state), got 0"),
+    ("scheduler-flag", "4:5: services[0]: scheduler flag \"sh-port\" does not belong to scheduler wrr: sh takes sh-fallback and sh-port, mh takes mh-fallback and mh-port"),
     ("scheduler-in-weights-mode", "3:5: services[0]: scheduler is only used in mode: managed"),
+    ("scheduler-name", "4:5: services[0]: invalid scheduler \"Round Robin\": expected a kernel scheduler name such as rr, wrr, lc, wlc, sh or mh"),
+    ("slow-start", "2:5: services[0]: invalid duration \"fast\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
+    ("sorry-server-family", "2:5: services[0]: quorum.sorry_server [2001:db8:1::99]:80 is not of the service's address family"),
+    ("sorry-server-is-real-server", "2:5: services[0]: quorum.sorry_server 198.18.1.11:80 is also a real server of the service"),
+    ("sorry-server-weight", "2:5: services[0]: quorum.sorry_server.weight must be at least 1"),
+    ("state-file-in-weights-mode", "state_file is only used in mode: managed (weights mode creates and deletes nothing)"),
     ("status-range", "3:12: services[0].check: invalid status range \"399-200\" in expect_status: expected like 200-399"),
+    ("threshold-in-weights-mode", "2:5: services[0]: real server 198.18.1.11: upper_threshold is only used in mode: managed"),
+    ("thresholds", "4:5: services[0]: real server 198.18.1.11:80: lower_threshold 200 is above upper_threshold 100 (the kernel refuses it; 0 is none)"),
     ("timeout-longer-than-interval", "4:5: services[0]: real server 198.18.1.11:80: timeout 2s is longer than interval 1s"),
     ("tls-field-on-http", "3:12: services[0].check: ca_file is only for https checks, not type http"),
-    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `check`"),
+    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `upper_threshold`, `lower_threshold`, `slow_start`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `check`"),
     ("weight", "4:9: services[0].real_servers[0]: weight 2147483648 is out of range: IPVS accepts 0 to 2147483647"),
     ("yaml-syntax", "3:4: did not find expected '-' indicator at line 3 column 4, while parsing a block collection at line 2 column 3"),
 ];
@@ -185,5 +204,83 @@ fn a_missing_file_is_named() {
             .to_string()
             .starts_with("/nonexistent/checker.yml: cannot read: "),
         "{error}"
+    );
+}
+
+#[test]
+fn managed_example_reads_as_written() {
+    use ipvs::{ForwardMethod, Netmask, ServiceConfig, ServiceFlags};
+    let config = load(&testdata("valid-managed.yaml")).expect("valid-managed.yaml is valid");
+    assert_eq!(config.mode, Mode::Managed);
+    assert_eq!(
+        config.state_file,
+        Some(PathBuf::from("/var/lib/ipvs-checker/owned.json"))
+    );
+    assert!(config.set_expire_quiescent_template);
+    let nat = &config.services[0];
+    assert_eq!(nat.service_config(), ServiceConfig::new("wrr"));
+    assert!(!nat.is_persistent());
+    assert_eq!(
+        nat.quorum,
+        Some(Quorum {
+            min_up: 1,
+            sorry_server: Some(SorryServer {
+                key: dest("198.18.1.99:8080"),
+                weight: 1,
+                forward: ForwardMethod::Masquerade
+            })
+        })
+    );
+    let (rs1, rs2) = (&nat.real_servers[0], &nat.real_servers[1]);
+    assert_eq!(rs1.forward, ForwardMethod::Masquerade);
+    assert_eq!(
+        rs1.slow_start,
+        Some(Duration::from_secs(10)),
+        "from defaults"
+    );
+    assert_eq!(rs2.slow_start, Some(Duration::from_secs(30)));
+    let d = rs2.destination_config(5);
+    assert_eq!(
+        (d.weight, d.upper_threshold, d.lower_threshold),
+        (5, 100, 50)
+    );
+
+    let sticky = &config.services[1];
+    let mut want = ServiceConfig::new("sh").persistent(300);
+    want.flags = want.flags | ServiceFlags::SCHED1 | ServiceFlags::SCHED2;
+    want.netmask = Some(Netmask::V4("255.255.255.0".parse().expect("mask")));
+    assert_eq!(sticky.service_config(), want);
+    assert_eq!(sticky.real_servers[0].forward, ForwardMethod::DirectRoute);
+
+    let dns = &config.services[2];
+    let c = dns.service_config();
+    assert!(c
+        .flags
+        .contains(ServiceFlags::ONE_PACKET | ServiceFlags::PERSISTENT));
+    assert_eq!(c.netmask, Some(Netmask::V6(64)));
+    assert_eq!(dns.real_servers[0].forward, ForwardMethod::Tunnel);
+
+    let text = describe(&config);
+    assert!(
+        text.starts_with("mode: managed\nstate_file: /var/lib/ipvs-checker/owned.json\nTCP 198.18.0.10:80 wrr quorum min_up=1 sorry_server 198.18.1.99:8080 weight 1\n  -> 198.18.1.11:80 nat slow_start 10s weight 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TCP 198.18.0.10:443 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n  -> 198.18.1.11:443 dr slow_start 10s weight 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_relative_state_file_is_next_to_the_config() {
+    let config = parse(
+        "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
+        Path::new("/etc/ipvs-checker/checker.yml"),
+        Path::new("/etc/ipvs-checker"),
+    )
+    .expect("valid");
+    assert_eq!(
+        config.state_file,
+        Some(PathBuf::from("/etc/ipvs-checker/owned.json"))
     );
 }

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipvs::{AddressFamily, DestinationKey, ForwardMethod, ServiceKey, MAX_WEIGHT};
+use ipvs::{
+    AddressFamily, DestinationKey, ForwardMethod, Netmask, Protocol, ServiceFlags, ServiceKey,
+    MAX_WEIGHT,
+};
 use regex::Regex;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -30,8 +33,8 @@ use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Vis
 use serde::Deserialize;
 
 use super::{
-    raw, Check, CheckKind, Config, HttpCheck, HttpsCheck, Mode, Quorum, RealServer, Timing,
-    TlsCheck, TlsVersion, VirtualService,
+    raw, Check, CheckKind, Config, HttpCheck, HttpsCheck, Mode, Quorum, RealServer, SorryServer,
+    Timing, TlsCheck, TlsVersion, VirtualService,
 };
 
 /// Built-in timing when neither the defaults nor a service set it.
@@ -67,6 +70,7 @@ struct Inherited {
     fall: Option<u32>,
     weight: Option<u32>,
     source: Option<IpAddr>,
+    slow_start: Option<Duration>,
     check: Option<Arc<Check>>,
 }
 
@@ -111,17 +115,6 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Located> {
     }
     let preamble: raw::Preamble = serde_yaml::from_str(text).map_err(located)?;
     let mode = preamble.mode.unwrap_or(Mode::Weights);
-    // Refused, not silently run as `weights`: an operator asking the checker
-    // to build the table must not find it unbuilt.
-    if mode == Mode::Managed {
-        return Err(Located {
-            location: None,
-            message: "mode: managed is not implemented yet: the checker does not create \
-                      services or real servers; build the table with ipvsadm or keepalived \
-                      and use mode: weights"
-                .into(),
-        });
-    }
     let defaults = preamble.defaults.map(inherit_defaults).unwrap_or_default();
     with_context(|c| {
         c.mode = mode;
@@ -134,8 +127,36 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Located> {
             message: "services: the list is empty: nothing to check".into(),
         });
     }
+    let state_file = match (mode, file.state_file) {
+        (Mode::Managed, None) => {
+            return Err(Located {
+                location: None,
+                message: "mode: managed needs state_file: the file where the checker records \
+                          the services and real servers it created, the only ones it deletes"
+                    .into(),
+            })
+        }
+        (Mode::Managed, Some(path)) if path.trim().is_empty() => {
+            return Err(Located {
+                location: None,
+                message: "state_file: must not be empty".into(),
+            })
+        }
+        (Mode::Managed, Some(path)) => Some(base.join(path)),
+        (Mode::Weights, Some(_)) => {
+            return Err(Located {
+                location: None,
+                message: "state_file is only used in mode: managed (weights mode creates and \
+                          deletes nothing)"
+                    .into(),
+            })
+        }
+        (Mode::Weights, None) => None,
+    };
     Ok(Config {
         mode,
+        state_file,
+        set_expire_quiescent_template: file.set_expire_quiescent_template.unwrap_or(false),
         services: file.services,
     })
 }
@@ -162,6 +183,7 @@ fn inherit_defaults(s: raw::Settings) -> Inherited {
         fall: s.fall.map(|t| t.0),
         weight: s.weight.map(|w| w.0),
         source: s.source_address,
+        slow_start: s.slow_start.map(|d| d.0),
         check: s.check.map(Arc::new),
     }
 }
@@ -373,23 +395,119 @@ impl TryFrom<raw::Service> for VirtualService {
         };
         let (mode, defaults) = with_context(|c| (c.mode, c.defaults.clone()));
         if mode == Mode::Weights {
-            if s.scheduler.is_some() {
-                return Err("scheduler is only used in mode: managed".into());
+            for (name, set) in [
+                ("scheduler", s.scheduler.is_some()),
+                ("scheduler_flags", s.scheduler_flags.is_some()),
+                ("one_packet", s.one_packet.is_some()),
+                ("persistence", s.persistence.is_some()),
+                ("persistence_netmask", s.persistence_netmask.is_some()),
+            ] {
+                if set {
+                    return Err(format!("{name} is only used in mode: managed"));
+                }
             }
-            if s.persistence.is_some() {
-                return Err("persistence is only used in mode: managed".into());
-            }
-            if let Some(rs) = s.real_servers.iter().find(|rs| rs.forward.is_some()) {
-                return Err(format!(
-                    "real server {}: forward is only used in mode: managed",
-                    rs.address.ip
-                ));
+            for rs in &s.real_servers {
+                for (name, set) in [
+                    ("forward", rs.forward.is_some()),
+                    ("upper_threshold", rs.upper_threshold.is_some()),
+                    ("lower_threshold", rs.lower_threshold.is_some()),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "real server {}: {name} is only used in mode: managed",
+                            rs.address.ip
+                        ));
+                    }
+                }
             }
         }
+        let scheduler = s.scheduler.unwrap_or_else(|| "wlc".into());
+        // The kernel's IP_VS_SCHEDNAME_MAXLEN is 16 with the NUL; the
+        // names are module suffixes (ip_vs_wrr).
+        if scheduler.is_empty()
+            || scheduler.len() > 15
+            || !scheduler
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(format!(
+                "invalid scheduler {scheduler:?}: expected a kernel scheduler name such as rr, wrr, lc, wlc, sh or mh"
+            ));
+        }
+        let mut flags = ServiceFlags::default();
+        for name in s.scheduler_flags.iter().flatten() {
+            let flag = match (scheduler.as_str(), name.as_str()) {
+                ("sh", "sh-fallback") | ("mh", "mh-fallback") => ServiceFlags::SCHED1,
+                ("sh", "sh-port") | ("mh", "mh-port") => ServiceFlags::SCHED2,
+                _ => {
+                    return Err(format!(
+                        "scheduler flag {name:?} does not belong to scheduler {scheduler}: \
+                         sh takes sh-fallback and sh-port, mh takes mh-fallback and mh-port"
+                    ))
+                }
+            };
+            flags = flags | flag;
+        }
+        if s.one_packet == Some(true) {
+            if !matches!(
+                key,
+                ServiceKey::Addr {
+                    protocol: Protocol::Udp,
+                    ..
+                }
+            ) {
+                return Err("one_packet is only for UDP services".into());
+            }
+            flags = flags | ServiceFlags::ONE_PACKET;
+        }
+        if s.persistence == Some(0) {
+            return Err("persistence must be at least 1 (seconds); leave it out for none".into());
+        }
+        let netmask = match &s.persistence_netmask {
+            None => None,
+            Some(_) if s.persistence.is_none() => {
+                return Err("persistence_netmask needs persistence".into());
+            }
+            Some(text) => Some(netmask(text, key.family())?),
+        };
         if s.real_servers.is_empty() {
             return Err(format!("service {key} has no real servers"));
         }
+        let mut sorry_server = None;
         if let Some(q) = &s.quorum {
+            if let Some(sorry) = &q.sorry_server {
+                let port = match (sorry.address.port, &key) {
+                    (Some(port), _) => port,
+                    (None, ServiceKey::Addr { addr, .. }) => addr.port(),
+                    (None, ServiceKey::Fwmark { .. }) => 0,
+                };
+                let sorry_key = DestinationKey::new(SocketAddr::new(sorry.address.ip, port));
+                if sorry_key.family() != key.family() {
+                    return Err(format!(
+                        "quorum.sorry_server {sorry_key} is not of the service's address family"
+                    ));
+                }
+                if s.real_servers.iter().any(|rs| {
+                    rs.address.ip == sorry.address.ip
+                        && rs.address.port.or(Some(port)) == Some(port)
+                }) {
+                    return Err(format!(
+                        "quorum.sorry_server {sorry_key} is also a real server of the service"
+                    ));
+                }
+                if mode == Mode::Weights && sorry.forward.is_some() {
+                    return Err("quorum.sorry_server.forward is only used in mode: managed".into());
+                }
+                let weight = sorry.weight.map(|w| w.0).unwrap_or(1);
+                if weight == 0 {
+                    return Err("quorum.sorry_server.weight must be at least 1".into());
+                }
+                sorry_server = Some(SorryServer {
+                    key: sorry_key,
+                    weight,
+                    forward: forward_method(sorry.forward),
+                });
+            }
             if q.min_up == 0 {
                 return Err("quorum.min_up must be at least 1".into());
             }
@@ -408,6 +526,7 @@ impl TryFrom<raw::Service> for VirtualService {
             fall: s.fall.map(|t| t.0).or(defaults.fall),
             weight: s.weight.map(|w| w.0).or(defaults.weight),
             source: s.source_address.or(defaults.source),
+            slow_start: s.slow_start.map(|d| d.0).or(defaults.slow_start),
             check: s.check.map(Arc::new).or(defaults.check),
         };
         let mut real_servers = Vec::with_capacity(s.real_servers.len());
@@ -424,11 +543,49 @@ impl TryFrom<raw::Service> for VirtualService {
         }
         Ok(VirtualService {
             key,
-            scheduler: s.scheduler.unwrap_or_else(|| "wlc".into()),
+            scheduler,
+            flags,
             persistence: s.persistence,
-            quorum: s.quorum.map(|q| Quorum { min_up: q.min_up }),
+            netmask,
+            quorum: s.quorum.map(|q| Quorum {
+                min_up: q.min_up,
+                sorry_server,
+            }),
             real_servers,
         })
+    }
+}
+
+/// `persistence_netmask`: a dotted IPv4 mask for an IPv4 service, a prefix
+/// length (1 to 128) for an IPv6 one.
+fn netmask(text: &str, family: AddressFamily) -> Result<Netmask, String> {
+    match family {
+        AddressFamily::Inet => {
+            let mask: std::net::Ipv4Addr = text.parse().map_err(|_| {
+                format!("invalid persistence_netmask {text:?}: an IPv4 service takes a mask like 255.255.255.0")
+            })?;
+            let bits = u32::from(mask);
+            if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                return Err(format!(
+                    "invalid persistence_netmask {text:?}: the ones must be contiguous, like 255.255.255.0"
+                ));
+            }
+            Ok(Netmask::V4(mask))
+        }
+        AddressFamily::Inet6 => match text.parse::<u32>() {
+            Ok(plen @ 1..=128) => Ok(Netmask::V6(plen)),
+            _ => Err(format!(
+                "invalid persistence_netmask {text:?}: an IPv6 service takes a prefix length from 1 to 128"
+            )),
+        },
+    }
+}
+
+fn forward_method(forward: Option<Forward>) -> ForwardMethod {
+    match forward.unwrap_or(Forward::Nat) {
+        Forward::Nat => ForwardMethod::Masquerade,
+        Forward::Dr => ForwardMethod::DirectRoute,
+        Forward::Tun => ForwardMethod::Tunnel,
     }
 }
 
@@ -493,15 +650,26 @@ fn real_server(
             "no port to probe: set check.port or check_address (the real server has port 0)".into(),
         ));
     }
-    let forward = match rs.forward.unwrap_or(Forward::Nat) {
-        Forward::Nat => ForwardMethod::Masquerade,
-        Forward::Dr => ForwardMethod::DirectRoute,
-        Forward::Tun => ForwardMethod::Tunnel,
-    };
+    let forward = forward_method(rs.forward);
+    let upper_threshold = rs.upper_threshold.unwrap_or(0);
+    let lower_threshold = rs.lower_threshold.unwrap_or(0);
+    if upper_threshold > MAX_WEIGHT {
+        return Err(name(format!(
+            "upper_threshold {upper_threshold} is out of range: IPVS accepts 0 to {MAX_WEIGHT}"
+        )));
+    }
+    if lower_threshold > upper_threshold {
+        return Err(name(format!(
+            "lower_threshold {lower_threshold} is above upper_threshold {upper_threshold} (the kernel refuses it; 0 is none)"
+        )));
+    }
     Ok(RealServer {
         key,
         weight: rs.weight.map(|w| w.0).or(inherited.weight).unwrap_or(1),
         forward,
+        upper_threshold,
+        lower_threshold,
+        slow_start: rs.slow_start.map(|d| d.0).or(inherited.slow_start),
         target,
         source: rs.source_address.or(inherited.source),
         timing,

@@ -3,21 +3,34 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ipvs::{DestinationConfig, ForwardMethod, ServiceConfig};
+
 use super::*;
 use crate::config;
 
 /// An IPVS table in memory that records every write.
 #[derive(Debug, Default)]
 struct FakeTable {
-    weights: BTreeMap<ServiceKey, BTreeMap<DestinationKey, u32>>,
+    services: BTreeMap<ServiceKey, ServiceConfig>,
+    dests: BTreeMap<ServiceKey, BTreeMap<DestinationKey, DestinationConfig>>,
     writes: Vec<(DestinationKey, u32)>,
+}
+
+impl FakeTable {
+    fn set(&mut self, service: &ServiceKey, d: DestinationKey, weight: u32) {
+        self.dests
+            .get_mut(service)
+            .and_then(|m| m.get_mut(&d))
+            .expect("destination in the fake table")
+            .weight = weight;
+    }
 }
 
 impl Table for FakeTable {
     fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
-        self.weights
+        self.dests
             .get(service)
-            .map(|d| d.iter().map(|(k, w)| (*k, *w)).collect())
+            .map(|d| d.iter().map(|(k, c)| (*k, c.weight)).collect())
             .ok_or(ipvs::Error::ServiceNotFound(*service))
     }
 
@@ -28,7 +41,7 @@ impl Table for FakeTable {
         weight: u32,
     ) -> Result<u32, ipvs::Error> {
         let slot = self
-            .weights
+            .dests
             .get_mut(service)
             .and_then(|d| d.get_mut(destination))
             .ok_or(ipvs::Error::DestinationNotFound {
@@ -36,7 +49,99 @@ impl Table for FakeTable {
                 destination: *destination,
             })?;
         self.writes.push((*destination, weight));
-        Ok(std::mem::replace(slot, weight))
+        Ok(std::mem::replace(&mut slot.weight, weight))
+    }
+}
+
+impl ManagedTable for FakeTable {
+    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error> {
+        Ok(self.services.get(key).cloned())
+    }
+
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
+        self.dests
+            .get(service)
+            .map(|d| d.iter().map(|(k, c)| (*k, *c)).collect())
+            .ok_or(ipvs::Error::ServiceNotFound(*service))
+    }
+
+    fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
+        if self.services.insert(*key, config.clone()).is_some() {
+            return Err(ipvs::Error::ServiceExists(*key));
+        }
+        self.dests.insert(*key, BTreeMap::new());
+        Ok(())
+    }
+
+    fn set_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
+        *self
+            .services
+            .get_mut(key)
+            .ok_or(ipvs::Error::ServiceNotFound(*key))? = config.clone();
+        Ok(())
+    }
+
+    fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error> {
+        self.dests.remove(key);
+        self.services
+            .remove(key)
+            .map(|_| ())
+            .ok_or(ipvs::Error::ServiceNotFound(*key))
+    }
+
+    fn new_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        let d = self
+            .dests
+            .get_mut(service)
+            .ok_or(ipvs::Error::ServiceNotFound(*service))?;
+        if d.insert(*destination, *config).is_some() {
+            return Err(ipvs::Error::DestinationExists {
+                service: *service,
+                destination: *destination,
+            });
+        }
+        Ok(())
+    }
+
+    fn set_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        let slot = self
+            .dests
+            .get_mut(service)
+            .and_then(|d| d.get_mut(destination))
+            .ok_or(ipvs::Error::DestinationNotFound {
+                service: *service,
+                destination: *destination,
+            })?;
+        *slot = *config;
+        Ok(())
+    }
+
+    fn del_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+    ) -> Result<(), ipvs::Error> {
+        self.dests
+            .get_mut(service)
+            .and_then(|d| d.remove(destination))
+            .map(|_| ())
+            .ok_or(ipvs::Error::DestinationNotFound {
+                service: *service,
+                destination: *destination,
+            })
     }
 }
 
@@ -62,25 +167,33 @@ fn rs(n: u8) -> DestinationKey {
 /// The table as ipvsadm made it: rs11..rs13 at `weights`.
 fn table(weights: [u32; 3]) -> FakeTable {
     let mut t = FakeTable::default();
-    let d = t.weights.entry(service().key).or_default();
+    t.services.insert(service().key, ServiceConfig::new("wrr"));
+    let d = t.dests.entry(service().key).or_default();
     for (n, w) in [11, 12, 13].into_iter().zip(weights) {
-        d.insert(rs(n), w);
+        d.insert(rs(n), DestinationConfig::new(ForwardMethod::Masquerade, w));
     }
     t
 }
 
-fn health_of(states: [Health; 3]) -> impl Fn(&DestinationKey) -> Health {
-    move |d| match d.addr.ip().to_string().as_str() {
-        "198.18.1.11" => states[0],
-        "198.18.1.12" => states[1],
-        _ => states[2],
+fn health_of(states: [Health; 3]) -> impl Fn(&DestinationKey) -> View + Copy {
+    move |d| {
+        View::from(match d.addr.ip().to_string().as_str() {
+            "198.18.1.11" => states[0],
+            "198.18.1.12" => states[1],
+            _ => states[2],
+        })
     }
 }
 
+/// `desired` now, with no slow start under way.
+fn desired(service: &VirtualService, view: impl Fn(&DestinationKey) -> View) -> Desired {
+    super::desired(service, view, Instant::now())
+}
+
 fn weights(t: &FakeTable) -> Vec<u32> {
-    t.weights
+    t.dests
         .values()
-        .flat_map(|d| d.values().copied())
+        .flat_map(|d| d.values().map(|c| c.weight))
         .collect()
 }
 
@@ -144,9 +257,7 @@ fn an_out_of_band_change_is_corrected_and_reported() {
     let d = desired(&service(), health_of([Up, Up, Down]));
     r.reconcile(&d).expect("reconcile");
     // ipvsadm -e ... -w 7 behind the checker's back.
-    r.table.weights.values_mut().for_each(|d| {
-        d.insert(rs(11), 7);
-    });
+    r.table.set(&d.service, rs(11), 7);
     let outcome = r.reconcile(&d).expect("reconcile");
     assert_eq!(
         outcome.changes,
@@ -205,7 +316,7 @@ fn dry_run_writes_nothing_and_announces_once() {
 #[test]
 fn missing_real_servers_and_services_are_reported() {
     let mut t = table([3, 1, 2]);
-    t.weights.values_mut().for_each(|d| {
+    t.dests.values_mut().for_each(|d| {
         d.remove(&rs(13));
     });
     let mut r = Reconciler::new(t, false);
@@ -215,4 +326,359 @@ fn missing_real_servers_and_services_are_reported() {
     let mut empty = Reconciler::new(FakeTable::default(), false);
     let e = empty.reconcile(&d).expect_err("no service");
     assert_eq!(e.to_string(), "service TCP 198.18.0.10:80 does not exist");
+}
+
+fn parse(text: &str) -> config::Config {
+    config::parse(text, Path::new("test.yaml"), Path::new(".")).expect("valid")
+}
+
+const SORRY: &str = "
+services:
+  - address: 198.18.0.10:80
+    quorum: {min_up: 2, sorry_server: {address: 198.18.1.99:8080, weight: 5}}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1}
+      - {address: 198.18.1.13:80, weight: 2}
+";
+
+fn sorry() -> DestinationKey {
+    DestinationKey::new("198.18.1.99:8080".parse().expect("address"))
+}
+
+#[test]
+fn below_quorum_the_sorry_server_takes_over_and_leaves_when_quorum_returns() {
+    let s = parse(SORRY).services[0].clone();
+    // As ipvsadm made it: the sorry server waiting at weight 0.
+    let mut t = table([3, 1, 2]);
+    t.dests.values_mut().for_each(|d| {
+        d.insert(
+            sorry(),
+            DestinationConfig::new(ForwardMethod::Masquerade, 0),
+        );
+    });
+    let mut r = Reconciler::new(t, false);
+
+    // Unknown ones could still make the quorum: nothing acts at start-up.
+    let start = desired(&s, health_of([Down, Unknown, Unknown]));
+    assert!(!start.guard_active);
+    assert_eq!(start.sorry.map(|(_, w)| w), Some(0));
+
+    // Two of three down with min_up 2: the failed ones go to 0 (not held,
+    // unlike fail open) and the sorry server gets its weight.
+    let below = desired(&s, health_of([Down, Up, Down]));
+    assert!(below.guard_active);
+    assert_eq!(
+        below.weights.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+        vec![Some(0), Some(1), Some(0)]
+    );
+    let outcome = r.reconcile(&below).expect("reconcile");
+    assert!(outcome
+        .changes
+        .iter()
+        .any(|c| c.destination == sorry() && c.to == 5));
+    assert!(outcome.weights.contains(&(sorry(), 5)));
+    let table_weight = |r: &Reconciler<FakeTable>, d: DestinationKey| {
+        r.table()
+            .dests
+            .values()
+            .find_map(|m| m.get(&d))
+            .map(|c| c.weight)
+    };
+    assert_eq!(table_weight(&r, rs(11)), Some(0));
+    assert_eq!(table_weight(&r, rs(13)), Some(0));
+    assert_eq!(table_weight(&r, sorry()), Some(5));
+
+    // Quorum is back: the sorry server is zeroed, the servers weigh again.
+    let back = desired(&s, health_of([Up, Up, Down]));
+    assert!(!back.guard_active);
+    r.reconcile(&back).expect("reconcile");
+    assert_eq!(table_weight(&r, sorry()), Some(0));
+    assert_eq!(table_weight(&r, rs(11)), Some(3));
+
+    // Weights mode does not add a missing sorry server: it reports it.
+    let mut bare = Reconciler::new(table([3, 1, 2]), false);
+    assert_eq!(
+        bare.reconcile(&below).expect("reconcile").missing,
+        vec![sorry()]
+    );
+    // ... and does not complain of its absence when it is not needed.
+    assert!(bare.reconcile(&back).expect("reconcile").missing.is_empty());
+}
+
+#[test]
+fn slow_start_ramps_in_tenths_and_a_down_is_zero_at_once() {
+    let second = Duration::from_secs(1);
+    let period = Duration::from_secs(10);
+    let steps: Vec<u32> = (0..=11).map(|s| ramp(20, second * s, period)).collect();
+    assert_eq!(steps, vec![2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 20, 20]);
+    // Small weights: at least 1, never above the configured weight.
+    let small: Vec<u32> = (0..=10).map(|s| ramp(3, second * s, period)).collect();
+    assert_eq!(small, vec![1, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3]);
+    assert_eq!(ramp(0, Duration::ZERO, period), 0);
+    for w in [1, 7, 100, ipvs::MAX_WEIGHT] {
+        for ms in (0..12_000).step_by(250) {
+            let got = ramp(w, Duration::from_millis(ms), period);
+            assert!((1..=w).contains(&got), "weight {w} at {ms} ms: {got}");
+        }
+    }
+
+    let s = parse(
+        "services:\n  - address: 198.18.0.10:80\n    slow_start: 10s\n    real_servers:\n      - {address: 198.18.1.11:80, weight: 20}\n      - {address: 198.18.1.12:80, weight: 4, slow_start: 2s}\n",
+    )
+    .services[0]
+    .clone();
+    // The injected clock: rs11 and rs12 came back at t0.
+    let t0 = Instant::now();
+    let view = |h: Health| {
+        move |_: &DestinationKey| View {
+            health: h,
+            recovered_at: Some(t0),
+        }
+    };
+    let at = |secs: u64, h: Health| {
+        super::desired(&s, view(h), t0 + Duration::from_secs(secs))
+            .weights
+            .iter()
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(0, Up), vec![Some(2), Some(1)]);
+    assert_eq!(at(1, Up), vec![Some(4), Some(2)]);
+    assert_eq!(at(5, Up), vec![Some(12), Some(4)]);
+    assert_eq!(at(10, Up), vec![Some(20), Some(4)]);
+    // Down during the ramp: 0 at once.
+    assert_eq!(at(3, Down), vec![Some(0), Some(0)]);
+    // An up not from down (start-up) is not ramped.
+    let fresh = super::desired(&s, health_of([Up; 3]), t0);
+    assert_eq!(
+        fresh.weights.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+        vec![Some(20), Some(4)]
+    );
+}
+
+const MANAGED: &str = "
+mode: managed
+state_file: owned.json
+services:
+  - address: 198.18.0.10:80
+    scheduler: wrr
+    quorum: {min_up: 1, sorry_server: {address: 198.18.1.99:8080, weight: 5}}
+    real_servers:
+      - {address: 198.18.1.11:80, weight: 3}
+      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}
+";
+
+fn managed_config(text: &str, dir: &Path) -> config::Config {
+    config::parse(text, &dir.join("checker.yaml"), dir).expect("valid")
+}
+
+/// One managed pass over every service, as the daemon's resync does.
+fn pass(
+    r: &mut Reconciler<FakeTable>,
+    config: &config::Config,
+    health: impl Fn(&DestinationKey) -> View + Copy,
+) -> Vec<Action> {
+    let mut actions = r.remove_unconfigured(config).actions;
+    for s in &config.services {
+        let want = desired(s, health);
+        let outcome = r.ensure(s, &want);
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        actions.extend(outcome.actions);
+        r.reconcile(&want).expect("reconcile");
+    }
+    actions
+}
+
+#[test]
+fn managed_mode_builds_updates_and_removes_only_what_it_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let state_file = config.state_file.clone().expect("state_file");
+    let vip = config.services[0].key;
+    let foreign = ServiceKey::tcp("198.18.0.20:80".parse().expect("address"));
+    let mut t = FakeTable::default();
+    // A service made by ipvsadm, not in the config.
+    t.new_service(&foreign, &ServiceConfig::new("rr"))
+        .expect("add");
+    t.new_destination(
+        &foreign,
+        &rs(11),
+        &DestinationConfig::new(ForwardMethod::Masquerade, 1),
+    )
+    .expect("add");
+    let mut r = Reconciler::managed(t, false, &state_file).expect("no state file yet");
+
+    // From an empty table: the service and its real servers, at weight 0
+    // while their health is unknown.
+    let actions = pass(&mut r, &config, health_of([Unknown; 3]));
+    assert_eq!(
+        actions,
+        vec![
+            Action::CreateService(vip),
+            Action::CreateDestination(vip, rs(11), 0),
+            Action::CreateDestination(vip, rs(12), 0),
+        ]
+    );
+    assert_eq!(r.table().services[&vip], ServiceConfig::new("wrr"));
+    let rs12 = r.table().dests[&vip][&rs(12)];
+    assert_eq!(
+        (rs12.forward, rs12.weight, rs12.upper_threshold),
+        (ForwardMethod::Masquerade, 0, 10)
+    );
+    // Recorded on disk.
+    let owned = owned::Owned::load(&state_file).expect("state file");
+    assert_eq!(
+        owned.services.iter().copied().collect::<Vec<_>>(),
+        vec![vip]
+    );
+    assert_eq!(owned.destinations.len(), 2);
+
+    // Checks pass: configured weights. A second pass changes nothing.
+    assert!(pass(&mut r, &config, health_of([Up; 3])).is_empty());
+    assert_eq!(r.table().dests[&vip][&rs(11)].weight, 3);
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 1);
+
+    // Out of band: the scheduler and a forwarding method changed, the
+    // service's real server deleted: all put back.
+    r.table.services.insert(vip, ServiceConfig::new("rr"));
+    r.table
+        .dests
+        .get_mut(&vip)
+        .expect("vip")
+        .get_mut(&rs(12))
+        .expect("rs12")
+        .forward = ForwardMethod::DirectRoute;
+    r.table.del_destination(&vip, &rs(11)).expect("del");
+    let actions = pass(&mut r, &config, health_of([Up; 3]));
+    assert_eq!(
+        actions,
+        vec![
+            Action::UpdateService(vip),
+            Action::CreateDestination(vip, rs(11), 3),
+            Action::UpdateDestination(vip, rs(12)),
+        ]
+    );
+    assert_eq!(r.table().services[&vip].scheduler, "wrr");
+    assert_eq!(
+        r.table().dests[&vip][&rs(12)].forward,
+        ForwardMethod::Masquerade
+    );
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 1, "weight kept");
+
+    // Everything down: the sorry server is added, then removed on recovery.
+    pass(&mut r, &config, health_of([Down; 3]));
+    assert_eq!(r.table().dests[&vip][&sorry()].weight, 5);
+    assert_eq!(r.table().dests[&vip][&rs(11)].weight, 0);
+    let actions = pass(&mut r, &config, health_of([Up; 3]));
+    assert_eq!(actions, vec![Action::DeleteDestination(vip, sorry())]);
+    assert!(!r.table().dests[&vip].contains_key(&sorry()));
+
+    // Someone adds a real server to our service with ipvsadm.
+    r.table
+        .new_destination(
+            &vip,
+            &rs(13),
+            &DestinationConfig::new(ForwardMethod::Masquerade, 1),
+        )
+        .expect("add");
+
+    // A restart: the new reconciler knows what it made from the file.
+    let table = std::mem::take(&mut r.table);
+    let mut r = Reconciler::managed(table, false, &state_file).expect("state file");
+
+    // rs12 leaves the config: deleted; rs13 (not ours) stays.
+    let fewer = managed_config(
+        &MANAGED.replace(
+            "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
+            "",
+        ),
+        dir.path(),
+    );
+    let actions = pass(&mut r, &fewer, health_of([Up; 3]));
+    assert_eq!(actions, vec![Action::DeleteDestination(vip, rs(12))]);
+    assert_eq!(
+        r.table().dests[&vip].keys().copied().collect::<Vec<_>>(),
+        vec![rs(11), rs(13)]
+    );
+
+    // The service leaves the config: ours go, the service stays for rs13.
+    let other = managed_config(
+        "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.30:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
+        dir.path(),
+    );
+    let outcome = r.remove_unconfigured(&other);
+    assert_eq!(
+        outcome.actions,
+        vec![Action::DeleteDestination(vip, rs(11))]
+    );
+    assert_eq!(outcome.kept, vec![vip]);
+    assert_eq!(
+        r.table().dests[&vip].keys().copied().collect::<Vec<_>>(),
+        vec![rs(13)]
+    );
+    // rs13 goes (by ipvsadm): now the service is deleted.
+    r.table.del_destination(&vip, &rs(13)).expect("del");
+    let outcome = r.remove_unconfigured(&other);
+    assert_eq!(outcome.actions, vec![Action::DeleteService(vip)]);
+    assert!(!r.table().services.contains_key(&vip));
+    // The foreign service was never touched.
+    assert_eq!(r.table().services[&foreign], ServiceConfig::new("rr"));
+    assert_eq!(r.table().dests[&foreign][&rs(11)].weight, 1);
+    assert_eq!(
+        owned::Owned::load(&state_file).expect("file"),
+        owned::Owned::default()
+    );
+}
+
+#[test]
+fn a_service_that_existed_is_adopted_but_never_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let vip = config.services[0].key;
+    let mut t = table([3, 1, 2]);
+    t.services.insert(vip, ServiceConfig::new("rr"));
+    let mut r = Reconciler::managed(t, false, config.state_file.as_deref().expect("file"))
+        .expect("no file");
+    let actions = pass(&mut r, &config, health_of([Up; 3]));
+    // Settings follow the config; rs11 and rs12 were there, rs13 too (not configured, not ours).
+    assert_eq!(
+        actions,
+        vec![
+            Action::UpdateService(vip),
+            Action::UpdateDestination(vip, rs(12))
+        ]
+    );
+    assert!(r.owned().services.is_empty());
+    let gone = managed_config(
+        "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.30:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
+        dir.path(),
+    );
+    assert_eq!(r.remove_unconfigured(&gone), ManagedOutcome::default());
+    assert_eq!(r.table().dests[&vip].len(), 3);
+}
+
+#[test]
+fn managed_dry_run_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let vip = config.services[0].key;
+    let mut r = Reconciler::managed(
+        FakeTable::default(),
+        true,
+        config.state_file.as_deref().expect("file"),
+    )
+    .expect("no file");
+    let want = desired(&config.services[0], health_of([Unknown; 3]));
+    let outcome = r.ensure(&config.services[0], &want);
+    assert_eq!(
+        outcome.actions,
+        vec![
+            Action::CreateService(vip),
+            Action::CreateDestination(vip, rs(11), 0),
+            Action::CreateDestination(vip, rs(12), 0),
+        ]
+    );
+    assert!(r.table().services.is_empty());
+    assert!(!config.state_file.expect("file").exists());
 }

@@ -1,0 +1,419 @@
+//! Managed mode: the checker makes the table look like its config.
+//!
+//! [`Reconciler::ensure`] creates a configured service or real server that
+//! is missing, and puts back the settings of one that differs (scheduler,
+//! flags, persistence; forwarding method and thresholds), leaving weights
+//! to [`Reconciler::reconcile`]. A real server it creates starts at weight
+//! 0 unless its health is already known: no traffic before a check has
+//! passed (keepalived's `alpha`, ldirectord's quiescent start).
+//! [`Reconciler::remove_unconfigured`] deletes what it created (recorded in
+//! [`Owned`]) and the config no longer has; it never deletes anything else.
+
+use ipvs::{DestinationConfig, DestinationKey, Netmask, ServiceConfig, ServiceKey};
+
+use super::owned::Owned;
+use super::{Desired, Reconciler, Table};
+use crate::config::{Config, VirtualService};
+
+/// The rest of IPVS that managed mode uses (`ipvsadm -A/-E/-D/-a/-e/-d`).
+pub trait ManagedTable: Table {
+    /// A service's settings, `None` if there is no such service.
+    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error>;
+    /// A service's destinations and their settings.
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error>;
+    /// `ipvsadm -A`.
+    fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error>;
+    /// `ipvsadm -E`.
+    fn set_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error>;
+    /// `ipvsadm -D`.
+    fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error>;
+    /// `ipvsadm -a`.
+    fn new_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error>;
+    /// `ipvsadm -e`.
+    fn set_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error>;
+    /// `ipvsadm -d`.
+    fn del_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+    ) -> Result<(), ipvs::Error>;
+}
+
+impl ManagedTable for ipvs::Ipvs {
+    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error> {
+        match ipvs::Ipvs::service(self, key) {
+            Ok(s) => Ok(Some(s.config)),
+            Err(ipvs::Error::ServiceNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
+        Ok(ipvs::Ipvs::destinations(self, service)?
+            .into_iter()
+            .map(|d| (d.key, d.config))
+            .collect())
+    }
+
+    fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::new_service(self, key, config)
+    }
+
+    fn set_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::set_service(self, key, config)
+    }
+
+    fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::del_service(self, key)
+    }
+
+    fn new_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::new_destination(self, service, destination, config)
+    }
+
+    fn set_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::set_destination(self, service, destination, config)
+    }
+
+    fn del_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::del_destination(self, service, destination)
+    }
+}
+
+/// One change managed mode made (or, in a dry run, would make).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A configured service was missing and is created.
+    CreateService(ServiceKey),
+    /// A service's settings differed from the config and are put back.
+    UpdateService(ServiceKey),
+    /// A service it created left the config and is deleted.
+    DeleteService(ServiceKey),
+    /// A configured real server (or the sorry server in use) was missing and is added.
+    CreateDestination(ServiceKey, DestinationKey, u32),
+    /// A real server's forwarding method or thresholds differed and are put back.
+    UpdateDestination(ServiceKey, DestinationKey),
+    /// A real server it created left the config (or the sorry server is no
+    /// longer needed) and is deleted.
+    DeleteDestination(ServiceKey, DestinationKey),
+}
+
+impl Action {
+    /// The `action` label of `ipvs_checker_managed_changes_total`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CreateService(_) => "create_service",
+            Action::UpdateService(_) => "update_service",
+            Action::DeleteService(_) => "delete_service",
+            Action::CreateDestination(..) => "create_real_server",
+            Action::UpdateDestination(..) => "update_real_server",
+            Action::DeleteDestination(..) => "delete_real_server",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::CreateService(s) => write!(f, "service {s} created"),
+            Action::UpdateService(s) => write!(f, "service {s} settings set back to the config's"),
+            Action::DeleteService(s) => write!(f, "service {s} deleted (left the config)"),
+            Action::CreateDestination(s, d, w) => {
+                write!(f, "real server {d} added to {s} at weight {w}")
+            }
+            Action::UpdateDestination(s, d) => {
+                write!(
+                    f,
+                    "real server {d} of {s}: forwarding and thresholds set back to the config's"
+                )
+            }
+            Action::DeleteDestination(s, d) => write!(f, "real server {d} deleted from {s}"),
+        }
+    }
+}
+
+/// What one managed pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagedOutcome {
+    /// Changes made (in a dry run, to be made).
+    pub actions: Vec<Action>,
+    /// Requests that failed, each naming what it was for.
+    pub errors: Vec<String>,
+    /// Services it created that left the config but still hold real
+    /// servers it did not create: kept, so as not to delete those.
+    pub kept: Vec<ServiceKey>,
+}
+
+/// The kernel reports "no netmask" as the full one.
+fn normalized(mut config: ServiceConfig) -> ServiceConfig {
+    if matches!(
+        config.netmask,
+        Some(Netmask::V4(m)) if m == std::net::Ipv4Addr::BROADCAST
+    ) || config.netmask == Some(Netmask::V6(128))
+    {
+        config.netmask = None;
+    }
+    if !config.flags.contains(ipvs::ServiceFlags::PERSISTENT) {
+        config.timeout = 0;
+        config.netmask = None;
+    }
+    config.pe_name = None;
+    config
+}
+
+impl<T: ManagedTable> Reconciler<T> {
+    /// What managed mode owns.
+    pub fn owned(&self) -> &Owned {
+        &self.owned
+    }
+
+    /// Makes `service` and its real servers exist with the config's
+    /// settings; adds the sorry server while `want` uses it and deletes it
+    /// (if this checker added it) when it does not.
+    pub fn ensure(&mut self, service: &VirtualService, want: &Desired) -> ManagedOutcome {
+        let mut out = ManagedOutcome::default();
+        let key = service.key;
+        let config = service.service_config();
+        let existing = match self.table.service(&key) {
+            Ok(existing) => existing,
+            Err(e) => {
+                out.errors.push(format!("cannot read service {key}: {e}"));
+                return out;
+            }
+        };
+        match &existing {
+            None => {
+                if !self.dry_run {
+                    if let Err(e) = self.table.new_service(&key, &config) {
+                        out.errors.push(format!("cannot create service {key}: {e}"));
+                        return out;
+                    }
+                    self.owned.services.insert(key);
+                }
+                out.actions.push(Action::CreateService(key));
+            }
+            Some(have) if normalized(have.clone()) != normalized(config.clone()) => {
+                if !self.dry_run {
+                    if let Err(e) = self.table.set_service(&key, &config) {
+                        out.errors.push(format!("cannot update service {key}: {e}"));
+                    }
+                }
+                out.actions.push(Action::UpdateService(key));
+            }
+            Some(_) => {}
+        }
+        let destinations = if self.dry_run && existing.is_none() {
+            Vec::new()
+        } else {
+            match ManagedTable::destinations(&mut self.table, &key) {
+                Ok(d) => d,
+                Err(e) => {
+                    out.errors
+                        .push(format!("cannot read the real servers of {key}: {e}"));
+                    return out;
+                }
+            }
+        };
+        let find = |d: &DestinationKey| destinations.iter().find(|(k, _)| k == d).map(|(_, c)| *c);
+        for rs in &service.real_servers {
+            let desired_weight = want
+                .weights
+                .iter()
+                .find(|(d, _)| *d == rs.key)
+                .and_then(|(_, w)| *w);
+            match find(&rs.key) {
+                None => {
+                    // Unknown health: no traffic before a check passed.
+                    let weight = desired_weight.unwrap_or(0);
+                    self.create(&mut out, key, rs.key, rs.destination_config(weight));
+                }
+                Some(have) => {
+                    let want_config = rs.destination_config(have.weight);
+                    if have.forward != want_config.forward
+                        || have.upper_threshold != want_config.upper_threshold
+                        || have.lower_threshold != want_config.lower_threshold
+                    {
+                        if !self.dry_run {
+                            if let Err(e) = self.table.set_destination(&key, &rs.key, &want_config)
+                            {
+                                out.errors.push(format!(
+                                    "cannot update real server {} of {key}: {e}",
+                                    rs.key
+                                ));
+                                continue;
+                            }
+                        }
+                        out.actions.push(Action::UpdateDestination(key, rs.key));
+                    }
+                }
+            }
+        }
+        if let Some((sorry, weight)) = want.sorry {
+            let present = find(&sorry.key).is_some();
+            let ours = self.owned.destinations.contains(&(key, sorry.key));
+            if weight > 0 && !present {
+                let config = DestinationConfig::new(sorry.forward, weight);
+                self.create(&mut out, key, sorry.key, config);
+            } else if weight == 0 && present && ours {
+                self.delete(&mut out, key, sorry.key);
+            }
+        }
+        self.save(&mut out);
+        out
+    }
+
+    /// Deletes what this checker created and `config` no longer has:
+    /// real servers of configured services, and whole services (unless
+    /// they hold real servers someone else added: then only ours go).
+    pub fn remove_unconfigured(&mut self, config: &Config) -> ManagedOutcome {
+        let mut out = ManagedOutcome::default();
+        let owned: Vec<(ServiceKey, DestinationKey)> =
+            self.owned.destinations.iter().copied().collect();
+        for (service, destination) in owned {
+            let configured = config.services.iter().find(|s| s.key == service);
+            let wanted = configured.is_some_and(|s| {
+                s.real_servers.iter().any(|rs| rs.key == destination)
+                    // The sorry server goes when the guard lets it go.
+                    || s.quorum.and_then(|q| q.sorry_server).is_some_and(|sorry| sorry.key == destination)
+            });
+            if !wanted {
+                self.delete(&mut out, service, destination);
+            }
+        }
+        let services: Vec<ServiceKey> = self.owned.services.iter().copied().collect();
+        for service in services {
+            if config.services.iter().any(|s| s.key == service) {
+                continue;
+            }
+            match ManagedTable::destinations(&mut self.table, &service) {
+                Err(ipvs::Error::ServiceNotFound(_)) => {
+                    // Deleted by someone else: nothing left to own.
+                    if !self.dry_run {
+                        self.owned.services.remove(&service);
+                    }
+                }
+                Err(e) => out
+                    .errors
+                    .push(format!("cannot read the real servers of {service}: {e}")),
+                // In a dry run our real servers are still there; otherwise
+                // they were deleted above and what is left is someone else's.
+                Ok(left)
+                    if left
+                        .iter()
+                        .any(|(d, _)| !self.owned.destinations.contains(&(service, *d))) =>
+                {
+                    out.kept.push(service);
+                }
+                Ok(_) => {
+                    if !self.dry_run {
+                        if let Err(e) = self.table.del_service(&service) {
+                            out.errors
+                                .push(format!("cannot delete service {service}: {e}"));
+                            continue;
+                        }
+                        self.owned.services.remove(&service);
+                        self.owned.destinations.retain(|(s, _)| *s != service);
+                    }
+                    out.actions.push(Action::DeleteService(service));
+                }
+            }
+        }
+        self.save(&mut out);
+        out
+    }
+
+    fn create(
+        &mut self,
+        out: &mut ManagedOutcome,
+        service: ServiceKey,
+        destination: DestinationKey,
+        config: DestinationConfig,
+    ) {
+        if !self.dry_run {
+            if let Err(e) = self.table.new_destination(&service, &destination, &config) {
+                out.errors.push(format!(
+                    "cannot add real server {destination} to {service}: {e}"
+                ));
+                return;
+            }
+            self.owned.destinations.insert((service, destination));
+            // The weight set here is the checker's own, not out of band.
+            self.last.insert((service, destination), config.weight);
+        }
+        out.actions.push(Action::CreateDestination(
+            service,
+            destination,
+            config.weight,
+        ));
+    }
+
+    fn delete(
+        &mut self,
+        out: &mut ManagedOutcome,
+        service: ServiceKey,
+        destination: DestinationKey,
+    ) {
+        if !self.dry_run {
+            match self.table.del_destination(&service, &destination) {
+                // Already gone: nothing left to own.
+                Ok(())
+                | Err(ipvs::Error::DestinationNotFound { .. })
+                | Err(ipvs::Error::ServiceNotFound(_)) => {}
+                Err(e) => {
+                    out.errors.push(format!(
+                        "cannot delete real server {destination} from {service}: {e}"
+                    ));
+                    return;
+                }
+            }
+            self.owned.destinations.remove(&(service, destination));
+            self.last.remove(&(service, destination));
+        }
+        out.actions
+            .push(Action::DeleteDestination(service, destination));
+    }
+
+    /// Writes the state file when ownership changed.
+    fn save(&mut self, out: &mut ManagedOutcome) {
+        if self.dry_run || self.owned == self.saved {
+            return;
+        }
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        match self.owned.save(path) {
+            Ok(()) => self.saved = self.owned.clone(),
+            Err(e) => out.errors.push(e.to_string()),
+        }
+    }
+}
