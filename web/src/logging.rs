@@ -1,4 +1,4 @@
-//! Logging as Prometheus exporters do it: `--log.level=debug|info|warn|error`
+//! Logging as Prometheus exporters do it: `--log.level=trace|debug|info|warn|error`
 //! and `--log.format=logfmt|json`, to standard error.
 //!
 //! logfmt lines look like
@@ -17,7 +17,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// `--log.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
-    /// Everything, for troubleshooting.
+    /// Every event, one per probe or request too: for chasing a bug.
+    Trace,
+    /// Everything an operator may need, for troubleshooting.
     Debug,
     /// The default: start, stop, state changes.
     Info,
@@ -31,12 +33,13 @@ impl FromStr for LogLevel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "trace" => Ok(LogLevel::Trace),
             "debug" => Ok(LogLevel::Debug),
             "info" => Ok(LogLevel::Info),
             "warn" => Ok(LogLevel::Warn),
             "error" => Ok(LogLevel::Error),
             other => Err(format!(
-                "unknown log level {other:?} (use debug, info, warn or error)"
+                "unknown log level {other:?} (use trace, debug, info, warn or error)"
             )),
         }
     }
@@ -45,6 +48,7 @@ impl FromStr for LogLevel {
 impl From<LogLevel> for Level {
     fn from(level: LogLevel) -> Level {
         match level {
+            LogLevel::Trace => Level::TRACE,
             LogLevel::Debug => Level::DEBUG,
             LogLevel::Info => Level::INFO,
             LogLevel::Warn => Level::WARN,
@@ -209,9 +213,10 @@ mod tests {
     #[test]
     fn flags_parse() {
         assert_eq!("warn".parse::<LogLevel>(), Ok(LogLevel::Warn));
+        assert_eq!("trace".parse::<LogLevel>(), Ok(LogLevel::Trace));
         assert_eq!(
             "loud".parse::<LogLevel>(),
-            Err("unknown log level \"loud\" (use debug, info, warn or error)".into())
+            Err("unknown log level \"loud\" (use trace, debug, info, warn or error)".into())
         );
         assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert_eq!(
