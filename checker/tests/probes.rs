@@ -61,16 +61,16 @@ fn setup() {
     for (ns, addr) in [("lab-rs1", "198.18.1.11"), ("lab-rs2", "198.18.1.12")] {
         let ready = dir.join(format!("{ns}.ready"));
         let _ = std::fs::remove_file(&ready);
-        let log = std::fs::File::create(dir.join(format!("{ns}.log"))).expect("log");
-        Command::new("ip")
-            .args(["netns", "exec", ns, "python3", script, addr])
-            .arg(&pki)
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start the test servers");
+        // In the background for the rest of the run (the VM goes with it).
+        run_in(
+            Some(ns),
+            &format!(
+                "python3 {script} {addr} {} {} >{} 2>&1 </dev/null &",
+                pki.display(),
+                ready.display(),
+                dir.join(format!("{ns}.log")).display()
+            ),
+        );
         let start = Instant::now();
         while !ready.exists() {
             assert!(
