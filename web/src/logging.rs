@@ -13,6 +13,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
 
 /// `--log.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,13 +82,27 @@ impl FromStr for LogFormat {
 /// says so in its result).
 pub fn init(level: LogLevel, format: LogFormat) -> Result<(), String> {
     let builder = tracing_subscriber::fmt()
-        .with_max_level(Level::from(level))
+        .with_env_filter(EnvFilter::new(directives(level)))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// The project's crates log at `level`; the libraries under them (rustls'
+/// handshake steps, netlink's messages, arriving through the `log` bridge)
+/// only from `warn` up, unless `level` is `trace`: at `debug`, one line
+/// per probe is useful, ten lines of TLS internals per probe are not.
+fn directives(level: LogLevel) -> String {
+    let ours = Level::from(level).as_str().to_ascii_lowercase();
+    let libraries = match level {
+        LogLevel::Trace => return ours,
+        LogLevel::Error => "error",
+        _ => "warn",
+    };
+    format!("{libraries},ipvs={ours},ipvs_web={ours},ipvs_exporter={ours},ipvs_checker={ours}")
 }
 
 /// The logfmt event format.
@@ -208,6 +223,22 @@ mod tests {
         assert_eq!(quoted("two words"), "\"two words\"");
         assert_eq!(quoted("a=b"), "\"a=b\"");
         assert_eq!(quoted("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
+    }
+
+    #[test]
+    fn libraries_log_warnings_unless_tracing() {
+        assert_eq!(
+            directives(LogLevel::Debug),
+            "warn,ipvs=debug,ipvs_web=debug,ipvs_exporter=debug,ipvs_checker=debug"
+        );
+        assert_eq!(
+            directives(LogLevel::Error),
+            "error,ipvs=error,ipvs_web=error,ipvs_exporter=error,ipvs_checker=error"
+        );
+        assert_eq!(directives(LogLevel::Trace), "trace");
+        for level in [LogLevel::Info, LogLevel::Debug, LogLevel::Trace] {
+            EnvFilter::try_new(directives(level)).expect("valid directives");
+        }
     }
 
     #[test]
