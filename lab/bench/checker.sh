@@ -266,12 +266,13 @@ rack() { # NAME: HTTP, nginx stopped and started again
 	wait_weighted 80 "$n" >/dev/null
 	t0=$EPOCHREALTIME
 	nginx_stop
-	t1=$(wait_weighted 80 0)
+	local zero=">120" restore=">120"
+	t1=$(wait_weighted 80 0) && zero=$(elapsed "$t0" "$t1")
 	t2=$EPOCHREALTIME
 	nginx_start
-	t3=$(wait_weighted 80 "$n")
+	t3=$(wait_weighted 80 "$n") && restore=$(elapsed "$t2" "$t3")
 	stop_tool "$pid"
-	echo "| $name | $(elapsed "$t0" "$t1") | $(elapsed "$t2" "$t3") |" | tee -a "$work/rack.txt"
+	echo "| $name | $zero | $restore |" | tee -a "$work/rack.txt"
 }
 
 single() { # ipvs-checker, HTTP: S addresses, one after the other
