@@ -7,9 +7,9 @@
 //! work. So each real server keeps its own TLS session ([`Sessions`]) and
 //! resumes it, and makes a full handshake again (certificate sent,
 //! verified, its expiry read) once `full_handshake_interval` has passed
-//! since the last one, or after any failed probe: a changed, revoked by
-//! replacement, or expiring certificate is seen within that interval plus
-//! one probe interval.
+//! since the last one, or after a probe that failed in TLS or HTTP (not
+//! after a timeout or a refused connection): a changed or expiring
+//! certificate is seen within that interval plus one probe interval.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

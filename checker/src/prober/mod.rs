@@ -259,10 +259,13 @@ impl Prober {
             Err(_) => Err(ProbeError::Timeout(timeout)),
         };
         phases.end();
-        if result.is_err() {
-            // A failing server is not judged on a session from before: the
-            // next probe verifies its certificate again.
-            if let Some(sessions) = &mut self.sessions {
+        // A server that failed in TLS or HTTP is not judged on a session
+        // from before: the next probe verifies its certificate again. A
+        // timeout or a refused connection says nothing about the
+        // certificate, and dropping the session then would make every
+        // retry of an overloaded server a full handshake, the costly kind.
+        if let (Err(e), Some(sessions)) = (&result, &mut self.sessions) {
+            if !matches!(e, ProbeError::Timeout(_) | ProbeError::Connect(_)) {
                 sessions.forget();
             }
         }

@@ -520,3 +520,51 @@ async fn https_sessions_are_not_shared_between_real_servers() {
     let s = first.probe(TIMEOUT).await.result.expect("a again");
     assert_eq!(s.handshake, Some(Handshake::Resumed));
 }
+
+#[tokio::test]
+async fn https_keeps_its_session_across_a_timeout() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    // The third connection gets no answer; the others the 200.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+            tokio::spawn(async move {
+                if let Ok(s) = acceptor.accept(tcp).await {
+                    let reply = if n == 2 {
+                        Answer::Silence
+                    } else {
+                        Answer::Bytes(OK)
+                    };
+                    answer(s, reply).await;
+                }
+            });
+        }
+    });
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(c, target(addr));
+    let timeout = Duration::from_millis(500);
+    let kind = |o: Outcome| o.result.map(|s| s.handshake);
+    assert_eq!(
+        kind(prober.probe(timeout).await).ok(),
+        Some(Some(Handshake::Full))
+    );
+    assert_eq!(
+        kind(prober.probe(timeout).await).ok(),
+        Some(Some(Handshake::Resumed))
+    );
+    let e = kind(prober.probe(timeout).await).expect_err("silent");
+    assert_eq!(e.reason(), "timeout");
+    assert_eq!(
+        kind(prober.probe(timeout).await).ok(),
+        Some(Some(Handshake::Resumed))
+    );
+}
