@@ -18,7 +18,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use ipvs::{DestinationKey, ServiceKey};
@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, Mode, RealServer};
-use crate::prober::{self, Target};
+use crate::prober::{self, Prober, Target};
 use crate::reconcile::quiescent::{self, Quiescent};
 use crate::reconcile::{ManagedOutcome, ManagedTable, Reconciler};
 use crate::state::Shared;
@@ -59,7 +59,7 @@ struct Report {
     service: ServiceKey,
     destination: DestinationKey,
     result: Result<prober::Success, prober::ProbeError>,
-    took: Duration,
+    phases: prober::Phases,
 }
 
 /// Runs until SIGTERM or SIGINT, keeping `state` (made with
@@ -105,7 +105,7 @@ pub async fn run<T: ManagedTable>(
                     &report.service,
                     &report.destination,
                     &report.result,
-                    report.took,
+                    &report.phases,
                     SystemTime::now(),
                 );
                 if let Err(e) = &report.result {
@@ -332,25 +332,26 @@ fn spawn_probes(
             let start = tokio::time::Instant::now() + offset;
             let mut ticks = tokio::time::interval_at(start, rs.timing.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let target = Target {
-                addr: rs.target,
-                source: rs.source,
-            };
+            let mut prober = Prober::new(
+                rs.check.clone(),
+                Target {
+                    addr: rs.target,
+                    source: rs.source,
+                },
+            );
             loop {
                 ticks.tick().await;
                 let Ok(_permit) = semaphore.acquire().await else {
                     return;
                 };
-                let began = Instant::now();
-                let result = prober::probe(&rs.check, &target, rs.timing.timeout).await;
-                let took = began.elapsed();
-                tracing::trace!(real_server = %rs.key, ?took, ok = result.is_ok(), "probe");
+                let outcome = prober.probe(rs.timing.timeout).await;
+                tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), "probe");
                 let report = Report {
                     generation,
                     service,
                     destination: rs.key,
-                    result,
-                    took,
+                    result: outcome.result,
+                    phases: outcome.phases,
                 };
                 if tx.send(report).await.is_err() {
                     return;

@@ -9,7 +9,8 @@
 //! - [`state`]: what the daemon knows (health, weights, errors, counters),
 //!   in one place it writes and the web endpoint reads;
 //! - [`daemon`]: the loop that ties them together;
-//! - [`metrics`] and [`web`]: `/metrics` and `/status` over that state.
+//! - [`metrics`] and [`web`]: `/metrics` and `/status` over that state;
+//! - [`status`]: `ipvs-checker status`, the `/status` page as a table.
 
 pub mod config;
 pub mod daemon;
@@ -18,4 +19,5 @@ pub mod metrics;
 pub mod prober;
 pub mod reconcile;
 pub mod state;
+pub mod status;
 pub mod web;

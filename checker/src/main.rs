@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use ipvs_checker::{config, daemon, state, web};
-use ipvs_web::{Server, WebConfig};
+use ipvs_checker::{config, daemon, state, status, web};
+use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
 
 /// Command line, with Prometheus-style flag names.
 #[derive(Debug, Parser)]
@@ -22,6 +22,9 @@ use ipvs_web::{Server, WebConfig};
     about = "Health checks that set IPVS real server weights"
 )]
 struct Args {
+    /// Without a command: run the daemon.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The configuration file (YAML).
     #[arg(
         long = "config.file",
@@ -56,10 +59,17 @@ struct Args {
     web_config_file: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
-    log_level: tracing::Level,
+    log_level: LogLevel,
     /// Log format: logfmt or json.
-    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
-    log_format: String,
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print the running daemon's view of every real server (from its
+    /// /status page), as a table like `ipvsadm -Ln`.
+    Status(status::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,21 +85,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Status(status)) = args.command {
+        return status::run(&status);
+    }
     let config = config::load(&args.config_file).context("invalid configuration")?;
     if args.config_check {
         print!("{}", config::describe(&config));
         return Ok(());
     }
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(args.log_level)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if args.log_format == "json" {
-        subscriber.json().init();
-    } else {
-        subscriber.init();
-    }
+    ipvs_web::logging::init(args.log_level, args.log_format).map_err(anyhow::Error::msg)?;
     let web = match &args.web_config_file {
         Some(path) => WebConfig::load(path).context("--web.config.file")?,
         None => WebConfig::plain(),

@@ -9,9 +9,11 @@
 //! `proto="FWM"`, an empty `local_address`, `local_port="0"` and the mark
 //! as `%08X` in `local_mark`.
 //!
-//! `ipvs_checker_probe_duration_seconds` is the whole probe, from the
-//! connection to the last byte read: the probers do not time their phases
-//! (connect, TLS, response) apart, so there is no `phase` label.
+//! `ipvs_checker_probe_duration_seconds` has a `phase` label, as
+//! blackbox_exporter's `probe_http_duration_seconds`: `connect` (TCP),
+//! `tls` (the handshake, HTTPS only) and `response` (request sent to the
+//! last byte read). A probe cut off by its timeout counts the phase it
+//! was in up to the timeout; the whole probe is the sum of its phases.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +27,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::health::Health;
+use crate::prober::Phase;
 use crate::state::{Backend, Shared, State};
 
 /// A label set: names and values, in order.
@@ -135,11 +138,20 @@ impl Collector for StateCollector {
             state,
             (
                 "ipvs_checker_probe_duration",
-                "Duration of the whole probe, connection to last byte (the phases are not timed apart).",
+                "Duration of the probes' phases: connect (TCP), tls (handshake, HTTPS only), response (request to last byte read).",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             ),
-            |b| vec![(Vec::new(), b.duration.clone())],
+            |b| {
+                Phase::ALL
+                    .into_iter()
+                    .zip(&b.durations)
+                    // A phase no probe went through yet (tls of a plain
+                    // HTTP check) has no histogram.
+                    .filter_map(|(phase, h)| Some((phase, h.as_ref()?)))
+                    .map(|(phase, h)| (vec![("phase", phase.as_str().to_owned())], h.clone()))
+                    .collect()
+            },
         )?;
         per_backend(
             &mut encoder,

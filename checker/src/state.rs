@@ -14,14 +14,14 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::config::{Config, Quorum};
 use crate::health::{Health, HealthState};
-use crate::prober::{ProbeError, Success};
+use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::{desired, Action, Desired, Outcome, View};
 
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
@@ -139,8 +139,9 @@ pub struct Backend {
     pub changes_quorum_guard: u64,
     /// Weights set back after someone changed them out of band.
     pub changes_out_of_band: u64,
-    /// Durations of the probes, whole (connection to last byte).
-    pub duration: Histogram,
+    /// Durations of the probes' phases, by [`Phase`] (connect, tls,
+    /// response); a phase no probe went through yet has none.
+    pub durations: [Option<Histogram>; 3],
 }
 
 /// Why a real server's probe last failed.
@@ -173,7 +174,7 @@ impl Backend {
             changes_health: 0,
             changes_quorum_guard: 0,
             changes_out_of_band: 0,
-            duration: Histogram::new(DURATION_BUCKETS),
+            durations: [None, None, None],
         }
     }
 }
@@ -235,18 +236,22 @@ impl State {
         Some(&mut self.services[i].backends[j])
     }
 
-    /// Records one probe result that took `took`; returns the new health
+    /// Records one probe result and its phases' durations; returns the new health
     /// if it flipped (`None` also for a real server no longer configured).
     pub fn observe(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
         result: &Result<Success, ProbeError>,
-        took: Duration,
+        phases: &Phases,
         now: SystemTime,
     ) -> Option<Health> {
         let backend = self.backend_mut(service, destination)?;
-        backend.duration.observe(took.as_secs_f64());
+        for (phase, took) in phases.iter() {
+            backend.durations[phase as usize]
+                .get_or_insert_with(|| Histogram::new(DURATION_BUCKETS))
+                .observe(took.as_secs_f64());
+        }
         let was_failing = backend.last_probe == Some(false);
         backend.last_probe = Some(result.is_ok());
         match result {
@@ -390,6 +395,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
     use crate::prober::ProbeError;
@@ -415,15 +421,15 @@ mod tests {
         let weight = |state: &State, at: Instant| state.desired_at(service, at).weights[0].1;
 
         // Unknown -> up (a start-up): the configured weight at once.
-        state.observe(&svc, &rs, &ok, Duration::ZERO, now);
+        state.observe(&svc, &rs, &ok, &Phases::new(), now);
         assert_eq!(weight(&state, Instant::now()), Some(20));
         assert!(!state.ramping(service, Instant::now()));
 
         // Down, then up again: the ramp starts at the flip.
-        state.observe(&svc, &rs, &failed, Duration::ZERO, now);
+        state.observe(&svc, &rs, &failed, &Phases::new(), now);
         assert_eq!(weight(&state, Instant::now()), Some(0));
         let before = Instant::now();
-        state.observe(&svc, &rs, &ok, Duration::ZERO, now);
+        state.observe(&svc, &rs, &ok, &Phases::new(), now);
         let at = state
             .backend(&svc, &rs)
             .and_then(|b| b.recovered_at)

@@ -1,4 +1,4 @@
-//! Logging as Prometheus exporters do it: `--log.level=debug|info|warn|error`
+//! Logging as Prometheus exporters do it: `--log.level=trace|debug|info|warn|error`
 //! and `--log.format=logfmt|json`, to standard error.
 //!
 //! logfmt lines look like
@@ -13,11 +13,14 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
 
 /// `--log.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
-    /// Everything, for troubleshooting.
+    /// Every event, one per probe or request too: for chasing a bug.
+    Trace,
+    /// Everything an operator may need, for troubleshooting.
     Debug,
     /// The default: start, stop, state changes.
     Info,
@@ -31,12 +34,13 @@ impl FromStr for LogLevel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "trace" => Ok(LogLevel::Trace),
             "debug" => Ok(LogLevel::Debug),
             "info" => Ok(LogLevel::Info),
             "warn" => Ok(LogLevel::Warn),
             "error" => Ok(LogLevel::Error),
             other => Err(format!(
-                "unknown log level {other:?} (use debug, info, warn or error)"
+                "unknown log level {other:?} (use trace, debug, info, warn or error)"
             )),
         }
     }
@@ -45,6 +49,7 @@ impl FromStr for LogLevel {
 impl From<LogLevel> for Level {
     fn from(level: LogLevel) -> Level {
         match level {
+            LogLevel::Trace => Level::TRACE,
             LogLevel::Debug => Level::DEBUG,
             LogLevel::Info => Level::INFO,
             LogLevel::Warn => Level::WARN,
@@ -77,13 +82,27 @@ impl FromStr for LogFormat {
 /// says so in its result).
 pub fn init(level: LogLevel, format: LogFormat) -> Result<(), String> {
     let builder = tracing_subscriber::fmt()
-        .with_max_level(Level::from(level))
+        .with_env_filter(EnvFilter::new(directives(level)))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// The project's crates log at `level`; the libraries under them (rustls'
+/// handshake steps, netlink's messages, arriving through the `log` bridge)
+/// only from `warn` up, unless `level` is `trace`: at `debug`, one line
+/// per probe is useful, ten lines of TLS internals per probe are not.
+fn directives(level: LogLevel) -> String {
+    let ours = Level::from(level).as_str().to_ascii_lowercase();
+    let libraries = match level {
+        LogLevel::Trace => return ours,
+        LogLevel::Error => "error",
+        _ => "warn",
+    };
+    format!("{libraries},ipvs={ours},ipvs_web={ours},ipvs_exporter={ours},ipvs_checker={ours}")
 }
 
 /// The logfmt event format.
@@ -207,11 +226,28 @@ mod tests {
     }
 
     #[test]
+    fn libraries_log_warnings_unless_tracing() {
+        assert_eq!(
+            directives(LogLevel::Debug),
+            "warn,ipvs=debug,ipvs_web=debug,ipvs_exporter=debug,ipvs_checker=debug"
+        );
+        assert_eq!(
+            directives(LogLevel::Error),
+            "error,ipvs=error,ipvs_web=error,ipvs_exporter=error,ipvs_checker=error"
+        );
+        assert_eq!(directives(LogLevel::Trace), "trace");
+        for level in [LogLevel::Info, LogLevel::Debug, LogLevel::Trace] {
+            EnvFilter::try_new(directives(level)).expect("valid directives");
+        }
+    }
+
+    #[test]
     fn flags_parse() {
         assert_eq!("warn".parse::<LogLevel>(), Ok(LogLevel::Warn));
+        assert_eq!("trace".parse::<LogLevel>(), Ok(LogLevel::Trace));
         assert_eq!(
             "loud".parse::<LogLevel>(),
-            Err("unknown log level \"loud\" (use debug, info, warn or error)".into())
+            Err("unknown log level \"loud\" (use trace, debug, info, warn or error)".into())
         );
         assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert_eq!(

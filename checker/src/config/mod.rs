@@ -17,6 +17,7 @@
 //!       type: https
 //!       ca_file: ca.pem          # relative to this file
 //!       server_name: www.example.test
+//!       full_handshake_interval: 5m  # TLS sessions resumed in between
 //!     real_servers:
 //!       - {address: 198.18.1.11:443, weight: 3}
 //!       - {address: 198.18.1.12:443, check_address: 198.18.1.12:8443}
@@ -247,6 +248,10 @@ pub struct TlsCheck {
     pub client_auth: bool,
     /// The client configuration built from the above.
     pub client: Arc<rustls::ClientConfig>,
+    /// Sessions are resumed (no certificate sent or verified) for at most
+    /// this long after a full handshake (`full_handshake_interval`, 5m
+    /// unless set).
+    pub full_handshake_interval: Duration,
 }
 
 /// A TLS protocol version.

@@ -130,6 +130,7 @@ pub(super) struct Check {
     pub client_key: Option<String>,
     pub min_tls_version: Option<String>,
     pub insecure_skip_verify: Option<bool>,
+    pub full_handshake_interval: Option<Dur>,
 }
 
 /// `expect_status` entries: `200` or `"200-399"`.

@@ -699,6 +699,10 @@ impl TryFrom<raw::Check> for Check {
             ("client_key", c.client_key.is_some()),
             ("min_tls_version", c.min_tls_version.is_some()),
             ("insecure_skip_verify", c.insecure_skip_verify.is_some()),
+            (
+                "full_handshake_interval",
+                c.full_handshake_interval.is_some(),
+            ),
         ];
         let refuse = |fields: &[(&str, bool)], only: &str| -> Result<(), String> {
             match fields.iter().find(|(_, set)| *set) {
@@ -816,6 +820,11 @@ fn status_range(spec: &raw::StatusSpec) -> Result<(u16, u16), String> {
     }
 }
 
+/// How long an HTTPS check may resume TLS sessions before it makes a full
+/// handshake again (which verifies the chain and reads the certificate's
+/// expiry): a changed or expiring certificate is seen within this.
+const DEFAULT_FULL_HANDSHAKE_INTERVAL: Duration = Duration::from_secs(300);
+
 fn tls_check(c: &raw::Check) -> Result<TlsCheck, String> {
     let base = with_context(|c| c.base.clone());
     let resolve = |p: &str| -> PathBuf {
@@ -907,6 +916,10 @@ fn tls_check(c: &raw::Check) -> Result<TlsCheck, String> {
         insecure_skip_verify: insecure,
         client_auth: c.client_cert.is_some(),
         client: Arc::new(client),
+        full_handshake_interval: c
+            .full_handshake_interval
+            .as_ref()
+            .map_or(DEFAULT_FULL_HANDSHAKE_INTERVAL, |d| d.0),
     })
 }
 

@@ -7,7 +7,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{ProbeError, Success, Target};
+use super::{Phase, Phases, ProbeError, Success, Target};
 use crate::config::HttpCheck;
 
 /// How much of a body is read for the regex: health pages are small, and a
@@ -15,20 +15,27 @@ use crate::config::HttpCheck;
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// Sends the check's request over a new TCP connection.
-pub async fn probe(target: &Target, check: &HttpCheck) -> Result<Success, ProbeError> {
-    let stream = super::tcp::connect(target).await?;
-    exchange(stream, target, check).await
+pub async fn probe(
+    target: &Target,
+    check: &HttpCheck,
+    phases: &mut Phases,
+) -> Result<Success, ProbeError> {
+    let stream = super::tcp::connect(target, phases).await?;
+    exchange(stream, target, check, phases).await
 }
 
-/// One request and its answer over `io` (TCP or TLS), judged by `check`.
+/// One request and its answer over `io` (TCP or TLS), judged by `check`,
+/// timed as the `response` phase.
 pub(super) async fn exchange<S>(
     io: S,
     target: &Target,
     check: &HttpCheck,
+    phases: &mut Phases,
 ) -> Result<Success, ProbeError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    phases.begin(Phase::Response);
     let (mut sender, connection) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| ProbeError::Http(e.to_string()))?;
@@ -87,10 +94,11 @@ where
         }
         Ok(Success {
             status: Some(status),
-            cert_not_after: None,
+            ..Success::default()
         })
     }
     .await;
+    phases.end();
     connection.abort();
     result
 }

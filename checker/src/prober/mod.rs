@@ -1,11 +1,15 @@
 //! Probers: one file per check type, one shape each (`probe(target,
-//! settings) -> Result<Success, ProbeError>`), as blackbox_exporter's
-//! `prober/`. [`probe`] runs the right one under the check's timeout, so
-//! no prober can outlive it, whatever the server does.
+//! settings, .., phases) -> Result<Success, ProbeError>`), as
+//! blackbox_exporter's `prober/`. A [`Prober`] per real server runs the
+//! right one under the check's timeout, so no prober can outlive it,
+//! whatever the server does, and times its phases (connect, TLS,
+//! response). It also keeps what lasts between probes: the HTTPS check's
+//! TLS session, resumed until a full handshake is due again.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::{Check, CheckKind};
 
@@ -29,8 +33,20 @@ pub struct Success {
     /// The HTTP status, for HTTP(S) checks.
     pub status: Option<u16>,
     /// The leaf certificate's not-after, in seconds since the Unix epoch,
-    /// for HTTPS checks.
+    /// for HTTPS checks that made a full handshake (a resumed session sends
+    /// no certificate).
     pub cert_not_after: Option<i64>,
+    /// The TLS handshake made, for HTTPS checks.
+    pub handshake: Option<Handshake>,
+}
+
+/// The kind of TLS handshake an HTTPS probe made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// The server sent its certificate, and it was verified.
+    Full,
+    /// A session from an earlier full handshake was resumed.
+    Resumed,
 }
 
 /// Why a probe failed. [`ProbeError::reason`] is the short, stable name
@@ -90,23 +106,170 @@ impl ProbeError {
     }
 }
 
-/// Runs `check` against `target`, bounded by `timeout` from the first SYN
-/// to the last byte read.
-pub async fn probe(
-    check: &Check,
-    target: &Target,
-    timeout: Duration,
-) -> Result<Success, ProbeError> {
-    let run = async {
-        match &check.kind {
-            CheckKind::Tcp => tcp::probe(target, &()).await,
-            CheckKind::Http(http) => http::probe(target, http).await,
-            CheckKind::Https(https) => https::probe(target, https).await,
+/// The parts of a probe timed apart, as the `phase` label of
+/// `ipvs_checker_probe_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// From the first SYN to the connection being established.
+    Connect,
+    /// The TLS handshake (HTTPS only).
+    Tls,
+    /// From the request sent to the last byte of the answer read.
+    Response,
+}
+
+impl Phase {
+    /// Every phase, in the order a probe goes through them.
+    pub const ALL: [Phase; 3] = [Phase::Connect, Phase::Tls, Phase::Response];
+
+    /// The label value: `connect`, `tls`, `response`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Response => "response",
         }
-    };
-    match tokio::time::timeout(timeout, run).await {
-        Ok(result) => result,
-        Err(_) => Err(ProbeError::Timeout(timeout)),
+    }
+}
+
+/// How long each phase of one probe took. A probe cut off by its timeout
+/// has the phase it was in timed up to the timeout, and none after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phases {
+    durations: [Option<Duration>; 3],
+    current: Option<(Phase, Instant)>,
+}
+
+impl Phases {
+    /// No phase begun yet.
+    pub fn new() -> Self {
+        Phases {
+            durations: [None; 3],
+            current: None,
+        }
+    }
+
+    /// These phases with these durations, as a probe would report them.
+    pub fn with(mut self, phase: Phase, took: Duration) -> Self {
+        self.durations[phase as usize] = Some(took);
+        self
+    }
+
+    /// Ends the phase in progress, if any, and starts `phase`.
+    pub(crate) fn begin(&mut self, phase: Phase) {
+        let now = Instant::now();
+        self.end_at(now);
+        self.current = Some((phase, now));
+    }
+
+    /// Ends the phase in progress, if any.
+    pub(crate) fn end(&mut self) {
+        self.end_at(Instant::now());
+    }
+
+    fn end_at(&mut self, now: Instant) {
+        if let Some((phase, began)) = self.current.take() {
+            self.durations[phase as usize] = Some(now.saturating_duration_since(began));
+        }
+    }
+
+    /// How long `phase` took, if the probe went through it.
+    pub fn get(&self, phase: Phase) -> Option<Duration> {
+        self.durations[phase as usize]
+    }
+
+    /// The phases the probe went through, with their durations.
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, Duration)> + '_ {
+        Phase::ALL
+            .into_iter()
+            .filter_map(|p| self.get(p).map(|d| (p, d)))
+    }
+
+    /// The whole probe: the sum of its phases.
+    pub fn total(&self) -> Duration {
+        self.iter().map(|(_, d)| d).sum()
+    }
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One probe's result and timing.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What the probe found.
+    pub result: Result<Success, ProbeError>,
+    /// How long its phases took.
+    pub phases: Phases,
+}
+
+/// The prober of one real server: its check and target, and what it keeps
+/// from one probe to the next (the TLS session of an HTTPS check).
+#[derive(Debug)]
+pub struct Prober {
+    check: Arc<Check>,
+    target: Target,
+    sessions: Option<https::Sessions>,
+}
+
+impl Prober {
+    /// A prober of `target` with `check`.
+    pub fn new(check: Arc<Check>, target: Target) -> Self {
+        let sessions = match &check.kind {
+            CheckKind::Https(https) => Some(https::Sessions::new(&https.tls)),
+            _ => None,
+        };
+        Prober {
+            check,
+            target,
+            sessions,
+        }
+    }
+
+    /// Runs the check once, bounded by `timeout` from the first SYN to the
+    /// last byte read.
+    pub async fn probe(&mut self, timeout: Duration) -> Outcome {
+        self.probe_at(timeout, Instant::now()).await
+    }
+
+    /// [`Prober::probe`] as if started at `now` (which decides whether a
+    /// full TLS handshake is due).
+    pub async fn probe_at(&mut self, timeout: Duration, now: Instant) -> Outcome {
+        let mut phases = Phases::new();
+        let (check, target) = (&self.check, &self.target);
+        let sessions = &mut self.sessions;
+        let run = async {
+            match (&check.kind, sessions.as_mut()) {
+                (CheckKind::Tcp, _) => tcp::probe(target, &mut phases).await,
+                (CheckKind::Http(http), _) => http::probe(target, http, &mut phases).await,
+                (CheckKind::Https(https), Some(sessions)) => {
+                    https::probe(target, https, sessions, now, &mut phases).await
+                }
+                (CheckKind::Https(https), None) => {
+                    let mut sessions = https::Sessions::new(&https.tls);
+                    https::probe(target, https, &mut sessions, now, &mut phases).await
+                }
+            }
+        };
+        let result = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(ProbeError::Timeout(timeout)),
+        };
+        phases.end();
+        // A server that failed in TLS or HTTP is not judged on a session
+        // from before: the next probe verifies its certificate again. A
+        // timeout or a refused connection says nothing about the
+        // certificate, and dropping the session then would make every
+        // retry of an overloaded server a full handshake, the costly kind.
+        if let (Err(e), Some(sessions)) = (&result, &mut self.sessions) {
+            if !matches!(e, ProbeError::Timeout(_) | ProbeError::Connect(_)) {
+                sessions.forget();
+            }
+        }
+        Outcome { result, phases }
     }
 }
 

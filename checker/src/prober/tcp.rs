@@ -2,16 +2,18 @@
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{ProbeError, Success, Target};
+use super::{Phase, Phases, ProbeError, Success, Target};
 
 /// Opens a TCP connection to the target and closes it.
-pub async fn probe(target: &Target, _settings: &()) -> Result<Success, ProbeError> {
-    connect(target).await?;
+pub async fn probe(target: &Target, phases: &mut Phases) -> Result<Success, ProbeError> {
+    connect(target, phases).await?;
     Ok(Success::default())
 }
 
-/// A TCP connection to the target from its source address, if set.
-pub(super) async fn connect(target: &Target) -> Result<TcpStream, ProbeError> {
+/// A TCP connection to the target from its source address, if set, timed
+/// as the `connect` phase.
+pub(super) async fn connect(target: &Target, phases: &mut Phases) -> Result<TcpStream, ProbeError> {
+    phases.begin(Phase::Connect);
     let socket = if target.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -27,6 +29,7 @@ pub(super) async fn connect(target: &Target) -> Result<TcpStream, ProbeError> {
         .connect(target.addr)
         .await
         .map_err(ProbeError::Connect)?;
+    phases.end();
     // Checks are small request/answer exchanges: no Nagle delay.
     let _ = stream.set_nodelay(true);
     Ok(stream)

@@ -63,6 +63,14 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, answer: Answer) {
 
 /// An HTTP server on 127.0.0.1 (over TLS when `tls` is given).
 async fn server(reply: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+    swappable_server(reply, tls.map(|t| Arc::new(std::sync::Mutex::new(t)))).await
+}
+
+/// A TLS configuration a test can replace while the server runs.
+type Swappable = Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>;
+
+/// [`server`] whose TLS configuration is read at each connection.
+async fn swappable_server(reply: Answer, tls: Option<Swappable>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
@@ -73,6 +81,7 @@ async fn server(reply: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> Socket
             let reply = reply.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
+                let tls = tls.map(|t| t.lock().expect("lock").clone());
                 match tls {
                     None => answer(tcp, reply).await,
                     Some(config) => {
@@ -98,6 +107,18 @@ fn check(yaml: &str, dir: &Path) -> Arc<Check> {
 
 fn target(addr: SocketAddr) -> Target {
     Target { addr, source: None }
+}
+
+/// One probe by a new prober (no TLS session yet).
+async fn probe(
+    check: &Arc<Check>,
+    target: &Target,
+    timeout: Duration,
+) -> Result<Success, ProbeError> {
+    Prober::new(check.clone(), *target)
+        .probe(timeout)
+        .await
+        .result
 }
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -259,7 +280,8 @@ async fn https_verifies_against_the_private_ca_by_server_name() {
         success,
         Success {
             status: Some(200),
-            cert_not_after: Some(expiry)
+            cert_not_after: Some(expiry),
+            handshake: Some(Handshake::Full),
         }
     );
 
@@ -338,4 +360,211 @@ async fn https_status_is_judged_after_the_handshake() {
     );
     let e = probe(&c, &target(addr), TIMEOUT).await.expect_err("500");
     assert_eq!(e.reason(), "status", "{e}");
+}
+
+#[tokio::test]
+async fn phases_are_timed_apart() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    let plain = server(Answer::Bytes(OK), None).await;
+    let secure = server(Answer::Bytes(OK), Some(tls)).await;
+    let http = check("{type: http}", Path::new("."));
+    let https = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let tcp = check("{type: tcp}", Path::new("."));
+
+    let outcome = Prober::new(tcp, target(plain)).probe(TIMEOUT).await;
+    outcome.result.expect("tcp");
+    let seen: Vec<Phase> = outcome.phases.iter().map(|(p, _)| p).collect();
+    assert_eq!(seen, [Phase::Connect]);
+
+    let outcome = Prober::new(http.clone(), target(plain))
+        .probe(TIMEOUT)
+        .await;
+    outcome.result.expect("http");
+    let seen: Vec<Phase> = outcome.phases.iter().map(|(p, _)| p).collect();
+    assert_eq!(seen, [Phase::Connect, Phase::Response]);
+
+    let outcome = Prober::new(https, target(secure)).probe(TIMEOUT).await;
+    outcome.result.expect("https");
+    let seen: Vec<Phase> = outcome.phases.iter().map(|(p, _)| p).collect();
+    assert_eq!(seen, [Phase::Connect, Phase::Tls, Phase::Response]);
+    assert_eq!(
+        outcome.phases.total(),
+        outcome.phases.iter().map(|(_, d)| d).sum::<Duration>()
+    );
+
+    // Refused: only the connect phase, and it failed.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let closed_addr = closed.local_addr().expect("address");
+    drop(closed);
+    let outcome = Prober::new(http.clone(), target(closed_addr))
+        .probe(TIMEOUT)
+        .await;
+    assert_eq!(outcome.result.expect_err("refused").reason(), "connect");
+    let seen: Vec<Phase> = outcome.phases.iter().map(|(p, _)| p).collect();
+    assert_eq!(seen, [Phase::Connect]);
+
+    // A silent server: the response phase runs until the timeout.
+    let silent = server(Answer::Silence, None).await;
+    let timeout = Duration::from_millis(700);
+    let outcome = Prober::new(http, target(silent)).probe(timeout).await;
+    assert_eq!(outcome.result.expect_err("silent").reason(), "timeout");
+    let connect = outcome.phases.get(Phase::Connect).expect("connected");
+    let response = outcome.phases.get(Phase::Response).expect("waited");
+    assert!(connect < Duration::from_millis(100), "{connect:?}");
+    assert!(
+        connect + response >= timeout && response < timeout + Duration::from_millis(200),
+        "{response:?}"
+    );
+    assert_eq!(outcome.phases.get(Phase::Tls), None);
+}
+
+#[tokio::test]
+async fn https_resumes_sessions_and_makes_a_full_handshake_after_the_interval() {
+    let pki = Pki::new("lab CA");
+    let (first, first_expiry) = pki.server(&["rs1.lab.test"], 2090);
+    let tls: Swappable = Arc::new(std::sync::Mutex::new(first.clone()));
+    let addr = swappable_server(Answer::Bytes(OK), Some(tls.clone())).await;
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, full_handshake_interval: 1m}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(c, target(addr));
+    let t0 = std::time::Instant::now();
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    let handshake = |s: &Success| (s.handshake, s.cert_not_after);
+
+    let s = prober.probe_at(TIMEOUT, at(0)).await.result.expect("first");
+    assert_eq!(handshake(&s), (Some(Handshake::Full), Some(first_expiry)));
+    let s = prober
+        .probe_at(TIMEOUT, at(1))
+        .await
+        .result
+        .expect("second");
+    assert_eq!(handshake(&s), (Some(Handshake::Resumed), None));
+
+    // The server gets a new certificate (same session cache): resumed
+    // sessions do not show it, the full handshake after the interval does.
+    let (renewed, renewed_expiry) = pki.server(&["rs1.lab.test"], 2091);
+    let mut renewed = rustls::ServerConfig::clone(&renewed);
+    renewed.session_storage = first.session_storage.clone();
+    *tls.lock().expect("lock") = Arc::new(renewed);
+    let s = prober
+        .probe_at(TIMEOUT, at(30))
+        .await
+        .result
+        .expect("resumed");
+    assert_eq!(handshake(&s), (Some(Handshake::Resumed), None));
+    let s = prober.probe_at(TIMEOUT, at(60)).await.result.expect("full");
+    assert_eq!(handshake(&s), (Some(Handshake::Full), Some(renewed_expiry)));
+    let s = prober
+        .probe_at(TIMEOUT, at(61))
+        .await
+        .result
+        .expect("resumed");
+    assert_eq!(handshake(&s), (Some(Handshake::Resumed), None));
+
+    // An expired certificate is found at the next full handshake...
+    let (expired, _) = pki.server(&["rs1.lab.test"], 2021);
+    let mut expired = rustls::ServerConfig::clone(&expired);
+    expired.session_storage = first.session_storage.clone();
+    *tls.lock().expect("lock") = Arc::new(expired);
+    let s = prober
+        .probe_at(TIMEOUT, at(90))
+        .await
+        .result
+        .expect("resumed");
+    assert_eq!(handshake(&s), (Some(Handshake::Resumed), None));
+    let e = prober
+        .probe_at(TIMEOUT, at(121))
+        .await
+        .result
+        .expect_err("expired");
+    assert_eq!(e.reason(), "tls_expired", "{e}");
+    // ...and after a failure no session is resumed.
+    let e = prober
+        .probe_at(TIMEOUT, at(122))
+        .await
+        .result
+        .expect_err("still expired");
+    assert_eq!(e.reason(), "tls_expired", "{e}");
+    *tls.lock().expect("lock") = first;
+    let s = prober
+        .probe_at(TIMEOUT, at(123))
+        .await
+        .result
+        .expect("back");
+    assert_eq!(handshake(&s), (Some(Handshake::Full), Some(first_expiry)));
+}
+
+#[tokio::test]
+async fn https_sessions_are_not_shared_between_real_servers() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs.lab.test"], 2090);
+    let a = server(Answer::Bytes(OK), Some(tls.clone())).await;
+    let b = server(Answer::Bytes(OK), Some(tls)).await;
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs.lab.test}",
+        pki.dir.path(),
+    );
+    let mut first = Prober::new(c.clone(), target(a));
+    let mut second = Prober::new(c, target(b));
+    let s = first.probe(TIMEOUT).await.result.expect("a");
+    assert_eq!(s.handshake, Some(Handshake::Full));
+    // Same name, same server configuration: still a full handshake for b.
+    let s = second.probe(TIMEOUT).await.result.expect("b");
+    assert_eq!(s.handshake, Some(Handshake::Full));
+    let s = first.probe(TIMEOUT).await.result.expect("a again");
+    assert_eq!(s.handshake, Some(Handshake::Resumed));
+}
+
+#[tokio::test]
+async fn https_keeps_its_session_across_a_timeout() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    // The third connection gets no answer; the others the 200.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+            tokio::spawn(async move {
+                if let Ok(s) = acceptor.accept(tcp).await {
+                    let reply = if n == 2 {
+                        Answer::Silence
+                    } else {
+                        Answer::Bytes(OK)
+                    };
+                    answer(s, reply).await;
+                }
+            });
+        }
+    });
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(c, target(addr));
+    let timeout = Duration::from_millis(500);
+    let kind = |o: Outcome| o.result.map(|s| s.handshake);
+    assert_eq!(
+        kind(prober.probe(timeout).await).ok(),
+        Some(Some(Handshake::Full))
+    );
+    assert_eq!(
+        kind(prober.probe(timeout).await).ok(),
+        Some(Some(Handshake::Resumed))
+    );
+    let e = kind(prober.probe(timeout).await).expect_err("silent");
+    assert_eq!(e.reason(), "timeout");
+    assert_eq!(
+        kind(prober.probe(timeout).await).ok(),
+        Some(Some(Handshake::Resumed))
+    );
 }

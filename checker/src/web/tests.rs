@@ -14,7 +14,7 @@ use ipvs::{DestinationKey, ServiceKey};
 
 use super::*;
 use crate::config::{self, Config};
-use crate::prober::{ProbeError, Success};
+use crate::prober::{Handshake, Phase, Phases, ProbeError, Success};
 use crate::reconcile::{Reconciler, Table};
 
 /// A table in memory with the TCP service only: reading the fwmark one
@@ -99,16 +99,33 @@ fn scenario() -> Shared {
     };
     let ok = Ok(Success::default());
     let ms = Duration::from_millis;
+    let connect = |took| Phases::new().with(Phase::Connect, ms(took));
     {
         let mut s = state.lock();
-        s.observe(&tcp, &rs("198.18.1.11:80"), &ok, ms(3), at(1000));
-        s.observe(&tcp, &rs("198.18.1.12:80"), &refused(), ms(1), at(1000));
-        s.observe(&tcp, &rs("198.18.1.12:80"), &refused(), ms(2), at(1001));
+        s.observe(&tcp, &rs("198.18.1.11:80"), &ok, &connect(3), at(1000));
+        s.observe(
+            &tcp,
+            &rs("198.18.1.12:80"),
+            &refused(),
+            &connect(1),
+            at(1000),
+        );
+        s.observe(
+            &tcp,
+            &rs("198.18.1.12:80"),
+            &refused(),
+            &connect(2),
+            at(1001),
+        );
         let https = Ok(Success {
             status: Some(200),
             cert_not_after: Some(4_102_444_800),
+            handshake: Some(Handshake::Full),
         });
-        s.observe(&fwm, &rs("198.18.1.13:0"), &https, ms(40), at(1001));
+        let phases = connect(1)
+            .with(Phase::Tls, ms(30))
+            .with(Phase::Response, ms(9));
+        s.observe(&fwm, &rs("198.18.1.13:0"), &https, &phases, at(1001));
     }
     reconcile_all(&config, &state, &mut reconciler);
     // ipvsadm -e behind the checker's back, put back on the next pass.
@@ -177,14 +194,17 @@ async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
         format!("ipvs_checker_backend_up{{{FWM_RS3}}} 1"),
         format!("ipvs_checker_probe_success{{{TCP_RS1}}} 1"),
         format!("ipvs_checker_probe_success{{{TCP_RS2}}} 0"),
-        format!("ipvs_checker_probe_duration_seconds_count{{{TCP_RS2}}} 2"),
-        format!("ipvs_checker_probe_duration_seconds_sum{{{TCP_RS2}}} 0.003"),
-        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="10.0",{TCP_RS2}}} 2"#),
-        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.001",{TCP_RS2}}} 1"#),
-        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.0025",{TCP_RS2}}} 2"#),
-        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.025",{FWM_RS3}}} 0"#),
-        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.05",{FWM_RS3}}} 1"#),
-        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="+Inf",{FWM_RS3}}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_count{{{TCP_RS2},phase="connect"}} 2"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_sum{{{TCP_RS2},phase="connect"}} 0.003"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="10.0",{TCP_RS2},phase="connect"}} 2"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.001",{TCP_RS2},phase="connect"}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.0025",{TCP_RS2},phase="connect"}} 2"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.001",{FWM_RS3},phase="connect"}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.025",{FWM_RS3},phase="tls"}} 0"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.05",{FWM_RS3},phase="tls"}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.005",{FWM_RS3},phase="response"}} 0"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="0.01",{FWM_RS3},phase="response"}} 1"#),
+        format!(r#"ipvs_checker_probe_duration_seconds_bucket{{le="+Inf",{FWM_RS3},phase="response"}} 1"#),
         format!("ipvs_checker_transitions_total{{{TCP_RS1}}} 1"),
         format!("ipvs_checker_transitions_total{{{TCP_RS2}}} 1"),
         format!(r#"ipvs_checker_weight_changes_total{{{TCP_RS1},cause="health"}} 0"#),
@@ -225,6 +245,15 @@ async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
         !body.contains(&format!("ipvs_checker_last_failure_info{{{TCP_RS1}")),
         "{body}"
     );
+    // Phases a server's probes never went through have no histogram.
+    for phase in ["tls", "response"] {
+        assert!(
+            !body.contains(&format!(
+                r#"ipvs_checker_probe_duration_seconds_count{{{TCP_RS2},phase="{phase}"}}"#
+            )),
+            "{body}"
+        );
+    }
 
     // The text format: the same samples, counters' families with _total.
     let (status, content_type, text) = get(&state, "/metrics").await;

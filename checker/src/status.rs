@@ -1,0 +1,405 @@
+//! `ipvs-checker status`: the running daemon's view of every real server,
+//! read from its `/status` page (JSON, [`crate::web::Status`]) and printed
+//! as a table shaped like `ipvsadm -Ln`:
+//!
+//! ```text
+//! Prot LocalAddress:Port
+//!   -> RemoteAddress:Port  Health   Since                        Weight  Desired  Configured  Last error
+//! TCP  198.18.0.10:80
+//!   -> 198.18.1.11:80      up       2023-11-14 22:13:20 (5m)          3        3           3
+//!   -> 198.18.1.12:80      down     2023-11-14 22:16:40 (1m40s)       0        0           1  connect since 2023-11-14 22:16:39 (1m41s): connect: Connection refused (os error 111)
+//! ```
+//!
+//! The request goes through hyper's HTTP/1 client, over TLS (tokio-rustls)
+//! for an `https://` URL, as the daemon serves it with `--web.config.file`:
+//! the daemon's certificate is verified against `--web.ca-file` (or not,
+//! with `--web.insecure-skip-verify`), and basic auth is sent when
+//! `--web.username` is set, with the password from the environment.
+//! Client certificates (a `require_and_verify_client_cert` web config) are
+//! not supported.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// The environment variable holding the basic auth password.
+pub const PASSWORD_ENV: &str = "IPVS_CHECKER_WEB_PASSWORD";
+
+/// `ipvs-checker status` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the daemon serves its pages (`--web.listen-address`):
+    /// http://HOST:PORT or https://HOST:PORT.
+    #[arg(
+        long = "web.url",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:10311"
+    )]
+    pub url: String,
+    /// For an https URL: the CA that issued the daemon's certificate (else
+    /// the system's roots are not used: nothing is trusted).
+    #[arg(long = "web.ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// For an https URL: accept any certificate.
+    #[arg(long = "web.insecure-skip-verify")]
+    pub insecure_skip_verify: bool,
+    /// Basic auth user; the password is read from IPVS_CHECKER_WEB_PASSWORD.
+    #[arg(long = "web.username", value_name = "USER")]
+    pub username: Option<String>,
+    /// How long to wait for the daemon's answer.
+    #[arg(long = "web.timeout", value_name = "SECONDS", default_value_t = 5.0)]
+    pub timeout: f64,
+}
+
+/// Fetches the status and prints the table.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let password = std::env::var(PASSWORD_ENV).ok();
+    let body = runtime.block_on(fetch(args, password.as_deref()))?;
+    let status: Status = serde_json::from_slice(&body)
+        .with_context(|| format!("{}/status is not the checker's status JSON", args.url))?;
+    print!("{}", render(&status, unix_now()));
+    Ok(())
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The body of `GET {url}/status`, or an error that says what to check.
+pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes> {
+    let base = args.url.trim_end_matches('/');
+    let uri: Uri = format!("{base}/status")
+        .parse()
+        .with_context(|| format!("invalid --web.url {:?}", args.url))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => bail!(
+            "invalid --web.url {:?}: expected http://HOST:PORT or https://HOST:PORT",
+            args.url
+        ),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("invalid --web.url {:?}: no host", args.url))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let mut request = Request::get(uri.path())
+        .header(
+            hyper::header::HOST,
+            uri.authority().map_or("", |a| a.as_str()),
+        )
+        .header(hyper::header::ACCEPT, "application/json");
+    if let Some(user) = &args.username {
+        let Some(password) = password else {
+            bail!("--web.username is set but {PASSWORD_ENV} is not");
+        };
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request = request.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
+    }
+    let request = request.body(Empty::<Bytes>::new())?;
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .map_err(|_| anyhow!("invalid --web.timeout {}", args.timeout))?;
+    let exchange = async {
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach ipvs-checker at {}: is it running, and listening there (--web.listen-address)?",
+                    args.url
+                )
+            })?;
+        if tls {
+            let config = client_config(args)?;
+            let name = ServerName::try_from(host.clone())
+                .with_context(|| format!("invalid host in --web.url {:?}", args.url))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .with_context(|| format!("TLS with {} failed", args.url))?;
+            get(stream, request).await
+        } else {
+            get(tcp, request).await
+        }
+    };
+    let (status, body) = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| anyhow!("no answer from {} within {timeout:?}", args.url))??;
+    match status {
+        StatusCode::OK => Ok(body),
+        StatusCode::UNAUTHORIZED => bail!(
+            "{} needs basic auth: set --web.username and {PASSWORD_ENV} (or they are wrong)",
+            args.url
+        ),
+        other => bail!(
+            "{}/status answered {other}: {}",
+            args.url,
+            String::from_utf8_lossy(&body).trim()
+        ),
+    }
+}
+
+async fn get<S>(io: S, request: Request<Empty<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .context("HTTP handshake")?;
+    let connection = tokio::spawn(connection);
+    let result = async {
+        let response = sender.send_request(request).await.context("HTTP request")?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading the answer")?
+            .to_bytes();
+        Ok((status, body))
+    }
+    .await;
+    connection.abort();
+    result
+}
+
+fn client_config(args: &Args) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let config = if args.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(crate::prober::tls::AcceptAnyCertificate(
+                provider,
+            )))
+            .with_no_client_auth()
+    } else {
+        let Some(ca_file) = &args.ca_file else {
+            bail!("an https --web.url needs --web.ca-file (the CA of the daemon's certificate), or --web.insecure-skip-verify");
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file)
+            .with_context(|| format!("--web.ca-file {}", ca_file.display()))?
+        {
+            roots
+                .add(cert.with_context(|| format!("--web.ca-file {}", ca_file.display()))?)
+                .with_context(|| format!("--web.ca-file {}", ca_file.display()))?;
+        }
+        if roots.is_empty() {
+            bail!(
+                "--web.ca-file {} holds no PEM certificate",
+                ca_file.display()
+            );
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// The `/status` document as read back (see [`crate::web::Status`]).
+#[derive(Debug, Deserialize)]
+pub struct Status {
+    /// Every configured service.
+    pub services: Vec<ServiceStatus>,
+    /// Whether the last configuration reload succeeded.
+    pub config_last_reload_successful: bool,
+}
+
+/// One service.
+#[derive(Debug, Deserialize)]
+pub struct ServiceStatus {
+    /// `TCP 198.18.0.10:80`, `FWM 1`.
+    pub service: String,
+    /// The quorum guard keeps failed real servers at their weight.
+    pub quorum_guard_active: bool,
+    /// Its real servers.
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+/// One real server.
+#[derive(Debug, Deserialize)]
+pub struct RealServerStatus {
+    /// `198.18.1.11:80`.
+    pub address: String,
+    /// `unknown`, `up` or `down`.
+    pub health: String,
+    /// When the health last changed (Unix seconds).
+    pub health_since: f64,
+    /// The weight in the table at the last reconciliation.
+    pub weight: Option<u32>,
+    /// The weight the checker wants.
+    pub weight_desired: Option<u32>,
+    /// The configured weight.
+    pub weight_configured: u32,
+    /// The last failed probe.
+    pub last_error: Option<ErrorStatus>,
+}
+
+/// A failed probe.
+#[derive(Debug, Deserialize)]
+pub struct ErrorStatus {
+    /// The short reason.
+    pub reason: String,
+    /// The whole message.
+    pub message: String,
+    /// Start of the current run of failures with this reason.
+    pub since: f64,
+}
+
+/// The table, with ages counted up to `now` (Unix seconds).
+pub fn render(status: &Status, now: f64) -> String {
+    const HEADER: [&str; 7] = [
+        "  -> RemoteAddress:Port",
+        "Health",
+        "Since",
+        "Weight",
+        "Desired",
+        "Configured",
+        "Last error",
+    ];
+    let dash = |w: Option<u32>| w.map_or_else(|| "-".to_owned(), |w| w.to_string());
+    let mut rows = Vec::new();
+    for service in &status.services {
+        rows.push(Row::Service(service));
+        for rs in &service.real_servers {
+            let error = rs.last_error.as_ref().map_or_else(String::new, |e| {
+                format!("{} since {}: {}", e.reason, when(e.since, now), e.message)
+            });
+            rows.push(Row::Server([
+                format!("  -> {}", rs.address),
+                rs.health.clone(),
+                when(rs.health_since, now),
+                dash(rs.weight),
+                dash(rs.weight_desired),
+                rs.weight_configured.to_string(),
+                error,
+            ]));
+        }
+    }
+    let mut widths = HEADER.map(str::len);
+    for row in &rows {
+        let Row::Server(row) = row else { continue };
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 7]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            match i {
+                0 => {
+                    let _ = write!(out, "{cell:<width$}");
+                }
+                // Numbers right-aligned, as ipvsadm's.
+                3..=5 => {
+                    let _ = write!(out, "  {cell:>width$}");
+                }
+                6 => {
+                    let _ = write!(out, "  {cell}");
+                }
+                _ => {
+                    let _ = write!(out, "  {cell:<width$}");
+                }
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    };
+    let mut out = String::from("Prot LocalAddress:Port\n");
+    out.push_str(&line(HEADER));
+    for row in &rows {
+        match row {
+            Row::Service(s) => {
+                // ipvsadm's "TCP  198.18.0.10:80": the protocol in 4 columns.
+                let name = match s.service.split_once(' ') {
+                    Some((proto, rest)) => format!("{proto:<4} {rest}"),
+                    None => s.service.clone(),
+                };
+                out.push_str(&name);
+                if s.quorum_guard_active {
+                    out.push_str("  (quorum guard active: failed servers kept)");
+                }
+                out.push('\n');
+            }
+            Row::Server(cells) => out.push_str(&line(cells.each_ref().map(String::as_str))),
+        }
+    }
+    if !status.config_last_reload_successful {
+        out.push_str("\nThe last configuration reload failed: the previous configuration is running (see the log).\n");
+    }
+    out
+}
+
+/// A line of the table.
+enum Row<'a> {
+    /// A service.
+    Service(&'a ServiceStatus),
+    /// A real server's cells, in the header's order.
+    Server([String; 7]),
+}
+
+/// `2023-11-14 22:13:20 (5m)`: a UTC time and how long ago it was.
+fn when(unix: f64, now: f64) -> String {
+    format!("{} ({})", utc(unix), age(now - unix))
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn utc(unix: f64) -> String {
+    let secs = unix.floor() as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// A duration in seconds, as `45s`, `3m12s`, `2h5m`, `3d4h`.
+fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 if s % 60 == 0 => format!("{}m", s / 60),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""The real servers of checker/tests/probes.rs: one process serving one
+port per behaviour, so a lab test pays for one Python start (seconds under
+the lab's emulation), not one per case.
+
+usage: servers.py ADDRESS PKI_DIR READY_FILE
+
+  8001  HTTP 200, body "healthy"
+  8002  HTTP 500
+  8003  HTTP 200, body "sorry" (the wrong body)
+  8004  reads the request, never answers
+  8005  the 200 answer, one byte a second
+  8443  HTTPS 200 with good.pem (the lab CA, rs1.lab.test)
+  8444  HTTPS 200 with other-ca.pem (issued by another CA)
+  8445  HTTPS 200 with expired.pem (the lab CA, expired)
+"""
+
+import asyncio
+import ssl
+import sys
+
+
+def reply(status, body):
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n\r\n{body}"
+    ).encode()
+
+
+OK = reply("200 OK", "healthy\n")
+REPLIES = {
+    "ok": OK,
+    "error": reply("500 Internal Server Error", "oops\n"),
+    "wrong_body": reply("200 OK", "sorry\n"),
+}
+
+
+def handler(kind):
+    async def handle(reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            if kind == "silent":
+                await asyncio.sleep(3600)
+            elif kind == "trickle":
+                for byte in OK:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(1)
+            else:
+                writer.write(REPLIES[kind])
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the checker hung up (its timeout) or refused the cert
+
+    return handle
+
+
+async def main(address, pki, ready):
+    def tls(name):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(f"{pki}/{name}.pem", f"{pki}/{name}.key")
+        return context
+
+    ports = [
+        (8001, "ok", None),
+        (8002, "error", None),
+        (8003, "wrong_body", None),
+        (8004, "silent", None),
+        (8005, "trickle", None),
+        (8443, "ok", "good"),
+        (8444, "ok", "other-ca"),
+        (8445, "ok", "expired"),
+    ]
+    servers = [
+        await asyncio.start_server(
+            handler(kind), address, port, ssl=tls(cert) if cert else None
+        )
+        for port, kind, cert in ports
+    ]
+    with open(ready, "w") as f:
+        f.write("ready\n")
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:4]))

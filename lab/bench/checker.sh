@@ -1,0 +1,345 @@
+#!/bin/bash
+# Benchmark: ipvs-checker beside keepalived 2.2.7's HTTP_GET and SSL_GET on
+# the same 500 real servers in the same lab run (issue #4). Run from the
+# repository root:
+#
+#   cargo build --release -p ipvs-checker
+#   lab/run -- lab/bench/checker.sh
+#
+# Setup: namespace bench-rs holds N (default 500) addresses 198.18.4.1...
+# on a dummy interface, all served by one nginx on :80 and :443 (a
+# certificate for rs.lab.test from a private CA made here with openssl);
+# namespace bench-dir is the director, with the IPVS services
+# 198.18.0.10:80 and :443 and a route to the addresses. Both tools check
+# every address every second, fall 1, timeout 1 s (keepalived: delay_loop 1,
+# connect_timeout 1, retry 0, inhibit_on_failure); ipvs-checker verifies
+# the chain against the private CA, keepalived loads it (and, as its
+# SSL_GET does, does not verify).
+#
+# Measured, one tool at a time:
+#   - CPU seconds (user + system, every process of the tool) per 1,000
+#     probes over a window of W seconds (default 20) after a warm-up;
+#     probes are counted in nginx's access log, the same way for both;
+#   - resident memory (VmRSS, summed over the tool's processes) at the end;
+#   - on time: the probes nginx saw over the window / (N x W);
+#   - rack failure (HTTP): nginx stopped -> time until all N weights are 0;
+#     restarted -> time until all are back at 1 (polling ipvsadm -Ln);
+#   - single failure (ipvs-checker, HTTP): one address answers with a reset
+#     (iptables REJECT in bench-rs) -> time until the checker sets its
+#     weight to 0, from its log; S samples (default 20), p50/p99/max.
+# Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
+root=$PWD
+n=${BENCH_SERVERS:-500}
+window=${BENCH_WINDOW:-20}
+warmup=${BENCH_WARMUP:-6}
+samples=${BENCH_SAMPLES:-20}
+out=${LAB_OUT:-/tmp}
+work=$(mktemp -d /tmp/bench-checker.XXXXXX)
+checker=${BENCH_CHECKER:-$root/target/release/ipvs-checker}
+D=bench-dir
+R=bench-rs
+report=$out/bench-checker.md
+
+[[ -x $checker ]] || { echo "build first: cargo build --release -p ipvs-checker" >&2; exit 1; }
+
+cleanup() {
+	# The logs, for a look after the run.
+	mkdir -p "$out/bench-checker-logs"
+	cp "$work"/*.log "$work"/*.txt "$out/bench-checker-logs/" 2>/dev/null || true
+	[[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	ip netns del "$D" 2>/dev/null || true
+	ip netns del "$R" 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+
+addr() { echo "198.18.$((4 + $1 / 256)).$(($1 % 256))"; }
+
+# --- network -------------------------------------------------------------
+ip netns add "$D"
+ip netns add "$R"
+ip -n "$D" -batch - <<EOF
+link set lo up
+link add veth0 type veth peer name eth0 netns $R
+addr add 198.18.1.1/24 dev veth0
+link set veth0 up
+route add 198.18.4.0/23 via 198.18.1.2
+EOF
+{
+	echo "link set lo up"
+	echo "addr add 198.18.1.2/24 dev eth0"
+	echo "link set eth0 up"
+	echo "route add default via 198.18.1.1"
+	echo "link add dummy0 type dummy"
+	echo "link set dummy0 up"
+	for ((i = 1; i <= n; i++)); do echo "addr add $(addr $i)/32 dev dummy0"; done
+} | ip -n "$R" -batch -
+# Many short connections from one source address: reuse TIME_WAIT ports.
+ip netns exec "$D" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+
+# --- certificates and nginx -----------------------------------------------
+(
+	cd "$work"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout ca.key -out ca.pem -days 3650 -subj "/CN=bench CA" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout rs.key -out rs.csr -subj /CN=rs.lab.test 2>/dev/null
+	printf 'subjectAltName=DNS:rs.lab.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >rs.ext
+	openssl x509 -req -in rs.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+		-days 365 -extfile rs.ext -out rs.pem 2>/dev/null
+)
+cat >"$work/nginx.conf" <<EOF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 8192; }
+http {
+    log_format probe '\$msec';
+    default_type text/plain;
+    keepalive_timeout 0;
+    server {
+        listen 80 backlog=4096;
+        access_log $work/http.log probe;
+        location / { return 200 "healthy\n"; }
+    }
+    server {
+        listen 443 ssl backlog=4096;
+        ssl_certificate $work/rs.pem;
+        ssl_certificate_key $work/rs.key;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 10m;
+        access_log $work/https.log probe;
+        location / { return 200 "healthy\n"; }
+    }
+}
+EOF
+nginx_start() { ip netns exec "$R" nginx -c "$work/nginx.conf"; }
+nginx_stop() {
+	ip netns exec "$R" nginx -c "$work/nginx.conf" -s stop
+	while [[ -f $work/nginx.pid ]]; do sleep 0.05; done
+}
+nginx_start
+
+# --- the table and the tools' configurations ---------------------------------
+table() {
+	{
+		echo "-C"
+		for port in 80 443; do
+			echo "-A -t 198.18.0.10:$port -s wrr"
+			for ((i = 1; i <= n; i++)); do echo "-a -t 198.18.0.10:$port -r $(addr $i):$port -m -w 1"; done
+		done
+	} | ip netns exec "$D" ipvsadm -R
+}
+
+checker_config() { # PORT CHECK
+	echo "defaults: {interval: 1s, timeout: 1s, rise: 1, fall: 1}"
+	echo "services:"
+	echo "  - address: 198.18.0.10:$1"
+	echo "    check: $2"
+	echo "    real_servers:"
+	for ((i = 1; i <= n; i++)); do echo "      - {address: '$(addr $i):$1', weight: 1}"; done
+}
+checker_config 80 "{type: http, path: /, body: healthy}" >"$work/checker-http.yaml"
+checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" >"$work/checker-https.yaml"
+
+keepalived_config() { # PORT CHECK
+	echo "global_defs { router_id bench }"
+	echo "SSL { ca $work/ca.pem }"
+	echo "virtual_server 198.18.0.10 $1 {"
+	echo "  delay_loop 1"
+	echo "  lb_algo wrr"
+	echo "  lb_kind NAT"
+	echo "  protocol TCP"
+	for ((i = 1; i <= n; i++)); do
+		echo "  real_server $(addr $i) $1 { weight 1"
+		echo "    inhibit_on_failure"
+		echo "    $2 { url { path / status_code 200 } connect_timeout 1 retry 0 } }"
+	done
+	echo "}"
+}
+keepalived_config 80 HTTP_GET >"$work/keepalived-http.conf"
+keepalived_config 443 SSL_GET >"$work/keepalived-https.conf"
+
+# --- measuring -------------------------------------------------------------
+clk=$(getconf CLK_TCK)
+tree() { # PID: it and its descendants
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree "$c"; done
+}
+cpu_ticks() { # PIDS...: utime + stime
+	local p t=0 f
+	for p in "$@"; do
+		read -ra f <"/proc/$p/stat" || continue
+		# Fields after the ")" of the command name: utime is 14, stime 15.
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+rss_kb() {
+	local p t=0 k v _
+	for p in "$@"; do
+		while read -r k v _; do [[ $k == VmRSS: ]] && t=$((t + v)); done <"/proc/$p/status"
+	done
+	echo "$t"
+}
+lines() { local c=0; [[ -f $1 ]] && c=$(wc -l <"$1"); echo "$c"; }
+# Real servers of 198.18.0.10:PORT with a weight other than 0.
+weighted() {
+	ip netns exec "$D" ipvsadm -Ln -t "198.18.0.10:$1" |
+		awk -v c=0 '$1 == "->" && $4 ~ /^[0-9]+$/ && $4 != 0 { c++ } END { print c }'
+}
+# Polls until weighted PORT == WANT; prints the time (EPOCHREALTIME) seen.
+wait_weighted() {
+	local port=$1 want=$2 limit=$((SECONDS + 120))
+	until [[ $(weighted "$port") == "$want" ]]; do
+		((SECONDS < limit)) || { echo "timeout waiting for $want weighted on :$port" >&2; return 1; }
+	done
+	echo "$EPOCHREALTIME"
+}
+elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+
+start_tool() { # NAME PORT: starts it, prints its pid
+	case $1 in
+	ipvs-checker)
+		table
+		local proto=http
+		[[ $2 == 443 ]] && proto=https
+		ip netns exec "$D" "$checker" --config.file "$work/checker-$proto.yaml" \
+			--web.listen-address 127.0.0.1:10311 >"$work/$1-$2.log" 2>&1 &
+		;;
+	keepalived)
+		ip netns exec "$D" ipvsadm -C
+		local proto=http
+		[[ $2 == 443 ]] && proto=https
+		ip netns exec "$D" keepalived --dont-fork --log-console --check \
+			--use-file "$work/keepalived-$proto.conf" \
+			--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" \
+			>"$work/$1-$2.log" 2>&1 &
+		;;
+	esac
+	echo $!
+}
+stop_tool() { # PID (started in a command substitution: not our child)
+	kill -TERM "$1" 2>/dev/null || true
+	while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
+}
+
+declare -A result
+measure() { # NAME PORT
+	local name=$1 port=$2 log=$work/http.log pid pids c0 c1 r0 r1 t0 t1 rss
+	[[ $port == 443 ]] && log=$work/https.log
+	pid=$(start_tool "$name" "$port")
+	sleep "$warmup"
+	mapfile -t pids < <(tree "$pid")
+	c0=$(cpu_ticks "${pids[@]}")
+	r0=$(lines "$log")
+	t0=$EPOCHREALTIME
+	sleep "$window"
+	r1=$(lines "$log")
+	t1=$EPOCHREALTIME
+	mapfile -t pids < <(tree "$pid")
+	c1=$(cpu_ticks "${pids[@]}")
+	rss=$(rss_kb "${pids[@]}")
+	local down=$((n - $(weighted "$port")))
+	stop_tool "$pid"
+	python3 - "$name" "$port" "$t0" "$t1" "$c0" "$c1" "$clk" "$r0" "$r1" "$rss" "$n" "$down" "${#pids[@]}" <<'PY' | tee -a "$work/measure.txt"
+import sys
+name, port = sys.argv[1], sys.argv[2]
+t0, t1 = float(sys.argv[3]), float(sys.argv[4])
+c0, c1, clk, r0, r1, rss, n, down, procs = map(int, sys.argv[5:])
+window = t1 - t0
+cpu = (c1 - c0) / clk
+probes = r1 - r0
+per_k = cpu / probes * 1000 if probes else float("inf")
+kind = "HTTPS" if port == "443" else "HTTP"
+print(f"| {name} | {kind} | {probes} in {window:.1f} s | {probes / (n * window) * 100:.1f} % | {cpu:.2f} | {per_k:.3f} | {rss / 1024:.1f} ({procs} proc.) | {down} |")
+PY
+}
+
+rack() { # NAME: HTTP, nginx stopped and started again
+	local name=$1 pid t0 t1 t2 t3
+	pid=$(start_tool "$name" 80)
+	sleep "$warmup"
+	wait_weighted 80 "$n" >/dev/null
+	t0=$EPOCHREALTIME
+	nginx_stop
+	local zero=">120" restore=">120"
+	t1=$(wait_weighted 80 0) && zero=$(elapsed "$t0" "$t1")
+	t2=$EPOCHREALTIME
+	nginx_start
+	t3=$(wait_weighted 80 "$n") && restore=$(elapsed "$t2" "$t3")
+	stop_tool "$pid"
+	echo "| $name | $zero | $restore |" | tee -a "$work/rack.txt"
+}
+
+single() { # ipvs-checker, HTTP: S addresses, one after the other
+	local pid i a t log=$work/ipvs-checker-80.log
+	pid=$(start_tool ipvs-checker 80)
+	sleep "$warmup"
+	wait_weighted 80 "$n" >/dev/null
+	: >"$work/single.txt"
+	for ((i = 1; i <= samples; i++)); do
+		a=$(addr $((i * 7)))
+		t=$(ip netns exec "$R" bash -c "echo \$EPOCHREALTIME; iptables -I INPUT -d $a -p tcp --dport 80 -j REJECT --reject-with tcp-reset && echo \$EPOCHREALTIME")
+		wait_weighted 80 $((n - 1)) >/dev/null
+		echo "$a" $t >>"$work/single.txt"
+		ip netns exec "$R" iptables -D INPUT -d "$a" -p tcp --dport 80 -j REJECT --reject-with tcp-reset
+		wait_weighted 80 "$n" >/dev/null
+	done
+	stop_tool "$pid"
+	python3 - "$work/single.txt" "$log" <<'PY'
+import datetime, re, sys
+# address -> (before, after) the REJECT rule was inserted
+rule = {a: (float(b), float(t)) for a, b, t in (l.split() for l in open(sys.argv[1]))}
+seen = {}
+for line in open(sys.argv[2]):
+    m = re.match(r'ts=(\S+) .*msg="weight set".*real_server=(\S+):80 from=1 to=0', line)
+    if not m or m.group(2) not in rule or m.group(2) in seen:
+        continue
+    ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+    before, after = rule[m.group(2)]
+    if ts >= before:  # not a flap from before its sample
+        seen[m.group(2)] = (ts - after, ts - before)
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+lo = [a for a, _ in seen.values()]
+hi = [b for _, b in seen.values()]
+print(f"| ipvs-checker | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} |")
+PY
+}
+
+{
+	echo "## ipvs-checker vs keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}'), $n real servers"
+	echo
+	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, window ${window} s after ${warmup} s of warm-up."
+	echo
+	echo "| tool | check | probes seen by nginx | on time | CPU [s] | CPU s / 1,000 probes | RSS [MB] | down at end |"
+	echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
+} | tee "$report"
+for port in 80 443; do
+	for tool in ipvs-checker keepalived; do
+		measure "$tool" "$port" | tee -a "$report"
+	done
+done
+{
+	echo
+	echo "Rack failure (HTTP; nginx stopped, then started; ipvsadm -Ln polled):"
+	echo
+	echo "| tool | all $n at 0 [s] | all $n restored [s] |"
+	echo "|:---|---:|---:|"
+} | tee -a "$report"
+for tool in ipvs-checker keepalived; do rack "$tool" | tee -a "$report"; done
+{
+	echo
+	echo "Single failure (HTTP; one address resets connections; until the checker sets weight 0, from its log;"
+	echo "measured from when the iptables rule was in place / from just before it was inserted):"
+	echo
+	echo "| tool | samples | p50 [s] | p99 [s] | max [s] |"
+	echo "|:---|---:|---:|---:|---:|"
+} | tee -a "$report"
+single | tee -a "$report"
