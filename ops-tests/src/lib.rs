@@ -243,3 +243,22 @@ pub fn exposition_families(text: &str) -> BTreeMap<String, String> {
         .map(|(name, kind)| (name.to_owned(), kind.trim().to_owned()))
         .collect()
 }
+
+/// The path of a daemon's binary (`ipvs-exporter`, `ipvs-checker`) in this
+/// build's target directory, beside the test binary's `deps/`. `cargo test
+/// --workspace` (lab/test) builds them with their packages' tests; panics
+/// naming the command that builds one that is missing.
+pub fn daemon_binary(name: &str) -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    let dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/PROFILE/deps");
+    let binary = dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it with `cargo build -p {name}` (cargo test --workspace does)",
+        binary.display()
+    );
+    binary
+}
