@@ -210,7 +210,8 @@ pub fn substitute(expr: &str, values: &BTreeMap<String, String>) -> String {
 
 /// The metric names of the README's metrics reference, with their type:
 /// every table row of the section "## Metrics reference" whose first cell
-/// is a metric name in backquotes.
+/// is a metric name in backquotes (as the text format's `# TYPE` line
+/// names it), with the type the second cell gives.
 pub fn metrics_reference() -> BTreeMap<String, String> {
     let readme = read("README.md");
     let section = readme
@@ -226,7 +227,11 @@ pub fn metrics_reference() -> BTreeMap<String, String> {
         let Some(name) = cells[1].strip_prefix('`').and_then(|c| c.strip_suffix('`')) else {
             continue;
         };
-        if name.starts_with("ipvs_") {
+        let is_metric = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ':');
+        if is_metric {
             let previous = names.insert(name.to_owned(), cells[2].to_owned());
             assert!(previous.is_none(), "{name} is documented twice");
         }

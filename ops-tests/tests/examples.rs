@@ -104,6 +104,34 @@ fn checker_configs_load_and_match_their_ipvsadm_tables() {
 }
 
 #[test]
+fn the_checker_binary_accepts_every_example_config() {
+    let checker = daemon_binary("ipvs-checker");
+    for dir in [
+        "lvs-nat",
+        "lvs-dr",
+        "lvs-tun",
+        "fwmark-persistence",
+        "https-private-ca",
+        "keepalived",
+    ] {
+        let tmp = copy_example(dir);
+        match dir {
+            "fwmark-persistence" => make_ca(tmp.path(), "www.example.test", &[]),
+            "https-private-ca" => make_ca(&tmp.path().join("pki"), "www.example.test", &[]),
+            _ => {}
+        }
+        let out = run(Command::new(&checker)
+            .arg("--config.file")
+            .arg(tmp.path().join("checker.yml"))
+            .arg("--config.check"));
+        assert!(
+            !out.trim().is_empty(),
+            "examples/{dir}: --config.check printed nothing"
+        );
+    }
+}
+
+#[test]
 fn the_lvs_nat_example_is_the_seed_notes_cluster() {
     let table = ipvsadm_real_servers(&read("examples/lvs-nat/director.sh"));
     let want: BTreeMap<String, u32> = [
