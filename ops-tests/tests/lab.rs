@@ -415,12 +415,12 @@ fn prometheus_alerts_on_a_killed_real_server_and_every_dashboard_query_returns_d
         Duration::from_secs(60),
         || (scalar(&weight) == Some(3.0)).then_some(()),
     );
+    // Fresh connections and templates (TIME_WAIT lasts 2 min), so every
+    // family is in the scrapes, and in a few of Prometheus' scrapes.
     traffic();
-    // Let the last traffic reach a few scrapes.
-    sleep(Duration::from_secs(3));
-
-    every_dashboard_query_returns_data(lab.started);
     the_metrics_reference_is_what_the_daemons_emit();
+    sleep(Duration::from_secs(3));
+    every_dashboard_query_returns_data(lab.started);
 }
 
 /// Each dashboard's variables resolved as Grafana would (the first value of
@@ -492,7 +492,7 @@ fn every_dashboard_query_returns_data(started: f64) {
                     ("query", &expr),
                     ("start", &start_text),
                     ("end", &end_text),
-                    ("step", "2"),
+                    ("step", "5"),
                 ],
             );
             let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -525,11 +525,12 @@ fn every_dashboard_query_returns_data(started: f64) {
 /// Every metric family the two daemons emit is in the README's metrics
 /// reference with its type, and every documented one is emitted.
 fn the_metrics_reference_is_what_the_daemons_emit() {
-    let mut emitted = exposition_families(&get(&format!("http://{EXPORTER}/metrics"), &[]));
-    emitted.extend(exposition_families(&get(
-        &format!("http://{CHECKER}/metrics"),
-        &[],
-    )));
+    let mut emitted = BTreeMap::new();
+    for (name, address) in [("exporter", EXPORTER), ("checker", CHECKER)] {
+        let text = get(&format!("http://{address}/metrics"), &[]);
+        std::fs::write(out_dir().join(format!("{name}.prom")), &text).expect("write scrape");
+        emitted.extend(exposition_families(&text));
+    }
     let documented = metrics_reference();
     let undocumented: Vec<String> = emitted
         .iter()
