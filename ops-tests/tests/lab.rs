@@ -8,7 +8,7 @@
 //! persistence over the same two, whose HTTPS (openssl s_server) presents
 //! certificates of a private CA made by `examples/https-private-ca/make-ca.sh`.
 //! In the director's namespace run ipvs-exporter, ipvs-checker (weights
-//! mode) and Debian's Prometheus (1 s scrape and evaluation intervals) with
+//! mode) and Debian's Prometheus (2 s scrape, 1 s evaluation intervals) with
 //! `alerts/ipvs.rules.yml` loaded; the test talks to Prometheus' HTTP API
 //! with curl in that namespace.
 //!
@@ -251,7 +251,7 @@ fn setup() -> Lab {
         &checker_config,
         format!(
             "mode: weights\n\
-             defaults: {{interval: 1s, timeout: 900ms, rise: 1, fall: 2}}\n\
+             defaults: {{interval: 2s, timeout: 1500ms, rise: 1, fall: 2}}\n\
              services:\n\
              \x20 - address: {VIP}:80\n\
              \x20   check: {{type: http, path: /, body: \"^rs\"}}\n\
@@ -292,7 +292,7 @@ fn setup() -> Lab {
     std::fs::write(
         &prometheus_config,
         format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 900ms}}\n\
+            "global: {{scrape_interval: 2s, evaluation_interval: 1s, scrape_timeout: 1500ms}}\n\
              rule_files: [{}]\n\
              scrape_configs:\n\
              \x20 - job_name: ipvs-exporter\n\
