@@ -8,9 +8,12 @@
 //! - [`server`]: a hyper 1 server over TCP or TLS that asks for basic auth
 //!   when configured, limits how long a client may take to send its
 //!   headers, survives accept errors and shuts down gracefully;
+//! - [`stream`]: a response body that a blocking thread writes as it goes,
+//!   for pages too large to build whole first;
 //! - [`logging`]: `--log.level` and `--log.format=logfmt|json`.
 //!
-//! The handler is any `Fn(Request) -> Future<Output = Response<Full<Bytes>>>`:
+//! The handler is any `Fn(Request) -> Future<Output = Response<B>>` with a
+//! body `B` of `Bytes` (`Full`, or [`stream::StreamedBody`]):
 //! authentication has already happened when it runs.
 
 pub mod auth;
@@ -18,6 +21,7 @@ pub mod config;
 pub mod logging;
 pub mod pages;
 pub mod server;
+pub mod stream;
 
 pub use config::{ClientAuth, ConfigError, WebConfig};
 pub use logging::{LogFormat, LogLevel};

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -154,10 +154,14 @@ impl Server {
     }
 
     /// Serves `handler` until `shutdown` completes, then closes gracefully.
-    pub async fn run<H, F>(self, handler: H, shutdown: impl Future<Output = ()>)
+    /// The handler's body is any hyper body of `Bytes`: a [`Full`] page, or
+    /// a [`crate::stream::StreamedBody`] written as it goes.
+    pub async fn run<H, F, B>(self, handler: H, shutdown: impl Future<Output = ()>)
     where
         H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let graceful = GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();
@@ -211,10 +215,12 @@ struct Connection<H> {
     tls_handshake: Duration,
 }
 
-impl<H, F> Connection<H>
+impl<H, F, B> Connection<H>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
@@ -248,10 +254,10 @@ where
                         .get(hyper::header::AUTHORIZATION)
                         .map(|v| v.as_bytes().to_vec());
                     if !auth.check_async(header).await {
-                        return Ok::<_, Infallible>(unauthorized());
+                        return Ok::<_, Infallible>(unauthorized().map(Either::Left));
                     }
                 }
-                Ok(handler(request).await)
+                Ok(handler(request).await.map(Either::Right))
             }
         });
         let connection = self.http.serve_connection(TokioIo::new(io), service);

@@ -104,12 +104,27 @@ async fn start(
     config: WebConfig,
     limits: Limits,
 ) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    start_serving(config, limits, hello).await
+}
+
+/// Starts a server with `handler` on 127.0.0.1.
+async fn start_serving<H, F, B>(
+    config: WebConfig,
+    limits: Limits,
+    handler: H,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>)
+where
+    H: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let server = Server::bind("127.0.0.1:0".parse().expect("addr"), &config, limits)
         .await
         .expect("bind");
     let addr = server.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(hello, async {
+    let task = tokio::spawn(server.run(handler, async {
         let _ = stopped.await;
     }));
     (addr, stop, task)
@@ -311,4 +326,114 @@ async fn bind_listen_address_takes_the_first_that_binds_and_names_a_failure() {
         .await
         .expect_err("nothing");
     assert_eq!(error.to_string(), "no address to listen on");
+}
+
+/// A streamed page: `size` bytes of a known pattern, written in small
+/// writes on a blocking thread; `stop_at` drops the writer there instead
+/// of finishing.
+fn streamed_page(size: usize, stop_at: Option<usize>) -> Response<crate::stream::StreamedBody> {
+    use std::io::Write;
+    let (mut writer, body) = crate::stream::channel(4096, 2);
+    tokio::task::spawn_blocking(move || {
+        let end = stop_at.unwrap_or(size);
+        for offset in (0..end).step_by(100) {
+            let line: Vec<u8> = (offset..(offset + 100).min(end))
+                .map(|i| b'a' + (i % 26) as u8)
+                .collect();
+            if writer.write_all(&line).is_err() {
+                return;
+            }
+        }
+        if stop_at.is_none() {
+            writer.finish().expect("finish");
+        }
+    });
+    Response::new(body)
+}
+
+/// The body of a chunked answer, and whether its last chunk came.
+fn dechunk(answer: &[u8]) -> (Vec<u8>, bool) {
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    let mut rest = &answer[head_end..];
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return (body, false);
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).expect("size"), 16)
+            .expect("hex size");
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return (body, true);
+        }
+        if rest.len() < size + 2 {
+            body.extend_from_slice(rest);
+            return (body, false);
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+async fn get_bytes(addr: SocketAddr) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    answer
+}
+
+#[tokio::test]
+async fn a_streamed_page_arrives_whole_in_pieces() {
+    let size = 1_000_000;
+    let config = WebConfig::plain();
+    let (addr, stop, task) = start_serving(config, Limits::default(), move |_request| async move {
+        streamed_page(size, None)
+    })
+    .await;
+    let answer = get_bytes(addr).await;
+    let head = String::from_utf8_lossy(&answer[..200]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+    let (body, complete) = dechunk(&answer);
+    assert!(complete, "the last chunk came");
+    let expected: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    assert_eq!(body.len(), expected.len());
+    assert!(body == expected, "the bytes as written");
+    stop.send(()).expect("stop");
+    task.await.expect("no panic");
+}
+
+#[tokio::test]
+async fn a_streamed_page_whose_writer_stops_early_is_cut_not_completed() {
+    let config = WebConfig::plain();
+    let (addr, stop, task) = start_serving(config, Limits::default(), |_request| async {
+        streamed_page(1_000_000, Some(300_000))
+    })
+    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), get_bytes(addr))
+        .await
+        .expect("the connection is closed");
+    let (body, complete) = dechunk(&answer);
+    assert!(!complete, "no last chunk: the client sees a broken answer");
+    assert!(body.len() <= 300_000, "{} bytes", body.len());
+    stop.send(()).expect("stop");
+    task.await.expect("no panic");
+}
+
+#[test]
+fn a_writer_whose_body_is_gone_fails_with_broken_pipe() {
+    use std::io::Write;
+    let (mut writer, body) = crate::stream::channel(16, 1);
+    drop(body);
+    let error = writer.write_all(&[0; 64]).expect_err("nobody reads");
+    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
+    assert_eq!(error.to_string(), "the client went away");
 }
