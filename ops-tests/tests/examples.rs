@@ -106,14 +106,16 @@ fn ipvsadm_save(config: &Config) -> Vec<String> {
                 (0, 0),
                 "{key}: thresholds are not written here"
             );
-            let forward = match rs.forward {
-                ForwardMethod::Masquerade => "-m",
-                ForwardMethod::DirectRoute => "-g",
-                ForwardMethod::Tunnel => "-i",
+            // ipvsadm names the tunnel type after the weight; the config's
+            // `forward: tun` is IP-in-IP.
+            let (forward, tunnel) = match rs.forward {
+                ForwardMethod::Masquerade => ("-m", ""),
+                ForwardMethod::DirectRoute => ("-g", ""),
+                ForwardMethod::Tunnel => ("-i", " --tun-type ipip"),
                 other => panic!("{key}: forwarding method {other:?} is not in the examples"),
             };
             lines.push(format!(
-                "-a {key} -r {} {forward} -w {}",
+                "-a {key} -r {} {forward} -w {}{tunnel}",
                 rs.key.addr, rs.weight
             ));
         }
