@@ -6,20 +6,22 @@
 #
 #   VIP 203.0.113.30, real servers 10.0.0.11 and 10.0.0.12 (LVS-DR; see
 #   ../lvs-dr/realserver.sh for what each real server needs).
+#
+# Run as root on the director, then start ipvs-checker with checker.yml
+# (mode: managed), which creates the fwmark service (fwmark: 1 there is
+# MARK here).
 set -eu
 VIP=203.0.113.30
 MARK=1
 
+ip addr add "$VIP/32" dev eth0 2>/dev/null || true
+
 # Mark both ports of the VIP (mangle PREROUTING runs before IPVS sees them).
 iptables -t mangle -A PREROUTING -d "$VIP/32" -p tcp -m multiport --dports 80,443 -j MARK --set-mark "$MARK"
 
-ipvsadm -C
-# -f: a fwmark service. -p 600: persistence, 600 s after the last connection
-# of a client (a persistence template per client address, as
-# ipvs_backend_persistence_templates counts them). -M 255.255.255.0 would
-# pin whole /24s (clients behind proxies that rotate addresses).
-ipvsadm -A -f "$MARK" -s wlc -p 600
-# No port on the real server: each connection keeps its destination port.
-ipvsadm -a -f "$MARK" -r 10.0.0.11 -g -w 1
-ipvsadm -a -f "$MARK" -r 10.0.0.12 -g -w 1
-ipvsadm -Ln
+# With persistence, a client whose real server failed keeps its template
+# and stays on it at weight 0 until the template expires, unless this is 1
+# (the checker's set_expire_quiescent_template can set it too, but not
+# under the hardened unit of ../systemd: ProtectKernelTunables).
+modprobe ip_vs
+sysctl -w net.ipv4.vs.expire_quiescent_template=1

@@ -7,14 +7,12 @@
 #   director eth0 10.0.0.2/24, real servers 10.0.0.11 and 10.0.0.12 on the
 #   same segment, their default route to the router (not the director).
 #
-# Run as root on the director; realserver.sh on each real server.
+# Run as root on the director, then start ipvs-checker with checker.yml
+# (mode: managed), which creates the IPVS table; realserver.sh on each real
+# server.
 set -eu
+VIP=203.0.113.10
 
-ip addr add 203.0.113.10/32 dev eth0 2>/dev/null || true
-
-ipvsadm -C
-ipvsadm -A -t 203.0.113.10:80 -s wlc
-# -g: gatewaying (direct routing), the default; same port on the real server.
-ipvsadm -a -t 203.0.113.10:80 -r 10.0.0.11:80 -g -w 1
-ipvsadm -a -t 203.0.113.10:80 -r 10.0.0.12:80 -g -w 1
-ipvsadm -Ln
+# The director is the one that answers ARP for the VIP (the real servers
+# hold it on lo and stay silent: realserver.sh).
+ip addr add "$VIP/32" dev eth0 2>/dev/null || true

@@ -267,3 +267,28 @@ pub fn daemon_binary(name: &str) -> PathBuf {
     );
     binary
 }
+
+/// The examples whose checker runs in managed mode (it makes the table):
+/// their `checker.yml` documents that table, `ipvsadm -Sn` lines in a
+/// comment, which `tests/examples.rs` checks against the config and
+/// `tests/lab.rs` against the kernel.
+pub const MANAGED_EXAMPLES: [&str; 5] = [
+    "lvs-nat",
+    "lvs-dr",
+    "lvs-tun",
+    "fwmark-persistence",
+    "https-private-ca",
+];
+
+/// The `ipvsadm -Sn` lines a config documents in its comments: every
+/// comment line whose text, indented, starts with `-A ` or `-a `.
+pub fn documented_table(config: &str) -> Vec<String> {
+    config
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| l.starts_with("   "))
+        .map(str::trim)
+        .filter(|l| l.starts_with("-A ") || l.starts_with("-a "))
+        .map(str::to_owned)
+        .collect()
+}

@@ -2,8 +2,9 @@
 //! tests pass (`promtool test rules`: each alert firing when it should and
 //! quiet when it should not), every alert has what an operator needs
 //! (severity, summary, description naming the VIP and, for real servers,
-//! the RIP, a runbook section that exists), and every alert the issue asks
-//! for is there and tested.
+//! the RIP, a runbook link whose anchor is a heading of alerts/README.md,
+//! and the documented way of pointing those links at another copy works),
+//! and every alert the issue asks for is there and tested.
 
 use std::process::Command;
 
@@ -50,7 +51,7 @@ fn promtool_unit_tests_pass() {
 
 #[test]
 fn every_alert_has_severity_summary_description_and_a_runbook_section() {
-    let runbook = read("alerts/README.md");
+    let anchors = heading_anchors(&read("alerts/README.md"));
     for alert in alerts() {
         let name = text(&alert, "alert");
         let severity = text(&alert["labels"], "severity");
@@ -79,13 +80,91 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
             );
         }
         assert!(!summary.is_empty(), "{name}: empty summary");
-        let anchor = format!("alerts/README.md#{}", name.to_lowercase());
-        assert_eq!(text(annotations, "runbook"), anchor, "{name}: runbook");
+        let link = text(annotations, "runbook_url");
+        let anchor = link
+            .strip_prefix("alerts/README.md#")
+            .unwrap_or_else(|| panic!("{name}: runbook_url {link} is not alerts/README.md#..."));
         assert!(
-            runbook.contains(&format!("\n## {name}\n")),
-            "{name} has no section in alerts/README.md"
+            anchors.contains(anchor),
+            "{name}: runbook_url {link}: alerts/README.md has no heading with that anchor"
         );
+        // Its own section, not merely some heading.
+        assert_eq!(anchor, heading_anchor(name), "{name}: runbook_url {link}");
     }
+}
+
+/// The anchor GitHub, GitLab and Gitea give a Markdown heading: lower
+/// case, spaces as `-`, other punctuation than `-` and `_` dropped.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of every heading of a Markdown file (outside code blocks).
+fn heading_anchors(markdown: &str) -> std::collections::BTreeSet<String> {
+    let mut in_code = false;
+    let mut anchors = std::collections::BTreeSet::new();
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            anchors.insert(heading_anchor(line.trim_start_matches('#')));
+        }
+    }
+    anchors
+}
+
+#[test]
+fn the_documented_base_url_substitution_points_every_runbook_link_at_the_copy() {
+    let readme = read("alerts/README.md");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Runbook links\n"))
+        .expect("alerts/README.md has a \"## Runbook links\" section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh block in \"Runbook links\"");
+    let base = block
+        .lines()
+        .find_map(|l| l.strip_prefix("BASE="))
+        .expect("the block sets BASE=");
+    // Run as documented, from a copy of the repository's alerts/.
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(tmp.path().join("alerts")).expect("alerts/");
+    std::fs::copy(repo().join(RULES), tmp.path().join(RULES)).expect("copy rules");
+    run(Command::new("sh")
+        .args(["-euc", block])
+        .current_dir(tmp.path()));
+    let out = tmp.path().join("ipvs.rules.yml");
+    let checked = run(Command::new("promtool").args(["check", "rules"]).arg(&out));
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let rules: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&out).expect("rules")).expect("YAML");
+    let mut count = 0;
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for alert in group["rules"].as_sequence().expect("rules") {
+            let Some(name) = alert["alert"].as_str() else {
+                continue;
+            };
+            count += 1;
+            assert_eq!(
+                text(&alert["annotations"], "runbook_url"),
+                format!("{base}alerts/README.md#{}", heading_anchor(name)),
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(count, alerts().len());
 }
 
 #[test]

@@ -1,19 +1,24 @@
 //! `examples/`: each config is what its tool accepts. Checker configs load
-//! as `ipvs-checker --config.check` loads them (the lab test also runs the
-//! binary on each), and list the real servers and weights their director
-//! script gives ipvsadm; the web config parses with ipvs-web's parser and
-//! its password is the one its comment says; the private CA's certificates
-//! verify with openssl; the systemd units pass `systemd-analyze verify` and
-//! an offline security review; the Prometheus config passes `promtool check
-//! config`, the Alertmanager config `amtool check-config`, the keepalived
-//! config `keepalived --config-test`; every shell script parses.
+//! as `ipvs-checker --config.check` loads them (and the binary accepts
+//! each); a managed-mode config documents the table it makes as `ipvsadm
+//! -Sn` lines, which must be what the config says (`tests/lab.rs` checks
+//! them against the kernel) and names the VIP and mark its director and
+//! real-server scripts set up; the keepalived example's checker lists the
+//! real servers and weights of keepalived.conf; the web config parses with
+//! ipvs-web's parser and its password is the one its comment says; the
+//! private CA's certificates verify with openssl; the systemd units pass
+//! `systemd-analyze verify` and an offline security review; the Prometheus
+//! config passes `promtool check config`, the Alertmanager config `amtool
+//! check-config`, the keepalived config `keepalived --config-test`; every
+//! shell script parses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ipvs_checker::config::{self, Mode};
-use ops_tests::{daemon_binary, read, repo, run};
+use ipvs::{AddressFamily, ForwardMethod, Protocol, ServiceFlags, ServiceKey};
+use ipvs_checker::config::{self, Config, Mode};
+use ops_tests::{daemon_binary, documented_table, read, repo, run, MANAGED_EXAMPLES};
 
 fn examples() -> PathBuf {
     repo().join("examples")
@@ -39,67 +44,172 @@ fn make_ca(dir: &Path, name: &str, sans: &[&str]) {
         .args(sans));
 }
 
-/// (real server address, weight) of every `ipvsadm -a` line of a script.
-fn ipvsadm_real_servers(script: &str) -> BTreeMap<String, u32> {
-    script
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("ipvsadm -a "))
-        .map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let after = |flag: &str| {
-                let i = words
-                    .iter()
-                    .position(|w| *w == flag)
-                    .unwrap_or_else(|| panic!("{flag} in {l}"));
-                words[i + 1]
-            };
-            (after("-r").to_owned(), after("-w").parse().expect("weight"))
-        })
-        .collect()
+/// Loads a checker config as `--config.check` does, or panics with why.
+fn load(file: &Path) -> Config {
+    let config = config::load(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(!config::describe(&config).is_empty());
+    config
 }
 
-/// Loads a checker config as `--config.check` does; returns its real
-/// servers (as `ipvsadm -r` names them) and weights.
-fn checker_real_servers(file: &Path) -> BTreeMap<String, u32> {
-    let config = config::load(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    assert_eq!(
-        config.mode,
-        Mode::Weights,
-        "{}: the examples use weights mode",
-        file.display()
-    );
-    assert!(!config::describe(&config).is_empty());
+/// The example `dir` copied, with what its config names made beside it
+/// (the private CA's `ca.pem`), and its config loaded.
+fn load_example(dir: &str) -> (tempfile::TempDir, Config) {
+    let tmp = copy_example(dir);
+    match dir {
+        // Their HTTPS checks name ca.pem beside the config, or in pki/.
+        "fwmark-persistence" => make_ca(tmp.path(), "www.example.test", &[]),
+        "https-private-ca" => make_ca(&tmp.path().join("pki"), "www.example.test", &[]),
+        _ => {}
+    }
+    let config = load(&tmp.path().join("checker.yml"));
+    (tmp, config)
+}
+
+/// The table a managed config makes, as `ipvsadm -Sn` prints it with
+/// every real server at its configured weight. Panics on a setting this
+/// does not write (scheduler flags, thresholds): the examples use none,
+/// and a line without them would be a false one.
+fn ipvsadm_save(config: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
+    for service in &config.services {
+        let key = match service.key {
+            ServiceKey::Addr { protocol, addr } => {
+                let flag = match protocol {
+                    Protocol::Tcp => "-t",
+                    Protocol::Udp => "-u",
+                    Protocol::Sctp => "--sctp-service",
+                    Protocol::Other(p) => panic!("protocol {p} has no ipvsadm flag"),
+                };
+                format!("{flag} {addr}")
+            }
+            ServiceKey::Fwmark { mark, family } => match family {
+                AddressFamily::Inet => format!("-f {mark}"),
+                AddressFamily::Inet6 => format!("-f {mark} -6"),
+            },
+        };
+        assert_eq!(
+            service.flags,
+            ServiceFlags::default(),
+            "{key}: flags are not written here"
+        );
+        let mut line = format!("-A {key} -s {}", service.scheduler);
+        if let Some(timeout) = service.persistence {
+            line += &format!(" -p {timeout}");
+        }
+        if let Some(mask) = service.netmask {
+            line += &format!(" -M {mask}");
+        }
+        lines.push(line);
+        for rs in &service.real_servers {
+            assert_eq!(
+                (rs.upper_threshold, rs.lower_threshold),
+                (0, 0),
+                "{key}: thresholds are not written here"
+            );
+            // ipvsadm names the tunnel type after the weight; the config's
+            // `forward: tun` is IP-in-IP.
+            let (forward, tunnel) = match rs.forward {
+                ForwardMethod::Masquerade => ("-m", ""),
+                ForwardMethod::DirectRoute => ("-g", ""),
+                ForwardMethod::Tunnel => ("-i", " --tun-type ipip"),
+                other => panic!("{key}: forwarding method {other:?} is not in the examples"),
+            };
+            lines.push(format!(
+                "-a {key} -r {} {forward} -w {}{tunnel}",
+                rs.key.addr, rs.weight
+            ));
+        }
+    }
+    lines
+}
+
+/// The value of the first `NAME=value` line of a script.
+fn script_var(path: &str, name: &str) -> String {
+    read(path)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{path} sets no {name}="))
+        .to_owned()
+}
+
+/// The real servers of a config (address as `ipvsadm -Sn` prints it) and
+/// their weights.
+fn checker_real_servers(config: &Config) -> BTreeMap<String, u32> {
     config
         .services
         .iter()
         .flat_map(|s| s.real_servers.iter())
-        .map(|rs| {
-            let addr = rs.key.addr;
-            let name = if addr.port() == 0 {
-                addr.ip().to_string()
-            } else {
-                addr.to_string()
-            };
-            (name, rs.weight)
-        })
+        .map(|rs| (rs.key.addr.to_string(), rs.weight))
         .collect()
 }
 
 #[test]
-fn checker_configs_load_and_match_their_ipvsadm_tables() {
-    for dir in ["lvs-nat", "lvs-dr", "lvs-tun", "fwmark-persistence"] {
-        let tmp = copy_example(dir);
-        if dir == "fwmark-persistence" {
-            // Its HTTPS check names ca.pem beside the config.
-            make_ca(tmp.path(), "www.example.test", &[]);
-        }
-        let checked = checker_real_servers(&tmp.path().join("checker.yml"));
-        let table = ipvsadm_real_servers(&read(&format!("examples/{dir}/director.sh")));
+fn managed_configs_document_the_table_they_make() {
+    for dir in MANAGED_EXAMPLES {
+        let (_tmp, config) = load_example(dir);
+        assert_eq!(config.mode, Mode::Managed, "examples/{dir}: managed mode");
+        // The one directory the hardened unit lets the checker write.
         assert_eq!(
-            checked, table,
-            "examples/{dir}: checker.yml and director.sh disagree"
+            config.state_file.as_deref(),
+            Some(Path::new("/var/lib/ipvs-checker/owned.json")),
+            "examples/{dir}: state_file"
         );
+        let text = read(&format!("examples/{dir}/checker.yml"));
+        assert_eq!(
+            documented_table(&text),
+            ipvsadm_save(&config),
+            "examples/{dir}/checker.yml: the ipvsadm -Sn lines in its comment are not the table it makes"
+        );
+    }
+    let unit = read("examples/systemd/ipvs-checker.service");
+    assert!(unit.contains("\nStateDirectory=ipvs-checker\n"), "{unit}");
+}
+
+#[test]
+fn director_and_real_server_scripts_set_up_the_vips_and_marks_the_configs_name() {
+    for dir in ["lvs-nat", "lvs-dr", "lvs-tun", "fwmark-persistence"] {
+        let (_tmp, config) = load_example(dir);
+        let director = format!("examples/{dir}/director.sh");
+        let script = read(&director);
+        // The checker makes the table: a script with ipvsadm lines beside it
+        // would say otherwise.
+        assert!(
+            !script
+                .lines()
+                .any(|l| l.trim_start().starts_with("ipvsadm ")),
+            "{director}: the checker owns the table"
+        );
+        let vip: std::net::IpAddr = script_var(&director, "VIP").parse().expect("VIP");
+        assert!(
+            script.contains("ip addr add \"$VIP/"),
+            "{director}: holds the VIP"
+        );
+        let realserver = format!("examples/{dir}/realserver.sh");
+        if repo().join(&realserver).exists() {
+            assert_eq!(
+                script_var(&realserver, "VIP")
+                    .parse::<std::net::IpAddr>()
+                    .expect("VIP"),
+                vip,
+                "{realserver} and {director}: the VIP"
+            );
+        }
+        for service in &config.services {
+            match service.key {
+                ServiceKey::Addr { addr, .. } => {
+                    assert_eq!(addr.ip(), vip, "examples/{dir}: checker.yml's VIP")
+                }
+                ServiceKey::Fwmark { mark, .. } => {
+                    let set: u32 = script_var(&director, "MARK").parse().expect("MARK");
+                    assert_eq!(mark, set, "examples/{dir}: checker.yml's fwmark");
+                    assert!(
+                        script.contains("-d \"$VIP/32\"")
+                            && script.contains("--set-mark \"$MARK\""),
+                        "{director}: marks the VIP's packets"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -114,12 +224,7 @@ fn the_checker_binary_accepts_every_example_config() {
         "https-private-ca",
         "keepalived",
     ] {
-        let tmp = copy_example(dir);
-        match dir {
-            "fwmark-persistence" => make_ca(tmp.path(), "www.example.test", &[]),
-            "https-private-ca" => make_ca(&tmp.path().join("pki"), "www.example.test", &[]),
-            _ => {}
-        }
+        let (tmp, _) = load_example(dir);
         let out = run(Command::new(&checker)
             .arg("--config.file")
             .arg(tmp.path().join("checker.yml"))
@@ -133,16 +238,15 @@ fn the_checker_binary_accepts_every_example_config() {
 
 #[test]
 fn the_lvs_nat_example_is_the_seed_notes_cluster() {
-    let table = ipvsadm_real_servers(&read("examples/lvs-nat/director.sh"));
-    let want: BTreeMap<String, u32> = [
-        ("192.168.10.2:80".to_owned(), 3),
-        ("192.168.10.3:80".to_owned(), 1),
-    ]
-    .into();
-    assert_eq!(table, want);
-    let script = read("examples/lvs-nat/director.sh");
-    assert!(script.contains("ipvsadm -A -t 192.168.0.150:80 -s wrr"));
-    assert!(script.contains("net.ipv4.ip_forward=1"));
+    assert_eq!(
+        documented_table(&read("examples/lvs-nat/checker.yml")),
+        [
+            "-A -t 192.168.0.150:80 -s wrr",
+            "-a -t 192.168.0.150:80 -r 192.168.10.2:80 -m -w 3",
+            "-a -t 192.168.0.150:80 -r 192.168.10.3:80 -m -w 1",
+        ]
+    );
+    assert!(read("examples/lvs-nat/director.sh").contains("sysctl -w net.ipv4.ip_forward=1\n"));
 }
 
 #[test]
@@ -171,8 +275,8 @@ fn the_https_example_verifies_with_its_private_ca() {
     let ca = std::fs::read(pki.join("ca.pem")).expect("ca.pem");
     make_ca(&pki, "api.example.test", &[]);
     assert_eq!(std::fs::read(pki.join("ca.pem")).expect("ca.pem"), ca);
-    let servers = checker_real_servers(&tmp.path().join("checker.yml"));
-    assert_eq!(servers.len(), 2);
+    let config = load(&tmp.path().join("checker.yml"));
+    assert_eq!(checker_real_servers(&config).len(), 2);
 }
 
 #[test]
@@ -196,7 +300,10 @@ fn the_keepalived_example_passes_its_config_test_and_the_checker_owns_the_same_s
             table.insert(format!("{ip}:{port}"), weight);
         }
     }
-    let checked = checker_real_servers(&examples().join("keepalived/checker.yml"));
+    let config = load(&examples().join("keepalived/checker.yml"));
+    // keepalived owns the table: the checker only sets weights.
+    assert_eq!(config.mode, Mode::Weights);
+    let checked = checker_real_servers(&config);
     assert_eq!(checked, table, "keepalived.conf and checker.yml disagree");
     let checks = lines
         .iter()

@@ -15,6 +15,10 @@
 //! The rules are loaded as they are, except that every `for:` longer than
 //! 0 is cut to 10 s so the test does not wait minutes; expressions, labels
 //! and annotations are those of the file.
+//!
+//! A second test runs the checker of every managed-mode example (its
+//! addresses moved into the lab's) on an empty table, and compares the
+//! table it makes with the `ipvsadm -Sn` lines its comment documents.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_harness::{client, director, lock, run_in, topology_script};
 use ops_tests::{
-    daemon_binary, dashboards, exposition_families, metrics_reference, read, repo, substitute,
+    daemon_binary, dashboards, documented_table, exposition_families, metrics_reference, read,
+    repo, substitute, MANAGED_EXAMPLES,
 };
 use serde_json::Value;
 
@@ -560,5 +565,145 @@ fn the_metrics_reference_is_what_the_daemons_emit() {
     eprintln!(
         "the README documents all {} metric families emitted",
         emitted.len()
+    );
+}
+
+/// The addresses of the examples and the lab addresses that stand in for
+/// them, so that every probe stays inside the lab's 198.18.0.0/15. The
+/// examples' VIPs stay apart (all their services are in one table), and
+/// the LVS-TUN director's own address (the probes' source) is the lab
+/// director's.
+const LAB_ADDRESSES: [(&str, &str); 12] = [
+    ("192.168.0.150", "198.18.0.150"),
+    ("192.168.10.2", "198.18.1.11"),
+    ("192.168.10.3", "198.18.1.12"),
+    ("203.0.113.10", "198.18.0.110"),
+    ("203.0.113.20", "198.18.0.120"),
+    ("203.0.113.30", "198.18.0.130"),
+    ("203.0.113.40", "198.18.0.140"),
+    ("203.0.113.2", "198.18.0.1"),
+    ("10.0.0.11", "198.18.1.11"),
+    ("10.0.0.12", "198.18.1.12"),
+    ("198.51.100.11", "198.18.1.11"),
+    ("198.51.100.12", "198.18.1.12"),
+];
+
+/// `text` with the examples' addresses replaced by the lab's; panics if
+/// an address outside the lab is left.
+fn in_the_lab(text: &str) -> String {
+    let mut pairs = LAB_ADDRESSES;
+    // Longest first: 203.0.113.2 is a prefix of 203.0.113.20.
+    pairs.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    let mut out = text.to_owned();
+    for (from, to) in pairs {
+        out = out.replace(from, to);
+    }
+    for outside in ["192.168.", "203.0.113.", "10.0.0.", "198.51.100."] {
+        assert!(
+            !out.contains(outside),
+            "an address in {outside} is not moved into the lab:\n{out}"
+        );
+    }
+    out
+}
+
+/// An `ipvsadm -Sn` line without its `-w N`: weights follow health, and
+/// the test's real servers do not all serve what the examples check.
+fn without_weight(line: &str) -> String {
+    let mut words = Vec::new();
+    let mut iter = line.split_whitespace();
+    while let Some(word) = iter.next() {
+        if word == "-w" {
+            iter.next();
+        } else {
+            words.push(word);
+        }
+    }
+    words.join(" ")
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn every_managed_example_makes_the_table_it_documents() {
+    let _lock = lock();
+    let t = topology_script();
+    // A fresh director: its IPVS table is empty.
+    run_in(None, &format!("{t} up 2 && {t} serve"));
+    assert_eq!(director("ipvsadm -Sn"), "");
+    let out = out_dir().join("managed-examples");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut want = Vec::new();
+    let mut daemons = Vec::new();
+    for (i, dir) in MANAGED_EXAMPLES.iter().enumerate() {
+        let here = out.join(dir);
+        std::fs::create_dir_all(&here).expect("example directory");
+        // The CA their HTTPS checks load (a ca_file must exist).
+        let pki = match *dir {
+            "fwmark-persistence" => Some(here.clone()),
+            "https-private-ca" => Some(here.join("pki")),
+            _ => None,
+        };
+        let make_ca = repo().join("examples/https-private-ca/make-ca.sh");
+        if let Some(pki) = pki {
+            run_in(
+                None,
+                &format!(
+                    "sh {} {} www.example.test >/dev/null",
+                    make_ca.display(),
+                    pki.display()
+                ),
+            );
+        }
+        let text = read(&format!("examples/{dir}/checker.yml"));
+        let documented = documented_table(&text);
+        assert!(
+            !documented.is_empty(),
+            "examples/{dir}: no table documented"
+        );
+        want.extend(documented.iter().map(|l| without_weight(&in_the_lab(l))));
+        let config = here.join("checker.yml");
+        std::fs::write(
+            &config,
+            in_the_lab(&text).replace(
+                "/var/lib/ipvs-checker/owned.json",
+                &here.join("owned.json").display().to_string(),
+            ),
+        )
+        .expect("write config");
+        let listen = format!("127.0.0.1:{}", 10320 + i);
+        daemons.push(Daemon::start(
+            "lab-director",
+            &format!("managed-examples/{dir}/ipvs-checker"),
+            &daemon_binary("ipvs-checker"),
+            &[
+                "--config.file",
+                config.to_str().expect("path"),
+                "--web.listen-address",
+                &listen,
+            ],
+        ));
+    }
+    want.sort();
+    let table = || {
+        let mut lines: Vec<String> = director("ipvsadm -Sn")
+            .lines()
+            .map(without_weight)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let start = Instant::now();
+    while table() != want && start.elapsed() < Duration::from_secs(30) {
+        sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        table(),
+        want,
+        "the managed examples' checkers made another table than their comments say"
+    );
+    eprintln!(
+        "the {} managed examples made their documented tables in {:.1} s",
+        daemons.len(),
+        start.elapsed().as_secs_f64()
     );
 }
