@@ -2,7 +2,7 @@
 # Benchmark: ipvs-exporter beside node_exporter's ipvs collector, in one lab
 # run, in the lab director's namespace. Run from the repository root:
 #
-#   cargo build --release -p ipvs-exporter
+#   cargo build --release -p ipvs-exporter -p ipvs --examples
 #   lab/run -- lab/bench/exporter.sh [SERVICES] [DESTS] [CONNECTIONS]
 #
 # 1. Full scrape on SERVICES x DESTS (default 1,000 x 10, built with
@@ -10,7 +10,7 @@
 #    `curl` of ipvs-exporter's /metrics and of node_exporter's (Debian's
 #    prometheus-node-exporter with only its ipvs collector), gzipped (as
 #    Prometheus asks) then plain; series counts of both; VmHWM/VmRSS of
-#    both after each.
+#    both after each; CPU time per scrape of both.
 # 2. Connection table of at least CONNECTIONS entries (default 20,000):
 #    hping3 in lab-client sends SYNs, one source port each, to a persistent
 #    LVS-NAT VIP (198.18.0.10:81); the real servers drop them, so every
@@ -18,8 +18,10 @@
 #    interleaved timings of `cat /proc/net/ip_vs_conn` and `curl` of a second
 #    ipvs-exporter that runs only the connections collector (both whole
 #    commands: one process start and the kernel printing the whole table),
-#    and the exporter's own ipvs_scrape_collector_duration_seconds for that
-#    collector; RSS of both exporters against their empty-table figures.
+#    the same two in one process (ipvs/examples/conncost.rs: no process
+#    start), and the exporter's own ipvs_scrape_collector_duration_seconds
+#    for that collector; RSS of both exporters against their empty-table
+#    figures.
 #
 # All traffic stays in the lab namespaces (198.18.0.0/15). Results go to
 # stdout and, as Markdown, to $LAB_OUT/bench-exporter.md.
@@ -32,11 +34,15 @@ runs=${BENCH_RUNS:-10}
 out=${LAB_OUT:-/tmp}
 md=$out/bench-exporter.md
 bin=$PWD/target/release/ipvs-exporter
+conncost=$PWD/target/release/examples/conncost
 node=/usr/bin/prometheus-node-exporter
 dir=lab-director
 vip=198.18.0.10
 
-[[ -x $bin ]] || { echo "build first: cargo build --release -p ipvs-exporter" >&2; exit 1; }
+[[ -x $bin && -x $conncost ]] || {
+	echo "build first: cargo build --release -p ipvs-exporter -p ipvs --examples" >&2
+	exit 1
+}
 for tool in hping3 curl "$node"; do
 	command -v "$tool" >/dev/null || { echo "missing $tool (lab/setup installs lab/packages.txt)" >&2; exit 1; }
 done
@@ -55,6 +61,8 @@ memory() {
 	awk '/^VmHWM|^VmRSS/ { printf "%s %.1f MB  ", $1, $2 / 1024 }' "/proc/$1/status"
 }
 mem_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# User + system CPU seconds of a process so far, all its threads.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 conn_entries() { in_dir sh -c 'tail -n +2 /proc/net/ip_vs_conn | wc -l'; }
 # Waits for an HTTP server on 127.0.0.1:PORT in the director's namespace.
 wait_port() {
@@ -163,6 +171,8 @@ echo "series: ipvs-exporter $our_series ipvs_*; node_exporter $node_series node_
 # compressed scrapes alone.
 ours_url=http://127.0.0.1:10310/metrics
 node_url=http://127.0.0.1:9100/metrics
+ours_cpu_before=$(cpu_seconds "$ours")
+theirs_cpu_before=$(cpu_seconds "$theirs")
 interleaved "$out/bench-exporter-scrape-gzip.md" "$runs" \
 	"ipvs-exporter, gzip ($our_series series)" "curl -sf --compressed -o /dev/null $ours_url" \
 	"node_exporter ipvs, gzip ($node_series series)" "curl -sf --compressed -o /dev/null $node_url"
@@ -173,6 +183,11 @@ interleaved "$out/bench-exporter-scrape.md" "$runs" \
 	"node_exporter ipvs, plain text ($node_series series)" "curl -sf -o /dev/null $node_url"
 ours_mem_full=$(memory "$ours")
 theirs_mem=$(memory "$theirs")
+# CPU per scrape over both series of rounds (the uncounted first rounds too).
+scrapes=$((2 * (runs + 1)))
+per_scrape() { awk -v a="$1" -v b="$2" -v n="$scrapes" 'BEGIN { printf "%.3f", (b - a) / n }'; }
+ours_cpu=$(per_scrape "$ours_cpu_before" "$(cpu_seconds "$ours")")
+theirs_cpu=$(per_scrape "$theirs_cpu_before" "$(cpu_seconds "$theirs")")
 ours_rss_empty=$(mem_kb "$ours" VmRSS)
 # Where a scrape's time goes (curl's own clock): until the first byte
 # (collection and encoding), then the transfer; bytes on the wire.
@@ -215,6 +230,9 @@ echo "connection table: $entries entries after a $burst s burst"
 interleaved "$out/bench-exporter-conn.md" "$runs" \
 	"cat /proc/net/ip_vs_conn" "cat /proc/net/ip_vs_conn" \
 	"ipvs-exporter, connections collector only" "curl -sf -o /dev/null http://127.0.0.1:10312/metrics"
+# The same comparison without process start-ups (curl's is heavier than
+# cat's): both in one process, interleaved.
+in_dir "$conncost" "$runs" >"$out/bench-exporter-conncost.md"
 own=()
 for _ in 1 2 3 4 5; do
 	own+=("$(in_dir curl -sf http://127.0.0.1:10312/metrics |
@@ -245,12 +263,18 @@ counted=$(awk '/^ipvs_backend_connection_states\{/ { s += $2 } END { print s + 0
 	echo
 	echo "Memory after both: ipvs-exporter $ours_mem_full; node_exporter $theirs_mem."
 	echo
+	echo "CPU (user + system) per scrape, over these $scrapes scrapes each: ipvs-exporter $ours_cpu s, node_exporter $theirs_cpu s."
+	echo
 	echo "One scrape each (curl's clock): ipvs-exporter gzip $ours_timing_gzip; plain $ours_timing"
 	echo "(services collector: $services_seconds s); node_exporter gzip $node_timing_gzip; plain $node_timing."
 	echo
 	echo "### Connection table: $entries entries ($entries_after at the end; ${elapsed} s after the burst began)"
 	echo
 	cat "$out/bench-exporter-conn.md"
+	echo
+	echo "In one process (\`conncost\`, ipvs/examples): reading the file to the end as cat does, and counting it as the exporter does:"
+	echo
+	tail -n +3 "$out/bench-exporter-conncost.md"
 	echo
 	echo "The exporter's own \`ipvs_scrape_collector_duration_seconds{collector=\"connections\"}\` over 5 scrapes: ${own[*]} s;"
 	echo "Connection states counted by the full exporter: $counted."
