@@ -106,6 +106,7 @@ impl Collector {
             namespaces,
             filter: self.options.filter.clone(),
             backend_labels: self.options.backend_labels,
+            prepared: Default::default(),
         }
     }
 

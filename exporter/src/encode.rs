@@ -273,15 +273,15 @@ impl Out<'_> {
 /// about 64 KiB; fails only if the sink does.
 pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> std::io::Result<()> {
     let mut families = Families::new();
-    let mut tables = Vec::new();
     for namespace in &snapshot.namespaces {
-        tables.push(add_namespace(
+        add_namespace(
             &mut families,
             namespace,
             &snapshot.filter,
             snapshot.backend_labels,
-        ));
+        );
     }
+    let tables = snapshot.table_series();
     let mut out = Out {
         buf: String::with_capacity(CHUNK + 4096),
         sink,
@@ -291,7 +291,7 @@ pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> s
     for family in [&f.up, &f.info].into_iter().chain(&f.global) {
         family.encode(format, &mut out);
     }
-    encode_tables(f, &tables, format, &mut out);
+    encode_tables(f, tables, format, &mut out);
     for family in [
         &f.states,
         &f.templates,
@@ -311,17 +311,49 @@ pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> s
     }
 }
 
-/// Adds the namespace's small families; returns its table's series.
-fn add_namespace<'a>(
-    f: &mut Families,
-    ns: &'a Namespace,
-    filter: &ServiceFilter,
-    backend_labels: BackendLabels,
-) -> TableSeries<'a> {
-    let base = match &ns.netns {
+/// The labels every series of the namespace has: `netns` with `--netns`.
+fn namespace_labels(ns: &Namespace) -> Labels {
+    match &ns.netns {
         Some(path) => Labels::default().with("netns", path.clone()),
         None => Labels::default(),
-    };
+    }
+}
+
+impl Snapshot {
+    /// The table's series of each namespace, prepared by the first scrape
+    /// that encodes this snapshot and shared by every other: simultaneous
+    /// scrapes share a snapshot, and each preparing its own label sets
+    /// (4 MB for 1,000 x 10) would multiply the memory and the work.
+    fn table_series(&self) -> &[TableSeries] {
+        self.prepared.get_or_init(|| {
+            self.namespaces
+                .iter()
+                .map(|ns| {
+                    let mut series = TableSeries::default();
+                    if let Some(table) = &ns.table {
+                        prepare_table(
+                            &mut series,
+                            &namespace_labels(ns),
+                            table,
+                            &self.filter,
+                            self.backend_labels,
+                        );
+                    }
+                    series
+                })
+                .collect()
+        })
+    }
+}
+
+/// Adds the namespace's small families (all but the table's).
+fn add_namespace(
+    f: &mut Families,
+    ns: &Namespace,
+    filter: &ServiceFilter,
+    backend_labels: BackendLabels,
+) {
+    let base = namespace_labels(ns);
     f.up.push(&base, u8::from(ns.info.is_some()));
     if let Some(info) = &ns.info {
         f.info.push(
@@ -339,10 +371,6 @@ fn add_namespace<'a>(
         {
             family.push(&base, value);
         }
-    }
-    let mut series = TableSeries::default();
-    if let Some(table) = &ns.table {
-        prepare_table(&mut series, &base, table, filter, backend_labels);
     }
     if let Some(counts) = &ns.connections {
         let table = ns.table.as_deref().unwrap_or(&[]);
@@ -379,18 +407,17 @@ fn add_namespace<'a>(
         f.duration.push(&labels, run.seconds);
         f.success.push(&labels, u8::from(run.error.is_none()));
     }
-    series
 }
 
 /// The table's series, label sets rendered once: each is written into up
 /// to ten families straight into the exposition (the table's families
 /// are written family by family over all namespaces, without a buffer of
 /// their own).
-#[derive(Default)]
-struct TableSeries<'a> {
-    /// Service label set, its `ipvs_service_info` label set, counters.
-    services: Vec<(String, String, &'a ipvs::Stats)>,
-    /// Backend label set, its `ipvs_backend_info` label set, the real server.
+#[derive(Debug, Default)]
+pub struct TableSeries {
+    /// Service label set, its `ipvs_service_info` label set, the values of
+    /// the five service counter families.
+    services: Vec<(String, String, [u64; 5])>,
     /// Backend label set, its `ipvs_backend_info` label set (empty when
     /// aggregated), the values of the nine backend families (summed when
     /// aggregated).
@@ -399,10 +426,10 @@ struct TableSeries<'a> {
     aggregated: std::collections::HashMap<String, usize>,
 }
 
-fn prepare_table<'a>(
-    series: &mut TableSeries<'a>,
+fn prepare_table(
+    series: &mut TableSeries,
     base: &Labels,
-    table: &'a [TableEntry],
+    table: &[TableEntry],
     filter: &ServiceFilter,
     mode: BackendLabels,
 ) {
@@ -449,9 +476,17 @@ fn prepare_table<'a>(
             _ => info.add("persistence_netmask", ""),
         }
         info.add_escaped("pe_name", config.pe_name.as_deref().unwrap_or_default());
+        let stats = &service.stats;
+        let counters = [
+            stats.conns,
+            stats.in_packets,
+            stats.out_packets,
+            stats.in_bytes,
+            stats.out_bytes,
+        ];
         series
             .services
-            .push((labels.closed(), info.closed(), &service.stats));
+            .push((labels.closed(), info.closed(), counters));
         for dest in &entry.destinations {
             let values = [
                 dest.stats.conns,
@@ -591,21 +626,14 @@ fn push_decimal(out: &mut String, mut value: u64) {
 }
 
 /// Writes the table's families, each over every namespace.
-fn encode_tables(f: &Families, tables: &[TableSeries<'_>], format: Format, out: &mut Out<'_>) {
+fn encode_tables(f: &Families, tables: &[TableSeries], format: Format, out: &mut Out<'_>) {
     let services = || tables.iter().flat_map(|t| t.services.iter());
     let backends = || tables.iter().flat_map(|t| t.backends.iter());
     if services().next().is_some() {
-        let fields: [fn(&ipvs::Stats) -> u64; 5] = [
-            |s| s.conns,
-            |s| s.in_packets,
-            |s| s.out_packets,
-            |s| s.in_bytes,
-            |s| s.out_bytes,
-        ];
-        for (family, field) in f.service.iter().zip(fields) {
+        for (i, family) in f.service.iter().enumerate() {
             family.header(format, &mut out.buf);
-            for (labels, _, stats) in services() {
-                sample(out, family.name, labels, field(stats));
+            for (labels, _, counters) in services() {
+                sample(out, family.name, labels, counters[i]);
             }
         }
         f.service_info.header(format, &mut out.buf);

@@ -220,6 +220,32 @@ fn golden_text_format() {
 }
 
 #[test]
+fn scrapes_of_one_snapshot_share_its_label_sets_and_write_the_same() {
+    let snapshot = snapshot();
+    assert!(
+        snapshot.prepared.get().is_none(),
+        "nothing prepared before a scrape"
+    );
+    let first = encode(&snapshot, Format::Text);
+    let prepared = snapshot
+        .prepared
+        .get()
+        .expect("prepared by the first scrape");
+    let prepared_at = prepared.as_ptr();
+    assert_eq!(encode(&snapshot, Format::Text), first);
+    assert_eq!(
+        encode(&snapshot, Format::OpenMetrics),
+        encode(&crate::tests::snapshot(), Format::OpenMetrics),
+        "the other format from the same label sets",
+    );
+    assert_eq!(
+        snapshot.prepared.get().map(|p| p.as_ptr()),
+        Some(prepared_at),
+        "prepared once"
+    );
+}
+
+#[test]
 fn golden_openmetrics() {
     check_golden("golden.om", &encode(&snapshot(), Format::OpenMetrics));
 }
