@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
+use crate::constants::{IPVS_CMD_ATTR_DEST, IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use crate::destination::attr::DestAttr;
 use crate::destination::{Destination, DestinationConfig, DestinationKey, MAX_WEIGHT};
 use crate::error::{Error, Result};
@@ -387,11 +387,9 @@ fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<De
             let request =
                 IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.to_attrs())]);
             let mut destinations = Vec::new();
-            transport.query(request, true, |answer| {
-                for attr in answer.attrs {
-                    if let IpvsAttr::Dest(attrs) = attr {
-                        destinations.push(Destination::from_attrs(&attrs, family)?);
-                    }
+            transport.query_attrs(request, true, |kind, value| {
+                if kind == IPVS_CMD_ATTR_DEST {
+                    destinations.push(Destination::decode(value, family)?);
                 }
                 Ok(())
             })?;

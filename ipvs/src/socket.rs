@@ -27,6 +27,9 @@ use crate::message::IpvsMessage;
 /// NETLINK_ALLOC of larger buffers.
 const RECV_BUFFER: usize = 64 * 1024;
 
+/// `struct genlmsghdr`: command, version, reserved.
+const GENL_HEADER_LEN: usize = 4;
+
 /// How the transport failed, before the caller names the operation.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -163,6 +166,38 @@ impl Transport {
         self.receive(sequence, |payload, message_type| {
             let answer = GenlMessage::<IpvsMessage>::parse_with_param(payload, message_type)?;
             each(answer.payload)
+        })
+    }
+
+    /// [`Transport::query`] without building each answer's message: `each`
+    /// gets every first-level attribute of every answer (type without
+    /// flags, value). For dumps large enough that building the messages
+    /// costs: a 1,000 x 10 table's GET_DEST answers.
+    pub(crate) fn query_attrs(
+        &mut self,
+        request: IpvsMessage,
+        dump: bool,
+        mut each: impl FnMut(u16, &[u8]) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let flags = if dump {
+            NLM_F_REQUEST | NLM_F_DUMP
+        } else {
+            NLM_F_REQUEST | NLM_F_ACK
+        };
+        let sequence = self.send_ipvs(request, flags)?;
+        self.receive(sequence, |payload, _| {
+            // The generic netlink header (command, version, reserved).
+            let attrs = payload.get(GENL_HEADER_LEN..).ok_or_else(|| {
+                Failure::Decode(format!(
+                    "generic netlink header: {} bytes, expected {GENL_HEADER_LEN}",
+                    payload.len()
+                ))
+            })?;
+            for attr in crate::nla::attributes("IPVS message", attrs) {
+                let (kind, value) = attr?;
+                each(kind, value)?;
+            }
+            Ok(())
         })
     }
 

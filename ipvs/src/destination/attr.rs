@@ -49,7 +49,7 @@ impl DestAttr {
         parse_block("IPVS_CMD_ATTR_DEST", buf, Self::parse)
     }
 
-    fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {
         use DestAttr::*;
         Ok(match kind {
             IPVS_DEST_ATTR_ADDR => Addr(addr_attr("IPVS_DEST_ATTR_ADDR", value)?),

@@ -93,7 +93,7 @@ impl StatsAttr {
         parse_block(block, buf, Self::parse)
     }
 
-    fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(kind: u16, value: &[u8]) -> Result<Self, DecodeError> {
         use StatsAttr::*;
         Ok(match kind {
             IPVS_STATS_ATTR_CONNS => Conns(Counter::parse("IPVS_STATS_ATTR_CONNS", value)?),

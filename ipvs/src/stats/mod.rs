@@ -2,7 +2,10 @@
 
 pub mod attr;
 
+use netlink_packet_core::DecodeError;
+
 use self::attr::StatsAttr;
+use crate::nla::attributes;
 
 /// The kernel's counters for one service or destination (or the whole
 /// table), as `ipvsadm -Ln --stats --exact` and `--rate` print them.
@@ -39,20 +42,36 @@ impl Stats {
     pub fn from_attrs(attrs: &[StatsAttr]) -> Self {
         let mut stats = Stats::default();
         for attr in attrs {
-            match attr {
-                StatsAttr::Conns(c) => stats.conns = c.get(),
-                StatsAttr::InPkts(c) => stats.in_packets = c.get(),
-                StatsAttr::OutPkts(c) => stats.out_packets = c.get(),
-                StatsAttr::InBytes(c) => stats.in_bytes = c.get(),
-                StatsAttr::OutBytes(c) => stats.out_bytes = c.get(),
-                StatsAttr::Cps(c) => stats.cps = c.get(),
-                StatsAttr::InPps(c) => stats.in_pps = c.get(),
-                StatsAttr::OutPps(c) => stats.out_pps = c.get(),
-                StatsAttr::InBps(c) => stats.in_bps = c.get(),
-                StatsAttr::OutBps(c) => stats.out_bps = c.get(),
-                StatsAttr::Pad(_) | StatsAttr::Other(_) => {}
-            }
+            stats.add(attr);
         }
         stats
+    }
+
+    /// The counters of a STATS or STATS64 block (`block` names it) read
+    /// straight from the wire: what [`Stats::from_attrs`] builds from
+    /// [`StatsAttr::parse_all`], without the vector of attributes between.
+    pub(crate) fn decode(block: &'static str, buf: &[u8]) -> Result<Self, DecodeError> {
+        let mut stats = Stats::default();
+        for attr in attributes(block, buf) {
+            let (kind, value) = attr?;
+            stats.add(&StatsAttr::parse(kind, value)?);
+        }
+        Ok(stats)
+    }
+
+    fn add(&mut self, attr: &StatsAttr) {
+        match attr {
+            StatsAttr::Conns(c) => self.conns = c.get(),
+            StatsAttr::InPkts(c) => self.in_packets = c.get(),
+            StatsAttr::OutPkts(c) => self.out_packets = c.get(),
+            StatsAttr::InBytes(c) => self.in_bytes = c.get(),
+            StatsAttr::OutBytes(c) => self.out_bytes = c.get(),
+            StatsAttr::Cps(c) => self.cps = c.get(),
+            StatsAttr::InPps(c) => self.in_pps = c.get(),
+            StatsAttr::OutPps(c) => self.out_pps = c.get(),
+            StatsAttr::InBps(c) => self.in_bps = c.get(),
+            StatsAttr::OutBps(c) => self.out_bps = c.get(),
+            StatsAttr::Pad(_) | StatsAttr::Other(_) => {}
+        }
     }
 }

@@ -461,3 +461,22 @@ fn answers_decode_to_what_ipvsadm_showed() {
         ]
     );
 }
+
+#[test]
+fn captured_destinations_decode_straight_from_the_wire_as_through_the_attributes() {
+    // ipvsadm -Ln -t 198.18.0.10:80 and -Ln -f 1 (IPv6): what the table
+    // dump decodes directly equals what the attribute layer gives.
+    for (capture, family) in [
+        (capture!("list.answer2"), AddressFamily::Inet),
+        (capture!("list_fwmark6.answer2"), AddressFamily::Inet6),
+    ] {
+        let through = only_destination(capture.message(), family);
+        let block = crate::nla::attributes("test", capture.attrs())
+            .map(|attr| attr.expect("attribute"))
+            .find(|(kind, _)| *kind == crate::constants::IPVS_CMD_ATTR_DEST)
+            .map(|(_, value)| value)
+            .expect("a destination");
+        let direct = Destination::decode(block, family).expect("decodes");
+        assert_eq!(direct, through, "{}", capture.name);
+    }
+}

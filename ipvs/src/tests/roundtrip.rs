@@ -228,4 +228,38 @@ proptest! {
         prop_assert_eq!(destination.key, key);
         prop_assert_eq!(destination.config, config);
     }
+    #[test]
+    fn destinations_decode_straight_from_the_wire_as_through_the_attributes(
+        attrs in proptest::collection::vec(dest_attr(), 0..20),
+        family in prop_oneof![Just(AddressFamily::Inet), Just(AddressFamily::Inet6)],
+        damage in proptest::option::of((any::<prop::sample::Index>(), any::<u8>(), any::<prop::sample::Index>())),
+    ) {
+        // The dump decodes with `Destination::decode`, the tests and the
+        // wire layer with `DestAttr::parse_all` + `from_attrs`: on any
+        // block, intact or damaged, they must give the same destination,
+        // or both an error (not always the same one: the attribute walk
+        // reads the whole block before any value is checked, the direct
+        // decode stops at the first problem in order).
+        let message = emit(&IpvsMessage::new(IpvsCmd::NewDest, vec![IpvsAttr::Dest(attrs)]));
+        let mut block = message[4..].to_vec();
+        if let Some((at, byte, cut)) = damage {
+            if !block.is_empty() {
+                let at = at.index(block.len());
+                block[at] = byte;
+            }
+            block.truncate(cut.index(block.len() + 1));
+        }
+        let direct = Destination::decode(&block, family).map_err(|e| e.to_string());
+        let through = DestAttr::parse_all(&block)
+            .and_then(|attrs| Destination::from_attrs(&attrs, family))
+            .map_err(|e| e.to_string());
+        match (direct, through) {
+            (Ok(direct), Ok(through)) => prop_assert_eq!(direct, through),
+            (Err(direct), Err(through)) => {
+                prop_assert!(direct.starts_with("IPVS_"), "{}", direct);
+                prop_assert!(through.starts_with("IPVS_"), "{}", through);
+            }
+            (direct, through) => prop_assert!(false, "direct {:?}, through the attributes {:?}", direct, through),
+        }
+    }
 }
