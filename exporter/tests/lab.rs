@@ -444,6 +444,101 @@ fn every_counter_weight_and_count_equals_ipvsadm() {
 
 #[test]
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn filtered_services_and_per_service_backends_on_the_real_table() {
+    let _lab = lab();
+    let exporter = Exporter::start(
+        10311,
+        &[
+            "--netns",
+            DIRECTOR,
+            "--collector.services.exclude=UDP/.*",
+            "--collector.backends.labels=per-service",
+        ],
+        None,
+    );
+    let (status, text) = exporter.get("/metrics");
+    let stats = ipvsadm("--stats --exact");
+    let persistent = ipvsadm("--persistent-conn");
+    assert_eq!(status, 200);
+    let series = parse(&text);
+    let kept = |key: &str| !key.starts_with("UDP ");
+
+    // The excluded services are gone, backends and all; the others are
+    // there, and their backends are one series per service.
+    let services = of(&series, "ipvs_service_connections_total", &[]);
+    let expected: Vec<String> = stats
+        .iter()
+        .filter(|(key, _)| !key.contains(" -> ") && kept(key))
+        .map(|(key, _)| key.clone())
+        .collect();
+    assert_eq!(services.keys().cloned().collect::<Vec<_>>(), {
+        let mut e = expected.clone();
+        e.sort();
+        e
+    });
+    assert!(expected.len() >= 4, "{expected:?}");
+    assert!(
+        !text.contains("proto=\"UDP\""),
+        "an excluded service is exported"
+    );
+    assert!(!text.contains("remote_address="), "backend labels kept");
+    assert!(
+        !text.contains("ipvs_backend_info{"),
+        "info of aggregated backends"
+    );
+
+    // Each service's backend series is the sum of its real servers', as
+    // ipvsadm lists them at the same moment.
+    let sum_by_service = |rows: &[(String, Vec<String>)], column: usize| {
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        for (key, columns) in rows {
+            if let Some((service, _)) = key.split_once(" -> ") {
+                if kept(service) {
+                    *sums.entry(service.to_string()).or_default() +=
+                        columns[column].parse::<f64>().expect("number");
+                }
+            }
+        }
+        sums
+    };
+    for (i, family) in [
+        "connections",
+        "incoming_packets",
+        "outgoing_packets",
+        "incoming_bytes",
+        "outgoing_bytes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("ipvs_backend_{family}_total");
+        assert_eq!(of(&series, &name, &[]), sum_by_service(&stats, i), "{name}");
+    }
+    for (column, name) in [
+        (0, "ipvs_backend_weight"),
+        (1, "ipvs_backend_connections_persistent"),
+        (2, "ipvs_backend_connections_active"),
+        (3, "ipvs_backend_connections_inactive"),
+    ] {
+        assert_eq!(
+            of(&series, name, &[]),
+            sum_by_service(&persistent, column),
+            "{name}"
+        );
+    }
+    assert!(
+        of(&series, "ipvs_backend_connections_total", &[])
+            .values()
+            .sum::<f64>()
+            >= 10.0,
+        "traffic behind the sums"
+    );
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "exit {status}: {log}");
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn connection_states_and_templates_equal_ipvsadm() {
     let _lab = lab();
     let exporter = Exporter::start(10312, &["--netns", DIRECTOR], None);
