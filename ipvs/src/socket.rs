@@ -157,12 +157,7 @@ impl Transport {
         dump: bool,
         mut each: impl FnMut(IpvsMessage) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let flags = if dump {
-            NLM_F_REQUEST | NLM_F_DUMP
-        } else {
-            NLM_F_REQUEST | NLM_F_ACK
-        };
-        let sequence = self.send_ipvs(request, flags)?;
+        let sequence = self.send_request(request, dump)?;
         self.receive(sequence, |payload, message_type| {
             let answer = GenlMessage::<IpvsMessage>::parse_with_param(payload, message_type)?;
             each(answer.payload)
@@ -179,12 +174,7 @@ impl Transport {
         dump: bool,
         mut each: impl FnMut(u16, &[u8]) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let flags = if dump {
-            NLM_F_REQUEST | NLM_F_DUMP
-        } else {
-            NLM_F_REQUEST | NLM_F_ACK
-        };
-        let sequence = self.send_ipvs(request, flags)?;
+        let sequence = self.send_request(request, dump)?;
         self.receive(sequence, |payload, _| {
             // The generic netlink header (command, version, reserved).
             let attrs = payload.get(GENL_HEADER_LEN..).ok_or_else(|| {
@@ -199,6 +189,17 @@ impl Transport {
             }
             Ok(())
         })
+    }
+
+    /// Sends `request`, as a dump (every object of its kind) or asking for
+    /// an ACK; returns its sequence number.
+    fn send_request(&mut self, request: IpvsMessage, dump: bool) -> Result<u32, Failure> {
+        let flags = if dump {
+            NLM_F_REQUEST | NLM_F_DUMP
+        } else {
+            NLM_F_REQUEST | NLM_F_ACK
+        };
+        self.send_ipvs(request, flags)
     }
 
     fn send_ipvs(&mut self, request: IpvsMessage, flags: u16) -> Result<u32, Failure> {
