@@ -145,7 +145,7 @@ impl Transport {
 
     /// Sends `request` and waits for the kernel's acknowledgement.
     pub(crate) fn execute(&mut self, request: IpvsMessage) -> Result<(), Failure> {
-        let sequence = self.send_ipvs(request, NLM_F_REQUEST | NLM_F_ACK)?;
+        let sequence = self.send_request(request, false)?;
         self.receive(sequence, |_, _| Ok(()))
     }
 
