@@ -2,12 +2,9 @@
 //! the daemon's [`State`] on each scrape, so the metrics are read from the
 //! same place the weights are decided from.
 //!
-//! Labels are the exporter's (and node_exporter's), so series join with
-//! `ipvs_backend_weight` and friends: `proto`, `local_address`,
-//! `local_port`, `local_mark` for a service, plus `remote_address` and
-//! `remote_port` for a real server; a firewall-mark service has
-//! `proto="FWM"`, an empty `local_address`, `local_port="0"` and the mark
-//! as `%08X` in `local_mark`.
+//! Labels are the exporter's (and node_exporter's), from the one place
+//! both daemons take them ([`ipvs_web::labels`]), so series join with
+//! `ipvs_backend_weight` and friends.
 //!
 //! `ipvs_checker_probe_duration_seconds` has a `phase` label, as
 //! blackbox_exporter's `probe_http_duration_seconds`: `connect` (TCP),
@@ -33,30 +30,20 @@ use crate::state::{Backend, Shared, State};
 /// A label set: names and values, in order.
 type Labels = Vec<(&'static str, String)>;
 
-/// The service labels, as the exporter writes them.
+/// The service labels, as the exporter writes them ([`ipvs_web::labels`]).
 pub fn service_labels(key: &ServiceKey) -> Labels {
-    match key {
-        ServiceKey::Addr { protocol, addr } => vec![
-            ("proto", protocol.to_string()),
-            ("local_address", addr.ip().to_string()),
-            ("local_port", addr.port().to_string()),
-            ("local_mark", String::new()),
-        ],
-        ServiceKey::Fwmark { mark, .. } => vec![
-            ("proto", "FWM".to_owned()),
-            ("local_address", String::new()),
-            ("local_port", "0".to_owned()),
-            ("local_mark", format!("{mark:08X}")),
-        ],
-    }
+    let mut labels = Labels::new();
+    ipvs_web::labels::service_labels(key, |name, value| labels.push((name, value.to_string())));
+    labels
 }
 
 /// The real server labels: the service's, then `remote_address` and
 /// `remote_port`.
 pub fn backend_labels(service: &Labels, remote: SocketAddr) -> Labels {
     let mut labels = service.clone();
-    labels.push(("remote_address", remote.ip().to_string()));
-    labels.push(("remote_port", remote.port().to_string()));
+    ipvs_web::labels::real_server_labels(remote, |name, value| {
+        labels.push((name, value.to_string()))
+    });
     labels
 }
 

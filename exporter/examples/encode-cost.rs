@@ -172,20 +172,11 @@ type Field<T, V> = (&'static str, fn(&T) -> V);
 impl Collector for TableCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let service_labels = |key: &ServiceKey| -> Labels {
-            match key {
-                ServiceKey::Addr { protocol, addr } => vec![
-                    ("proto", protocol.to_string()),
-                    ("local_address", addr.ip().to_string()),
-                    ("local_port", addr.port().to_string()),
-                    ("local_mark", String::new()),
-                ],
-                ServiceKey::Fwmark { mark, .. } => vec![
-                    ("proto", "FWM".into()),
-                    ("local_address", String::new()),
-                    ("local_port", "0".into()),
-                    ("local_mark", format!("{mark:08X}")),
-                ],
-            }
+            let mut labels = Labels::new();
+            ipvs_web::labels::service_labels(key, |name, value| {
+                labels.push((name, value.to_string()))
+            });
+            labels
         };
         // Label sets made once, as the exporter does.
         let services: Vec<(Labels, &TableEntry)> = self
@@ -198,8 +189,9 @@ impl Collector for TableCollector {
             .flat_map(|(labels, e)| {
                 e.destinations.iter().map(move |d| {
                     let mut l = labels.clone();
-                    l.push(("remote_address", d.key.addr.ip().to_string()));
-                    l.push(("remote_port", d.key.addr.port().to_string()));
+                    ipvs_web::labels::real_server_labels(d.key.addr, |name, value| {
+                        l.push((name, value.to_string()))
+                    });
                     (l, d)
                 })
             })

@@ -2,12 +2,10 @@
 //! OpenMetrics 1.0, a pure function of the snapshot.
 //!
 //! Labels follow node_exporter's ipvs collector so series join with it
-//! and with the checker's: `proto`, `local_address`, `local_port`,
+//! and with the checker's, from the one place both daemons take them
+//! ([`ipvs_web::labels`]): `proto`, `local_address`, `local_port`,
 //! `local_mark` for a service, plus `remote_address` and `remote_port`
-//! for a backend. As node_exporter has them, a firewall-mark service has
-//! `proto="FWM"`, an empty `local_address`, `local_port="0"` and the mark
-//! in `local_mark` as the kernel's `/proc/net/ip_vs` prints it (`%08X`);
-//! addresses are in canonical text form (RFC 5952 for IPv6).
+//! for a backend; addresses in canonical text form (RFC 5952 for IPv6).
 //!
 //! The connection table names a connection of a firewall-mark service by
 //! the address and port the client sent to, not by the mark; such a
@@ -23,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
 use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
+use ipvs_web::labels;
 
 use crate::filter::{service_name, BackendLabels, ServiceFilter};
 use crate::snapshot::{Namespace, Snapshot};
@@ -156,17 +155,23 @@ impl Labels {
     }
 }
 
+impl Labels {
+    /// Appends a label from [`ipvs_web::labels`].
+    fn push(&mut self, name: &'static str, value: &dyn std::fmt::Display) {
+        self.0.push((name, value.to_string()));
+    }
+}
+
 fn fwmark_labels(base: &Labels, mark: u32) -> Labels {
-    base.with("proto", "FWM")
-        .with("local_address", "")
-        .with("local_port", "0")
-        .with("local_mark", format!("{mark:08X}"))
+    let mut labels = base.clone();
+    labels::fwmark_service_labels(mark, |name, value| labels.push(name, value));
+    labels
 }
 
 fn backend_labels(service: &Labels, remote: SocketAddr) -> Labels {
-    service
-        .with("remote_address", remote.ip().to_string())
-        .with("remote_port", remote.port().to_string())
+    let mut labels = service.clone();
+    labels::real_server_labels(remote, |name, value| labels.push(name, value));
+    labels
 }
 
 /// All metric families, in exposition order.
@@ -440,20 +445,7 @@ fn prepare_table(
         }
         let service = &entry.service;
         let mut labels = base.clone();
-        match service.key {
-            ServiceKey::Addr { protocol, addr } => {
-                labels.add("proto", protocol);
-                labels.add("local_address", addr.ip());
-                labels.add("local_port", addr.port());
-                labels.add("local_mark", "");
-            }
-            ServiceKey::Fwmark { mark, .. } => {
-                labels.add("proto", "FWM");
-                labels.add("local_address", "");
-                labels.add("local_port", 0);
-                labels.add("local_mark", format_args!("{mark:08X}"));
-            }
-        }
+        labels::service_labels(&service.key, |name, value| labels.add(name, value));
         let config = &service.config;
         let mut flags: Vec<String> = Vec::new();
         if config.flags.contains(ServiceFlags::PERSISTENT) {
@@ -502,7 +494,11 @@ fn prepare_table(
             let mut backend = labels.clone();
             if mode != BackendLabels::Full {
                 if mode == BackendLabels::WithoutPort {
-                    backend.add("remote_address", dest.key.addr.ip());
+                    labels::real_server_labels(dest.key.addr, |name, value| {
+                        if name != labels::REMOTE_PORT {
+                            backend.add(name, value);
+                        }
+                    });
                 }
                 let key = backend.closed();
                 match series.aggregated.get(&key) {
@@ -520,8 +516,7 @@ fn prepare_table(
                 }
                 continue;
             }
-            backend.add("remote_address", dest.key.addr.ip());
-            backend.add("remote_port", dest.key.addr.port());
+            labels::real_server_labels(dest.key.addr, |name, value| backend.add(name, value));
             let mut info = backend.clone();
             info.add("forwarding_method", forwarding_name(dest.config.forward));
             info.add("upper_threshold", dest.config.upper_threshold);
@@ -689,14 +684,14 @@ fn aggregate(labels: Labels, mode: BackendLabels) -> Labels {
             labels
                 .0
                 .into_iter()
-                .filter(|(n, _)| *n != "remote_port")
+                .filter(|(n, _)| *n != labels::REMOTE_PORT)
                 .collect(),
         ),
         BackendLabels::PerService => Labels(
             labels
                 .0
                 .into_iter()
-                .filter(|(n, _)| *n != "remote_port" && *n != "remote_address")
+                .filter(|(n, _)| *n != labels::REMOTE_PORT && *n != labels::REMOTE_ADDRESS)
                 .collect(),
         ),
     }
@@ -741,11 +736,8 @@ fn conn_labels(base: &Labels, table: &[TableEntry], key: &ConnKey) -> Labels {
                     return backend_labels(&fwmark_labels(base, mark), remote);
                 }
             }
-            let service = base
-                .with("proto", proto)
-                .with("local_address", vip.ip().to_string())
-                .with("local_port", vip.port().to_string())
-                .with("local_mark", "");
+            let mut service = base.clone();
+            labels::address_service_labels(&proto, vip, |name, value| service.push(name, value));
             backend_labels(&service, key.destination)
         }
     }
