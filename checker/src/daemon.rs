@@ -3,6 +3,11 @@
 //! health into weights (through the [`Reconciler`]), reloads the config on
 //! SIGHUP and stops on SIGTERM or SIGINT.
 //!
+//! A flip does not reconcile its service at once: the service is marked,
+//! and reconciled [`FLIP_COALESCE`] later together with every other flip
+//! that arrived meanwhile, so a rack failure costs a few dumps of the
+//! service instead of one per real server.
+//!
 //! The loop also reconciles every service once a second, so a weight
 //! changed out of band is put back within a second (and, in managed mode,
 //! a deleted service or real server is made again), and every 100 ms the
@@ -30,7 +35,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config, Mode, RealServer};
 use crate::prober::{self, Prober, Target};
 use crate::reconcile::quiescent::{self, Quiescent};
-use crate::reconcile::{ManagedOutcome, ManagedTable, Reconciler};
+use crate::reconcile::{Desired, ManagedOutcome, ManagedTable, Outcome, Reconciler};
 use crate::state::Shared;
 
 /// How the daemon runs.
@@ -52,6 +57,18 @@ const RESYNC: Duration = Duration::from_secs(1);
 /// How often services in a slow start are reconciled.
 const RAMP_TICK: Duration = Duration::from_millis(100);
 
+/// How long after a flip its service is reconciled: flips arriving
+/// meanwhile join it. Probes are spread over their interval, so the flips
+/// of a rack failure arrive one by one over a second; reconciling each at
+/// once would cost a dump of the whole service per flip (500 dumps of 500
+/// entries a second), this costs at most 50. Small against the detection
+/// time's slack (interval x fall + 100 ms).
+const FLIP_COALESCE: Duration = Duration::from_millis(20);
+
+/// Probe results queued for the loop, at most; also the most it takes in
+/// one turn.
+const REPORTS: usize = 1024;
+
 /// One probe result.
 #[derive(Debug)]
 struct Report {
@@ -70,18 +87,17 @@ pub async fn run<T: ManagedTable>(
     table: T,
     state: Shared,
 ) -> anyhow::Result<()> {
-    let mut config = config;
-    let mut reconciler = match &config.state_file {
+    let reconciler = match &config.state_file {
         Some(file) => Reconciler::managed(table, options.dry_run, file)?,
         None => Reconciler::new(table, options.dry_run),
     };
-    let mut announced = HashSet::new();
-    check_quiescent(&options, &config, &mut reconciler);
+    let mut daemon = Daemon::new(config, reconciler, state);
+    check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
     let semaphore = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
-    let (tx, mut rx) = mpsc::channel::<Report>(1024);
+    let (tx, mut rx) = mpsc::channel::<Report>(REPORTS);
     let mut generation = 0;
-    let mut probes = spawn_probes(&config, generation, &tx, &semaphore);
-    state.lock().reset(&config);
+    let mut probes = spawn_probes(&daemon.config, generation, &tx, &semaphore);
+    daemon.state.lock().reset(&daemon.config);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -89,75 +105,55 @@ pub async fn run<T: ManagedTable>(
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ramp = tokio::time::interval(RAMP_TICK);
     ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the services with a flip are reconciled; `None`: none pending.
+    let mut flush_at: Option<tokio::time::Instant> = None;
     info!(
-        services = config.services.len(),
+        services = daemon.config.services.len(),
         dry_run = options.dry_run,
-        mode = %config.mode,
+        mode = %daemon.config.mode,
         "started"
     );
     loop {
         tokio::select! {
             Some(report) = rx.recv() => {
-                if report.generation != generation {
-                    continue; // from before a reload
-                }
-                let flip = state.lock().observe(
-                    &report.service,
-                    &report.destination,
-                    &report.result,
-                    &report.phases,
-                    SystemTime::now(),
-                );
-                if let Err(e) = &report.result {
-                    tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
-                }
-                if let Some(now) = flip {
-                    match &report.result {
-                        Err(e) => warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str()),
-                        Ok(_) => info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str()),
-                    }
-                    if let Some(service) = config.services.iter().find(|s| s.key == report.service) {
-                        apply(&mut reconciler, &config, service, &state, &mut announced);
+                // What is already queued belongs to this turn too: a rack
+                // failure's flips are reconciled together.
+                let mut next = Some(report);
+                let mut taken = 0;
+                while let Some(report) = next.take() {
+                    if report.generation == generation {
+                        daemon.observe(&report);
+                    } // else from before a reload
+                    taken += 1;
+                    if taken < REPORTS {
+                        next = rx.try_recv().ok();
                     }
                 }
-            }
-            _ = resync.tick() => {
-                if config.mode == Mode::Managed {
-                    let outcome = tokio::task::block_in_place(|| reconciler.remove_unconfigured(&config));
-                    report_managed(&outcome, &state, reconciler.dry_run(), &mut announced);
-                }
-                for service in &config.services {
-                    apply(&mut reconciler, &config, service, &state, &mut announced);
+                if daemon.has_pending() && flush_at.is_none() {
+                    flush_at = Some(tokio::time::Instant::now() + FLIP_COALESCE);
                 }
             }
-            _ = ramp.tick() => {
-                let now = std::time::Instant::now();
-                for service in &config.services {
-                    if state.lock().ramping(service, now) {
-                        apply(&mut reconciler, &config, service, &state, &mut announced);
-                    }
-                }
+            _ = sleep_until(flush_at), if flush_at.is_some() => {
+                flush_at = None;
+                daemon.flush();
             }
+            _ = resync.tick() => daemon.resync(),
+            _ = ramp.tick() => daemon.ramp(std::time::Instant::now()),
             _ = hangup.recv() => {
                 match config::load(&options.config_file).map_err(anyhow::Error::from).and_then(|new| {
-                    reconciler.set_state_file(new.state_file.as_deref())?;
+                    daemon.reconciler.set_state_file(new.state_file.as_deref())?;
                     Ok(new)
                 }) {
                     Ok(new) => {
                         probes.abort_all();
                         generation += 1;
-                        config = new;
-                        {
-                            let mut state = state.lock();
-                            state.reset(&config);
-                            state.reloaded(true, SystemTime::now());
-                        }
-                        probes = spawn_probes(&config, generation, &tx, &semaphore);
-                        info!(services = config.services.len(), mode = %config.mode, "configuration reloaded");
-                        check_quiescent(&options, &config, &mut reconciler);
+                        daemon.reload(new);
+                        probes = spawn_probes(&daemon.config, generation, &tx, &semaphore);
+                        info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
+                        check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
                     }
                     Err(e) => {
-                        state.lock().reloaded(false, SystemTime::now());
+                        daemon.state.lock().reloaded(false, SystemTime::now());
                         error!("reload failed, the previous configuration stays: {e}");
                     }
                 }
@@ -169,6 +165,156 @@ pub async fn run<T: ManagedTable>(
     probes.abort_all();
     info!("stopped");
     Ok(())
+}
+
+/// Sleeps until `at`; never returns for `None` (the branch is disabled
+/// then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The loop's state: the config, the reconciler, and the services whose
+/// health flipped since their last reconciliation.
+#[derive(Debug)]
+struct Daemon<T> {
+    config: Config,
+    reconciler: Reconciler<T>,
+    state: Shared,
+    /// What a dry run or managed mode announced already.
+    announced: HashSet<String>,
+    /// Services with a flip not reconciled yet.
+    pending: HashSet<ServiceKey>,
+}
+
+impl<T: ManagedTable> Daemon<T> {
+    fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
+        Daemon {
+            config,
+            reconciler,
+            state,
+            announced: HashSet::new(),
+            pending: HashSet::new(),
+        }
+    }
+
+    /// Records a probe result; a flip marks its service for the next
+    /// [`Daemon::flush`].
+    fn observe(&mut self, report: &Report) {
+        let flip = self.state.lock().observe(
+            &report.service,
+            &report.destination,
+            &report.result,
+            &report.phases,
+            SystemTime::now(),
+        );
+        if let Err(e) = &report.result {
+            tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
+        }
+        let Some(now) = flip else { return };
+        match &report.result {
+            Err(e) => {
+                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str())
+            }
+            Ok(_) => {
+                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str())
+            }
+        }
+        self.pending.insert(report.service);
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Reconciles each service with a flip since its last reconciliation,
+    /// once however many flips it had.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for i in 0..self.config.services.len() {
+            if self.pending.contains(&self.config.services[i].key) {
+                self.apply(i);
+            }
+        }
+        self.pending.clear();
+    }
+
+    /// Every service, and in managed mode what left the config.
+    fn resync(&mut self) {
+        if self.config.mode == Mode::Managed {
+            let outcome =
+                tokio::task::block_in_place(|| self.reconciler.remove_unconfigured(&self.config));
+            report_managed(
+                &outcome,
+                &self.state,
+                self.reconciler.dry_run(),
+                &mut self.announced,
+            );
+        }
+        for i in 0..self.config.services.len() {
+            self.apply(i);
+        }
+    }
+
+    /// The services with a real server in its slow start at `now`.
+    fn ramp(&mut self, now: std::time::Instant) {
+        for i in 0..self.config.services.len() {
+            if self.state.lock().ramping(&self.config.services[i], now) {
+                self.apply(i);
+            }
+        }
+    }
+
+    /// Follows a new configuration.
+    fn reload(&mut self, config: Config) {
+        self.config = config;
+        self.pending.clear();
+        let mut state = self.state.lock();
+        state.reset(&self.config);
+        state.reloaded(true, SystemTime::now());
+    }
+
+    /// Reconciles the `i`-th service and logs what happened: in managed
+    /// mode the service and its real servers first, then the weights, from
+    /// one dump of the service. Netlink calls block for one round trip with
+    /// the kernel; `block_in_place` keeps them off the other tasks' way.
+    fn apply(&mut self, i: usize) {
+        let service = &self.config.services[i];
+        self.pending.remove(&service.key);
+        let (reconciler, state) = (&mut self.reconciler, &self.state);
+        let (want, guard_was) = {
+            let state = state.lock();
+            let was = state
+                .services
+                .iter()
+                .find(|s| s.key == service.key)
+                .is_some_and(|s| s.guard_active);
+            (state.desired(service), was)
+        };
+        if want.guard_active != guard_was {
+            log_guard(service, &want);
+        }
+        // The lock is not held over the netlink calls.
+        let outcome = if self.config.mode == Mode::Managed {
+            let (managed, current) =
+                tokio::task::block_in_place(|| reconciler.ensure(service, &want));
+            report_managed(&managed, state, reconciler.dry_run(), &mut self.announced);
+            current.map(|current| reconciler.reconcile_from(&want, current))
+        } else {
+            tokio::task::block_in_place(|| reconciler.reconcile(&want))
+        };
+        state
+            .lock()
+            .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
+        match outcome {
+            Ok(outcome) => log_outcome(service, &want, &outcome, reconciler.dry_run()),
+            Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
+        }
+    }
 }
 
 /// Warns (or sets the sysctl, as configured) when persistent services
@@ -237,73 +383,43 @@ fn report_managed(
     }
 }
 
-/// Reconciles one service and logs what happened: in managed mode the
-/// service and its real servers first, then the weights. Netlink calls
-/// block for one round trip with the kernel; `block_in_place` keeps them
-/// off the other tasks' way.
-fn apply<T: ManagedTable>(
-    reconciler: &mut Reconciler<T>,
-    config: &Config,
-    service: &config::VirtualService,
-    state: &Shared,
-    announced: &mut HashSet<String>,
-) {
-    let (want, guard_was) = {
-        let state = state.lock();
-        let was = state
-            .services
-            .iter()
-            .find(|s| s.key == service.key)
-            .is_some_and(|s| s.guard_active);
-        (state.desired(service), was)
-    };
-    if want.guard_active != guard_was {
-        let quorum = service.quorum.map_or(0, |q| q.min_up);
-        match (want.guard_active, want.sorry) {
-            (true, Some((sorry, _))) => {
-                warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
-            }
-            (true, None) => {
-                warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
-            }
-            (false, Some((sorry, _))) => {
-                info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
-            }
-            (false, None) => {
-                info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
-            }
+/// Logs a change of the quorum guard.
+fn log_guard(service: &config::VirtualService, want: &Desired) {
+    let quorum = service.quorum.map_or(0, |q| q.min_up);
+    match (want.guard_active, want.sorry) {
+        (true, Some((sorry, _))) => {
+            warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
+        }
+        (true, None) => {
+            warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
+        }
+        (false, Some((sorry, _))) => {
+            info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
+        }
+        (false, None) => {
+            info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
         }
     }
-    if config.mode == Mode::Managed {
-        let outcome = tokio::task::block_in_place(|| reconciler.ensure(service, &want));
-        report_managed(&outcome, state, reconciler.dry_run(), announced);
-    }
-    // The lock is not held over the netlink calls.
-    let outcome = tokio::task::block_in_place(|| reconciler.reconcile(&want));
-    state
-        .lock()
-        .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
-    match outcome {
-        Ok(outcome) => {
-            for c in &outcome.changes {
-                if c.out_of_band {
-                    warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "weight was changed out of band; set back");
-                } else if want.sorry.is_some_and(|(s, _)| s.key == c.destination) {
-                    warn!(service = %c.service, sorry_server = %c.destination, from = c.from, to = c.to, guard_active = want.guard_active, "quorum guard: {}", if want.guard_active { "too few real servers up, the sorry server takes the traffic" } else { "quorum is back, the sorry server is taken out" });
-                } else if want.guard_active && want.sorry.is_none() {
-                    warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "quorum guard: too few real servers up, keeping the failed ones at their weight");
-                } else {
-                    info!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, dry_run = reconciler.dry_run(), "weight set");
-                }
-            }
-            for d in &outcome.missing {
-                warn!(service = %service.key, real_server = %d, "real server is not in the IPVS table");
-            }
-            for (d, e) in &outcome.errors {
-                error!(service = %service.key, real_server = %d, "cannot set weight: {e}");
-            }
+}
+
+/// Logs the weights one reconciliation set, and what it could not.
+fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outcome, dry_run: bool) {
+    for c in &outcome.changes {
+        if c.out_of_band {
+            warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "weight was changed out of band; set back");
+        } else if want.sorry.is_some_and(|(s, _)| s.key == c.destination) {
+            warn!(service = %c.service, sorry_server = %c.destination, from = c.from, to = c.to, guard_active = want.guard_active, "quorum guard: {}", if want.guard_active { "too few real servers up, the sorry server takes the traffic" } else { "quorum is back, the sorry server is taken out" });
+        } else if want.guard_active && want.sorry.is_none() {
+            warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "quorum guard: too few real servers up, keeping the failed ones at their weight");
+        } else {
+            info!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, dry_run, "weight set");
         }
-        Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
+    }
+    for d in &outcome.missing {
+        warn!(service = %service.key, real_server = %d, "real server is not in the IPVS table");
+    }
+    for (d, e) in &outcome.errors {
+        error!(service = %service.key, real_server = %d, "cannot set weight: {e}");
     }
 }
 
@@ -361,3 +477,6 @@ fn spawn_probes(
     }
     set
 }
+
+#[cfg(test)]
+mod tests;

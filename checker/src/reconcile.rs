@@ -6,50 +6,64 @@
 //! table and changes only what differs, through the [`Table`] trait: a
 //! fake in the tests, [`ipvs::Ipvs`] in production. Since it reads the
 //! table every time, a weight changed out of band (`ipvsadm -e`) is put
-//! back and reported as such.
+//! back and reported as such. A pass over a service costs one dump of it
+//! (shared with managed mode's checks) and one request per weight that
+//! differs, each sending back the entry just dumped with its new weight:
+//! N real servers failing together cost one dump, not one per weight.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ipvs::{DestinationKey, ServiceKey};
+use ipvs::{DestinationConfig, DestinationKey, ServiceKey};
 
 use crate::config::{SorryServer, VirtualService};
 use crate::health::Health;
 
-/// The part of IPVS the reconciler uses.
+/// The part of IPVS the reconciler uses: one dump per service and pass,
+/// and weights set from the entry just dumped, so a pass costs one dump
+/// however many weights it changes.
 pub trait Table {
-    /// The destinations of a service and their weights, like `ipvsadm -Ln
-    /// -t VIP:PORT`.
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error>;
-    /// Sets one weight, like `ipvsadm -e -t VIP:PORT -r RIP:PORT -w N`;
-    /// returns the previous one.
-    fn set_weight(
+    /// A service's destinations and their settings, like `ipvsadm -Ln -t
+    /// VIP:PORT`.
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error>;
+    /// Replaces a destination's settings, like `ipvsadm -e -t VIP:PORT -r
+    /// RIP:PORT ...` (the kernel takes only whole entries).
+    fn set_destination(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error>;
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error>;
 }
 
 impl Table for ipvs::Ipvs {
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
-        Ok(self
-            .destinations(service)?
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
+        Ok(ipvs::Ipvs::destinations(self, service)?
             .into_iter()
-            .map(|d| (d.key, d.config.weight))
+            .map(|d| (d.key, d.config))
             .collect())
     }
 
-    fn set_weight(
+    fn set_destination(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error> {
-        ipvs::Ipvs::set_weight(self, service, destination, weight)
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::set_destination(self, service, destination, config)
     }
 }
+
+/// A service's destinations as one dump found them (and as the pass that
+/// made it changed them since).
+pub type Current = Vec<(DestinationKey, DestinationConfig)>;
 
 /// The weights a service's real servers should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,20 +276,29 @@ impl<T: Table> Reconciler<T> {
         Ok(())
     }
 
-    /// Brings one service's weights to `desired`. A missing service is an
-    /// error; everything else is reported in the outcome.
+    /// Brings one service's weights to `desired`: one dump of the
+    /// service, then one request per weight that differs. A missing
+    /// service is an error; everything else is reported in the outcome.
     pub fn reconcile(&mut self, desired: &Desired) -> Result<Outcome, ipvs::Error> {
-        let current: HashMap<DestinationKey, u32> =
-            self.table.weights(&desired.service)?.into_iter().collect();
+        let current = self.table.destinations(&desired.service)?;
+        Ok(self.reconcile_from(desired, current))
+    }
+
+    /// [`Reconciler::reconcile`] from `current`, the service's entries as
+    /// just dumped (by managed mode's [`Reconciler::ensure`], which needs
+    /// the same dump): each weight is set by sending its dumped entry back
+    /// with the new weight, with no second read.
+    pub fn reconcile_from(&mut self, desired: &Desired, current: Current) -> Outcome {
+        let current: HashMap<DestinationKey, DestinationConfig> = current.into_iter().collect();
         let mut outcome = Outcome::default();
         let sorry = desired.sorry.map(|(s, w)| (s.key, Some(w)));
         for (destination, want) in desired.weights.iter().chain(sorry.iter()) {
-            let have = current.get(destination).copied();
-            if let Some(have) = have {
-                outcome.weights.push((*destination, have));
+            let entry = current.get(destination).copied();
+            if let Some(entry) = entry {
+                outcome.weights.push((*destination, entry.weight));
             }
             let Some(want) = *want else { continue };
-            let Some(have) = have else {
+            let Some(entry) = entry else {
                 // A sorry server not in use may well be absent (managed
                 // mode removes it).
                 if want != 0 || desired.sorry.is_none_or(|(s, _)| s.key != *destination) {
@@ -283,6 +306,7 @@ impl<T: Table> Reconciler<T> {
                 }
                 continue;
             };
+            let have = entry.weight;
             let key = (desired.service, *destination);
             let last = self.last.get(&key).copied();
             if self.dry_run {
@@ -304,8 +328,15 @@ impl<T: Table> Reconciler<T> {
                 self.last.insert(key, want);
                 continue;
             }
-            match self.table.set_weight(&desired.service, destination, want) {
-                Ok(_) => {
+            let config = DestinationConfig {
+                weight: want,
+                ..entry
+            };
+            match self
+                .table
+                .set_destination(&desired.service, destination, &config)
+            {
+                Ok(()) => {
                     if let Some(last) = outcome.weights.last_mut() {
                         last.1 = want;
                     }
@@ -321,7 +352,7 @@ impl<T: Table> Reconciler<T> {
                 Err(e) => outcome.errors.push((*destination, e.to_string())),
             }
         }
-        Ok(outcome)
+        outcome
     }
 }
 
@@ -332,5 +363,7 @@ pub mod quiescent;
 pub use managed::{Action, ManagedOutcome, ManagedTable};
 use owned::{Owned, StateFileError};
 
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;

@@ -1,149 +1,12 @@
 //! The reconciler against a fake table.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ipvs::{DestinationConfig, ForwardMethod, ServiceConfig};
 
+use super::fake::FakeTable;
 use super::*;
 use crate::config;
-
-/// An IPVS table in memory that records every write.
-#[derive(Debug, Default)]
-struct FakeTable {
-    services: BTreeMap<ServiceKey, ServiceConfig>,
-    dests: BTreeMap<ServiceKey, BTreeMap<DestinationKey, DestinationConfig>>,
-    writes: Vec<(DestinationKey, u32)>,
-}
-
-impl FakeTable {
-    fn set(&mut self, service: &ServiceKey, d: DestinationKey, weight: u32) {
-        self.dests
-            .get_mut(service)
-            .and_then(|m| m.get_mut(&d))
-            .expect("destination in the fake table")
-            .weight = weight;
-    }
-}
-
-impl Table for FakeTable {
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
-        self.dests
-            .get(service)
-            .map(|d| d.iter().map(|(k, c)| (*k, c.weight)).collect())
-            .ok_or(ipvs::Error::ServiceNotFound(*service))
-    }
-
-    fn set_weight(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error> {
-        let slot = self
-            .dests
-            .get_mut(service)
-            .and_then(|d| d.get_mut(destination))
-            .ok_or(ipvs::Error::DestinationNotFound {
-                service: *service,
-                destination: *destination,
-            })?;
-        self.writes.push((*destination, weight));
-        Ok(std::mem::replace(&mut slot.weight, weight))
-    }
-}
-
-impl ManagedTable for FakeTable {
-    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error> {
-        Ok(self.services.get(key).cloned())
-    }
-
-    fn destinations(
-        &mut self,
-        service: &ServiceKey,
-    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
-        self.dests
-            .get(service)
-            .map(|d| d.iter().map(|(k, c)| (*k, *c)).collect())
-            .ok_or(ipvs::Error::ServiceNotFound(*service))
-    }
-
-    fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
-        if self.services.insert(*key, config.clone()).is_some() {
-            return Err(ipvs::Error::ServiceExists(*key));
-        }
-        self.dests.insert(*key, BTreeMap::new());
-        Ok(())
-    }
-
-    fn set_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
-        *self
-            .services
-            .get_mut(key)
-            .ok_or(ipvs::Error::ServiceNotFound(*key))? = config.clone();
-        Ok(())
-    }
-
-    fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error> {
-        self.dests.remove(key);
-        self.services
-            .remove(key)
-            .map(|_| ())
-            .ok_or(ipvs::Error::ServiceNotFound(*key))
-    }
-
-    fn new_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        config: &DestinationConfig,
-    ) -> Result<(), ipvs::Error> {
-        let d = self
-            .dests
-            .get_mut(service)
-            .ok_or(ipvs::Error::ServiceNotFound(*service))?;
-        if d.insert(*destination, *config).is_some() {
-            return Err(ipvs::Error::DestinationExists {
-                service: *service,
-                destination: *destination,
-            });
-        }
-        Ok(())
-    }
-
-    fn set_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        config: &DestinationConfig,
-    ) -> Result<(), ipvs::Error> {
-        let slot = self
-            .dests
-            .get_mut(service)
-            .and_then(|d| d.get_mut(destination))
-            .ok_or(ipvs::Error::DestinationNotFound {
-                service: *service,
-                destination: *destination,
-            })?;
-        *slot = *config;
-        Ok(())
-    }
-
-    fn del_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-    ) -> Result<(), ipvs::Error> {
-        self.dests
-            .get_mut(service)
-            .and_then(|d| d.remove(destination))
-            .map(|_| ())
-            .ok_or(ipvs::Error::DestinationNotFound {
-                service: *service,
-                destination: *destination,
-            })
-    }
-}
 
 const CONFIG: &str = "
 services:
@@ -482,10 +345,10 @@ fn pass(
     let mut actions = r.remove_unconfigured(config).actions;
     for s in &config.services {
         let want = desired(s, health);
-        let outcome = r.ensure(s, &want);
+        let (outcome, current) = r.ensure(s, &want);
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         actions.extend(outcome.actions);
-        r.reconcile(&want).expect("reconcile");
+        r.reconcile_from(&want, current.expect("the service's entries"));
     }
     actions
 }
@@ -670,7 +533,11 @@ fn managed_dry_run_changes_nothing() {
     )
     .expect("no file");
     let want = desired(&config.services[0], health_of([Unknown; 3]));
-    let outcome = r.ensure(&config.services[0], &want);
+    let (outcome, current) = r.ensure(&config.services[0], &want);
+    assert_eq!(
+        current.expect_err("no service").to_string(),
+        format!("service {vip} does not exist")
+    );
     assert_eq!(
         outcome.actions,
         vec![
