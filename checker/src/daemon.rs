@@ -79,6 +79,21 @@ struct Report {
     phases: prober::Phases,
 }
 
+/// The async runtime the daemon runs on (`main`'s, and the probe-cost
+/// example's, so that it measures what runs): one thread for the probes,
+/// the loop and the web endpoint. A probe is a few system calls and a
+/// little parsing, so one thread keeps up with hundreds a second, and a
+/// multi-threaded runtime's cross-thread wake-ups (a futex call or two per
+/// probe, costly on a virtual machine) bought nothing but CPU time. The
+/// netlink calls of a reconciliation block this thread for their round
+/// trips with the kernel (a dump of 500 entries is a few milliseconds),
+/// which delays probes that long at most.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// Runs until SIGTERM or SIGINT, keeping `state` (made with
 /// [`Shared::new`] from `config`) up to date.
 pub async fn run<T: ManagedTable>(
@@ -246,8 +261,7 @@ impl<T: ManagedTable> Daemon<T> {
     /// Every service, and in managed mode what left the config.
     fn resync(&mut self) {
         if self.config.mode == Mode::Managed {
-            let outcome =
-                tokio::task::block_in_place(|| self.reconciler.remove_unconfigured(&self.config));
+            let outcome = self.reconciler.remove_unconfigured(&self.config);
             report_managed(
                 &outcome,
                 &self.state,
@@ -280,8 +294,8 @@ impl<T: ManagedTable> Daemon<T> {
 
     /// Reconciles the `i`-th service and logs what happened: in managed
     /// mode the service and its real servers first, then the weights, from
-    /// one dump of the service. Netlink calls block for one round trip with
-    /// the kernel; `block_in_place` keeps them off the other tasks' way.
+    /// one dump of the service. Netlink calls block the runtime's thread
+    /// for their round trips (see [`runtime`]).
     fn apply(&mut self, i: usize) {
         let service = &self.config.services[i];
         self.pending.remove(&service.key);
@@ -300,12 +314,11 @@ impl<T: ManagedTable> Daemon<T> {
         }
         // The lock is not held over the netlink calls.
         let outcome = if self.config.mode == Mode::Managed {
-            let (managed, current) =
-                tokio::task::block_in_place(|| reconciler.ensure(service, &want));
+            let (managed, current) = reconciler.ensure(service, &want);
             report_managed(&managed, state, reconciler.dry_run(), &mut self.announced);
             current.map(|current| reconciler.reconcile_from(&want, current))
         } else {
-            tokio::task::block_in_place(|| reconciler.reconcile(&want))
+            reconciler.reconcile(&want)
         };
         state
             .lock()
@@ -331,10 +344,8 @@ fn check_quiescent<T: ManagedTable>(
         .iter()
         .filter(|s| match config.mode {
             Mode::Managed => s.is_persistent(),
-            Mode::Weights => tokio::task::block_in_place(|| {
-                matches!(reconciler.table_mut().service(&s.key), Ok(Some(c))
-                    if c.flags.contains(ipvs::ServiceFlags::PERSISTENT))
-            }),
+            Mode::Weights => matches!(reconciler.table_mut().service(&s.key), Ok(Some(c))
+                if c.flags.contains(ipvs::ServiceFlags::PERSISTENT)),
         })
         .map(|s| s.key)
         .collect();

@@ -100,10 +100,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let addresses = ipvs_web::listen_addresses(&args.listen_address)?;
     let table = ipvs::Ipvs::connect().context("cannot open IPVS")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = daemon::runtime().context("cannot start the async runtime")?;
     let options = daemon::Options {
         config_file: args.config_file,
         dry_run: args.dry_run,

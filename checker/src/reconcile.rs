@@ -357,13 +357,12 @@ impl<T: Table> Reconciler<T> {
 }
 
 pub mod managed;
+pub mod memory;
 pub mod owned;
 pub mod quiescent;
 
 pub use managed::{Action, ManagedOutcome, ManagedTable};
 use owned::{Owned, StateFileError};
 
-#[cfg(test)]
-pub(crate) mod fake;
 #[cfg(test)]
 mod tests;

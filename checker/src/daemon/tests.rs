@@ -4,11 +4,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ipvs::{DestinationConfig, ForwardMethod, ServiceConfig};
+use ipvs::ForwardMethod;
 
 use super::*;
 use crate::prober::{Phases, ProbeError, Success};
-use crate::reconcile::fake::FakeTable;
+use crate::reconcile::memory::MemoryTable;
 
 /// Real servers of the first service (the second has two).
 const N: u8 = 50;
@@ -26,24 +26,8 @@ fn config(head: &str, dir: &Path) -> Config {
     config::parse(&text, &dir.join("checker.yaml"), dir).expect("valid")
 }
 
-/// The table as ipvsadm made it from `config`, every weight 1.
-fn table(config: &Config) -> FakeTable {
-    let mut t = FakeTable::default();
-    for s in &config.services {
-        t.services.insert(s.key, ServiceConfig::new("wrr"));
-        t.dests.insert(
-            s.key,
-            s.real_servers
-                .iter()
-                .map(|rs| (rs.key, DestinationConfig::new(ForwardMethod::Masquerade, 1)))
-                .collect(),
-        );
-    }
-    t
-}
-
 /// A probe result for every real server of service `i`.
-fn probe_all(daemon: &mut Daemon<FakeTable>, i: usize, ok: bool) {
+fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
     let service = daemon.config.services[i].clone();
     for rs in &service.real_servers {
         let result = if ok {
@@ -63,7 +47,7 @@ fn probe_all(daemon: &mut Daemon<FakeTable>, i: usize, ok: bool) {
     }
 }
 
-fn weights(daemon: &Daemon<FakeTable>, i: usize) -> Vec<u32> {
+fn weights(daemon: &Daemon<MemoryTable>, i: usize) -> Vec<u32> {
     let key = daemon.config.services[i].key;
     daemon.reconciler.table().dests[&key]
         .values()
@@ -77,7 +61,7 @@ fn flips_of_one_turn_cost_one_dump_per_service_and_one_write_per_weight() {
     let config = config("", dir.path());
     let (a, b) = (config.services[0].key, config.services[1].key);
     let state = Shared::new(&config);
-    let reconciler = Reconciler::new(table(&config), false);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
     let mut daemon = Daemon::new(config, reconciler, state);
 
     // Start-up: everything up (from unknown, a flip each): one dump per
@@ -126,7 +110,7 @@ fn a_managed_pass_reads_each_service_once() {
     let (a, b) = (config.services[0].key, config.services[1].key);
     let state = Shared::new(&config);
     let reconciler = Reconciler::managed(
-        FakeTable::default(),
+        MemoryTable::default(),
         false,
         dir.path().join("owned.json").as_path(),
     )

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use ipvs::{DestinationConfig, ForwardMethod, ServiceConfig};
 
-use super::fake::FakeTable;
+use super::memory::MemoryTable;
 use super::*;
 use crate::config;
 
@@ -28,8 +28,8 @@ fn rs(n: u8) -> DestinationKey {
 }
 
 /// The table as ipvsadm made it: rs11..rs13 at `weights`.
-fn table(weights: [u32; 3]) -> FakeTable {
-    let mut t = FakeTable::default();
+fn table(weights: [u32; 3]) -> MemoryTable {
+    let mut t = MemoryTable::default();
     t.services.insert(service().key, ServiceConfig::new("wrr"));
     let d = t.dests.entry(service().key).or_default();
     for (n, w) in [11, 12, 13].into_iter().zip(weights) {
@@ -53,7 +53,7 @@ fn desired(service: &VirtualService, view: impl Fn(&DestinationKey) -> View) -> 
     super::desired(service, view, Instant::now())
 }
 
-fn weights(t: &FakeTable) -> Vec<u32> {
+fn weights(t: &MemoryTable) -> Vec<u32> {
     t.dests
         .values()
         .flat_map(|d| d.values().map(|c| c.weight))
@@ -120,7 +120,7 @@ fn an_out_of_band_change_is_corrected_and_reported() {
     let d = desired(&service(), health_of([Up, Up, Down]));
     r.reconcile(&d).expect("reconcile");
     // ipvsadm -e ... -w 7 behind the checker's back.
-    r.table.set(&d.service, rs(11), 7);
+    r.table.set(&d.service, rs(11), 7).expect("in the table");
     let outcome = r.reconcile(&d).expect("reconcile");
     assert_eq!(
         outcome.changes,
@@ -186,7 +186,7 @@ fn missing_real_servers_and_services_are_reported() {
     let d = desired(&service(), health_of([Up, Up, Down]));
     assert_eq!(r.reconcile(&d).expect("reconcile").missing, vec![rs(13)]);
 
-    let mut empty = Reconciler::new(FakeTable::default(), false);
+    let mut empty = Reconciler::new(MemoryTable::default(), false);
     let e = empty.reconcile(&d).expect_err("no service");
     assert_eq!(e.to_string(), "service TCP 198.18.0.10:80 does not exist");
 }
@@ -241,7 +241,7 @@ fn below_quorum_the_sorry_server_takes_over_and_leaves_when_quorum_returns() {
         .iter()
         .any(|c| c.destination == sorry() && c.to == 5));
     assert!(outcome.weights.contains(&(sorry(), 5)));
-    let table_weight = |r: &Reconciler<FakeTable>, d: DestinationKey| {
+    let table_weight = |r: &Reconciler<MemoryTable>, d: DestinationKey| {
         r.table()
             .dests
             .values()
@@ -338,7 +338,7 @@ fn managed_config(text: &str, dir: &Path) -> config::Config {
 
 /// One managed pass over every service, as the daemon's resync does.
 fn pass(
-    r: &mut Reconciler<FakeTable>,
+    r: &mut Reconciler<MemoryTable>,
     config: &config::Config,
     health: impl Fn(&DestinationKey) -> View + Copy,
 ) -> Vec<Action> {
@@ -360,7 +360,7 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
     let state_file = config.state_file.clone().expect("state_file");
     let vip = config.services[0].key;
     let foreign = ServiceKey::tcp("198.18.0.20:80".parse().expect("address"));
-    let mut t = FakeTable::default();
+    let mut t = MemoryTable::default();
     // A service made by ipvsadm, not in the config.
     t.new_service(&foreign, &ServiceConfig::new("rr"))
         .expect("add");
@@ -527,7 +527,7 @@ fn managed_dry_run_changes_nothing() {
     let config = managed_config(MANAGED, dir.path());
     let vip = config.services[0].key;
     let mut r = Reconciler::managed(
-        FakeTable::default(),
+        MemoryTable::default(),
         true,
         config.state_file.as_deref().expect("file"),
     )

@@ -12,7 +12,7 @@ use ipvs::{DestinationConfig, DestinationKey, ForwardMethod};
 use super::*;
 use crate::config::{self, Config};
 use crate::prober::{Handshake, Phase, Phases, ProbeError, Success};
-use crate::reconcile::fake::FakeTable;
+use crate::reconcile::memory::MemoryTable;
 use crate::reconcile::Reconciler;
 
 const CONFIG: &str = "
@@ -37,7 +37,7 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 /// Reconciles every service as the daemon's `apply` does.
-fn reconcile_all(config: &Config, state: &Shared, reconciler: &mut Reconciler<FakeTable>) {
+fn reconcile_all(config: &Config, state: &Shared, reconciler: &mut Reconciler<MemoryTable>) {
     for service in &config.services {
         let want = state.lock().desired(service);
         let outcome = reconciler.reconcile(&want);
@@ -54,7 +54,7 @@ fn scenario() -> Shared {
     let fwm = config.services[1].key;
     // The TCP service only: reading the fwmark one fails, as netlink does
     // for a service that does not exist.
-    let mut table = FakeTable::default();
+    let mut table = MemoryTable::default();
     let nat = |w| DestinationConfig::new(ForwardMethod::Masquerade, w);
     table.dests.insert(
         tcp,
@@ -104,7 +104,10 @@ fn scenario() -> Shared {
     }
     reconcile_all(&config, &state, &mut reconciler);
     // ipvsadm -e behind the checker's back, put back on the next pass.
-    reconciler.table_mut().set(&tcp, rs("198.18.1.11:80"), 7);
+    reconciler
+        .table_mut()
+        .set(&tcp, rs("198.18.1.11:80"), 7)
+        .expect("in the table");
     reconcile_all(&config, &state, &mut reconciler);
     state.lock().reloaded(false, at(1002));
     state

@@ -1,42 +1,74 @@
-//! An IPVS table in memory for the tests of the reconciler, the daemon
-//! loop and the web pages: it behaves as the kernel does for the calls the
-//! checker makes, and counts the dumps and the writes, which are what a
-//! pass costs.
+//! An IPVS table in memory, for the tests of the reconciler, the daemon
+//! loop and the web pages, and for measuring the probers' cost on a
+//! machine without IPVS (`examples/probe-cost.rs`): it answers as the
+//! kernel does for the calls the checker makes, and counts the dumps and
+//! the writes, which are what a pass costs.
 
 use std::collections::BTreeMap;
 
 use ipvs::{DestinationConfig, DestinationKey, ServiceConfig, ServiceKey};
 
 use super::{ManagedTable, Table};
+use crate::config::Config;
 
 /// The table: services, their destinations, and what was asked of it.
 #[derive(Debug, Default)]
-pub(crate) struct FakeTable {
-    pub(crate) services: BTreeMap<ServiceKey, ServiceConfig>,
-    pub(crate) dests: BTreeMap<ServiceKey, BTreeMap<DestinationKey, DestinationConfig>>,
+pub struct MemoryTable {
+    /// The services and their settings.
+    pub services: BTreeMap<ServiceKey, ServiceConfig>,
+    /// Each service's destinations and their settings.
+    pub dests: BTreeMap<ServiceKey, BTreeMap<DestinationKey, DestinationConfig>>,
     /// Every `set_destination`: the destination and the weight sent.
-    pub(crate) writes: Vec<(DestinationKey, u32)>,
+    pub writes: Vec<(DestinationKey, u32)>,
     /// Destination dumps per service, answered or not.
-    pub(crate) dumps: BTreeMap<ServiceKey, usize>,
+    pub dumps: BTreeMap<ServiceKey, usize>,
 }
 
-impl FakeTable {
+impl MemoryTable {
+    /// The table as ipvsadm would make it for `config`: each service with
+    /// `scheduler` (managed mode's, else `wlc`) and its real servers at
+    /// their configured weights, forwarding and thresholds.
+    pub fn from_config(config: &Config) -> Self {
+        let mut table = MemoryTable::default();
+        for service in &config.services {
+            table.services.insert(service.key, service.service_config());
+            table.dests.insert(
+                service.key,
+                service
+                    .real_servers
+                    .iter()
+                    .map(|rs| (rs.key, rs.destination_config(rs.weight)))
+                    .collect(),
+            );
+        }
+        table
+    }
+
     /// A weight changed behind the checker's back (`ipvsadm -e`).
-    pub(crate) fn set(&mut self, service: &ServiceKey, d: DestinationKey, weight: u32) {
+    pub fn set(
+        &mut self,
+        service: &ServiceKey,
+        destination: DestinationKey,
+        weight: u32,
+    ) -> Result<(), ipvs::Error> {
         self.dests
             .get_mut(service)
-            .and_then(|m| m.get_mut(&d))
-            .expect("destination in the fake table")
+            .and_then(|m| m.get_mut(&destination))
+            .ok_or(ipvs::Error::DestinationNotFound {
+                service: *service,
+                destination,
+            })?
             .weight = weight;
+        Ok(())
     }
 
     /// Destination dumps of `service` so far.
-    pub(crate) fn dumps_of(&self, service: &ServiceKey) -> usize {
+    pub fn dumps_of(&self, service: &ServiceKey) -> usize {
         self.dumps.get(service).copied().unwrap_or(0)
     }
 }
 
-impl Table for FakeTable {
+impl Table for MemoryTable {
     fn destinations(
         &mut self,
         service: &ServiceKey,
@@ -68,7 +100,7 @@ impl Table for FakeTable {
     }
 }
 
-impl ManagedTable for FakeTable {
+impl ManagedTable for MemoryTable {
     fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error> {
         Ok(self.services.get(key).cloned())
     }
