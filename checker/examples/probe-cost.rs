@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         config_file: file,
         dry_run: false,
         max_concurrency: 256,
+        max_full_handshakes: 16,
         quiescent_sysctl: "/nonexistent".into(),
     };
     // Every probe begins with a connect: the connect phase's histogram

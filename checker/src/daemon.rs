@@ -47,6 +47,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Probes in flight at once, at most.
     pub max_concurrency: usize,
+    /// HTTPS probes making a full TLS handshake at once, at most (see
+    /// [`spawn_probes`]).
+    pub max_full_handshakes: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`quiescent::SYSCTL_PATH`]).
     pub quiescent_sysctl: PathBuf,
 }
@@ -108,10 +111,13 @@ pub async fn run<T: ManagedTable>(
     };
     let mut daemon = Daemon::new(config, reconciler, state);
     check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
-    let semaphore = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
+    let limits = Limits {
+        probes: Arc::new(Semaphore::new(options.max_concurrency.max(1))),
+        full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
+    };
     let (tx, mut rx) = mpsc::channel::<Report>(REPORTS);
     let mut generation = 0;
-    let mut probes = spawn_probes(&daemon.config, generation, &tx, &semaphore);
+    let mut probes = spawn_probes(&daemon.config, generation, &tx, &limits);
     daemon.state.lock().reset(&daemon.config);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
@@ -163,7 +169,7 @@ pub async fn run<T: ManagedTable>(
                         probes.abort_all();
                         generation += 1;
                         daemon.reload(new);
-                        probes = spawn_probes(&daemon.config, generation, &tx, &semaphore);
+                        probes = spawn_probes(&daemon.config, generation, &tx, &limits);
                         info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
                         check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
                     }
@@ -434,12 +440,28 @@ fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outco
     }
 }
 
+/// What the probe tasks share: how many probes, and how many full TLS
+/// handshakes, may run at once.
+#[derive(Debug)]
+struct Limits {
+    probes: Arc<Semaphore>,
+    full_handshakes: Arc<Semaphore>,
+}
+
 /// One task per real server.
+///
+/// A full TLS handshake is the costly kind of probe (a chain verified,
+/// the server's signature checked, a key exchange). Started all together
+/// (at start-up, or for hundreds of servers at once), they share the CPU
+/// until none finishes within its timeout, so no session is ever made to
+/// resume. So at most `full_handshakes` run at once, and a probe waits for
+/// its turn *before* its timeout starts: it is late, but it finishes, and
+/// the next ones resume its session.
 fn spawn_probes(
     config: &Config,
     generation: u64,
     tx: &mpsc::Sender<Report>,
-    semaphore: &Arc<Semaphore>,
+    limits: &Limits,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let all: Vec<(ServiceKey, &RealServer)> = config
@@ -454,7 +476,8 @@ fn spawn_probes(
         let offset = rs.timing.interval / n * i as u32;
         let rs = rs.clone();
         let tx = tx.clone();
-        let semaphore = semaphore.clone();
+        let semaphore = limits.probes.clone();
+        let full_handshakes = limits.full_handshakes.clone();
         set.spawn(async move {
             let start = tokio::time::Instant::now() + offset;
             let mut ticks = tokio::time::interval_at(start, rs.timing.interval);
@@ -470,6 +493,14 @@ fn spawn_probes(
                 ticks.tick().await;
                 let Ok(_permit) = semaphore.acquire().await else {
                     return;
+                };
+                let _full = if prober.full_handshake_due(std::time::Instant::now()) {
+                    let Ok(permit) = full_handshakes.acquire().await else {
+                        return;
+                    };
+                    Some(permit)
+                } else {
+                    None
                 };
                 let outcome = prober.probe(rs.timing.timeout).await;
                 tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), "probe");

@@ -44,13 +44,18 @@ impl Sessions {
         }
     }
 
+    /// Whether a probe starting at `now` makes a full handshake: there is
+    /// no session, or the last full handshake is `full_handshake_interval`
+    /// old.
+    pub fn due(&self, now: Instant) -> bool {
+        self.last_full
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.full_handshake_interval)
+    }
+
     /// The configuration for a probe starting at `now`: with the session
     /// cache, or with an empty one when a full handshake is due.
     fn config(&mut self, now: Instant) -> Arc<ClientConfig> {
-        let due = self
-            .last_full
-            .is_none_or(|last| now.saturating_duration_since(last) >= self.full_handshake_interval);
-        if due {
+        if self.due(now) {
             self.config = fresh(&self.base);
             self.last_full = None;
         }
