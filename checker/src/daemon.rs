@@ -68,6 +68,10 @@ const RAMP_TICK: Duration = Duration::from_millis(100);
 /// time's slack (interval x fall + 100 ms).
 const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
+/// The groups a check interval's probes are spread over (see
+/// [`spawn_probes`]): 50 ms apart at an interval of 1 s.
+const SLOTS: usize = 20;
+
 /// Probe results queued for the loop, at most; also the most it takes in
 /// one turn.
 const REPORTS: usize = 1024;
@@ -469,19 +473,24 @@ fn spawn_probes(
         .iter()
         .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
         .collect();
-    let n = all.len().max(1) as u32;
+    let n = all.len().max(1);
+    let base = tokio::time::Instant::now();
     for (i, (service, rs)) in all.into_iter().enumerate() {
-        // Spread the first probes evenly over the interval so they do not
-        // all start together, and the later ones keep that spacing.
-        let offset = rs.timing.interval / n * i as u32;
+        // Spread the probes over the interval so they do not all start
+        // together, in SLOTS groups that start together: one wake-up of
+        // the runtime then serves a group (its timers, and the answers
+        // that come back at about the same time) instead of one probe.
+        let slot = (i * SLOTS / n) as u32;
+        let offset = rs.timing.interval / SLOTS as u32 * slot;
         let rs = rs.clone();
         let tx = tx.clone();
         let semaphore = limits.probes.clone();
         let full_handshakes = limits.full_handshakes.clone();
         set.spawn(async move {
-            let start = tokio::time::Instant::now() + offset;
-            let mut ticks = tokio::time::interval_at(start, rs.timing.interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = tokio::time::interval_at(base + offset, rs.timing.interval);
+            // A probe that started late (waiting for a permit) skips to
+            // its group's next tick, so the groups stay together.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut prober = Prober::new(
                 rs.check.clone(),
                 Target {

@@ -335,27 +335,19 @@ impl State {
         let Some(service) = self.services.iter_mut().find(|s| s.key == want.service) else {
             return;
         };
+        // Looked up by key: a service may have hundreds of real servers,
+        // and this runs on every pass.
+        let seen: HashMap<DestinationKey, u32> = outcome
+            .map(|o| o.weights.iter().copied().collect())
+            .unwrap_or_default();
+        let desired: HashMap<DestinationKey, Option<u32>> = want.weights.iter().copied().collect();
         service.guard_active = want.guard_active;
-        service.sorry_weight = want.sorry.and_then(|(sorry, _)| {
-            outcome.and_then(|o| {
-                o.weights
-                    .iter()
-                    .find(|(d, _)| *d == sorry.key)
-                    .map(|(_, w)| *w)
-            })
-        });
+        service.sorry_weight = want
+            .sorry
+            .and_then(|(sorry, _)| seen.get(&sorry.key).copied());
         for backend in &mut service.backends {
-            backend.desired_weight = want
-                .weights
-                .iter()
-                .find(|(d, _)| *d == backend.key)
-                .and_then(|(_, w)| *w);
-            backend.current_weight = outcome.and_then(|o| {
-                o.weights
-                    .iter()
-                    .find(|(d, _)| *d == backend.key)
-                    .map(|(_, w)| *w)
-            });
+            backend.desired_weight = desired.get(&backend.key).copied().flatten();
+            backend.current_weight = seen.get(&backend.key).copied();
         }
         let Some(outcome) = outcome else {
             self.netlink_read_errors += 1;
@@ -366,13 +358,10 @@ impl State {
             return;
         }
         for change in &outcome.changes {
-            let Some(backend) = service
-                .backends
-                .iter_mut()
-                .find(|b| b.key == change.destination)
-            else {
+            let Some(&(i, j)) = self.index.get(&(change.service, change.destination)) else {
                 continue;
             };
+            let backend = &mut self.services[i].backends[j];
             if change.out_of_band {
                 backend.changes_out_of_band += 1;
             } else if want.guard_active && want.sorry.is_none() {
