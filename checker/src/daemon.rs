@@ -166,10 +166,18 @@ pub async fn run<T: ManagedTable>(
             _ = ramp.tick() => daemon.ramp(std::time::Instant::now()),
             _ = hangup.recv() => {
                 match config::load(&options.config_file).map_err(anyhow::Error::from).and_then(|new| {
-                    daemon.reconciler.set_state_file(new.state_file.as_deref())?;
-                    Ok(new)
+                    let left = daemon.reconciler.set_state_file(new.state_file.as_deref())?;
+                    Ok((new, left))
                 }) {
-                    Ok(new) => {
+                    Ok((new, left)) => {
+                        if let Some(left) = left {
+                            warn!(
+                                state_file = %left.state_file.display(),
+                                services = %left.services(),
+                                real_servers = %left.real_servers(),
+                                "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
+                            );
+                        }
                         probes.abort_all();
                         generation += 1;
                         daemon.reload(new);

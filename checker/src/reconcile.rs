@@ -205,6 +205,35 @@ pub struct Outcome {
     pub weights: Vec<(DestinationKey, u32)>,
 }
 
+/// What managed mode created when a reload left it for weights mode:
+/// still in the table, still recorded in the state file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBehind {
+    /// The state file that records them.
+    pub state_file: PathBuf,
+    /// The services and real servers.
+    pub owned: Owned,
+}
+
+impl LeftBehind {
+    /// The services, as `ipvsadm -Ln` names them, comma-separated.
+    pub fn services(&self) -> String {
+        let names: Vec<String> = self.owned.services.iter().map(|s| s.to_string()).collect();
+        names.join(", ")
+    }
+
+    /// The real servers, as `RIP in SERVICE`, comma-separated.
+    pub fn real_servers(&self) -> String {
+        let names: Vec<String> = self
+            .owned
+            .destinations
+            .iter()
+            .map(|(s, d)| format!("{d} in {s}"))
+            .collect();
+        names.join(", ")
+    }
+}
+
 /// Keeps the table's weights at the desired ones (and, in managed mode,
 /// its services and real servers at the config's: see [`managed`]).
 #[derive(Debug)]
@@ -263,17 +292,40 @@ impl<T: Table> Reconciler<T> {
 
     /// Follows a reload: managed mode's state file (`None` for weights
     /// mode). A new file is read; the current one keeps what is known.
-    pub fn set_state_file(&mut self, state_file: Option<&Path>) -> Result<(), StateFileError> {
+    ///
+    /// Leaving managed mode returns what it created, if anything: weights
+    /// mode deletes nothing, so those entries stay in the table (deleting
+    /// them on a reload would take traffic away), and the state file stays
+    /// as it is, so a reload back to managed mode with it owns them again.
+    /// The caller warns, naming them, so that they are not left unseen.
+    pub fn set_state_file(
+        &mut self,
+        state_file: Option<&Path>,
+    ) -> Result<Option<LeftBehind>, StateFileError> {
         if self.state_file.as_deref() == state_file {
-            return Ok(());
+            return Ok(None);
         }
-        if let Some(path) = state_file {
-            let owned = Owned::load(path)?;
-            self.saved = owned.clone();
-            self.owned = owned;
+        let mut left = None;
+        match (state_file, self.state_file.take()) {
+            (Some(path), _) => {
+                let owned = Owned::load(path)?;
+                self.saved = owned.clone();
+                self.owned = owned;
+            }
+            (None, Some(old)) => {
+                self.saved = Owned::default();
+                let owned = std::mem::take(&mut self.owned);
+                if owned != Owned::default() {
+                    left = Some(LeftBehind {
+                        state_file: old,
+                        owned,
+                    });
+                }
+            }
+            (None, None) => {}
         }
         self.state_file = state_file.map(Path::to_owned);
-        Ok(())
+        Ok(left)
     }
 
     /// Brings one service's weights to `desired`: one dump of the
@@ -362,7 +414,7 @@ pub mod owned;
 pub mod quiescent;
 
 pub use managed::{Action, ManagedOutcome, ManagedTable};
-use owned::{Owned, StateFileError};
+pub use owned::{Owned, StateFileError};
 
 #[cfg(test)]
 mod tests;

@@ -549,3 +549,56 @@ fn managed_dry_run_changes_nothing() {
     assert!(r.table().services.is_empty());
     assert!(!config.state_file.expect("file").exists());
 }
+
+#[test]
+fn leaving_managed_mode_keeps_what_it_created_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let state_file = config.state_file.clone().expect("state_file");
+    let vip = config.services[0].key;
+    let mut r = Reconciler::managed(MemoryTable::default(), false, &state_file).expect("no file");
+    pass(&mut r, &config, health_of([Up; 3]));
+    let written = std::fs::read_to_string(&state_file).expect("state file");
+
+    // A reload to weights mode: what it created is handed back, named.
+    let left = r
+        .set_state_file(None)
+        .expect("no file to read")
+        .expect("entries left behind");
+    assert_eq!(left.state_file, state_file);
+    assert_eq!(left.services(), "TCP 198.18.0.10:80");
+    assert_eq!(
+        left.real_servers(),
+        "198.18.1.11:80 in TCP 198.18.0.10:80, 198.18.1.12:80 in TCP 198.18.0.10:80"
+    );
+    assert_eq!(r.owned(), &Owned::default());
+    // Nothing is deleted, and the state file is as it was.
+    let weights_config = parse(
+        "services:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {address: 198.18.1.11:80, weight: 3}\n",
+    );
+    let want = desired(&weights_config.services[0], health_of([Up; 3]));
+    r.reconcile(&want).expect("reconcile");
+    assert_eq!(r.table().dests[&vip].len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&state_file).expect("state file"),
+        written
+    );
+    // A second reload in weights mode has nothing more to say.
+    assert_eq!(r.set_state_file(None).expect("weights mode"), None);
+
+    // Back to managed mode with the same file: they are owned again, and
+    // one that left the config is deleted.
+    assert_eq!(r.set_state_file(Some(&state_file)).expect("read"), None);
+    assert_eq!(r.owned().destinations.len(), 2);
+    let fewer = managed_config(
+        &MANAGED.replace(
+            "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
+            "",
+        ),
+        dir.path(),
+    );
+    assert_eq!(
+        r.remove_unconfigured(&fewer).actions,
+        vec![Action::DeleteDestination(vip, rs(12))]
+    );
+}
