@@ -224,6 +224,7 @@ struct Daemon<T> {
 
 impl<T: ManagedTable> Daemon<T> {
     fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
+        sync_owned(&reconciler, &state);
         Daemon {
             config,
             reconciler,
@@ -280,6 +281,9 @@ impl<T: ManagedTable> Daemon<T> {
     fn resync(&mut self) {
         if self.config.mode == Mode::Managed {
             let outcome = self.reconciler.remove_unconfigured(&self.config);
+            if !outcome.actions.is_empty() {
+                sync_owned(&self.reconciler, &self.state);
+            }
             report_managed(
                 &outcome,
                 &self.state,
@@ -305,6 +309,7 @@ impl<T: ManagedTable> Daemon<T> {
     fn reload(&mut self, config: Config) {
         self.config = config;
         self.pending.clear();
+        sync_owned(&self.reconciler, &self.state);
         let mut state = self.state.lock();
         state.reset(&self.config);
         state.reloaded(true, SystemTime::now());
@@ -334,6 +339,9 @@ impl<T: ManagedTable> Daemon<T> {
         let outcome = if self.config.mode == Mode::Managed {
             let (managed, current) = reconciler.ensure(service, &want);
             report_managed(&managed, state, reconciler.dry_run(), &mut self.announced);
+            if !managed.actions.is_empty() {
+                sync_owned(reconciler, state);
+            }
             current.map(|current| reconciler.reconcile_from(&want, current))
         } else {
             reconciler.reconcile(&want)
@@ -345,6 +353,16 @@ impl<T: ManagedTable> Daemon<T> {
             Ok(outcome) => log_outcome(service, &want, &outcome, reconciler.dry_run()),
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
         }
+    }
+}
+
+/// Shows what managed mode owns now in the state (`/status`), if that
+/// changed.
+fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
+    let owned = reconciler.owned();
+    let mut state = state.lock();
+    if state.owned != *owned {
+        state.owned = owned.clone();
     }
 }
 

@@ -13,16 +13,17 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::config::{Config, Quorum};
+use crate::config::{Config, Mode, Quorum};
 use crate::health::{Health, HealthState};
 use crate::prober::{Phases, ProbeError, Success};
-use crate::reconcile::{desired, Action, Desired, Outcome, View};
+use crate::reconcile::{desired, Action, Desired, Outcome, Owned, View};
 
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
 /// covers a loopback answer as well as the longest timeout in practice.
@@ -70,6 +71,13 @@ pub struct State {
     pub managed_actions: BTreeMap<&'static str, u64>,
     /// Managed mode's failed requests (create, update, delete, state file).
     pub managed_errors: u64,
+    /// The configured mode.
+    pub mode: Mode,
+    /// Managed mode's state file.
+    pub state_file: Option<PathBuf>,
+    /// What managed mode created (as of its last pass; empty in weights
+    /// mode).
+    pub owned: Owned,
 }
 
 impl Default for State {
@@ -83,6 +91,9 @@ impl Default for State {
             reload_success_time: SystemTime::now(),
             managed_actions: BTreeMap::new(),
             managed_errors: 0,
+            mode: Mode::Weights,
+            state_file: None,
+            owned: Owned::default(),
         }
     }
 }
@@ -185,6 +196,8 @@ impl State {
     /// new ones start unknown, removed ones are dropped.
     pub fn reset(&mut self, config: &Config) {
         let now = SystemTime::now();
+        self.mode = config.mode;
+        self.state_file = config.state_file.clone();
         let mut old: HashMap<(ServiceKey, DestinationKey), Backend> = HashMap::new();
         let mut old_guard = HashMap::new();
         for service in self.services.drain(..) {

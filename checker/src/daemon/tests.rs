@@ -123,6 +123,16 @@ fn a_managed_pass_reads_each_service_once() {
     let t = daemon.reconciler.table();
     assert_eq!((t.dumps_of(&a), t.dumps_of(&b)), (1, 1));
     assert_eq!(weights(&daemon, 0), vec![0; usize::from(N)]);
+    // /status says what it created.
+    {
+        let status = crate::web::status(&daemon.state.lock());
+        assert_eq!(status.mode, "managed");
+        assert!(status.services.iter().all(|s| s.created_by_checker));
+        assert!(status.services[0]
+            .real_servers
+            .iter()
+            .all(|rs| rs.created_by_checker));
+    }
 
     // All up in one turn: one dump (shared by the managed checks and the
     // weights), N writes.

@@ -294,13 +294,18 @@ async fn status_lists_every_real_server() {
     assert_eq!(content_type, "application/json");
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let expected = serde_json::json!({
+        "mode": "weights",
+        "state_file": null,
         "services": [
             {
                 "service": "TCP 198.18.0.10:80",
                 "quorum_guard_active": false,
+                "created_by_checker": false,
+                "sorry_server": null,
                 "real_servers": [
                     {
                         "address": "198.18.1.11:80",
+                        "created_by_checker": false,
                         "health": "up",
                         "health_since": 1000.0,
                         "weight": 3,
@@ -312,6 +317,7 @@ async fn status_lists_every_real_server() {
                     },
                     {
                         "address": "198.18.1.12:80",
+                        "created_by_checker": false,
                         "health": "down",
                         "health_since": 1001.0,
                         "weight": 0,
@@ -331,9 +337,12 @@ async fn status_lists_every_real_server() {
             {
                 "service": "FWM 1",
                 "quorum_guard_active": false,
+                "created_by_checker": false,
+                "sorry_server": null,
                 "real_servers": [
                     {
                         "address": "198.18.1.13:0",
+                        "created_by_checker": false,
                         "health": "up",
                         "health_since": 1001.0,
                         "weight": null,
