@@ -526,9 +526,8 @@ fn spawn_probes(
             );
             loop {
                 ticks.tick().await;
-                let Ok(_permit) = semaphore.acquire().await else {
-                    return;
-                };
+                // The full-handshake turn first: waiting for it does not
+                // hold one of the probes' permits, which other checks need.
                 let _full = if prober.full_handshake_due(std::time::Instant::now()) {
                     let Ok(permit) = full_handshakes.acquire().await else {
                         return;
@@ -536,6 +535,9 @@ fn spawn_probes(
                     Some(permit)
                 } else {
                     None
+                };
+                let Ok(_permit) = semaphore.acquire().await else {
+                    return;
                 };
                 let outcome = prober.probe(rs.timing.timeout).await;
                 tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), "probe");
