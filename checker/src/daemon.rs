@@ -3,6 +3,11 @@
 //! health into weights (through the [`Reconciler`]), reloads the config on
 //! SIGHUP and stops on SIGTERM or SIGINT.
 //!
+//! A flip does not reconcile its service at once: the service is marked,
+//! and reconciled [`FLIP_COALESCE`] later together with every other flip
+//! that arrived meanwhile, so a rack failure costs a few dumps of the
+//! service instead of one per real server.
+//!
 //! The loop also reconciles every service once a second, so a weight
 //! changed out of band is put back within a second (and, in managed mode,
 //! a deleted service or real server is made again), and every 100 ms the
@@ -30,7 +35,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config, Mode, RealServer};
 use crate::prober::{self, Prober, Target};
 use crate::reconcile::quiescent::{self, Quiescent};
-use crate::reconcile::{ManagedOutcome, ManagedTable, Reconciler};
+use crate::reconcile::{Desired, ManagedOutcome, ManagedTable, Outcome, Reconciler};
 use crate::state::Shared;
 
 /// How the daemon runs.
@@ -42,6 +47,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Probes in flight at once, at most.
     pub max_concurrency: usize,
+    /// HTTPS probes making a full TLS handshake at once, at most (see
+    /// [`spawn_probes`]).
+    pub max_full_handshakes: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`quiescent::SYSCTL_PATH`]).
     pub quiescent_sysctl: PathBuf,
 }
@@ -51,6 +59,22 @@ const RESYNC: Duration = Duration::from_secs(1);
 
 /// How often services in a slow start are reconciled.
 const RAMP_TICK: Duration = Duration::from_millis(100);
+
+/// How long after a flip its service is reconciled: flips arriving
+/// meanwhile join it. Probes are spread over their interval, so the flips
+/// of a rack failure arrive one by one over a second; reconciling each at
+/// once would cost a dump of the whole service per flip (500 dumps of 500
+/// entries a second), this costs at most 50. Small against the detection
+/// time's slack (interval x fall + 100 ms).
+const FLIP_COALESCE: Duration = Duration::from_millis(20);
+
+/// The groups a check interval's probes are spread over (see
+/// [`spawn_probes`]): 50 ms apart at an interval of 1 s.
+const SLOTS: usize = 20;
+
+/// Probe results queued for the loop, at most; also the most it takes in
+/// one turn.
+const REPORTS: usize = 1024;
 
 /// One probe result.
 #[derive(Debug)]
@@ -62,6 +86,21 @@ struct Report {
     phases: prober::Phases,
 }
 
+/// The async runtime the daemon runs on (`main`'s, and the probe-cost
+/// example's, so that it measures what runs): one thread for the probes,
+/// the loop and the web endpoint. A probe is a few system calls and a
+/// little parsing, so one thread keeps up with hundreds a second, and a
+/// multi-threaded runtime's cross-thread wake-ups (a futex call or two per
+/// probe, costly on a virtual machine) bought nothing but CPU time. The
+/// netlink calls of a reconciliation block this thread for their round
+/// trips with the kernel (a dump of 500 entries is a few milliseconds),
+/// which delays probes that long at most.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// Runs until SIGTERM or SIGINT, keeping `state` (made with
 /// [`Shared::new`] from `config`) up to date.
 pub async fn run<T: ManagedTable>(
@@ -70,18 +109,20 @@ pub async fn run<T: ManagedTable>(
     table: T,
     state: Shared,
 ) -> anyhow::Result<()> {
-    let mut config = config;
-    let mut reconciler = match &config.state_file {
+    let reconciler = match &config.state_file {
         Some(file) => Reconciler::managed(table, options.dry_run, file)?,
         None => Reconciler::new(table, options.dry_run),
     };
-    let mut announced = HashSet::new();
-    check_quiescent(&options, &config, &mut reconciler);
-    let semaphore = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
-    let (tx, mut rx) = mpsc::channel::<Report>(1024);
+    let mut daemon = Daemon::new(config, reconciler, state);
+    check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
+    let limits = Limits {
+        probes: Arc::new(Semaphore::new(options.max_concurrency.max(1))),
+        full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
+    };
+    let (tx, mut rx) = mpsc::channel::<Report>(REPORTS);
     let mut generation = 0;
-    let mut probes = spawn_probes(&config, generation, &tx, &semaphore);
-    state.lock().reset(&config);
+    let mut probes = spawn_probes(&daemon.config, generation, &tx, &limits);
+    daemon.state.lock().reset(&daemon.config);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -89,75 +130,63 @@ pub async fn run<T: ManagedTable>(
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ramp = tokio::time::interval(RAMP_TICK);
     ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the services with a flip are reconciled; `None`: none pending.
+    let mut flush_at: Option<tokio::time::Instant> = None;
     info!(
-        services = config.services.len(),
+        services = daemon.config.services.len(),
         dry_run = options.dry_run,
-        mode = %config.mode,
+        mode = %daemon.config.mode,
         "started"
     );
     loop {
         tokio::select! {
             Some(report) = rx.recv() => {
-                if report.generation != generation {
-                    continue; // from before a reload
-                }
-                let flip = state.lock().observe(
-                    &report.service,
-                    &report.destination,
-                    &report.result,
-                    &report.phases,
-                    SystemTime::now(),
-                );
-                if let Err(e) = &report.result {
-                    tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
-                }
-                if let Some(now) = flip {
-                    match &report.result {
-                        Err(e) => warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str()),
-                        Ok(_) => info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str()),
-                    }
-                    if let Some(service) = config.services.iter().find(|s| s.key == report.service) {
-                        apply(&mut reconciler, &config, service, &state, &mut announced);
+                // What is already queued belongs to this turn too: a rack
+                // failure's flips are reconciled together.
+                let mut next = Some(report);
+                let mut taken = 0;
+                while let Some(report) = next.take() {
+                    if report.generation == generation {
+                        daemon.observe(&report);
+                    } // else from before a reload
+                    taken += 1;
+                    if taken < REPORTS {
+                        next = rx.try_recv().ok();
                     }
                 }
-            }
-            _ = resync.tick() => {
-                if config.mode == Mode::Managed {
-                    let outcome = tokio::task::block_in_place(|| reconciler.remove_unconfigured(&config));
-                    report_managed(&outcome, &state, reconciler.dry_run(), &mut announced);
-                }
-                for service in &config.services {
-                    apply(&mut reconciler, &config, service, &state, &mut announced);
+                if daemon.has_pending() && flush_at.is_none() {
+                    flush_at = Some(tokio::time::Instant::now() + FLIP_COALESCE);
                 }
             }
-            _ = ramp.tick() => {
-                let now = std::time::Instant::now();
-                for service in &config.services {
-                    if state.lock().ramping(service, now) {
-                        apply(&mut reconciler, &config, service, &state, &mut announced);
-                    }
-                }
+            _ = sleep_until(flush_at), if flush_at.is_some() => {
+                flush_at = None;
+                daemon.flush();
             }
+            _ = resync.tick() => daemon.resync(),
+            _ = ramp.tick() => daemon.ramp(std::time::Instant::now()),
             _ = hangup.recv() => {
                 match config::load(&options.config_file).map_err(anyhow::Error::from).and_then(|new| {
-                    reconciler.set_state_file(new.state_file.as_deref())?;
-                    Ok(new)
+                    let left = daemon.reconciler.set_state_file(new.state_file.as_deref())?;
+                    Ok((new, left))
                 }) {
-                    Ok(new) => {
+                    Ok((new, left)) => {
+                        if let Some(left) = left {
+                            warn!(
+                                state_file = %left.state_file.display(),
+                                services = %left.services(),
+                                real_servers = %left.real_servers(),
+                                "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
+                            );
+                        }
                         probes.abort_all();
                         generation += 1;
-                        config = new;
-                        {
-                            let mut state = state.lock();
-                            state.reset(&config);
-                            state.reloaded(true, SystemTime::now());
-                        }
-                        probes = spawn_probes(&config, generation, &tx, &semaphore);
-                        info!(services = config.services.len(), mode = %config.mode, "configuration reloaded");
-                        check_quiescent(&options, &config, &mut reconciler);
+                        daemon.reload(new);
+                        probes = spawn_probes(&daemon.config, generation, &tx, &limits);
+                        info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
+                        check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
                     }
                     Err(e) => {
-                        state.lock().reloaded(false, SystemTime::now());
+                        daemon.state.lock().reloaded(false, SystemTime::now());
                         error!("reload failed, the previous configuration stays: {e}");
                     }
                 }
@@ -169,6 +198,172 @@ pub async fn run<T: ManagedTable>(
     probes.abort_all();
     info!("stopped");
     Ok(())
+}
+
+/// Sleeps until `at`; never returns for `None` (the branch is disabled
+/// then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The loop's state: the config, the reconciler, and the services whose
+/// health flipped since their last reconciliation.
+#[derive(Debug)]
+struct Daemon<T> {
+    config: Config,
+    reconciler: Reconciler<T>,
+    state: Shared,
+    /// What a dry run or managed mode announced already.
+    announced: HashSet<String>,
+    /// Services with a flip not reconciled yet.
+    pending: HashSet<ServiceKey>,
+}
+
+impl<T: ManagedTable> Daemon<T> {
+    fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
+        sync_owned(&reconciler, &state);
+        Daemon {
+            config,
+            reconciler,
+            state,
+            announced: HashSet::new(),
+            pending: HashSet::new(),
+        }
+    }
+
+    /// Records a probe result; a flip marks its service for the next
+    /// [`Daemon::flush`].
+    fn observe(&mut self, report: &Report) {
+        let flip = self.state.lock().observe(
+            &report.service,
+            &report.destination,
+            &report.result,
+            &report.phases,
+            SystemTime::now(),
+        );
+        if let Err(e) = &report.result {
+            tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
+        }
+        let Some(now) = flip else { return };
+        match &report.result {
+            Err(e) => {
+                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str())
+            }
+            Ok(_) => {
+                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str())
+            }
+        }
+        self.pending.insert(report.service);
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Reconciles each service with a flip since its last reconciliation,
+    /// once however many flips it had.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for i in 0..self.config.services.len() {
+            if self.pending.contains(&self.config.services[i].key) {
+                self.apply(i);
+            }
+        }
+        self.pending.clear();
+    }
+
+    /// Every service, and in managed mode what left the config.
+    fn resync(&mut self) {
+        if self.config.mode == Mode::Managed {
+            let outcome = self.reconciler.remove_unconfigured(&self.config);
+            if !outcome.actions.is_empty() {
+                sync_owned(&self.reconciler, &self.state);
+            }
+            report_managed(
+                &outcome,
+                &self.state,
+                self.reconciler.dry_run(),
+                &mut self.announced,
+            );
+        }
+        for i in 0..self.config.services.len() {
+            self.apply(i);
+        }
+    }
+
+    /// The services with a real server in its slow start at `now`.
+    fn ramp(&mut self, now: std::time::Instant) {
+        for i in 0..self.config.services.len() {
+            if self.state.lock().ramping(&self.config.services[i], now) {
+                self.apply(i);
+            }
+        }
+    }
+
+    /// Follows a new configuration.
+    fn reload(&mut self, config: Config) {
+        self.config = config;
+        self.pending.clear();
+        sync_owned(&self.reconciler, &self.state);
+        let mut state = self.state.lock();
+        state.reset(&self.config);
+        state.reloaded(true, SystemTime::now());
+    }
+
+    /// Reconciles the `i`-th service and logs what happened: in managed
+    /// mode the service and its real servers first, then the weights, from
+    /// one dump of the service. Netlink calls block the runtime's thread
+    /// for their round trips (see [`runtime`]).
+    fn apply(&mut self, i: usize) {
+        let service = &self.config.services[i];
+        self.pending.remove(&service.key);
+        let (reconciler, state) = (&mut self.reconciler, &self.state);
+        let (want, guard_was) = {
+            let state = state.lock();
+            let was = state
+                .services
+                .iter()
+                .find(|s| s.key == service.key)
+                .is_some_and(|s| s.guard_active);
+            (state.desired(service), was)
+        };
+        if want.guard_active != guard_was {
+            log_guard(service, &want);
+        }
+        // The lock is not held over the netlink calls.
+        let outcome = if self.config.mode == Mode::Managed {
+            let (managed, current) = reconciler.ensure(service, &want);
+            report_managed(&managed, state, reconciler.dry_run(), &mut self.announced);
+            if !managed.actions.is_empty() {
+                sync_owned(reconciler, state);
+            }
+            current.map(|current| reconciler.reconcile_from(&want, current))
+        } else {
+            reconciler.reconcile(&want)
+        };
+        state
+            .lock()
+            .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
+        match outcome {
+            Ok(outcome) => log_outcome(service, &want, &outcome, reconciler.dry_run()),
+            Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
+        }
+    }
+}
+
+/// Shows what managed mode owns now in the state (`/status`), if that
+/// changed.
+fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
+    let owned = reconciler.owned();
+    let mut state = state.lock();
+    if state.owned != *owned {
+        state.owned = owned.clone();
+    }
 }
 
 /// Warns (or sets the sysctl, as configured) when persistent services
@@ -185,10 +380,8 @@ fn check_quiescent<T: ManagedTable>(
         .iter()
         .filter(|s| match config.mode {
             Mode::Managed => s.is_persistent(),
-            Mode::Weights => tokio::task::block_in_place(|| {
-                matches!(reconciler.table_mut().service(&s.key), Ok(Some(c))
-                    if c.flags.contains(ipvs::ServiceFlags::PERSISTENT))
-            }),
+            Mode::Weights => matches!(reconciler.table_mut().service(&s.key), Ok(Some(c))
+                if c.flags.contains(ipvs::ServiceFlags::PERSISTENT)),
         })
         .map(|s| s.key)
         .collect();
@@ -237,82 +430,68 @@ fn report_managed(
     }
 }
 
-/// Reconciles one service and logs what happened: in managed mode the
-/// service and its real servers first, then the weights. Netlink calls
-/// block for one round trip with the kernel; `block_in_place` keeps them
-/// off the other tasks' way.
-fn apply<T: ManagedTable>(
-    reconciler: &mut Reconciler<T>,
-    config: &Config,
-    service: &config::VirtualService,
-    state: &Shared,
-    announced: &mut HashSet<String>,
-) {
-    let (want, guard_was) = {
-        let state = state.lock();
-        let was = state
-            .services
-            .iter()
-            .find(|s| s.key == service.key)
-            .is_some_and(|s| s.guard_active);
-        (state.desired(service), was)
-    };
-    if want.guard_active != guard_was {
-        let quorum = service.quorum.map_or(0, |q| q.min_up);
-        match (want.guard_active, want.sorry) {
-            (true, Some((sorry, _))) => {
-                warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
-            }
-            (true, None) => {
-                warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
-            }
-            (false, Some((sorry, _))) => {
-                info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
-            }
-            (false, None) => {
-                info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
-            }
+/// Logs a change of the quorum guard.
+fn log_guard(service: &config::VirtualService, want: &Desired) {
+    let quorum = service.quorum.map_or(0, |q| q.min_up);
+    match (want.guard_active, want.sorry) {
+        (true, Some((sorry, _))) => {
+            warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
         }
-    }
-    if config.mode == Mode::Managed {
-        let outcome = tokio::task::block_in_place(|| reconciler.ensure(service, &want));
-        report_managed(&outcome, state, reconciler.dry_run(), announced);
-    }
-    // The lock is not held over the netlink calls.
-    let outcome = tokio::task::block_in_place(|| reconciler.reconcile(&want));
-    state
-        .lock()
-        .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
-    match outcome {
-        Ok(outcome) => {
-            for c in &outcome.changes {
-                if c.out_of_band {
-                    warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "weight was changed out of band; set back");
-                } else if want.sorry.is_some_and(|(s, _)| s.key == c.destination) {
-                    warn!(service = %c.service, sorry_server = %c.destination, from = c.from, to = c.to, guard_active = want.guard_active, "quorum guard: {}", if want.guard_active { "too few real servers up, the sorry server takes the traffic" } else { "quorum is back, the sorry server is taken out" });
-                } else if want.guard_active && want.sorry.is_none() {
-                    warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "quorum guard: too few real servers up, keeping the failed ones at their weight");
-                } else {
-                    info!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, dry_run = reconciler.dry_run(), "weight set");
-                }
-            }
-            for d in &outcome.missing {
-                warn!(service = %service.key, real_server = %d, "real server is not in the IPVS table");
-            }
-            for (d, e) in &outcome.errors {
-                error!(service = %service.key, real_server = %d, "cannot set weight: {e}");
-            }
+        (true, None) => {
+            warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
         }
-        Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
+        (false, Some((sorry, _))) => {
+            info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
+        }
+        (false, None) => {
+            info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
+        }
     }
 }
 
+/// Logs the weights one reconciliation set, and what it could not.
+fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outcome, dry_run: bool) {
+    for c in &outcome.changes {
+        if c.out_of_band {
+            warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "weight was changed out of band; set back");
+        } else if want.sorry.is_some_and(|(s, _)| s.key == c.destination) {
+            warn!(service = %c.service, sorry_server = %c.destination, from = c.from, to = c.to, guard_active = want.guard_active, "quorum guard: {}", if want.guard_active { "too few real servers up, the sorry server takes the traffic" } else { "quorum is back, the sorry server is taken out" });
+        } else if want.guard_active && want.sorry.is_none() {
+            warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "quorum guard: too few real servers up, keeping the failed ones at their weight");
+        } else {
+            info!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, dry_run, "weight set");
+        }
+    }
+    for d in &outcome.missing {
+        warn!(service = %service.key, real_server = %d, "real server is not in the IPVS table");
+    }
+    for (d, e) in &outcome.errors {
+        error!(service = %service.key, real_server = %d, "cannot set weight: {e}");
+    }
+}
+
+/// What the probe tasks share: how many probes, and how many full TLS
+/// handshakes, may run at once.
+#[derive(Debug)]
+struct Limits {
+    probes: Arc<Semaphore>,
+    full_handshakes: Arc<Semaphore>,
+}
+
 /// One task per real server.
+///
+/// A full TLS handshake is the costly kind of probe (a chain verified,
+/// the server's signature checked, a key exchange). Started all together
+/// (at start-up, or for hundreds of servers at once), they share the CPU
+/// until none finishes within its timeout, so no session is ever made to
+/// resume. So at most `full_handshakes` run at once, and a probe waits for
+/// its turn *before* its timeout starts: it is late, but it finishes, and
+/// the next ones resume its session.
 fn spawn_probes(
     config: &Config,
     generation: u64,
     tx: &mpsc::Sender<Report>,
-    semaphore: &Arc<Semaphore>,
+    limits: &Limits,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let all: Vec<(ServiceKey, &RealServer)> = config
@@ -320,18 +499,24 @@ fn spawn_probes(
         .iter()
         .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
         .collect();
-    let n = all.len().max(1) as u32;
+    let n = all.len().max(1);
+    let base = tokio::time::Instant::now();
     for (i, (service, rs)) in all.into_iter().enumerate() {
-        // Spread the first probes evenly over the interval so they do not
-        // all start together, and the later ones keep that spacing.
-        let offset = rs.timing.interval / n * i as u32;
+        // Spread the probes over the interval so they do not all start
+        // together, in SLOTS groups that start together: one wake-up of
+        // the runtime then serves a group (its timers, and the answers
+        // that come back at about the same time) instead of one probe.
+        let slot = (i * SLOTS / n) as u32;
+        let offset = rs.timing.interval / SLOTS as u32 * slot;
         let rs = rs.clone();
         let tx = tx.clone();
-        let semaphore = semaphore.clone();
+        let semaphore = limits.probes.clone();
+        let full_handshakes = limits.full_handshakes.clone();
         set.spawn(async move {
-            let start = tokio::time::Instant::now() + offset;
-            let mut ticks = tokio::time::interval_at(start, rs.timing.interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = tokio::time::interval_at(base + offset, rs.timing.interval);
+            // A probe that started late (waiting for a permit) skips to
+            // its group's next tick, so the groups stay together.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut prober = Prober::new(
                 rs.check.clone(),
                 Target {
@@ -341,6 +526,16 @@ fn spawn_probes(
             );
             loop {
                 ticks.tick().await;
+                // The full-handshake turn first: waiting for it does not
+                // hold one of the probes' permits, which other checks need.
+                let _full = if prober.full_handshake_due(std::time::Instant::now()) {
+                    let Ok(permit) = full_handshakes.acquire().await else {
+                        return;
+                    };
+                    Some(permit)
+                } else {
+                    None
+                };
                 let Ok(_permit) = semaphore.acquire().await else {
                     return;
                 };
@@ -361,3 +556,6 @@ fn spawn_probes(
     }
     set
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,6 +45,14 @@ struct Args {
         default_value_t = 256
     )]
     max_concurrency: usize,
+    /// HTTPS probes making a full TLS handshake at once, at most; the
+    /// others wait for their turn (resumed handshakes are not limited).
+    #[arg(
+        long = "checker.max-full-handshakes",
+        value_name = "N",
+        default_value_t = 16
+    )]
+    max_full_handshakes: usize,
     /// Address for /metrics and /status: HOST:PORT, [IPv6]:PORT, or :PORT
     /// for every address. 10311 is next to ipvs-exporter's 10310.
     #[arg(
@@ -100,14 +108,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let addresses = ipvs_web::listen_addresses(&args.listen_address)?;
     let table = ipvs::Ipvs::connect().context("cannot open IPVS")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = daemon::runtime().context("cannot start the async runtime")?;
     let options = daemon::Options {
         config_file: args.config_file,
         dry_run: args.dry_run,
         max_concurrency: args.max_concurrency,
+        max_full_handshakes: args.max_full_handshakes,
         quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
     };
     runtime.block_on(async move {

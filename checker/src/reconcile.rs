@@ -6,50 +6,64 @@
 //! table and changes only what differs, through the [`Table`] trait: a
 //! fake in the tests, [`ipvs::Ipvs`] in production. Since it reads the
 //! table every time, a weight changed out of band (`ipvsadm -e`) is put
-//! back and reported as such.
+//! back and reported as such. A pass over a service costs one dump of it
+//! (shared with managed mode's checks) and one request per weight that
+//! differs, each sending back the entry just dumped with its new weight:
+//! N real servers failing together cost one dump, not one per weight.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ipvs::{DestinationKey, ServiceKey};
+use ipvs::{DestinationConfig, DestinationKey, ServiceKey};
 
 use crate::config::{SorryServer, VirtualService};
 use crate::health::Health;
 
-/// The part of IPVS the reconciler uses.
+/// The part of IPVS the reconciler uses: one dump per service and pass,
+/// and weights set from the entry just dumped, so a pass costs one dump
+/// however many weights it changes.
 pub trait Table {
-    /// The destinations of a service and their weights, like `ipvsadm -Ln
-    /// -t VIP:PORT`.
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error>;
-    /// Sets one weight, like `ipvsadm -e -t VIP:PORT -r RIP:PORT -w N`;
-    /// returns the previous one.
-    fn set_weight(
+    /// A service's destinations and their settings, like `ipvsadm -Ln -t
+    /// VIP:PORT`.
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error>;
+    /// Replaces a destination's settings, like `ipvsadm -e -t VIP:PORT -r
+    /// RIP:PORT ...` (the kernel takes only whole entries).
+    fn set_destination(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error>;
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error>;
 }
 
 impl Table for ipvs::Ipvs {
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
-        Ok(self
-            .destinations(service)?
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
+        Ok(ipvs::Ipvs::destinations(self, service)?
             .into_iter()
-            .map(|d| (d.key, d.config.weight))
+            .map(|d| (d.key, d.config))
             .collect())
     }
 
-    fn set_weight(
+    fn set_destination(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error> {
-        ipvs::Ipvs::set_weight(self, service, destination, weight)
+        config: &DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Ipvs::set_destination(self, service, destination, config)
     }
 }
+
+/// A service's destinations as one dump found them (and as the pass that
+/// made it changed them since).
+pub type Current = Vec<(DestinationKey, DestinationConfig)>;
 
 /// The weights a service's real servers should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +205,35 @@ pub struct Outcome {
     pub weights: Vec<(DestinationKey, u32)>,
 }
 
+/// What managed mode created when a reload left it for weights mode:
+/// still in the table, still recorded in the state file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBehind {
+    /// The state file that records them.
+    pub state_file: PathBuf,
+    /// The services and real servers.
+    pub owned: Owned,
+}
+
+impl LeftBehind {
+    /// The services, as `ipvsadm -Ln` names them, comma-separated.
+    pub fn services(&self) -> String {
+        let names: Vec<String> = self.owned.services.iter().map(|s| s.to_string()).collect();
+        names.join(", ")
+    }
+
+    /// The real servers, as `RIP in SERVICE`, comma-separated.
+    pub fn real_servers(&self) -> String {
+        let names: Vec<String> = self
+            .owned
+            .destinations
+            .iter()
+            .map(|(s, d)| format!("{d} in {s}"))
+            .collect();
+        names.join(", ")
+    }
+}
+
 /// Keeps the table's weights at the desired ones (and, in managed mode,
 /// its services and real servers at the config's: see [`managed`]).
 #[derive(Debug)]
@@ -249,33 +292,65 @@ impl<T: Table> Reconciler<T> {
 
     /// Follows a reload: managed mode's state file (`None` for weights
     /// mode). A new file is read; the current one keeps what is known.
-    pub fn set_state_file(&mut self, state_file: Option<&Path>) -> Result<(), StateFileError> {
+    ///
+    /// Leaving managed mode returns what it created, if anything: weights
+    /// mode deletes nothing, so those entries stay in the table (deleting
+    /// them on a reload would take traffic away), and the state file stays
+    /// as it is, so a reload back to managed mode with it owns them again.
+    /// The caller warns, naming them, so that they are not left unseen.
+    pub fn set_state_file(
+        &mut self,
+        state_file: Option<&Path>,
+    ) -> Result<Option<LeftBehind>, StateFileError> {
         if self.state_file.as_deref() == state_file {
-            return Ok(());
+            return Ok(None);
         }
-        if let Some(path) = state_file {
-            let owned = Owned::load(path)?;
-            self.saved = owned.clone();
-            self.owned = owned;
+        let mut left = None;
+        match (state_file, self.state_file.take()) {
+            (Some(path), _) => {
+                let owned = Owned::load(path)?;
+                self.saved = owned.clone();
+                self.owned = owned;
+            }
+            (None, Some(old)) => {
+                self.saved = Owned::default();
+                let owned = std::mem::take(&mut self.owned);
+                if owned != Owned::default() {
+                    left = Some(LeftBehind {
+                        state_file: old,
+                        owned,
+                    });
+                }
+            }
+            (None, None) => {}
         }
         self.state_file = state_file.map(Path::to_owned);
-        Ok(())
+        Ok(left)
     }
 
-    /// Brings one service's weights to `desired`. A missing service is an
-    /// error; everything else is reported in the outcome.
+    /// Brings one service's weights to `desired`: one dump of the
+    /// service, then one request per weight that differs. A missing
+    /// service is an error; everything else is reported in the outcome.
     pub fn reconcile(&mut self, desired: &Desired) -> Result<Outcome, ipvs::Error> {
-        let current: HashMap<DestinationKey, u32> =
-            self.table.weights(&desired.service)?.into_iter().collect();
+        let current = self.table.destinations(&desired.service)?;
+        Ok(self.reconcile_from(desired, current))
+    }
+
+    /// [`Reconciler::reconcile`] from `current`, the service's entries as
+    /// just dumped (by managed mode's [`Reconciler::ensure`], which needs
+    /// the same dump): each weight is set by sending its dumped entry back
+    /// with the new weight, with no second read.
+    pub fn reconcile_from(&mut self, desired: &Desired, current: Current) -> Outcome {
+        let current: HashMap<DestinationKey, DestinationConfig> = current.into_iter().collect();
         let mut outcome = Outcome::default();
         let sorry = desired.sorry.map(|(s, w)| (s.key, Some(w)));
         for (destination, want) in desired.weights.iter().chain(sorry.iter()) {
-            let have = current.get(destination).copied();
-            if let Some(have) = have {
-                outcome.weights.push((*destination, have));
+            let entry = current.get(destination).copied();
+            if let Some(entry) = entry {
+                outcome.weights.push((*destination, entry.weight));
             }
             let Some(want) = *want else { continue };
-            let Some(have) = have else {
+            let Some(entry) = entry else {
                 // A sorry server not in use may well be absent (managed
                 // mode removes it).
                 if want != 0 || desired.sorry.is_none_or(|(s, _)| s.key != *destination) {
@@ -283,6 +358,7 @@ impl<T: Table> Reconciler<T> {
                 }
                 continue;
             };
+            let have = entry.weight;
             let key = (desired.service, *destination);
             let last = self.last.get(&key).copied();
             if self.dry_run {
@@ -304,8 +380,15 @@ impl<T: Table> Reconciler<T> {
                 self.last.insert(key, want);
                 continue;
             }
-            match self.table.set_weight(&desired.service, destination, want) {
-                Ok(_) => {
+            let config = DestinationConfig {
+                weight: want,
+                ..entry
+            };
+            match self
+                .table
+                .set_destination(&desired.service, destination, &config)
+            {
+                Ok(()) => {
                     if let Some(last) = outcome.weights.last_mut() {
                         last.1 = want;
                     }
@@ -321,16 +404,17 @@ impl<T: Table> Reconciler<T> {
                 Err(e) => outcome.errors.push((*destination, e.to_string())),
             }
         }
-        Ok(outcome)
+        outcome
     }
 }
 
 pub mod managed;
+pub mod memory;
 pub mod owned;
 pub mod quiescent;
 
 pub use managed::{Action, ManagedOutcome, ManagedTable};
-use owned::{Owned, StateFileError};
+pub use owned::{Owned, StateFileError};
 
 #[cfg(test)]
 mod tests;

@@ -13,16 +13,17 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::config::{Config, Quorum};
+use crate::config::{Config, Mode, Quorum};
 use crate::health::{Health, HealthState};
 use crate::prober::{Phases, ProbeError, Success};
-use crate::reconcile::{desired, Action, Desired, Outcome, View};
+use crate::reconcile::{desired, Action, Desired, Outcome, Owned, View};
 
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
 /// covers a loopback answer as well as the longest timeout in practice.
@@ -70,6 +71,13 @@ pub struct State {
     pub managed_actions: BTreeMap<&'static str, u64>,
     /// Managed mode's failed requests (create, update, delete, state file).
     pub managed_errors: u64,
+    /// The configured mode.
+    pub mode: Mode,
+    /// Managed mode's state file.
+    pub state_file: Option<PathBuf>,
+    /// What managed mode created (as of its last pass; empty in weights
+    /// mode).
+    pub owned: Owned,
 }
 
 impl Default for State {
@@ -83,6 +91,9 @@ impl Default for State {
             reload_success_time: SystemTime::now(),
             managed_actions: BTreeMap::new(),
             managed_errors: 0,
+            mode: Mode::Weights,
+            state_file: None,
+            owned: Owned::default(),
         }
     }
 }
@@ -185,6 +196,8 @@ impl State {
     /// new ones start unknown, removed ones are dropped.
     pub fn reset(&mut self, config: &Config) {
         let now = SystemTime::now();
+        self.mode = config.mode;
+        self.state_file = config.state_file.clone();
         let mut old: HashMap<(ServiceKey, DestinationKey), Backend> = HashMap::new();
         let mut old_guard = HashMap::new();
         for service in self.services.drain(..) {
@@ -335,27 +348,19 @@ impl State {
         let Some(service) = self.services.iter_mut().find(|s| s.key == want.service) else {
             return;
         };
+        // Looked up by key: a service may have hundreds of real servers,
+        // and this runs on every pass.
+        let seen: HashMap<DestinationKey, u32> = outcome
+            .map(|o| o.weights.iter().copied().collect())
+            .unwrap_or_default();
+        let desired: HashMap<DestinationKey, Option<u32>> = want.weights.iter().copied().collect();
         service.guard_active = want.guard_active;
-        service.sorry_weight = want.sorry.and_then(|(sorry, _)| {
-            outcome.and_then(|o| {
-                o.weights
-                    .iter()
-                    .find(|(d, _)| *d == sorry.key)
-                    .map(|(_, w)| *w)
-            })
-        });
+        service.sorry_weight = want
+            .sorry
+            .and_then(|(sorry, _)| seen.get(&sorry.key).copied());
         for backend in &mut service.backends {
-            backend.desired_weight = want
-                .weights
-                .iter()
-                .find(|(d, _)| *d == backend.key)
-                .and_then(|(_, w)| *w);
-            backend.current_weight = outcome.and_then(|o| {
-                o.weights
-                    .iter()
-                    .find(|(d, _)| *d == backend.key)
-                    .map(|(_, w)| *w)
-            });
+            backend.desired_weight = desired.get(&backend.key).copied().flatten();
+            backend.current_weight = seen.get(&backend.key).copied();
         }
         let Some(outcome) = outcome else {
             self.netlink_read_errors += 1;
@@ -366,13 +371,10 @@ impl State {
             return;
         }
         for change in &outcome.changes {
-            let Some(backend) = service
-                .backends
-                .iter_mut()
-                .find(|b| b.key == change.destination)
-            else {
+            let Some(&(i, j)) = self.index.get(&(change.service, change.destination)) else {
                 continue;
             };
+            let backend = &mut self.services[i].backends[j];
             if change.out_of_band {
                 backend.changes_out_of_band += 1;
             } else if want.guard_active && want.sorry.is_none() {

@@ -222,6 +222,12 @@ fn client_config(args: &Args) -> anyhow::Result<Arc<rustls::ClientConfig>> {
 /// The `/status` document as read back (see [`crate::web::Status`]).
 #[derive(Debug, Deserialize)]
 pub struct Status {
+    /// `weights` or `managed` (absent from older daemons: weights).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Managed mode's state file.
+    #[serde(default)]
+    pub state_file: Option<String>,
     /// Every configured service.
     pub services: Vec<ServiceStatus>,
     /// Whether the last configuration reload succeeded.
@@ -233,10 +239,32 @@ pub struct Status {
 pub struct ServiceStatus {
     /// `TCP 198.18.0.10:80`, `FWM 1`.
     pub service: String,
-    /// The quorum guard keeps failed real servers at their weight.
+    /// The quorum guard acts.
     pub quorum_guard_active: bool,
+    /// Managed mode created the service.
+    #[serde(default)]
+    pub created_by_checker: bool,
+    /// The sorry server, if configured.
+    #[serde(default)]
+    pub sorry_server: Option<SorryServerStatus>,
     /// Its real servers.
     pub real_servers: Vec<RealServerStatus>,
+}
+
+/// A service's sorry server.
+#[derive(Debug, Deserialize)]
+pub struct SorryServerStatus {
+    /// `198.18.1.99:8080`.
+    pub address: String,
+    /// It takes the traffic (the quorum guard is active).
+    pub in_use: bool,
+    /// Its weight in the table at the last reconciliation.
+    pub weight: Option<u32>,
+    /// Its weight while in use.
+    pub weight_configured: u32,
+    /// Managed mode added it.
+    #[serde(default)]
+    pub created_by_checker: bool,
 }
 
 /// One real server.
@@ -244,6 +272,9 @@ pub struct ServiceStatus {
 pub struct RealServerStatus {
     /// `198.18.1.11:80`.
     pub address: String,
+    /// Managed mode created it.
+    #[serde(default)]
+    pub created_by_checker: bool,
     /// `unknown`, `up` or `down`.
     pub health: String,
     /// When the health last changed (Unix seconds).
@@ -281,21 +312,48 @@ pub fn render(status: &Status, now: f64) -> String {
         "Last error",
     ];
     let dash = |w: Option<u32>| w.map_or_else(|| "-".to_owned(), |w| w.to_string());
+    // Managed mode's own entries are marked, as the legend below says.
+    let mark = |created: bool| if created { " *" } else { "" };
+    let mut created = false;
     let mut rows = Vec::new();
     for service in &status.services {
         rows.push(Row::Service(service));
+        created |= service.created_by_checker;
         for rs in &service.real_servers {
+            created |= rs.created_by_checker;
             let error = rs.last_error.as_ref().map_or_else(String::new, |e| {
                 format!("{} since {}: {}", e.reason, when(e.since, now), e.message)
             });
             rows.push(Row::Server([
-                format!("  -> {}", rs.address),
+                format!("  -> {}{}", rs.address, mark(rs.created_by_checker)),
                 rs.health.clone(),
                 when(rs.health_since, now),
                 dash(rs.weight),
                 dash(rs.weight_desired),
                 rs.weight_configured.to_string(),
                 error,
+            ]));
+        }
+        if let Some(sorry) = &service.sorry_server {
+            created |= sorry.created_by_checker;
+            rows.push(Row::Server([
+                format!("  -> {}{}", sorry.address, mark(sorry.created_by_checker)),
+                if sorry.in_use {
+                    "sorry, in use"
+                } else {
+                    "sorry, standby"
+                }
+                .to_owned(),
+                String::new(),
+                dash(sorry.weight),
+                if sorry.in_use {
+                    sorry.weight_configured
+                } else {
+                    0
+                }
+                .to_string(),
+                sorry.weight_configured.to_string(),
+                String::new(),
             ]));
         }
     }
@@ -340,13 +398,25 @@ pub fn render(status: &Status, now: f64) -> String {
                     None => s.service.clone(),
                 };
                 out.push_str(&name);
-                if s.quorum_guard_active {
-                    out.push_str("  (quorum guard active: failed servers kept)");
+                out.push_str(mark(s.created_by_checker));
+                match (s.quorum_guard_active, &s.sorry_server) {
+                    (true, None) => out.push_str("  (quorum guard active: failed servers kept)"),
+                    (true, Some(_)) => {
+                        out.push_str("  (quorum guard active: the sorry server takes the traffic)")
+                    }
+                    (false, _) => {}
                 }
                 out.push('\n');
             }
             Row::Server(cells) => out.push_str(&line(cells.each_ref().map(String::as_str))),
         }
+    }
+    if created {
+        let file = status.state_file.as_deref().unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "\n* created by this checker (managed mode, recorded in {file}): the only entries it deletes"
+        );
     }
     if !status.config_last_reload_successful {
         out.push_str("\nThe last configuration reload failed: the previous configuration is running (see the log).\n");

@@ -152,6 +152,10 @@ fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> 
 /// The `/status` document.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// `weights` or `managed`.
+    pub mode: String,
+    /// Managed mode's state file (null in weights mode).
+    pub state_file: Option<String>,
     /// Every configured service, in file order.
     pub services: Vec<ServiceStatus>,
     /// Whether the last configuration reload succeeded.
@@ -163,10 +167,31 @@ pub struct Status {
 pub struct ServiceStatus {
     /// As `ipvsadm -Ln` names it: `TCP 198.18.0.10:80`, `FWM 1`.
     pub service: String,
-    /// The quorum guard keeps failed real servers at their weight.
+    /// The quorum guard acts: it keeps failed real servers at their
+    /// weight, or puts the sorry server in.
     pub quorum_guard_active: bool,
+    /// Managed mode created this service (and may delete it).
+    pub created_by_checker: bool,
+    /// The sorry server, if configured.
+    pub sorry_server: Option<SorryServerStatus>,
     /// Its real servers, in file order.
     pub real_servers: Vec<RealServerStatus>,
+}
+
+/// A service's sorry server in `/status`.
+#[derive(Debug, Serialize)]
+pub struct SorryServerStatus {
+    /// `198.18.1.99:8080`.
+    pub address: String,
+    /// Whether it takes the traffic (the quorum guard is active).
+    pub in_use: bool,
+    /// Its weight in the IPVS table at the last reconciliation (null: not
+    /// in the table).
+    pub weight: Option<u32>,
+    /// Its weight while in use, from the configuration.
+    pub weight_configured: u32,
+    /// Managed mode added it (and deletes it when not in use).
+    pub created_by_checker: bool,
 }
 
 /// One real server in `/status`.
@@ -174,6 +199,8 @@ pub struct ServiceStatus {
 pub struct RealServerStatus {
     /// `198.18.1.11:80`, `[2001:db8::11]:80`.
     pub address: String,
+    /// Managed mode created this real server (and may delete it).
+    pub created_by_checker: bool,
     /// `unknown`, `up` or `down`.
     pub health: &'static str,
     /// When the health last changed (Unix seconds).
@@ -212,18 +239,32 @@ fn unix_seconds(t: SystemTime) -> f64 {
 
 /// The status document of `state`.
 pub fn status(state: &State) -> Status {
+    let created = |s, d| state.owned.destinations.contains(&(s, d));
     Status {
+        mode: state.mode.to_string(),
+        state_file: state.state_file.as_ref().map(|p| p.display().to_string()),
         services: state
             .services
             .iter()
             .map(|s| ServiceStatus {
                 service: s.key.to_string(),
                 quorum_guard_active: s.guard_active,
+                created_by_checker: state.owned.services.contains(&s.key),
+                sorry_server: s.quorum.and_then(|q| q.sorry_server).map(|sorry| {
+                    SorryServerStatus {
+                        address: sorry.key.addr.to_string(),
+                        in_use: s.guard_active,
+                        weight: s.sorry_weight,
+                        weight_configured: sorry.weight,
+                        created_by_checker: created(s.key, sorry.key),
+                    }
+                }),
                 real_servers: s
                     .backends
                     .iter()
                     .map(|b| RealServerStatus {
                         address: b.key.addr.to_string(),
+                        created_by_checker: created(s.key, b.key),
                         health: b.health.health().as_str(),
                         health_since: unix_seconds(b.health_since),
                         weight: b.current_weight,

@@ -5,13 +5,12 @@
 //! on a real director; the tests read weights with the `ipvs` crate.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use ipvs::{DestinationKey, Ipvs, ServiceKey};
-use lab_harness::{client, director, lab_once, run_in, topology_script, DIRECTOR};
+use lab_harness::{client, director, lab_once, run_in, topology_script, Daemon, DIRECTOR};
 
 /// Where the checker's config and log go: `$LAB_OUT` survives the VM.
 fn out_dir() -> PathBuf {
@@ -23,8 +22,7 @@ fn out_dir() -> PathBuf {
 
 /// The checker, killed (and its log shown) when the test ends.
 struct Checker {
-    child: Child,
-    log: PathBuf,
+    daemon: Daemon,
     config: PathBuf,
 }
 
@@ -40,48 +38,31 @@ impl Checker {
 
     /// Starts the checker on an existing config file; its log is
     /// `NAME.log` (appended to, so a restart keeps the earlier lines).
+    /// Returns once its endpoint answers, so that it has started (and
+    /// bound) before the test goes on.
     fn start_with(name: &str, file: PathBuf) -> Checker {
-        let log = out_dir().join(format!("{name}.log"));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", "lab-director"])
-            .arg(env!("CARGO_BIN_EXE_ipvs-checker"))
-            .arg("--config.file")
-            .arg(&file)
-            .args(["--log.level", "debug"])
-            .args(["--web.listen-address", WEB])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start ipvs-checker");
-        // `ip netns exec` execs the checker: this is its pid. Wait for its
-        // endpoint, so that it has started (and bound) before the test goes on.
-        let checker = Checker {
-            child,
-            log,
+        let daemon = Daemon::start(
+            env!("CARGO_BIN_EXE_ipvs-checker"),
+            &[
+                "--config.file".as_ref(),
+                file.as_os_str(),
+                "--log.level".as_ref(),
+                "debug".as_ref(),
+                "--web.listen-address".as_ref(),
+                WEB.as_ref(),
+            ],
+            &out_dir().join(format!("{name}.log")),
+            &format!("http://{WEB}/metrics"),
+            Duration::from_secs(20),
+        );
+        Checker {
+            daemon,
             config: file,
-        };
-        let start = Instant::now();
-        while !run_quiet(&format!(
-            "ip netns exec lab-director curl -sf -o /dev/null http://{WEB}/metrics"
-        )) {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the checker's endpoint is not up after 20 s:\n{}",
-                checker.log_text()
-            );
-            sleep(Duration::from_millis(100));
         }
-        checker
     }
 
     fn signal(&self, signal: &str) {
-        run_in(None, &format!("kill -{signal} {}", self.child.id()));
+        self.daemon.signal(signal);
     }
 
     /// Replaces the config file and sends SIGHUP.
@@ -91,31 +72,7 @@ impl Checker {
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Whether `script` succeeds (no panic either way).
-fn run_quiet(script: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-impl Drop for Checker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- checker log {}:\n{}",
-                self.log.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
+        self.daemon.log_text()
     }
 }
 
@@ -514,7 +471,7 @@ services:
         Duration::from_secs(5),
     );
     checker.signal("KILL");
-    let _ = checker.child.wait();
+    checker.daemon.wait();
     // The table as the dead checker left it.
     assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.12:80"), 1);
 

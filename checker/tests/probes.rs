@@ -12,11 +12,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use lab_harness::{director, lab_once, run_in, topology_script};
+use lab_harness::{director, lab_once, run_in, topology_script, Daemon};
 
 /// Where certificates, configs and logs go: `$LAB_OUT` survives the VM.
 fn out_dir() -> PathBuf {
@@ -82,71 +81,30 @@ fn setup() {
     }
 }
 
-/// The checker in the director's namespace, killed when the test ends
-/// (its log shown if the test failed).
-struct Checker {
-    child: Child,
-    log: PathBuf,
-}
-
 const WEB: &str = "127.0.0.1:10311";
 
-impl Checker {
-    fn start(name: &str, config: &str) -> Checker {
-        let dir = out_dir();
-        let file = dir.join(format!("{name}.yaml"));
-        std::fs::write(&file, config).expect("write config");
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new("ip")
-            .args(["netns", "exec", "lab-director"])
-            .arg(env!("CARGO_BIN_EXE_ipvs-checker"))
-            .arg("--config.file")
-            .arg(&file)
-            .args(["--log.level", "info", "--web.listen-address", WEB])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start ipvs-checker");
-        let checker = Checker { child, log };
-        // Serving its pages: started (a process start is slow in the VM).
-        let start = Instant::now();
-        while !Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                "lab-director",
-                "curl",
-                "-sf",
-                "-o",
-                "/dev/null",
-            ])
-            .arg(format!("http://{WEB}/"))
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the checker does not answer on {WEB}"
-            );
-            sleep(Duration::from_millis(200));
-        }
-        checker
-    }
-}
-
-impl Drop for Checker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- checker log {}:\n{}",
-                self.log.display(),
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
+/// The checker in the director's namespace with `config`, killed when the
+/// test ends (its log shown if the test failed).
+fn start_checker(name: &str, config: &str) -> Daemon {
+    let dir = out_dir();
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, config).expect("write config");
+    let log = dir.join(format!("{name}.log"));
+    let _ = std::fs::remove_file(&log);
+    Daemon::start(
+        env!("CARGO_BIN_EXE_ipvs-checker"),
+        &[
+            "--config.file".as_ref(),
+            file.as_os_str(),
+            "--log.level".as_ref(),
+            "info".as_ref(),
+            "--web.listen-address".as_ref(),
+            WEB.as_ref(),
+        ],
+        &log,
+        &format!("http://{WEB}/"),
+        Duration::from_secs(30),
+    )
 }
 
 /// The weights of `service`'s real servers, as `ipvsadm -Ln` prints them.
@@ -314,7 +272,7 @@ fn each_failure_zeroes_the_weight_with_its_own_reason() {
     let addrs: Vec<&str> = CASES.iter().map(|c| c.0).collect();
     table(&addrs);
     let checks: Vec<(&str, &str)> = CASES.iter().map(|c| (c.0, c.1)).collect();
-    let _checker = Checker::start("cases", &config(&checks));
+    let _checker = start_checker("cases", &config(&checks));
 
     let want: BTreeMap<String, u32> = CASES.iter().map(|c| (c.0.to_owned(), c.2)).collect();
     let took = wait_for_weights(SERVICE, &want, Duration::from_secs(20));
@@ -432,7 +390,7 @@ fn dropped_packets_zero_the_weight_until_they_pass_again() {
     let _lab = lab_once(setup);
     const RS2: &str = "198.18.1.12:8001";
     table(&[RS2]);
-    let _checker = Checker::start(
+    let _checker = start_checker(
         "dropped",
         &config(&[(RS2, "{type: http, body: \"^healthy\"}")]),
     );

@@ -22,8 +22,12 @@
 #     probes are counted in nginx's access log, the same way for both;
 #   - resident memory (VmRSS, summed over the tool's processes) at the end;
 #   - on time: the probes nginx saw over the window / (N x W);
+#   - TLS sessions (HTTPS): of the probes over the window, how many resumed
+#     a session (nginx's $ssl_session_reused) and how many made a full
+#     handshake;
 #   - rack failure (HTTP): nginx stopped -> time until all N weights are 0;
-#     restarted -> time until all are back at 1 (polling ipvsadm -Ln);
+#     restarted -> time until all are back at 1 (polling ipvsadm -Ln; each
+#     wait gives up after L seconds, default 60, and reports ">L");
 #   - single failure (ipvs-checker, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max.
@@ -35,6 +39,7 @@ n=${BENCH_SERVERS:-500}
 window=${BENCH_WINDOW:-20}
 warmup=${BENCH_WARMUP:-6}
 samples=${BENCH_SAMPLES:-20}
+rack_limit=${BENCH_RACK_LIMIT:-60}
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker.XXXXXX)
 checker=${BENCH_CHECKER:-$root/target/release/ipvs-checker}
@@ -96,7 +101,7 @@ pid $work/nginx.pid;
 error_log $work/nginx-error.log;
 events { worker_connections 8192; }
 http {
-    log_format probe '\$msec';
+    log_format probe '\$msec \$ssl_session_reused';
     default_type text/plain;
     keepalive_timeout 0;
     server {
@@ -191,9 +196,10 @@ weighted() {
 	ip netns exec "$D" ipvsadm -Ln -t "198.18.0.10:$1" |
 		awk -v c=0 '$1 == "->" && $4 ~ /^[0-9]+$/ && $4 != 0 { c++ } END { print c }'
 }
-# Polls until weighted PORT == WANT; prints the time (EPOCHREALTIME) seen.
+# Polls until weighted PORT == WANT, for at most LIMIT seconds (default
+# 120); prints the time (EPOCHREALTIME) seen.
 wait_weighted() {
-	local port=$1 want=$2 limit=$((SECONDS + 120))
+	local port=$1 want=$2 limit=$((SECONDS + ${3:-120}))
 	until [[ $(weighted "$port") == "$want" ]]; do
 		((SECONDS < limit)) || { echo "timeout waiting for $want weighted on :$port" >&2; return 1; }
 	done
@@ -245,6 +251,11 @@ measure() { # NAME PORT
 	rss=$(rss_kb "${pids[@]}")
 	local down=$((n - $(weighted "$port")))
 	stop_tool "$pid"
+	if [[ $port == 443 ]]; then
+		# The window's lines: resumed ("r") and full (".") handshakes.
+		tail -n +$((r0 + 1)) "$log" | head -n $((r1 - r0)) |
+			awk -v name="$name" '$2 == "r" { r++ } $2 != "r" { f++ } END { printf "%s: %d resumed, %d full handshakes\n", name, r, f }' >>"$work/sessions.txt"
+	fi
 	python3 - "$name" "$port" "$t0" "$t1" "$c0" "$c1" "$clk" "$r0" "$r1" "$rss" "$n" "$down" "${#pids[@]}" <<'PY' | tee -a "$work/measure.txt"
 import sys
 name, port = sys.argv[1], sys.argv[2]
@@ -266,11 +277,11 @@ rack() { # NAME: HTTP, nginx stopped and started again
 	wait_weighted 80 "$n" >/dev/null
 	t0=$EPOCHREALTIME
 	nginx_stop
-	local zero=">120" restore=">120"
-	t1=$(wait_weighted 80 0) && zero=$(elapsed "$t0" "$t1")
+	local zero=">$rack_limit" restore=">$rack_limit"
+	t1=$(wait_weighted 80 0 "$rack_limit") && zero=$(elapsed "$t0" "$t1")
 	t2=$EPOCHREALTIME
 	nginx_start
-	t3=$(wait_weighted 80 "$n") && restore=$(elapsed "$t2" "$t3")
+	t3=$(wait_weighted 80 "$n" "$rack_limit") && restore=$(elapsed "$t2" "$t3")
 	stop_tool "$pid"
 	echo "| $name | $zero | $restore |" | tee -a "$work/rack.txt"
 }
@@ -317,6 +328,7 @@ PY
 	echo "## ipvs-checker vs keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}'), $n real servers"
 	echo
 	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, window ${window} s after ${warmup} s of warm-up."
+	echo "Load average in the VM at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
 	echo "| tool | check | probes seen by nginx | on time | CPU [s] | CPU s / 1,000 probes | RSS [MB] | down at end |"
 	echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
@@ -326,6 +338,12 @@ for port in 80 443; do
 		measure "$tool" "$port" | tee -a "$report"
 	done
 done
+{
+	echo
+	echo "TLS sessions over the HTTPS windows (nginx's \$ssl_session_reused):"
+	echo
+	sed 's/^/- /' "$work/sessions.txt"
+} | tee -a "$report"
 {
 	echo
 	echo "Rack failure (HTTP; nginx stopped, then started; ipvsadm -Ln polled):"
@@ -343,3 +361,7 @@ for tool in ipvs-checker keepalived; do rack "$tool" | tee -a "$report"; done
 	echo "|:---|---:|---:|---:|---:|"
 } | tee -a "$report"
 single | tee -a "$report"
+{
+	echo
+	echo "Load average in the VM at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+} | tee -a "$report"

@@ -39,8 +39,6 @@ where
     let (mut sender, connection) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| ProbeError::Http(e.to_string()))?;
-    // The connection task ends with the probe: it is dropped with it.
-    let connection = tokio::spawn(connection);
     let host = match &check.host {
         Some(host) => host.clone(),
         None => target.addr.to_string(),
@@ -60,7 +58,7 @@ where
     let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| ProbeError::Http(e.to_string()))?;
-    let result = async {
+    let exchange = async {
         let response = sender
             .send_request(request)
             .await
@@ -96,9 +94,20 @@ where
             status: Some(status),
             ..Success::default()
         })
-    }
-    .await;
+    };
+    // The connection is driven in this task, beside the exchange, not in
+    // a task of its own: no spawn and no wake-up of another task per
+    // probe. It ends when the answer has been read (`Connection: close`)
+    // or fails; either way the exchange's own result says what happened,
+    // and the connection is dropped with the probe.
+    tokio::pin!(exchange, connection);
+    let mut connection_done = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut exchange => break result,
+            _ = &mut connection, if !connection_done => connection_done = true,
+        }
+    };
     phases.end();
-    connection.abort();
     result
 }

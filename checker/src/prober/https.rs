@@ -44,13 +44,18 @@ impl Sessions {
         }
     }
 
+    /// Whether a probe starting at `now` makes a full handshake: there is
+    /// no session, or the last full handshake is `full_handshake_interval`
+    /// old.
+    pub fn due(&self, now: Instant) -> bool {
+        self.last_full
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.full_handshake_interval)
+    }
+
     /// The configuration for a probe starting at `now`: with the session
     /// cache, or with an empty one when a full handshake is due.
     fn config(&mut self, now: Instant) -> Arc<ClientConfig> {
-        let due = self
-            .last_full
-            .is_none_or(|last| now.saturating_duration_since(last) >= self.full_handshake_interval);
-        if due {
+        if self.due(now) {
             self.config = fresh(&self.base);
             self.last_full = None;
         }
@@ -88,6 +93,10 @@ pub async fn probe(
 ) -> Result<Success, ProbeError> {
     let name = server_name(target, check);
     let tcp = super::tcp::connect(target, phases).await?;
+    // The handshake's flights and the request are small writes, each
+    // waiting for an answer: no Nagle delay. (Plain HTTP writes its one
+    // request at once, so it spares the system call.)
+    let _ = tcp.set_nodelay(true);
     phases.begin(Phase::Tls);
     let stream = TlsConnector::from(sessions.config(now))
         .connect(name.clone(), tcp)

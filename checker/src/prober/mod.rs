@@ -229,6 +229,13 @@ impl Prober {
         }
     }
 
+    /// Whether a probe starting at `now` would make a full TLS handshake
+    /// (an HTTPS check with no session to resume, or whose
+    /// `full_handshake_interval` has passed).
+    pub fn full_handshake_due(&self, now: Instant) -> bool {
+        self.sessions.as_ref().is_some_and(|s| s.due(now))
+    }
+
     /// Runs the check once, bounded by `timeout` from the first SYN to the
     /// last byte read.
     pub async fn probe(&mut self, timeout: Duration) -> Outcome {

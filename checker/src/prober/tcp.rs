@@ -30,7 +30,5 @@ pub(super) async fn connect(target: &Target, phases: &mut Phases) -> Result<TcpS
         .await
         .map_err(ProbeError::Connect)?;
     phases.end();
-    // Checks are small request/answer exchanges: no Nagle delay.
-    let _ = stream.set_nodelay(true);
     Ok(stream)
 }

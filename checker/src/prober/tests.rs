@@ -437,8 +437,14 @@ async fn https_resumes_sessions_and_makes_a_full_handshake_after_the_interval() 
     let at = |secs: u64| t0 + Duration::from_secs(secs);
     let handshake = |s: &Success| (s.handshake, s.cert_not_after);
 
+    // The daemon asks before each probe whether it will be a full
+    // handshake (those wait for their turn): each answer matches the
+    // handshake made.
+    assert!(prober.full_handshake_due(at(0)));
     let s = prober.probe_at(TIMEOUT, at(0)).await.result.expect("first");
     assert_eq!(handshake(&s), (Some(Handshake::Full), Some(first_expiry)));
+    assert!(!prober.full_handshake_due(at(1)));
+    assert!(prober.full_handshake_due(at(60)));
     let s = prober
         .probe_at(TIMEOUT, at(1))
         .await
@@ -485,6 +491,7 @@ async fn https_resumes_sessions_and_makes_a_full_handshake_after_the_interval() 
         .expect_err("expired");
     assert_eq!(e.reason(), "tls_expired", "{e}");
     // ...and after a failure no session is resumed.
+    assert!(prober.full_handshake_due(at(122)));
     let e = prober
         .probe_at(TIMEOUT, at(122))
         .await

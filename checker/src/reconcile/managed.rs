@@ -12,18 +12,14 @@
 use ipvs::{DestinationConfig, DestinationKey, Netmask, ServiceConfig, ServiceKey};
 
 use super::owned::Owned;
-use super::{Desired, Reconciler, Table};
+use super::{Current, Desired, Reconciler, Table};
 use crate::config::{Config, VirtualService};
 
-/// The rest of IPVS that managed mode uses (`ipvsadm -A/-E/-D/-a/-e/-d`).
+/// The rest of IPVS that managed mode uses (`ipvsadm -A/-E/-D/-a/-d`;
+/// `-e` and the dump are the [`Table`]'s).
 pub trait ManagedTable: Table {
     /// A service's settings, `None` if there is no such service.
     fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error>;
-    /// A service's destinations and their settings.
-    fn destinations(
-        &mut self,
-        service: &ServiceKey,
-    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error>;
     /// `ipvsadm -A`.
     fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error>;
     /// `ipvsadm -E`.
@@ -32,13 +28,6 @@ pub trait ManagedTable: Table {
     fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error>;
     /// `ipvsadm -a`.
     fn new_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        config: &DestinationConfig,
-    ) -> Result<(), ipvs::Error>;
-    /// `ipvsadm -e`.
-    fn set_destination(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
@@ -61,16 +50,6 @@ impl ManagedTable for ipvs::Ipvs {
         }
     }
 
-    fn destinations(
-        &mut self,
-        service: &ServiceKey,
-    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
-        Ok(ipvs::Ipvs::destinations(self, service)?
-            .into_iter()
-            .map(|d| (d.key, d.config))
-            .collect())
-    }
-
     fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
         ipvs::Ipvs::new_service(self, key, config)
     }
@@ -90,15 +69,6 @@ impl ManagedTable for ipvs::Ipvs {
         config: &DestinationConfig,
     ) -> Result<(), ipvs::Error> {
         ipvs::Ipvs::new_destination(self, service, destination, config)
-    }
-
-    fn set_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        config: &DestinationConfig,
-    ) -> Result<(), ipvs::Error> {
-        ipvs::Ipvs::set_destination(self, service, destination, config)
     }
 
     fn del_destination(
@@ -199,8 +169,15 @@ impl<T: ManagedTable> Reconciler<T> {
 
     /// Makes `service` and its real servers exist with the config's
     /// settings; adds the sorry server while `want` uses it and deletes it
-    /// (if this checker added it) when it does not.
-    pub fn ensure(&mut self, service: &VirtualService, want: &Desired) -> ManagedOutcome {
+    /// (if this checker added it) when it does not. Also returns the
+    /// service's entries as its one dump found them, with its own changes
+    /// applied, for [`Reconciler::reconcile_from`] (an error if the
+    /// service could not be read, or does not exist in a dry run).
+    pub fn ensure(
+        &mut self,
+        service: &VirtualService,
+        want: &Desired,
+    ) -> (ManagedOutcome, Result<Current, ipvs::Error>) {
         let mut out = ManagedOutcome::default();
         let key = service.key;
         let config = service.service_config();
@@ -208,7 +185,7 @@ impl<T: ManagedTable> Reconciler<T> {
             Ok(existing) => existing,
             Err(e) => {
                 out.errors.push(format!("cannot read service {key}: {e}"));
-                return out;
+                return (out, Err(e));
             }
         };
         match &existing {
@@ -216,7 +193,7 @@ impl<T: ManagedTable> Reconciler<T> {
                 if !self.dry_run {
                     if let Err(e) = self.table.new_service(&key, &config) {
                         out.errors.push(format!("cannot create service {key}: {e}"));
-                        return out;
+                        return (out, Err(e));
                     }
                     self.owned.services.insert(key);
                 }
@@ -232,32 +209,33 @@ impl<T: ManagedTable> Reconciler<T> {
             }
             Some(_) => {}
         }
-        let destinations = if self.dry_run && existing.is_none() {
+        let mut current = if self.dry_run && existing.is_none() {
             Vec::new()
         } else {
-            match ManagedTable::destinations(&mut self.table, &key) {
+            match self.table.destinations(&key) {
                 Ok(d) => d,
                 Err(e) => {
                     out.errors
                         .push(format!("cannot read the real servers of {key}: {e}"));
-                    return out;
+                    return (out, Err(e));
                 }
             }
         };
-        let find = |d: &DestinationKey| destinations.iter().find(|(k, _)| k == d).map(|(_, c)| *c);
         for rs in &service.real_servers {
             let desired_weight = want
                 .weights
                 .iter()
                 .find(|(d, _)| *d == rs.key)
                 .and_then(|(_, w)| *w);
-            match find(&rs.key) {
+            match current.iter_mut().find(|(k, _)| *k == rs.key) {
                 None => {
                     // Unknown health: no traffic before a check passed.
-                    let weight = desired_weight.unwrap_or(0);
-                    self.create(&mut out, key, rs.key, rs.destination_config(weight));
+                    let config = rs.destination_config(desired_weight.unwrap_or(0));
+                    if self.create(&mut out, key, rs.key, config) {
+                        current.push((rs.key, config));
+                    }
                 }
-                Some(have) => {
+                Some((_, have)) => {
                     let want_config = rs.destination_config(have.weight);
                     if have.forward != want_config.forward
                         || have.upper_threshold != want_config.upper_threshold
@@ -272,6 +250,7 @@ impl<T: ManagedTable> Reconciler<T> {
                                 ));
                                 continue;
                             }
+                            *have = want_config;
                         }
                         out.actions.push(Action::UpdateDestination(key, rs.key));
                     }
@@ -279,17 +258,23 @@ impl<T: ManagedTable> Reconciler<T> {
             }
         }
         if let Some((sorry, weight)) = want.sorry {
-            let present = find(&sorry.key).is_some();
+            let present = current.iter().any(|(k, _)| *k == sorry.key);
             let ours = self.owned.destinations.contains(&(key, sorry.key));
             if weight > 0 && !present {
                 let config = DestinationConfig::new(sorry.forward, weight);
-                self.create(&mut out, key, sorry.key, config);
-            } else if weight == 0 && present && ours {
-                self.delete(&mut out, key, sorry.key);
+                if self.create(&mut out, key, sorry.key, config) {
+                    current.push((sorry.key, config));
+                }
+            } else if weight == 0 && present && ours && self.delete(&mut out, key, sorry.key) {
+                current.retain(|(k, _)| *k != sorry.key);
             }
         }
         self.save(&mut out);
-        out
+        if self.dry_run && existing.is_none() {
+            // Nothing was made: there is no service to set weights in.
+            return (out, Err(ipvs::Error::ServiceNotFound(key)));
+        }
+        (out, Ok(current))
     }
 
     /// Deletes what this checker created and `config` no longer has:
@@ -315,7 +300,7 @@ impl<T: ManagedTable> Reconciler<T> {
             if config.services.iter().any(|s| s.key == service) {
                 continue;
             }
-            match ManagedTable::destinations(&mut self.table, &service) {
+            match self.table.destinations(&service) {
                 Err(ipvs::Error::ServiceNotFound(_)) => {
                     // Deleted by someone else: nothing left to own.
                     if !self.dry_run {
@@ -352,19 +337,21 @@ impl<T: ManagedTable> Reconciler<T> {
         out
     }
 
+    /// Adds a real server; returns whether the table now has it (not in a
+    /// dry run, nor after an error).
     fn create(
         &mut self,
         out: &mut ManagedOutcome,
         service: ServiceKey,
         destination: DestinationKey,
         config: DestinationConfig,
-    ) {
+    ) -> bool {
         if !self.dry_run {
             if let Err(e) = self.table.new_destination(&service, &destination, &config) {
                 out.errors.push(format!(
                     "cannot add real server {destination} to {service}: {e}"
                 ));
-                return;
+                return false;
             }
             self.owned.destinations.insert((service, destination));
             // The weight set here is the checker's own, not out of band.
@@ -375,14 +362,17 @@ impl<T: ManagedTable> Reconciler<T> {
             destination,
             config.weight,
         ));
+        !self.dry_run
     }
 
+    /// Deletes a real server; returns whether it is now gone from the
+    /// table (not in a dry run, nor after an error).
     fn delete(
         &mut self,
         out: &mut ManagedOutcome,
         service: ServiceKey,
         destination: DestinationKey,
-    ) {
+    ) -> bool {
         if !self.dry_run {
             match self.table.del_destination(&service, &destination) {
                 // Already gone: nothing left to own.
@@ -393,7 +383,7 @@ impl<T: ManagedTable> Reconciler<T> {
                     out.errors.push(format!(
                         "cannot delete real server {destination} from {service}: {e}"
                     ));
-                    return;
+                    return false;
                 }
             }
             self.owned.destinations.remove(&(service, destination));
@@ -401,6 +391,7 @@ impl<T: ManagedTable> Reconciler<T> {
         }
         out.actions
             .push(Action::DeleteDestination(service, destination));
+        !self.dry_run
     }
 
     /// Writes the state file when ownership changed.

@@ -1,149 +1,12 @@
 //! The reconciler against a fake table.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ipvs::{DestinationConfig, ForwardMethod, ServiceConfig};
 
+use super::memory::MemoryTable;
 use super::*;
 use crate::config;
-
-/// An IPVS table in memory that records every write.
-#[derive(Debug, Default)]
-struct FakeTable {
-    services: BTreeMap<ServiceKey, ServiceConfig>,
-    dests: BTreeMap<ServiceKey, BTreeMap<DestinationKey, DestinationConfig>>,
-    writes: Vec<(DestinationKey, u32)>,
-}
-
-impl FakeTable {
-    fn set(&mut self, service: &ServiceKey, d: DestinationKey, weight: u32) {
-        self.dests
-            .get_mut(service)
-            .and_then(|m| m.get_mut(&d))
-            .expect("destination in the fake table")
-            .weight = weight;
-    }
-}
-
-impl Table for FakeTable {
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
-        self.dests
-            .get(service)
-            .map(|d| d.iter().map(|(k, c)| (*k, c.weight)).collect())
-            .ok_or(ipvs::Error::ServiceNotFound(*service))
-    }
-
-    fn set_weight(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error> {
-        let slot = self
-            .dests
-            .get_mut(service)
-            .and_then(|d| d.get_mut(destination))
-            .ok_or(ipvs::Error::DestinationNotFound {
-                service: *service,
-                destination: *destination,
-            })?;
-        self.writes.push((*destination, weight));
-        Ok(std::mem::replace(&mut slot.weight, weight))
-    }
-}
-
-impl ManagedTable for FakeTable {
-    fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error> {
-        Ok(self.services.get(key).cloned())
-    }
-
-    fn destinations(
-        &mut self,
-        service: &ServiceKey,
-    ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
-        self.dests
-            .get(service)
-            .map(|d| d.iter().map(|(k, c)| (*k, *c)).collect())
-            .ok_or(ipvs::Error::ServiceNotFound(*service))
-    }
-
-    fn new_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
-        if self.services.insert(*key, config.clone()).is_some() {
-            return Err(ipvs::Error::ServiceExists(*key));
-        }
-        self.dests.insert(*key, BTreeMap::new());
-        Ok(())
-    }
-
-    fn set_service(&mut self, key: &ServiceKey, config: &ServiceConfig) -> Result<(), ipvs::Error> {
-        *self
-            .services
-            .get_mut(key)
-            .ok_or(ipvs::Error::ServiceNotFound(*key))? = config.clone();
-        Ok(())
-    }
-
-    fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error> {
-        self.dests.remove(key);
-        self.services
-            .remove(key)
-            .map(|_| ())
-            .ok_or(ipvs::Error::ServiceNotFound(*key))
-    }
-
-    fn new_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        config: &DestinationConfig,
-    ) -> Result<(), ipvs::Error> {
-        let d = self
-            .dests
-            .get_mut(service)
-            .ok_or(ipvs::Error::ServiceNotFound(*service))?;
-        if d.insert(*destination, *config).is_some() {
-            return Err(ipvs::Error::DestinationExists {
-                service: *service,
-                destination: *destination,
-            });
-        }
-        Ok(())
-    }
-
-    fn set_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        config: &DestinationConfig,
-    ) -> Result<(), ipvs::Error> {
-        let slot = self
-            .dests
-            .get_mut(service)
-            .and_then(|d| d.get_mut(destination))
-            .ok_or(ipvs::Error::DestinationNotFound {
-                service: *service,
-                destination: *destination,
-            })?;
-        *slot = *config;
-        Ok(())
-    }
-
-    fn del_destination(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-    ) -> Result<(), ipvs::Error> {
-        self.dests
-            .get_mut(service)
-            .and_then(|d| d.remove(destination))
-            .map(|_| ())
-            .ok_or(ipvs::Error::DestinationNotFound {
-                service: *service,
-                destination: *destination,
-            })
-    }
-}
 
 const CONFIG: &str = "
 services:
@@ -165,8 +28,8 @@ fn rs(n: u8) -> DestinationKey {
 }
 
 /// The table as ipvsadm made it: rs11..rs13 at `weights`.
-fn table(weights: [u32; 3]) -> FakeTable {
-    let mut t = FakeTable::default();
+fn table(weights: [u32; 3]) -> MemoryTable {
+    let mut t = MemoryTable::default();
     t.services.insert(service().key, ServiceConfig::new("wrr"));
     let d = t.dests.entry(service().key).or_default();
     for (n, w) in [11, 12, 13].into_iter().zip(weights) {
@@ -190,7 +53,7 @@ fn desired(service: &VirtualService, view: impl Fn(&DestinationKey) -> View) -> 
     super::desired(service, view, Instant::now())
 }
 
-fn weights(t: &FakeTable) -> Vec<u32> {
+fn weights(t: &MemoryTable) -> Vec<u32> {
     t.dests
         .values()
         .flat_map(|d| d.values().map(|c| c.weight))
@@ -257,7 +120,7 @@ fn an_out_of_band_change_is_corrected_and_reported() {
     let d = desired(&service(), health_of([Up, Up, Down]));
     r.reconcile(&d).expect("reconcile");
     // ipvsadm -e ... -w 7 behind the checker's back.
-    r.table.set(&d.service, rs(11), 7);
+    r.table.set(&d.service, rs(11), 7).expect("in the table");
     let outcome = r.reconcile(&d).expect("reconcile");
     assert_eq!(
         outcome.changes,
@@ -323,7 +186,7 @@ fn missing_real_servers_and_services_are_reported() {
     let d = desired(&service(), health_of([Up, Up, Down]));
     assert_eq!(r.reconcile(&d).expect("reconcile").missing, vec![rs(13)]);
 
-    let mut empty = Reconciler::new(FakeTable::default(), false);
+    let mut empty = Reconciler::new(MemoryTable::default(), false);
     let e = empty.reconcile(&d).expect_err("no service");
     assert_eq!(e.to_string(), "service TCP 198.18.0.10:80 does not exist");
 }
@@ -378,7 +241,7 @@ fn below_quorum_the_sorry_server_takes_over_and_leaves_when_quorum_returns() {
         .iter()
         .any(|c| c.destination == sorry() && c.to == 5));
     assert!(outcome.weights.contains(&(sorry(), 5)));
-    let table_weight = |r: &Reconciler<FakeTable>, d: DestinationKey| {
+    let table_weight = |r: &Reconciler<MemoryTable>, d: DestinationKey| {
         r.table()
             .dests
             .values()
@@ -475,17 +338,17 @@ fn managed_config(text: &str, dir: &Path) -> config::Config {
 
 /// One managed pass over every service, as the daemon's resync does.
 fn pass(
-    r: &mut Reconciler<FakeTable>,
+    r: &mut Reconciler<MemoryTable>,
     config: &config::Config,
     health: impl Fn(&DestinationKey) -> View + Copy,
 ) -> Vec<Action> {
     let mut actions = r.remove_unconfigured(config).actions;
     for s in &config.services {
         let want = desired(s, health);
-        let outcome = r.ensure(s, &want);
+        let (outcome, current) = r.ensure(s, &want);
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         actions.extend(outcome.actions);
-        r.reconcile(&want).expect("reconcile");
+        r.reconcile_from(&want, current.expect("the service's entries"));
     }
     actions
 }
@@ -497,7 +360,7 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
     let state_file = config.state_file.clone().expect("state_file");
     let vip = config.services[0].key;
     let foreign = ServiceKey::tcp("198.18.0.20:80".parse().expect("address"));
-    let mut t = FakeTable::default();
+    let mut t = MemoryTable::default();
     // A service made by ipvsadm, not in the config.
     t.new_service(&foreign, &ServiceConfig::new("rr"))
         .expect("add");
@@ -664,13 +527,17 @@ fn managed_dry_run_changes_nothing() {
     let config = managed_config(MANAGED, dir.path());
     let vip = config.services[0].key;
     let mut r = Reconciler::managed(
-        FakeTable::default(),
+        MemoryTable::default(),
         true,
         config.state_file.as_deref().expect("file"),
     )
     .expect("no file");
     let want = desired(&config.services[0], health_of([Unknown; 3]));
-    let outcome = r.ensure(&config.services[0], &want);
+    let (outcome, current) = r.ensure(&config.services[0], &want);
+    assert_eq!(
+        current.expect_err("no service").to_string(),
+        format!("service {vip} does not exist")
+    );
     assert_eq!(
         outcome.actions,
         vec![
@@ -681,4 +548,57 @@ fn managed_dry_run_changes_nothing() {
     );
     assert!(r.table().services.is_empty());
     assert!(!config.state_file.expect("file").exists());
+}
+
+#[test]
+fn leaving_managed_mode_keeps_what_it_created_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let state_file = config.state_file.clone().expect("state_file");
+    let vip = config.services[0].key;
+    let mut r = Reconciler::managed(MemoryTable::default(), false, &state_file).expect("no file");
+    pass(&mut r, &config, health_of([Up; 3]));
+    let written = std::fs::read_to_string(&state_file).expect("state file");
+
+    // A reload to weights mode: what it created is handed back, named.
+    let left = r
+        .set_state_file(None)
+        .expect("no file to read")
+        .expect("entries left behind");
+    assert_eq!(left.state_file, state_file);
+    assert_eq!(left.services(), "TCP 198.18.0.10:80");
+    assert_eq!(
+        left.real_servers(),
+        "198.18.1.11:80 in TCP 198.18.0.10:80, 198.18.1.12:80 in TCP 198.18.0.10:80"
+    );
+    assert_eq!(r.owned(), &Owned::default());
+    // Nothing is deleted, and the state file is as it was.
+    let weights_config = parse(
+        "services:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {address: 198.18.1.11:80, weight: 3}\n",
+    );
+    let want = desired(&weights_config.services[0], health_of([Up; 3]));
+    r.reconcile(&want).expect("reconcile");
+    assert_eq!(r.table().dests[&vip].len(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&state_file).expect("state file"),
+        written
+    );
+    // A second reload in weights mode has nothing more to say.
+    assert_eq!(r.set_state_file(None).expect("weights mode"), None);
+
+    // Back to managed mode with the same file: they are owned again, and
+    // one that left the config is deleted.
+    assert_eq!(r.set_state_file(Some(&state_file)).expect("read"), None);
+    assert_eq!(r.owned().destinations.len(), 2);
+    let fewer = managed_config(
+        &MANAGED.replace(
+            "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
+            "",
+        ),
+        dir.path(),
+    );
+    assert_eq!(
+        r.remove_unconfigured(&fewer).actions,
+        vec![Action::DeleteDestination(vip, rs(12))]
+    );
 }

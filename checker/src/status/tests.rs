@@ -47,6 +47,45 @@ The last configuration reload failed: the previous configuration is running (see
     );
 }
 
+/// Managed mode with a sorry server in use: its entries are marked.
+const MANAGED_DOCUMENT: &str = r#"{"mode": "managed", "state_file": "/var/lib/ipvs-checker/owned.json",
+ "services": [
+  {"service": "TCP 198.18.0.10:80", "quorum_guard_active": true, "created_by_checker": true,
+   "sorry_server": {"address": "198.18.1.99:8080", "in_use": true, "weight": 5,
+                    "weight_configured": 5, "created_by_checker": true},
+   "real_servers": [
+    {"address": "198.18.1.11:80", "created_by_checker": true, "health": "down",
+     "health_since": 1700000200.0, "weight": 0, "weight_desired": 0, "weight_configured": 3,
+     "last_probe_success": false, "last_error": null, "tls_cert_not_after": null},
+    {"address": "198.18.1.12:80", "created_by_checker": false, "health": "up",
+     "health_since": 1700000000.0, "weight": 1, "weight_desired": 1, "weight_configured": 1,
+     "last_probe_success": true, "last_error": null, "tls_cert_not_after": null}]},
+  {"service": "TCP 198.18.0.20:80", "quorum_guard_active": false, "created_by_checker": false,
+   "sorry_server": {"address": "198.18.1.98:80", "in_use": false, "weight": null,
+                    "weight_configured": 1, "created_by_checker": false},
+   "real_servers": []}],
+ "config_last_reload_successful": true}"#;
+
+#[test]
+fn the_managed_table_marks_what_the_checker_created_and_shows_the_sorry_server() {
+    let status: Status = serde_json::from_str(MANAGED_DOCUMENT).expect("document");
+    assert_eq!(
+        render(&status, T + 300.0),
+        "\
+Prot LocalAddress:Port
+  -> RemoteAddress:Port  Health          Since                        Weight  Desired  Configured  Last error
+TCP  198.18.0.10:80 *  (quorum guard active: the sorry server takes the traffic)
+  -> 198.18.1.11:80 *    down            2023-11-14 22:16:40 (1m40s)       0        0           3
+  -> 198.18.1.12:80      up              2023-11-14 22:13:20 (5m)          1        1           1
+  -> 198.18.1.99:8080 *  sorry, in use                                     5        5           5
+TCP  198.18.0.20:80
+  -> 198.18.1.98:80      sorry, standby                                    -        0           1
+
+* created by this checker (managed mode, recorded in /var/lib/ipvs-checker/owned.json): the only entries it deletes
+"
+    );
+}
+
 #[test]
 fn times_and_ages() {
     assert_eq!(utc(0.0), "1970-01-01 00:00:00");

@@ -3,49 +3,17 @@
 //! table, a failed reload): names, labels and values, and `promtool check
 //! metrics` on the exposition when promtool is installed.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
-use ipvs::{DestinationKey, ServiceKey};
+use ipvs::{DestinationConfig, DestinationKey, ForwardMethod};
 
 use super::*;
 use crate::config::{self, Config};
 use crate::prober::{Handshake, Phase, Phases, ProbeError, Success};
-use crate::reconcile::{Reconciler, Table};
-
-/// A table in memory with the TCP service only: reading the fwmark one
-/// fails, as netlink does for a service that does not exist. Shared, so
-/// the test can change a weight out of band.
-#[derive(Debug, Default, Clone)]
-struct FakeTable(Rc<RefCell<BTreeMap<ServiceKey, BTreeMap<DestinationKey, u32>>>>);
-
-impl Table for FakeTable {
-    fn weights(&mut self, service: &ServiceKey) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
-        self.0
-            .borrow()
-            .get(service)
-            .map(|d| d.iter().map(|(k, w)| (*k, *w)).collect())
-            .ok_or(ipvs::Error::ServiceNotFound(*service))
-    }
-
-    fn set_weight(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        weight: u32,
-    ) -> Result<u32, ipvs::Error> {
-        let mut table = self.0.borrow_mut();
-        let slot = table
-            .get_mut(service)
-            .and_then(|d| d.get_mut(destination))
-            .ok_or(ipvs::Error::ServiceNotFound(*service))?;
-        Ok(std::mem::replace(slot, weight))
-    }
-}
+use crate::reconcile::memory::MemoryTable;
+use crate::reconcile::Reconciler;
 
 const CONFIG: &str = "
 defaults: {rise: 1, fall: 2}
@@ -69,7 +37,7 @@ fn at(seconds: u64) -> SystemTime {
 }
 
 /// Reconciles every service as the daemon's `apply` does.
-fn reconcile_all(config: &Config, state: &Shared, reconciler: &mut Reconciler<FakeTable>) {
+fn reconcile_all(config: &Config, state: &Shared, reconciler: &mut Reconciler<MemoryTable>) {
     for service in &config.services {
         let want = state.lock().desired(service);
         let outcome = reconciler.reconcile(&want);
@@ -84,12 +52,19 @@ fn scenario() -> Shared {
     let config = config::parse(CONFIG, Path::new("test.yaml"), Path::new(".")).expect("valid");
     let tcp = config.services[0].key;
     let fwm = config.services[1].key;
-    let table = FakeTable::default();
-    table.0.borrow_mut().insert(
+    // The TCP service only: reading the fwmark one fails, as netlink does
+    // for a service that does not exist.
+    let mut table = MemoryTable::default();
+    let nat = |w| DestinationConfig::new(ForwardMethod::Masquerade, w);
+    table.dests.insert(
         tcp,
-        [(rs("198.18.1.11:80"), 3), (rs("198.18.1.12:80"), 1)].into(),
+        [
+            (rs("198.18.1.11:80"), nat(3)),
+            (rs("198.18.1.12:80"), nat(1)),
+        ]
+        .into(),
     );
-    let mut reconciler = Reconciler::new(table.clone(), false);
+    let mut reconciler = Reconciler::new(table, false);
     let state = Shared::new(&config);
 
     let refused = || {
@@ -129,12 +104,10 @@ fn scenario() -> Shared {
     }
     reconcile_all(&config, &state, &mut reconciler);
     // ipvsadm -e behind the checker's back, put back on the next pass.
-    table
-        .0
-        .borrow_mut()
-        .get_mut(&tcp)
-        .expect("service")
-        .insert(rs("198.18.1.11:80"), 7);
+    reconciler
+        .table_mut()
+        .set(&tcp, rs("198.18.1.11:80"), 7)
+        .expect("in the table");
     reconcile_all(&config, &state, &mut reconciler);
     state.lock().reloaded(false, at(1002));
     state
@@ -321,13 +294,18 @@ async fn status_lists_every_real_server() {
     assert_eq!(content_type, "application/json");
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let expected = serde_json::json!({
+        "mode": "weights",
+        "state_file": null,
         "services": [
             {
                 "service": "TCP 198.18.0.10:80",
                 "quorum_guard_active": false,
+                "created_by_checker": false,
+                "sorry_server": null,
                 "real_servers": [
                     {
                         "address": "198.18.1.11:80",
+                        "created_by_checker": false,
                         "health": "up",
                         "health_since": 1000.0,
                         "weight": 3,
@@ -339,6 +317,7 @@ async fn status_lists_every_real_server() {
                     },
                     {
                         "address": "198.18.1.12:80",
+                        "created_by_checker": false,
                         "health": "down",
                         "health_since": 1001.0,
                         "weight": 0,
@@ -358,9 +337,12 @@ async fn status_lists_every_real_server() {
             {
                 "service": "FWM 1",
                 "quorum_guard_active": false,
+                "created_by_checker": false,
+                "sorry_server": null,
                 "real_servers": [
                     {
                         "address": "198.18.1.13:0",
+                        "created_by_checker": false,
                         "health": "up",
                         "health_since": 1001.0,
                         "weight": null,

@@ -1,14 +1,18 @@
 //! What the lab's end-to-end tests share (`ipvs/tests/kernel.rs`,
-//! `exporter/tests/lab.rs`, `checker/tests/lab.rs`): running commands in
-//! the lab's namespaces, the path of `lab/topology.sh`, and a lock with a
-//! one-time setup, since the tests of a binary share one lab network and
-//! the director's IPVS table.
+//! `exporter/tests/lab.rs`, `checker/tests/lab.rs`,
+//! `checker/tests/probes.rs`): running commands in the lab's namespaces,
+//! the path of `lab/topology.sh`, a lock with a one-time setup, since the
+//! tests of a binary share one lab network and the director's IPVS table,
+//! and a guard for a daemon under test ([`Daemon`]).
 //!
 //! Test code: a command that fails panics with its output.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 /// The director's network namespace.
 pub const DIRECTOR: &str = "/run/netns/lab-director";
@@ -74,4 +78,100 @@ pub fn lab_once(setup: impl FnOnce()) -> MutexGuard<'static, ()> {
     }
     READY.get_or_init(setup);
     guard
+}
+
+/// A daemon under test in the director's namespace: killed when the test
+/// ends, its log printed if the test failed.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Runs `program` with `args` in the director's namespace, its stderr
+    /// appended to `log` (so a restart keeps the earlier lines), and waits
+    /// until `ready_url` answers there (`curl -sf`; a process start is slow
+    /// in the VM), at most `within`, else panics with the log.
+    pub fn start(
+        program: &str,
+        args: &[&std::ffi::OsStr],
+        log: &Path,
+        ready_url: &str,
+        within: Duration,
+    ) -> Daemon {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("log file {}: {e}", log.display()));
+        // `ip netns exec` execs the program: this is its pid.
+        let child = Command::new("ip")
+            .args(["netns", "exec", "lab-director", program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let daemon = Daemon {
+            child,
+            log: log.to_owned(),
+        };
+        let start = Instant::now();
+        while !Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "lab-director",
+                "curl",
+                "-sf",
+                "-o",
+                "/dev/null",
+            ])
+            .arg(ready_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                start.elapsed() < within,
+                "{program} does not answer on {ready_url} after {within:?}:\n{}",
+                daemon.log_text()
+            );
+            sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends it `signal` (`HUP`, `KILL`, ...).
+    pub fn signal(&self, signal: &str) {
+        run_in(None, &format!("kill -{signal} {}", self.pid()));
+    }
+
+    /// Waits for it to end (after a signal).
+    pub fn wait(&mut self) {
+        let _ = self.child.wait();
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- log {}:\n{}", self.log.display(), self.log_text());
+        }
+    }
 }

@@ -1,0 +1,94 @@
+//! What probing costs, on a machine without IPVS: runs the daemon (its
+//! runtime, probe tasks, loop and state, as `ipvs-checker` runs them) for
+//! SECONDS over a table in memory made from CONFIG, then prints the probes
+//! made and the CPU time (user + system, this process) per 1,000 probes.
+//! Point CONFIG at servers on loopback, e.g. in a network namespace of its
+//! own (`ip netns add cost; ip -n cost link set lo up`) where nginx serves
+//! 127.0.1.1, 127.0.1.2, ...; see lab/bench/README.md.
+//!
+//!   cargo run --release -p ipvs-checker --example probe-cost -- CONFIG [SECONDS]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ipvs_checker::reconcile::memory::MemoryTable;
+use ipvs_checker::{config, daemon, metrics, state};
+
+/// User and system CPU time of this process.
+fn cpu() -> (Duration, Duration) {
+    // SAFETY: getrusage writes into the struct it is given, nothing else.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(usage.ru_utime), tv(usage.ru_stime))
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let file = PathBuf::from(args.next().context("usage: probe-cost CONFIG [SECONDS]")?);
+    let seconds: u64 = args
+        .next()
+        .map_or(Ok(10), |s| s.parse())
+        .context("SECONDS")?;
+    let config = config::load(&file)?;
+    let table = MemoryTable::from_config(&config);
+    let state = state::Shared::new(&config);
+    let options = daemon::Options {
+        config_file: file,
+        dry_run: false,
+        max_concurrency: 256,
+        max_full_handshakes: 16,
+        quiescent_sysctl: "/nonexistent".into(),
+    };
+    // Every probe begins with a connect: the connect phase's histogram
+    // counts, as /metrics shows them, are the probes made.
+    let registry = metrics::registry(state.clone());
+    let probes = || -> anyhow::Result<(u64, usize)> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        let made = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("ipvs_checker_probe_duration_seconds_count{")
+                    && l.contains(r#"phase="connect""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        let state = state.lock();
+        let failing = state
+            .services
+            .iter()
+            .flat_map(|s| &s.backends)
+            .filter(|b| b.last_probe == Some(false))
+            .count();
+        Ok((made, failing))
+    };
+    let runtime = daemon::runtime()?;
+    let run = daemon::run(options, config, table, state.clone());
+    let (before, after, cpu_used, wall) = runtime.block_on(async {
+        tokio::pin!(run);
+        // A second to start every prober, then the window measured.
+        let warmup = tokio::time::sleep(Duration::from_secs(1));
+        tokio::select! { r = &mut run => r?, _ = warmup => {} }
+        let (before, cpu0, t0) = (probes()?.0, cpu(), Instant::now());
+        let window = tokio::time::sleep(Duration::from_secs(seconds));
+        tokio::select! { r = &mut run => r?, _ = window => {} }
+        let (cpu1, wall) = (cpu(), t0.elapsed());
+        anyhow::Ok((before, probes()?, (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1), wall))
+    })?;
+    let made = after.0 - before;
+    let (user, system) = (cpu_used.0.as_secs_f64(), cpu_used.1.as_secs_f64());
+    println!(
+        "{made} probes in {:.1} s ({:.0}/s), {} failing at the end; CPU {:.3} s (user {user:.3}, system {system:.3}): {:.3} s per 1,000 probes",
+        wall.as_secs_f64(),
+        made as f64 / wall.as_secs_f64(),
+        after.1,
+        user + system,
+        (user + system) * 1000.0 / made.max(1) as f64,
+    );
+    Ok(())
+}

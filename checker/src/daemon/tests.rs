@@ -1,0 +1,168 @@
+//! The loop's bookkeeping against the fake table: what a burst of flips
+//! costs in dumps and writes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ipvs::ForwardMethod;
+
+use super::*;
+use crate::prober::{Phases, ProbeError, Success};
+use crate::reconcile::memory::MemoryTable;
+
+/// Real servers of the first service (the second has two).
+const N: u8 = 50;
+
+/// Two services: 198.18.0.10:80 with `N` real servers, 198.18.0.20:80
+/// with two; rise and fall 1, so every probe that differs is a flip.
+fn config(head: &str, dir: &Path) -> Config {
+    let mut text = format!("{head}defaults: {{rise: 1, fall: 1}}\nservices:\n");
+    for (vip, count) in [("198.18.0.10", N), ("198.18.0.20", 2)] {
+        write!(text, "  - address: {vip}:80\n    real_servers:\n").expect("write");
+        for i in 1..=count {
+            writeln!(text, "      - {{address: 198.18.1.{i}:80, weight: 1}}").expect("write");
+        }
+    }
+    config::parse(&text, &dir.join("checker.yaml"), dir).expect("valid")
+}
+
+/// A probe result for every real server of service `i`.
+fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
+    let service = daemon.config.services[i].clone();
+    for rs in &service.real_servers {
+        let result = if ok {
+            Ok(Success::default())
+        } else {
+            Err(ProbeError::Connect(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )))
+        };
+        daemon.observe(&Report {
+            generation: 0,
+            service: service.key,
+            destination: rs.key,
+            result,
+            phases: Phases::new(),
+        });
+    }
+}
+
+fn weights(daemon: &Daemon<MemoryTable>, i: usize) -> Vec<u32> {
+    let key = daemon.config.services[i].key;
+    daemon.reconciler.table().dests[&key]
+        .values()
+        .map(|c| c.weight)
+        .collect()
+}
+
+#[test]
+fn flips_of_one_turn_cost_one_dump_per_service_and_one_write_per_weight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("", dir.path());
+    let (a, b) = (config.services[0].key, config.services[1].key);
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let mut daemon = Daemon::new(config, reconciler, state);
+
+    // Start-up: everything up (from unknown, a flip each): one dump per
+    // service, nothing to write.
+    probe_all(&mut daemon, 0, true);
+    probe_all(&mut daemon, 1, true);
+    daemon.flush();
+    let t = daemon.reconciler.table();
+    assert_eq!((t.dumps_of(&a), t.dumps_of(&b)), (1, 1));
+    assert!(t.writes.is_empty());
+
+    // A rack failure: all N of the first service down in one turn.
+    probe_all(&mut daemon, 0, false);
+    assert_eq!(daemon.pending, HashSet::from([a]));
+    daemon.flush();
+    let t = daemon.reconciler.table();
+    assert_eq!(t.dumps_of(&a), 2, "one more dump of the failed service");
+    assert_eq!(t.dumps_of(&b), 1, "the other service is not read");
+    assert_eq!(t.writes.len(), usize::from(N));
+    assert!(t.writes.iter().all(|(_, w)| *w == 0));
+    assert_eq!(weights(&daemon, 0), vec![0; usize::from(N)]);
+    assert_eq!(weights(&daemon, 1), vec![1, 1]);
+
+    // Nothing pending: nothing read. Probes that agree with the health
+    // flip nothing.
+    probe_all(&mut daemon, 0, false);
+    daemon.flush();
+    assert_eq!(daemon.reconciler.table().dumps_of(&a), 2);
+
+    // Back: one dump, N writes, and the status shows the weights set.
+    probe_all(&mut daemon, 0, true);
+    daemon.flush();
+    let t = daemon.reconciler.table();
+    assert_eq!(t.dumps_of(&a), 3);
+    assert_eq!(t.writes.len(), 2 * usize::from(N));
+    assert_eq!(weights(&daemon, 0), vec![1; usize::from(N)]);
+    let state = daemon.state.lock();
+    let backends = &state.services[0].backends;
+    assert!(backends.iter().all(|b| b.current_weight == Some(1)));
+}
+
+#[test]
+fn a_managed_pass_reads_each_service_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("mode: managed\nstate_file: owned.json\n", dir.path());
+    let (a, b) = (config.services[0].key, config.services[1].key);
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::managed(
+        MemoryTable::default(),
+        false,
+        dir.path().join("owned.json").as_path(),
+    )
+    .expect("no state file yet");
+    let mut daemon = Daemon::new(config, reconciler, state);
+
+    // From an empty table: both services made, real servers at weight 0
+    // while unknown, one dump each (of the service just made).
+    daemon.resync();
+    let t = daemon.reconciler.table();
+    assert_eq!((t.dumps_of(&a), t.dumps_of(&b)), (1, 1));
+    assert_eq!(weights(&daemon, 0), vec![0; usize::from(N)]);
+    // /status says what it created.
+    {
+        let status = crate::web::status(&daemon.state.lock());
+        assert_eq!(status.mode, "managed");
+        assert!(status.services.iter().all(|s| s.created_by_checker));
+        assert!(status.services[0]
+            .real_servers
+            .iter()
+            .all(|rs| rs.created_by_checker));
+    }
+
+    // All up in one turn: one dump (shared by the managed checks and the
+    // weights), N writes.
+    probe_all(&mut daemon, 0, true);
+    daemon.flush();
+    let t = daemon.reconciler.table();
+    assert_eq!((t.dumps_of(&a), t.dumps_of(&b)), (2, 1));
+    assert_eq!(t.writes.len(), usize::from(N));
+    assert_eq!(weights(&daemon, 0), vec![1; usize::from(N)]);
+
+    // A real server deleted and another's forwarding changed behind the
+    // checker's back, and all down: one pass puts both back and zeroes
+    // every weight, from one dump, without undoing its own fix.
+    let (rs1, rs2) = {
+        let s = &daemon.config.services[0];
+        (s.real_servers[0].key, s.real_servers[1].key)
+    };
+    let t = daemon.reconciler.table_mut();
+    t.dests.get_mut(&a).expect("a").remove(&rs1);
+    t.dests
+        .get_mut(&a)
+        .expect("a")
+        .get_mut(&rs2)
+        .expect("rs2")
+        .forward = ForwardMethod::DirectRoute;
+    probe_all(&mut daemon, 0, false);
+    daemon.flush();
+    let t = daemon.reconciler.table();
+    assert_eq!(t.dumps_of(&a), 3);
+    assert_eq!(t.dests[&a][&rs2].forward, ForwardMethod::Masquerade);
+    assert!(t.dests[&a].contains_key(&rs1));
+    assert_eq!(weights(&daemon, 0), vec![0; usize::from(N)]);
+}
