@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
@@ -36,6 +37,11 @@ pub type Page = Either<Full<Bytes>, StreamedBody>;
 const PIECE: usize = 64 * 1024;
 const PIECES_WAITING: usize = 4;
 
+/// How long a scraper may take none of the exposition before the scrape
+/// is cut: Prometheus gives up on a scrape after 10 s by default, and a
+/// scraper that stops reading must not keep an encoder's thread.
+const CLIENT_STALL: Duration = Duration::from_secs(30);
+
 impl Pages {
     /// Answers one request.
     pub async fn handle<B>(self, request: Request<B>) -> Response<Page> {
@@ -56,7 +62,7 @@ impl Pages {
             // Encoding a large table takes a while and blocks: it runs on
             // the blocking pool and sends the page in pieces as it goes, so
             // the 17 MB exposition of a 1,000 x 10 table never exists whole.
-            let (writer, body) = stream::channel(PIECE, PIECES_WAITING);
+            let (writer, body) = stream::channel(PIECE, PIECES_WAITING, CLIENT_STALL);
             tokio::task::spawn_blocking(move || {
                 let sent =
                     write_exposition(&snapshot, format, gzip, writer).and_then(BodyWriter::finish);
@@ -65,7 +71,8 @@ impl Pages {
                 // rather than keep a scrape's peak resident between scrapes.
                 crate::memory::release();
                 if let Err(error) = sent {
-                    // Only writing to the client can fail: it went away.
+                    // Only writing to the client can fail: it went away,
+                    // or stopped reading.
                     tracing::debug!(%error, "scrape not sent to the end");
                 }
             });

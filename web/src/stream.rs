@@ -12,14 +12,17 @@
 //! panicked) makes the body end with an error, so hyper cuts the
 //! connection and the client sees a broken response rather than a short
 //! one that looks complete. When the client goes away, the next write
-//! fails with `BrokenPipe` and the writer can stop.
+//! fails with `BrokenPipe`, and when it stops reading for the writer's
+//! stall limit, with `TimedOut`: either way the writer can stop.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 enum Piece {
@@ -50,17 +53,26 @@ pub struct BodyWriter {
     buf: Vec<u8>,
     chunk: usize,
     pieces: mpsc::Sender<Piece>,
+    /// The runtime whose timer bounds each wait for the client.
+    runtime: Option<Handle>,
+    stall: Duration,
 }
 
 /// A writer and the body it writes: pieces of `chunk` bytes, at most
-/// `depth` of them waiting for the client.
-pub fn channel(chunk: usize, depth: usize) -> (BodyWriter, StreamedBody) {
+/// `depth` of them waiting for the client. A client that takes none of
+/// them for `stall` makes the next write fail (`TimedOut`), so a scraper
+/// that stops reading cannot hold the writer's thread forever. Called
+/// from within the runtime, whose timer measures `stall`; elsewhere the
+/// writer waits without a bound.
+pub fn channel(chunk: usize, depth: usize, stall: Duration) -> (BodyWriter, StreamedBody) {
     let (sender, receiver) = mpsc::channel(depth.max(1));
     (
         BodyWriter {
             buf: Vec::with_capacity(chunk),
             chunk: chunk.max(1),
             pieces: sender,
+            runtime: Handle::try_current().ok(),
+            stall,
         },
         StreamedBody {
             pieces: receiver,
@@ -71,9 +83,20 @@ pub fn channel(chunk: usize, depth: usize) -> (BodyWriter, StreamedBody) {
 
 impl BodyWriter {
     fn send(&mut self, piece: Piece) -> io::Result<()> {
-        self.pieces
-            .blocking_send(piece)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the client went away");
+        let Some(runtime) = &self.runtime else {
+            return self.pieces.blocking_send(piece).map_err(|_| gone());
+        };
+        // Not an async context (a blocking thread): waiting on the
+        // runtime's timer here is allowed.
+        match runtime.block_on(tokio::time::timeout(self.stall, self.pieces.send(piece))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client read nothing for {:?}", self.stall),
+            )),
+        }
     }
 
     fn send_buffered(&mut self) -> io::Result<()> {

@@ -333,7 +333,7 @@ async fn bind_listen_address_takes_the_first_that_binds_and_names_a_failure() {
 /// of finishing.
 fn streamed_page(size: usize, stop_at: Option<usize>) -> Response<crate::stream::StreamedBody> {
     use std::io::Write;
-    let (mut writer, body) = crate::stream::channel(4096, 2);
+    let (mut writer, body) = crate::stream::channel(4096, 2, Duration::from_secs(30));
     tokio::task::spawn_blocking(move || {
         let end = stop_at.unwrap_or(size);
         for offset in (0..end).step_by(100) {
@@ -431,9 +431,51 @@ async fn a_streamed_page_whose_writer_stops_early_is_cut_not_completed() {
 #[test]
 fn a_writer_whose_body_is_gone_fails_with_broken_pipe() {
     use std::io::Write;
-    let (mut writer, body) = crate::stream::channel(16, 1);
+    let (mut writer, body) = crate::stream::channel(16, 1, Duration::from_secs(1));
     drop(body);
     let error = writer.write_all(&[0; 64]).expect_err("nobody reads");
     assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe);
     assert_eq!(error.to_string(), "the client went away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_times_the_writer_out() {
+    use std::io::Write;
+    let (report, reported) = std::sync::mpsc::channel::<std::io::Error>();
+    let report = Arc::new(std::sync::Mutex::new(report));
+    let config = WebConfig::plain();
+    let (addr, stop, task) = start_serving(config, Limits::default(), move |_request| {
+        let report = Arc::clone(&report);
+        async move {
+            let (mut writer, body) =
+                crate::stream::channel(64 * 1024, 2, Duration::from_millis(300));
+            tokio::task::spawn_blocking(move || {
+                // Far more than the sockets' buffers hold.
+                let piece = vec![b'x'; 64 * 1024];
+                for _ in 0..4096 {
+                    if let Err(error) = writer.write_all(&piece) {
+                        let _ = report.lock().map(|r| r.send(error));
+                        return;
+                    }
+                }
+            });
+            Response::new(body)
+        }
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("write");
+    // Read nothing: the server's writer must give up on its own.
+    let error = tokio::task::spawn_blocking(move || reported.recv_timeout(Duration::from_secs(20)))
+        .await
+        .expect("join")
+        .expect("the writer gave up");
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+    assert_eq!(error.to_string(), "the client read nothing for 300ms");
+    drop(stream);
+    stop.send(()).expect("stop");
+    task.await.expect("no panic");
 }
