@@ -217,3 +217,22 @@ fn the_provisioning_files_point_grafana_at_the_dashboards() {
         Some("prometheus")
     );
 }
+
+#[test]
+fn range_selectors_span_more_than_one_step() {
+    // A range of `$__interval` is one query step: consecutive windows
+    // only touch, and a change whose two samples fall in neighbouring
+    // windows is seen by neither (a weight-change annotation that came
+    // and went with the scrape timing). `$__rate_interval` is at least four
+    // scrape intervals, so the windows overlap.
+    for board in dashboards() {
+        for query in board.queries() {
+            assert!(
+                !query.expr.contains("[$__interval]"),
+                "{}: {} ranges over one step; use $__rate_interval",
+                query.place,
+                query.expr
+            );
+        }
+    }
+}
