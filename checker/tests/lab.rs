@@ -327,6 +327,51 @@ TCP  198.18.0.10:80 wrr
     );
     // The service it did not create is as it was.
     assert_eq!(director("ipvsadm -Ln -t 198.18.0.20:80"), foreign_before);
+
+    // Back to weights mode: what managed mode created stays, in the table
+    // and in the state file, named in a warning, and its weights are
+    // still kept (an out-of-band change is undone).
+    let owned_before = std::fs::read_to_string(&state).expect("state file");
+    let weights_config = config
+        .replace("      - {address: 198.18.1.12:80, weight: 1}\n", "")
+        .replace("mode: managed\n", "mode: weights\n")
+        .replace(&format!("state_file: {}\n", state.display()), "")
+        .replace("    scheduler: wrr\n", "");
+    assert!(!weights_config.contains("managed") && !weights_config.contains("state_file"));
+    checker.reload(&weights_config);
+    wait_until(
+        "the reload to weights mode",
+        Duration::from_secs(10),
+        || checker.log_text().contains("mode=weights"),
+    );
+    let log = checker.log_text();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("left managed mode"))
+        .unwrap_or_else(|| panic!("no warning naming what stays:\n{log}"));
+    assert!(warning.contains("level=warn"), "{warning}");
+    assert!(
+        warning.contains("TCP 198.18.0.10:80")
+            && warning.contains("198.18.1.11:80 in TCP 198.18.0.10:80"),
+        "{warning}"
+    );
+    assert!(warning.contains(&state.display().to_string()), "{warning}");
+    sleep(Duration::from_secs(2));
+    let listing = director("ipvsadm -Ln -t 198.18.0.10:80");
+    assert!(listing.contains("TCP  198.18.0.10:80 wrr"), "{listing}");
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.11:80"), 3);
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.12:80"), None);
+    assert_eq!(
+        std::fs::read_to_string(&state).expect("state file"),
+        owned_before
+    );
+    director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 7");
+    wait_until(
+        "the out-of-band weight undone",
+        Duration::from_secs(10),
+        || try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3),
+    );
+    assert_eq!(director("ipvsadm -Ln -t 198.18.0.20:80"), foreign_before);
 }
 
 #[test]
