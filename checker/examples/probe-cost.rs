@@ -15,8 +15,9 @@ use anyhow::Context as _;
 use ipvs_checker::reconcile::memory::MemoryTable;
 use ipvs_checker::{config, daemon, metrics, state};
 
-/// User and system CPU time of this process.
-fn cpu() -> (Duration, Duration) {
+/// User and system CPU time of this process, and how often it slept
+/// (voluntary context switches: the runtime parked, then woke).
+fn cpu() -> (Duration, Duration, i64) {
     // SAFETY: getrusage writes into the struct it is given, nothing else.
     let usage = unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();
@@ -24,7 +25,7 @@ fn cpu() -> (Duration, Duration) {
         usage
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(usage.ru_utime), tv(usage.ru_stime))
+    (tv(usage.ru_utime), tv(usage.ru_stime), usage.ru_nvcsw)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,17 +79,25 @@ fn main() -> anyhow::Result<()> {
         let window = tokio::time::sleep(Duration::from_secs(seconds));
         tokio::select! { r = &mut run => r?, _ = window => {} }
         let (cpu1, wall) = (cpu(), t0.elapsed());
-        anyhow::Ok((before, probes()?, (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1), wall))
+        anyhow::Ok((
+            before,
+            probes()?,
+            (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1, cpu1.2 - cpu0.2),
+            wall,
+        ))
     })?;
     let made = after.0 - before;
     let (user, system) = (cpu_used.0.as_secs_f64(), cpu_used.1.as_secs_f64());
+    let per_probe = |x: f64| x / made.max(1) as f64;
     println!(
-        "{made} probes in {:.1} s ({:.0}/s), {} failing at the end; CPU {:.3} s (user {user:.3}, system {system:.3}): {:.3} s per 1,000 probes",
+        "{made} probes in {:.1} s ({:.0}/s), {} failing at the end; CPU {:.3} s (user {user:.3}, system {system:.3}): {:.3} s per 1,000 probes; {} wake-ups ({:.2} per probe)",
         wall.as_secs_f64(),
         made as f64 / wall.as_secs_f64(),
         after.1,
         user + system,
-        (user + system) * 1000.0 / made.max(1) as f64,
+        per_probe((user + system) * 1000.0),
+        cpu_used.2,
+        per_probe(cpu_used.2 as f64),
     );
     Ok(())
 }

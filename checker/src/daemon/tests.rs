@@ -16,7 +16,12 @@ const N: u8 = 50;
 /// Two services: 198.18.0.10:80 with `N` real servers, 198.18.0.20:80
 /// with two; rise and fall 1, so every probe that differs is a flip.
 fn config(head: &str, dir: &Path) -> Config {
-    let mut text = format!("{head}defaults: {{rise: 1, fall: 1}}\nservices:\n");
+    config_with(head, "", dir)
+}
+
+/// [`config`] with more `defaults` (`key: value, ` each).
+fn config_with(head: &str, defaults: &str, dir: &Path) -> Config {
+    let mut text = format!("{head}defaults: {{{defaults}rise: 1, fall: 1}}\nservices:\n");
     for (vip, count) in [("198.18.0.10", N), ("198.18.0.20", 2)] {
         write!(text, "  - address: {vip}:80\n    real_servers:\n").expect("write");
         for i in 1..=count {
@@ -165,4 +170,45 @@ fn a_managed_pass_reads_each_service_once() {
     assert_eq!(t.dests[&a][&rs2].forward, ForwardMethod::Masquerade);
     assert!(t.dests[&a].contains_key(&rs1));
     assert_eq!(weights(&daemon, 0), vec![0; usize::from(N)]);
+}
+
+#[test]
+fn probes_start_in_groups_of_at_least_25_and_at_most_20_groups() {
+    assert_eq!(groups(0), 1);
+    assert_eq!(groups(1), 1);
+    assert_eq!(groups(49), 1);
+    assert_eq!(groups(50), 2);
+    assert_eq!(groups(100), 4);
+    assert_eq!(groups(500), 20);
+    assert_eq!(groups(10_000), 20);
+}
+
+#[test]
+fn the_ramp_runs_only_while_a_slow_start_is_in_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_slow_start = config_with("", "slow_start: 1s, ", dir.path());
+    let without = config("", dir.path());
+    for (config, ramps) in [(with_slow_start, true), (without, false)] {
+        let state = Shared::new(&config);
+        let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+        let mut daemon = Daemon::new(config, reconciler, state);
+        // Up at start-up is not a recovery: no ramp.
+        probe_all(&mut daemon, 0, true);
+        daemon.flush();
+        let now = std::time::Instant::now();
+        assert!(!daemon.ramping(now));
+        // Down, then back: a slow start, if one is configured.
+        probe_all(&mut daemon, 0, false);
+        daemon.flush();
+        assert!(!daemon.ramping(now));
+        probe_all(&mut daemon, 0, true);
+        daemon.flush();
+        let now = std::time::Instant::now();
+        assert_eq!(daemon.ramping(now), ramps);
+        assert_eq!(daemon.ramp(now), ramps, "a tick reconciles while ramping");
+        // Once the period is over, the ramp stops.
+        let later = now + Duration::from_secs(2);
+        assert!(!daemon.ramping(later));
+        assert!(!daemon.ramp(later));
+    }
 }

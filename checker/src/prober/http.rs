@@ -21,7 +21,7 @@ pub async fn probe(
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let stream = super::tcp::connect(target, phases).await?;
-    exchange(stream, target, check, phases).await
+    exchange(super::tcp::NoShutdown(stream), target, check, phases).await
 }
 
 /// One request and its answer over `io` (TCP or TLS), judged by `check`,

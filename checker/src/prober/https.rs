@@ -116,6 +116,7 @@ pub async fn probe(
             .and_then(super::tls::not_after),
         Handshake::Resumed => None,
     };
+    let stream = super::tcp::NoShutdown(stream);
     let mut success = super::http::exchange(stream, target, &check.http, phases).await?;
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);

@@ -575,3 +575,65 @@ async fn https_keeps_its_session_across_a_timeout() {
         Some(Some(Handshake::Resumed))
     );
 }
+
+/// What the server sees after its answer: `true` for a reset, `false`
+/// for an orderly close (FIN).
+async fn closed_with_reset(tls: Option<Arc<rustls::ServerConfig>>, check: &Arc<Check>) -> bool {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut stream: Box<dyn AsyncReadWrite> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(
+                tokio_rustls::TlsAcceptor::from(tls)
+                    .accept(tcp)
+                    .await
+                    .expect("handshake"),
+            ),
+        };
+        read_head(&mut stream).await;
+        stream.write_all(OK).await.expect("answer");
+        stream.flush().await.expect("flush");
+        let mut rest = [0u8; 64];
+        loop {
+            match stream.read(&mut rest).await {
+                Ok(0) => return false,
+                Ok(_) => continue,
+                Err(e) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+                    return true;
+                }
+            }
+        }
+    });
+    probe(check, &target(addr), TIMEOUT).await.expect("healthy");
+    server.await.expect("server")
+}
+
+trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncReadWrite for T {}
+
+#[tokio::test]
+async fn connections_are_closed_with_a_reset_after_the_answer() {
+    let http = check("{type: http, body: healthy}", Path::new("."));
+    assert!(closed_with_reset(None, &http).await, "HTTP");
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    let https = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    assert!(closed_with_reset(Some(tls), &https).await, "HTTPS");
+
+    // A TCP check resets right after the handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let tcp = check("{type: tcp}", Path::new("."));
+    probe(&tcp, &target(addr), TIMEOUT)
+        .await
+        .expect("listening");
+    let (mut accepted, _) = listener.accept().await.expect("accept");
+    let e = accepted.read(&mut [0u8; 8]).await.expect_err("reset");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+}
