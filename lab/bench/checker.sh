@@ -16,6 +16,12 @@
 # the chain against the private CA, keepalived loads it (and, as its
 # SSL_GET does, does not verify).
 #
+# ipvs-checker runs twice: as keepalived probes, a new connection per probe
+# (the default), and as "ipvs-checker-ka", its probes over kept-alive
+# connections (keep_alive: 30s: HTTP/1.1 keep-alive, one TLS handshake per
+# connection, a new connection every 30 s, after a failure, and when a full
+# handshake is due).
+#
 # Measured, one tool at a time:
 #   - CPU seconds (user + system, every process of the tool) per 1,000
 #     probes over a window of W seconds (default 20) after a warm-up;
@@ -23,12 +29,13 @@
 #   - resident memory (VmRSS, summed over the tool's processes) at the end;
 #   - on time: the probes nginx saw over the window / (N x W);
 #   - TLS sessions (HTTPS): of the probes over the window, how many resumed
-#     a session (nginx's $ssl_session_reused) and how many made a full
-#     handshake;
+#     a session (nginx's $ssl_session_reused), how many made a full
+#     handshake, and how many came over a kept connection (not the first
+#     request of theirs, nginx's $connection_requests);
 #   - rack failure (HTTP): nginx stopped -> time until all N weights are 0;
 #     restarted -> time until all are back at 1 (polling ipvsadm -Ln; each
 #     wait gives up after L seconds, default 60, and reports ">L");
-#   - single failure (ipvs-checker, HTTP): one address answers with a reset
+#   - single failure (ipvs-checker, both ways, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max.
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
@@ -101,9 +108,11 @@ pid $work/nginx.pid;
 error_log $work/nginx-error.log;
 events { worker_connections 8192; }
 http {
-    log_format probe '\$msec \$ssl_session_reused';
+    log_format probe '\$msec \$ssl_session_reused \$connection_requests';
     default_type text/plain;
-    keepalive_timeout 0;
+    # nginx's default keep-alive: a client that asks (Connection: close,
+    # keepalived's HTTP/1.0) still has its connection closed after one
+    # answer; ipvs-checker with keep_alive keeps it.
     server {
         listen 80 backlog=4096;
         access_log $work/http.log probe;
@@ -148,6 +157,9 @@ checker_config() { # PORT CHECK
 }
 checker_config 80 "{type: http, path: /, body: healthy}" >"$work/checker-http.yaml"
 checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" >"$work/checker-https.yaml"
+# The same checks over kept-alive connections (a new one every 30 s).
+checker_config 80 "{type: http, path: /, body: healthy, keep_alive: 30s}" >"$work/checker-http-ka.yaml"
+checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test, keep_alive: 30s}" >"$work/checker-https-ka.yaml"
 
 keepalived_config() { # PORT CHECK
 	echo "global_defs { router_id bench }"
@@ -209,10 +221,11 @@ elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
 start_tool() { # NAME PORT: starts it, prints its pid
 	case $1 in
-	ipvs-checker)
+	ipvs-checker | ipvs-checker-ka)
 		table
 		local proto=http
 		[[ $2 == 443 ]] && proto=https
+		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
 		ip netns exec "$D" "$checker" --config.file "$work/checker-$proto.yaml" \
 			--web.listen-address 127.0.0.1:10311 >"$work/$1-$2.log" 2>&1 &
 		;;
@@ -252,9 +265,11 @@ measure() { # NAME PORT
 	local down=$((n - $(weighted "$port")))
 	stop_tool "$pid"
 	if [[ $port == 443 ]]; then
-		# The window's lines: resumed ("r") and full (".") handshakes.
+		# The window's lines: the first request of a connection made a
+		# resumed ("r") or a full (".") handshake; the others came over a
+		# kept connection.
 		tail -n +$((r0 + 1)) "$log" | head -n $((r1 - r0)) |
-			awk -v name="$name" '$2 == "r" { r++ } $2 != "r" { f++ } END { printf "%s: %d resumed, %d full handshakes\n", name, r, f }' >>"$work/sessions.txt"
+			awk -v name="$name" '$3 > 1 { k++; next } $2 == "r" { r++ } $2 != "r" { f++ } END { printf "%s: %d resumed, %d full handshakes, %d requests over a kept connection\n", name, r, f, k }' >>"$work/sessions.txt"
 	fi
 	python3 - "$name" "$port" "$t0" "$t1" "$c0" "$c1" "$clk" "$r0" "$r1" "$rss" "$n" "$down" "${#pids[@]}" <<'PY' | tee -a "$work/measure.txt"
 import sys
@@ -286,9 +301,9 @@ rack() { # NAME: HTTP, nginx stopped and started again
 	echo "| $name | $zero | $restore |" | tee -a "$work/rack.txt"
 }
 
-single() { # ipvs-checker, HTTP: S addresses, one after the other
-	local pid i a t log=$work/ipvs-checker-80.log
-	pid=$(start_tool ipvs-checker 80)
+single() { # NAME (ipvs-checker or ipvs-checker-ka), HTTP: S addresses, one after the other
+	local name=$1 pid i a t log=$work/$1-80.log
+	pid=$(start_tool "$name" 80)
 	sleep "$warmup"
 	wait_weighted 80 "$n" >/dev/null
 	: >"$work/single.txt"
@@ -301,7 +316,7 @@ single() { # ipvs-checker, HTTP: S addresses, one after the other
 		wait_weighted 80 "$n" >/dev/null
 	done
 	stop_tool "$pid"
-	python3 - "$work/single.txt" "$log" <<'PY'
+	python3 - "$work/single.txt" "$log" "$name" <<'PY'
 import datetime, re, sys
 # address -> (before, after) the REJECT rule was inserted
 rule = {a: (float(b), float(t)) for a, b, t in (l.split() for l in open(sys.argv[1]))}
@@ -320,7 +335,7 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 lo = [a for a, _ in seen.values()]
 hi = [b for _, b in seen.values()]
-print(f"| ipvs-checker | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} |")
+print(f"| {sys.argv[3]} | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} |")
 PY
 }
 
@@ -334,7 +349,7 @@ PY
 	echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
 } | tee "$report"
 for port in 80 443; do
-	for tool in ipvs-checker keepalived; do
+	for tool in ipvs-checker ipvs-checker-ka keepalived; do
 		measure "$tool" "$port" | tee -a "$report"
 	done
 done
@@ -351,7 +366,7 @@ done
 	echo "| tool | all $n at 0 [s] | all $n restored [s] |"
 	echo "|:---|---:|---:|"
 } | tee -a "$report"
-for tool in ipvs-checker keepalived; do rack "$tool" | tee -a "$report"; done
+for tool in ipvs-checker ipvs-checker-ka keepalived; do rack "$tool" | tee -a "$report"; done
 {
 	echo
 	echo "Single failure (HTTP; one address resets connections; until the checker sets weight 0, from its log;"
@@ -360,7 +375,7 @@ for tool in ipvs-checker keepalived; do rack "$tool" | tee -a "$report"; done
 	echo "| tool | samples | p50 [s] | p99 [s] | max [s] |"
 	echo "|:---|---:|---:|---:|---:|"
 } | tee -a "$report"
-single | tee -a "$report"
+for tool in ipvs-checker ipvs-checker-ka; do single "$tool" | tee -a "$report"; done
 {
 	echo
 	echo "Load average in the VM at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

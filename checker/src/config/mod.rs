@@ -18,6 +18,7 @@
 //!       ca_file: ca.pem          # relative to this file
 //!       server_name: www.example.test
 //!       full_handshake_interval: 5m  # TLS sessions resumed in between
+//!       keep_alive: 30s          # probes over one connection, at most this long
 //!     real_servers:
 //!       - {address: 198.18.1.11:443, weight: 3}
 //!       - {address: 198.18.1.12:443, check_address: 198.18.1.12:8443}
@@ -229,6 +230,14 @@ pub struct HttpCheck {
     pub expect_status: Vec<(u16, u16)>,
     /// A regex the body must match, if set.
     pub body: Option<Regex>,
+    /// How long one connection may serve probes (`keep_alive`): unset, a
+    /// new connection per probe, as keepalived and ldirectord make. Set,
+    /// the probes go over one kept-alive connection (HTTP/1.1, and for
+    /// HTTPS one TLS handshake) until it is this old, fails, or a full
+    /// TLS handshake is due; so a real server that stops accepting new
+    /// connections but still serves its open ones is seen within this
+    /// long (plus the probes `fall` needs).
+    pub keep_alive: Option<Duration>,
 }
 
 /// The TLS side of an HTTPS check.

@@ -124,6 +124,7 @@ pub(super) struct Check {
     pub headers: Option<BTreeMap<String, String>>,
     pub expect_status: Option<Vec<StatusSpec>>,
     pub body: Option<String>,
+    pub keep_alive: Option<Dur>,
     pub ca_file: Option<String>,
     pub server_name: Option<String>,
     pub client_cert: Option<String>,

@@ -691,6 +691,7 @@ impl TryFrom<raw::Check> for Check {
             ("headers", c.headers.is_some()),
             ("expect_status", c.expect_status.is_some()),
             ("body", c.body.is_some()),
+            ("keep_alive", c.keep_alive.is_some()),
         ];
         let tls_fields = [
             ("ca_file", c.ca_file.is_some()),
@@ -787,6 +788,7 @@ fn http_check(c: &raw::Check) -> Result<HttpCheck, String> {
         headers,
         expect_status,
         body,
+        keep_alive: c.keep_alive.as_ref().map(|d| d.0),
     })
 }
 

@@ -19,6 +19,7 @@ use rustls::{ClientConfig, HandshakeKind};
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
+use super::http::Kept;
 use super::{Handshake, Phase, Phases, ProbeError, Success, Target};
 use crate::config::{HttpsCheck, TlsCheck};
 
@@ -83,14 +84,25 @@ fn fresh(base: &Arc<ClientConfig>) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-/// TLS handshake (timed as `tls`), then the HTTP exchange over it.
+/// TLS handshake (timed as `tls`), then the HTTP exchange over it; or,
+/// with `keep_alive`, the exchange over the kept connection while no full
+/// handshake is due.
 pub async fn probe(
     target: &Target,
     check: &HttpsCheck,
     sessions: &mut Sessions,
+    kept: &mut Option<Kept>,
     now: Instant,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
+    // A full handshake due is what bounds how old a verified certificate
+    // may be: it ends a kept connection too.
+    if sessions.due(now) {
+        *kept = None;
+    }
+    if let Some(result) = super::http::over_kept(target, &check.http, kept, now, phases).await {
+        return result;
+    }
     let name = server_name(target, check);
     let tcp = super::tcp::connect(target, phases).await?;
     // The handshake's flights and the request are small writes, each
@@ -116,8 +128,9 @@ pub async fn probe(
             .and_then(super::tls::not_after),
         Handshake::Resumed => None,
     };
-    let stream = super::tcp::NoShutdown(stream);
-    let mut success = super::http::exchange(stream, target, &check.http, phases).await?;
+    phases.begin(Phase::Response);
+    let connection = Kept::open(super::tcp::NoShutdown(stream), now).await?;
+    let mut success = super::http::over_new(connection, target, &check.http, kept, phases).await?;
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);
     Ok(success)

@@ -213,6 +213,8 @@ pub struct Prober {
     check: Arc<Check>,
     target: Target,
     sessions: Option<https::Sessions>,
+    /// The connection kept for the next probe (`keep_alive`).
+    kept: Option<http::Kept>,
 }
 
 impl Prober {
@@ -226,6 +228,7 @@ impl Prober {
             check,
             target,
             sessions,
+            kept: None,
         }
     }
 
@@ -247,17 +250,19 @@ impl Prober {
     pub async fn probe_at(&mut self, timeout: Duration, now: Instant) -> Outcome {
         let mut phases = Phases::new();
         let (check, target) = (&self.check, &self.target);
-        let sessions = &mut self.sessions;
+        let (sessions, kept) = (&mut self.sessions, &mut self.kept);
         let run = async {
             match (&check.kind, sessions.as_mut()) {
                 (CheckKind::Tcp, _) => tcp::probe(target, &mut phases).await,
-                (CheckKind::Http(http), _) => http::probe(target, http, &mut phases).await,
+                (CheckKind::Http(http), _) => {
+                    http::probe(target, http, kept, now, &mut phases).await
+                }
                 (CheckKind::Https(https), Some(sessions)) => {
-                    https::probe(target, https, sessions, now, &mut phases).await
+                    https::probe(target, https, sessions, kept, now, &mut phases).await
                 }
                 (CheckKind::Https(https), None) => {
                     let mut sessions = https::Sessions::new(&https.tls);
-                    https::probe(target, https, &mut sessions, now, &mut phases).await
+                    https::probe(target, https, &mut sessions, kept, now, &mut phases).await
                 }
             }
         };

@@ -637,3 +637,227 @@ async fn connections_are_closed_with_a_reset_after_the_answer() {
     let e = accepted.read(&mut [0u8; 8]).await.expect_err("reset");
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
 }
+
+const OK_KEPT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nhealthy\n";
+
+/// A keep-alive HTTP server on 127.0.0.1 (over TLS when given): answers
+/// each request of a connection with `OK_KEPT`, and closes the connection
+/// after `per_connection` requests; counts connections and requests.
+/// Dropping it stops it, open connections included.
+struct KeptServer {
+    addr: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeptServer {
+    async fn start(tls: Option<Arc<rustls::ServerConfig>>, per_connection: usize) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (c, r) = (connections.clone(), requests.clone());
+        let task = tokio::spawn(async move {
+            let mut open = tokio::task::JoinSet::new();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (tls, r) = (tls.clone(), r.clone());
+                open.spawn(async move {
+                    let mut stream: Box<dyn AsyncReadWrite> = match tls {
+                        None => Box::new(tcp),
+                        Some(tls) => match tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await {
+                            Ok(s) => Box::new(s),
+                            Err(_) => return,
+                        },
+                    };
+                    for _ in 0..per_connection {
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        r.fetch_add(1, Ordering::SeqCst);
+                        if stream.write_all(OK_KEPT).await.is_err() || stream.flush().await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        KeptServer {
+            addr,
+            connections,
+            requests,
+            task,
+        }
+    }
+
+    /// Connections accepted and requests answered so far.
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        (
+            self.connections.load(Ordering::SeqCst),
+            self.requests.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for KeptServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_sends_the_probes_over_one_connection_until_it_is_that_old() {
+    let server = KeptServer::start(None, usize::MAX).await;
+    let mut prober = Prober::new(
+        check(
+            "{type: http, body: healthy, keep_alive: 10s}",
+            Path::new("."),
+        ),
+        target(server.addr),
+    );
+    let t0 = std::time::Instant::now();
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    for s in [0, 1, 2, 9] {
+        let outcome = prober.probe_at(TIMEOUT, at(s)).await;
+        outcome.result.expect("healthy");
+        // Only the first probe made a connection.
+        assert_eq!(
+            outcome.phases.get(Phase::Connect).is_some(),
+            s == 0,
+            "at {s} s"
+        );
+        assert!(outcome.phases.get(Phase::Response).is_some());
+    }
+    assert_eq!(server.counts(), (1, 4));
+    // 10 s old: a new connection.
+    prober
+        .probe_at(TIMEOUT, at(10))
+        .await
+        .result
+        .expect("healthy");
+    prober
+        .probe_at(TIMEOUT, at(11))
+        .await
+        .result
+        .expect("healthy");
+    assert_eq!(server.counts(), (2, 6));
+
+    // Without keep_alive, a connection per probe, each asked to close.
+    let mut each = Prober::new(
+        check("{type: http, body: healthy}", Path::new(".")),
+        target(server.addr),
+    );
+    for s in 0..3 {
+        each.probe_at(TIMEOUT, at(s)).await.result.expect("healthy");
+    }
+    assert_eq!(server.counts(), (5, 9));
+}
+
+#[tokio::test]
+async fn keep_alive_goes_on_over_a_new_connection_when_the_server_closed_the_kept_one() {
+    // The server closes each connection after one answer, without saying
+    // so (no `Connection: close`): the next probe finds it closed, and
+    // succeeds over a new one.
+    let server = KeptServer::start(None, 1).await;
+    let mut prober = Prober::new(
+        check("{type: http, keep_alive: 1m}", Path::new(".")),
+        target(server.addr),
+    );
+    for _ in 0..3 {
+        prober.probe(TIMEOUT).await.result.expect("healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.counts(), (3, 3));
+    // The close not yet seen when the request goes: still healthy.
+    prober.probe(TIMEOUT).await.result.expect("healthy");
+    prober.probe(TIMEOUT).await.result.expect("healthy");
+    assert_eq!(server.counts(), (5, 5));
+}
+
+#[tokio::test]
+async fn keep_alive_sees_a_stopped_server_at_the_next_probe() {
+    let server = KeptServer::start(None, usize::MAX).await;
+    let addr = server.addr;
+    let mut prober = Prober::new(
+        check("{type: http, keep_alive: 1m}", Path::new(".")),
+        target(addr),
+    );
+    prober.probe(TIMEOUT).await.result.expect("healthy");
+    prober.probe(TIMEOUT).await.result.expect("healthy");
+    assert_eq!(server.counts(), (1, 2));
+    // The server stops: its listener and the kept connection close.
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let e = prober.probe(TIMEOUT).await.result.expect_err("stopped");
+    assert_eq!(e.reason(), "connect", "{e}");
+
+    // A failed answer ends the kept connection: the next probe connects.
+    let server = KeptServer::start(None, usize::MAX).await;
+    let mut strict = Prober::new(
+        check("{type: http, body: sick, keep_alive: 1m}", Path::new(".")),
+        target(server.addr),
+    );
+    for _ in 0..2 {
+        let e = strict.probe(TIMEOUT).await.result.expect_err("body");
+        assert_eq!(e.reason(), "body", "{e}");
+    }
+    assert_eq!(server.counts(), (2, 2));
+}
+
+#[tokio::test]
+async fn https_keep_alive_makes_one_handshake_and_a_new_one_when_a_full_handshake_is_due() {
+    let pki = Pki::new("lab CA");
+    let (tls, expiry) = pki.server(&["rs1.lab.test"], 2090);
+    let server = KeptServer::start(Some(tls), usize::MAX).await;
+    let mut prober = Prober::new(
+        check(
+            "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, keep_alive: 10m, full_handshake_interval: 1m}",
+            pki.dir.path(),
+        ),
+        target(server.addr),
+    );
+    let t0 = std::time::Instant::now();
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    let first = prober.probe_at(TIMEOUT, at(0)).await;
+    let s = first.result.expect("verified");
+    assert_eq!(
+        (s.handshake, s.cert_not_after),
+        (Some(Handshake::Full), Some(expiry))
+    );
+    assert!(first.phases.get(Phase::Tls).is_some());
+    for secs in [1, 2, 59] {
+        let o = prober.probe_at(TIMEOUT, at(secs)).await;
+        let s = o.result.expect("kept");
+        assert_eq!(s.handshake, None, "no handshake at {secs} s");
+        assert_eq!(
+            (o.phases.get(Phase::Connect), o.phases.get(Phase::Tls)),
+            (None, None)
+        );
+    }
+    assert_eq!(server.counts(), (1, 4));
+    // The full handshake due ends the kept connection, although younger
+    // than keep_alive: the certificate is verified again.
+    let s = prober
+        .probe_at(TIMEOUT, at(60))
+        .await
+        .result
+        .expect("verified");
+    assert_eq!(
+        (s.handshake, s.cert_not_after),
+        (Some(Handshake::Full), Some(expiry))
+    );
+    assert_eq!(server.counts(), (2, 5));
+}
