@@ -347,6 +347,9 @@ impl fmt::Display for Check {
             if let Some(body) = &h.body {
                 write!(f, " body=/{}/", body.as_str())?;
             }
+            if let Some(keep_alive) = h.keep_alive {
+                write!(f, " keep_alive={keep_alive:?}")?;
+            }
             Ok(())
         };
         match &self.kind {

@@ -111,6 +111,10 @@ fn describe_lists_every_real_server() {
         text.contains("FWM 1\n  -> 198.18.1.11:0 weight 2 probe 198.18.1.11:443"),
         "{text}"
     );
+    assert!(
+        text.contains("https GET / expect 200-299 keep_alive=60s server_name=rs1.lab.test"),
+        "{text}"
+    );
 }
 
 /// Each fixture and the message it must produce, after `FILE:`.
@@ -125,6 +129,7 @@ const INVALID: &[(&str, &str)] = &[
     ("duration", "2:3: defaults: invalid duration \"2\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
+    ("keep-alive-not-longer-than-interval", "3:5: services[0]: real server 198.18.1.11:80: check keep_alive 2s is not longer than interval 2s: no connection would serve a second probe"),
     ("managed-without-state-file", "mode: managed needs state_file: the file where the checker records the services and real servers it created, the only ones it deletes"),
     ("min-tls-version", "3:12: services[0].check: invalid min_tls_version \"1.1\": expected \"1.2\" or \"1.3\""),
     ("mode", "1:7: mode: unknown variant `auto`, expected `weights` or `managed`"),

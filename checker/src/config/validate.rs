@@ -641,6 +641,16 @@ fn real_server(
                 kind: CheckKind::Tcp,
             })
         });
+    let keep_alive = match &check.kind {
+        CheckKind::Http(http) | CheckKind::Https(HttpsCheck { http, .. }) => http.keep_alive,
+        CheckKind::Tcp => None,
+    };
+    if let Some(keep_alive) = keep_alive.filter(|k| *k <= timing.interval) {
+        return Err(name(format!(
+            "check keep_alive {keep_alive:?} is not longer than interval {:?}: no connection would serve a second probe",
+            timing.interval
+        )));
+    }
     let target = match rs.check_address {
         Some(addr) => addr,
         None => SocketAddr::new(key.addr.ip(), check.port.unwrap_or(port)),
