@@ -102,8 +102,16 @@ fn main() -> anyhow::Result<()> {
     let made = after.0 - before;
     let (user, system) = (cpu_used.0.as_secs_f64(), cpu_used.1.as_secs_f64());
     let per_probe = |x: f64| x / made.max(1) as f64;
+    // Resident memory at the end, as the benchmark reads it.
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
     println!(
-        "{made} probes in {:.1} s ({:.0}/s), {} failing at the end; CPU {:.3} s (user {user:.3}, system {system:.3}): {:.3} s per 1,000 probes; {} wake-ups ({:.2} per probe)",
+        "{made} probes in {:.1} s ({:.0}/s), {} failing at the end; CPU {:.3} s (user {user:.3}, system {system:.3}): {:.3} s per 1,000 probes; {} wake-ups ({:.2} per probe); VmRSS {:.1} MB",
         wall.as_secs_f64(),
         made as f64 / wall.as_secs_f64(),
         after.1,
@@ -111,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         per_probe((user + system) * 1000.0),
         cpu_used.2,
         per_probe(cpu_used.2 as f64),
+        rss as f64 / 1024.0,
     );
     Ok(())
 }

@@ -5,8 +5,13 @@
 //! connection is kept ([`Kept`]) and the next probes go over it until it
 //! is that old or fails: a probe is then one write and one read, no
 //! connection made or closed (nor, over TLS, a handshake).
+//!
+//! Either way hyper's side of the connection lives for one exchange: a
+//! kept connection is only its stream (TCP, or TLS over TCP), and hyper's
+//! read and write buffers (16 KiB) are not held between probes, for each
+//! of hundreds of real servers. hyper never shuts the stream down: it is
+//! closed by its drop, with a reset (see [`super::tcp`]).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -16,7 +21,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Phase, Phases, ProbeError, Success, Target};
 use crate::config::HttpCheck;
@@ -25,12 +30,13 @@ use crate::config::HttpCheck;
 /// cap keeps a large or endless one from costing more.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// An HTTP connection kept open between probes (`keep_alive`).
+/// A probe's stream: TCP, or TLS over TCP.
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// A connection kept open between probes (`keep_alive`).
 pub struct Kept {
-    sender: http1::SendRequest<Empty<Bytes>>,
-    /// hyper's side of the connection, driven while a probe uses it
-    /// (and polled once before reuse, to see the server's close).
-    connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>,
+    stream: Box<dyn Stream>,
     opened: Instant,
 }
 
@@ -43,36 +49,34 @@ impl std::fmt::Debug for Kept {
 }
 
 impl Kept {
-    /// Starts HTTP/1.1 over `io`, opened at `opened`.
-    pub(super) async fn open<S>(io: S, opened: Instant) -> Result<Self, ProbeError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (sender, connection) = http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
-        Ok(Kept {
-            sender,
-            connection: Box::pin(connection),
+    /// A connection over `stream`, made at `opened`.
+    pub(super) fn new(stream: impl Stream + 'static, opened: Instant) -> Self {
+        Kept {
+            stream: Box::new(stream),
             opened,
-        })
+        }
     }
 
     /// Whether this connection may serve a probe at `now`: younger than
-    /// `keep_alive`, not closed by the server meanwhile, and idle.
-    pub(super) async fn usable(&mut self, keep_alive: Duration, now: Instant) -> bool {
+    /// `keep_alive`, and neither closed by the server since the last
+    /// probe nor holding anything it should not have sent.
+    async fn usable(&mut self, keep_alive: Duration, now: Instant) -> bool {
         if now.saturating_duration_since(self.opened) >= keep_alive {
             return false;
         }
-        // One poll of the idle connection reads what came since the last
-        // probe: the server's close (or anything it should not have sent)
-        // ends it.
-        let open = std::future::poll_fn(|cx| match self.connection.as_mut().poll(cx) {
-            Poll::Ready(_) => Poll::Ready(false),
-            Poll::Pending => Poll::Ready(true),
+        // One read that must find nothing to read: an end of stream, an
+        // error or stray bytes all end the connection. (Over TLS, records
+        // the server may send meanwhile, session tickets, are taken by
+        // rustls and read as nothing.)
+        let mut byte = [0u8; 1];
+        std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut byte);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Pending => Poll::Ready(true),
+                Poll::Ready(_) => Poll::Ready(false),
+            }
         })
-        .await;
-        open && self.sender.is_ready()
+        .await
     }
 }
 
@@ -91,8 +95,7 @@ pub async fn probe(
     }
     let stream = super::tcp::connect(target, phases).await?;
     phases.begin(Phase::Response);
-    let connection = Kept::open(super::tcp::NoShutdown(stream), now).await?;
-    over_new(connection, target, check, kept, phases).await
+    over_new(Kept::new(stream, now), target, check, kept, phases).await
 }
 
 /// The request over the kept connection, if there is one usable at
@@ -111,16 +114,14 @@ pub(super) async fn over_kept(
         return None;
     }
     phases.begin(Phase::Response);
-    let result = match request(&mut connection, target, check).await {
-        Ok((success, reusable)) => {
-            if reusable {
-                *kept = Some(connection);
-            }
-            Ok(success)
-        }
+    let opened = connection.opened;
+    let (result, stream) = request(connection.stream, target, check).await;
+    let result = match result {
+        Ok(success) => Ok(success),
         Err(ProbeError::Http(_)) => return None,
         Err(e) => Err(e),
     };
+    *kept = stream.map(|stream| Kept { stream, opened });
     phases.end();
     Some(result)
 }
@@ -129,28 +130,27 @@ pub(super) async fn over_kept(
 /// begun), kept in `kept` after the answer if `keep_alive` is set and the
 /// server keeps it open.
 pub(super) async fn over_new(
-    mut connection: Kept,
+    connection: Kept,
     target: &Target,
     check: &HttpCheck,
     kept: &mut Option<Kept>,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    let result = request(&mut connection, target, check).await;
+    let opened = connection.opened;
+    let (result, stream) = request(connection.stream, target, check).await;
     phases.end();
-    let (success, reusable) = result?;
-    if reusable {
-        *kept = Some(connection);
-    }
-    Ok(success)
+    *kept = stream.map(|stream| Kept { stream, opened });
+    result
 }
 
-/// One request and its answer over `connection`, judged by `check`; with
-/// whether the connection can serve another probe.
+/// One request and its answer over `stream`, judged by `check`; with the
+/// stream back if it can serve another probe (`keep_alive` set, the
+/// answer read to its end, the server keeping the connection open).
 async fn request(
-    connection: &mut Kept,
+    stream: Box<dyn Stream>,
     target: &Target,
     check: &HttpCheck,
-) -> Result<(Success, bool), ProbeError> {
+) -> (Result<Success, ProbeError>, Option<Box<dyn Stream>>) {
     let keep_alive = check.keep_alive.is_some();
     let host = match &check.host {
         Some(host) => host.clone(),
@@ -170,11 +170,17 @@ async fn request(
     for (name, value) in &check.headers {
         request = request.header(name, value);
     }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ProbeError::Http(e.to_string()))?;
-    let sender = &mut connection.sender;
-    let exchange = async {
+    let request = match request.body(Empty::<Bytes>::new()) {
+        Ok(request) => request,
+        Err(e) => return (Err(ProbeError::Http(e.to_string())), None),
+    };
+    let (mut sender, connection) = match http1::handshake(TokioIo::new(stream)).await {
+        Ok(parts) => parts,
+        Err(e) => return (Err(ProbeError::Http(e.to_string())), None),
+    };
+    // The exchange owns the sender and drops it when done: hyper's side
+    // then ends, and hands the stream back without shutting it down.
+    let exchange = async move {
         let response = sender
             .send_request(request)
             .await
@@ -188,7 +194,17 @@ async fn request(
             return Err(ProbeError::Status(status));
         }
         // A kept connection serves the next probe only once this answer
-        // has been read to its end.
+        // has been read to its end, and if the server keeps it (HTTP/1.1,
+        // no `Connection: close`).
+        let kept_by_server = response.version() == hyper::Version::HTTP_11
+            && !response
+                .headers()
+                .get_all(hyper::header::CONNECTION)
+                .iter()
+                .any(|v| {
+                    v.to_str()
+                        .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
+                });
         let mut whole = false;
         if check.body.is_some() || keep_alive {
             let mut body = response.into_body();
@@ -222,23 +238,37 @@ async fn request(
                 status: Some(status),
                 ..Success::default()
             },
-            whole,
+            whole && kept_by_server,
         ))
     };
     // The connection is driven in this task, beside the exchange, not in
     // a task of its own: no spawn and no wake-up of another task per
-    // probe. Without keep-alive it ends when the answer has been read
-    // (`Connection: close`) or fails; either way the exchange's own
-    // result says what happened, and the connection is dropped with the
     // probe.
-    let driver = &mut connection.connection;
-    tokio::pin!(exchange);
-    let mut connection_done = false;
-    let (success, whole) = loop {
+    let connection = connection.without_shutdown();
+    tokio::pin!(exchange, connection);
+    let mut ended = None;
+    let result = loop {
         tokio::select! {
-            result = &mut exchange => break result?,
-            _ = driver.as_mut(), if !connection_done => connection_done = true,
+            result = &mut exchange => break result,
+            parts = &mut connection, if ended.is_none() => ended = Some(parts),
         }
     };
-    Ok((success, keep_alive && whole && !connection_done))
+    let (success, whole) = match result {
+        Ok(done) => done,
+        Err(e) => return (Err(e), None),
+    };
+    if !(keep_alive && whole) {
+        return (Ok(success), None);
+    }
+    // The answer was read to its end and the sender is gone: hyper's side
+    // ends now, with the stream and whatever it read past the answer.
+    let parts = match ended {
+        Some(parts) => parts,
+        None => connection.await,
+    };
+    let stream = match parts {
+        Ok(parts) if parts.read_buf.is_empty() => Some(parts.io.into_inner()),
+        _ => None,
+    };
+    (Ok(success), stream)
 }

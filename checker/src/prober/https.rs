@@ -129,7 +129,7 @@ pub async fn probe(
         Handshake::Resumed => None,
     };
     phases.begin(Phase::Response);
-    let connection = Kept::open(super::tcp::NoShutdown(stream), now).await?;
+    let connection = Kept::new(stream, now);
     let mut success = super::http::over_new(connection, target, &check.http, kept, phases).await?;
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);
