@@ -433,3 +433,103 @@ fn dropped_packets_zero_the_weight_until_they_pass_again() {
         eprintln!("{name} removed: weight 5 after {took:?}");
     }
 }
+
+/// How many connections lab-rs1's keep-alive server on `port` has logged.
+fn connections_logged(port: u16) -> usize {
+    let log = std::fs::read_to_string(out_dir().join("lab-rs1.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| *l == format!("{port} connection"))
+        .count()
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn keep_alive_probes_share_one_connection_and_still_see_each_failure() {
+    let _lab = lab_once(setup);
+    const HTTP: &str = "198.18.1.11:8006";
+    const HTTPS: &str = "198.18.1.11:8446";
+    table(&[HTTP, HTTPS]);
+    let pki = out_dir().join("pki");
+    let (http_before, https_before) = (connections_logged(8006), connections_logged(8446));
+    let _checker = start_checker(
+        "keep-alive",
+        &config(&[
+            (HTTP, "{type: http, body: \"^healthy\", keep_alive: 1m}"),
+            (
+                HTTPS,
+                &format!(
+                    "{{type: https, body: \"^healthy\", ca_file: {}/ca.pem, server_name: rs1.lab.test, keep_alive: 1m}}",
+                    pki.display()
+                ),
+            ),
+        ]),
+    );
+    let up: BTreeMap<String, u32> = [(HTTP.to_owned(), 5), (HTTPS.to_owned(), 5)].into();
+    wait_for_weights(SERVICE, &up, Duration::from_secs(10));
+    let start = Instant::now();
+    while [HTTP, HTTPS]
+        .iter()
+        .any(|rs| status()[*rs]["health"] != "up")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", status());
+        sleep(Duration::from_millis(100));
+    }
+    // Four more probes each, over the connection of the first (and over
+    // HTTPS, its one handshake).
+    sleep(Duration::from_millis(4 * INTERVAL_MS));
+    let metrics = director(&format!("curl -sSf http://{WEB}/metrics"));
+    let responses = |rs: &str| {
+        let (ip, port) = rs.split_once(':').expect("IP:port");
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("ipvs_checker_probe_duration_seconds_count{")
+                    && l.contains(&format!("remote_address=\"{ip}\""))
+                    && l.contains(&format!("remote_port=\"{port}\""))
+                    && l.contains("phase=\"response\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert!(
+        responses(HTTP) >= 4.0 && responses(HTTPS) >= 4.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        connections_logged(8006) - http_before,
+        1,
+        "HTTP connections"
+    );
+    assert_eq!(
+        connections_logged(8446) - https_before,
+        1,
+        "HTTPS connections"
+    );
+
+    // Limit: interval x fall + the timeout + 1 s of slack.
+    let limit = Duration::from_millis(INTERVAL_MS * FALL + TIMEOUT_MS + 1000);
+    for (name, rs, port, rule, reason) in [
+        // As a stopped server: the kept connection and new ones reset.
+        (
+            "resets",
+            HTTP,
+            8006,
+            "REJECT --reject-with tcp-reset",
+            "connect",
+        ),
+        ("dropped packets", HTTPS, 8446, "DROP", "timeout"),
+    ] {
+        let rule = format!("INPUT -p tcp --dport {port} -j {rule}");
+        run_in(Some("lab-rs1"), &format!("iptables -A {rule}"));
+        let mut want = up.clone();
+        want.insert(rs.to_owned(), 0);
+        let took = wait_for_weights(SERVICE, &want, limit);
+        eprintln!("{name}: {rs} at weight 0 after {took:?}");
+        let status = &status()[rs];
+        assert_eq!(status["health"], "down", "{status}");
+        assert_eq!(status["last_error"]["reason"], reason, "{status}");
+        run_in(Some("lab-rs1"), &format!("iptables -D {rule}"));
+        let took = wait_for_weights(SERVICE, &up, limit);
+        eprintln!("{name} removed: {rs} back at weight 5 after {took:?}");
+    }
+}

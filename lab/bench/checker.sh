@@ -308,7 +308,9 @@ single() { # NAME (ipvs-checker or ipvs-checker-ka), HTTP: S addresses, one afte
 	wait_weighted 80 "$n" >/dev/null
 	: >"$work/single.txt"
 	for ((i = 1; i <= samples; i++)); do
-		a=$(addr $((i * 7)))
+		# Spread over the addresses, each once (7 and N share no factor
+		# for the N used here: 100, 500).
+		a=$(addr $(((i * 7 - 1) % n + 1)))
 		t=$(ip netns exec "$R" bash -c "echo \$EPOCHREALTIME; iptables -I INPUT -d $a -p tcp --dport 80 -j REJECT --reject-with tcp-reset && echo \$EPOCHREALTIME")
 		wait_weighted 80 $((n - 1)) >/dev/null
 		echo "$a" $t >>"$work/single.txt"

@@ -13,6 +13,11 @@ usage: servers.py ADDRESS PKI_DIR READY_FILE
   8443  HTTPS 200 with good.pem (the lab CA, rs1.lab.test)
   8444  HTTPS 200 with other-ca.pem (issued by another CA)
   8445  HTTPS 200 with expired.pem (the lab CA, expired)
+  8006  HTTP/1.1 200 "healthy", keeping the connection for more requests
+  8446  the same over HTTPS with good.pem
+
+Each connection to 8006 and 8446 is logged ("8006 connection") on stdout,
+so a test counts the connections its probes made.
 """
 
 import asyncio
@@ -35,7 +40,28 @@ REPLIES = {
 }
 
 
+KEPT = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nhealthy\n"
+
+
+def keep_alive(port):
+    async def handle(reader, writer):
+        print(f"{port} connection", flush=True)
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(KEPT)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the checker closed it (a reset) or went away
+        writer.close()
+
+    return handle
+
+
 def handler(kind):
+    if kind.startswith("keep:"):
+        return keep_alive(kind[5:])
+
     async def handle(reader, writer):
         try:
             await reader.readuntil(b"\r\n\r\n")
@@ -72,6 +98,8 @@ async def main(address, pki, ready):
         (8443, "ok", "good"),
         (8444, "ok", "other-ca"),
         (8445, "ok", "expired"),
+        (8006, "keep:8006", None),
+        (8446, "keep:8446", "good"),
     ]
     servers = [
         await asyncio.start_server(
