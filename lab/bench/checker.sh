@@ -38,6 +38,7 @@
 #   - single failure (ipvs-checker, both ways, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max.
+# BENCH_PHASES (default "window rack single") runs only those parts.
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
@@ -47,6 +48,7 @@ window=${BENCH_WINDOW:-20}
 warmup=${BENCH_WARMUP:-6}
 samples=${BENCH_SAMPLES:-20}
 rack_limit=${BENCH_RACK_LIMIT:-60}
+phases=" ${BENCH_PHASES:-window rack single} " # any of these, to run fewer
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker.XXXXXX)
 checker=${BENCH_CHECKER:-$root/target/release/ipvs-checker}
@@ -219,7 +221,8 @@ wait_weighted() {
 }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
-start_tool() { # NAME PORT: starts it, prints its pid
+start_tool() { # NAME PORT [PHASE]: starts it (log NAME-PORT[-PHASE].log), prints its pid
+	local log=$work/$1-$2${3:+-$3}.log
 	case $1 in
 	ipvs-checker | ipvs-checker-ka)
 		table
@@ -227,7 +230,7 @@ start_tool() { # NAME PORT: starts it, prints its pid
 		[[ $2 == 443 ]] && proto=https
 		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
 		ip netns exec "$D" "$checker" --config.file "$work/checker-$proto.yaml" \
-			--web.listen-address 127.0.0.1:10311 >"$work/$1-$2.log" 2>&1 &
+			--web.listen-address 127.0.0.1:10311 >"$log" 2>&1 &
 		;;
 	keepalived)
 		ip netns exec "$D" ipvsadm -C
@@ -236,7 +239,7 @@ start_tool() { # NAME PORT: starts it, prints its pid
 		ip netns exec "$D" keepalived --dont-fork --log-console --check \
 			--use-file "$work/keepalived-$proto.conf" \
 			--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" \
-			>"$work/$1-$2.log" 2>&1 &
+			>"$log" 2>&1 &
 		;;
 	esac
 	echo $!
@@ -287,7 +290,7 @@ PY
 
 rack() { # NAME: HTTP, nginx stopped and started again
 	local name=$1 pid t0 t1 t2 t3
-	pid=$(start_tool "$name" 80)
+	pid=$(start_tool "$name" 80 rack)
 	sleep "$warmup"
 	wait_weighted 80 "$n" >/dev/null
 	t0=$EPOCHREALTIME
@@ -296,14 +299,17 @@ rack() { # NAME: HTTP, nginx stopped and started again
 	t1=$(wait_weighted 80 0 "$rack_limit") && zero=$(elapsed "$t0" "$t1")
 	t2=$EPOCHREALTIME
 	nginx_start
+	local started=$EPOCHREALTIME
 	t3=$(wait_weighted 80 "$n" "$rack_limit") && restore=$(elapsed "$t2" "$t3")
 	stop_tool "$pid"
 	echo "| $name | $zero | $restore |" | tee -a "$work/rack.txt"
+	# Part of the restore: nginx's own start (the same work for every tool).
+	echo "$name: nginx took $(elapsed "$t2" "$started") s of the restore to start" >>"$work/rack-nginx.txt"
 }
 
 single() { # NAME (ipvs-checker or ipvs-checker-ka), HTTP: S addresses, one after the other
-	local name=$1 pid i a t log=$work/$1-80.log
-	pid=$(start_tool "$name" 80)
+	local name=$1 pid i a t log=$work/$1-80-single.log
+	pid=$(start_tool "$name" 80 single)
 	sleep "$warmup"
 	wait_weighted 80 "$n" >/dev/null
 	: >"$work/single.txt"
@@ -350,34 +356,44 @@ PY
 	echo "| tool | check | probes seen by nginx | on time | CPU [s] | CPU s / 1,000 probes | RSS [MB] | down at end |"
 	echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
 } | tee "$report"
-for port in 80 443; do
-	for tool in ipvs-checker ipvs-checker-ka keepalived; do
-		measure "$tool" "$port" | tee -a "$report"
+if [[ $phases == *" window "* ]]; then
+	for port in 80 443; do
+		for tool in ipvs-checker ipvs-checker-ka keepalived; do
+			measure "$tool" "$port" | tee -a "$report"
+		done
 	done
-done
-{
-	echo
-	echo "TLS sessions over the HTTPS windows (nginx's \$ssl_session_reused):"
-	echo
-	sed 's/^/- /' "$work/sessions.txt"
-} | tee -a "$report"
-{
-	echo
-	echo "Rack failure (HTTP; nginx stopped, then started; ipvsadm -Ln polled):"
-	echo
-	echo "| tool | all $n at 0 [s] | all $n restored [s] |"
-	echo "|:---|---:|---:|"
-} | tee -a "$report"
-for tool in ipvs-checker ipvs-checker-ka keepalived; do rack "$tool" | tee -a "$report"; done
-{
-	echo
-	echo "Single failure (HTTP; one address resets connections; until the checker sets weight 0, from its log;"
-	echo "measured from when the iptables rule was in place / from just before it was inserted):"
-	echo
-	echo "| tool | samples | p50 [s] | p99 [s] | max [s] |"
-	echo "|:---|---:|---:|---:|---:|"
-} | tee -a "$report"
-for tool in ipvs-checker ipvs-checker-ka; do single "$tool" | tee -a "$report"; done
+	{
+		echo
+		echo "TLS sessions over the HTTPS windows (nginx's \$ssl_session_reused):"
+		echo
+		sed 's/^/- /' "$work/sessions.txt"
+	} | tee -a "$report"
+fi
+if [[ $phases == *" rack "* ]]; then
+	{
+		echo
+		echo "Rack failure (HTTP; nginx stopped, then started; ipvsadm -Ln polled):"
+		echo
+		echo "| tool | all $n at 0 [s] | all $n restored [s] |"
+		echo "|:---|---:|---:|"
+	} | tee -a "$report"
+	for tool in ipvs-checker ipvs-checker-ka keepalived; do rack "$tool" | tee -a "$report"; done
+	{
+		echo
+		sed 's/^/- /' "$work/rack-nginx.txt"
+	} | tee -a "$report"
+fi
+if [[ $phases == *" single "* ]]; then
+	{
+		echo
+		echo "Single failure (HTTP; one address resets connections; until the checker sets weight 0, from its log;"
+		echo "measured from when the iptables rule was in place / from just before it was inserted):"
+		echo
+		echo "| tool | samples | p50 [s] | p99 [s] | max [s] |"
+		echo "|:---|---:|---:|---:|---:|"
+	} | tee -a "$report"
+	for tool in ipvs-checker ipvs-checker-ka; do single "$tool" | tee -a "$report"; done
+fi
 {
 	echo
 	echo "Load average in the VM at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
