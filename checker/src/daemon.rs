@@ -20,7 +20,7 @@
 //! Health, weights and counters live in the [`Shared`] state, which the
 //! loop alone writes and the web endpoint reads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,11 +28,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use ipvs::{DestinationKey, ServiceKey};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, Mode, RealServer};
+use crate::health::Health;
 use crate::prober::{self, Prober, Target};
 use crate::reconcile::quiescent::{self, Quiescent};
 use crate::reconcile::{Desired, ManagedOutcome, ManagedTable, Outcome, Reconciler};
@@ -136,7 +137,8 @@ pub async fn run<T: ManagedTable>(
     };
     let (tx, mut rx) = mpsc::channel::<Report>(REPORTS);
     let mut generation = 0;
-    let mut probes = spawn_probes(&daemon.config, generation, &tx, &limits);
+    let mut recoveries = Recoveries::new(&daemon.config);
+    let mut probes = spawn_probes(&daemon.config, generation, &tx, &limits, &recoveries);
     daemon.state.lock().reset(&daemon.config);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
@@ -164,9 +166,11 @@ pub async fn run<T: ManagedTable>(
                 let mut next = Some(report);
                 let mut taken = 0;
                 while let Some(report) = next.take() {
-                    if report.generation == generation {
-                        daemon.observe(&report);
-                    } // else from before a reload
+                    if report.generation == generation
+                        && daemon.observe(&report) == Some(Recovery)
+                    {
+                        recoveries.recovered(&report.service, tokio::time::Instant::now());
+                    } // else from before a reload, or no recovery
                     taken += 1;
                     if taken < REPORTS {
                         next = rx.try_recv().ok();
@@ -204,7 +208,8 @@ pub async fn run<T: ManagedTable>(
                         probes.abort_all();
                         generation += 1;
                         daemon.reload(new);
-                        probes = spawn_probes(&daemon.config, generation, &tx, &limits);
+                        recoveries = Recoveries::new(&daemon.config);
+                        probes = spawn_probes(&daemon.config, generation, &tx, &limits, &recoveries);
                         ramping = daemon.ramping(std::time::Instant::now());
                         info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
                         check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
@@ -259,19 +264,27 @@ impl<T: ManagedTable> Daemon<T> {
     }
 
     /// Records a probe result; a flip marks its service for the next
-    /// [`Daemon::flush`].
-    fn observe(&mut self, report: &Report) {
-        let flip = self.state.lock().observe(
-            &report.service,
-            &report.destination,
-            &report.result,
-            &report.phases,
-            SystemTime::now(),
-        );
+    /// [`Daemon::flush`]. Says whether the real server recovered (down
+    /// before, up now).
+    fn observe(&mut self, report: &Report) -> Option<Recovery> {
+        let (before, flip) = {
+            let mut state = self.state.lock();
+            let before = state
+                .backend(&report.service, &report.destination)
+                .map(|b| b.health.health());
+            let flip = state.observe(
+                &report.service,
+                &report.destination,
+                &report.result,
+                &report.phases,
+                SystemTime::now(),
+            );
+            (before, flip)
+        };
         if let Err(e) = &report.result {
             tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
         }
-        let Some(now) = flip else { return };
+        let now = flip?;
         match &report.result {
             Err(e) => {
                 warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str())
@@ -281,6 +294,7 @@ impl<T: ManagedTable> Daemon<T> {
             }
         }
         self.pending.insert(report.service);
+        (before == Some(Health::Down) && now == Health::Up).then_some(Recovery)
     }
 
     fn has_pending(&self) -> bool {
@@ -512,6 +526,79 @@ struct Limits {
     full_handshakes: Arc<Semaphore>,
 }
 
+/// A real server came back from down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Recovery;
+
+/// Per service, the signal that one of its real servers recovered, to
+/// the probe tasks of the others that are failing: they probe at once
+/// instead of at their next tick. Real servers fail together (a rack, a
+/// switch, a deploy) and come back together; the first one seen back
+/// brings the rest back within a probe's time, not within an interval
+/// (keepalived and ldirectord wait each one's next check). A signal is
+/// sent at most once per interval of the service, so that while servers
+/// come back one by one the failing ones are probed at most twice as
+/// often.
+#[derive(Debug)]
+struct Recoveries {
+    services: HashMap<ServiceKey, Signal>,
+}
+
+#[derive(Debug)]
+struct Signal {
+    notify: Arc<Notify>,
+    /// The shortest interval of the service's real servers.
+    every: Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+impl Recoveries {
+    fn new(config: &Config) -> Self {
+        let services = config
+            .services
+            .iter()
+            .map(|s| {
+                let every = s
+                    .real_servers
+                    .iter()
+                    .map(|rs| rs.timing.interval)
+                    .min()
+                    .unwrap_or(Duration::from_secs(1));
+                let signal = Signal {
+                    notify: Arc::new(Notify::new()),
+                    every,
+                    last: None,
+                };
+                (s.key, signal)
+            })
+            .collect();
+        Recoveries { services }
+    }
+
+    /// The signal of `service`, which its probe tasks wait on.
+    fn signal(&self, service: &ServiceKey) -> Arc<Notify> {
+        match self.services.get(service) {
+            Some(signal) => signal.notify.clone(),
+            None => Arc::new(Notify::new()),
+        }
+    }
+
+    /// A real server of `service` recovered at `now`: wakes the failing
+    /// ones, unless they were woken less than an interval ago.
+    fn recovered(&mut self, service: &ServiceKey, now: tokio::time::Instant) {
+        let Some(signal) = self.services.get_mut(service) else {
+            return;
+        };
+        if signal.last.is_some_and(|last| now < last + signal.every) {
+            return;
+        }
+        signal.last = Some(now);
+        // Only the tasks waiting now are woken; nothing is stored for
+        // later (a task that is probing already needs no hurry).
+        signal.notify.notify_waiters();
+    }
+}
+
 /// One task per real server.
 ///
 /// A full TLS handshake is the costly kind of probe (a chain verified,
@@ -526,6 +613,7 @@ fn spawn_probes(
     generation: u64,
     tx: &mpsc::Sender<Report>,
     limits: &Limits,
+    recoveries: &Recoveries,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let all: Vec<(ServiceKey, &RealServer)> = config
@@ -547,6 +635,7 @@ fn spawn_probes(
         let tx = tx.clone();
         let semaphore = limits.probes.clone();
         let full_handshakes = limits.full_handshakes.clone();
+        let recovered = recoveries.signal(&service);
         set.spawn(async move {
             let mut ticks = tokio::time::interval_at(base + offset, rs.timing.interval);
             // A probe that started late (waiting for a permit) skips to
@@ -559,8 +648,14 @@ fn spawn_probes(
                     source: rs.source,
                 },
             );
+            // Whether the last probe failed: then another real server's
+            // recovery is a reason to probe again at once.
+            let mut failing = false;
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = recovered.notified(), if failing => {}
+                }
                 // The full-handshake turn first: waiting for it does not
                 // hold one of the probes' permits, which other checks need.
                 let _full = if prober.full_handshake_due(std::time::Instant::now()) {
@@ -575,6 +670,7 @@ fn spawn_probes(
                     return;
                 };
                 let outcome = prober.probe(rs.timing.timeout).await;
+                failing = outcome.result.is_err();
                 tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), "probe");
                 let report = Report {
                     generation,

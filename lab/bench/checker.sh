@@ -352,11 +352,13 @@ PY
 	echo
 	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, window ${window} s after ${warmup} s of warm-up."
 	echo "Load average in the VM at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
-	echo
-	echo "| tool | check | probes seen by nginx | on time | CPU [s] | CPU s / 1,000 probes | RSS [MB] | down at end |"
-	echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
 } | tee "$report"
 if [[ $phases == *" window "* ]]; then
+	{
+		echo
+		echo "| tool | check | probes seen by nginx | on time | CPU [s] | CPU s / 1,000 probes | RSS [MB] | down at end |"
+		echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
+	} | tee -a "$report"
 	for port in 80 443; do
 		for tool in ipvs-checker ipvs-checker-ka keepalived; do
 			measure "$tool" "$port" | tee -a "$report"

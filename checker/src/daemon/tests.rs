@@ -212,3 +212,64 @@ fn the_ramp_runs_only_while_a_slow_start_is_in_progress() {
         assert!(!daemon.ramp(later));
     }
 }
+
+#[test]
+fn only_a_real_server_back_from_down_is_a_recovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("", dir.path());
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let mut daemon = Daemon::new(config, reconciler, state);
+    let service = daemon.config.services[1].clone();
+    let report = |ok: bool| Report {
+        generation: 0,
+        service: service.key,
+        destination: service.real_servers[0].key,
+        result: if ok {
+            Ok(Success::default())
+        } else {
+            Err(ProbeError::Timeout(Duration::from_secs(1)))
+        },
+        phases: Phases::new(),
+    };
+    // Up at start-up (from unknown), still up, down, still down: none.
+    for ok in [true, true, false, false] {
+        assert_eq!(daemon.observe(&report(ok)), None, "{ok}");
+    }
+    assert_eq!(daemon.observe(&report(true)), Some(Recovery));
+    assert_eq!(daemon.observe(&report(true)), None);
+}
+
+#[tokio::test]
+async fn a_recovery_wakes_the_failing_probes_at_most_once_per_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_with("", "interval: 1s, ", dir.path());
+    let key = config.services[0].key;
+    let mut recoveries = Recoveries::new(&config);
+    let signal = recoveries.signal(&key);
+    let woken = |at: tokio::time::Instant, recoveries: &mut Recoveries| {
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        // Registered as a waiter, as a failing probe task is.
+        notified.as_mut().enable();
+        recoveries.recovered(&key, at);
+        ready(notified)
+    };
+    let t0 = tokio::time::Instant::now();
+    assert!(woken(t0, &mut recoveries));
+    assert!(!woken(t0 + Duration::from_millis(500), &mut recoveries));
+    assert!(woken(t0 + Duration::from_secs(1), &mut recoveries));
+    // Another service's recovery does not wake these.
+    let other = config.services[1].key;
+    let notified = signal.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    recoveries.recovered(&other, t0 + Duration::from_secs(5));
+    assert!(!ready(notified));
+}
+
+/// Whether `future` is done at its first poll.
+fn ready(future: std::pin::Pin<&mut impl std::future::Future>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    future.poll(&mut cx).is_ready()
+}
