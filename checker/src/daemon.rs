@@ -518,8 +518,8 @@ fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outco
     }
 }
 
-/// What the probe tasks share: how many probes, and how many full TLS
-/// handshakes, may run at once.
+/// What the probe tasks share: how many probes, full TLS handshakes and
+/// hurried probes may run at once.
 #[derive(Debug)]
 struct Limits {
     probes: Arc<Semaphore>,
@@ -531,7 +531,7 @@ struct Limits {
 struct Recovery;
 
 /// Per service, the signal that one of its real servers recovered, to
-/// the probe tasks of the others that are failing: they probe at once
+/// the probe tasks of the others that cannot connect: they probe at once
 /// instead of at their next tick. Real servers fail together (a rack, a
 /// switch, a deploy) and come back together; the first one seen back
 /// brings the rest back within a probe's time, not within an interval
@@ -550,7 +550,19 @@ struct Signal {
     /// The shortest interval of the service's real servers.
     every: Duration,
     last: Option<tokio::time::Instant>,
+    /// Whether the service is small enough to be hurried (see [`HURRY`]).
+    hurried: bool,
 }
+
+/// The most real servers of a service whose probes a recovery hurries:
+/// 100 connections opened together to servers just back were fine in the
+/// lab (100 real servers all restored 0.81 s after nginx was started
+/// instead of 1.49 s, keepalived 3.31 s), 500 were not, nor 100 of the 500
+/// at once (restored 2.1 to 3.5 s after, against 1.4 s keeping to the
+/// ticks: connections made together wait on each other, and some time
+/// out). A larger service keeps to its ticks, which bring it back within
+/// an interval.
+const HURRY: usize = 100;
 
 impl Recoveries {
     fn new(config: &Config) -> Self {
@@ -568,6 +580,7 @@ impl Recoveries {
                     notify: Arc::new(Notify::new()),
                     every,
                     last: None,
+                    hurried: s.real_servers.len() <= HURRY,
                 };
                 (s.key, signal)
             })
@@ -589,7 +602,7 @@ impl Recoveries {
         let Some(signal) = self.services.get_mut(service) else {
             return;
         };
-        if signal.last.is_some_and(|last| now < last + signal.every) {
+        if !signal.hurried || signal.last.is_some_and(|last| now < last + signal.every) {
             return;
         }
         signal.last = Some(now);
@@ -648,13 +661,16 @@ fn spawn_probes(
                     source: rs.source,
                 },
             );
-            // Whether the last probe failed: then another real server's
-            // recovery is a reason to probe again at once.
-            let mut failing = false;
+            // Whether the last probe could not connect (refused,
+            // unreachable): then another real server's recovery is a
+            // reason to probe again at once. Only those: such a probe
+            // costs little and ends at once, where a timeout may be the
+            // checker's own overload, which probing again would feed.
+            let mut refused = false;
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
-                    _ = recovered.notified(), if failing => {}
+                    _ = recovered.notified(), if refused => {}
                 }
                 // The full-handshake turn first: waiting for it does not
                 // hold one of the probes' permits, which other checks need.
@@ -670,7 +686,7 @@ fn spawn_probes(
                     return;
                 };
                 let outcome = prober.probe(rs.timing.timeout).await;
-                failing = outcome.result.is_err();
+                refused = matches!(outcome.result, Err(prober::ProbeError::Connect(_)));
                 tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), "probe");
                 let report = Report {
                     generation,

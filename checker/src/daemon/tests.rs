@@ -268,6 +268,30 @@ async fn a_recovery_wakes_the_failing_probes_at_most_once_per_interval() {
     assert!(!ready(notified));
 }
 
+#[test]
+fn a_service_of_more_than_hurry_real_servers_is_not_hurried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::from("services:\n  - address: 198.18.0.10:80\n    real_servers:\n");
+    for i in 0..=HURRY {
+        writeln!(
+            text,
+            "      - {{address: '198.18.{}.{}:80'}}",
+            2 + i / 250,
+            1 + i % 250
+        )
+        .expect("write");
+    }
+    let config = config::parse(&text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
+    let key = config.services[0].key;
+    let mut recoveries = Recoveries::new(&config);
+    let signal = recoveries.signal(&key);
+    let notified = signal.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    recoveries.recovered(&key, tokio::time::Instant::now());
+    assert!(!ready(notified));
+}
+
 /// Whether `future` is done at its first poll.
 fn ready(future: std::pin::Pin<&mut impl std::future::Future>) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
