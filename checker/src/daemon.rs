@@ -518,8 +518,8 @@ fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outco
     }
 }
 
-/// What the probe tasks share: how many probes, full TLS handshakes and
-/// hurried probes may run at once.
+/// What the probe tasks share: how many probes, and how many full TLS
+/// handshakes, may run at once.
 #[derive(Debug)]
 struct Limits {
     probes: Arc<Semaphore>,
