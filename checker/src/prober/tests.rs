@@ -30,14 +30,31 @@ const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\
 const ERROR: &[u8] =
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n";
 
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) {
+/// Reads a request head; whether a whole one came before the end.
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> bool {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
+    }
+    true
+}
+
+/// An accepted connection, over TLS when `tls` is given; `None` if the
+/// handshake failed.
+async fn accepted(
+    tcp: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Option<Box<dyn http::Stream>> {
+    match tls {
+        None => Some(Box::new(tcp)),
+        Some(tls) => match tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await {
+            Ok(s) => Some(Box::new(s)),
+            Err(_) => None,
+        },
     }
 }
 
@@ -82,13 +99,8 @@ async fn swappable_server(reply: Answer, tls: Option<Swappable>) -> SocketAddr {
             let tls = tls.clone();
             tokio::spawn(async move {
                 let tls = tls.map(|t| t.lock().expect("lock").clone());
-                match tls {
-                    None => answer(tcp, reply).await,
-                    Some(config) => {
-                        if let Ok(s) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
-                            answer(s, reply).await
-                        }
-                    }
+                if let Some(stream) = accepted(tcp, tls).await {
+                    answer(stream, reply).await
                 }
             });
         }
@@ -583,15 +595,7 @@ async fn closed_with_reset(tls: Option<Arc<rustls::ServerConfig>>, check: &Arc<C
     let addr = listener.local_addr().expect("address");
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.expect("accept");
-        let mut stream: Box<dyn AsyncReadWrite> = match tls {
-            None => Box::new(tcp),
-            Some(tls) => Box::new(
-                tokio_rustls::TlsAcceptor::from(tls)
-                    .accept(tcp)
-                    .await
-                    .expect("handshake"),
-            ),
-        };
+        let mut stream = accepted(tcp, tls).await.expect("handshake");
         read_head(&mut stream).await;
         stream.write_all(OK).await.expect("answer");
         stream.flush().await.expect("flush");
@@ -610,9 +614,6 @@ async fn closed_with_reset(tls: Option<Arc<rustls::ServerConfig>>, check: &Arc<C
     probe(check, &target(addr), TIMEOUT).await.expect("healthy");
     server.await.expect("server")
 }
-
-trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncReadWrite for T {}
 
 #[tokio::test]
 async fn connections_are_closed_with_a_reset_after_the_answer() {
@@ -668,21 +669,12 @@ impl KeptServer {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (tls, r) = (tls.clone(), r.clone());
                 open.spawn(async move {
-                    let mut stream: Box<dyn AsyncReadWrite> = match tls {
-                        None => Box::new(tcp),
-                        Some(tls) => match tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await {
-                            Ok(s) => Box::new(s),
-                            Err(_) => return,
-                        },
+                    let Some(mut stream) = accepted(tcp, tls).await else {
+                        return;
                     };
                     for _ in 0..per_connection {
-                        let mut head = Vec::new();
-                        let mut buf = [0u8; 1024];
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match stream.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => head.extend_from_slice(&buf[..n]),
-                            }
+                        if !read_head(&mut stream).await {
+                            return;
                         }
                         r.fetch_add(1, Ordering::SeqCst);
                         if stream.write_all(OK_KEPT).await.is_err() || stream.flush().await.is_err()
