@@ -114,14 +114,13 @@ pub(super) async fn over_kept(
         return None;
     }
     phases.begin(Phase::Response);
-    let opened = connection.opened;
-    let (result, stream) = request(connection.stream, target, check).await;
+    let (result, reusable) = request(connection, target, check).await;
     let result = match result {
         Ok(success) => Ok(success),
         Err(ProbeError::Http(_)) => return None,
         Err(e) => Err(e),
     };
-    *kept = stream.map(|stream| Kept { stream, opened });
+    *kept = reusable;
     phases.end();
     Some(result)
 }
@@ -136,21 +135,21 @@ pub(super) async fn over_new(
     kept: &mut Option<Kept>,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    let opened = connection.opened;
-    let (result, stream) = request(connection.stream, target, check).await;
+    let (result, reusable) = request(connection, target, check).await;
     phases.end();
-    *kept = stream.map(|stream| Kept { stream, opened });
+    *kept = reusable;
     result
 }
 
-/// One request and its answer over `stream`, judged by `check`; with the
-/// stream back if it can serve another probe (`keep_alive` set, the
-/// answer read to its end, the server keeping the connection open).
+/// One request and its answer over `connection`, judged by `check`; with
+/// the connection back if it can serve another probe (`keep_alive` set,
+/// the answer read to its end, the server keeping the connection open).
 async fn request(
-    stream: Box<dyn Stream>,
+    connection: Kept,
     target: &Target,
     check: &HttpCheck,
-) -> (Result<Success, ProbeError>, Option<Box<dyn Stream>>) {
+) -> (Result<Success, ProbeError>, Option<Kept>) {
+    let Kept { stream, opened } = connection;
     let keep_alive = check.keep_alive.is_some();
     let host = match &check.host {
         Some(host) => host.clone(),
@@ -266,9 +265,12 @@ async fn request(
         Some(parts) => parts,
         None => connection.await,
     };
-    let stream = match parts {
-        Ok(parts) if parts.read_buf.is_empty() => Some(parts.io.into_inner()),
+    let reusable = match parts {
+        Ok(parts) if parts.read_buf.is_empty() => Some(Kept {
+            stream: parts.io.into_inner(),
+            opened,
+        }),
         _ => None,
     };
-    (Ok(success), stream)
+    (Ok(success), reusable)
 }
