@@ -258,6 +258,26 @@ fn as_ipvsadm_thresholds(table: &[TableEntry]) -> String {
     })
 }
 
+/// Reads `theirs` between two reads of `ours`, again until both of ours
+/// agree, so that the two compared saw one moment of the table. The table
+/// does not stand still after the traffic: the rate estimates decay at each
+/// estimator tick (every 2 s), the SCTP client's INIT is retransmitted
+/// (packets counted), closed connections expire (inactive counts fall).
+fn at_one_moment<T: PartialEq>(
+    ipvs: &mut Ipvs,
+    ours: impl Fn(&mut Ipvs) -> T,
+    theirs: impl Fn(&mut Ipvs) -> T,
+) -> (T, T) {
+    for _ in 0..10 {
+        let before = ours(ipvs);
+        let other = theirs(ipvs);
+        if ours(ipvs) == before {
+            return (before, other);
+        }
+    }
+    panic!("the table changed between every two reads, 10 times over");
+}
+
 fn dest_columns(table: &[TableEntry], columns: impl Fn(&ipvs::Destination) -> String) -> String {
     let mut out = String::new();
     for TableEntry {
@@ -288,21 +308,20 @@ fn dump_equals_ipvsadm_field_by_field() {
         ("--persistent-conn", as_ipvsadm_persistent),
         ("--thresholds", as_ipvsadm_thresholds),
     ] {
-        // Both read the same moment: traffic has stopped and the kernel's
-        // counters have been folded.
-        let theirs = director(&format!("ipvsadm -Ln {flags}"));
-        let ours = render(&ipvs.dump().expect("dump"));
-        assert_eq!(
-            normalized(&ours),
-            normalized(&theirs),
-            "ipvsadm -Ln {flags}"
+        let (ours, theirs) = at_one_moment(
+            &mut ipvs,
+            |ipvs| normalized(&render(&ipvs.dump().expect("dump"))),
+            |_| normalized(&director(&format!("ipvsadm -Ln {flags}"))),
         );
+        assert_eq!(ours, theirs, "ipvsadm -Ln {flags}");
     }
     // The concurrent dump is the same dump.
-    assert_eq!(
-        ipvs.dump_parallel(3).expect("parallel dump"),
-        ipvs.dump().expect("dump")
+    let (sequential, parallel) = at_one_moment(
+        &mut ipvs,
+        |ipvs| ipvs.dump().expect("dump"),
+        |ipvs| ipvs.dump_parallel(3).expect("parallel dump"),
     );
+    assert_eq!(parallel, sequential);
     // Traffic did reach every kind of service that carried some.
     let table = ipvs.dump().expect("dump");
     for key in [
