@@ -257,6 +257,11 @@ pub struct TlsCheck {
     pub client_auth: bool,
     /// The client configuration built from the above.
     pub client: Arc<rustls::ClientConfig>,
+    /// The same, offering TLS 1.2 only (`None` with `min_tls_version:
+    /// "1.3"`): a TLS 1.2 session is resumed with it, since a ClientHello
+    /// that offers TLS 1.3 carries a key share, made for every probe and
+    /// never used when the server resumes TLS 1.2.
+    pub client_tls12: Option<Arc<rustls::ClientConfig>>,
     /// Sessions are resumed (no certificate sent or verified) for at most
     /// this long after a full handshake (`full_handshake_interval`, 5m
     /// unless set).

@@ -837,6 +837,14 @@ fn status_range(spec: &raw::StatusSpec) -> Result<(u16, u16), String> {
 /// expiry): a changed or expiring certificate is seen within this.
 const DEFAULT_FULL_HANDSHAKE_INTERVAL: Duration = Duration::from_secs(300);
 
+/// What an https check verifies the server's certificate with.
+enum Verifier {
+    /// The chain, against the CA file's certificates.
+    Roots(Arc<rustls::client::WebPkiServerVerifier>),
+    /// Nothing (`insecure_skip_verify`).
+    Any(Arc<crate::prober::tls::AcceptAnyCertificate>),
+}
+
 fn tls_check(c: &raw::Check) -> Result<TlsCheck, String> {
     let base = with_context(|c| c.base.clone());
     let resolve = |p: &str| -> PathBuf {
@@ -865,19 +873,13 @@ fn tls_check(c: &raw::Check) -> Result<TlsCheck, String> {
     };
     let ca_file = c.ca_file.as_deref().map(resolve);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
-        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsVersion::Tls13 => &[&rustls::version::TLS13],
-    };
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .map_err(|e| format!("TLS settings: {e}"))?;
-    let builder = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::prober::tls::AcceptAnyCertificate(
-                provider,
-            )))
+    // One verifier (and below one client certificate resolver) for every
+    // client config of this check: rustls resumes a session only with the
+    // very ones that made it.
+    let verifier = if insecure {
+        Verifier::Any(Arc::new(crate::prober::tls::AcceptAnyCertificate(
+            provider.clone(),
+        )))
     } else {
         let Some(ca_file) = &ca_file else {
             return Err("an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true".into());
@@ -897,10 +899,32 @@ fn tls_check(c: &raw::Check) -> Result<TlsCheck, String> {
                 ca_file.display()
             ));
         }
-        builder.with_root_certificates(roots)
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
+        Verifier::Roots(verifier)
     };
+    let builder = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("TLS settings: {e}"))?;
+        Ok::<_, String>(match &verifier {
+            Verifier::Roots(verifier) => builder.with_webpki_verifier(verifier.clone()),
+            Verifier::Any(verifier) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier.clone()),
+        })
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder_all = builder(versions)?;
     let mut client = match (&c.client_cert, &c.client_key) {
-        (None, None) => builder.with_no_client_auth(),
+        (None, None) => builder_all.with_no_client_auth(),
         (Some(cert), Some(key)) => {
             let (cert, key) = (resolve(cert), resolve(key));
             let chain = CertificateDer::pem_file_iter(&cert)
@@ -914,20 +938,31 @@ fn tls_check(c: &raw::Check) -> Result<TlsCheck, String> {
             }
             let key_der = PrivateKeyDer::from_pem_file(&key)
                 .map_err(|e| format!("client_key {}: {e}", key.display()))?;
-            builder
+            builder_all
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| format!("client_cert and client_key: {e}"))?
         }
         _ => return Err("client_cert and client_key go together: set both or neither".into()),
     };
     client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let client_tls12 = match min_version {
+        TlsVersion::Tls12 => {
+            let mut tls12 = builder(&[&rustls::version::TLS12])?
+                .with_client_cert_resolver(client.client_auth_cert_resolver.clone());
+            tls12.alpn_protocols = client.alpn_protocols.clone();
+            Some(Arc::new(tls12))
+        }
+        TlsVersion::Tls13 => None,
+    };
+    let client = Arc::new(client);
     Ok(TlsCheck {
         server_name,
         ca_file,
         min_version,
         insecure_skip_verify: insecure,
         client_auth: c.client_cert.is_some(),
-        client: Arc::new(client),
+        client,
+        client_tls12,
         full_handshake_interval: c
             .full_handshake_interval
             .as_ref()

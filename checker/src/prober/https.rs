@@ -10,13 +10,22 @@
 //! since the last one, or after a probe that failed in TLS or HTTP (not
 //! after a timeout or a refused connection): a changed or expiring
 //! certificate is seen within that interval plus one probe interval.
+//!
+//! A server that made its full handshake in TLS 1.2 is offered TLS 1.2
+//! only when its session is resumed: a ClientHello offering TLS 1.3 must
+//! carry a key share, an X25519 key pair made for every probe (a sixth
+//! of a resumed probe's CPU time in the lab) that a TLS 1.2 resumption
+//! never uses. The next full handshake offers every version again, so a server
+//! that moved to TLS 1.3 is seen at it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::client::{ClientSessionMemoryCache, Resumption};
-use rustls::{ClientConfig, HandshakeKind};
+use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
 use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::http::Kept;
@@ -29,7 +38,13 @@ use crate::config::{HttpsCheck, TlsCheck};
 #[derive(Debug)]
 pub struct Sessions {
     base: Arc<ClientConfig>,
+    base_tls12: Option<Arc<ClientConfig>>,
+    /// `base` and `base_tls12` with one session cache of their own.
     config: Arc<ClientConfig>,
+    config_tls12: Option<Arc<ClientConfig>>,
+    /// Whether the last full handshake was TLS 1.2 (and TLS 1.2 only may
+    /// be offered): then its session is resumed with `config_tls12`.
+    resume_tls12: bool,
     full_handshake_interval: Duration,
     last_full: Option<Instant>,
 }
@@ -37,12 +52,27 @@ pub struct Sessions {
 impl Sessions {
     /// No session yet: the first probe makes a full handshake.
     pub fn new(tls: &TlsCheck) -> Self {
-        Sessions {
+        let mut sessions = Sessions {
             base: tls.client.clone(),
-            config: fresh(&tls.client),
+            base_tls12: tls.client_tls12.clone(),
+            config: tls.client.clone(),
+            config_tls12: None,
+            resume_tls12: false,
             full_handshake_interval: tls.full_handshake_interval,
             last_full: None,
-        }
+        };
+        sessions.empty();
+        sessions
+    }
+
+    /// A new, empty session cache.
+    fn empty(&mut self) {
+        // One entry per name is enough: a real server is probed under one
+        // name.
+        let cache = Arc::new(ClientSessionMemoryCache::new(4));
+        self.config = with_cache(&self.base, &cache);
+        self.config_tls12 = self.base_tls12.as_ref().map(|b| with_cache(b, &cache));
+        self.resume_tls12 = false;
     }
 
     /// Whether a probe starting at `now` makes a full handshake: there is
@@ -54,19 +84,24 @@ impl Sessions {
     }
 
     /// The configuration for a probe starting at `now`: with the session
-    /// cache, or with an empty one when a full handshake is due.
-    fn config(&mut self, now: Instant) -> Arc<ClientConfig> {
+    /// cache, or with an empty one when a full handshake is due; and
+    /// whether it offers TLS 1.2 only (to resume a TLS 1.2 session).
+    fn config(&mut self, now: Instant) -> (Arc<ClientConfig>, bool) {
         if self.due(now) {
-            self.config = fresh(&self.base);
+            self.empty();
             self.last_full = None;
         }
-        self.config.clone()
+        match &self.config_tls12 {
+            Some(tls12) if self.resume_tls12 => (tls12.clone(), true),
+            _ => (self.config.clone(), false),
+        }
     }
 
-    /// A handshake of `kind` finished at `now`.
-    fn handshake_done(&mut self, kind: Handshake, now: Instant) {
+    /// A handshake of `kind` in `version` finished at `now`.
+    fn handshake_done(&mut self, kind: Handshake, version: Option<ProtocolVersion>, now: Instant) {
         if kind == Handshake::Full {
             self.last_full = Some(now);
+            self.resume_tls12 = version == Some(ProtocolVersion::TLSv1_2);
         }
     }
 
@@ -76,11 +111,13 @@ impl Sessions {
     }
 }
 
-/// `base` with an empty session cache of its own. One entry per name is
-/// enough: a real server is probed under one name.
-fn fresh(base: &Arc<ClientConfig>) -> Arc<ClientConfig> {
+/// `base` storing its sessions in `cache`.
+fn with_cache(
+    base: &Arc<ClientConfig>,
+    cache: &Arc<ClientSessionMemoryCache>,
+) -> Arc<ClientConfig> {
     let mut config = ClientConfig::clone(base);
-    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(4)));
+    config.resumption = Resumption::store(cache.clone());
     Arc::new(config)
 }
 
@@ -104,23 +141,24 @@ pub async fn probe(
         return result;
     }
     let name = server_name(target, check);
-    let tcp = super::tcp::connect(target, phases).await?;
-    // The handshake's flights and the request are small writes, each
-    // waiting for an answer: no Nagle delay. (Plain HTTP writes its one
-    // request at once, so it spares the system call.)
-    let _ = tcp.set_nodelay(true);
-    phases.begin(Phase::Tls);
-    let stream = TlsConnector::from(sessions.config(now))
-        .connect(name.clone(), tcp)
-        .await
-        .map_err(|e| super::tls::classify(e, &name))?;
-    phases.end();
+    let (config, tls12_only) = sessions.config(now);
+    let stream = match handshake(target, config, &name, phases).await {
+        // A server that no longer speaks TLS 1.2 (moved to TLS 1.3 only)
+        // refuses the TLS 1.2-only offer: not a failure of the server.
+        // Once more, offering every version (a full handshake, rare enough
+        // not to wait for a full-handshake turn).
+        Err(ProbeError::Tls(_)) if tls12_only => {
+            sessions.forget();
+            handshake(target, sessions.config(now).0, &name, phases).await?
+        }
+        result => result?,
+    };
     let connection = stream.get_ref().1;
     let handshake = match connection.handshake_kind() {
         Some(HandshakeKind::Resumed) => Handshake::Resumed,
         _ => Handshake::Full,
     };
-    sessions.handshake_done(handshake, now);
+    sessions.handshake_done(handshake, connection.protocol_version(), now);
     let not_after = match handshake {
         Handshake::Full => connection
             .peer_certificates()
@@ -134,6 +172,27 @@ pub async fn probe(
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);
     Ok(success)
+}
+
+/// A new connection and its TLS handshake (timed as `connect` and `tls`).
+async fn handshake(
+    target: &Target,
+    config: Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    phases: &mut Phases,
+) -> Result<TlsStream<TcpStream>, ProbeError> {
+    let tcp = super::tcp::connect(target, phases).await?;
+    // The handshake's flights and the request are small writes, each
+    // waiting for an answer: no Nagle delay. (Plain HTTP writes its one
+    // request at once, so it spares the system call.)
+    let _ = tcp.set_nodelay(true);
+    phases.begin(Phase::Tls);
+    let stream = TlsConnector::from(config)
+        .connect(name.clone(), tcp)
+        .await
+        .map_err(|e| super::tls::classify(e, name))?;
+    phases.end();
+    Ok(stream)
 }
 
 fn server_name(target: &Target, check: &HttpsCheck) -> ServerName<'static> {

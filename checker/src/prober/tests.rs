@@ -88,6 +88,24 @@ type Swappable = Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>;
 
 /// [`server`] whose TLS configuration is read at each connection.
 async fn swappable_server(reply: Answer, tls: Option<Swappable>) -> SocketAddr {
+    serve(reply, tls, None).await
+}
+
+/// What each ClientHello a server was sent offered, in order.
+type Hellos = Arc<std::sync::Mutex<Vec<Offer>>>;
+
+/// What a ClientHello offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offer {
+    /// TLS 1.3, among its `supported_versions`.
+    tls13: bool,
+    /// A `key_share` extension (RFC 8446 4.2.8).
+    key_share: bool,
+}
+
+/// [`swappable_server`], which also keeps what each ClientHello offered
+/// in `hellos`.
+async fn serve(reply: Answer, tls: Option<Swappable>, hellos: Option<Hellos>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
@@ -97,7 +115,12 @@ async fn swappable_server(reply: Answer, tls: Option<Swappable>) -> SocketAddr {
             };
             let reply = reply.clone();
             let tls = tls.clone();
+            let hellos = hellos.clone();
             tokio::spawn(async move {
+                if let Some(hellos) = hellos {
+                    let offer = client_hello(&tcp).await;
+                    hellos.lock().expect("lock").push(offer);
+                }
                 let tls = tls.map(|t| t.lock().expect("lock").clone());
                 if let Some(stream) = accepted(tcp, tls).await {
                     answer(stream, reply).await
@@ -106,6 +129,49 @@ async fn swappable_server(reply: Answer, tls: Option<Swappable>) -> SocketAddr {
         }
     });
     addr
+}
+
+/// What the ClientHello that `tcp` begins with offers, peeked so that
+/// the TLS handshake then reads it as sent.
+async fn client_hello(tcp: &tokio::net::TcpStream) -> Offer {
+    // The whole first record: a 5-byte header (content type 22,
+    // version, length), then the handshake message.
+    let mut record = vec![0u8; 5 + (1 << 14)];
+    loop {
+        let n = tcp.peek(&mut record).await.expect("peek");
+        assert!(n > 0, "the connection closed before its ClientHello");
+        if n >= 5 && n >= 5 + usize::from(u16::from_be_bytes([record[3], record[4]])) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!((record[0], record[5]), (22, 1), "a ClientHello record");
+    let u16_at = |at: usize| usize::from(u16::from_be_bytes([record[at], record[at + 1]]));
+    // Handshake header (4), legacy version (2), random (32), then the
+    // session id, cipher suites and compression methods, each with its
+    // length, then the extensions: type, length, body.
+    let mut at = 5 + 4 + 2 + 32;
+    at += 1 + usize::from(record[at]);
+    at += 2 + u16_at(at);
+    at += 1 + usize::from(record[at]);
+    let end = at + 2 + u16_at(at);
+    at += 2;
+    let mut offer = Offer {
+        tls13: false,
+        key_share: false,
+    };
+    while at < end {
+        let (kind, body) = (u16_at(at), &record[at + 4..at + 4 + u16_at(at + 2)]);
+        match kind {
+            // key_share
+            51 => offer.key_share = true,
+            // supported_versions: a length byte, then versions of 2 bytes.
+            43 => offer.tls13 = body[1..].chunks(2).any(|v| v == [3, 4]),
+            _ => {}
+        }
+        at += 4 + body.len();
+    }
+    offer
 }
 
 /// A check from YAML, relative files in `dir`.
@@ -252,6 +318,16 @@ impl Pki {
     /// A server config with a certificate for `names`, valid until
     /// `not_after` (a year); returns it and the not-after in Unix seconds.
     fn server(&self, names: &[&str], not_after: i32) -> (Arc<rustls::ServerConfig>, i64) {
+        self.server_of(names, not_after, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// [`Pki::server`] speaking only `versions`.
+    fn server_of(
+        &self,
+        names: &[&str],
+        not_after: i32,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> (Arc<rustls::ServerConfig>, i64) {
         let key = KeyPair::generate().expect("key");
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
@@ -267,7 +343,7 @@ impl Pki {
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("versions")
         .with_no_client_auth()
         .with_single_cert(chain, key)
@@ -517,6 +593,65 @@ async fn https_resumes_sessions_and_makes_a_full_handshake_after_the_interval() 
         .result
         .expect("back");
     assert_eq!(handshake(&s), (Some(Handshake::Full), Some(first_expiry)));
+}
+
+#[tokio::test]
+async fn a_tls12_session_is_resumed_without_a_key_share_and_tls13_is_offered_at_each_full_handshake(
+) {
+    let pki = Pki::new("lab CA");
+    let (tls12, _) = pki.server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS12]);
+    let tls: Swappable = Arc::new(std::sync::Mutex::new(tls12));
+    let hellos: Hellos = Arc::default();
+    let addr = serve(Answer::Bytes(OK), Some(tls.clone()), Some(hellos.clone())).await;
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, full_handshake_interval: 1m}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(c, target(addr));
+    let t0 = std::time::Instant::now();
+    let mut probe_at = async |secs: u64| {
+        let at = t0 + Duration::from_secs(secs);
+        let s = prober.probe_at(TIMEOUT, at).await.result.expect("healthy");
+        let hello = hellos.lock().expect("lock").drain(..).collect::<Vec<_>>();
+        (s.handshake, hello)
+    };
+    let tls13 = vec![Offer {
+        tls13: true,
+        key_share: true,
+    }];
+    let tls12_only = vec![Offer {
+        tls13: false,
+        key_share: false,
+    }];
+    // The first handshake offers TLS 1.3 too; the server takes TLS 1.2,
+    // whose session is resumed offering TLS 1.2 only.
+    assert_eq!(probe_at(0).await, (Some(Handshake::Full), tls13.clone()));
+    assert_eq!(
+        probe_at(1).await,
+        (Some(Handshake::Resumed), tls12_only.clone())
+    );
+    assert_eq!(
+        probe_at(2).await,
+        (Some(Handshake::Resumed), tls12_only.clone())
+    );
+    // A full handshake due offers every version again.
+    assert_eq!(probe_at(60).await, (Some(Handshake::Full), tls13.clone()));
+    assert_eq!(
+        probe_at(61).await,
+        (Some(Handshake::Resumed), tls12_only.clone())
+    );
+    // The server moves to TLS 1.3 only: it refuses the TLS 1.2-only offer,
+    // and the same probe makes a full handshake offering both.
+    *tls.lock().expect("lock") = pki
+        .server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS13])
+        .0;
+    assert_eq!(
+        probe_at(62).await,
+        (Some(Handshake::Full), [tls12_only, tls13.clone()].concat())
+    );
+    // A TLS 1.3 session is resumed with a key share: rustls resumes TLS
+    // 1.3 with a key exchange only (psk_dhe_ke).
+    assert_eq!(probe_at(63).await, (Some(Handshake::Resumed), tls13));
 }
 
 #[tokio::test]
