@@ -29,6 +29,8 @@ use anyhow::Context as _;
 use ipvs::{DestinationKey, ServiceKey};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify, Semaphore};
+
+use self::admission::Admission;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -132,7 +134,7 @@ pub async fn run<T: ManagedTable>(
     let mut daemon = Daemon::new(config, reconciler, state);
     check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
     let limits = Limits {
-        probes: Arc::new(Semaphore::new(options.max_concurrency.max(1))),
+        probes: Admission::new(options.max_concurrency, daemon.state.clone()),
         full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
     };
     let (tx, mut rx) = mpsc::channel::<Report>(REPORTS);
@@ -518,11 +520,11 @@ fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outco
     }
 }
 
-/// What the probe tasks share: how many probes, and how many full TLS
-/// handshakes, may run at once.
+/// What the probe tasks share: how many probes (see [`admission`]), and
+/// how many full TLS handshakes, may run at once.
 #[derive(Debug)]
 struct Limits {
-    probes: Arc<Semaphore>,
+    probes: Arc<Admission>,
     full_handshakes: Arc<Semaphore>,
 }
 
@@ -646,7 +648,7 @@ fn spawn_probes(
         let offset = rs.timing.interval / slots as u32 * slot;
         let rs = rs.clone();
         let tx = tx.clone();
-        let semaphore = limits.probes.clone();
+        let admission = limits.probes.clone();
         let full_handshakes = limits.full_handshakes.clone();
         let recovered = recoveries.signal(&service);
         set.spawn(async move {
@@ -667,14 +669,25 @@ fn spawn_probes(
             // costs little and ends at once, where a timeout may be the
             // checker's own overload, which probing again would feed.
             let mut refused = false;
+            // When the last probe ended.
+            let mut ended: Option<tokio::time::Instant> = None;
             loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = recovered.notified(), if refused => {}
+                let due = tokio::select! {
+                    due = ticks.tick() => Some(due),
+                    _ = recovered.notified(), if refused => None,
+                };
+                let now = tokio::time::Instant::now();
+                // How late a tick fires says how busy the runtime is, if
+                // the task was waiting for it (a tick already due when the
+                // last probe ended is that probe's lateness).
+                if let (Some(due), Some(ended)) = (due, ended) {
+                    if ended <= due {
+                        admission.started(due, now, rs.timing.timeout);
+                    }
                 }
                 // The full-handshake turn first: waiting for it does not
-                // hold one of the probes' permits, which other checks need.
-                let _full = if prober.full_handshake_due(std::time::Instant::now()) {
+                // hold one of the probes' slots, which other checks need.
+                let _full = if prober.full_handshake_due(now.into_std()) {
                     let Ok(permit) = full_handshakes.acquire().await else {
                         return;
                     };
@@ -682,7 +695,7 @@ fn spawn_probes(
                 } else {
                     None
                 };
-                let Ok(_permit) = semaphore.acquire().await else {
+                let Some(_slot) = admission.slot().await else {
                     return;
                 };
                 let outcome = prober.probe(rs.timing.timeout).await;
@@ -698,11 +711,13 @@ fn spawn_probes(
                 if tx.send(report).await.is_err() {
                     return;
                 }
+                ended = Some(tokio::time::Instant::now());
             }
         });
     }
     set
 }
 
+mod admission;
 #[cfg(test)]
 mod tests;

@@ -288,6 +288,14 @@ impl Collector for StateCollector {
             ConstCounter::new(n).encode(family.encode_family(&[("op", op)])?)?;
         }
 
+        if let Some(limit) = state.probe_concurrency_limit {
+            ConstGauge::new(limit as i64).encode(encoder.encode_descriptor(
+                "ipvs_checker_probe_concurrency_limit",
+                "Probes allowed in flight at once: --checker.max-concurrency, less while probes start late (the checker short of CPU).",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
         ConstGauge::new(i64::from(state.reload_successful)).encode(encoder.encode_descriptor(
             "ipvs_checker_config_last_reload_successful",
             "Whether the last configuration reload succeeded.",

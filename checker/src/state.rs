@@ -78,6 +78,9 @@ pub struct State {
     /// What managed mode created (as of its last pass; empty in weights
     /// mode).
     pub owned: Owned,
+    /// Probes allowed in flight at once now (see
+    /// `daemon::admission`); `None` before the probes start.
+    pub probe_concurrency_limit: Option<usize>,
 }
 
 impl Default for State {
@@ -94,6 +97,7 @@ impl Default for State {
             mode: Mode::Weights,
             state_file: None,
             owned: Owned::default(),
+            probe_concurrency_limit: None,
         }
     }
 }

@@ -38,7 +38,9 @@
 #   - single failure (ipvs-checker, both ways, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max.
-# BENCH_PHASES (default "window rack single") runs only those parts.
+# BENCH_PHASES (default "window rack single") runs only those parts;
+# BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
+# "--checker.max-concurrency 32").
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
@@ -52,6 +54,7 @@ phases=" ${BENCH_PHASES:-window rack single} " # any of these, to run fewer
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker.XXXXXX)
 checker=${BENCH_CHECKER:-$root/target/release/ipvs-checker}
+read -ra checker_args <<<"${BENCH_CHECKER_ARGS:-}"
 D=bench-dir
 R=bench-rs
 report=$out/bench-checker.md
@@ -200,7 +203,8 @@ cpu_ticks() { # PIDS...: utime + stime
 rss_kb() {
 	local p t=0 k v _
 	for p in "$@"; do
-		while read -r k v _; do [[ $k == VmRSS: ]] && t=$((t + v)); done <"/proc/$p/status"
+		# A process gone since the list was made counts for nothing.
+		{ while read -r k v _; do [[ $k == VmRSS: ]] && t=$((t + v)); done <"/proc/$p/status"; } 2>/dev/null || continue
 	done
 	echo "$t"
 }
@@ -230,7 +234,7 @@ start_tool() { # NAME PORT [PHASE]: starts it (log NAME-PORT[-PHASE].log), print
 		[[ $2 == 443 ]] && proto=https
 		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
 		ip netns exec "$D" "$checker" --config.file "$work/checker-$proto.yaml" \
-			--web.listen-address 127.0.0.1:10311 >"$log" 2>&1 &
+			--web.listen-address 127.0.0.1:10311 "${checker_args[@]}" >"$log" 2>&1 &
 		;;
 	keepalived)
 		ip netns exec "$D" ipvsadm -C
@@ -352,6 +356,7 @@ PY
 	echo
 	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, window ${window} s after ${warmup} s of warm-up."
 	echo "Load average in the VM at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
+	if ((${#checker_args[@]})); then echo "ipvs-checker run with: ${checker_args[*]}."; fi
 } | tee "$report"
 if [[ $phases == *" window "* ]]; then
 	{
