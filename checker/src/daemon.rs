@@ -1,7 +1,7 @@
-//! The daemon: one probe task per real server, spread over its interval
-//! and limited by a semaphore; one loop that turns results into health,
-//! health into weights (through the [`Reconciler`]), reloads the config on
-//! SIGHUP and stops on SIGTERM or SIGINT.
+//! The daemon: one probe task per real server, spread over its interval,
+//! so many in flight at once ([`admission`]); one loop that turns results
+//! into health, health into weights (through the [`Reconciler`]), reloads
+//! the config on SIGHUP and stops on SIGTERM or SIGINT.
 //!
 //! A flip does not reconcile its service at once: the service is marked,
 //! and reconciled [`FLIP_COALESCE`] later together with every other flip
@@ -48,7 +48,7 @@ pub struct Options {
     pub config_file: PathBuf,
     /// Probe and log, but change no weight.
     pub dry_run: bool,
-    /// Probes in flight at once, at most.
+    /// Probes in flight at once, at most (see [`admission`]).
     pub max_concurrency: usize,
     /// HTTPS probes making a full TLS handshake at once, at most (see
     /// [`spawn_probes`]).

@@ -38,7 +38,8 @@ struct Args {
     /// Probe and log what would change, but touch no weight.
     #[arg(long = "dry-run")]
     dry_run: bool,
-    /// Probes in flight at once, at most.
+    /// Probes in flight at once, at most; fewer while probes start late
+    /// (the checker short of CPU), down to 8.
     #[arg(
         long = "checker.max-concurrency",
         value_name = "N",

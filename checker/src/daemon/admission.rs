@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 
@@ -122,6 +122,7 @@ impl Admission {
             }
         }
         let (now_limit, max) = (limit.limit, limit.max);
+        debug!(limit = now_limit, max, late = ?now.saturating_duration_since(due), "probes in flight at once");
         if before == max && now_limit < max && limit.warned.is_none_or(|at| now >= at + WARN_EVERY)
         {
             limit.warned = Some(now);
