@@ -29,11 +29,10 @@ use anyhow::Context as _;
 use ipvs::{DestinationKey, ServiceKey};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify, Semaphore};
-
-use self::admission::Admission;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use self::admission::Admission;
 use crate::config::{self, Config, Mode, RealServer};
 use crate::health::Health;
 use crate::prober::{self, Prober, Target};
