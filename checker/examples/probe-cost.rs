@@ -4,7 +4,8 @@
 //! made and the CPU time (user + system, this process) per 1,000 probes.
 //! Point CONFIG at servers on loopback, e.g. in a network namespace of its
 //! own (`ip netns add cost; ip -n cost link set lo up`) where nginx serves
-//! 127.0.1.1, 127.0.1.2, ...; see lab/bench/README.md.
+//! 127.0.1.1, 127.0.1.2, ...; see lab/bench/README.md. PROBE_THREADS sets
+//! `--checker.probe-threads` (default 0: one per core).
 //!
 //!   cargo run --release -p ipvs-checker --example probe-cost -- CONFIG [SECONDS]
 
@@ -43,6 +44,10 @@ fn main() -> anyhow::Result<()> {
         dry_run: false,
         max_concurrency: 256,
         max_full_handshakes: 16,
+        probe_threads: std::env::var("PROBE_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
         quiescent_sysctl: "/nonexistent".into(),
     };
     // Every probe goes through a connect or (over a kept-alive
@@ -82,7 +87,13 @@ fn main() -> anyhow::Result<()> {
         Ok((made, failing))
     };
     let runtime = daemon::runtime()?;
-    let run = daemon::run(options, config, table, state.clone());
+    let run = daemon::run(
+        options,
+        config,
+        table,
+        state.clone(),
+        std::future::pending(),
+    );
     let (before, after, cpu_used, wall) = runtime.block_on(async {
         tokio::pin!(run);
         // A second to start every prober, then the window measured.

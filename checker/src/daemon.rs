@@ -1,7 +1,16 @@
-//! The daemon: one probe task per real server, spread over its interval,
-//! so many in flight at once ([`admission`]); one loop that turns results
-//! into health, health into weights (through the [`Reconciler`]), reloads
-//! the config on SIGHUP and stops on SIGTERM or SIGINT.
+//! The daemon: one probe task per real server on the probe threads (see
+//! [`shards`]: one per core by default, each limiting its probes in flight
+//! ([`admission`]) and measuring its own lateness ([`lag`])), spread over
+//! its interval ([`probes`]); one loop, on a thread of its own, that turns
+//! results into health, health into weights (through the [`Reconciler`]),
+//! reloads the config on SIGHUP and stops on SIGTERM or SIGINT.
+//!
+//! The loop's netlink calls and state-file writes block its own thread
+//! only: the probes go on on theirs, and the web endpoint (on the caller's
+//! runtime) reads the [`Shared`] state, whose lock is never held over a
+//! call. A probe that timed out while its thread was late is not held
+//! against its real server (see [`lag`]): counted, logged at most once a
+//! minute, and the health stays as it was.
 //!
 //! A flip does not reconcile its service at once: the service is marked,
 //! and reconciled [`FLIP_COALESCE`] later together with every other flip
@@ -15,29 +24,29 @@
 //! applied on time.
 //!
 //! At start and on each reload it checks `expire_quiescent_template` for
-//! the persistent services (see [`quiescent`]).
-//!
-//! Health, weights and counters live in the [`Shared`] state, which the
-//! loop alone writes and the web endpoint reads.
+//! the persistent services (see [`crate::reconcile::quiescent`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use ipvs::{DestinationKey, ServiceKey};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use ipvs::ServiceKey;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use self::admission::Admission;
-use crate::config::{self, Config, Mode, RealServer};
+use self::log::{check_quiescent, log_guard, log_outcome, report_managed, LateProbes};
+use self::probes::{Recoveries, Recovery, Report, Reports};
+use self::shards::Shards;
+use crate::config::{self, Config, Mode};
 use crate::health::Health;
-use crate::prober::{self, Prober, Target};
-use crate::reconcile::quiescent::{self, Quiescent};
-use crate::reconcile::{Desired, ManagedOutcome, ManagedTable, Outcome, Reconciler};
+
+use crate::reconcile::{ManagedTable, Reconciler};
 use crate::state::Shared;
 
 /// How the daemon runs.
@@ -47,12 +56,15 @@ pub struct Options {
     pub config_file: PathBuf,
     /// Probe and log, but change no weight.
     pub dry_run: bool,
-    /// Probes in flight at once, at most (see [`admission`]).
+    /// Probes in flight at once, at most, over every probe thread (see
+    /// [`admission`]).
     pub max_concurrency: usize,
     /// HTTPS probes making a full TLS handshake at once, at most (see
-    /// [`spawn_probes`]).
+    /// [`probes`]).
     pub max_full_handshakes: usize,
-    /// `net.ipv4.vs.expire_quiescent_template` (see [`quiescent::SYSCTL_PATH`]).
+    /// Probe threads; 0: one per core (see [`shards`]).
+    pub probe_threads: usize,
+    /// `net.ipv4.vs.expire_quiescent_template` (see [`crate::reconcile::quiescent::SYSCTL_PATH`]).
     pub quiescent_sysctl: PathBuf,
 }
 
@@ -65,169 +77,287 @@ const RAMP_TICK: Duration = Duration::from_millis(100);
 /// How long after a flip its service is reconciled: flips arriving
 /// meanwhile join it. Probes are spread over their interval, so the flips
 /// of a rack failure arrive one by one over a second; reconciling each at
-/// once would cost a dump of the whole service per flip (500 dumps of 500
-/// entries a second), this costs at most 50. Small against the detection
-/// time's slack (interval x fall + 100 ms).
+/// once would cost a dump of the whole service per flip, this costs at
+/// most one per 20 ms. Small against the detection time's slack
+/// (interval x fall + 100 ms).
 const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
-/// The most groups a check interval's probes are spread over (see
-/// [`spawn_probes`]): 50 ms apart at an interval of 1 s.
-const SLOTS: usize = 20;
-
-/// The fewest probes a group has, where there are enough: each group
-/// costs the runtime wake-ups of its own (its timers, the answers coming
-/// back), which on a virtual machine cost more than a probe's parsing.
-/// Measured in the lab VM with `examples/probe-cost.rs`, 100 HTTP real
-/// servers: 20 groups of 5, 1.61 ms of CPU per probe and 0.58 wake-ups;
-/// 5 groups of 20, 1.26 ms and 0.27; at 500 real servers (20 groups of
-/// 25) 0.08 wake-ups per probe.
-const GROUP: usize = 25;
-
-/// How many groups `n` probes of one interval start in: one per
-/// [`GROUP`] probes, at least 1, at most [`SLOTS`].
-fn groups(n: usize) -> usize {
-    (n / GROUP).clamp(1, SLOTS)
-}
-
-/// Probe results queued for the loop, at most; also the most it takes in
-/// one turn.
+/// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
 
-/// One probe result.
-#[derive(Debug)]
-struct Report {
-    generation: u64,
-    service: ServiceKey,
-    destination: DestinationKey,
-    result: Result<prober::Success, prober::ProbeError>,
-    phases: prober::Phases,
-}
-
-/// The async runtime the daemon runs on (`main`'s, and the probe-cost
-/// example's, so that it measures what runs): one thread for the probes,
-/// the loop and the web endpoint. A probe is a few system calls and a
-/// little parsing, so one thread keeps up with hundreds a second, and a
-/// multi-threaded runtime's cross-thread wake-ups (a futex call or two per
-/// probe, costly on a virtual machine) bought nothing but CPU time. The
-/// netlink calls of a reconciliation block this thread for their round
-/// trips with the kernel (a dump of 500 entries is a few milliseconds),
-/// which delays probes that long at most.
+/// A single-threaded async runtime, as the loop and the web endpoint run
+/// on (the probes have threads of their own, see [`shards`]).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }
 
-/// Runs until SIGTERM or SIGINT, keeping `state` (made with
-/// [`Shared::new`] from `config`) up to date.
+/// The loop running on its own thread (see [`spawn`]).
+#[derive(Debug)]
+pub struct Running {
+    done: oneshot::Receiver<anyhow::Result<()>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the loop to end (a signal, `stop`, or an error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = match self.done.await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!(
+                "the daemon's loop ended without a word (it panicked)"
+            )),
+        };
+        // It has sent its word: what is left of it is the thread's end.
+        let _ = self.thread.join();
+        result
+    }
+}
+
+/// Starts [`run`] on a thread of its own, with a runtime of its own, so
+/// its netlink calls and file writes block nothing but itself.
+pub fn spawn<T, S>(
+    options: Options,
+    config: Config,
+    table: T,
+    state: Shared,
+    stop: S,
+) -> std::io::Result<Running>
+where
+    T: ManagedTable + Send + 'static,
+    S: Future<Output = ()> + Send + 'static,
+{
+    let runtime = runtime()?;
+    let (tell, done) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("loop".into())
+        .spawn(move || {
+            let result = runtime.block_on(run(options, config, table, state, stop));
+            let _ = tell.send(result);
+        })?;
+    Ok(Running { done, thread })
+}
+
+/// Runs until SIGTERM, SIGINT or `stop`, keeping `state` (made with
+/// [`Shared::new`] from `config`) up to date. Its netlink calls block the
+/// thread it runs on: [`spawn`] gives it one of its own.
 pub async fn run<T: ManagedTable>(
     options: Options,
     config: Config,
     table: T,
     state: Shared,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let reconciler = match &config.state_file {
         Some(file) => Reconciler::managed(table, options.dry_run, file)?,
         None => Reconciler::new(table, options.dry_run),
     };
     let mut daemon = Daemon::new(config, reconciler, state);
-    check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
-    let limits = Limits {
-        probes: Admission::new(options.max_concurrency, daemon.state.clone()),
+    check_quiescent(
+        &options.quiescent_sysctl,
+        options.dry_run,
+        &daemon.config,
+        &mut daemon.reconciler,
+    );
+    let shards = Shards::start(
+        shards::count(options.probe_threads),
+        options.max_concurrency,
+        &daemon.state,
+    )
+    .context("cannot start the probe threads")?;
+    let (tx, mut rx) = mpsc::channel::<Report>(probes::QUEUE);
+    let mut looping = Loop {
+        reports: Reports {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        },
         full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
+        generation: 0,
+        recoveries: Recoveries::new(&daemon.config),
+        probes: JoinSet::new(),
+        shards,
+        ramping: false,
+        flush_at: None,
+        options,
     };
-    let (tx, mut rx) = mpsc::channel::<Report>(REPORTS);
-    let mut generation = 0;
-    let mut recoveries = Recoveries::new(&daemon.config);
-    let mut probes = spawn_probes(&daemon.config, generation, &tx, &limits, &recoveries);
+    looping.start_probes(&daemon.config);
     daemon.state.lock().reset(&daemon.config);
-    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut signals = Signals::new()?;
     let mut resync = tokio::time::interval(RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ramp = tokio::time::interval(RAMP_TICK);
     ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Whether a slow start is in progress: the ramp ticks only then, so
-    // an idle checker is not woken ten times a second for nothing.
-    let mut ramping = false;
-    // When the services with a flip are reconciled; `None`: none pending.
-    let mut flush_at: Option<tokio::time::Instant> = None;
     info!(
         services = daemon.config.services.len(),
-        dry_run = options.dry_run,
+        probe_threads = looping.shards.len(),
+        dry_run = looping.options.dry_run,
         mode = %daemon.config.mode,
         "started"
     );
+    tokio::pin!(stop);
+    let mut batch = Vec::with_capacity(REPORTS);
     loop {
         tokio::select! {
-            Some(report) = rx.recv() => {
-                // What is already queued belongs to this turn too: a rack
-                // failure's flips are reconciled together.
-                let mut next = Some(report);
-                let mut taken = 0;
-                while let Some(report) = next.take() {
-                    if report.generation == generation
-                        && daemon.observe(&report) == Some(Recovery)
-                    {
-                        recoveries.recovered(&report.service, tokio::time::Instant::now());
-                    } // else from before a reload, or no recovery
-                    taken += 1;
-                    if taken < REPORTS {
-                        next = rx.try_recv().ok();
-                    }
+            n = rx.recv_many(&mut batch, REPORTS) => {
+                if n == 0 {
+                    break; // never: the loop holds a sender
                 }
-                if daemon.has_pending() && flush_at.is_none() {
-                    flush_at = Some(tokio::time::Instant::now() + FLIP_COALESCE);
-                }
+                looping.on_reports(&mut daemon, batch.drain(..));
             }
-            _ = sleep_until(flush_at), if flush_at.is_some() => {
-                flush_at = None;
-                daemon.flush();
-                // A recovery just applied may have begun a slow start.
-                if !ramping && daemon.ramping(std::time::Instant::now()) {
-                    ramping = true;
+            _ = sleep_until(looping.flush_at), if looping.flush_at.is_some() => {
+                if looping.on_flush(&mut daemon) {
                     ramp.reset();
                 }
             }
             _ = resync.tick() => daemon.resync(),
-            _ = ramp.tick(), if ramping => ramping = daemon.ramp(std::time::Instant::now()),
-            _ = hangup.recv() => {
-                match config::load(&options.config_file).map_err(anyhow::Error::from).and_then(|new| {
-                    let left = daemon.reconciler.set_state_file(new.state_file.as_deref())?;
-                    Ok((new, left))
-                }) {
-                    Ok((new, left)) => {
-                        if let Some(left) = left {
-                            warn!(
-                                state_file = %left.state_file.display(),
-                                services = %left.services(),
-                                real_servers = %left.real_servers(),
-                                "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
-                            );
-                        }
-                        probes.abort_all();
-                        generation += 1;
-                        daemon.reload(new);
-                        recoveries = Recoveries::new(&daemon.config);
-                        probes = spawn_probes(&daemon.config, generation, &tx, &limits, &recoveries);
-                        ramping = daemon.ramping(std::time::Instant::now());
-                        info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
-                        check_quiescent(&options, &daemon.config, &mut daemon.reconciler);
-                    }
-                    Err(e) => {
-                        daemon.state.lock().reloaded(false, SystemTime::now());
-                        error!("reload failed, the previous configuration stays: {e}");
-                    }
+            _ = ramp.tick(), if looping.ramping => {
+                looping.ramping = daemon.ramp(std::time::Instant::now());
+            }
+            _ = signals.hangup.recv() => {
+                if looping.on_reload(&mut daemon) {
+                    ramp.reset();
                 }
             }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            _ = signals.terminate.recv() => break,
+            _ = signals.interrupt.recv() => break,
+            _ = &mut stop => break,
         }
     }
-    probes.abort_all();
+    looping.probes.abort_all();
     info!("stopped");
     Ok(())
+}
+
+/// The signals the loop follows.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+}
+
+/// The loop's own state besides the [`Daemon`]: the probes, where they
+/// report, and what is due.
+struct Loop {
+    options: Options,
+    reports: Reports,
+    full_handshakes: Arc<Semaphore>,
+    /// Counts reloads: a result of a probe from before one is dropped.
+    generation: u64,
+    recoveries: Recoveries,
+    probes: JoinSet<()>,
+    shards: Shards,
+    /// Whether a slow start is in progress: the ramp ticks only then, so
+    /// an idle checker is not woken ten times a second for nothing.
+    ramping: bool,
+    /// When the services with a flip are reconciled; `None`: none pending.
+    flush_at: Option<tokio::time::Instant>,
+}
+
+impl Loop {
+    fn start_probes(&mut self, config: &Config) {
+        self.probes = probes::spawn(
+            config,
+            self.generation,
+            &self.reports,
+            &self.shards,
+            &self.full_handshakes,
+            &self.recoveries,
+        );
+    }
+
+    /// Probe results: recorded, flips marked for the next flush, failing
+    /// siblings of a recovered real server hurried.
+    fn on_reports<T: ManagedTable>(
+        &mut self,
+        daemon: &mut Daemon<T>,
+        reports: impl Iterator<Item = Report>,
+    ) {
+        for report in reports {
+            // A result from before a reload is about the old config.
+            if report.generation == self.generation && daemon.observe(&report) == Some(Recovery) {
+                self.recoveries
+                    .recovered(&report.service, tokio::time::Instant::now());
+            }
+        }
+        let dropped = self.reports.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            warn!(
+                dropped,
+                queue = probes::QUEUE,
+                "probe results dropped: the loop was held up (by the kernel or the disk) while the queue filled; the next probes report again"
+            );
+        }
+        if daemon.has_pending() && self.flush_at.is_none() {
+            self.flush_at = Some(tokio::time::Instant::now() + FLIP_COALESCE);
+        }
+    }
+
+    /// The services with a flip reconciled; whether a slow start began
+    /// (the ramp ticks from now).
+    fn on_flush<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
+        self.flush_at = None;
+        daemon.flush();
+        // A recovery just applied may have begun a slow start.
+        if !self.ramping && daemon.ramping(std::time::Instant::now()) {
+            self.ramping = true;
+            return true;
+        }
+        false
+    }
+
+    /// SIGHUP: the config read again; on success the probes restarted for
+    /// it. Whether a slow start is in progress (the ramp ticks from now).
+    fn on_reload<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
+        let loaded = config::load(&self.options.config_file)
+            .map_err(anyhow::Error::from)
+            .and_then(|new| {
+                let left = daemon
+                    .reconciler
+                    .set_state_file(new.state_file.as_deref())?;
+                Ok((new, left))
+            });
+        let (new, left) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                daemon.state.lock().reloaded(false, SystemTime::now());
+                error!("reload failed, the previous configuration stays: {e}");
+                return false;
+            }
+        };
+        if let Some(left) = left {
+            warn!(
+                state_file = %left.state_file.display(),
+                services = %left.services(),
+                real_servers = %left.real_servers(),
+                "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
+            );
+        }
+        self.probes.abort_all();
+        self.generation += 1;
+        daemon.reload(new);
+        self.recoveries = Recoveries::new(&daemon.config);
+        self.start_probes(&daemon.config);
+        self.ramping = daemon.ramping(std::time::Instant::now());
+        info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
+        check_quiescent(
+            &self.options.quiescent_sysctl,
+            self.options.dry_run,
+            &daemon.config,
+            &mut daemon.reconciler,
+        );
+        self.ramping
+    }
 }
 
 /// Sleeps until `at`; never returns for `None` (the branch is disabled
@@ -250,6 +380,8 @@ struct Daemon<T> {
     announced: HashSet<String>,
     /// Services with a flip not reconciled yet.
     pending: HashSet<ServiceKey>,
+    /// Probes that timed out while the checker was late.
+    late: LateProbes,
 }
 
 impl<T: ManagedTable> Daemon<T> {
@@ -261,13 +393,23 @@ impl<T: ManagedTable> Daemon<T> {
             state,
             announced: HashSet::new(),
             pending: HashSet::new(),
+            late: LateProbes::default(),
         }
     }
 
     /// Records a probe result; a flip marks its service for the next
     /// [`Daemon::flush`]. Says whether the real server recovered (down
-    /// before, up now).
+    /// before, up now). A timeout while the checker was late is counted
+    /// and changes nothing else.
     fn observe(&mut self, report: &Report) -> Option<Recovery> {
+        if let Some(lag) = report.checker_late {
+            self.state
+                .lock()
+                .observe_late(&report.service, &report.destination);
+            tracing::debug!(service = %report.service, real_server = %report.destination, ?lag, "probe timed out while the checker was late: not counted as a failure");
+            self.late.note(lag, tokio::time::Instant::now());
+            return None;
+        }
         let (before, flip) = {
             let mut state = self.state.lock();
             let before = state
@@ -366,8 +508,8 @@ impl<T: ManagedTable> Daemon<T> {
 
     /// Reconciles the `i`-th service and logs what happened: in managed
     /// mode the service and its real servers first, then the weights, from
-    /// one dump of the service. Netlink calls block the runtime's thread
-    /// for their round trips (see [`runtime`]).
+    /// one dump of the service. Netlink calls block the loop's thread for
+    /// their round trips, and nothing else (see [`spawn`]).
     fn apply(&mut self, i: usize) {
         let service = &self.config.services[i];
         self.pending.remove(&service.key);
@@ -415,308 +557,10 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
     }
 }
 
-/// Warns (or sets the sysctl, as configured) when persistent services
-/// would keep their clients on quiesced real servers.
-fn check_quiescent<T: ManagedTable>(
-    options: &Options,
-    config: &Config,
-    reconciler: &mut Reconciler<T>,
-) {
-    // Managed mode makes the services as configured; in weights mode the
-    // table says which are persistent.
-    let persistent: Vec<ipvs::ServiceKey> = config
-        .services
-        .iter()
-        .filter(|s| match config.mode {
-            Mode::Managed => s.is_persistent(),
-            Mode::Weights => matches!(reconciler.table_mut().service(&s.key), Ok(Some(c))
-                if c.flags.contains(ipvs::ServiceFlags::PERSISTENT)),
-        })
-        .map(|s| s.key)
-        .collect();
-    let set = config.set_expire_quiescent_template && !options.dry_run;
-    match quiescent::check(&options.quiescent_sysctl, &persistent, set) {
-        Ok(Quiescent::Off(services)) => warn!(
-            services = %quiescent::names(&services),
-            "net.ipv4.vs.expire_quiescent_template is 0: clients of these persistent services stay on a real server at weight 0 until their templates expire; set it to 1 (or set_expire_quiescent_template: true)"
-        ),
-        Ok(Quiescent::SetOn(services)) => info!(
-            services = %quiescent::names(&services),
-            "net.ipv4.vs.expire_quiescent_template set to 1 for the persistent services"
-        ),
-        Ok(Quiescent::AlreadyOn | Quiescent::NoPersistentService) => {}
-        Err(e) => warn!("persistent services: {e}"),
-    }
-}
-
-/// Logs and counts a managed pass; a dry run announces each change once.
-fn report_managed(
-    outcome: &ManagedOutcome,
-    state: &Shared,
-    dry_run: bool,
-    announced: &mut HashSet<String>,
-) {
-    if !dry_run {
-        state
-            .lock()
-            .record_managed(&outcome.actions, outcome.errors.len());
-    }
-    for action in &outcome.actions {
-        let text = action.to_string();
-        if dry_run && !announced.insert(text.clone()) {
-            continue;
-        }
-        info!(action = action.name(), dry_run, "{text}");
-    }
-    for service in &outcome.kept {
-        let text = format!("kept {service}");
-        if announced.insert(text) {
-            warn!(service = %service, "service left the config but holds real servers this checker did not add: only its own were deleted, the service stays");
-        }
-    }
-    for e in &outcome.errors {
-        error!("managed mode: {e}");
-    }
-}
-
-/// Logs a change of the quorum guard.
-fn log_guard(service: &config::VirtualService, want: &Desired) {
-    let quorum = service.quorum.map_or(0, |q| q.min_up);
-    match (want.guard_active, want.sorry) {
-        (true, Some((sorry, _))) => {
-            warn!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard active: fewer real servers up than the quorum, switching to the sorry server")
-        }
-        (true, None) => {
-            warn!(service = %service.key, min_up = quorum, "quorum guard active: fewer real servers up than the quorum, failing open (no failed real server is set to 0)")
-        }
-        (false, Some((sorry, _))) => {
-            info!(service = %service.key, min_up = quorum, sorry_server = %sorry.key, "quorum guard released: the quorum is back, the sorry server is taken out")
-        }
-        (false, None) => {
-            info!(service = %service.key, min_up = quorum, "quorum guard released: the quorum is back")
-        }
-    }
-}
-
-/// Logs the weights one reconciliation set, and what it could not.
-fn log_outcome(service: &config::VirtualService, want: &Desired, outcome: &Outcome, dry_run: bool) {
-    for c in &outcome.changes {
-        if c.out_of_band {
-            warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "weight was changed out of band; set back");
-        } else if want.sorry.is_some_and(|(s, _)| s.key == c.destination) {
-            warn!(service = %c.service, sorry_server = %c.destination, from = c.from, to = c.to, guard_active = want.guard_active, "quorum guard: {}", if want.guard_active { "too few real servers up, the sorry server takes the traffic" } else { "quorum is back, the sorry server is taken out" });
-        } else if want.guard_active && want.sorry.is_none() {
-            warn!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, "quorum guard: too few real servers up, keeping the failed ones at their weight");
-        } else {
-            info!(service = %c.service, real_server = %c.destination, from = c.from, to = c.to, dry_run, "weight set");
-        }
-    }
-    for d in &outcome.missing {
-        warn!(service = %service.key, real_server = %d, "real server is not in the IPVS table");
-    }
-    for (d, e) in &outcome.errors {
-        error!(service = %service.key, real_server = %d, "cannot set weight: {e}");
-    }
-}
-
-/// What the probe tasks share: how many probes (see [`admission`]), and
-/// how many full TLS handshakes, may run at once.
-#[derive(Debug)]
-struct Limits {
-    probes: Arc<Admission>,
-    full_handshakes: Arc<Semaphore>,
-}
-
-/// A real server came back from down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Recovery;
-
-/// Per service, the signal that one of its real servers recovered, to
-/// the probe tasks of the others that cannot connect: they probe at once
-/// instead of at their next tick. Real servers fail together (a rack, a
-/// switch, a deploy) and come back together; the first one seen back
-/// brings the rest back within a probe's time, not within an interval
-/// (keepalived and ldirectord wait each one's next check). A signal is
-/// sent at most once per interval of the service, so that while servers
-/// come back one by one the failing ones are probed at most twice as
-/// often.
-#[derive(Debug)]
-struct Recoveries {
-    services: HashMap<ServiceKey, Signal>,
-}
-
-#[derive(Debug)]
-struct Signal {
-    notify: Arc<Notify>,
-    /// The shortest interval of the service's real servers.
-    every: Duration,
-    last: Option<tokio::time::Instant>,
-    /// Whether the service is small enough to be hurried (see [`HURRY`]).
-    hurried: bool,
-}
-
-/// The most real servers of a service whose probes a recovery hurries:
-/// 100 connections opened together to servers just back were fine in the
-/// lab (100 real servers all restored 0.81 s after nginx was started
-/// instead of 1.49 s, keepalived 3.31 s), 500 were not, nor 100 of the 500
-/// at once (restored 2.1 to 3.5 s after, against 1.4 s keeping to the
-/// ticks: connections made together wait on each other, and some time
-/// out). A larger service keeps to its ticks, which bring it back within
-/// an interval.
-const HURRY: usize = 100;
-
-impl Recoveries {
-    fn new(config: &Config) -> Self {
-        let services = config
-            .services
-            .iter()
-            .map(|s| {
-                let every = s
-                    .real_servers
-                    .iter()
-                    .map(|rs| rs.timing.interval)
-                    .min()
-                    .unwrap_or(Duration::from_secs(1));
-                let signal = Signal {
-                    notify: Arc::new(Notify::new()),
-                    every,
-                    last: None,
-                    hurried: s.real_servers.len() <= HURRY,
-                };
-                (s.key, signal)
-            })
-            .collect();
-        Recoveries { services }
-    }
-
-    /// The signal of `service`, which its probe tasks wait on.
-    fn signal(&self, service: &ServiceKey) -> Arc<Notify> {
-        match self.services.get(service) {
-            Some(signal) => signal.notify.clone(),
-            None => Arc::new(Notify::new()),
-        }
-    }
-
-    /// A real server of `service` recovered at `now`: wakes the failing
-    /// ones, unless they were woken less than an interval ago.
-    fn recovered(&mut self, service: &ServiceKey, now: tokio::time::Instant) {
-        let Some(signal) = self.services.get_mut(service) else {
-            return;
-        };
-        if !signal.hurried || signal.last.is_some_and(|last| now < last + signal.every) {
-            return;
-        }
-        signal.last = Some(now);
-        // Only the tasks waiting now are woken; nothing is stored for
-        // later (a task that is probing already needs no hurry).
-        signal.notify.notify_waiters();
-    }
-}
-
-/// One task per real server.
-///
-/// A full TLS handshake is the costly kind of probe (a chain verified,
-/// the server's signature checked, a key exchange). Started all together
-/// (at start-up, or for hundreds of servers at once), they share the CPU
-/// until none finishes within its timeout, so no session is ever made to
-/// resume. So at most `full_handshakes` run at once, and a probe waits for
-/// its turn *before* its timeout starts: it is late, but it finishes, and
-/// the next ones resume its session.
-fn spawn_probes(
-    config: &Config,
-    generation: u64,
-    tx: &mpsc::Sender<Report>,
-    limits: &Limits,
-    recoveries: &Recoveries,
-) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    let all: Vec<(ServiceKey, &RealServer)> = config
-        .services
-        .iter()
-        .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
-        .collect();
-    let n = all.len().max(1);
-    let slots = groups(n);
-    let base = tokio::time::Instant::now();
-    for (i, (service, rs)) in all.into_iter().enumerate() {
-        // Spread the probes over the interval so they do not all start
-        // together, in groups that start together: one wake-up of the
-        // runtime then serves a group (its timers, and the answers that
-        // come back at about the same time) instead of one probe.
-        let slot = (i * slots / n) as u32;
-        let offset = rs.timing.interval / slots as u32 * slot;
-        let rs = rs.clone();
-        let tx = tx.clone();
-        let admission = limits.probes.clone();
-        let full_handshakes = limits.full_handshakes.clone();
-        let recovered = recoveries.signal(&service);
-        set.spawn(async move {
-            let mut ticks = tokio::time::interval_at(base + offset, rs.timing.interval);
-            // A probe that started late (waiting for a permit) skips to
-            // its group's next tick, so the groups stay together.
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut prober = Prober::new(
-                rs.check.clone(),
-                Target {
-                    addr: rs.target,
-                    source: rs.source,
-                },
-            );
-            // Whether the last probe could not connect (refused,
-            // unreachable): then another real server's recovery is a
-            // reason to probe again at once. Only those: such a probe
-            // costs little and ends at once, where a timeout may be the
-            // checker's own overload, which probing again would feed.
-            let mut refused = false;
-            // When the last probe ended.
-            let mut ended: Option<tokio::time::Instant> = None;
-            loop {
-                let due = tokio::select! {
-                    due = ticks.tick() => Some(due),
-                    _ = recovered.notified(), if refused => None,
-                };
-                let now = tokio::time::Instant::now();
-                // How late a tick fires says how busy the runtime is, if
-                // the task was waiting for it (a tick already due when the
-                // last probe ended is that probe's lateness).
-                if let (Some(due), Some(ended)) = (due, ended) {
-                    if ended <= due {
-                        admission.started(due, now, rs.timing.timeout);
-                    }
-                }
-                // The full-handshake turn first: waiting for it does not
-                // hold one of the probes' slots, which other checks need.
-                let _full = if prober.full_handshake_due(now.into_std()) {
-                    let Ok(permit) = full_handshakes.acquire().await else {
-                        return;
-                    };
-                    Some(permit)
-                } else {
-                    None
-                };
-                let Some(_slot) = admission.slot().await else {
-                    return;
-                };
-                let outcome = prober.probe(rs.timing.timeout).await;
-                refused = matches!(outcome.result, Err(prober::ProbeError::Connect(_)));
-                tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), "probe");
-                let report = Report {
-                    generation,
-                    service,
-                    destination: rs.key,
-                    result: outcome.result,
-                    phases: outcome.phases,
-                };
-                if tx.send(report).await.is_err() {
-                    return;
-                }
-                ended = Some(tokio::time::Instant::now());
-            }
-        });
-    }
-    set
-}
-
 mod admission;
+mod lag;
+mod log;
+mod probes;
+mod shards;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,12 @@ struct Args {
         default_value_t = 16
     )]
     max_full_handshakes: usize,
+    /// Threads that run the probes; 0: one per core the process may use.
+    /// Each has its share of --checker.max-concurrency and its own
+    /// measure of lateness; the loop that sets weights and the web
+    /// endpoint have threads of their own.
+    #[arg(long = "checker.probe-threads", value_name = "N", default_value_t = 0)]
+    probe_threads: usize,
     /// Address for /metrics and /status: HOST:PORT, [IPv6]:PORT, or :PORT
     /// for every address. 10311 is next to ipvs-exporter's 10310.
     #[arg(
@@ -115,6 +121,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         max_concurrency: args.max_concurrency,
         max_full_handshakes: args.max_full_handshakes,
+        probe_threads: args.probe_threads,
         quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
     };
     runtime.block_on(async move {
@@ -134,7 +141,12 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let _ = stopped.await;
             },
         ));
-        let result = daemon::run(options, config, table, state).await;
+        // The loop on a thread of its own: its netlink calls and state
+        // file writes never hold up /metrics (nor the probes, which have
+        // threads of their own). It stops on SIGTERM or SIGINT.
+        let daemon = daemon::spawn(options, config, table, state, std::future::pending())
+            .context("cannot start the daemon's thread")?;
+        let result = daemon.wait().await;
         // The daemon stopped (signal or error): so does the endpoint.
         let _ = stop.send(());
         let _ = serving.await;

@@ -155,6 +155,17 @@ impl Collector for StateCollector {
             &mut encoder,
             state,
             (
+                "ipvs_checker_probes_late",
+                "Probes that timed out while the checker itself was late (its probe thread more than a tenth of the timeout behind): neither a pass nor a failure, the real server's health is unchanged.",
+                None,
+                MetricType::Counter,
+            ),
+            |b| vec![(Vec::new(), ConstCounter::new(b.late_probes))],
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
                 "ipvs_checker_weight_changes",
                 "Weights the checker set, by cause: health, quorum_guard (a failed server put back), out_of_band (a change made by someone else undone). Nothing is counted in a dry run.",
                 None,
@@ -288,10 +299,10 @@ impl Collector for StateCollector {
             ConstCounter::new(n).encode(family.encode_family(&[("op", op)])?)?;
         }
 
-        if let Some(limit) = state.probe_concurrency_limit {
+        if let Some(limit) = state.probe_concurrency_limit() {
             ConstGauge::new(limit as i64).encode(encoder.encode_descriptor(
                 "ipvs_checker_probe_concurrency_limit",
-                "Probes allowed in flight at once: --checker.max-concurrency, less while probes start late (the checker short of CPU).",
+                "Probes allowed in flight at once, over every probe thread: --checker.max-concurrency, less while probes start late (the checker short of CPU).",
                 None,
                 MetricType::Gauge,
             )?)?;

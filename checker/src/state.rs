@@ -78,9 +78,9 @@ pub struct State {
     /// What managed mode created (as of its last pass; empty in weights
     /// mode).
     pub owned: Owned,
-    /// Probes allowed in flight at once now (see
-    /// `daemon::admission`); `None` before the probes start.
-    pub probe_concurrency_limit: Option<usize>,
+    /// Probes allowed in flight at once now on each probe thread (see
+    /// `daemon::admission`); empty before the probes start.
+    probe_concurrency_limits: Vec<usize>,
 }
 
 impl Default for State {
@@ -97,7 +97,7 @@ impl Default for State {
             mode: Mode::Weights,
             state_file: None,
             owned: Owned::default(),
-            probe_concurrency_limit: None,
+            probe_concurrency_limits: Vec::new(),
         }
     }
 }
@@ -148,6 +148,9 @@ pub struct Backend {
     pub cert_not_after: Option<i64>,
     /// Health flips counted (unknown -> up or down included).
     pub transitions: u64,
+    /// Probes that timed out while the checker itself was late (see
+    /// `daemon::lag`): neither a pass nor a failure.
+    pub late_probes: u64,
     /// Weights set because the health changed.
     pub changes_health: u64,
     /// Weights set back because the quorum guard holds the server.
@@ -186,6 +189,7 @@ impl Backend {
             last_error: None,
             cert_not_after: None,
             transitions: 0,
+            late_probes: 0,
             changes_health: 0,
             changes_quorum_guard: 0,
             changes_out_of_band: 0,
@@ -299,6 +303,31 @@ impl State {
             backend.recovered_at = (was == Health::Down && health == Health::Up).then(Instant::now);
         }
         flip
+    }
+
+    /// Records a probe that timed out while the checker itself was late:
+    /// counted, and nothing else (not its health, not its last result,
+    /// not its phases' durations, which are the checker's as much as the
+    /// server's).
+    pub fn observe_late(&mut self, service: &ServiceKey, destination: &DestinationKey) {
+        if let Some(backend) = self.backend_mut(service, destination) {
+            backend.late_probes += 1;
+        }
+    }
+
+    /// Probes allowed in flight at once now, over every probe thread;
+    /// `None` before the probes start.
+    pub fn probe_concurrency_limit(&self) -> Option<usize> {
+        (!self.probe_concurrency_limits.is_empty())
+            .then(|| self.probe_concurrency_limits.iter().sum())
+    }
+
+    /// Probe thread `shard` allows `limit` probes in flight at once now.
+    pub fn set_probe_concurrency_limit(&mut self, shard: usize, limit: usize) {
+        if self.probe_concurrency_limits.len() <= shard {
+            self.probe_concurrency_limits.resize(shard + 1, 0);
+        }
+        self.probe_concurrency_limits[shard] = limit;
     }
 
     /// The weights `service`'s real servers should have now, from the

@@ -1,27 +1,29 @@
-//! How many probes are in flight at once: at most
-//! `--checker.max-concurrency`, and fewer while the checker is short of
-//! CPU.
+//! How many probes are in flight at once on one probe thread (see
+//! [`super::shards`]): at most its share of `--checker.max-concurrency`,
+//! and fewer while the thread is short of CPU.
 //!
-//! The probes share one runtime thread, so each step of a probe (the
-//! connect, each TLS flight, the answer) waits for every other probe that
-//! is ready to take its own step. While the CPU keeps up that wait is
-//! nothing. When it does not (hundreds of HTTPS probes a second on a slow
-//! core), the waits of a probe's steps add up, with hundreds in flight,
-//! past its timeout, and healthy servers are marked down: 125 in 15 s at
-//! 500 HTTPS servers in the lab VM, where a fixed limit of 32 made none.
-//! Fewer in flight make each probe quick again; the others wait for their
-//! turn before their timeout starts: late, not failed.
+//! The probes of a thread share it, so each step of a probe (the connect,
+//! each TLS flight, the answer) waits for every other probe that is ready
+//! to take its own step. While the CPU keeps up that wait is nothing. When
+//! it does not (hundreds of HTTPS probes a second on a slow core), the
+//! waits of a probe's steps add up, with hundreds in flight, past its
+//! timeout. Such a timeout is not held against the server (see
+//! [`super::lag`]), but neither is it a probe: fewer in flight make each
+//! probe quick again, and the others wait for their turn before their
+//! timeout starts: late, not failed. lab/bench/README.md has the runs
+//! that showed it.
 //!
 //! A saturated CPU shows as probes starting late: a probe's tick fires on
-//! time on an idle runtime and late on a busy one (a probe waiting for its
+//! time on an idle thread and late on a busy one (a probe waiting for its
 //! turn is not counted: that wait comes after the tick, and a tick missed
-//! because the last probe was still running is not a sample). More than a
-//! tenth of the probe's timeout late cuts the limit to three quarters, at
-//! most once per [`CUT_EVERY`]; each start on time (within a fortieth)
-//! adds a step towards one more, the limit's worth of them one more slot.
-//! A fixed low limit would not do: probes waiting on servers that do not
-//! answer hold their slots for their whole timeout without using the CPU,
-//! and with few slots they would hold up every other probe.
+//! because the last probe was still running is not a sample). Late as
+//! [`super::lag::is_late`] says (more than a tenth of the probe's timeout)
+//! cuts the limit to three quarters, at most once per [`CUT_EVERY`]; each
+//! start on time (within a fortieth) adds a step towards one more, the
+//! limit's worth of them one more slot. A fixed low limit would not do:
+//! probes waiting on servers that do not answer hold their slots for their
+//! whole timeout without using the CPU, and with few slots they would
+//! hold up every other probe.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::lag::is_late;
 use crate::state::Shared;
 
 /// The fewest probes in flight the limit is cut to.
@@ -50,6 +53,8 @@ pub struct Admission {
     limit: Mutex<Limit>,
     /// Where the limit is shown (`ipvs_checker_probe_concurrency_limit`).
     state: Shared,
+    /// Which probe thread's limit this is.
+    shard: usize,
 }
 
 /// A probe's slot; given back when dropped.
@@ -74,15 +79,16 @@ impl Drop for Slot {
 }
 
 impl Admission {
-    /// At most `max` probes in flight (at least 1), the limit shown in
-    /// `state`.
-    pub fn new(max: usize, state: Shared) -> Arc<Self> {
+    /// At most `max` probes in flight (at least 1) on probe thread
+    /// `shard`, the limit shown in `state`.
+    pub fn new(max: usize, state: Shared, shard: usize) -> Arc<Self> {
         let max = max.max(1);
-        state.lock().probe_concurrency_limit = Some(max);
+        state.lock().set_probe_concurrency_limit(shard, max);
         Arc::new(Admission {
             slots: Arc::new(Semaphore::new(max)),
             limit: Mutex::new(Limit::new(max)),
             state,
+            shard,
         })
     }
 
@@ -141,7 +147,9 @@ impl Admission {
             );
         }
         drop(limit);
-        self.state.lock().probe_concurrency_limit = Some(now_limit);
+        self.state
+            .lock()
+            .set_probe_concurrency_limit(self.shard, now_limit);
     }
 }
 
@@ -186,7 +194,7 @@ impl Limit {
 
     /// A probe with `timeout` started `late` after its tick, at `now`.
     pub fn started(&mut self, late: Duration, timeout: Duration, now: Instant) -> Change {
-        if late > timeout / 10 {
+        if is_late(late, timeout) {
             let floor = MIN.min(self.max);
             if self.limit <= floor || self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
                 return Change::None;
@@ -304,8 +312,8 @@ mod tests {
         )
         .expect("config");
         let state = Shared::new(&config);
-        let admission = Admission::new(16, state.clone());
-        assert_eq!(state.lock().probe_concurrency_limit, Some(16));
+        let admission = Admission::new(16, state.clone(), 0);
+        assert_eq!(state.lock().probe_concurrency_limit(), Some(16));
         let mut busy = Vec::new();
         for _ in 0..14 {
             busy.push(admission.slot().await.expect("slot"));
@@ -314,7 +322,7 @@ mod tests {
         // given back.
         let t0 = Instant::now();
         admission.started(t0, t0 + LATE, TIMEOUT);
-        assert_eq!(state.lock().probe_concurrency_limit, Some(12));
+        assert_eq!(state.lock().probe_concurrency_limit(), Some(12));
         assert_eq!(admission.slots.available_permits(), 0);
         busy.truncate(11);
         assert_eq!(admission.slots.available_permits(), 1);
@@ -322,7 +330,7 @@ mod tests {
         for _ in 0..12 {
             admission.started(t0, t0, TIMEOUT);
         }
-        assert_eq!(state.lock().probe_concurrency_limit, Some(13));
+        assert_eq!(state.lock().probe_concurrency_limit(), Some(13));
         assert_eq!(admission.slots.available_permits(), 2);
         busy.clear();
         assert_eq!(admission.slots.available_permits(), 13);
@@ -332,11 +340,11 @@ mod tests {
             busy.push(admission.slot().await.expect("slot"));
         }
         admission.started(t0, t0 + CUT_EVERY + LATE, TIMEOUT);
-        assert_eq!(state.lock().probe_concurrency_limit, Some(9));
+        assert_eq!(state.lock().probe_concurrency_limit(), Some(9));
         for _ in 0..9 {
             admission.started(t0, t0, TIMEOUT);
         }
-        assert_eq!(state.lock().probe_concurrency_limit, Some(10));
+        assert_eq!(state.lock().probe_concurrency_limit(), Some(10));
         busy.clear();
         assert_eq!(admission.slots.available_permits(), 10);
     }

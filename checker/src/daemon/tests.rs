@@ -3,9 +3,11 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
-use ipvs::ForwardMethod;
+use ipvs::{DestinationKey, ForwardMethod};
 
+use super::probes::{groups, HURRY};
 use super::*;
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
@@ -48,6 +50,7 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
             destination: rs.key,
             result,
             phases: Phases::new(),
+            checker_late: None,
         });
     }
 }
@@ -231,6 +234,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
             Err(ProbeError::Timeout(Duration::from_secs(1)))
         },
         phases: Phases::new(),
+        checker_late: None,
     };
     // Up at start-up (from unknown), still up, down, still down: none.
     for ok in [true, true, false, false] {
@@ -238,6 +242,70 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
     }
     assert_eq!(daemon.observe(&report(true)), Some(Recovery));
     assert_eq!(daemon.observe(&report(true)), None);
+}
+
+/// A timeout while the checker was late is neither a pass nor a failure:
+/// counted, the health as it was; a refused connection at the same time
+/// is the server's answer and counts.
+#[tokio::test]
+async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("", dir.path());
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let mut daemon = Daemon::new(config, reconciler, state.clone());
+    let service = daemon.config.services[1].clone();
+    let destination = service.real_servers[0].key;
+    // Only the late probes have phases timed: none of theirs may count.
+    let report = |result, checker_late: Option<Duration>| Report {
+        generation: 0,
+        service: service.key,
+        destination,
+        result,
+        phases: match checker_late {
+            Some(_) => Phases::new().with(crate::prober::Phase::Connect, Duration::from_secs(1)),
+            None => Phases::new(),
+        },
+        checker_late,
+    };
+    let timeout = || Err(ProbeError::Timeout(Duration::from_secs(1)));
+    let late = Some(Duration::from_millis(400));
+    daemon.observe(&report(Ok(Success::default()), None));
+    daemon.flush();
+    let up = |state: &Shared| {
+        let state = state.lock();
+        let b = state
+            .backend(&service.key, &destination)
+            .expect("configured");
+        (
+            b.health.health(),
+            b.last_probe,
+            b.late_probes,
+            b.durations[0].is_some(),
+        )
+    };
+    assert_eq!(up(&state), (Health::Up, Some(true), 0, false));
+    // fall is 1: one failure would flip it.
+    for _ in 0..3 {
+        assert_eq!(daemon.observe(&report(timeout(), late)), None);
+    }
+    assert!(!daemon.has_pending());
+    assert_eq!(up(&state), (Health::Up, Some(true), 3, false));
+    assert_eq!(weights(&daemon, 1), vec![1, 1]);
+    // A timeout on time is the server's.
+    daemon.observe(&report(timeout(), None));
+    assert_eq!(up(&state).0, Health::Down);
+    daemon.observe(&report(Ok(Success::default()), None));
+    assert_eq!(up(&state).0, Health::Up);
+    // A refused connection is never the checker's lateness: the probe
+    // task reports it without `checker_late`, and it flips.
+    let refused = Err(ProbeError::Connect(std::io::Error::from(
+        std::io::ErrorKind::ConnectionRefused,
+    )));
+    daemon.observe(&report(refused, None));
+    daemon.flush();
+    assert_eq!(up(&state).0, Health::Down);
+    assert_eq!(weights(&daemon, 1), vec![0, 1]);
 }
 
 #[tokio::test]
@@ -296,4 +364,169 @@ fn a_service_of_more_than_hurry_real_servers_is_not_hurried() {
 fn ready(future: std::pin::Pin<&mut impl std::future::Future>) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     future.poll(&mut cx).is_ready()
+}
+
+/// A table whose first dump of a service waits until the test lets it go,
+/// as a netlink call to a kernel that does not answer would (a state-file
+/// write that hangs holds the same thread, the loop's).
+struct StallingTable {
+    inner: MemoryTable,
+    stall: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
+}
+
+impl crate::reconcile::Table for StallingTable {
+    fn destinations(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, ipvs::DestinationConfig)>, ipvs::Error> {
+        if let Some((entered, release)) = self.stall.take() {
+            entered.send(()).expect("the test waits");
+            release.recv().expect("the test releases");
+        }
+        self.inner.destinations(service)
+    }
+
+    fn set_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &ipvs::DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        self.inner.set_destination(service, destination, config)
+    }
+}
+
+impl ManagedTable for StallingTable {
+    fn service(&mut self, key: &ServiceKey) -> Result<Option<ipvs::ServiceConfig>, ipvs::Error> {
+        self.inner.service(key)
+    }
+    fn new_service(
+        &mut self,
+        key: &ServiceKey,
+        config: &ipvs::ServiceConfig,
+    ) -> Result<(), ipvs::Error> {
+        self.inner.new_service(key, config)
+    }
+    fn set_service(
+        &mut self,
+        key: &ServiceKey,
+        config: &ipvs::ServiceConfig,
+    ) -> Result<(), ipvs::Error> {
+        self.inner.set_service(key, config)
+    }
+    fn del_service(&mut self, key: &ServiceKey) -> Result<(), ipvs::Error> {
+        self.inner.del_service(key)
+    }
+    fn new_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        config: &ipvs::DestinationConfig,
+    ) -> Result<(), ipvs::Error> {
+        self.inner.new_destination(service, destination, config)
+    }
+    fn del_destination(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+    ) -> Result<(), ipvs::Error> {
+        self.inner.del_destination(service, destination)
+    }
+}
+
+/// While the loop is stuck in a table call, the probes go on (their
+/// servers see them) and /metrics answers; once it is released, it takes
+/// the results in.
+#[tokio::test]
+async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
+    use std::sync::atomic::AtomicUsize;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let mut text = String::from(
+        "defaults: {interval: 100ms, timeout: 50ms, rise: 1, fall: 1, check: {type: tcp}}\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n",
+    );
+    for i in 1..=3 {
+        let listener = tokio::net::TcpListener::bind(format!("127.0.0.{i}:0"))
+            .await
+            .expect("bind");
+        writeln!(
+            text,
+            "      - {{address: '{}'}}",
+            listener.local_addr().expect("addr")
+        )
+        .expect("write");
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+    }
+    let config = config::parse(&text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
+    let state = Shared::new(&config);
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let table = StallingTable {
+        inner: MemoryTable::from_config(&config),
+        stall: Some((entered_tx, release_rx)),
+    };
+    let options = Options {
+        config_file: dir.path().join("checker.yaml"),
+        dry_run: false,
+        max_concurrency: 16,
+        max_full_handshakes: 1,
+        probe_threads: 1,
+        quiescent_sysctl: dir.path().join("no-such-sysctl"),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = spawn(options, config, table, state.clone(), async move {
+        let _ = stopped.await;
+    })
+    .expect("spawn");
+    // A guard against a hang, not a measure: everything here takes
+    // milliseconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        done()
+    };
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(20)))
+        .await
+        .expect("join")
+        .expect("the loop calls the table");
+    // The loop is stuck now.
+    let before = accepted.load(Ordering::SeqCst);
+    while !until("probes while the loop is stuck", &|| {
+        accepted.load(Ordering::SeqCst) >= before + 6
+    }) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let request = hyper::Request::get("/metrics")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = crate::web::Pages::new(state.clone()).handle(request).await;
+    assert_eq!(response.status(), hyper::StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("ipvs_checker_probe_concurrency_limit 16"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    release.send(()).expect("the loop waits");
+    while !until("the queued results taken in", &|| {
+        state
+            .lock()
+            .services
+            .iter()
+            .flat_map(|s| &s.backends)
+            .all(|b| b.health.health() == Health::Up)
+    }) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).expect("the loop runs");
+    running.wait().await.expect("stopped cleanly");
 }

@@ -1,0 +1,310 @@
+//! The probe tasks: one per real server, on the probe threads (see
+//! [`super::shards`]), spread over its interval, each reporting its
+//! results to the loop.
+//!
+//! A probe that timed out while its thread was late (see [`super::lag`])
+//! is reported as such: the loop counts it and leaves the real server's
+//! health as it was.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipvs::{DestinationKey, ServiceKey};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use super::lag::is_late;
+use super::shards::Shards;
+use crate::config::{Config, RealServer};
+use crate::prober::{self, Prober, Target};
+
+/// The most groups a check interval's probes are spread over (see
+/// [`spawn`]): 50 ms apart at an interval of 1 s.
+const SLOTS: usize = 20;
+
+/// The fewest probes a group has, where there are enough: each group
+/// costs the thread wake-ups of its own (its timers, the answers coming
+/// back), which on a virtual machine cost more than a probe's parsing
+/// (lab/bench/README.md, probe-cost by group size).
+const GROUP: usize = 25;
+
+/// How many groups `n` probes of one interval start in: one per
+/// [`GROUP`] probes, at least 1, at most [`SLOTS`].
+pub(super) fn groups(n: usize) -> usize {
+    (n / GROUP).clamp(1, SLOTS)
+}
+
+/// Probe results queued for the loop, at most: half a minute of 500
+/// probes a second. A loop held up longer than that by the kernel or the
+/// disk loses the oldest news of no real server: each probe's next
+/// result is queued again once there is room.
+pub(super) const QUEUE: usize = 16_384;
+
+/// Where the probe tasks send their results, and count those the full
+/// queue had no room for.
+#[derive(Debug, Clone)]
+pub(super) struct Reports {
+    pub tx: mpsc::Sender<Report>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl Reports {
+    /// Queues `report` without waiting; whether the loop is still there.
+    fn send(&self, report: Report) -> bool {
+        match self.tx.try_send(report) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// One probe result.
+#[derive(Debug)]
+pub(super) struct Report {
+    pub generation: u64,
+    pub service: ServiceKey,
+    pub destination: DestinationKey,
+    pub result: Result<prober::Success, prober::ProbeError>,
+    pub phases: prober::Phases,
+    /// How far behind the probe's thread was, if the probe timed out
+    /// while it was late: then the timeout is the checker's, not the
+    /// server's.
+    pub checker_late: Option<Duration>,
+}
+
+/// A real server came back from down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Recovery;
+
+/// Per service, the signal that one of its real servers recovered, to
+/// the probe tasks of the others that cannot connect: they probe at once
+/// instead of at their next tick. Real servers fail together (a rack, a
+/// switch, a deploy) and come back together; the first one seen back
+/// brings the rest back within a probe's time, not within an interval
+/// (keepalived and ldirectord wait each one's next check). A signal is
+/// sent at most once per interval of the service, so that while servers
+/// come back one by one the failing ones are probed at most twice as
+/// often.
+#[derive(Debug)]
+pub(super) struct Recoveries {
+    services: HashMap<ServiceKey, Signal>,
+}
+
+#[derive(Debug)]
+struct Signal {
+    notify: Arc<Notify>,
+    /// The shortest interval of the service's real servers.
+    every: Duration,
+    last: Option<tokio::time::Instant>,
+    /// Whether the service is small enough to be hurried (see [`HURRY`]).
+    hurried: bool,
+}
+
+/// The most real servers of a service whose probes a recovery hurries.
+/// Connections opened together to servers just back wait on each other:
+/// in the lab a hundred at once restored a rack sooner than its ticks
+/// would, five hundred (or a hundred of five hundred) later, some timing
+/// out (lab/bench/README.md, the recovery runs). A larger service keeps
+/// to its ticks, which bring it back within an interval.
+pub(super) const HURRY: usize = 100;
+
+impl Recoveries {
+    pub fn new(config: &Config) -> Self {
+        let services = config
+            .services
+            .iter()
+            .map(|s| {
+                let every = s
+                    .real_servers
+                    .iter()
+                    .map(|rs| rs.timing.interval)
+                    .min()
+                    .unwrap_or(Duration::from_secs(1));
+                let signal = Signal {
+                    notify: Arc::new(Notify::new()),
+                    every,
+                    last: None,
+                    hurried: s.real_servers.len() <= HURRY,
+                };
+                (s.key, signal)
+            })
+            .collect();
+        Recoveries { services }
+    }
+
+    /// The signal of `service`, which its probe tasks wait on.
+    pub fn signal(&self, service: &ServiceKey) -> Arc<Notify> {
+        match self.services.get(service) {
+            Some(signal) => signal.notify.clone(),
+            None => Arc::new(Notify::new()),
+        }
+    }
+
+    /// A real server of `service` recovered at `now`: wakes the failing
+    /// ones, unless they were woken less than an interval ago.
+    pub fn recovered(&mut self, service: &ServiceKey, now: tokio::time::Instant) {
+        let Some(signal) = self.services.get_mut(service) else {
+            return;
+        };
+        if !signal.hurried || signal.last.is_some_and(|last| now < last + signal.every) {
+            return;
+        }
+        signal.last = Some(now);
+        // Only the tasks waiting now are woken; nothing is stored for
+        // later (a task that is probing already needs no hurry).
+        signal.notify.notify_waiters();
+    }
+}
+
+/// One task per real server, on the probe threads in turn.
+///
+/// A full TLS handshake is the costly kind of probe (a chain verified,
+/// the server's signature checked, a key exchange). Started all together
+/// (at start-up, or for hundreds of servers at once), they share the CPU
+/// until none finishes within its timeout, so no session is ever made to
+/// resume. So at most `full_handshakes` run at once (over every thread),
+/// and a probe waits for its turn *before* its timeout starts: it is
+/// late, but it finishes, and the next ones resume its session.
+pub(super) fn spawn(
+    config: &Config,
+    generation: u64,
+    reports: &Reports,
+    shards: &Shards,
+    full_handshakes: &Arc<Semaphore>,
+    recoveries: &Recoveries,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    let all: Vec<(ServiceKey, &RealServer)> = config
+        .services
+        .iter()
+        .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
+        .collect();
+    let n = all.len().max(1);
+    let slots = groups(n);
+    let base = tokio::time::Instant::now();
+    for (i, (service, rs)) in all.into_iter().enumerate() {
+        // Spread the probes over the interval so they do not all start
+        // together, in groups that start together: one wake-up of a
+        // thread then serves a group (its timers, and the answers that
+        // come back at about the same time) instead of one probe.
+        let slot = (i * slots / n) as u32;
+        let offset = rs.timing.interval / slots as u32 * slot;
+        let shard = shards.for_probe(i);
+        let task = probe_task(
+            rs.clone(),
+            service,
+            generation,
+            Start {
+                at: base + offset,
+                reports: reports.clone(),
+                admission: shard.admission.clone(),
+                lag: shard.lag.clone(),
+                full_handshakes: full_handshakes.clone(),
+                recovered: recoveries.signal(&service),
+            },
+        );
+        set.spawn_on(task, &shard.handle);
+    }
+    set
+}
+
+/// What a probe task is given besides its real server.
+struct Start {
+    /// Its first tick.
+    at: tokio::time::Instant,
+    reports: Reports,
+    admission: Arc<super::admission::Admission>,
+    lag: Arc<super::lag::Lag>,
+    full_handshakes: Arc<Semaphore>,
+    recovered: Arc<Notify>,
+}
+
+async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start: Start) {
+    let Start {
+        at,
+        reports,
+        admission,
+        lag,
+        full_handshakes,
+        recovered,
+    } = start;
+    let timeout = rs.timing.timeout;
+    let mut ticks = tokio::time::interval_at(at, rs.timing.interval);
+    // A probe that started late (waiting for a permit) skips to its
+    // group's next tick, so the groups stay together.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut prober = Prober::new(
+        rs.check.clone(),
+        Target {
+            addr: rs.target,
+            source: rs.source,
+        },
+    );
+    // Whether the last probe could not connect (refused, unreachable):
+    // then another real server's recovery is a reason to probe again at
+    // once. Only those: such a probe costs little and ends at once, where
+    // a timeout may be the checker's own overload, which probing again
+    // would feed.
+    let mut refused = false;
+    // When the last probe ended.
+    let mut ended: Option<tokio::time::Instant> = None;
+    loop {
+        let due = tokio::select! {
+            due = ticks.tick() => Some(due),
+            _ = recovered.notified(), if refused => None,
+        };
+        let now = tokio::time::Instant::now();
+        // How late a tick fires says how busy the thread is, if the task
+        // was waiting for it (a tick already due when the last probe
+        // ended is that probe's lateness).
+        if let (Some(due), Some(ended)) = (due, ended) {
+            if ended <= due {
+                admission.started(due, now, timeout);
+            }
+        }
+        // The full-handshake turn first: waiting for it does not hold one
+        // of the probes' slots, which other checks need.
+        let _full = if prober.full_handshake_due(now.into_std()) {
+            let Ok(permit) = full_handshakes.acquire().await else {
+                return;
+            };
+            Some(permit)
+        } else {
+            None
+        };
+        let Some(_slot) = admission.slot().await else {
+            return;
+        };
+        let began = tokio::time::Instant::now();
+        let outcome = prober.probe(timeout).await;
+        let checker_late = match outcome.result {
+            Err(prober::ProbeError::Timeout(_)) => {
+                let worst = lag.worst(began, tokio::time::Instant::now());
+                is_late(worst, timeout).then_some(worst)
+            }
+            _ => None,
+        };
+        refused = matches!(outcome.result, Err(prober::ProbeError::Connect(_)));
+        tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), ?checker_late, "probe");
+        let report = Report {
+            generation,
+            service,
+            destination: rs.key,
+            result: outcome.result,
+            phases: outcome.phases,
+            checker_late,
+        };
+        // Never waits: a loop held up by the kernel or the disk does not
+        // hold up the probes.
+        if !reports.send(report) {
+            return;
+        }
+        ended = Some(tokio::time::Instant::now());
+    }
+}

@@ -1,0 +1,113 @@
+//! The probe threads: by default one per core, each a single-threaded
+//! async runtime with its share of the probes, its own admission limit
+//! (see [`super::admission`]) and its own heartbeat (see [`super::lag`]).
+//!
+//! A probe never leaves the thread it started on, so its steps cost no
+//! cross-thread wake-up, and a thread short of CPU sees its own lateness
+//! and limits its own probes. The loop that owns health and weights runs
+//! on a thread of its own (see [`super::spawn`]), so its netlink calls and
+//! state-file writes never hold up a probe.
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use super::admission::Admission;
+use super::lag::Lag;
+use crate::state::Shared;
+
+/// One probe thread.
+#[derive(Debug)]
+pub struct Shard {
+    /// Where its probe tasks are spawned.
+    pub handle: Handle,
+    /// Its probes in flight at once.
+    pub admission: Arc<Admission>,
+    /// How late it is.
+    pub lag: Arc<Lag>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Every probe thread; stopped and joined when dropped.
+#[derive(Debug)]
+pub struct Shards {
+    shards: Vec<Shard>,
+}
+
+/// How many probe threads `requested` means: itself, or with 0 one per
+/// core the process may use.
+pub fn count(requested: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+impl Shards {
+    /// Starts `n` probe threads (at least 1) sharing at most
+    /// `max_concurrency` probes in flight, each limit shown in `state`.
+    pub fn start(n: usize, max_concurrency: usize, state: &Shared) -> io::Result<Self> {
+        let n = n.max(1);
+        let per_shard = max_concurrency.div_ceil(n).max(1);
+        let mut shards = Vec::with_capacity(n);
+        for i in 0..n {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            let lag = Lag::new();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let heartbeat = lag.clone().heartbeat();
+            let thread = std::thread::Builder::new()
+                .name(format!("probes-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let beating = tokio::spawn(heartbeat);
+                        // A dropped sender (the daemon gone) stops it too.
+                        let _ = stopped.await;
+                        beating.abort();
+                    });
+                    // Dropping the runtime drops its probe tasks.
+                })?;
+            shards.push(Shard {
+                handle,
+                admission: Admission::new(per_shard, state.clone(), i),
+                lag,
+                stop: Some(stop),
+                thread: Some(thread),
+            });
+        }
+        Ok(Shards { shards })
+    }
+
+    /// The thread that runs the `i`-th probe: round robin, so each
+    /// thread has its share of every group of probes started together.
+    pub fn for_probe(&self, i: usize) -> &Shard {
+        &self.shards[i % self.shards.len()]
+    }
+
+    /// How many threads.
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+impl Drop for Shards {
+    fn drop(&mut self) {
+        for shard in &mut self.shards {
+            if let Some(stop) = shard.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for shard in &mut self.shards {
+            if let Some(thread) = shard.thread.take() {
+                // A probe thread that panicked has nothing left to join.
+                let _ = thread.join();
+            }
+        }
+    }
+}
