@@ -13,14 +13,16 @@
 //! timeout starts: late, not failed. lab/bench/README.md has the runs
 //! that showed it.
 //!
-//! A saturated CPU shows as probes starting late: a probe's tick fires on
-//! time on an idle thread and late on a busy one (a probe waiting for its
-//! turn is not counted: that wait comes after the tick, and a tick missed
-//! because the last probe was still running is not a sample). Late as
-//! [`super::lag::is_late`] says (more than a tenth of the probe's timeout)
-//! cuts the limit to three quarters, at most once per [`CUT_EVERY`]; each
-//! start on time (within a fortieth) adds a step towards one more, the
-//! limit's worth of them one more slot. A fixed low limit would not do:
+//! A saturated CPU shows as a late heartbeat (see [`super::lag`]): each
+//! probe, as it starts, reads how far behind its thread was over the last
+//! [`super::lag::RECENT`]. Late as [`super::lag::is_late`] says (more
+//! than a tenth of the probe's timeout) cuts the limit to three quarters,
+//! at most once per [`CUT_EVERY`]; each start on time (within a fortieth)
+//! adds a step towards one more, the
+//! limit's worth of them one more slot. (A probe's own tick, read
+//! instead, misses a saturated thread: once probes take longer than their
+//! interval, every tick is already due when the last probe ends, and none
+//! is a sample.) A fixed low limit would not do:
 //! probes waiting on servers that do not answer hold their slots for their
 //! whole timeout without using the CPU, and with few slots they would
 //! hold up every other probe.
@@ -108,12 +110,12 @@ impl Admission {
         })
     }
 
-    /// A probe with `timeout` whose tick was due at `due` started at
-    /// `now`.
-    pub fn started(&self, due: Instant, now: Instant, timeout: Duration) {
+    /// A probe with `timeout` starts at `now`, its thread `late` behind
+    /// (see [`super::lag::Lag::recent`]).
+    pub fn started(&self, late: Duration, timeout: Duration, now: Instant) {
         let mut limit = self.lock();
         let before = limit.limit;
-        match limit.started(now.saturating_duration_since(due), timeout, now) {
+        match limit.started(late, timeout, now) {
             Change::None => return,
             Change::Cut(n) => {
                 let free = self.slots.forget_permits(n);
@@ -128,7 +130,7 @@ impl Admission {
             }
         }
         let (now_limit, max) = (limit.limit, limit.max);
-        debug!(limit = now_limit, max, late = ?now.saturating_duration_since(due), "probes in flight at once");
+        debug!(limit = now_limit, max, late = ?late, "probes in flight at once");
         if before == max && now_limit < max && limit.warned.is_none_or(|at| now >= at + WARN_EVERY)
         {
             limit.warned = Some(now);
@@ -136,7 +138,7 @@ impl Admission {
             warn!(
                 limit = now_limit,
                 max,
-                late = ?now.saturating_duration_since(due),
+                late = ?late,
                 "probes start late: the checker is short of CPU; fewer probes in flight at once, so that each finishes within its timeout (the others wait for their turn)"
             );
         } else if now_limit == max && limit.short {
@@ -321,14 +323,14 @@ mod tests {
         // 16 -> 12: the 2 free slots go now, 2 of the busy ones when
         // given back.
         let t0 = Instant::now();
-        admission.started(t0, t0 + LATE, TIMEOUT);
+        admission.started(LATE, TIMEOUT, t0);
         assert_eq!(state.lock().probe_concurrency_limit(), Some(12));
         assert_eq!(admission.slots.available_permits(), 0);
         busy.truncate(11);
         assert_eq!(admission.slots.available_permits(), 1);
         // Growing first cancels what is owed; none is owed now.
         for _ in 0..12 {
-            admission.started(t0, t0, TIMEOUT);
+            admission.started(Duration::ZERO, TIMEOUT, t0);
         }
         assert_eq!(state.lock().probe_concurrency_limit(), Some(13));
         assert_eq!(admission.slots.available_permits(), 2);
@@ -339,10 +341,10 @@ mod tests {
         for _ in 0..13 {
             busy.push(admission.slot().await.expect("slot"));
         }
-        admission.started(t0, t0 + CUT_EVERY + LATE, TIMEOUT);
+        admission.started(LATE, TIMEOUT, t0 + CUT_EVERY);
         assert_eq!(state.lock().probe_concurrency_limit(), Some(9));
         for _ in 0..9 {
-            admission.started(t0, t0, TIMEOUT);
+            admission.started(Duration::ZERO, TIMEOUT, t0);
         }
         assert_eq!(state.lock().probe_concurrency_limit(), Some(10));
         busy.clear();

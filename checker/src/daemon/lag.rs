@@ -27,6 +27,9 @@ use tokio::time::Instant;
 /// How often the heartbeat is due.
 pub const BEAT: Duration = Duration::from_millis(20);
 
+/// What [`Lag::recent`] looks back over: a few beats.
+pub const RECENT: Duration = Duration::from_millis(100);
+
 /// The lags are kept as the largest in each bucket of this length.
 const BUCKET: Duration = Duration::from_millis(50);
 
@@ -106,6 +109,12 @@ impl Lag {
         } else {
             *slot = (bucket, lag);
         }
+    }
+
+    /// The most the thread was behind over the last [`RECENT`] up to
+    /// `now`.
+    pub fn recent(&self, now: Instant) -> Duration {
+        self.worst(now.checked_sub(RECENT).unwrap_or(now), now)
     }
 
     /// The most the thread was behind between `since` and `now`: the

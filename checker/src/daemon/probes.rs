@@ -252,22 +252,14 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
     // a timeout may be the checker's own overload, which probing again
     // would feed.
     let mut refused = false;
-    // When the last probe ended.
-    let mut ended: Option<tokio::time::Instant> = None;
     loop {
-        let due = tokio::select! {
-            due = ticks.tick() => Some(due),
-            _ = recovered.notified(), if refused => None,
-        };
-        let now = tokio::time::Instant::now();
-        // How late a tick fires says how busy the thread is, if the task
-        // was waiting for it (a tick already due when the last probe
-        // ended is that probe's lateness).
-        if let (Some(due), Some(ended)) = (due, ended) {
-            if ended <= due {
-                admission.started(due, now, timeout);
-            }
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = recovered.notified(), if refused => {}
         }
+        let now = tokio::time::Instant::now();
+        // How busy the thread is decides how many probes it runs at once.
+        admission.started(lag.recent(now), timeout, now);
         // The full-handshake turn first: waiting for it does not hold one
         // of the probes' slots, which other checks need.
         let _full = if prober.full_handshake_due(now.into_std()) {
@@ -305,6 +297,5 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         if !reports.send(report) {
             return;
         }
-        ended = Some(tokio::time::Instant::now());
     }
 }
