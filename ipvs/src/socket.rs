@@ -63,9 +63,11 @@ impl Failure {
             },
             Failure::Io(source) => Error::Socket { operation, source },
             Failure::Decode(message) => Error::Decode { operation, message },
-            Failure::Interrupted => Error::Decode {
+            // A caller that starts a dump again on this failure reports it
+            // itself, with its count of attempts.
+            Failure::Interrupted => Error::DumpInterrupted {
                 operation,
-                message: "the dump was interrupted by concurrent changes too often".into(),
+                attempts: 1,
             },
         }
     }
