@@ -169,7 +169,8 @@ impl Transport {
     /// [`Transport::query`] without building each answer's message: `each`
     /// gets every first-level attribute of every answer (type without
     /// flags, value). For dumps large enough that building the messages
-    /// costs: a 1,000 x 10 table's GET_DEST answers.
+    /// costs: the GET_DEST answers of a table with thousands of
+    /// destinations.
     pub(crate) fn query_attrs(
         &mut self,
         request: IpvsMessage,
