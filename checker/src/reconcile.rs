@@ -380,10 +380,7 @@ impl<T: Table> Reconciler<T> {
                 self.last.insert(key, want);
                 continue;
             }
-            let config = DestinationConfig {
-                weight: want,
-                ..entry
-            };
+            let config = entry.with_weight(want);
             match self
                 .table
                 .set_destination(&desired.service, destination, &config)

@@ -64,36 +64,37 @@ fn best(runs: usize, mut step: impl FnMut() -> usize) -> (Duration, usize) {
 
 fn main() {
     let (services, dests, conns, runs) = (arg(1, 1000), arg(2, 10), arg(3, 20_000), arg(4, 5));
-    let stats = |n: u64| Stats {
-        conns: n,
-        in_packets: n * 10,
-        out_packets: n * 9,
-        in_bytes: n * 1000,
-        out_bytes: n * 5000,
-        ..Stats::default()
+    let stats = |n: u64| {
+        let mut stats = Stats::default();
+        stats.conns = n;
+        stats.in_packets = n * 10;
+        stats.out_packets = n * 9;
+        stats.in_bytes = n * 1000;
+        stats.out_bytes = n * 5000;
+        stats
     };
     let base = u32::from(Ipv4Addr::new(198, 18, 2, 0));
     let table: Vec<TableEntry> = (0..services)
         .map(|s| TableEntry {
-            service: Service {
-                key: ServiceKey::tcp(SocketAddr::V4(SocketAddrV4::new(
+            service: Service::new(
+                ServiceKey::tcp(SocketAddr::V4(SocketAddrV4::new(
                     Ipv4Addr::from(base + s as u32),
                     80,
                 ))),
-                config: ServiceConfig::new("wlc"),
-                stats: stats(s as u64 * 7),
-            },
+                ServiceConfig::new("wlc"),
+            )
+            .with_stats(stats(s as u64 * 7)),
             destinations: (0..dests)
-                .map(|d| Destination {
-                    key: DestinationKey::new(SocketAddr::V4(SocketAddrV4::new(
-                        Ipv4Addr::new(198, 18, 8, d as u8 + 1),
-                        8000 + (s % 100) as u16,
-                    ))),
-                    config: DestinationConfig::new(ForwardMethod::Masquerade, d as u32 + 1),
-                    active_conns: 3,
-                    inactive_conns: 1,
-                    persistent_conns: 0,
-                    stats: stats((s * dests + d) as u64 * 13),
+                .map(|d| {
+                    Destination::new(
+                        DestinationKey::new(SocketAddr::V4(SocketAddrV4::new(
+                            Ipv4Addr::new(198, 18, 8, d as u8 + 1),
+                            8000 + (s % 100) as u16,
+                        ))),
+                        DestinationConfig::new(ForwardMethod::Masquerade, d as u32 + 1),
+                    )
+                    .with_conns(3, 1, 0)
+                    .with_stats(stats((s * dests + d) as u64 * 13))
                 })
                 .collect(),
         })

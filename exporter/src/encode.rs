@@ -20,7 +20,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
-use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
+use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry};
 use ipvs_web::labels;
 
 use crate::filter::{service_name, BackendLabels, ServiceFilter};
@@ -524,10 +524,8 @@ fn prepare_table(
             let tunnel = dest.config.forward == ForwardMethod::Tunnel;
             match (tunnel, dest.config.tunnel.kind) {
                 (false, _) => info.add("tunnel_type", ""),
-                (true, TunnelType::Ipip) => info.add("tunnel_type", "ipip"),
-                (true, TunnelType::Gue) => info.add("tunnel_type", "gue"),
-                (true, TunnelType::Gre) => info.add("tunnel_type", "gre"),
-                (true, TunnelType::Other(n)) => info.add("tunnel_type", format_args!("tun-{n}")),
+                // ipip, gue, gre or tun-N.
+                (true, kind) => info.add("tunnel_type", kind),
             }
             series
                 .backends
@@ -672,7 +670,7 @@ fn forwarding_name(method: ForwardMethod) -> std::borrow::Cow<'static, str> {
         ForwardMethod::Tunnel => "tunnel".into(),
         ForwardMethod::LocalNode => "local".into(),
         ForwardMethod::Bypass => "bypass".into(),
-        ForwardMethod::Other(bits) => format!("fwd-{bits}").into(),
+        other => format!("fwd-{}", other.bits()).into(),
     }
 }
 

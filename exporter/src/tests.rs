@@ -10,8 +10,8 @@ use std::sync::Arc;
 use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{
     AddressFamily, Destination, DestinationConfig, DestinationKey, ForwardMethod, Info, Netmask,
-    Service, ServiceConfig, ServiceFlags, ServiceKey, Stats, TableEntry, Tunnel, TunnelType,
-    Version,
+    Service, ServiceConfig, ServiceFlags, ServiceKey, Stats, TableEntry, Tunnel, TunnelFlags,
+    TunnelType, Version,
 };
 
 use crate::encode::{encode, Format};
@@ -22,26 +22,22 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn stats(base: u64) -> Stats {
-    Stats {
-        conns: base,
-        in_packets: base * 10,
-        out_packets: base * 9,
-        in_bytes: base * 1000,
-        out_bytes: base * 5000,
-        // Counters come from the 64-bit block: keep one past u32::MAX.
-        ..Stats::default()
-    }
+    let mut stats = Stats::default();
+    stats.conns = base;
+    stats.in_packets = base * 10;
+    stats.out_packets = base * 9;
+    stats.in_bytes = base * 1000;
+    stats.out_bytes = base * 5000;
+    stats
 }
 
 fn dest(rip: &str, forward: ForwardMethod, weight: u32, counts: (u32, u32, u32)) -> Destination {
-    Destination {
-        key: DestinationKey::new(addr(rip)),
-        config: DestinationConfig::new(forward, weight),
-        active_conns: counts.0,
-        inactive_conns: counts.1,
-        persistent_conns: counts.2,
-        stats: stats(u64::from(weight) + 1),
-    }
+    Destination::new(
+        DestinationKey::new(addr(rip)),
+        DestinationConfig::new(forward, weight),
+    )
+    .with_conns(counts.0, counts.1, counts.2)
+    .with_stats(stats(u64::from(weight) + 1))
 }
 
 fn table() -> Vec<TableEntry> {
@@ -54,29 +50,24 @@ fn table() -> Vec<TableEntry> {
     let mut tunnel = dest("198.18.1.13:0", ForwardMethod::Tunnel, 4, (0, 0, 0));
     tunnel.config.upper_threshold = 1000;
     tunnel.config.lower_threshold = 100;
-    tunnel.config.tunnel = Tunnel {
-        kind: TunnelType::Gue,
-        port: 6080,
-        flags: 1,
-    };
+    tunnel.config.tunnel = Tunnel::new(TunnelType::Gue)
+        .with_port(6080)
+        .with_flags(TunnelFlags::CSUM);
     vec![
         TableEntry {
-            service: Service {
-                key: ServiceKey::tcp(addr("198.18.0.10:80")),
-                config: ServiceConfig::new("rr"),
-                stats: big,
-            },
+            service: Service::new(
+                ServiceKey::tcp(addr("198.18.0.10:80")),
+                ServiceConfig::new("rr"),
+            )
+            .with_stats(big),
             destinations: vec![
                 dest("198.18.1.11:80", ForwardMethod::Masquerade, 1, (0, 2, 0)),
                 dest("198.18.1.12:80", ForwardMethod::Masquerade, 2, (1, 1, 0)),
             ],
         },
         TableEntry {
-            service: Service {
-                key: ServiceKey::tcp(addr("198.18.0.11:80")),
-                config: persistent,
-                stats: stats(1),
-            },
+            service: Service::new(ServiceKey::tcp(addr("198.18.0.11:80")), persistent)
+                .with_stats(stats(1)),
             destinations: vec![dest(
                 "198.18.1.13:80",
                 ForwardMethod::Masquerade,
@@ -85,11 +76,11 @@ fn table() -> Vec<TableEntry> {
             )],
         },
         TableEntry {
-            service: Service {
-                key: ServiceKey::udp(addr("198.18.0.10:53")),
-                config: ServiceConfig::new("wrr"),
-                stats: stats(1),
-            },
+            service: Service::new(
+                ServiceKey::udp(addr("198.18.0.10:53")),
+                ServiceConfig::new("wrr"),
+            )
+            .with_stats(stats(1)),
             destinations: vec![dest(
                 "198.18.1.11:53",
                 ForwardMethod::Masquerade,
@@ -98,11 +89,8 @@ fn table() -> Vec<TableEntry> {
             )],
         },
         TableEntry {
-            service: Service {
-                key: ServiceKey::tcp(addr("[2001:db8::10]:80")),
-                config: mh,
-                stats: stats(1),
-            },
+            service: Service::new(ServiceKey::tcp(addr("[2001:db8::10]:80")), mh)
+                .with_stats(stats(1)),
             destinations: vec![dest(
                 "[2001:db8:1::11]:80",
                 ForwardMethod::DirectRoute,
@@ -111,22 +99,22 @@ fn table() -> Vec<TableEntry> {
             )],
         },
         TableEntry {
-            service: Service {
-                key: ServiceKey::fwmark(1, AddressFamily::Inet),
-                config: ServiceConfig::new("rr").persistent(600),
-                stats: stats(2),
-            },
+            service: Service::new(
+                ServiceKey::fwmark(1, AddressFamily::Inet),
+                ServiceConfig::new("rr").persistent(600),
+            )
+            .with_stats(stats(2)),
             destinations: vec![
                 dest("198.18.1.11:0", ForwardMethod::Masquerade, 1, (0, 0, 0)),
                 dest("198.18.1.12:0", ForwardMethod::Masquerade, 1, (0, 2, 1)),
             ],
         },
         TableEntry {
-            service: Service {
-                key: ServiceKey::fwmark(3, AddressFamily::Inet),
-                config: ServiceConfig::new("wlc"),
-                stats: Stats::default(),
-            },
+            service: Service::new(
+                ServiceKey::fwmark(3, AddressFamily::Inet),
+                ServiceConfig::new("wlc"),
+            )
+            .with_stats(Stats::default()),
             destinations: vec![tunnel],
         },
     ]
@@ -137,10 +125,7 @@ fn snapshot() -> Snapshot {
         .expect("fixture parses");
     let host = Namespace {
         netns: Some(String::new()),
-        info: Some(Info {
-            version: Version(0x010201),
-            conn_table_size: 4096,
-        }),
+        info: Some(Info::new(Version(0x010201), 4096)),
         info_error: None,
         global: Some(GlobalStats {
             conns: 26,

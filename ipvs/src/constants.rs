@@ -1,6 +1,10 @@
 //! Constants of the kernel's IPVS generic netlink family, with their uapi
 //! names from `include/uapi/linux/ip_vs.h` so they can be grepped in the
 //! kernel tree.
+//!
+//! The one module without a doc comment on each item: a constant's name is
+//! the header's, whose comments say what it means, and the typed layer
+//! documents each one where it is used (the attribute enums name theirs).
 #![allow(missing_docs)]
 
 pub const IPVS_GENL_NAME: &str = "IPVS";

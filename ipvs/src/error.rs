@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use crate::destination::{DestinationKey, MAX_WEIGHT};
 use crate::service::ServiceKey;
 
@@ -51,7 +52,7 @@ pub enum Error {
     WeightOutOfRange(u32),
     /// Another value the kernel would refuse; refused before anything was sent.
     #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    InvalidRequest(#[from] InvalidRequest),
     /// The kernel refused a command with an errno this crate has no better
     /// name for.
     #[error("the kernel refused {operation} (errno {errno})")]
@@ -73,6 +74,23 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A dump was interrupted by concurrent changes of the table (the
+    /// kernel flags its answers `NLM_F_DUMP_INTR`) on every attempt; reading
+    /// again once the table is quieter may succeed.
+    #[error("{operation}: the dump was interrupted by concurrent changes of the table {attempts} times in a row")]
+    DumpInterrupted {
+        /// The dump.
+        operation: String,
+        /// How many times it was started.
+        attempts: usize,
+    },
+    /// A thread of [`crate::Ipvs::dump_parallel`] panicked; its part of the
+    /// table was not read.
+    #[error("{operation}: a thread of the parallel dump panicked")]
+    DumpThread {
+        /// The dump the thread was making.
+        operation: String,
+    },
     /// The kernel's answer could not be decoded; names the attribute.
     #[error("{operation}: cannot decode the kernel's answer: {message}")]
     Decode {
@@ -89,6 +107,40 @@ pub enum Error {
         /// Why.
         #[source]
         source: io::Error,
+    },
+}
+
+/// A request refused before it was sent, because the kernel would refuse it
+/// too: which value, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidRequest {
+    /// The scheduler name is empty or longer than the kernel keeps.
+    #[error("scheduler name {name:?} must be 1 to {} bytes", IP_VS_SCHEDNAME_MAXLEN - 1)]
+    SchedulerName {
+        /// The name given.
+        name: String,
+    },
+    /// The persistence engine name is empty or longer than the kernel keeps.
+    #[error("persistence engine name {name:?} must be 1 to {} bytes", IP_VS_PENAME_MAXLEN - 1)]
+    PeName {
+        /// The name given.
+        name: String,
+    },
+    /// An upper connection threshold above what the kernel accepts (since
+    /// Linux 6.9 it refuses one above `INT_MAX`).
+    #[error("upper threshold {upper} is above {MAX_WEIGHT}")]
+    UpperThreshold {
+        /// The threshold given.
+        upper: u32,
+    },
+    /// A lower connection threshold above the upper one.
+    #[error("lower threshold {lower} is above upper threshold {upper}")]
+    LowerThreshold {
+        /// The lower threshold given.
+        lower: u32,
+        /// The upper threshold given.
+        upper: u32,
     },
 }
 

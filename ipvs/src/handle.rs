@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::constants::{IPVS_CMD_ATTR_DEST, IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 use crate::destination::attr::DestAttr;
 use crate::destination::{Destination, DestinationConfig, DestinationKey, MAX_WEIGHT};
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidRequest, Result};
 use crate::info::{Info, Timeouts, Version};
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::service::attr::ServiceAttr;
@@ -219,9 +219,8 @@ impl Ipvs {
             );
             for worker in workers {
                 results.push(worker.join().unwrap_or_else(|_| {
-                    Err(Error::Decode {
+                    Err(Error::DumpThread {
                         operation: "IPVS_CMD_GET_DEST".into(),
-                        message: "a dump thread panicked".into(),
                     })
                 }));
             }
@@ -365,7 +364,7 @@ impl Ipvs {
 
 /// Runs a dump again while the kernel flags it as interrupted by a change
 /// of the table; `operation` names it in an error (built only then).
-fn retry_interrupted<T>(
+pub(crate) fn retry_interrupted<T>(
     operation: impl Fn() -> String,
     mut attempt: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T> {
@@ -376,7 +375,10 @@ fn retry_interrupted<T>(
             Ok(value) => return Ok(value),
         }
     }
-    Err(Failure::Interrupted.into_error(operation()))
+    Err(Error::DumpInterrupted {
+        operation: operation(),
+        attempts: DUMP_ATTEMPTS,
+    })
 }
 
 fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<Destination>> {
@@ -483,20 +485,16 @@ fn destination_error(
     }
 }
 
-fn validate_service(config: &ServiceConfig) -> Result<()> {
+pub(crate) fn validate_service(config: &ServiceConfig) -> Result<()> {
     if config.scheduler.is_empty() || config.scheduler.len() >= IP_VS_SCHEDNAME_MAXLEN {
-        return Err(Error::InvalidRequest(format!(
-            "scheduler name {:?} must be 1 to {} bytes",
-            config.scheduler,
-            IP_VS_SCHEDNAME_MAXLEN - 1
-        )));
+        return Err(InvalidRequest::SchedulerName {
+            name: config.scheduler.clone(),
+        }
+        .into());
     }
     if let Some(pe) = &config.pe_name {
         if pe.is_empty() || pe.len() >= IP_VS_PENAME_MAXLEN {
-            return Err(Error::InvalidRequest(format!(
-                "persistence engine name {pe:?} must be 1 to {} bytes",
-                IP_VS_PENAME_MAXLEN - 1
-            )));
+            return Err(InvalidRequest::PeName { name: pe.clone() }.into());
         }
     }
     Ok(())
@@ -504,22 +502,23 @@ fn validate_service(config: &ServiceConfig) -> Result<()> {
 
 /// The kernel's own checks of ip_vs_add_dest/ip_vs_edit_dest, made before
 /// sending so the caller gets a named error instead of ERANGE.
-fn validate_destination(config: &DestinationConfig) -> Result<()> {
+pub(crate) fn validate_destination(config: &DestinationConfig) -> Result<()> {
     if config.weight > MAX_WEIGHT {
         return Err(Error::WeightOutOfRange(config.weight));
     }
     // Kernels since 6.9 refuse an upper threshold above INT_MAX.
     if config.upper_threshold > MAX_WEIGHT {
-        return Err(Error::InvalidRequest(format!(
-            "upper threshold {} is above {MAX_WEIGHT}",
-            config.upper_threshold
-        )));
+        return Err(InvalidRequest::UpperThreshold {
+            upper: config.upper_threshold,
+        }
+        .into());
     }
     if config.lower_threshold > config.upper_threshold {
-        return Err(Error::InvalidRequest(format!(
-            "lower threshold {} is above upper threshold {}",
-            config.lower_threshold, config.upper_threshold
-        )));
+        return Err(InvalidRequest::LowerThreshold {
+            lower: config.lower_threshold,
+            upper: config.upper_threshold,
+        }
+        .into());
     }
     Ok(())
 }

@@ -15,7 +15,11 @@ impl fmt::Display for Version {
 }
 
 /// The answer to GET_INFO (`ipvsadm --version`, first line of `ipvsadm -Ln`).
+///
+/// Non-exhaustive, as the kernel may answer more: make one with
+/// [`Info::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Info {
     /// IPVS version.
     pub version: Version,
@@ -23,9 +27,24 @@ pub struct Info {
     pub conn_table_size: u32,
 }
 
+impl Info {
+    /// The answer of an IPVS of `version` whose connection hash table has
+    /// `conn_table_size` buckets.
+    pub fn new(version: Version, conn_table_size: u32) -> Self {
+        Info {
+            version,
+            conn_table_size,
+        }
+    }
+}
+
 /// Connection timeouts in seconds (`ipvsadm -L --timeout`, set with
 /// `ipvsadm --set TCP TCPFIN UDP`; 0 on set means "leave as is").
+///
+/// Non-exhaustive, as the kernel may make more timeouts settable over
+/// netlink: make one with [`Timeouts::new`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Established TCP connections.
     pub tcp: u32,
@@ -33,4 +52,12 @@ pub struct Timeouts {
     pub tcp_fin: u32,
     /// UDP "connections".
     pub udp: u32,
+}
+
+impl Timeouts {
+    /// The timeouts `tcp`, `tcp_fin` and `udp` in seconds, in the order of
+    /// `ipvsadm --set`.
+    pub fn new(tcp: u32, tcp_fin: u32, udp: u32) -> Self {
+        Timeouts { tcp, tcp_fin, udp }
+    }
 }

@@ -24,6 +24,8 @@
 //! # Ok::<(), ipvs::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod constants;
 pub mod destination;
 mod error;
@@ -38,9 +40,10 @@ mod socket;
 pub mod stats;
 
 pub use destination::{
-    Destination, DestinationConfig, DestinationKey, ForwardMethod, Tunnel, TunnelType, MAX_WEIGHT,
+    Destination, DestinationConfig, DestinationKey, ForwardMethod, Tunnel, TunnelFlags, TunnelType,
+    MAX_WEIGHT,
 };
-pub use error::{Error, Result};
+pub use error::{Error, InvalidRequest, Result};
 pub use handle::{Ipvs, TableEntry};
 pub use info::{Info, Timeouts, Version};
 pub use proc::{read_ip_vs_conn, read_ip_vs_stats, ConnTableCounts, GlobalStats, ProcError};

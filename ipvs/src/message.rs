@@ -11,7 +11,11 @@ use crate::nla::{parse_block, u32_attr};
 use crate::service::attr::ServiceAttr;
 
 /// An IPVS command (`IPVS_CMD_*`).
+///
+/// Non-exhaustive: a command the kernel adds may get a variant of its own
+/// instead of [`IpvsCmd::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IpvsCmd {
     /// `IPVS_CMD_NEW_SERVICE` (`ipvsadm -A`); also the command of each
     /// GET_SERVICE dump answer.
@@ -95,7 +99,11 @@ impl From<u8> for IpvsCmd {
 }
 
 /// A first-level attribute.
+///
+/// Non-exhaustive: the kernel adds attributes; until this crate names
+/// one, it is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IpvsAttr {
     /// `IPVS_CMD_ATTR_SERVICE`
     Service(Vec<ServiceAttr>),

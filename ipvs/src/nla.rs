@@ -16,9 +16,10 @@ const NLA_TYPE_MASK: u16 =
 /// the walk ends.
 ///
 /// Walked by hand rather than with netlink-packet-core's `NlasIterator`:
-/// a table dump walks hundreds of thousands of attributes, and this loop
-/// takes a fraction of the instructions (the decoding of a 1,000 x 10 dump
-/// was most of a scrape's time in the lab).
+/// a table dump walks hundreds of thousands of attributes, decoding them is
+/// most of what a large dump costs this side of the socket, and this loop
+/// takes a fraction of the iterator's instructions (the dump benchmark is
+/// in lab/bench/README.md).
 pub(crate) fn attributes<'a>(
     what: &'static str,
     buf: &'a [u8],

@@ -63,9 +63,11 @@ impl Failure {
             },
             Failure::Io(source) => Error::Socket { operation, source },
             Failure::Decode(message) => Error::Decode { operation, message },
-            Failure::Interrupted => Error::Decode {
+            // A caller that starts a dump again on this failure reports it
+            // itself, with its count of attempts.
+            Failure::Interrupted => Error::DumpInterrupted {
                 operation,
-                message: "the dump was interrupted by concurrent changes too often".into(),
+                attempts: 1,
             },
         }
     }
@@ -167,7 +169,8 @@ impl Transport {
     /// [`Transport::query`] without building each answer's message: `each`
     /// gets every first-level attribute of every answer (type without
     /// flags, value). For dumps large enough that building the messages
-    /// costs: a 1,000 x 10 table's GET_DEST answers.
+    /// costs: the GET_DEST answers of a table with thousands of
+    /// destinations.
     pub(crate) fn query_attrs(
         &mut self,
         request: IpvsMessage,

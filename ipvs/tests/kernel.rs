@@ -366,12 +366,8 @@ fn info_and_timeouts_equal_ipvsadm() {
             timeouts.tcp, timeouts.tcp_fin, timeouts.udp
         )
     );
-    ipvs.set_timeouts(Timeouts {
-        tcp: 901,
-        tcp_fin: 0,
-        udp: 301,
-    })
-    .expect("set timeouts");
+    ipvs.set_timeouts(Timeouts::new(901, 0, 301))
+        .expect("set timeouts");
     assert_eq!(
         director("ipvsadm -L --timeout").trim(),
         format!("Timeout (tcp tcpfin udp): 901 {} 301", timeouts.tcp_fin)
@@ -399,10 +395,7 @@ fn set_weight_changes_the_weight_and_nothing_else() {
     let new = find(&mut ipvs);
     assert_eq!(
         new.config,
-        DestinationConfig {
-            weight: 7,
-            ..old.config
-        },
+        old.config.with_weight(7),
         "only the weight changed"
     );
     let shown = director("ipvsadm -Ln -t 198.18.0.10:80");
@@ -511,11 +504,7 @@ fn bad_requests_are_named_and_change_nothing() {
         error.to_string(),
         "scheduler or persistence engine \"nosuch\" is not available in this kernel (modprobe ip_vs_nosuch)"
     );
-    let thresholds = DestinationConfig {
-        upper_threshold: 5,
-        lower_threshold: 10,
-        ..DestinationConfig::new(ForwardMethod::Masquerade, 1)
-    };
+    let thresholds = DestinationConfig::new(ForwardMethod::Masquerade, 1).with_thresholds(5, 10);
     let error = ipvs
         .set_destination(&service, &rip, &thresholds)
         .expect_err("bad thresholds");
@@ -565,10 +554,9 @@ fn crate_builds_what_ipvsadm_builds() {
 
     // Every other command, checked through ipvsadm.
     let udp = ServiceKey::udp(addr("198.18.0.10:53"));
-    let config = ServiceConfig {
-        netmask: Some(Netmask::V4("255.255.0.0".parse().expect("mask"))),
-        ..ServiceConfig::new("lc").persistent(90)
-    };
+    let config = ServiceConfig::new("lc")
+        .persistent(90)
+        .with_netmask(Netmask::V4("255.255.0.0".parse().expect("mask")));
     ipvs.set_service(&udp, &config).expect("set service");
     let shown = run_in(Some("lab-crate"), "ipvsadm -Sn");
     assert!(

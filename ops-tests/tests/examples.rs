@@ -78,7 +78,7 @@ fn ipvsadm_save(config: &Config) -> Vec<String> {
                     Protocol::Tcp => "-t",
                     Protocol::Udp => "-u",
                     Protocol::Sctp => "--sctp-service",
-                    Protocol::Other(p) => panic!("protocol {p} has no ipvsadm flag"),
+                    other => panic!("protocol {other} has no ipvsadm flag"),
                 };
                 format!("{flag} {addr}")
             }

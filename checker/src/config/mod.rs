@@ -102,7 +102,7 @@ impl VirtualService {
             config = config.persistent(timeout);
             config.netmask = self.netmask;
         }
-        config.flags = config.flags | self.flags;
+        config.flags |= self.flags;
         config
     }
 
@@ -165,11 +165,8 @@ pub struct RealServer {
 impl RealServer {
     /// The settings managed mode gives the destination, at `weight`.
     pub fn destination_config(&self, weight: u32) -> DestinationConfig {
-        DestinationConfig {
-            upper_threshold: self.upper_threshold,
-            lower_threshold: self.lower_threshold,
-            ..DestinationConfig::new(self.forward, weight)
-        }
+        DestinationConfig::new(self.forward, weight)
+            .with_thresholds(self.upper_threshold, self.lower_threshold)
     }
 }
 

@@ -446,7 +446,7 @@ impl TryFrom<raw::Service> for VirtualService {
                     ))
                 }
             };
-            flags = flags | flag;
+            flags |= flag;
         }
         if s.one_packet == Some(true) {
             if !matches!(
@@ -458,7 +458,7 @@ impl TryFrom<raw::Service> for VirtualService {
             ) {
                 return Err("one_packet is only for UDP services".into());
             }
-            flags = flags | ServiceFlags::ONE_PACKET;
+            flags |= ServiceFlags::ONE_PACKET;
         }
         if s.persistence == Some(0) {
             return Err("persistence must be at least 1 (seconds); leave it out for none".into());

@@ -7,7 +7,11 @@ use crate::nla::*;
 use crate::stats::attr::StatsAttr;
 
 /// One attribute of a destination (real server).
+///
+/// Non-exhaustive: the kernel adds attributes; until this crate names
+/// one, it is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DestAttr {
     /// `IPVS_DEST_ATTR_ADDR`: `union nf_inet_addr`.
     Addr([u8; 16]),

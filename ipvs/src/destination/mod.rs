@@ -56,7 +56,11 @@ impl fmt::Display for DestinationKey {
 }
 
 /// How packets reach the real server.
+///
+/// Non-exhaustive: a method the kernel adds later may get a variant of its
+/// own instead of [`ForwardMethod::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ForwardMethod {
     /// NAT (`-m`, `Masq` in `ipvsadm -Ln`).
     Masquerade,
@@ -113,7 +117,11 @@ impl fmt::Display for ForwardMethod {
 }
 
 /// Encapsulation of a tunnelled destination (`--tun-type`).
+///
+/// Non-exhaustive: a type the kernel adds later may get a variant of its
+/// own instead of [`TunnelType::Other`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TunnelType {
     /// IP-in-IP, the default.
     #[default]
@@ -159,20 +167,67 @@ impl fmt::Display for TunnelType {
     }
 }
 
+bitflags::bitflags! {
+    /// Encapsulation flags of a GUE or GRE tunnel
+    /// (`IP_VS_TUNNEL_ENCAP_FLAG_*` in `include/uapi/linux/ip_vs.h`); no
+    /// flag is `IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM` (`--tun-nocsum`).
+    ///
+    /// Bits this crate has no name for are kept as the kernel sent them.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    pub struct TunnelFlags: u16 {
+        /// `IP_VS_TUNNEL_ENCAP_FLAG_CSUM` (`--tun-csum`).
+        const CSUM = IP_VS_TUNNEL_ENCAP_FLAG_CSUM;
+        /// `IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM` (`--tun-remcsum`).
+        const REMCSUM = IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM;
+        // Any other bit a newer kernel may define.
+        const _ = !0;
+    }
+}
+
 /// Tunnel settings of a destination; only `Tunnel` destinations use them,
 /// but the kernel reports (and keeps) them for every destination.
+///
+/// Non-exhaustive, as the kernel may add tunnel settings: make one with
+/// [`Tunnel::new`] and the `with_*` methods.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Tunnel {
     /// Encapsulation (`--tun-type`).
     pub kind: TunnelType,
     /// UDP port for GUE (`--tun-port`).
     pub port: u16,
-    /// `IP_VS_TUNNEL_ENCAP_FLAG_*` (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
-    pub flags: u16,
+    /// Encapsulation flags (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+    pub flags: TunnelFlags,
+}
+
+impl Tunnel {
+    /// A tunnel of type `kind`, port 0 and no flags.
+    pub fn new(kind: TunnelType) -> Self {
+        Tunnel {
+            kind,
+            ..Tunnel::default()
+        }
+    }
+
+    /// Sets the UDP port of a GUE tunnel (`--tun-port`).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets the encapsulation flags.
+    pub fn with_flags(mut self, flags: TunnelFlags) -> Self {
+        self.flags = flags;
+        self
+    }
 }
 
 /// What an operator sets on a destination (`ipvsadm -a` / `-e`).
+///
+/// Non-exhaustive, as the kernel may add destination settings: make one
+/// with [`DestinationConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct DestinationConfig {
     /// Forwarding method.
     pub forward: ForwardMethod,
@@ -198,6 +253,26 @@ impl DestinationConfig {
         }
     }
 
+    /// Sets the weight (`-w`), keeping the other settings.
+    pub fn with_weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Sets the upper (`-x`) and lower (`-y`) connection thresholds, 0 for
+    /// none.
+    pub fn with_thresholds(mut self, upper: u32, lower: u32) -> Self {
+        self.upper_threshold = upper;
+        self.lower_threshold = lower;
+        self
+    }
+
+    /// Sets the tunnel settings (`--tun-type`, `--tun-port`, `--tun-*csum`).
+    pub fn with_tunnel(mut self, tunnel: Tunnel) -> Self {
+        self.tunnel = tunnel;
+        self
+    }
+
     /// The full entry the kernel requires on NEW/SET_DEST: it answers
     /// EINVAL when FWD_METHOD, WEIGHT, U_THRESH or L_THRESH is missing, and
     /// resets tunnel settings that are left out. In ipvsadm's order.
@@ -207,7 +282,7 @@ impl DestinationConfig {
             DestAttr::Weight(self.weight),
             DestAttr::TunType(self.tunnel.kind.number()),
             DestAttr::TunPort(self.tunnel.port),
-            DestAttr::TunFlags(self.tunnel.flags),
+            DestAttr::TunFlags(self.tunnel.flags.bits()),
             DestAttr::UThresh(self.upper_threshold),
             DestAttr::LThresh(self.lower_threshold),
         ]
@@ -216,7 +291,11 @@ impl DestinationConfig {
 
 /// A destination as the kernel reports it (`ipvsadm -Ln --stats
 /// --persistent-conn --thresholds`).
+///
+/// Non-exhaustive, as the kernel may report more about a destination: make
+/// one with [`Destination::new`] and set the counters on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Destination {
     /// What identifies it within its service.
     pub key: DestinationKey,
@@ -233,6 +312,35 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// A destination with no connections and zero counters, as the kernel
+    /// reports a new one.
+    pub fn new(key: DestinationKey, config: DestinationConfig) -> Self {
+        Destination {
+            key,
+            config,
+            active_conns: 0,
+            inactive_conns: 0,
+            persistent_conns: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The destination with `active`, `inactive` and `persistent`
+    /// connections (the `ActiveConn`, `InActConn` and `-Ln
+    /// --persistent-conn` columns).
+    pub fn with_conns(mut self, active: u32, inactive: u32, persistent: u32) -> Self {
+        self.active_conns = active;
+        self.inactive_conns = inactive;
+        self.persistent_conns = persistent;
+        self
+    }
+
+    /// The destination with counters `stats`.
+    pub fn with_stats(mut self, stats: Stats) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Builds a destination from the attributes of a GET_DEST answer;
     /// `service_family` is used when the kernel predates
     /// `IPVS_DEST_ATTR_ADDR_FAMILY`.
@@ -312,7 +420,7 @@ impl Parts {
             DestAttr::Stats64(s) => self.stats64 = Some(Stats::from_attrs(s)),
             DestAttr::TunType(t) => self.tunnel.kind = TunnelType::from_number(*t),
             DestAttr::TunPort(p) => self.tunnel.port = *p,
-            DestAttr::TunFlags(f) => self.tunnel.flags = *f,
+            DestAttr::TunFlags(f) => self.tunnel.flags = TunnelFlags::from_bits_retain(*f),
             DestAttr::Other(_) => {}
         }
         Ok(())

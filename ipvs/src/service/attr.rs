@@ -7,7 +7,11 @@ use crate::nla::*;
 use crate::stats::attr::StatsAttr;
 
 /// One attribute of a virtual service.
+///
+/// Non-exhaustive: the kernel adds attributes; until this crate names
+/// one, it is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServiceAttr {
     /// `IPVS_SVC_ATTR_AF`: `AF_INET` or `AF_INET6`.
     Af(u16),

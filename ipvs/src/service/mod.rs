@@ -13,7 +13,11 @@ use crate::constants::*;
 use crate::stats::Stats;
 
 /// The transport protocol of a virtual service.
+///
+/// Non-exhaustive: a protocol the kernel's IPVS learns later may get a
+/// variant of its own instead of [`Protocol::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Protocol {
     /// TCP (`ipvsadm -t`).
     Tcp,
@@ -59,6 +63,9 @@ impl fmt::Display for Protocol {
 }
 
 /// The address family of a service or destination.
+///
+/// Exhaustive on purpose: IPVS knows these two families only, and a caller
+/// may match on them without a fallback arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AddressFamily {
     /// IPv4 (`AF_INET`).
@@ -96,6 +103,9 @@ impl AddressFamily {
 
 /// What identifies a virtual service: protocol, address and port, or a
 /// firewall mark (with the address family the mark applies to).
+///
+/// Exhaustive on purpose: these are the two ways the IPVS uapi names a
+/// service, and a caller may match on them without a fallback arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKey {
     /// `ipvsadm -t|-u|--sctp-service ADDR:PORT`
@@ -219,27 +229,29 @@ impl fmt::Display for ServiceKey {
     }
 }
 
-/// Virtual service flags (`IP_VS_SVC_F_*`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ServiceFlags(pub u32);
+bitflags::bitflags! {
+    /// Virtual service flags (`IP_VS_SVC_F_*` in `include/uapi/linux/ip_vs.h`).
+    ///
+    /// Bits this crate has no name for are kept as the kernel sent them
+    /// (`from_bits_retain`), so a service read and written back keeps them.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    pub struct ServiceFlags: u32 {
+        /// `IP_VS_SVC_F_PERSISTENT` (`ipvsadm -p`).
+        const PERSISTENT = IP_VS_SVC_F_PERSISTENT;
+        /// `IP_VS_SVC_F_ONEPACKET` (`ipvsadm -o`, UDP only).
+        const ONE_PACKET = IP_VS_SVC_F_ONEPACKET;
+        /// `IP_VS_SVC_F_SCHED1`: `sh-fallback` for sh, `mh-fallback` for mh.
+        const SCHED1 = IP_VS_SVC_F_SCHED1;
+        /// `IP_VS_SVC_F_SCHED2`: `sh-port` for sh, `mh-port` for mh.
+        const SCHED2 = IP_VS_SVC_F_SCHED2;
+        /// `IP_VS_SVC_F_SCHED3`: unused by the kernel's schedulers today.
+        const SCHED3 = IP_VS_SVC_F_SCHED3;
+        // Any other bit a newer kernel may define.
+        const _ = !0;
+    }
+}
 
 impl ServiceFlags {
-    /// `IP_VS_SVC_F_PERSISTENT` (`ipvsadm -p`).
-    pub const PERSISTENT: ServiceFlags = ServiceFlags(IP_VS_SVC_F_PERSISTENT);
-    /// `IP_VS_SVC_F_ONEPACKET` (`ipvsadm -o`, UDP only).
-    pub const ONE_PACKET: ServiceFlags = ServiceFlags(IP_VS_SVC_F_ONEPACKET);
-    /// `IP_VS_SVC_F_SCHED1`: `sh-fallback` for sh, `mh-fallback` for mh.
-    pub const SCHED1: ServiceFlags = ServiceFlags(IP_VS_SVC_F_SCHED1);
-    /// `IP_VS_SVC_F_SCHED2`: `sh-port` for sh, `mh-port` for mh.
-    pub const SCHED2: ServiceFlags = ServiceFlags(IP_VS_SVC_F_SCHED2);
-    /// `IP_VS_SVC_F_SCHED3`: unused by the kernel's schedulers today.
-    pub const SCHED3: ServiceFlags = ServiceFlags(IP_VS_SVC_F_SCHED3);
-
-    /// Whether every flag of `other` is set.
-    pub fn contains(self, other: ServiceFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// The scheduler flags as ipvsadm names them for `scheduler`
     /// (`-b sh-fallback,sh-port`); generic `flag-1`.. for other schedulers.
     pub fn scheduler_flag_names(self, scheduler: &str) -> Vec<String> {
@@ -257,15 +269,10 @@ impl ServiceFlags {
     }
 }
 
-impl std::ops::BitOr for ServiceFlags {
-    type Output = ServiceFlags;
-    fn bitor(self, rhs: ServiceFlags) -> ServiceFlags {
-        ServiceFlags(self.0 | rhs.0)
-    }
-}
-
 /// The persistence netmask: which client addresses share a persistence
 /// template (`ipvsadm -M`).
+///
+/// Exhaustive on purpose: one form per address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Netmask {
     /// An IPv4 mask such as 255.255.255.0.
@@ -284,7 +291,11 @@ impl fmt::Display for Netmask {
 }
 
 /// What an operator sets on a virtual service (`ipvsadm -A` / `-E`).
+///
+/// Non-exhaustive, as the kernel may add service settings: make one with
+/// [`ServiceConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct ServiceConfig {
     /// Scheduler name (`rr`, `wrr`, `wlc`, `sh`, `mh`, ...). Kept as a
     /// string: a kernel may have schedulers this crate has never heard of.
@@ -315,8 +326,27 @@ impl ServiceConfig {
 
     /// Makes the service persistent for `timeout` seconds (`ipvsadm -p`).
     pub fn persistent(mut self, timeout: u32) -> Self {
-        self.flags = self.flags | ServiceFlags::PERSISTENT;
+        self.flags |= ServiceFlags::PERSISTENT;
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the flags (`ipvsadm -p`, `-o`, `-b`), replacing the ones set;
+    /// with [`ServiceFlags::PERSISTENT`] the timeout stays as it is.
+    pub fn with_flags(mut self, flags: ServiceFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Sets the persistence netmask (`ipvsadm -M`).
+    pub fn with_netmask(mut self, netmask: Netmask) -> Self {
+        self.netmask = Some(netmask);
+        self
+    }
+
+    /// Sets the persistence engine (`ipvsadm --pe NAME`).
+    pub fn with_pe_name(mut self, pe_name: impl Into<String>) -> Self {
+        self.pe_name = Some(pe_name.into());
         self
     }
 
@@ -327,7 +357,7 @@ impl ServiceConfig {
             attrs.push(ServiceAttr::PeName(pe.clone()));
         }
         attrs.push(ServiceAttr::Flags {
-            flags: self.flags.0,
+            flags: self.flags.bits(),
             mask: !0,
         });
         attrs.push(ServiceAttr::Timeout(self.timeout));
@@ -337,7 +367,11 @@ impl ServiceConfig {
 }
 
 /// A virtual service as the kernel reports it (`ipvsadm -Ln --stats`).
+///
+/// Non-exhaustive, as the kernel may report more about a service: make one
+/// with [`Service::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Service {
     /// What identifies it.
     pub key: ServiceKey,
@@ -348,6 +382,21 @@ pub struct Service {
 }
 
 impl Service {
+    /// A service with zero counters, as the kernel reports a new one.
+    pub fn new(key: ServiceKey, config: ServiceConfig) -> Self {
+        Service {
+            key,
+            config,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The service with counters `stats`.
+    pub fn with_stats(mut self, stats: Stats) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Builds a service from the attributes of a GET_SERVICE answer.
     pub fn from_attrs(attrs: &[ServiceAttr]) -> Result<Self, DecodeError> {
         let key = ServiceKey::from_attrs(attrs)?;
@@ -359,7 +408,7 @@ impl Service {
             match attr {
                 ServiceAttr::SchedName(name) => scheduler = Some(name.clone()),
                 ServiceAttr::Flags { flags, .. } => {
-                    config.flags = ServiceFlags(flags & !IP_VS_SVC_F_HASHED)
+                    config.flags = ServiceFlags::from_bits_retain(flags & !IP_VS_SVC_F_HASHED)
                 }
                 ServiceAttr::Timeout(t) => config.timeout = *t,
                 ServiceAttr::Netmask(bytes) => config.netmask = netmask_from_bytes(*bytes, family),

@@ -9,7 +9,8 @@ use crate::nla::{parse_block, u32_attr, u64_attr};
 /// A counter as it is on the wire: the 32-bit block truncates connection and
 /// packet counters and rates to u32 (bytes stay u64); the 64-bit block
 /// carries every value as u64. Keeping the width lets a message be emitted
-/// exactly as it was parsed.
+/// exactly as it was parsed. Exhaustive on purpose: these are the two
+/// widths the kernel puts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
     /// A value put with `nla_put_u32`.
@@ -50,7 +51,11 @@ impl Counter {
 }
 
 /// One statistics attribute.
+///
+/// Non-exhaustive: the kernel adds attributes; until this crate names
+/// one, it is kept as `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StatsAttr {
     /// `IPVS_STATS_ATTR_CONNS`: connections scheduled.
     Conns(Counter),

@@ -13,7 +13,11 @@ use crate::nla::attributes;
 /// Counters come from the 64-bit block (`*_STATS64`) when the kernel sends
 /// it (Linux 4.x and later); the 32-bit block, whose connection and packet
 /// counters wrap at 2^32, is only the fallback for kernels without it.
+///
+/// Non-exhaustive, as the kernel may add counters: make one with
+/// `Stats::default()` and set its fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Stats {
     /// Connections scheduled.
     pub conns: u64,

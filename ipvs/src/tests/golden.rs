@@ -11,7 +11,6 @@ use netlink_packet_core::{NetlinkBuffer, ParseableParametrized, NLA_F_NESTED};
 use netlink_packet_generic::GenlMessage;
 
 use super::emit;
-use crate::constants::*;
 use crate::destination::attr::DestAttr;
 use crate::handle::{dest_request, service_request};
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
@@ -262,7 +261,7 @@ fn destination_requests_are_ipvsadms() {
         tunnel: Tunnel {
             kind: TunnelType::Gue,
             port: 6080,
-            flags: IP_VS_TUNNEL_ENCAP_FLAG_CSUM,
+            flags: TunnelFlags::CSUM,
         },
         ..DestinationConfig::new(ForwardMethod::Tunnel, 1)
     };

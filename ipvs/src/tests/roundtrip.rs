@@ -191,7 +191,7 @@ proptest! {
         };
         let config = ServiceConfig {
             scheduler,
-            flags: ServiceFlags(flags & !crate::constants::IP_VS_SVC_F_HASHED),
+            flags: ServiceFlags::from_bits_retain(flags & !crate::constants::IP_VS_SVC_F_HASHED),
             timeout,
             netmask,
             pe_name: pe,
@@ -216,7 +216,7 @@ proptest! {
             weight,
             upper_threshold: upper,
             lower_threshold: lower,
-            tunnel: Tunnel { kind: TunnelType::from_number(tun_type), port: tun_port, flags: tun_flags },
+            tunnel: Tunnel { kind: TunnelType::from_number(tun_type), port: tun_port, flags: TunnelFlags::from_bits_retain(tun_flags) },
         };
         let mut attrs = key.to_attrs();
         attrs.extend(config.to_attrs());

@@ -106,6 +106,79 @@ fn a_failed_or_interrupted_dump_is_an_error() {
 }
 
 #[test]
+fn a_dump_interrupted_at_every_attempt_is_its_own_error() {
+    let mut attempts = 0;
+    let end: crate::Result<()> = crate::handle::retry_interrupted(
+        || "IPVS_CMD_GET_SERVICE".into(),
+        || {
+            attempts += 1;
+            Err(Failure::Interrupted)
+        },
+    );
+    let error = end.expect_err("never finished");
+    assert!(
+        matches!(
+            error,
+            crate::Error::DumpInterrupted { ref operation, attempts: 5 }
+                if operation == "IPVS_CMD_GET_SERVICE"
+        ),
+        "{error:?}"
+    );
+    assert_eq!(attempts, 5);
+    assert_eq!(
+        error.to_string(),
+        "IPVS_CMD_GET_SERVICE: the dump was interrupted by concurrent changes of the table 5 times in a row"
+    );
+    // An interruption that stops is no error.
+    let mut attempts = 0;
+    let end = crate::handle::retry_interrupted(
+        || "IPVS_CMD_GET_DEST".into(),
+        || {
+            attempts += 1;
+            if attempts < 3 {
+                Err(Failure::Interrupted)
+            } else {
+                Ok(attempts)
+            }
+        },
+    );
+    assert_eq!(end.expect("third attempt"), 3);
+}
+
+#[test]
+fn values_the_kernel_would_refuse_are_typed_errors() {
+    use crate::handle::{validate_destination, validate_service};
+    use crate::{DestinationConfig, ForwardMethod, InvalidRequest, ServiceConfig};
+    let refused = |result: crate::Result<()>| match result {
+        Err(crate::Error::InvalidRequest(why)) => why,
+        other => panic!("not refused: {other:?}"),
+    };
+    let config = DestinationConfig::new(ForwardMethod::Masquerade, 1);
+    assert_eq!(
+        refused(validate_destination(&config.with_thresholds(5, 10))),
+        InvalidRequest::LowerThreshold {
+            lower: 10,
+            upper: 5
+        }
+    );
+    assert_eq!(
+        refused(validate_destination(&config.with_thresholds(u32::MAX, 0))),
+        InvalidRequest::UpperThreshold { upper: u32::MAX }
+    );
+    assert_eq!(
+        refused(validate_service(&ServiceConfig::new("a-scheduler-name"))).to_string(),
+        "scheduler name \"a-scheduler-name\" must be 1 to 15 bytes"
+    );
+    assert_eq!(
+        refused(validate_service(&ServiceConfig::new("sh").with_pe_name(""))),
+        InvalidRequest::PeName {
+            name: String::new()
+        }
+    );
+    assert!(validate_service(&ServiceConfig::new("sh").with_pe_name("sip")).is_ok());
+}
+
+#[test]
 fn truncated_messages_are_errors() {
     let mut datagram = message(IPVS_FAMILY, 2, SEQUENCE, &[1; 8]);
     datagram.truncate(20);
