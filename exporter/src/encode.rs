@@ -14,13 +14,13 @@
 //! port 0), so its series join the backend's. Templates of fwmark
 //! services carry the mark and join directly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
-use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
+use ipvs::{AddressFamily, ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
 use ipvs_web::labels;
 
 use crate::filter::{service_name, BackendLabels, ServiceFilter};
@@ -153,25 +153,6 @@ impl Labels {
         out.push('}');
         out
     }
-}
-
-impl Labels {
-    /// Appends a label from [`ipvs_web::labels`].
-    fn push(&mut self, name: &'static str, value: &dyn std::fmt::Display) {
-        self.0.push((name, value.to_string()));
-    }
-}
-
-fn fwmark_labels(base: &Labels, mark: u32) -> Labels {
-    let mut labels = base.clone();
-    labels::fwmark_service_labels(mark, |name, value| labels.push(name, value));
-    labels
-}
-
-fn backend_labels(service: &Labels, remote: SocketAddr) -> Labels {
-    let mut labels = service.clone();
-    labels::real_server_labels(remote, |name, value| labels.push(name, value));
-    labels
 }
 
 /// All metric families, in exposition order.
@@ -378,31 +359,17 @@ fn add_namespace(
         }
     }
     if let Some(counts) = &ns.connections {
-        let table = ns.table.as_deref().unwrap_or(&[]);
-        let mut states: BTreeMap<String, u64> = BTreeMap::new();
-        for (key, count) in counts.connections() {
-            let labels = conn_labels(&base, table, key);
-            if !filter.keeps_all() && !filter.keeps(&labels_service_name(&labels)) {
-                continue;
-            }
-            let labels = aggregate(labels, backend_labels).with("state", key.state.as_str());
-            *states.entry(labels.render()).or_default() += count;
-        }
-        for (labels, count) in states {
-            f.states.push_rendered(&labels, count);
-        }
-        let mut templates: BTreeMap<String, u64> = BTreeMap::new();
-        for (key, count) in counts.templates() {
-            let labels = conn_labels(&base, table, key);
-            if !filter.keeps_all() && !filter.keeps(&labels_service_name(&labels)) {
-                continue;
-            }
-            let labels = aggregate(labels, backend_labels).with("state", key.state.as_str());
-            *templates.entry(labels.render()).or_default() += count;
-        }
-        for (labels, count) in templates {
-            f.templates.push_rendered(&labels, count);
-        }
+        let owners = ConnOwners::new(ns.table.as_deref().unwrap_or(&[]));
+        let base = LabelText::new(&base);
+        let mut kept = KeptServices::new(filter);
+        let mut labeller = ConnLabeller {
+            owners: &owners,
+            base: &base,
+            kept: &mut kept,
+            mode: backend_labels,
+        };
+        labeller.series(&mut f.states, counts.connections());
+        labeller.series(&mut f.templates, counts.templates());
     }
     if let Some(age) = ns.connections_age {
         f.scan_age.push(&base, age);
@@ -493,13 +460,11 @@ fn prepare_table(
             ];
             let mut backend = labels.clone();
             if mode != BackendLabels::Full {
-                if mode == BackendLabels::WithoutPort {
-                    labels::real_server_labels(dest.key.addr, |name, value| {
-                        if name != labels::REMOTE_PORT {
-                            backend.add(name, value);
-                        }
-                    });
-                }
+                labels::real_server_labels(dest.key.addr, |name, value| {
+                    if mode.keeps(name) {
+                        backend.add(name, value);
+                    }
+                });
                 let key = backend.closed();
                 match series.aggregated.get(&key) {
                     Some(&i) => {
@@ -676,93 +641,241 @@ fn forwarding_name(method: ForwardMethod) -> std::borrow::Cow<'static, str> {
     }
 }
 
-/// `labels` less the backend labels `mode` drops.
-fn aggregate(labels: Labels, mode: BackendLabels) -> Labels {
-    match mode {
-        BackendLabels::Full => labels,
-        BackendLabels::WithoutPort => Labels(
-            labels
-                .0
-                .into_iter()
-                .filter(|(n, _)| *n != labels::REMOTE_PORT)
-                .collect(),
-        ),
-        BackendLabels::PerService => Labels(
-            labels
-                .0
-                .into_iter()
-                .filter(|(n, _)| *n != labels::REMOTE_PORT && *n != labels::REMOTE_ADDRESS)
-                .collect(),
-        ),
-    }
+/// Labels the connection table's keys of one namespace.
+struct ConnLabeller<'a, 'f> {
+    owners: &'a ConnOwners,
+    base: &'a LabelText,
+    kept: &'a mut KeptServices<'f>,
+    mode: BackendLabels,
 }
 
-/// The name of the service (see [`service_name`]) whose labels `labels`
-/// holds.
-fn labels_service_name(labels: &Labels) -> String {
-    let get = |name: &str| {
-        labels
-            .0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    match get("proto") {
-        "FWM" => format!(
-            "FWM/{}",
-            u32::from_str_radix(get("local_mark"), 16).unwrap_or_default()
-        ),
-        proto if get("local_address").contains(':') => {
-            format!("{proto}/[{}]:{}", get("local_address"), get("local_port"))
-        }
-        proto => format!("{proto}/{}:{}", get("local_address"), get("local_port")),
-    }
-}
-
-/// The backend labels of a connection-table key (see the module docs for
-/// connections of fwmark services).
-fn conn_labels(base: &Labels, table: &[TableEntry], key: &ConnKey) -> Labels {
-    match key.virtual_address {
-        VirtualAddress::Fwmark(mark) => backend_labels(&fwmark_labels(base, mark), key.destination),
-        VirtualAddress::Addr(vip) => {
-            let proto = conn_proto(key.protocol);
-            let own_service = table.iter().any(|e| match e.service.key {
-                ServiceKey::Addr { protocol, addr } => addr == vip && protocol.to_string() == proto,
-                ServiceKey::Fwmark { .. } => false,
-            });
-            if !own_service {
-                if let Some((mark, port)) = fwmark_owner(table, vip.ip(), key.destination) {
-                    let remote = SocketAddr::new(key.destination.ip(), port);
-                    return backend_labels(&fwmark_labels(base, mark), remote);
+impl ConnLabeller<'_, '_> {
+    /// Adds the series of the connection-table `counts` to `family`: one per
+    /// label set (backend and state), summed over the keys that share it,
+    /// sorted by label set.
+    fn series<'c>(
+        &mut self,
+        family: &mut Family,
+        counts: impl Iterator<Item = (&'c ConnKey, u64)>,
+    ) {
+        let mode = self.mode;
+        let mut series: BTreeMap<String, u64> = BTreeMap::new();
+        for (key, count) in counts {
+            let owner = self.owners.owner(key);
+            if !self.kept.keeps(owner.service) {
+                continue;
+            }
+            let mut labels = self.base.clone();
+            match owner.service {
+                ConnService::Fwmark(mark) => {
+                    labels::fwmark_service_labels(mark, |name, value| labels.add(name, value));
+                }
+                ConnService::Addr(protocol, vip) => {
+                    labels::address_service_labels(&protocol, vip, |name, value| {
+                        labels.add(name, value)
+                    });
                 }
             }
-            let mut service = base.clone();
-            labels::address_service_labels(&proto, vip, |name, value| service.push(name, value));
-            backend_labels(&service, key.destination)
+            labels::real_server_labels(owner.remote, |name, value| {
+                if mode.keeps(name) {
+                    labels.add(name, value);
+                }
+            });
+            labels.add_escaped("state", key.state.as_str());
+            *series.entry(labels.closed()).or_default() += count;
+        }
+        for (labels, count) in series {
+            family.push_rendered(&labels, count);
         }
     }
 }
 
-fn conn_proto(protocol: ConnProtocol) -> String {
-    protocol.to_string()
+/// The service a connection-table key is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ConnService {
+    /// A firewall-mark service, by mark.
+    Fwmark(u32),
+    /// An address service, by the protocol and address the table prints.
+    Addr(ConnProtocol, SocketAddr),
 }
 
-/// The one fwmark service (mark, real server port) of the family of `vip`
-/// that has real server `dest` (by address, with its port or port 0).
-fn fwmark_owner(table: &[TableEntry], vip: IpAddr, dest: SocketAddr) -> Option<(u32, u16)> {
-    let mut owners = table.iter().filter_map(|entry| match entry.service.key {
-        ServiceKey::Fwmark { mark, family } if family == ipvs::AddressFamily::of(vip) => entry
-            .destinations
-            .iter()
-            .find(|d| {
-                d.key.addr.ip() == dest.ip()
-                    && (d.key.addr.port() == dest.port() || d.key.addr.port() == 0)
-            })
-            .map(|d| (mark, d.key.addr.port())),
-        _ => None,
-    });
-    let first = owners.next()?;
-    owners.next().is_none().then_some(first)
+impl ConnService {
+    /// The name the service filter matches (see [`service_name`]).
+    fn name(self) -> String {
+        match self {
+            ConnService::Fwmark(mark) => format!("FWM/{mark}"),
+            ConnService::Addr(protocol, vip) => format!("{protocol}/{vip}"),
+        }
+    }
+}
+
+/// A connection-table key's service and real server.
+#[derive(Debug, Clone, Copy)]
+struct ConnOwner {
+    service: ConnService,
+    remote: SocketAddr,
+}
+
+/// The filter's answer for each service met in the connection table,
+/// asked once per service rather than once per key.
+struct KeptServices<'f> {
+    filter: &'f ServiceFilter,
+    answers: HashMap<ConnService, bool>,
+}
+
+impl<'f> KeptServices<'f> {
+    fn new(filter: &'f ServiceFilter) -> Self {
+        KeptServices {
+            filter,
+            answers: HashMap::new(),
+        }
+    }
+
+    fn keeps(&mut self, service: ConnService) -> bool {
+        if self.filter.keeps_all() {
+            return true;
+        }
+        let filter = self.filter;
+        *self
+            .answers
+            .entry(service)
+            .or_insert_with(|| filter.keeps(&service.name()))
+    }
+}
+
+/// A real server of a firewall-mark service, as the connection table's
+/// keys are matched against it.
+#[derive(Debug, Clone, Copy)]
+struct FwmarkDest {
+    /// Where the service is in the table.
+    service: usize,
+    /// Where the real server is in its service.
+    position: usize,
+    family: AddressFamily,
+    mark: u32,
+    port: u16,
+}
+
+/// The services of one namespace's table, indexed for labelling its
+/// connection table: built once per scrape, so that each key is a few
+/// hash lookups, however large the table.
+struct ConnOwners {
+    /// Address services, by protocol number and virtual address.
+    services: HashSet<(u16, SocketAddr)>,
+    /// The real servers of firewall-mark services by address and port, in
+    /// table order.
+    fwmark_dests: HashMap<SocketAddr, Vec<FwmarkDest>>,
+}
+
+impl ConnOwners {
+    fn new(table: &[TableEntry]) -> Self {
+        let mut owners = ConnOwners {
+            services: HashSet::new(),
+            fwmark_dests: HashMap::new(),
+        };
+        for (service, entry) in table.iter().enumerate() {
+            table_visits::add(1);
+            match entry.service.key {
+                ServiceKey::Addr { protocol, addr } => {
+                    owners.services.insert((protocol.number(), addr));
+                }
+                ServiceKey::Fwmark { mark, family } => {
+                    for (position, dest) in entry.destinations.iter().enumerate() {
+                        table_visits::add(1);
+                        owners
+                            .fwmark_dests
+                            .entry(dest.key.addr)
+                            .or_default()
+                            .push(FwmarkDest {
+                                service,
+                                position,
+                                family,
+                                mark,
+                                port: dest.key.addr.port(),
+                            });
+                    }
+                }
+            }
+        }
+        owners
+    }
+
+    /// The service and real server `key` is counted under (see the
+    /// module docs for connections of fwmark services).
+    fn owner(&self, key: &ConnKey) -> ConnOwner {
+        match key.virtual_address {
+            VirtualAddress::Fwmark(mark) => ConnOwner {
+                service: ConnService::Fwmark(mark),
+                remote: key.destination,
+            },
+            VirtualAddress::Addr(vip) => {
+                let own = (u16::from(key.protocol.number()), vip);
+                if !self.services.contains(&own) {
+                    if let Some((mark, port)) = self.fwmark_owner(vip.ip(), key.destination) {
+                        return ConnOwner {
+                            service: ConnService::Fwmark(mark),
+                            remote: SocketAddr::new(key.destination.ip(), port),
+                        };
+                    }
+                }
+                ConnOwner {
+                    service: ConnService::Addr(key.protocol, vip),
+                    remote: key.destination,
+                }
+            }
+        }
+    }
+
+    /// The one fwmark service (mark, real server port) of the family of
+    /// `vip` that has real server `dest` (by address, with its port or
+    /// port 0; the first such real server of the service).
+    fn fwmark_owner(&self, vip: IpAddr, dest: SocketAddr) -> Option<(u32, u16)> {
+        let family = AddressFamily::of(vip);
+        let with_port = self.fwmark_dests.get(&dest).into_iter().flatten();
+        let any_port = self
+            .fwmark_dests
+            .get(&SocketAddr::new(dest.ip(), 0))
+            .into_iter()
+            .flatten();
+        let mut owner: Option<&FwmarkDest> = None;
+        for candidate in with_port.chain(any_port) {
+            table_visits::add(1);
+            if candidate.family != family {
+                continue;
+            }
+            match owner {
+                None => owner = Some(candidate),
+                Some(first) if first.service != candidate.service => return None,
+                Some(first) if candidate.position < first.position => owner = Some(candidate),
+                Some(_) => {}
+            }
+        }
+        owner.map(|o| (o.mark, o.port))
+    }
+}
+
+/// Counts the table entries looked at while labelling the connection
+/// table, so a test can hold the labelling to linear work.
+pub(crate) mod table_visits {
+    #[cfg(test)]
+    thread_local! {
+        static VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// `n` more entries looked at.
+    #[inline]
+    pub(crate) fn add(n: u64) {
+        #[cfg(test)]
+        VISITS.with(|v| v.set(v.get() + n));
+        #[cfg(not(test))]
+        let _ = n;
+    }
+
+    /// Entries looked at so far by this thread.
+    #[cfg(test)]
+    pub(crate) fn get() -> u64 {
+        VISITS.with(std::cell::Cell::get)
+    }
 }
 
 #[cfg(test)]

@@ -131,6 +131,19 @@ pub enum BackendLabels {
     PerService,
 }
 
+impl BackendLabels {
+    /// Whether the label `name` of a real server is kept.
+    pub fn keeps(self, name: &str) -> bool {
+        match self {
+            BackendLabels::Full => true,
+            BackendLabels::WithoutPort => name != ipvs_web::labels::REMOTE_PORT,
+            BackendLabels::PerService => {
+                name != ipvs_web::labels::REMOTE_PORT && name != ipvs_web::labels::REMOTE_ADDRESS
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for BackendLabels {
     type Err = String;
 
