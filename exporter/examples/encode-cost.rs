@@ -20,7 +20,7 @@ use ipvs::{
     Destination, DestinationConfig, DestinationKey, ForwardMethod, Service, ServiceConfig,
     ServiceKey, Stats, TableEntry,
 };
-use ipvs_exporter::encode::{encode, Format};
+use ipvs_exporter::encode::{encode, Exposition, Format};
 use ipvs_exporter::http::exposition;
 use ipvs_exporter::snapshot::{Namespace, Snapshot};
 use prometheus_client::collector::Collector;
@@ -108,8 +108,8 @@ fn main() {
                 .collect(),
         })
         .collect();
-    // A new snapshot for every encoding: a snapshot keeps the label sets
-    // its first encoding prepared, and a scrape encodes a new one.
+    // A new snapshot for every encoding, as each scrape encodes a new one
+    // (an `Exposition` keeps what its first encoding prepared).
     let fresh = || Snapshot {
         namespaces: vec![Namespace {
             table: Some(table.clone()),
@@ -128,8 +128,8 @@ fn main() {
             });
             println!("encode {services}x{dests} {format:?} gzip: {time:?} ({size} bytes)");
         }
-        let snapshot = fresh();
-        let (time, _) = best(runs, || encode(&snapshot, Format::Text).len());
+        let exposition = Exposition::new(fresh());
+        let (time, _) = best(runs, || exposition.encode(Format::Text).len());
         println!(
             "encode {services}x{dests} Text, again from the same snapshot (another scraper at once): {time:?}"
         );

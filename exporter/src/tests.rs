@@ -14,7 +14,7 @@ use ipvs::{
     Version,
 };
 
-use crate::encode::{encode, Format};
+use crate::encode::{encode, Exposition, Format};
 use crate::snapshot::{CollectorRun, Namespace, Snapshot};
 
 fn addr(s: &str) -> SocketAddr {
@@ -221,25 +221,22 @@ fn golden_text_format() {
 
 #[test]
 fn scrapes_of_one_snapshot_share_its_label_sets_and_write_the_same() {
-    let snapshot = snapshot();
+    let exposition = Exposition::new(snapshot());
     assert!(
-        snapshot.prepared.get().is_none(),
+        exposition.prepared().is_none(),
         "nothing prepared before a scrape"
     );
-    let first = encode(&snapshot, Format::Text);
-    let prepared = snapshot
-        .prepared
-        .get()
-        .expect("prepared by the first scrape");
+    let first = exposition.encode(Format::Text);
+    let prepared = exposition.prepared().expect("prepared by the first scrape");
     let prepared_at = prepared.as_ptr();
-    assert_eq!(encode(&snapshot, Format::Text), first);
+    assert_eq!(exposition.encode(Format::Text), first);
     assert_eq!(
-        encode(&snapshot, Format::OpenMetrics),
+        exposition.encode(Format::OpenMetrics),
         encode(&crate::tests::snapshot(), Format::OpenMetrics),
         "the other format from the same label sets",
     );
     assert_eq!(
-        snapshot.prepared.get().map(|p| p.as_ptr()),
+        exposition.prepared().map(|p| p.as_ptr()),
         Some(prepared_at),
         "prepared once"
     );
