@@ -184,9 +184,11 @@ fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
     }
     if options.collectors.connections {
         let (result, run) = timed("connections", || {
-            scans.get(netns, || {
-                ConnTableCounts::read_path(proc_net.join("ip_vs_conn")).map_err(|e| e.to_string())
-            })
+            scans
+                .get(netns, || {
+                    ConnTableCounts::read_path(proc_net.join("ip_vs_conn"))
+                })
+                .map_err(|e| e.to_string())
         });
         namespace.connections_age = result.as_ref().map(|scan| scan.age_seconds);
         namespace.connections = result.map(|scan| scan.counts);

@@ -435,7 +435,7 @@ fn backend_label_modes_are_named_and_bad_ones_refused() {
     assert_eq!("without-port".parse(), Ok(BackendLabels::WithoutPort));
     assert_eq!("per-service".parse(), Ok(BackendLabels::PerService));
     assert_eq!(
-        "none".parse::<BackendLabels>(),
+        "none".parse::<BackendLabels>().map_err(|e| e.to_string()),
         Err("invalid value \"none\" (use full, without-port or per-service)".to_string())
     );
 }
