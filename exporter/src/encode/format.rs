@@ -234,21 +234,11 @@ impl std::fmt::Debug for Out<'_> {
     }
 }
 
-/// `value` in decimal. The table's samples all go through here:
-/// `core::fmt`'s machinery (`write`, `pad_integral`) was an eighth of the
-/// encoder's instructions.
-fn push_decimal(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
+/// `value` in decimal. Every sample of the table goes through here, and
+/// `core::fmt`'s machinery (`write`, `pad_integral`) costs several times
+/// itoa's (see lab/bench/README.md, encode-cost).
+fn push_decimal(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 #[cfg(test)]

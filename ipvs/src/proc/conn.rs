@@ -43,10 +43,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+
+use rustc_hash::FxBuildHasher;
 
 use super::{
     excerpt, open, parse_dec_u64, parse_hex_u64, FieldError, FieldErrorKind, Fields, LineReader,
@@ -620,57 +621,12 @@ pub struct ConnTableCounts {
     entries: u64,
 }
 
-/// Counts per key, hashed with [`KeyHasher`].
-type Counts = HashMap<ConnKey, u64, BuildHasherDefault<KeyHasher>>;
-
-/// The hasher of the counts (the multiply-rotate of rustc's FxHash). A
-/// key is a virtual service, a real server and a state: the kernel's table
-/// has few of them, and no client can choose one to collide with another
-/// (its own address is not part of the key), so SipHash's defence against
-/// chosen collisions buys nothing here, and it was a quarter of the
-/// instructions spent counting a table (callgrind, examples/conncost).
-#[derive(Debug, Clone, Copy, Default)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(n.into());
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(n.into());
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(n.into());
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// Counts per key, hashed with FxHash: a key is a virtual service, a
+/// real server and a state, and no client can choose one to collide with
+/// another (its own address is not part of the key), so SipHash's defence
+/// against chosen collisions buys nothing here and costs a large share of
+/// counting a table (see lab/bench/README.md, conncost).
+type Counts = HashMap<ConnKey, u64, FxBuildHasher>;
 
 impl ConnTableCounts {
     /// Empty counts.

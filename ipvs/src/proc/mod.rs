@@ -246,28 +246,6 @@ pub(crate) fn hex_digit(b: u8) -> Option<u8> {
     }
 }
 
-/// Where the first `\n` of `bytes` is. Eight bytes at a time (the
-/// has-a-zero-byte test on the bytes xor `\n`, which never misses one),
-/// then byte by byte within the eight that have it: finding line ends was
-/// a fifth of the instructions of counting a connection table.
-fn find_newline(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-    const NEWLINES: u64 = ONES * b'\n' as u64;
-    let mut offset = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default()) ^ NEWLINES;
-        if word.wrapping_sub(ONES) & !word & HIGH_BITS != 0 {
-            break;
-        }
-        offset += 8;
-    }
-    let tail = bytes.get(offset..)?;
-    tail.iter()
-        .position(|&b| b == b'\n')
-        .map(|pos| offset + pos)
-}
-
 /// Parses 1 to 16 hex digits (no sign, no `0x`) into a `u64`.
 pub(crate) fn parse_hex_u64(field: &[u8]) -> Option<u64> {
     if field.is_empty() || field.len() > 16 {
@@ -352,7 +330,9 @@ impl<R: Read> LineReader<R> {
     pub(crate) fn next_line(&mut self) -> Result<Option<&[u8]>, ProcError> {
         loop {
             let unscanned = self.buf.get(self.scanned..self.end).unwrap_or_default();
-            if let Some(pos) = find_newline(unscanned) {
+            // memchr: line ends are searched a word or a vector at a time,
+            // not byte by byte (see lab/bench/README.md, conncost).
+            if let Some(pos) = memchr::memchr(b'\n', unscanned) {
                 let line_start = self.start;
                 let line_end = self.scanned + pos;
                 self.start = line_end + 1;
@@ -417,32 +397,6 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 #[allow(clippy::unwrap_used)] // A failing test should panic with the value.
 mod tests {
     use super::*;
-
-    #[test]
-    fn find_newline_finds_the_first_wherever_it_is() {
-        // Every length up to three words, every position, and the bytes
-        // next to '\n' (0x0b, 0x09) and with the high bit set around it.
-        for len in 0..25 {
-            for filler in [b'a', 0x09, 0x0b, 0x8a, 0xff, 0x00] {
-                let mut bytes = vec![filler; len];
-                assert_eq!(find_newline(&bytes), None, "{len} x {filler:#x}");
-                for at in 0..len {
-                    bytes[at] = b'\n';
-                    assert_eq!(
-                        find_newline(&bytes),
-                        Some(at),
-                        "{len} x {filler:#x}, at {at}"
-                    );
-                    if at + 1 < len {
-                        bytes[at + 1] = b'\n';
-                        assert_eq!(find_newline(&bytes), Some(at), "two, from {at}");
-                        bytes[at + 1] = filler;
-                    }
-                    bytes[at] = filler;
-                }
-            }
-        }
-    }
 
     /// Hands out its bytes a few at a time, as a pipe or a slow file might.
     struct Trickle<'a> {
