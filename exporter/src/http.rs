@@ -61,7 +61,8 @@ impl Pages {
             let exposition = self.collector.exposition().await;
             // Encoding a large table takes a while and blocks: it runs on
             // the blocking pool and sends the page in pieces as it goes, so
-            // the 17 MB exposition of a 1,000 x 10 table never exists whole.
+            // a large table's exposition (tens of megabytes of text) never
+            // exists whole.
             let (writer, body) = stream::channel(PIECE, PIECES_WAITING, CLIENT_STALL);
             tokio::task::spawn_blocking(move || {
                 let sent = write_exposition(&exposition, format, gzip, writer)

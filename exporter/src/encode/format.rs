@@ -234,9 +234,10 @@ impl std::fmt::Debug for Out<'_> {
     }
 }
 
-/// `value` in decimal. Every sample of the table goes through here, and
-/// `core::fmt`'s machinery (`write`, `pad_integral`) costs several times
-/// itoa's (see lab/bench/README.md, encode-cost).
+/// `value` in decimal, through itoa rather than `core::fmt`: every sample
+/// of the table goes through here, and `fmt`'s general machinery (`write`,
+/// `pad_integral`) would be much of a sample line's cost (figures in
+/// lab/bench/README.md, encode-cost).
 fn push_decimal(out: &mut String, value: u64) {
     out.push_str(itoa::Buffer::new().format(value));
 }

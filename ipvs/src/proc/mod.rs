@@ -23,10 +23,9 @@
 //! every `read(2)` restarts the walk of its connection hash table from the
 //! first bucket up to the file position (`ip_vs_conn_seq_start`), and
 //! `seq_file` hands out about a page per call, so the kernel's cost grows
-//! with the square of the table (the lab measured 15–30 s for 190,000
-//! entries on an emulated CPU). Parsing is not the bottleneck (millions of
-//! lines a second); callers should still not read the table more often
-//! than they need.
+//! with the square of the table (figures in lab/bench/README.md). Parsing
+//! is not the bottleneck; callers should still not read the table more
+//! often than they need.
 //!
 //! Nothing here panics on what a file contains: every malformed line is a
 //! [`ProcError`] that names the 1-based line and the column it failed on.

@@ -27,8 +27,9 @@ pub struct ConnTableCounts {
 /// Counts per key, hashed with FxHash: a key is a virtual service, a
 /// real server and a state, and no client can choose one to collide with
 /// another (its own address is not part of the key), so SipHash's defence
-/// against chosen collisions buys nothing here and costs a large share of
-/// counting a table (see lab/bench/README.md, conncost).
+/// against chosen collisions buys nothing here, and hashing with it is a
+/// large share of counting a table (figures in lab/bench/README.md,
+/// conncost).
 pub(super) type Counts = HashMap<ConnKey, u64, FxBuildHasher>;
 
 impl ConnTableCounts {
