@@ -277,3 +277,124 @@ pub(crate) mod table_visits {
         VISITS.with(std::cell::Cell::get)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipvs::{Destination, DestinationConfig, DestinationKey, ForwardMethod, Service};
+
+    fn entry(key: ServiceKey, dests: &[&str]) -> TableEntry {
+        TableEntry {
+            service: Service {
+                key,
+                config: ipvs::ServiceConfig::new("rr"),
+                stats: ipvs::Stats::default(),
+            },
+            destinations: dests
+                .iter()
+                .map(|d| Destination {
+                    key: DestinationKey::new(d.parse().expect("address")),
+                    config: DestinationConfig::new(ForwardMethod::Masquerade, 1),
+                    active_conns: 0,
+                    inactive_conns: 0,
+                    persistent_conns: 0,
+                    stats: ipvs::Stats::default(),
+                })
+                .collect(),
+        }
+    }
+
+    fn owner(owners: &ConnOwners, vip: &str, dest: &str) -> (ConnService, SocketAddr) {
+        let key = ConnKey {
+            protocol: ConnProtocol::Tcp,
+            virtual_address: VirtualAddress::Addr(vip.parse().expect("vip")),
+            destination: dest.parse().expect("dest"),
+            state: ipvs::proc::ConnState::Established,
+        };
+        let owner = owners.owner(&key);
+        (owner.service, owner.remote)
+    }
+
+    #[test]
+    fn a_connection_goes_to_the_one_fwmark_service_that_has_its_real_server() {
+        let owners = ConnOwners::new(&[
+            entry(
+                ServiceKey::tcp("198.18.0.10:80".parse().expect("vip")),
+                &["198.18.1.12:80"],
+            ),
+            entry(
+                ServiceKey::fwmark(1, AddressFamily::Inet),
+                &["198.18.1.12:0"],
+            ),
+            // Two fwmark services with 198.18.1.13 (by port 0 and by 80).
+            entry(
+                ServiceKey::fwmark(2, AddressFamily::Inet),
+                &["198.18.1.13:0"],
+            ),
+            entry(
+                ServiceKey::fwmark(3, AddressFamily::Inet),
+                &["198.18.1.13:80"],
+            ),
+            // Its port first, then port 0: the first real server counts.
+            entry(
+                ServiceKey::fwmark(4, AddressFamily::Inet),
+                &["198.18.1.14:80", "198.18.1.14:0"],
+            ),
+        ]);
+        let addr = |vip: &str| ConnService::Addr(ConnProtocol::Tcp, vip.parse().expect("vip"));
+        let at = |s: &str| s.parse::<SocketAddr>().expect("address");
+        // The address service's own connections stay with it.
+        assert_eq!(
+            owner(&owners, "198.18.0.10:80", "198.18.1.12:80"),
+            (addr("198.18.0.10:80"), at("198.18.1.12:80"))
+        );
+        // Another address whose real server is fwmark 1's (port 0).
+        assert_eq!(
+            owner(&owners, "198.18.0.20:80", "198.18.1.12:80"),
+            (ConnService::Fwmark(1), at("198.18.1.12:0"))
+        );
+        // Two fwmark services could own it: none is picked.
+        assert_eq!(
+            owner(&owners, "198.18.0.20:80", "198.18.1.13:80"),
+            (addr("198.18.0.20:80"), at("198.18.1.13:80"))
+        );
+        assert_eq!(
+            owner(&owners, "198.18.0.20:80", "198.18.1.14:80"),
+            (ConnService::Fwmark(4), at("198.18.1.14:80"))
+        );
+        // A real server no fwmark service has.
+        assert_eq!(
+            owner(&owners, "198.18.0.20:80", "198.18.1.99:80"),
+            (addr("198.18.0.20:80"), at("198.18.1.99:80"))
+        );
+        // An IPv6 virtual address is not an IPv4 fwmark service's.
+        assert_eq!(
+            owner(&owners, "[2001:db8::20]:80", "198.18.1.12:80"),
+            (addr("[2001:db8::20]:80"), at("198.18.1.12:80"))
+        );
+    }
+
+    #[test]
+    fn the_filter_is_asked_once_per_service_by_its_ipvsadm_name() {
+        let filter =
+            ServiceFilter::new(Some(r"TCP/198\.18\.0\.10:80|FWM/1"), None).expect("pattern");
+        let mut kept = KeptServices::new(&filter);
+        assert!(kept.keeps(ConnService::Fwmark(1)));
+        assert!(!kept.keeps(ConnService::Fwmark(10)));
+        assert!(kept.keeps(ConnService::Addr(
+            ConnProtocol::Tcp,
+            "198.18.0.10:80".parse().expect("vip")
+        )));
+        assert!(!kept.keeps(ConnService::Addr(
+            ConnProtocol::Udp,
+            "198.18.0.10:80".parse().expect("vip")
+        )));
+        assert_eq!(
+            ConnService::Addr(ConnProtocol::Tcp, "[2001:db8::10]:80".parse().expect("vip")).name(),
+            "TCP/[2001:db8::10]:80"
+        );
+        assert_eq!(kept.answers.len(), 4);
+        kept.keeps(ConnService::Fwmark(1));
+        assert_eq!(kept.answers.len(), 4, "answered from the first time");
+    }
+}
