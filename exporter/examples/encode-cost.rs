@@ -1,10 +1,14 @@
 //! The CPU cost of the two in-process steps of a scrape that do not
 //! depend on the kernel, on a synthetic table: encoding SERVICES x DESTS
-//! (default 1,000 x 10) in both formats, and counting a connection table
-//! of CONNS lines (default 20,000) already in memory. Prints the best of
-//! RUNS (default 5) of each.
+//! (default 1,000 x 10) in both formats, the same with the connection
+//! table's series (five states for each real server of each service:
+//! SERVICES x DESTS x 5 keys), and counting a connection table of CONNS
+//! lines (default 20,000) already in memory. Prints the best of RUNS
+//! (default 5) of each. PARTS (default all) picks some of them, comma
+//! separated: `encode`, `conns`, `prometheus-client`, `count` (to measure
+//! one under callgrind).
 //!
-//!   cargo run --release -p ipvs-exporter --example encode-cost [SERVICES] [DESTS] [CONNS] [RUNS]
+//!   cargo run --release -p ipvs-exporter --example encode-cost [SERVICES] [DESTS] [CONNS] [RUNS] [PARTS]
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -16,7 +20,7 @@ use ipvs::{
     Destination, DestinationConfig, DestinationKey, ForwardMethod, Service, ServiceConfig,
     ServiceKey, Stats, TableEntry,
 };
-use ipvs_exporter::encode::{encode, Format};
+use ipvs_exporter::encode::{encode, Exposition, Format};
 use ipvs_exporter::http::exposition;
 use ipvs_exporter::snapshot::{Namespace, Snapshot};
 use prometheus_client::collector::Collector;
@@ -64,6 +68,12 @@ fn best(runs: usize, mut step: impl FnMut() -> usize) -> (Duration, usize) {
 
 fn main() {
     let (services, dests, conns, runs) = (arg(1, 1000), arg(2, 10), arg(3, 20_000), arg(4, 5));
+    let parts = std::env::args().nth(5);
+    let part = |name: &str| {
+        parts
+            .as_deref()
+            .is_none_or(|p| p.split(',').any(|p| p == name))
+    };
     let stats = |n: u64| {
         let mut stats = Stats::default();
         stats.conns = n;
@@ -99,8 +109,8 @@ fn main() {
                 .collect(),
         })
         .collect();
-    // A new snapshot for every encoding: a snapshot keeps the label sets
-    // its first encoding prepared, and a scrape encodes a new one.
+    // A new snapshot for every encoding, as each scrape encodes a new one
+    // (an `Exposition` keeps what its first encoding prepared).
     let fresh = || Snapshot {
         namespaces: vec![Namespace {
             table: Some(table.clone()),
@@ -108,58 +118,111 @@ fn main() {
         }],
         ..Snapshot::default()
     };
-    for format in [Format::Text, Format::OpenMetrics] {
-        let (time, size) = best_fresh(runs, fresh, |snapshot| encode(snapshot, format).len());
-        println!("encode {services}x{dests} {format:?}: {time:?} ({size} bytes)");
-        let (time, size) = best_fresh(runs, fresh, |snapshot| {
-            exposition(snapshot, format, true)
-                .expect("gzip into memory")
-                .len()
-        });
-        println!("encode {services}x{dests} {format:?} gzip: {time:?} ({size} bytes)");
-    }
-    let snapshot = fresh();
-    let (time, _) = best(runs, || encode(&snapshot, Format::Text).len());
-    println!(
-        "encode {services}x{dests} Text, again from the same snapshot (another scraper at once): {time:?}"
-    );
-
-    let table = snapshot.namespaces[0].table.as_deref().unwrap_or_default();
-    let (ours, _) = best_fresh(runs, fresh, |snapshot| {
-        encode(snapshot, Format::OpenMetrics).len()
-    });
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(TableCollector(table.to_vec())));
-    let (theirs, size) = best(runs, || {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
-        out.len()
-    });
-    println!(
-        "prometheus-client, the table's 16 families, OpenMetrics: {theirs:?} ({size} bytes); \
-         ours, the whole exposition: {ours:?}"
-    );
-
-    let mut text = String::from(
-        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
-    );
-    for i in 0..conns {
-        let _ = writeln!(
-            text,
-            "TCP C6120002 {:04X} C612000A 0051 C612010B 0051 SYN_RECV         59",
-            1025 + i % 60_000
+    if part("encode") {
+        for format in [Format::Text, Format::OpenMetrics] {
+            let (time, size) = best_fresh(runs, fresh, |snapshot| encode(snapshot, format).len());
+            println!("encode {services}x{dests} {format:?}: {time:?} ({size} bytes)");
+            let (time, size) = best_fresh(runs, fresh, |snapshot| {
+                exposition(snapshot, format, true)
+                    .expect("gzip into memory")
+                    .len()
+            });
+            println!("encode {services}x{dests} {format:?} gzip: {time:?} ({size} bytes)");
+        }
+        let exposition = Exposition::new(fresh());
+        let (time, _) = best(runs, || exposition.encode(Format::Text).len());
+        println!(
+            "encode {services}x{dests} Text, again from the same snapshot (another scraper at once): {time:?}"
         );
     }
-    let text = Arc::new(text);
-    let (time, entries) = best(runs, || {
-        ConnTableCounts::read_from(text.as_bytes())
-            .expect("conn table")
-            .entries() as usize
-    });
-    println!(
-        "count {entries} conn-table lines ({} bytes): {time:?}",
-        text.len()
-    );
+    if part("conns") {
+        // The connection table's series: each key is labelled from the table.
+        let states = ["ESTABLISHED", "SYN_RECV", "TIME_WAIT", "FIN_WAIT", "CLOSE"];
+        let mut conn_text = String::from(
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
+        );
+        for entry in &table {
+            let ServiceKey::Addr {
+                addr: SocketAddr::V4(vip),
+                ..
+            } = entry.service.key
+            else {
+                continue;
+            };
+            for dest in &entry.destinations {
+                let SocketAddr::V4(rip) = dest.key.addr else {
+                    continue;
+                };
+                for state in states {
+                    let _ = writeln!(
+                        conn_text,
+                        "TCP C6120002 9C40 {:08X} {:04X} {:08X} {:04X} {state:<11} 899",
+                        u32::from(*vip.ip()),
+                        vip.port(),
+                        u32::from(*rip.ip()),
+                        rip.port()
+                    );
+                }
+            }
+        }
+        let counts =
+            Arc::new(ConnTableCounts::read_from(conn_text.as_bytes()).expect("conn table"));
+        let keys = counts.connections().count();
+        let with_conns = || Snapshot {
+            namespaces: vec![Namespace {
+                table: Some(table.clone()),
+                connections: Some(Arc::clone(&counts)),
+                ..Namespace::default()
+            }],
+            ..Snapshot::default()
+        };
+        let (time, size) = best_fresh(runs, with_conns, |snapshot| {
+            encode(snapshot, Format::Text).len()
+        });
+        println!(
+            "encode {services}x{dests} Text with {keys} connection-table keys: {time:?} ({size} bytes)"
+        );
+    }
+    if part("prometheus-client") {
+        let snapshot = fresh();
+        let table = snapshot.namespaces[0].table.as_deref().unwrap_or_default();
+        let (ours, _) = best_fresh(runs, fresh, |snapshot| {
+            encode(snapshot, Format::OpenMetrics).len()
+        });
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(TableCollector(table.to_vec())));
+        let (theirs, size) = best(runs, || {
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
+            out.len()
+        });
+        println!(
+            "prometheus-client, the table's 16 families, OpenMetrics: {theirs:?} ({size} bytes); \
+             ours, the whole exposition: {ours:?}"
+        );
+    }
+    if part("count") {
+        let mut text = String::from(
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
+        );
+        for i in 0..conns {
+            let _ = writeln!(
+                text,
+                "TCP C6120002 {:04X} C612000A 0051 C612010B 0051 SYN_RECV         59",
+                1025 + i % 60_000
+            );
+        }
+        let text = Arc::new(text);
+        let (time, entries) = best(runs, || {
+            ConnTableCounts::read_from(text.as_bytes())
+                .expect("conn table")
+                .entries() as usize
+        });
+        println!(
+            "count {entries} conn-table lines ({} bytes): {time:?}",
+            text.len()
+        );
+    }
 }
 
 /// The table's families through prometheus-client.

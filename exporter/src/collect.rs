@@ -15,9 +15,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::conntable::ConnScans;
+use crate::encode::Exposition;
 use crate::snapshot::{self, Options, Snapshot};
 
-type Slot = Option<Arc<Snapshot>>;
+type Slot = Option<Arc<Exposition>>;
 
 /// The shared collector.
 #[derive(Debug)]
@@ -45,9 +46,10 @@ impl Collector {
         })
     }
 
-    /// A snapshot taken after this call started: the one in flight if a
-    /// collection is running, else a new one.
-    pub async fn snapshot(self: &Arc<Self>) -> Arc<Snapshot> {
+    /// A snapshot taken after this call started, ready to encode: the one
+    /// in flight if a collection is running, else a new one. Scrapes that
+    /// share it share what its first encoding prepared.
+    pub async fn exposition(self: &Arc<Self>) -> Arc<Exposition> {
         let mut receiver = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             match in_flight.as_ref() {
@@ -57,10 +59,10 @@ impl Collector {
                     *in_flight = Some(receiver.clone());
                     let this = Arc::clone(self);
                     tokio::spawn(async move {
-                        let snapshot = Arc::new(this.collect().await);
+                        let exposition = Arc::new(Exposition::new(this.collect().await));
                         // Later scrapes start a new collection.
                         *this.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                        sender.send_replace(Some(snapshot));
+                        sender.send_replace(Some(exposition));
                     });
                     receiver
                 }
@@ -69,7 +71,9 @@ impl Collector {
         let result = match receiver.wait_for(Option::is_some).await {
             Ok(slot) => slot.clone().unwrap_or_default(),
             // The collecting task died (a panic); report that as failure.
-            Err(_) => Arc::new(self.failed("the collection task ended unexpectedly")),
+            Err(_) => Arc::new(Exposition::new(
+                self.failed("the collection task ended unexpectedly"),
+            )),
         };
         result
     }
@@ -106,7 +110,6 @@ impl Collector {
             namespaces,
             filter: self.options.filter.clone(),
             backend_labels: self.options.backend_labels,
-            prepared: Default::default(),
         }
     }
 

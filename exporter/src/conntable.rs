@@ -67,12 +67,13 @@ impl ConnScans {
 
     /// The counts of namespace `netns`: the last scan's if it finished
     /// less than the minimum interval ago, else those of `scan`, which
-    /// are kept when it succeeds.
-    pub fn get(
+    /// are kept when it succeeds. A failed scan's error is returned as
+    /// it is (the collector's is [`ipvs::proc::ProcError`]).
+    pub fn get<E>(
         &self,
         netns: &str,
-        scan: impl FnOnce() -> Result<ConnTableCounts, String>,
-    ) -> Result<ScanResult, String> {
+        scan: impl FnOnce() -> Result<ConnTableCounts, E>,
+    ) -> Result<ScanResult, E> {
         if !self.min_interval.is_zero() {
             let now = (self.clock)();
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,6 +132,11 @@ mod tests {
         ConnTableCounts::read_from(text.as_bytes()).expect("conn table")
     }
 
+    /// A scan that succeeded (the tests' scans fail with a `String`).
+    fn scanned(counts: ConnTableCounts) -> Result<ConnTableCounts, String> {
+        Ok(counts)
+    }
+
     const ONE: &str = "TCP C6120002 9C40 C612000A 0050 C612010B 0050 ESTABLISHED     899\n";
 
     #[test]
@@ -142,7 +148,7 @@ mod tests {
         let first = scans
             .get("", || {
                 calls += 1;
-                Ok(counts(ONE))
+                scanned(counts(ONE))
             })
             .expect("first");
         assert!(first.scanned);
@@ -153,7 +159,7 @@ mod tests {
         let reused = scans
             .get("", || {
                 calls += 1;
-                Ok(counts(&ONE.repeat(2)))
+                scanned(counts(&ONE.repeat(2)))
             })
             .expect("reused");
         assert!(!reused.scanned);
@@ -168,7 +174,7 @@ mod tests {
         let fresh = scans
             .get("", || {
                 calls += 1;
-                Ok(counts(&ONE.repeat(2)))
+                scanned(counts(&ONE.repeat(2)))
             })
             .expect("fresh");
         assert!(fresh.scanned);
@@ -185,11 +191,13 @@ mod tests {
             .get("", || {
                 // A scan that takes 3 s.
                 millis.store(3_000, Ordering::SeqCst);
-                Ok(counts(ONE))
+                scanned(counts(ONE))
             })
             .expect("scan");
         millis.store(12_500, Ordering::SeqCst);
-        let reused = scans.get("", || panic!("rescanned")).expect("reused");
+        let reused = scans
+            .get::<String>("", || panic!("rescanned"))
+            .expect("reused");
         assert_eq!(reused.age_seconds, 9.5);
     }
 
@@ -197,13 +205,15 @@ mod tests {
     fn each_namespace_has_its_own_scan() {
         let (clock, _) = manual_clock();
         let scans = ConnScans::with_clock(Duration::from_secs(10), clock);
-        scans.get("", || Ok(counts(ONE))).expect("own");
+        scans.get("", || scanned(counts(ONE))).expect("own");
         let other = scans
-            .get("/run/netns/b", || Ok(counts(&ONE.repeat(3))))
+            .get("/run/netns/b", || scanned(counts(&ONE.repeat(3))))
             .expect("other");
         assert!(other.scanned);
         assert_eq!(other.counts.entries(), 3);
-        let own = scans.get("", || panic!("rescanned")).expect("own again");
+        let own = scans
+            .get::<String>("", || panic!("rescanned"))
+            .expect("own again");
         assert_eq!(own.counts.entries(), 1);
     }
 
@@ -211,7 +221,7 @@ mod tests {
     fn a_failed_scan_is_not_kept() {
         let (clock, millis) = manual_clock();
         let scans = ConnScans::with_clock(Duration::from_secs(10), clock);
-        scans.get("", || Ok(counts(ONE))).expect("first");
+        scans.get("", || scanned(counts(ONE))).expect("first");
         millis.store(10_000, Ordering::SeqCst);
         let error = scans
             .get("", || Err("ip_vs_conn: gone".to_string()))
@@ -219,7 +229,7 @@ mod tests {
         assert_eq!(error, "ip_vs_conn: gone");
         millis.store(10_001, Ordering::SeqCst);
         let retried = scans
-            .get("", || Ok(counts(&ONE.repeat(2))))
+            .get("", || scanned(counts(&ONE.repeat(2))))
             .expect("retried");
         assert!(retried.scanned, "after a failure the next scrape scans");
         assert_eq!(retried.counts.entries(), 2);
@@ -230,7 +240,9 @@ mod tests {
         let (clock, _) = manual_clock();
         let scans = ConnScans::with_clock(Duration::ZERO, clock);
         for n in 1..=3 {
-            let result = scans.get("", || Ok(counts(&ONE.repeat(n)))).expect("scan");
+            let result = scans
+                .get("", || scanned(counts(&ONE.repeat(n))))
+                .expect("scan");
             assert!(result.scanned);
             assert_eq!(result.counts.entries(), n as u64);
         }

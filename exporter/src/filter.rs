@@ -22,7 +22,7 @@ pub struct ServiceFilter {
 
 impl ServiceFilter {
     /// A filter from the two patterns; an error names the bad one.
-    pub fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Self, String> {
+    pub fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Self, PatternError> {
         Ok(ServiceFilter {
             include: include.map(|p| whole("include", p)).transpose()?,
             exclude: exclude.map(|p| whole("exclude", p)).transpose()?,
@@ -41,9 +41,26 @@ impl ServiceFilter {
     }
 }
 
-fn whole(which: &str, pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("--collector.services.{which}: invalid pattern {pattern:?}: {e}"))
+/// A pattern of `--collector.services.include` or `--collector.services.exclude`
+/// that is not a regular expression. The message ends with the regex
+/// crate's, which shows where the pattern went wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("--collector.services.{flag}: invalid pattern {pattern:?}: {reason}")]
+pub struct PatternError {
+    /// `include` or `exclude`.
+    pub flag: &'static str,
+    /// The pattern as given.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: regex::Error,
+}
+
+fn whole(flag: &'static str, pattern: &str) -> Result<Regex, PatternError> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|reason| PatternError {
+        flag,
+        pattern: pattern.to_string(),
+        reason,
+    })
 }
 
 /// A service's name as ipvsadm writes it: `TCP/198.18.0.10:80`,
@@ -102,12 +119,16 @@ mod tests {
 
     #[test]
     fn a_bad_pattern_is_named() {
-        let error = ServiceFilter::new(Some("TCP/(198"), None).expect_err("bad");
+        let error = ServiceFilter::new(Some("TCP/(198"), None)
+            .expect_err("bad")
+            .to_string();
         assert!(
             error.starts_with("--collector.services.include: invalid pattern \"TCP/(198\": "),
             "{error}"
         );
-        let error = ServiceFilter::new(None, Some("[")).expect_err("bad");
+        let error = ServiceFilter::new(None, Some("["))
+            .expect_err("bad")
+            .to_string();
         assert!(
             error.starts_with("--collector.services.exclude: invalid pattern \"[\""),
             "{error}"
@@ -131,17 +152,33 @@ pub enum BackendLabels {
     PerService,
 }
 
-impl std::str::FromStr for BackendLabels {
-    type Err = String;
+impl BackendLabels {
+    /// Whether the label `name` of a real server is kept.
+    pub fn keeps(self, name: &str) -> bool {
+        match self {
+            BackendLabels::Full => true,
+            BackendLabels::WithoutPort => name != ipvs_web::labels::REMOTE_PORT,
+            BackendLabels::PerService => {
+                name != ipvs_web::labels::REMOTE_PORT && name != ipvs_web::labels::REMOTE_ADDRESS
+            }
+        }
+    }
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
+/// A `--collector.backends.labels` value that is none of the modes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value {0:?} (use full, without-port or per-service)")]
+pub struct InvalidBackendLabels(pub String);
+
+impl std::str::FromStr for BackendLabels {
+    type Err = InvalidBackendLabels;
+
+    fn from_str(text: &str) -> Result<Self, InvalidBackendLabels> {
         match text {
             "full" => Ok(BackendLabels::Full),
             "without-port" => Ok(BackendLabels::WithoutPort),
             "per-service" => Ok(BackendLabels::PerService),
-            _ => Err(format!(
-                "invalid value {text:?} (use full, without-port or per-service)"
-            )),
+            _ => Err(InvalidBackendLabels(text.to_string())),
         }
     }
 }

@@ -17,7 +17,7 @@ use ipvs_web::pages::{reject_method, text};
 use ipvs_web::stream::{self, BodyWriter, StreamedBody};
 
 use crate::collect::Collector;
-use crate::encode::{encode_to, Format};
+use crate::encode::{encode_to, Exposition, Format};
 use crate::snapshot::Snapshot;
 
 /// What the handler needs.
@@ -58,15 +58,16 @@ impl Pages {
                     .get(ACCEPT_ENCODING)
                     .and_then(|v| v.to_str().ok()),
             );
-            let snapshot = self.collector.snapshot().await;
+            let exposition = self.collector.exposition().await;
             // Encoding a large table takes a while and blocks: it runs on
             // the blocking pool and sends the page in pieces as it goes, so
-            // the 17 MB exposition of a 1,000 x 10 table never exists whole.
+            // a large table's exposition (tens of megabytes of text) never
+            // exists whole.
             let (writer, body) = stream::channel(PIECE, PIECES_WAITING, CLIENT_STALL);
             tokio::task::spawn_blocking(move || {
-                let sent =
-                    write_exposition(&snapshot, format, gzip, writer).and_then(BodyWriter::finish);
-                drop(snapshot);
+                let sent = write_exposition(&exposition, format, gzip, writer)
+                    .and_then(BodyWriter::finish);
+                drop(exposition);
                 // The encoder's label sets are freed: give the memory back
                 // rather than keep a scrape's peak resident between scrapes.
                 crate::memory::release();
@@ -107,24 +108,33 @@ impl Pages {
 /// twentyfold) when the scraper accepts it, as Prometheus does by default.
 /// Returns the sink.
 pub fn write_exposition<W: Write>(
-    snapshot: &Snapshot,
+    exposition: &Exposition,
     format: Format,
     gzip: bool,
+    sink: W,
+) -> std::io::Result<W> {
+    write_body(gzip, sink, |out| exposition.encode_to(format, out))
+}
+
+/// The body of a scrape of `snapshot`, whole (for tests and measurements).
+pub fn exposition(snapshot: &Snapshot, format: Format, gzip: bool) -> std::io::Result<Vec<u8>> {
+    write_body(gzip, Vec::new(), |out| encode_to(snapshot, format, out))
+}
+
+/// Writes what `encode` writes to `sink`, gzipped or not.
+fn write_body<W: Write>(
+    gzip: bool,
     mut sink: W,
+    encode: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<W> {
     if gzip {
         let mut encoder = GzEncoder::new(sink, Compression::fast());
-        encode_to(snapshot, format, &mut encoder)?;
+        encode(&mut encoder)?;
         encoder.finish()
     } else {
-        encode_to(snapshot, format, &mut sink)?;
+        encode(&mut sink)?;
         Ok(sink)
     }
-}
-
-/// The body of a scrape, whole (for tests and measurements).
-pub fn exposition(snapshot: &Snapshot, format: Format, gzip: bool) -> std::io::Result<Vec<u8>> {
-    write_exposition(snapshot, format, gzip, Vec::new())
 }
 
 /// Whether an `Accept-Encoding` header accepts gzip (`gzip` or `x-gzip`

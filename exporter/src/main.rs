@@ -155,8 +155,7 @@ async fn run(args: Args) -> Result<()> {
     let filter = ServiceFilter::new(
         args.services_include.as_deref(),
         args.services_exclude.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     let options = Options {
         collectors: Collectors {
             stats: !args.no_stats,

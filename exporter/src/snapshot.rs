@@ -15,14 +15,13 @@
 //! that namespace's files.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{Info, Ipvs, TableEntry};
 
 use crate::conntable::ConnScans;
-use crate::encode::TableSeries;
 use crate::filter::{BackendLabels, ServiceFilter};
 
 /// Which collectors run (`--[no-]collector.NAME`).
@@ -97,9 +96,6 @@ pub struct Snapshot {
     pub filter: ServiceFilter,
     /// The backend labels kept.
     pub backend_labels: BackendLabels,
-    /// The table's series, prepared once for all the scrapes that encode
-    /// this snapshot (see `encode`).
-    pub prepared: OnceLock<Vec<TableSeries>>,
 }
 
 /// Gathers every namespace, one after the other (blocking); the
@@ -125,7 +121,6 @@ pub fn gather(options: &Options, scans: &ConnScans) -> Snapshot {
         namespaces,
         filter: options.filter.clone(),
         backend_labels: options.backend_labels,
-        prepared: OnceLock::new(),
     }
 }
 
@@ -189,9 +184,11 @@ fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
     }
     if options.collectors.connections {
         let (result, run) = timed("connections", || {
-            scans.get(netns, || {
-                ConnTableCounts::read_path(proc_net.join("ip_vs_conn")).map_err(|e| e.to_string())
-            })
+            scans
+                .get(netns, || {
+                    ConnTableCounts::read_path(proc_net.join("ip_vs_conn"))
+                })
+                .map_err(|e| e.to_string())
         });
         namespace.connections_age = result.as_ref().map(|scan| scan.age_seconds);
         namespace.connections = result.map(|scan| scan.counts);

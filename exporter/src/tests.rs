@@ -14,7 +14,7 @@ use ipvs::{
     TunnelType, Version,
 };
 
-use crate::encode::{encode, Format};
+use crate::encode::{encode, Exposition, Format};
 use crate::snapshot::{CollectorRun, Namespace, Snapshot};
 
 fn addr(s: &str) -> SocketAddr {
@@ -206,25 +206,22 @@ fn golden_text_format() {
 
 #[test]
 fn scrapes_of_one_snapshot_share_its_label_sets_and_write_the_same() {
-    let snapshot = snapshot();
+    let exposition = Exposition::new(snapshot());
     assert!(
-        snapshot.prepared.get().is_none(),
+        exposition.prepared().is_none(),
         "nothing prepared before a scrape"
     );
-    let first = encode(&snapshot, Format::Text);
-    let prepared = snapshot
-        .prepared
-        .get()
-        .expect("prepared by the first scrape");
+    let first = exposition.encode(Format::Text);
+    let prepared = exposition.prepared().expect("prepared by the first scrape");
     let prepared_at = prepared.as_ptr();
-    assert_eq!(encode(&snapshot, Format::Text), first);
+    assert_eq!(exposition.encode(Format::Text), first);
     assert_eq!(
-        encode(&snapshot, Format::OpenMetrics),
+        exposition.encode(Format::OpenMetrics),
         encode(&crate::tests::snapshot(), Format::OpenMetrics),
         "the other format from the same label sets",
     );
     assert_eq!(
-        snapshot.prepared.get().map(|p| p.as_ptr()),
+        exposition.prepared().map(|p| p.as_ptr()),
         Some(prepared_at),
         "prepared once"
     );
@@ -423,7 +420,88 @@ fn backend_label_modes_are_named_and_bad_ones_refused() {
     assert_eq!("without-port".parse(), Ok(BackendLabels::WithoutPort));
     assert_eq!("per-service".parse(), Ok(BackendLabels::PerService));
     assert_eq!(
-        "none".parse::<BackendLabels>(),
+        "none".parse::<BackendLabels>().map_err(|e| e.to_string()),
         Err("invalid value \"none\" (use full, without-port or per-service)".to_string())
+    );
+}
+
+#[test]
+fn labelling_the_connection_table_is_linear_in_the_table() {
+    // SERVICES address services of 2 real servers each, one fwmark
+    // service, and connection keys for each service and for the fwmark
+    // one's virtual addresses: labelling each key must not walk the table.
+    const SERVICES: u32 = 2_000;
+    let base = u32::from(std::net::Ipv4Addr::new(198, 18, 2, 0));
+    let vip = |s: u32| SocketAddr::new(std::net::Ipv4Addr::from(base + s).into(), 80);
+    let rip = |d: u32| SocketAddr::new(std::net::Ipv4Addr::new(198, 18, 8, d as u8 + 1).into(), 80);
+    let mut table: Vec<TableEntry> = (0..SERVICES)
+        .map(|s| TableEntry {
+            service: Service::new(ServiceKey::tcp(vip(s)), ServiceConfig::new("wlc"))
+                .with_stats(stats(1)),
+            destinations: (0..2)
+                .map(|d| dest(&rip(d).to_string(), ForwardMethod::Masquerade, 1, (0, 0, 0)))
+                .collect(),
+        })
+        .collect();
+    table.push(TableEntry {
+        service: Service::new(
+            ServiceKey::fwmark(7, AddressFamily::Inet),
+            ServiceConfig::new("rr"),
+        )
+        .with_stats(stats(1)),
+        destinations: vec![dest(
+            "198.18.9.1:0",
+            ForwardMethod::Masquerade,
+            1,
+            (0, 0, 0),
+        )],
+    });
+    let mut conn_table = String::from(
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n",
+    );
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!("{:08X} {:04X}", u32::from(*v4.ip()), v4.port()),
+        SocketAddr::V6(_) => unreachable!("IPv4 only"),
+    };
+    for s in 0..SERVICES {
+        for d in 0..2 {
+            conn_table.push_str(&format!(
+                "TCP C6120002 9C40 {} {} ESTABLISHED     899\n",
+                hex(vip(s)),
+                hex(rip(d))
+            ));
+        }
+        // A connection to an address of the fwmark service.
+        let fwmark_vip = SocketAddr::new(std::net::Ipv4Addr::from(base + 100_000 + s).into(), 443);
+        conn_table.push_str(&format!(
+            "TCP C6120002 9C40 {} C6120901 01BB ESTABLISHED     899\n",
+            hex(fwmark_vip)
+        ));
+    }
+    let connections = ConnTableCounts::read_from(conn_table.as_bytes()).expect("conn table");
+    let keys = connections.connections().count() as u64;
+    assert_eq!(keys, 3 * u64::from(SERVICES));
+    let snapshot = Snapshot {
+        namespaces: vec![Namespace {
+            table: Some(table),
+            connections: Some(Arc::new(connections)),
+            ..Namespace::default()
+        }],
+        ..Snapshot::default()
+    };
+    let before = crate::encode::table_visits::get();
+    let text = encode(&snapshot, Format::Text);
+    let visits = crate::encode::table_visits::get() - before;
+    assert_eq!(
+        text.matches("\nipvs_backend_connection_states{").count() as u64,
+        2 * u64::from(SERVICES) + 1,
+        "each real server's connections, and the fwmark service's under its mark"
+    );
+    // Services, their real servers and the keys, each looked at a few
+    // times at most: walking the table per key would be SERVICES^2.
+    let table_size = u64::from(SERVICES) * 3 + 2;
+    assert!(
+        visits <= 4 * (table_size + keys),
+        "{visits} table entries looked at for {keys} keys and a table of {table_size}"
     );
 }
