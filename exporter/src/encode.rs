@@ -3,7 +3,7 @@
 //!
 //! Labels follow node_exporter's ipvs collector so series join with it
 //! and with the checker's, from the one place both daemons take them
-//! ([`ipvs_web::labels`]): `proto`, `local_address`, `local_port`,
+//! ([`ipvs_common::labels`]): `proto`, `local_address`, `local_port`,
 //! `local_mark` for a service, plus `remote_address` and `remote_port`
 //! for a backend; addresses in canonical text form (RFC 5952 for IPv6).
 //!
@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, VirtualAddress};
 use ipvs::{ForwardMethod, ServiceFlags, ServiceKey, TableEntry, TunnelType};
-use ipvs_web::labels;
+use ipvs_common::labels;
 
 use crate::filter::{service_name, BackendLabels, ServiceFilter};
 use crate::snapshot::{Namespace, Snapshot};
@@ -156,7 +156,7 @@ impl Labels {
 }
 
 impl Labels {
-    /// Appends a label from [`ipvs_web::labels`].
+    /// Appends a label from [`ipvs_common::labels`].
     fn push(&mut self, name: &'static str, value: &dyn std::fmt::Display) {
         self.0.push((name, value.to_string()));
     }
