@@ -209,7 +209,7 @@ fn client_config(args: &Args) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let config = if args.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::prober::tls::AcceptAnyCertificate(
+            .with_custom_certificate_verifier(Arc::new(crate::config::AcceptAnyCertificate(
                 provider,
             )))
             .with_no_client_auth()
