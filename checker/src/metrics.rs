@@ -68,7 +68,7 @@ fn per_backend<M: EncodeMetric>(
     value: impl Fn(&Backend) -> Vec<(Labels, M)>,
 ) -> Result<(), std::fmt::Error> {
     let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
-    for service in &state.services {
+    for service in state.services() {
         let service_labels = service_labels(&service.key);
         for backend in &service.backends {
             let labels = backend_labels(&service_labels, backend.key.addr);
@@ -232,7 +232,7 @@ impl Collector for StateCollector {
             None,
             MetricType::Gauge,
         )?;
-        for service in &state.services {
+        for service in state.services() {
             let labels = service_labels(&service.key);
             ConstGauge::new(i64::from(service.guard_active))
                 .encode(family.encode_family(&labels.as_slice())?)?;
@@ -244,7 +244,7 @@ impl Collector for StateCollector {
             None,
             MetricType::Gauge,
         )?;
-        for service in &state.services {
+        for service in state.services() {
             let (Some(sorry), Some(weight)) = (
                 service.quorum.and_then(|q| q.sorry_server),
                 service.sorry_weight,
