@@ -11,8 +11,7 @@
 //! Each function hands its labels, in order, to `label(name, value)`, so a
 //! caller renders them straight into its own label set: the exporter
 //! writes those of every real server of a large table on each scrape.
-//! [`LabelSet`] is
-//! the owned label set for callers that keep the labels.
+//! [`LabelSet`] is the owned label set for callers that keep the labels.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
