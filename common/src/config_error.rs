@@ -36,9 +36,9 @@ impl ConfigError {
     }
 
     /// serde_yaml's error on `text`, the contents of `file`: its trailing
-    /// " at line L column C" becomes the location. serde_yaml leaves the
-    /// location out for an unknown key at the top level, so such a key is
-    /// found at the start of a line of `text`.
+    /// " at line L column C" becomes the location. serde_yaml places an
+    /// unknown key of the top level nowhere or at the document's start, so
+    /// such a key is found at the start of a line of `text`.
     pub fn yaml(file: &Path, text: &str, error: &serde_yaml::Error) -> Self {
         let mut message = error.to_string();
         let mut location = error.location().map(|l| (l.line(), l.column()));
@@ -47,8 +47,13 @@ impl ConfigError {
             if let Some(stripped) = message.strip_suffix(&suffix) {
                 message = stripped.to_owned();
             }
-        } else {
-            location = top_level_key(text, &message).map(|line| (line, 1));
+        }
+        // For the top-level mapping serde_yaml gives no place, or the
+        // document's start.
+        if matches!(location, None | Some((1, 1))) {
+            if let Some(line) = top_level_key(text, &message) {
+                location = Some((line, 1));
+            }
         }
         ConfigError {
             file: file.to_owned(),

@@ -403,3 +403,28 @@ fn scheduler_names_up_to_the_kernels_limit() {
     .expect_err("one too long");
     assert!(error.message.contains("invalid scheduler"), "{error}");
 }
+
+/// The top-level keys are checked by hand (the services need the
+/// context): an unknown, repeated or missing one reads as serde's own.
+#[test]
+fn top_level_keys_are_refused_as_serde_refuses_them() {
+    let error = |text: &str| {
+        parse(text, Path::new("c.yml"), Path::new("."))
+            .expect_err("invalid")
+            .to_string()
+    };
+    let service =
+        "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}]\n";
+    assert_eq!(
+        error(&format!("{service}stat_file: x\n")),
+        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `services`"
+    );
+    assert_eq!(
+        error("mode: weights\n"),
+        "c.yml:1:1: missing field `services`"
+    );
+    assert_eq!(
+        error(&format!("{service}{service}")),
+        "c.yml:1:1: duplicate field `services`"
+    );
+}
