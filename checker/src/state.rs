@@ -155,7 +155,7 @@ pub struct Backend {
     pub changes_quorum_guard: u64,
     /// Weights set back after someone changed them out of band.
     pub changes_out_of_band: u64,
-    /// Durations of the probes' phases, by [`Phase`] (connect, tls,
+    /// Durations of the probes' phases, by [`Phase`](crate::prober::Phase) (connect, tls,
     /// response); a phase no probe went through yet has none.
     pub durations: [Option<Histogram>; 3],
 }

@@ -14,7 +14,7 @@
 //!
 //! Parsed in two steps: raw serde structs with
 //! `deny_unknown_fields` (so a typo is an error naming file, line and
-//! column), then [`WebConfig::from_raw`] checks the rules across fields and
+//! column), then `WebConfig::from_raw` checks the rules across fields and
 //! loads the certificates, so every mistake is reported at start-up.
 
 use std::collections::BTreeMap;

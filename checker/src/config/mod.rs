@@ -24,13 +24,13 @@
 //!       - {address: 198.18.1.12:443, check_address: 198.18.1.12:8443}
 //! ```
 //!
-//! Reading is parse-then-validate: [`raw`] mirrors the file with
-//! `deny_unknown_fields` and checked [`scalars`]; each `check:` block
-//! ([`checks`]) and each service ([`service`]) is turned into its typed
-//! value while serde_yaml still knows where that node is, so every error
-//! carries file, line and column; [`parse`] runs the passes over the file.
-//! The files an https check names are read once its block is parsed
-//! ([`tls`]). serde_yaml is used here and nowhere else.
+//! Reading is parse-then-validate: `raw` mirrors the file with
+//! `deny_unknown_fields` and checked `scalars`; each `check:` block
+//! (`checks`) and each service (`service`) is turned into its typed value
+//! while serde_yaml still knows where that node is, so every error carries
+//! file, line and column; `parse` runs the passes over the file. The files
+//! an https check names are read once its block is parsed (`tls`).
+//! serde_yaml is used here and nowhere else.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
