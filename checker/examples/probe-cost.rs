@@ -79,7 +79,7 @@ fn main() -> anyhow::Result<()> {
         let made = by_server.values().sum();
         let state = state.lock();
         let failing = state
-            .services
+            .services()
             .iter()
             .flat_map(|s| &s.backends)
             .filter(|b| b.last_probe == Some(false))

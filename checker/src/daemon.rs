@@ -516,11 +516,7 @@ impl<T: ManagedTable> Daemon<T> {
         let (reconciler, state) = (&mut self.reconciler, &self.state);
         let (want, guard_was) = {
             let state = state.lock();
-            let was = state
-                .services
-                .iter()
-                .find(|s| s.key == service.key)
-                .is_some_and(|s| s.guard_active);
+            let was = state.service(&service.key).is_some_and(|s| s.guard_active);
             (state.desired(service), was)
         };
         if want.guard_active != guard_was {

@@ -3,7 +3,7 @@
 //! same place the weights are decided from.
 //!
 //! Labels are the exporter's (and node_exporter's), from the one place
-//! both daemons take them ([`ipvs_web::labels`]), so series join with
+//! both daemons take them ([`ipvs_common::labels`]), so series join with
 //! `ipvs_backend_weight` and friends.
 //!
 //! `ipvs_checker_probe_duration_seconds` has a `phase` label, as
@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipvs::ServiceKey;
+use ipvs_common::LabelSet;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -27,24 +28,19 @@ use crate::health::Health;
 use crate::prober::Phase;
 use crate::state::{Backend, Shared, State};
 
-/// A label set: names and values, in order.
+/// The extra labels of one sample (its phase, its reason), after the real
+/// server's.
 type Labels = Vec<(&'static str, String)>;
 
-/// The service labels, as the exporter writes them ([`ipvs_web::labels`]).
-pub fn service_labels(key: &ServiceKey) -> Labels {
-    let mut labels = Labels::new();
-    ipvs_web::labels::service_labels(key, |name, value| labels.push((name, value.to_string())));
-    labels
+/// The service labels, as the exporter writes them ([`ipvs_common::labels`]).
+pub fn service_labels(key: &ServiceKey) -> LabelSet {
+    LabelSet::service(key)
 }
 
 /// The real server labels: the service's, then `remote_address` and
 /// `remote_port`.
-pub fn backend_labels(service: &Labels, remote: SocketAddr) -> Labels {
-    let mut labels = service.clone();
-    ipvs_web::labels::real_server_labels(remote, |name, value| {
-        labels.push((name, value.to_string()))
-    });
-    labels
+pub fn backend_labels(service: &LabelSet, remote: SocketAddr) -> LabelSet {
+    service.with_real_server(remote)
 }
 
 /// A registry holding the checker's collector over `state`.
@@ -72,14 +68,14 @@ fn per_backend<M: EncodeMetric>(
     value: impl Fn(&Backend) -> Vec<(Labels, M)>,
 ) -> Result<(), std::fmt::Error> {
     let mut family = encoder.encode_descriptor(name, help, unit, kind)?;
-    for service in &state.services {
+    for service in state.services() {
         let service_labels = service_labels(&service.key);
         for backend in &service.backends {
             let labels = backend_labels(&service_labels, backend.key.addr);
             for (extra, metric) in value(backend) {
                 let mut all = labels.clone();
                 all.extend(extra);
-                metric.encode(family.encode_family(&all)?)?;
+                metric.encode(family.encode_family(&all.as_slice())?)?;
             }
         }
     }
@@ -247,10 +243,10 @@ impl Collector for StateCollector {
             None,
             MetricType::Gauge,
         )?;
-        for service in &state.services {
+        for service in state.services() {
             let labels = service_labels(&service.key);
             ConstGauge::new(i64::from(service.guard_active))
-                .encode(family.encode_family(&labels)?)?;
+                .encode(family.encode_family(&labels.as_slice())?)?;
         }
 
         let mut family = encoder.encode_descriptor(
@@ -259,7 +255,7 @@ impl Collector for StateCollector {
             None,
             MetricType::Gauge,
         )?;
-        for service in &state.services {
+        for service in state.services() {
             let (Some(sorry), Some(weight)) = (
                 service.quorum.and_then(|q| q.sorry_server),
                 service.sorry_weight,
@@ -267,7 +263,7 @@ impl Collector for StateCollector {
                 continue;
             };
             let labels = backend_labels(&service_labels(&service.key), sorry.key.addr);
-            ConstGauge::new(i64::from(weight)).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(i64::from(weight)).encode(family.encode_family(&labels.as_slice())?)?;
         }
 
         let mut family = encoder.encode_descriptor(

@@ -55,8 +55,9 @@ impl Shared {
 /// Everything `/metrics` and `/status` show.
 #[derive(Debug)]
 pub struct State {
-    /// The configured services, in file order.
-    pub services: Vec<ServiceState>,
+    /// The configured services, in file order; private, since `index`
+    /// keeps positions into it ([`State::services`] reads it).
+    services: Vec<ServiceState>,
     /// Where each (service, real server) is in `services`.
     index: HashMap<(ServiceKey, DestinationKey), (usize, usize)>,
     /// Failed reads of a service's destinations from IPVS.
@@ -157,7 +158,7 @@ pub struct Backend {
     pub changes_quorum_guard: u64,
     /// Weights set back after someone changed them out of band.
     pub changes_out_of_band: u64,
-    /// Durations of the probes' phases, by [`Phase`] (connect, tls,
+    /// Durations of the probes' phases, by [`Phase`](crate::prober::Phase) (connect, tls,
     /// response); a phase no probe went through yet has none.
     pub durations: [Option<Histogram>; 3],
 }
@@ -240,6 +241,16 @@ impl State {
                 backends,
             });
         }
+    }
+
+    /// The configured services, in file order.
+    pub fn services(&self) -> &[ServiceState] {
+        &self.services
+    }
+
+    /// The configured service `key`, if any.
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceState> {
+        self.services.iter().find(|s| s.key == *key)
     }
 
     /// The real server `destination` of `service`, if configured.
@@ -475,5 +486,41 @@ mod tests {
         assert!(state.ramping(service, at + Duration::from_secs(9)));
         assert!(!state.ramping(service, at + Duration::from_secs(10)));
         assert_eq!(weight(&state, at + Duration::from_secs(10)), Some(20));
+    }
+
+    /// The services are read through `services()` and `service()`, so the
+    /// positions the index keeps into them cannot be made stale from
+    /// outside (a public `services` that was cleared made `backend` panic
+    /// with an index out of bounds); a reset to a smaller config keeps
+    /// both in step.
+    #[test]
+    fn the_index_and_the_services_stay_in_step() {
+        let parse = |text: &str| {
+            crate::config::parse(text, Path::new("test.yaml"), Path::new(".")).expect("valid")
+        };
+        let two = parse(
+            "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}, {address: 198.18.1.12}]\n  - address: 198.18.0.11:80\n    real_servers: [{address: 198.18.1.13}]\n",
+        );
+        let one = parse(
+            "services:\n  - address: 198.18.0.11:80\n    real_servers: [{address: 198.18.1.13}]\n",
+        );
+        let mut state = State::default();
+        state.reset(&two);
+        assert_eq!(state.services().len(), 2);
+        state.reset(&one);
+        let gone = (two.services[0].key, two.services[0].real_servers[1].key);
+        assert!(state.backend(&gone.0, &gone.1).is_none());
+        assert!(state.service(&gone.0).is_none());
+        for service in state.services() {
+            assert_eq!(
+                state.service(&service.key).map(|s| s.key),
+                Some(service.key)
+            );
+            for backend in &service.backends {
+                let found = state.backend(&service.key, &backend.key).map(|b| b.key);
+                assert_eq!(found, Some(backend.key));
+            }
+        }
+        assert_eq!(state.services().len(), 1);
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine as _;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::{Request, StatusCode, Uri};
@@ -60,10 +60,21 @@ pub struct Args {
     /// Basic auth user; the password is read from IPVS_CHECKER_WEB_PASSWORD.
     #[arg(long = "web.username", value_name = "USER")]
     pub username: Option<String>,
-    /// How long to wait for the daemon's answer.
-    #[arg(long = "web.timeout", value_name = "SECONDS", default_value_t = 5.0)]
-    pub timeout: f64,
+    /// How long to wait for the daemon's answer (e.g. 5s, 500ms, 1m).
+    #[arg(
+        long = "web.timeout",
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = ipvs_common::parse_positive_duration
+    )]
+    pub timeout: Duration,
 }
+
+/// The most of `/status` that is read: a daemon writes a few hundred bytes
+/// per real server, so this is far above any real table, and a peer that
+/// sends more (a wrong URL, a server that never ends its answer) is cut
+/// off instead of filling memory until the timeout.
+pub const MAX_STATUS_BYTES: usize = 64 << 20;
 
 /// Fetches the status and prints the table.
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -120,8 +131,7 @@ pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes>
         request = request.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
     }
     let request = request.body(Empty::<Bytes>::new())?;
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .map_err(|_| anyhow!("invalid --web.timeout {}", args.timeout))?;
+    let timeout = args.timeout;
     let exchange = async {
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
@@ -139,9 +149,9 @@ pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes>
                 .connect(name, tcp)
                 .await
                 .with_context(|| format!("TLS with {} failed", args.url))?;
-            get(stream, request).await
+            get(stream, request, MAX_STATUS_BYTES).await
         } else {
-            get(tcp, request).await
+            get(tcp, request, MAX_STATUS_BYTES).await
         }
     };
     let (status, body) = tokio::time::timeout(timeout, exchange)
@@ -161,7 +171,13 @@ pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes>
     }
 }
 
-async fn get<S>(io: S, request: Request<Empty<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)>
+/// Sends `request` over `io` and reads the answer, at most `max_bytes` of
+/// body.
+async fn get<S>(
+    io: S,
+    request: Request<Empty<Bytes>>,
+    max_bytes: usize,
+) -> anyhow::Result<(StatusCode, Bytes)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -172,12 +188,13 @@ where
     let result = async {
         let response = sender.send_request(request).await.context("HTTP request")?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .context("reading the answer")?
-            .to_bytes();
+        let body = match Limited::new(response.into_body(), max_bytes).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(error) if error.is::<LengthLimitError>() => bail!(
+                "the answer is larger than {max_bytes} bytes, the most `ipvs-checker status` reads: is --web.url the checker's?"
+            ),
+            Err(error) => return Err(anyhow!(error).context("reading the answer")),
+        };
         Ok((status, body))
     }
     .await;
@@ -192,7 +209,7 @@ fn client_config(args: &Args) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let config = if args.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::prober::tls::AcceptAnyCertificate(
+            .with_custom_certificate_verifier(Arc::new(crate::config::AcceptAnyCertificate(
                 provider,
             )))
             .with_no_client_auth()

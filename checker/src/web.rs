@@ -244,7 +244,7 @@ pub fn status(state: &State) -> Status {
         mode: state.mode.to_string(),
         state_file: state.state_file.as_ref().map(|p| p.display().to_string()),
         services: state
-            .services
+            .services()
             .iter()
             .map(|s| ServiceStatus {
                 service: s.key.to_string(),

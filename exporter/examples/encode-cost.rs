@@ -237,7 +237,7 @@ impl Collector for TableCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let service_labels = |key: &ServiceKey| -> Labels {
             let mut labels = Labels::new();
-            ipvs_web::labels::service_labels(key, |name, value| {
+            ipvs_common::labels::service_labels(key, |name, value| {
                 labels.push((name, value.to_string()))
             });
             labels
@@ -253,7 +253,7 @@ impl Collector for TableCollector {
             .flat_map(|(labels, e)| {
                 e.destinations.iter().map(move |d| {
                     let mut l = labels.clone();
-                    ipvs_web::labels::real_server_labels(d.key.addr, |name, value| {
+                    ipvs_common::labels::real_server_labels(d.key.addr, |name, value| {
                         l.push((name, value.to_string()))
                     });
                     (l, d)

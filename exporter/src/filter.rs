@@ -157,9 +157,10 @@ impl BackendLabels {
     pub fn keeps(self, name: &str) -> bool {
         match self {
             BackendLabels::Full => true,
-            BackendLabels::WithoutPort => name != ipvs_web::labels::REMOTE_PORT,
+            BackendLabels::WithoutPort => name != ipvs_common::labels::REMOTE_PORT,
             BackendLabels::PerService => {
-                name != ipvs_web::labels::REMOTE_PORT && name != ipvs_web::labels::REMOTE_ADDRESS
+                name != ipvs_common::labels::REMOTE_PORT
+                    && name != ipvs_common::labels::REMOTE_ADDRESS
             }
         }
     }

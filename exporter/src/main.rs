@@ -52,8 +52,8 @@ struct Args {
     #[arg(long = "netns", value_name = "PATH")]
     netns: Vec<PathBuf>,
 
-    /// Give up on a collection after this long (e.g. 500ms, 10s, 1m).
-    #[arg(long = "scrape.timeout", default_value = "10s", value_parser = parse_duration)]
+    /// Give up on a collection after this long (e.g. 500ms, 10s, 1m30s).
+    #[arg(long = "scrape.timeout", default_value = "10s", value_parser = ipvs_common::parse_positive_duration)]
     scrape_timeout: Duration,
 
     /// Netlink sockets (and threads) over which the per-service
@@ -104,41 +104,8 @@ struct Args {
     /// Scan the connection table at most once per this interval (e.g. 30s,
     /// 1m; 0: every scrape): scrapes within it reuse the last scan's
     /// counts, whose age is ipvs_conntable_scan_age_seconds.
-    #[arg(long = "collector.connections.min-interval", default_value = "0", value_parser = parse_interval)]
+    #[arg(long = "collector.connections.min-interval", default_value = "0", value_parser = ipvs_common::parse_duration)]
     conn_min_interval: Duration,
-}
-
-/// `10s`, `500ms`, `1m`, or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?} (e.g. 500ms, 10s, 1m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {text:?} (use ms, s or m)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("invalid duration {text:?}: must be positive"))
-}
-
-/// A duration that may be zero (`0` switches the bound off).
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    if text.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
-        return Ok(Duration::ZERO);
-    }
-    parse_duration(text)
 }
 
 async fn run(args: Args) -> Result<()> {

@@ -1,16 +1,27 @@
 //! HTTP basic authentication against bcrypt hashes, as exporter-toolkit
 //! does it.
 //!
-//! bcrypt is slow on purpose (tens of milliseconds at cost 10), so checks
-//! run on the blocking pool, and a pair that was verified is remembered:
-//! Prometheus sends the same credentials on every scrape, and a scrape
-//! should not pay for a hash each time. Unknown users are checked against
-//! a hash of the same cost, so the answer takes as long as for a known one.
+//! bcrypt is slow on purpose, so checks run on the blocking pool, and a
+//! pair that was verified is remembered: Prometheus sends the same
+//! credentials on every scrape, and a scrape should not pay for a hash
+//! each time. Unknown users are checked against a hash of the same cost,
+//! so the answer takes as long as for a known one.
+//!
+//! The cache holds no password: it is keyed by HMAC-SHA-256 of the user
+//! and password under a key drawn at random when the users are loaded, and
+//! holds whether bcrypt accepted them. That is safe for a cache of
+//! verified results because a wrong password reaches a cached "accepted"
+//! only by a collision of SHA-256, and the key never leaves the process,
+//! so a memory dump of the cache gives no digest that can be tried
+//! offline against guesses (as an unkeyed fast hash could, far faster
+//! than bcrypt).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 
 /// How many verified (user, password) pairs are remembered before the
 /// cache starts over; bounds memory under a flood of wrong passwords.
@@ -22,8 +33,14 @@ pub struct BasicAuth {
     users: BTreeMap<String, String>,
     /// A hash of the cost of the configured ones, checked for unknown users.
     decoy: String,
-    cache: Mutex<HashMap<(String, String), bool>>,
+    /// Keys the cache: HMAC-SHA-256, with a key of this process only.
+    cache_key: hmac::Key,
+    /// Whether bcrypt accepted a (user, password), by their HMAC.
+    cache: Mutex<HashMap<Digest, bool>>,
 }
+
+/// An HMAC-SHA-256 of a user and password.
+type Digest = [u8; 32];
 
 impl BasicAuth {
     /// Checks requests against `users` (user name to bcrypt hash); `None`
@@ -37,9 +54,25 @@ impl BasicAuth {
         // A decoy that cannot fail to hash: if it somehow did, unknown users
         // are still refused, only faster.
         let decoy = bcrypt::hash("decoy", cost).unwrap_or_default();
+        let mut key = [0u8; 32];
+        // Without the system's randomness, a key made from the hashes
+        // (salted, secret as the config file is) still keeps the cache's
+        // digests from being tried against guesses outside the process.
+        if SystemRandom::new().fill(&mut key).is_err() {
+            let fallback = ring::digest::digest(
+                &ring::digest::SHA256,
+                users
+                    .values()
+                    .map(String::as_str)
+                    .collect::<String>()
+                    .as_bytes(),
+            );
+            key.copy_from_slice(fallback.as_ref());
+        }
         Some(Arc::new(BasicAuth {
             users: users.clone(),
             decoy,
+            cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             cache: Mutex::new(HashMap::new()),
         }))
     }
@@ -51,15 +84,14 @@ impl BasicAuth {
         let Some((user, password)) = authorization.and_then(credentials) else {
             return false;
         };
-        let key = (user, password);
+        let key = self.digest(&user, &password);
         if let Some(known) = self.cache().get(&key) {
             return *known;
         }
-        let (user, password) = &key;
-        let valid = match self.users.get(user) {
-            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+        let valid = match self.users.get(&user) {
+            Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
             None => {
-                let _ = bcrypt::verify(password, &self.decoy);
+                let _ = bcrypt::verify(&password, &self.decoy);
                 false
             }
         };
@@ -79,7 +111,19 @@ impl BasicAuth {
             .unwrap_or(false)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), bool>> {
+    /// The cache key of `user` and `password` (the user holds no `:`, so
+    /// `user:password` stands for one pair only).
+    fn digest(&self, user: &str, password: &str) -> Digest {
+        let mut context = hmac::Context::with_key(&self.cache_key);
+        context.update(user.as_bytes());
+        context.update(b":");
+        context.update(password.as_bytes());
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(context.sign().as_ref());
+        digest
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, bool>> {
         // A panic while holding it leaves only a cache behind: keep going.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,6 +171,38 @@ mod tests {
         assert!(!auth.check(Some(&header("no-colon"))));
         assert!(!auth.check(None));
         assert!(auth.check(Some(format!("basic  {}", "YWxpY2U6czNjcmV0").as_bytes())));
+    }
+
+    #[test]
+    fn the_cache_holds_no_password() {
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        let users = BTreeMap::from([("alice".to_string(), hash)]);
+        let auth = BasicAuth::new(&users).expect("users");
+        assert!(auth.check(Some(&header("alice:s3cret"))));
+        assert!(!auth.check(Some(&header("alice:wrong"))));
+        let cache = auth.cache();
+        assert_eq!(cache.len(), 2);
+        for key in cache.keys() {
+            let bytes = key.as_slice();
+            for secret in [&b"s3cret"[..], b"wrong", b"alice"] {
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret));
+            }
+        }
+        // Keyed per process: another BasicAuth gives the same pair another
+        // key, so a digest means nothing outside the process that made it.
+        let other = BasicAuth::new(&users).expect("users");
+        assert_ne!(
+            auth.digest("alice", "s3cret"),
+            other.digest("alice", "s3cret")
+        );
+        assert_eq!(
+            auth.digest("alice", "s3cret"),
+            auth.digest("alice", "s3cret")
+        );
+        assert_ne!(
+            auth.digest("alice", "s3cret"),
+            auth.digest("alic", "es3cret")
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //!   prometheus: $2y$10$...         # bcrypt hash (htpasswd -nBC 10)
 //! ```
 //!
-//! Parsed in two steps, as the style guide wants: raw serde structs with
+//! Parsed in two steps: raw serde structs with
 //! `deny_unknown_fields` (so a typo is an error naming file, line and
-//! column), then [`WebConfig::from_raw`] checks the rules across fields and
+//! column), then `WebConfig::from_raw` checks the rules across fields and
 //! loads the certificates, so every mistake is reported at start-up.
 
 use std::collections::BTreeMap;
@@ -28,52 +28,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
-/// A web configuration file that cannot be used; displays as
-/// `FILE:LINE:COLUMN: what is wrong` (`FILE: what is wrong` when the
-/// mistake is not at one place, such as a missing field).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The configuration file.
-    pub path: PathBuf,
-    /// The 1-based line and column, when the mistake is at one place.
-    pub position: Option<(usize, usize)>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some((line, column)) = self.position {
-            write!(f, ":{line}:{column}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// A serde_yaml error as position and message. serde_yaml leaves the
-/// position out for unknown keys at the top level, so those are found by
-/// their key at the start of a line.
-fn yaml_error(text: &str, error: &serde_yaml::Error) -> (Option<(usize, usize)>, String) {
-    let mut message = error.to_string();
-    if let Some(cut) = message.find(" at line ") {
-        message.truncate(cut);
-    }
-    let position = error
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .or_else(|| {
-            let key = message.strip_prefix("unknown field `")?.split('`').next()?;
-            let line = text.lines().position(|l| {
-                l.strip_prefix(key)
-                    .is_some_and(|r| r.trim_start().starts_with(':'))
-            })?;
-            Some((line + 1, 1))
-        });
-    (position, message)
-}
-
-impl std::error::Error for ConfigError {}
+pub use ipvs_common::ConfigError;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -149,22 +104,13 @@ impl WebConfig {
     /// Reads, parses and validates the file at `path`, loading the
     /// certificates and keys it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            position: None,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
         Self::parse(&text, path)
     }
 
     /// Parses and validates `text`, the contents of the file at `path`
     /// (which names the file in errors and anchors relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let error = |message: String| ConfigError {
-            path: path.to_path_buf(),
-            position: None,
-            message,
-        };
         // An empty file (or one of comments only) is a valid empty config.
         let raw: RawConfig = if text.trim().is_empty()
             || text.lines().all(|l| {
@@ -173,16 +119,10 @@ impl WebConfig {
             }) {
             RawConfig::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| {
-                let (position, message) = yaml_error(text, &e);
-                ConfigError {
-                    position,
-                    ..error(message)
-                }
-            })?
+            serde_yaml::from_str(text).map_err(|e| ConfigError::yaml(path, text, &e))?
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_raw(raw, base).map_err(error)
+        Self::from_raw(raw, base).map_err(|message| ConfigError::new(path, message))
     }
 
     /// The rules across fields, and loading what the paths name.

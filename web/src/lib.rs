@@ -8,8 +8,6 @@
 //! - [`server`]: a hyper 1 server over TCP or TLS that asks for basic auth
 //!   when configured, limits how long a client may take to send its
 //!   headers, survives accept errors and shuts down gracefully;
-//! - [`labels`]: the labels that name a virtual service and a real server
-//!   in both daemons' series (node_exporter's), so they join;
 //! - [`stream`]: a response body that a blocking thread writes as it goes,
 //!   for pages too large to build whole first;
 //! - [`logging`]: `--log.level` and `--log.format=logfmt|json`.
@@ -20,7 +18,6 @@
 
 pub mod auth;
 pub mod config;
-pub mod labels;
 pub mod logging;
 pub mod pages;
 pub mod server;
@@ -28,7 +25,7 @@ pub mod stream;
 
 pub use config::{ClientAuth, ConfigError, WebConfig};
 pub use logging::{LogFormat, LogLevel};
-pub use server::{listen_addresses, shutdown_signal, Limits, Server};
+pub use server::{listen_addresses, resolve_listen_address, shutdown_signal, Limits, Server};
 
 #[cfg(test)]
 mod tests;

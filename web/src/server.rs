@@ -76,29 +76,59 @@ impl std::fmt::Debug for Server {
 }
 
 /// The addresses a `--web.listen-address` value stands for, in the order
-/// to try them.
+/// to try them. A host name is looked up with the system's resolver, which
+/// blocks: call this before the async runtime starts, or use
+/// [`resolve_listen_address`] on it.
 pub fn listen_addresses(text: &str) -> io::Result<Vec<SocketAddr>> {
-    let invalid = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("--web.listen-address {text:?}: {what}"),
-        )
+    match every_address(text)? {
+        Some(addresses) => Ok(addresses),
+        None => found(text, text.to_socket_addrs()),
+    }
+}
+
+/// [`listen_addresses`] for async code: a host name is looked up by
+/// tokio, off the async threads.
+pub async fn resolve_listen_address(text: &str) -> io::Result<Vec<SocketAddr>> {
+    match every_address(text)? {
+        Some(addresses) => Ok(addresses),
+        None => found(text, tokio::net::lookup_host(text).await),
+    }
+}
+
+fn invalid_listen_address(text: &str, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("--web.listen-address {text:?}: {what}"),
+    )
+}
+
+/// `:PORT`: every address, IPv6 (which takes IPv4 too where the kernel
+/// has IPv6) then IPv4; `None` for a `HOST:PORT` to look up.
+fn every_address(text: &str) -> io::Result<Option<Vec<SocketAddr>>> {
+    let Some(port) = text.strip_prefix(':') else {
+        return Ok(None);
     };
-    if let Some(port) = text.strip_prefix(':') {
-        let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
-        return Ok(vec![
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-        ]);
-    }
-    let addrs: Vec<SocketAddr> = text
-        .to_socket_addrs()
-        .map_err(|_| invalid("not HOST:PORT"))?
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid_listen_address(text, "invalid port"))?;
+    Ok(Some(vec![
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+    ]))
+}
+
+/// The addresses a lookup of `text` found, or an error naming the flag.
+fn found(
+    text: &str,
+    lookup: io::Result<impl Iterator<Item = SocketAddr>>,
+) -> io::Result<Vec<SocketAddr>> {
+    let addresses: Vec<SocketAddr> = lookup
+        .map_err(|_| invalid_listen_address(text, "not HOST:PORT"))?
         .collect();
-    if addrs.is_empty() {
-        return Err(invalid("no address"));
+    if addresses.is_empty() {
+        return Err(invalid_listen_address(text, "no address"));
     }
-    Ok(addrs)
+    Ok(addresses)
 }
 
 impl Server {
@@ -123,7 +153,7 @@ impl Server {
         config: &WebConfig,
         limits: Limits,
     ) -> io::Result<Self> {
-        Server::bind_first(&listen_addresses(text)?, config, limits).await
+        Server::bind_first(&resolve_listen_address(text).await?, config, limits).await
     }
 
     /// Binds the first of `addresses` that binds; the error names the last

@@ -306,6 +306,27 @@ fn listen_addresses_follow_the_exporters_convention() {
     );
 }
 
+/// The async lookup reads a value as the blocking one does.
+#[tokio::test]
+async fn resolve_listen_address_is_listen_addresses_without_blocking() {
+    for text in [":10310", "[::1]:80", "127.0.0.1:9", "localhost:10310"] {
+        assert_eq!(
+            crate::resolve_listen_address(text).await.expect(text),
+            crate::listen_addresses(text).expect(text),
+            "{text}"
+        );
+    }
+    for text in [":http", "127.0.0.1", "no port"] {
+        assert_eq!(
+            crate::resolve_listen_address(text)
+                .await
+                .map_err(|e| e.to_string()),
+            crate::listen_addresses(text).map_err(|e| e.to_string()),
+            "{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bind_listen_address_takes_the_first_that_binds_and_names_a_failure() {
     let web = WebConfig::plain();

@@ -24,10 +24,13 @@
 //!       - {address: 198.18.1.12:443, check_address: 198.18.1.12:8443}
 //! ```
 //!
-//! Reading is parse-then-validate: [`raw`] mirrors the file with
-//! `deny_unknown_fields`, and [`validate`] turns each node into its typed
-//! value while serde_yaml still knows where that node is, so every error
-//! carries file, line and column. serde_yaml is used here and nowhere else.
+//! Reading is parse-then-validate: `raw` mirrors the file with
+//! `deny_unknown_fields` and checked `scalars`; each `check:` block
+//! (`checks`) and each service (`service`) is turned into its typed value
+//! while serde_yaml still knows where that node is, so every error carries
+//! file, line and column; `parse` runs the passes over the file. The files
+//! an https check names are read once its block is parsed (`tls`).
+//! serde_yaml is used here and nowhere else.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -41,8 +44,15 @@ use ipvs::{
 };
 use regex::Regex;
 
+mod checks;
+mod parse;
 mod raw;
-mod validate;
+mod scalars;
+mod service;
+mod tls;
+
+pub use ipvs_common::ConfigError;
+pub use tls::AcceptAnyCertificate;
 
 #[cfg(test)]
 mod tests;
@@ -274,25 +284,9 @@ pub enum TlsVersion {
     Tls13,
 }
 
-/// A configuration that could not be read, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {message}", file.display(), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
-pub struct ConfigError {
-    /// The file.
-    pub file: PathBuf,
-    /// Line and column (1-based), when the error is about one place.
-    pub location: Option<(usize, usize)>,
-    /// What is wrong, with the path of the key (`services[0].check`).
-    pub message: String,
-}
-
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_owned(),
-        location: None,
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&text, path, base)
 }
@@ -300,11 +294,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Validates config `text`, naming `file` in errors and resolving relative
 /// paths in it against `base`.
 pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
-    validate::parse(text, base).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        location: e.location,
-        message: e.message,
-    })
+    parse::parse(text, file, base)
 }
 
 impl fmt::Display for Mode {

@@ -2,6 +2,7 @@
 //! and one `invalid-*.yaml` per rule with the exact message it produces.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::{AddressFamily, DestinationKey, ServiceKey};
@@ -121,12 +122,12 @@ fn describe_lists_every_real_server() {
 const INVALID: &[(&str, &str)] = &[
     ("address-and-fwmark", "2:5: services[0]: set either address or fwmark, not both"),
     ("body-regex", "3:12: services[0].check: invalid body regex: regex parse error:\n    (ok\n    ^\nerror: unclosed group"),
-    ("ca-file-missing", "3:12: services[0].check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
+    ("ca-file-missing", "2:5: services[0]: check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
     ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http or https"),
     ("client-cert-without-key", "3:12: services[0].check: client_cert and client_key go together: set both or neither"),
     ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
     ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
-    ("duration", "2:3: defaults: invalid duration \"2\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
+    ("duration", "2:3: defaults: invalid duration \"2\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
     ("keep-alive-not-longer-than-interval", "3:5: services[0]: real server 198.18.1.11:80: check keep_alive 2s is not longer than interval 2s: no connection would serve a second probe"),
@@ -146,7 +147,7 @@ const INVALID: &[(&str, &str)] = &[
     ("scheduler-flag", "4:5: services[0]: scheduler flag \"sh-port\" does not belong to scheduler wrr: sh takes sh-fallback and sh-port, mh takes mh-fallback and mh-port"),
     ("scheduler-in-weights-mode", "3:5: services[0]: scheduler is only used in mode: managed"),
     ("scheduler-name", "4:5: services[0]: invalid scheduler \"Round Robin\": expected a kernel scheduler name such as rr, wrr, lc, wlc, sh or mh"),
-    ("slow-start", "2:5: services[0]: invalid duration \"fast\": expected a number with a unit (ms, s, m, h), like 500ms, 2s or 1m30s"),
+    ("slow-start", "2:5: services[0]: invalid duration \"fast\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
     ("sorry-server-family", "2:5: services[0]: quorum.sorry_server [2001:db8:1::99]:80 is not of the service's address family"),
     ("sorry-server-is-real-server", "2:5: services[0]: quorum.sorry_server 198.18.1.11:80 is also a real server of the service"),
     ("sorry-server-weight", "2:5: services[0]: quorum.sorry_server.weight must be at least 1"),
@@ -287,5 +288,143 @@ fn a_relative_state_file_is_next_to_the_config() {
     assert_eq!(
         config.state_file,
         Some(PathBuf::from("/etc/ipvs-checker/owned.json"))
+    );
+}
+
+/// A service or a check deserialized on its own, outside [`parse`]: it is
+/// validated as in `mode: weights` with no defaults, relative file names
+/// against the current directory, and never panics.
+#[test]
+fn a_service_and_a_check_deserialize_on_their_own() {
+    let service: VirtualService = serde_yaml::from_str(
+        "address: 198.18.0.10:80\ncheck: {type: http, path: /health}\nreal_servers: [{address: 198.18.1.11}]\n",
+    )
+    .expect("a valid service");
+    assert_eq!(service.real_servers[0].key, dest("198.18.1.11:80"));
+    assert_eq!(
+        service.real_servers[0].timing.interval,
+        Duration::from_secs(2)
+    );
+    let error = serde_yaml::from_str::<VirtualService>(
+        "address: 198.18.0.10:80\nscheduler: rr\nreal_servers: [{address: 198.18.1.11}]\n",
+    )
+    .expect_err("scheduler is for managed mode");
+    assert!(
+        error
+            .to_string()
+            .contains("scheduler is only used in mode: managed"),
+        "{error}"
+    );
+    let check: Check = serde_yaml::from_str("type: tcp\nport: 8080\n").expect("a valid check");
+    assert_eq!(check.port, Some(8080));
+    let error = serde_yaml::from_str::<Check>("type: https\nca_file: no-such-ca.pem\n")
+        .expect_err("no CA file");
+    assert!(
+        error.to_string().contains("ca_file no-such-ca.pem"),
+        "{error}"
+    );
+}
+
+/// The files a check names are read once per check, after its block is
+/// parsed: a broken one in `defaults` is named as such, even when every
+/// service sets its own check, and one check shared by many real servers
+/// is built once.
+#[test]
+fn check_files_are_read_after_parsing_and_named() {
+    let base = testdata("");
+    let error = parse(
+        "defaults:\n  check: {type: https, ca_file: no-such-ca.pem}\nservices:\n  - address: 198.18.0.10:80\n    check: {type: tcp}\n    real_servers: [{address: 198.18.1.11}]\n",
+        Path::new("checker.yml"),
+        &base,
+    )
+    .expect_err("missing CA in defaults");
+    assert_eq!(error.location, None);
+    assert_eq!(
+        error.message,
+        format!(
+            "defaults.check: ca_file {}: I/O error: No such file or directory (os error 2)",
+            base.join("no-such-ca.pem").display()
+        )
+    );
+    let config = parse(
+        "defaults:\n  check: {type: https, ca_file: ca.pem}\nservices:\n  - address: 198.18.0.10:443\n    real_servers: [{address: 198.18.1.11}, {address: 198.18.1.12}]\n  - address: 198.18.0.11:443\n    real_servers: [{address: 198.18.1.11}]\n",
+        Path::new("checker.yml"),
+        &base,
+    )
+    .expect("valid");
+    let checks: Vec<&Arc<Check>> = config
+        .services
+        .iter()
+        .flat_map(|s| s.real_servers.iter().map(|rs| &rs.check))
+        .collect();
+    assert!(
+        checks.iter().all(|c| Arc::ptr_eq(c, checks[0])),
+        "one check, built once"
+    );
+}
+
+/// The sorry server and the real servers take their port by one rule: a
+/// bare IP is the service's port, so a sorry server on another port of a
+/// real server's address is not that real server.
+#[test]
+fn the_sorry_server_port_rule_is_the_real_servers() {
+    let text = |sorry: &str| {
+        format!("services:\n  - address: 198.18.0.10:80\n    quorum: {{min_up: 1, sorry_server: {{address: \"{sorry}\"}}}}\n    real_servers: [{{address: 198.18.1.11}}]\n")
+    };
+    let parse_text = |t: String| parse(&t, Path::new("c.yml"), Path::new("."));
+    let config = parse_text(text("198.18.1.11:8080")).expect("another port is another server");
+    let sorry = config.services[0]
+        .quorum
+        .and_then(|q| q.sorry_server)
+        .expect("sorry");
+    assert_eq!(sorry.key, dest("198.18.1.11:8080"));
+    let error = parse_text(text("198.18.1.11")).expect_err("the same server");
+    assert!(
+        error
+            .message
+            .ends_with("quorum.sorry_server 198.18.1.11:80 is also a real server of the service"),
+        "{error}"
+    );
+}
+
+/// The scheduler name limit is the kernel's, as the ipvs crate has it.
+#[test]
+fn scheduler_names_up_to_the_kernels_limit() {
+    let text = |name: &str| {
+        format!("mode: managed\nstate_file: s.json\nservices:\n  - address: 198.18.0.10:80\n    scheduler: {name}\n    real_servers: [{{address: 198.18.1.11}}]\n")
+    };
+    let longest = "a".repeat(ipvs::constants::IP_VS_SCHEDNAME_MAXLEN - 1);
+    parse(&text(&longest), Path::new("c.yml"), Path::new(".")).expect("fits with its NUL");
+    let error = parse(
+        &text(&format!("{longest}a")),
+        Path::new("c.yml"),
+        Path::new("."),
+    )
+    .expect_err("one too long");
+    assert!(error.message.contains("invalid scheduler"), "{error}");
+}
+
+/// The top-level keys are checked by hand (the services need the
+/// context): an unknown, repeated or missing one reads as serde's own.
+#[test]
+fn top_level_keys_are_refused_as_serde_refuses_them() {
+    let error = |text: &str| {
+        parse(text, Path::new("c.yml"), Path::new("."))
+            .expect_err("invalid")
+            .to_string()
+    };
+    let service =
+        "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}]\n";
+    assert_eq!(
+        error(&format!("{service}stat_file: x\n")),
+        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `services`"
+    );
+    assert_eq!(
+        error("mode: weights\n"),
+        "c.yml:1:1: missing field `services`"
+    );
+    assert_eq!(
+        error(&format!("{service}{service}")),
+        "c.yml:1:1: duplicate field `services`"
     );
 }

@@ -107,7 +107,7 @@ fn flips_of_one_turn_cost_one_dump_per_service_and_one_write_per_weight() {
     assert_eq!(t.writes.len(), 2 * usize::from(N));
     assert_eq!(weights(&daemon, 0), vec![1; usize::from(N)]);
     let state = daemon.state.lock();
-    let backends = &state.services[0].backends;
+    let backends = &state.services()[0].backends;
     assert!(backends.iter().all(|b| b.current_weight == Some(1)));
 }
 
@@ -520,7 +520,7 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
     while !until("the queued results taken in", &|| {
         state
             .lock()
-            .services
+            .services()
             .iter()
             .flat_map(|s| &s.backends)
             .all(|b| b.health.health() == Health::Up)

@@ -1,13 +1,11 @@
-//! TLS helpers of the HTTPS prober: failure reasons, the leaf
-//! certificate's expiry, and the verifier of `insecure_skip_verify`.
+//! TLS helpers of the HTTPS prober: failure reasons and the leaf
+//! certificate's expiry. (The verifier of `insecure_skip_verify` is
+//! built with the check's TLS configuration, in `config`.)
 
 use std::io;
-use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::CertificateError;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::ProbeError;
 
@@ -44,54 +42,4 @@ pub(super) fn classify(e: io::Error, name: &ServerName<'_>) -> ProbeError {
 pub(super) fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     Some(parsed.validity().not_after.timestamp())
-}
-
-/// `insecure_skip_verify: true`: any certificate for any name is accepted;
-/// the handshake signatures are still checked, so the TLS session is real.
-#[derive(Debug)]
-pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -131,7 +131,7 @@ fn args(url: String) -> Args {
         ca_file: None,
         insecure_skip_verify: false,
         username: None,
-        timeout: 5.0,
+        timeout: std::time::Duration::from_secs(5),
     }
 }
 
@@ -220,4 +220,63 @@ async fn fetches_over_http_and_https_and_names_what_is_wrong() {
         e.to_string(),
         "invalid --web.url \"ftp://127.0.0.1:1\": expected http://HOST:PORT or https://HOST:PORT"
     );
+}
+
+/// A peer on 127.0.0.1 that answers any request with a chunked body that
+/// never ends; returns its port.
+async fn endless_server() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = [0u8; 4096];
+        let _ = stream.read(&mut head).await;
+        let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        let mut chunk = format!("{:x}\r\n", 1 << 20).into_bytes();
+        chunk.extend(std::iter::repeat_n(b' ', 1 << 20));
+        chunk.extend(b"\r\n");
+        while stream.write_all(&chunk).await.is_ok() {}
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused_before_the_timeout() {
+    let port = endless_server().await;
+    let mut args = args(format!("http://127.0.0.1:{port}"));
+    args.timeout = std::time::Duration::from_secs(120);
+    let started = std::time::Instant::now();
+    let e = fetch(&args, None).await.expect_err("endless answer");
+    assert_eq!(
+        e.to_string(),
+        format!("the answer is larger than {MAX_STATUS_BYTES} bytes, the most `ipvs-checker status` reads: is --web.url the checker's?")
+    );
+    assert!(
+        started.elapsed() < args.timeout,
+        "cut off by the cap, not the timeout"
+    );
+}
+
+#[tokio::test]
+async fn the_cap_counts_body_bytes() {
+    let port = endless_server().await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let request = Request::get("/status")
+        .header(hyper::header::HOST, "127.0.0.1")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let e = get(stream, request, 1000)
+        .await
+        .expect_err("over 1000 bytes");
+    assert!(e.to_string().contains("larger than 1000 bytes"), "{e:#}");
 }

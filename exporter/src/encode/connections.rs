@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, ConnTableCounts, VirtualAddress};
 use ipvs::{AddressFamily, ServiceKey, TableEntry};
-use ipvs_web::labels;
+use ipvs_common::labels;
 
 use super::families::Families;
 use super::format::{Family, LabelText};

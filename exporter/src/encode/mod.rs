@@ -3,7 +3,7 @@
 //!
 //! Labels follow node_exporter's ipvs collector so series join with it
 //! and with the checker's, from the one place both daemons take them
-//! ([`ipvs_web::labels`]): `proto`, `local_address`, `local_port`,
+//! ([`ipvs_common::labels`]): `proto`, `local_address`, `local_port`,
 //! `local_mark` for a service, plus `remote_address` and `remote_port`
 //! for a backend; addresses in canonical text form (RFC 5952 for IPv6).
 //!

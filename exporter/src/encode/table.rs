@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use ipvs::{ForwardMethod, ServiceFlags, TableEntry};
-use ipvs_web::labels;
+use ipvs_common::labels;
 
 use super::families::Families;
 use super::format::{Format, LabelText, Out};

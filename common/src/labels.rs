@@ -10,7 +10,8 @@
 //!
 //! Each function hands its labels, in order, to `label(name, value)`, so a
 //! caller renders them straight into its own label set: the exporter
-//! writes those of ten thousand real servers per scrape.
+//! writes those of every real server of a large table on each scrape.
+//! [`LabelSet`] is the owned label set for callers that keep the labels.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -57,6 +58,49 @@ pub fn real_server_labels(remote: SocketAddr, mut label: impl FnMut(&'static str
     label(REMOTE_PORT, &remote.port());
 }
 
+/// Labels in order, names fixed at compile time, values owned: what a
+/// series is told apart by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelSet(Vec<(&'static str, String)>);
+
+impl LabelSet {
+    /// No labels.
+    pub fn new() -> Self {
+        LabelSet::default()
+    }
+
+    /// The labels of a virtual service ([`service_labels`]).
+    pub fn service(key: &ServiceKey) -> Self {
+        let mut labels = LabelSet::new();
+        service_labels(key, |name, value| labels.push(name, value));
+        labels
+    }
+
+    /// These labels and a real server's ([`real_server_labels`]) after
+    /// them.
+    pub fn with_real_server(&self, remote: SocketAddr) -> Self {
+        let mut labels = self.clone();
+        real_server_labels(remote, |name, value| labels.push(name, value));
+        labels
+    }
+
+    /// Appends a label.
+    pub fn push(&mut self, name: &'static str, value: &dyn Display) {
+        self.0.push((name, value.to_string()));
+    }
+
+    /// The labels, in order.
+    pub fn as_slice(&self) -> &[(&'static str, String)] {
+        &self.0
+    }
+}
+
+impl Extend<(&'static str, String)> for LabelSet {
+    fn extend<I: IntoIterator<Item = (&'static str, String)>>(&mut self, labels: I) {
+        self.0.extend(labels);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +137,27 @@ mod tests {
         assert_eq!(
             collect(|l| real_server_labels("[2001:db8:1::11]:8080".parse().expect("addr"), l)),
             "remote_address=2001:db8:1::11,remote_port=8080"
+        );
+    }
+
+    #[test]
+    fn a_label_set_of_a_real_server() {
+        let service = LabelSet::service(&ServiceKey::tcp("198.18.0.10:80".parse().expect("addr")));
+        let mut backend = service.with_real_server("198.18.1.11:8080".parse().expect("addr"));
+        backend.extend([("phase", "connect".to_owned())]);
+        let text: Vec<String> = backend
+            .as_slice()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        assert_eq!(
+            text.join(","),
+            "proto=TCP,local_address=198.18.0.10,local_port=80,local_mark=,remote_address=198.18.1.11,remote_port=8080,phase=connect"
+        );
+        assert_eq!(
+            service.as_slice().len(),
+            4,
+            "the service's own stay as they were"
         );
     }
 }

@@ -1,0 +1,266 @@
+//! A `check:` block, from the YAML to a [`CheckNode`]: every rule of the
+//! block itself (type, fields that belong to the type, method, path,
+//! headers, status codes, body regex, the TLS settings) is checked in the
+//! node's own `Deserialize`, where serde_yaml still knows its line and
+//! column. The files an https check names are read later, when the node
+//! becomes a [`Check`] ([`CheckNode::resolve`], see [`super::tls`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use regex::Regex;
+use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::scalars::Dur;
+use super::tls::{self, TlsFields, TlsSettings};
+use super::{Check, CheckKind, HttpCheck, HttpsCheck};
+
+/// A `check:` block as written: one struct for every type, so that a
+/// field of the wrong type is reported by name rather than as an unknown
+/// key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    #[serde(rename = "type")]
+    kind: String,
+    port: Option<u16>,
+    method: Option<String>,
+    path: Option<String>,
+    host: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    expect_status: Option<Vec<StatusSpec>>,
+    body: Option<String>,
+    keep_alive: Option<Dur>,
+    ca_file: Option<String>,
+    server_name: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    min_tls_version: Option<String>,
+    insecure_skip_verify: Option<bool>,
+    full_handshake_interval: Option<Dur>,
+}
+
+/// `expect_status` entries: `200` or `"200-399"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StatusSpec {
+    Code(u16),
+    Range(String),
+}
+
+/// A validated `check:` block whose files are not read yet.
+#[derive(Debug)]
+pub(super) struct CheckNode {
+    port: Option<u16>,
+    kind: NodeKind,
+}
+
+#[derive(Debug)]
+enum NodeKind {
+    Tcp,
+    Http(HttpCheck),
+    Https(HttpCheck, TlsSettings),
+}
+
+impl CheckNode {
+    /// The check, with the files it names read (relative names against
+    /// `base`); the error names the file and why.
+    pub fn resolve(&self, base: &Path) -> Result<Check, String> {
+        let kind = match &self.kind {
+            NodeKind::Tcp => CheckKind::Tcp,
+            NodeKind::Http(http) => CheckKind::Http(http.clone()),
+            NodeKind::Https(http, settings) => CheckKind::Https(HttpsCheck {
+                http: http.clone(),
+                tls: tls::load(settings, base)?,
+            }),
+        };
+        Ok(Check {
+            port: self.port,
+            kind,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(CheckVisitor)
+    }
+}
+
+/// A check deserialized on its own, outside a config file: the files it
+/// names are read at once, relative names against the current directory.
+impl<'de> Deserialize<'de> for Check {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CheckNode::deserialize(d)?
+            .resolve(Path::new(""))
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Deserializes the raw block and validates it while the deserializer is
+/// still at it, so that an error carries the block's line and column (a
+/// `#[serde(try_from)]` runs after the block is done, and its error would
+/// point at the enclosing mapping).
+struct CheckVisitor;
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = CheckNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CheckNode, A::Error> {
+        let raw = RawCheck::deserialize(MapAccessDeserializer::new(map))?;
+        check_node(raw).map_err(de::Error::custom)
+    }
+}
+
+fn check_node(c: RawCheck) -> Result<CheckNode, String> {
+    if c.port == Some(0) {
+        return Err("port must not be 0".into());
+    }
+    let http_fields = [
+        ("method", c.method.is_some()),
+        ("path", c.path.is_some()),
+        ("host", c.host.is_some()),
+        ("headers", c.headers.is_some()),
+        ("expect_status", c.expect_status.is_some()),
+        ("body", c.body.is_some()),
+        ("keep_alive", c.keep_alive.is_some()),
+    ];
+    let tls_fields = [
+        ("ca_file", c.ca_file.is_some()),
+        ("server_name", c.server_name.is_some()),
+        ("client_cert", c.client_cert.is_some()),
+        ("client_key", c.client_key.is_some()),
+        ("min_tls_version", c.min_tls_version.is_some()),
+        ("insecure_skip_verify", c.insecure_skip_verify.is_some()),
+        (
+            "full_handshake_interval",
+            c.full_handshake_interval.is_some(),
+        ),
+    ];
+    let refuse = |fields: &[(&str, bool)], only: &str| -> Result<(), String> {
+        match fields.iter().find(|(_, set)| *set) {
+            Some((name, _)) => Err(format!(
+                "{name} is only for {only} checks, not type {}",
+                c.kind
+            )),
+            None => Ok(()),
+        }
+    };
+    let kind = match c.kind.as_str() {
+        "tcp" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Tcp
+        }
+        "http" => {
+            refuse(&tls_fields, "https")?;
+            NodeKind::Http(http_check(&c)?)
+        }
+        "https" => {
+            let http = http_check(&c)?;
+            let tls = TlsSettings::new(TlsFields {
+                ca_file: c.ca_file,
+                server_name: c.server_name,
+                client_cert: c.client_cert,
+                client_key: c.client_key,
+                min_tls_version: c.min_tls_version,
+                insecure_skip_verify: c.insecure_skip_verify,
+                full_handshake_interval: c.full_handshake_interval.map(|d| d.0),
+            })?;
+            NodeKind::Https(http, tls)
+        }
+        other => {
+            return Err(format!(
+                "unknown check type {other:?}: expected tcp, http or https"
+            ))
+        }
+    };
+    Ok(CheckNode { port: c.port, kind })
+}
+
+fn http_check(c: &RawCheck) -> Result<HttpCheck, String> {
+    let method = match &c.method {
+        Some(m) => hyper::Method::from_bytes(m.as_bytes())
+            .map_err(|_| format!("invalid HTTP method {m:?}"))?,
+        None => hyper::Method::GET,
+    };
+    let path = c.path.clone().unwrap_or_else(|| "/".into());
+    if !path.starts_with('/') || path.parse::<hyper::Uri>().is_err() {
+        return Err(format!(
+            "invalid path {path:?}: expected an absolute path like /health"
+        ));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in c.headers.iter().flatten() {
+        let n = hyper::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        let v = hyper::header::HeaderValue::from_str(value)
+            .map_err(|_| format!("invalid value of header {name}: {value:?}"))?;
+        if n == hyper::header::HOST {
+            return Err("set the Host header with host:, not in headers".into());
+        }
+        headers.push((n, v));
+    }
+    if let Some(host) = &c.host {
+        hyper::header::HeaderValue::from_str(host).map_err(|_| format!("invalid host {host:?}"))?;
+    }
+    let mut expect_status = Vec::new();
+    for spec in c.expect_status.iter().flatten() {
+        expect_status.push(status_range(spec)?);
+    }
+    if c.expect_status.is_some() && expect_status.is_empty() {
+        return Err("expect_status is empty: no answer could pass".into());
+    }
+    if expect_status.is_empty() {
+        expect_status.push((200, 299));
+    }
+    let body = match &c.body {
+        Some(re) => Some(Regex::new(re).map_err(|e| format!("invalid body regex: {e}"))?),
+        None => None,
+    };
+    Ok(HttpCheck {
+        method,
+        path,
+        host: c.host.clone(),
+        headers,
+        expect_status,
+        body,
+        keep_alive: c.keep_alive.as_ref().map(|d| d.0),
+    })
+}
+
+fn status_range(spec: &StatusSpec) -> Result<(u16, u16), String> {
+    let code = |n: u16, text: &str| {
+        if (100..=599).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!(
+                "invalid status {text:?} in expect_status: codes are 100 to 599"
+            ))
+        }
+    };
+    match spec {
+        StatusSpec::Code(n) => {
+            let n = code(*n, &n.to_string())?;
+            Ok((n, n))
+        }
+        StatusSpec::Range(s) => {
+            let bad =
+                || format!("invalid status range {s:?} in expect_status: expected like 200-399");
+            let (a, b) = s.split_once('-').ok_or_else(bad)?;
+            let a: u16 = a.trim().parse().map_err(|_| bad())?;
+            let b: u16 = b.trim().parse().map_err(|_| bad())?;
+            let (a, b) = (code(a, s)?, code(b, s)?);
+            if a > b {
+                return Err(bad());
+            }
+            Ok((a, b))
+        }
+    }
+}

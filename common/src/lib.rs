@@ -1,0 +1,20 @@
+//! What `ipvs-exporter` and `ipvs-checker` share as Prometheus daemons,
+//! beside the HTTP side (`ipvs-web`), as the Go exporters share
+//! prometheus/common: one copy of each rule, so the two cannot drift.
+//!
+//! - [`duration`]: Prometheus' duration grammar (`1m30s`, `500ms`), for
+//!   flags and config files alike;
+//! - [`config_error`]: a config file error that names file, line and
+//!   column, for the checker's config and `--web.config.file`;
+//! - [`labels`]: the labels that name a virtual service and a real server
+//!   in both daemons' series, and a label set to build them into.
+
+#![warn(missing_docs)]
+
+pub mod config_error;
+pub mod duration;
+pub mod labels;
+
+pub use config_error::ConfigError;
+pub use duration::{parse_duration, parse_positive_duration};
+pub use labels::LabelSet;
