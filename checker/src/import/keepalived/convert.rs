@@ -544,6 +544,19 @@ fn virtual_server(
                 at,
             ),
         };
+        let mut service_real_servers = real_servers.clone();
+        if matches!(addr, ServiceAddr::Fwmark { .. }) {
+            // keepalived adds a fwmark service's real servers with port 0
+            // (the packet's own port is used) and checks the port written.
+            for rs in &mut service_real_servers {
+                if let Some((ip, port)) = split_port(&rs.address) {
+                    rs.address = ip.to_string();
+                    if rs.check.port.is_none() && rs.check_address.is_none() && port != 0 {
+                        rs.check.port = Some(port);
+                    }
+                }
+            }
+        }
         let mut service_comments = comments.clone();
         if member_loc != loc {
             service_comments.push(format!("{}: a member of the group", member_loc.line_only()));
@@ -569,10 +582,18 @@ fn virtual_server(
                 None
             },
             quorum: quorum.clone(),
-            real_servers: real_servers.clone(),
+            real_servers: service_real_servers,
         });
     }
     Ok(services)
+}
+
+/// The IP and port of an `IP:PORT` or `[IPv6]:PORT` address.
+fn split_port(address: &str) -> Option<(IpAddr, u16)> {
+    address
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|a| (a.ip(), a.port()))
 }
 
 /// keepalived's quorum is a sum of weights of the real servers up; the
@@ -835,8 +856,9 @@ fn timing(
     }
     if retry > 0 && retry_delay != interval {
         let message = format!(
-            "keepalived retries {retry} time(s) {} apart before a real server is down; the checker probes every interval, so fall {} takes {} instead",
+            "keepalived checks {retry} more time(s), {} apart, before a real server is down ({} after the first failure); the checker probes every interval, so fall {} takes {}",
             yaml::duration(retry_delay),
+            yaml::duration(retry_delay * retry),
             retry + 1,
             yaml::duration(interval * retry)
         );

@@ -1,0 +1,311 @@
+//! `ipvs-checker import` against the real daemons, in the lab: keepalived
+//! (resp. ldirectord) builds its IPVS table from a config that covers
+//! every kind of service it has (`tests/import/*/lab.*`); then, that
+//! daemon stopped and the table flushed, the checker in managed mode on
+//! the import of the same file must build the same table, `ipvsadm -Sn`
+//! line for line (compared sorted: the kernel lists services by hash and
+//! real servers newest first, so the order says which tool added what
+//! first, not what the table holds).
+//!
+//! Run: `cargo test -p ipvs-checker --test import_lab --no-run`, then
+//! `lab/run -- lab/lib/run-ignored target/debug/deps/import_lab-HASH`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use lab_harness::{director, lab_once, run_in, topology_script, Daemon};
+
+/// `$LAB_OUT/import-lab`: configs, logs and tables, kept after the VM.
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(std::env::var("LAB_OUT").unwrap_or_else(|_| "/tmp".into()))
+        .join("import-lab");
+    std::fs::create_dir_all(&dir).expect("output directory");
+    dir
+}
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/import")
+        .join(path)
+}
+
+/// The VIPs the fixtures use.
+const VIPS: &[&str] = &[
+    "198.18.0.10",
+    "198.18.0.11",
+    "198.18.0.12",
+    "198.18.0.13",
+    "198.18.0.20",
+    "198.18.0.21",
+    "198.18.0.22",
+    "2001:db8::10",
+];
+
+/// The lab with three real servers serving HTTP (80, IPv4 and IPv6),
+/// UDP (53) and, on rs1 and rs2, HTTPS (443: nginx with a self-signed
+/// certificate); the table empty.
+fn fresh_lab() -> std::sync::MutexGuard<'static, ()> {
+    let t = topology_script();
+    let guard = lab_once(|| {
+        run_in(None, &format!("{t} up 3"));
+        for vip in VIPS {
+            run_in(None, &format!("{t} vip {vip}"));
+        }
+        let dir = out_dir();
+        let d = dir.display();
+        run_in(
+            None,
+            &format!(
+                "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                 -keyout {d}/key.pem -out {d}/cert.pem -days 2 -subj /CN=rs.lab.test 2>/dev/null"
+            ),
+        );
+        for rs in ["rs1", "rs2"] {
+            let conf = dir.join(format!("nginx-{rs}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "pid {d}/nginx-{rs}.pid;\nerror_log {d}/nginx-{rs}.err;\n\
+                     events {{ worker_connections 256; }}\n\
+                     http {{ access_log off; server {{ listen 443 ssl; \
+                     ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; \
+                     location / {{ return 200 \"{rs}\\n\"; }} }} }}\n"
+                ),
+            )
+            .expect("nginx config");
+            run_in(
+                None,
+                &format!("ip netns exec lab-{rs} nginx -c {}", conf.display()),
+            );
+        }
+    });
+    run_in(None, &format!("{t} serve"));
+    director("ipvsadm -C");
+    guard
+}
+
+/// A process in the director's namespace, stopped (SIGTERM, so
+/// keepalived and ldirectord clean up as they do) when dropped.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(args: &[&str], log: &Path) -> Process {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", "lab-director"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+        Process {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log {}:\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `ipvsadm -Sn`, lines sorted.
+fn table() -> Vec<String> {
+    let mut lines: Vec<String> = director("ipvsadm -Sn").lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// The table once it has `lines` lines and stayed the same for 7 s (every
+/// check has run at least twice at the fixtures' 3 s interval).
+fn settled_table(lines: usize, within: Duration) -> Vec<String> {
+    let start = Instant::now();
+    let mut last = table();
+    let mut since = Instant::now();
+    loop {
+        sleep(Duration::from_millis(500));
+        let now = table();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if last.len() == lines && since.elapsed() >= Duration::from_secs(7) {
+            return last;
+        }
+        assert!(
+            start.elapsed() < within,
+            "the table did not settle at {lines} lines within {within:?}:\n{}",
+            last.join("\n")
+        );
+    }
+}
+
+/// Waits until the table is `expected`; panics with both tables if not
+/// within `within`.
+fn wait_for_table(expected: &[String], within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let now = table();
+        if now == expected {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!(
+                "the checker's table is not the source daemon's after {within:?}\n--- expected (sorted):\n{}\n--- checker's (sorted):\n{}",
+                expected.join("\n"),
+                now.join("\n")
+            );
+        }
+        sleep(Duration::from_millis(250));
+    }
+}
+
+/// `ipvs-checker import FORMAT FILE --mode managed`: the YAML, written to
+/// `NAME.yaml`, and the exit code.
+fn import(format: &str, file: &Path, name: &str) -> (PathBuf, i32) {
+    let dir = out_dir();
+    let output = Command::new(env!("CARGO_BIN_EXE_ipvs-checker"))
+        .args(["import", format])
+        .arg(file)
+        .args(["--mode", "managed", "--state-file"])
+        .arg(dir.join(format!("{name}-state.json")))
+        .output()
+        .expect("run the import");
+    let yaml = dir.join(format!("{name}.yaml"));
+    std::fs::write(&yaml, &output.stdout).expect("write the config");
+    std::fs::write(dir.join(format!("{name}.import.stderr")), &output.stderr)
+        .expect("write stderr");
+    let check = Command::new(env!("CARGO_BIN_EXE_ipvs-checker"))
+        .arg("--config.check")
+        .arg("--config.file")
+        .arg(&yaml)
+        .output()
+        .expect("run --config.check");
+    assert!(
+        check.status.success(),
+        "--config.check refuses the import:\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _ = std::fs::remove_file(dir.join(format!("{name}-state.json")));
+    (yaml, output.status.code().unwrap_or(-1))
+}
+
+fn start_checker(name: &str, config: &Path) -> Daemon {
+    Daemon::start(
+        env!("CARGO_BIN_EXE_ipvs-checker"),
+        &[
+            "--config.file".as_ref(),
+            config.as_os_str(),
+            "--web.listen-address".as_ref(),
+            "127.0.0.1:10311".as_ref(),
+        ],
+        &out_dir().join(format!("{name}-checker.log")),
+        "http://127.0.0.1:10311/metrics",
+        Duration::from_secs(20),
+    )
+}
+
+/// keepalived's lab.conf: 11 services and 22 real servers (the sorry
+/// servers out: every quorum is met).
+#[test]
+#[ignore = "needs the lab (real IPVS, keepalived)"]
+fn keepalived_and_the_checker_on_its_import_make_the_same_table() {
+    let _lab = fresh_lab();
+    let conf = fixture("keepalived/lab.conf");
+    let dir = out_dir();
+    let mut keepalived = Process::start(
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--check",
+            "--use-file",
+            conf.to_str().expect("UTF-8 path"),
+            "--pid",
+            dir.join("keepalived.pid").to_str().expect("UTF-8 path"),
+            "--checkers_pid",
+            dir.join("keepalived-checkers.pid")
+                .to_str()
+                .expect("UTF-8 path"),
+        ],
+        &dir.join("keepalived.log"),
+    );
+    let theirs = settled_table(33, Duration::from_secs(60));
+    std::fs::write(dir.join("keepalived.table"), theirs.join("\n")).expect("write");
+    keepalived.stop();
+    director("ipvsadm -C");
+    assert_eq!(table(), Vec::<String>::new(), "keepalived left a table");
+
+    let (yaml, code) = import("keepalived", &conf, "keepalived");
+    // lab.conf has one real server without inhibit_on_failure and a quorum
+    // above 1 with a sorry server: differences the import reports.
+    assert_eq!(code, 3, "exit code of the import");
+    let _checker = start_checker("keepalived", &yaml);
+    let took = wait_for_table(&theirs, Duration::from_secs(30));
+    eprintln!(
+        "the checker made keepalived's table ({} lines) in {took:?}",
+        theirs.len()
+    );
+}
+
+/// ldirectord's lab.cf: 8 services and 16 real servers (the fallback
+/// out: its real servers are up).
+#[test]
+#[ignore = "needs the lab (real IPVS, ldirectord)"]
+fn ldirectord_and_the_checker_on_its_import_make_the_same_table() {
+    let _lab = fresh_lab();
+    let conf = fixture("ldirectord/lab.cf");
+    let dir = out_dir();
+    let mut ldirectord = Process::start(
+        &[
+            "ldirectord",
+            "-d",
+            conf.to_str().expect("UTF-8 path"),
+            "start",
+        ],
+        &dir.join("ldirectord.log"),
+    );
+    let theirs = settled_table(24, Duration::from_secs(90));
+    std::fs::write(dir.join("ldirectord.table"), theirs.join("\n")).expect("write");
+    ldirectord.stop();
+    director("ipvsadm -C");
+
+    let (yaml, code) = import("ldirectord", &conf, "ldirectord");
+    // lab.cf has checktype=on and quiescent=no: differences it reports.
+    assert_eq!(code, 3, "exit code of the import");
+    let _checker = start_checker("ldirectord", &yaml);
+    let took = wait_for_table(&theirs, Duration::from_secs(30));
+    eprintln!(
+        "the checker made ldirectord's table ({} lines) in {took:?}",
+        theirs.len()
+    );
+}
