@@ -106,6 +106,18 @@ fn keepalived_lab_config_converts_with_its_differences_said() {
 }
 
 #[test]
+fn keepalived_failover_config_converts_with_its_one_difference() {
+    converts(
+        &dir("keepalived"),
+        "keepalived",
+        "failover.conf",
+        &[],
+        "failover",
+        3,
+    );
+}
+
+#[test]
 fn keepalived_lab_config_in_weights_mode_has_no_table_settings() {
     converts(
         &dir("keepalived"),

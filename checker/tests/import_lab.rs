@@ -97,7 +97,10 @@ struct Process {
 impl Process {
     fn start(args: &[&str], log: &Path) -> Process {
         let file = std::fs::File::create(log).expect("log file");
+        // ldirectord's HTTPS check (LWP) verifies the chain: trust the
+        // real servers' self-signed certificate.
         let child = Command::new("ip")
+            .env("PERL_LWP_SSL_CA_FILE", out_dir().join("cert.pem"))
             .args(["netns", "exec", "lab-director"])
             .args(args)
             .stdin(Stdio::null())
@@ -199,11 +202,17 @@ fn wait_for_table(expected: &[String], within: Duration) -> Duration {
 /// `ipvs-checker import FORMAT FILE --mode managed`: the YAML, written to
 /// `NAME.yaml`, and the exit code.
 fn import(format: &str, file: &Path, name: &str) -> (PathBuf, i32) {
+    import_mode(format, file, name, "managed")
+}
+
+/// `ipvs-checker import FORMAT FILE --mode MODE`, checked with
+/// `--config.check`.
+fn import_mode(format: &str, file: &Path, name: &str, mode: &str) -> (PathBuf, i32) {
     let dir = out_dir();
     let output = Command::new(env!("CARGO_BIN_EXE_ipvs-checker"))
         .args(["import", format])
         .arg(file)
-        .args(["--mode", "managed", "--state-file"])
+        .args(["--mode", mode, "--state-file"])
         .arg(dir.join(format!("{name}-state.json")))
         .output()
         .expect("run the import");
@@ -315,4 +324,184 @@ fn ldirectord_and_the_checker_on_its_import_make_the_same_table() {
         "the checker made ldirectord's table ({} lines) in {took:?}",
         theirs.len()
     );
+}
+
+/// Waits until the table is `expected`, at most `within`; how long it took.
+fn time_to(expected: &[&str], within: Duration, what: &str) -> Duration {
+    let mut expected: Vec<String> = expected.iter().map(|l| (*l).to_owned()).collect();
+    expected.sort();
+    let start = Instant::now();
+    loop {
+        let now = table();
+        if now == expected {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not reached within {within:?}\n--- expected:\n{}\n--- table:\n{}",
+            expected.join("\n"),
+            now.join("\n")
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills the HTTP servers of rs1 and rs2; returns when they are gone.
+fn kill_rs1_rs2() {
+    run_in(
+        None,
+        "kill $(cat /run/lab-topology/rs1/server.pid) $(cat /run/lab-topology/rs2/server.pid)",
+    );
+}
+
+const SERVICE: &str = "-A -t 198.18.0.10:80 -s rr";
+const HEALTHY: &[&str] = &[
+    SERVICE,
+    "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 2",
+    "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
+];
+
+/// The same failure (rs1's and rs2's web servers killed) and recovery
+/// (started again) under keepalived and under the checker on the import
+/// of failover.conf: the tables after the failure are keepalived's but
+/// for rs2 (removed by keepalived, weight 0 under the checker: no
+/// inhibit_on_failure), the sorry server in at weight 1 under both; the
+/// times are printed side by side (and written to failover-times.txt).
+#[test]
+#[ignore = "needs the lab (real IPVS, keepalived)"]
+fn a_failure_and_its_recovery_under_keepalived_and_under_its_import() {
+    let _lab = fresh_lab();
+    let conf = fixture("keepalived/failover.conf");
+    let dir = out_dir();
+    let t = topology_script();
+    let within = Duration::from_secs(60);
+
+    let mut keepalived = Process::start(
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--check",
+            "--use-file",
+            conf.to_str().expect("UTF-8 path"),
+            "--pid",
+            dir.join("keepalived.pid").to_str().expect("UTF-8 path"),
+            "--checkers_pid",
+            dir.join("keepalived-checkers.pid")
+                .to_str()
+                .expect("UTF-8 path"),
+        ],
+        &dir.join("failover-keepalived.log"),
+    );
+    time_to(HEALTHY, within, "keepalived: healthy");
+    kill_rs1_rs2();
+    let k_down = time_to(
+        &[
+            SERVICE,
+            "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
+            "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
+        ],
+        within,
+        "keepalived: rs1 at 0, rs2 removed, the sorry server in",
+    );
+    run_in(None, &format!("{t} serve"));
+    let k_up = time_to(HEALTHY, within, "keepalived: back");
+    keepalived.stop();
+    director("ipvsadm -C");
+
+    let (yaml, code) = import("keepalived", &conf, "failover");
+    assert_eq!(code, 3, "rs2 without inhibit_on_failure is a difference");
+    let _checker = start_checker("failover", &yaml);
+    time_to(HEALTHY, within, "checker: healthy");
+    kill_rs1_rs2();
+    let c_down = time_to(
+        &[
+            SERVICE,
+            "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
+            "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 0",
+            "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
+        ],
+        within,
+        "checker: rs1 and rs2 at 0, the sorry server in",
+    );
+    run_in(None, &format!("{t} serve"));
+    let c_up = time_to(HEALTHY, within, "checker: back");
+    let report = format!(
+        "failure (both web servers killed) -> final table: keepalived {k_down:.2?}, ipvs-checker {c_down:.2?}\n\
+         recovery (both started) -> healthy table: keepalived {k_up:.2?}, ipvs-checker {c_up:.2?}\n\
+         (delay_loop 2, connect_timeout 2, retry 0: interval 2s, timeout 2s, fall 1, rise 1)\n"
+    );
+    std::fs::write(dir.join("failover-times.txt"), &report).expect("write");
+    eprint!("{report}");
+}
+
+/// `--mode weights` beside a running keepalived: keepalived keeps its table
+/// (weights-table.conf, failover.conf without its checker blocks), the
+/// checker on `import --mode weights` of failover.conf validates and sets
+/// the weights of keepalived's real servers: rs1's server killed, weight
+/// 0; back, weight 2; keepalived still running, its service never gone.
+#[test]
+#[ignore = "needs the lab (real IPVS, keepalived)"]
+fn weights_mode_beside_a_running_keepalived_follows_its_table() {
+    let _lab = fresh_lab();
+    let dir = out_dir();
+    let t = topology_script();
+    let within = Duration::from_secs(60);
+    let mut keepalived = Process::start(
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--check",
+            "--use-file",
+            fixture("keepalived/weights-table.conf")
+                .to_str()
+                .expect("UTF-8 path"),
+            "--pid",
+            dir.join("keepalived.pid").to_str().expect("UTF-8 path"),
+            "--checkers_pid",
+            dir.join("keepalived-checkers.pid")
+                .to_str()
+                .expect("UTF-8 path"),
+        ],
+        &dir.join("weights-keepalived.log"),
+    );
+    let sorry = "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 0";
+    let healthy: Vec<&str> = HEALTHY.iter().copied().chain([sorry]).collect();
+    time_to(&healthy, within, "keepalived's table");
+    let (yaml, code) = import_mode(
+        "keepalived",
+        &fixture("keepalived/failover.conf"),
+        "weights",
+        "weights",
+    );
+    assert_eq!(
+        code, 3,
+        "the sorry server's warning (it must be in the table at 0)"
+    );
+    let yaml_text = std::fs::read_to_string(&yaml).expect("read");
+    assert!(yaml_text.contains("mode: weights"), "{yaml_text}");
+    let _checker = start_checker("weights", &yaml);
+    run_in(None, "kill $(cat /run/lab-topology/rs1/server.pid)");
+    let down = time_to(
+        &[
+            SERVICE,
+            "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
+            "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
+            sorry,
+        ],
+        within,
+        "rs1 at weight 0 in keepalived's table",
+    );
+    run_in(None, &format!("{t} serve"));
+    let up = time_to(&healthy, within, "rs1 back at weight 2");
+    assert!(
+        keepalived
+            .child
+            .try_wait()
+            .expect("keepalived's status")
+            .is_none(),
+        "keepalived stopped"
+    );
+    eprintln!("weights mode beside keepalived: rs1 at 0 after {down:.2?}, back after {up:.2?}");
 }

@@ -321,7 +321,9 @@ fn virtual_section(
                     .into(),
             );
             if matches!(base_kind, CheckKind::Https(_)) {
-                comments.push("ldirectord does not verify the certificate, nor does this check; to verify it, replace insecure_skip_verify with ca_file and server_name".into());
+                let message = "ldirectord's HTTPS check verifies the certificate's chain against the CAs LWP trusts, not its name; this check verifies neither (insecure_skip_verify): set ca_file and server_name to verify both";
+                diags.push(&ct_loc, Severity::Different, message);
+                comments.push(format!("{}: {message}", ct_loc.line_only()));
                 CheckKind::Https(http)
             } else {
                 CheckKind::Http(http)
