@@ -232,6 +232,18 @@ fn ldirectord_lab_config_converts_with_its_differences_said() {
 }
 
 #[test]
+fn ldirectord_failover_config_converts_with_its_one_difference() {
+    converts(
+        &dir("ldirectord"),
+        "ldirectord",
+        "failover.cf",
+        &[],
+        "failover",
+        3,
+    );
+}
+
+#[test]
 fn ldirectord_layouts_convert_as_ldirectord_reads_them() {
     converts(
         &dir("ldirectord"),
