@@ -407,11 +407,6 @@ fn virtual_section(
                 f.key,
                 f.value
             )];
-            if managed && quiescent {
-                let message = "with quiescent=yes ldirectord keeps the fallback server at weight 0 once a real server is back; managed mode deletes it";
-                diags.push(&f.loc, Severity::Different, message);
-                q_comments.push(message.into());
-            }
             if !managed {
                 let message = "weights mode: the fallback server must be in the table at weight 0 (ldirectord adds it only while every real server is down)";
                 diags.push(&f.loc, Severity::Different, message);
