@@ -124,8 +124,14 @@ pub fn convert(
     )];
     header.push("Check it with `ipvs-checker --config.check --config.file THIS_FILE`.".into());
     if mode == Mode::Weights {
+        let how = match format {
+            Format::Keepalived => {
+                "delete the checker blocks (TCP_CHECK, HTTP_GET, ...) of its real servers"
+            }
+            Format::Ldirectord => "set checktype=on in its virtual sections",
+        };
         header.push(format!(
-            "weights mode: {name} keeps making the table; take its health checks out (keepalived: the TCP_CHECK, HTTP_GET, ... blocks; ldirectord: checktype=on), or both would set weights."
+            "weights mode: {name} keeps making the table; {how}, or both would set weights."
         ));
     }
     if !warnings.is_empty() {
