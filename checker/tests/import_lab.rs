@@ -179,6 +179,14 @@ fn settled_table(lines: usize, within: Duration) -> Vec<String> {
     }
 }
 
+/// Every real server of a source daemon's table is in at a weight above 0:
+/// so that a check both tools fail cannot make the tables equal.
+fn all_up(table: &[String]) {
+    for line in table.iter().filter(|l| l.starts_with("-a ")) {
+        assert!(!line.contains(" -w 0"), "a real server is down: {line}");
+    }
+}
+
 /// Waits until the table is `expected`; panics with both tables if not
 /// within `within`.
 fn wait_for_table(expected: &[String], within: Duration) -> Duration {
@@ -282,6 +290,7 @@ fn keepalived_and_the_checker_on_its_import_make_the_same_table() {
     let mut keepalived = start_keepalived(&conf, &dir.join("keepalived.log"));
     let theirs = settled_table(33, Duration::from_secs(180));
     std::fs::write(dir.join("keepalived.table"), theirs.join("\n")).expect("write");
+    all_up(&theirs);
     keepalived.stop();
     director("ipvsadm -C");
     assert_eq!(table(), Vec::<String>::new(), "keepalived left a table");
@@ -317,6 +326,7 @@ fn ldirectord_and_the_checker_on_its_import_make_the_same_table() {
     );
     let theirs = settled_table(24, Duration::from_secs(240));
     std::fs::write(dir.join("ldirectord.table"), theirs.join("\n")).expect("write");
+    all_up(&theirs);
     ldirectord.stop();
     director("ipvsadm -C");
 
