@@ -15,6 +15,7 @@
 pub mod config;
 pub mod daemon;
 pub mod health;
+pub mod import;
 pub mod metrics;
 pub mod prober;
 pub mod reconcile;

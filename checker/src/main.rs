@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use ipvs_checker::{config, daemon, state, status, web};
+use ipvs_checker::{config, daemon, import, state, status, web};
 use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
 
 /// Command line, with Prometheus-style flag names.
@@ -85,12 +85,20 @@ enum Command {
     /// Print the running daemon's view of every real server (from its
     /// /status page), as a table like `ipvsadm -Ln`.
     Status(status::Args),
+    /// Convert a keepalived.conf or an ldirectord.cf into a checker config
+    /// (on stdout; warnings on stderr). Exit 0: exact; 3: something was
+    /// dropped or behaves differently; 1: the file does not convert.
+    Import(import::Args),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match &args.command {
+        Some(Command::Import(import)) => import::run(import),
+        _ => run(args).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(e) => {
             // The one place errors are printed: the whole chain, one line.
             eprintln!("ipvs-checker: {e:#}");

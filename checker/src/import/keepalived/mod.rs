@@ -1,0 +1,25 @@
+//! `ipvs-checker import keepalived FILE`: keepalived.conf read by a
+//! hand-written tokenizer ([`lexer`], which also follows `include`) and
+//! grammar ([`tree`]), its `virtual_server` blocks mapped to checker
+//! services ([`convert`]).
+
+use std::path::Path;
+
+use crate::config::Mode;
+use crate::import::diag::{Diagnostics, ParseError};
+use crate::import::model::Service;
+
+pub mod convert;
+pub mod lexer;
+pub mod tree;
+
+/// The services of the keepalived config at `path`.
+pub fn import(
+    path: &Path,
+    mode: Mode,
+    diags: &mut Diagnostics,
+) -> Result<Vec<Service>, ParseError> {
+    let tokens = lexer::lex_file(path, diags)?;
+    let statements = tree::parse(&tokens)?;
+    convert::convert(&statements, mode, diags)
+}

@@ -1,0 +1,21 @@
+//! `ipvs-checker import ldirectord FILE`: ldirectord.cf read by a line
+//! grammar ([`parse`]), mapped to checker services ([`convert`]).
+
+use std::path::Path;
+
+use crate::config::Mode;
+use crate::import::diag::{Diagnostics, ParseError};
+use crate::import::model::Service;
+
+pub mod convert;
+pub mod parse;
+
+/// The services of the ldirectord config at `path`.
+pub fn import(
+    path: &Path,
+    mode: Mode,
+    diags: &mut Diagnostics,
+) -> Result<Vec<Service>, ParseError> {
+    let file = parse::parse_file(path)?;
+    convert::convert(&file, mode, diags)
+}
