@@ -166,18 +166,28 @@ checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem,
 checker_config 80 "{type: http, path: /, body: healthy, keep_alive: 30s}" >"$work/checker-http-ka.yaml"
 checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test, keep_alive: 30s}" >"$work/checker-https-ka.yaml"
 
+# keepalived reads one keyword per line and ignores the rest of the line
+# (its -d dump shows it): every setting on a line of its own.
 keepalived_config() { # PORT CHECK
-	echo "global_defs { router_id bench }"
-	echo "SSL { ca $work/ca.pem }"
+	printf '%s\n' "global_defs {" "  router_id bench" "}" "SSL {" "  ca $work/ca.pem" "}"
 	echo "virtual_server 198.18.0.10 $1 {"
 	echo "  delay_loop 1"
 	echo "  lb_algo wrr"
 	echo "  lb_kind NAT"
 	echo "  protocol TCP"
 	for ((i = 1; i <= n; i++)); do
-		echo "  real_server $(addr $i) $1 { weight 1"
+		echo "  real_server $(addr $i) $1 {"
+		echo "    weight 1"
 		echo "    inhibit_on_failure"
-		echo "    $2 { url { path / status_code 200 } connect_timeout 1 retry 0 } }"
+		echo "    $2 {"
+		echo "      url {"
+		echo "        path /"
+		echo "        status_code 200"
+		echo "      }"
+		echo "      connect_timeout 1"
+		echo "      retry 0"
+		echo "    }"
+		echo "  }"
 	done
 	echo "}"
 }
