@@ -13,9 +13,9 @@
 //!
 //! A server that made its full handshake in TLS 1.2 is offered TLS 1.2
 //! only when its session is resumed: a ClientHello offering TLS 1.3 must
-//! carry a key share, an X25519 key pair made for every probe (a sixth
-//! of a resumed probe's CPU time in the lab) that a TLS 1.2 resumption
-//! never uses. The next full handshake offers every version again, so a server
+//! carry a key share, an X25519 key pair made for every probe (a large
+//! part of a resumed probe's CPU, lab/bench/README.md) that a TLS 1.2
+//! resumption never uses. The next full handshake offers every version again, so a server
 //! that moved to TLS 1.3 is seen at it.
 
 use std::sync::Arc;

@@ -3,10 +3,10 @@
 //! Every probe's connection is closed with a reset (`SO_LINGER` 0), as
 //! HAProxy closes its checks': the probe has read all it wanted, and an
 //! orderly close would cost a FIN each way and leave a TIME_WAIT socket,
-//! on the checker for a `tcp` check (500 real servers checked every
-//! second: 30,000 of them) or on the real server for HTTP (which closes
-//! first after `Connection: close`). In the lab VM that close was 13 % of
-//! an HTTP probe's CPU (`shutdown` in a profile of `examples/probe-cost.rs`).
+//! on the checker for a `tcp` check (one per probe for a minute: tens of
+//! thousands at hundreds of real servers) or on the real server for HTTP (which closes
+//! first after `Connection: close`), and the close was a large part of an
+//! HTTP probe's CPU in a profile (lab/bench/README.md).
 
 use tokio::net::{TcpSocket, TcpStream};
 
