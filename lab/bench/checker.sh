@@ -38,7 +38,15 @@
 #   - single failure (ipvs-checker, both ways, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max.
-# BENCH_PHASES (default "window rack single") runs only those parts;
+#   - overload (HTTPS, the checker's own lateness): every real server
+#     verified every second, timeout 1 s, rise 1, fall 1, for O seconds
+#     (BENCH_OVERLOAD, default 60) after the warm-up; 10 s in, the first
+#     10 addresses refuse connections (one iptables rule in bench-rs).
+#     ipvsadm -Ln polled about every 0.2 s: healthy real servers ever seen
+#     at weight 0 (each a false down), and each refusing one's time to 0.
+#     ipvs-checker's own count of late probes from its /metrics.
+# BENCH_PHASES (default "window rack single") runs only those parts
+# (add "overload" to run it);
 # BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
 # "--checker.max-concurrency 32").
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
@@ -50,6 +58,7 @@ window=${BENCH_WINDOW:-20}
 warmup=${BENCH_WARMUP:-6}
 samples=${BENCH_SAMPLES:-20}
 rack_limit=${BENCH_RACK_LIMIT:-60}
+overload_window=${BENCH_OVERLOAD:-60}
 phases=" ${BENCH_PHASES:-window rack single} " # any of these, to run fewer
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker.XXXXXX)
@@ -361,6 +370,49 @@ print(f"| {sys.argv[3]} | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(
 PY
 }
 
+overload() { # NAME (ipvs-checker or keepalived): HTTPS, 10 addresses refusing from 10 s in
+	local name=$1 pid t_ref=0 late="" samples=$work/overload-$1.txt
+	local refuse=(INPUT -p tcp --dport 443 -m iprange --dst-range "$(addr 1)-$(addr 10)" -j REJECT --reject-with tcp-reset)
+	pid=$(start_tool "$name" 443 overload)
+	sleep "$warmup"
+	: >"$samples"
+	local start=$SECONDS end=$((SECONDS + overload_window))
+	while ((SECONDS < end)); do
+		if [[ $t_ref == 0 ]] && ((SECONDS >= start + 10)); then
+			ip netns exec "$R" iptables -I "${refuse[@]}"
+			t_ref=$EPOCHREALTIME
+		fi
+		echo "T $EPOCHREALTIME" >>"$samples"
+		ip netns exec "$D" ipvsadm -Ln -t 198.18.0.10:443 |
+			awk '$1 == "->" && $4 == "0" { sub(/:443$/, "", $2); print $2 }' >>"$samples"
+		sleep 0.2
+	done
+	if [[ $name == ipvs-checker ]]; then
+		late=$(ip netns exec "$D" curl -s http://127.0.0.1:10311/metrics |
+			awk '/^ipvs_checker_probes_late_total/ { s += $2 } END { print s + 0 }')
+	fi
+	stop_tool "$pid"
+	ip netns exec "$R" iptables -D "${refuse[@]}"
+	python3 - "$samples" "$t_ref" "$name" "$n" "${late:-n/a}" <<'PY'
+import sys
+samples, t_ref, name, n, late = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+refusing = {f"198.18.4.{i}" for i in range(1, 11)}
+false_downs, zeroed, t = set(), {}, 0.0
+for line in open(samples):
+    word = line.split()
+    if word[0] == "T":
+        t = float(word[1])
+    elif word[0] in refusing:
+        if t >= t_ref and word[0] not in zeroed:
+            zeroed[word[0]] = t - t_ref
+    else:
+        false_downs.add(word[0])
+within = sum(1 for v in zeroed.values() if v <= 3.0)
+worst = f"{max(zeroed.values()):.2f}" if len(zeroed) == len(refusing) else f">{max(zeroed.values(), default=0):.0f} ({len(zeroed)} seen)"
+print(f"| {name} | {len(false_downs)} of {n - len(refusing)} | {within} of {len(refusing)} | {worst} | {late} |")
+PY
+}
+
 {
 	echo "## ipvs-checker vs keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}'), $n real servers"
 	echo
@@ -410,6 +462,17 @@ if [[ $phases == *" single "* ]]; then
 		echo "|:---|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	for tool in ipvs-checker ipvs-checker-ka; do single "$tool" | tee -a "$report"; done
+fi
+if [[ $phases == *" overload "* ]]; then
+	{
+		echo
+		echo "Overload (HTTPS, verified, 1 s, timeout 1 s, rise 1, fall 1, ${overload_window} s; 10 addresses refusing from 10 s in;"
+		echo "ipvsadm -Ln polled every ~0.2 s):"
+		echo
+		echo "| tool | healthy ever at 0 | refusing at 0 within 3 s | slowest refusing [s] | late probes |"
+		echo "|:---|---:|---:|---:|---:|"
+	} | tee -a "$report"
+	for tool in ipvs-checker keepalived; do overload "$tool" | tee -a "$report"; done
 fi
 {
 	echo
