@@ -1,7 +1,9 @@
 //! `ipvs-checker import keepalived FILE`: keepalived.conf read by a
 //! hand-written tokenizer ([`lexer`], which also follows `include`) and
 //! grammar ([`tree`]), its `virtual_server` blocks mapped to checker
-//! services ([`convert`]).
+//! services ([`convert`]; the groups' members in `groups`, the real
+//! servers in `real_server`, their checkers in `checks`, the keywords'
+//! arguments in `args`).
 
 use std::path::Path;
 
@@ -9,8 +11,12 @@ use crate::config::Mode;
 use crate::import::diag::{Diagnostics, ParseError};
 use crate::import::model::Service;
 
+mod args;
+mod checks;
 pub mod convert;
+mod groups;
 pub mod lexer;
+mod real_server;
 pub mod tree;
 
 /// The services of the keepalived config at `path`.

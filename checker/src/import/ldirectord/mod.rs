@@ -1,5 +1,7 @@
 //! `ipvs-checker import ldirectord FILE`: ldirectord.cf read by a line
-//! grammar ([`parse`]), mapped to checker services ([`convert`]).
+//! grammar ([`parse`]), mapped to checker services ([`convert`]; the
+//! `real=` and `fallback=` lines in `real`, the check's kind in `checks`,
+//! the settings' values in `values`).
 
 use std::path::Path;
 
@@ -7,8 +9,11 @@ use crate::config::Mode;
 use crate::import::diag::{Diagnostics, ParseError};
 use crate::import::model::Service;
 
+mod checks;
 pub mod convert;
 pub mod parse;
+mod real;
+mod values;
 
 /// The services of the ldirectord config at `path`.
 pub fn import(

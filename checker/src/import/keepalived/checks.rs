@@ -1,0 +1,282 @@
+//! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET), the
+//! settings passed down to them, their timing and their `url` blocks.
+//!
+//! Timing: keepalived checks every `delay_loop` (60 s unless set), gives
+//! a connection `connect_timeout` (5 s), and after a failed check of a
+//! real server that is up checks `retry` more times (1 unless set),
+//! `delay_before_retry` apart (3 s for HTTP_GET and SSL_GET, 1 s for
+//! TCP_CHECK), before it is down; one success brings it back. So `fall`
+//! is `retry + 1`, `interval` is `delay_loop`, `rise` is 1; the retries'
+//! own spacing has no counterpart (the checker probes every interval).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::args::{flag, number, one_arg, timer};
+use super::tree::Statement;
+use crate::import::diag::{Diagnostics, Loc, ParseError, Severity};
+use crate::import::model::{Check, CheckKind, Http, Timing};
+use crate::import::yaml;
+
+/// Settings a virtual_server and a real_server pass down to checkers.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Inherited {
+    delay_loop: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    retry: Option<u32>,
+    delay_before_retry: Option<Duration>,
+    pub(super) inhibit_on_failure: Option<bool>,
+    virtualhost: Option<String>,
+}
+
+impl Inherited {
+    /// Takes `s` if it is one of the inherited settings.
+    pub(super) fn take(
+        &mut self,
+        s: &Statement,
+        diags: &mut Diagnostics,
+    ) -> Result<bool, ParseError> {
+        match s.keyword.text.as_str() {
+            "delay_loop" => self.delay_loop = Some(timer(one_arg(s, diags)?)?),
+            "connect_timeout" => self.connect_timeout = Some(timer(one_arg(s, diags)?)?),
+            "retry" | "nb_get_retry" | "nb_sock_retry" => {
+                self.retry = Some(number(one_arg(s, diags)?, "retry")?)
+            }
+            "delay_before_retry" => self.delay_before_retry = Some(timer(one_arg(s, diags)?)?),
+            "inhibit_on_failure" => self.inhibit_on_failure = Some(flag(s)?),
+            "virtualhost" => self.virtualhost = Some(one_arg(s, diags)?.text.clone()),
+            "warmup" => diags.push(
+                s.loc(),
+                Severity::Different,
+                "warmup (a random delay before the first check) has no counterpart: the checker spreads its first probes itself",
+            ),
+            "alpha" => diags.push(
+                s.loc(),
+                Severity::Note,
+                "alpha: managed mode always starts a real server it adds at weight 0 until its checks pass",
+            ),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+type Converted = (Check, Timing, Option<SocketAddr>, Option<IpAddr>);
+
+pub(super) fn checker(
+    c: &Statement,
+    rs_inherited: &Inherited,
+    rs_port: Option<u16>,
+    comments: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Result<Converted, ParseError> {
+    let kind = c.keyword.text.as_str();
+    let mut inherited = rs_inherited.clone();
+    let mut connect_ip: Option<IpAddr> = None;
+    let mut connect_port: Option<u16> = None;
+    let mut bindto = None;
+    let mut urls = Vec::new();
+    for s in c.children() {
+        if inherited.take(s, diags)? {
+            continue;
+        }
+        let key = s.keyword.text.as_str();
+        match key {
+            "connect_ip" => {
+                let w = one_arg(s, diags)?;
+                connect_ip = Some(w.text.parse().map_err(|_| ParseError::new(&w.loc, format!("{:?}: invalid connect_ip", w.text)))?);
+            }
+            "connect_port" => connect_port = Some(number(one_arg(s, diags)?, "connect_port")?),
+            "bindto" => {
+                let w = one_arg(s, diags)?;
+                bindto = Some(w.text.parse().map_err(|_| ParseError::new(&w.loc, format!("{:?}: invalid bindto", w.text)))?);
+            }
+            "url" if kind != "TCP_CHECK" => urls.push(s),
+            "log_all_failures" => {}
+            "enable_sni" if kind == "SSL_GET" => comments.push(format!(
+                "{}: enable_sni: the checker sends the host as SNI (server_name, else the Host header)",
+                s.loc().line_only()
+            )),
+            "bind_port" | "bind_if" | "fwmark" | "http_protocol" | "fast_recovery" => {
+                let message = format!("{kind} {key} has no counterpart in the checker");
+                diags.push(s.loc(), Severity::Dropped, &message);
+                comments.push(format!("{}: {message}", s.loc().line_only()));
+            }
+            _ => diags.push(s.loc(), Severity::Dropped, format!("unknown keyword {key:?} in {kind}")),
+        }
+    }
+    let timing = timing(&inherited, kind, c.loc(), comments, diags);
+    let (check_address, port) = match (connect_ip, connect_port) {
+        (Some(ip), p) => match p.or(rs_port) {
+            Some(p) => (Some(SocketAddr::new(ip, p)), None),
+            None => {
+                return Err(ParseError::new(
+                    c.loc(),
+                    "connect_ip without a port to connect to (set connect_port)",
+                ))
+            }
+        },
+        (None, p) => (None, p.filter(|p| Some(*p) != rs_port)),
+    };
+    let kind = match kind {
+        "TCP_CHECK" => CheckKind::Tcp,
+        _ => {
+            let http = http(kind, &urls, &inherited, comments, diags)?;
+            if kind == "SSL_GET" {
+                comments.push(format!(
+                    "{}: SSL_GET does not verify the certificate, nor does this check; to verify it, replace insecure_skip_verify with ca_file and server_name",
+                    c.loc().line_only()
+                ));
+                CheckKind::Https(http)
+            } else {
+                CheckKind::Http(http)
+            }
+        }
+    };
+    Ok((Check { kind, port }, timing, check_address, bindto))
+}
+
+pub(super) fn timing(
+    inherited: &Inherited,
+    kind: &str,
+    loc: &Loc,
+    comments: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Timing {
+    let interval = inherited.delay_loop.unwrap_or(Duration::from_secs(60));
+    let mut timeout = inherited.connect_timeout.unwrap_or(Duration::from_secs(5));
+    let retry = inherited.retry.unwrap_or(1);
+    let retry_delay =
+        inherited
+            .delay_before_retry
+            .unwrap_or(if matches!(kind, "HTTP_GET" | "SSL_GET") {
+                Duration::from_secs(3)
+            } else {
+                Duration::from_secs(1)
+            });
+    if timeout > interval {
+        let message = format!(
+            "connect_timeout {} is longer than delay_loop {}: the checker's timeout is at most its interval, so {}",
+            yaml::duration(timeout),
+            yaml::duration(interval),
+            yaml::duration(interval)
+        );
+        diags.push(loc, Severity::Different, &message);
+        comments.push(format!("{}: {message}", loc.line_only()));
+        timeout = interval;
+    }
+    if retry > 0 && retry_delay != interval {
+        let message = format!(
+            "keepalived checks {retry} more time(s), {} apart, before a real server is down ({} after the first failure); the checker probes every interval, so fall {} takes {}",
+            yaml::duration(retry_delay),
+            yaml::duration(retry_delay * retry),
+            retry + 1,
+            yaml::duration(interval * retry)
+        );
+        diags.push(loc, Severity::Different, &message);
+        comments.push(format!("{}: {message}", loc.line_only()));
+    }
+    Timing {
+        interval,
+        timeout,
+        rise: 1,
+        fall: retry.saturating_add(1),
+    }
+}
+
+fn http(
+    kind: &str,
+    urls: &[&Statement],
+    inherited: &Inherited,
+    comments: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Result<Http, ParseError> {
+    let mut http = Http {
+        host: inherited.virtualhost.clone(),
+        ..Http::default()
+    };
+    let Some(url) = urls.first() else {
+        let message = format!("{kind} without url: the checker asks for /");
+        comments.push(message.clone());
+        http.path = Some("/".into());
+        return Ok(http);
+    };
+    for extra in &urls[1..] {
+        let message =
+            "a second url: keepalived needs every url to pass, the checker asks for one path";
+        diags.push(extra.loc(), Severity::Dropped, message);
+        comments.push(format!("{}: {message}", extra.loc().line_only()));
+    }
+    let mut regex: Option<(String, Loc)> = None;
+    let mut no_match = None;
+    for s in url.children() {
+        let key = s.keyword.text.as_str();
+        match key {
+            "path" => http.path = Some(one_arg(s, diags)?.text.clone()),
+            "status_code" => {
+                if s.args.is_empty() {
+                    return Err(ParseError::new(
+                        s.loc(),
+                        "status_code needs a code or a range",
+                    ));
+                }
+                for w in &s.args {
+                    let ok = match w.text.split_once('-') {
+                        Some((a, b)) => a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok(),
+                        None => w.text.parse::<u16>().is_ok(),
+                    };
+                    if !ok {
+                        return Err(ParseError::new(
+                            &w.loc,
+                            format!(
+                                "{:?}: expected a status code or a range like 200-299",
+                                w.text
+                            ),
+                        ));
+                    }
+                    http.expect_status.push(w.text.clone());
+                }
+            }
+            "virtualhost" => http.host = Some(one_arg(s, diags)?.text.clone()),
+            "regex" => regex = Some((one_arg(s, diags)?.text.clone(), s.loc().clone())),
+            "regex_no_match" => no_match = Some(s.loc().clone()),
+            "digest" => {
+                let message = "digest (an MD5 of the body) has no counterpart: the checker matches the body with a regex (body:), so the answer's content is not checked";
+                diags.push(s.loc(), Severity::Dropped, message);
+                comments.push(format!("{}: {message}", s.loc().line_only()));
+            }
+            "regex_options" | "regex_stack" | "regex_min_offset" | "regex_max_offset" => {
+                let message =
+                    format!("{key} has no counterpart (body: is a Rust regex over the whole body)");
+                diags.push(s.loc(), Severity::Dropped, &message);
+                comments.push(format!("{}: {message}", s.loc().line_only()));
+            }
+            _ => diags.push(
+                s.loc(),
+                Severity::Dropped,
+                format!("unknown keyword {key:?} in url"),
+            ),
+        }
+    }
+    match (regex, no_match) {
+        (Some((_, at)), Some(_)) => {
+            let message = "regex with regex_no_match (the body must not match): the checker has no negative match, the regex is left out";
+            diags.push(&at, Severity::Dropped, message);
+            comments.push(format!("{}: {message}", at.line_only()));
+        }
+        (Some((re, at)), None) => match regex::Regex::new(&re) {
+            Ok(_) => http.body = Some(re),
+            Err(e) => {
+                let message =
+                    format!("regex {re:?} is not a regex the checker reads ({e}); left out");
+                diags.push(&at, Severity::Dropped, &message);
+                comments.push(format!("{}: {message}", at.line_only()));
+            }
+        },
+        _ => {}
+    }
+    if http.path.is_none() {
+        http.path = Some("/".into());
+    }
+    Ok(http)
+}
