@@ -408,7 +408,7 @@ for line in open(samples):
     else:
         false_downs.add(word[0])
 within = sum(1 for v in zeroed.values() if v <= 3.0)
-worst = f"{max(zeroed.values()):.2f}" if len(zeroed) == len(refusing) else f">{max(zeroed.values(), default=0):.0f} ({len(zeroed)} seen)"
+worst = f"{max(zeroed.values()):.2f}" if len(zeroed) == len(refusing) else f"{len(refusing) - len(zeroed)} never at 0"
 print(f"| {name} | {len(false_downs)} of {n - len(refusing)} | {within} of {len(refusing)} | {worst} | {late} |")
 PY
 }
