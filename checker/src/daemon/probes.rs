@@ -15,7 +15,7 @@ use ipvs::{DestinationKey, ServiceKey};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use super::lag::is_late;
+use super::lag::{is_late, Lag};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
 use crate::prober::{self, Prober, Target};
@@ -76,6 +76,41 @@ pub(super) struct Report {
     /// while it was late: then the timeout is the checker's, not the
     /// server's.
     pub checker_late: Option<Duration>,
+}
+
+impl Report {
+    /// The report of `outcome`, a probe that ran over `window`: a timeout
+    /// is the checker's when its thread was late meanwhile.
+    fn new(
+        generation: u64,
+        service: ServiceKey,
+        destination: DestinationKey,
+        outcome: prober::Outcome,
+        lag: &Lag,
+        window: (tokio::time::Instant, tokio::time::Instant),
+        timeout: Duration,
+    ) -> Self {
+        let checker_late = match outcome.result {
+            Err(prober::ProbeError::Timeout(_)) => {
+                let worst = lag.worst(window.0, window.1);
+                is_late(worst, timeout).then_some(worst)
+            }
+            _ => None,
+        };
+        Report {
+            generation,
+            service,
+            destination,
+            result: outcome.result,
+            phases: outcome.phases,
+            checker_late,
+        }
+    }
+
+    /// Whether the probe could not connect (refused, unreachable).
+    fn refused(&self) -> bool {
+        matches!(self.result, Err(prober::ProbeError::Connect(_)))
+    }
 }
 
 /// A real server came back from down.
@@ -260,9 +295,32 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         let now = tokio::time::Instant::now();
         // How busy the thread is decides how many probes it runs at once.
         admission.started(lag.recent(now), timeout, now);
-        // The full-handshake turn first: waiting for it does not hold one
-        // of the probes' slots, which other checks need.
+        // A full handshake waits for its turn, and its connection is made
+        // first ([`Prober::connect_ahead`]). The turn before the slot:
+        // waiting for it does not hold one of the probes' slots, which
+        // other checks need.
+        let mut ahead = None;
         let _full = if prober.full_handshake_due(now.into_std()) {
+            let began = tokio::time::Instant::now();
+            let ended = prober.connect_ahead(timeout).await;
+            let connected = tokio::time::Instant::now();
+            if let Some(outcome) = ended {
+                let report = Report::new(
+                    generation,
+                    service,
+                    rs.key,
+                    outcome,
+                    &lag,
+                    (began, connected),
+                    timeout,
+                );
+                refused = report.refused();
+                if !reports.send(report) {
+                    return;
+                }
+                continue;
+            }
+            ahead = Some((began, connected));
             let Ok(permit) = full_handshakes.acquire().await else {
                 return;
             };
@@ -275,23 +333,25 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         };
         let began = tokio::time::Instant::now();
         let outcome = prober.probe(timeout).await;
-        let checker_late = match outcome.result {
-            Err(prober::ProbeError::Timeout(_)) => {
-                let worst = lag.worst(began, tokio::time::Instant::now());
-                is_late(worst, timeout).then_some(worst)
-            }
-            _ => None,
-        };
-        refused = matches!(outcome.result, Err(prober::ProbeError::Connect(_)));
-        tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), ?checker_late, "probe");
-        let report = Report {
+        let mut report = Report::new(
             generation,
             service,
-            destination: rs.key,
-            result: outcome.result,
-            phases: outcome.phases,
-            checker_late,
-        };
+            rs.key,
+            outcome,
+            &lag,
+            (began, tokio::time::Instant::now()),
+            timeout,
+        );
+        // A timeout after a connection made ahead: the checker's lateness
+        // while connecting counts too (the wait between is not the probe's).
+        if let (Some(window), Err(prober::ProbeError::Timeout(_))) = (ahead, &report.result) {
+            let worst = lag
+                .worst(window.0, window.1)
+                .max(report.checker_late.unwrap_or_default());
+            report.checker_late = is_late(worst, timeout).then_some(worst);
+        }
+        refused = report.refused();
+        tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_late = ?report.checker_late, "probe");
         // Never waits: a loop held up by the kernel or the disk does not
         // hold up the probes.
         if !reports.send(report) {

@@ -531,3 +531,42 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
     stop.send(()).expect("the loop runs");
     running.wait().await.expect("stopped cleanly");
 }
+
+#[tokio::test]
+async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_turn() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = closed.local_addr().expect("address");
+    drop(closed);
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let text = format!(
+        "defaults: {{interval: 1s, timeout: 500ms, check: {{type: https, ca_file: ca.pem, server_name: rs1.lab.test}}}}\nservices:\n  - address: 198.18.0.10:443\n    real_servers:\n      - {{address: '{addr}'}}\n"
+    );
+    let config = config::parse(&text, &testdata.join("checker.yaml"), &testdata).expect("valid");
+    let state = Shared::new(&config);
+    let shards = Shards::start(1, 16, &state).expect("probe thread");
+    let (tx, mut rx) = mpsc::channel(16);
+    let reports = Reports {
+        tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    // No turn ever comes: every full handshake is taken.
+    let no_turn = Arc::new(Semaphore::new(0));
+    let _tasks = probes::spawn(
+        &config,
+        0,
+        &reports,
+        &shards,
+        &no_turn,
+        &Recoveries::new(&config),
+    );
+    // A guard against a hang, not a measure.
+    let report = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a report without a turn")
+        .expect("a report");
+    let e = report.result.expect_err("refused");
+    assert_eq!(e.reason(), "connect", "{e}");
+    assert_eq!(report.checker_late, None);
+}

@@ -129,6 +129,7 @@ pub async fn probe(
     check: &HttpsCheck,
     sessions: &mut Sessions,
     kept: &mut Option<Kept>,
+    ahead: Option<TcpStream>,
     now: Instant,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
@@ -142,14 +143,14 @@ pub async fn probe(
     }
     let name = server_name(target, check);
     let (config, tls12_only) = sessions.config(now);
-    let stream = match handshake(target, config, &name, phases).await {
+    let stream = match handshake(target, ahead, config, &name, phases).await {
         // A server that no longer speaks TLS 1.2 (moved to TLS 1.3 only)
         // refuses the TLS 1.2-only offer: not a failure of the server.
         // Once more, offering every version (a full handshake, rare enough
         // not to wait for a full-handshake turn).
         Err(ProbeError::Tls(_)) if tls12_only => {
             sessions.forget();
-            handshake(target, sessions.config(now).0, &name, phases).await?
+            handshake(target, None, sessions.config(now).0, &name, phases).await?
         }
         result => result?,
     };
@@ -174,14 +175,19 @@ pub async fn probe(
     Ok(success)
 }
 
-/// A new connection and its TLS handshake (timed as `connect` and `tls`).
+/// A TLS handshake (timed as `tls`) over the connection made ahead, or
+/// over a new one (timed as `connect`).
 async fn handshake(
     target: &Target,
+    ahead: Option<TcpStream>,
     config: Arc<ClientConfig>,
     name: &ServerName<'static>,
     phases: &mut Phases,
 ) -> Result<TlsStream<TcpStream>, ProbeError> {
-    let tcp = super::tcp::connect(target, phases).await?;
+    let tcp = match ahead {
+        Some(tcp) => tcp,
+        None => super::tcp::connect(target, phases).await?,
+    };
     // The handshake's flights and the request are small writes, each
     // waiting for an answer: no Nagle delay. (Plain HTTP writes its one
     // request at once, so it spares the system call.)

@@ -215,6 +215,17 @@ pub struct Prober {
     sessions: Option<https::Sessions>,
     /// The connection kept for the next probe (`keep_alive`).
     kept: Option<http::Kept>,
+    /// The connection made ahead of the probe's turn ([`Prober::connect_ahead`]).
+    ahead: Option<Ahead>,
+}
+
+/// A connection made before the probe waited for its turn.
+#[derive(Debug)]
+struct Ahead {
+    stream: tokio::net::TcpStream,
+    /// When it was made, and how long that took.
+    made: Instant,
+    took: Duration,
 }
 
 impl Prober {
@@ -229,6 +240,46 @@ impl Prober {
             target,
             sessions,
             kept: None,
+            ahead: None,
+        }
+    }
+
+    /// Makes the connection of a probe that is to wait for its turn for a
+    /// full TLS handshake, before the wait: a server that refuses
+    /// connections, or does not answer, is then known within the timeout
+    /// and not after the turns of every other server (hundreds at a
+    /// start-up). `None`: connected, the [`Prober::probe`] that follows
+    /// goes on over this connection, with what is left of its timeout.
+    /// `Some`: the probe ended here, failed.
+    ///
+    /// A turn that comes later than `timeout` after the connection was
+    /// made does not use it: a server may close a connection that has
+    /// said nothing for long, and that is not its failure. The probe then
+    /// connects again.
+    pub async fn connect_ahead(&mut self, timeout: Duration) -> Option<Outcome> {
+        self.ahead = None;
+        let mut phases = Phases::new();
+        let began = Instant::now();
+        let result = tokio::time::timeout(timeout, tcp::connect(&self.target, &mut phases)).await;
+        phases.end();
+        match result {
+            Ok(Ok(stream)) => {
+                let made = Instant::now();
+                self.ahead = Some(Ahead {
+                    stream,
+                    made,
+                    took: made.saturating_duration_since(began),
+                });
+                None
+            }
+            Ok(Err(e)) => Some(Outcome {
+                result: Err(e),
+                phases,
+            }),
+            Err(_) => Some(Outcome {
+                result: Err(ProbeError::Timeout(timeout)),
+                phases,
+            }),
         }
     }
 
@@ -249,6 +300,15 @@ impl Prober {
     /// full TLS handshake is due).
     pub async fn probe_at(&mut self, timeout: Duration, now: Instant) -> Outcome {
         let mut phases = Phases::new();
+        let mut budget = timeout;
+        let ahead = match self.ahead.take() {
+            Some(ahead) if now.saturating_duration_since(ahead.made) < timeout => {
+                phases = phases.with(Phase::Connect, ahead.took);
+                budget = timeout.saturating_sub(ahead.took);
+                Some(ahead.stream)
+            }
+            _ => None,
+        };
         let (check, target) = (&self.check, &self.target);
         let (sessions, kept) = (&mut self.sessions, &mut self.kept);
         let run = async {
@@ -258,15 +318,15 @@ impl Prober {
                     http::probe(target, http, kept, now, &mut phases).await
                 }
                 (CheckKind::Https(https), Some(sessions)) => {
-                    https::probe(target, https, sessions, kept, now, &mut phases).await
+                    https::probe(target, https, sessions, kept, ahead, now, &mut phases).await
                 }
                 (CheckKind::Https(https), None) => {
                     let mut sessions = https::Sessions::new(&https.tls);
-                    https::probe(target, https, &mut sessions, kept, now, &mut phases).await
+                    https::probe(target, https, &mut sessions, kept, ahead, now, &mut phases).await
                 }
             }
         };
-        let result = match tokio::time::timeout(timeout, run).await {
+        let result = match tokio::time::timeout(budget, run).await {
             Ok(result) => result,
             Err(_) => Err(ProbeError::Timeout(timeout)),
         };

@@ -988,3 +988,77 @@ async fn https_keep_alive_makes_one_handshake_and_a_new_one_when_a_full_handshak
     );
     assert_eq!(server.counts(), (2, 5));
 }
+
+/// An HTTPS server on 127.0.0.1 that counts the connections it accepts.
+async fn counting_server(
+    tls: Arc<rustls::ServerConfig>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let accepts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepts.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                if let Some(stream) = accepted(tcp, Some(tls)).await {
+                    answer(stream, Answer::Bytes(OK)).await
+                }
+            });
+        }
+    });
+    (addr, accepts)
+}
+
+#[tokio::test]
+async fn a_refusing_server_is_found_by_the_connection_made_ahead() {
+    let pki = Pki::new("lab CA");
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("address");
+    drop(closed);
+    let https = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(https, target(addr));
+    assert!(prober.full_handshake_due(Instant::now()));
+    let outcome = prober
+        .connect_ahead(TIMEOUT)
+        .await
+        .expect("the probe ends at the connect");
+    let e = outcome.result.expect_err("refused");
+    assert_eq!(e.reason(), "connect", "{e}");
+    assert!(outcome.phases.get(Phase::Connect).is_some());
+}
+
+#[tokio::test]
+async fn a_probe_goes_on_over_the_connection_made_ahead_unless_it_waited_too_long() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    let (addr, accepts) = counting_server(tls).await;
+    let https = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(https.clone(), target(addr));
+    assert!(prober.connect_ahead(TIMEOUT).await.is_none(), "connected");
+    let outcome = prober.probe(TIMEOUT).await;
+    let success = outcome
+        .result
+        .expect("verified over the connection made ahead");
+    assert_eq!(success.handshake, Some(Handshake::Full));
+    assert!(outcome.phases.get(Phase::Connect).is_some());
+    assert!(outcome.phases.get(Phase::Tls).is_some());
+    assert_eq!(accepts.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A turn that came later than the timeout: a new connection.
+    let mut prober = Prober::new(https, target(addr));
+    assert!(prober.connect_ahead(TIMEOUT).await.is_none(), "connected");
+    prober
+        .probe_at(TIMEOUT, Instant::now() + TIMEOUT)
+        .await
+        .result
+        .expect("verified over a new connection");
+    assert_eq!(accepts.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
