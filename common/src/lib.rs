@@ -6,6 +6,8 @@
 //!   flags and config files alike;
 //! - [`config_error`]: a config file error that names file, line and
 //!   column, for the checker's config and `--web.config.file`;
+//! - [`yaml`]: reading a YAML config file, a key given twice refused
+//!   where it stands;
 //! - [`labels`]: the labels that name a virtual service and a real server
 //!   in both daemons' series, and a label set to build them into.
 
@@ -14,6 +16,7 @@
 pub mod config_error;
 pub mod duration;
 pub mod labels;
+pub mod yaml;
 
 pub use config_error::ConfigError;
 pub use duration::{parse_duration, parse_positive_duration};

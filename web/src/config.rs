@@ -119,7 +119,7 @@ impl WebConfig {
             }) {
             RawConfig::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::yaml(path, text, &e))?
+            ipvs_common::yaml::from_str(path, text)?
         };
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_raw(raw, base).map_err(|message| ConfigError::new(path, message))
@@ -335,7 +335,11 @@ mod tests {
     fn yaml_syntax_errors_name_the_line() {
         assert_eq!(
             error_of("basic_auth_users: [\n"),
-            "/etc/web.yml:1:19: basic_auth_users: invalid type: sequence, expected a map"
+            "/etc/web.yml:2:1: did not find expected node content at line 2 column 1, while parsing a flow node"
+        );
+        assert_eq!(
+            error_of("basic_auth_users:\n  alice: x\n  alice: y\n"),
+            "/etc/web.yml:3:3: basic_auth_users: `alice` is given twice in the same mapping"
         );
     }
 

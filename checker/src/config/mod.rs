@@ -30,7 +30,7 @@
 //! while serde_yaml still knows where that node is, so every error carries
 //! file, line and column; `parse` runs the passes over the file. The files
 //! an https check names are read once its block is parsed (`tls`).
-//! serde_yaml is used here and nowhere else.
+//! The YAML itself is read by `ipvs_common::yaml`, as `--web.config.file` is.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -1,4 +1,4 @@
-//! Reading a config file: two passes over the text with serde_yaml.
+//! Reading a config file: two passes over the text ([`ipvs_common::yaml`]).
 //!
 //! The first reads only `mode` and `defaults` ([`raw::Preamble`]); the
 //! second everything else, with those two known, so that each service is
@@ -11,7 +11,7 @@
 use std::fmt;
 use std::path::Path;
 
-use ipvs_common::ConfigError;
+use ipvs_common::{yaml, ConfigError};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::raw;
@@ -27,17 +27,14 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
             "the file is empty: it needs at least `services:`",
         ));
     }
-    let yaml = |e: serde_yaml::Error| ConfigError::yaml(file, text, &e);
-    let preamble: raw::Preamble = serde_yaml::from_str(text).map_err(yaml)?;
+    yaml::refuse_repeated_keys(file, text)?;
+    let preamble: raw::Preamble = yaml::from_str(file, text)?;
     let mode = preamble.mode.unwrap_or(Mode::Weights);
     let mut context = Context::new(base, mode, preamble.defaults);
     context
         .build_default_check()
         .map_err(|e| ConfigError::new(file, e))?;
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let body = FileSeed(&mut context)
-        .deserialize(deserializer)
-        .map_err(yaml)?;
+    let body = yaml::from_str_seed(file, text, FileSeed(&mut context))?;
     let services = body.services;
     if services.is_empty() {
         return Err(ConfigError::new(
@@ -117,9 +114,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
             let Some(field) = FIELDS.iter().find(|f| **f == key) else {
                 return Err(de::Error::unknown_field(&key, FIELDS));
             };
-            if seen.contains(field) {
-                return Err(de::Error::duplicate_field(field));
-            }
+            // (A key given twice was refused by `UniqueKeys` already.)
             seen.push(*field);
             match *field {
                 "state_file" => body.state_file = map.next_value()?,

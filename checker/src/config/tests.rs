@@ -125,6 +125,7 @@ const INVALID: &[(&str, &str)] = &[
     ("ca-file-missing", "2:5: services[0]: check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
     ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http or https"),
     ("client-cert-without-key", "3:12: services[0].check: client_cert and client_key go together: set both or neither"),
+    ("duplicate-key", "6:9: services[0].real_servers[0]: `weight` is given twice in the same mapping"),
     ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
     ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
     ("duration", "2:3: defaults: invalid duration \"2\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
@@ -407,7 +408,7 @@ fn scheduler_names_up_to_the_kernels_limit() {
 /// The top-level keys are checked by hand (the services need the
 /// context): an unknown, repeated or missing one reads as serde's own.
 #[test]
-fn top_level_keys_are_refused_as_serde_refuses_them() {
+fn top_level_keys_are_refused_where_they_stand() {
     let error = |text: &str| {
         parse(text, Path::new("c.yml"), Path::new("."))
             .expect_err("invalid")
@@ -425,6 +426,6 @@ fn top_level_keys_are_refused_as_serde_refuses_them() {
     );
     assert_eq!(
         error(&format!("{service}{service}")),
-        "c.yml:1:1: duplicate field `services`"
+        "c.yml:4:1: `services` is given twice in the same mapping"
     );
 }
