@@ -1,5 +1,6 @@
 //! The netlink transport: one `NETLINK_GENERIC` socket, the IPVS family id
-//! resolved once, requests sent and answers read synchronously.
+//! resolved when it opens (and again when the kernel no longer knows it),
+//! requests sent and answers read synchronously.
 //!
 //! Synchronous on purpose: every IPVS command is a short request/answer
 //! with the kernel, the callers (an exporter's scrape, a checker's weight
@@ -41,6 +42,8 @@ pub(crate) enum Failure {
     Decode(String),
     /// A dump was interrupted by a concurrent change of the table.
     Interrupted,
+    /// The IPVS family is no longer registered (the module was unloaded).
+    Unavailable,
 }
 
 impl From<DecodeError> for Failure {
@@ -69,6 +72,7 @@ impl Failure {
                 operation,
                 attempts: 1,
             },
+            Failure::Unavailable => Error::Unavailable,
         }
     }
 }
@@ -147,8 +151,10 @@ impl Transport {
 
     /// Sends `request` and waits for the kernel's acknowledgement.
     pub(crate) fn execute(&mut self, request: IpvsMessage) -> Result<(), Failure> {
-        let sequence = self.send_request(request, false)?;
-        self.receive(sequence, |_, _| Ok(()))
+        self.exchange(|transport, _| {
+            let sequence = transport.send_request(request.clone(), false)?;
+            transport.receive(sequence, |_, _| Ok(()))
+        })
     }
 
     /// Sends `request` (a GET_* command) and hands each answer to `each`.
@@ -159,10 +165,13 @@ impl Transport {
         dump: bool,
         mut each: impl FnMut(IpvsMessage) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let sequence = self.send_request(request, dump)?;
-        self.receive(sequence, |payload, message_type| {
-            let answer = GenlMessage::<IpvsMessage>::parse_with_param(payload, message_type)?;
-            each(answer.payload)
+        self.exchange(|transport, answered| {
+            let sequence = transport.send_request(request.clone(), dump)?;
+            transport.receive(sequence, |payload, message_type| {
+                *answered = true;
+                let answer = GenlMessage::<IpvsMessage>::parse_with_param(payload, message_type)?;
+                each(answer.payload)
+            })
         })
     }
 
@@ -177,21 +186,60 @@ impl Transport {
         dump: bool,
         mut each: impl FnMut(u16, &[u8]) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let sequence = self.send_request(request, dump)?;
-        self.receive(sequence, |payload, _| {
-            // The generic netlink header (command, version, reserved).
-            let attrs = payload.get(GENL_HEADER_LEN..).ok_or_else(|| {
-                Failure::Decode(format!(
-                    "generic netlink header: {} bytes, expected {GENL_HEADER_LEN}",
-                    payload.len()
-                ))
-            })?;
-            for attr in crate::nla::attributes("IPVS message", attrs) {
-                let (kind, value) = attr?;
-                each(kind, value)?;
-            }
-            Ok(())
+        self.exchange(|transport, answered| {
+            let sequence = transport.send_request(request.clone(), dump)?;
+            transport.receive(sequence, |payload, _| {
+                *answered = true;
+                // The generic netlink header (command, version, reserved).
+                let attrs = payload.get(GENL_HEADER_LEN..).ok_or_else(|| {
+                    Failure::Decode(format!(
+                        "generic netlink header: {} bytes, expected {GENL_HEADER_LEN}",
+                        payload.len()
+                    ))
+                })?;
+                for attr in crate::nla::attributes("IPVS message", attrs) {
+                    let (kind, value) = attr?;
+                    each(kind, value)?;
+                }
+                Ok(())
+            })
         })
+    }
+
+    /// Runs `exchange` (one request and its answer; it sets its flag when
+    /// an answer message came). An ENOENT before any answer is what the
+    /// kernel says to a family id it no longer knows: the ip_vs module was
+    /// unloaded, and loaded again under a new id, which a daemon running
+    /// for months sees. Then the family is resolved again and, if its id
+    /// changed, the exchange made once more. (IPVS itself answers ENOENT
+    /// too, for a destination that does not exist: that costs one more
+    /// round trip and the same error.)
+    fn exchange<T>(
+        &mut self,
+        mut exchange: impl FnMut(&mut Self, &mut bool) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let mut answered = false;
+        match exchange(self, &mut answered) {
+            Err(Failure::Errno(libc::ENOENT)) if !answered && self.family_moved()? => {
+                exchange(self, &mut answered)
+            }
+            result => result,
+        }
+    }
+
+    /// Whether the IPVS family has another id than the one in use (now
+    /// taken); [`Failure::Unavailable`] if it is gone.
+    fn family_moved(&mut self) -> Result<bool, Failure> {
+        match self.resolve_family() {
+            Ok(id) if id != self.family_id => {
+                self.family_id = id;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(Error::Unavailable) => Err(Failure::Unavailable),
+            // The first error is the one to report.
+            Err(_) => Ok(false),
+        }
     }
 
     /// Sends `request`, as a dump (every object of its kind) or asking for
