@@ -72,6 +72,10 @@ struct Args {
     /// enabling TLS and basic auth.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+    /// Connections the web endpoint keeps open at once, at most; more wait
+    /// until one closes (as Prometheus' own flag).
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = ipvs_web::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
@@ -117,6 +121,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     ipvs_web::logging::init(args.log_level, args.log_format).map_err(anyhow::Error::msg)?;
+    ipvs_common::open_files::raise_open_files_limit_at_start();
     let web = match &args.web_config_file {
         Some(path) => WebConfig::load(path).context("--web.config.file")?,
         None => WebConfig::plain(),
@@ -133,7 +138,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
     };
     runtime.block_on(async move {
-        let server = Server::bind_first(&addresses, &web, ipvs_web::Limits::default()).await?;
+        let server = Server::bind_first(
+            &addresses,
+            &web,
+            ipvs_web::Limits {
+                max_connections: args.max_connections as usize,
+                ..ipvs_web::Limits::default()
+            },
+        )
+        .await?;
         tracing::info!(
             address = %server.local_addr().context("listening address")?,
             tls = web.tls.is_some(),

@@ -6,6 +6,7 @@
 //!   flags and config files alike;
 //! - [`config_error`]: a config file error that names file, line and
 //!   column, for the checker's config and `--web.config.file`;
+//! - [`open_files`]: the open-files limit raised at start;
 //! - [`yaml`]: reading a YAML config file, a key given twice refused
 //!   where it stands;
 //! - [`labels`]: the labels that name a virtual service and a real server
@@ -16,8 +17,10 @@
 pub mod config_error;
 pub mod duration;
 pub mod labels;
+pub mod open_files;
 pub mod yaml;
 
 pub use config_error::ConfigError;
 pub use duration::{parse_duration, parse_positive_duration};
 pub use labels::LabelSet;
+pub use open_files::raise_open_files_limit;

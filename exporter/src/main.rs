@@ -38,6 +38,10 @@ struct Args {
     /// basic auth.
     #[arg(long = "web.config.file")]
     web_config_file: Option<PathBuf>,
+    /// Connections the web endpoint keeps open at once, at most; more wait
+    /// until one closes (as Prometheus' own flag).
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = ipvs_web::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
 
     /// Only log messages at this level or above: debug, info, warn, error.
     #[arg(long = "log.level", default_value = "info")]
@@ -152,9 +156,15 @@ async fn run(args: Args) -> Result<()> {
         telemetry_path: Arc::from(args.telemetry_path.as_str()),
     };
 
-    let server =
-        Server::bind_listen_address(&args.listen_address, &web, ipvs_web::Limits::default())
-            .await?;
+    let server = Server::bind_listen_address(
+        &args.listen_address,
+        &web,
+        ipvs_web::Limits {
+            max_connections: args.max_connections as usize,
+            ..ipvs_web::Limits::default()
+        },
+    )
+    .await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         address = %server.local_addr().context("listening address")?,
@@ -179,6 +189,7 @@ fn main() -> ExitCode {
     if let Err(error) = ipvs_web::logging::init(args.log_level, args.log_format) {
         eprintln!("ipvs-exporter: {error}");
     }
+    ipvs_common::open_files::raise_open_files_limit_at_start();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,7 +25,10 @@ pub mod stream;
 
 pub use config::{ClientAuth, ConfigError, WebConfig};
 pub use logging::{LogFormat, LogLevel};
-pub use server::{listen_addresses, resolve_listen_address, shutdown_signal, Limits, Server};
+pub use server::{
+    listen_addresses, resolve_listen_address, shutdown_signal, Limits, Server,
+    DEFAULT_MAX_CONNECTIONS,
+};
 
 #[cfg(test)]
 mod tests;

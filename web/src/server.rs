@@ -7,6 +7,11 @@
 //! - A client has [`Limits::header_read`] to send its request head, and
 //!   [`Limits::tls_handshake`] to finish a TLS handshake; after that the
 //!   connection is closed, so slow or silent clients cannot pile up.
+//! - At most [`Limits::max_connections`] connections are open at once
+//!   (`--web.max-connections`, Prometheus' own flag and default): past it,
+//!   new ones wait in the kernel's backlog until one closes, so a flood of
+//!   clients cannot take the descriptors the daemon needs for its own work
+//!   (the checker's probes, the exporter's netlink sockets).
 //! - On shutdown the listener closes, requests in flight finish (up to
 //!   [`Limits::shutdown_grace`]), idle keep-alive connections are closed.
 
@@ -26,6 +31,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::BasicAuth;
@@ -43,7 +49,15 @@ pub struct Limits {
     pub accept_retry: Duration,
     /// How long requests in flight may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Connections open at once, at most.
+    pub max_connections: usize,
 }
+
+/// `--web.max-connections`' default, as Prometheus'.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
+
+/// How often a server short of connections or of accepts says so.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -52,6 +66,7 @@ impl Default for Limits {
             tls_handshake: Duration::from_secs(10),
             accept_retry: Duration::from_millis(100),
             shutdown_grace: Duration::from_secs(10),
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
         }
     }
 }
@@ -198,7 +213,29 @@ impl Server {
         http.timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read);
         tokio::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections.max(1)));
+        let mut full = Throttled::default();
+        let mut failed = Throttled::default();
         loop {
+            let slot = match slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    full.warn(|waited| {
+                        tracing::warn!(
+                            max_connections = self.limits.max_connections,
+                            times = waited,
+                            "connections at the --web.max-connections limit: new ones wait until one closes"
+                        )
+                    });
+                    tokio::select! {
+                        slot = slots.clone().acquire_owned() => match slot {
+                            Ok(slot) => slot,
+                            Err(_) => break,
+                        },
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
                 () = &mut shutdown => break,
@@ -206,7 +243,9 @@ impl Server {
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed; retrying");
+                    failed.warn(|times| {
+                        tracing::warn!(%error, times, "accepting a connection failed; retrying")
+                    });
                     tokio::time::sleep(self.limits.accept_retry).await;
                     continue;
                 }
@@ -219,7 +258,10 @@ impl Server {
                 watcher: graceful.watcher(),
                 tls_handshake: self.limits.tls_handshake,
             };
-            tokio::spawn(connection.serve(stream, peer));
+            tokio::spawn(async move {
+                connection.serve(stream, peer).await;
+                drop(slot);
+            });
         }
         drop(self.listener);
         tracing::info!("shutting down: finishing requests in flight");
@@ -232,6 +274,27 @@ impl Server {
                 self.limits.shutdown_grace
             );
         }
+    }
+}
+
+/// A warning given at most once per [`WARN_EVERY`], with how many times
+/// its cause came since the last one.
+#[derive(Debug, Default)]
+struct Throttled {
+    since: u64,
+    warned: Option<std::time::Instant>,
+}
+
+impl Throttled {
+    fn warn(&mut self, warn: impl FnOnce(u64)) {
+        self.since += 1;
+        let now = std::time::Instant::now();
+        if self.warned.is_some_and(|at| now < at + WARN_EVERY) {
+            return;
+        }
+        warn(self.since);
+        self.since = 0;
+        self.warned = Some(now);
     }
 }
 

@@ -500,3 +500,53 @@ async fn a_client_that_stops_reading_times_the_writer_out() {
     stop.send(()).expect("stop");
     task.await.expect("no panic");
 }
+
+#[tokio::test]
+async fn past_max_connections_new_ones_wait_until_one_closes() {
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let (addr, stop, _task) = start(WebConfig::plain(), limits).await;
+    let first = TcpStream::connect(addr).await.expect("connect");
+    let _second = TcpStream::connect(addr).await.expect("connect");
+    // Both taken by the server: one more answer shows it accepted them.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third =
+        tokio::spawn(
+            async move { get(TcpStream::connect(addr).await.expect("connect"), None).await },
+        );
+    // Not answered while two connections are open (a margin, not a
+    // measure: the answer comes only after `first` closes below).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "served past the limit");
+    drop(first);
+    let answer = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served once a connection closed")
+        .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn a_huge_request_head_is_refused_and_the_server_goes_on() {
+    let (addr, stop, _task) = start(WebConfig::plain(), Limits::default()).await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: test\r\nX-Filler: {}\r\n\r\n",
+        "x".repeat(1 << 20)
+    );
+    // The server may close before the whole head is written.
+    let _ = stream.write_all(huge.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431 "),
+        "{answer}"
+    );
+    let answer = get(TcpStream::connect(addr).await.expect("connect"), None).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let _ = stop.send(());
+}
