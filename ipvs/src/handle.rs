@@ -400,7 +400,7 @@ fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<De
     )
 }
 
-fn service_of(answer: IpvsMessage) -> Result<Service, Failure> {
+pub(crate) fn service_of(answer: IpvsMessage) -> Result<Service, Failure> {
     answer
         .attrs
         .iter()

@@ -29,6 +29,9 @@
 pub mod constants;
 pub mod destination;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 pub mod info;
 pub mod message;

@@ -29,7 +29,7 @@ use crate::message::IpvsMessage;
 const RECV_BUFFER: usize = 64 * 1024;
 
 /// `struct genlmsghdr`: command, version, reserved.
-const GENL_HEADER_LEN: usize = 4;
+pub(crate) const GENL_HEADER_LEN: usize = 4;
 
 /// How the transport failed, before the caller names the operation.
 #[derive(Debug)]
