@@ -40,8 +40,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use self::log::{check_quiescent, log_guard, log_outcome, report_managed, LateProbes};
-use self::probes::{Recoveries, Recovery, Report, Reports};
+use self::log::{
+    check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
+};
+use self::probes::{CheckerFault, Recoveries, Recovery, Report, Reports};
 use self::shards::Shards;
 use crate::config::{self, Config, Mode};
 use crate::health::Health;
@@ -382,6 +384,8 @@ struct Daemon<T> {
     pending: HashSet<ServiceKey>,
     /// Probes that timed out while the checker was late.
     late: LateProbes,
+    /// Probes that could not make their socket.
+    exhausted: ExhaustedProbes,
 }
 
 impl<T: ManagedTable> Daemon<T> {
@@ -394,21 +398,34 @@ impl<T: ManagedTable> Daemon<T> {
             announced: HashSet::new(),
             pending: HashSet::new(),
             late: LateProbes::default(),
+            exhausted: ExhaustedProbes::default(),
         }
     }
 
     /// Records a probe result; a flip marks its service for the next
     /// [`Daemon::flush`]. Says whether the real server recovered (down
-    /// before, up now). A timeout while the checker was late is counted
+    /// before, up now). A failure of the checker's own (a timeout while it
+    /// was late, a socket it could not make) is counted
     /// and changes nothing else.
     fn observe(&mut self, report: &Report) -> Option<Recovery> {
-        if let Some(lag) = report.checker_late {
-            self.state
-                .lock()
-                .observe_late(&report.service, &report.destination);
-            tracing::debug!(service = %report.service, real_server = %report.destination, ?lag, "probe timed out while the checker was late: not counted as a failure");
-            self.late.note(lag, tokio::time::Instant::now());
-            return None;
+        match report.checker_fault {
+            Some(CheckerFault::Late(lag)) => {
+                self.state
+                    .lock()
+                    .observe_late(&report.service, &report.destination);
+                tracing::debug!(service = %report.service, real_server = %report.destination, ?lag, "probe timed out while the checker was late: not counted as a failure");
+                self.late.note(lag, tokio::time::Instant::now());
+                return None;
+            }
+            Some(CheckerFault::Exhausted(errno)) => {
+                self.state
+                    .lock()
+                    .observe_exhausted(&report.service, &report.destination);
+                tracing::debug!(service = %report.service, real_server = %report.destination, errno, "probe could not make its socket: not counted as a failure");
+                self.exhausted.note(errno, tokio::time::Instant::now());
+                return None;
+            }
+            None => {}
         }
         let (before, flip) = {
             let mut state = self.state.lock();

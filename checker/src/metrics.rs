@@ -162,6 +162,17 @@ impl Collector for StateCollector {
             &mut encoder,
             state,
             (
+                "ipvs_checker_probes_resource_exhausted",
+                "Probes that could not make their socket because the checker itself ran out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): neither a pass nor a failure, the real server's health is unchanged.",
+                None,
+                MetricType::Counter,
+            ),
+            |b| vec![(Vec::new(), ConstCounter::new(b.exhausted_probes))],
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
                 "ipvs_checker_weight_changes",
                 "Weights the checker set, by cause: health, quorum_guard (a failed server put back), out_of_band (a change made by someone else undone). Nothing is counted in a dry run.",
                 None,

@@ -152,6 +152,10 @@ pub struct Backend {
     /// Probes that timed out while the checker itself was late (see
     /// `daemon::lag`): neither a pass nor a failure.
     pub late_probes: u64,
+    /// Probes that could not make their socket for want of the checker's
+    /// own resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): neither a pass nor
+    /// a failure.
+    pub exhausted_probes: u64,
     /// Weights set because the health changed.
     pub changes_health: u64,
     /// Weights set back because the quorum guard holds the server.
@@ -191,6 +195,7 @@ impl Backend {
             cert_not_after: None,
             transitions: 0,
             late_probes: 0,
+            exhausted_probes: 0,
             changes_health: 0,
             changes_quorum_guard: 0,
             changes_out_of_band: 0,
@@ -323,6 +328,14 @@ impl State {
     pub fn observe_late(&mut self, service: &ServiceKey, destination: &DestinationKey) {
         if let Some(backend) = self.backend_mut(service, destination) {
             backend.late_probes += 1;
+        }
+    }
+
+    /// Records a probe that could not make its socket for want of the
+    /// checker's own resources: neither a pass nor a failure.
+    pub fn observe_exhausted(&mut self, service: &ServiceKey, destination: &DestinationKey) {
+        if let Some(backend) = self.backend_mut(service, destination) {
+            backend.exhausted_probes += 1;
         }
     }
 

@@ -13,9 +13,9 @@ use crate::reconcile::quiescent::{self, Quiescent};
 use crate::reconcile::{Desired, ManagedOutcome, ManagedTable, Outcome, Reconciler};
 use crate::state::Shared;
 
-/// The least time between two warnings that probes timed out while the
-/// checker was late.
-const LATE_WARN_EVERY: Duration = Duration::from_secs(60);
+/// The least time between two warnings about probes that failed by the
+/// checker's own fault.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Warns (or sets the sysctl, as configured) when persistent services
 /// would keep their clients on quiesced real servers.
@@ -137,12 +137,12 @@ pub(super) struct LateProbes {
 }
 
 impl LateProbes {
-    /// One more, `lag` behind; warns at most once per [`LATE_WARN_EVERY`]
+    /// One more, `lag` behind; warns at most once per [`WARN_EVERY`]
     /// with what came since the last warning.
     pub(super) fn note(&mut self, lag: Duration, now: tokio::time::Instant) {
         self.count += 1;
         self.worst = self.worst.max(lag);
-        if self.warned.is_some_and(|at| now < at + LATE_WARN_EVERY) {
+        if !due(&mut self.warned, now) {
             return;
         }
         warn!(
@@ -150,8 +150,42 @@ impl LateProbes {
             worst_lag = ?self.worst,
             "the checker is short of CPU: probes timed out while their thread was more than a tenth of their timeout behind; such a timeout is the checker's, not the server's, so those real servers keep their health (ipvs_checker_probes_late_total counts them; a refused connection or a wrong answer still counts as a failure)"
         );
-        self.warned = Some(now);
         self.count = 0;
         self.worst = Duration::ZERO;
     }
+}
+
+/// Probes that could not make their socket for want of the checker's own
+/// resources, since the last warning about them.
+#[derive(Debug, Default)]
+pub(super) struct ExhaustedProbes {
+    count: u64,
+    warned: Option<tokio::time::Instant>,
+}
+
+impl ExhaustedProbes {
+    /// One more, failed with `errno`; warns at most once per
+    /// [`WARN_EVERY`] with the count since the last warning.
+    pub(super) fn note(&mut self, errno: i32, now: tokio::time::Instant) {
+        self.count += 1;
+        if !due(&mut self.warned, now) {
+            return;
+        }
+        warn!(
+            probes = self.count,
+            error = %std::io::Error::from_raw_os_error(errno),
+            "the checker ran out of its own resources: probes could not make their socket; the real servers keep their health (ipvs_checker_probes_resource_exhausted_total counts them; raise the open-files limit or lower --checker.max-concurrency)"
+        );
+        self.count = 0;
+    }
+}
+
+/// Whether a warning last given at `warned` may be given again at `now`;
+/// if so, `now` becomes the last.
+fn due(warned: &mut Option<tokio::time::Instant>, now: tokio::time::Instant) -> bool {
+    if warned.is_some_and(|at| now < at + WARN_EVERY) {
+        return false;
+    }
+    *warned = Some(now);
+    true
 }

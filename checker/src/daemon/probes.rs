@@ -72,16 +72,31 @@ pub(super) struct Report {
     pub destination: DestinationKey,
     pub result: Result<prober::Success, prober::ProbeError>,
     pub phases: prober::Phases,
-    /// How far behind the probe's thread was, if the probe timed out
-    /// while it was late: then the timeout is the checker's, not the
-    /// server's.
-    pub checker_late: Option<Duration>,
+    /// Why the failure is the checker's own, not the server's, if it is.
+    pub checker_fault: Option<CheckerFault>,
 }
+
+/// A probe failure of the checker's own making: neither a pass nor a
+/// failure of the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CheckerFault {
+    /// It timed out while its thread was this far behind.
+    Late(Duration),
+    /// Its socket could not be made for want of the checker's own
+    /// resources: this errno (EMFILE, ENFILE, ENOBUFS, ENOMEM). A server
+    /// cannot cause these; a server that refuses or is unreachable gets
+    /// other errors.
+    Exhausted(i32),
+}
+
+/// The errnos of a connect that say the checker, not the server, ran out
+/// of something.
+const EXHAUSTED: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
 
 impl Report {
     /// The report of `outcome`, a probe that ran over `window`: a timeout
     /// is the checker's when its thread was late meanwhile.
-    fn new(
+    pub(super) fn new(
         generation: u64,
         service: ServiceKey,
         destination: DestinationKey,
@@ -90,11 +105,15 @@ impl Report {
         window: (tokio::time::Instant, tokio::time::Instant),
         timeout: Duration,
     ) -> Self {
-        let checker_late = match outcome.result {
+        let checker_fault = match &outcome.result {
             Err(prober::ProbeError::Timeout(_)) => {
                 let worst = lag.worst(window.0, window.1);
-                is_late(worst, timeout).then_some(worst)
+                is_late(worst, timeout).then_some(CheckerFault::Late(worst))
             }
+            Err(prober::ProbeError::Connect(e)) => e
+                .raw_os_error()
+                .filter(|errno| EXHAUSTED.contains(errno))
+                .map(CheckerFault::Exhausted),
             _ => None,
         };
         Report {
@@ -103,13 +122,13 @@ impl Report {
             destination,
             result: outcome.result,
             phases: outcome.phases,
-            checker_late,
+            checker_fault,
         }
     }
 
-    /// Whether the probe could not connect (refused, unreachable).
+    /// Whether the server refused the connection or was unreachable.
     fn refused(&self) -> bool {
-        matches!(self.result, Err(prober::ProbeError::Connect(_)))
+        matches!(self.result, Err(prober::ProbeError::Connect(_))) && self.checker_fault.is_none()
     }
 }
 
@@ -345,13 +364,15 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         // A timeout after a connection made ahead: the checker's lateness
         // while connecting counts too (the wait between is not the probe's).
         if let (Some(window), Err(prober::ProbeError::Timeout(_))) = (ahead, &report.result) {
-            let worst = lag
-                .worst(window.0, window.1)
-                .max(report.checker_late.unwrap_or_default());
-            report.checker_late = is_late(worst, timeout).then_some(worst);
+            let probing = match report.checker_fault {
+                Some(CheckerFault::Late(lag)) => lag,
+                _ => Duration::ZERO,
+            };
+            let worst = lag.worst(window.0, window.1).max(probing);
+            report.checker_fault = is_late(worst, timeout).then_some(CheckerFault::Late(worst));
         }
         refused = report.refused();
-        tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_late = ?report.checker_late, "probe");
+        tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
         // Never waits: a loop held up by the kernel or the disk does not
         // hold up the probes.
         if !reports.send(report) {

@@ -50,7 +50,7 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
             destination: rs.key,
             result,
             phases: Phases::new(),
-            checker_late: None,
+            checker_fault: None,
         });
     }
 }
@@ -234,7 +234,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
             Err(ProbeError::Timeout(Duration::from_secs(1)))
         },
         phases: Phases::new(),
-        checker_late: None,
+        checker_fault: None,
     };
     // Up at start-up (from unknown), still up, down, still down: none.
     for ok in [true, true, false, false] {
@@ -244,32 +244,46 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
     assert_eq!(daemon.observe(&report(true)), None);
 }
 
+/// A daemon on the fake table of [`config`]; its state, its second
+/// service and that service's first real server.
+fn daemon_on_the_small_service(
+    dir: &Path,
+) -> (
+    Daemon<MemoryTable>,
+    Shared,
+    config::VirtualService,
+    DestinationKey,
+) {
+    let config = config("", dir);
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let daemon = Daemon::new(config, reconciler, state.clone());
+    let service = daemon.config.services[1].clone();
+    let destination = service.real_servers[0].key;
+    (daemon, state, service, destination)
+}
+
 /// A timeout while the checker was late is neither a pass nor a failure:
 /// counted, the health as it was; a refused connection at the same time
 /// is the server's answer and counts.
 #[tokio::test]
 async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config("", dir.path());
-    let state = Shared::new(&config);
-    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
-    let mut daemon = Daemon::new(config, reconciler, state.clone());
-    let service = daemon.config.services[1].clone();
-    let destination = service.real_servers[0].key;
+    let (mut daemon, state, service, destination) = daemon_on_the_small_service(dir.path());
     // Only the late probes have phases timed: none of theirs may count.
-    let report = |result, checker_late: Option<Duration>| Report {
+    let report = |result, checker_fault: Option<CheckerFault>| Report {
         generation: 0,
         service: service.key,
         destination,
         result,
-        phases: match checker_late {
+        phases: match checker_fault {
             Some(_) => Phases::new().with(crate::prober::Phase::Connect, Duration::from_secs(1)),
             None => Phases::new(),
         },
-        checker_late,
+        checker_fault,
     };
     let timeout = || Err(ProbeError::Timeout(Duration::from_secs(1)));
-    let late = Some(Duration::from_millis(400));
+    let late = Some(CheckerFault::Late(Duration::from_millis(400)));
     daemon.observe(&report(Ok(Success::default()), None));
     daemon.flush();
     let up = |state: &Shared| {
@@ -298,7 +312,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
     daemon.observe(&report(Ok(Success::default()), None));
     assert_eq!(up(&state).0, Health::Up);
     // A refused connection is never the checker's lateness: the probe
-    // task reports it without `checker_late`, and it flips.
+    // task reports it without a `checker_fault`, and it flips.
     let refused = Err(ProbeError::Connect(std::io::Error::from(
         std::io::ErrorKind::ConnectionRefused,
     )));
@@ -568,5 +582,55 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
         .expect("a report");
     let e = report.result.expect_err("refused");
     assert_eq!(e.reason(), "connect", "{e}");
-    assert_eq!(report.checker_late, None);
+    assert_eq!(report.checker_fault, None);
+}
+
+/// A probe whose socket could not be made for want of the checker's own
+/// descriptors (or memory, or socket buffers) is neither a pass nor a
+/// failure; a refused connection is the server's answer.
+#[test]
+fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut daemon, state, service, destination) = daemon_on_the_small_service(dir.path());
+    let connect = |errno: i32| {
+        Err(ProbeError::Connect(std::io::Error::from_raw_os_error(
+            errno,
+        )))
+    };
+    let lag = super::lag::Lag::new();
+    let now = tokio::time::Instant::now();
+    let report = |result| {
+        probes::Report::new(
+            0,
+            service.key,
+            destination,
+            crate::prober::Outcome {
+                result,
+                phases: Phases::new(),
+            },
+            &lag,
+            (now, now),
+            Duration::from_secs(1),
+        )
+    };
+    daemon.observe(&report(Ok(Success::default())));
+    daemon.flush();
+    for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+        let starved = report(connect(errno));
+        assert_eq!(starved.checker_fault, Some(CheckerFault::Exhausted(errno)));
+        assert_eq!(daemon.observe(&starved), None);
+    }
+    assert!(!daemon.has_pending());
+    {
+        let state = state.lock();
+        let b = state
+            .backend(&service.key, &destination)
+            .expect("configured");
+        assert_eq!((b.health.health(), b.exhausted_probes), (Health::Up, 4));
+    }
+    let refused = report(connect(libc::ECONNREFUSED));
+    assert_eq!(refused.checker_fault, None);
+    daemon.observe(&refused);
+    daemon.flush();
+    assert_eq!(weights(&daemon, 1), vec![0, 1]);
 }
