@@ -1,6 +1,6 @@
 //! The fuzz targets' bodies: each takes any bytes, as a peer or a file
 //! could give them, and must return without a panic, a hang or an
-//! unbounded allocation. `fuzz/fuzz_targets/*.rs` hand them to libFuzzer
+//! unbounded allocation. `fuzz/libfuzzer/fuzz_targets/*.rs` hand them to libFuzzer
 //! (cargo-fuzz, `lab/fuzz`); `tests/replay.rs` runs them over the seeds
 //! and every input a fuzzer once found (`fuzz/regressions/TARGET/`), so
 //! they build and pass in every `cargo test`.
@@ -10,7 +10,7 @@ use std::path::Path;
 /// A target's body.
 pub type Body = fn(&[u8]);
 
-/// Every target: its name (the file under `fuzz/fuzz_targets/`) and body.
+/// Every target: its name (the file under `fuzz/libfuzzer/fuzz_targets/`) and body.
 pub const TARGETS: &[(&str, Body)] = &[
     ("netlink", netlink),
     ("proc_conn", proc_conn),

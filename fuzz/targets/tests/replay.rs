@@ -42,7 +42,7 @@ fn every_target_takes_what_the_fuzzers_found() {
 fn every_target_has_a_libfuzzer_entry() {
     for (target, _) in TARGETS {
         let file = root()
-            .join("fuzz/fuzz_targets")
+            .join("fuzz/libfuzzer/fuzz_targets")
             .join(format!("{target}.rs"));
         let text =
             std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
