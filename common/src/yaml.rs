@@ -20,7 +20,24 @@ use crate::ConfigError;
 /// `text`, the contents of `file`, read as a `T`.
 pub fn from_str<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
     refuse_repeated_keys(file, text)?;
-    serde_yaml::from_str(text).map_err(|e| ConfigError::yaml(file, text, &e))
+    serde_yaml::from_str(text).map_err(|e| error(file, text, &e))
+}
+
+/// serde_yaml's error as a [`ConfigError`], its two limits said in words
+/// a user can act on.
+fn error(file: &Path, text: &str, error: &serde_yaml::Error) -> ConfigError {
+    let mut error = ConfigError::yaml(file, text, error);
+    let limit = match error.message.as_str() {
+        "repetition limit exceeded" => {
+            Some("aliases (*name) expand to too many values: refused, as a file that makes the reader build millions of nodes (a \"billion laughs\") would be")
+        }
+        "recursion limit exceeded" => Some("nested too deeply: refused"),
+        _ => None,
+    };
+    if let Some(message) = limit {
+        error.message = message.to_owned();
+    }
+    error
 }
 
 /// `text`, the contents of `file`, read with `seed` (for a reader that
@@ -32,7 +49,7 @@ pub fn from_str_seed<'de, S: DeserializeSeed<'de>>(
     seed: S,
 ) -> Result<S::Value, ConfigError> {
     seed.deserialize(serde_yaml::Deserializer::from_str(text))
-        .map_err(|e| ConfigError::yaml(file, text, &e))
+        .map_err(|e| error(file, text, &e))
 }
 
 /// Refuses a key given twice in one mapping anywhere in `text`, at the
@@ -40,7 +57,7 @@ pub fn from_str_seed<'de, S: DeserializeSeed<'de>>(
 pub fn refuse_repeated_keys(file: &Path, text: &str) -> Result<(), ConfigError> {
     UniqueKeys
         .deserialize(serde_yaml::Deserializer::from_str(text))
-        .map_err(|e| ConfigError::yaml(file, text, &e))
+        .map_err(|e| error(file, text, &e))
 }
 
 /// A walk over the whole document that refuses a key given twice in one
@@ -193,6 +210,29 @@ mod tests {
             error("a:\n  1: x\n  1: y\n"),
             "c.yml:3:3: a: `1` is given twice in the same mapping"
         );
+    }
+
+    #[test]
+    fn an_alias_bomb_and_deep_nesting_are_refused_in_words() {
+        let mut bomb = vec![r#"a: &a ["x","x","x","x","x","x","x","x","x","x"]"#.to_owned()];
+        for (name, prev) in "bcdefghi".chars().zip("abcdefgh".chars()) {
+            bomb.push(format!(
+                "{name}: &{name} [{}]",
+                vec![format!("*{prev}"); 10].join(",")
+            ));
+        }
+        let error = refuse_repeated_keys(Path::new("c.yml"), &bomb.join("\n"))
+            .expect_err("a bomb")
+            .to_string();
+        assert!(
+            error.starts_with("c.yml: aliases (*name) expand to too many values: refused"),
+            "{error}"
+        );
+        let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
+        let error = refuse_repeated_keys(Path::new("c.yml"), &deep)
+            .expect_err("too deep")
+            .to_string();
+        assert!(error.contains("nested too deeply: refused"), "{error}");
     }
 
     #[test]
