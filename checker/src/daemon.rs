@@ -25,8 +25,14 @@
 //!
 //! At start and on each reload it checks `expire_quiescent_template` for
 //! the persistent services (see [`crate::reconcile::quiescent`]).
+//!
+//! It owns the drains ([`crate::drain`]): it applies the admin API's
+//! orders ([`crate::admin`]), takes an out-of-band weight 0 as a drain,
+//! reads `maintenance_dir` and expires drains once a second, and writes
+//! the drain file before the state shows a change. It tells systemd
+//! how it is doing ([`watchdog`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +49,10 @@ use tracing::{error, info, warn};
 use self::log::{check_quiescent, log_guard, log_outcome, report_managed, LateProbes};
 use self::probes::{Recoveries, Recovery, Report, Reports};
 use self::shards::Shards;
+use self::watchdog::Watchdog;
+use crate::admin::{self, Admin, Command, Order, Refusal};
 use crate::config::{self, Config, Mode};
+use crate::drain::{maintenance, By, Drain, Drains};
 use crate::health::Health;
 
 use crate::reconcile::{ManagedTable, Reconciler};
@@ -66,6 +75,10 @@ pub struct Options {
     pub probe_threads: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`crate::reconcile::quiescent::SYSCTL_PATH`]).
     pub quiescent_sysctl: PathBuf,
+    /// systemd's notify socket (`$NOTIFY_SOCKET`), if any.
+    pub notify_socket: Option<String>,
+    /// systemd's watchdog timeout (`$WATCHDOG_USEC`), if any.
+    pub watchdog: Option<Duration>,
 }
 
 /// How often every service is compared with the table.
@@ -85,6 +98,9 @@ const FLIP_COALESCE: Duration = Duration::from_millis(20);
 /// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
 
+/// Admin API orders waiting for the loop, at most.
+const ADMIN_QUEUE: usize = 16;
+
 /// A single-threaded async runtime, as the loop and the web endpoint run
 /// on (the probes have threads of their own, see [`shards`]).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -98,9 +114,15 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub struct Running {
     done: oneshot::Receiver<anyhow::Result<()>>,
     thread: std::thread::JoinHandle<()>,
+    admin: mpsc::Sender<Command>,
 }
 
 impl Running {
+    /// The admin API's way to the loop.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.admin.clone())
+    }
+
     /// Waits for the loop to end (a signal, `stop`, or an error).
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = match self.done.await {
@@ -130,13 +152,19 @@ where
 {
     let runtime = runtime()?;
     let (tell, done) = oneshot::channel();
+    let (admin, orders) = mpsc::channel(ADMIN_QUEUE);
     let thread = std::thread::Builder::new()
         .name("loop".into())
         .spawn(move || {
-            let result = runtime.block_on(run(options, config, table, state, stop));
+            let result =
+                runtime.block_on(run_with(options, config, table, state, stop, Some(orders)));
             let _ = tell.send(result);
         })?;
-    Ok(Running { done, thread })
+    Ok(Running {
+        done,
+        thread,
+        admin,
+    })
 }
 
 /// Runs until SIGTERM, SIGINT or `stop`, keeping `state` (made with
@@ -149,10 +177,27 @@ pub async fn run<T: ManagedTable>(
     state: Shared,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let reconciler = match &config.state_file {
+    run_with(options, config, table, state, stop, None).await
+}
+
+/// [`run`], taking the admin API's orders from `orders`.
+async fn run_with<T: ManagedTable>(
+    options: Options,
+    config: Config,
+    table: T,
+    state: Shared,
+    stop: impl Future<Output = ()>,
+    mut orders: Option<mpsc::Receiver<Command>>,
+) -> anyhow::Result<()> {
+    let mut reconciler = match &config.state_file {
         Some(file) => Reconciler::managed(table, options.dry_run, file)?,
         None => Reconciler::new(table, options.dry_run),
     };
+    reconciler.set_out_of_band(config.out_of_band);
+    // Starting without the drains would put drained servers back.
+    let drains = Drains::load(&config.drain_file).context("cannot read the drains")?;
+    state.lock().set_drains(drains);
+    let mut watchdog = Watchdog::new(options.notify_socket.as_deref(), options.watchdog, &config);
     let mut daemon = Daemon::new(config, reconciler, state);
     check_quiescent(
         &options.quiescent_sysctl,
@@ -188,6 +233,10 @@ pub async fn run<T: ManagedTable>(
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ramp = tokio::time::interval(RAMP_TICK);
     ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // (Never ticks without a watchdog: the branch is off then.)
+    let ping_every = watchdog.period().unwrap_or(Duration::from_secs(3600));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(
         services = daemon.config.services.len(),
         probe_threads = looping.shards.len(),
@@ -203,6 +252,7 @@ pub async fn run<T: ManagedTable>(
                 if n == 0 {
                     break; // never: the loop holds a sender
                 }
+                watchdog.reports(tokio::time::Instant::now());
                 looping.on_reports(&mut daemon, batch.drain(..));
             }
             _ = sleep_until(looping.flush_at), if looping.flush_at.is_some() => {
@@ -210,7 +260,18 @@ pub async fn run<T: ManagedTable>(
                     ramp.reset();
                 }
             }
-            _ = resync.tick() => daemon.resync(),
+            _ = resync.tick() => {
+                daemon.resync();
+                watchdog.resynced();
+            }
+            _ = ping.tick(), if watchdog.period().is_some() => {
+                let now = tokio::time::Instant::now();
+                watchdog.tick(now, looping.shards.lags(now));
+            }
+            command = next_order(&mut orders) => {
+                let answer = daemon.order(command.order);
+                let _ = command.reply.send(answer);
+            }
             _ = ramp.tick(), if looping.ramping => {
                 looping.ramping = daemon.ramp(std::time::Instant::now());
             }
@@ -218,6 +279,7 @@ pub async fn run<T: ManagedTable>(
                 if looping.on_reload(&mut daemon) {
                     ramp.reset();
                 }
+                watchdog.reloaded(&daemon.config, tokio::time::Instant::now());
             }
             _ = signals.terminate.recv() => break,
             _ = signals.interrupt.recv() => break,
@@ -225,8 +287,21 @@ pub async fn run<T: ManagedTable>(
         }
     }
     looping.probes.abort_all();
+    watchdog.stopping();
     info!("stopped");
     Ok(())
+}
+
+/// The next admin order; never, once there are none to come.
+async fn next_order(orders: &mut Option<mpsc::Receiver<Command>>) -> Command {
+    if let Some(rx) = orders {
+        if let Some(command) = rx.recv().await {
+            return command;
+        }
+        // Every sender is gone (the web endpoint stopped).
+        *orders = None;
+    }
+    std::future::pending().await
 }
 
 /// The signals the loop follows.
@@ -322,12 +397,17 @@ impl Loop {
         let loaded = config::load(&self.options.config_file)
             .map_err(anyhow::Error::from)
             .and_then(|new| {
+                let drains = if new.drain_file == daemon.config.drain_file {
+                    None
+                } else {
+                    Some(Drains::load(&new.drain_file)?)
+                };
                 let left = daemon
                     .reconciler
                     .set_state_file(new.state_file.as_deref())?;
-                Ok((new, left))
+                Ok((new, left, drains))
             });
-        let (new, left) = match loaded {
+        let (new, left, drains) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 daemon.state.lock().reloaded(false, SystemTime::now());
@@ -345,6 +425,10 @@ impl Loop {
         }
         self.probes.abort_all();
         self.generation += 1;
+        if let Some(drains) = drains {
+            daemon.state.lock().set_drains(drains);
+        }
+        daemon.reconciler.set_out_of_band(new.out_of_band);
         daemon.reload(new);
         self.recoveries = Recoveries::new(&daemon.config);
         self.start_probes(&daemon.config);
@@ -458,8 +542,10 @@ impl<T: ManagedTable> Daemon<T> {
         self.pending.clear();
     }
 
-    /// Every service, and in managed mode what left the config.
+    /// Every service, and in managed mode what left the config; drains
+    /// expired and maintenance files read first.
     fn resync(&mut self) {
+        self.follow_drains();
         if self.config.mode == Mode::Managed {
             let outcome = self.reconciler.remove_unconfigured(&self.config);
             if !outcome.actions.is_empty() {
@@ -501,9 +587,12 @@ impl<T: ManagedTable> Daemon<T> {
         self.config = config;
         self.pending.clear();
         sync_owned(&self.reconciler, &self.state);
-        let mut state = self.state.lock();
-        state.reset(&self.config);
-        state.reloaded(true, SystemTime::now());
+        {
+            let mut state = self.state.lock();
+            state.reset(&self.config);
+            state.reloaded(true, SystemTime::now());
+        }
+        self.prune_drains();
     }
 
     /// Reconciles the `i`-th service and logs what happened: in managed
@@ -537,7 +626,15 @@ impl<T: ManagedTable> Daemon<T> {
             .lock()
             .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
         match outcome {
-            Ok(outcome) => log_outcome(service, &want, &outcome, reconciler.dry_run()),
+            Ok(outcome) => {
+                log_outcome(service, &want, &outcome, reconciler.dry_run());
+                let key = service.key;
+                // A drain taken from the table: the pass again, to show it
+                // (it changes no weight: the table has it already).
+                if self.follow_out_of_band(key, &outcome) {
+                    self.apply(i);
+                }
+            }
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
         }
     }
@@ -554,9 +651,11 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 }
 
 mod admission;
+mod drains;
 mod lag;
 mod log;
 mod probes;
 mod shards;
 #[cfg(test)]
 mod tests;
+mod watchdog;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use ipvs_checker::{config, daemon, import, state, status, web};
+use ipvs_checker::{admin, config, daemon, import, state, status, systemd, web};
 use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
 
 /// Command line, with Prometheus-style flag names.
@@ -72,6 +72,11 @@ struct Args {
     /// enabling TLS and basic auth.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+    /// Serve the admin API (/api/v1/drain, /api/v1/undrain), which
+    /// `ipvs-checker drain` and `undrain` use; off by default, as
+    /// Prometheus' own. Protect it with --web.config.file's basic auth.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
@@ -89,12 +94,22 @@ enum Command {
     /// (on stdout; warnings on stderr). Exit 0: exact; 3: something was
     /// dropped or behaves differently; 1: the file does not convert.
     Import(import::Args),
+    /// Drain a real server of the running daemon (weight 0, still
+    /// probed) through its admin API (--web.enable-admin-api).
+    Drain(admin::client::DrainArgs),
+    /// Undrain a real server drained by `drain` or by an out-of-band
+    /// weight 0.
+    Undrain(admin::client::UndrainArgs),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.command {
         Some(Command::Import(import)) => import::run(import),
+        Some(Command::Drain(drain)) => admin::client::drain(drain).map(|()| ExitCode::SUCCESS),
+        Some(Command::Undrain(undrain)) => {
+            admin::client::undrain(undrain).map(|()| ExitCode::SUCCESS)
+        }
         _ => run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -131,17 +146,35 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_full_handshakes: args.max_full_handshakes,
         probe_threads: args.probe_threads,
         quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
+        notify_socket: systemd::socket_from_env(),
+        watchdog: systemd::watchdog_from_env(),
     };
+    let enable_admin_api = args.enable_admin_api;
     runtime.block_on(async move {
         let server = Server::bind_first(&addresses, &web, ipvs_web::Limits::default()).await?;
         tracing::info!(
             address = %server.local_addr().context("listening address")?,
             tls = web.tls.is_some(),
             basic_auth = !web.basic_auth_users.is_empty(),
+            admin_api = enable_admin_api,
             "listening"
         );
         let state = state::Shared::new(&config);
-        let pages = web::Pages::new(state.clone());
+        // The loop on a thread of its own: its netlink calls and state
+        // file writes never hold up /metrics (nor the probes, which have
+        // threads of their own). It stops on SIGTERM or SIGINT.
+        let daemon = daemon::spawn(
+            options,
+            config,
+            table,
+            state.clone(),
+            std::future::pending(),
+        )
+        .context("cannot start the daemon's thread")?;
+        let mut pages = web::Pages::new(state);
+        if enable_admin_api {
+            pages = pages.with_admin(daemon.admin());
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server.run(
             move |request| pages.clone().handle(request),
@@ -149,11 +182,6 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let _ = stopped.await;
             },
         ));
-        // The loop on a thread of its own: its netlink calls and state
-        // file writes never hold up /metrics (nor the probes, which have
-        // threads of their own). It stops on SIGTERM or SIGINT.
-        let daemon = daemon::spawn(options, config, table, state, std::future::pending())
-            .context("cannot start the daemon's thread")?;
         let result = daemon.wait().await;
         // The daemon stopped (signal or error): so does the endpoint.
         let _ = stop.send(());

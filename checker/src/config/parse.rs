@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::raw;
 use super::service::{Context, ServiceSeed};
-use super::{Config, Mode, VirtualService};
+use super::{Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE};
 
 /// Both passes over `text`, the contents of `file`; relative file names
 /// resolve against `base`.
@@ -66,10 +66,21 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         }
         (Mode::Weights, None) => None,
     };
+    let path = |key: &str, value: Option<String>| match value {
+        Some(path) if path.trim().is_empty() => {
+            Err(ConfigError::new(file, format!("{key}: must not be empty")))
+        }
+        Some(path) => Ok(Some(base.join(path))),
+        None => Ok(None),
+    };
     Ok(Config {
         mode,
         state_file,
         set_expire_quiescent_template: body.set_expire_quiescent_template.unwrap_or(false),
+        drain_file: path("drain_file", body.drain_file)?
+            .unwrap_or_else(|| DEFAULT_DRAIN_FILE.into()),
+        out_of_band: body.out_of_band.unwrap_or_default(),
+        maintenance_dir: path("maintenance_dir", body.maintenance_dir)?,
         services,
     })
 }
@@ -80,6 +91,9 @@ const FIELDS: &[&str] = &[
     "defaults",
     "state_file",
     "set_expire_quiescent_template",
+    "drain_file",
+    "out_of_band",
+    "maintenance_dir",
     "services",
 ];
 
@@ -88,6 +102,9 @@ const FIELDS: &[&str] = &[
 struct Body {
     state_file: Option<String>,
     set_expire_quiescent_template: Option<bool>,
+    drain_file: Option<String>,
+    out_of_band: Option<OutOfBand>,
+    maintenance_dir: Option<String>,
     services: Vec<VirtualService>,
 }
 
@@ -126,6 +143,9 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
                 "set_expire_quiescent_template" => {
                     body.set_expire_quiescent_template = map.next_value()?
                 }
+                "drain_file" => body.drain_file = map.next_value()?,
+                "out_of_band" => body.out_of_band = map.next_value()?,
+                "maintenance_dir" => body.maintenance_dir = map.next_value()?,
                 "services" => body.services = map.next_value_seed(ServicesSeed(&mut *self.0))?,
                 // Read and validated by the first pass.
                 _ => {

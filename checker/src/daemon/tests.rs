@@ -478,6 +478,8 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
         max_full_handshakes: 1,
         probe_threads: 1,
         quiescent_sysctl: dir.path().join("no-such-sysctl"),
+        notify_socket: None,
+        watchdog: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let running = spawn(options, config, table, state.clone(), async move {

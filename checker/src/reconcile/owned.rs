@@ -44,10 +44,10 @@ struct File {
 }
 
 /// A service as written: `{"protocol": "TCP", "address": "198.18.0.10:80"}`
-/// or `{"fwmark": 1, "family": "ipv4"}`.
+/// or `{"fwmark": 1, "family": "ipv4"}` (the drain file writes them so too).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Service {
+pub(crate) struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     protocol: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,17 +183,20 @@ impl Owned {
         };
         let mut text = serde_json::to_string_pretty(&file).map_err(|e| error(e.to_string()))?;
         text.push('\n');
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| error(format!("cannot write: {e}")))
+        write_atomically(path, &text).map_err(|e| error(format!("cannot write: {e}")))
     }
+}
+
+/// Writes `text` to a temporary file next to `path`, syncs it and renames
+/// it over `path`: a crash leaves the old file or the new one, never half.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

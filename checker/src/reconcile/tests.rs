@@ -297,6 +297,7 @@ fn slow_start_ramps_in_tenths_and_a_down_is_zero_at_once() {
         move |_: &DestinationKey| View {
             health: h,
             recovered_at: Some(t0),
+            drained: None,
         }
     };
     let at = |secs: u64, h: Health| {
@@ -601,4 +602,93 @@ fn leaving_managed_mode_keeps_what_it_created_and_names_it() {
         r.remove_unconfigured(&fewer).actions,
         vec![Action::DeleteDestination(vip, rs(12))]
     );
+}
+
+/// `health_of`, with `drained` drained by `by`.
+fn drained_of(
+    states: [Health; 3],
+    drained: &'static [u8],
+    by: By,
+) -> impl Fn(&DestinationKey) -> View + Copy {
+    move |d| View {
+        drained: drained.iter().any(|n| rs(*n) == *d).then_some(by),
+        ..health_of(states)(d)
+    }
+}
+
+/// A weight set to 0 out of band is left at 0 and reported as a drain; a
+/// non-zero weight on such a drain is left too and reported as its end;
+/// any other change is still set back.
+#[test]
+fn an_out_of_band_zero_is_a_drain_and_a_non_zero_weight_ends_it() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    let s = service();
+    let d = desired(&s, health_of([Up, Up, Up]));
+    r.reconcile(&d).expect("reconcile");
+    // ipvsadm -e ... -w 0.
+    r.table.set(&d.service, rs(11), 0).expect("in the table");
+    let outcome = r.reconcile(&d).expect("reconcile");
+    assert_eq!(outcome.drained_out_of_band, vec![rs(11)]);
+    assert!(outcome.changes.is_empty());
+    assert_eq!(weights(r.table()), vec![0, 1, 2]);
+    // The loop records the drain: rs11 is wanted at 0, and stays there.
+    let drained = desired(&s, drained_of([Up, Up, Up], &[11], By::OutOfBand));
+    assert_eq!(drained.drained_out_of_band, vec![rs(11)]);
+    let outcome = r.reconcile(&drained).expect("reconcile");
+    assert_eq!(outcome, seen([0, 1, 2]));
+    // ipvsadm -e ... -w 9: the drain ends, the 9 stays for now.
+    r.table.set(&d.service, rs(11), 9).expect("in the table");
+    let outcome = r.reconcile(&drained).expect("reconcile");
+    assert_eq!(outcome.undrained_out_of_band, vec![rs(11)]);
+    assert_eq!(weights(r.table()), vec![9, 1, 2]);
+    // Undrained: the configured weight, not counted as out of band.
+    let outcome = r.reconcile(&d).expect("reconcile");
+    assert_eq!(outcome.changes.len(), 1);
+    assert!(!outcome.changes[0].out_of_band);
+    assert_eq!(weights(r.table()), vec![3, 1, 2]);
+    // A drain by the admin API is enforced: a weight set on it goes back.
+    let by_api = desired(&s, drained_of([Up, Up, Up], &[12], By::Api));
+    r.reconcile(&by_api).expect("reconcile");
+    r.table.set(&d.service, rs(12), 9).expect("in the table");
+    let outcome = r.reconcile(&by_api).expect("reconcile");
+    assert!(outcome.undrained_out_of_band.is_empty());
+    assert_eq!(weights(r.table()), vec![3, 0, 2]);
+    assert!(outcome.changes[0].out_of_band);
+}
+
+/// `out_of_band: restore`: a weight set to 0 out of band is set back too.
+#[test]
+fn strict_enforcement_sets_an_out_of_band_zero_back() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    r.set_out_of_band(OutOfBand::Restore);
+    let d = desired(&service(), health_of([Up, Up, Up]));
+    r.reconcile(&d).expect("reconcile");
+    r.table.set(&d.service, rs(11), 0).expect("in the table");
+    let outcome = r.reconcile(&d).expect("reconcile");
+    assert!(outcome.drained_out_of_band.is_empty());
+    assert!(outcome.changes[0].out_of_band);
+    assert_eq!(weights(r.table()), vec![3, 1, 2]);
+}
+
+/// A drained real server weighs 0 whatever its health, counts as not up
+/// for the quorum, and the guard failing open never puts it back.
+#[test]
+fn a_drained_real_server_is_zero_and_not_up_for_the_quorum() {
+    let s = service();
+    let w = |d: &Desired| d.weights.iter().map(|(_, w)| *w).collect::<Vec<_>>();
+    // Health unknown or up: 0 all the same.
+    let d = desired(&s, drained_of([Unknown, Up, Up], &[11], By::Api));
+    assert_eq!(w(&d), vec![Some(0), Some(1), Some(2)]);
+    assert!(!d.guard_active);
+    // min_up 1: the only up one drained, the others down: the guard acts
+    // and holds the failed ones, but not the drained one.
+    let d = desired(&s, drained_of([Up, Down, Down], &[11], By::Api));
+    assert!(d.guard_active);
+    assert_eq!(w(&d), vec![Some(0), Some(1), Some(2)]);
+    let d = desired(
+        &s,
+        drained_of([Up, Up, Up], &[11, 12, 13], By::MaintenanceDir),
+    );
+    assert!(d.guard_active);
+    assert_eq!(w(&d), vec![Some(0); 3]);
 }

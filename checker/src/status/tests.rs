@@ -273,7 +273,7 @@ async fn the_cap_counts_body_bytes() {
         .expect("connect");
     let request = Request::get("/status")
         .header(hyper::header::HOST, "127.0.0.1")
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::new()))
         .expect("request");
     let e = get(stream, request, 1000)
         .await

@@ -120,7 +120,7 @@ async fn get(state: &Shared, path: &str) -> (StatusCode, String, String) {
 async fn get_accepting(state: &Shared, path: &str, accept: &str) -> (StatusCode, String, String) {
     let request = Request::get(path)
         .header(hyper::header::ACCEPT, accept)
-        .body(())
+        .body(http_body_util::Empty::<Bytes>::new())
         .expect("request");
     let response = Pages::new(state.clone()).handle(request).await;
     let status = response.status();
@@ -368,7 +368,9 @@ async fn other_paths_and_methods() {
     assert_eq!(content_type, "text/html; charset=utf-8");
     assert!(body.contains("href=\"/metrics\"") && body.contains("href=\"/status\""));
     assert_eq!(get(&state, "/nothing").await.0, StatusCode::NOT_FOUND);
-    let post = Request::post("/metrics").body(()).expect("request");
+    let post = Request::post("/metrics")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
     let response = Pages::new(state).handle(post).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
