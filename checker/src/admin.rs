@@ -327,3 +327,6 @@ pub fn resolve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -189,16 +189,8 @@ async fn run_with<T: ManagedTable>(
     stop: impl Future<Output = ()>,
     mut orders: Option<mpsc::Receiver<Command>>,
 ) -> anyhow::Result<()> {
-    let mut reconciler = match &config.state_file {
-        Some(file) => Reconciler::managed(table, options.dry_run, file)?,
-        None => Reconciler::new(table, options.dry_run),
-    };
-    reconciler.set_out_of_band(config.out_of_band);
-    // Starting without the drains would put drained servers back.
-    let drains = Drains::load(&config.drain_file).context("cannot read the drains")?;
-    state.lock().set_drains(drains);
     let mut watchdog = Watchdog::new(options.notify_socket.as_deref(), options.watchdog, &config);
-    let mut daemon = Daemon::new(config, reconciler, state);
+    let mut daemon = Daemon::start(config, table, options.dry_run, state)?;
     check_quiescent(
         &options.quiescent_sysctl,
         options.dry_run,
@@ -469,6 +461,20 @@ struct Daemon<T> {
 }
 
 impl<T: ManagedTable> Daemon<T> {
+    /// The daemon over `table` as it starts: managed mode's state file
+    /// and the drain file read.
+    fn start(config: Config, table: T, dry_run: bool, state: Shared) -> anyhow::Result<Self> {
+        let mut reconciler = match &config.state_file {
+            Some(file) => Reconciler::managed(table, dry_run, file)?,
+            None => Reconciler::new(table, dry_run),
+        };
+        reconciler.set_out_of_band(config.out_of_band);
+        // Starting without the drains would put drained servers back.
+        let drains = Drains::load(&config.drain_file).context("cannot read the drains")?;
+        state.lock().set_drains(drains);
+        Ok(Daemon::new(config, reconciler, state))
+    }
+
     fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
         sync_owned(&reconciler, &state);
         Daemon {

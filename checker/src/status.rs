@@ -328,6 +328,45 @@ pub struct RealServerStatus {
     pub weight_configured: u32,
     /// The last failed probe.
     pub last_error: Option<ErrorStatus>,
+    /// Its drain, if drained (absent from older daemons).
+    #[serde(default)]
+    pub drained: Option<DrainStatus>,
+}
+
+/// A drain.
+#[derive(Debug, Deserialize)]
+pub struct DrainStatus {
+    /// `api`, `out_of_band` or `maintenance_dir`.
+    pub by: String,
+    /// The basic auth user who asked.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it began (Unix seconds).
+    pub since: f64,
+    /// When it ends by itself (Unix seconds).
+    #[serde(default)]
+    pub until: Option<f64>,
+}
+
+impl DrainStatus {
+    /// `drained by api (alice) since ... until ...: kernel update`.
+    fn describe(&self, now: f64) -> String {
+        let mut text = format!("drained by {}", self.by);
+        if let Some(user) = &self.user {
+            let _ = write!(text, " ({user})");
+        }
+        let _ = write!(text, " since {}", when(self.since, now));
+        if let Some(until) = self.until {
+            let _ = write!(text, " until {} (in {})", utc(until), age(until - now));
+        }
+        if let Some(reason) = &self.reason {
+            let _ = write!(text, ": {reason}");
+        }
+        text
+    }
 }
 
 /// A failed probe.
@@ -362,12 +401,21 @@ pub fn render(status: &Status, now: f64) -> String {
         created |= service.created_by_checker;
         for rs in &service.real_servers {
             created |= rs.created_by_checker;
-            let error = rs.last_error.as_ref().map_or_else(String::new, |e| {
+            let mut error = rs.last_error.as_ref().map_or_else(String::new, |e| {
                 format!("{} since {}: {}", e.reason, when(e.since, now), e.message)
             });
+            let mut health = rs.health.clone();
+            if let Some(drain) = &rs.drained {
+                health.push_str(", drained");
+                // The drain first: it is why the weight is 0.
+                error = match error.is_empty() {
+                    true => drain.describe(now),
+                    false => format!("{}; {error}", drain.describe(now)),
+                };
+            }
             rows.push(Row::Server([
                 format!("  -> {}{}", rs.address, mark(rs.created_by_checker)),
-                rs.health.clone(),
+                health,
                 when(rs.health_since, now),
                 dash(rs.weight),
                 dash(rs.weight_desired),

@@ -215,3 +215,6 @@ impl<T: ManagedTable> Daemon<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

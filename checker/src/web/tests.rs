@@ -313,7 +313,8 @@ async fn status_lists_every_real_server() {
                         "weight_configured": 3,
                         "last_probe_success": true,
                         "last_error": null,
-                        "tls_cert_not_after": null
+                        "tls_cert_not_after": null,
+                        "drained": null
                     },
                     {
                         "address": "198.18.1.12:80",
@@ -330,7 +331,8 @@ async fn status_lists_every_real_server() {
                             "since": 1000.0,
                             "last": 1001.0
                         },
-                        "tls_cert_not_after": null
+                        "tls_cert_not_after": null,
+                        "drained": null
                     }
                 ]
             },
@@ -350,7 +352,8 @@ async fn status_lists_every_real_server() {
                         "weight_configured": 2,
                         "last_probe_success": true,
                         "last_error": null,
-                        "tls_cert_not_after": 4102444800i64
+                        "tls_cert_not_after": 4102444800i64,
+                        "drained": null
                     }
                 ]
             }
