@@ -229,21 +229,8 @@ fn answer(status: StatusCode, mut text: String) -> Response<Full<Bytes>> {
 
 /// The user of a basic auth header (the server has checked it already).
 fn basic_auth_user<B>(request: &Request<B>) -> Option<String> {
-    use base64::Engine as _;
-    let header = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = header.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(user, _)| user.to_owned())
+    let header = request.headers().get(hyper::header::AUTHORIZATION)?;
+    ipvs_web::auth::credentials(header.as_bytes()).map(|(user, _)| user)
 }
 
 /// A service's name reduced for comparison: `/` as a space, spaces

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipvs::{DestinationKey, ServiceKey};
 use serde::{Deserialize, Serialize};
 
-use crate::reconcile::owned::{write_atomically, Service};
+use crate::reconcile::owned::{read_json, write_json, Service};
 use crate::reconcile::StateFileError;
 
 /// Where a drain came from.
@@ -125,12 +125,9 @@ impl Drains {
             path: path.to_owned(),
             message,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Drains::default()),
-            Err(e) => return Err(error(format!("cannot read: {e}"))),
+        let Some(file) = read_json::<File>(path)? else {
+            return Ok(Drains::default());
         };
-        let file: File = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
         let mut drains = Drains::default();
         for (i, e) in file.drains.into_iter().enumerate() {
             let service = ServiceKey::try_from(&e.service)
@@ -175,13 +172,7 @@ impl Drains {
                 })
                 .collect(),
         };
-        let error = |message: String| StateFileError {
-            path: path.to_owned(),
-            message,
-        };
-        let mut text = serde_json::to_string_pretty(&file).map_err(|e| error(e.to_string()))?;
-        text.push('\n');
-        write_atomically(path, &text).map_err(|e| error(format!("cannot write: {e}")))
+        write_json(path, &file)
     }
 
     /// The drain of `destination` in `service`, if any.

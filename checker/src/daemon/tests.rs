@@ -360,6 +360,21 @@ fn a_service_of_more_than_hurry_real_servers_is_not_hurried() {
     assert!(!ready(notified));
 }
 
+/// A daemon's options for a test in `dir`: one probe thread, no sysctl,
+/// no systemd.
+fn options(dir: &Path) -> Options {
+    Options {
+        config_file: dir.join("checker.yaml"),
+        dry_run: false,
+        max_concurrency: 16,
+        max_full_handshakes: 1,
+        probe_threads: 1,
+        quiescent_sysctl: dir.join("no-such-sysctl"),
+        notify_socket: None,
+        watchdog: None,
+    }
+}
+
 /// Whether `future` is done at its first poll.
 fn ready(future: std::pin::Pin<&mut impl std::future::Future>) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -476,16 +491,7 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
         stall: Some((entered_tx, release_rx)),
         armed: Arc::new(true.into()),
     };
-    let options = Options {
-        config_file: dir.path().join("checker.yaml"),
-        dry_run: false,
-        max_concurrency: 16,
-        max_full_handshakes: 1,
-        probe_threads: 1,
-        quiescent_sysctl: dir.path().join("no-such-sysctl"),
-        notify_socket: None,
-        watchdog: None,
-    };
+    let options = options(dir.path());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = spawn(options, config, table, state.clone(), async move {
         let _ = stopped.await;
@@ -572,14 +578,9 @@ async fn the_watchdog_is_fed_only_while_the_loop_makes_progress() {
         armed: armed.clone(),
     };
     let options = Options {
-        config_file: dir.path().join("checker.yaml"),
-        dry_run: false,
-        max_concurrency: 16,
-        max_full_handshakes: 1,
-        probe_threads: 1,
-        quiescent_sysctl: dir.path().join("no-such-sysctl"),
         notify_socket: Some(socket_path.to_str().expect("utf-8").to_owned()),
         watchdog: Some(Duration::from_millis(400)),
+        ..options(dir.path())
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let running = spawn(options, config, table, state, async move {

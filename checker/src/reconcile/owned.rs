@@ -142,12 +142,9 @@ impl Owned {
             path: path.to_owned(),
             message,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owned::default()),
-            Err(e) => return Err(error(format!("cannot read: {e}"))),
+        let Some(file) = read_json::<File>(path)? else {
+            return Ok(Owned::default());
         };
-        let file: File = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
         let mut owned = Owned::default();
         for (i, s) in file.services.iter().enumerate() {
             owned
@@ -166,10 +163,6 @@ impl Owned {
 
     /// Writes the state file atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), StateFileError> {
-        let error = |message: String| StateFileError {
-            path: path.to_owned(),
-            message,
-        };
         let file = File {
             services: self.services.iter().map(Service::from).collect(),
             destinations: self
@@ -181,22 +174,47 @@ impl Owned {
                 })
                 .collect(),
         };
-        let mut text = serde_json::to_string_pretty(&file).map_err(|e| error(e.to_string()))?;
-        text.push('\n');
-        write_atomically(path, &text).map_err(|e| error(format!("cannot write: {e}")))
+        write_json(path, &file)
     }
 }
 
-/// Writes `text` to a temporary file next to `path`, syncs it and renames
-/// it over `path`: a crash leaves the old file or the new one, never half.
-pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+/// Reads the JSON file `path` (the state file, the drain file); `None`
+/// when it does not exist.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, StateFileError> {
+    let error = |message: String| StateFileError {
+        path: path.to_owned(),
+        message,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(error(format!("cannot read: {e}"))),
+    };
+    serde_json::from_str(&text).map_err(|e| error(e.to_string()))
+}
+
+/// Writes `value` as JSON to a temporary file next to `path`, syncs it
+/// and renames it over `path`: a crash leaves the old file or the new
+/// one, never half of one.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateFileError> {
+    let error = |message: String| StateFileError {
+        path: path.to_owned(),
+        message,
+    };
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| error(e.to_string()))?;
+    text.push('\n');
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| error(format!("cannot write: {e}")))
 }
 
 #[cfg(test)]
