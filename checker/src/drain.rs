@@ -22,8 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipvs::{DestinationKey, ServiceKey};
 use serde::{Deserialize, Serialize};
 
-use crate::reconcile::owned::{read_json, write_json, Service};
-use crate::reconcile::StateFileError;
+use crate::state_file::{read_json, write_json, Service, StateFileError};
 
 /// Where a drain came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

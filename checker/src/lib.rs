@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod prober;
 pub mod reconcile;
 pub mod state;
+pub mod state_file;
 pub mod status;
 pub mod systemd;
 pub mod web;

@@ -283,6 +283,8 @@ pub struct Reconciler<T> {
     state_file: Option<PathBuf>,
     /// What a weight changed out of band does.
     out_of_band: OutOfBand,
+    /// Managed mode's real servers on their way out.
+    removing: std::collections::BTreeMap<(ServiceKey, DestinationKey), Removal>,
 }
 
 impl<T: Table> Reconciler<T> {
@@ -296,6 +298,7 @@ impl<T: Table> Reconciler<T> {
             saved: Owned::default(),
             state_file: None,
             out_of_band: OutOfBand::default(),
+            removing: Default::default(),
         }
     }
 
@@ -469,7 +472,7 @@ pub mod memory;
 pub mod owned;
 pub mod quiescent;
 
-pub use managed::{Action, ManagedOutcome, ManagedTable};
+pub use managed::{Action, ManagedOutcome, ManagedTable, Removal};
 pub use owned::{Owned, StateFileError};
 
 #[cfg(test)]

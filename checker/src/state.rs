@@ -24,7 +24,7 @@ use crate::config::{Config, Mode, Quorum};
 use crate::drain::{Drain, Drains};
 use crate::health::{Health, HealthState};
 use crate::prober::{Phases, ProbeError, Success};
-use crate::reconcile::{desired, Action, Desired, Outcome, Owned, View};
+use crate::reconcile::{desired, Action, Desired, Outcome, Owned, Removal, View};
 
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
 /// covers a loopback answer as well as the longest timeout in practice.
@@ -80,6 +80,9 @@ pub struct State {
     /// What managed mode created (as of its last pass; empty in weights
     /// mode).
     pub owned: Owned,
+    /// Managed mode's real servers that left the config, at weight 0
+    /// until their connections end (as of its last pass).
+    pub removing: BTreeMap<(ServiceKey, DestinationKey), Removal>,
     /// Probes allowed in flight at once now on each probe thread (see
     /// `daemon::admission`); empty before the probes start.
     probe_concurrency_limits: Vec<usize>,
@@ -103,6 +106,7 @@ impl Default for State {
             mode: Mode::Weights,
             state_file: None,
             owned: Owned::default(),
+            removing: BTreeMap::new(),
             probe_concurrency_limits: Vec::new(),
             drains: Drains::default(),
             maintenance: BTreeMap::new(),

@@ -271,8 +271,25 @@ pub struct Status {
     pub state_file: Option<String>,
     /// Every configured service.
     pub services: Vec<ServiceStatus>,
+    /// Managed mode's real servers on their way out (absent from older
+    /// daemons).
+    #[serde(default)]
+    pub removing: Vec<RemovingStatus>,
     /// Whether the last configuration reload succeeded.
     pub config_last_reload_successful: bool,
+}
+
+/// A real server that left the config, waiting for its connections.
+#[derive(Debug, Deserialize)]
+pub struct RemovingStatus {
+    /// `TCP 198.18.0.10:80`.
+    pub service: String,
+    /// `198.18.1.12:80`.
+    pub address: String,
+    /// Its active connections at the last pass.
+    pub active_connections: u32,
+    /// When its removal began (Unix seconds).
+    pub since: f64,
 }
 
 /// One service.
@@ -506,6 +523,19 @@ pub fn render(status: &Status, now: f64) -> String {
             out,
             "\n* created by this checker (managed mode, recorded in {file}): the only entries it deletes"
         );
+    }
+    if !status.removing.is_empty() {
+        out.push_str("\nRemoving (left the config: weight 0, deleted when their active connections end or at drain_timeout):\n");
+        for r in &status.removing {
+            let _ = writeln!(
+                out,
+                "{} -> {}  removing, {} active connections, since {}",
+                r.service,
+                r.address,
+                r.active_connections,
+                when(r.since, now)
+            );
+        }
     }
     if !status.config_last_reload_successful {
         out.push_str("\nThe last configuration reload failed: the previous configuration is running (see the log).\n");

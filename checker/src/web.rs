@@ -185,8 +185,24 @@ pub struct Status {
     pub state_file: Option<String>,
     /// Every configured service, in file order.
     pub services: Vec<ServiceStatus>,
+    /// Managed mode's real servers that left the config and wait at weight
+    /// 0 for their connections to end before they are deleted.
+    pub removing: Vec<RemovingStatus>,
     /// Whether the last configuration reload succeeded.
     pub config_last_reload_successful: bool,
+}
+
+/// A real server being removed, in `/status`.
+#[derive(Debug, Serialize)]
+pub struct RemovingStatus {
+    /// As `ipvsadm -Ln` names it: `TCP 198.18.0.10:80`.
+    pub service: String,
+    /// `198.18.1.11:80`.
+    pub address: String,
+    /// Its active connections at the last pass.
+    pub active_connections: u32,
+    /// When its removal began (Unix seconds).
+    pub since: f64,
 }
 
 /// One service in `/status`.
@@ -337,6 +353,16 @@ pub fn status(state: &State) -> Status {
                         drained: state.drain(&s.key, &b.key).map(DrainStatus::from),
                     })
                     .collect(),
+            })
+            .collect(),
+        removing: state
+            .removing
+            .iter()
+            .map(|((s, d), r)| RemovingStatus {
+                service: s.to_string(),
+                address: d.addr.to_string(),
+                active_connections: r.active_connections,
+                since: unix_seconds(r.since),
             })
             .collect(),
         config_last_reload_successful: state.reload_successful,

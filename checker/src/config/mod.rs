@@ -75,6 +75,10 @@ pub struct Config {
     pub out_of_band: OutOfBand,
     /// A file here named after a real server drains it while it exists.
     pub maintenance_dir: Option<PathBuf>,
+    /// Managed mode: the longest a real server that left the config stays
+    /// at weight 0 waiting for its active connections to end before it is
+    /// deleted ([`DEFAULT_DRAIN_TIMEOUT`] unless set).
+    pub drain_timeout: Duration,
     /// The virtual services, in file order.
     pub services: Vec<VirtualService>,
 }
@@ -93,6 +97,10 @@ pub enum Mode {
 
 /// Where the drains are kept when the config does not say.
 pub const DEFAULT_DRAIN_FILE: &str = "/var/lib/ipvs-checker/drains.json";
+
+/// How long managed mode waits, at most, for the connections of a real
+/// server that left the config, when the config does not say.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a weight someone changed in the table (`ipvsadm -e`) does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]

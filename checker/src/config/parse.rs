@@ -15,8 +15,9 @@ use ipvs_common::ConfigError;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::raw;
+use super::scalars::Dur;
 use super::service::{Context, ServiceSeed};
-use super::{Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE};
+use super::{Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE, DEFAULT_DRAIN_TIMEOUT};
 
 /// Both passes over `text`, the contents of `file`; relative file names
 /// resolve against `base`.
@@ -66,6 +67,12 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         }
         (Mode::Weights, None) => None,
     };
+    if mode == Mode::Weights && body.drain_timeout.is_some() {
+        return Err(ConfigError::new(
+            file,
+            "drain_timeout is only used in mode: managed (weights mode deletes no real server)",
+        ));
+    }
     let path = |key: &str, value: Option<String>| match value {
         Some(path) if path.trim().is_empty() => {
             Err(ConfigError::new(file, format!("{key}: must not be empty")))
@@ -81,6 +88,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
             .unwrap_or_else(|| DEFAULT_DRAIN_FILE.into()),
         out_of_band: body.out_of_band.unwrap_or_default(),
         maintenance_dir: path("maintenance_dir", body.maintenance_dir)?,
+        drain_timeout: body.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.0),
         services,
     })
 }
@@ -94,6 +102,7 @@ const FIELDS: &[&str] = &[
     "drain_file",
     "out_of_band",
     "maintenance_dir",
+    "drain_timeout",
     "services",
 ];
 
@@ -105,6 +114,7 @@ struct Body {
     drain_file: Option<String>,
     out_of_band: Option<OutOfBand>,
     maintenance_dir: Option<String>,
+    drain_timeout: Option<Dur>,
     services: Vec<VirtualService>,
 }
 
@@ -146,6 +156,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
                 "drain_file" => body.drain_file = map.next_value()?,
                 "out_of_band" => body.out_of_band = map.next_value()?,
                 "maintenance_dir" => body.maintenance_dir = map.next_value()?,
+                "drain_timeout" => body.drain_timeout = map.next_value()?,
                 "services" => body.services = map.next_value_seed(ServicesSeed(&mut *self.0))?,
                 // Read and validated by the first pass.
                 _ => {

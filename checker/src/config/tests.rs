@@ -127,6 +127,7 @@ const INVALID: &[(&str, &str)] = &[
     ("client-cert-without-key", "3:12: services[0].check: client_cert and client_key go together: set both or neither"),
     ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
     ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
+    ("drain-timeout-in-weights-mode", "drain_timeout is only used in mode: managed (weights mode deletes no real server)"),
     ("duration", "2:3: defaults: invalid duration \"2\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
@@ -450,7 +451,7 @@ fn top_level_keys_are_refused_as_serde_refuses_them() {
         "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}]\n";
     assert_eq!(
         error(&format!("{service}stat_file: x\n")),
-        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `services`"
+        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `drain_timeout`, `services`"
     );
     assert_eq!(
         error("mode: weights\n"),

@@ -9,6 +9,7 @@ use ipvs::{DestinationKey, ForwardMethod};
 
 use super::probes::{groups, HURRY};
 use super::*;
+use crate::config;
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
 
@@ -450,6 +451,12 @@ impl ManagedTable for StallingTable {
         destination: &DestinationKey,
     ) -> Result<(), ipvs::Error> {
         self.inner.del_destination(service, destination)
+    }
+    fn active_connections(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
+        self.inner.active_connections(service)
     }
 }
 

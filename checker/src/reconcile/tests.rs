@@ -343,7 +343,7 @@ fn pass(
     config: &config::Config,
     health: impl Fn(&DestinationKey) -> View + Copy,
 ) -> Vec<Action> {
-    let mut actions = r.remove_unconfigured(config).actions;
+    let mut actions = r.remove_unconfigured(config, Instant::now()).actions;
     for s in &config.services {
         let want = desired(s, health);
         let (outcome, current) = r.ensure(s, &want);
@@ -451,7 +451,8 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
     let table = std::mem::take(&mut r.table);
     let mut r = Reconciler::managed(table, false, &state_file).expect("state file");
 
-    // rs12 leaves the config: deleted; rs13 (not ours) stays.
+    // rs12 leaves the config: weight 0, then (no connection) deleted;
+    // rs13 (not ours) stays.
     let fewer = managed_config(
         &MANAGED.replace(
             "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
@@ -459,6 +460,9 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
         ),
         dir.path(),
     );
+    let actions = pass(&mut r, &fewer, health_of([Up; 3]));
+    assert_eq!(actions, vec![Action::RemoveDestination(vip, rs(12))]);
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 0);
     let actions = pass(&mut r, &fewer, health_of([Up; 3]));
     assert_eq!(actions, vec![Action::DeleteDestination(vip, rs(12))]);
     assert_eq!(
@@ -471,7 +475,13 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
         "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.30:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
         dir.path(),
     );
-    let outcome = r.remove_unconfigured(&other);
+    let outcome = r.remove_unconfigured(&other, Instant::now());
+    assert_eq!(
+        outcome.actions,
+        vec![Action::RemoveDestination(vip, rs(11))]
+    );
+    assert!(outcome.kept.is_empty());
+    let outcome = r.remove_unconfigured(&other, Instant::now());
     assert_eq!(
         outcome.actions,
         vec![Action::DeleteDestination(vip, rs(11))]
@@ -483,7 +493,7 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
     );
     // rs13 goes (by ipvsadm): now the service is deleted.
     r.table.del_destination(&vip, &rs(13)).expect("del");
-    let outcome = r.remove_unconfigured(&other);
+    let outcome = r.remove_unconfigured(&other, Instant::now());
     assert_eq!(outcome.actions, vec![Action::DeleteService(vip)]);
     assert!(!r.table().services.contains_key(&vip));
     // The foreign service was never touched.
@@ -518,7 +528,10 @@ fn a_service_that_existed_is_adopted_but_never_deleted() {
         "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.30:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
         dir.path(),
     );
-    assert_eq!(r.remove_unconfigured(&gone), ManagedOutcome::default());
+    assert_eq!(
+        r.remove_unconfigured(&gone, Instant::now()),
+        ManagedOutcome::default()
+    );
     assert_eq!(r.table().dests[&vip].len(), 3);
 }
 
@@ -599,8 +612,8 @@ fn leaving_managed_mode_keeps_what_it_created_and_names_it() {
         dir.path(),
     );
     assert_eq!(
-        r.remove_unconfigured(&fewer).actions,
-        vec![Action::DeleteDestination(vip, rs(12))]
+        r.remove_unconfigured(&fewer, Instant::now()).actions,
+        vec![Action::RemoveDestination(vip, rs(12))]
     );
 }
 
@@ -691,4 +704,69 @@ fn a_drained_real_server_is_zero_and_not_up_for_the_quorum() {
     );
     assert!(d.guard_active);
     assert_eq!(w(&d), vec![Some(0); 3]);
+}
+
+/// A real server that leaves the config stays at weight 0 while it has
+/// active connections, up to `drain_timeout`; put back, its removal is
+/// off; a restart in the middle finishes it.
+#[test]
+fn a_removed_real_server_waits_for_its_connections_or_the_drain_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let vip = config.services[0].key;
+    let state_file = config.state_file.clone().expect("file");
+    let mut r = Reconciler::managed(MemoryTable::default(), false, &state_file).expect("no file");
+    pass(&mut r, &config, health_of([Up; 3]));
+    let fewer = managed_config(
+        &MANAGED.replace(
+            "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
+            "drain_timeout: 10s\n",
+        ),
+        dir.path(),
+    );
+    assert_eq!(fewer.drain_timeout, Duration::from_secs(10));
+    r.table.active.insert((vip, rs(12)), 2);
+    let t0 = Instant::now();
+    let outcome = r.remove_unconfigured(&fewer, t0);
+    assert_eq!(
+        outcome.actions,
+        vec![Action::RemoveDestination(vip, rs(12))]
+    );
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 0);
+    assert_eq!(r.removing()[&(vip, rs(12))].active_connections, 2);
+    // Connections open: it stays.
+    let outcome = r.remove_unconfigured(&fewer, t0 + Duration::from_secs(5));
+    assert!(outcome.actions.is_empty());
+    // Put back in the config: no longer removed, its weight returns.
+    pass(&mut r, &config, health_of([Up; 3]));
+    assert!(r.removing().is_empty());
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 1);
+    // Out again; a restart in the middle starts the removal again.
+    r.remove_unconfigured(&fewer, t0);
+    let table = std::mem::take(&mut r.table);
+    let mut r = Reconciler::managed(table, false, &state_file).expect("state file");
+    let outcome = r.remove_unconfigured(&fewer, t0);
+    assert_eq!(
+        outcome.actions,
+        vec![Action::RemoveDestination(vip, rs(12))]
+    );
+    // The connections end: deleted.
+    r.table.active.insert((vip, rs(12)), 0);
+    let outcome = r.remove_unconfigured(&fewer, t0 + Duration::from_secs(1));
+    assert_eq!(
+        outcome.actions,
+        vec![Action::DeleteDestination(vip, rs(12))]
+    );
+    assert!(!r.table().dests[&vip].contains_key(&rs(12)));
+    assert!(r.removing().is_empty());
+    // drain_timeout: deleted with its connections, and said so.
+    pass(&mut r, &config, health_of([Up; 3]));
+    r.table.active.insert((vip, rs(12)), 3);
+    r.remove_unconfigured(&fewer, t0);
+    let outcome = r.remove_unconfigured(&fewer, t0 + Duration::from_secs(10));
+    assert_eq!(
+        outcome.actions,
+        vec![Action::DeleteDestination(vip, rs(12))]
+    );
+    assert_eq!(outcome.timed_out, vec![(vip, rs(12), 3)]);
 }

@@ -358,6 +358,7 @@ async fn status_lists_every_real_server() {
                 ]
             }
         ],
+        "removing": [],
         "config_last_reload_successful": false
     });
     assert_eq!(json, expected, "{body}");

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::config;
 use crate::prober::{Phases, Success};
 use crate::reconcile::memory::MemoryTable;
 
