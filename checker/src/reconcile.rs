@@ -420,27 +420,30 @@ impl<T: Table> Reconciler<T> {
                 self.last.insert(key, want);
                 continue;
             }
-            if have == want {
-                self.last.insert(key, want);
-                continue;
-            }
-            // Someone changed it since this checker last set it.
-            // (The sorry server is not drained: it is set back.)
+            // Someone changed it since this checker last set it: a 0 is a
+            // drain even when this pass wants 0 too (a health flip in the
+            // meantime must not make it the checker's own 0, which the
+            // next recovery would undo). The sorry server is not drained:
+            // it is set back.
             let real_server = desired.weights.iter().any(|(d, _)| d == destination);
             if self.out_of_band == OutOfBand::Drain
                 && real_server
                 && last.is_some_and(|l| l != have)
             {
-                if have == 0 {
+                if have == 0 && !desired.drained_out_of_band.contains(destination) {
                     outcome.drained_out_of_band.push(*destination);
                     self.last.insert(key, 0);
                     continue;
                 }
-                if desired.drained_out_of_band.contains(destination) {
+                if have != 0 && desired.drained_out_of_band.contains(destination) {
                     outcome.undrained_out_of_band.push(*destination);
                     self.last.insert(key, have);
                     continue;
                 }
+            }
+            if have == want {
+                self.last.insert(key, want);
+                continue;
             }
             let config = entry.with_weight(want);
             match self

@@ -669,6 +669,21 @@ fn an_out_of_band_zero_is_a_drain_and_a_non_zero_weight_ends_it() {
     assert!(outcome.changes[0].out_of_band);
 }
 
+/// A 0 set out of band while the real server goes down (so the pass
+/// wants 0 too) is still the operator's drain: its recovery does not undo
+/// it.
+#[test]
+fn an_out_of_band_zero_meeting_a_failure_is_still_a_drain() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    let s = service();
+    r.reconcile(&desired(&s, health_of([Up, Up, Up])))
+        .expect("reconcile");
+    r.table.set(&s.key, rs(11), 0).expect("in the table");
+    let down = desired(&s, health_of([Down, Up, Up]));
+    let outcome = r.reconcile(&down).expect("reconcile");
+    assert_eq!(outcome.drained_out_of_band, vec![rs(11)]);
+}
+
 /// `out_of_band: restore`: a weight set to 0 out of band is set back too.
 #[test]
 fn strict_enforcement_sets_an_out_of_band_zero_back() {
