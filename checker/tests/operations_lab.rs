@@ -66,7 +66,9 @@ fn start(name: &str, config: &str, flags: &[&str]) -> Daemon {
 /// stderr.
 fn cli(args: &[&str], password: bool) -> (bool, String) {
     let mut command = Command::new("ip");
-    command.args(["netns", "exec", DIRECTOR, BIN]).args(args);
+    command
+        .args(["netns", "exec", "lab-director", BIN])
+        .args(args);
     if password {
         command.env("IPVS_CHECKER_WEB_PASSWORD", PASSWORD);
     } else {
@@ -285,18 +287,10 @@ fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
     // it asks its question when /tmp/lab-ask exists, then prints the answer.
     client("rm -f /tmp/lab-ask /tmp/lab-answer");
     client(
-        "nohup python3 -c '\
-import os, socket, time\n\
-s = socket.create_connection((\"198.18.0.10\", 80))\n\
-while not os.path.exists(\"/tmp/lab-ask\"): time.sleep(0.05)\n\
-s.sendall(b\"GET / HTTP/1.0\\r\\n\\r\\n\")\n\
-data = b\"\"\n\
-while True:\n\
-    chunk = s.recv(4096)\n\
-    if not chunk: break\n\
-    data += chunk\n\
-open(\"/tmp/lab-answer\", \"wb\").write(data)\n\
-' >/dev/null 2>&1 &",
+        "nohup bash -c 'exec 3<>/dev/tcp/198.18.0.10/80; \
+         while [ ! -e /tmp/lab-ask ]; do sleep 0.05; done; \
+         printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >/tmp/lab-answer' \
+         >/dev/null 2>&1 &",
     );
     // (A Python start costs seconds under emulation.)
     wait_until(
