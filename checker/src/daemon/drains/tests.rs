@@ -253,3 +253,35 @@ fn an_out_of_band_zero_is_a_drain_that_a_restart_keeps() {
     assert_eq!(by(&daemon, 0, 0), None);
     assert_eq!(weights(&daemon), vec![3, 1, 2]);
 }
+
+/// A reload (SIGHUP) keeps the drains of real servers still configured and
+/// drops, from the file too, those of real servers that left.
+#[test]
+fn a_reload_keeps_the_drains_of_what_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = started(dir.path(), "");
+    for (service, rs) in [
+        ("198.18.0.10:80", "198.18.1.11:80"),
+        ("198.18.0.10:80", "198.18.1.12:80"),
+    ] {
+        assert!(daemon.order(drain(service, rs, None)).is_ok());
+    }
+    let fewer = config::parse(
+        "drain_file: drains.json\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {address: 198.18.1.11:80, weight: 3}\n",
+        &dir.path().join("checker.yaml"),
+        dir.path(),
+    )
+    .expect("valid");
+    daemon.reload(fewer);
+    daemon.resync();
+    assert_eq!(by(&daemon, 0, 0), Some(By::Api));
+    let kept: Vec<_> = Drains::load(&dir.path().join("drains.json"))
+        .expect("load")
+        .iter()
+        .map(|((_, d), _)| d.to_string())
+        .collect();
+    assert_eq!(kept, vec!["198.18.1.11:80"]);
+    // (Weights mode changes no real server outside its config: rs12 stays
+    // as its drain left it.)
+    assert_eq!(weights(&daemon), vec![0, 0, 2]);
+}
