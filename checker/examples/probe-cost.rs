@@ -49,6 +49,8 @@ fn main() -> anyhow::Result<()> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
         quiescent_sysctl: "/nonexistent".into(),
+        notify_socket: None,
+        watchdog: None,
     };
     // Every probe goes through a connect or (over a kept-alive
     // connection) straight to its response: per real server, the larger

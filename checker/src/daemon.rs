@@ -25,11 +25,17 @@
 //!
 //! At start and on each reload it checks `expire_quiescent_template` for
 //! the persistent services (see [`crate::reconcile::quiescent`]).
+//!
+//! It owns the drains ([`crate::drain`]): it applies the admin API's
+//! orders ([`crate::admin`]), takes an out-of-band weight 0 as a drain,
+//! reads `maintenance_dir` and expires drains once a second, and writes
+//! the drain file before the state shows a change. It tells systemd
+//! how it is doing ([`watchdog`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,14 +44,18 @@ use ipvs::ServiceKey;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
+use self::looping::{sleep_until, Loop};
 use self::probes::{CheckerFault, Recoveries, Recovery, Report, Reports};
 use self::shards::Shards;
-use crate::config::{self, Config, Mode};
+use self::watchdog::Watchdog;
+use crate::admin::{self, Admin, Command, Order, Refusal};
+use crate::config::{Config, Mode};
+use crate::drain::{maintenance, By, Drain, Drains};
 use crate::health::Health;
 
 use crate::reconcile::{ManagedTable, Reconciler};
@@ -68,6 +78,10 @@ pub struct Options {
     pub probe_threads: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`crate::reconcile::quiescent::SYSCTL_PATH`]).
     pub quiescent_sysctl: PathBuf,
+    /// systemd's notify socket (`$NOTIFY_SOCKET`), if any.
+    pub notify_socket: Option<String>,
+    /// systemd's watchdog timeout (`$WATCHDOG_USEC`), if any.
+    pub watchdog: Option<Duration>,
 }
 
 /// How often every service is compared with the table.
@@ -87,6 +101,9 @@ const FLIP_COALESCE: Duration = Duration::from_millis(20);
 /// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
 
+/// Admin API orders waiting for the loop, at most.
+const ADMIN_QUEUE: usize = 16;
+
 /// A single-threaded async runtime, as the loop and the web endpoint run
 /// on (the probes have threads of their own, see [`shards`]).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -100,9 +117,15 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub struct Running {
     done: oneshot::Receiver<anyhow::Result<()>>,
     thread: std::thread::JoinHandle<()>,
+    admin: mpsc::Sender<Command>,
 }
 
 impl Running {
+    /// The admin API's way to the loop.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.admin.clone())
+    }
+
     /// Waits for the loop to end (a signal, `stop`, or an error).
     pub async fn wait(self) -> anyhow::Result<()> {
         let result = match self.done.await {
@@ -132,13 +155,19 @@ where
 {
     let runtime = runtime()?;
     let (tell, done) = oneshot::channel();
+    let (admin, orders) = mpsc::channel(ADMIN_QUEUE);
     let thread = std::thread::Builder::new()
         .name("loop".into())
         .spawn(move || {
-            let result = runtime.block_on(run(options, config, table, state, stop));
+            let result =
+                runtime.block_on(run_with(options, config, table, state, stop, Some(orders)));
             let _ = tell.send(result);
         })?;
-    Ok(Running { done, thread })
+    Ok(Running {
+        done,
+        thread,
+        admin,
+    })
 }
 
 /// Runs until SIGTERM, SIGINT or `stop`, keeping `state` (made with
@@ -151,11 +180,20 @@ pub async fn run<T: ManagedTable>(
     state: Shared,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let reconciler = match &config.state_file {
-        Some(file) => Reconciler::managed(table, options.dry_run, file)?,
-        None => Reconciler::new(table, options.dry_run),
-    };
-    let mut daemon = Daemon::new(config, reconciler, state);
+    run_with(options, config, table, state, stop, None).await
+}
+
+/// [`run`], taking the admin API's orders from `orders`.
+async fn run_with<T: ManagedTable>(
+    options: Options,
+    config: Config,
+    table: T,
+    state: Shared,
+    stop: impl Future<Output = ()>,
+    mut orders: Option<mpsc::Receiver<Command>>,
+) -> anyhow::Result<()> {
+    let mut watchdog = Watchdog::new(options.notify_socket.as_deref(), options.watchdog, &config);
+    let mut daemon = Daemon::start(config, table, options.dry_run, state)?;
     check_quiescent(
         &options.quiescent_sysctl,
         options.dry_run,
@@ -190,6 +228,10 @@ pub async fn run<T: ManagedTable>(
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ramp = tokio::time::interval(RAMP_TICK);
     ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // (Never ticks without a watchdog: the branch is off then.)
+    let ping_every = watchdog.period().unwrap_or(Duration::from_secs(3600));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(
         services = daemon.config.services.len(),
         probe_threads = looping.shards.len(),
@@ -205,6 +247,7 @@ pub async fn run<T: ManagedTable>(
                 if n == 0 {
                     break; // never: the loop holds a sender
                 }
+                watchdog.reports(tokio::time::Instant::now());
                 looping.on_reports(&mut daemon, batch.drain(..));
             }
             _ = sleep_until(looping.flush_at), if looping.flush_at.is_some() => {
@@ -212,7 +255,18 @@ pub async fn run<T: ManagedTable>(
                     ramp.reset();
                 }
             }
-            _ = resync.tick() => daemon.resync(),
+            _ = resync.tick() => {
+                daemon.resync();
+                watchdog.resynced();
+            }
+            _ = ping.tick(), if watchdog.period().is_some() => {
+                let now = tokio::time::Instant::now();
+                watchdog.tick(now, looping.shards.lags(now));
+            }
+            command = next_order(&mut orders) => {
+                let answer = daemon.order(command.order);
+                let _ = command.reply.send(answer);
+            }
             _ = ramp.tick(), if looping.ramping => {
                 looping.ramping = daemon.ramp(std::time::Instant::now());
             }
@@ -220,6 +274,7 @@ pub async fn run<T: ManagedTable>(
                 if looping.on_reload(&mut daemon) {
                     ramp.reset();
                 }
+                watchdog.reloaded(&daemon.config, tokio::time::Instant::now());
             }
             _ = signals.terminate.recv() => break,
             _ = signals.interrupt.recv() => break,
@@ -227,8 +282,21 @@ pub async fn run<T: ManagedTable>(
         }
     }
     looping.probes.abort_all();
+    watchdog.stopping();
     info!("stopped");
     Ok(())
+}
+
+/// The next admin order; never, once there are none to come.
+async fn next_order(orders: &mut Option<mpsc::Receiver<Command>>) -> Command {
+    if let Some(rx) = orders {
+        if let Some(command) = rx.recv().await {
+            return command;
+        }
+        // Every sender is gone (the web endpoint stopped).
+        *orders = None;
+    }
+    std::future::pending().await
 }
 
 /// The signals the loop follows.
@@ -245,129 +313,6 @@ impl Signals {
             terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
             interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
         })
-    }
-}
-
-/// The loop's own state besides the [`Daemon`]: the probes, where they
-/// report, and what is due.
-struct Loop {
-    options: Options,
-    reports: Reports,
-    full_handshakes: Arc<Semaphore>,
-    /// Counts reloads: a result of a probe from before one is dropped.
-    generation: u64,
-    recoveries: Recoveries,
-    probes: JoinSet<()>,
-    shards: Shards,
-    /// Whether a slow start is in progress: the ramp ticks only then, so
-    /// an idle checker is not woken ten times a second for nothing.
-    ramping: bool,
-    /// When the services with a flip are reconciled; `None`: none pending.
-    flush_at: Option<tokio::time::Instant>,
-}
-
-impl Loop {
-    fn start_probes(&mut self, config: &Config) {
-        self.probes = probes::spawn(
-            config,
-            self.generation,
-            &self.reports,
-            &self.shards,
-            &self.full_handshakes,
-            &self.recoveries,
-        );
-    }
-
-    /// Probe results: recorded, flips marked for the next flush, failing
-    /// siblings of a recovered real server hurried.
-    fn on_reports<T: ManagedTable>(
-        &mut self,
-        daemon: &mut Daemon<T>,
-        reports: impl Iterator<Item = Report>,
-    ) {
-        for report in reports {
-            // A result from before a reload is about the old config.
-            if report.generation == self.generation && daemon.observe(&report) == Some(Recovery) {
-                self.recoveries
-                    .recovered(&report.service, tokio::time::Instant::now());
-            }
-        }
-        let dropped = self.reports.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
-            warn!(
-                dropped,
-                queue = probes::QUEUE,
-                "probe results dropped: the loop was held up (by the kernel or the disk) while the queue filled; the next probes report again"
-            );
-        }
-        if daemon.has_pending() && self.flush_at.is_none() {
-            self.flush_at = Some(tokio::time::Instant::now() + FLIP_COALESCE);
-        }
-    }
-
-    /// The services with a flip reconciled; whether a slow start began
-    /// (the ramp ticks from now).
-    fn on_flush<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
-        self.flush_at = None;
-        daemon.flush();
-        // A recovery just applied may have begun a slow start.
-        if !self.ramping && daemon.ramping(std::time::Instant::now()) {
-            self.ramping = true;
-            return true;
-        }
-        false
-    }
-
-    /// SIGHUP: the config read again; on success the probes restarted for
-    /// it. Whether a slow start is in progress (the ramp ticks from now).
-    fn on_reload<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
-        let loaded = config::load(&self.options.config_file)
-            .map_err(anyhow::Error::from)
-            .and_then(|new| {
-                let left = daemon
-                    .reconciler
-                    .set_state_file(new.state_file.as_deref())?;
-                Ok((new, left))
-            });
-        let (new, left) = match loaded {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                daemon.state.lock().reloaded(false, SystemTime::now());
-                error!("reload failed, the previous configuration stays: {e}");
-                return false;
-            }
-        };
-        if let Some(left) = left {
-            warn!(
-                state_file = %left.state_file.display(),
-                services = %left.services(),
-                real_servers = %left.real_servers(),
-                "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
-            );
-        }
-        self.probes.abort_all();
-        self.generation += 1;
-        daemon.reload(new);
-        self.recoveries = Recoveries::new(&daemon.config);
-        self.start_probes(&daemon.config);
-        self.ramping = daemon.ramping(std::time::Instant::now());
-        info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
-        check_quiescent(
-            &self.options.quiescent_sysctl,
-            self.options.dry_run,
-            &daemon.config,
-            &mut daemon.reconciler,
-        );
-        self.ramping
-    }
-}
-
-/// Sleeps until `at`; never returns for `None` (the branch is disabled
-/// then anyway).
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -389,6 +334,20 @@ struct Daemon<T> {
 }
 
 impl<T: ManagedTable> Daemon<T> {
+    /// The daemon over `table` as it starts: managed mode's state file
+    /// and the drain file read.
+    fn start(config: Config, table: T, dry_run: bool, state: Shared) -> anyhow::Result<Self> {
+        let mut reconciler = match &config.state_file {
+            Some(file) => Reconciler::managed(table, dry_run, file)?,
+            None => Reconciler::new(table, dry_run),
+        };
+        reconciler.set_out_of_band(config.out_of_band);
+        // Starting without the drains would put drained servers back.
+        let drains = Drains::load(&config.drain_file).context("cannot read the drains")?;
+        state.lock().set_drains(drains);
+        Ok(Daemon::new(config, reconciler, state))
+    }
+
     fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
         sync_owned(&reconciler, &state);
         Daemon {
@@ -475,12 +434,23 @@ impl<T: ManagedTable> Daemon<T> {
         self.pending.clear();
     }
 
-    /// Every service, and in managed mode what left the config.
+    /// Every service, and in managed mode what left the config; drains
+    /// expired and maintenance files read first.
     fn resync(&mut self) {
+        self.follow_drains();
         if self.config.mode == Mode::Managed {
-            let outcome = self.reconciler.remove_unconfigured(&self.config);
+            let outcome = self
+                .reconciler
+                .remove_unconfigured(&self.config, std::time::Instant::now());
             if !outcome.actions.is_empty() {
                 sync_owned(&self.reconciler, &self.state);
+            }
+            {
+                // With their connection counts, which change every pass.
+                let mut state = self.state.lock();
+                if state.removing != *self.reconciler.removing() {
+                    state.removing = self.reconciler.removing().clone();
+                }
             }
             report_managed(
                 &outcome,
@@ -518,9 +488,12 @@ impl<T: ManagedTable> Daemon<T> {
         self.config = config;
         self.pending.clear();
         sync_owned(&self.reconciler, &self.state);
-        let mut state = self.state.lock();
-        state.reset(&self.config);
-        state.reloaded(true, SystemTime::now());
+        {
+            let mut state = self.state.lock();
+            state.reset(&self.config);
+            state.reloaded(true, SystemTime::now());
+        }
+        self.prune_drains();
     }
 
     /// Reconciles the `i`-th service and logs what happened: in managed
@@ -554,7 +527,15 @@ impl<T: ManagedTable> Daemon<T> {
             .lock()
             .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
         match outcome {
-            Ok(outcome) => log_outcome(service, &want, &outcome, reconciler.dry_run()),
+            Ok(outcome) => {
+                log_outcome(service, &want, &outcome, reconciler.dry_run());
+                let key = service.key;
+                // A drain taken from the table: the pass again, to show it
+                // (it changes no weight: the table has it already).
+                if self.follow_out_of_band(key, &outcome) {
+                    self.apply(i);
+                }
+            }
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
         }
     }
@@ -571,9 +552,12 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 }
 
 mod admission;
+mod drains;
 mod lag;
 mod log;
+mod looping;
 mod probes;
 mod shards;
 #[cfg(test)]
 mod tests;
+mod watchdog;

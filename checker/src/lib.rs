@@ -10,15 +10,23 @@
 //!   in one place it writes and the web endpoint reads;
 //! - [`daemon`]: the loop that ties them together;
 //! - [`metrics`] and [`web`]: `/metrics` and `/status` over that state;
-//! - [`status`]: `ipvs-checker status`, the `/status` page as a table.
+//! - [`status`]: `ipvs-checker status`, the `/status` page as a table;
+//! - [`drain`] and [`admin`]: drains (admin API, out-of-band weight 0,
+//!   maintenance files), kept in the drain file, and `ipvs-checker
+//!   drain`/`undrain`;
+//! - [`systemd`]: the notify protocol (ready, watchdog, stopping).
 
+pub mod admin;
 pub mod config;
 pub mod daemon;
+pub mod drain;
 pub mod health;
 pub mod import;
 pub mod metrics;
 pub mod prober;
 pub mod reconcile;
 pub mod state;
+pub mod state_file;
 pub mod status;
+pub mod systemd;
 pub mod web;

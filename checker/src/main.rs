@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use ipvs_checker::{config, daemon, import, state, status, web};
+use ipvs_checker::{admin, config, daemon, import, state, status, systemd, web};
 use ipvs_web::{LogFormat, LogLevel, Server, WebConfig};
 
 /// Command line, with Prometheus-style flag names.
@@ -76,6 +76,11 @@ struct Args {
     /// until one closes (as Prometheus' own flag).
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = ipvs_web::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Serve the admin API (/api/v1/drain, /api/v1/undrain), which
+    /// `ipvs-checker drain` and `undrain` use; off by default, as
+    /// Prometheus' own. Protect it with --web.config.file's basic auth.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
@@ -93,12 +98,22 @@ enum Command {
     /// (on stdout; warnings on stderr). Exit 0: exact; 3: something was
     /// dropped or behaves differently; 1: the file does not convert.
     Import(import::Args),
+    /// Drain a real server of the running daemon (weight 0, still
+    /// probed) through its admin API (--web.enable-admin-api).
+    Drain(admin::client::DrainArgs),
+    /// Undrain a real server drained by `drain` or by an out-of-band
+    /// weight 0.
+    Undrain(admin::client::UndrainArgs),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.command {
         Some(Command::Import(import)) => import::run(import),
+        Some(Command::Drain(drain)) => admin::client::drain(drain).map(|()| ExitCode::SUCCESS),
+        Some(Command::Undrain(undrain)) => {
+            admin::client::undrain(undrain).map(|()| ExitCode::SUCCESS)
+        }
         _ => run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -136,7 +151,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_full_handshakes: args.max_full_handshakes,
         probe_threads: args.probe_threads,
         quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
+        notify_socket: systemd::socket_from_env(),
+        watchdog: systemd::watchdog_from_env(),
     };
+    let enable_admin_api = args.enable_admin_api;
     runtime.block_on(async move {
         let server = Server::bind_first(
             &addresses,
@@ -151,10 +169,25 @@ fn run(args: Args) -> anyhow::Result<()> {
             address = %server.local_addr().context("listening address")?,
             tls = web.tls.is_some(),
             basic_auth = !web.basic_auth_users.is_empty(),
+            admin_api = enable_admin_api,
             "listening"
         );
         let state = state::Shared::new(&config);
-        let pages = web::Pages::new(state.clone());
+        // The loop on a thread of its own: its netlink calls and state
+        // file writes never hold up /metrics (nor the probes, which have
+        // threads of their own). It stops on SIGTERM or SIGINT.
+        let daemon = daemon::spawn(
+            options,
+            config,
+            table,
+            state.clone(),
+            std::future::pending(),
+        )
+        .context("cannot start the daemon's thread")?;
+        let mut pages = web::Pages::new(state);
+        if enable_admin_api {
+            pages = pages.with_admin(daemon.admin());
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server.run(
             move |request| pages.clone().handle(request),
@@ -162,11 +195,6 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let _ = stopped.await;
             },
         ));
-        // The loop on a thread of its own: its netlink calls and state
-        // file writes never hold up /metrics (nor the probes, which have
-        // threads of their own). It stops on SIGTERM or SIGINT.
-        let daemon = daemon::spawn(options, config, table, state, std::future::pending())
-            .context("cannot start the daemon's thread")?;
         let result = daemon.wait().await;
         // The daemon stopped (signal or error): so does the endpoint.
         let _ = stop.send(());

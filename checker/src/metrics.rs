@@ -82,6 +82,27 @@ fn per_backend<M: EncodeMetric>(
     Ok(())
 }
 
+/// `ipvs_checker_backend_drained`: 1 while drained (by the admin API,
+/// `out_of_band` or a maintenance file: `/status` says which), else 0.
+fn drained(encoder: &mut DescriptorEncoder<'_>, state: &State) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "ipvs_checker_backend_drained",
+        "Whether the real server is drained (1): held at weight 0 while still probed, by the admin API, an out-of-band weight 0 or a maintenance file.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for service in state.services() {
+        let service_labels = service_labels(&service.key);
+        for backend in &service.backends {
+            let labels = backend_labels(&service_labels, backend.key.addr);
+            let drained = state.drain(&service.key, &backend.key).is_some();
+            ConstGauge::new(i64::from(drained))
+                .encode(family.encode_family(&labels.as_slice())?)?;
+        }
+    }
+    Ok(())
+}
+
 fn gauge(v: i64) -> Vec<(Labels, ConstGauge<i64>)> {
     vec![(Vec::new(), ConstGauge::new(v))]
 }
@@ -105,6 +126,7 @@ impl Collector for StateCollector {
                 Health::Down => gauge(0),
             },
         )?;
+        drained(&mut encoder, state)?;
         per_backend(
             &mut encoder,
             state,

@@ -6,7 +6,8 @@
 //! table and changes only what differs, through the [`Table`] trait: a
 //! fake in the tests, [`ipvs::Ipvs`] in production. Since it reads the
 //! table every time, a weight changed out of band (`ipvsadm -e`) is put
-//! back and reported as such. A pass over a service costs one dump of it
+//! back and reported as such, except a weight set to 0, which is taken as
+//! a drain (`out_of_band: drain`, see [`crate::drain`]). A pass over a service costs one dump of it
 //! (shared with managed mode's checks) and one request per weight that
 //! differs, each sending back the entry just dumped with its new weight:
 //! N real servers failing together cost one dump, not one per weight.
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use ipvs::{DestinationConfig, DestinationKey, ServiceKey};
 
-use crate::config::{SorryServer, VirtualService};
+use crate::config::{OutOfBand, SorryServer, VirtualService};
+use crate::drain::By;
 use crate::health::Health;
 
 /// The part of IPVS the reconciler uses: one dump per service and pass,
@@ -79,6 +81,9 @@ pub struct Desired {
     /// The sorry server, if configured, and the weight it should have: its
     /// own while the guard is active, else 0 (managed mode removes it).
     pub sorry: Option<(SorryServer, u32)>,
+    /// The real servers drained by `out_of_band`: someone setting a
+    /// non-zero weight undrains them.
+    pub drained_out_of_band: Vec<DestinationKey>,
 }
 
 /// What [`desired`] needs to know of one real server.
@@ -89,6 +94,8 @@ pub struct View {
     /// When it last came back up from down, for slow start; `None` if it
     /// has not (an up after start-up is not ramped).
     pub recovered_at: Option<Instant>,
+    /// Drained, and by what: weight 0 whatever its health.
+    pub drained: Option<By>,
 }
 
 impl From<Health> for View {
@@ -96,6 +103,7 @@ impl From<Health> for View {
         View {
             health,
             recovered_at: None,
+            drained: None,
         }
     }
 }
@@ -118,7 +126,9 @@ pub fn ramp(weight: u32, elapsed: Duration, period: Duration) -> u32 {
 }
 
 /// What a service's real servers should weigh at `now`, given each one's
-/// health (and recovery time, for slow start).
+/// health (and recovery time, for slow start) and drain. A drained real
+/// server weighs 0, counts as not up for the quorum, and stays at 0 when
+/// the guard fails open.
 pub fn desired(
     service: &VirtualService,
     view: impl Fn(&DestinationKey) -> View,
@@ -129,7 +139,13 @@ pub fn desired(
         .iter()
         .map(|rs| view(&rs.key))
         .collect();
-    let count = |h: Health| views.iter().filter(|v| v.health == h).count() as u64;
+    // For the quorum a drained real server is down, whatever its health.
+    let count = |h: Health| {
+        views
+            .iter()
+            .filter(|v| v.drained.map_or(v.health, |_| Health::Down) == h)
+            .count() as u64
+    };
     let (up, down, unknown) = (
         count(Health::Up),
         count(Health::Down),
@@ -147,11 +163,21 @@ pub fn desired(
     // serve, so none is zeroed. With a sorry server, the failed ones go to
     // 0 and the sorry server takes their place.
     let hold = guard_active && sorry_server.is_none();
+    let drained_out_of_band = service
+        .real_servers
+        .iter()
+        .zip(&views)
+        .filter(|(_, v)| v.drained == Some(By::OutOfBand))
+        .map(|(rs, _)| rs.key)
+        .collect();
     let weights = service
         .real_servers
         .iter()
         .zip(views)
         .map(|(rs, v)| {
+            if v.drained.is_some() {
+                return (rs.key, Some(0));
+            }
             let weight = match v.health {
                 Health::Unknown => None,
                 Health::Up => Some(match (rs.slow_start, v.recovered_at) {
@@ -171,6 +197,7 @@ pub fn desired(
         weights,
         guard_active,
         sorry: sorry_server.map(|s| (s, if guard_active { s.weight } else { 0 })),
+        drained_out_of_band,
     }
 }
 
@@ -203,6 +230,12 @@ pub struct Outcome {
     /// The weight each configured real server found in the table has
     /// after this pass (in a dry run, the weight it had).
     pub weights: Vec<(DestinationKey, u32)>,
+    /// Real servers someone set to weight 0 (`out_of_band: drain`): left
+    /// at 0, to be recorded as drained by `out_of_band`.
+    pub drained_out_of_band: Vec<DestinationKey>,
+    /// Real servers drained by `out_of_band` that someone set to a
+    /// non-zero weight: to be undrained.
+    pub undrained_out_of_band: Vec<DestinationKey>,
 }
 
 /// What managed mode created when a reload left it for weights mode:
@@ -248,6 +281,10 @@ pub struct Reconciler<T> {
     saved: Owned,
     /// Managed mode's state file; `None` in weights mode.
     state_file: Option<PathBuf>,
+    /// What a weight changed out of band does.
+    out_of_band: OutOfBand,
+    /// Managed mode's real servers on their way out.
+    removing: std::collections::BTreeMap<(ServiceKey, DestinationKey), Removal>,
 }
 
 impl<T: Table> Reconciler<T> {
@@ -260,7 +297,14 @@ impl<T: Table> Reconciler<T> {
             owned: Owned::default(),
             saved: Owned::default(),
             state_file: None,
+            out_of_band: OutOfBand::default(),
+            removing: Default::default(),
         }
+    }
+
+    /// Follows the config's `out_of_band`.
+    pub fn set_out_of_band(&mut self, out_of_band: OutOfBand) {
+        self.out_of_band = out_of_band;
     }
 
     /// A reconciler for managed mode, which knows what it created from
@@ -376,6 +420,27 @@ impl<T: Table> Reconciler<T> {
                 self.last.insert(key, want);
                 continue;
             }
+            // Someone changed it since this checker last set it: a 0 is a
+            // drain even when this pass wants 0 too (a health flip in the
+            // meantime must not make it the checker's own 0, which the
+            // next recovery would undo). The sorry server is not drained:
+            // it is set back.
+            let real_server = desired.weights.iter().any(|(d, _)| d == destination);
+            if self.out_of_band == OutOfBand::Drain
+                && real_server
+                && last.is_some_and(|l| l != have)
+            {
+                if have == 0 && !desired.drained_out_of_band.contains(destination) {
+                    outcome.drained_out_of_band.push(*destination);
+                    self.last.insert(key, 0);
+                    continue;
+                }
+                if have != 0 && desired.drained_out_of_band.contains(destination) {
+                    outcome.undrained_out_of_band.push(*destination);
+                    self.last.insert(key, have);
+                    continue;
+                }
+            }
             if have == want {
                 self.last.insert(key, want);
                 continue;
@@ -410,7 +475,7 @@ pub mod memory;
 pub mod owned;
 pub mod quiescent;
 
-pub use managed::{Action, ManagedOutcome, ManagedTable};
+pub use managed::{Action, ManagedOutcome, ManagedTable, Removal};
 pub use owned::{Owned, StateFileError};
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use ipvs::{DestinationKey, ServiceKey};
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::config::{Config, Mode, Quorum};
+use crate::drain::{Drain, Drains};
 use crate::health::{Health, HealthState};
 use crate::prober::{Phases, ProbeError, Success};
-use crate::reconcile::{desired, Action, Desired, Outcome, Owned, View};
+use crate::reconcile::{desired, Action, Desired, Outcome, Owned, Removal, View};
 
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
 /// covers a loopback answer as well as the longest timeout in practice.
@@ -79,9 +80,16 @@ pub struct State {
     /// What managed mode created (as of its last pass; empty in weights
     /// mode).
     pub owned: Owned,
+    /// Managed mode's real servers that left the config, at weight 0
+    /// until their connections end (as of its last pass).
+    pub removing: BTreeMap<(ServiceKey, DestinationKey), Removal>,
     /// Probes allowed in flight at once now on each probe thread (see
     /// `daemon::admission`); empty before the probes start.
     probe_concurrency_limits: Vec<usize>,
+    /// The drains of the drain file, as last written there.
+    drains: Drains,
+    /// The drains by a file in `maintenance_dir`, as last read.
+    maintenance: BTreeMap<(ServiceKey, DestinationKey), Drain>,
 }
 
 impl Default for State {
@@ -98,7 +106,10 @@ impl Default for State {
             mode: Mode::Weights,
             state_file: None,
             owned: Owned::default(),
+            removing: BTreeMap::new(),
             probe_concurrency_limits: Vec::new(),
+            drains: Drains::default(),
+            maintenance: BTreeMap::new(),
         }
     }
 }
@@ -339,6 +350,35 @@ impl State {
         }
     }
 
+    /// The drain of `destination` in `service`, if drained: the drain
+    /// file's (the admin API's or `out_of_band`'s) first, then a
+    /// maintenance file's.
+    pub fn drain(&self, service: &ServiceKey, destination: &DestinationKey) -> Option<&Drain> {
+        self.drains
+            .get(service, destination)
+            .or_else(|| self.maintenance.get(&(*service, *destination)))
+    }
+
+    /// The drains of the drain file.
+    pub fn drains(&self) -> &Drains {
+        &self.drains
+    }
+
+    /// Follows the drain file, as just written.
+    pub fn set_drains(&mut self, drains: Drains) {
+        self.drains = drains;
+    }
+
+    /// The drains by maintenance file, by service and real server.
+    pub fn maintenance(&self) -> &BTreeMap<(ServiceKey, DestinationKey), Drain> {
+        &self.maintenance
+    }
+
+    /// Follows `maintenance_dir`, as just read.
+    pub fn set_maintenance(&mut self, drains: BTreeMap<(ServiceKey, DestinationKey), Drain>) {
+        self.maintenance = drains;
+    }
+
     /// Probes allowed in flight at once now, over every probe thread;
     /// `None` before the probes start.
     pub fn probe_concurrency_limit(&self) -> Option<usize> {
@@ -370,6 +410,7 @@ impl State {
                     .map_or(View::from(Health::Unknown), |b| View {
                         health: b.health.health(),
                         recovered_at: b.recovered_at,
+                        drained: self.drain(&service.key, d).map(|d| d.by),
                     })
             },
             now,

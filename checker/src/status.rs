@@ -25,10 +25,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine as _;
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
-use hyper::{Request, StatusCode, Uri};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -98,8 +98,39 @@ fn unix_now() -> f64 {
 
 /// The body of `GET {url}/status`, or an error that says what to check.
 pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes> {
+    let (status, body) = exchange(args, password, Method::GET, "/status", None).await?;
+    match status {
+        StatusCode::OK => Ok(body),
+        StatusCode::UNAUTHORIZED => Err(unauthorized(args)),
+        other => bail!(
+            "{}/status answered {other}: {}",
+            args.url,
+            String::from_utf8_lossy(&body).trim()
+        ),
+    }
+}
+
+/// The error for a 401: what to set.
+pub fn unauthorized(args: &Args) -> anyhow::Error {
+    anyhow!(
+        "{} needs basic auth: set --web.username and {PASSWORD_ENV} (or they are wrong)",
+        args.url
+    )
+}
+
+/// Sends `method` `path` (with a JSON `body`, if any) to the daemon at
+/// `--web.url`, over TLS for an https URL and with basic auth when
+/// `--web.username` is set; its answer's status and body (at most
+/// [`MAX_STATUS_BYTES`]), or an error that says what to check.
+pub async fn exchange(
+    args: &Args,
+    password: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let base = args.url.trim_end_matches('/');
-    let uri: Uri = format!("{base}/status")
+    let uri: Uri = format!("{base}{path}")
         .parse()
         .with_context(|| format!("invalid --web.url {:?}", args.url))?;
     let tls = match uri.scheme_str() {
@@ -117,7 +148,9 @@ pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes>
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let mut request = Request::get(uri.path())
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri.path())
         .header(
             hyper::header::HOST,
             uri.authority().map_or("", |a| a.as_str()),
@@ -130,7 +163,10 @@ pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes>
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         request = request.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
     }
-    let request = request.body(Empty::<Bytes>::new())?;
+    if body.is_some() {
+        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
     let timeout = args.timeout;
     let exchange = async {
         let tcp = TcpStream::connect((host.as_str(), port))
@@ -154,28 +190,16 @@ pub async fn fetch(args: &Args, password: Option<&str>) -> anyhow::Result<Bytes>
             get(tcp, request, MAX_STATUS_BYTES).await
         }
     };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| anyhow!("no answer from {} within {timeout:?}", args.url))??;
-    match status {
-        StatusCode::OK => Ok(body),
-        StatusCode::UNAUTHORIZED => bail!(
-            "{} needs basic auth: set --web.username and {PASSWORD_ENV} (or they are wrong)",
-            args.url
-        ),
-        other => bail!(
-            "{}/status answered {other}: {}",
-            args.url,
-            String::from_utf8_lossy(&body).trim()
-        ),
-    }
+        .map_err(|_| anyhow!("no answer from {} within {timeout:?}", args.url))?
 }
 
 /// Sends `request` over `io` and reads the answer, at most `max_bytes` of
 /// body.
 async fn get<S>(
     io: S,
-    request: Request<Empty<Bytes>>,
+    request: Request<Full<Bytes>>,
     max_bytes: usize,
 ) -> anyhow::Result<(StatusCode, Bytes)>
 where
@@ -247,8 +271,25 @@ pub struct Status {
     pub state_file: Option<String>,
     /// Every configured service.
     pub services: Vec<ServiceStatus>,
+    /// Managed mode's real servers on their way out (absent from older
+    /// daemons).
+    #[serde(default)]
+    pub removing: Vec<RemovingStatus>,
     /// Whether the last configuration reload succeeded.
     pub config_last_reload_successful: bool,
+}
+
+/// A real server that left the config, waiting for its connections.
+#[derive(Debug, Deserialize)]
+pub struct RemovingStatus {
+    /// `TCP 198.18.0.10:80`.
+    pub service: String,
+    /// `198.18.1.12:80`.
+    pub address: String,
+    /// Its active connections at the last pass.
+    pub active_connections: u32,
+    /// When its removal began (Unix seconds).
+    pub since: f64,
 }
 
 /// One service.
@@ -304,6 +345,45 @@ pub struct RealServerStatus {
     pub weight_configured: u32,
     /// The last failed probe.
     pub last_error: Option<ErrorStatus>,
+    /// Its drain, if drained (absent from older daemons).
+    #[serde(default)]
+    pub drained: Option<DrainStatus>,
+}
+
+/// A drain.
+#[derive(Debug, Deserialize)]
+pub struct DrainStatus {
+    /// `api`, `out_of_band` or `maintenance_dir`.
+    pub by: String,
+    /// The basic auth user who asked.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it began (Unix seconds).
+    pub since: f64,
+    /// When it ends by itself (Unix seconds).
+    #[serde(default)]
+    pub until: Option<f64>,
+}
+
+impl DrainStatus {
+    /// `drained by api (alice) since ... until ...: kernel update`.
+    fn describe(&self, now: f64) -> String {
+        let mut text = format!("drained by {}", self.by);
+        if let Some(user) = &self.user {
+            let _ = write!(text, " ({user})");
+        }
+        let _ = write!(text, " since {}", when(self.since, now));
+        if let Some(until) = self.until {
+            let _ = write!(text, " until {} (in {})", utc(until), age(until - now));
+        }
+        if let Some(reason) = &self.reason {
+            let _ = write!(text, ": {reason}");
+        }
+        text
+    }
 }
 
 /// A failed probe.
@@ -338,12 +418,21 @@ pub fn render(status: &Status, now: f64) -> String {
         created |= service.created_by_checker;
         for rs in &service.real_servers {
             created |= rs.created_by_checker;
-            let error = rs.last_error.as_ref().map_or_else(String::new, |e| {
+            let mut error = rs.last_error.as_ref().map_or_else(String::new, |e| {
                 format!("{} since {}: {}", e.reason, when(e.since, now), e.message)
             });
+            let mut health = rs.health.clone();
+            if let Some(drain) = &rs.drained {
+                health.push_str(", drained");
+                // The drain first: it is why the weight is 0.
+                error = match error.is_empty() {
+                    true => drain.describe(now),
+                    false => format!("{}; {error}", drain.describe(now)),
+                };
+            }
             rows.push(Row::Server([
                 format!("  -> {}{}", rs.address, mark(rs.created_by_checker)),
-                rs.health.clone(),
+                health,
                 when(rs.health_since, now),
                 dash(rs.weight),
                 dash(rs.weight_desired),
@@ -435,6 +524,19 @@ pub fn render(status: &Status, now: f64) -> String {
             "\n* created by this checker (managed mode, recorded in {file}): the only entries it deletes"
         );
     }
+    if !status.removing.is_empty() {
+        out.push_str("\nRemoving (left the config: weight 0, deleted when their active connections end or at drain_timeout):\n");
+        for r in &status.removing {
+            let _ = writeln!(
+                out,
+                "{} -> {}  removing, {} active connections, since {}",
+                r.service,
+                r.address,
+                r.active_connections,
+                when(r.since, now)
+            );
+        }
+    }
     if !status.config_last_reload_successful {
         out.push_str("\nThe last configuration reload failed: the previous configuration is running (see the log).\n");
     }
@@ -455,7 +557,7 @@ fn when(unix: f64, now: f64) -> String {
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC).
-fn utc(unix: f64) -> String {
+pub fn utc(unix: f64) -> String {
     let secs = unix.floor() as i64;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.

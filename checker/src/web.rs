@@ -21,7 +21,14 @@
 //!  "config_last_reload_successful": true}
 //! ```
 //!
-//! with times in Unix seconds and `null` where nothing is known yet.
+//! with times in Unix seconds and `null` where nothing is known yet. A
+//! drained real server has `"drained": {"by": "api", "user": "alice",
+//! "reason": "kernel update", "since": 1700000000.5, "until": 1700007200.5}`
+//! (`by`: `api`, `out_of_band` or `maintenance_dir`; `null` when not
+//! drained).
+//!
+//! `/api/` is the admin API ([`crate::admin`]), off unless an [`Admin`] is
+//! given ([`Pages::with_admin`]).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,6 +42,8 @@ use serde::Serialize;
 
 use ipvs_web::pages::{asks_openmetrics, reject_method, text};
 
+use crate::admin::Admin;
+use crate::drain::Drain;
 use crate::state::{Shared, State};
 
 /// What the handler needs; cheap to clone for each request.
@@ -42,6 +51,7 @@ use crate::state::{Shared, State};
 pub struct Pages {
     state: Shared,
     registry: Arc<Registry>,
+    admin: Option<Admin>,
 }
 
 impl Pages {
@@ -50,11 +60,28 @@ impl Pages {
         Pages {
             registry: Arc::new(crate::metrics::registry(state.clone())),
             state,
+            admin: None,
         }
     }
 
+    /// With the admin API on (`--web.enable-admin-api`).
+    pub fn with_admin(mut self, admin: Admin) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+
     /// Answers one request.
-    pub async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>> {
+    pub async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if request.uri().path().starts_with("/api/") {
+            return match &self.admin {
+                Some(admin) => admin.handle(request).await,
+                None => crate::admin::disabled(),
+            };
+        }
         if let Some(refused) = reject_method(&request) {
             return refused;
         }
@@ -158,8 +185,24 @@ pub struct Status {
     pub state_file: Option<String>,
     /// Every configured service, in file order.
     pub services: Vec<ServiceStatus>,
+    /// Managed mode's real servers that left the config and wait at weight
+    /// 0 for their connections to end before they are deleted.
+    pub removing: Vec<RemovingStatus>,
     /// Whether the last configuration reload succeeded.
     pub config_last_reload_successful: bool,
+}
+
+/// A real server being removed, in `/status`.
+#[derive(Debug, Serialize)]
+pub struct RemovingStatus {
+    /// As `ipvsadm -Ln` names it: `TCP 198.18.0.10:80`.
+    pub service: String,
+    /// `198.18.1.11:80`.
+    pub address: String,
+    /// Its active connections at the last pass.
+    pub active_connections: u32,
+    /// When its removal began (Unix seconds).
+    pub since: f64,
 }
 
 /// One service in `/status`.
@@ -217,6 +260,35 @@ pub struct RealServerStatus {
     pub last_error: Option<ErrorStatus>,
     /// The leaf certificate's not-after (Unix seconds), HTTPS only.
     pub tls_cert_not_after: Option<i64>,
+    /// Its drain, if drained (weight 0 while still probed).
+    pub drained: Option<DrainStatus>,
+}
+
+/// A drain in `/status`.
+#[derive(Debug, Serialize)]
+pub struct DrainStatus {
+    /// `api`, `out_of_band` or `maintenance_dir`.
+    pub by: &'static str,
+    /// The basic auth user who asked (admin API).
+    pub user: Option<String>,
+    /// Why, as given; the file's name for `maintenance_dir`.
+    pub reason: Option<String>,
+    /// When it began (Unix seconds).
+    pub since: f64,
+    /// When it ends by itself (Unix seconds), if ever.
+    pub until: Option<f64>,
+}
+
+impl From<&Drain> for DrainStatus {
+    fn from(d: &Drain) -> Self {
+        DrainStatus {
+            by: d.by.as_str(),
+            user: d.user.clone(),
+            reason: d.reason.clone(),
+            since: unix_seconds(d.since),
+            until: d.until.map(unix_seconds),
+        }
+    }
 }
 
 /// A failed probe in `/status`.
@@ -278,8 +350,19 @@ pub fn status(state: &State) -> Status {
                             last: unix_seconds(e.last),
                         }),
                         tls_cert_not_after: b.cert_not_after,
+                        drained: state.drain(&s.key, &b.key).map(DrainStatus::from),
                     })
                     .collect(),
+            })
+            .collect(),
+        removing: state
+            .removing
+            .iter()
+            .map(|((s, d), r)| RemovingStatus {
+                service: s.to_string(),
+                address: d.addr.to_string(),
+                active_connections: r.active_connections,
+                since: unix_seconds(r.since),
             })
             .collect(),
         config_last_reload_successful: state.reload_successful,

@@ -3,6 +3,11 @@
 //! --ignored`). The network is the lab's (`lab/topology.sh`): addresses in
 //! 198.18.0.0/15 only. The checker runs in the director's namespace like
 //! on a real director; the tests read weights with the `ipvs` crate.
+//! The last ones are the daily operations: drains (out of band, through
+//! the CLI and the admin API with basic auth, across a SIGKILL, by a
+//! maintenance file) and managed mode's graceful removal of a real server
+//! with a connection open, each probing every 500 ms so that seconds cover
+//! many probes, and starting as few daemons as it can.
 
 use std::path::PathBuf;
 
@@ -41,18 +46,29 @@ impl Checker {
     /// Returns once its endpoint answers, so that it has started (and
     /// bound) before the test goes on.
     fn start_with(name: &str, file: PathBuf) -> Checker {
+        Checker::start_with_flags(name, file, &[])
+    }
+
+    /// [`Checker::start_with`] with more `flags`; the endpoint is asked
+    /// with the lab user's basic auth (ignored by a checker without it).
+    fn start_with_flags(name: &str, file: PathBuf, flags: &[&str]) -> Checker {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--config.file".as_ref(),
+            file.as_os_str(),
+            "--log.level".as_ref(),
+            "debug".as_ref(),
+            "--web.listen-address".as_ref(),
+            WEB.as_ref(),
+        ];
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
         let daemon = Daemon::start(
             env!("CARGO_BIN_EXE_ipvs-checker"),
-            &[
-                "--config.file".as_ref(),
-                file.as_os_str(),
-                "--log.level".as_ref(),
-                "debug".as_ref(),
-                "--web.listen-address".as_ref(),
-                WEB.as_ref(),
-            ],
+            &args,
             &out_dir().join(format!("{name}.log")),
-            &format!("http://{WEB}/metrics"),
+            &format!(
+                "http://{LAB_USER}:{}@{WEB}/metrics",
+                LAB_PASSWORD.replace(' ', "%20")
+            ),
             Duration::from_secs(20),
         );
         Checker {
@@ -91,6 +107,10 @@ fn fresh_lab() -> std::sync::MutexGuard<'static, ()> {
 
 /// Where the checker serves /metrics, in the director's namespace.
 const WEB: &str = "127.0.0.1:10311";
+
+/// The basic auth user of the tests that turn it on, and its password.
+const LAB_USER: &str = "lab";
+const LAB_PASSWORD: &str = "right horse";
 
 /// The checker's /metrics (text format), fetched in the director.
 fn scrape() -> String {
@@ -648,4 +668,266 @@ fn persistent_services_warn_about_expire_quiescent_template_or_set_it() {
         sysctl() == "1\n"
     });
     assert!(set.log_text().contains("set to 1"), "{}", set.log_text());
+}
+
+/// Runs the CLI in the director with `args`, with the password in its
+/// environment if `password`; whether it succeeded, and its stdout and
+/// stderr.
+fn cli(args: &[&str], password: bool) -> (bool, String) {
+    let mut command = std::process::Command::new("ip");
+    command
+        .args([
+            "netns",
+            "exec",
+            "lab-director",
+            env!("CARGO_BIN_EXE_ipvs-checker"),
+        ])
+        .args(args);
+    if password {
+        command.env("IPVS_CHECKER_WEB_PASSWORD", LAB_PASSWORD);
+    } else {
+        command.env_remove("IPVS_CHECKER_WEB_PASSWORD");
+    }
+    let output = command.output().expect("run the CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// `rs`'s active connections in `service`.
+fn active_connections(ipvs: &mut Ipvs, service: &ServiceKey, rs: &str) -> Option<u32> {
+    let key = DestinationKey::new(rs.parse().expect("address"));
+    ipvs.destinations(service)
+        .ok()?
+        .into_iter()
+        .find(|d| d.key == key)
+        .map(|d| d.active_conns)
+}
+
+/// `ipvs-checker status` as the lab user.
+fn status() -> String {
+    let (ok, text) = cli(&["status", "--web.username", LAB_USER], true);
+    assert!(ok, "{text}");
+    text
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn drains_hold_through_probes_the_cli_a_sigkill_and_maintenance_files() {
+    let _lock = fresh_lab();
+    director(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
+    );
+    let dir = out_dir();
+    let drains = dir.join("drains.json");
+    let maintenance = dir.join("maintenance");
+    let _ = std::fs::remove_file(&drains);
+    let _ = std::fs::remove_dir_all(&maintenance);
+    std::fs::create_dir_all(&maintenance).expect("maintenance dir");
+    let hash = bcrypt::hash(LAB_PASSWORD, 4).expect("bcrypt");
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  {LAB_USER}: '{hash}'\n")).expect("web.yml");
+    let config = format!(
+        "drain_file: {}\nmaintenance_dir: {}\n\
+         defaults: {{interval: 500ms, timeout: 400ms, rise: 1, fall: 3}}\n\
+         services:\n  - address: 198.18.0.10:80\n    check: {{type: http, path: /, body: \"^rs\"}}\n\
+         \x20   real_servers:\n      - {{address: 198.18.1.11:80, weight: 3}}\n      - {{address: 198.18.1.12:80, weight: 1}}\n",
+        drains.display(),
+        maintenance.display()
+    );
+    let web_flag = format!("--web.config.file={}", web.display());
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let file = dir.join("drains.yaml");
+    std::fs::write(&file, &config).expect("write config");
+    let checker = Checker::start_with_flags(
+        "drains",
+        file.clone(),
+        &["--web.enable-admin-api", &web_flag],
+    );
+    sleep(Duration::from_secs(1));
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(3));
+
+    // An operator's ipvsadm -w 0 is a drain: 10 s of probes (20) keep it.
+    director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0");
+    let start_hold = Instant::now();
+    while start_hold.elapsed() < Duration::from_secs(10) {
+        assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(0));
+        sleep(Duration::from_millis(200));
+    }
+    let shown = status();
+    assert!(shown.contains("up, drained"), "{shown}");
+    assert!(shown.contains("drained by out_of_band"), "{shown}");
+    // undrain restores it.
+    let (ok, text) = cli(
+        &[
+            "undrain",
+            "TCP/198.18.0.10:80",
+            "198.18.1.11:80",
+            "--web.username",
+            "lab",
+        ],
+        true,
+    );
+    assert!(ok, "{text}");
+    let took = wait_until("rs1 back at 3", Duration::from_secs(3), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
+    });
+    eprintln!("undrained: rs1 back at weight 3 after {took:?}");
+    // A weight of 9 out of band is still undone.
+    director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 9");
+    let took = wait_until("rs2 back at 1", Duration::from_secs(3), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.12:80") == Some(1)
+    });
+    eprintln!("out-of-band weight 9 set back to 1 after {took:?}");
+
+    // The CLI without credentials is refused and changes nothing.
+    let drain = [
+        "drain",
+        "198.18.0.10:80",
+        "198.18.1.11:80",
+        "--reason",
+        "kernel update",
+        "--web.username",
+        "lab",
+    ];
+    let (ok, text) = cli(&drain[..3], false);
+    assert!(!ok && text.contains("needs basic auth"), "{text}");
+    let (ok, text) = cli(&drain, false);
+    assert!(
+        !ok && text.contains("IPVS_CHECKER_WEB_PASSWORD is not"),
+        "{text}"
+    );
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(3));
+    // With them: drained.
+    let (ok, text) = cli(&drain, true);
+    assert!(ok, "{text}");
+    assert!(text.contains("drained"), "{text}");
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(0));
+
+    // SIGKILL, and a restart with the admin API off.
+    checker.signal("KILL");
+    let mut checker = checker;
+    checker.daemon.wait();
+    drop(checker);
+    let _checker = Checker::start_with_flags("drains", file, &[&web_flag]);
+    sleep(Duration::from_secs(1));
+    let shown = status();
+    assert!(
+        shown.contains("drained by api (lab)") && shown.contains(": kernel update"),
+        "{shown}"
+    );
+    // An API drain is enforced: a weight set on it goes back to 0.
+    director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3");
+    wait_until("the drain enforced", Duration::from_secs(3), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(0)
+    });
+    let (ok, text) = cli(
+        &[
+            "undrain",
+            "198.18.0.10:80",
+            "198.18.1.11:80",
+            "--web.username",
+            "lab",
+        ],
+        true,
+    );
+    assert!(
+        !ok && text
+            .contains("the admin API is off: start ipvs-checker with --web.enable-admin-api"),
+        "{text}"
+    );
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(0));
+
+    // A maintenance file drains rs2 while it exists.
+    std::fs::write(maintenance.join("198.18.1.12"), "").expect("touch");
+    let took = wait_until("rs2 drained by file", Duration::from_secs(3), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.12:80") == Some(0)
+    });
+    eprintln!("maintenance file: rs2 at weight 0 after {took:?}");
+    assert!(status().contains("drained by maintenance_dir"));
+    std::fs::remove_file(maintenance.join("198.18.1.12")).expect("rm");
+    let took = wait_until("rs2 undrained", Duration::from_secs(3), || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.12:80") == Some(1)
+    });
+    eprintln!("maintenance file removed: rs2 back at weight 1 after {took:?}");
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
+    let _lock = fresh_lab();
+    let dir = out_dir();
+    let state = dir.join("graceful-owned.json");
+    let _ = std::fs::remove_file(&state);
+    let config = |real_servers: &str| {
+        format!(
+            "mode: managed\nstate_file: {}\ndrain_file: {}\ndrain_timeout: 30s\n\
+             defaults: {{interval: 500ms, timeout: 400ms, rise: 1, fall: 3}}\n\
+             services:\n  - address: 198.18.0.10:8080\n    scheduler: wrr\n    check: {{type: http, path: /}}\n\
+             \x20   real_servers:\n{real_servers}",
+            state.display(),
+            dir.join("graceful-drains.json").display()
+        )
+    };
+    let rs2_only = config("      - {address: 198.18.1.12:80, weight: 1}\n");
+    let rs1_only = config("      - {address: 198.18.1.11:80, weight: 1}\n");
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    // Port 8080 to the servers' 80 (NAT): the connection's entry, which
+    // IPVS keeps a while after it closes, stays with this service and out
+    // of the other tests' listings of 198.18.0.10:80.
+    let vip = ServiceKey::tcp("198.18.0.10:8080".parse().expect("address"));
+    let checker = Checker::start("graceful", &rs2_only);
+    wait_until("rs2 in service", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip, "198.18.1.12:80") == Some(1)
+    });
+    // A client opens a connection (to rs2, the only one) and holds it:
+    // it asks its question when /tmp/lab-ask exists, then prints the answer.
+    client("rm -f /tmp/lab-ask /tmp/lab-answer");
+    client(
+        "nohup bash -c 'exec 3<>/dev/tcp/198.18.0.10/8080; \
+         while [ ! -e /tmp/lab-ask ]; do sleep 0.05; done; \
+         printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >/tmp/lab-answer' \
+         >/dev/null 2>&1 &",
+    );
+    // (A Python start costs seconds under emulation.)
+    wait_until(
+        "the connection established",
+        Duration::from_secs(30),
+        || active_connections(&mut ipvs, &vip, "198.18.1.12:80") == Some(1),
+    );
+    // rs2 leaves the config (rs1 comes in): weight 0, not deleted.
+    checker.reload(&rs1_only);
+    wait_until("rs2 at weight 0", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip, "198.18.1.12:80") == Some(0)
+    });
+    sleep(Duration::from_secs(3));
+    assert_eq!(try_weight(&mut ipvs, &vip, "198.18.1.12:80"), Some(0));
+    let shown = status_plain();
+    assert!(
+        shown.contains("TCP 198.18.0.10:8080 -> 198.18.1.12:80  removing, 1 active connections"),
+        "{shown}"
+    );
+    // The connection still works: its answer comes from rs2.
+    client("touch /tmp/lab-ask");
+    wait_until("the answer", Duration::from_secs(5), || {
+        client("cat /tmp/lab-answer 2>/dev/null || true").contains("rs2")
+    });
+    // Closed: rs2 is deleted.
+    let took = wait_until("rs2 deleted", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip, "198.18.1.12:80").is_none()
+    });
+    eprintln!("rs2 deleted {took:?} after its connection closed");
+    assert_eq!(try_weight(&mut ipvs, &vip, "198.18.1.11:80"), Some(1));
+}
+
+/// `ipvs-checker status` without basic auth.
+fn status_plain() -> String {
+    let (ok, text) = cli(&["status"], false);
+    assert!(ok, "{text}");
+    text
 }

@@ -163,6 +163,12 @@ fn managed_configs_document_the_table_they_make() {
     }
     let unit = read("examples/systemd/ipvs-checker.service");
     assert!(unit.contains("\nStateDirectory=ipvs-checker\n"), "{unit}");
+    // The checker speaks sd_notify: ready after its first pass, a watchdog
+    // fed only while it makes progress.
+    assert!(
+        unit.contains("\nType=notify\n") && unit.contains("\nWatchdogSec="),
+        "{unit}"
+    );
 }
 
 #[test]

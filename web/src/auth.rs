@@ -130,7 +130,7 @@ impl BasicAuth {
 }
 
 /// The user and password of `Basic <base64(user:password)>`.
-fn credentials(header: &[u8]) -> Option<(String, String)> {
+pub fn credentials(header: &[u8]) -> Option<(String, String)> {
     let header = std::str::from_utf8(header).ok()?.trim();
     let (scheme, encoded) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -68,6 +68,17 @@ pub struct Config {
     /// Set `net.ipv4.vs.expire_quiescent_template` to 1 at start and
     /// reload when a configured service is persistent (otherwise only warn).
     pub set_expire_quiescent_template: bool,
+    /// Where the drains are kept across restarts, in both modes (see
+    /// [`crate::drain`]); [`DEFAULT_DRAIN_FILE`] unless set.
+    pub drain_file: PathBuf,
+    /// What a weight changed out of band does.
+    pub out_of_band: OutOfBand,
+    /// A file here named after a real server drains it while it exists.
+    pub maintenance_dir: Option<PathBuf>,
+    /// Managed mode: the longest a real server that left the config stays
+    /// at weight 0 waiting for its active connections to end before it is
+    /// deleted ([`DEFAULT_DRAIN_TIMEOUT`] unless set).
+    pub drain_timeout: Duration,
     /// The virtual services, in file order.
     pub services: Vec<VirtualService>,
 }
@@ -82,6 +93,26 @@ pub enum Mode {
     /// The checker creates and updates the configured services and real
     /// servers itself (scheduler, forwarding method, persistence).
     Managed,
+}
+
+/// Where the drains are kept when the config does not say.
+pub const DEFAULT_DRAIN_FILE: &str = "/var/lib/ipvs-checker/drains.json";
+
+/// How long managed mode waits, at most, for the connections of a real
+/// server that left the config, when the config does not say.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a weight someone changed in the table (`ipvsadm -e`) does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutOfBand {
+    /// A weight set to 0 is a drain (by `out_of_band`), kept until
+    /// undrained or someone sets a non-zero weight; any other change is
+    /// set back.
+    #[default]
+    Drain,
+    /// Every change is set back, 0 included (strict enforcement).
+    Restore,
 }
 
 /// One virtual service and its real servers.

@@ -15,8 +15,9 @@ use ipvs_common::{yaml, ConfigError};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::raw;
+use super::scalars::Dur;
 use super::service::{Context, ServiceSeed};
-use super::{Config, Mode, VirtualService};
+use super::{Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE, DEFAULT_DRAIN_TIMEOUT};
 
 /// Both passes over `text`, the contents of `file`; relative file names
 /// resolve against `base`.
@@ -63,10 +64,28 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         }
         (Mode::Weights, None) => None,
     };
+    if mode == Mode::Weights && body.drain_timeout.is_some() {
+        return Err(ConfigError::new(
+            file,
+            "drain_timeout is only used in mode: managed (weights mode deletes no real server)",
+        ));
+    }
+    let path = |key: &str, value: Option<String>| match value {
+        Some(path) if path.trim().is_empty() => {
+            Err(ConfigError::new(file, format!("{key}: must not be empty")))
+        }
+        Some(path) => Ok(Some(base.join(path))),
+        None => Ok(None),
+    };
     Ok(Config {
         mode,
         state_file,
         set_expire_quiescent_template: body.set_expire_quiescent_template.unwrap_or(false),
+        drain_file: path("drain_file", body.drain_file)?
+            .unwrap_or_else(|| DEFAULT_DRAIN_FILE.into()),
+        out_of_band: body.out_of_band.unwrap_or_default(),
+        maintenance_dir: path("maintenance_dir", body.maintenance_dir)?,
+        drain_timeout: body.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.0),
         services,
     })
 }
@@ -77,6 +96,10 @@ const FIELDS: &[&str] = &[
     "defaults",
     "state_file",
     "set_expire_quiescent_template",
+    "drain_file",
+    "out_of_band",
+    "maintenance_dir",
+    "drain_timeout",
     "services",
 ];
 
@@ -85,6 +108,10 @@ const FIELDS: &[&str] = &[
 struct Body {
     state_file: Option<String>,
     set_expire_quiescent_template: Option<bool>,
+    drain_file: Option<String>,
+    out_of_band: Option<OutOfBand>,
+    maintenance_dir: Option<String>,
+    drain_timeout: Option<Dur>,
     services: Vec<VirtualService>,
 }
 
@@ -121,6 +148,10 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
                 "set_expire_quiescent_template" => {
                     body.set_expire_quiescent_template = map.next_value()?
                 }
+                "drain_file" => body.drain_file = map.next_value()?,
+                "out_of_band" => body.out_of_band = map.next_value()?,
+                "maintenance_dir" => body.maintenance_dir = map.next_value()?,
+                "drain_timeout" => body.drain_timeout = map.next_value()?,
                 "services" => body.services = map.next_value_seed(ServicesSeed(&mut *self.0))?,
                 // Read and validated by the first pass.
                 _ => {

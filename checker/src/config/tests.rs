@@ -128,10 +128,12 @@ const INVALID: &[(&str, &str)] = &[
     ("duplicate-key", "6:9: services[0].real_servers[0]: `weight` is given twice in the same mapping"),
     ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
     ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
+    ("drain-timeout-in-weights-mode", "drain_timeout is only used in mode: managed (weights mode deletes no real server)"),
     ("duration", "2:3: defaults: invalid duration \"2\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
     ("keep-alive-not-longer-than-interval", "3:5: services[0]: real server 198.18.1.11:80: check keep_alive 2s is not longer than interval 2s: no connection would serve a second probe"),
+    ("maintenance-dir-empty", "maintenance_dir: must not be empty"),
     ("managed-without-state-file", "mode: managed needs state_file: the file where the checker records the services and real servers it created, the only ones it deletes"),
     ("min-tls-version", "3:12: services[0].check: invalid min_tls_version \"1.1\": expected \"1.2\" or \"1.3\""),
     ("mode", "1:7: mode: unknown variant `auto`, expected `weights` or `managed`"),
@@ -140,6 +142,7 @@ const INVALID: &[(&str, &str)] = &[
     ("no-real-servers", "2:5: services[0]: service TCP 198.18.0.10:80 has no real servers"),
     ("no-services", "services: the list is empty: nothing to check"),
     ("one-packet-on-tcp", "4:5: services[0]: one_packet is only for UDP services"),
+    ("out-of-band", "1:14: out_of_band: unknown variant `ignore`, expected `drain` or `restore`"),
     ("persistence-netmask", "4:5: services[0]: invalid persistence_netmask \"255.0.255.0\": the ones must be contiguous, like 255.255.255.0"),
     ("persistence-zero", "4:5: services[0]: persistence must be at least 1 (seconds); leave it out for none"),
     ("quorum", "2:5: services[0]: quorum.min_up 3 is more than the service's 2 real servers"),
@@ -275,6 +278,37 @@ fn managed_example_reads_as_written() {
     assert!(
         text.contains("TCP 198.18.0.10:443 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n  -> 198.18.1.11:443 dr slow_start 10s weight 1"),
         "{text}"
+    );
+}
+
+/// The drain settings: their defaults, and paths next to the config.
+#[test]
+fn drain_settings_default_and_resolve_next_to_the_config() {
+    let service =
+        "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11:80}]\n";
+    let at = |text: &str| {
+        parse(
+            text,
+            Path::new("/etc/ipvs-checker/checker.yml"),
+            Path::new("/etc/ipvs-checker"),
+        )
+        .expect("valid")
+    };
+    let config = at(service);
+    assert_eq!(config.drain_file, PathBuf::from(DEFAULT_DRAIN_FILE));
+    assert_eq!(config.out_of_band, OutOfBand::Drain);
+    assert_eq!(config.maintenance_dir, None);
+    let config = at(&format!(
+        "drain_file: drains.json\nout_of_band: restore\nmaintenance_dir: /var/lib/ipvs-checker/maintenance\n{service}"
+    ));
+    assert_eq!(
+        config.drain_file,
+        PathBuf::from("/etc/ipvs-checker/drains.json")
+    );
+    assert_eq!(config.out_of_band, OutOfBand::Restore);
+    assert_eq!(
+        config.maintenance_dir,
+        Some(PathBuf::from("/var/lib/ipvs-checker/maintenance"))
     );
 }
 
@@ -418,7 +452,7 @@ fn top_level_keys_are_refused_where_they_stand() {
         "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}]\n";
     assert_eq!(
         error(&format!("{service}stat_file: x\n")),
-        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `services`"
+        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `drain_timeout`, `services`"
     );
     assert_eq!(
         error("mode: weights\n"),

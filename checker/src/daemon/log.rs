@@ -77,6 +77,9 @@ pub(super) fn report_managed(
             warn!(service = %service, "service left the config but holds real servers this checker did not add: only its own were deleted, the service stays");
         }
     }
+    for (service, destination, active) in &outcome.timed_out {
+        warn!(service = %service, real_server = %destination, active_connections = active, "drain_timeout passed: the real server that left the config is deleted with its connections");
+    }
     for e in &outcome.errors {
         error!("managed mode: {e}");
     }

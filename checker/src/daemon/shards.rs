@@ -90,6 +90,15 @@ impl Shards {
         &self.shards[i % self.shards.len()]
     }
 
+    /// How far behind each thread's heartbeat is at `now` (see
+    /// [`Lag::recent`]).
+    pub fn lags(
+        &self,
+        now: tokio::time::Instant,
+    ) -> impl Iterator<Item = std::time::Duration> + '_ {
+        self.shards.iter().map(move |s| s.lag.recent(now))
+    }
+
     /// How many threads.
     pub fn len(&self) -> usize {
         self.shards.len()

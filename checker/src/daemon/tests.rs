@@ -9,6 +9,7 @@ use ipvs::{DestinationKey, ForwardMethod};
 
 use super::probes::{groups, HURRY};
 use super::*;
+use crate::config;
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
 
@@ -374,18 +375,34 @@ fn a_service_of_more_than_hurry_real_servers_is_not_hurried() {
     assert!(!ready(notified));
 }
 
+/// A daemon's options for a test in `dir`: one probe thread, no sysctl,
+/// no systemd.
+fn options(dir: &Path) -> Options {
+    Options {
+        config_file: dir.join("checker.yaml"),
+        dry_run: false,
+        max_concurrency: 16,
+        max_full_handshakes: 1,
+        probe_threads: 1,
+        quiescent_sysctl: dir.join("no-such-sysctl"),
+        notify_socket: None,
+        watchdog: None,
+    }
+}
+
 /// Whether `future` is done at its first poll.
 fn ready(future: std::pin::Pin<&mut impl std::future::Future>) -> bool {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     future.poll(&mut cx).is_ready()
 }
 
-/// A table whose first dump of a service waits until the test lets it go,
-/// as a netlink call to a kernel that does not answer would (a state-file
-/// write that hangs holds the same thread, the loop's).
+/// A table whose first dump of a service once `armed` waits until the
+/// test lets it go, as a netlink call to a kernel that does not answer
+/// would (a state-file write that hangs holds the same thread, the loop's).
 struct StallingTable {
     inner: MemoryTable,
     stall: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl crate::reconcile::Table for StallingTable {
@@ -393,6 +410,9 @@ impl crate::reconcile::Table for StallingTable {
         &mut self,
         service: &ServiceKey,
     ) -> Result<Vec<(DestinationKey, ipvs::DestinationConfig)>, ipvs::Error> {
+        if !self.armed.load(Ordering::SeqCst) {
+            return self.inner.destinations(service);
+        }
         if let Some((entered, release)) = self.stall.take() {
             entered.send(()).expect("the test waits");
             release.recv().expect("the test releases");
@@ -446,6 +466,12 @@ impl ManagedTable for StallingTable {
     ) -> Result<(), ipvs::Error> {
         self.inner.del_destination(service, destination)
     }
+    fn active_connections(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
+        self.inner.active_connections(service)
+    }
 }
 
 /// While the loop is stuck in a table call, the probes go on (their
@@ -484,15 +510,9 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
     let table = StallingTable {
         inner: MemoryTable::from_config(&config),
         stall: Some((entered_tx, release_rx)),
+        armed: Arc::new(true.into()),
     };
-    let options = Options {
-        config_file: dir.path().join("checker.yaml"),
-        dry_run: false,
-        max_concurrency: 16,
-        max_full_handshakes: 1,
-        probe_threads: 1,
-        quiescent_sysctl: dir.path().join("no-such-sysctl"),
-    };
+    let options = options(dir.path());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = spawn(options, config, table, state.clone(), async move {
         let _ = stopped.await;
@@ -633,4 +653,95 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
     daemon.observe(&refused);
     daemon.flush();
     assert_eq!(weights(&daemon, 1), vec![0, 1]);
+}
+
+/// Under a test `NOTIFY_SOCKET`: READY=1 after the first pass, then
+/// WATCHDOG=1 every half watchdog period; none while the loop is stuck in
+/// a table call (the process still runs, its probes too); the pings again
+/// once it is released; STOPPING=1 at the end.
+#[tokio::test]
+async fn the_watchdog_is_fed_only_while_the_loop_makes_progress() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&socket_path).expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let text = format!(
+        "defaults: {{interval: 100ms, timeout: 50ms, rise: 1, fall: 1, check: {{type: tcp}}}}\ndrain_file: drains.json\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {{address: '{}'}}\n",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let config = config::parse(&text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
+    let state = Shared::new(&config);
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let table = StallingTable {
+        inner: MemoryTable::from_config(&config),
+        stall: Some((entered_tx, release_rx)),
+        armed: armed.clone(),
+    };
+    let options = Options {
+        notify_socket: Some(socket_path.to_str().expect("utf-8").to_owned()),
+        watchdog: Some(Duration::from_millis(400)),
+        ..options(dir.path())
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = spawn(options, config, table, state, async move {
+        let _ = stopped.await;
+    })
+    .expect("spawn");
+    // Blocking reads with a timeout, off the runtime the probes' servers use.
+    let systemd = Arc::new(systemd);
+    let next = |wait: Duration| {
+        let systemd = systemd.clone();
+        tokio::task::spawn_blocking(move || {
+            systemd.set_read_timeout(Some(wait)).expect("timeout");
+            let mut buf = [0; 64];
+            systemd
+                .recv(&mut buf)
+                .ok()
+                .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
+    };
+    // Guards against a hang, not measures.
+    let wait = Duration::from_secs(20);
+    assert_eq!(next(wait).await.expect("join").as_deref(), Some("READY=1"));
+    for _ in 0..3 {
+        assert_eq!(
+            next(wait).await.expect("join").as_deref(),
+            Some("WATCHDOG=1")
+        );
+    }
+    armed.store(true, Ordering::SeqCst);
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(20)))
+        .await
+        .expect("join")
+        .expect("the loop calls the table");
+    // What was sent before the loop got stuck.
+    while next(Duration::from_millis(1))
+        .await
+        .expect("join")
+        .is_some()
+    {}
+    // Five ping periods of silence.
+    assert_eq!(next(Duration::from_secs(1)).await.expect("join"), None);
+    release.send(()).expect("the loop waits");
+    assert_eq!(
+        next(wait).await.expect("join").as_deref(),
+        Some("WATCHDOG=1")
+    );
+    stop.send(()).expect("the loop runs");
+    running.wait().await.expect("stopped cleanly");
+    let mut last = None;
+    while let Some(state) = next(Duration::from_millis(100)).await.expect("join") {
+        last = Some(state);
+    }
+    assert_eq!(last.as_deref(), Some("STOPPING=1"));
 }

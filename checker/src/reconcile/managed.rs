@@ -8,6 +8,15 @@
 //! passed (keepalived's `alpha`, ldirectord's quiescent start).
 //! [`Reconciler::remove_unconfigured`] deletes what it created (recorded in
 //! [`Owned`]) and the config no longer has; it never deletes anything else.
+//! A real server is not deleted at once: it is set to weight 0 first, and
+//! deleted once its active connections reach 0 or after `drain_timeout`
+//! ([`Removal`]); a service that left the config goes once its real
+//! servers have. Putting a real server back in the config cancels its
+//! removal; after a restart the removal starts again (the weight is 0
+//! already) and finishes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 use ipvs::{DestinationConfig, DestinationKey, Netmask, ServiceConfig, ServiceKey};
 
@@ -39,6 +48,23 @@ pub trait ManagedTable: Table {
         service: &ServiceKey,
         destination: &DestinationKey,
     ) -> Result<(), ipvs::Error>;
+    /// Each destination's active connections (`ActiveConn` of `ipvsadm -Ln`).
+    fn active_connections(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error>;
+}
+
+/// A real server that left the config, at weight 0 until its active
+/// connections end or `drain_timeout` passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    /// When its removal began (for `drain_timeout`).
+    pub started: Instant,
+    /// The same, for people.
+    pub since: SystemTime,
+    /// Its active connections at the last pass.
+    pub active_connections: u32,
 }
 
 impl ManagedTable for ipvs::Ipvs {
@@ -78,6 +104,16 @@ impl ManagedTable for ipvs::Ipvs {
     ) -> Result<(), ipvs::Error> {
         ipvs::Ipvs::del_destination(self, service, destination)
     }
+
+    fn active_connections(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
+        Ok(ipvs::Ipvs::destinations(self, service)?
+            .into_iter()
+            .map(|d| (d.key, d.active_conns))
+            .collect())
+    }
 }
 
 /// One change managed mode made (or, in a dry run, would make).
@@ -96,6 +132,9 @@ pub enum Action {
     /// A real server it created left the config (or the sorry server is no
     /// longer needed) and is deleted.
     DeleteDestination(ServiceKey, DestinationKey),
+    /// A real server it created left the config: weight 0 until its
+    /// connections end, then deleted.
+    RemoveDestination(ServiceKey, DestinationKey),
 }
 
 impl Action {
@@ -108,6 +147,7 @@ impl Action {
             Action::CreateDestination(..) => "create_real_server",
             Action::UpdateDestination(..) => "update_real_server",
             Action::DeleteDestination(..) => "delete_real_server",
+            Action::RemoveDestination(..) => "remove_real_server",
         }
     }
 }
@@ -128,6 +168,10 @@ impl std::fmt::Display for Action {
                 )
             }
             Action::DeleteDestination(s, d) => write!(f, "real server {d} deleted from {s}"),
+            Action::RemoveDestination(s, d) => write!(
+                f,
+                "real server {d} of {s} left the config: weight 0, deleted once its active connections end (or after drain_timeout)"
+            ),
         }
     }
 }
@@ -142,6 +186,9 @@ pub struct ManagedOutcome {
     /// Services it created that left the config but still hold real
     /// servers it did not create: kept, so as not to delete those.
     pub kept: Vec<ServiceKey>,
+    /// Real servers deleted at `drain_timeout` with active connections
+    /// left, and how many.
+    pub timed_out: Vec<(ServiceKey, DestinationKey, u32)>,
 }
 
 /// The kernel reports "no netmask" as the full one.
@@ -277,14 +324,20 @@ impl<T: ManagedTable> Reconciler<T> {
         (out, Ok(current))
     }
 
-    /// Deletes what this checker created and `config` no longer has:
-    /// real servers of configured services, and whole services (unless
-    /// they hold real servers someone else added: then only ours go).
-    pub fn remove_unconfigured(&mut self, config: &Config) -> ManagedOutcome {
+    /// The real servers being removed (see [`Removal`]).
+    pub fn removing(&self) -> &BTreeMap<(ServiceKey, DestinationKey), Removal> {
+        &self.removing
+    }
+
+    /// Deletes what this checker created and `config` no longer has, at
+    /// `now`: real servers (of configured services or not) once their
+    /// removal is over, and whole services once their real servers are
+    /// gone (unless they hold real servers someone else added: then only
+    /// ours go).
+    pub fn remove_unconfigured(&mut self, config: &Config, now: Instant) -> ManagedOutcome {
         let mut out = ManagedOutcome::default();
-        let owned: Vec<(ServiceKey, DestinationKey)> =
-            self.owned.destinations.iter().copied().collect();
-        for (service, destination) in owned {
+        let mut unwanted: BTreeMap<ServiceKey, Vec<DestinationKey>> = BTreeMap::new();
+        for &(service, destination) in &self.owned.destinations {
             let configured = config.services.iter().find(|s| s.key == service);
             let wanted = configured.is_some_and(|s| {
                 s.real_servers.iter().any(|rs| rs.key == destination)
@@ -292,8 +345,15 @@ impl<T: ManagedTable> Reconciler<T> {
                     || s.quorum.and_then(|q| q.sorry_server).is_some_and(|sorry| sorry.key == destination)
             });
             if !wanted {
-                self.delete(&mut out, service, destination);
+                unwanted.entry(service).or_default().push(destination);
             }
+        }
+        // Back in the config: the removal is off (the weight follows the
+        // health again).
+        self.removing
+            .retain(|(s, d), _| unwanted.get(s).is_some_and(|ds| ds.contains(d)));
+        for (service, destinations) in unwanted {
+            self.remove(&mut out, service, &destinations, config.drain_timeout, now);
         }
         let services: Vec<ServiceKey> = self.owned.services.iter().copied().collect();
         for service in services {
@@ -310,6 +370,11 @@ impl<T: ManagedTable> Reconciler<T> {
                 Err(e) => out
                     .errors
                     .push(format!("cannot read the real servers of {service}: {e}")),
+                // Ours are still being removed: the service goes after them.
+                Ok(left)
+                    if left
+                        .iter()
+                        .any(|(d, _)| self.removing.contains_key(&(service, *d))) => {}
                 // In a dry run our real servers are still there; otherwise
                 // they were deleted above and what is left is someone else's.
                 Ok(left)
@@ -335,6 +400,90 @@ impl<T: ManagedTable> Reconciler<T> {
         }
         self.save(&mut out);
         out
+    }
+
+    /// One pass of the removal of `destinations`, ours, of `service`: each
+    /// set to weight 0 at first sight, deleted once it has no active
+    /// connection or `drain_timeout` passed.
+    fn remove(
+        &mut self,
+        out: &mut ManagedOutcome,
+        service: ServiceKey,
+        destinations: &[DestinationKey],
+        drain_timeout: Duration,
+        now: Instant,
+    ) {
+        let entries = match self.table.destinations(&service) {
+            Ok(entries) => entries,
+            // Gone with its service: the deletes below forget them.
+            Err(ipvs::Error::ServiceNotFound(_)) => Vec::new(),
+            Err(e) => {
+                out.errors
+                    .push(format!("cannot read the real servers of {service}: {e}"));
+                return;
+            }
+        };
+        let connections = match self.table.active_connections(&service) {
+            Ok(c) => c,
+            Err(ipvs::Error::ServiceNotFound(_)) => Vec::new(),
+            Err(e) => {
+                out.errors
+                    .push(format!("cannot read the connections of {service}: {e}"));
+                return;
+            }
+        };
+        for &destination in destinations {
+            let key = (service, destination);
+            let Some(&(_, entry)) = entries.iter().find(|(d, _)| *d == destination) else {
+                // Deleted by someone else: nothing left to wait for.
+                self.delete(out, service, destination);
+                self.removing.remove(&key);
+                continue;
+            };
+            let active = connections
+                .iter()
+                .find(|(d, _)| *d == destination)
+                .map_or(0, |(_, n)| *n);
+            match self.removing.get_mut(&key) {
+                None => {
+                    if entry.weight != 0 && !self.dry_run {
+                        if let Err(e) = self.table.set_destination(
+                            &service,
+                            &destination,
+                            &entry.with_weight(0),
+                        ) {
+                            out.errors.push(format!(
+                                "cannot set real server {destination} of {service} to weight 0 to remove it: {e}"
+                            ));
+                            continue;
+                        }
+                        self.last.insert(key, 0);
+                    }
+                    self.removing.insert(
+                        key,
+                        Removal {
+                            started: now,
+                            since: SystemTime::now(),
+                            active_connections: active,
+                        },
+                    );
+                    out.actions
+                        .push(Action::RemoveDestination(service, destination));
+                }
+                Some(removal) => {
+                    removal.active_connections = active;
+                    let timed_out = now.saturating_duration_since(removal.started) >= drain_timeout;
+                    if active == 0 || timed_out {
+                        if active > 0 {
+                            out.timed_out.push((service, destination, active));
+                        }
+                        if self.delete(out, service, destination) {
+                            self.removing.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Adds a real server; returns whether the table now has it (not in a

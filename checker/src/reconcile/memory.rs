@@ -22,6 +22,8 @@ pub struct MemoryTable {
     pub writes: Vec<(DestinationKey, u32)>,
     /// Destination dumps per service, answered or not.
     pub dumps: BTreeMap<ServiceKey, usize>,
+    /// Active connections per destination (none when absent).
+    pub active: BTreeMap<(ServiceKey, DestinationKey), u32>,
 }
 
 impl MemoryTable {
@@ -161,5 +163,19 @@ impl ManagedTable for MemoryTable {
                 service: *service,
                 destination: *destination,
             })
+    }
+
+    fn active_connections(
+        &mut self,
+        service: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, u32)>, ipvs::Error> {
+        let dests = self
+            .dests
+            .get(service)
+            .ok_or(ipvs::Error::ServiceNotFound(*service))?;
+        Ok(dests
+            .keys()
+            .map(|d| (*d, self.active.get(&(*service, *d)).copied().unwrap_or(0)))
+            .collect())
     }
 }

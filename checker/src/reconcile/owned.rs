@@ -10,12 +10,14 @@
 //! record of something it did not make.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ipvs::{AddressFamily, DestinationKey, Protocol, ServiceKey};
+use ipvs::{DestinationKey, ServiceKey};
 use serde::{Deserialize, Serialize};
+
+pub use crate::state_file::StateFileError;
+use crate::state_file::{read_json, write_json, Service};
 
 /// The services and destinations managed mode created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,16 +28,6 @@ pub struct Owned {
     pub destinations: BTreeSet<(ServiceKey, DestinationKey)>,
 }
 
-/// A state file that could not be read or written.
-#[derive(Debug, thiserror::Error)]
-#[error("state file {}: {message}", path.display())]
-pub struct StateFileError {
-    /// The file.
-    pub path: PathBuf,
-    /// What is wrong.
-    pub message: String,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -43,94 +35,11 @@ struct File {
     destinations: Vec<Destination>,
 }
 
-/// A service as written: `{"protocol": "TCP", "address": "198.18.0.10:80"}`
-/// or `{"fwmark": 1, "family": "ipv4"}`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Service {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    protocol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    address: Option<SocketAddr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    fwmark: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    family: Option<String>,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Destination {
     service: Service,
     address: SocketAddr,
-}
-
-impl From<&ServiceKey> for Service {
-    fn from(key: &ServiceKey) -> Self {
-        match key {
-            ServiceKey::Addr { protocol, addr } => Service {
-                protocol: Some(protocol.to_string()),
-                address: Some(*addr),
-                fwmark: None,
-                family: None,
-            },
-            ServiceKey::Fwmark { mark, family } => Service {
-                protocol: None,
-                address: None,
-                fwmark: Some(*mark),
-                family: Some(
-                    match family {
-                        AddressFamily::Inet => "ipv4",
-                        AddressFamily::Inet6 => "ipv6",
-                    }
-                    .into(),
-                ),
-            },
-        }
-    }
-}
-
-impl TryFrom<&Service> for ServiceKey {
-    type Error = String;
-
-    fn try_from(s: &Service) -> Result<Self, String> {
-        match (s, s.address, s.fwmark) {
-            (
-                Service {
-                    protocol: Some(p),
-                    family: None,
-                    ..
-                },
-                Some(addr),
-                None,
-            ) => {
-                let protocol = match p.as_str() {
-                    "TCP" => Protocol::Tcp,
-                    "UDP" => Protocol::Udp,
-                    "SCTP" => Protocol::Sctp,
-                    other => return Err(format!("unknown protocol {other:?}")),
-                };
-                Ok(ServiceKey::Addr { protocol, addr })
-            }
-            (
-                Service {
-                    protocol: None,
-                    family: Some(f),
-                    ..
-                },
-                None,
-                Some(mark),
-            ) => {
-                let family = match f.as_str() {
-                    "ipv4" => AddressFamily::Inet,
-                    "ipv6" => AddressFamily::Inet6,
-                    other => return Err(format!("unknown family {other:?}")),
-                };
-                Ok(ServiceKey::fwmark(mark, family))
-            }
-            _ => Err("a service is protocol and address, or fwmark and family".into()),
-        }
-    }
 }
 
 impl Owned {
@@ -142,12 +51,9 @@ impl Owned {
             path: path.to_owned(),
             message,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owned::default()),
-            Err(e) => return Err(error(format!("cannot read: {e}"))),
+        let Some(file) = read_json::<File>(path)? else {
+            return Ok(Owned::default());
         };
-        let file: File = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
         let mut owned = Owned::default();
         for (i, s) in file.services.iter().enumerate() {
             owned
@@ -166,10 +72,6 @@ impl Owned {
 
     /// Writes the state file atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), StateFileError> {
-        let error = |message: String| StateFileError {
-            path: path.to_owned(),
-            message,
-        };
         let file = File {
             services: self.services.iter().map(Service::from).collect(),
             destinations: self
@@ -181,24 +83,14 @@ impl Owned {
                 })
                 .collect(),
         };
-        let mut text = serde_json::to_string_pretty(&file).map_err(|e| error(e.to_string()))?;
-        text.push('\n');
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| error(format!("cannot write: {e}")))
+        write_json(path, &file)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipvs::AddressFamily;
 
     #[test]
     fn round_trip_and_missing_file() {

@@ -297,6 +297,7 @@ fn slow_start_ramps_in_tenths_and_a_down_is_zero_at_once() {
         move |_: &DestinationKey| View {
             health: h,
             recovered_at: Some(t0),
+            drained: None,
         }
     };
     let at = |secs: u64, h: Health| {
@@ -342,7 +343,7 @@ fn pass(
     config: &config::Config,
     health: impl Fn(&DestinationKey) -> View + Copy,
 ) -> Vec<Action> {
-    let mut actions = r.remove_unconfigured(config).actions;
+    let mut actions = r.remove_unconfigured(config, Instant::now()).actions;
     for s in &config.services {
         let want = desired(s, health);
         let (outcome, current) = r.ensure(s, &want);
@@ -450,7 +451,8 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
     let table = std::mem::take(&mut r.table);
     let mut r = Reconciler::managed(table, false, &state_file).expect("state file");
 
-    // rs12 leaves the config: deleted; rs13 (not ours) stays.
+    // rs12 leaves the config: weight 0, then (no connection) deleted;
+    // rs13 (not ours) stays.
     let fewer = managed_config(
         &MANAGED.replace(
             "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
@@ -458,6 +460,9 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
         ),
         dir.path(),
     );
+    let actions = pass(&mut r, &fewer, health_of([Up; 3]));
+    assert_eq!(actions, vec![Action::RemoveDestination(vip, rs(12))]);
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 0);
     let actions = pass(&mut r, &fewer, health_of([Up; 3]));
     assert_eq!(actions, vec![Action::DeleteDestination(vip, rs(12))]);
     assert_eq!(
@@ -470,7 +475,13 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
         "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.30:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
         dir.path(),
     );
-    let outcome = r.remove_unconfigured(&other);
+    let outcome = r.remove_unconfigured(&other, Instant::now());
+    assert_eq!(
+        outcome.actions,
+        vec![Action::RemoveDestination(vip, rs(11))]
+    );
+    assert!(outcome.kept.is_empty());
+    let outcome = r.remove_unconfigured(&other, Instant::now());
     assert_eq!(
         outcome.actions,
         vec![Action::DeleteDestination(vip, rs(11))]
@@ -482,7 +493,7 @@ fn managed_mode_builds_updates_and_removes_only_what_it_created() {
     );
     // rs13 goes (by ipvsadm): now the service is deleted.
     r.table.del_destination(&vip, &rs(13)).expect("del");
-    let outcome = r.remove_unconfigured(&other);
+    let outcome = r.remove_unconfigured(&other, Instant::now());
     assert_eq!(outcome.actions, vec![Action::DeleteService(vip)]);
     assert!(!r.table().services.contains_key(&vip));
     // The foreign service was never touched.
@@ -517,7 +528,10 @@ fn a_service_that_existed_is_adopted_but_never_deleted() {
         "mode: managed\nstate_file: owned.json\nservices:\n  - address: 198.18.0.30:80\n    real_servers: [{address: 198.18.1.11:80}]\n",
         dir.path(),
     );
-    assert_eq!(r.remove_unconfigured(&gone), ManagedOutcome::default());
+    assert_eq!(
+        r.remove_unconfigured(&gone, Instant::now()),
+        ManagedOutcome::default()
+    );
     assert_eq!(r.table().dests[&vip].len(), 3);
 }
 
@@ -598,7 +612,176 @@ fn leaving_managed_mode_keeps_what_it_created_and_names_it() {
         dir.path(),
     );
     assert_eq!(
-        r.remove_unconfigured(&fewer).actions,
+        r.remove_unconfigured(&fewer, Instant::now()).actions,
+        vec![Action::RemoveDestination(vip, rs(12))]
+    );
+}
+
+/// `health_of`, with `drained` drained by `by`.
+fn drained_of(
+    states: [Health; 3],
+    drained: &'static [u8],
+    by: By,
+) -> impl Fn(&DestinationKey) -> View + Copy {
+    move |d| View {
+        drained: drained.iter().any(|n| rs(*n) == *d).then_some(by),
+        ..health_of(states)(d)
+    }
+}
+
+/// A weight set to 0 out of band is left at 0 and reported as a drain; a
+/// non-zero weight on such a drain is left too and reported as its end;
+/// any other change is still set back.
+#[test]
+fn an_out_of_band_zero_is_a_drain_and_a_non_zero_weight_ends_it() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    let s = service();
+    let d = desired(&s, health_of([Up, Up, Up]));
+    r.reconcile(&d).expect("reconcile");
+    // ipvsadm -e ... -w 0.
+    r.table.set(&d.service, rs(11), 0).expect("in the table");
+    let outcome = r.reconcile(&d).expect("reconcile");
+    assert_eq!(outcome.drained_out_of_band, vec![rs(11)]);
+    assert!(outcome.changes.is_empty());
+    assert_eq!(weights(r.table()), vec![0, 1, 2]);
+    // The loop records the drain: rs11 is wanted at 0, and stays there.
+    let drained = desired(&s, drained_of([Up, Up, Up], &[11], By::OutOfBand));
+    assert_eq!(drained.drained_out_of_band, vec![rs(11)]);
+    let outcome = r.reconcile(&drained).expect("reconcile");
+    assert_eq!(outcome, seen([0, 1, 2]));
+    // ipvsadm -e ... -w 9: the drain ends, the 9 stays for now.
+    r.table.set(&d.service, rs(11), 9).expect("in the table");
+    let outcome = r.reconcile(&drained).expect("reconcile");
+    assert_eq!(outcome.undrained_out_of_band, vec![rs(11)]);
+    assert_eq!(weights(r.table()), vec![9, 1, 2]);
+    // Undrained: the configured weight, not counted as out of band.
+    let outcome = r.reconcile(&d).expect("reconcile");
+    assert_eq!(outcome.changes.len(), 1);
+    assert!(!outcome.changes[0].out_of_band);
+    assert_eq!(weights(r.table()), vec![3, 1, 2]);
+    // A drain by the admin API is enforced: a weight set on it goes back.
+    let by_api = desired(&s, drained_of([Up, Up, Up], &[12], By::Api));
+    r.reconcile(&by_api).expect("reconcile");
+    r.table.set(&d.service, rs(12), 9).expect("in the table");
+    let outcome = r.reconcile(&by_api).expect("reconcile");
+    assert!(outcome.undrained_out_of_band.is_empty());
+    assert_eq!(weights(r.table()), vec![3, 0, 2]);
+    assert!(outcome.changes[0].out_of_band);
+}
+
+/// A 0 set out of band while the real server goes down (so the pass
+/// wants 0 too) is still the operator's drain: its recovery does not undo
+/// it.
+#[test]
+fn an_out_of_band_zero_meeting_a_failure_is_still_a_drain() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    let s = service();
+    r.reconcile(&desired(&s, health_of([Up, Up, Up])))
+        .expect("reconcile");
+    r.table.set(&s.key, rs(11), 0).expect("in the table");
+    let down = desired(&s, health_of([Down, Up, Up]));
+    let outcome = r.reconcile(&down).expect("reconcile");
+    assert_eq!(outcome.drained_out_of_band, vec![rs(11)]);
+}
+
+/// `out_of_band: restore`: a weight set to 0 out of band is set back too.
+#[test]
+fn strict_enforcement_sets_an_out_of_band_zero_back() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    r.set_out_of_band(OutOfBand::Restore);
+    let d = desired(&service(), health_of([Up, Up, Up]));
+    r.reconcile(&d).expect("reconcile");
+    r.table.set(&d.service, rs(11), 0).expect("in the table");
+    let outcome = r.reconcile(&d).expect("reconcile");
+    assert!(outcome.drained_out_of_band.is_empty());
+    assert!(outcome.changes[0].out_of_band);
+    assert_eq!(weights(r.table()), vec![3, 1, 2]);
+}
+
+/// A drained real server weighs 0 whatever its health, counts as not up
+/// for the quorum, and the guard failing open never puts it back.
+#[test]
+fn a_drained_real_server_is_zero_and_not_up_for_the_quorum() {
+    let s = service();
+    let w = |d: &Desired| d.weights.iter().map(|(_, w)| *w).collect::<Vec<_>>();
+    // Health unknown or up: 0 all the same.
+    let d = desired(&s, drained_of([Unknown, Up, Up], &[11], By::Api));
+    assert_eq!(w(&d), vec![Some(0), Some(1), Some(2)]);
+    assert!(!d.guard_active);
+    // min_up 1: the only up one drained, the others down: the guard acts
+    // and holds the failed ones, but not the drained one.
+    let d = desired(&s, drained_of([Up, Down, Down], &[11], By::Api));
+    assert!(d.guard_active);
+    assert_eq!(w(&d), vec![Some(0), Some(1), Some(2)]);
+    let d = desired(
+        &s,
+        drained_of([Up, Up, Up], &[11, 12, 13], By::MaintenanceDir),
+    );
+    assert!(d.guard_active);
+    assert_eq!(w(&d), vec![Some(0); 3]);
+}
+
+/// A real server that leaves the config stays at weight 0 while it has
+/// active connections, up to `drain_timeout`; put back, its removal is
+/// off; a restart in the middle finishes it.
+#[test]
+fn a_removed_real_server_waits_for_its_connections_or_the_drain_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = managed_config(MANAGED, dir.path());
+    let vip = config.services[0].key;
+    let state_file = config.state_file.clone().expect("file");
+    let mut r = Reconciler::managed(MemoryTable::default(), false, &state_file).expect("no file");
+    pass(&mut r, &config, health_of([Up; 3]));
+    let fewer = managed_config(
+        &MANAGED.replace(
+            "      - {address: 198.18.1.12:80, weight: 1, upper_threshold: 10}\n",
+            "drain_timeout: 10s\n",
+        ),
+        dir.path(),
+    );
+    assert_eq!(fewer.drain_timeout, Duration::from_secs(10));
+    r.table.active.insert((vip, rs(12)), 2);
+    let t0 = Instant::now();
+    let outcome = r.remove_unconfigured(&fewer, t0);
+    assert_eq!(
+        outcome.actions,
+        vec![Action::RemoveDestination(vip, rs(12))]
+    );
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 0);
+    assert_eq!(r.removing()[&(vip, rs(12))].active_connections, 2);
+    // Connections open: it stays.
+    let outcome = r.remove_unconfigured(&fewer, t0 + Duration::from_secs(5));
+    assert!(outcome.actions.is_empty());
+    // Put back in the config: no longer removed, its weight returns.
+    pass(&mut r, &config, health_of([Up; 3]));
+    assert!(r.removing().is_empty());
+    assert_eq!(r.table().dests[&vip][&rs(12)].weight, 1);
+    // Out again; a restart in the middle starts the removal again.
+    r.remove_unconfigured(&fewer, t0);
+    let table = std::mem::take(&mut r.table);
+    let mut r = Reconciler::managed(table, false, &state_file).expect("state file");
+    let outcome = r.remove_unconfigured(&fewer, t0);
+    assert_eq!(
+        outcome.actions,
+        vec![Action::RemoveDestination(vip, rs(12))]
+    );
+    // The connections end: deleted.
+    r.table.active.insert((vip, rs(12)), 0);
+    let outcome = r.remove_unconfigured(&fewer, t0 + Duration::from_secs(1));
+    assert_eq!(
+        outcome.actions,
         vec![Action::DeleteDestination(vip, rs(12))]
     );
+    assert!(!r.table().dests[&vip].contains_key(&rs(12)));
+    assert!(r.removing().is_empty());
+    // drain_timeout: deleted with its connections, and said so.
+    pass(&mut r, &config, health_of([Up; 3]));
+    r.table.active.insert((vip, rs(12)), 3);
+    r.remove_unconfigured(&fewer, t0);
+    let outcome = r.remove_unconfigured(&fewer, t0 + Duration::from_secs(10));
+    assert_eq!(
+        outcome.actions,
+        vec![Action::DeleteDestination(vip, rs(12))]
+    );
+    assert_eq!(outcome.timed_out, vec![(vip, rs(12), 3)]);
 }

@@ -273,10 +273,49 @@ async fn the_cap_counts_body_bytes() {
         .expect("connect");
     let request = Request::get("/status")
         .header(hyper::header::HOST, "127.0.0.1")
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::new()))
         .expect("request");
     let e = get(stream, request, 1000)
         .await
         .expect_err("over 1000 bytes");
     assert!(e.to_string().contains("larger than 1000 bytes"), "{e:#}");
+}
+
+/// A drain reads back from `/status` and shows in the health column and,
+/// with who, when and why, before the last error.
+#[test]
+fn a_drain_shows_who_why_and_until() {
+    use crate::drain::{By, Drain, Drains};
+    let config = config();
+    let state = Shared::new(&config);
+    let (service, rs) = (
+        config.services[0].key,
+        config.services[0].real_servers[0].key,
+    );
+    let since = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let mut drains = Drains::default();
+    drains.insert(
+        service,
+        rs,
+        Drain {
+            by: By::Api,
+            user: Some("alice".into()),
+            reason: Some("kernel update".into()),
+            since,
+            until: Some(since + std::time::Duration::from_secs(7200)),
+        },
+    );
+    state.lock().set_drains(drains);
+    let json = serde_json::to_string(&crate::web::status(&state.lock())).expect("json");
+    let status: Status = serde_json::from_str(&json).expect("reads back");
+    let table = render(&status, 1_700_000_060.0);
+    let row = table
+        .lines()
+        .find(|l| l.contains("198.18.1.11:80"))
+        .expect("row");
+    assert!(row.contains("  unknown, drained  "), "{table}");
+    assert!(
+        row.ends_with("drained by api (alice) since 2023-11-14 22:13:20 (1m) until 2023-11-15 00:13:20 (in 1h59m): kernel update"),
+        "{table}"
+    );
 }

@@ -120,7 +120,7 @@ async fn get(state: &Shared, path: &str) -> (StatusCode, String, String) {
 async fn get_accepting(state: &Shared, path: &str, accept: &str) -> (StatusCode, String, String) {
     let request = Request::get(path)
         .header(hyper::header::ACCEPT, accept)
-        .body(())
+        .body(http_body_util::Empty::<Bytes>::new())
         .expect("request");
     let response = Pages::new(state.clone()).handle(request).await;
     let status = response.status();
@@ -313,7 +313,8 @@ async fn status_lists_every_real_server() {
                         "weight_configured": 3,
                         "last_probe_success": true,
                         "last_error": null,
-                        "tls_cert_not_after": null
+                        "tls_cert_not_after": null,
+                        "drained": null
                     },
                     {
                         "address": "198.18.1.12:80",
@@ -330,7 +331,8 @@ async fn status_lists_every_real_server() {
                             "since": 1000.0,
                             "last": 1001.0
                         },
-                        "tls_cert_not_after": null
+                        "tls_cert_not_after": null,
+                        "drained": null
                     }
                 ]
             },
@@ -350,11 +352,13 @@ async fn status_lists_every_real_server() {
                         "weight_configured": 2,
                         "last_probe_success": true,
                         "last_error": null,
-                        "tls_cert_not_after": 4102444800i64
+                        "tls_cert_not_after": 4102444800i64,
+                        "drained": null
                     }
                 ]
             }
         ],
+        "removing": [],
         "config_last_reload_successful": false
     });
     assert_eq!(json, expected, "{body}");
@@ -368,7 +372,9 @@ async fn other_paths_and_methods() {
     assert_eq!(content_type, "text/html; charset=utf-8");
     assert!(body.contains("href=\"/metrics\"") && body.contains("href=\"/status\""));
     assert_eq!(get(&state, "/nothing").await.0, StatusCode::NOT_FOUND);
-    let post = Request::post("/metrics").body(()).expect("request");
+    let post = Request::post("/metrics")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
     let response = Pages::new(state).handle(post).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -94,11 +94,19 @@ pub fn convert(
         match s.key.as_str() {
             "fork" | "logfile" | "supervised" | "autoreload" => {}
             "emailalert" | "emailalertfreq" | "emailalertstatus" | "emailalertfrom" | "smtp"
-            | "callback" | "execute" | "fallbackcommand" | "maintenancedir" | "checkcount"
-            | "cleanstop" | "readdquiescent" => diags.push(
+            | "callback" | "execute" | "fallbackcommand" | "checkcount" | "cleanstop"
+            | "readdquiescent" => diags.push(
                 &s.loc,
                 Severity::Dropped,
                 format!("{} has no counterpart in the checker", s.key),
+            ),
+            "maintenancedir" => diags.push(
+                &s.loc,
+                Severity::Dropped,
+                format!(
+                    "maintenancedir is not converted: add `maintenance_dir: {}` by hand (a file named after a real server's address, or address:port, drains it while it exists; host names are not matched)",
+                    s.value
+                ),
             ),
             other => diags.push(
                 &s.loc,

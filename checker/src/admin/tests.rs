@@ -1,0 +1,106 @@
+//! The admin API's HTTP side: off unless enabled, what it accepts, and
+//! the order it hands the loop.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+
+use super::*;
+use crate::state::Shared;
+use crate::web::Pages;
+
+async fn call(pages: Pages, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        // alice:secret, as the server has checked it.
+        .header(hyper::header::AUTHORIZATION, "Basic YWxpY2U6c2VjcmV0")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("request");
+    let response = pages.handle(request).await;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_unless_enabled() {
+    let body = r#"{"service": "TCP/198.18.0.10:80", "real_server": "198.18.1.11:80"}"#;
+    let pages = Pages::new(Shared::default());
+    assert_eq!(
+        call(pages, "POST", DRAIN_PATH, body).await,
+        (
+            StatusCode::FORBIDDEN,
+            "the admin API is off: start ipvs-checker with --web.enable-admin-api\n".into()
+        )
+    );
+}
+
+/// A drain request reaches the loop as an order with the user and the
+/// parsed duration; the loop's answer is the response.
+#[tokio::test]
+async fn a_drain_request_becomes_an_order_for_the_loop() {
+    let (tx, mut rx) = mpsc::channel::<Command>(1);
+    let pages = Pages::new(Shared::default()).with_admin(Admin::new(tx));
+    let the_loop = tokio::spawn(async move {
+        let mut orders = Vec::new();
+        while let Some(command) = rx.recv().await {
+            let answer = match &command.order {
+                Order::Drain { .. } => Ok("drained".into()),
+                Order::Undrain { .. } => Err(Refusal::Conflict("a maintenance file".into())),
+            };
+            orders.push(command.order);
+            let _ = command.reply.send(answer);
+        }
+        orders
+    });
+    let drain = r#"{"service": "TCP/198.18.0.10:80", "real_server": "198.18.1.11:80", "reason": "kernel", "until": "2h"}"#;
+    assert_eq!(
+        call(pages.clone(), "POST", DRAIN_PATH, drain).await,
+        (StatusCode::OK, "drained\n".into())
+    );
+    let undrain = r#"{"service": "FWM/1", "real_server": "198.18.1.11"}"#;
+    assert_eq!(
+        call(pages.clone(), "POST", UNDRAIN_PATH, undrain).await,
+        (StatusCode::CONFLICT, "a maintenance file\n".into())
+    );
+    let (status, text) = call(pages.clone(), "GET", DRAIN_PATH, "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{text}");
+    let (status, text) = call(pages.clone(), "POST", DRAIN_PATH, "{\"service\": 1}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        text.starts_with("the body is not a drain request: "),
+        "{text}"
+    );
+    let bad_until = r#"{"service": "FWM/1", "real_server": "198.18.1.11", "until": "soon"}"#;
+    let (status, text) = call(pages.clone(), "POST", DRAIN_PATH, bad_until).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.starts_with("until: "), "{text}");
+    let (status, _) = call(pages.clone(), "POST", "/api/v1/other", drain).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    drop(pages);
+    let orders = the_loop.await.expect("join");
+    assert_eq!(
+        orders,
+        vec![
+            Order::Drain {
+                service: "TCP/198.18.0.10:80".into(),
+                real_server: "198.18.1.11:80".into(),
+                reason: Some("kernel".into()),
+                until: Some(Duration::from_secs(7200)),
+                user: Some("alice".into()),
+            },
+            Order::Undrain {
+                service: "FWM/1".into(),
+                real_server: "198.18.1.11".into(),
+            },
+        ]
+    );
+}

@@ -1,0 +1,151 @@
+//! The loop's own state besides the [`Daemon`]: the probes, where they
+//! report, what is due, and what each of its turns does with them
+//! (results, the flush of flips, a reload).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::log::check_quiescent;
+use super::probes::{self, Recoveries, Recovery, Report, Reports};
+use super::shards::Shards;
+use super::{Daemon, Options, FLIP_COALESCE};
+use crate::config::{self, Config};
+use crate::drain::Drains;
+use crate::reconcile::ManagedTable;
+
+/// The loop's own state besides the [`Daemon`]: the probes, where they
+/// report, and what is due.
+pub(super) struct Loop {
+    pub(super) options: Options,
+    pub(super) reports: Reports,
+    pub(super) full_handshakes: Arc<Semaphore>,
+    /// Counts reloads: a result of a probe from before one is dropped.
+    pub(super) generation: u64,
+    pub(super) recoveries: Recoveries,
+    pub(super) probes: JoinSet<()>,
+    pub(super) shards: Shards,
+    /// Whether a slow start is in progress: the ramp ticks only then, so
+    /// an idle checker is not woken ten times a second for nothing.
+    pub(super) ramping: bool,
+    /// When the services with a flip are reconciled; `None`: none pending.
+    pub(super) flush_at: Option<tokio::time::Instant>,
+}
+
+impl Loop {
+    pub(super) fn start_probes(&mut self, config: &Config) {
+        self.probes = probes::spawn(
+            config,
+            self.generation,
+            &self.reports,
+            &self.shards,
+            &self.full_handshakes,
+            &self.recoveries,
+        );
+    }
+
+    /// Probe results: recorded, flips marked for the next flush, failing
+    /// siblings of a recovered real server hurried.
+    pub(super) fn on_reports<T: ManagedTable>(
+        &mut self,
+        daemon: &mut Daemon<T>,
+        reports: impl Iterator<Item = Report>,
+    ) {
+        for report in reports {
+            // A result from before a reload is about the old config.
+            if report.generation == self.generation && daemon.observe(&report) == Some(Recovery) {
+                self.recoveries
+                    .recovered(&report.service, tokio::time::Instant::now());
+            }
+        }
+        let dropped = self.reports.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            warn!(
+                dropped,
+                queue = probes::QUEUE,
+                "probe results dropped: the loop was held up (by the kernel or the disk) while the queue filled; the next probes report again"
+            );
+        }
+        if daemon.has_pending() && self.flush_at.is_none() {
+            self.flush_at = Some(tokio::time::Instant::now() + FLIP_COALESCE);
+        }
+    }
+
+    /// The services with a flip reconciled; whether a slow start began
+    /// (the ramp ticks from now).
+    pub(super) fn on_flush<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
+        self.flush_at = None;
+        daemon.flush();
+        // A recovery just applied may have begun a slow start.
+        if !self.ramping && daemon.ramping(std::time::Instant::now()) {
+            self.ramping = true;
+            return true;
+        }
+        false
+    }
+
+    /// SIGHUP: the config read again; on success the probes restarted for
+    /// it. Whether a slow start is in progress (the ramp ticks from now).
+    pub(super) fn on_reload<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
+        let loaded = config::load(&self.options.config_file)
+            .map_err(anyhow::Error::from)
+            .and_then(|new| {
+                let drains = if new.drain_file == daemon.config.drain_file {
+                    None
+                } else {
+                    Some(Drains::load(&new.drain_file)?)
+                };
+                let left = daemon
+                    .reconciler
+                    .set_state_file(new.state_file.as_deref())?;
+                Ok((new, left, drains))
+            });
+        let (new, left, drains) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                daemon.state.lock().reloaded(false, SystemTime::now());
+                error!("reload failed, the previous configuration stays: {e}");
+                return false;
+            }
+        };
+        if let Some(left) = left {
+            warn!(
+                state_file = %left.state_file.display(),
+                services = %left.services(),
+                real_servers = %left.real_servers(),
+                "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
+            );
+        }
+        self.probes.abort_all();
+        self.generation += 1;
+        if let Some(drains) = drains {
+            daemon.state.lock().set_drains(drains);
+        }
+        daemon.reconciler.set_out_of_band(new.out_of_band);
+        daemon.reload(new);
+        self.recoveries = Recoveries::new(&daemon.config);
+        self.start_probes(&daemon.config);
+        self.ramping = daemon.ramping(std::time::Instant::now());
+        info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
+        check_quiescent(
+            &self.options.quiescent_sysctl,
+            self.options.dry_run,
+            &daemon.config,
+            &mut daemon.reconciler,
+        );
+        self.ramping
+    }
+}
+
+/// Sleeps until `at`; never returns for `None` (the branch is disabled
+/// then anyway).
+pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
