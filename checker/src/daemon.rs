@@ -331,7 +331,24 @@ struct Daemon<T> {
     late: LateProbes,
     /// Probes that could not make their socket.
     exhausted: ExhaustedProbes,
+    /// IPVS gone (the ip_vs module unloaded), if it is.
+    ipvs_gone: Option<IpvsGone>,
 }
+
+/// While IPVS is gone: since when, and when to try again. The tries back
+/// off, as each one may make the kernel run modprobe (it loads the module
+/// of a generic netlink family asked for by name).
+#[derive(Debug, Clone, Copy)]
+struct IpvsGone {
+    since: std::time::Instant,
+    retry_at: std::time::Instant,
+    backoff: Duration,
+}
+
+/// The first wait before trying IPVS again, doubled at each failure up to
+/// [`IPVS_GONE_MAX_BACKOFF`].
+const IPVS_GONE_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const IPVS_GONE_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl<T: ManagedTable> Daemon<T> {
     /// The daemon over `table` as it starts: managed mode's state file
@@ -358,6 +375,7 @@ impl<T: ManagedTable> Daemon<T> {
             pending: HashSet::new(),
             late: LateProbes::default(),
             exhausted: ExhaustedProbes::default(),
+            ipvs_gone: None,
         }
     }
 
@@ -438,6 +456,12 @@ impl<T: ManagedTable> Daemon<T> {
     /// expired and maintenance files read first.
     fn resync(&mut self) {
         self.follow_drains();
+        if self
+            .ipvs_gone
+            .is_some_and(|gone| std::time::Instant::now() < gone.retry_at)
+        {
+            return;
+        }
         if self.config.mode == Mode::Managed {
             let outcome = self
                 .reconciler
@@ -501,6 +525,14 @@ impl<T: ManagedTable> Daemon<T> {
     /// one dump of the service. Netlink calls block the loop's thread for
     /// their round trips, and nothing else (see [`spawn`]).
     fn apply(&mut self, i: usize) {
+        // While IPVS is gone, only a pass due for a try goes on (the
+        // pass every second reconciles every service once it is back).
+        if self
+            .ipvs_gone
+            .is_some_and(|gone| std::time::Instant::now() < gone.retry_at)
+        {
+            return;
+        }
         let service = &self.config.services[i];
         self.pending.remove(&service.key);
         let (reconciler, state) = (&mut self.reconciler, &self.state);
@@ -527,7 +559,11 @@ impl<T: ManagedTable> Daemon<T> {
             .lock()
             .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
         match outcome {
+            Err(ipvs::Error::Unavailable) => self.ipvs_unavailable(),
             Ok(outcome) => {
+                if let Some(gone) = self.ipvs_gone.take() {
+                    info!(after = ?gone.since.elapsed(), "IPVS is back: the table is reconciled again");
+                }
                 log_outcome(service, &want, &outcome, reconciler.dry_run());
                 let key = service.key;
                 // A drain taken from the table: the pass again, to show it
@@ -537,6 +573,30 @@ impl<T: ManagedTable> Daemon<T> {
                 }
             }
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
+        }
+    }
+}
+
+impl<T: ManagedTable> Daemon<T> {
+    /// A read of the table found IPVS gone: said once, then tried again
+    /// after a wait that doubles at each failed try.
+    fn ipvs_unavailable(&mut self) {
+        let now = std::time::Instant::now();
+        match &mut self.ipvs_gone {
+            None => {
+                warn!(
+                    "IPVS is not available (the ip_vs module unloaded?): no weight can be set; trying again in {IPVS_GONE_FIRST_BACKOFF:?}, then less often, at least every {IPVS_GONE_MAX_BACKOFF:?}"
+                );
+                self.ipvs_gone = Some(IpvsGone {
+                    since: now,
+                    retry_at: now + IPVS_GONE_FIRST_BACKOFF,
+                    backoff: IPVS_GONE_FIRST_BACKOFF,
+                });
+            }
+            Some(gone) => {
+                gone.backoff = (gone.backoff * 2).min(IPVS_GONE_MAX_BACKOFF);
+                gone.retry_at = now + gone.backoff;
+            }
         }
     }
 }

@@ -745,3 +745,37 @@ async fn the_watchdog_is_fed_only_while_the_loop_makes_progress() {
     }
     assert_eq!(last.as_deref(), Some("STOPPING=1"));
 }
+
+/// IPVS gone (the module unloaded): one try per wait, the wait doubling
+/// up to its most, the other services not tried meanwhile; back, the
+/// next pass reconciles every service.
+#[test]
+fn with_ipvs_gone_the_table_is_tried_with_backoff_and_reconciled_when_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut daemon, _state, _service, _destination) = daemon_on_the_small_service(dir.path());
+    let dumps =
+        |daemon: &Daemon<MemoryTable>| -> usize { daemon.reconciler.table().dumps.values().sum() };
+    daemon.reconciler.table_mut().unavailable = true;
+    daemon.resync();
+    assert_eq!(dumps(&daemon), 1, "one try, the other service not tried");
+    for _ in 0..10 {
+        daemon.resync();
+    }
+    assert_eq!(dumps(&daemon), 1, "no try before the wait is over");
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        let gone = daemon.ipvs_gone.as_mut().expect("gone");
+        waits.push(gone.backoff.as_secs());
+        // The wait over.
+        gone.retry_at = std::time::Instant::now();
+        daemon.resync();
+    }
+    assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(dumps(&daemon), 8);
+    // Back.
+    daemon.reconciler.table_mut().unavailable = false;
+    daemon.ipvs_gone.as_mut().expect("gone").retry_at = std::time::Instant::now();
+    daemon.resync();
+    assert!(daemon.ipvs_gone.is_none());
+    assert_eq!(dumps(&daemon), 10, "both services reconciled");
+}

@@ -24,6 +24,8 @@ pub struct MemoryTable {
     pub dumps: BTreeMap<ServiceKey, usize>,
     /// Active connections per destination (none when absent).
     pub active: BTreeMap<(ServiceKey, DestinationKey), u32>,
+    /// IPVS gone (the module unloaded): every read fails so.
+    pub unavailable: bool,
 }
 
 impl MemoryTable {
@@ -76,6 +78,9 @@ impl Table for MemoryTable {
         service: &ServiceKey,
     ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
         *self.dumps.entry(*service).or_default() += 1;
+        if self.unavailable {
+            return Err(ipvs::Error::Unavailable);
+        }
         self.dests
             .get(service)
             .map(|d| d.iter().map(|(k, c)| (*k, *c)).collect())
@@ -104,6 +109,9 @@ impl Table for MemoryTable {
 
 impl ManagedTable for MemoryTable {
     fn service(&mut self, key: &ServiceKey) -> Result<Option<ServiceConfig>, ipvs::Error> {
+        if self.unavailable {
+            return Err(ipvs::Error::Unavailable);
+        }
         Ok(self.services.get(key).cloned())
     }
 
