@@ -62,6 +62,8 @@ pub struct Options {
     /// HTTPS probes making a full TLS handshake at once, at most (see
     /// [`probes`]).
     pub max_full_handshakes: usize,
+    /// `exec` checks' programs running at once, at most (see [`probes`]).
+    pub max_programs: usize,
     /// Probe threads; 0: one per core (see [`shards`]).
     pub probe_threads: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`crate::reconcile::quiescent::SYSCTL_PATH`]).
@@ -173,6 +175,7 @@ pub async fn run<T: ManagedTable>(
             dropped: Arc::new(AtomicU64::new(0)),
         },
         full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
+        programs: Arc::new(Semaphore::new(options.max_programs.max(1))),
         generation: 0,
         recoveries: Recoveries::new(&daemon.config),
         probes: JoinSet::new(),
@@ -252,6 +255,7 @@ struct Loop {
     options: Options,
     reports: Reports,
     full_handshakes: Arc<Semaphore>,
+    programs: Arc<Semaphore>,
     /// Counts reloads: a result of a probe from before one is dropped.
     generation: u64,
     recoveries: Recoveries,
@@ -272,6 +276,7 @@ impl Loop {
             &self.reports,
             &self.shards,
             &self.full_handshakes,
+            &self.programs,
             &self.recoveries,
         );
     }
@@ -410,11 +415,11 @@ impl<T: ManagedTable> Daemon<T> {
             self.late.note(lag, tokio::time::Instant::now());
             return None;
         }
-        let (before, flip) = {
+        let (before, flip, weight_moved) = {
             let mut state = self.state.lock();
-            let before = state
-                .backend(&report.service, &report.destination)
-                .map(|b| b.health.health());
+            let backend = state.backend(&report.service, &report.destination);
+            let before = backend.map(|b| b.health.health());
+            let weight_before = backend.and_then(|b| b.program_weight);
             let flip = state.observe(
                 &report.service,
                 &report.destination,
@@ -422,8 +427,17 @@ impl<T: ManagedTable> Daemon<T> {
                 &report.phases,
                 SystemTime::now(),
             );
-            (before, flip)
+            state.observe_checks(&report.service, &report.destination, &report.each);
+            let weight_after = state
+                .backend(&report.service, &report.destination)
+                .and_then(|b| b.program_weight);
+            (before, flip, weight_after != weight_before)
         };
+        if weight_moved && flip.is_none() {
+            // A program set another weight (`dynamic_weight`): its service
+            // is reconciled as after a flip.
+            self.pending.insert(report.service);
+        }
         if let Err(e) = &report.result {
             tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
         }

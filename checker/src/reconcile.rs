@@ -89,6 +89,9 @@ pub struct View {
     /// When it last came back up from down, for slow start; `None` if it
     /// has not (an up after start-up is not ramped).
     pub recovered_at: Option<Instant>,
+    /// The weight its `exec` check's program set by its exit status
+    /// (`dynamic_weight`), in place of the configured one.
+    pub program_weight: Option<u32>,
 }
 
 impl From<Health> for View {
@@ -96,6 +99,7 @@ impl From<Health> for View {
         View {
             health,
             recovered_at: None,
+            program_weight: None,
         }
     }
 }
@@ -152,13 +156,14 @@ pub fn desired(
         .iter()
         .zip(views)
         .map(|(rs, v)| {
+            let full = v.program_weight.unwrap_or(rs.weight);
             let weight = match v.health {
                 Health::Unknown => None,
                 Health::Up => Some(match (rs.slow_start, v.recovered_at) {
                     (Some(period), Some(at)) => {
-                        ramp(rs.weight, now.saturating_duration_since(at), period)
+                        ramp(full, now.saturating_duration_since(at), period)
                     }
-                    _ => rs.weight,
+                    _ => full,
                 }),
                 Health::Down if hold => Some(rs.weight),
                 Health::Down => Some(0),

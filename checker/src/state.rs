@@ -161,6 +161,14 @@ pub struct Backend {
     /// Durations of the probes' phases, by [`Phase`](crate::prober::Phase) (connect, tls,
     /// response); a phase no probe went through yet has none.
     pub durations: [Option<Histogram>; 3],
+    /// The weight its `exec` check's program last set by its exit status
+    /// (`dynamic_weight`), in place of the configured one.
+    pub program_weight: Option<u32>,
+    /// The type of each of its checks, in config order.
+    pub check_kinds: Vec<&'static str>,
+    /// Each check's failure reason in the last probe (`None`: passed);
+    /// empty before the first.
+    pub check_failures: Vec<Option<&'static str>>,
 }
 
 /// Why a real server's probe last failed.
@@ -195,6 +203,9 @@ impl Backend {
             changes_quorum_guard: 0,
             changes_out_of_band: 0,
             durations: [None, None, None],
+            program_weight: None,
+            check_kinds: Vec::new(),
+            check_failures: Vec::new(),
         }
     }
 }
@@ -225,6 +236,18 @@ impl State {
                     .unwrap_or_else(|| Backend::new(rs.key, rise, fall, rs.weight, now));
                 backend.health.set_thresholds(rise, fall);
                 backend.configured_weight = rs.weight;
+                let kinds: Vec<_> = rs.checks.iter().map(|c| c.check.kind.name()).collect();
+                if kinds != backend.check_kinds {
+                    // Other checks: the last results were of the old ones.
+                    backend.check_failures.clear();
+                    backend.check_kinds = kinds;
+                }
+                let dynamic = rs.checks.iter().any(|c| {
+                    matches!(&c.check.kind, crate::config::CheckKind::Exec(e) if e.dynamic_weight)
+                });
+                if !dynamic {
+                    backend.program_weight = None;
+                }
                 backends.push(backend);
                 self.index.insert((service.key, rs.key), (i, j));
             }
@@ -291,6 +314,9 @@ impl State {
                 if success.cert_not_after.is_some() {
                     backend.cert_not_after = success.cert_not_after;
                 }
+                if success.weight.is_some() {
+                    backend.program_weight = success.weight;
+                }
             }
             Err(e) => {
                 let since = match &backend.last_error {
@@ -314,6 +340,21 @@ impl State {
             backend.recovered_at = (was == Health::Down && health == Health::Up).then(Instant::now);
         }
         flip
+    }
+
+    /// Records each check's result of one probe (`None`: passed), in
+    /// config order.
+    pub fn observe_checks(
+        &mut self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        each: &[Option<&'static str>],
+    ) {
+        if let Some(backend) = self.backend_mut(service, destination) {
+            if each.len() == backend.check_kinds.len() {
+                backend.check_failures = each.to_vec();
+            }
+        }
     }
 
     /// Records a probe that timed out while the checker itself was late:
@@ -357,6 +398,7 @@ impl State {
                     .map_or(View::from(Health::Unknown), |b| View {
                         health: b.health.health(),
                         recovered_at: b.recovered_at,
+                        program_weight: b.program_weight,
                     })
             },
             now,

@@ -13,9 +13,11 @@ use regex::Regex;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::conversation::{self, RawStep};
 use super::scalars::Dur;
 use super::tls::{self, TlsFields, TlsSettings};
-use super::{Check, CheckKind, HttpCheck, HttpsCheck};
+use super::{Check, CheckKind, ConversationCheck, ExecCheck, HttpCheck, HttpsCheck, Step};
+use std::os::unix::fs::PermissionsExt as _;
 
 /// A `check:` block as written: one struct for every type, so that a
 /// field of the wrong type is reported by name rather than as an unknown
@@ -40,6 +42,12 @@ struct RawCheck {
     min_tls_version: Option<String>,
     insecure_skip_verify: Option<bool>,
     full_handshake_interval: Option<Dur>,
+    tls: Option<bool>,
+    steps: Option<Vec<RawStep>>,
+    preset: Option<String>,
+    command: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    dynamic_weight: Option<bool>,
 }
 
 /// `expect_status` entries: `200` or `"200-399"`.
@@ -62,6 +70,12 @@ enum NodeKind {
     Tcp,
     Http(HttpCheck),
     Https(HttpCheck, TlsSettings),
+    Conversation {
+        preset: Option<&'static str>,
+        steps: Vec<Step>,
+        tls: Option<TlsSettings>,
+    },
+    Exec(ExecCheck),
 }
 
 impl CheckNode {
@@ -75,6 +89,27 @@ impl CheckNode {
                 http: http.clone(),
                 tls: tls::load(settings, base)?,
             }),
+            NodeKind::Exec(e) => {
+                // The program is looked at now, so that a wrong path fails
+                // the load (and --config.check), not every probe.
+                let program = &e.command[0];
+                let meta = std::fs::metadata(program)
+                    .map_err(|err| format!("command {program}: {err}"))?;
+                if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+                    return Err(format!("command {program}: not an executable file"));
+                }
+                CheckKind::Exec(e.clone())
+            }
+            NodeKind::Conversation { preset, steps, tls } => {
+                CheckKind::Conversation(ConversationCheck {
+                    preset: *preset,
+                    steps: steps.clone(),
+                    tls: match tls {
+                        Some(settings) => Some(tls::load(settings, base)?),
+                        None => None,
+                    },
+                })
+            }
         };
         Ok(Check {
             port: self.port,
@@ -152,36 +187,151 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
             None => Ok(()),
         }
     };
+    let conversation_fields = [
+        ("tls", c.tls.is_some()),
+        ("steps", c.steps.is_some()),
+        ("preset", c.preset.is_some()),
+    ];
+    if c.kind != "tcp" {
+        refuse(&conversation_fields, "tcp")?;
+    }
+    let exec_fields = [
+        ("command", c.command.is_some()),
+        ("env", c.env.is_some()),
+        ("dynamic_weight", c.dynamic_weight.is_some()),
+    ];
+    if c.kind != "exec" {
+        refuse(&exec_fields, "exec")?;
+    }
     let kind = match c.kind.as_str() {
         "tcp" => {
             refuse(&http_fields, "http and https")?;
-            refuse(&tls_fields, "https")?;
-            NodeKind::Tcp
+            let tls = c.tls.unwrap_or(false);
+            if !tls {
+                if let Some((name, _)) = tls_fields.iter().find(|(_, set)| *set) {
+                    return Err(format!(
+                        "{name} is only for https checks and tcp checks with tls: true"
+                    ));
+                }
+            }
+            let (preset, steps) = match (&c.preset, &c.steps) {
+                (Some(_), Some(_)) => {
+                    return Err("set preset or steps, not both (a preset is its steps)".into())
+                }
+                (Some(name), None) => {
+                    let (name, steps) = conversation::preset(name)?;
+                    (Some(name), steps)
+                }
+                (None, Some(raw)) => (None, conversation::steps_of(raw)?),
+                (None, None) => (None, Vec::new()),
+            };
+            if c.steps.as_ref().is_some_and(Vec::is_empty) {
+                return Err(
+                    "steps is empty: list send and expect steps, or leave it out for a connect"
+                        .into(),
+                );
+            }
+            if !tls && preset.is_none() && steps.is_empty() {
+                NodeKind::Tcp
+            } else {
+                let tls = if tls {
+                    Some(tls_settings(&c, "a tcp check with tls: true")?)
+                } else {
+                    None
+                };
+                NodeKind::Conversation { preset, steps, tls }
+            }
         }
         "http" => {
             refuse(&tls_fields, "https")?;
             NodeKind::Http(http_check(&c)?)
         }
-        "https" => {
-            let http = http_check(&c)?;
-            let tls = TlsSettings::new(TlsFields {
-                ca_file: c.ca_file,
-                server_name: c.server_name,
-                client_cert: c.client_cert,
-                client_key: c.client_key,
-                min_tls_version: c.min_tls_version,
-                insecure_skip_verify: c.insecure_skip_verify,
-                full_handshake_interval: c.full_handshake_interval.map(|d| d.0),
-            })?;
-            NodeKind::Https(http, tls)
+        "https" => NodeKind::Https(http_check(&c)?, tls_settings(&c, "an https check")?),
+        "exec" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Exec(exec_check(&c)?)
         }
         other => {
             return Err(format!(
-                "unknown check type {other:?}: expected tcp, http or https"
+                "unknown check type {other:?}: expected tcp, http, https or exec"
             ))
         }
     };
     Ok(CheckNode { port: c.port, kind })
+}
+
+/// An `exec` check's fields, checked (the program itself is looked at
+/// when the check is built).
+fn exec_check(c: &RawCheck) -> Result<ExecCheck, String> {
+    let command = c.command.clone().unwrap_or_default();
+    let Some(program) = command.first() else {
+        return Err("an exec check needs command: the program and its arguments, like [/usr/local/bin/check-db, \"{rs_address}\"]".into());
+    };
+    if !program.starts_with('/') {
+        return Err(format!(
+            "command {program:?}: the program must be an absolute path (it runs without a shell or PATH)"
+        ));
+    }
+    let known: Vec<&str> = ExecCheck::PLACEHOLDERS.iter().map(|(p, _)| *p).collect();
+    for arg in &command {
+        if let Some(unknown) = unknown_placeholder(arg, &known) {
+            return Err(format!(
+                "unknown placeholder {unknown} in command: expected {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut env = Vec::new();
+    for (name, value) in c.env.iter().flatten() {
+        if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+            return Err(format!("invalid env variable {name:?}"));
+        }
+        if name.starts_with("IPVS_CHECKER_") {
+            return Err(format!(
+                "env {name}: the IPVS_CHECKER_ variables are the checker's (the real server and its service)"
+            ));
+        }
+        env.push((name.clone(), value.clone()));
+    }
+    Ok(ExecCheck {
+        command,
+        env,
+        dynamic_weight: c.dynamic_weight.unwrap_or(false),
+    })
+}
+
+/// The first `{word}` in `arg` that is not one of `known`.
+fn unknown_placeholder<'a>(arg: &'a str, known: &[&str]) -> Option<&'a str> {
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let tail = &rest[open..];
+        let close = tail.find('}')?;
+        let candidate = &tail[..=close];
+        let word = &candidate[1..candidate.len() - 1];
+        if !word.is_empty()
+            && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && !known.contains(&candidate)
+        {
+            return Some(candidate);
+        }
+        rest = &tail[1..];
+    }
+    None
+}
+
+/// The TLS settings of `c`, `what` naming the check in an error.
+fn tls_settings(c: &RawCheck, what: &'static str) -> Result<TlsSettings, String> {
+    TlsSettings::new(TlsFields {
+        what,
+        ca_file: c.ca_file.clone(),
+        server_name: c.server_name.clone(),
+        client_cert: c.client_cert.clone(),
+        client_key: c.client_key.clone(),
+        min_tls_version: c.min_tls_version.clone(),
+        insecure_skip_verify: c.insecure_skip_verify,
+        full_handshake_interval: c.full_handshake_interval.as_ref().map(|d| d.0),
+    })
 }
 
 fn http_check(c: &RawCheck) -> Result<HttpCheck, String> {

@@ -45,6 +45,7 @@ use ipvs::{
 use regex::Regex;
 
 mod checks;
+mod conversation;
 mod parse;
 mod raw;
 mod scalars;
@@ -161,15 +162,23 @@ pub struct RealServer {
     pub lower_threshold: u32,
     /// After a recovery, the weight ramps up to `weight` over this period.
     pub slow_start: Option<Duration>,
-    /// Where the probe connects: the real server's address, its check port,
-    /// or `check_address`.
-    pub target: SocketAddr,
     /// The local address probes bind to, if set.
     pub source: Option<IpAddr>,
     /// Probe timing and thresholds.
     pub timing: Timing,
-    /// The check to run.
+    /// The checks to run, at least one (`check:` is one, `checks:` may be
+    /// several): a probe passes when every one passes.
+    pub checks: Vec<CheckTarget>,
+}
+
+/// One check of a real server, and where it probes.
+#[derive(Debug, Clone)]
+pub struct CheckTarget {
+    /// The check.
     pub check: Arc<Check>,
+    /// Where the probe goes: the real server's address, or `check_address`,
+    /// with the check's own port if it sets one.
+    pub target: SocketAddr,
 }
 
 impl RealServer {
@@ -211,6 +220,79 @@ pub enum CheckKind {
     Http(HttpCheck),
     /// An HTTP/1.1 request over TLS.
     Https(HttpsCheck),
+    /// `tcp` with `steps` (or a `preset`), or `tls: true`: a conversation
+    /// over the connection.
+    Conversation(ConversationCheck),
+    /// An external program.
+    Exec(ExecCheck),
+}
+
+/// An `exec` check: the program, run without a shell.
+#[derive(Debug, Clone)]
+pub struct ExecCheck {
+    /// The program (an absolute path) and its arguments, placeholders
+    /// (`{rs_address}`, ...) not yet replaced.
+    pub command: Vec<String>,
+    /// More environment variables for it.
+    pub env: Vec<(String, String)>,
+    /// Exit status 2 to 255 passes and sets the weight to the status less
+    /// 2 (keepalived's `misc_dynamic`).
+    pub dynamic_weight: bool,
+}
+
+impl ExecCheck {
+    /// The placeholders of `command` arguments, each with the environment
+    /// variable that carries the same value: the address and port probed
+    /// (the real server's, or `check_address`, or the check's `port`),
+    /// and the virtual service's address, port, protocol (`tcp`, `udp`,
+    /// `sctp`, `fwm`) and firewall mark (empty where they do not apply).
+    pub const PLACEHOLDERS: &'static [(&'static str, &'static str)] = &[
+        ("{rs_address}", "IPVS_CHECKER_RS_ADDRESS"),
+        ("{rs_port}", "IPVS_CHECKER_RS_PORT"),
+        ("{vs_address}", "IPVS_CHECKER_VS_ADDRESS"),
+        ("{vs_port}", "IPVS_CHECKER_VS_PORT"),
+        ("{vs_protocol}", "IPVS_CHECKER_VS_PROTOCOL"),
+        ("{vs_fwmark}", "IPVS_CHECKER_VS_FWMARK"),
+    ];
+}
+
+/// A `tcp` check that talks: steps over the connection, in TLS if set.
+#[derive(Debug, Clone)]
+pub struct ConversationCheck {
+    /// The preset the steps come from, if any (`smtp`, `imap`, ...).
+    pub preset: Option<&'static str>,
+    /// What to send and expect, in order (none: the connection, or the
+    /// TLS handshake, is all).
+    pub steps: Vec<Step>,
+    /// Implicit TLS from the first byte, verified as an https check's.
+    pub tls: Option<TlsCheck>,
+}
+
+/// One step of a conversation.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Write these bytes.
+    Send(Vec<u8>),
+    /// Read until what was read since the last match matches.
+    Expect(regex::bytes::Regex),
+}
+
+impl CheckKind {
+    /// Whether the probe goes to a port (every type but `exec` and `icmp`).
+    pub fn needs_port(&self) -> bool {
+        !matches!(self, CheckKind::Exec(_))
+    }
+
+    /// The type's name in the config (`type:`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http(_) => "http",
+            CheckKind::Https(_) => "https",
+            CheckKind::Conversation(_) => "tcp",
+            CheckKind::Exec(_) => "exec",
+        }
+    }
 }
 
 /// An HTTPS check: the request, and how the server's certificate is verified.
@@ -350,26 +432,57 @@ impl fmt::Display for Check {
                 f.write_str("http")?;
                 http(f, h)?;
             }
+            CheckKind::Conversation(c) => {
+                f.write_str("tcp")?;
+                if let Some(preset) = c.preset {
+                    write!(f, " preset={preset}")?;
+                }
+                for step in &c.steps {
+                    match step {
+                        Step::Send(bytes) => write!(f, " send \"{}\"", bytes.escape_ascii())?,
+                        Step::Expect(re) => write!(f, " expect /{}/", re.as_str())?,
+                    }
+                }
+                if let Some(tls) = &c.tls {
+                    f.write_str(" tls")?;
+                    tls_settings(f, tls)?;
+                }
+            }
+            CheckKind::Exec(e) => {
+                write!(f, "exec {:?}", e.command)?;
+                for (name, value) in &e.env {
+                    write!(f, " {name}={value:?}")?;
+                }
+                if e.dynamic_weight {
+                    f.write_str(" dynamic_weight")?;
+                }
+            }
             CheckKind::Https(HttpsCheck { http: h, tls }) => {
                 f.write_str("https")?;
                 http(f, h)?;
-                if let Some(name) = &tls.server_name {
-                    write!(f, " server_name={}", name.to_str())?;
-                }
-                if let Some(ca) = &tls.ca_file {
-                    write!(f, " ca_file={}", ca.display())?;
-                }
-                write!(f, " min_tls={}", tls.min_version)?;
-                if tls.client_auth {
-                    f.write_str(" client_cert")?;
-                }
-                if tls.insecure_skip_verify {
-                    f.write_str(" INSECURE_SKIP_VERIFY")?;
-                }
+                tls_settings(f, tls)?;
             }
         }
         Ok(())
     }
+}
+
+/// The TLS settings of a check, as `--config.check` prints them.
+fn tls_settings(f: &mut fmt::Formatter<'_>, tls: &TlsCheck) -> fmt::Result {
+    if let Some(name) = &tls.server_name {
+        write!(f, " server_name={}", name.to_str())?;
+    }
+    if let Some(ca) = &tls.ca_file {
+        write!(f, " ca_file={}", ca.display())?;
+    }
+    write!(f, " min_tls={}", tls.min_version)?;
+    if tls.client_auth {
+        f.write_str(" client_cert")?;
+    }
+    if tls.insecure_skip_verify {
+        f.write_str(" INSECURE_SKIP_VERIFY")?;
+    }
+    Ok(())
 }
 
 /// What `--config.check` prints: each service and real server with its
@@ -417,19 +530,24 @@ pub fn describe(config: &Config) -> String {
             if let Some(p) = rs.slow_start {
                 managed += &format!(" slow_start {p:?}");
             }
+            let first = &rs.checks[0];
             let _ = writeln!(
                 out,
                 "  -> {}{managed} weight {} probe {} every {:?} timeout {:?} rise {} fall {}{}: {}",
                 rs.key,
                 rs.weight,
-                rs.target,
+                first.target,
                 t.interval,
                 t.timeout,
                 t.rise,
                 t.fall,
                 rs.source.map(|s| format!(" from {s}")).unwrap_or_default(),
-                rs.check
+                first.check
             );
+            // Every further check on a line of its own under the first.
+            for more in &rs.checks[1..] {
+                let _ = writeln!(out, "     and probe {}: {}", more.target, more.check);
+            }
         }
     }
     out

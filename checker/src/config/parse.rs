@@ -30,7 +30,8 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
     let yaml = |e: serde_yaml::Error| ConfigError::yaml(file, text, &e);
     let preamble: raw::Preamble = serde_yaml::from_str(text).map_err(yaml)?;
     let mode = preamble.mode.unwrap_or(Mode::Weights);
-    let mut context = Context::new(base, mode, preamble.defaults);
+    let mut context = Context::new(base, mode, preamble.defaults)
+        .map_err(|e| ConfigError::new(file, format!("defaults: {e}")))?;
     context
         .build_default_check()
         .map_err(|e| ConfigError::new(file, e))?;

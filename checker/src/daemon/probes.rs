@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use super::lag::is_late;
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
-use crate::prober::{self, Prober, Target};
+use crate::prober::{self, set::ProberSet};
 
 /// The most groups a check interval's probes are spread over (see
 /// [`spawn`]): 50 ms apart at an interval of 1 s.
@@ -72,6 +72,8 @@ pub(super) struct Report {
     pub destination: DestinationKey,
     pub result: Result<prober::Success, prober::ProbeError>,
     pub phases: prober::Phases,
+    /// Each check's failure reason (`None`: passed), in config order.
+    pub each: Vec<Option<&'static str>>,
     /// How far behind the probe's thread was, if the probe timed out
     /// while it was late: then the timeout is the checker's, not the
     /// server's.
@@ -177,6 +179,7 @@ pub(super) fn spawn(
     reports: &Reports,
     shards: &Shards,
     full_handshakes: &Arc<Semaphore>,
+    programs: &Arc<Semaphore>,
     recoveries: &Recoveries,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
@@ -206,6 +209,7 @@ pub(super) fn spawn(
                 admission: shard.admission.clone(),
                 lag: shard.lag.clone(),
                 full_handshakes: full_handshakes.clone(),
+                programs: programs.clone(),
                 recovered: recoveries.signal(&service),
             },
         );
@@ -222,6 +226,8 @@ struct Start {
     admission: Arc<super::admission::Admission>,
     lag: Arc<super::lag::Lag>,
     full_handshakes: Arc<Semaphore>,
+    /// Turns of the `exec` checks' programs (`--checker.max-programs`).
+    programs: Arc<Semaphore>,
     recovered: Arc<Notify>,
 }
 
@@ -232,6 +238,7 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         admission,
         lag,
         full_handshakes,
+        programs,
         recovered,
     } = start;
     let timeout = rs.timing.timeout;
@@ -239,13 +246,7 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
     // A probe that started late (waiting for a permit) skips to its
     // group's next tick, so the groups stay together.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut prober = Prober::new(
-        rs.check.clone(),
-        Target {
-            addr: rs.target,
-            source: rs.source,
-        },
-    );
+    let mut prober = ProberSet::new(&rs.checks, rs.source, &service);
     // Whether the last probe could not connect (refused, unreachable):
     // then another real server's recovery is a reason to probe again at
     // once. Only those: such a probe costs little and ends at once, where
@@ -270,19 +271,33 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         } else {
             None
         };
+        // A program's turn, as a full handshake's: waited for before the
+        // timeout starts, so that programs queued behind slow ones are
+        // late, not failed.
+        let _program = if prober.runs_program() {
+            let Ok(permit) = programs.acquire().await else {
+                return;
+            };
+            Some(permit)
+        } else {
+            None
+        };
         let Some(_slot) = admission.slot().await else {
             return;
         };
         let began = tokio::time::Instant::now();
-        let outcome = prober.probe(timeout).await;
-        let checker_late = match outcome.result {
+        let prober::set::SetOutcome { outcome, each } = prober.probe(timeout).await;
+        let checker_late = match outcome.result.as_ref().map_err(|e| e.cause()) {
             Err(prober::ProbeError::Timeout(_)) => {
                 let worst = lag.worst(began, tokio::time::Instant::now());
                 is_late(worst, timeout).then_some(worst)
             }
             _ => None,
         };
-        refused = matches!(outcome.result, Err(prober::ProbeError::Connect(_)));
+        refused = matches!(
+            outcome.result.as_ref().map_err(|e| e.cause()),
+            Err(prober::ProbeError::Connect(_))
+        );
         tracing::trace!(real_server = %rs.key, took = ?outcome.phases.total(), ok = outcome.result.is_ok(), ?checker_late, "probe");
         let report = Report {
             generation,
@@ -290,6 +305,7 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
             destination: rs.key,
             result: outcome.result,
             phases: outcome.phases,
+            each,
             checker_late,
         };
         // Never waits: a loop held up by the kernel or the disk does not

@@ -50,6 +50,7 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
             destination: rs.key,
             result,
             phases: Phases::new(),
+            each: Vec::new(),
             checker_late: None,
         });
     }
@@ -234,6 +235,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
             Err(ProbeError::Timeout(Duration::from_secs(1)))
         },
         phases: Phases::new(),
+        each: Vec::new(),
         checker_late: None,
     };
     // Up at start-up (from unknown), still up, down, still down: none.
@@ -266,6 +268,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
             Some(_) => Phases::new().with(crate::prober::Phase::Connect, Duration::from_secs(1)),
             None => Phases::new(),
         },
+        each: Vec::new(),
         checker_late,
     };
     let timeout = || Err(ProbeError::Timeout(Duration::from_secs(1)));
@@ -476,6 +479,7 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
         dry_run: false,
         max_concurrency: 16,
         max_full_handshakes: 1,
+        max_programs: 1,
         probe_threads: 1,
         quiescent_sysctl: dir.path().join("no-such-sysctl"),
     };

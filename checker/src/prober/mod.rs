@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Check, CheckKind};
 
+pub mod conversation;
+pub mod exec;
 pub mod http;
 pub mod https;
+pub mod set;
 pub mod tcp;
 pub mod tls;
 
@@ -38,6 +41,9 @@ pub struct Success {
     pub cert_not_after: Option<i64>,
     /// The TLS handshake made, for HTTPS checks.
     pub handshake: Option<Handshake>,
+    /// The weight an `exec` check's program set by its exit status
+    /// (`dynamic_weight`).
+    pub weight: Option<u32>,
 }
 
 /// The kind of TLS handshake an HTTPS probe made.
@@ -86,11 +92,48 @@ pub enum ProbeError {
     /// The body did not match the regex.
     #[error("body does not match /{0}/")]
     Body(String),
+    /// A `send` step of a conversation could not write.
+    #[error("step {step}: send: {source}")]
+    Send {
+        /// The step's place, from 1.
+        step: usize,
+        /// The write's error.
+        #[source]
+        source: io::Error,
+    },
+    /// An `expect` step of a conversation found no match.
+    #[error("step {step}: expected /{regex}/: {got}")]
+    Expect {
+        /// The step's place, from 1.
+        step: usize,
+        /// The regex.
+        regex: String,
+        /// What came instead.
+        got: String,
+    },
+    /// An `exec` check's program could not be run.
+    #[error("exec: {0}")]
+    Exec(String),
+    /// An `exec` check's program failed: its exit status (or signal), and
+    /// the start of what it wrote.
+    #[error("{0}")]
+    Exit(String),
+    /// One of a real server's several checks failed (`checks:`).
+    #[error("check {number} ({kind}): {source}")]
+    Check {
+        /// Its place in `checks:`, from 1.
+        number: usize,
+        /// Its type.
+        kind: &'static str,
+        /// Why it failed.
+        source: Box<ProbeError>,
+    },
 }
 
 impl ProbeError {
     /// A short name of the failure: `timeout`, `connect`, `tls_unknown_ca`,
-    /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`.
+    /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`,
+    /// `send`, `expect`, `exec`, `exit`.
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeError::Timeout(_) => "timeout",
@@ -102,8 +145,34 @@ impl ProbeError {
             ProbeError::Http(_) => "http",
             ProbeError::Status(_) => "status",
             ProbeError::Body(_) => "body",
+            ProbeError::Send { .. } => "send",
+            ProbeError::Expect { .. } => "expect",
+            ProbeError::Exec(_) => "exec",
+            ProbeError::Exit(_) => "exit",
+            ProbeError::Check { source, .. } => source.reason(),
         }
     }
+
+    /// The failure itself, out of the [`ProbeError::Check`] that names
+    /// which of several checks it was.
+    pub fn cause(&self) -> &ProbeError {
+        match self {
+            ProbeError::Check { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+}
+
+/// When a probe must be done: its timeout, counted from its start. A
+/// prober that can tell a wrong answer from none (a conversation that
+/// read a wrong banner) stops at it to say so, just before the timeout
+/// that bounds every probe would.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The instant.
+    pub at: tokio::time::Instant,
+    /// The probe's timeout.
+    pub timeout: Duration,
 }
 
 /// The parts of a probe timed apart, as the `phase` label of
@@ -185,6 +254,15 @@ impl Phases {
             .filter_map(|p| self.get(p).map(|d| (p, d)))
     }
 
+    /// Keeps, for each phase, the longer of its duration here and in
+    /// `other` (several checks run together: the real server made the
+    /// probe wait the longest of them).
+    pub(crate) fn longest(&mut self, other: &Phases) {
+        for (mine, theirs) in self.durations.iter_mut().zip(other.durations) {
+            *mine = (*mine).max(theirs);
+        }
+    }
+
     /// The whole probe: the sum of its phases.
     pub fn total(&self) -> Duration {
         self.iter().map(|(_, d)| d).sum()
@@ -215,6 +293,8 @@ pub struct Prober {
     sessions: Option<https::Sessions>,
     /// The connection kept for the next probe (`keep_alive`).
     kept: Option<http::Kept>,
+    /// The program of an `exec` check, for this real server.
+    program: Option<exec::Prepared>,
 }
 
 impl Prober {
@@ -222,6 +302,11 @@ impl Prober {
     pub fn new(check: Arc<Check>, target: Target) -> Self {
         let sessions = match &check.kind {
             CheckKind::Https(https) => Some(https::Sessions::new(&https.tls)),
+            CheckKind::Conversation(c) => c.tls.as_ref().map(https::Sessions::new),
+            _ => None,
+        };
+        let program = match &check.kind {
+            CheckKind::Exec(e) => Some(exec::Prepared::new(e, &target, &exec::Virtual::default())),
             _ => None,
         };
         Prober {
@@ -229,7 +314,28 @@ impl Prober {
             target,
             sessions,
             kept: None,
+            program,
         }
+    }
+
+    /// This prober with the virtual service its real server belongs to,
+    /// which an `exec` check's program is told.
+    pub fn of_service(mut self, service: &exec::Virtual) -> Self {
+        if let CheckKind::Exec(e) = &self.check.kind {
+            self.program = Some(exec::Prepared::new(e, &self.target, service));
+        }
+        self
+    }
+
+    /// Whether a probe runs a program (an `exec` check): it takes one of
+    /// the turns `--checker.max-programs` allows.
+    pub fn runs_program(&self) -> bool {
+        self.program.is_some()
+    }
+
+    /// Its check.
+    pub fn check(&self) -> &Arc<Check> {
+        &self.check
     }
 
     /// Whether a probe starting at `now` would make a full TLS handshake
@@ -249,8 +355,13 @@ impl Prober {
     /// full TLS handshake is due).
     pub async fn probe_at(&mut self, timeout: Duration, now: Instant) -> Outcome {
         let mut phases = Phases::new();
+        let deadline = Deadline {
+            at: tokio::time::Instant::now() + timeout,
+            timeout,
+        };
         let (check, target) = (&self.check, &self.target);
         let (sessions, kept) = (&mut self.sessions, &mut self.kept);
+        let program = &self.program;
         let run = async {
             match (&check.kind, sessions.as_mut()) {
                 (CheckKind::Tcp, _) => tcp::probe(target, &mut phases).await,
@@ -260,6 +371,13 @@ impl Prober {
                 (CheckKind::Https(https), Some(sessions)) => {
                     https::probe(target, https, sessions, kept, now, &mut phases).await
                 }
+                (CheckKind::Conversation(c), sessions) => {
+                    conversation::probe(target, c, sessions, now, deadline, &mut phases).await
+                }
+                (CheckKind::Exec(e), _) => match program {
+                    Some(program) => exec::probe(e, program, &mut phases).await,
+                    None => Err(ProbeError::Exec("no program prepared".into())),
+                },
                 (CheckKind::Https(https), None) => {
                     let mut sessions = https::Sessions::new(&https.tls);
                     https::probe(target, https, &mut sessions, kept, now, &mut phases).await

@@ -180,7 +180,7 @@ fn check(yaml: &str, dir: &Path) -> Arc<Check> {
         "services:\n  - address: 198.18.0.10:80\n    check: {yaml}\n    real_servers:\n      - address: 198.18.1.11:80\n"
     );
     let config = config::parse(&text, Path::new("test.yaml"), dir).expect("test check is valid");
-    config.services[0].real_servers[0].check.clone()
+    config.services[0].real_servers[0].checks[0].check.clone()
 }
 
 fn target(addr: SocketAddr) -> Target {
@@ -370,6 +370,7 @@ async fn https_verifies_against_the_private_ca_by_server_name() {
             status: Some(200),
             cert_not_after: Some(expiry),
             handshake: Some(Handshake::Full),
+            weight: None,
         }
     );
 
@@ -988,3 +989,5 @@ async fn https_keep_alive_makes_one_handshake_and_a_new_one_when_a_full_handshak
     );
     assert_eq!(server.counts(), (2, 5));
 }
+
+mod checks;

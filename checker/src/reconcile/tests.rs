@@ -297,6 +297,7 @@ fn slow_start_ramps_in_tenths_and_a_down_is_zero_at_once() {
         move |_: &DestinationKey| View {
             health: h,
             recovered_at: Some(t0),
+            program_weight: None,
         }
     };
     let at = |secs: u64, h: Health| {
