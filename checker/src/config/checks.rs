@@ -17,7 +17,6 @@ use super::conversation::{self, RawStep};
 use super::scalars::Dur;
 use super::tls::{self, TlsFields, TlsSettings};
 use super::{Check, CheckKind, ConversationCheck, ExecCheck, HttpCheck, HttpsCheck, Step};
-use std::os::unix::fs::PermissionsExt as _;
 
 /// A `check:` block as written: one struct for every type, so that a
 /// field of the wrong type is reported by name rather than as an unknown
@@ -89,17 +88,7 @@ impl CheckNode {
                 http: http.clone(),
                 tls: tls::load(settings, base)?,
             }),
-            NodeKind::Exec(e) => {
-                // The program is looked at now, so that a wrong path fails
-                // the load (and --config.check), not every probe.
-                let program = &e.command[0];
-                let meta = std::fs::metadata(program)
-                    .map_err(|err| format!("command {program}: {err}"))?;
-                if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-                    return Err(format!("command {program}: not an executable file"));
-                }
-                CheckKind::Exec(e.clone())
-            }
+            NodeKind::Exec(e) => CheckKind::Exec(e.clone()),
             NodeKind::Conversation { preset, steps, tls } => {
                 CheckKind::Conversation(ConversationCheck {
                     preset: *preset,
@@ -261,8 +250,10 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
     Ok(CheckNode { port: c.port, kind })
 }
 
-/// An `exec` check's fields, checked (the program itself is looked at
-/// when the check is built).
+/// An `exec` check's fields, checked. The program itself is not looked
+/// at: a config converted on another machine (`ipvs-checker import`)
+/// names programs that may exist only on the director; one missing there
+/// fails every probe with reason `exec`, naming it.
 fn exec_check(c: &RawCheck) -> Result<ExecCheck, String> {
     let command = c.command.clone().unwrap_or_default();
     let Some(program) = command.first() else {

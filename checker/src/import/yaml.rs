@@ -163,6 +163,17 @@ fn check(c: &Check) -> String {
             http_parts(&mut parts, http);
             parts.push("insecure_skip_verify: true".into());
         }
+        CheckKind::Preset(preset) => parts.push(format!("type: tcp, preset: {preset}")),
+        CheckKind::Exec {
+            command,
+            dynamic_weight,
+        } => {
+            let args: Vec<String> = command.iter().map(|a| quote(a)).collect();
+            parts.push(format!("type: exec, command: [{}]", args.join(", ")));
+            if *dynamic_weight {
+                parts.push("dynamic_weight: true".into());
+            }
+        }
     }
     if let Some(port) = c.port {
         parts.push(format!("port: {port}"));

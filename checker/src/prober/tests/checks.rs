@@ -300,6 +300,18 @@ async fn exec_passes_on_exit_0_and_fails_with_its_output_otherwise() {
     );
 }
 
+#[tokio::test]
+async fn a_missing_program_is_reason_exec_naming_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: exec, command: [/nonexistent/check-db]}", dir.path());
+    let (why, message) = reason(probe(&c, &target(web_addr()), TIMEOUT).await);
+    assert_eq!(why, "exec");
+    assert!(
+        message.starts_with("exec: cannot run /nonexistent/check-db: No such file or directory"),
+        "{message}"
+    );
+}
+
 fn web_addr() -> SocketAddr {
     "127.0.0.1:80".parse().expect("address")
 }
