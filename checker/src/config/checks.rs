@@ -14,9 +14,12 @@ use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Vis
 use serde::Deserialize;
 
 use super::conversation::{self, RawStep};
+use super::dns::{self, DnsFields};
 use super::scalars::Dur;
 use super::tls::{self, TlsFields, TlsSettings};
-use super::{Check, CheckKind, ConversationCheck, ExecCheck, HttpCheck, HttpsCheck, Step};
+use super::{
+    Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Step,
+};
 
 /// A `check:` block as written: one struct for every type, so that a
 /// field of the wrong type is reported by name rather than as an unknown
@@ -47,6 +50,13 @@ struct RawCheck {
     command: Option<Vec<String>>,
     env: Option<BTreeMap<String, String>>,
     dynamic_weight: Option<bool>,
+    name: Option<String>,
+    query_type: Option<String>,
+    transport: Option<String>,
+    expect_rcode: Option<String>,
+    answer: Option<String>,
+    answer_address: Option<std::net::IpAddr>,
+    recursion_desired: Option<bool>,
 }
 
 /// `expect_status` entries: `200` or `"200-399"`.
@@ -75,6 +85,7 @@ enum NodeKind {
         tls: Option<TlsSettings>,
     },
     Exec(ExecCheck),
+    Dns(DnsCheck),
 }
 
 impl CheckNode {
@@ -89,6 +100,7 @@ impl CheckNode {
                 tls: tls::load(settings, base)?,
             }),
             NodeKind::Exec(e) => CheckKind::Exec(e.clone()),
+            NodeKind::Dns(d) => CheckKind::Dns(d.clone()),
             NodeKind::Conversation { preset, steps, tls } => {
                 CheckKind::Conversation(ConversationCheck {
                     preset: *preset,
@@ -192,6 +204,18 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
     if c.kind != "exec" {
         refuse(&exec_fields, "exec")?;
     }
+    let dns_fields = DnsFields {
+        name: c.name.clone(),
+        query_type: c.query_type.clone(),
+        transport: c.transport.clone(),
+        expect_rcode: c.expect_rcode.clone(),
+        answer: c.answer.clone(),
+        answer_address: c.answer_address,
+        recursion_desired: c.recursion_desired,
+    };
+    if c.kind != "dns" {
+        refuse(&dns_fields.set(), "dns")?;
+    }
     let kind = match c.kind.as_str() {
         "tcp" => {
             refuse(&http_fields, "http and https")?;
@@ -241,9 +265,14 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
             refuse(&tls_fields, "https")?;
             NodeKind::Exec(exec_check(&c)?)
         }
+        "dns" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Dns(dns::dns_check(&dns_fields)?)
+        }
         other => {
             return Err(format!(
-                "unknown check type {other:?}: expected tcp, http, https or exec"
+                "unknown check type {other:?}: expected tcp, http, https, exec or dns"
             ))
         }
     };

@@ -46,12 +46,14 @@ use regex::Regex;
 
 mod checks;
 mod conversation;
+mod dns;
 mod parse;
 mod raw;
 mod scalars;
 mod service;
 mod tls;
 
+pub use dns::rcode_name;
 pub use ipvs_common::ConfigError;
 pub use tls::AcceptAnyCertificate;
 
@@ -225,6 +227,28 @@ pub enum CheckKind {
     Conversation(ConversationCheck),
     /// An external program.
     Exec(ExecCheck),
+    /// A DNS query.
+    Dns(DnsCheck),
+}
+
+/// A `dns` check: the question, and what the answer must hold.
+#[derive(Debug, Clone)]
+pub struct DnsCheck {
+    /// The name asked for (fully qualified).
+    pub name: hickory_proto::rr::Name,
+    /// The record type asked for (A unless set).
+    pub query_type: hickory_proto::rr::RecordType,
+    /// Over TCP (`transport: tcp`) instead of UDP.
+    pub tcp: bool,
+    /// The rcode the answer must have (NOERROR, 0, unless set).
+    pub rcode: u16,
+    /// A regex one answer record's data must match, if set.
+    pub answer: Option<Regex>,
+    /// An address one A or AAAA answer record must hold, if set.
+    pub answer_address: Option<IpAddr>,
+    /// The RD bit: ask a resolver to recurse (on unless set, as a
+    /// resolver's clients ask; an authoritative server ignores it).
+    pub recursion_desired: bool,
 }
 
 /// An `exec` check: the program, run without a shell.
@@ -291,6 +315,7 @@ impl CheckKind {
             CheckKind::Https(_) => "https",
             CheckKind::Conversation(_) => "tcp",
             CheckKind::Exec(_) => "exec",
+            CheckKind::Dns(_) => "dns",
         }
     }
 }
@@ -455,6 +480,25 @@ impl fmt::Display for Check {
                 }
                 if e.dynamic_weight {
                     f.write_str(" dynamic_weight")?;
+                }
+            }
+            CheckKind::Dns(d) => {
+                write!(
+                    f,
+                    "dns {} {} over {} expect {}",
+                    d.name,
+                    d.query_type,
+                    if d.tcp { "tcp" } else { "udp" },
+                    rcode_name(d.rcode)
+                )?;
+                if let Some(re) = &d.answer {
+                    write!(f, " answer=/{}/", re.as_str())?;
+                }
+                if let Some(address) = d.answer_address {
+                    write!(f, " answer_address={address}")?;
+                }
+                if !d.recursion_desired {
+                    f.write_str(" no_rd")?;
                 }
             }
             CheckKind::Https(HttpsCheck { http: h, tls }) => {

@@ -142,9 +142,17 @@ const INVALID: &[(&str, &str)] = &[
     ("body-regex", "3:12: services[0].check: invalid body regex: regex parse error:\n    (ok\n    ^\nerror: unclosed group"),
     ("ca-file-missing", "2:5: services[0]: check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
     ("check-and-checks", "2:5: services[0]: set check (one check) or checks (several, all must pass), not both"),
-    ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http, https or exec"),
+    ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http, https, exec or dns"),
     ("checks-empty", "2:5: services[0]: real server 198.18.1.11:80: checks is empty: list at least one check, or leave it out for a tcp connect"),
     ("client-cert-without-key", "3:12: services[0].check: client_cert and client_key go together: set both or neither"),
+    ("dns-answer-regex", "4:12: services[0].check: invalid answer regex: regex parse error:\n    198.18.(1\n           ^\nerror: unclosed group"),
+    ("dns-answer-with-rcode", "4:12: services[0].check: answer and answer_address need expect_rcode NOERROR (an answer with rcode NXDOMAIN has no records to match)"),
+    ("dns-field-on-tcp", "4:12: services[0].check: name is only for dns checks, not type tcp"),
+    ("dns-name", "4:12: services[0].check: invalid name \"www..lab.test\": a label is empty (a leading or doubled dot)"),
+    ("dns-query-type", "4:12: services[0].check: invalid query_type \"AAAAA\": expected a record type like A, AAAA, SOA, NS, MX, TXT, SRV or PTR"),
+    ("dns-rcode", "4:12: services[0].check: invalid expect_rcode \"NXDOMAINS\": expected one of NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, YXDOMAIN, YXRRSET, NXRRSET, NOTAUTH, NOTZONE"),
+    ("dns-transport", "4:12: services[0].check: invalid transport \"dot\": expected udp or tcp"),
+    ("dns-without-name", "2:55: services[0].check: a dns check needs name: the name to ask for, like www.example.test"),
     ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
     ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
     ("duration", "2:3: defaults: invalid duration \"2\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
@@ -504,6 +512,23 @@ fn an_exec_check_needs_no_port() {
     let text = describe(&config);
     assert!(
         text.contains("probe 198.18.1.11:0 every 2s timeout 1s rise 2 fall 3: exec [\"/bin/true\", \"{rs_address}\"] dynamic_weight\n"),
+        "{text}"
+    );
+}
+
+/// A dns check with its defaults (type A, UDP, NOERROR, RD on) as
+/// `--config.check` prints it.
+#[test]
+fn a_dns_check_is_described_with_its_defaults() {
+    let config = parse(
+        "services:\n  - protocol: udp\n    address: 198.18.0.10:53\n    checks:\n      - {type: dns, name: www.lab.test}\n      - {type: dns, name: lab.test, query_type: soa, transport: tcp, recursion_desired: false, answer: 'ns1'}\n    real_servers: [{address: 198.18.1.11}]\n",
+        Path::new("checker.yml"),
+        Path::new("."),
+    )
+    .expect("valid");
+    let text = describe(&config);
+    assert!(
+        text.contains(": dns www.lab.test. A over udp expect NOERROR\n     and probe 198.18.1.11:53: dns lab.test. SOA over tcp expect NOERROR answer=/ns1/ no_rd\n"),
         "{text}"
     );
 }

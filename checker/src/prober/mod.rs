@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Check, CheckKind};
 
 pub mod conversation;
+pub mod dns;
 pub mod exec;
 pub mod http;
 pub mod https;
@@ -118,6 +119,21 @@ pub enum ProbeError {
     /// the start of what it wrote.
     #[error("{0}")]
     Exit(String),
+    /// A DNS exchange failed: the answer malformed, not to the query, or
+    /// the TCP connection closed.
+    #[error("DNS: {0}")]
+    Dns(String),
+    /// The DNS answer's rcode is not the expected one.
+    #[error("DNS rcode {got}, expected {want}")]
+    DnsRcode {
+        /// The answer's.
+        got: String,
+        /// The check's.
+        want: String,
+    },
+    /// No DNS answer record matched.
+    #[error("DNS answer: {0}")]
+    DnsAnswer(String),
     /// One of a real server's several checks failed (`checks:`).
     #[error("check {number} ({kind}): {source}")]
     Check {
@@ -133,7 +149,7 @@ pub enum ProbeError {
 impl ProbeError {
     /// A short name of the failure: `timeout`, `connect`, `tls_unknown_ca`,
     /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`,
-    /// `send`, `expect`, `exec`, `exit`.
+    /// `send`, `expect`, `exec`, `exit`, `dns`, `dns_rcode`, `dns_answer`.
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeError::Timeout(_) => "timeout",
@@ -149,6 +165,9 @@ impl ProbeError {
             ProbeError::Expect { .. } => "expect",
             ProbeError::Exec(_) => "exec",
             ProbeError::Exit(_) => "exit",
+            ProbeError::Dns(_) => "dns",
+            ProbeError::DnsRcode { .. } => "dns_rcode",
+            ProbeError::DnsAnswer(_) => "dns_answer",
             ProbeError::Check { source, .. } => source.reason(),
         }
     }
@@ -374,6 +393,7 @@ impl Prober {
                 (CheckKind::Conversation(c), sessions) => {
                     conversation::probe(target, c, sessions, now, deadline, &mut phases).await
                 }
+                (CheckKind::Dns(d), _) => dns::probe(target, d, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
                     Some(program) => exec::probe(e, program, &mut phases).await,
                     None => Err(ProbeError::Exec("no program prepared".into())),
