@@ -166,6 +166,17 @@ pub enum CheckKind {
     Https(Http),
     /// `type: tcp` with `preset:` (`smtp`, `imap`, `pop3`, `mysql`).
     Preset(&'static str),
+    /// `type: dns`.
+    Dns {
+        /// `name:`.
+        name: String,
+        /// `query_type:`.
+        query_type: String,
+        /// `answer_address:`.
+        answer_address: Option<IpAddr>,
+        /// `answer:` (a regex).
+        answer: Option<String>,
+    },
     /// `type: exec`.
     Exec {
         /// `command:`: the program and its arguments.

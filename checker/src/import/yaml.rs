@@ -164,6 +164,23 @@ fn check(c: &Check) -> String {
             parts.push("insecure_skip_verify: true".into());
         }
         CheckKind::Preset(preset) => parts.push(format!("type: tcp, preset: {preset}")),
+        CheckKind::Dns {
+            name,
+            query_type,
+            answer_address,
+            answer,
+        } => {
+            parts.push(format!(
+                "type: dns, name: {}, query_type: {query_type}",
+                quote(name)
+            ));
+            if let Some(address) = answer_address {
+                parts.push(format!("answer_address: {}", quote(&address.to_string())));
+            }
+            if let Some(re) = answer {
+                parts.push(format!("answer: {}", quote(re)));
+            }
+        }
         CheckKind::Exec {
             command,
             dynamic_weight,

@@ -1,5 +1,5 @@
 //! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
-//! SMTP_CHECK), the
+//! SMTP_CHECK, DNS_CHECK), the
 //! settings passed down to them, their timing and their `url` blocks.
 //!
 //! Timing: keepalived checks every `delay_loop` (60 s unless set), gives
@@ -80,6 +80,9 @@ pub(super) fn checker(
     let mut misc_path: Option<(String, Loc)> = None;
     let mut misc_timeout: Option<Duration> = None;
     let mut misc_dynamic = false;
+    // keepalived's DNS_CHECK asks for the SOA of the root unless set.
+    let mut dns_type = "SOA".to_string();
+    let mut dns_name = ".".to_string();
     for s in c.children() {
         if inherited.take(s, diags)? {
             continue;
@@ -107,6 +110,8 @@ pub(super) fn checker(
                 diags.push(s.loc(), Severity::Different, message);
                 comments.push(format!("{}: {message}", s.loc().line_only()));
             }
+            "type" if kind == "DNS_CHECK" => dns_type = one_arg(s, diags)?.text.to_ascii_uppercase(),
+            "name" if kind == "DNS_CHECK" => dns_name = one_arg(s, diags)?.text.clone(),
             "helo_name" if kind == "SMTP_CHECK" => comments.push(format!(
                 "{}: helo_name: the smtp preset greets with EHLO ipvs-checker",
                 s.loc().line_only()
@@ -153,6 +158,12 @@ pub(super) fn checker(
     let kind = match kind {
         "TCP_CHECK" => CheckKind::Tcp,
         "SMTP_CHECK" => CheckKind::Preset("smtp"),
+        "DNS_CHECK" => CheckKind::Dns {
+            name: dns_name,
+            query_type: dns_type,
+            answer_address: None,
+            answer: None,
+        },
         "MISC_CHECK" => {
             let Some((path, at)) = misc_path else {
                 return Err(ParseError::new(c.loc(), "MISC_CHECK without misc_path"));

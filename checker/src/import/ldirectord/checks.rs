@@ -1,5 +1,5 @@
 //! The check of an ldirectord section: `checktype=negotiate`'s service
-//! (http, https, and the smtp, imap, pop and mysql presets),
+//! (http, https, dns, and the smtp, imap, pop and mysql presets),
 //! the service a port implies, and `receive=` as a regex.
 
 use crate::import::diag::{Diagnostics, Loc, Severity};
@@ -17,6 +17,20 @@ pub(super) fn negotiate_kind(
         "http" => CheckKind::Http(http.clone()),
         "https" => CheckKind::Https(http.clone()),
         "smtp" => CheckKind::Preset("smtp"),
+        // ldirectord asks for the A record of request= (receive= is
+        // matched against the answer, below).
+        "dns" => match http.path.as_deref().map(|p| p.trim_start_matches('/')) {
+            Some(name) if !name.is_empty() => CheckKind::Dns {
+                name: name.to_owned(),
+                query_type: "A".into(),
+                answer_address: None,
+                answer: None,
+            },
+            _ => {
+                say(Severity::Dropped, "service=dns without request= (the name to ask for): a TCP connect check stands in".into(), comments);
+                CheckKind::Tcp
+            }
+        },
         "imap" | "pop" | "mysql" => {
             let preset = if service == "pop" { "pop3" } else { service };
             if login || service == "mysql" {
@@ -35,7 +49,7 @@ pub(super) fn negotiate_kind(
             CheckKind::Tcp
         }
         other => {
-            say(Severity::Dropped, format!("service={other}: not converted (the import converts http, https, smtp, imap, pop and mysql); a TCP connect check stands in"), comments);
+            say(Severity::Dropped, format!("service={other}: not converted (the import converts http, https, smtp, imap, pop, mysql and dns); a TCP connect check stands in"), comments);
             CheckKind::Tcp
         }
     }

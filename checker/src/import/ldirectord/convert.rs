@@ -358,6 +358,23 @@ fn virtual_section(
                 CheckKind::Http(http)
             }
         }
+        CheckKind::Dns {
+            name, query_type, ..
+        } => {
+            let (answer_address, answer) = match &receive {
+                Some((text, at)) => match text.parse() {
+                    Ok(ip) => (Some(ip), None),
+                    Err(_) => (None, checked_regex(text, at, diags, &mut comments)),
+                },
+                None => (None, None),
+            };
+            CheckKind::Dns {
+                name,
+                query_type,
+                answer_address,
+                answer,
+            }
+        }
         k => k,
     };
     let (quiescent, q_loc) = d.quiescent.clone().unwrap_or((true, loc.clone()));
