@@ -18,7 +18,7 @@ use super::dns::{self, DnsFields};
 use super::scalars::Dur;
 use super::tls::{self, TlsFields, TlsSettings};
 use super::{
-    Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Step,
+    Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Step, UdpCheck,
 };
 
 /// A `check:` block as written: one struct for every type, so that a
@@ -57,6 +57,9 @@ struct RawCheck {
     answer: Option<String>,
     answer_address: Option<std::net::IpAddr>,
     recursion_desired: Option<bool>,
+    payload: Option<String>,
+    payload_hex: Option<String>,
+    expect: Option<String>,
 }
 
 /// `expect_status` entries: `200` or `"200-399"`.
@@ -86,6 +89,7 @@ enum NodeKind {
     },
     Exec(ExecCheck),
     Dns(DnsCheck),
+    Udp(UdpCheck),
 }
 
 impl CheckNode {
@@ -101,6 +105,7 @@ impl CheckNode {
             }),
             NodeKind::Exec(e) => CheckKind::Exec(e.clone()),
             NodeKind::Dns(d) => CheckKind::Dns(d.clone()),
+            NodeKind::Udp(u) => CheckKind::Udp(u.clone()),
             NodeKind::Conversation { preset, steps, tls } => {
                 CheckKind::Conversation(ConversationCheck {
                     preset: *preset,
@@ -216,6 +221,14 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
     if c.kind != "dns" {
         refuse(&dns_fields.set(), "dns")?;
     }
+    let udp_fields = [
+        ("payload", c.payload.is_some()),
+        ("payload_hex", c.payload_hex.is_some()),
+        ("expect", c.expect.is_some()),
+    ];
+    if c.kind != "udp" {
+        refuse(&udp_fields, "udp")?;
+    }
     let kind = match c.kind.as_str() {
         "tcp" => {
             refuse(&http_fields, "http and https")?;
@@ -265,6 +278,11 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
             refuse(&tls_fields, "https")?;
             NodeKind::Exec(exec_check(&c)?)
         }
+        "udp" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Udp(udp_check(&c)?)
+        }
         "dns" => {
             refuse(&http_fields, "http and https")?;
             refuse(&tls_fields, "https")?;
@@ -272,7 +290,7 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
         }
         other => {
             return Err(format!(
-                "unknown check type {other:?}: expected tcp, http, https, exec or dns"
+                "unknown check type {other:?}: expected tcp, http, https, exec, dns or udp"
             ))
         }
     };
@@ -338,6 +356,25 @@ fn unknown_placeholder<'a>(arg: &'a str, known: &[&str]) -> Option<&'a str> {
         rest = &tail[1..];
     }
     None
+}
+
+/// A `udp` check's fields, checked.
+fn udp_check(c: &RawCheck) -> Result<UdpCheck, String> {
+    let payload = match (&c.payload, &c.payload_hex) {
+        (Some(_), Some(_)) => return Err("set payload or payload_hex, not both".into()),
+        (Some(text), None) => text.clone().into_bytes(),
+        (None, Some(hex)) => conversation::from_hex(hex).ok_or_else(|| {
+            format!("invalid payload_hex {hex:?}: expected pairs of hex digits, like 0d0a")
+        })?,
+        (None, None) => Vec::new(),
+    };
+    let expect = match &c.expect {
+        Some(re) => {
+            Some(regex::bytes::Regex::new(re).map_err(|e| format!("invalid expect regex: {e}"))?)
+        }
+        None => None,
+    };
+    Ok(UdpCheck { payload, expect })
 }
 
 /// The TLS settings of `c`, `what` naming the check in an error.

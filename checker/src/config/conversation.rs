@@ -123,7 +123,7 @@ pub(super) fn steps_of(raw: &[RawStep]) -> Result<Vec<Step>, String> {
 }
 
 /// Bytes from hex digits in pairs (spaces between pairs allowed).
-fn from_hex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn from_hex(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if digits.is_empty() || digits.len() % 2 != 0 {
         return None;

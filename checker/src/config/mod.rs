@@ -229,6 +229,18 @@ pub enum CheckKind {
     Exec(ExecCheck),
     /// A DNS query.
     Dns(DnsCheck),
+    /// A UDP datagram.
+    Udp(UdpCheck),
+}
+
+/// A `udp` check: what is sent, and the reply expected (or none).
+#[derive(Debug, Clone)]
+pub struct UdpCheck {
+    /// The datagram sent (`payload` or `payload_hex`; may be empty).
+    pub payload: Vec<u8>,
+    /// A regex the reply must match; unset, any reply passes, and so does
+    /// no reply and no ICMP port unreachable until the timeout.
+    pub expect: Option<regex::bytes::Regex>,
 }
 
 /// A `dns` check: the question, and what the answer must hold.
@@ -316,6 +328,7 @@ impl CheckKind {
             CheckKind::Conversation(_) => "tcp",
             CheckKind::Exec(_) => "exec",
             CheckKind::Dns(_) => "dns",
+            CheckKind::Udp(_) => "udp",
         }
     }
 }
@@ -480,6 +493,13 @@ impl fmt::Display for Check {
                 }
                 if e.dynamic_weight {
                     f.write_str(" dynamic_weight")?;
+                }
+            }
+            CheckKind::Udp(u) => {
+                write!(f, "udp send \"{}\"", u.payload.escape_ascii())?;
+                match &u.expect {
+                    Some(re) => write!(f, " expect /{}/", re.as_str())?,
+                    None => f.write_str(" expect no port unreachable")?,
                 }
             }
             CheckKind::Dns(d) => {

@@ -13,11 +13,9 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 
 use super::{Phase, Phases, ProbeError, Success, Target};
 use crate::config::{rcode_name, DnsCheck};
@@ -59,18 +57,7 @@ async fn over_udp(
     query: &Message,
     phases: &mut Phases,
 ) -> Result<Message, ProbeError> {
-    let local: SocketAddr = match (target.source, target.addr) {
-        (Some(ip), _) => SocketAddr::new(ip, 0),
-        (None, SocketAddr::V4(_)) => "0.0.0.0:0".parse().expect("a literal address"),
-        (None, SocketAddr::V6(_)) => "[::]:0".parse().expect("a literal address"),
-    };
-    let socket = UdpSocket::bind(local).await.map_err(ProbeError::Connect)?;
-    // Connected: only the target's datagrams are read, and an ICMP port
-    // unreachable comes back as an error of the next receive.
-    socket
-        .connect(target.addr)
-        .await
-        .map_err(ProbeError::Connect)?;
+    let socket = super::udp::connected(target).await?;
     phases.begin(Phase::Response);
     socket.send(bytes).await.map_err(ProbeError::Connect)?;
     let mut buf = vec![0u8; UDP_MAX];

@@ -21,6 +21,7 @@ pub mod https;
 pub mod set;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 /// Where a probe goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +395,7 @@ impl Prober {
                     conversation::probe(target, c, sessions, now, deadline, &mut phases).await
                 }
                 (CheckKind::Dns(d), _) => dns::probe(target, d, &mut phases).await,
+                (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
                     Some(program) => exec::probe(e, program, &mut phases).await,
                     None => Err(ProbeError::Exec("no program prepared".into())),

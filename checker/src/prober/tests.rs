@@ -992,3 +992,4 @@ async fn https_keep_alive_makes_one_handshake_and_a_new_one_when_a_full_handshak
 
 mod checks;
 mod dns;
+mod udp;
