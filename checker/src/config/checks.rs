@@ -90,6 +90,7 @@ enum NodeKind {
     Exec(ExecCheck),
     Dns(DnsCheck),
     Udp(UdpCheck),
+    Icmp,
 }
 
 impl CheckNode {
@@ -106,6 +107,7 @@ impl CheckNode {
             NodeKind::Exec(e) => CheckKind::Exec(e.clone()),
             NodeKind::Dns(d) => CheckKind::Dns(d.clone()),
             NodeKind::Udp(u) => CheckKind::Udp(u.clone()),
+            NodeKind::Icmp => CheckKind::Icmp,
             NodeKind::Conversation { preset, steps, tls } => {
                 CheckKind::Conversation(ConversationCheck {
                     preset: *preset,
@@ -278,6 +280,16 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
             refuse(&tls_fields, "https")?;
             NodeKind::Exec(exec_check(&c)?)
         }
+        "icmp" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            if c.port.is_some() {
+                return Err(
+                    "port is not for icmp checks: an echo request goes to an address".into(),
+                );
+            }
+            NodeKind::Icmp
+        }
         "udp" => {
             refuse(&http_fields, "http and https")?;
             refuse(&tls_fields, "https")?;
@@ -290,7 +302,7 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
         }
         other => {
             return Err(format!(
-                "unknown check type {other:?}: expected tcp, http, https, exec, dns or udp"
+                "unknown check type {other:?}: expected tcp, http, https, exec, dns, udp or icmp"
             ))
         }
     };

@@ -231,6 +231,8 @@ pub enum CheckKind {
     Dns(DnsCheck),
     /// A UDP datagram.
     Udp(UdpCheck),
+    /// An ICMP echo request.
+    Icmp,
 }
 
 /// A `udp` check: what is sent, and the reply expected (or none).
@@ -316,7 +318,7 @@ pub enum Step {
 impl CheckKind {
     /// Whether the probe goes to a port (every type but `exec` and `icmp`).
     pub fn needs_port(&self) -> bool {
-        !matches!(self, CheckKind::Exec(_))
+        !matches!(self, CheckKind::Exec(_) | CheckKind::Icmp)
     }
 
     /// The type's name in the config (`type:`).
@@ -329,6 +331,7 @@ impl CheckKind {
             CheckKind::Exec(_) => "exec",
             CheckKind::Dns(_) => "dns",
             CheckKind::Udp(_) => "udp",
+            CheckKind::Icmp => "icmp",
         }
     }
 }
@@ -495,6 +498,7 @@ impl fmt::Display for Check {
                     f.write_str(" dynamic_weight")?;
                 }
             }
+            CheckKind::Icmp => f.write_str("icmp echo")?,
             CheckKind::Udp(u) => {
                 write!(f, "udp send \"{}\"", u.payload.escape_ascii())?;
                 match &u.expect {

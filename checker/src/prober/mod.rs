@@ -18,6 +18,7 @@ pub mod dns;
 pub mod exec;
 pub mod http;
 pub mod https;
+pub mod icmp;
 pub mod set;
 pub mod tcp;
 pub mod tls;
@@ -135,6 +136,9 @@ pub enum ProbeError {
     /// No DNS answer record matched.
     #[error("DNS answer: {0}")]
     DnsAnswer(String),
+    /// No ICMP socket could be opened (permissions), or it failed.
+    #[error("ICMP: {0}")]
+    Icmp(String),
     /// One of a real server's several checks failed (`checks:`).
     #[error("check {number} ({kind}): {source}")]
     Check {
@@ -150,7 +154,7 @@ pub enum ProbeError {
 impl ProbeError {
     /// A short name of the failure: `timeout`, `connect`, `tls_unknown_ca`,
     /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`,
-    /// `send`, `expect`, `exec`, `exit`, `dns`, `dns_rcode`, `dns_answer`.
+    /// `send`, `expect`, `exec`, `exit`, `dns`, `dns_rcode`, `dns_answer`, `icmp`.
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeError::Timeout(_) => "timeout",
@@ -169,6 +173,7 @@ impl ProbeError {
             ProbeError::Dns(_) => "dns",
             ProbeError::DnsRcode { .. } => "dns_rcode",
             ProbeError::DnsAnswer(_) => "dns_answer",
+            ProbeError::Icmp(_) => "icmp",
             ProbeError::Check { source, .. } => source.reason(),
         }
     }
@@ -396,6 +401,7 @@ impl Prober {
                 }
                 (CheckKind::Dns(d), _) => dns::probe(target, d, &mut phases).await,
                 (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, &mut phases).await,
+                (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
                     Some(program) => exec::probe(e, program, &mut phases).await,
                     None => Err(ProbeError::Exec("no program prepared".into())),

@@ -992,4 +992,5 @@ async fn https_keep_alive_makes_one_handshake_and_a_new_one_when_a_full_handshak
 
 mod checks;
 mod dns;
+mod icmp;
 mod udp;
