@@ -177,6 +177,8 @@ pub enum CheckKind {
         /// `answer:` (a regex).
         answer: Option<String>,
     },
+    /// `type: icmp`.
+    Icmp,
     /// `type: exec`.
     Exec {
         /// `command:`: the program and its arguments.

@@ -164,6 +164,7 @@ fn check(c: &Check) -> String {
             parts.push("insecure_skip_verify: true".into());
         }
         CheckKind::Preset(preset) => parts.push(format!("type: tcp, preset: {preset}")),
+        CheckKind::Icmp => parts.push("type: icmp".into()),
         CheckKind::Dns {
             name,
             query_type,

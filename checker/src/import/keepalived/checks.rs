@@ -1,5 +1,5 @@
 //! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
-//! SMTP_CHECK, DNS_CHECK), the
+//! SMTP_CHECK, DNS_CHECK, PING_CHECK), the
 //! settings passed down to them, their timing and their `url` blocks.
 //!
 //! Timing: keepalived checks every `delay_loop` (60 s unless set), gives
@@ -158,6 +158,7 @@ pub(super) fn checker(
     let kind = match kind {
         "TCP_CHECK" => CheckKind::Tcp,
         "SMTP_CHECK" => CheckKind::Preset("smtp"),
+        "PING_CHECK" => CheckKind::Icmp,
         "DNS_CHECK" => CheckKind::Dns {
             name: dns_name,
             query_type: dns_type,

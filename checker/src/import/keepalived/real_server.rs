@@ -87,7 +87,13 @@ pub(super) fn real_server(
     let supported = checkers.iter().position(|c| {
         matches!(
             c.keyword.text.as_str(),
-            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" | "DNS_CHECK"
+            "TCP_CHECK"
+                | "HTTP_GET"
+                | "SSL_GET"
+                | "MISC_CHECK"
+                | "SMTP_CHECK"
+                | "DNS_CHECK"
+                | "PING_CHECK"
         )
     });
     for (i, c) in checkers.iter().enumerate() {
@@ -100,7 +106,7 @@ pub(super) fn real_server(
                 c.keyword.text
             ),
             None => format!(
-                "{}: not converted (the import converts TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK and DNS_CHECK); a TCP connect check to the real server's port stands in",
+                "{}: not converted (the import converts TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, DNS_CHECK and PING_CHECK); a TCP connect check to the real server's port stands in",
                 c.keyword.text
             ),
         };

@@ -297,9 +297,12 @@ fn virtual_section(
     let base_kind = match kind.as_str() {
         "connect" => {
             if protocol == "udp" {
-                say(Severity::Dropped, "checktype=connect on a UDP service is a ping in ldirectord; the checker has no ping, a TCP connect check stands in".into(), &mut comments);
+                // ldirectord pings a UDP service's real servers for a
+                // connect check.
+                CheckKind::Icmp
+            } else {
+                CheckKind::Tcp
             }
-            CheckKind::Tcp
         }
         "negotiate" | "combined" => negotiate_kind(&service_name, &http_check(&request, None), login, &mut say, &mut comments),
         k if k.chars().all(|c| c.is_ascii_digit()) => {
@@ -332,7 +335,8 @@ fn virtual_section(
                 CheckKind::Tcp
             }
         },
-        "ping" | "external-perl" => {
+        "ping" => CheckKind::Icmp,
+        "external-perl" => {
             say(Severity::Dropped, format!("checktype={kind}: not converted; a TCP connect check stands in"), &mut comments);
             CheckKind::Tcp
         }
