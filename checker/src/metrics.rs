@@ -134,7 +134,7 @@ impl Collector for StateCollector {
             state,
             (
                 "ipvs_checker_probe_duration",
-                "Duration of the probes' phases: connect (TCP), tls (handshake, HTTPS only), response (request to last byte read).",
+                "Duration of the probes' phases: connect (TCP), tls (handshake, over TLS only), response (request to last byte read, or the program's run); with several checks, each phase's longest.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             ),
@@ -233,7 +233,7 @@ impl Collector for StateCollector {
             state,
             (
                 "ipvs_checker_last_failure_info",
-                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body.",
+                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body, send, expect, exec, exit, dns, dns_rcode, dns_answer, icmp (with several checks, the first failing one's).",
                 None,
                 MetricType::Gauge,
             ),
