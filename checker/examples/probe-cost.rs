@@ -44,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         dry_run: false,
         max_concurrency: 256,
         max_full_handshakes: 16,
+        max_programs: 32,
         probe_threads: std::env::var("PROBE_THREADS")
             .ok()
             .and_then(|n| n.parse().ok())

@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use self::ipvs_absence::IpvsAbsence;
 use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
@@ -74,6 +75,8 @@ pub struct Options {
     /// HTTPS probes making a full TLS handshake at once, at most (see
     /// [`probes`]).
     pub max_full_handshakes: usize,
+    /// `exec` checks' programs running at once, at most (see [`probes`]).
+    pub max_programs: usize,
     /// Probe threads; 0: one per core (see [`shards`]).
     pub probe_threads: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`crate::reconcile::quiescent::SYSCTL_PATH`]).
@@ -213,6 +216,7 @@ async fn run_with<T: ManagedTable>(
             dropped: Arc::new(AtomicU64::new(0)),
         },
         full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
+        programs: Arc::new(Semaphore::new(options.max_programs.max(1))),
         generation: 0,
         recoveries: Recoveries::new(&daemon.config),
         probes: JoinSet::new(),
@@ -331,24 +335,9 @@ struct Daemon<T> {
     late: LateProbes,
     /// Probes that could not make their socket.
     exhausted: ExhaustedProbes,
-    /// IPVS gone (the ip_vs module unloaded), if it is.
-    ipvs_gone: Option<IpvsGone>,
+    /// Whether IPVS is gone (the ip_vs module unloaded).
+    ipvs: IpvsAbsence,
 }
-
-/// While IPVS is gone: since when, and when to try again. The tries back
-/// off, as each one may make the kernel run modprobe (it loads the module
-/// of a generic netlink family asked for by name).
-#[derive(Debug, Clone, Copy)]
-struct IpvsGone {
-    since: std::time::Instant,
-    retry_at: std::time::Instant,
-    backoff: Duration,
-}
-
-/// The first wait before trying IPVS again, doubled at each failure up to
-/// [`IPVS_GONE_MAX_BACKOFF`].
-const IPVS_GONE_FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const IPVS_GONE_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl<T: ManagedTable> Daemon<T> {
     /// The daemon over `table` as it starts: managed mode's state file
@@ -375,7 +364,7 @@ impl<T: ManagedTable> Daemon<T> {
             pending: HashSet::new(),
             late: LateProbes::default(),
             exhausted: ExhaustedProbes::default(),
-            ipvs_gone: None,
+            ipvs: IpvsAbsence::default(),
         }
     }
 
@@ -404,11 +393,11 @@ impl<T: ManagedTable> Daemon<T> {
             }
             None => {}
         }
-        let (before, flip) = {
+        let (before, flip, weight_moved) = {
             let mut state = self.state.lock();
-            let before = state
-                .backend(&report.service, &report.destination)
-                .map(|b| b.health.health());
+            let backend = state.backend(&report.service, &report.destination);
+            let before = backend.map(|b| b.health.health());
+            let weight_before = backend.and_then(|b| b.program_weight);
             let flip = state.observe(
                 &report.service,
                 &report.destination,
@@ -416,8 +405,17 @@ impl<T: ManagedTable> Daemon<T> {
                 &report.phases,
                 SystemTime::now(),
             );
-            (before, flip)
+            state.observe_checks(&report.service, &report.destination, &report.each);
+            let weight_after = state
+                .backend(&report.service, &report.destination)
+                .and_then(|b| b.program_weight);
+            (before, flip, weight_after != weight_before)
         };
+        if weight_moved && flip.is_none() {
+            // A program set another weight (`dynamic_weight`): its service
+            // is reconciled as after a flip.
+            self.pending.insert(report.service);
+        }
         if let Err(e) = &report.result {
             tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
         }
@@ -456,10 +454,7 @@ impl<T: ManagedTable> Daemon<T> {
     /// expired and maintenance files read first.
     fn resync(&mut self) {
         self.follow_drains();
-        if self
-            .ipvs_gone
-            .is_some_and(|gone| std::time::Instant::now() < gone.retry_at)
-        {
+        if self.ipvs.waiting(std::time::Instant::now()) {
             return;
         }
         if self.config.mode == Mode::Managed {
@@ -527,10 +522,7 @@ impl<T: ManagedTable> Daemon<T> {
     fn apply(&mut self, i: usize) {
         // While IPVS is gone, only a pass due for a try goes on (the
         // pass every second reconciles every service once it is back).
-        if self
-            .ipvs_gone
-            .is_some_and(|gone| std::time::Instant::now() < gone.retry_at)
-        {
+        if self.ipvs.waiting(std::time::Instant::now()) {
             return;
         }
         let service = &self.config.services[i];
@@ -559,11 +551,9 @@ impl<T: ManagedTable> Daemon<T> {
             .lock()
             .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
         match outcome {
-            Err(ipvs::Error::Unavailable) => self.ipvs_unavailable(),
+            Err(ipvs::Error::Unavailable) => self.ipvs.failed(std::time::Instant::now()),
             Ok(outcome) => {
-                if let Some(gone) = self.ipvs_gone.take() {
-                    info!(after = ?gone.since.elapsed(), "IPVS is back: the table is reconciled again");
-                }
+                self.ipvs.back();
                 log_outcome(service, &want, &outcome, reconciler.dry_run());
                 let key = service.key;
                 // A drain taken from the table: the pass again, to show it
@@ -573,30 +563,6 @@ impl<T: ManagedTable> Daemon<T> {
                 }
             }
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
-        }
-    }
-}
-
-impl<T: ManagedTable> Daemon<T> {
-    /// A read of the table found IPVS gone: said once, then tried again
-    /// after a wait that doubles at each failed try.
-    fn ipvs_unavailable(&mut self) {
-        let now = std::time::Instant::now();
-        match &mut self.ipvs_gone {
-            None => {
-                warn!(
-                    "IPVS is not available (the ip_vs module unloaded?): no weight can be set; trying again in {IPVS_GONE_FIRST_BACKOFF:?}, then less often, at least every {IPVS_GONE_MAX_BACKOFF:?}"
-                );
-                self.ipvs_gone = Some(IpvsGone {
-                    since: now,
-                    retry_at: now + IPVS_GONE_FIRST_BACKOFF,
-                    backoff: IPVS_GONE_FIRST_BACKOFF,
-                });
-            }
-            Some(gone) => {
-                gone.backoff = (gone.backoff * 2).min(IPVS_GONE_MAX_BACKOFF);
-                gone.retry_at = now + gone.backoff;
-            }
         }
     }
 }
@@ -613,6 +579,7 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 
 mod admission;
 mod drains;
+mod ipvs_absence;
 mod lag;
 mod log;
 mod looping;

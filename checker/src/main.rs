@@ -54,6 +54,10 @@ struct Args {
         default_value_t = 16
     )]
     max_full_handshakes: usize,
+    /// `exec` checks' programs running at once, at most; the others wait
+    /// for their turn before their timeout starts.
+    #[arg(long = "checker.max-programs", value_name = "N", default_value_t = 32)]
+    max_programs: usize,
     /// Threads that run the probes; 0: one per core the process may use.
     /// Each has its share of --checker.max-concurrency and its own
     /// measure of lateness; the loop that sets weights and the web
@@ -149,6 +153,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         max_concurrency: args.max_concurrency,
         max_full_handshakes: args.max_full_handshakes,
+        max_programs: args.max_programs,
         probe_threads: args.probe_threads,
         quiescent_sysctl: ipvs_checker::reconcile::quiescent::SYSCTL_PATH.into(),
         notify_socket: systemd::socket_from_env(),

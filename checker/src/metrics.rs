@@ -107,6 +107,19 @@ fn gauge(v: i64) -> Vec<(Labels, ConstGauge<i64>)> {
     vec![(Vec::new(), ConstGauge::new(v))]
 }
 
+/// Each check of `b` that has a last result: its `check` (place, from 1)
+/// and `type` labels, and its failure reason (`None`: passed).
+fn checks(b: &Backend) -> impl Iterator<Item = (Labels, Option<&'static str>)> + '_ {
+    b.check_kinds
+        .iter()
+        .zip(&b.check_failures)
+        .enumerate()
+        .map(|(i, (kind, failure))| {
+            let labels = vec![("check", (i + 1).to_string()), ("type", (*kind).to_owned())];
+            (labels, *failure)
+        })
+}
+
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let state = self.0.lock();
@@ -143,7 +156,7 @@ impl Collector for StateCollector {
             state,
             (
                 "ipvs_checker_probe_duration",
-                "Duration of the probes' phases: connect (TCP), tls (handshake, HTTPS only), response (request to last byte read).",
+                "Duration of the probes' phases: connect (TCP), tls (handshake, over TLS only), response (request to last byte read, or the program's run); with several checks, each phase's longest.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             ),
@@ -253,7 +266,7 @@ impl Collector for StateCollector {
             state,
             (
                 "ipvs_checker_last_failure_info",
-                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body.",
+                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body, send, expect, exec, exit, dns, dns_rcode, dns_answer, icmp (with several checks, the first failing one's).",
                 None,
                 MetricType::Gauge,
             ),
@@ -267,6 +280,39 @@ impl Collector for StateCollector {
                         )]
                     })
                     .unwrap_or_default()
+            },
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_check_success",
+                "Whether each check of the real server passed in its last probe, by its place in checks: (check, from 1) and type.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| {
+                checks(b)
+                    .map(|(labels, failure)| (labels, ConstGauge::new(i64::from(failure.is_none()))))
+                    .collect()
+            },
+        )?;
+        per_backend(
+            &mut encoder,
+            state,
+            (
+                "ipvs_checker_check_last_failure_info",
+                "The reason each failing check of the real server failed in its last probe, as a label; absent for a check that passed.",
+                None,
+                MetricType::Gauge,
+            ),
+            |b| {
+                checks(b)
+                    .filter_map(|(mut labels, failure)| {
+                        labels.push(("reason", failure?.to_owned()));
+                        Some((labels, ConstGauge::new(1i64)))
+                    })
+                    .collect()
             },
         )?;
 

@@ -96,6 +96,9 @@ pub struct View {
     pub recovered_at: Option<Instant>,
     /// Drained, and by what: weight 0 whatever its health.
     pub drained: Option<By>,
+    /// The weight its `exec` check's program set by its exit status
+    /// (`dynamic_weight`), in place of the configured one.
+    pub program_weight: Option<u32>,
 }
 
 impl From<Health> for View {
@@ -104,6 +107,7 @@ impl From<Health> for View {
             health,
             recovered_at: None,
             drained: None,
+            program_weight: None,
         }
     }
 }
@@ -178,13 +182,14 @@ pub fn desired(
             if v.drained.is_some() {
                 return (rs.key, Some(0));
             }
+            let full = v.program_weight.unwrap_or(rs.weight);
             let weight = match v.health {
                 Health::Unknown => None,
                 Health::Up => Some(match (rs.slow_start, v.recovered_at) {
                     (Some(period), Some(at)) => {
-                        ramp(rs.weight, now.saturating_duration_since(at), period)
+                        ramp(full, now.saturating_duration_since(at), period)
                     }
-                    _ => rs.weight,
+                    _ => full,
                 }),
                 Health::Down if hold => Some(rs.weight),
                 Health::Down => Some(0),

@@ -17,7 +17,8 @@
 //!     "health_since": 1700000000.5, "weight": 0, "weight_desired": 0,
 //!     "weight_configured": 3, "last_probe_success": false,
 //!     "last_error": {"reason": "connect", "message": "connect: Connection refused (os error 111)",
-//!       "since": 1700000000.1, "last": 1700000002.1}}]}],
+//!       "since": 1700000000.1, "last": 1700000002.1},
+//!     "checks": [{"type": "tcp", "last_success": false, "reason": "connect"}]}]}],
 //!  "config_last_reload_successful": true}
 //! ```
 //!
@@ -262,6 +263,21 @@ pub struct RealServerStatus {
     pub tls_cert_not_after: Option<i64>,
     /// Its drain, if drained (weight 0 while still probed).
     pub drained: Option<DrainStatus>,
+    /// Each of its checks, in config order, with its last result.
+    pub checks: Vec<CheckStatus>,
+}
+
+/// One check of a real server in `/status`.
+#[derive(Debug, Serialize)]
+pub struct CheckStatus {
+    /// Its type: `tcp`, `http`, `https`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Whether it passed in the last probe (null before the first).
+    pub last_success: Option<bool>,
+    /// Why it failed in the last probe, as in
+    /// `ipvs_checker_check_last_failure_info` (null: it passed).
+    pub reason: Option<&'static str>,
 }
 
 /// A drain in `/status`.
@@ -351,6 +367,19 @@ pub fn status(state: &State) -> Status {
                         }),
                         tls_cert_not_after: b.cert_not_after,
                         drained: state.drain(&s.key, &b.key).map(DrainStatus::from),
+                        checks: b
+                            .check_kinds
+                            .iter()
+                            .enumerate()
+                            .map(|(i, kind)| {
+                                let last = b.check_failures.get(i).copied();
+                                CheckStatus {
+                                    kind,
+                                    last_success: last.map(|f| f.is_none()),
+                                    reason: last.flatten(),
+                                }
+                            })
+                            .collect(),
                     })
                     .collect(),
             })

@@ -13,9 +13,13 @@ use regex::Regex;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::conversation::{self, RawStep};
+use super::dns::{self, DnsFields};
 use super::scalars::Dur;
 use super::tls::{self, TlsFields, TlsSettings};
-use super::{Check, CheckKind, HttpCheck, HttpsCheck};
+use super::{
+    Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Step, UdpCheck,
+};
 
 /// A `check:` block as written: one struct for every type, so that a
 /// field of the wrong type is reported by name rather than as an unknown
@@ -40,6 +44,22 @@ struct RawCheck {
     min_tls_version: Option<String>,
     insecure_skip_verify: Option<bool>,
     full_handshake_interval: Option<Dur>,
+    tls: Option<bool>,
+    steps: Option<Vec<RawStep>>,
+    preset: Option<String>,
+    command: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    dynamic_weight: Option<bool>,
+    name: Option<String>,
+    query_type: Option<String>,
+    transport: Option<String>,
+    expect_rcode: Option<String>,
+    answer: Option<String>,
+    answer_address: Option<std::net::IpAddr>,
+    recursion_desired: Option<bool>,
+    payload: Option<String>,
+    payload_hex: Option<String>,
+    expect: Option<String>,
 }
 
 /// `expect_status` entries: `200` or `"200-399"`.
@@ -62,6 +82,15 @@ enum NodeKind {
     Tcp,
     Http(HttpCheck),
     Https(HttpCheck, TlsSettings),
+    Conversation {
+        preset: Option<&'static str>,
+        steps: Vec<Step>,
+        tls: Option<TlsSettings>,
+    },
+    Exec(ExecCheck),
+    Dns(DnsCheck),
+    Udp(UdpCheck),
+    Icmp,
 }
 
 impl CheckNode {
@@ -75,6 +104,20 @@ impl CheckNode {
                 http: http.clone(),
                 tls: tls::load(settings, base)?,
             }),
+            NodeKind::Exec(e) => CheckKind::Exec(e.clone()),
+            NodeKind::Dns(d) => CheckKind::Dns(d.clone()),
+            NodeKind::Udp(u) => CheckKind::Udp(u.clone()),
+            NodeKind::Icmp => CheckKind::Icmp,
+            NodeKind::Conversation { preset, steps, tls } => {
+                CheckKind::Conversation(ConversationCheck {
+                    preset: *preset,
+                    steps: steps.clone(),
+                    tls: match tls {
+                        Some(settings) => Some(tls::load(settings, base)?),
+                        None => None,
+                    },
+                })
+            }
         };
         Ok(Check {
             port: self.port,
@@ -152,36 +195,212 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
             None => Ok(()),
         }
     };
+    let conversation_fields = [
+        ("tls", c.tls.is_some()),
+        ("steps", c.steps.is_some()),
+        ("preset", c.preset.is_some()),
+    ];
+    if c.kind != "tcp" {
+        refuse(&conversation_fields, "tcp")?;
+    }
+    let exec_fields = [
+        ("command", c.command.is_some()),
+        ("env", c.env.is_some()),
+        ("dynamic_weight", c.dynamic_weight.is_some()),
+    ];
+    if c.kind != "exec" {
+        refuse(&exec_fields, "exec")?;
+    }
+    let dns_fields = DnsFields {
+        name: c.name.clone(),
+        query_type: c.query_type.clone(),
+        transport: c.transport.clone(),
+        expect_rcode: c.expect_rcode.clone(),
+        answer: c.answer.clone(),
+        answer_address: c.answer_address,
+        recursion_desired: c.recursion_desired,
+    };
+    if c.kind != "dns" {
+        refuse(&dns_fields.set(), "dns")?;
+    }
+    let udp_fields = [
+        ("payload", c.payload.is_some()),
+        ("payload_hex", c.payload_hex.is_some()),
+        ("expect", c.expect.is_some()),
+    ];
+    if c.kind != "udp" {
+        refuse(&udp_fields, "udp")?;
+    }
     let kind = match c.kind.as_str() {
         "tcp" => {
             refuse(&http_fields, "http and https")?;
-            refuse(&tls_fields, "https")?;
-            NodeKind::Tcp
+            let tls = c.tls.unwrap_or(false);
+            if !tls {
+                if let Some((name, _)) = tls_fields.iter().find(|(_, set)| *set) {
+                    return Err(format!(
+                        "{name} is only for https checks and tcp checks with tls: true"
+                    ));
+                }
+            }
+            let (preset, steps) = match (&c.preset, &c.steps) {
+                (Some(_), Some(_)) => {
+                    return Err("set preset or steps, not both (a preset is its steps)".into())
+                }
+                (Some(name), None) => {
+                    let (name, steps) = conversation::preset(name)?;
+                    (Some(name), steps)
+                }
+                (None, Some(raw)) => (None, conversation::steps_of(raw)?),
+                (None, None) => (None, Vec::new()),
+            };
+            if c.steps.as_ref().is_some_and(Vec::is_empty) {
+                return Err(
+                    "steps is empty: list send and expect steps, or leave it out for a connect"
+                        .into(),
+                );
+            }
+            if !tls && preset.is_none() && steps.is_empty() {
+                NodeKind::Tcp
+            } else {
+                let tls = if tls {
+                    Some(tls_settings(&c, "a tcp check with tls: true")?)
+                } else {
+                    None
+                };
+                NodeKind::Conversation { preset, steps, tls }
+            }
         }
         "http" => {
             refuse(&tls_fields, "https")?;
             NodeKind::Http(http_check(&c)?)
         }
-        "https" => {
-            let http = http_check(&c)?;
-            let tls = TlsSettings::new(TlsFields {
-                ca_file: c.ca_file,
-                server_name: c.server_name,
-                client_cert: c.client_cert,
-                client_key: c.client_key,
-                min_tls_version: c.min_tls_version,
-                insecure_skip_verify: c.insecure_skip_verify,
-                full_handshake_interval: c.full_handshake_interval.map(|d| d.0),
-            })?;
-            NodeKind::Https(http, tls)
+        "https" => NodeKind::Https(http_check(&c)?, tls_settings(&c, "an https check")?),
+        "exec" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Exec(exec_check(&c)?)
+        }
+        "icmp" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            if c.port.is_some() {
+                return Err(
+                    "port is not for icmp checks: an echo request goes to an address".into(),
+                );
+            }
+            NodeKind::Icmp
+        }
+        "udp" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Udp(udp_check(&c)?)
+        }
+        "dns" => {
+            refuse(&http_fields, "http and https")?;
+            refuse(&tls_fields, "https")?;
+            NodeKind::Dns(dns::dns_check(&dns_fields)?)
         }
         other => {
             return Err(format!(
-                "unknown check type {other:?}: expected tcp, http or https"
+                "unknown check type {other:?}: expected tcp, http, https, exec, dns, udp or icmp"
             ))
         }
     };
     Ok(CheckNode { port: c.port, kind })
+}
+
+/// An `exec` check's fields, checked. The program itself is not looked
+/// at: a config converted on another machine (`ipvs-checker import`)
+/// names programs that may exist only on the director; one missing there
+/// fails every probe with reason `exec`, naming it.
+fn exec_check(c: &RawCheck) -> Result<ExecCheck, String> {
+    let command = c.command.clone().unwrap_or_default();
+    let Some(program) = command.first() else {
+        return Err("an exec check needs command: the program and its arguments, like [/usr/local/bin/check-db, \"{rs_address}\"]".into());
+    };
+    if !program.starts_with('/') {
+        return Err(format!(
+            "command {program:?}: the program must be an absolute path (it runs without a shell or PATH)"
+        ));
+    }
+    let known: Vec<&str> = ExecCheck::PLACEHOLDERS.iter().map(|(p, _)| *p).collect();
+    for arg in &command {
+        if let Some(unknown) = unknown_placeholder(arg, &known) {
+            return Err(format!(
+                "unknown placeholder {unknown} in command: expected {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut env = Vec::new();
+    for (name, value) in c.env.iter().flatten() {
+        if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+            return Err(format!("invalid env variable {name:?}"));
+        }
+        if name.starts_with("IPVS_CHECKER_") {
+            return Err(format!(
+                "env {name}: the IPVS_CHECKER_ variables are the checker's (the real server and its service)"
+            ));
+        }
+        env.push((name.clone(), value.clone()));
+    }
+    Ok(ExecCheck {
+        command,
+        env,
+        dynamic_weight: c.dynamic_weight.unwrap_or(false),
+    })
+}
+
+/// The first `{word}` in `arg` that is not one of `known`.
+fn unknown_placeholder<'a>(arg: &'a str, known: &[&str]) -> Option<&'a str> {
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let tail = &rest[open..];
+        let close = tail.find('}')?;
+        let candidate = &tail[..=close];
+        let word = &candidate[1..candidate.len() - 1];
+        if !word.is_empty()
+            && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && !known.contains(&candidate)
+        {
+            return Some(candidate);
+        }
+        rest = &tail[1..];
+    }
+    None
+}
+
+/// A `udp` check's fields, checked.
+fn udp_check(c: &RawCheck) -> Result<UdpCheck, String> {
+    let payload = match (&c.payload, &c.payload_hex) {
+        (Some(_), Some(_)) => return Err("set payload or payload_hex, not both".into()),
+        (Some(text), None) => text.clone().into_bytes(),
+        (None, Some(hex)) => conversation::from_hex(hex).ok_or_else(|| {
+            format!("invalid payload_hex {hex:?}: expected pairs of hex digits, like 0d0a")
+        })?,
+        (None, None) => Vec::new(),
+    };
+    let expect = match &c.expect {
+        Some(re) => {
+            Some(regex::bytes::Regex::new(re).map_err(|e| format!("invalid expect regex: {e}"))?)
+        }
+        None => None,
+    };
+    Ok(UdpCheck { payload, expect })
+}
+
+/// The TLS settings of `c`, `what` naming the check in an error.
+fn tls_settings(c: &RawCheck, what: &'static str) -> Result<TlsSettings, String> {
+    TlsSettings::new(TlsFields {
+        what,
+        ca_file: c.ca_file.clone(),
+        server_name: c.server_name.clone(),
+        client_cert: c.client_cert.clone(),
+        client_key: c.client_key.clone(),
+        min_tls_version: c.min_tls_version.clone(),
+        insecure_skip_verify: c.insecure_skip_verify,
+        full_handshake_interval: c.full_handshake_interval.as_ref().map(|d| d.0),
+    })
 }
 
 fn http_check(c: &RawCheck) -> Result<HttpCheck, String> {

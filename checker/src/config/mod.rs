@@ -45,12 +45,17 @@ use ipvs::{
 use regex::Regex;
 
 mod checks;
+mod conversation;
+mod describe;
+mod dns;
 mod parse;
 mod raw;
 mod scalars;
 mod service;
 mod tls;
 
+pub use describe::describe;
+pub use dns::rcode_name;
 pub use ipvs_common::ConfigError;
 pub use tls::AcceptAnyCertificate;
 
@@ -192,15 +197,23 @@ pub struct RealServer {
     pub lower_threshold: u32,
     /// After a recovery, the weight ramps up to `weight` over this period.
     pub slow_start: Option<Duration>,
-    /// Where the probe connects: the real server's address, its check port,
-    /// or `check_address`.
-    pub target: SocketAddr,
     /// The local address probes bind to, if set.
     pub source: Option<IpAddr>,
     /// Probe timing and thresholds.
     pub timing: Timing,
-    /// The check to run.
+    /// The checks to run, at least one (`check:` is one, `checks:` may be
+    /// several): a probe passes when every one passes.
+    pub checks: Vec<CheckTarget>,
+}
+
+/// One check of a real server, and where it probes.
+#[derive(Debug, Clone)]
+pub struct CheckTarget {
+    /// The check.
     pub check: Arc<Check>,
+    /// Where the probe goes: the real server's address, or `check_address`,
+    /// with the check's own port if it sets one.
+    pub target: SocketAddr,
 }
 
 impl RealServer {
@@ -242,6 +255,118 @@ pub enum CheckKind {
     Http(HttpCheck),
     /// An HTTP/1.1 request over TLS.
     Https(HttpsCheck),
+    /// `tcp` with `steps` (or a `preset`), or `tls: true`: a conversation
+    /// over the connection.
+    Conversation(ConversationCheck),
+    /// An external program.
+    Exec(ExecCheck),
+    /// A DNS query.
+    Dns(DnsCheck),
+    /// A UDP datagram.
+    Udp(UdpCheck),
+    /// An ICMP echo request.
+    Icmp,
+}
+
+/// A `udp` check: what is sent, and the reply expected (or none).
+#[derive(Debug, Clone)]
+pub struct UdpCheck {
+    /// The datagram sent (`payload` or `payload_hex`; may be empty).
+    pub payload: Vec<u8>,
+    /// A regex the reply must match; unset, any reply passes, and so does
+    /// no reply and no ICMP port unreachable until the timeout.
+    pub expect: Option<regex::bytes::Regex>,
+}
+
+/// A `dns` check: the question, and what the answer must hold.
+#[derive(Debug, Clone)]
+pub struct DnsCheck {
+    /// The name asked for (fully qualified).
+    pub name: hickory_proto::rr::Name,
+    /// The record type asked for (A unless set).
+    pub query_type: hickory_proto::rr::RecordType,
+    /// Over TCP (`transport: tcp`) instead of UDP.
+    pub tcp: bool,
+    /// The rcode the answer must have (NOERROR, 0, unless set).
+    pub rcode: u16,
+    /// A regex one answer record's data must match, if set.
+    pub answer: Option<Regex>,
+    /// An address one A or AAAA answer record must hold, if set.
+    pub answer_address: Option<IpAddr>,
+    /// The RD bit: ask a resolver to recurse (on unless set, as a
+    /// resolver's clients ask; an authoritative server ignores it).
+    pub recursion_desired: bool,
+}
+
+/// An `exec` check: the program, run without a shell.
+#[derive(Debug, Clone)]
+pub struct ExecCheck {
+    /// The program (an absolute path) and its arguments, placeholders
+    /// (`{rs_address}`, ...) not yet replaced.
+    pub command: Vec<String>,
+    /// More environment variables for it.
+    pub env: Vec<(String, String)>,
+    /// Exit status 2 to 255 passes and sets the weight to the status less
+    /// 2 (keepalived's `misc_dynamic`).
+    pub dynamic_weight: bool,
+}
+
+impl ExecCheck {
+    /// The placeholders of `command` arguments, each with the environment
+    /// variable that carries the same value: the address and port probed
+    /// (the real server's, or `check_address`, or the check's `port`),
+    /// and the virtual service's address, port, protocol (`tcp`, `udp`,
+    /// `sctp`, `fwm`) and firewall mark (empty where they do not apply).
+    pub const PLACEHOLDERS: &'static [(&'static str, &'static str)] = &[
+        ("{rs_address}", "IPVS_CHECKER_RS_ADDRESS"),
+        ("{rs_port}", "IPVS_CHECKER_RS_PORT"),
+        ("{vs_address}", "IPVS_CHECKER_VS_ADDRESS"),
+        ("{vs_port}", "IPVS_CHECKER_VS_PORT"),
+        ("{vs_protocol}", "IPVS_CHECKER_VS_PROTOCOL"),
+        ("{vs_fwmark}", "IPVS_CHECKER_VS_FWMARK"),
+    ];
+}
+
+/// A `tcp` check that talks: steps over the connection, in TLS if set.
+#[derive(Debug, Clone)]
+pub struct ConversationCheck {
+    /// The preset the steps come from, if any (`smtp`, `imap`, ...).
+    pub preset: Option<&'static str>,
+    /// What to send and expect, in order (none: the connection, or the
+    /// TLS handshake, is all).
+    pub steps: Vec<Step>,
+    /// Implicit TLS from the first byte, verified as an https check's.
+    pub tls: Option<TlsCheck>,
+}
+
+/// One step of a conversation.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Write these bytes.
+    Send(Vec<u8>),
+    /// Read until what was read since the last match matches.
+    Expect(regex::bytes::Regex),
+}
+
+impl CheckKind {
+    /// Whether the probe goes to a port (every type but `exec` and `icmp`).
+    pub fn needs_port(&self) -> bool {
+        !matches!(self, CheckKind::Exec(_) | CheckKind::Icmp)
+    }
+
+    /// The type's name in the config (`type:`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http(_) => "http",
+            CheckKind::Https(_) => "https",
+            CheckKind::Conversation(_) => "tcp",
+            CheckKind::Exec(_) => "exec",
+            CheckKind::Dns(_) => "dns",
+            CheckKind::Udp(_) => "udp",
+            CheckKind::Icmp => "icmp",
+        }
+    }
 }
 
 /// An HTTPS check: the request, and how the server's certificate is verified.
@@ -343,135 +468,5 @@ impl fmt::Display for TlsVersion {
             TlsVersion::Tls12 => "1.2",
             TlsVersion::Tls13 => "1.3",
         })
-    }
-}
-
-impl fmt::Display for Check {
-    /// One line, as `--config.check` prints it: `https GET /health expect
-    /// 200-299 server_name=www.example.test ca_file=/etc/ca.pem`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let http = |f: &mut fmt::Formatter<'_>, h: &HttpCheck| -> fmt::Result {
-            write!(f, " {} {}", h.method, h.path)?;
-            if let Some(host) = &h.host {
-                write!(f, " host={host}")?;
-            }
-            let codes: Vec<String> = h
-                .expect_status
-                .iter()
-                .map(|(a, b)| {
-                    if a == b {
-                        a.to_string()
-                    } else {
-                        format!("{a}-{b}")
-                    }
-                })
-                .collect();
-            write!(f, " expect {}", codes.join(","))?;
-            if let Some(body) = &h.body {
-                write!(f, " body=/{}/", body.as_str())?;
-            }
-            if let Some(keep_alive) = h.keep_alive {
-                write!(f, " keep_alive={keep_alive:?}")?;
-            }
-            Ok(())
-        };
-        match &self.kind {
-            CheckKind::Tcp => f.write_str("tcp connect")?,
-            CheckKind::Http(h) => {
-                f.write_str("http")?;
-                http(f, h)?;
-            }
-            CheckKind::Https(HttpsCheck { http: h, tls }) => {
-                f.write_str("https")?;
-                http(f, h)?;
-                if let Some(name) = &tls.server_name {
-                    write!(f, " server_name={}", name.to_str())?;
-                }
-                if let Some(ca) = &tls.ca_file {
-                    write!(f, " ca_file={}", ca.display())?;
-                }
-                write!(f, " min_tls={}", tls.min_version)?;
-                if tls.client_auth {
-                    f.write_str(" client_cert")?;
-                }
-                if tls.insecure_skip_verify {
-                    f.write_str(" INSECURE_SKIP_VERIFY")?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What `--config.check` prints: each service and real server with its
-/// weight, probe target, timing and check, like `ipvsadm -Ln` indented.
-pub fn describe(config: &Config) -> String {
-    use std::fmt::Write as _;
-    let mut out = format!("mode: {}\n", config.mode);
-    if let Some(file) = &config.state_file {
-        let _ = writeln!(out, "state_file: {}", file.display());
-    }
-    for service in &config.services {
-        let _ = write!(out, "{}", service.key);
-        if config.mode == Mode::Managed {
-            let _ = write!(out, " {}", service.scheduler);
-            let flags = service.flags.scheduler_flag_names(&service.scheduler);
-            if !flags.is_empty() {
-                let _ = write!(out, " ({})", flags.join(","));
-            }
-            if service.flags.contains(ServiceFlags::ONE_PACKET) {
-                let _ = write!(out, " ops");
-            }
-            if let Some(p) = service.persistence {
-                let _ = write!(out, " persistent {p}");
-                if let Some(mask) = service.netmask {
-                    let _ = write!(out, " mask {mask}");
-                }
-            }
-        }
-        if let Some(q) = service.quorum {
-            let _ = write!(out, " quorum min_up={}", q.min_up);
-            if let Some(sorry) = q.sorry_server {
-                let _ = write!(out, " sorry_server {} weight {}", sorry.key, sorry.weight);
-            }
-        }
-        out.push('\n');
-        for rs in &service.real_servers {
-            let t = rs.timing;
-            let mut managed = String::new();
-            if config.mode == Mode::Managed {
-                managed = format!(" {}", forward_name(rs.forward));
-                if rs.upper_threshold != 0 || rs.lower_threshold != 0 {
-                    managed += &format!(" x {} y {}", rs.upper_threshold, rs.lower_threshold);
-                }
-            }
-            if let Some(p) = rs.slow_start {
-                managed += &format!(" slow_start {p:?}");
-            }
-            let _ = writeln!(
-                out,
-                "  -> {}{managed} weight {} probe {} every {:?} timeout {:?} rise {} fall {}{}: {}",
-                rs.key,
-                rs.weight,
-                rs.target,
-                t.interval,
-                t.timeout,
-                t.rise,
-                t.fall,
-                rs.source.map(|s| format!(" from {s}")).unwrap_or_default(),
-                rs.check
-            );
-        }
-    }
-    out
-}
-
-/// The config's name of a forwarding method.
-fn forward_name(forward: ForwardMethod) -> &'static str {
-    match forward {
-        ForwardMethod::Masquerade => "nat",
-        ForwardMethod::DirectRoute => "dr",
-        ForwardMethod::Tunnel => "tun",
-        _ => "local",
     }
 }

@@ -31,7 +31,8 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
     yaml::refuse_repeated_keys(file, text)?;
     let preamble: raw::Preamble = yaml::from_str(file, text)?;
     let mode = preamble.mode.unwrap_or(Mode::Weights);
-    let mut context = Context::new(base, mode, preamble.defaults);
+    let mut context = Context::new(base, mode, preamble.defaults)
+        .map_err(|e| ConfigError::new(file, format!("defaults: {e}")))?;
     context
         .build_default_check()
         .map_err(|e| ConfigError::new(file, e))?;

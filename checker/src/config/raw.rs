@@ -32,6 +32,7 @@ pub(super) struct Settings {
     pub source_address: Option<std::net::IpAddr>,
     pub slow_start: Option<Dur>,
     pub check: Option<CheckNode>,
+    pub checks: Option<Vec<CheckNode>>,
 }
 
 /// One `services:` entry.
@@ -56,6 +57,7 @@ pub(super) struct Service {
     pub weight: Option<Weight>,
     pub source_address: Option<std::net::IpAddr>,
     pub check: Option<CheckNode>,
+    pub checks: Option<Vec<CheckNode>>,
     #[serde(default)]
     pub real_servers: Vec<RealServer>,
 }
@@ -77,6 +79,7 @@ pub(super) struct RealServer {
     pub fall: Option<Threshold>,
     pub source_address: Option<std::net::IpAddr>,
     pub check: Option<CheckNode>,
+    pub checks: Option<Vec<CheckNode>>,
 }
 
 /// `quorum:` of a service.

@@ -16,14 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::constants::IP_VS_SCHEDNAME_MAXLEN;
-use ipvs::{AddressFamily, Netmask, Protocol, ServiceFlags, ServiceKey, MAX_WEIGHT};
+use ipvs::{
+    AddressFamily, DestinationKey, Netmask, Protocol, ServiceFlags, ServiceKey, MAX_WEIGHT,
+};
 use serde::de::{self, value::MapAccessDeserializer, DeserializeSeed, Deserializer, MapAccess};
 use serde::Deserialize;
 
 use super::checks::CheckNode;
 use super::scalars::{forward_method, Family, Proto};
 use super::{
-    raw, Check, CheckKind, HttpsCheck, Mode, Quorum, RealServer, SorryServer, Timing,
+    raw, Check, CheckKind, CheckTarget, HttpsCheck, Mode, Quorum, RealServer, SorryServer, Timing,
     VirtualService,
 };
 
@@ -53,9 +55,12 @@ pub(super) struct Context {
 impl Context {
     /// The context of a file whose relative names start at `base`, with
     /// its `mode` and `defaults` (read by the first pass).
-    pub fn new(base: &Path, mode: Mode, defaults: Option<raw::Settings>) -> Self {
+    /// The error is a rule of `defaults` broken (`check` and `checks`
+    /// both set).
+    pub fn new(base: &Path, mode: Mode, defaults: Option<raw::Settings>) -> Result<Self, String> {
         let defaults = defaults.unwrap_or_default();
-        Context {
+        let checks = own_checks(defaults.check, defaults.checks)?;
+        Ok(Context {
             base: base.to_owned(),
             mode,
             defaults: Inherited {
@@ -66,18 +71,18 @@ impl Context {
                 weight: defaults.weight.map(|w| w.0),
                 source: defaults.source_address,
                 slow_start: defaults.slow_start.map(|d| d.0),
-                check: defaults.check.map(Arc::new),
+                checks,
             },
             services_seen: HashSet::new(),
             checks: HashMap::new(),
-        }
+        })
     }
 
-    /// Builds the defaults' check, if set, so that its files are read
+    /// Builds the defaults' checks, if set, so that their files are read
     /// (and a broken one reported) even when every service sets its own.
     pub fn build_default_check(&mut self) -> Result<(), String> {
-        if let Some(node) = self.defaults.check.clone() {
-            self.check(&node)
+        for node in self.defaults.checks.clone().iter().flatten() {
+            self.check(node)
                 .map_err(|e| format!("defaults.check: {e}"))?;
         }
         Ok(())
@@ -106,7 +111,27 @@ struct Inherited {
     weight: Option<u32>,
     source: Option<IpAddr>,
     slow_start: Option<Duration>,
-    check: Option<Arc<CheckNode>>,
+    /// `check:` (one) or `checks:` (all must pass).
+    checks: Option<Vec<Arc<CheckNode>>>,
+}
+
+/// A level's own checks: `check:` is a list of one; both set, or an
+/// empty `checks:`, is an error.
+fn own_checks(
+    check: Option<CheckNode>,
+    checks: Option<Vec<CheckNode>>,
+) -> Result<Option<Vec<Arc<CheckNode>>>, String> {
+    match (check, checks) {
+        (Some(_), Some(_)) => {
+            Err("set check (one check) or checks (several, all must pass), not both".into())
+        }
+        (Some(one), None) => Ok(Some(vec![Arc::new(one)])),
+        (None, Some(list)) if list.is_empty() => Err(
+            "checks is empty: list at least one check, or leave it out for a tcp connect".into(),
+        ),
+        (None, Some(list)) => Ok(Some(list.into_iter().map(Arc::new).collect())),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Deserializes one service mapping and validates it in `Context`.
@@ -139,7 +164,8 @@ impl<'de> de::Visitor<'de> for ServiceSeed<'_> {
 /// current directory.
 impl<'de> Deserialize<'de> for VirtualService {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut context = Context::new(Path::new(""), Mode::Weights, None);
+        let mut context =
+            Context::new(Path::new(""), Mode::Weights, None).map_err(de::Error::custom)?;
         ServiceSeed(&mut context).deserialize(d)
     }
 }
@@ -308,9 +334,9 @@ fn service(s: raw::Service, context: &mut Context) -> Result<VirtualService, Str
         weight: s.weight.map(|w| w.0).or(defaults.weight),
         source: s.source_address.or(defaults.source),
         slow_start: s.slow_start.map(|d| d.0).or(defaults.slow_start),
-        check: s.check.map(Arc::new).or_else(|| defaults.check.clone()),
+        checks: own_checks(s.check, s.checks)?.or_else(|| defaults.checks.clone()),
     };
-    if let Some(node) = &inherited.check {
+    for node in inherited.checks.iter().flatten() {
         // The service's own check is built even if every real server sets
         // its own, so a broken file in it is reported.
         context.check(node).map_err(|e| format!("check: {e}"))?;
@@ -375,7 +401,6 @@ fn real_server(
     context: &mut Context,
 ) -> Result<RealServer, String> {
     let key = rs.address.destination(service);
-    let port = key.addr.port();
     let name = |what: String| format!("real server {key}: {what}");
     let timing = Timing {
         interval: rs
@@ -405,33 +430,22 @@ fn real_server(
             timing.timeout, timing.interval
         )));
     }
-    let check = match rs.check.map(Arc::new).or_else(|| inherited.check.clone()) {
-        Some(node) => context
-            .check(&node)
-            .map_err(|e| name(format!("check: {e}")))?,
-        None => Arc::new(Check {
+    let nodes = own_checks(rs.check, rs.checks)
+        .map_err(name)?
+        .or_else(|| inherited.checks.clone());
+    let mut checks = Vec::new();
+    for node in nodes.iter().flatten() {
+        let check = context
+            .check(node)
+            .map_err(|e| name(format!("check: {e}")))?;
+        checks.push(check_target(&key, rs.check_address, check, &timing).map_err(name)?);
+    }
+    if checks.is_empty() {
+        let tcp = Arc::new(Check {
             port: None,
             kind: CheckKind::Tcp,
-        }),
-    };
-    let keep_alive = match &check.kind {
-        CheckKind::Http(http) | CheckKind::Https(HttpsCheck { http, .. }) => http.keep_alive,
-        CheckKind::Tcp => None,
-    };
-    if let Some(keep_alive) = keep_alive.filter(|k| *k <= timing.interval) {
-        return Err(name(format!(
-            "check keep_alive {keep_alive:?} is not longer than interval {:?}: no connection would serve a second probe",
-            timing.interval
-        )));
-    }
-    let target = match rs.check_address {
-        Some(addr) => addr,
-        None => SocketAddr::new(key.addr.ip(), check.port.unwrap_or(port)),
-    };
-    if target.port() == 0 {
-        return Err(name(
-            "no port to probe: set check.port or check_address (the real server has port 0)".into(),
-        ));
+        });
+        checks.push(check_target(&key, rs.check_address, tcp, &timing).map_err(name)?);
     }
     let forward = forward_method(rs.forward);
     let upper_threshold = rs.upper_threshold.unwrap_or(0);
@@ -453,9 +467,37 @@ fn real_server(
         upper_threshold,
         lower_threshold,
         slow_start: rs.slow_start.map(|d| d.0).or(inherited.slow_start),
-        target,
         source: rs.source_address.or(inherited.source),
         timing,
-        check,
+        checks,
     })
+}
+
+/// One check of a real server with where it probes: `check_address`
+/// moves every check's probe to its address, and gives its port to the
+/// checks that set none (`port:`); else the real server's own.
+fn check_target(
+    key: &DestinationKey,
+    check_address: Option<SocketAddr>,
+    check: Arc<Check>,
+    timing: &Timing,
+) -> Result<CheckTarget, String> {
+    let keep_alive = match &check.kind {
+        CheckKind::Http(http) | CheckKind::Https(HttpsCheck { http, .. }) => http.keep_alive,
+        _ => None,
+    };
+    if let Some(keep_alive) = keep_alive.filter(|k| *k <= timing.interval) {
+        return Err(format!(
+            "check keep_alive {keep_alive:?} is not longer than interval {:?}: no connection would serve a second probe",
+            timing.interval
+        ));
+    }
+    let base = check_address.unwrap_or(key.addr);
+    let target = SocketAddr::new(base.ip(), check.port.unwrap_or(base.port()));
+    if target.port() == 0 && check.kind.needs_port() {
+        return Err(
+            "no port to probe: set check.port or check_address (the real server has port 0)".into(),
+        );
+    }
+    Ok(CheckTarget { check, target })
 }

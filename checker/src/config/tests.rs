@@ -23,7 +23,19 @@ fn dest(s: &str) -> DestinationKey {
 fn valid_example_reads_as_written() {
     let config = load(&testdata("valid.yaml")).expect("valid.yaml is valid");
     assert_eq!(config.mode, Mode::Weights);
-    assert_eq!(config.services.len(), 3);
+    assert_eq!(config.services.len(), 4);
+    let mail = &config.services[3].real_servers[0];
+    let kinds: Vec<&str> = mail.checks.iter().map(|c| c.check.kind.name()).collect();
+    assert_eq!(kinds, ["tcp", "tcp", "exec"]);
+    assert_eq!(
+        mail.checks[1].target,
+        "198.18.1.11:465".parse().expect("test address")
+    );
+    let CheckKind::Conversation(smtps) = &mail.checks[1].check.kind else {
+        panic!("a conversation: {:?}", mail.checks[1].check)
+    };
+    assert!(smtps.tls.is_some());
+    assert!(matches!(&smtps.steps[1], crate::config::Step::Send(b) if b == b"QUIT\r\n"));
 
     let web = &config.services[0];
     assert_eq!(
@@ -40,7 +52,10 @@ fn valid_example_reads_as_written() {
     let rs1 = &web.real_servers[0];
     assert_eq!(rs1.key, dest("198.18.1.11:80"));
     assert_eq!(rs1.weight, 3);
-    assert_eq!(rs1.target, "198.18.1.11:80".parse().expect("test address"));
+    assert_eq!(
+        rs1.checks[0].target,
+        "198.18.1.11:80".parse().expect("test address")
+    );
     // The defaults apply wherever they stand in the file.
     assert_eq!(
         rs1.timing,
@@ -51,8 +66,8 @@ fn valid_example_reads_as_written() {
             fall: 2
         }
     );
-    let CheckKind::Http(http) = &rs1.check.kind else {
-        panic!("service check is http: {:?}", rs1.check)
+    let CheckKind::Http(http) = &rs1.checks[0].check.kind else {
+        panic!("service check is http: {:?}", rs1.checks[0].check)
     };
     assert_eq!(http.path, "/health");
     assert_eq!(http.expect_status, vec![(200, 200), (300, 399)]);
@@ -62,7 +77,7 @@ fn valid_example_reads_as_written() {
     assert_eq!(rs2.key, dest("198.18.1.12:80"));
     assert_eq!(rs2.weight, 2, "default weight");
     assert_eq!(
-        rs2.target,
+        rs2.checks[0].target,
         "198.18.1.12:8080".parse().expect("test address")
     );
     assert_eq!(rs2.timing.rise, 1);
@@ -74,9 +89,9 @@ fn valid_example_reads_as_written() {
     );
     let rs = &dns.real_servers[0];
     assert_eq!(rs.timing.interval, Duration::from_secs(5));
-    assert!(matches!(rs.check.kind, CheckKind::Tcp));
+    assert!(matches!(rs.checks[0].check.kind, CheckKind::Tcp));
     assert_eq!(
-        rs.target,
+        rs.checks[0].target,
         "[2001:db8:1::13]:8053".parse().expect("test address")
     );
 
@@ -84,9 +99,12 @@ fn valid_example_reads_as_written() {
     assert_eq!(marked.key, ServiceKey::fwmark(1, AddressFamily::Inet));
     let rs = &marked.real_servers[0];
     assert_eq!(rs.key, dest("198.18.1.11:0"));
-    assert_eq!(rs.target, "198.18.1.11:443".parse().expect("test address"));
-    let CheckKind::Https(https) = &rs.check.kind else {
-        panic!("https: {:?}", rs.check)
+    assert_eq!(
+        rs.checks[0].target,
+        "198.18.1.11:443".parse().expect("test address")
+    );
+    let CheckKind::Https(https) = &rs.checks[0].check.kind else {
+        panic!("https: {:?}", rs.checks[0].check)
     };
     assert_eq!(https.tls.ca_file, Some(testdata("ca.pem")));
     assert_eq!(https.tls.min_version, TlsVersion::Tls13);
@@ -123,15 +141,31 @@ const INVALID: &[(&str, &str)] = &[
     ("address-and-fwmark", "2:5: services[0]: set either address or fwmark, not both"),
     ("body-regex", "3:12: services[0].check: invalid body regex: regex parse error:\n    (ok\n    ^\nerror: unclosed group"),
     ("ca-file-missing", "2:5: services[0]: check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
-    ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http or https"),
+    ("check-and-checks", "2:5: services[0]: set check (one check) or checks (several, all must pass), not both"),
+    ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http, https, exec, dns, udp or icmp"),
+    ("checks-empty", "2:5: services[0]: real server 198.18.1.11:80: checks is empty: list at least one check, or leave it out for a tcp connect"),
     ("client-cert-without-key", "3:12: services[0].check: client_cert and client_key go together: set both or neither"),
     ("duplicate-key", "6:9: services[0].real_servers[0]: `weight` is given twice in the same mapping"),
+    ("dns-answer-regex", "4:12: services[0].check: invalid answer regex: regex parse error:\n    198.18.(1\n           ^\nerror: unclosed group"),
+    ("dns-answer-with-rcode", "4:12: services[0].check: answer and answer_address need expect_rcode NOERROR (an answer with rcode NXDOMAIN has no records to match)"),
+    ("dns-field-on-tcp", "4:12: services[0].check: name is only for dns checks, not type tcp"),
+    ("dns-name", "4:12: services[0].check: invalid name \"www..lab.test\": a label is empty (a leading or doubled dot)"),
+    ("dns-query-type", "4:12: services[0].check: invalid query_type \"AAAAA\": expected a record type like A, AAAA, SOA, NS, MX, TXT, SRV or PTR"),
+    ("dns-rcode", "4:12: services[0].check: invalid expect_rcode \"NXDOMAINS\": expected one of NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, YXDOMAIN, YXRRSET, NXRRSET, NOTAUTH, NOTZONE"),
+    ("dns-transport", "4:12: services[0].check: invalid transport \"dot\": expected udp or tcp"),
+    ("dns-without-name", "2:55: services[0].check: a dns check needs name: the name to ask for, like www.example.test"),
     ("duplicate-real-server", "2:5: services[0]: real server 198.18.1.11:80 is listed twice"),
     ("duplicate-service", "5:5: services[1]: service TCP 198.18.0.10:80 is listed twice"),
     ("drain-timeout-in-weights-mode", "drain_timeout is only used in mode: managed (weights mode deletes no real server)"),
     ("duration", "2:3: defaults: invalid duration \"2\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
+    ("exec-env-reserved", "3:12: services[0].check: env IPVS_CHECKER_RS_ADDRESS: the IPVS_CHECKER_ variables are the checker's (the real server and its service)"),
+    ("exec-field-on-tcp", "3:12: services[0].check: command is only for exec checks, not type tcp"),
+    ("exec-placeholder", "3:12: services[0].check: unknown placeholder {rs_ip} in command: expected {rs_address}, {rs_port}, {vs_address}, {vs_port}, {vs_protocol}, {vs_fwmark}"),
+    ("exec-relative-command", "3:12: services[0].check: command \"check-mysql.sh\": the program must be an absolute path (it runs without a shell or PATH)"),
+    ("exec-without-command", "3:12: services[0].check: an exec check needs command: the program and its arguments, like [/usr/local/bin/check-db, \"{rs_address}\"]"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
+    ("icmp-port", "3:12: services[0].check: port is not for icmp checks: an echo request goes to an address"),
     ("keep-alive-not-longer-than-interval", "3:5: services[0]: real server 198.18.1.11:80: check keep_alive 2s is not longer than interval 2s: no connection would serve a second probe"),
     ("maintenance-dir-empty", "maintenance_dir: must not be empty"),
     ("managed-without-state-file", "mode: managed needs state_file: the file where the checker records the services and real servers it created, the only ones it deletes"),
@@ -145,23 +179,36 @@ const INVALID: &[(&str, &str)] = &[
     ("out-of-band", "1:14: out_of_band: unknown variant `ignore`, expected `drain` or `restore`"),
     ("persistence-netmask", "4:5: services[0]: invalid persistence_netmask \"255.0.255.0\": the ones must be contiguous, like 255.255.255.0"),
     ("persistence-zero", "4:5: services[0]: persistence must be at least 1 (seconds); leave it out for none"),
+    ("preset", "3:12: services[0].check: unknown preset \"ldap\": expected smtp, imap, pop3, redis or mysql"),
+    ("preset-and-steps", "3:12: services[0].check: set preset or steps, not both (a preset is its steps)"),
     ("quorum", "2:5: services[0]: quorum.min_up 3 is more than the service's 2 real servers"),
     ("real-server-address", "4:9: services[0].real_servers[0]: invalid real server address \"rs1.lab.test:80\": expected IP, IP:PORT or [IPv6]:PORT"),
     ("rise-zero", "2:5: services[0]: rise and fall must be at least 1 (consecutive results that change the state), got 0"),
     ("scheduler-flag", "4:5: services[0]: scheduler flag \"sh-port\" does not belong to scheduler wrr: sh takes sh-fallback and sh-port, mh takes mh-fallback and mh-port"),
     ("scheduler-in-weights-mode", "3:5: services[0]: scheduler is only used in mode: managed"),
     ("scheduler-name", "4:5: services[0]: invalid scheduler \"Round Robin\": expected a kernel scheduler name such as rr, wrr, lc, wlc, sh or mh"),
+    ("send-hex", "3:12: services[0].check: invalid send_hex \"0d0\" in step 1: expected pairs of hex digits, like 0d0a"),
     ("slow-start", "2:5: services[0]: invalid duration \"fast\": expected whole numbers with units (y, w, d, h, m, s, ms) largest first, like 500ms, 2s or 1m30s"),
     ("sorry-server-family", "2:5: services[0]: quorum.sorry_server [2001:db8:1::99]:80 is not of the service's address family"),
     ("sorry-server-is-real-server", "2:5: services[0]: quorum.sorry_server 198.18.1.11:80 is also a real server of the service"),
     ("sorry-server-weight", "2:5: services[0]: quorum.sorry_server.weight must be at least 1"),
     ("state-file-in-weights-mode", "state_file is only used in mode: managed (weights mode creates and deletes nothing)"),
     ("status-range", "3:12: services[0].check: invalid status range \"399-200\" in expect_status: expected like 200-399"),
+    ("step-keys", "3:12: services[0].check: step 1 must have exactly one of send, send_hex or expect"),
+    ("step-regex", "3:12: services[0].check: invalid expect regex in step 2: regex parse error:\n    +PONG\n    ^\nerror: repetition operator missing expression"),
+    ("steps-empty", "3:12: services[0].check: steps is empty: list send and expect steps, or leave it out for a connect"),
+    ("steps-on-http", "3:12: services[0].check: steps is only for tcp checks, not type http"),
+    ("tcp-tls-without-ca", "3:12: services[0].check: a tcp check with tls: true needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
     ("threshold-in-weights-mode", "2:5: services[0]: real server 198.18.1.11: upper_threshold is only used in mode: managed"),
     ("thresholds", "4:5: services[0]: real server 198.18.1.11:80: lower_threshold 200 is above upper_threshold 100 (the kernel refuses it; 0 is none)"),
     ("timeout-longer-than-interval", "4:5: services[0]: real server 198.18.1.11:80: timeout 2s is longer than interval 1s"),
     ("tls-field-on-http", "3:12: services[0].check: ca_file is only for https checks, not type http"),
-    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `upper_threshold`, `lower_threshold`, `slow_start`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `check`"),
+    ("tls-field-on-plain-tcp", "3:12: services[0].check: ca_file is only for https checks and tcp checks with tls: true"),
+    ("udp-expect-regex", "4:12: services[0].check: invalid expect regex: regex parse error:\n    (pong\n    ^\nerror: unclosed group"),
+    ("udp-field-on-dns", "4:12: services[0].check: payload is only for udp checks, not type dns"),
+    ("udp-payload-and-hex", "4:12: services[0].check: set payload or payload_hex, not both"),
+    ("udp-payload-hex", "4:12: services[0].check: invalid payload_hex \"ffzz\": expected pairs of hex digits, like 0d0a"),
+    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `upper_threshold`, `lower_threshold`, `slow_start`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `check`, `checks`"),
     ("weight", "4:9: services[0].real_servers[0]: weight 2147483648 is out of range: IPVS accepts 0 to 2147483647"),
     ("yaml-syntax", "3:4: did not find expected '-' indicator at line 3 column 4, while parsing a block collection at line 2 column 3"),
 ];
@@ -390,7 +437,7 @@ fn check_files_are_read_after_parsing_and_named() {
     let checks: Vec<&Arc<Check>> = config
         .services
         .iter()
-        .flat_map(|s| s.real_servers.iter().map(|rs| &rs.check))
+        .flat_map(|s| s.real_servers.iter().map(|rs| &rs.checks[0].check))
         .collect();
     assert!(
         checks.iter().all(|c| Arc::ptr_eq(c, checks[0])),
@@ -461,5 +508,67 @@ fn top_level_keys_are_refused_where_they_stand() {
     assert_eq!(
         error(&format!("{service}{service}")),
         "c.yml:4:1: `services` is given twice in the same mapping"
+    );
+}
+
+/// `checks:` lists several checks, inherited like `check:` and printed by
+/// `--config.check` one under the other; `check_address` moves every
+/// check's probe, and a check's own port wins over its port.
+#[test]
+fn several_checks_are_read_inherited_and_described() {
+    let config = parse(
+        "defaults:\n  checks: [{type: tcp}, {type: tcp, preset: smtp, port: 25}]\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {address: 198.18.1.11}\n      - {address: 198.18.1.12, check_address: 198.18.2.12:8080}\n      - {address: 198.18.1.13, check: {type: http}}\n",
+        Path::new("checker.yml"),
+        Path::new("."),
+    )
+    .expect("valid");
+    let rss = &config.services[0].real_servers;
+    let targets =
+        |i: usize| -> Vec<String> { rss[i].checks.iter().map(|c| c.target.to_string()).collect() };
+    assert_eq!(targets(0), ["198.18.1.11:80", "198.18.1.11:25"]);
+    assert_eq!(targets(1), ["198.18.2.12:8080", "198.18.2.12:25"]);
+    assert_eq!(
+        targets(2),
+        ["198.18.1.13:80"],
+        "its own check replaces the list"
+    );
+    let text = describe(&config);
+    assert!(
+        text.contains("  -> 198.18.1.11:80 weight 1 probe 198.18.1.11:80 every 2s timeout 1s rise 2 fall 3: tcp connect\n     and probe 198.18.1.11:25: tcp preset=smtp expect /(?m)^220 / send \"EHLO ipvs-checker\\r\\n\" expect /(?m)^250 / send \"QUIT\\r\\n\" expect /(?m)^221/\n"),
+        "{text}"
+    );
+}
+
+/// An exec check needs no port: a fwmark service's real server (port 0)
+/// is checked by its program alone.
+#[test]
+fn an_exec_check_needs_no_port() {
+    let config = parse(
+        "services:\n  - fwmark: 7\n    check: {type: exec, command: [/bin/true, \"{rs_address}\"], dynamic_weight: true}\n    real_servers: [{address: 198.18.1.11}]\n",
+        Path::new("checker.yml"),
+        Path::new("."),
+    )
+    .expect("valid");
+    let text = describe(&config);
+    assert!(
+        text.contains("probe 198.18.1.11:0 every 2s timeout 1s rise 2 fall 3: exec [\"/bin/true\", \"{rs_address}\"] dynamic_weight\n"),
+        "{text}"
+    );
+}
+
+/// A dns check with its defaults (type A, UDP, NOERROR, RD on) as
+/// `--config.check` prints it.
+#[test]
+fn a_dns_check_is_described_with_its_defaults() {
+    let config = parse(
+        "services:\n  - protocol: udp\n    address: 198.18.0.10:53\n    checks:\n      - {type: dns, name: www.lab.test}\n      - {type: dns, name: lab.test, query_type: soa, transport: tcp, recursion_desired: false, answer: 'ns1'}\n    real_servers: [{address: 198.18.1.11}]\n",
+        Path::new("checker.yml"),
+        Path::new("."),
+    )
+    .expect("valid");
+    let text = describe(&config);
+    assert!(
+        text.contains(": dns www.lab.test. A over udp expect NOERROR\n     and probe 198.18.1.11:53: dns lab.test. SOA over tcp expect NOERROR answer=/ns1/ no_rd\n"),
+        "{text}"
     );
 }

@@ -22,12 +22,14 @@ use super::{TlsCheck, TlsVersion};
 /// expiry): a changed or expiring certificate is seen within this.
 const DEFAULT_FULL_HANDSHAKE_INTERVAL: Duration = Duration::from_secs(300);
 
-/// Why an https check without a CA file is refused.
-const NEEDS_CA: &str = "an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true";
+/// Why a TLS check without a CA file is refused, after the check's name.
+const NEEDS_CA: &str = "needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true";
 
 /// The TLS fields of a `check:` block as written.
 #[derive(Debug)]
 pub(super) struct TlsFields {
+    /// The check, for an error: "an https check".
+    pub what: &'static str,
     pub ca_file: Option<String>,
     pub server_name: Option<String>,
     pub client_cert: Option<String>,
@@ -69,7 +71,7 @@ impl TlsSettings {
             None => None,
         };
         if !insecure_skip_verify && f.ca_file.is_none() {
-            return Err(NEEDS_CA.into());
+            return Err(format!("{} {NEEDS_CA}", f.what));
         }
         let client_auth = match (f.client_cert, f.client_key) {
             (None, None) => None,
@@ -114,7 +116,7 @@ pub(super) fn load(settings: &TlsSettings, base: &Path) -> Result<TlsCheck, Stri
     // very ones that made it.
     let verifier = match (&ca_file, settings.insecure_skip_verify) {
         (_, true) => Verifier::Any(Arc::new(AcceptAnyCertificate(provider.clone()))),
-        (None, false) => return Err(NEEDS_CA.into()),
+        (None, false) => return Err(format!("a TLS check {NEEDS_CA}")),
         (Some(ca_file), false) => {
             let mut roots = rustls::RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(ca_file)

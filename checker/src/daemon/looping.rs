@@ -24,6 +24,8 @@ pub(super) struct Loop {
     pub(super) options: Options,
     pub(super) reports: Reports,
     pub(super) full_handshakes: Arc<Semaphore>,
+    /// Turns of the `exec` checks' programs, over every probe thread.
+    pub(super) programs: Arc<Semaphore>,
     /// Counts reloads: a result of a probe from before one is dropped.
     pub(super) generation: u64,
     pub(super) recoveries: Recoveries,
@@ -44,6 +46,7 @@ impl Loop {
             &self.reports,
             &self.shards,
             &self.full_handshakes,
+            &self.programs,
             &self.recoveries,
         );
     }

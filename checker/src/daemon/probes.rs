@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use super::lag::{is_late, Lag};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
-use crate::prober::{self, Prober, Target};
+use crate::prober::{self, set::ProberSet};
 
 /// The most groups a check interval's probes are spread over (see
 /// [`spawn`]): 50 ms apart at an interval of 1 s.
@@ -72,6 +72,8 @@ pub(super) struct Report {
     pub destination: DestinationKey,
     pub result: Result<prober::Success, prober::ProbeError>,
     pub phases: prober::Phases,
+    /// Each check's failure reason (`None`: passed), in config order.
+    pub each: Vec<Option<&'static str>>,
     /// Why the failure is the checker's own, not the server's, if it is.
     pub checker_fault: Option<CheckerFault>,
 }
@@ -100,12 +102,13 @@ impl Report {
         generation: u64,
         service: ServiceKey,
         destination: DestinationKey,
-        outcome: prober::Outcome,
+        set: prober::set::SetOutcome,
         lag: &Lag,
         window: (tokio::time::Instant, tokio::time::Instant),
         timeout: Duration,
     ) -> Self {
-        let checker_fault = match &outcome.result {
+        let prober::set::SetOutcome { outcome, each } = set;
+        let checker_fault = match outcome.result.as_ref().map_err(|e| e.cause()) {
             Err(prober::ProbeError::Timeout(_)) => {
                 let worst = lag.worst(window.0, window.1);
                 is_late(worst, timeout).then_some(CheckerFault::Late(worst))
@@ -122,13 +125,17 @@ impl Report {
             destination,
             result: outcome.result,
             phases: outcome.phases,
+            each,
             checker_fault,
         }
     }
 
     /// Whether the server refused the connection or was unreachable.
     fn refused(&self) -> bool {
-        matches!(self.result, Err(prober::ProbeError::Connect(_))) && self.checker_fault.is_none()
+        matches!(
+            self.result.as_ref().map_err(|e| e.cause()),
+            Err(prober::ProbeError::Connect(_))
+        ) && self.checker_fault.is_none()
     }
 }
 
@@ -231,6 +238,7 @@ pub(super) fn spawn(
     reports: &Reports,
     shards: &Shards,
     full_handshakes: &Arc<Semaphore>,
+    programs: &Arc<Semaphore>,
     recoveries: &Recoveries,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
@@ -260,6 +268,7 @@ pub(super) fn spawn(
                 admission: shard.admission.clone(),
                 lag: shard.lag.clone(),
                 full_handshakes: full_handshakes.clone(),
+                programs: programs.clone(),
                 recovered: recoveries.signal(&service),
             },
         );
@@ -276,6 +285,8 @@ struct Start {
     admission: Arc<super::admission::Admission>,
     lag: Arc<super::lag::Lag>,
     full_handshakes: Arc<Semaphore>,
+    /// Turns of the `exec` checks' programs (`--checker.max-programs`).
+    programs: Arc<Semaphore>,
     recovered: Arc<Notify>,
 }
 
@@ -286,6 +297,7 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         admission,
         lag,
         full_handshakes,
+        programs,
         recovered,
     } = start;
     let timeout = rs.timing.timeout;
@@ -293,13 +305,7 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
     // A probe that started late (waiting for a permit) skips to its
     // group's next tick, so the groups stay together.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut prober = Prober::new(
-        rs.check.clone(),
-        Target {
-            addr: rs.target,
-            source: rs.source,
-        },
-    );
+    let mut prober = ProberSet::new(&rs.checks, rs.source, &service);
     // Whether the last probe could not connect (refused, unreachable):
     // then another real server's recovery is a reason to probe again at
     // once. Only those: such a probe costs little and ends at once, where
@@ -347,6 +353,17 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         } else {
             None
         };
+        // A program's turn, as a full handshake's: waited for before the
+        // timeout starts, so that programs queued behind slow ones are
+        // late, not failed.
+        let _program = if prober.runs_program() {
+            let Ok(permit) = programs.acquire().await else {
+                return;
+            };
+            Some(permit)
+        } else {
+            None
+        };
         let Some(_slot) = admission.slot().await else {
             return;
         };
@@ -363,7 +380,9 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         );
         // A timeout after a connection made ahead: the checker's lateness
         // while connecting counts too (the wait between is not the probe's).
-        if let (Some(window), Err(prober::ProbeError::Timeout(_))) = (ahead, &report.result) {
+        if let (Some(window), Err(prober::ProbeError::Timeout(_))) =
+            (ahead, report.result.as_ref().map_err(|e| e.cause()))
+        {
             let probing = match report.checker_fault {
                 Some(CheckerFault::Late(lag)) => lag,
                 _ => Duration::ZERO,

@@ -51,6 +51,7 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
             destination: rs.key,
             result,
             phases: Phases::new(),
+            each: Vec::new(),
             checker_fault: None,
         });
     }
@@ -235,6 +236,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
             Err(ProbeError::Timeout(Duration::from_secs(1)))
         },
         phases: Phases::new(),
+        each: Vec::new(),
         checker_fault: None,
     };
     // Up at start-up (from unknown), still up, down, still down: none.
@@ -281,6 +283,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
             Some(_) => Phases::new().with(crate::prober::Phase::Connect, Duration::from_secs(1)),
             None => Phases::new(),
         },
+        each: Vec::new(),
         checker_fault,
     };
     let timeout = || Err(ProbeError::Timeout(Duration::from_secs(1)));
@@ -383,6 +386,7 @@ fn options(dir: &Path) -> Options {
         dry_run: false,
         max_concurrency: 16,
         max_full_handshakes: 1,
+        max_programs: 1,
         probe_threads: 1,
         quiescent_sysctl: dir.join("no-such-sysctl"),
         notify_socket: None,
@@ -593,6 +597,7 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
         &reports,
         &shards,
         &no_turn,
+        &Arc::new(Semaphore::new(1)),
         &Recoveries::new(&config),
     );
     // A guard against a hang, not a measure.
@@ -624,9 +629,12 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
             0,
             service.key,
             destination,
-            crate::prober::Outcome {
-                result,
-                phases: Phases::new(),
+            crate::prober::set::SetOutcome {
+                outcome: crate::prober::Outcome {
+                    result,
+                    phases: Phases::new(),
+                },
+                each: vec![None],
             },
             &lag,
             (now, now),
@@ -764,7 +772,7 @@ fn with_ipvs_gone_the_table_is_tried_with_backoff_and_reconciled_when_back() {
     assert_eq!(dumps(&daemon), 1, "no try before the wait is over");
     let mut waits = Vec::new();
     for _ in 0..7 {
-        let gone = daemon.ipvs_gone.as_mut().expect("gone");
+        let gone = daemon.ipvs.gone.as_mut().expect("gone");
         waits.push(gone.backoff.as_secs());
         // The wait over.
         gone.retry_at = std::time::Instant::now();
@@ -774,8 +782,8 @@ fn with_ipvs_gone_the_table_is_tried_with_backoff_and_reconciled_when_back() {
     assert_eq!(dumps(&daemon), 8);
     // Back.
     daemon.reconciler.table_mut().unavailable = false;
-    daemon.ipvs_gone.as_mut().expect("gone").retry_at = std::time::Instant::now();
+    daemon.ipvs.gone.as_mut().expect("gone").retry_at = std::time::Instant::now();
     daemon.resync();
-    assert!(daemon.ipvs_gone.is_none());
+    assert!(daemon.ipvs.gone.is_none());
     assert_eq!(dumps(&daemon), 10, "both services reconciled");
 }

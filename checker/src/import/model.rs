@@ -164,6 +164,28 @@ pub enum CheckKind {
     /// `type: https` with `insecure_skip_verify: true`: neither keepalived's
     /// SSL_GET nor ldirectord verifies the certificate.
     Https(Http),
+    /// `type: tcp` with `preset:` (`smtp`, `imap`, `pop3`, `mysql`).
+    Preset(&'static str),
+    /// `type: dns`.
+    Dns {
+        /// `name:`.
+        name: String,
+        /// `query_type:`.
+        query_type: String,
+        /// `answer_address:`.
+        answer_address: Option<IpAddr>,
+        /// `answer:` (a regex).
+        answer: Option<String>,
+    },
+    /// `type: icmp`.
+    Icmp,
+    /// `type: exec`.
+    Exec {
+        /// `command:`: the program and its arguments.
+        command: Vec<String>,
+        /// `dynamic_weight: true` (keepalived's `misc_dynamic`).
+        dynamic_weight: bool,
+    },
 }
 
 /// The request of an http or https check.

@@ -163,6 +163,35 @@ fn check(c: &Check) -> String {
             http_parts(&mut parts, http);
             parts.push("insecure_skip_verify: true".into());
         }
+        CheckKind::Preset(preset) => parts.push(format!("type: tcp, preset: {preset}")),
+        CheckKind::Icmp => parts.push("type: icmp".into()),
+        CheckKind::Dns {
+            name,
+            query_type,
+            answer_address,
+            answer,
+        } => {
+            parts.push(format!(
+                "type: dns, name: {}, query_type: {query_type}",
+                quote(name)
+            ));
+            if let Some(address) = answer_address {
+                parts.push(format!("answer_address: {}", quote(&address.to_string())));
+            }
+            if let Some(re) = answer {
+                parts.push(format!("answer: {}", quote(re)));
+            }
+        }
+        CheckKind::Exec {
+            command,
+            dynamic_weight,
+        } => {
+            let args: Vec<String> = command.iter().map(|a| quote(a)).collect();
+            parts.push(format!("type: exec, command: [{}]", args.join(", ")));
+            if *dynamic_weight {
+                parts.push("dynamic_weight: true".into());
+            }
+        }
     }
     if let Some(port) = c.port {
         parts.push(format!("port: {port}"));

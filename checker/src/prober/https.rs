@@ -142,15 +142,37 @@ pub async fn probe(
         return result;
     }
     let name = server_name(target, check);
+    let (stream, handshake, not_after) =
+        verified(target, ahead, sessions, &name, now, phases).await?;
+    phases.begin(Phase::Response);
+    let connection = Kept::new(stream, now);
+    let mut success = super::http::over_new(connection, target, &check.http, kept, phases).await?;
+    success.cert_not_after = not_after;
+    success.handshake = Some(handshake);
+    Ok(success)
+}
+
+/// A TLS handshake with `name` verified, over the connection made ahead
+/// or a new one, the session resumed if one is due (timed as `connect` and
+/// `tls`): the stream, the kind of handshake made and, for a full one, the
+/// leaf certificate's not-after.
+pub(super) async fn verified(
+    target: &Target,
+    ahead: Option<TcpStream>,
+    sessions: &mut Sessions,
+    name: &ServerName<'static>,
+    now: Instant,
+    phases: &mut Phases,
+) -> Result<(TlsStream<TcpStream>, Handshake, Option<i64>), ProbeError> {
     let (config, tls12_only) = sessions.config(now);
-    let stream = match handshake(target, ahead, config, &name, phases).await {
+    let stream = match handshake(target, ahead, config, name, phases).await {
         // A server that no longer speaks TLS 1.2 (moved to TLS 1.3 only)
         // refuses the TLS 1.2-only offer: not a failure of the server.
         // Once more, offering every version (a full handshake, rare enough
         // not to wait for a full-handshake turn).
         Err(ProbeError::Tls(_)) if tls12_only => {
             sessions.forget();
-            handshake(target, None, sessions.config(now).0, &name, phases).await?
+            handshake(target, None, sessions.config(now).0, name, phases).await?
         }
         result => result?,
     };
@@ -167,12 +189,7 @@ pub async fn probe(
             .and_then(super::tls::not_after),
         Handshake::Resumed => None,
     };
-    phases.begin(Phase::Response);
-    let connection = Kept::new(stream, now);
-    let mut success = super::http::over_new(connection, target, &check.http, kept, phases).await?;
-    success.cert_not_after = not_after;
-    success.handshake = Some(handshake);
-    Ok(success)
+    Ok((stream, handshake, not_after))
 }
 
 /// A TLS handshake (timed as `tls`) over the connection made ahead, or

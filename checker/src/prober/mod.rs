@@ -13,10 +13,16 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Check, CheckKind};
 
+pub mod conversation;
+pub mod dns;
+pub mod exec;
 pub mod http;
 pub mod https;
+pub mod icmp;
+pub mod set;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 /// Where a probe goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +44,9 @@ pub struct Success {
     pub cert_not_after: Option<i64>,
     /// The TLS handshake made, for HTTPS checks.
     pub handshake: Option<Handshake>,
+    /// The weight an `exec` check's program set by its exit status
+    /// (`dynamic_weight`).
+    pub weight: Option<u32>,
 }
 
 /// The kind of TLS handshake an HTTPS probe made.
@@ -86,11 +95,66 @@ pub enum ProbeError {
     /// The body did not match the regex.
     #[error("body does not match /{0}/")]
     Body(String),
+    /// A `send` step of a conversation could not write.
+    #[error("step {step}: send: {source}")]
+    Send {
+        /// The step's place, from 1.
+        step: usize,
+        /// The write's error.
+        #[source]
+        source: io::Error,
+    },
+    /// An `expect` step of a conversation found no match.
+    #[error("step {step}: expected /{regex}/: {got}")]
+    Expect {
+        /// The step's place, from 1.
+        step: usize,
+        /// The regex.
+        regex: String,
+        /// What came instead.
+        got: String,
+    },
+    /// An `exec` check's program could not be run.
+    #[error("exec: {0}")]
+    Exec(String),
+    /// An `exec` check's program failed: its exit status (or signal), and
+    /// the start of what it wrote.
+    #[error("{0}")]
+    Exit(String),
+    /// A DNS exchange failed: the answer malformed, not to the query, or
+    /// the TCP connection closed.
+    #[error("DNS: {0}")]
+    Dns(String),
+    /// The DNS answer's rcode is not the expected one.
+    #[error("DNS rcode {got}, expected {want}")]
+    DnsRcode {
+        /// The answer's.
+        got: String,
+        /// The check's.
+        want: String,
+    },
+    /// No DNS answer record matched.
+    #[error("DNS answer: {0}")]
+    DnsAnswer(String),
+    /// No ICMP socket could be opened (permissions), or it failed.
+    #[error("ICMP: {0}")]
+    Icmp(String),
+    /// One of a real server's several checks failed (`checks:`).
+    #[error("check {number} ({kind}): {source}")]
+    Check {
+        /// Its place in `checks:`, from 1.
+        number: usize,
+        /// Its type.
+        kind: &'static str,
+        /// Why it failed.
+        source: Box<ProbeError>,
+    },
 }
 
 impl ProbeError {
     /// A short name of the failure: `timeout`, `connect`, `tls_unknown_ca`,
-    /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`.
+    /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`,
+    /// `send`, `expect`, `exec`, `exit`, `dns`, `dns_rcode`, `dns_answer`, `icmp`.
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeError::Timeout(_) => "timeout",
@@ -102,8 +166,38 @@ impl ProbeError {
             ProbeError::Http(_) => "http",
             ProbeError::Status(_) => "status",
             ProbeError::Body(_) => "body",
+            ProbeError::Send { .. } => "send",
+            ProbeError::Expect { .. } => "expect",
+            ProbeError::Exec(_) => "exec",
+            ProbeError::Exit(_) => "exit",
+            ProbeError::Dns(_) => "dns",
+            ProbeError::DnsRcode { .. } => "dns_rcode",
+            ProbeError::DnsAnswer(_) => "dns_answer",
+            ProbeError::Icmp(_) => "icmp",
+            ProbeError::Check { source, .. } => source.reason(),
         }
     }
+
+    /// The failure itself, out of the [`ProbeError::Check`] that names
+    /// which of several checks it was.
+    pub fn cause(&self) -> &ProbeError {
+        match self {
+            ProbeError::Check { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+}
+
+/// When a probe must be done: its timeout, counted from its start. A
+/// prober that can tell a wrong answer from none (a conversation that
+/// read a wrong banner) stops at it to say so, just before the timeout
+/// that bounds every probe would.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The instant.
+    pub at: tokio::time::Instant,
+    /// The probe's timeout.
+    pub timeout: Duration,
 }
 
 /// The parts of a probe timed apart, as the `phase` label of
@@ -185,6 +279,15 @@ impl Phases {
             .filter_map(|p| self.get(p).map(|d| (p, d)))
     }
 
+    /// Keeps, for each phase, the longer of its duration here and in
+    /// `other` (several checks run together: the real server made the
+    /// probe wait the longest of them).
+    pub(crate) fn longest(&mut self, other: &Phases) {
+        for (mine, theirs) in self.durations.iter_mut().zip(other.durations) {
+            *mine = (*mine).max(theirs);
+        }
+    }
+
     /// The whole probe: the sum of its phases.
     pub fn total(&self) -> Duration {
         self.iter().map(|(_, d)| d).sum()
@@ -215,6 +318,8 @@ pub struct Prober {
     sessions: Option<https::Sessions>,
     /// The connection kept for the next probe (`keep_alive`).
     kept: Option<http::Kept>,
+    /// The program of an `exec` check, for this real server.
+    program: Option<exec::Prepared>,
     /// The connection made ahead of the probe's turn ([`Prober::connect_ahead`]).
     ahead: Option<Ahead>,
 }
@@ -233,6 +338,11 @@ impl Prober {
     pub fn new(check: Arc<Check>, target: Target) -> Self {
         let sessions = match &check.kind {
             CheckKind::Https(https) => Some(https::Sessions::new(&https.tls)),
+            CheckKind::Conversation(c) => c.tls.as_ref().map(https::Sessions::new),
+            _ => None,
+        };
+        let program = match &check.kind {
+            CheckKind::Exec(e) => Some(exec::Prepared::new(e, &target, &exec::Virtual::default())),
             _ => None,
         };
         Prober {
@@ -240,6 +350,7 @@ impl Prober {
             target,
             sessions,
             kept: None,
+            program,
             ahead: None,
         }
     }
@@ -256,8 +367,13 @@ impl Prober {
     /// made does not use it: a server may close a connection that has
     /// said nothing for long, and that is not its failure. The probe then
     /// connects again.
+    /// Only an `https` check makes its connection ahead (a `tcp`
+    /// conversation over TLS waits for its turn first).
     pub async fn connect_ahead(&mut self, timeout: Duration) -> Option<Outcome> {
         self.ahead = None;
+        if !matches!(self.check.kind, CheckKind::Https(_)) {
+            return None;
+        }
         let mut phases = Phases::new();
         let began = Instant::now();
         let result = tokio::time::timeout(timeout, tcp::connect(&self.target, &mut phases)).await;
@@ -281,6 +397,26 @@ impl Prober {
                 phases,
             }),
         }
+    }
+
+    /// This prober with the virtual service its real server belongs to,
+    /// which an `exec` check's program is told.
+    pub fn of_service(mut self, service: &exec::Virtual) -> Self {
+        if let CheckKind::Exec(e) = &self.check.kind {
+            self.program = Some(exec::Prepared::new(e, &self.target, service));
+        }
+        self
+    }
+
+    /// Whether a probe runs a program (an `exec` check): it takes one of
+    /// the turns `--checker.max-programs` allows.
+    pub fn runs_program(&self) -> bool {
+        self.program.is_some()
+    }
+
+    /// Its check.
+    pub fn check(&self) -> &Arc<Check> {
+        &self.check
     }
 
     /// Whether a probe starting at `now` would make a full TLS handshake
@@ -309,8 +445,13 @@ impl Prober {
             }
             _ => None,
         };
+        let deadline = Deadline {
+            at: tokio::time::Instant::now() + budget,
+            timeout,
+        };
         let (check, target) = (&self.check, &self.target);
         let (sessions, kept) = (&mut self.sessions, &mut self.kept);
+        let program = &self.program;
         let run = async {
             match (&check.kind, sessions.as_mut()) {
                 (CheckKind::Tcp, _) => tcp::probe(target, &mut phases).await,
@@ -320,6 +461,16 @@ impl Prober {
                 (CheckKind::Https(https), Some(sessions)) => {
                     https::probe(target, https, sessions, kept, ahead, now, &mut phases).await
                 }
+                (CheckKind::Conversation(c), sessions) => {
+                    conversation::probe(target, c, sessions, now, deadline, &mut phases).await
+                }
+                (CheckKind::Dns(d), _) => dns::probe(target, d, &mut phases).await,
+                (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, &mut phases).await,
+                (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
+                (CheckKind::Exec(e), _) => match program {
+                    Some(program) => exec::probe(e, program, &mut phases).await,
+                    None => Err(ProbeError::Exec("no program prepared".into())),
+                },
                 (CheckKind::Https(https), None) => {
                     let mut sessions = https::Sessions::new(&https.tls);
                     https::probe(target, https, &mut sessions, kept, ahead, now, &mut phases).await

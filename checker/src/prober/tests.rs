@@ -180,7 +180,7 @@ fn check(yaml: &str, dir: &Path) -> Arc<Check> {
         "services:\n  - address: 198.18.0.10:80\n    check: {yaml}\n    real_servers:\n      - address: 198.18.1.11:80\n"
     );
     let config = config::parse(&text, Path::new("test.yaml"), dir).expect("test check is valid");
-    config.services[0].real_servers[0].check.clone()
+    config.services[0].real_servers[0].checks[0].check.clone()
 }
 
 fn target(addr: SocketAddr) -> Target {
@@ -370,6 +370,7 @@ async fn https_verifies_against_the_private_ca_by_server_name() {
             status: Some(200),
             cert_not_after: Some(expiry),
             handshake: Some(Handshake::Full),
+            weight: None,
         }
     );
 
@@ -1062,3 +1063,8 @@ async fn a_probe_goes_on_over_the_connection_made_ahead_unless_it_waited_too_lon
         .expect("verified over a new connection");
     assert_eq!(accepts.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+mod checks;
+mod dns;
+mod icmp;
+mod udp;

@@ -298,6 +298,7 @@ fn slow_start_ramps_in_tenths_and_a_down_is_zero_at_once() {
             health: h,
             recovered_at: Some(t0),
             drained: None,
+            program_weight: None,
         }
     };
     let at = |secs: u64, h: Health| {

@@ -92,10 +92,13 @@ fn scenario() -> Shared {
             &connect(2),
             at(1001),
         );
+        s.observe_checks(&tcp, &rs("198.18.1.11:80"), &[None]);
+        s.observe_checks(&tcp, &rs("198.18.1.12:80"), &[Some("connect")]);
         let https = Ok(Success {
             status: Some(200),
             cert_not_after: Some(4_102_444_800),
             handshake: Some(Handshake::Full),
+            weight: None,
         });
         let phases = connect(1)
             .with(Phase::Tls, ms(30))
@@ -190,6 +193,9 @@ async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
         format!("ipvs_checker_backend_weight_configured{{{TCP_RS2}}} 1"),
         format!("ipvs_checker_tls_cert_not_after_timestamp_seconds{{{FWM_RS3}}} 4102444800"),
         format!(r#"ipvs_checker_last_failure_info{{{TCP_RS2},reason="connect"}} 1"#),
+        format!(r#"ipvs_checker_check_success{{{TCP_RS1},check="1",type="tcp"}} 1"#),
+        format!(r#"ipvs_checker_check_success{{{TCP_RS2},check="1",type="tcp"}} 0"#),
+        format!(r#"ipvs_checker_check_last_failure_info{{{TCP_RS2},check="1",type="tcp",reason="connect"}} 1"#),
         r#"ipvs_checker_quorum_guard_active{proto="TCP",local_address="198.18.0.10",local_port="80",local_mark=""} 0"#.to_owned(),
         r#"ipvs_checker_quorum_guard_active{proto="FWM",local_address="",local_port="0",local_mark="00000001"} 0"#.to_owned(),
         r#"ipvs_checker_netlink_errors_total{op="read"} 2"#.to_owned(),
@@ -216,6 +222,15 @@ async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
     );
     assert!(
         !body.contains(&format!("ipvs_checker_last_failure_info{{{TCP_RS1}")),
+        "{body}"
+    );
+    // A check that passed has no failure series; one not probed yet, none.
+    assert!(
+        !body.contains(&format!("ipvs_checker_check_last_failure_info{{{TCP_RS1}")),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&format!("ipvs_checker_check_success{{{FWM_RS3}")),
         "{body}"
     );
     // Phases a server's probes never went through have no histogram.
@@ -314,7 +329,8 @@ async fn status_lists_every_real_server() {
                         "last_probe_success": true,
                         "last_error": null,
                         "tls_cert_not_after": null,
-                        "drained": null
+                        "drained": null,
+                        "checks": [{"type": "tcp", "last_success": true, "reason": null}]
                     },
                     {
                         "address": "198.18.1.12:80",
@@ -332,7 +348,8 @@ async fn status_lists_every_real_server() {
                             "last": 1001.0
                         },
                         "tls_cert_not_after": null,
-                        "drained": null
+                        "drained": null,
+                        "checks": [{"type": "tcp", "last_success": false, "reason": "connect"}]
                     }
                 ]
             },
@@ -353,7 +370,8 @@ async fn status_lists_every_real_server() {
                         "last_probe_success": true,
                         "last_error": null,
                         "tls_cert_not_after": 4102444800i64,
-                        "drained": null
+                        "drained": null,
+                        "checks": [{"type": "tcp", "last_success": null, "reason": null}]
                     }
                 ]
             }

@@ -40,6 +40,7 @@ fn probe_up(daemon: &mut Daemon<MemoryTable>) {
                 destination: rs.key,
                 result: Ok(Success::default()),
                 phases: Phases::new(),
+                each: vec![None],
                 checker_fault: None,
             });
         }

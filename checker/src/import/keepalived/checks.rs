@@ -1,4 +1,5 @@
-//! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET), the
+//! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
+//! SMTP_CHECK, DNS_CHECK, PING_CHECK), the
 //! settings passed down to them, their timing and their `url` blocks.
 //!
 //! Timing: keepalived checks every `delay_loop` (60 s unless set), gives
@@ -76,6 +77,12 @@ pub(super) fn checker(
     let mut connect_port: Option<u16> = None;
     let mut bindto = None;
     let mut urls = Vec::new();
+    let mut misc_path: Option<(String, Loc)> = None;
+    let mut misc_timeout: Option<Duration> = None;
+    let mut misc_dynamic = false;
+    // keepalived's DNS_CHECK asks for the SOA of the root unless set.
+    let mut dns_type = "SOA".to_string();
+    let mut dns_name = ".".to_string();
     for s in c.children() {
         if inherited.take(s, diags)? {
             continue;
@@ -91,7 +98,29 @@ pub(super) fn checker(
                 let w = one_arg(s, diags)?;
                 bindto = Some(w.text.parse().map_err(|_| ParseError::new(&w.loc, format!("{:?}: invalid bindto", w.text)))?);
             }
-            "url" if kind != "TCP_CHECK" => urls.push(s),
+            "url" if matches!(kind, "HTTP_GET" | "SSL_GET") => urls.push(s),
+            "misc_path" if kind == "MISC_CHECK" => {
+                let w = one_arg(s, diags)?;
+                misc_path = Some((w.text.clone(), w.loc.clone()));
+            }
+            "misc_timeout" if kind == "MISC_CHECK" => misc_timeout = Some(timer(one_arg(s, diags)?)?),
+            "misc_dynamic" if kind == "MISC_CHECK" => misc_dynamic = flag(s)?,
+            "user" if kind == "MISC_CHECK" => {
+                let message = "user: the checker runs the program as its own user (run the checker as the user the script needs, or switch user in the script)";
+                diags.push(s.loc(), Severity::Different, message);
+                comments.push(format!("{}: {message}", s.loc().line_only()));
+            }
+            "type" if kind == "DNS_CHECK" => dns_type = one_arg(s, diags)?.text.to_ascii_uppercase(),
+            "name" if kind == "DNS_CHECK" => dns_name = one_arg(s, diags)?.text.clone(),
+            "helo_name" if kind == "SMTP_CHECK" => comments.push(format!(
+                "{}: helo_name: the smtp preset greets with EHLO ipvs-checker",
+                s.loc().line_only()
+            )),
+            "host" if kind == "SMTP_CHECK" => {
+                let message = "SMTP_CHECK host block (another address to check): not converted, the real server's own address is checked";
+                diags.push(s.loc(), Severity::Dropped, message);
+                comments.push(format!("{}: {message}", s.loc().line_only()));
+            }
             "log_all_failures" => {}
             "enable_sni" if kind == "SSL_GET" => comments.push(format!(
                 "{}: enable_sni: the checker sends the host as SNI (server_name, else the Host header)",
@@ -104,6 +133,14 @@ pub(super) fn checker(
             }
             _ => diags.push(s.loc(), Severity::Dropped, format!("unknown keyword {key:?} in {kind}")),
         }
+    }
+    if kind == "MISC_CHECK" {
+        // The script's own timeout; keepalived's default is the interval.
+        inherited.connect_timeout = Some(
+            misc_timeout
+                .or(inherited.delay_loop)
+                .unwrap_or(Duration::from_secs(60)),
+        );
     }
     let timing = timing(&inherited, kind, c.loc(), comments, diags);
     let (check_address, port) = match (connect_ip, connect_port) {
@@ -120,6 +157,23 @@ pub(super) fn checker(
     };
     let kind = match kind {
         "TCP_CHECK" => CheckKind::Tcp,
+        "SMTP_CHECK" => CheckKind::Preset("smtp"),
+        "PING_CHECK" => CheckKind::Icmp,
+        "DNS_CHECK" => CheckKind::Dns {
+            name: dns_name,
+            query_type: dns_type,
+            answer_address: None,
+            answer: None,
+        },
+        "MISC_CHECK" => {
+            let Some((path, at)) = misc_path else {
+                return Err(ParseError::new(c.loc(), "MISC_CHECK without misc_path"));
+            };
+            CheckKind::Exec {
+                command: misc_command(&path, &at, comments, diags),
+                dynamic_weight: misc_dynamic,
+            }
+        }
         _ => {
             let http = http(kind, &urls, &inherited, comments, diags)?;
             if kind == "SSL_GET" {
@@ -134,6 +188,29 @@ pub(super) fn checker(
         }
     };
     Ok((Check { kind, port }, timing, check_address, bindto))
+}
+
+/// `misc_path` as the checker's `command`: split at spaces, as keepalived
+/// splits it; run through `/bin/sh -c` when it holds shell syntax or a
+/// program that is not an absolute path (which the checker does not look
+/// up in PATH).
+fn misc_command(
+    path: &str,
+    at: &Loc,
+    comments: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let words: Vec<String> = path.split_whitespace().map(str::to_owned).collect();
+    let shell = path.contains(|c: char| "|&;<>()$`\\\"'*?~{}".contains(c))
+        || !words.first().is_some_and(|w| w.starts_with('/'));
+    if !shell {
+        return words;
+    }
+    let message =
+        "misc_path has shell syntax or a program without an absolute path: run through /bin/sh -c";
+    diags.push(at, Severity::Note, message);
+    comments.push(format!("{}: {message}", at.line_only()));
+    vec!["/bin/sh".into(), "-c".into(), path.to_owned()]
 }
 
 pub(super) fn timing(

@@ -87,7 +87,13 @@ pub(super) fn real_server(
     let supported = checkers.iter().position(|c| {
         matches!(
             c.keyword.text.as_str(),
-            "TCP_CHECK" | "HTTP_GET" | "SSL_GET"
+            "TCP_CHECK"
+                | "HTTP_GET"
+                | "SSL_GET"
+                | "MISC_CHECK"
+                | "SMTP_CHECK"
+                | "DNS_CHECK"
+                | "PING_CHECK"
         )
     });
     for (i, c) in checkers.iter().enumerate() {
@@ -96,11 +102,11 @@ pub(super) fn real_server(
         }
         let message = match supported {
             Some(_) => format!(
-                "{}: a second checker; keepalived needs every checker to pass, the checker runs one check per real server",
+                "{}: a second checker; keepalived needs every checker to pass, the import converts the first (list them under checks: by hand)",
                 c.keyword.text
             ),
             None => format!(
-                "{}: the checker has TCP, HTTP and HTTPS checks only; a TCP connect check to the real server's port stands in",
+                "{}: not converted (the import converts TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, DNS_CHECK and PING_CHECK); a TCP connect check to the real server's port stands in",
                 c.keyword.text
             ),
         };

@@ -148,6 +148,8 @@ fn virtual_section(
     let mut checktype: Option<Setting> = None;
     let mut service: Option<String> = None;
     let mut checkport: Option<u16> = None;
+    let mut checkcommand: Option<String> = None;
+    let mut login = false;
     let mut request = "/".to_string();
     let mut receive: Option<(String, Loc)> = None;
     let mut httpmethod: Option<String> = None;
@@ -207,9 +209,16 @@ fn virtual_section(
             "protocol" => protocol = Some(s.clone()),
             "ops" => ops = yes_no(s)?,
             "servicename" | "comment" => {}
-            "login" | "passwd" | "database" | "secret" | "checkcommand" | "monitorfile"
-            | "emailalert" | "emailalertfreq" | "emailalertstatus" | "checkcount" | "cleanstop"
-            | "readdquiescent" => diags.push(
+            "checkcommand" => checkcommand = Some(s.unquoted()?.to_owned()),
+            // Said with the negotiate check they belong to.
+            "login" | "passwd" => login = true,
+            "database" | "secret" => diags.push(
+                &s.loc,
+                Severity::Dropped,
+                format!("{} has no counterpart in the checker", s.key),
+            ),
+            "monitorfile" | "emailalert" | "emailalertfreq" | "emailalertstatus" | "checkcount"
+            | "cleanstop" | "readdquiescent" => diags.push(
                 &s.loc,
                 Severity::Dropped,
                 format!("{} has no counterpart in the checker", s.key),
@@ -296,14 +305,17 @@ fn virtual_section(
     let base_kind = match kind.as_str() {
         "connect" => {
             if protocol == "udp" {
-                say(Severity::Dropped, "checktype=connect on a UDP service is a ping in ldirectord; the checker has no ping, a TCP connect check stands in".into(), &mut comments);
+                // ldirectord pings a UDP service's real servers for a
+                // connect check.
+                CheckKind::Icmp
+            } else {
+                CheckKind::Tcp
             }
-            CheckKind::Tcp
         }
-        "negotiate" | "combined" => negotiate_kind(&service_name, &http_check(&request, None), &mut say, &mut comments),
+        "negotiate" | "combined" => negotiate_kind(&service_name, &http_check(&request, None), login, &mut say, &mut comments),
         k if k.chars().all(|c| c.is_ascii_digit()) => {
             say(Severity::Different, format!("checktype={k} (connect checks with a negotiate check every {k}th): the checker runs the negotiate check every time"), &mut comments);
-            negotiate_kind(&service_name, &http_check(&request, None), &mut say, &mut comments)
+            negotiate_kind(&service_name, &http_check(&request, None), login, &mut say, &mut comments)
         }
         "on" => {
             say(Severity::Different, "checktype=on: ldirectord never checks (always up); a TCP connect check stands in".into(), &mut comments);
@@ -313,8 +325,27 @@ fn virtual_section(
             diags.push(&ct_loc, Severity::Dropped, "checktype=off: ldirectord puts none of its real servers in; the service is left out");
             return Ok(None);
         }
-        "ping" | "external" | "external-perl" => {
-            say(Severity::Dropped, format!("checktype={kind}: the checker has TCP, HTTP and HTTPS checks only; a TCP connect check stands in"), &mut comments);
+        "external" => match &checkcommand {
+            // ldirectord calls it with the virtual IP and port, then the
+            // real server's.
+            Some(program) if program.starts_with('/') => CheckKind::Exec {
+                command: [program.as_str(), "{vs_address}", "{vs_port}", "{rs_address}", "{rs_port}"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                dynamic_weight: false,
+            },
+            Some(program) => {
+                say(Severity::Dropped, format!("checkcommand={program}: the checker needs the program's absolute path; a TCP connect check stands in"), &mut comments);
+                CheckKind::Tcp
+            }
+            None => {
+                say(Severity::Dropped, "checktype=external without checkcommand; a TCP connect check stands in".into(), &mut comments);
+                CheckKind::Tcp
+            }
+        },
+        "ping" => CheckKind::Icmp,
+        "external-perl" => {
+            say(Severity::Dropped, format!("checktype={kind}: not converted; a TCP connect check stands in"), &mut comments);
             CheckKind::Tcp
         }
         other => return Err(ParseError::new(&ct_loc, format!("checktype {other:?}: expected connect, negotiate, on, off, ping, external, external-perl or a number"))),
@@ -337,6 +368,23 @@ fn virtual_section(
                 CheckKind::Https(http)
             } else {
                 CheckKind::Http(http)
+            }
+        }
+        CheckKind::Dns {
+            name, query_type, ..
+        } => {
+            let (answer_address, answer) = match &receive {
+                Some((text, at)) => match text.parse() {
+                    Ok(ip) => (Some(ip), None),
+                    Err(_) => (None, checked_regex(text, at, diags, &mut comments)),
+                },
+                None => (None, None),
+            };
+            CheckKind::Dns {
+                name,
+                query_type,
+                answer_address,
+                answer,
             }
         }
         k => k,

@@ -1,0 +1,209 @@
+//! The `dns` check against DNS servers on 127.0.0.1 made here with
+//! hickory-proto: answers good and wrong, rcodes, a closed port, a
+//! server that drops the queries, and stray answers before the real one.
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::{rdata, RData, Record};
+use tokio::net::UdpSocket;
+
+use super::*;
+
+/// How a test DNS server answers.
+#[derive(Clone, Copy)]
+enum Answers {
+    /// `name A address`, NOERROR.
+    A(std::net::Ipv4Addr),
+    /// This rcode, no records.
+    Rcode(ResponseCode),
+    /// Nothing: the query is dropped.
+    Drop,
+    /// First an answer with another id, then the right one.
+    StrayFirst(std::net::Ipv4Addr),
+}
+
+fn response(query: &Message, answers: Answers) -> Message {
+    let mut answer = Message::new();
+    answer
+        .set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .add_queries(query.queries().to_vec());
+    match answers {
+        Answers::A(ip) | Answers::StrayFirst(ip) => {
+            let name = query.queries()[0].name().clone();
+            answer.add_answer(Record::from_rdata(name, 60, RData::A(rdata::A(ip))));
+        }
+        Answers::Rcode(rcode) => {
+            answer.set_response_code(rcode);
+        }
+        Answers::Drop => {}
+    }
+    answer
+}
+
+async fn udp_server(answers: Answers) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if matches!(answers, Answers::Drop) {
+                continue;
+            }
+            if matches!(answers, Answers::StrayFirst(_)) {
+                let mut stray = response(&query, answers);
+                stray.set_id(query.id().wrapping_add(1));
+                let _ = socket.send_to(&stray.to_vec().expect("encode"), from).await;
+            }
+            let answer = response(&query, answers).to_vec().expect("encode");
+            let _ = socket.send_to(&answer, from).await;
+        }
+    });
+    addr
+}
+
+async fn tcp_server(answers: Answers) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut length = [0u8; 2];
+                if tcp.read_exact(&mut length).await.is_err() {
+                    return;
+                }
+                let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                if tcp.read_exact(&mut query).await.is_err() {
+                    return;
+                }
+                let Ok(query) = Message::from_vec(&query) else {
+                    return;
+                };
+                let answer = response(&query, answers).to_vec().expect("encode");
+                let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&answer);
+                let _ = tcp.write_all(&framed).await;
+            });
+        }
+    });
+    addr
+}
+
+fn why(result: Result<Success, ProbeError>) -> (&'static str, String) {
+    let e = result.expect_err("the probe fails");
+    (e.reason(), e.to_string())
+}
+
+const RS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 1, 11);
+
+#[tokio::test]
+async fn dns_over_udp_judges_rcode_and_answer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = udp_server(Answers::A(RS)).await;
+    let plain = check("{type: dns, name: www.lab.test}", dir.path());
+    let outcome = Prober::new(plain.clone(), target(good))
+        .probe(TIMEOUT)
+        .await;
+    outcome.result.expect("NOERROR");
+    let seen: Vec<Phase> = outcome.phases.iter().map(|(p, _)| p).collect();
+    assert_eq!(seen, [Phase::Response]);
+    let address = check(
+        "{type: dns, name: www.lab.test, answer_address: 198.18.1.11, answer: '^198\\.18\\.'}",
+        dir.path(),
+    );
+    probe(&address, &target(good), TIMEOUT)
+        .await
+        .expect("its address");
+
+    let other = check(
+        "{type: dns, name: www.lab.test, answer_address: 198.18.1.12}",
+        dir.path(),
+    );
+    let (reason, message) = why(probe(&other, &target(good), TIMEOUT).await);
+    assert_eq!(reason, "dns_answer");
+    assert_eq!(
+        message,
+        "DNS answer: no answer record holds 198.18.1.12 (answers: A 198.18.1.11)"
+    );
+    let regex = check(
+        "{type: dns, name: www.lab.test, answer: '^10\\.'}",
+        dir.path(),
+    );
+    assert_eq!(
+        why(probe(&regex, &target(good), TIMEOUT).await).0,
+        "dns_answer"
+    );
+
+    let nxdomain = udp_server(Answers::Rcode(ResponseCode::NXDomain)).await;
+    let (reason, message) = why(probe(&plain, &target(nxdomain), TIMEOUT).await);
+    assert_eq!(reason, "dns_rcode");
+    assert_eq!(message, "DNS rcode NXDOMAIN, expected NOERROR");
+    let want_nx = check(
+        "{type: dns, name: gone.lab.test, expect_rcode: nxdomain}",
+        dir.path(),
+    );
+    probe(&want_nx, &target(nxdomain), TIMEOUT)
+        .await
+        .expect("NXDOMAIN expected");
+    let servfail = udp_server(Answers::Rcode(ResponseCode::ServFail)).await;
+    assert_eq!(
+        why(probe(&plain, &target(servfail), TIMEOUT).await).0,
+        "dns_rcode"
+    );
+}
+
+#[tokio::test]
+async fn dns_over_udp_fails_on_a_closed_port_and_dropped_queries() {
+    let dir = tempfile::tempdir().expect("dir");
+    let plain = check("{type: dns, name: www.lab.test}", dir.path());
+    // A port nobody listens on: the ICMP port unreachable is `connect`.
+    let closed = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let (reason, message) = why(probe(&plain, &target(closed), TIMEOUT).await);
+    assert_eq!(reason, "connect", "{message}");
+    let dropping = udp_server(Answers::Drop).await;
+    let (reason, _) = why(probe(&plain, &target(dropping), Duration::from_millis(300)).await);
+    assert_eq!(reason, "timeout");
+}
+
+#[tokio::test]
+async fn dns_skips_an_answer_to_another_query() {
+    let dir = tempfile::tempdir().expect("dir");
+    let plain = check(
+        "{type: dns, name: www.lab.test, answer_address: 198.18.1.11}",
+        dir.path(),
+    );
+    let stray = udp_server(Answers::StrayFirst(RS)).await;
+    probe(&plain, &target(stray), TIMEOUT)
+        .await
+        .expect("the right answer");
+}
+
+#[tokio::test]
+async fn dns_over_tcp() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check(
+        "{type: dns, name: www.lab.test, transport: tcp, answer_address: 198.18.1.11}",
+        dir.path(),
+    );
+    let good = tcp_server(Answers::A(RS)).await;
+    let outcome = Prober::new(c.clone(), target(good)).probe(TIMEOUT).await;
+    outcome.result.expect("over TCP");
+    let seen: Vec<Phase> = outcome.phases.iter().map(|(p, _)| p).collect();
+    assert_eq!(seen, [Phase::Connect, Phase::Response]);
+    let refused = tcp_server(Answers::Rcode(ResponseCode::Refused)).await;
+    assert_eq!(
+        why(probe(&c, &target(refused), TIMEOUT).await).1,
+        "DNS rcode REFUSED, expected NOERROR"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    assert_eq!(why(probe(&c, &target(closed), TIMEOUT).await).0, "connect");
+}

@@ -1,0 +1,97 @@
+//! `udp`: a datagram to the real server, and either a reply that matches
+//! a regex (`expect`), or, without `expect`, no ICMP port unreachable
+//! before the timeout (keepalived's UDP_CHECK without `require_reply`).
+//!
+//! The second is weak, and said so in the docs: silence passes, so a
+//! server whose host is gone, a firewall that drops, or an ICMP error
+//! lost or rate-limited on the way all look healthy; such a probe also
+//! lasts its whole timeout. Use it only where the service never answers
+//! a probe.
+
+use regex::bytes::Regex;
+use tokio::net::UdpSocket;
+
+use super::{Deadline, Phase, Phases, ProbeError, Success, Target};
+use crate::config::UdpCheck;
+
+/// The largest datagram read.
+const DATAGRAM_MAX: usize = 65_535;
+
+/// A UDP socket bound to the target's source address (if set) and
+/// connected to the target: only its datagrams are read, and an ICMP port
+/// unreachable comes back as an error (`connect`) of the next receive.
+pub(super) async fn connected(target: &Target) -> Result<UdpSocket, ProbeError> {
+    let ip = match (target.source, target.addr) {
+        (Some(ip), _) => ip,
+        (None, std::net::SocketAddr::V4(_)) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        (None, std::net::SocketAddr::V6(_)) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = UdpSocket::bind((ip, 0))
+        .await
+        .map_err(ProbeError::Connect)?;
+    socket
+        .connect(target.addr)
+        .await
+        .map_err(ProbeError::Connect)?;
+    Ok(socket)
+}
+
+/// Sends the payload and judges what comes back, or does not.
+pub async fn probe(
+    target: &Target,
+    check: &UdpCheck,
+    deadline: Deadline,
+    phases: &mut Phases,
+) -> Result<Success, ProbeError> {
+    let socket = connected(target).await?;
+    phases.begin(Phase::Response);
+    socket
+        .send(&check.payload)
+        .await
+        .map_err(ProbeError::Connect)?;
+    let mut buf = vec![0u8; DATAGRAM_MAX];
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        let n = match tokio::time::timeout_at(deadline.at, socket.recv(&mut buf)).await {
+            Ok(received) => received.map_err(ProbeError::Connect)?,
+            Err(_) => {
+                return match (&check.expect, last) {
+                    // Silence until the timeout is all this mode asks.
+                    (None, _) => {
+                        phases.end();
+                        Ok(Success::default())
+                    }
+                    (Some(_), None) => Err(ProbeError::Timeout(deadline.timeout)),
+                    (Some(re), Some(datagram)) => Err(mismatch(re, &datagram)),
+                };
+            }
+        };
+        let datagram = &buf[..n];
+        match &check.expect {
+            None => break,
+            Some(re) if re.is_match(datagram) => break,
+            // Another datagram may still match.
+            Some(_) => last = Some(datagram.to_vec()),
+        }
+    }
+    phases.end();
+    Ok(Success::default())
+}
+
+fn mismatch(re: &Regex, datagram: &[u8]) -> ProbeError {
+    let start = &datagram[..datagram.len().min(80)];
+    ProbeError::Expect {
+        step: 1,
+        regex: re.as_str().to_owned(),
+        got: format!(
+            "the reply does not match, {} bytes: \"{}\"{}",
+            datagram.len(),
+            start.escape_ascii(),
+            if datagram.len() > start.len() {
+                "..."
+            } else {
+                ""
+            }
+        ),
+    }
+}
