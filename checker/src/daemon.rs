@@ -210,7 +210,12 @@ pub async fn run<T: ManagedTable>(
                     ramp.reset();
                 }
             }
-            _ = resync.tick() => daemon.resync(),
+            _ = resync.tick() => {
+                daemon.resync();
+                // The first tick is at once: from then on the table is
+                // what the config and the health known so far say.
+                daemon.state.lock().reconciled = true;
+            }
             _ = ramp.tick(), if looping.ramping => {
                 looping.ramping = daemon.ramp(std::time::Instant::now());
             }

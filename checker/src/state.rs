@@ -82,6 +82,9 @@ pub struct State {
     /// Probes allowed in flight at once now on each probe thread (see
     /// `daemon::admission`); empty before the probes start.
     probe_concurrency_limits: Vec<usize>,
+    /// Whether the loop has reconciled every configured service once:
+    /// `/-/ready` answers 200 from then on.
+    pub reconciled: bool,
 }
 
 impl Default for State {
@@ -99,6 +102,7 @@ impl Default for State {
             state_file: None,
             owned: Owned::default(),
             probe_concurrency_limits: Vec::new(),
+            reconciled: false,
         }
     }
 }
