@@ -438,6 +438,15 @@ fn prometheus_alerts_on_a_killed_real_server_and_every_dashboard_query_returns_d
         let up = api("query", &[("query", "sum(up)")]);
         (up["result"][0]["value"][1] == "3").then_some(())
     });
+    // Both daemons ready: the exporter has read IPVS, the checker has
+    // reconciled every service.
+    for daemon in [EXPORTER, CHECKER, BACKUP_EXPORTER] {
+        assert_eq!(
+            get(&format!("http://{daemon}/-/healthy"), &[]),
+            "Healthy.\n"
+        );
+        assert_eq!(get(&format!("http://{daemon}/-/ready"), &[]), "Ready.\n");
+    }
     the_sync_alert_fires_when_a_daemon_stops_and_resolves();
     wait_for(
         "all four real servers healthy",
