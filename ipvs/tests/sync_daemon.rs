@@ -83,7 +83,10 @@ fn sync_daemons_started_either_way_are_seen_both_ways() {
     let daemons = ipvs.sync_daemons().expect("GET_DAEMON");
     assert_eq!(daemons.len(), 1);
     assert_eq!(daemons[0].state, SyncState::Master);
-    assert_eq!((daemons[0].interface.as_str(), daemons[0].sync_id), ("sync0", 7));
+    assert_eq!(
+        (daemons[0].interface.as_str(), daemons[0].sync_id),
+        ("sync0", 7)
+    );
     assert_eq!(listed(&mut ipvs), ns.run("ipvsadm -L --daemon"));
 
     // Started by the crate, read by ipvsadm.
@@ -103,7 +106,9 @@ fn sync_daemons_started_either_way_are_seen_both_ways() {
         Err(Error::SyncDaemonRunning(SyncState::Backup))
     ));
     let mut ipvs2 = Ipvs::connect_in_netns(ns.path()).expect("connect");
-    ipvs2.stop_sync_daemon(SyncState::Master).expect("DEL_DAEMON");
+    ipvs2
+        .stop_sync_daemon(SyncState::Master)
+        .expect("DEL_DAEMON");
     assert!(matches!(
         ipvs2.stop_sync_daemon(SyncState::Master),
         Err(Error::SyncDaemonNotRunning(SyncState::Master))
