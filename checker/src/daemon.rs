@@ -261,6 +261,9 @@ async fn run_with<T: ManagedTable>(
             }
             _ = resync.tick() => {
                 daemon.resync();
+                // The first tick is at once: from then on the table is
+                // what the config and the health known so far say.
+                daemon.state.lock().reconciled = true;
                 watchdog.resynced();
             }
             _ = ping.tick(), if watchdog.period().is_some() => {

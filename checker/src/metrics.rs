@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipvs::ServiceKey;
 use ipvs_common::LabelSet;
+use ipvs_web::process::ProcessKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -47,7 +48,52 @@ pub fn backend_labels(service: &LabelSet, remote: SocketAddr) -> LabelSet {
 pub fn registry(state: Shared) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(StateCollector(state)));
+    registry.register_collector(Box::new(ProcessCollector));
     registry
+}
+
+/// `ipvs_checker_build_info` and the standard `process_*` metrics
+/// ([`ipvs_web::process`], shared with the exporter).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        // A gauge of 1 rather than prometheus-client's Info: the text
+        // format 0.0.4 that `text_format` derives has no info type.
+        let build = ipvs_web::build_info!();
+        ConstGauge::new(1).encode(
+            encoder
+                .encode_descriptor(
+                    "ipvs_checker_build_info",
+                    "The checker's version, the git revision and the rustc version it was built from.",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_family(&build.labels().as_slice())?,
+        )?;
+        let stats = match ipvs_web::process::ProcessStats::read() {
+            Ok(stats) => stats,
+            Err(error) => {
+                tracing::debug!(%error, "cannot read /proc/self: no process_* metrics");
+                return Ok(());
+            }
+        };
+        for sample in stats.samples() {
+            let (name, kind) = match sample.kind {
+                ProcessKind::Counter => {
+                    (sample.name.trim_end_matches("_total"), MetricType::Counter)
+                }
+                ProcessKind::Gauge => (sample.name, MetricType::Gauge),
+            };
+            let descriptor = encoder.encode_descriptor(name, sample.help, None, kind)?;
+            match sample.kind {
+                ProcessKind::Counter => ConstCounter::new(sample.value).encode(descriptor)?,
+                ProcessKind::Gauge => ConstGauge::new(sample.value).encode(descriptor)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Encodes a [`Shared`] state on each scrape.

@@ -90,6 +90,9 @@ pub struct State {
     drains: Drains,
     /// The drains by a file in `maintenance_dir`, as last read.
     maintenance: BTreeMap<(ServiceKey, DestinationKey), Drain>,
+    /// Whether the loop has reconciled every configured service once:
+    /// `/-/ready` answers 200 from then on.
+    pub reconciled: bool,
 }
 
 impl Default for State {
@@ -110,6 +113,7 @@ impl Default for State {
             probe_concurrency_limits: Vec::new(),
             drains: Drains::default(),
             maintenance: BTreeMap::new(),
+            reconciled: false,
         }
     }
 }

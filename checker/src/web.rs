@@ -2,7 +2,8 @@
 //! from `--web.config.file` happen before): a landing page at `/`, the
 //! metrics at `/metrics` (OpenMetrics, from [`crate::metrics`]) and every
 //! real server's state at `/status` (JSON), both read from the daemon's
-//! [`Shared`] state.
+//! [`Shared`] state; `/-/healthy` (200 while it serves) and `/-/ready`
+//! (200 once every service was reconciled once, 503 before).
 //!
 //! prometheus-client writes OpenMetrics 1.0, which Prometheus asks for; a
 //! client that does not (curl, `promtool check metrics`) gets the same
@@ -120,6 +121,8 @@ impl Pages {
                     }
                 }
             }
+            "/-/healthy" => ipvs_web::pages::healthy(),
+            "/-/ready" => ipvs_web::pages::ready(self.state.lock().reconciled),
             "/" => with_type(LANDING_PAGE.to_owned(), "text/html; charset=utf-8"),
             _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
         }

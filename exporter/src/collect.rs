@@ -9,6 +9,7 @@
 //! scrape.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,9 @@ pub struct Collector {
     in_flight: Mutex<Option<watch::Receiver<Slot>>>,
     /// The failures last logged, by (netns, what failed).
     failures: Mutex<BTreeMap<(String, String), String>>,
+    /// Whether a collection has finished: IPVS was read, or is known to
+    /// be absent or unreadable (`/-/ready`).
+    ready: AtomicBool,
 }
 
 impl Collector {
@@ -43,7 +47,14 @@ impl Collector {
             scans: Arc::new(scans),
             in_flight: Mutex::new(None),
             failures: Mutex::new(BTreeMap::new()),
+            ready: AtomicBool::new(false),
         })
+    }
+
+    /// Whether a collection has finished in time, so that a scrape gets
+    /// what the kernel says, not a timeout (`/-/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 
     /// A snapshot taken after this call started, ready to encode: the one
@@ -83,7 +94,10 @@ impl Collector {
         let scans = Arc::clone(&self.scans);
         let gathering = tokio::task::spawn_blocking(move || snapshot::gather(&options, &scans));
         let snapshot = match tokio::time::timeout(self.timeout, gathering).await {
-            Ok(Ok(snapshot)) => snapshot,
+            Ok(Ok(snapshot)) => {
+                self.ready.store(true, Ordering::Relaxed);
+                snapshot
+            }
             Ok(Err(_)) => self.failed("the collection thread panicked"),
             Err(_) => self.failed(&format!(
                 "collection timed out after {:?} (--scrape.timeout)",
@@ -106,11 +120,7 @@ impl Collector {
                 ..snapshot::failed(&self.options, reason)
             });
         }
-        Snapshot {
-            namespaces,
-            filter: self.options.filter.clone(),
-            backend_labels: self.options.backend_labels,
-        }
+        Snapshot::new(namespaces, &self.options)
     }
 
     /// One log line when a failure starts or changes, one when it ends.

@@ -1,5 +1,7 @@
 //! The exporter's pages: a landing page at `/`, the metrics at the
-//! telemetry path, 404 elsewhere. Authentication and TLS happen before
+//! telemetry path, `/-/healthy` (200 while it serves) and `/-/ready` (200
+//! once a collection has finished: IPVS read, or known to be absent), 404
+//! elsewhere. Authentication and TLS happen before
 //! (in `ipvs_web::Server`).
 
 use std::io::Write;
@@ -88,6 +90,10 @@ impl Pages {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
             response
+        } else if path == "/-/healthy" {
+            ipvs_web::pages::healthy().map(Either::Left)
+        } else if path == "/-/ready" {
+            ipvs_web::pages::ready(self.collector.is_ready()).map(Either::Left)
         } else if path == "/" {
             let mut response = Response::new(Either::Left(Full::new(Bytes::from(landing_page(
                 &self.telemetry_path,

@@ -12,6 +12,7 @@
 
 pub mod collect;
 pub mod conntable;
+pub mod director;
 pub mod encode;
 pub mod filter;
 pub mod http;

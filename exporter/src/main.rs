@@ -88,6 +88,20 @@ struct Args {
     #[arg(long = "no-collector.connections")]
     no_connections: bool,
 
+    /// Enable the director collector (the connection-sync daemons, the
+    /// connection timeouts and /proc/sys/net/ipv4/vs) [default].
+    #[arg(long = "collector.director", overrides_with = "no_director")]
+    _director: bool,
+    /// Disable the director collector.
+    #[arg(long = "no-collector.director")]
+    no_director: bool,
+
+    /// Export the kernel's rate estimates (connections, packets and bytes
+    /// per second) of every service and real server: cheap to read, but
+    /// twice the table's series.
+    #[arg(long = "collector.services.rates")]
+    rates: bool,
+
     /// Export only the services whose name matches this regular expression
     /// (whole name, as ipvsadm writes it: TCP/198.18.0.10:80,
     /// UDP/[2001:db8::10]:53, FWM/1), with their backends and connections.
@@ -132,6 +146,8 @@ async fn run(args: Args) -> Result<()> {
             stats: !args.no_stats,
             services: !args.no_services,
             connections: !args.no_connections,
+            director: !args.no_director,
+            rates: args.rates,
         },
         namespaces: args.netns.clone(),
         // Decoding the answers is most of a large dump's time, and the
@@ -151,6 +167,13 @@ async fn run(args: Args) -> Result<()> {
         args.scrape_timeout,
         ConnScans::new(args.conn_min_interval),
     );
+    // A first collection at once: /-/ready answers 200 when it is done.
+    tokio::spawn({
+        let collector = Arc::clone(&collector);
+        async move {
+            collector.exposition().await;
+        }
+    });
     let pages = Pages {
         collector,
         telemetry_path: Arc::from(args.telemetry_path.as_str()),

@@ -1,12 +1,17 @@
 //! Gathering: everything one scrape exports, read from the kernel into a
 //! [`Snapshot`] before any encoding starts.
 //!
-//! Three collectors, each switchable and each timed:
+//! Four collectors, each switchable and each timed:
 //! - `stats`: the global totals of `/proc/net/ip_vs_stats` (world-readable);
 //! - `services`: the whole table with 64-bit counters over netlink
 //!   (GET_SERVICE, then GET_DEST per service; needs CAP_NET_ADMIN);
 //! - `connections`: `/proc/net/ip_vs_conn` counted in one streaming pass
-//!   per (virtual service, real server, state), templates apart.
+//!   per (virtual service, real server, state), templates apart;
+//! - `director`: the sync daemons, the connection timeouts and the
+//!   settings under `/proc/sys/net/ipv4/vs` ([`crate::director`]).
+//!
+//! The exporter's own `process_*` metrics and build are read once per
+//! snapshot too, so that the encoding stays a function of the snapshot.
 //!
 //! GET_INFO is always asked: its answer is `ipvs_up` and `ipvs_info`.
 //! All of it blocks, so [`gather`] runs on a blocking thread; another
@@ -20,8 +25,10 @@ use std::time::Instant;
 
 use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{Info, Ipvs, TableEntry};
+use ipvs_web::process::{BuildInfo, ProcessStats};
 
 use crate::conntable::ConnScans;
+use crate::director::Director;
 use crate::filter::{BackendLabels, ServiceFilter};
 
 /// Which collectors run (`--[no-]collector.NAME`).
@@ -33,6 +40,11 @@ pub struct Collectors {
     pub services: bool,
     /// `connections`: `/proc/net/ip_vs_conn`.
     pub connections: bool,
+    /// `director`: sync daemons, timeouts, `/proc/sys/net/ipv4/vs`.
+    pub director: bool,
+    /// The services collector's rate estimates
+    /// (`--collector.services.rates`).
+    pub rates: bool,
 }
 
 /// What to gather.
@@ -83,6 +95,9 @@ pub struct Namespace {
     pub connections: Option<Arc<ConnTableCounts>>,
     /// Seconds since the scan behind `connections` finished.
     pub connections_age: Option<f64>,
+    /// The director's sync daemons, timeouts and settings (`director`
+    /// collector).
+    pub director: Option<Director>,
     /// The collectors that ran, in order.
     pub runs: Vec<CollectorRun>,
 }
@@ -96,6 +111,27 @@ pub struct Snapshot {
     pub filter: ServiceFilter,
     /// The backend labels kept.
     pub backend_labels: BackendLabels,
+    /// Whether the services' and backends' rate estimates are exported.
+    pub rates: bool,
+    /// What the exporter was built from (`ipvs_exporter_build_info`).
+    pub build: Option<BuildInfo>,
+    /// The exporter's process (`process_*`), if `/proc/self` was readable.
+    pub process: Option<ProcessStats>,
+}
+
+impl Snapshot {
+    /// A snapshot of `namespaces` gathered with `options`, with the
+    /// exporter's build and process.
+    pub fn new(namespaces: Vec<Namespace>, options: &Options) -> Self {
+        Snapshot {
+            namespaces,
+            filter: options.filter.clone(),
+            backend_labels: options.backend_labels,
+            rates: options.collectors.rates,
+            build: Some(ipvs_web::build_info!()),
+            process: ProcessStats::read().ok(),
+        }
+    }
 }
 
 /// Gathers every namespace, one after the other (blocking); the
@@ -117,11 +153,7 @@ pub fn gather(options: &Options, scans: &ConnScans) -> Snapshot {
             ..namespace
         });
     }
-    Snapshot {
-        namespaces,
-        filter: options.filter.clone(),
-        backend_labels: options.backend_labels,
-    }
+    Snapshot::new(namespaces, options)
 }
 
 /// A namespace where nothing could be read, for `reason`.
@@ -131,6 +163,7 @@ pub fn failed(options: &Options, reason: &str) -> Namespace {
         ("stats", c.stats),
         ("services", c.services),
         ("connections", c.connections),
+        ("director", c.director),
     ]
     .into_iter()
     .filter(|(_, on)| *on)
@@ -192,6 +225,14 @@ fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
         });
         namespace.connections_age = result.as_ref().map(|scan| scan.age_seconds);
         namespace.connections = result.map(|scan| scan.counts);
+        namespace.runs.push(run);
+    }
+    if options.collectors.director {
+        let (result, run) = timed("director", || match &mut netlink {
+            Ok((ipvs, _)) => crate::director::gather(ipvs, Path::new("/proc/sys/net/ipv4/vs")),
+            Err(error) => Err(error.to_string()),
+        });
+        namespace.director = result;
         namespace.runs.push(run);
     }
     namespace

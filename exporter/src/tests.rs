@@ -10,10 +10,12 @@ use std::sync::Arc;
 use ipvs::proc::{ConnTableCounts, GlobalStats};
 use ipvs::{
     AddressFamily, Destination, DestinationConfig, DestinationKey, ForwardMethod, Info, Netmask,
-    Service, ServiceConfig, ServiceFlags, ServiceKey, Stats, TableEntry, Tunnel, TunnelFlags,
-    TunnelType, Version,
+    Service, ServiceConfig, ServiceFlags, ServiceKey, Stats, SyncDaemon, SyncState, TableEntry,
+    Timeouts, Tunnel, TunnelFlags, TunnelType, Version,
 };
+use ipvs_web::process::{BuildInfo, ProcessStats};
 
+use crate::director::{Director, SYSCTLS};
 use crate::encode::{encode, Exposition, Format};
 use crate::snapshot::{CollectorRun, Namespace, Snapshot};
 
@@ -139,6 +141,7 @@ fn snapshot() -> Snapshot {
         connections: Some(Arc::new(connections)),
         // Counts from a scan 12.5 s old (--collector.connections.min-interval).
         connections_age: Some(12.5),
+        director: Some(director()),
         runs: vec![
             CollectorRun {
                 name: "stats",
@@ -155,6 +158,11 @@ fn snapshot() -> Snapshot {
                 seconds: 0.001,
                 error: None,
             },
+            CollectorRun {
+                name: "director",
+                seconds: 0.0005,
+                error: None,
+            },
         ],
     };
     // A namespace without IPVS access: ipvs_up 0, failed collectors.
@@ -166,6 +174,7 @@ fn snapshot() -> Snapshot {
         table: None,
         connections: None,
         connections_age: None,
+        director: None,
         runs: vec![CollectorRun {
             name: "services",
             seconds: 0.5,
@@ -174,7 +183,48 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         namespaces: vec![host, container],
+        build: Some(BuildInfo {
+            version: "0.1.0",
+            revision: "0123456789ab",
+            rustc_version: "1.85.0",
+        }),
+        process: Some(ProcessStats {
+            cpu_seconds: 1.25,
+            resident_bytes: 8 << 20,
+            virtual_bytes: 64 << 20,
+            open_fds: 9,
+            max_fds: Some(1024),
+            start_time_seconds: 1_764_662_400.5,
+        }),
+        // Every family in the golden files.
+        rates: true,
         ..Snapshot::default()
+    }
+}
+
+/// A master sync daemon with the kernel's defaults, timeouts as the lab
+/// sets them, and every setting at Linux 6.1's default but drop_entry
+/// acting (2) and secure_tcp automatic but idle (1).
+fn director() -> Director {
+    let value = |metric: &str| match metric.trim_start_matches("ipvs_sysctl_") {
+        "amemthresh" => 1024,
+        "am_droprate" => 10,
+        "drop_entry" => 2,
+        "secure_tcp" | "conn_reuse_mode" | "sync_version" | "sync_ports" | "snat_reroute"
+        | "run_estimation" => 1,
+        "sync_threshold" => 3,
+        "sync_period" => 50,
+        "sync_qlen_max" => 31_622,
+        _ => 0,
+    };
+    Director {
+        sync_daemons: vec![SyncDaemon::new(SyncState::Master, "eth1", 7)
+            .with_max_packet_len(1472)
+            .with_multicast_group("224.0.0.81".parse().expect("group"))
+            .with_multicast_port(8848)
+            .with_multicast_ttl(1)],
+        timeouts: Timeouts::new(900, 120, 300),
+        sysctls: SYSCTLS.iter().map(|s| (s, value(s.metric))).collect(),
     }
 }
 
@@ -504,4 +554,42 @@ fn labelling_the_connection_table_is_linear_in_the_table() {
         visits <= 4 * (table_size + keys),
         "{visits} table entries looked at for {keys} keys and a table of {table_size}"
     );
+}
+
+#[test]
+fn rate_estimates_are_exported_only_when_asked_for() {
+    let mut snapshot = snapshot();
+    snapshot.rates = false;
+    assert!(!encode(&snapshot, Format::Text).contains("_per_second"));
+    let table = snapshot.namespaces[0].table.as_mut().expect("table");
+    let rates = |stats: &mut Stats, base: u64| {
+        stats.cps = base;
+        stats.in_pps = base * 10;
+        stats.out_pps = base * 9;
+        stats.in_bps = base * 1000;
+        stats.out_bps = base * 900;
+    };
+    rates(&mut table[0].service.stats, 5);
+    rates(&mut table[0].destinations[0].stats, 2);
+    rates(&mut table[0].destinations[1].stats, 3);
+    snapshot.rates = true;
+    let text = encode(&snapshot, Format::Text);
+    let service =
+        r#"{netns="",proto="TCP",local_address="198.18.0.10",local_port="80",local_mark=""}"#;
+    let backend = r#"{netns="",proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.12",remote_port="80"}"#;
+    for line in [
+        format!("ipvs_service_connections_per_second{service} 5\n"),
+        format!("ipvs_service_incoming_packets_per_second{service} 50\n"),
+        format!("ipvs_service_outgoing_packets_per_second{service} 45\n"),
+        format!("ipvs_service_incoming_bytes_per_second{service} 5000\n"),
+        format!("ipvs_service_outgoing_bytes_per_second{service} 4500\n"),
+        format!("ipvs_backend_connections_per_second{backend} 3\n"),
+        format!("ipvs_backend_outgoing_bytes_per_second{backend} 2700\n"),
+    ] {
+        assert!(text.contains(&line), "{line} not in the exposition");
+    }
+    // Summed like the counters when real servers are aggregated.
+    snapshot.backend_labels = crate::filter::BackendLabels::PerService;
+    let text = encode(&snapshot, Format::Text);
+    assert!(text.contains(&format!("ipvs_backend_connections_per_second{service} 5\n")));
 }

@@ -1031,7 +1031,7 @@ fn two_namespaces_are_two_labelled_tables_and_a_missing_one_is_ipvs_up_0() {
     assert!(!director_weights.keys().any(|k| k.contains("198.18.50.1")));
     assert!(weights("").is_empty(), "the root namespace has no table");
 
-    // The missing namespace: its collectors failed, and one log line
+    // The missing namespace: its four collectors failed, and one log line
     // names the path.
     assert_eq!(
         series
@@ -1040,7 +1040,7 @@ fn two_namespaces_are_two_labelled_tables_and_a_missing_one_is_ipvs_up_0() {
                 && l.get("netns").map(String::as_str) == Some(MISSING)
                 && **v == 0.0)
             .count(),
-        3,
+        4,
         "{text}"
     );
     exporter.get("/metrics");
@@ -1188,4 +1188,198 @@ fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_and_loads_nothing(
             "{log}"
         );
     }
+}
+
+/// The value of the one sample of `name` in the director's namespace whose
+/// labels include `labels`.
+fn director_value(series: &Series, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    series
+        .iter()
+        .find(|((n, l), _)| {
+            n == name
+                && l.get("netns").map(String::as_str) == Some(DIRECTOR)
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, v)| *v)
+}
+
+/// The rate columns of `ipvsadm -Ln --rate --exact`, by row.
+fn ipvsadm_rates() -> BTreeMap<String, Vec<f64>> {
+    ipvsadm("--rate --exact")
+        .into_iter()
+        .map(|(row, columns)| {
+            let values = columns.iter().map(|c| c.parse().expect("rate")).collect();
+            (row, values)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn director_state_equals_ipvsadm_and_sysctl_and_rates_equal_ipvsadm_rate() {
+    let _lab = lab();
+    director(
+        "ip link show sync0 >/dev/null 2>&1 || ip link add sync0 type dummy; \
+         ip link set sync0 multicast on up; \
+         ipvsadm --set 901 121 301; \
+         ipvsadm --start-daemon master --mcast-interface sync0 --syncid 5; \
+         ipvsadm --start-daemon backup --mcast-interface sync0 --syncid 6 --mcast-port 8850; \
+         sysctl -qw net.ipv4.vs.drop_entry=3 net.ipv4.vs.expire_nodest_conn=1",
+    );
+    // Put back as the other tests expect it, even if this one fails:
+    // drop_entry=3 drops connection entries at random.
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", "lab-director", "sh", "-c"])
+                .arg(
+                    "ipvsadm --stop-daemon master; ipvsadm --stop-daemon backup; \
+                     ipvsadm --set 900 120 300; \
+                     sysctl -qw net.ipv4.vs.drop_entry=0 net.ipv4.vs.expire_nodest_conn=0",
+                )
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _restore = Restore;
+    let exporter = Exporter::start(
+        10311,
+        &["--netns", DIRECTOR, "--collector.services.rates"],
+        None,
+    );
+    assert_eq!(exporter.get("/-/healthy").0, 200);
+    let started = Instant::now();
+    while exporter.get("/-/ready").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+        sleep(Duration::from_millis(100));
+    }
+
+    let series = parse(&exporter.get("/metrics").1);
+    // ipvsadm -L --daemon, line for line, from ipvs_sync_daemon_info.
+    let mut daemons: Vec<String> = series
+        .keys()
+        .filter(|(n, l)| {
+            n == "ipvs_sync_daemon_info" && l.get("netns").map(String::as_str) == Some(DIRECTOR)
+        })
+        .map(|(_, l)| {
+            format!(
+                "{} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})",
+                l["state"],
+                l["interface"],
+                l["sync_id"],
+                l["max_packet_len"],
+                l["multicast_group"],
+                l["multicast_port"],
+                l["multicast_ttl"]
+            )
+        })
+        .collect();
+    daemons.sort();
+    let mut shown: Vec<String> = director("ipvsadm -L --daemon")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    shown.sort();
+    assert_eq!(daemons, shown);
+    for state in ["master", "backup"] {
+        let running = director_value(&series, "ipvs_sync_daemon_running", &[("state", state)]);
+        assert_eq!(running, Some(1.0), "{state}");
+    }
+
+    // ipvsadm -L --timeout: "Timeout (tcp tcpfin udp): 901 121 301".
+    let timeouts = director("ipvsadm -L --timeout");
+    let numbers: Vec<f64> = timeouts
+        .rsplit(':')
+        .next()
+        .expect("timeouts")
+        .split_whitespace()
+        .map(|n| n.parse().expect("seconds"))
+        .collect();
+    for (protocol, seconds) in ["tcp", "tcpfin", "udp"].into_iter().zip(&numbers) {
+        let value = director_value(&series, "ipvs_timeout_seconds", &[("protocol", protocol)]);
+        assert_eq!(value, Some(*seconds), "{protocol}: {timeouts}");
+    }
+    assert_eq!(numbers, [901.0, 121.0, 301.0]);
+
+    // sysctl net.ipv4.vs: every setting exported is the kernel's.
+    let sysctl: BTreeMap<String, Vec<f64>> = director("sysctl net.ipv4.vs")
+        .lines()
+        .filter_map(|line| line.split_once(" = "))
+        .filter_map(|(name, value)| {
+            let numbers: Option<Vec<f64>> =
+                value.split_whitespace().map(|n| n.parse().ok()).collect();
+            Some((name.strip_prefix("net.ipv4.vs.")?.to_string(), numbers?))
+        })
+        .collect();
+    let mut compared = 0;
+    for ((name, labels), value) in &series {
+        let Some(setting) = name.strip_prefix("ipvs_sysctl_") else {
+            continue;
+        };
+        if labels.get("netns").map(String::as_str) != Some(DIRECTOR) {
+            continue;
+        }
+        let (file, field) = match setting {
+            "sync_period" => ("sync_threshold", 1),
+            other => (other, 0),
+        };
+        let kernel = sysctl.get(file).and_then(|v| v.get(field));
+        assert_eq!(kernel, Some(value), "{name} against sysctl {file}");
+        compared += 1;
+    }
+    assert!(compared >= 25, "{compared} settings exported");
+    let active =
+        |defense| director_value(&series, "ipvs_drop_defense_active", &[("defense", defense)]);
+    assert_eq!(active("drop_entry"), Some(1.0));
+    assert_eq!(active("drop_packet"), Some(0.0));
+
+    // Rates under traffic: the kernel estimates every 2 s, so each value a
+    // scrape exports is ipvsadm's just before or just after it.
+    let mut traffic = Command::new("ip")
+        .args(["netns", "exec", "lab-client", "sh", "-c"])
+        .arg("for i in $(seq 400); do curl -s -o /dev/null --max-time 2 http://198.18.0.10/; done")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("traffic");
+    sleep(Duration::from_secs(5));
+    let before = ipvsadm_rates();
+    let scraped = parse(&exporter.get("/metrics").1);
+    let after = ipvsadm_rates();
+    let _ = traffic.kill();
+    let _ = traffic.wait();
+    let families = [
+        "connections_per_second",
+        "incoming_packets_per_second",
+        "outgoing_packets_per_second",
+        "incoming_bytes_per_second",
+        "outgoing_bytes_per_second",
+    ];
+    let mut moving = 0;
+    for (column, family) in families.iter().enumerate() {
+        for kind in ["service", "backend"] {
+            for (row, value) in of(&scraped, &format!("ipvs_{kind}_{family}"), &[]) {
+                let was = before.get(&row).map(|v| v[column]);
+                let is = after.get(&row).map(|v| v[column]);
+                assert!(
+                    was == Some(value) || is == Some(value),
+                    "{row} {family}: exported {value}, ipvsadm {was:?} then {is:?}"
+                );
+                moving += usize::from(value > 0.0);
+            }
+        }
+    }
+    assert!(moving > 0, "no rate moved under traffic");
+
+    // Stopped with ipvsadm: the next scrape says so.
+    director("ipvsadm --stop-daemon backup");
+    let series = parse(&exporter.get("/metrics").1);
+    let running = |state| director_value(&series, "ipvs_sync_daemon_running", &[("state", state)]);
+    assert_eq!(
+        (running("master"), running("backup")),
+        (Some(1.0), Some(0.0))
+    );
 }

@@ -86,6 +86,24 @@ pub const IPVS_STATS_ATTR_INBPS: u16 = 9;
 pub const IPVS_STATS_ATTR_OUTBPS: u16 = 10;
 pub const IPVS_STATS_ATTR_PAD: u16 = 11;
 
+// Attributes nested in IPVS_CMD_ATTR_DAEMON.
+pub const IPVS_DAEMON_ATTR_STATE: u16 = 1;
+pub const IPVS_DAEMON_ATTR_MCAST_IFN: u16 = 2;
+pub const IPVS_DAEMON_ATTR_SYNC_ID: u16 = 3;
+pub const IPVS_DAEMON_ATTR_SYNC_MAXLEN: u16 = 4;
+pub const IPVS_DAEMON_ATTR_MCAST_GROUP: u16 = 5;
+pub const IPVS_DAEMON_ATTR_MCAST_GROUP6: u16 = 6;
+pub const IPVS_DAEMON_ATTR_MCAST_PORT: u16 = 7;
+pub const IPVS_DAEMON_ATTR_MCAST_TTL: u16 = 8;
+
+// Sync daemon states (IPVS_DAEMON_ATTR_STATE).
+pub const IP_VS_STATE_NONE: u32 = 0x0000;
+pub const IP_VS_STATE_MASTER: u32 = 0x0001;
+pub const IP_VS_STATE_BACKUP: u32 = 0x0002;
+
+// The kernel's limit of a sync daemon's interface name, NUL included.
+pub const IP_VS_IFNAME_MAXLEN: usize = 16;
+
 // Virtual service flags (IPVS_SVC_ATTR_FLAGS).
 pub const IP_VS_SVC_F_PERSISTENT: u32 = 0x0001;
 pub const IP_VS_SVC_F_HASHED: u32 = 0x0002;

@@ -3,7 +3,10 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::constants::{IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
+use std::net::IpAddr;
+
+use crate::constants::{IP_VS_IFNAME_MAXLEN, IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
+use crate::daemon::SyncState;
 use crate::destination::{DestinationKey, MAX_WEIGHT};
 use crate::service::ServiceKey;
 
@@ -50,6 +53,15 @@ pub enum Error {
     /// A weight the kernel would refuse; refused before anything was sent.
     #[error("weight {0} is out of range: IPVS accepts 0 to {MAX_WEIGHT}")]
     WeightOutOfRange(u32),
+    /// A sync daemon in that state runs already; nothing was changed.
+    #[error("a {0} sync daemon is running already (ipvsadm --stop-daemon {0})")]
+    SyncDaemonRunning(SyncState),
+    /// No sync daemon in that state runs; nothing was changed.
+    #[error("no {0} sync daemon is running")]
+    SyncDaemonNotRunning(SyncState),
+    /// The sync daemon's interface does not exist in the namespace.
+    #[error("interface {0:?} does not exist")]
+    InterfaceNotFound(String),
     /// Another value the kernel would refuse; refused before anything was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(#[from] InvalidRequest),
@@ -133,6 +145,19 @@ pub enum InvalidRequest {
     UpperThreshold {
         /// The threshold given.
         upper: u32,
+    },
+    /// A sync daemon's interface name that is empty or longer than the
+    /// kernel keeps.
+    #[error("interface name {name:?} must be 1 to {} bytes", IP_VS_IFNAME_MAXLEN - 1)]
+    InterfaceName {
+        /// The name given.
+        name: String,
+    },
+    /// A sync daemon's group that is not a multicast address.
+    #[error("sync daemon group {group} is not a multicast address")]
+    MulticastGroup {
+        /// The group given.
+        group: IpAddr,
     },
     /// A lower connection threshold above the upper one.
     #[error("lower threshold {lower} is above upper threshold {upper}")]

@@ -32,7 +32,7 @@ pub struct TableEntry {
 /// included; without it they fail with [`Error::PermissionDenied`].
 #[derive(Debug)]
 pub struct Ipvs {
-    transport: Transport,
+    pub(crate) transport: Transport,
 }
 
 impl Ipvs {

@@ -8,7 +8,8 @@
 //!   kept as `Other`;
 //! - the domain: [`ServiceKey`] and [`DestinationKey`] say *which* object,
 //!   [`ServiceConfig`] and [`DestinationConfig`] what an operator sets,
-//!   [`Service`] and [`Destination`] what the kernel reports.
+//!   [`Service`] and [`Destination`] what the kernel reports; a
+//!   [`SyncDaemon`] is a connection-synchronisation daemon.
 //!
 //! [`Ipvs`] is the entry point: one method per ipvsadm command.
 //!
@@ -27,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod constants;
+pub mod daemon;
 pub mod destination;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -42,6 +44,7 @@ pub mod service;
 mod socket;
 pub mod stats;
 
+pub use daemon::{SyncDaemon, SyncState};
 pub use destination::{
     Destination, DestinationConfig, DestinationKey, ForwardMethod, Tunnel, TunnelFlags, TunnelType,
     MAX_WEIGHT,

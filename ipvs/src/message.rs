@@ -6,6 +6,7 @@ use netlink_packet_core::{DecodeError, DefaultNla, Emitable, Nla, ParseableParam
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 
 use crate::constants::*;
+use crate::daemon::attr::DaemonAttr;
 use crate::destination::attr::DestAttr;
 use crate::nla::{parse_block, u32_attr};
 use crate::service::attr::ServiceAttr;
@@ -35,6 +36,13 @@ pub enum IpvsCmd {
     DelDest,
     /// `IPVS_CMD_GET_DEST`
     GetDest,
+    /// `IPVS_CMD_NEW_DAEMON` (`ipvsadm --start-daemon`); also the command
+    /// of each GET_DAEMON dump answer.
+    NewDaemon,
+    /// `IPVS_CMD_DEL_DAEMON` (`ipvsadm --stop-daemon`).
+    DelDaemon,
+    /// `IPVS_CMD_GET_DAEMON` (`ipvsadm -L --daemon`).
+    GetDaemon,
     /// `IPVS_CMD_SET_CONFIG` (`ipvsadm --set`); also the command of the
     /// GET_CONFIG answer.
     SetConfig,
@@ -48,7 +56,7 @@ pub enum IpvsCmd {
     Zero,
     /// `IPVS_CMD_FLUSH` (`ipvsadm -C`).
     Flush,
-    /// Any other command number (the sync daemon commands among them).
+    /// Any other command number.
     Other(u8),
 }
 
@@ -64,6 +72,9 @@ impl From<IpvsCmd> for u8 {
             SetDest => IPVS_CMD_SET_DEST,
             DelDest => IPVS_CMD_DEL_DEST,
             GetDest => IPVS_CMD_GET_DEST,
+            NewDaemon => IPVS_CMD_NEW_DAEMON,
+            DelDaemon => IPVS_CMD_DEL_DAEMON,
+            GetDaemon => IPVS_CMD_GET_DAEMON,
             SetConfig => IPVS_CMD_SET_CONFIG,
             GetConfig => IPVS_CMD_GET_CONFIG,
             SetInfo => IPVS_CMD_SET_INFO,
@@ -87,6 +98,9 @@ impl From<u8> for IpvsCmd {
             IPVS_CMD_SET_DEST => SetDest,
             IPVS_CMD_DEL_DEST => DelDest,
             IPVS_CMD_GET_DEST => GetDest,
+            IPVS_CMD_NEW_DAEMON => NewDaemon,
+            IPVS_CMD_DEL_DAEMON => DelDaemon,
+            IPVS_CMD_GET_DAEMON => GetDaemon,
             IPVS_CMD_SET_CONFIG => SetConfig,
             IPVS_CMD_GET_CONFIG => GetConfig,
             IPVS_CMD_SET_INFO => SetInfo,
@@ -109,6 +123,8 @@ pub enum IpvsAttr {
     Service(Vec<ServiceAttr>),
     /// `IPVS_CMD_ATTR_DEST`
     Dest(Vec<DestAttr>),
+    /// `IPVS_CMD_ATTR_DAEMON`
+    Daemon(Vec<DaemonAttr>),
     /// `IPVS_CMD_ATTR_TIMEOUT_TCP`, seconds.
     TimeoutTcp(u32),
     /// `IPVS_CMD_ATTR_TIMEOUT_TCP_FIN`, seconds.
@@ -119,7 +135,7 @@ pub enum IpvsAttr {
     InfoVersion(u32),
     /// `IPVS_INFO_ATTR_CONN_TAB_SIZE` (GET_INFO answer only).
     InfoConnTabSize(u32),
-    /// Anything else (the sync daemon's attributes among them), kept as it came.
+    /// Anything else, kept as it came.
     Other(DefaultNla),
 }
 
@@ -128,6 +144,7 @@ impl Nla for IpvsAttr {
         match self {
             IpvsAttr::Service(attrs) => attrs.as_slice().buffer_len(),
             IpvsAttr::Dest(attrs) => attrs.as_slice().buffer_len(),
+            IpvsAttr::Daemon(attrs) => attrs.as_slice().buffer_len(),
             IpvsAttr::TimeoutTcp(_)
             | IpvsAttr::TimeoutTcpFin(_)
             | IpvsAttr::TimeoutUdp(_)
@@ -141,6 +158,7 @@ impl Nla for IpvsAttr {
         match self {
             IpvsAttr::Service(_) => IPVS_CMD_ATTR_SERVICE,
             IpvsAttr::Dest(_) => IPVS_CMD_ATTR_DEST,
+            IpvsAttr::Daemon(_) => IPVS_CMD_ATTR_DAEMON,
             IpvsAttr::TimeoutTcp(_) => IPVS_CMD_ATTR_TIMEOUT_TCP,
             IpvsAttr::TimeoutTcpFin(_) => IPVS_CMD_ATTR_TIMEOUT_TCP_FIN,
             IpvsAttr::TimeoutUdp(_) => IPVS_CMD_ATTR_TIMEOUT_UDP,
@@ -151,13 +169,17 @@ impl Nla for IpvsAttr {
     }
 
     fn is_nested(&self) -> bool {
-        matches!(self, IpvsAttr::Service(_) | IpvsAttr::Dest(_))
+        matches!(
+            self,
+            IpvsAttr::Service(_) | IpvsAttr::Dest(_) | IpvsAttr::Daemon(_)
+        )
     }
 
     fn emit_value(&self, buf: &mut [u8]) {
         match self {
             IpvsAttr::Service(attrs) => attrs.as_slice().emit(buf),
             IpvsAttr::Dest(attrs) => attrs.as_slice().emit(buf),
+            IpvsAttr::Daemon(attrs) => attrs.as_slice().emit(buf),
             IpvsAttr::TimeoutTcp(v)
             | IpvsAttr::TimeoutTcpFin(v)
             | IpvsAttr::TimeoutUdp(v)
@@ -185,6 +207,7 @@ impl IpvsAttr {
         Ok(match kind {
             IPVS_CMD_ATTR_SERVICE => IpvsAttr::Service(ServiceAttr::parse_all(value)?),
             IPVS_CMD_ATTR_DEST => IpvsAttr::Dest(DestAttr::parse_all(value)?),
+            IPVS_CMD_ATTR_DAEMON => IpvsAttr::Daemon(DaemonAttr::parse_all(value)?),
             IPVS_CMD_ATTR_TIMEOUT_TCP => {
                 IpvsAttr::TimeoutTcp(u32_attr("IPVS_CMD_ATTR_TIMEOUT_TCP", value)?)
             }

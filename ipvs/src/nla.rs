@@ -101,6 +101,10 @@ pub(crate) fn bytes4_attr(name: &str, value: &[u8]) -> Result<[u8; 4], DecodeErr
     fixed(name, value)
 }
 
+pub(crate) fn bytes16_attr(name: &str, value: &[u8]) -> Result<[u8; 16], DecodeError> {
+    fixed(name, value)
+}
+
 /// An address attribute: the kernel always sends the 16 bytes of
 /// `union nf_inet_addr` (IPv4 in the first four); older user space sent
 /// only four for IPv4, which is accepted too.

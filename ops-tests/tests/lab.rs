@@ -36,6 +36,9 @@ use serde_json::Value;
 const VIP: &str = "198.18.0.10";
 const EXPORTER: &str = "127.0.0.1:10310";
 const CHECKER: &str = "127.0.0.1:10311";
+/// The exporter of the second director (namespace `lab-backup`, the
+/// backup sync daemon's), reached over the sync link from the director.
+const BACKUP_EXPORTER: &str = "198.18.9.2:10310";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 /// How long `for:` lasts in the rules the test loads.
 const FOR: &str = "10s";
@@ -273,11 +276,39 @@ fn setup() -> Lab {
         ),
     )
     .expect("write checker config");
+    // A second director, lab-backup, joined to the first by a sync link:
+    // the director runs the master sync daemon, lab-backup the backup, as
+    // an HA pair does; each has its exporter, both in the job
+    // ipvs-exporter, so the sync alerts compare them.
+    run_in(
+        None,
+        "ip netns add lab-backup && \
+         ip link add sync-a type veth peer name sync-b && \
+         ip link set sync-a netns lab-director && ip link set sync-b netns lab-backup && \
+         ip -n lab-director addr add 198.18.9.1/30 dev sync-a && ip -n lab-director link set sync-a up && \
+         ip -n lab-backup addr add 198.18.9.2/30 dev sync-b && ip -n lab-backup link set sync-b up && \
+         ip -n lab-backup link set lo up",
+    );
+    director("ipvsadm --start-daemon master --mcast-interface sync-a --syncid 3");
+    run_in(
+        Some("lab-backup"),
+        "ipvsadm --start-daemon backup --mcast-interface sync-b --syncid 3",
+    );
     daemons.push(Daemon::start(
         "lab-director",
         "ipvs-exporter",
         &daemon_binary("ipvs-exporter"),
-        &["--web.listen-address", EXPORTER],
+        &[
+            "--web.listen-address",
+            EXPORTER,
+            "--collector.services.rates",
+        ],
+    ));
+    daemons.push(Daemon::start(
+        "lab-backup",
+        "ipvs-exporter-backup",
+        &daemon_binary("ipvs-exporter"),
+        &["--web.listen-address", BACKUP_EXPORTER],
     ));
     daemons.push(Daemon::start(
         "lab-director",
@@ -301,7 +332,7 @@ fn setup() -> Lab {
              rule_files: [{}]\n\
              scrape_configs:\n\
              \x20 - job_name: ipvs-exporter\n\
-             \x20   static_configs: [{{targets: [\"{EXPORTER}\"]}}]\n\
+             \x20   static_configs: [{{targets: [\"{EXPORTER}\", \"{BACKUP_EXPORTER}\"]}}]\n\
              \x20 - job_name: ipvs-checker\n\
              \x20   static_configs: [{{targets: [\"{CHECKER}\"]}}]\n",
             rules.display()
@@ -337,6 +368,52 @@ fn setup() -> Lab {
     }
 }
 
+/// The master and the backup sync daemon run: no sync alert. The
+/// backup's stops: IPVSSyncDaemonStopped goes pending and firing for
+/// lab-backup's exporter only; started again, it resolves.
+fn the_sync_alert_fires_when_a_daemon_stops_and_resolves() {
+    wait_for(
+        "both sync daemons running in Prometheus",
+        Duration::from_secs(60),
+        || (scalar("count(ipvs_sync_daemon_running == 1)") == Some(2.0)).then_some(()),
+    );
+    // Longer than the rules' `for:`, so a wrong alert would be firing.
+    sleep(Duration::from_secs(12));
+    for name in ["IPVSSyncDaemonStopped", "IPVSSyncDaemonUnpaired"] {
+        assert_eq!(alert_state(name, &[]), None, "{name} while both run");
+    }
+    run_in(Some("lab-backup"), "ipvsadm --stop-daemon backup");
+    let backup = [("instance", BACKUP_EXPORTER)];
+    for state in ["pending", "firing"] {
+        wait_for(
+            &format!("IPVSSyncDaemonStopped {state}"),
+            Duration::from_secs(60),
+            || {
+                (alert_state("IPVSSyncDaemonStopped", &backup).as_deref() == Some(state))
+                    .then_some(())
+            },
+        );
+    }
+    assert_eq!(
+        alert_state("IPVSSyncDaemonStopped", &[("instance", EXPORTER)]),
+        None,
+        "the director whose master runs"
+    );
+    run_in(
+        Some("lab-backup"),
+        "ipvsadm --start-daemon backup --mcast-interface sync-b --syncid 3",
+    );
+    wait_for(
+        "IPVSSyncDaemonStopped resolved",
+        Duration::from_secs(60),
+        || {
+            alert_state("IPVSSyncDaemonStopped", &[])
+                .is_none()
+                .then_some(())
+        },
+    );
+}
+
 /// Real traffic through both services from the client: the counters move,
 /// connections and persistence templates fill the connection table.
 fn traffic() {
@@ -355,11 +432,22 @@ fn prometheus_alerts_on_a_killed_real_server_and_every_dashboard_query_returns_d
     let lab = setup();
     traffic();
 
-    // Both targets scraped, and every real server healthy in Prometheus.
-    wait_for("both targets up", Duration::from_secs(120), || {
+    // The three targets scraped, and every real server healthy in
+    // Prometheus.
+    wait_for("the three targets up", Duration::from_secs(120), || {
         let up = api("query", &[("query", "sum(up)")]);
-        (up["result"][0]["value"][1] == "2").then_some(())
+        (up["result"][0]["value"][1] == "3").then_some(())
     });
+    // Both daemons ready: the exporter has read IPVS, the checker has
+    // reconciled every service.
+    for daemon in [EXPORTER, CHECKER, BACKUP_EXPORTER] {
+        assert_eq!(
+            get(&format!("http://{daemon}/-/healthy"), &[]),
+            "Healthy.\n"
+        );
+        assert_eq!(get(&format!("http://{daemon}/-/ready"), &[]), "Ready.\n");
+    }
+    the_sync_alert_fires_when_a_daemon_stops_and_resolves();
     wait_for(
         "all four real servers healthy",
         Duration::from_secs(120),

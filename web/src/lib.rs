@@ -10,7 +10,9 @@
 //!   headers, survives accept errors and shuts down gracefully;
 //! - [`stream`]: a response body that a blocking thread writes as it goes,
 //!   for pages too large to build whole first;
-//! - [`logging`]: `--log.level` and `--log.format=logfmt|json`.
+//! - [`logging`]: `--log.level` and `--log.format=logfmt|json`;
+//! - [`process`]: the `process_*` metrics and the `*_build_info` labels;
+//! - [`pages`]: small shared pages, `/-/healthy` and `/-/ready` among them.
 //!
 //! The handler is any `Fn(Request) -> Future<Output = Response<B>>` with a
 //! body `B` of `Bytes` (`Full`, or [`stream::StreamedBody`]):
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod logging;
 pub mod pages;
+pub mod process;
 pub mod server;
 pub mod stream;
 

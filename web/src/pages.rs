@@ -1,5 +1,6 @@
 //! Small pieces of the pages both daemons serve: content negotiation,
-//! plain-text answers, and refusing methods other than GET and HEAD.
+//! plain-text answers, refusing methods other than GET and HEAD, and the
+//! health pages `/-/healthy` and `/-/ready`.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -32,6 +33,22 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
+/// The answer of `/-/healthy`, as Prometheus gives it: 200 while the
+/// process serves at all.
+pub fn healthy() -> Response<Full<Bytes>> {
+    text(StatusCode::OK, "Healthy.\n")
+}
+
+/// The answer of `/-/ready`: 200 once the daemon has done what makes its
+/// metrics worth scraping, 503 before.
+pub fn ready(is_ready: bool) -> Response<Full<Bytes>> {
+    if is_ready {
+        text(StatusCode::OK, "Ready.\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "Not ready yet.\n")
+    }
+}
+
 /// 405 with `Allow: GET, HEAD` for any other method; `None` for GET and HEAD.
 pub fn reject_method<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
     if request.method() == Method::GET || request.method() == Method::HEAD {
@@ -55,6 +72,13 @@ mod tests {
         assert!(!asks_openmetrics(Some("application/openmetrics-text;q=0")));
         assert!(!asks_openmetrics(Some("text/plain")));
         assert!(!asks_openmetrics(None));
+    }
+
+    #[test]
+    fn ready_is_503_until_the_daemon_says_so() {
+        assert_eq!(healthy().status(), StatusCode::OK);
+        assert_eq!(ready(false).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ready(true).status(), StatusCode::OK);
     }
 
     #[test]

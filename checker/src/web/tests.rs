@@ -396,3 +396,41 @@ async fn other_paths_and_methods() {
     let response = Pages::new(state).handle(post).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn ready_after_the_first_reconciliation_healthy_always() {
+    let state = scenario();
+    assert_eq!(get(&state, "/-/healthy").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&state, "/-/ready").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    state.lock().reconciled = true;
+    assert_eq!(get(&state, "/-/ready").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn build_and_process_metrics_are_served() {
+    let state = scenario();
+    let (_, _, body) = get(&state, "/metrics").await;
+    let build = body
+        .lines()
+        .find(|l| l.starts_with("ipvs_checker_build_info{"))
+        .expect("build info");
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains("revision=\"")
+            && build.contains("rustc_version=\"1.")
+            && build.ends_with(" 1"),
+        "{build}"
+    );
+    for family in [
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_virtual_memory_bytes gauge",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_start_time_seconds gauge",
+    ] {
+        assert!(body.contains(family), "{family} missing");
+    }
+}

@@ -2,6 +2,7 @@
 //! exposition order.
 
 use super::format::{Family, Kind};
+use crate::director::SYSCTLS;
 
 /// All metric families, in exposition order.
 #[derive(Debug)]
@@ -22,6 +23,14 @@ pub(super) struct Families {
     pub(super) scan_age: Family,
     pub(super) duration: Family,
     pub(super) success: Family,
+    pub(super) service_rates: [Family; 5],
+    pub(super) backend_rates: [Family; 5],
+    pub(super) sync_running: Family,
+    pub(super) sync_info: Family,
+    pub(super) timeout: Family,
+    pub(super) sysctls: Vec<Family>,
+    pub(super) defense_active: Family,
+    pub(super) build_info: Family,
 }
 
 impl Families {
@@ -62,6 +71,26 @@ impl Families {
             scan_age: Family::new("ipvs_conntable_scan_age_seconds", Gauge, "Age of the connection table counts: seconds since the scan of /proc/net/ip_vs_conn they come from (0 when this scrape scanned; see --collector.connections.min-interval)."),
             duration: Family::new("ipvs_scrape_collector_duration_seconds", Gauge, "Time the collector took."),
             success: Family::new("ipvs_scrape_collector_success", Gauge, "Whether the collector succeeded."),
+            service_rates: [
+                Family::new("ipvs_service_connections_per_second", Gauge, "The kernel's estimate of connections per second to the virtual service (--collector.services.rates)."),
+                Family::new("ipvs_service_incoming_packets_per_second", Gauge, "The kernel's estimate of packets per second from clients to the virtual service (--collector.services.rates)."),
+                Family::new("ipvs_service_outgoing_packets_per_second", Gauge, "The kernel's estimate of packets per second from the virtual service to clients, NAT only (--collector.services.rates)."),
+                Family::new("ipvs_service_incoming_bytes_per_second", Gauge, "The kernel's estimate of bytes per second from clients to the virtual service (--collector.services.rates)."),
+                Family::new("ipvs_service_outgoing_bytes_per_second", Gauge, "The kernel's estimate of bytes per second from the virtual service to clients, NAT only (--collector.services.rates)."),
+            ],
+            backend_rates: [
+                Family::new("ipvs_backend_connections_per_second", Gauge, "The kernel's estimate of connections per second to the real server (--collector.services.rates)."),
+                Family::new("ipvs_backend_incoming_packets_per_second", Gauge, "The kernel's estimate of packets per second from clients to the real server (--collector.services.rates)."),
+                Family::new("ipvs_backend_outgoing_packets_per_second", Gauge, "The kernel's estimate of packets per second from the real server to clients, NAT only (--collector.services.rates)."),
+                Family::new("ipvs_backend_incoming_bytes_per_second", Gauge, "The kernel's estimate of bytes per second from clients to the real server (--collector.services.rates)."),
+                Family::new("ipvs_backend_outgoing_bytes_per_second", Gauge, "The kernel's estimate of bytes per second from the real server to clients, NAT only (--collector.services.rates)."),
+            ],
+            sync_running: Family::new("ipvs_sync_daemon_running", Gauge, "Whether the connection-sync daemon in this state (master or backup) runs (IPVS_CMD_GET_DAEMON, ipvsadm -L --daemon)."),
+            sync_info: Family::new("ipvs_sync_daemon_info", Info, "Settings of a running connection-sync daemon: interface, sync id, maximum sync message (UDP payload bytes), multicast group, port and TTL."),
+            timeout: Family::new("ipvs_timeout_seconds", Gauge, "IPVS connection timeouts by protocol state: tcp, tcpfin, udp (ipvsadm -L --timeout)."),
+            sysctls: SYSCTLS.iter().map(|s| Family::new(s.metric, Gauge, s.help)).collect(),
+            defense_active: Family::new("ipvs_drop_defense_active", Gauge, "Whether the drop defence is acting now: its sysctl is 2 (automatic, memory short) or 3 (always)."),
+            build_info: Family::new("ipvs_exporter_build_info", Info, "The exporter's version, the git revision and the rustc version it was built from."),
         }
     }
 }

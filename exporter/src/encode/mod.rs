@@ -10,11 +10,13 @@
 //! The pieces: `format` writes the text (headers, label sets, sample
 //! lines, the output in pieces), `families` names the metric families,
 //! `table` writes the series of the IPVS table and `connections` those of
-//! the connection table. An [`Exposition`] is a snapshot with what its first
+//! the connection table, `director` those of the director's own state and
+//! of the exporter itself. An [`Exposition`] is a snapshot with what its first
 //! encoding prepared, so that simultaneous scrapes of one snapshot share
 //! that work; [`encode`] and [`encode_to`] encode a snapshot once.
 
 mod connections;
+mod director;
 mod families;
 mod format;
 mod table;
@@ -123,20 +125,34 @@ fn write(
     for namespace in &snapshot.namespaces {
         add_namespace(&mut families, namespace, snapshot);
     }
+    if let Some(build) = &snapshot.build {
+        let mut labels = LabelText::new();
+        for (name, value) in build.labels() {
+            labels.add_escaped(name, value);
+        }
+        families.build_info.push(&labels, 1);
+    }
     let mut out = Out::new(sink);
     let f = &families;
     for family in [&f.up, &f.info].into_iter().chain(&f.global) {
         family.encode(format, &mut out);
     }
-    table::encode_tables(f, tables, format, &mut out);
+    for family in director::director_families(f) {
+        family.encode(format, &mut out);
+    }
+    table::encode_tables(f, tables, format, snapshot.rates, &mut out);
     for family in [
         &f.states,
         &f.templates,
         &f.scan_age,
         &f.duration,
         &f.success,
+        &f.build_info,
     ] {
         family.encode(format, &mut out);
+    }
+    if let Some(process) = &snapshot.process {
+        director::encode_process(process, format, &mut out);
     }
     if format == Format::OpenMetrics {
         out.buf.push_str("# EOF\n");
@@ -157,6 +173,9 @@ fn namespace_labels(ns: &Namespace) -> LabelText {
 /// from the prepared [`TableSeries`].
 fn add_namespace(f: &mut Families, ns: &Namespace, snapshot: &Snapshot) {
     let base = namespace_labels(ns);
+    if let Some(director) = &ns.director {
+        director::add_director(f, director, &base);
+    }
     f.up.push(&base, u8::from(ns.info.is_some()));
     if let Some(info) = &ns.info {
         f.info.push(

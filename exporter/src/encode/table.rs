@@ -20,6 +20,8 @@ struct ServiceSeries {
     info: String,
     /// The values of the five service counter families.
     counters: [u64; 5],
+    /// The kernel's five rate estimates.
+    rates: [u64; 5],
 }
 
 /// One real server's series, or the sum of those whose kept labels are
@@ -33,6 +35,8 @@ struct BackendSeries {
     info: String,
     /// The values of the nine backend families (summed when aggregated).
     values: [u64; 9],
+    /// The kernel's five rate estimates (summed when aggregated).
+    rates: [u64; 5],
 }
 
 /// The table's series of one namespace, label sets rendered once: each is
@@ -73,6 +77,7 @@ impl TableSeries {
                     dest.inactive_conns.into(),
                     dest.persistent_conns.into(),
                 ];
+                let rates = rates_of(&dest.stats);
                 let mut backend = labels.clone();
                 labels::real_server_labels(dest.key.addr, |name, value| {
                     if mode.keeps(name) {
@@ -84,9 +89,10 @@ impl TableSeries {
                         info: backend_info(&backend, dest),
                         labels: backend.closed(),
                         values,
+                        rates,
                     });
                 } else {
-                    series.add_aggregated(backend.closed(), values);
+                    series.add_aggregated(backend.closed(), values, rates);
                 }
             }
         }
@@ -128,15 +134,19 @@ impl TableSeries {
                 stats.in_bytes,
                 stats.out_bytes,
             ],
+            rates: rates_of(stats),
         });
     }
 
     /// Adds `values` to the aggregated series labelled `labels`.
-    fn add_aggregated(&mut self, labels: String, values: [u64; 9]) {
+    fn add_aggregated(&mut self, labels: String, values: [u64; 9], rates: [u64; 5]) {
         match self.aggregated.get(&labels) {
             Some(&i) => {
                 if let Some(series) = self.backends.get_mut(i) {
                     for (sum, value) in series.values.iter_mut().zip(values) {
+                        *sum = sum.saturating_add(value);
+                    }
+                    for (sum, value) in series.rates.iter_mut().zip(rates) {
                         *sum = sum.saturating_add(value);
                     }
                 }
@@ -147,10 +157,22 @@ impl TableSeries {
                     labels,
                     info: String::new(),
                     values,
+                    rates,
                 });
             }
         }
     }
+}
+
+/// The kernel's rate estimates, in the order of the rate families.
+fn rates_of(stats: &ipvs::Stats) -> [u64; 5] {
+    [
+        stats.cps,
+        stats.in_pps,
+        stats.out_pps,
+        stats.in_bps,
+        stats.out_bps,
+    ]
 }
 
 /// The `ipvs_backend_info` label set of real server `dest`.
@@ -180,11 +202,13 @@ fn forwarding_name(method: ForwardMethod) -> std::borrow::Cow<'static, str> {
     }
 }
 
-/// Writes the table's families, each over every namespace.
+/// Writes the table's families, each over every namespace; the rate
+/// estimates' with `rates`.
 pub(super) fn encode_tables(
     f: &Families,
     tables: &[TableSeries],
     format: Format,
+    rates: bool,
     out: &mut Out<'_>,
 ) {
     let services = || tables.iter().flat_map(|t| t.services.iter());
@@ -201,6 +225,15 @@ pub(super) fn encode_tables(
         for series in services() {
             out.sample(f.service_info.name, &series.info, 1);
         }
+        if rates {
+            for (i, family) in f.service_rates.iter().enumerate() {
+                family.header(format, &mut out.buf);
+                for series in services() {
+                    let value = series.rates.get(i).copied().unwrap_or_default();
+                    out.sample(family.name, &series.labels, value);
+                }
+            }
+        }
     }
     if backends().next().is_some() {
         let families = f
@@ -212,6 +245,15 @@ pub(super) fn encode_tables(
             for series in backends() {
                 let value = series.values.get(i).copied().unwrap_or_default();
                 out.sample(family.name, &series.labels, value);
+            }
+        }
+        if rates {
+            for (i, family) in f.backend_rates.iter().enumerate() {
+                family.header(format, &mut out.buf);
+                for series in backends() {
+                    let value = series.rates.get(i).copied().unwrap_or_default();
+                    out.sample(family.name, &series.labels, value);
+                }
             }
         }
         // Aggregated series have no info: their labels are not one server.

@@ -11,6 +11,7 @@ use netlink_packet_core::{NetlinkBuffer, ParseableParametrized, NLA_F_NESTED};
 use netlink_packet_generic::GenlMessage;
 
 use super::emit;
+use crate::daemon::attr::DaemonAttr;
 use crate::destination::attr::DestAttr;
 use crate::handle::{dest_request, service_request};
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
@@ -184,6 +185,14 @@ fn all_captures() -> Vec<Capture> {
         capture!("list_fwmark6.request2"),
         capture!("list_fwmark6.answer1"),
         capture!("list_fwmark6.answer2"),
+        capture!("new_daemon_master.request1"),
+        capture!("new_daemon_backup.request1"),
+        capture!("list_daemon_master.request1"),
+        capture!("list_daemon_master.answer1"),
+        capture!("list_daemon_backup.request1"),
+        capture!("list_daemon_backup.answer1"),
+        capture!("del_daemon_master.request1"),
+        capture!("del_daemon_backup.request1"),
     ]
 }
 
@@ -478,4 +487,86 @@ fn captured_destinations_decode_straight_from_the_wire_as_through_the_attributes
         let direct = Destination::decode(block, family).expect("decodes");
         assert_eq!(direct, through, "{}", capture.name);
     }
+}
+
+fn backup_daemon() -> SyncDaemon {
+    SyncDaemon::new(SyncState::Backup, "rs", 9)
+        .with_max_packet_len(1400)
+        .with_multicast_group("239.1.2.3".parse().expect("group"))
+        .with_multicast_port(8850)
+        .with_multicast_ttl(3)
+}
+
+#[test]
+fn sync_daemon_requests_are_ipvsadms() {
+    // ipvsadm --start-daemon master --mcast-interface rs --syncid 7, and
+    // the backup with every option.
+    let cases = [
+        (
+            capture!("new_daemon_master.request1"),
+            SyncDaemon::new(SyncState::Master, "rs", 7),
+        ),
+        (capture!("new_daemon_backup.request1"), backup_daemon()),
+    ];
+    for (capture, daemon) in cases {
+        let ours = IpvsMessage::new(
+            IpvsCmd::NewDaemon,
+            vec![IpvsAttr::Daemon(daemon.to_attrs())],
+        );
+        assert_eq!(capture.message().cmd, IpvsCmd::NewDaemon);
+        assert_eq!(hex(&emit(&ours)), hex(capture.attrs()), "{}", capture.name);
+    }
+    // ipvsadm --stop-daemon STATE also sends an empty interface and sync
+    // id 0, which DEL_DAEMON ignores: the crate sends the state alone.
+    for (capture, state) in [
+        (capture!("del_daemon_master.request1"), SyncState::Master),
+        (capture!("del_daemon_backup.request1"), SyncState::Backup),
+    ] {
+        let mut message = capture.message();
+        assert_eq!(message.cmd, IpvsCmd::DelDaemon);
+        for attr in &mut message.attrs {
+            if let IpvsAttr::Daemon(attrs) = attr {
+                attrs.retain(|a| matches!(a, DaemonAttr::State(_)));
+            }
+        }
+        let ours = IpvsMessage::new(
+            IpvsCmd::DelDaemon,
+            vec![IpvsAttr::Daemon(vec![DaemonAttr::State(state.number())])],
+        );
+        assert_eq!(message, ours, "{}", capture.name);
+    }
+    // ipvsadm -L --daemon: a dump request without attributes.
+    for capture in [
+        capture!("list_daemon_master.request1"),
+        capture!("list_daemon_backup.request1"),
+    ] {
+        assert_eq!(
+            capture.message(),
+            IpvsMessage::new(IpvsCmd::GetDaemon, vec![])
+        );
+    }
+}
+
+#[test]
+fn sync_daemon_answers_decode_to_what_was_started() {
+    let daemon_of = |capture: Capture| match &capture.message().attrs[..] {
+        [IpvsAttr::Daemon(attrs)] => SyncDaemon::from_attrs(attrs).expect("daemon"),
+        other => panic!("{}: not one daemon: {other:?}", capture.name),
+    };
+    // The master was started with the interface and sync id only: the
+    // kernel reports its defaults for the rest (the payload that fits the
+    // device's MTU of 1500, group 224.0.0.81, port 8848, TTL 1).
+    let master = daemon_of(capture!("list_daemon_master.answer1"));
+    assert_eq!(
+        master,
+        SyncDaemon::new(SyncState::Master, "rs", 7)
+            .with_max_packet_len(1472)
+            .with_multicast_group("224.0.0.81".parse().expect("group"))
+            .with_multicast_port(8848)
+            .with_multicast_ttl(1)
+    );
+    assert_eq!(
+        daemon_of(capture!("list_daemon_backup.answer1")),
+        backup_daemon()
+    );
 }

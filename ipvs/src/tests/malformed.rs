@@ -151,3 +151,39 @@ fn missing_attributes_are_named() {
         "IPVS_DEST_ATTR_ADDR: missing"
     );
 }
+
+#[test]
+fn bad_sync_daemon_answers_name_the_attribute() {
+    let daemon = nla(IPVS_DAEMON_ATTR_MCAST_PORT, &[1, 2, 3]);
+    let message = nla(IPVS_CMD_ATTR_DAEMON, &daemon);
+    assert_eq!(
+        parse_error(IPVS_CMD_NEW_DAEMON, &message),
+        "IPVS_DAEMON_ATTR_MCAST_PORT: expected 2 bytes, got 3"
+    );
+    let decode = |attrs: &[(u16, &[u8])]| {
+        let block: Vec<u8> = attrs.iter().flat_map(|(k, v)| nla(*k, v)).collect();
+        let attrs = crate::daemon::attr::DaemonAttr::parse_all(&block).expect("attributes");
+        crate::SyncDaemon::from_attrs(&attrs).map_err(|e| e.to_string())
+    };
+    let state = |n: u32| n.to_ne_bytes();
+    let id = |n: u32| n.to_ne_bytes();
+    assert_eq!(
+        decode(&[(IPVS_DAEMON_ATTR_STATE, &state(4))]),
+        Err("IPVS_DAEMON_ATTR_STATE: 4 is neither master (1) nor backup (2)".into())
+    );
+    assert_eq!(
+        decode(&[
+            (IPVS_DAEMON_ATTR_STATE, &state(1)),
+            (IPVS_DAEMON_ATTR_SYNC_ID, &id(1))
+        ]),
+        Err("IPVS_DAEMON_ATTR_MCAST_IFN: missing".into())
+    );
+    assert_eq!(
+        decode(&[
+            (IPVS_DAEMON_ATTR_STATE, &state(2)),
+            (IPVS_DAEMON_ATTR_MCAST_IFN, b"eth0\0"),
+            (IPVS_DAEMON_ATTR_SYNC_ID, &id(256)),
+        ]),
+        Err("IPVS_DAEMON_ATTR_SYNC_ID: 256 is above 255".into())
+    );
+}

@@ -9,6 +9,7 @@ use netlink_packet_generic::GenlHeader;
 use proptest::prelude::*;
 
 use super::emit;
+use crate::daemon::attr::DaemonAttr;
 use crate::destination::attr::DestAttr;
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::service::attr::ServiceAttr;
@@ -91,8 +92,23 @@ fn dest_attr() -> impl Strategy<Value = DestAttr> {
     ]
 }
 
+fn daemon_attr() -> impl Strategy<Value = DaemonAttr> {
+    prop_oneof![
+        any::<u32>().prop_map(DaemonAttr::State),
+        name().prop_map(DaemonAttr::McastIfn),
+        any::<u32>().prop_map(DaemonAttr::SyncId),
+        any::<u16>().prop_map(DaemonAttr::SyncMaxlen),
+        any::<[u8; 4]>().prop_map(DaemonAttr::McastGroup),
+        any::<[u8; 16]>().prop_map(DaemonAttr::McastGroup6),
+        any::<u16>().prop_map(DaemonAttr::McastPort),
+        any::<u8>().prop_map(DaemonAttr::McastTtl),
+        other_nla(9..200).prop_map(DaemonAttr::Other),
+    ]
+}
+
 fn ipvs_attr() -> impl Strategy<Value = IpvsAttr> {
     prop_oneof![
+        proptest::collection::vec(daemon_attr(), 0..10).prop_map(IpvsAttr::Daemon),
         proptest::collection::vec(service_attr(), 0..14).prop_map(IpvsAttr::Service),
         proptest::collection::vec(dest_attr(), 0..17).prop_map(IpvsAttr::Dest),
         any::<u32>().prop_map(IpvsAttr::TimeoutTcp),
@@ -204,6 +220,22 @@ proptest! {
         let service = Service::from_attrs(attrs).expect("service");
         prop_assert_eq!(service.key, key);
         prop_assert_eq!(service.config, config);
+    }
+
+    #[test]
+    fn sync_daemon_requests_read_back(backup in any::<bool>(), interface in "[a-z0-9]{1,15}", sync_id in any::<u8>(),
+                                      maxlen in proptest::option::of(any::<u16>()), group in proptest::option::of(ip()),
+                                      port in proptest::option::of(any::<u16>()), ttl in proptest::option::of(any::<u8>())) {
+        let state = if backup { SyncState::Backup } else { SyncState::Master };
+        let mut daemon = SyncDaemon::new(state, interface, sync_id);
+        daemon.max_packet_len = maxlen;
+        daemon.multicast_group = group;
+        daemon.multicast_port = port;
+        daemon.multicast_ttl = ttl;
+        let message = IpvsMessage::new(IpvsCmd::NewDaemon, vec![IpvsAttr::Daemon(daemon.to_attrs())]);
+        let parsed = parse(IpvsCmd::NewDaemon, &emit(&message)).expect("parse");
+        let IpvsAttr::Daemon(attrs) = &parsed.attrs[0] else { panic!("no daemon") };
+        prop_assert_eq!(SyncDaemon::from_attrs(attrs).expect("daemon"), daemon);
     }
 
     #[test]

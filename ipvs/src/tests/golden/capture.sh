@@ -57,4 +57,13 @@ capture zero_service ipvsadm -Z -t 198.18.0.10:80
 capture del_dest ipvsadm -d -t 198.18.0.10:80 -r 198.18.1.11:80
 capture del_service ipvsadm -D -t 198.18.0.10:80
 capture flush ipvsadm -C
+# The sync daemons: one at a time, so each dump answer is one datagram.
+# A dummy device has no IFF_MULTICAST, which the sync sockets need.
+in_ns ip link set rs multicast on
+capture new_daemon_master ipvsadm --start-daemon master --mcast-interface rs --syncid 7
+capture list_daemon_master ipvsadm -L --daemon
+capture del_daemon_master ipvsadm --stop-daemon master
+capture new_daemon_backup ipvsadm --start-daemon backup --mcast-interface rs --syncid 9 --sync-maxlen 1400 --mcast-group 239.1.2.3 --mcast-port 8850 --mcast-ttl 3
+capture list_daemon_backup ipvsadm -L --daemon
+capture del_daemon_backup ipvsadm --stop-daemon backup
 ls "$out"
