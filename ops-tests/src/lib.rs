@@ -33,6 +33,14 @@ pub fn read(path: &str) -> String {
 /// Runs `command`; returns its stdout and stderr together, or panics with
 /// them if it fails or cannot start.
 pub fn run(command: &mut Command) -> String {
+    let (status, text) = run_status(command);
+    assert!(status.success(), "{command:?} failed ({status}):\n{text}");
+    text
+}
+
+/// Runs `command`; returns its exit status and its stdout and stderr
+/// together, or panics if it cannot start.
+pub fn run_status(command: &mut Command) -> (std::process::ExitStatus, String) {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e} (lab/setup installs the tools)"));
@@ -41,12 +49,7 @@ pub fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{text}",
-        output.status
-    );
-    text
+    (output.status, text)
 }
 
 /// One Grafana dashboard of `dashboards/`.
