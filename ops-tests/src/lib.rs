@@ -4,9 +4,10 @@
 //! metric names a document or an exposition holds.
 //!
 //! The tests are in `tests/`: `alerts.rs`, `dashboards.rs`, `examples.rs`,
-//! `metrics_reference.rs` run on any machine (with the Debian packages of
-//! `lab/packages.txt`); `lab.rs` runs a real Prometheus over the real
-//! daemons in the lab (`lab/test`).
+//! `metrics_reference.rs`, `packaging.rs` run on any machine (with the
+//! Debian packages of `lab/packages.txt` and lab/setup's venv); `lab.rs`
+//! runs a real Prometheus over the real daemons in the lab (`lab/test`),
+//! `package_lab.rs` installs and removes the Debian packages there.
 //!
 //! Test code: what cannot be read panics with the path and the reason.
 

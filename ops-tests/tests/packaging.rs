@@ -10,7 +10,9 @@
 //! - `examples/kubernetes/ipvs-exporter.yaml` against the Kubernetes
 //!   schemas of 1.25 and 1.37 (kubernetes-validate, offline, from
 //!   lab/setup's venv), the settings the issue names, and the exporter's
-//!   service filter of the DaemonSet on kube-proxy's NodePort services.
+//!   service filter of the DaemonSet on kube-proxy's NodePort services;
+//! - `examples/kubernetes/Dockerfile` against the tarball's layout (no
+//!   container runtime here to build it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -295,4 +297,44 @@ fn the_daemonset_runs_in_the_host_network_with_net_admin_only_and_filters_nodepo
     ] {
         assert!(kept(addr, tcp), "{addr} should be kept");
     }
+}
+
+#[test]
+fn the_dockerfile_copies_what_the_tarball_holds_and_runs_what_it_copied() {
+    // No container runtime here: the file is checked against the tarball
+    // layout that packaging/build-tarball writes, and the manifest's port.
+    let dockerfile = read("examples/kubernetes/Dockerfile");
+    let build_tarball = read("packaging/build-tarball");
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.first(), Some(&"FROM scratch"), "{dockerfile}");
+    let mut copied = Vec::new();
+    for line in &lines {
+        if let Some(rest) = line.strip_prefix("COPY ") {
+            let (source, destination) = rest.split_once(' ').expect("COPY SOURCE DESTINATION");
+            // build-tarball installs each file as "$stage/NAME".
+            let staged = if source == "ipvs-exporter" {
+                "\"$stage/$daemon\"".to_owned()
+            } else {
+                format!("\"$stage/{source}\"")
+            };
+            assert!(
+                build_tarball.contains(&staged),
+                "the tarball has no {source} (build-tarball writes no {staged})"
+            );
+            copied.push(destination);
+        }
+    }
+    let entrypoint = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT [\""))
+        .and_then(|l| l.split('"').next())
+        .expect("ENTRYPOINT [\"...\"]");
+    assert!(copied.contains(&entrypoint), "{entrypoint} is not copied");
+    assert!(
+        lines.contains(&"EXPOSE 10310") && read(MANIFEST).contains("containerPort: 10310"),
+        "{dockerfile}"
+    );
 }
