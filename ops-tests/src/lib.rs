@@ -4,9 +4,10 @@
 //! metric names a document or an exposition holds.
 //!
 //! The tests are in `tests/`: `alerts.rs`, `dashboards.rs`, `examples.rs`,
-//! `metrics_reference.rs` run on any machine (with the Debian packages of
-//! `lab/packages.txt`); `lab.rs` runs a real Prometheus over the real
-//! daemons in the lab (`lab/test`).
+//! `metrics_reference.rs`, `packaging.rs` run on any machine (with the
+//! Debian packages of `lab/packages.txt` and lab/setup's venv); `lab.rs`
+//! runs a real Prometheus over the real daemons in the lab (`lab/test`),
+//! `package_lab.rs` installs and removes the Debian packages there.
 //!
 //! Test code: what cannot be read panics with the path and the reason.
 
@@ -33,6 +34,14 @@ pub fn read(path: &str) -> String {
 /// Runs `command`; returns its stdout and stderr together, or panics with
 /// them if it fails or cannot start.
 pub fn run(command: &mut Command) -> String {
+    let (status, text) = run_status(command);
+    assert!(status.success(), "{command:?} failed ({status}):\n{text}");
+    text
+}
+
+/// Runs `command`; returns its exit status and its stdout and stderr
+/// together, or panics if it cannot start.
+pub fn run_status(command: &mut Command) -> (std::process::ExitStatus, String) {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e} (lab/setup installs the tools)"));
@@ -41,12 +50,7 @@ pub fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{text}",
-        output.status
-    );
-    text
+    (output.status, text)
 }
 
 /// One Grafana dashboard of `dashboards/`.
