@@ -57,6 +57,7 @@ use crate::admin::{self, Admin, Command, Order, Refusal};
 use crate::config::{Config, Mode};
 use crate::drain::{maintenance, By, Drain, Drains};
 use crate::health::Health;
+use crate::notify::{EventKind, Notifier};
 
 use crate::reconcile::{ManagedTable, Reconciler};
 use crate::state::Shared;
@@ -100,6 +101,10 @@ const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
 /// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
+
+/// How long the checker waits, when it stops, for the hooks still queued
+/// or running (a `checker_stopping` hook among them).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Admin API orders waiting for the loop, at most.
 const ADMIN_QUEUE: usize = 16;
@@ -239,6 +244,7 @@ async fn run_with<T: ManagedTable>(
         mode = %daemon.config.mode,
         "started"
     );
+    daemon.notify(EventKind::CheckerStarted, None, None, None);
     tokio::pin!(stop);
     let mut batch = Vec::with_capacity(REPORTS);
     loop {
@@ -283,6 +289,8 @@ async fn run_with<T: ManagedTable>(
     }
     looping.probes.abort_all();
     watchdog.stopping();
+    daemon.notify(EventKind::CheckerStopping, None, None, None);
+    daemon.notifier.finish(STOP_GRACE);
     info!("stopped");
     Ok(())
 }
@@ -331,6 +339,8 @@ struct Daemon<T> {
     late: LateProbes,
     /// Probes that could not make their socket.
     exhausted: ExhaustedProbes,
+    /// Where events go to the hooks.
+    notifier: Notifier,
 }
 
 impl<T: ManagedTable> Daemon<T> {
@@ -350,6 +360,7 @@ impl<T: ManagedTable> Daemon<T> {
 
     fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
         sync_owned(&reconciler, &state);
+        let notifier = Notifier::start(config.max_running_hooks, state.lock().hooks.clone());
         Daemon {
             config,
             reconciler,
@@ -358,6 +369,7 @@ impl<T: ManagedTable> Daemon<T> {
             pending: HashSet::new(),
             late: LateProbes::default(),
             exhausted: ExhaustedProbes::default(),
+            notifier,
         }
     }
 
@@ -412,6 +424,12 @@ impl<T: ManagedTable> Daemon<T> {
                 info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str())
             }
         }
+        let (kind, reason) = match &report.result {
+            Err(e) if now == Health::Down => (EventKind::RealServerDown, Some(e.to_string())),
+            _ if now == Health::Down => (EventKind::RealServerDown, None),
+            _ => (EventKind::RealServerUp, None),
+        };
+        self.notify(kind, Some(report.service), Some(report.destination), reason);
         self.pending.insert(report.service);
         (before == Some(Health::Down) && now == Health::Up).then_some(Recovery)
     }
@@ -509,9 +527,16 @@ impl<T: ManagedTable> Daemon<T> {
             let was = state.service(&service.key).is_some_and(|s| s.guard_active);
             (state.desired(service), was)
         };
-        if want.guard_active != guard_was {
+        let guard_flipped = want.guard_active != guard_was;
+        let sorry_was = if guard_flipped {
             log_guard(service, &want);
-        }
+            state
+                .lock()
+                .service(&service.key)
+                .and_then(|s| s.sorry_weight)
+        } else {
+            None
+        };
         // The lock is not held over the netlink calls.
         let outcome = if self.config.mode == Mode::Managed {
             let (managed, current) = reconciler.ensure(service, &want);
@@ -538,6 +563,38 @@ impl<T: ManagedTable> Daemon<T> {
             }
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
         }
+        if guard_flipped {
+            self.notify_guard(i, &want, sorry_was);
+        }
+    }
+
+    /// Tells the hooks the quorum guard of the `i`-th service changed,
+    /// and its sorry server went in or out.
+    fn notify_guard(&self, i: usize, want: &crate::reconcile::Desired, sorry_was: Option<u32>) {
+        let key = self.config.services[i].key;
+        let min_up = self.config.services[i].quorum.map_or(0, |q| q.min_up);
+        let (guard, sorry) = if want.guard_active {
+            (EventKind::QuorumLost, EventKind::SorryServerIn)
+        } else {
+            (EventKind::QuorumRegained, EventKind::SorryServerOut)
+        };
+        let reason = format!("quorum min_up {min_up}");
+        self.notify_weights(
+            guard,
+            Some(key),
+            None,
+            Some(reason.clone()),
+            Some((None, None)),
+        );
+        if let Some((server, weight)) = want.sorry {
+            self.notify_weights(
+                sorry,
+                Some(key),
+                Some(server.key),
+                Some(reason),
+                Some((sorry_was, Some(weight))),
+            );
+        }
     }
 }
 
@@ -553,6 +610,7 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 
 mod admission;
 mod drains;
+mod events;
 mod lag;
 mod log;
 mod looping;

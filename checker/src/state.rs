@@ -90,6 +90,8 @@ pub struct State {
     drains: Drains,
     /// The drains by a file in `maintenance_dir`, as last read.
     maintenance: BTreeMap<(ServiceKey, DestinationKey), Drain>,
+    /// The notify hooks' counters, which their own thread updates.
+    pub hooks: Arc<crate::notify::counts::Stats>,
 }
 
 impl Default for State {
@@ -110,6 +112,7 @@ impl Default for State {
             probe_concurrency_limits: Vec::new(),
             drains: Drains::default(),
             maintenance: BTreeMap::new(),
+            hooks: Arc::default(),
         }
     }
 }

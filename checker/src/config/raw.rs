@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use super::checks::CheckNode;
+use super::hooks::RawHooks;
 use super::scalars::{Dur, Family, Forward, Proto, RsAddress, Threshold, Weight};
 use super::Mode;
 
@@ -32,6 +33,7 @@ pub(super) struct Settings {
     pub source_address: Option<std::net::IpAddr>,
     pub slow_start: Option<Dur>,
     pub check: Option<CheckNode>,
+    pub hooks: Option<RawHooks>,
 }
 
 /// One `services:` entry.
@@ -56,6 +58,7 @@ pub(super) struct Service {
     pub weight: Option<Weight>,
     pub source_address: Option<std::net::IpAddr>,
     pub check: Option<CheckNode>,
+    pub hooks: Option<RawHooks>,
     #[serde(default)]
     pub real_servers: Vec<RealServer>,
 }
