@@ -30,7 +30,8 @@
 //! orders ([`crate::admin`]), takes an out-of-band weight 0 as a drain,
 //! reads `maintenance_dir` and expires drains once a second, and writes
 //! the drain file before the state shows a change. It tells systemd
-//! how it is doing ([`watchdog`]).
+//! how it is doing ([`watchdog`]), and the notify hooks of each event
+//! ([`events`], [`crate::notify`]), without waiting for them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -565,35 +566,6 @@ impl<T: ManagedTable> Daemon<T> {
         }
         if guard_flipped {
             self.notify_guard(i, &want, sorry_was);
-        }
-    }
-
-    /// Tells the hooks the quorum guard of the `i`-th service changed,
-    /// and its sorry server went in or out.
-    fn notify_guard(&self, i: usize, want: &crate::reconcile::Desired, sorry_was: Option<u32>) {
-        let key = self.config.services[i].key;
-        let min_up = self.config.services[i].quorum.map_or(0, |q| q.min_up);
-        let (guard, sorry) = if want.guard_active {
-            (EventKind::QuorumLost, EventKind::SorryServerIn)
-        } else {
-            (EventKind::QuorumRegained, EventKind::SorryServerOut)
-        };
-        let reason = format!("quorum min_up {min_up}");
-        self.notify_weights(
-            guard,
-            Some(key),
-            None,
-            Some(reason.clone()),
-            Some((None, None)),
-        );
-        if let Some((server, weight)) = want.sorry {
-            self.notify_weights(
-                sorry,
-                Some(key),
-                Some(server.key),
-                Some(reason),
-                Some((sorry_was, Some(weight))),
-            );
         }
     }
 }

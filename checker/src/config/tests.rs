@@ -522,3 +522,21 @@ services:
     assert!(own.webhook.is_none());
     assert!(config.services[2].hooks.is_empty());
 }
+
+#[test]
+fn an_https_webhook_reads_its_ca_file() {
+    let config = load(&testdata("valid.yaml")).expect("valid.yaml is valid");
+    assert_eq!(config.max_running_hooks, 2);
+    let webhook = config
+        .hooks
+        .webhook
+        .as_ref()
+        .expect("the defaults' webhook");
+    assert!(webhook.tls.is_some(), "an https:// URL gets a TLS client");
+    assert_eq!(webhook.retries, 1);
+    assert!(config.services[0].hooks.webhook.is_some(), "inherited");
+    assert!(
+        config.services[1].hooks.is_empty(),
+        "hooks: {{}} turns them off"
+    );
+}

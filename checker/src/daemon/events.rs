@@ -64,4 +64,38 @@ impl<T: ManagedTable> Daemon<T> {
         };
         self.notifier.emit(hooks, event);
     }
+
+    /// Tells the hooks the quorum guard of the `i`-th service changed,
+    /// and its sorry server went in or out.
+    pub(super) fn notify_guard(
+        &self,
+        i: usize,
+        want: &crate::reconcile::Desired,
+        sorry_was: Option<u32>,
+    ) {
+        let key = self.config.services[i].key;
+        let min_up = self.config.services[i].quorum.map_or(0, |q| q.min_up);
+        let (guard, sorry) = if want.guard_active {
+            (EventKind::QuorumLost, EventKind::SorryServerIn)
+        } else {
+            (EventKind::QuorumRegained, EventKind::SorryServerOut)
+        };
+        let reason = format!("quorum min_up {min_up}");
+        self.notify_weights(
+            guard,
+            Some(key),
+            None,
+            Some(reason.clone()),
+            Some((None, None)),
+        );
+        if let Some((server, weight)) = want.sorry {
+            self.notify_weights(
+                sorry,
+                Some(key),
+                Some(server.key),
+                Some(reason),
+                Some((sorry_was, Some(weight))),
+            );
+        }
+    }
 }
