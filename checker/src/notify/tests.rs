@@ -146,10 +146,23 @@ type Received = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
 /// An HTTP server on 127.0.0.1 answering `statuses` in turn (the last
 /// one from then on); its URL and what it received.
 async fn receiver(statuses: Vec<u16>) -> (String, Received) {
+    receiver_over(statuses, None).await
+}
+
+/// [`receiver`], over TLS with `tls`.
+async fn receiver_over(
+    statuses: Vec<u16>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> (String, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/hooks/ipvs", listener.local_addr().expect("addr"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!(
+        "{scheme}://{}/hooks/ipvs",
+        listener.local_addr().expect("addr")
+    );
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let received: Received = Arc::default();
     let seen = received.clone();
     tokio::spawn(async move {
@@ -157,7 +170,7 @@ async fn receiver(statuses: Vec<u16>) -> (String, Received) {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (seen, statuses) = (seen.clone(), statuses.clone());
+            let (seen, statuses, acceptor) = (seen.clone(), statuses.clone(), acceptor.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |request: hyper::Request<Incoming>| {
                     let (seen, statuses) = (seen.clone(), statuses.clone());
@@ -182,9 +195,22 @@ async fn receiver(statuses: Vec<u16>) -> (String, Received) {
                         )
                     }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                match acceptor {
+                    None => {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        // A handshake the server refuses (no client
+                        // certificate) ends here.
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -312,4 +338,82 @@ fn events_beyond_the_queue_are_dropped_and_counted() {
     );
     assert_eq!(counts.run + counts.dropped, (QUEUE + extra) as u64);
     assert_eq!(counts.failed, counts.run);
+}
+
+/// A private CA in `dir` (`ca.pem`), a server config for 127.0.0.1 that
+/// asks for a client certificate from it, and a client certificate
+/// (`client.pem`, `client.key`).
+fn mutual_tls(dir: &Path) -> Arc<rustls::ServerConfig> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).expect("CA");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
+    let issue = |names: Vec<String>| {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("issue");
+        (cert, key)
+    };
+    let (client, client_key) = issue(vec!["checker.lab.test".into()]);
+    std::fs::write(dir.join("client.pem"), client.pem()).expect("write");
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).expect("write");
+    let (server, server_key) = issue(vec!["127.0.0.1".into()]);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca.der().to_vec()))
+        .expect("root");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(server.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .expect("server config");
+    Arc::new(config)
+}
+
+/// The defaults' webhook of a config naming `url` and, if `client`, the
+/// client certificate, files relative to `dir`.
+fn https_webhook(dir: &Path, url: &str, client: bool) -> Webhook {
+    let client = if client {
+        ", client_cert: client.pem, client_key: client.key"
+    } else {
+        ""
+    };
+    let text = format!(
+        "defaults: {{hooks: {{webhook: {{url: \"{url}\", ca_file: ca.pem, retries: 0{client}}}}}}}\n\
+         services:\n  - address: 198.18.0.10:80\n    real_servers: [{{address: 198.18.1.11:80}}]\n"
+    );
+    let config = crate::config::parse(&text, &dir.join("checker.yaml"), dir).expect("valid");
+    config.hooks.webhook.clone().expect("a webhook")
+}
+
+#[test]
+fn an_https_webhook_presents_its_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = mutual_tls(dir.path());
+    runtime().block_on(async {
+        let (url, received) = receiver_over(vec![200], Some(tls)).await;
+        let with = https_webhook(dir.path(), &url, true);
+        assert_eq!(webhook::run(&with, &event()).await, Ending::Succeeded);
+        assert_eq!(received.lock().expect("lock").len(), 1);
+        // Without the client certificate the server refuses the handshake.
+        let without = https_webhook(dir.path(), &url, false);
+        assert_eq!(webhook::run(&without, &event()).await, Ending::Failed);
+        assert_eq!(received.lock().expect("lock").len(), 1);
+    });
 }
