@@ -417,3 +417,25 @@ fn an_https_webhook_presents_its_client_certificate() {
         assert_eq!(received.lock().expect("lock").len(), 1);
     });
 }
+
+#[test]
+fn the_counters_are_in_the_metrics_by_kind_and_event() {
+    let state = crate::state::Shared::default();
+    let stats = state.lock().hooks.clone();
+    stats.add(HookKind::Exec, EventKind::RealServerDown, |c| {
+        c.run += 2;
+        c.timed_out += 1;
+    });
+    stats.add(HookKind::Webhook, EventKind::Drained, |c| c.dropped += 3);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &crate::metrics::registry(state))
+        .expect("encode");
+    for line in [
+        r#"ipvs_checker_hooks_run_total{kind="exec",event="real_server_down"} 2"#,
+        r#"ipvs_checker_hooks_timed_out_total{kind="exec",event="real_server_down"} 1"#,
+        r#"ipvs_checker_hooks_failed_total{kind="exec",event="real_server_down"} 0"#,
+        r#"ipvs_checker_hooks_dropped_total{kind="webhook",event="drained"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+}
