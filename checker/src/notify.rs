@@ -22,6 +22,7 @@
 //! `null` when an event has none (checker_started has no service); an exec
 //! hook gets the same as environment variables, empty when `null`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,7 +32,7 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 pub use self::counts::{Counts, Ending, EventKind, HookKind, Stats};
-use crate::config::Hooks;
+use crate::config::{ExecHook, Hooks, Webhook};
 
 pub mod counts;
 mod exec;
@@ -139,6 +140,8 @@ pub struct Notifier {
     queue: Option<mpsc::Sender<Job>>,
     stats: Arc<Stats>,
     done: Option<std::sync::mpsc::Receiver<()>>,
+    /// Events are being dropped: warned once until one goes through.
+    dropping: AtomicBool,
 }
 
 impl Notifier {
@@ -165,6 +168,7 @@ impl Notifier {
                 queue: Some(queue),
                 stats,
                 done: Some(done),
+                dropping: AtomicBool::new(false),
             },
             Err(e) => {
                 tracing::error!(
@@ -174,6 +178,7 @@ impl Notifier {
                     queue: None,
                     stats,
                     done: None,
+                    dropping: AtomicBool::new(false),
                 }
             }
         }
@@ -198,14 +203,18 @@ impl Notifier {
             }),
             None => Err(job),
         };
-        if let Err(job) = sent {
-            for hook in kinds(&job.hooks) {
-                self.stats.add(hook, kind, |c| c.dropped += 1);
-            }
+        let Err(job) = sent else {
+            self.dropping.store(false, Ordering::Relaxed);
+            return;
+        };
+        for hook in kinds(&job.hooks) {
+            self.stats.add(hook, kind, |c| c.dropped += 1);
+        }
+        if !self.dropping.swap(true, Ordering::Relaxed) {
             warn!(
                 event = kind.as_str(),
                 queue = QUEUE,
-                "hook queue full: the event is dropped for its hooks (ipvs_checker_hooks_dropped_total counts them)"
+                "hook queue full: events are dropped for their hooks until it has room (ipvs_checker_hooks_dropped_total counts them)"
             );
         }
     }
@@ -235,6 +244,21 @@ fn kinds(hooks: &Hooks) -> impl Iterator<Item = HookKind> + '_ {
         .chain(hooks.webhook.as_ref().map(|_| HookKind::Webhook))
 }
 
+/// One hook of a job.
+enum Hook {
+    Exec(ExecHook),
+    Webhook(Webhook),
+}
+
+impl Hook {
+    fn kind(&self) -> HookKind {
+        match self {
+            Hook::Exec(_) => HookKind::Exec,
+            Hook::Webhook(_) => HookKind::Webhook,
+        }
+    }
+}
+
 /// The hooks' thread: takes a job once a hook may start, runs each of its
 /// hooks as a task of its own, until the queue closes and every task ended.
 async fn work(mut jobs: mpsc::Receiver<Job>, max_running: usize, stats: Arc<Stats>) {
@@ -248,35 +272,28 @@ async fn work(mut jobs: mpsc::Receiver<Job>, max_running: usize, stats: Arc<Stat
         };
         let Some(job) = jobs.recv().await else { break };
         let mut first = Some(first);
-        if let Some(exec) = &job.hooks.exec {
+        let exec = job.hooks.exec.clone().map(Hook::Exec);
+        let webhook = job.hooks.webhook.clone().map(Hook::Webhook);
+        for hook in exec.into_iter().chain(webhook) {
+            // The job's first hook has its slot; each other waits for one.
             let permit = match first.take() {
-                Some(p) => p,
-                None => match running.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
+                Some(permit) => permit,
+                None => {
+                    let Ok(permit) = running.clone().acquire_owned().await else {
+                        break;
+                    };
+                    permit
+                }
             };
-            let (exec, event, stats) = (exec.clone(), job.event.clone(), stats.clone());
+            let (event, stats) = (job.event.clone(), stats.clone());
             tasks.spawn(async move {
-                stats.add(HookKind::Exec, event.kind, |c| c.run += 1);
-                let ending = exec::run(&exec, &event).await;
-                count(&stats, HookKind::Exec, event.kind, ending);
-                drop(permit);
-            });
-        }
-        if let Some(hook) = &job.hooks.webhook {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => match running.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            let (hook, event, stats) = (hook.clone(), job.event.clone(), stats.clone());
-            tasks.spawn(async move {
-                stats.add(HookKind::Webhook, event.kind, |c| c.run += 1);
-                let ending = webhook::run(&hook, &event).await;
-                count(&stats, HookKind::Webhook, event.kind, ending);
+                let kind = hook.kind();
+                stats.add(kind, event.kind, |c| c.run += 1);
+                let ending = match &hook {
+                    Hook::Exec(exec) => exec::run(exec, &event).await,
+                    Hook::Webhook(webhook) => webhook::run(webhook, &event).await,
+                };
+                count(&stats, kind, event.kind, ending);
                 drop(permit);
             });
         }

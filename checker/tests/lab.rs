@@ -257,6 +257,16 @@ fn vip80() -> ServiceKey {
     ServiceKey::tcp("198.18.0.10:80".parse().expect("address"))
 }
 
+/// The table as ipvsadm makes it: 198.18.0.10:80 (wrr) with rs1 and rs2
+/// (NAT) at these weights.
+fn vip80_with_rs1_rs2(rs1: u32, rs2: u32) {
+    director(&format!(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w {rs1} && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w {rs2}"
+    ));
+}
+
 /// Kills real server K's HTTP server (`topology.sh serve` restarts all).
 fn kill_server(k: u32) {
     run_in(
@@ -718,11 +728,7 @@ fn status() -> String {
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn drains_hold_through_probes_the_cli_a_sigkill_and_maintenance_files() {
     let _lock = fresh_lab();
-    director(
-        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
-         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
-         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
-    );
+    vip80_with_rs1_rs2(3, 1);
     let dir = out_dir();
     let drains = dir.join("drains.json");
     let maintenance = dir.join("maintenance");
@@ -959,11 +965,7 @@ fn count(runs: &[(String, String)], event: &str) -> usize {
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn an_exec_hook_runs_once_per_transition_and_a_hung_one_is_killed_while_weights_stay_on_time() {
     let _lock = fresh_lab();
-    director(
-        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
-         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 1 && \
-         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
-    );
+    vip80_with_rs1_rs2(1, 1);
     let service = vip80();
     let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
     let drains = out_dir().join("hooks-drains.json");
