@@ -7,7 +7,8 @@
 //! the CLI and the admin API with basic auth, across a SIGKILL, by a
 //! maintenance file) and managed mode's graceful removal of a real server
 //! with a connection open, each probing every 500 ms so that seconds cover
-//! many probes, and starting as few daemons as it can.
+//! many probes, and starting as few daemons as it can; and an exec notify
+//! hook told of each transition, a hung one killed at its timeout.
 
 use std::path::PathBuf;
 
