@@ -30,7 +30,8 @@
 //! orders ([`crate::admin`]), takes an out-of-band weight 0 as a drain,
 //! reads `maintenance_dir` and expires drains once a second, and writes
 //! the drain file before the state shows a change. It tells systemd
-//! how it is doing ([`watchdog`]).
+//! how it is doing ([`watchdog`]), and the notify hooks of each event
+//! ([`events`], [`crate::notify`]), without waiting for them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -58,6 +59,7 @@ use crate::admin::{self, Admin, Command, Order, Refusal};
 use crate::config::{Config, Mode};
 use crate::drain::{maintenance, By, Drain, Drains};
 use crate::health::Health;
+use crate::notify::{EventKind, Notifier};
 
 use crate::reconcile::{ManagedTable, Reconciler};
 use crate::state::Shared;
@@ -103,6 +105,10 @@ const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
 /// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
+
+/// How long the checker waits, when it stops, for the hooks still queued
+/// or running (a `checker_stopping` hook among them).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Admin API orders waiting for the loop, at most.
 const ADMIN_QUEUE: usize = 16;
@@ -243,6 +249,7 @@ async fn run_with<T: ManagedTable>(
         mode = %daemon.config.mode,
         "started"
     );
+    daemon.notify(EventKind::CheckerStarted, None, None, None);
     tokio::pin!(stop);
     let mut batch = Vec::with_capacity(REPORTS);
     loop {
@@ -290,6 +297,8 @@ async fn run_with<T: ManagedTable>(
     }
     looping.probes.abort_all();
     watchdog.stopping();
+    daemon.notify(EventKind::CheckerStopping, None, None, None);
+    daemon.notifier.finish(STOP_GRACE);
     info!("stopped");
     Ok(())
 }
@@ -340,6 +349,8 @@ struct Daemon<T> {
     exhausted: ExhaustedProbes,
     /// Whether IPVS is gone (the ip_vs module unloaded).
     ipvs: IpvsAbsence,
+    /// Where events go to the hooks.
+    notifier: Notifier,
 }
 
 impl<T: ManagedTable> Daemon<T> {
@@ -359,6 +370,7 @@ impl<T: ManagedTable> Daemon<T> {
 
     fn new(config: Config, reconciler: Reconciler<T>, state: Shared) -> Self {
         sync_owned(&reconciler, &state);
+        let notifier = Notifier::start(config.max_running_hooks, state.lock().hooks.clone());
         Daemon {
             config,
             reconciler,
@@ -368,6 +380,7 @@ impl<T: ManagedTable> Daemon<T> {
             late: LateProbes::default(),
             exhausted: ExhaustedProbes::default(),
             ipvs: IpvsAbsence::default(),
+            notifier,
         }
     }
 
@@ -431,6 +444,12 @@ impl<T: ManagedTable> Daemon<T> {
                 info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str())
             }
         }
+        let (kind, reason) = match &report.result {
+            Err(e) if now == Health::Down => (EventKind::RealServerDown, Some(e.to_string())),
+            _ if now == Health::Down => (EventKind::RealServerDown, None),
+            _ => (EventKind::RealServerUp, None),
+        };
+        self.notify(kind, Some(report.service), Some(report.destination), reason);
         self.pending.insert(report.service);
         (before == Some(Health::Down) && now == Health::Up).then_some(Recovery)
     }
@@ -536,9 +555,16 @@ impl<T: ManagedTable> Daemon<T> {
             let was = state.service(&service.key).is_some_and(|s| s.guard_active);
             (state.desired(service), was)
         };
-        if want.guard_active != guard_was {
+        let guard_flipped = want.guard_active != guard_was;
+        let sorry_was = if guard_flipped {
             log_guard(service, &want);
-        }
+            state
+                .lock()
+                .service(&service.key)
+                .and_then(|s| s.sorry_weight)
+        } else {
+            None
+        };
         // The lock is not held over the netlink calls.
         let outcome = if self.config.mode == Mode::Managed {
             let (managed, current) = reconciler.ensure(service, &want);
@@ -567,6 +593,9 @@ impl<T: ManagedTable> Daemon<T> {
             }
             Err(e) => warn!(service = %service.key, "cannot read the service: {e}"),
         }
+        if guard_flipped {
+            self.notify_guard(i, &want, sorry_was);
+        }
     }
 }
 
@@ -582,6 +611,7 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 
 mod admission;
 mod drains;
+mod events;
 mod ipvs_absence;
 mod lag;
 mod log;

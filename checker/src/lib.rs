@@ -14,7 +14,8 @@
 //! - [`drain`] and [`admin`]: drains (admin API, out-of-band weight 0,
 //!   maintenance files), kept in the drain file, and `ipvs-checker
 //!   drain`/`undrain`;
-//! - [`systemd`]: the notify protocol (ready, watchdog, stopping).
+//! - [`systemd`]: the notify protocol (ready, watchdog, stopping);
+//! - [`notify`]: the notify hooks (exec and webhook) run on events.
 
 pub mod admin;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod drain;
 pub mod health;
 pub mod import;
 pub mod metrics;
+pub mod notify;
 pub mod prober;
 pub mod reconcile;
 pub mod state;

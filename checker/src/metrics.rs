@@ -407,6 +407,37 @@ impl Collector for StateCollector {
             MetricType::Counter,
         )?)?;
 
+        let hooks = state.hooks.snapshot();
+        for (name, help, value) in [
+            (
+                "ipvs_checker_hooks_run",
+                "Notify hooks started, by kind (exec, webhook) and event; a webhook's retries are one run.",
+                (|c| c.run) as fn(&crate::notify::counts::Counts) -> u64,
+            ),
+            (
+                "ipvs_checker_hooks_failed",
+                "Notify hooks that failed (an exit code but 0, a signal, a webhook not accepted after its retries), by kind and event.",
+                |c| c.failed,
+            ),
+            (
+                "ipvs_checker_hooks_timed_out",
+                "Notify hooks that ran past their timeout (an exec hook is killed with its process group), by kind and event.",
+                |c| c.timed_out,
+            ),
+            (
+                "ipvs_checker_hooks_dropped",
+                "Notify hooks never run because their queue was full, by kind and event.",
+                |c| c.dropped,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for ((kind, event), counts) in &hooks {
+                ConstCounter::new(value(counts)).encode(
+                    family.encode_family(&[("kind", kind.as_str()), ("event", event.as_str())])?,
+                )?;
+            }
+        }
+
         let mut family = encoder.encode_descriptor(
             "ipvs_checker_netlink_errors",
             "Failed IPVS netlink requests: op=read (a service's real servers), op=set_weight.",

@@ -93,6 +93,8 @@ pub struct State {
     /// Whether the loop has reconciled every configured service once:
     /// `/-/ready` answers 200 from then on.
     pub reconciled: bool,
+    /// The notify hooks' counters, which their own thread updates.
+    pub hooks: Arc<crate::notify::counts::Stats>,
 }
 
 impl Default for State {
@@ -114,6 +116,7 @@ impl Default for State {
             drains: Drains::default(),
             maintenance: BTreeMap::new(),
             reconciled: false,
+            hooks: Arc::default(),
         }
     }
 }

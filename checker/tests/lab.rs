@@ -7,7 +7,8 @@
 //! the CLI and the admin API with basic auth, across a SIGKILL, by a
 //! maintenance file) and managed mode's graceful removal of a real server
 //! with a connection open, each probing every 500 ms so that seconds cover
-//! many probes, and starting as few daemons as it can.
+//! many probes, and starting as few daemons as it can; and an exec notify
+//! hook told of each transition, a hung one killed at its timeout.
 
 use std::path::PathBuf;
 
@@ -255,6 +256,16 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
 
 fn vip80() -> ServiceKey {
     ServiceKey::tcp("198.18.0.10:80".parse().expect("address"))
+}
+
+/// The table as ipvsadm makes it: 198.18.0.10:80 (wrr) with rs1 and rs2
+/// (NAT) at these weights.
+fn vip80_with_rs1_rs2(rs1: u32, rs2: u32) {
+    director(&format!(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w {rs1} && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w {rs2}"
+    ));
 }
 
 /// Kills real server K's HTTP server (`topology.sh serve` restarts all).
@@ -774,11 +785,7 @@ fn rs2_dns_reason(metrics: &str) -> Option<String> {
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn drains_hold_through_probes_the_cli_a_sigkill_and_maintenance_files() {
     let _lock = fresh_lab();
-    director(
-        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
-         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
-         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
-    );
+    vip80_with_rs1_rs2(3, 1);
     let dir = out_dir();
     let drains = dir.join("drains.json");
     let maintenance = dir.join("maintenance");
@@ -1070,4 +1077,153 @@ fn dns_checks_follow_a_stopped_dropping_and_wrong_resolver() {
     for k in 1..=2 {
         stop_dnsmasq(k);
     }
+}
+
+/// The events an exec hook recorded in `dir` (one `EVENT.PID.env` file a
+/// run), by event name, each with its environment.
+fn hook_runs(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut runs: Vec<(String, String)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let event = name.strip_suffix(".env")?.split('.').next()?.to_owned();
+                    Some((event, std::fs::read_to_string(e.path()).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    runs.sort();
+    runs
+}
+
+fn count(runs: &[(String, String)], event: &str) -> usize {
+    runs.iter().filter(|(e, _)| e == event).count()
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn an_exec_hook_runs_once_per_transition_and_a_hung_one_is_killed_while_weights_stay_on_time() {
+    let _lock = fresh_lab();
+    vip80_with_rs1_rs2(1, 1);
+    let service = vip80();
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let drains = out_dir().join("hooks-drains.json");
+    let _ = std::fs::remove_file(&drains);
+    let runs = out_dir().join("hook-runs");
+    let _ = std::fs::remove_dir_all(&runs);
+    std::fs::create_dir_all(&runs).expect("hook output directory");
+    let hook = out_dir().join("hook.sh");
+    // Records each event with shell builtins only (a program started
+    // under the lab's emulated CPU can take a second); hangs on
+    // real_server_down, past its timeout, in a child of its own.
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n\
+         printf '%s\\n' \"IPVS_CHECKER_EVENT=$IPVS_CHECKER_EVENT\" \
+         \"IPVS_CHECKER_SERVICE=$IPVS_CHECKER_SERVICE\" \
+         \"IPVS_CHECKER_REAL_SERVER=$IPVS_CHECKER_REAL_SERVER\" \
+         \"IPVS_CHECKER_OLD_WEIGHT=$IPVS_CHECKER_OLD_WEIGHT\" \
+         \"IPVS_CHECKER_NEW_WEIGHT=$IPVS_CHECKER_NEW_WEIGHT\" \
+         \"IPVS_CHECKER_REASON=$IPVS_CHECKER_REASON\" > \"$1/$IPVS_CHECKER_EVENT.$$.env\"\n\
+         if [ \"$IPVS_CHECKER_EVENT\" = real_server_down ]; then sleep 60; fi\n",
+    )
+    .expect("write hook");
+    run_in(None, &format!("chmod 755 {}", hook.display()));
+    let mut checker = Checker::start(
+        "hooks",
+        &format!(
+            "drain_file: {}\n\
+             defaults:\n  interval: 1s\n  timeout: 500ms\n  rise: 1\n  fall: 2\n  \
+             check: {{type: http, path: /}}\n  \
+             hooks: {{exec: {{argv: [{}, {}], timeout: 2s}}}}\n\
+             services:\n  - address: 198.18.0.10:80\n    real_servers:\n      \
+             - {{address: 198.18.1.11:80, weight: 1}}\n      - {{address: 198.18.1.12:80, weight: 1}}\n",
+            drains.display(),
+            hook.display(),
+            runs.display()
+        ),
+    );
+    wait_until(
+        "both real servers up, hooks told",
+        Duration::from_secs(10),
+        || count(&hook_runs(&runs), "real_server_up") >= 2,
+    );
+
+    // rs1 dies: weight 0 on time, its hook hangs and is killed at 2 s.
+    kill_server(1);
+    let took = wait_for_weight(
+        &mut ipvs,
+        &service,
+        "198.18.1.11:80",
+        0,
+        Duration::from_secs(3),
+    );
+    eprintln!("rs1 at weight 0 {took:?} after its server was killed, the down hook hanging");
+    wait_until(
+        "the hung hook killed and counted",
+        Duration::from_secs(5),
+        || {
+            sample(
+                &scrape(),
+                "ipvs_checker_hooks_timed_out_total",
+                r#"kind="exec",event="real_server_down""#,
+            ) >= Some(1.0)
+        },
+    );
+
+    // An out-of-band weight 0 is a drain, a non-zero weight ends it.
+    director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 0");
+    wait_until("the drain told", Duration::from_secs(5), || {
+        count(&hook_runs(&runs), "drained") == 1
+    });
+    director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1");
+    wait_until("the undrain told", Duration::from_secs(5), || {
+        count(&hook_runs(&runs), "undrained") == 1
+    });
+
+    // Every flip (a probe under the emulated CPU may flap) told once.
+    let metrics = scrape();
+    let rs2 = RS1.replace("198.18.1.11", "198.18.1.12");
+    let flips = [RS1, rs2.as_str()]
+        .iter()
+        .map(|rs| sample(&metrics, "ipvs_checker_transitions_total", rs).expect("transitions"))
+        .sum::<f64>();
+    checker.signal("TERM");
+    checker.daemon.wait();
+    let all = hook_runs(&runs);
+    assert_eq!(
+        (count(&all, "real_server_up") + count(&all, "real_server_down")) as f64,
+        flips,
+        "{all:#?}"
+    );
+    for event in [
+        "checker_started",
+        "drained",
+        "undrained",
+        "checker_stopping",
+    ] {
+        assert_eq!(count(&all, event), 1, "{event}: {all:#?}");
+    }
+    let down = &all
+        .iter()
+        .find(|(e, _)| e == "real_server_down")
+        .expect("down")
+        .1;
+    for line in [
+        "IPVS_CHECKER_SERVICE=TCP 198.18.0.10:80",
+        "IPVS_CHECKER_REAL_SERVER=198.18.1.11:80",
+        "IPVS_CHECKER_OLD_WEIGHT=1",
+        "IPVS_CHECKER_NEW_WEIGHT=0",
+    ] {
+        assert!(down.lines().any(|l| l == line), "{line} not in\n{down}");
+    }
+    let drained = &all.iter().find(|(e, _)| e == "drained").expect("drained").1;
+    assert!(
+        drained
+            .lines()
+            .any(|l| l == "IPVS_CHECKER_REAL_SERVER=198.18.1.12:80"),
+        "{drained}"
+    );
 }

@@ -48,6 +48,7 @@ mod checks;
 mod conversation;
 mod describe;
 mod dns;
+mod hooks;
 mod parse;
 mod raw;
 mod scalars;
@@ -56,6 +57,7 @@ mod tls;
 
 pub use describe::describe;
 pub use dns::rcode_name;
+pub use hooks::{ExecHook, Hooks, Webhook, DEFAULT_MAX_RUNNING_HOOKS};
 pub use ipvs_common::ConfigError;
 pub use tls::AcceptAnyCertificate;
 
@@ -84,6 +86,12 @@ pub struct Config {
     /// at weight 0 waiting for its active connections to end before it is
     /// deleted ([`DEFAULT_DRAIN_TIMEOUT`] unless set).
     pub drain_timeout: Duration,
+    /// The defaults' hooks: what checker-wide events (started, stopping)
+    /// run, and a service without `hooks:` of its own.
+    pub hooks: Arc<Hooks>,
+    /// Hooks running at once, at most, over the whole checker
+    /// (`max_running_hooks`; read at start, a reload does not change it).
+    pub max_running_hooks: usize,
     /// The virtual services, in file order.
     pub services: Vec<VirtualService>,
 }
@@ -138,6 +146,9 @@ pub struct VirtualService {
     pub quorum: Option<Quorum>,
     /// The real servers, in file order.
     pub real_servers: Vec<RealServer>,
+    /// What runs on this service's events: its own `hooks:`, else the
+    /// defaults'.
+    pub hooks: Arc<Hooks>,
 }
 
 impl VirtualService {

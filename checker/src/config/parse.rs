@@ -17,7 +17,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::raw;
 use super::scalars::Dur;
 use super::service::{Context, ServiceSeed};
-use super::{Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE, DEFAULT_DRAIN_TIMEOUT};
+use super::{
+    Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_MAX_RUNNING_HOOKS,
+};
 
 /// Both passes over `text`, the contents of `file`; relative file names
 /// resolve against `base`.
@@ -35,6 +38,9 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         .map_err(|e| ConfigError::new(file, format!("defaults: {e}")))?;
     context
         .build_default_check()
+        .map_err(|e| ConfigError::new(file, e))?;
+    context
+        .build_default_hooks()
         .map_err(|e| ConfigError::new(file, e))?;
     let body = yaml::from_str_seed(file, text, FileSeed(&mut context))?;
     let services = body.services;
@@ -71,6 +77,16 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
             "drain_timeout is only used in mode: managed (weights mode deletes no real server)",
         ));
     }
+    let max_running_hooks = match body.max_running_hooks {
+        None => DEFAULT_MAX_RUNNING_HOOKS,
+        Some(0) => {
+            return Err(ConfigError::new(
+                file,
+                "max_running_hooks must be at least 1",
+            ))
+        }
+        Some(n) => n,
+    };
     let path = |key: &str, value: Option<String>| match value {
         Some(path) if path.trim().is_empty() => {
             Err(ConfigError::new(file, format!("{key}: must not be empty")))
@@ -87,6 +103,8 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         out_of_band: body.out_of_band.unwrap_or_default(),
         maintenance_dir: path("maintenance_dir", body.maintenance_dir)?,
         drain_timeout: body.drain_timeout.map_or(DEFAULT_DRAIN_TIMEOUT, |d| d.0),
+        hooks: context.default_hooks.clone(),
+        max_running_hooks,
         services,
     })
 }
@@ -101,6 +119,7 @@ const FIELDS: &[&str] = &[
     "out_of_band",
     "maintenance_dir",
     "drain_timeout",
+    "max_running_hooks",
     "services",
 ];
 
@@ -113,6 +132,7 @@ struct Body {
     out_of_band: Option<OutOfBand>,
     maintenance_dir: Option<String>,
     drain_timeout: Option<Dur>,
+    max_running_hooks: Option<usize>,
     services: Vec<VirtualService>,
 }
 
@@ -153,6 +173,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
                 "out_of_band" => body.out_of_band = map.next_value()?,
                 "maintenance_dir" => body.maintenance_dir = map.next_value()?,
                 "drain_timeout" => body.drain_timeout = map.next_value()?,
+                "max_running_hooks" => body.max_running_hooks = map.next_value()?,
                 "services" => body.services = map.next_value_seed(ServicesSeed(&mut *self.0))?,
                 // Read and validated by the first pass.
                 _ => {

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use super::checks::CheckNode;
+use super::hooks::RawHooks;
 use super::scalars::{Dur, Family, Forward, Proto, RsAddress, Threshold, Weight};
 use super::Mode;
 
@@ -33,6 +34,7 @@ pub(super) struct Settings {
     pub slow_start: Option<Dur>,
     pub check: Option<CheckNode>,
     pub checks: Option<Vec<CheckNode>>,
+    pub hooks: Option<RawHooks>,
 }
 
 /// One `services:` entry.
@@ -58,6 +60,7 @@ pub(super) struct Service {
     pub source_address: Option<std::net::IpAddr>,
     pub check: Option<CheckNode>,
     pub checks: Option<Vec<CheckNode>>,
+    pub hooks: Option<RawHooks>,
     #[serde(default)]
     pub real_servers: Vec<RealServer>,
 }

@@ -23,6 +23,7 @@ use serde::de::{self, value::MapAccessDeserializer, DeserializeSeed, Deserialize
 use serde::Deserialize;
 
 use super::checks::CheckNode;
+use super::hooks::{self, Hooks, RawHooks};
 use super::scalars::{forward_method, Family, Proto};
 use super::{
     raw, Check, CheckKind, CheckTarget, HttpsCheck, Mode, Quorum, RealServer, SorryServer, Timing,
@@ -50,6 +51,10 @@ pub(super) struct Context {
     /// shared by many real servers (the service's, the defaults') is
     /// built once, and its files read once.
     checks: HashMap<usize, (Arc<CheckNode>, Arc<Check>)>,
+    /// The defaults' `hooks:` as written, until [`Context::build_default_hooks`].
+    default_hooks_raw: Option<RawHooks>,
+    /// The defaults' hooks, which a service without `hooks:` runs.
+    pub default_hooks: Arc<Hooks>,
 }
 
 impl Context {
@@ -75,7 +80,18 @@ impl Context {
             },
             services_seen: HashSet::new(),
             checks: HashMap::new(),
+            default_hooks_raw: defaults.hooks,
+            default_hooks: Arc::default(),
         })
+    }
+
+    /// Checks the defaults' hooks and reads their files.
+    pub fn build_default_hooks(&mut self) -> Result<(), String> {
+        if let Some(raw) = self.default_hooks_raw.take() {
+            self.default_hooks =
+                Arc::new(hooks::resolve(&raw, &self.base).map_err(|e| format!("defaults.{e}"))?);
+        }
+        Ok(())
     }
 
     /// Builds the defaults' checks, if set, so that their files are read
@@ -353,6 +369,11 @@ fn service(s: raw::Service, context: &mut Context) -> Result<VirtualService, Str
     if !context.services_seen.insert(key) {
         return Err(format!("service {key} is listed twice"));
     }
+    // A service's own hooks replace the defaults' whole.
+    let hooks = match &s.hooks {
+        Some(raw) => Arc::new(hooks::resolve(raw, &context.base)?),
+        None => context.default_hooks.clone(),
+    };
     Ok(VirtualService {
         key,
         scheduler,
@@ -364,6 +385,7 @@ fn service(s: raw::Service, context: &mut Context) -> Result<VirtualService, Str
             sorry_server,
         }),
         real_servers,
+        hooks,
     })
 }
 

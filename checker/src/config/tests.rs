@@ -164,11 +164,19 @@ const INVALID: &[(&str, &str)] = &[
     ("exec-relative-command", "3:12: services[0].check: command \"check-mysql.sh\": the program must be an absolute path (it runs without a shell or PATH)"),
     ("exec-without-command", "3:12: services[0].check: an exec check needs command: the program and its arguments, like [/usr/local/bin/check-db, \"{rs_address}\"]"),
     ("fwmark-no-port", "2:5: services[0]: real server 198.18.1.11:0: no port to probe: set check.port or check_address (the real server has port 0)"),
+    ("hooks-argv-empty", "2:5: services[0]: hooks.exec.argv: the list is empty: it needs at least the program"),
+    ("hooks-ca-file-on-http", "2:5: services[0]: hooks.webhook.ca_file is only for an https:// URL"),
+    ("hooks-client-cert-without-key", "2:5: services[0]: hooks.webhook: client_cert and client_key go together: set both or neither"),
+    ("hooks-timeout", "3:19: services[0].hooks.exec: duration \"0s\" must be more than 0"),
+    ("hooks-unknown-field", "3:49: services[0].hooks.exec: unknown field `shell`, expected `argv` or `timeout`"),
+    ("hooks-webhook-https-without-ca", "defaults.hooks.webhook: an https URL needs ca_file (the CA that issued the receiver's certificate; the system's bundle will do, such as /etc/ssl/certs/ca-certificates.crt)"),
+    ("hooks-webhook-url", "2:5: services[0]: hooks.webhook.url \"ftp://alerts.example.test/ipvs\": expected an http:// or https:// URL"),
     ("https-without-ca", "3:12: services[0].check: an https check needs ca_file (the CA that issued the real servers' certificates), or insecure_skip_verify: true"),
     ("icmp-port", "3:12: services[0].check: port is not for icmp checks: an echo request goes to an address"),
     ("keep-alive-not-longer-than-interval", "3:5: services[0]: real server 198.18.1.11:80: check keep_alive 2s is not longer than interval 2s: no connection would serve a second probe"),
     ("maintenance-dir-empty", "maintenance_dir: must not be empty"),
     ("managed-without-state-file", "mode: managed needs state_file: the file where the checker records the services and real servers it created, the only ones it deletes"),
+    ("max-running-hooks", "max_running_hooks must be at least 1"),
     ("min-tls-version", "3:12: services[0].check: invalid min_tls_version \"1.1\": expected \"1.2\" or \"1.3\""),
     ("mode", "1:7: mode: unknown variant `auto`, expected `weights` or `managed`"),
     ("netmask-without-persistence", "4:5: services[0]: persistence_netmask needs persistence"),
@@ -499,7 +507,7 @@ fn top_level_keys_are_refused_where_they_stand() {
         "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}]\n";
     assert_eq!(
         error(&format!("{service}stat_file: x\n")),
-        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `drain_timeout`, `services`"
+        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `drain_timeout`, `max_running_hooks`, `services`"
     );
     assert_eq!(
         error("mode: weights\n"),
@@ -570,5 +578,74 @@ fn a_dns_check_is_described_with_its_defaults() {
     assert!(
         text.contains(": dns www.lab.test. A over udp expect NOERROR\n     and probe 198.18.1.11:53: dns lab.test. SOA over tcp expect NOERROR answer=/ns1/ no_rd\n"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_service_hooks_replace_the_defaults_whole() {
+    let text = "\
+max_running_hooks: 2
+defaults:
+  hooks:
+    exec: {argv: [/usr/local/bin/page, --team, lb]}
+    webhook: {url: \"http://127.0.0.1:9000/ipvs\", retries: 5, backoff: 2s, timeout: 3s}
+services:
+  - address: 198.18.0.10:80
+    real_servers: [{address: 198.18.1.11:80}]
+  - address: 198.18.0.20:80
+    hooks: {exec: {argv: [/usr/local/bin/other], timeout: 30s}}
+    real_servers: [{address: 198.18.1.12:80}]
+  - address: 198.18.0.30:80
+    hooks: {}
+    real_servers: [{address: 198.18.1.13:80}]
+";
+    let config = parse(text, Path::new("test.yaml"), Path::new(".")).expect("valid");
+    assert_eq!(config.max_running_hooks, 2);
+    let exec = config.hooks.exec.as_ref().expect("the defaults' exec");
+    assert_eq!(exec.argv, ["/usr/local/bin/page", "--team", "lb"]);
+    assert_eq!(exec.timeout, std::time::Duration::from_secs(10));
+    let webhook = config
+        .hooks
+        .webhook
+        .as_ref()
+        .expect("the defaults' webhook");
+    assert_eq!(webhook.url.to_string(), "http://127.0.0.1:9000/ipvs");
+    assert_eq!(
+        (webhook.retries, webhook.backoff, webhook.timeout),
+        (
+            5,
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(3)
+        )
+    );
+    assert!(webhook.tls.is_none());
+    // Inherited whole.
+    assert_eq!(config.services[0].hooks.exec.as_ref(), Some(exec));
+    assert!(config.services[0].hooks.webhook.is_some());
+    // Replaced whole: no webhook, though the defaults have one.
+    let own = &config.services[1].hooks;
+    assert_eq!(
+        own.exec.as_ref().map(|e| e.argv.clone()),
+        Some(vec!["/usr/local/bin/other".to_owned()])
+    );
+    assert!(own.webhook.is_none());
+    assert!(config.services[2].hooks.is_empty());
+}
+
+#[test]
+fn an_https_webhook_reads_its_ca_file() {
+    let config = load(&testdata("valid.yaml")).expect("valid.yaml is valid");
+    assert_eq!(config.max_running_hooks, 2);
+    let webhook = config
+        .hooks
+        .webhook
+        .as_ref()
+        .expect("the defaults' webhook");
+    assert!(webhook.tls.is_some(), "an https:// URL gets a TLS client");
+    assert_eq!(webhook.retries, 1);
+    assert!(config.services[0].hooks.webhook.is_some(), "inherited");
+    assert!(
+        config.services[1].hooks.is_empty(),
+        "hooks: {{}} turns them off"
     );
 }

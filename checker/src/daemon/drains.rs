@@ -13,6 +13,7 @@ use ipvs::{DestinationKey, ServiceKey};
 use tracing::{error, info, warn};
 
 use super::*;
+use crate::notify::EventKind;
 use crate::reconcile::{Outcome, StateFileError};
 
 impl<T: ManagedTable> Daemon<T> {
@@ -44,6 +45,12 @@ impl<T: ManagedTable> Daemon<T> {
                 self.save_drains(drains)
                     .map_err(|e| Refusal::Failed(format!("not drained: {e}")))?;
                 info!(service = %s, real_server = %d, user = user.as_deref().unwrap_or(""), reason = reason.as_deref().unwrap_or(""), "real server drained through the admin API");
+                self.notify(
+                    EventKind::Drained,
+                    Some(s),
+                    Some(d),
+                    Some(reason.unwrap_or_else(|| "admin API".into())),
+                );
                 self.apply(i);
                 Ok(match until {
                     Some(until) => format!(
@@ -76,6 +83,12 @@ impl<T: ManagedTable> Daemon<T> {
                 self.save_drains(drains)
                     .map_err(|e| Refusal::Failed(format!("not undrained: {e}")))?;
                 info!(service = %s, real_server = %d, "real server undrained through the admin API");
+                self.notify(
+                    EventKind::Undrained,
+                    Some(s),
+                    Some(d),
+                    Some("admin API".into()),
+                );
                 self.apply(i);
                 Ok(match file {
                     Some(file) => format!(
@@ -120,6 +133,22 @@ impl<T: ManagedTable> Daemon<T> {
             error!("{e}: the out-of-band drain holds until the checker restarts");
             self.state.lock().set_drains(drains);
         }
+        for d in &outcome.drained_out_of_band {
+            self.notify(
+                EventKind::Drained,
+                Some(service),
+                Some(*d),
+                Some("out_of_band: weight set to 0 in the table".into()),
+            );
+        }
+        for d in &outcome.undrained_out_of_band {
+            self.notify(
+                EventKind::Undrained,
+                Some(service),
+                Some(*d),
+                Some("out_of_band: a non-zero weight set in the table".into()),
+            );
+        }
         true
     }
 
@@ -134,6 +163,12 @@ impl<T: ManagedTable> Daemon<T> {
                 Ok(()) => {
                     for (s, d) in expired {
                         info!(service = %s, real_server = %d, "drain expired: real server undrained");
+                        self.notify(
+                            EventKind::Undrained,
+                            Some(s),
+                            Some(d),
+                            Some("drain expired".into()),
+                        );
                     }
                 }
                 Err(e) => error!("{e}: expired drains stay until it can be written"),
@@ -181,11 +216,34 @@ impl<T: ManagedTable> Daemon<T> {
                 new.insert(key, drain);
             }
         }
-        for (s, d) in old.keys().filter(|k| !new.contains_key(k)) {
+        let gone: Vec<_> = old
+            .keys()
+            .filter(|k| !new.contains_key(k))
+            .copied()
+            .collect();
+        for (s, d) in &gone {
             info!(service = %s, real_server = %d, "maintenance file gone: real server undrained");
         }
+        let came: Vec<_> = new
+            .iter()
+            .filter(|(k, _)| !old.contains_key(k))
+            .map(|(k, drain)| (*k, drain.reason.clone()))
+            .collect();
         if new != old {
             self.state.lock().set_maintenance(new);
+        }
+        // After the state has them, so the events carry the new weights.
+        for ((s, d), file) in came {
+            let reason = file.map(|f| format!("maintenance file {f}"));
+            self.notify(EventKind::Drained, Some(s), Some(d), reason);
+        }
+        for (s, d) in gone {
+            self.notify(
+                EventKind::Undrained,
+                Some(s),
+                Some(d),
+                Some("maintenance file gone".into()),
+            );
         }
     }
 

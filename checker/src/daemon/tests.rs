@@ -787,3 +787,142 @@ fn with_ipvs_gone_the_table_is_tried_with_backoff_and_reconciled_when_back() {
     assert!(daemon.ipvs.gone.is_none());
     assert_eq!(dumps(&daemon), 10, "both services reconciled");
 }
+
+/// The `.env` files a recording hook wrote in `dir`, by event name.
+fn recorded(dir: &Path) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let event = name.strip_suffix(".env")?.split('.').next()?.to_owned();
+            Some((event, std::fs::read_to_string(e.path()).ok()?))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let hook = dir.path().join("record-then-sleep");
+    // Records its event, then sleeps far longer than the test's steps:
+    // a `.done` file before the end means the loop waited for it.
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n\
+         env | grep '^IPVS_CHECKER_' | sort > \"$1/$IPVS_CHECKER_EVENT.$$.tmp\"\n\
+         mv \"$1/$IPVS_CHECKER_EVENT.$$.tmp\" \"$1/$IPVS_CHECKER_EVENT.$$.env\"\n\
+         sleep 10\n\
+         touch \"$1/$IPVS_CHECKER_EVENT.$$.done\"\n",
+    )
+    .expect("write hook");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let text = format!(
+        "max_running_hooks: 8\n\
+         defaults: {{rise: 1, fall: 1, hooks: {{exec: {{argv: [{}, {}], timeout: 20s}}}}}}\n\
+         services:\n\
+         \x20 - address: 198.18.0.10:80\n\
+         \x20   quorum: {{min_up: 2, sorry_server: {{address: 198.18.2.1:80, weight: 5}}}}\n\
+         \x20   real_servers:\n\
+         \x20     - {{address: 198.18.1.1:80, weight: 1}}\n\
+         \x20     - {{address: 198.18.1.2:80, weight: 1}}\n",
+        hook.display(),
+        out.display()
+    );
+    let config = config::parse(&text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let mut daemon = Daemon::new(config, reconciler, state);
+    let wait_for = |n: usize| {
+        for _ in 0..500 {
+            if recorded(&out).len() >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        recorded(&out)
+    };
+
+    // Both up (from unknown): two events, and their hooks now sleep.
+    probe_all(&mut daemon, 0, true);
+    daemon.flush();
+    let events = wait_for(2);
+    assert_eq!(
+        events.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(),
+        ["real_server_up", "real_server_up"]
+    );
+
+    // One down, with the hooks of the last flips still asleep: the
+    // weight is in the table when the flush returns.
+    let service = daemon.config.services[0].clone();
+    daemon.observe(&Report {
+        generation: 0,
+        service: service.key,
+        destination: service.real_servers[0].key,
+        result: Err(ProbeError::Connect(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        ))),
+        phases: Phases::new(),
+        each: vec![Some("connect")],
+        checker_fault: None,
+    });
+    daemon.flush();
+    let table = &daemon.reconciler.table().dests[&service.key];
+    assert_eq!(table[&service.real_servers[0].key].weight, 0);
+    let done = std::fs::read_dir(&out)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".done"))
+        .count();
+    assert_eq!(done, 0, "the weight waited for a hook");
+
+    // Each transition once: the flip, the quorum lost, the sorry server in.
+    let events = wait_for(5);
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "quorum_lost",
+            "real_server_down",
+            "real_server_up",
+            "real_server_up",
+            "sorry_server_in"
+        ]
+    );
+    let down = &events[1].1;
+    for line in [
+        "IPVS_CHECKER_SERVICE=TCP 198.18.0.10:80",
+        "IPVS_CHECKER_REAL_SERVER=198.18.1.1:80",
+        "IPVS_CHECKER_OLD_WEIGHT=1",
+        "IPVS_CHECKER_NEW_WEIGHT=0",
+        "IPVS_CHECKER_REASON=connect: connection refused",
+    ] {
+        assert!(down.lines().any(|l| l == line), "{line} not in\n{down}");
+    }
+    let sorry = &events[4].1;
+    for line in [
+        "IPVS_CHECKER_REAL_SERVER=198.18.2.1:80",
+        "IPVS_CHECKER_NEW_WEIGHT=5",
+    ] {
+        assert!(sorry.lines().any(|l| l == line), "{line} not in\n{sorry}");
+    }
+
+    // The sleeping hooks go with their process groups (named by the
+    // shells' pids in the file names).
+    for entry in std::fs::read_dir(&out).expect("read dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.split('.').nth(1).and_then(|p| p.parse::<i32>().ok()) {
+            // SAFETY: kill(2) with a process group this test's hooks made.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
