@@ -1156,7 +1156,12 @@ fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_and_loads_nothing(
     }
     run_in(
         None,
-        "for ns in $(ip netns list | cut -d' ' -f1); do ip netns exec $ns ipvsadm -C; done; ipvsadm -C",
+        // A sync daemon (another test's, in any namespace) holds the
+        // module too.
+        "for ns in $(ip netns list | cut -d' ' -f1) ''; do \
+           in_ns() { if [ -n \"$ns\" ]; then ip netns exec \"$ns\" \"$@\"; else \"$@\"; fi; }; \
+           in_ns ipvsadm --stop-daemon master 2>/dev/null; in_ns ipvsadm --stop-daemon backup 2>/dev/null; in_ns ipvsadm -C; \
+         done",
     );
     let _restore = Restore(blocker);
     run_in(

@@ -72,7 +72,12 @@ fn a_handle_goes_on_after_the_ip_vs_module_is_unloaded_and_loaded_again() {
     let _tables = Tables::save();
     run_in(
         None,
-        "for ns in $(ip netns list | cut -d' ' -f1); do ip netns exec $ns ipvsadm -C; done; ipvsadm -C",
+        // A sync daemon (another test's, in any namespace) holds the
+        // module too.
+        "for ns in $(ip netns list | cut -d' ' -f1) ''; do \
+           in_ns() { if [ -n \"$ns\" ]; then ip netns exec \"$ns\" \"$@\"; else \"$@\"; fi; }; \
+           in_ns ipvsadm --stop-daemon master 2>/dev/null; in_ns ipvsadm --stop-daemon backup 2>/dev/null; in_ns ipvsadm -C; \
+         done",
     );
     run_in(
         None,
