@@ -42,7 +42,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use ipvs::ServiceKey;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -51,7 +50,7 @@ use self::ipvs_absence::IpvsAbsence;
 use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
-use self::looping::{sleep_until, Loop};
+use self::looping::{next_order, sleep_until, Loop, Signals};
 use self::probes::{CheckerFault, Recoveries, Recovery, Report, Reports};
 use self::shards::Shards;
 use self::watchdog::Watchdog;
@@ -301,35 +300,6 @@ async fn run_with<T: ManagedTable>(
     daemon.notifier.finish(STOP_GRACE);
     info!("stopped");
     Ok(())
-}
-
-/// The next admin order; never, once there are none to come.
-async fn next_order(orders: &mut Option<mpsc::Receiver<Command>>) -> Command {
-    if let Some(rx) = orders {
-        if let Some(command) = rx.recv().await {
-            return command;
-        }
-        // Every sender is gone (the web endpoint stopped).
-        *orders = None;
-    }
-    std::future::pending().await
-}
-
-/// The signals the loop follows.
-struct Signals {
-    hangup: Signal,
-    terminate: Signal,
-    interrupt: Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Self> {
-        Ok(Signals {
-            hangup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
-            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
-        })
-    }
 }
 
 /// The loop's state: the config, the reconciler, and the services whose

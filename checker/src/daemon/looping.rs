@@ -1,12 +1,15 @@
 //! The loop's own state besides the [`Daemon`]: the probes, where they
 //! report, what is due, and what each of its turns does with them
-//! (results, the flush of flips, a reload).
+//! (results, the flush of flips, a reload), and the sources of its
+//! events besides the probes (signals, admin orders).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::Semaphore;
+use anyhow::Context as _;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
@@ -14,6 +17,7 @@ use super::log::check_quiescent;
 use super::probes::{self, Recoveries, Recovery, Report, Reports};
 use super::shards::Shards;
 use super::{Daemon, Options, FLIP_COALESCE};
+use crate::admin::Command;
 use crate::config::{self, Config};
 use crate::drain::Drains;
 use crate::reconcile::ManagedTable;
@@ -150,5 +154,34 @@ pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The next admin order; never, once there are none to come.
+pub(super) async fn next_order(orders: &mut Option<mpsc::Receiver<Command>>) -> Command {
+    if let Some(rx) = orders {
+        if let Some(command) = rx.recv().await {
+            return command;
+        }
+        // Every sender is gone (the web endpoint stopped).
+        *orders = None;
+    }
+    std::future::pending().await
+}
+
+/// The signals the loop follows.
+pub(super) struct Signals {
+    pub(super) hangup: Signal,
+    pub(super) terminate: Signal,
+    pub(super) interrupt: Signal,
+}
+
+impl Signals {
+    pub(super) fn new() -> anyhow::Result<Self> {
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
 }
