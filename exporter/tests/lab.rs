@@ -19,7 +19,7 @@ use std::sync::MutexGuard;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use lab_harness::{client, director, lab_once, run_in, topology_script, DIRECTOR};
+use lab_harness::{client, director, lab_once, run_in, topology_script, unload_ip_vs, DIRECTOR};
 
 const TABLE: &str = "\
 -A -t 198.18.0.10:80 -s rr
@@ -1154,20 +1154,8 @@ fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_and_loads_nothing(
             director(&format!("ipvsadm -C && ipvsadm -R <<'EOF'\n{TABLE}EOF"));
         }
     }
-    run_in(
-        None,
-        // A sync daemon (another test's, in any namespace) holds the
-        // module too.
-        "for ns in $(ip netns list | cut -d' ' -f1) ''; do \
-           in_ns() { if [ -n \"$ns\" ]; then ip netns exec \"$ns\" \"$@\"; else \"$@\"; fi; }; \
-           in_ns ipvsadm --stop-daemon master 2>/dev/null; in_ns ipvsadm --stop-daemon backup 2>/dev/null; in_ns ipvsadm -C; \
-         done",
-    );
     let _restore = Restore(blocker);
-    run_in(
-        None,
-        "modprobe -r $(lsmod | awk '/^ip_vs_/ { print $1 }') ip_vs && ! grep -q '^ip_vs ' /proc/modules",
-    );
+    unload_ip_vs();
     std::fs::write(blocker, "install ip_vs /bin/false\n").expect("modprobe.d");
 
     let exporter = Exporter::start(10319, &["--netns", DIRECTOR], None);

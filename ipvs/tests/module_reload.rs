@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use lab_harness::{lock, run_in};
+use lab_harness::{lock, run_in, unload_ip_vs};
 
 use ipvs::{Error, Ipvs, ServiceConfig, ServiceKey};
 
@@ -70,19 +70,7 @@ fn a_handle_goes_on_after_the_ip_vs_module_is_unloaded_and_loaded_again() {
     let id_before = family_id();
 
     let _tables = Tables::save();
-    run_in(
-        None,
-        // A sync daemon (another test's, in any namespace) holds the
-        // module too.
-        "for ns in $(ip netns list | cut -d' ' -f1) ''; do \
-           in_ns() { if [ -n \"$ns\" ]; then ip netns exec \"$ns\" \"$@\"; else \"$@\"; fi; }; \
-           in_ns ipvsadm --stop-daemon master 2>/dev/null; in_ns ipvsadm --stop-daemon backup 2>/dev/null; in_ns ipvsadm -C; \
-         done",
-    );
-    run_in(
-        None,
-        "modprobe -r $(lsmod | awk '/^ip_vs_/ { print $1 }') ip_vs && ! grep -q '^ip_vs ' /proc/modules",
-    );
+    unload_ip_vs();
     std::fs::write(NO_IP_VS, "install ip_vs /bin/false\n").expect("modprobe.d");
     // Gone: the handle says so in words a user can act on.
     let error = ipvs.services().expect_err("IPVS is gone");

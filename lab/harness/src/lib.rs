@@ -50,6 +50,24 @@ pub fn run_in(ns: Option<&str>, script: &str) -> String {
     stdout
 }
 
+/// Empties every namespace's IPVS table, stops every sync daemon (one
+/// holds the module too) and unloads the ip_vs modules; panics if ip_vs
+/// is still loaded. Module autoloading may load it again at the next
+/// request for the IPVS family: a test that needs it gone blocks that.
+pub fn unload_ip_vs() {
+    run_in(
+        None,
+        "for ns in $(ip netns list | cut -d' ' -f1) ''; do \
+           in_ns() { if [ -n \"$ns\" ]; then ip netns exec \"$ns\" \"$@\"; else \"$@\"; fi; }; \
+           in_ns ipvsadm --stop-daemon master 2>/dev/null; in_ns ipvsadm --stop-daemon backup 2>/dev/null; in_ns ipvsadm -C; \
+         done",
+    );
+    run_in(
+        None,
+        "modprobe -r $(lsmod | awk '/^ip_vs_/ { print $1 }') ip_vs && ! grep -q '^ip_vs ' /proc/modules",
+    );
+}
+
 /// Runs `script` in the director's namespace.
 pub fn director(script: &str) -> String {
     run_in(Some("lab-director"), script)
