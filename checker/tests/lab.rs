@@ -16,7 +16,9 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use ipvs::{DestinationKey, Ipvs, ServiceKey};
-use lab_harness::{client, director, lab_once, run_in, topology_script, Daemon, DIRECTOR};
+use lab_harness::{
+    client, director, lab_once, run_in, topology_script, try_unload_ip_vs, Daemon, DIRECTOR,
+};
 
 /// Where the checker's config and log go: `$LAB_OUT` survives the VM.
 fn out_dir() -> PathBuf {
@@ -1226,4 +1228,87 @@ fn an_exec_hook_runs_once_per_transition_and_a_hung_one_is_killed_while_weights_
             .any(|l| l == "IPVS_CHECKER_REAL_SERVER=198.18.1.12:80"),
         "{drained}"
     );
+}
+
+/// The managed cluster's two real servers at their configured weights.
+fn managed_cluster_at_weights(ipvs: &mut Ipvs) -> bool {
+    try_weight(ipvs, &vip80(), "198.18.1.11:80") == Some(3)
+        && try_weight(ipvs, &vip80(), "198.18.1.12:80") == Some(1)
+}
+
+fn created_services(checker_metrics: &str) -> f64 {
+    sample(
+        checker_metrics,
+        "ipvs_checker_managed_changes_total",
+        "action=\"create_service\"",
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_managed_table_flushed_or_its_module_unloaded_is_made_again() {
+    let _lock = fresh_lab();
+    let state = out_dir().join("managed-flushed.json");
+    let _ = std::fs::remove_file(&state);
+    let config = MANAGED_NAT.replace("STATE", &state.display().to_string());
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let checker = Checker::start("managed-flushed", &config);
+    wait_until(
+        "the cluster at its weights",
+        Duration::from_secs(10),
+        || managed_cluster_at_weights(&mut ipvs),
+    );
+    let created = created_services(&scrape());
+    assert_eq!(created, 1.0);
+
+    // Someone runs `ipvsadm -C`: the next pass makes the table again, and
+    // counts it.
+    director("ipvsadm -C");
+    let took = wait_until(
+        "the flushed table made again",
+        Duration::from_secs(10),
+        || managed_cluster_at_weights(&mut ipvs),
+    );
+    eprintln!("the flushed table was made again in {took:?}");
+    assert_eq!(created_services(&scrape()), created + 1.0);
+    assert_eq!(answers(8), vec!["rs1", "rs2"]);
+
+    // The module unloaded under the checker, frozen meanwhile (else it
+    // makes its table again between the flush and the unload, and the
+    // module stays in use), with the kernel's module autoloading blocked:
+    // the checker's next request for the IPVS family would load it again
+    // at once. It says IPVS is gone; once modules load again, one of its
+    // tries loads ip_vs and it makes its table again.
+    struct Autoload(String);
+    impl Drop for Autoload {
+        fn drop(&mut self) {
+            let _ = std::fs::write("/proc/sys/kernel/modprobe", &self.0);
+        }
+    }
+    let autoload =
+        Autoload(std::fs::read_to_string("/proc/sys/kernel/modprobe").expect("kernel.modprobe"));
+    std::fs::write("/proc/sys/kernel/modprobe", "/bin/false").expect("block autoloading");
+    checker.signal("STOP");
+    let unloaded = (0..3).any(|_| try_unload_ip_vs());
+    checker.signal("CONT");
+    assert!(unloaded, "ip_vs could not be unloaded");
+    wait_until(
+        "the checker to see IPVS gone",
+        Duration::from_secs(10),
+        || checker.log_text().contains("IPVS is not available"),
+    );
+    drop(autoload);
+    let took = wait_until(
+        "the table made again after the module came back",
+        Duration::from_secs(40),
+        || managed_cluster_at_weights(&mut ipvs),
+    );
+    eprintln!("once modules could load again, the table was made again in {took:?}");
+    let log = checker.log_text();
+    assert!(
+        log.contains("IPVS is back"),
+        "the return not logged:\n{log}"
+    );
+    assert_eq!(answers(8), vec!["rs1", "rs2"]);
 }

@@ -23,6 +23,12 @@
 #    for that collector; RSS of both exporters against their empty-table
 #    figures.
 #
+# A/B: with BENCH_BASELINE=PATH (another build of ipvs-exporter, e.g. of an
+# earlier commit), that binary runs beside ours with the same flags and
+# takes part in every full-scrape timing, CPU and memory figure of part 1,
+# interleaved with the others (a change measured against the tree before it
+# in the same lab run).
+#
 # All traffic stays in the lab namespaces (198.18.0.0/15). Results go to
 # stdout and, as Markdown, to $LAB_OUT/bench-exporter.md.
 set -euo pipefail
@@ -40,6 +46,8 @@ node=/usr/bin/prometheus-node-exporter
 dir=lab-director
 vip=198.18.0.10
 
+baseline=${BENCH_BASELINE:-}
+[[ -z $baseline || -x $baseline ]] || { echo "BENCH_BASELINE=$baseline is not an executable" >&2; exit 1; }
 [[ -x $bin && -x $conncost ]] || {
 	echo "build first: cargo build --release -p ipvs-exporter -p ipvs --examples" >&2
 	exit 1
@@ -155,6 +163,13 @@ ip netns exec "$dir" "$bin" --web.listen-address=127.0.0.1:10312 --log.level=war
 	--no-collector.services --no-collector.stats &
 pids+=($!)
 ours_conn=$!
+if [[ -n $baseline ]]; then
+	echo "baseline: $baseline ($("$baseline" --version 2>&1 | head -1))"
+	ip netns exec "$dir" "$baseline" --web.listen-address=127.0.0.1:10313 --log.level=warn &
+	pids+=($!)
+	base=$!
+	wait_port 10313
+fi
 ip netns exec "$dir" "$node" --web.listen-address=127.0.0.1:9100 --log.level=warn \
 	--collector.disable-defaults --collector.ipvs &
 pids+=($!)
@@ -180,16 +195,29 @@ echo "series: ipvs-exporter $our_series ipvs_*; node_exporter $node_series node_
 # compressed scrapes alone.
 ours_url=http://127.0.0.1:10310/metrics
 node_url=http://127.0.0.1:9100/metrics
+base_url=http://127.0.0.1:10313/metrics
+# The baseline's name and command for each table (none without a baseline).
+base_of() {
+	[[ -n $baseline ]] || return 0
+	printf '%s\0%s\0' "baseline ipvs-exporter, $1" "$2"
+}
+mapfile -d '' base_gzip < <(base_of gzip "curl -sf --compressed -o /dev/null $base_url")
+mapfile -d '' base_plain < <(base_of "plain text" "curl -sf -o /dev/null $base_url")
+mapfile -d '' base_gzip_clock < <(base_of gzip "curl -sf --compressed -o /dev/null -w %{time_total} $base_url")
+mapfile -d '' base_plain_clock < <(base_of "plain text" "curl -sf -o /dev/null -w %{time_total} $base_url")
 ours_cpu_before=$(cpu_seconds "$ours")
 theirs_cpu_before=$(cpu_seconds "$theirs")
+[[ -z $baseline ]] || base_cpu_before=$(cpu_seconds "$base")
 interleaved "$out/bench-exporter-scrape-gzip.md" "$runs" \
 	"ipvs-exporter, gzip ($our_series series)" "curl -sf --compressed -o /dev/null $ours_url" \
-	"node_exporter ipvs, gzip ($node_series series)" "curl -sf --compressed -o /dev/null $node_url"
+	"node_exporter ipvs, gzip ($node_series series)" "curl -sf --compressed -o /dev/null $node_url" \
+	"${base_gzip[@]}"
 ours_mem_gzip=$(memory "$ours")
 theirs_mem_gzip=$(memory "$theirs")
 interleaved "$out/bench-exporter-scrape.md" "$runs" \
 	"ipvs-exporter, plain text ($our_series series)" "curl -sf -o /dev/null $ours_url" \
-	"node_exporter ipvs, plain text ($node_series series)" "curl -sf -o /dev/null $node_url"
+	"node_exporter ipvs, plain text ($node_series series)" "curl -sf -o /dev/null $node_url" \
+	"${base_plain[@]}"
 ours_mem_full=$(memory "$ours")
 theirs_mem=$(memory "$theirs")
 # The same scrapes by curl's clock: the scrape itself, without the start of
@@ -198,16 +226,22 @@ theirs_mem=$(memory "$theirs")
 clock='-o /dev/null -w %{time_total}'
 CLOCK=curl interleaved "$out/bench-exporter-scrape-gzip-clock.md" "$runs" \
 	"ipvs-exporter, gzip" "curl -sf --compressed $clock $ours_url" \
-	"node_exporter ipvs, gzip" "curl -sf --compressed $clock $node_url"
+	"node_exporter ipvs, gzip" "curl -sf --compressed $clock $node_url" \
+	"${base_gzip_clock[@]}"
 CLOCK=curl interleaved "$out/bench-exporter-scrape-clock.md" "$runs" \
 	"ipvs-exporter, plain text" "curl -sf $clock $ours_url" \
-	"node_exporter ipvs, plain text" "curl -sf $clock $node_url"
+	"node_exporter ipvs, plain text" "curl -sf $clock $node_url" \
+	"${base_plain_clock[@]}"
 # CPU per scrape over the four series of rounds above (the uncounted first
 # rounds too).
 scrapes=$((4 * (runs + 1)))
 per_scrape() { awk -v a="$1" -v b="$2" -v n="$scrapes" 'BEGIN { printf "%.3f", (b - a) / n }'; }
 ours_cpu=$(per_scrape "$ours_cpu_before" "$(cpu_seconds "$ours")")
 theirs_cpu=$(per_scrape "$theirs_cpu_before" "$(cpu_seconds "$theirs")")
+base_line=
+if [[ -n $baseline ]]; then
+	base_line="Baseline ($("$baseline" --version 2>&1 | head -1)): CPU per scrape $(per_scrape "$base_cpu_before" "$(cpu_seconds "$base")") s, memory after all $(memory "$base"), $(in_dir curl -sf "$base_url" | grep -c '^ipvs_') \`ipvs_*\` series."
+fi
 ours_rss_empty=$(mem_kb "$ours" VmRSS)
 # Where a scrape's time goes (curl's own clock): until the first byte
 # (collection and encoding), then the transfer; bytes on the wire.
@@ -289,6 +323,7 @@ counted=$(awk '/^ipvs_backend_connection_states\{/ { s += $2 } END { print s + 0
 	echo
 	cat "$out/bench-exporter-scrape-clock.md"
 	echo
+	[[ -z $base_line ]] || printf '%s\n\n' "$base_line"
 	echo "One scrape each (curl's clock): ipvs-exporter gzip $ours_timing_gzip; plain $ours_timing"
 	echo "(services collector: $services_seconds s); node_exporter gzip $node_timing_gzip; plain $node_timing."
 	echo
