@@ -2,8 +2,10 @@
 // of `order` (then the rest sorted), plain scalars where YAML reads them
 // back as the same string, block scalars (|) for multi-line strings, and
 // double quotes for the rest. std.manifestYamlDoc writes valid YAML too,
-// but sorts the keys, quotes every string, and in jsonnet 0.18 escapes
-// strings one character at a time (most of a minute for the rule file).
+// but sorts the keys (annotations before expr) and quotes every string.
+// Only native string functions (strReplace) touch long strings:
+// jsonnet 0.18's std.escapeStringJson and std.findSubstr go one character
+// at a time.
 local order = [
   'name',
   'interval',
@@ -24,7 +26,9 @@ local order = [
 local all(bools) = std.foldl(function(a, b) a && b, bools, true);
 
 local letters = std.set(std.stringChars('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'));
-local plainChars = std.set(letters + std.stringChars('0123456789_-'));
+local digits = std.set(std.stringChars('0123456789'));
+local units = std.set(std.stringChars('smhdwy'));
+local plainChars = std.set(letters + digits + ['_', '-']);
 // Words YAML 1.1 reads as booleans or null.
 local special = std.set(['y', 'n', 'yes', 'no', 'on', 'off', 'true', 'false', 'null']);
 
@@ -38,8 +42,8 @@ local isPlain(s) =
      && all([std.setMember(c, plainChars) for c in chars])
      && !std.setMember(std.asciiLower(s), special))
     || (n >= 2
-        && all([std.setMember(c, std.set(std.stringChars('0123456789'))) for c in chars[:n - 1]])
-        && std.setMember(chars[n - 1], std.set(std.stringChars('smhdwy'))))
+        && all([std.setMember(c, digits) for c in chars[:n - 1]])
+        && std.setMember(chars[n - 1], units))
   );
 
 local quote(s) = '"' + std.strReplace(std.strReplace(s, '\\', '\\\\'), '"', '\\"') + '"';
@@ -49,7 +53,7 @@ local scalar(v) =
   else if v == null then 'null'
   else std.toString(v);
 
-local isMultiline(v) = std.isString(v) && std.length(std.findSubstr('\n', v)) > 0;
+local isMultiline(v) = std.isString(v) && std.strReplace(v, '\n', '') != v;
 local isEmpty(v) = (std.isObject(v) || std.isArray(v)) && std.length(v) == 0;
 local isNested(v) = (std.isObject(v) || std.isArray(v)) && std.length(v) > 0;
 
