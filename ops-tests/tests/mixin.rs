@@ -233,3 +233,57 @@ fn the_mixin_is_formatted_as_jsonnetfmt_formats_it() {
         );
     }
 }
+
+/// What `jsonnet` evaluates `code` to (with `mixin/` and `mixin/lib/` on
+/// the import path), as JSON.
+fn evaluate(code: &str) -> serde_json::Value {
+    let out = Command::new("jsonnet")
+        .arg("-J")
+        .arg(repo().join("mixin"))
+        .arg("-J")
+        .arg(repo().join("mixin/lib"))
+        .args(["-e", code])
+        .output()
+        .expect("jsonnet runs");
+    assert!(
+        out.status.success(),
+        "jsonnet -e {code}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("jsonnet writes JSON")
+}
+
+/// YAML text as the JSON value it stands for.
+fn yaml_value(text: &str) -> serde_json::Value {
+    let yaml: Value = serde_yaml::from_str(text).expect("YAML");
+    serde_json::to_value(yaml).expect("YAML with string keys")
+}
+
+#[test]
+fn the_yaml_writer_writes_what_yaml_reads_back_unchanged() {
+    if jsonnet_missing() {
+        return;
+    }
+    let cases = repo().join("mixin/tests/yaml-cases.jsonnet");
+    let cases = cases.to_str().expect("a UTF-8 path");
+    let written = evaluate(&format!(
+        "(import 'yaml.libsonnet').manifest(import '{cases}')"
+    ));
+    let written = written.as_str().expect("a string");
+    assert_eq!(yaml_value(written), evaluate(&format!("import '{cases}'")));
+    // And the rule files: the default one, and one with overrides.
+    assert_eq!(
+        yaml_value(&read("alerts/ipvs.rules.yml")),
+        evaluate("(import 'mixin.libsonnet').prometheusAlerts")
+    );
+    let overrides = repo().join("mixin/tests/overrides.libsonnet");
+    let out = generate(&["--mixin", overrides.to_str().expect("a UTF-8 path")]);
+    let rules = std::fs::read_to_string(out.path().join("alerts/ipvs.rules.yml")).expect("rules");
+    assert_eq!(
+        yaml_value(&rules),
+        evaluate(&format!(
+            "(import '{}').prometheusAlerts",
+            overrides.display()
+        ))
+    );
+}
