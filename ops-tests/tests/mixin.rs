@@ -5,7 +5,9 @@
 //! base URL, dashboard tags) reach the generated rules and dashboards,
 //! which promtool accepts and whose own unit tests
 //! (`mixin/tests/overrides.rules.test.yml`) pass on them and fail on the
-//! defaults.
+//! defaults; the rule file's YAML writer writes what YAML reads back as
+//! the mixin's values (`mixin/tests/yaml-cases.jsonnet`); the jsonnet is
+//! formatted as jsonnetfmt formats it.
 
 use std::path::Path;
 use std::process::Command;
