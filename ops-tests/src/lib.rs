@@ -4,7 +4,8 @@
 //! metric names a document or an exposition holds.
 //!
 //! The tests are in `tests/`: `alerts.rs`, `dashboards.rs`, `examples.rs`,
-//! `metrics_reference.rs`, `packaging.rs` run on any machine (with the
+//! `metrics_reference.rs`, `mixin.rs` (the alerts and dashboards are what
+//! `mixin/` generates), `packaging.rs` run on any machine (with the
 //! Debian packages of `lab/packages.txt` and lab/setup's venv); `lab.rs`
 //! runs a real Prometheus over the real daemons in the lab (`lab/test`),
 //! `package_lab.rs` installs and removes the Debian packages there.
