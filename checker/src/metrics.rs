@@ -52,6 +52,14 @@ pub fn registry(state: Shared) -> Registry {
     registry
 }
 
+/// A registry of the daemon's own series only: no build or process ones.
+#[cfg(test)]
+pub(crate) fn state_registry(state: Shared) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StateCollector(state)));
+    registry
+}
+
 /// `ipvs_checker_build_info` and the standard `process_*` metrics
 /// ([`ipvs_web::process`], shared with the exporter).
 #[derive(Debug)]

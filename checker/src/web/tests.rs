@@ -436,3 +436,31 @@ async fn build_and_process_metrics_are_served() {
         assert!(body.contains(family), "{family} missing");
     }
 }
+
+/// The exposition of [`scenario`] with its reload time fixed, in both
+/// formats, against `src/testdata/metrics.{om,prom}` byte for byte
+/// (`UPDATE_GOLDEN=1` writes them).
+#[test]
+fn golden_exposition() {
+    let state = scenario();
+    state.lock().reload_success_time = at(990);
+    let mut openmetrics = String::new();
+    prometheus_client::encoding::text::encode(
+        &mut openmetrics,
+        &crate::metrics::state_registry(state),
+    )
+    .expect("encode");
+    for (file, actual) in [
+        ("metrics.om", openmetrics.clone()),
+        ("metrics.prom", text_format(&openmetrics)),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/testdata")
+            .join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &actual).expect("write the golden file");
+        }
+        let golden = std::fs::read_to_string(&path).expect("the golden file");
+        assert!(golden == actual, "{file} differs:\n{actual}");
+    }
+}
