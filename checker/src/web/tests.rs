@@ -14,6 +14,7 @@ use crate::config::{self, Config};
 use crate::prober::{Handshake, Phase, Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
 use crate::reconcile::Reconciler;
+use ipvs_common::exposition::Format;
 
 const CONFIG: &str = "
 defaults: {rise: 1, fall: 2}
@@ -437,23 +438,32 @@ async fn build_and_process_metrics_are_served() {
     }
 }
 
-/// The exposition of [`scenario`] with its reload time fixed, in both
-/// formats, against `src/testdata/metrics.{om,prom}` byte for byte
+/// The exposition of [`scenario`] with its reload time, build and process
+/// fixed, in both formats, against `src/testdata/metrics.{om,prom}` byte for byte
 /// (`UPDATE_GOLDEN=1` writes them).
 #[test]
 fn golden_exposition() {
     let state = scenario();
     state.lock().reload_success_time = at(990);
-    let mut openmetrics = String::new();
-    prometheus_client::encoding::text::encode(
-        &mut openmetrics,
-        &crate::metrics::state_registry(state),
-    )
-    .expect("encode");
-    for (file, actual) in [
-        ("metrics.om", openmetrics.clone()),
-        ("metrics.prom", text_format(&openmetrics)),
+    let build = ipvs_web::process::BuildInfo {
+        version: "0.1.0",
+        revision: "0123456789ab",
+        rustc_version: "1.85.0",
+    };
+    // No limit of open files: no process_max_fds.
+    let process = ipvs_web::process::ProcessStats {
+        cpu_seconds: 0.5,
+        open_fds: 12,
+        max_fds: None,
+        start_time_seconds: 1_764_662_400.25,
+        ..Default::default()
+    };
+    let state = state.lock();
+    for (file, format) in [
+        ("metrics.om", Format::OpenMetrics),
+        ("metrics.prom", Format::Text),
     ] {
+        let actual = crate::metrics::encode(&state, &build, Some(&process), format);
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("src/testdata")
             .join(file);
