@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
 use ipvs::{DestinationConfig, DestinationKey, ForwardMethod};
+use ipvs_common::exposition::Format;
 
 use super::*;
 use crate::config::{self, Config};
 use crate::prober::{Handshake, Phase, Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
 use crate::reconcile::Reconciler;
-use ipvs_common::exposition::Format;
 
 const CONFIG: &str = "
 defaults: {rise: 1, fall: 2}
@@ -126,7 +126,12 @@ async fn get_accepting(state: &Shared, path: &str, accept: &str) -> (StatusCode,
         .header(hyper::header::ACCEPT, accept)
         .body(http_body_util::Empty::<Bytes>::new())
         .expect("request");
-    let response = Pages::new(state.clone()).handle(request).await;
+    read(Pages::new(state.clone()).handle(request).await).await
+}
+
+/// A response of [`Pages::handle`] as the checker's tests read it: its
+/// status, its `Content-Type` and its body (UTF-8).
+pub(crate) async fn read(response: Response<Full<Bytes>>) -> (StatusCode, String, String) {
     let status = response.status();
     let content_type = response
         .headers()
