@@ -69,5 +69,8 @@ fn every_failure_reason_is_documented_and_nothing_else() {
         .map(|(list, _)| list)
         .expect("the help of ipvs_checker_last_failure_info");
     let in_help: Vec<&str> = help.split(", ").collect();
-    assert_eq!(in_help, reasons, "the help of ipvs_checker_last_failure_info");
+    assert_eq!(
+        in_help, reasons,
+        "the help of ipvs_checker_last_failure_info"
+    );
 }
