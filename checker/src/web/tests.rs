@@ -444,12 +444,14 @@ async fn build_and_process_metrics_are_served() {
 }
 
 /// The exposition of [`scenario`] with its reload time, build and process
-/// fixed, in both formats, against `src/testdata/metrics.{om,prom}` byte for byte
+/// fixed and a concurrency limit, in both formats, against `src/testdata/metrics.{om,prom}` byte for byte
 /// (`UPDATE_GOLDEN=1` writes them).
 #[test]
 fn golden_exposition() {
     let state = scenario();
     state.lock().reload_success_time = at(990);
+    // Every family then: the limit is described only while there is one.
+    state.lock().set_probe_concurrency_limit(0, 256);
     let build = ipvs_web::process::BuildInfo {
         version: "0.1.0",
         revision: "0123456789ab",
