@@ -14,10 +14,14 @@
 //! Why this writer and not prometheus-client's encoder: prometheus-client
 //! 0.25 writes only OpenMetrics, so a 0.0.4 answer was its text edited
 //! line by line (counter families renamed, `# UNIT` and `# EOF` dropped);
-//! and on the exporter's large tables this writer takes well under its
-//! time and never holds the whole text (figures in
-//! `exporter/README.md`). The checker's few hundred series cost nothing
-//! either way: one path for both is what matters there.
+//! and on the exporter's large tables this writer takes less time than
+//! it and never holds the whole text (figures in `exporter/README.md`).
+//! The checker's few hundred series cost little either way: one path for
+//! both daemons is what matters there.
+//!
+//! Sample values are written as `Display` writes them (integers as
+//! integers, floats without an exponent); histogram bounds as `{:?}`
+//! writes a float (`1.0`), as prometheus-client wrote them.
 //!
 //! What differs between the formats is only in the headers and the end:
 //! OpenMetrics names a counter family without its samples' `_total` and
