@@ -57,10 +57,8 @@ fn main() -> anyhow::Result<()> {
     // connection) straight to its response: per real server, the larger
     // of those two phases' histogram counts, as /metrics shows them, is
     // the probes made (in these runs, where none fails).
-    let registry = metrics::registry(state.clone());
     let probes = || -> anyhow::Result<(u64, usize)> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        let text = metrics::exposition(&state, ipvs_common::exposition::Format::OpenMetrics);
         let mut by_server = std::collections::HashMap::<String, u64>::new();
         for line in text.lines() {
             let Some(rest) = line.strip_prefix("ipvs_checker_probe_duration_seconds_count{") else {

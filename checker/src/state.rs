@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
-use prometheus_client::metrics::histogram::Histogram;
+use ipvs_common::exposition::Histogram;
 
 use crate::config::{Config, Mode, Quorum};
 use crate::drain::{Drain, Drains};
@@ -327,7 +327,7 @@ impl State {
         let backend = self.backend_mut(service, destination)?;
         for (phase, took) in phases.iter() {
             backend.durations[phase as usize]
-                .get_or_insert_with(|| Histogram::new(DURATION_BUCKETS))
+                .get_or_insert_with(|| Histogram::new(&DURATION_BUCKETS))
                 .observe(took.as_secs_f64());
         }
         let was_failing = backend.last_probe == Some(false);

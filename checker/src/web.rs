@@ -5,10 +5,10 @@
 //! [`Shared`] state; `/-/healthy` (200 while it serves) and `/-/ready`
 //! (200 once every service was reconciled once, 503 before).
 //!
-//! prometheus-client writes OpenMetrics 1.0, which Prometheus asks for; a
-//! client that does not (curl, `promtool check metrics`) gets the same
-//! families in the text format 0.0.4 ([`text_format`]), as the exporter
-//! negotiates it.
+//! The metrics are OpenMetrics 1.0 when the scraper asks for it, as
+//! Prometheus does, else the text format 0.0.4 (curl, `promtool check
+//! metrics`), each written by the writer both daemons share
+//! ([`ipvs_common::exposition`]) and negotiated as the exporter does.
 //!
 //! `/status` looks like
 //!
@@ -32,17 +32,16 @@
 //! `/api/` is the admin API ([`crate::admin`]), off unless an [`Admin`] is
 //! given ([`Pages::with_admin`]).
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use ipvs_web::pages::{asks_openmetrics, reject_method, text};
+use ipvs_common::exposition::Format;
+use ipvs_web::pages::{reject_method, text};
 
 use crate::admin::Admin;
 use crate::drain::Drain;
@@ -52,18 +51,13 @@ use crate::state::{Shared, State};
 #[derive(Debug, Clone)]
 pub struct Pages {
     state: Shared,
-    registry: Arc<Registry>,
     admin: Option<Admin>,
 }
 
 impl Pages {
     /// Pages over the daemon's `state`.
     pub fn new(state: Shared) -> Self {
-        Pages {
-            registry: Arc::new(crate::metrics::registry(state.clone())),
-            state,
-            admin: None,
-        }
+        Pages { state, admin: None }
     }
 
     /// With the admin API on (`--web.enable-admin-api`).
@@ -89,24 +83,10 @@ impl Pages {
         }
         match request.uri().path() {
             "/metrics" => {
-                let mut body = String::new();
-                if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &self.registry)
-                {
-                    tracing::error!("cannot encode the metrics: {e}");
-                    return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n");
-                }
                 let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
-                if asks_openmetrics(accept) {
-                    with_type(
-                        body,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )
-                } else {
-                    with_type(
-                        text_format(&body),
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )
-                }
+                let format = Format::negotiate(accept);
+                let body = crate::metrics::exposition(&self.state, format);
+                with_type(body, format.content_type())
             }
             "/status" => {
                 let status = status(&self.state.lock());
@@ -135,42 +115,6 @@ const LANDING_PAGE: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     ".</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n<p><a href=\"/status\">Status</a> (JSON)</p>\n</body>\n</html>\n"
 );
-
-/// prometheus-client's OpenMetrics as the text format 0.0.4: a counter
-/// family is named with its `_total` (as its samples are), and the `#
-/// UNIT` and `# EOF` lines, which that format does not have, go. The
-/// samples are the same in both.
-pub fn text_format(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let descriptor = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
-        match descriptor {
-            Some((prefix, rest)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                out.push_str(prefix);
-                out.push_str(name);
-                if counters.contains(name) {
-                    out.push_str("_total");
-                }
-                out.push(' ');
-                out.push_str(tail);
-            }
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
 
 fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -402,4 +346,4 @@ pub fn status(state: &State) -> Status {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,14 +9,17 @@
 //! real server adds `remote_address` and `remote_port`.
 //!
 //! Each function hands its labels, in order, to `label(name, value)`, so a
-//! caller renders them straight into its own label set: the exporter
-//! writes those of every real server of a large table on each scrape.
-//! [`LabelSet`] is the owned label set for callers that keep the labels.
+//! caller renders them straight into its label set (or leaves some out):
+//! the exporter writes those of every real server of a large table on each
+//! scrape. [`LabelSet::with_service`] and [`LabelSet::with_real_server`]
+//! add them all.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
 
 use ipvs::ServiceKey;
+
+use crate::exposition::LabelSet;
 
 /// The real server's address label.
 pub const REMOTE_ADDRESS: &str = "remote_address";
@@ -58,46 +61,20 @@ pub fn real_server_labels(remote: SocketAddr, mut label: impl FnMut(&'static str
     label(REMOTE_PORT, &remote.port());
 }
 
-/// Labels in order, names fixed at compile time, values owned: what a
-/// series is told apart by.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSet(Vec<(&'static str, String)>);
-
 impl LabelSet {
-    /// No labels.
-    pub fn new() -> Self {
-        LabelSet::default()
-    }
-
-    /// The labels of a virtual service ([`service_labels`]).
-    pub fn service(key: &ServiceKey) -> Self {
-        let mut labels = LabelSet::new();
-        service_labels(key, |name, value| labels.push(name, value));
+    /// These labels and a virtual service's ([`service_labels`]) after them.
+    pub fn with_service(&self, key: &ServiceKey) -> LabelSet {
+        let mut labels = self.clone();
+        service_labels(key, |name, value| labels.add(name, value));
         labels
     }
 
     /// These labels and a real server's ([`real_server_labels`]) after
     /// them.
-    pub fn with_real_server(&self, remote: SocketAddr) -> Self {
+    pub fn with_real_server(&self, remote: SocketAddr) -> LabelSet {
         let mut labels = self.clone();
-        real_server_labels(remote, |name, value| labels.push(name, value));
+        real_server_labels(remote, |name, value| labels.add(name, value));
         labels
-    }
-
-    /// Appends a label.
-    pub fn push(&mut self, name: &'static str, value: &dyn Display) {
-        self.0.push((name, value.to_string()));
-    }
-
-    /// The labels, in order.
-    pub fn as_slice(&self) -> &[(&'static str, String)] {
-        &self.0
-    }
-}
-
-impl Extend<(&'static str, String)> for LabelSet {
-    fn extend<I: IntoIterator<Item = (&'static str, String)>>(&mut self, labels: I) {
-        self.0.extend(labels);
     }
 }
 
@@ -142,21 +119,19 @@ mod tests {
 
     #[test]
     fn a_label_set_of_a_real_server() {
-        let service = LabelSet::service(&ServiceKey::tcp("198.18.0.10:80".parse().expect("addr")));
-        let mut backend = service.with_real_server("198.18.1.11:8080".parse().expect("addr"));
-        backend.extend([("phase", "connect".to_owned())]);
-        let text: Vec<String> = backend
-            .as_slice()
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect();
+        let service = LabelSet::new()
+            .with("netns", "a")
+            .with_service(&ServiceKey::tcp("198.18.0.10:80".parse().expect("addr")));
+        let backend = service
+            .with_real_server("198.18.1.11:8080".parse().expect("addr"))
+            .with("phase", "connect");
         assert_eq!(
-            text.join(","),
-            "proto=TCP,local_address=198.18.0.10,local_port=80,local_mark=,remote_address=198.18.1.11,remote_port=8080,phase=connect"
+            backend.closed(),
+            r#"{netns="a",proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.11",remote_port="8080",phase="connect"}"#
         );
         assert_eq!(
-            service.as_slice().len(),
-            4,
+            service.closed(),
+            r#"{netns="a",proto="TCP",local_address="198.18.0.10",local_port="80",local_mark=""}"#,
             "the service's own stay as they were"
         );
     }

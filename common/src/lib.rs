@@ -10,17 +10,20 @@
 //! - [`yaml`]: reading a YAML config file, a key given twice refused
 //!   where it stands;
 //! - [`labels`]: the labels that name a virtual service and a real server
-//!   in both daemons' series, and a label set to build them into.
+//!   in both daemons' series;
+//! - [`exposition`]: the one writer of the Prometheus text format and
+//!   OpenMetrics, label sets included.
 
 #![warn(missing_docs)]
 
 pub mod config_error;
 pub mod duration;
+pub mod exposition;
 pub mod labels;
 pub mod open_files;
 pub mod yaml;
 
 pub use config_error::ConfigError;
 pub use duration::{parse_duration, parse_positive_duration};
-pub use labels::LabelSet;
+pub use exposition::LabelSet;
 pub use open_files::raise_open_files_limit;

@@ -283,19 +283,6 @@ fn golden_openmetrics() {
 }
 
 #[test]
-fn negotiation_follows_the_accept_header() {
-    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-    assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
-    assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
-    assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
-    assert_eq!(Format::negotiate(None), Format::Text);
-    assert_eq!(
-        Format::negotiate(Some("application/openmetrics-text; q=0")),
-        Format::Text
-    );
-}
-
-#[test]
 fn without_namespaces_there_is_no_netns_label() {
     let mut snapshot = snapshot();
     snapshot.namespaces.truncate(1);

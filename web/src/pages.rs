@@ -1,26 +1,10 @@
-//! Small pieces of the pages both daemons serve: content negotiation,
-//! plain-text answers, refusing methods other than GET and HEAD, and the
+//! Small pieces of the pages both daemons serve: plain-text answers, refusing methods other than GET and HEAD, and the
 //! health pages `/-/healthy` and `/-/ready`.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-
-/// Whether an `Accept` header lists OpenMetrics with a quality above 0 (as
-/// client_golang decides between OpenMetrics and the text format).
-pub fn asks_openmetrics(accept: Option<&str>) -> bool {
-    accept.unwrap_or("").split(',').any(|range| {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        let quality = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .filter_map(|q| q.parse::<f64>().ok())
-            .next()
-            .unwrap_or(1.0);
-        media.eq_ignore_ascii_case("application/openmetrics-text") && quality > 0.0
-    })
-}
 
 /// A plain-text answer with `status`.
 pub fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -64,15 +48,6 @@ pub fn reject_method<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn openmetrics_is_served_when_asked_for_with_a_quality_above_zero() {
-        let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
-        assert!(asks_openmetrics(Some(prometheus)));
-        assert!(!asks_openmetrics(Some("application/openmetrics-text;q=0")));
-        assert!(!asks_openmetrics(Some("text/plain")));
-        assert!(!asks_openmetrics(None));
-    }
 
     #[test]
     fn ready_is_503_until_the_daemon_says_so() {

@@ -3,9 +3,11 @@
 //! descriptors, start time; client_golang's names and meanings) read from
 //! `/proc/self` with the procfs crate, and the `*_build_info` labels.
 //!
-//! Each daemon writes these with its own encoder (the exporter its text
-//! writer, the checker prometheus-client): this module gives the values
-//! and the family descriptions, once.
+//! This module gives the values and the family descriptions, once, and
+//! writes them through the exposition writer both daemons share
+//! ([`ipvs_common::exposition`]).
+
+use ipvs_common::exposition::{Family, Format, Kind, LabelSet, Out};
 
 /// The kind of a process family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,19 @@ impl ProcessStats {
         ]);
         samples
     }
+
+    /// Writes the `process_*` families.
+    pub fn encode(&self, format: Format, out: &mut Out<'_>) {
+        for sample in self.samples() {
+            let kind = match sample.kind {
+                ProcessKind::Counter => Kind::Counter,
+                ProcessKind::Gauge => Kind::Gauge,
+            };
+            let mut family = Family::new(sample.name, kind, sample.help);
+            family.push(&LabelSet::new(), sample.value);
+            family.encode(format, out);
+        }
+    }
 }
 
 /// What a daemon was built from: the `*_build_info` labels.
@@ -142,6 +157,15 @@ impl BuildInfo {
             ("revision", self.revision),
             ("rustc_version", self.rustc_version),
         ]
+    }
+
+    /// The labels as a label set, for a `*_build_info` sample.
+    pub fn label_set(&self) -> LabelSet {
+        let mut labels = LabelSet::new();
+        for (name, value) in self.labels() {
+            labels.add_escaped(name, value);
+        }
+        labels
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Request, StatusCode};
 
 use super::*;
@@ -19,15 +19,8 @@ async fn call(pages: Pages, method: &str, path: &str, body: &str) -> (StatusCode
         .header(hyper::header::AUTHORIZATION, "Basic YWxpY2U6c2VjcmV0")
         .body(Full::new(Bytes::from(body.to_owned())))
         .expect("request");
-    let response = pages.handle(request).await;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let (status, _, body) = crate::web::tests::read(pages.handle(request).await).await;
+    (status, body)
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::conversation::{self, RawStep};
 use super::dns::{self, DnsFields};
-use super::scalars::Dur;
+use super::scalars::{optional_regex, Dur};
 use super::tls::{self, TlsFields, TlsSettings};
 use super::{
     Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Step, UdpCheck,
@@ -380,12 +380,7 @@ fn udp_check(c: &RawCheck) -> Result<UdpCheck, String> {
         })?,
         (None, None) => Vec::new(),
     };
-    let expect = match &c.expect {
-        Some(re) => {
-            Some(regex::bytes::Regex::new(re).map_err(|e| format!("invalid expect regex: {e}"))?)
-        }
-        None => None,
-    };
+    let expect = optional_regex("expect", c.expect.as_ref(), regex::bytes::Regex::new)?;
     Ok(UdpCheck { payload, expect })
 }
 
@@ -439,10 +434,7 @@ fn http_check(c: &RawCheck) -> Result<HttpCheck, String> {
     if expect_status.is_empty() {
         expect_status.push((200, 299));
     }
-    let body = match &c.body {
-        Some(re) => Some(Regex::new(re).map_err(|e| format!("invalid body regex: {e}"))?),
-        None => None,
-    };
+    let body = optional_regex("body", c.body.as_ref(), Regex::new)?;
     Ok(HttpCheck {
         method,
         path,

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, RecordType};
 use regex::Regex;
 
+use super::scalars::optional_regex;
 use super::DnsCheck;
 
 /// The rcodes a check may expect, by their RFC 1035 / 2136 mnemonics.
@@ -101,10 +102,7 @@ pub(super) fn dns_check(f: &DnsFields) -> Result<DnsCheck, String> {
                 )
             })?,
     };
-    let answer = match &f.answer {
-        Some(re) => Some(Regex::new(re).map_err(|e| format!("invalid answer regex: {e}"))?),
-        None => None,
-    };
+    let answer = optional_regex("answer", f.answer.as_ref(), Regex::new)?;
     if rcode != 0 && (answer.is_some() || f.answer_address.is_some()) {
         return Err(format!(
             "answer and answer_address need expect_rcode NOERROR (an answer with rcode {} has no records to match)",

@@ -1,6 +1,6 @@
 //! The config's scalar values, each refused with its own message where it
 //! is written: durations, rise and fall, weights, real server addresses,
-//! and the few names (`forward`, `protocol`, `family`).
+//! the few names (`forward`, `protocol`, `family`), and optional regexes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -131,4 +131,16 @@ pub(super) enum Proto {
 pub(super) enum Family {
     Ipv4,
     Ipv6,
+}
+
+/// An optional regex field (`body`, `expect`, `answer`) compiled by
+/// `compile` (a text or a bytes regex); the error names the field.
+pub(super) fn optional_regex<R>(
+    field: &str,
+    pattern: Option<&String>,
+    compile: impl Fn(&str) -> Result<R, regex::Error>,
+) -> Result<Option<R>, String> {
+    pattern
+        .map(|re| compile(re).map_err(|e| format!("invalid {field} regex: {e}")))
+        .transpose()
 }

@@ -544,16 +544,12 @@ async fn a_stalled_table_call_holds_up_neither_the_probes_nor_metrics() {
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .expect("request");
     let response = crate::web::Pages::new(state.clone()).handle(request).await;
-    assert_eq!(response.status(), hyper::StatusCode::OK);
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, _, body) = crate::web::tests::read(response).await;
+    assert_eq!(status, hyper::StatusCode::OK);
     // (The limit itself may be cut already on a loaded machine.)
     assert!(
-        String::from_utf8_lossy(&body).contains("\nipvs_checker_probe_concurrency_limit "),
-        "{}",
-        String::from_utf8_lossy(&body)
+        body.contains("\nipvs_checker_probe_concurrency_limit "),
+        "{body}"
     );
     release.send(()).expect("the loop waits");
     while !until("the queued results taken in", &|| {

@@ -427,9 +427,7 @@ fn the_counters_are_in_the_metrics_by_kind_and_event() {
         c.timed_out += 1;
     });
     stats.add(HookKind::Webhook, EventKind::Drained, |c| c.dropped += 3);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &crate::metrics::registry(state))
-        .expect("encode");
+    let text = crate::metrics::exposition(&state, ipvs_common::exposition::Format::OpenMetrics);
     for line in [
         r#"ipvs_checker_hooks_run_total{kind="exec",event="real_server_down"} 2"#,
         r#"ipvs_checker_hooks_timed_out_total{kind="exec",event="real_server_down"} 1"#,

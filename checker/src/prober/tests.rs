@@ -1067,4 +1067,5 @@ async fn a_probe_goes_on_over_the_connection_made_ahead_unless_it_waited_too_lon
 mod checks;
 mod dns;
 mod icmp;
+mod reasons;
 mod udp;

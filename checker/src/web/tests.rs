@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
 use ipvs::{DestinationConfig, DestinationKey, ForwardMethod};
+use ipvs_common::exposition::Format;
 
 use super::*;
 use crate::config::{self, Config};
@@ -125,7 +126,12 @@ async fn get_accepting(state: &Shared, path: &str, accept: &str) -> (StatusCode,
         .header(hyper::header::ACCEPT, accept)
         .body(http_body_util::Empty::<Bytes>::new())
         .expect("request");
-    let response = Pages::new(state.clone()).handle(request).await;
+    read(Pages::new(state.clone()).handle(request).await).await
+}
+
+/// A response of [`Pages::handle`] as the checker's tests read it: its
+/// status, its `Content-Type` and its body (UTF-8).
+pub(crate) async fn read(response: Response<Full<Bytes>>) -> (StatusCode, String, String) {
     let status = response.status();
     let content_type = response
         .headers()
@@ -434,5 +440,44 @@ async fn build_and_process_metrics_are_served() {
         "# TYPE process_start_time_seconds gauge",
     ] {
         assert!(body.contains(family), "{family} missing");
+    }
+}
+
+/// The exposition of [`scenario`] with its reload time, build and process
+/// fixed and a concurrency limit, in both formats, against `src/testdata/metrics.{om,prom}` byte for byte
+/// (`UPDATE_GOLDEN=1` writes them).
+#[test]
+fn golden_exposition() {
+    let state = scenario();
+    state.lock().reload_success_time = at(990);
+    // Every family then: the limit is described only while there is one.
+    state.lock().set_probe_concurrency_limit(0, 256);
+    let build = ipvs_web::process::BuildInfo {
+        version: "0.1.0",
+        revision: "0123456789ab",
+        rustc_version: "1.85.0",
+    };
+    // No limit of open files: no process_max_fds.
+    let process = ipvs_web::process::ProcessStats {
+        cpu_seconds: 0.5,
+        open_fds: 12,
+        max_fds: None,
+        start_time_seconds: 1_764_662_400.25,
+        ..Default::default()
+    };
+    let state = state.lock();
+    for (file, format) in [
+        ("metrics.om", Format::OpenMetrics),
+        ("metrics.prom", Format::Text),
+    ] {
+        let actual = crate::metrics::encode(&state, &build, Some(&process), format);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/testdata")
+            .join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &actual).expect("write the golden file");
+        }
+        let golden = std::fs::read_to_string(&path).expect("the golden file");
+        assert!(golden == actual, "{file} differs:\n{actual}");
     }
 }

@@ -14,10 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipvs::proc::{ConnKey, ConnProtocol, ConnTableCounts, VirtualAddress};
 use ipvs::{AddressFamily, ServiceKey, TableEntry};
+use ipvs_common::exposition::{Family, LabelSet};
 use ipvs_common::labels;
 
 use super::families::Families;
-use super::format::{Family, LabelText};
 use crate::filter::{BackendLabels, ServiceFilter};
 
 /// Adds the connection table's series of one namespace (`counts`, labelled
@@ -26,7 +26,7 @@ pub(super) fn add_connections(
     f: &mut Families,
     counts: &ConnTableCounts,
     table: &[TableEntry],
-    base: &LabelText,
+    base: &LabelSet,
     filter: &ServiceFilter,
     mode: BackendLabels,
 ) {
@@ -44,7 +44,7 @@ pub(super) fn add_connections(
 /// Labels the connection table's keys of one namespace.
 struct ConnLabeller<'a, 'f> {
     owners: &'a ConnOwners,
-    base: &'a LabelText,
+    base: &'a LabelSet,
     kept: KeptServices<'f>,
     mode: BackendLabels,
 }

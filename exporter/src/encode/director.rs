@@ -1,15 +1,12 @@
-//! The series of the `director` collector (sync daemons, timeouts,
-//! settings and drop defences) and of the exporter itself (build and
-//! process).
-
-use ipvs_web::process::{ProcessKind, ProcessStats};
+//! The series of the `director` collector: sync daemons, timeouts,
+//! settings and drop defences.
 
 use super::families::Families;
-use super::format::{Family, Format, Kind, LabelText, Out};
 use crate::director::{Director, DEFENSES};
+use ipvs_common::exposition::{Family, LabelSet};
 
 /// Adds one namespace's director series, each label set starting with `base`.
-pub(super) fn add_director(f: &mut Families, director: &Director, base: &LabelText) {
+pub(super) fn add_director(f: &mut Families, director: &Director, base: &LabelSet) {
     for state in ipvs::SyncState::ALL {
         let daemon = director.sync_daemons.iter().find(|d| d.state == state);
         f.sync_running
@@ -54,7 +51,7 @@ pub(super) fn add_director(f: &mut Families, director: &Director, base: &LabelTe
         if let Some(family) = f
             .sysctls
             .iter_mut()
-            .find(|family| family.name == sysctl.metric)
+            .find(|family| family.name() == sysctl.metric)
         {
             family.push(base, value);
         }
@@ -74,17 +71,4 @@ pub(super) fn director_families(f: &Families) -> impl Iterator<Item = &Family> {
         .into_iter()
         .chain(&f.sysctls)
         .chain([&f.defense_active])
-}
-
-/// Writes the exporter's `process_*` families.
-pub(super) fn encode_process(process: &ProcessStats, format: Format, out: &mut Out<'_>) {
-    for sample in process.samples() {
-        let kind = match sample.kind {
-            ProcessKind::Counter => Kind::Counter,
-            ProcessKind::Gauge => Kind::Gauge,
-        };
-        let mut family = Family::new(sample.name, kind, sample.help);
-        family.push(&LabelText::new(), sample.value);
-        family.encode(format, out);
-    }
 }

@@ -1,7 +1,8 @@
 //! The metric families the exporter writes, with their help texts, in
 //! exposition order.
 
-use super::format::{Family, Kind};
+use ipvs_common::exposition::{Family, Kind};
+
 use crate::director::SYSCTLS;
 
 /// All metric families, in exposition order.

@@ -7,8 +7,9 @@
 //! `local_mark` for a service, plus `remote_address` and `remote_port`
 //! for a backend; addresses in canonical text form (RFC 5952 for IPv6).
 //!
-//! The pieces: `format` writes the text (headers, label sets, sample
-//! lines, the output in pieces), `families` names the metric families,
+//! The pieces: the text itself (headers, label sets, sample lines, the
+//! output in pieces) is written by the writer both daemons share
+//! ([`ipvs_common::exposition`]); here `families` names the metric families,
 //! `table` writes the series of the IPVS table and `connections` those of
 //! the connection table, `director` those of the director's own state and
 //! of the exporter itself. An [`Exposition`] is a snapshot with what its first
@@ -18,17 +19,16 @@
 mod connections;
 mod director;
 mod families;
-mod format;
 mod table;
 
 use std::io::Write;
 use std::sync::OnceLock;
 
-pub use format::Format;
+pub use ipvs_common::exposition::Format;
 
 use crate::snapshot::{Namespace, Snapshot};
 use families::Families;
-use format::{LabelText, Out};
+use ipvs_common::exposition::{into_text, LabelSet, Out};
 use table::TableSeries;
 
 #[cfg(test)]
@@ -90,13 +90,6 @@ pub fn encode_to(snapshot: &Snapshot, format: Format, sink: &mut dyn Write) -> s
     write(snapshot, &table_series(snapshot), format, sink)
 }
 
-fn into_text(encode: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> String {
-    let mut bytes = Vec::new();
-    // Writing to a Vec cannot fail.
-    let _ = encode(&mut bytes);
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
 /// The table's series of each namespace.
 fn table_series(snapshot: &Snapshot) -> Vec<TableSeries> {
     snapshot
@@ -126,11 +119,7 @@ fn write(
         add_namespace(&mut families, namespace, snapshot);
     }
     if let Some(build) = &snapshot.build {
-        let mut labels = LabelText::new();
-        for (name, value) in build.labels() {
-            labels.add_escaped(name, value);
-        }
-        families.build_info.push(&labels, 1);
+        families.build_info.push(&build.label_set(), 1);
     }
     let mut out = Out::new(sink);
     let f = &families;
@@ -152,17 +141,14 @@ fn write(
         family.encode(format, &mut out);
     }
     if let Some(process) = &snapshot.process {
-        director::encode_process(process, format, &mut out);
+        process.encode(format, &mut out);
     }
-    if format == Format::OpenMetrics {
-        out.buf.push_str("# EOF\n");
-    }
-    out.finish()
+    out.finish(format)
 }
 
 /// The labels every series of the namespace has: `netns` with `--netns`.
-fn namespace_labels(ns: &Namespace) -> LabelText {
-    let mut labels = LabelText::new();
+fn namespace_labels(ns: &Namespace) -> LabelSet {
+    let mut labels = LabelSet::new();
     if let Some(path) = &ns.netns {
         labels.add_escaped("netns", path);
     }

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use ipvs::{ForwardMethod, ServiceFlags, TableEntry};
+use ipvs_common::exposition::{Format, LabelSet, Out};
 use ipvs_common::labels;
 
 use super::families::Families;
-use super::format::{Format, LabelText, Out};
 use crate::filter::{service_name, BackendLabels, ServiceFilter};
 
 /// One service's series.
@@ -52,7 +52,7 @@ pub(crate) struct TableSeries {
 impl TableSeries {
     /// The series of `table`, each label set starting with `base`.
     pub(super) fn new(
-        base: &LabelText,
+        base: &LabelSet,
         table: &[TableEntry],
         filter: &ServiceFilter,
         mode: BackendLabels,
@@ -99,7 +99,7 @@ impl TableSeries {
         series
     }
 
-    fn add_service(&mut self, entry: &TableEntry, labels: &LabelText) {
+    fn add_service(&mut self, entry: &TableEntry, labels: &LabelSet) {
         let service = &entry.service;
         let config = &service.config;
         let mut flags: Vec<String> = Vec::new();
@@ -176,7 +176,7 @@ fn rates_of(stats: &ipvs::Stats) -> [u64; 5] {
 }
 
 /// The `ipvs_backend_info` label set of real server `dest`.
-fn backend_info(backend: &LabelText, dest: &ipvs::Destination) -> String {
+fn backend_info(backend: &LabelSet, dest: &ipvs::Destination) -> String {
     let mut info = backend.clone();
     info.add("forwarding_method", forwarding_name(dest.config.forward));
     info.add("upper_threshold", dest.config.upper_threshold);
@@ -215,22 +215,22 @@ pub(super) fn encode_tables(
     let backends = || tables.iter().flat_map(|t| t.backends.iter());
     if services().next().is_some() {
         for (i, family) in f.service.iter().enumerate() {
-            family.header(format, &mut out.buf);
+            family.header(format, out);
             for series in services() {
                 let value = series.counters.get(i).copied().unwrap_or_default();
-                out.sample(family.name, &series.labels, value);
+                out.sample(family.name(), &series.labels, value);
             }
         }
-        f.service_info.header(format, &mut out.buf);
+        f.service_info.header(format, out);
         for series in services() {
-            out.sample(f.service_info.name, &series.info, 1);
+            out.sample(f.service_info.name(), &series.info, 1);
         }
         if rates {
             for (i, family) in f.service_rates.iter().enumerate() {
-                family.header(format, &mut out.buf);
+                family.header(format, out);
                 for series in services() {
                     let value = series.rates.get(i).copied().unwrap_or_default();
-                    out.sample(family.name, &series.labels, value);
+                    out.sample(family.name(), &series.labels, value);
                 }
             }
         }
@@ -241,26 +241,26 @@ pub(super) fn encode_tables(
             .iter()
             .chain([&f.weight, &f.active, &f.inactive, &f.persistent]);
         for (i, family) in families.enumerate() {
-            family.header(format, &mut out.buf);
+            family.header(format, out);
             for series in backends() {
                 let value = series.values.get(i).copied().unwrap_or_default();
-                out.sample(family.name, &series.labels, value);
+                out.sample(family.name(), &series.labels, value);
             }
         }
         if rates {
             for (i, family) in f.backend_rates.iter().enumerate() {
-                family.header(format, &mut out.buf);
+                family.header(format, out);
                 for series in backends() {
                     let value = series.rates.get(i).copied().unwrap_or_default();
-                    out.sample(family.name, &series.labels, value);
+                    out.sample(family.name(), &series.labels, value);
                 }
             }
         }
         // Aggregated series have no info: their labels are not one server.
         if backends().any(|series| !series.info.is_empty()) {
-            f.backend_info.header(format, &mut out.buf);
+            f.backend_info.header(format, out);
             for series in backends().filter(|series| !series.info.is_empty()) {
-                out.sample(f.backend_info.name, &series.info, 1);
+                out.sample(f.backend_info.name(), &series.info, 1);
             }
         }
     }
