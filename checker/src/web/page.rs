@@ -53,6 +53,7 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}\
 thead th{background:#ddd}\
 tr.service th{background:#cde;text-align:left}\
 td.num{text-align:right}\
+td.since,td.health{white-space:nowrap}\
 tr.up td.health{background:#9e9}\
 tr.down td.health{background:#f88}\
 tr.unknown td.health{background:#ddd}\
@@ -333,12 +334,17 @@ fn server_row(out: &mut String, service: &str, rs: &RealServerStatus, now: f64, 
     let _ = write!(
         out,
         "<tr class=\"rs {}{}\" data-real-server=\"{address}\"><td>{address}{}</td>\
-         <td class=\"health\">{}</td><td class=\"since\"><time datetime=\"{}\">{}</time></td>\
+         <td class=\"health\">{}{}</td><td class=\"since\"><time datetime=\"{}\">{}</time></td>\
          <td class=\"num weight\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
         rs.health,
         if rs.drained.is_some() { " drained" } else { "" },
         mark(rs.created_by_checker),
         rs.health,
+        if rs.drained.is_some() {
+            ", drained"
+        } else {
+            ""
+        },
         datetime(rs.health_since),
         when(rs.health_since, now),
         dash(rs.weight),

@@ -146,6 +146,7 @@ fn every_column_for_up_down_and_drained_servers() {
     let drained = row(&page, "198.18.1.13:80");
     for cell in [
         "<tr class=\"rs up drained\"",
+        "<td class=\"health\">up, drained</td>",
         "<td class=\"drain\">by api (alice) since 2023-11-14 22:12:20 (1m) \
          until 2023-11-15 00:13:20 (in 2h0m): kernel update</td>",
     ] {
