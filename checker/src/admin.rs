@@ -20,6 +20,15 @@
 //! service or real server has that name, 409 when the loop will not do it
 //! (undraining a maintenance file's drain), 500 when the drain file could
 //! not be written (the drain is then not made).
+//!
+//! Cross-site requests are refused: a browser logged in with basic auth
+//! (the status page's drain buttons, [`crate::web::page`]) sends its
+//! credentials with any request to this origin, a form on another site
+//! included. So a request must say `Content-Type: application/json` (415
+//! otherwise), which a form cannot send, and which a script of another
+//! origin can send only after a CORS preflight this API never grants; and
+//! a browser's `Sec-Fetch-Site` other than `same-origin` (or `none`) is
+//! refused with 403. Clients other than browsers send no `Sec-Fetch-Site`.
 
 use std::time::Duration;
 
@@ -142,6 +151,9 @@ impl Admin {
                 .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
+        if let Some(refused) = cross_site(&request) {
+            return refused;
+        }
         let user = basic_auth_user(&request);
         let bytes = match Limited::new(request.into_body(), MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
@@ -205,6 +217,38 @@ impl Admin {
                 format!("the daemon's loop did not answer within {LOOP_ANSWER:?} (it is stuck: see its log)"),
             ),
         }
+    }
+}
+
+/// The refusal of a request a page of another site could have made (see
+/// the module's doc), or `None`.
+fn cross_site<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let header = |name| {
+        request.headers().get(name).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+    };
+    let media_type = header(CONTENT_TYPE.as_str());
+    let media_type = media_type
+        .as_deref()
+        .map(|t| t.split(';').next().unwrap_or("").trim());
+    if media_type != Some("application/json") {
+        return Some(answer(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the admin API takes JSON: send Content-Type: application/json (not {})",
+                media_type.unwrap_or("none")
+            ),
+        ));
+    }
+    match header("sec-fetch-site").as_deref() {
+        None | Some("same-origin") | Some("none") => None,
+        Some(site) => Some(answer(
+            StatusCode::FORBIDDEN,
+            format!("a {site} request to the admin API is refused (Sec-Fetch-Site): use the checker's own page or ipvs-checker drain"),
+        )),
     }
 }
 

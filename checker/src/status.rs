@@ -552,7 +552,7 @@ enum Row<'a> {
 }
 
 /// `2023-11-14 22:13:20 (5m)`: a UTC time and how long ago it was.
-fn when(unix: f64, now: f64) -> String {
+pub(crate) fn when(unix: f64, now: f64) -> String {
     format!("{} ({})", utc(unix), age(now - unix))
 }
 
@@ -579,7 +579,7 @@ pub fn utc(unix: f64) -> String {
 }
 
 /// A duration in seconds, as `45s`, `3m12s`, `2h5m`, `3d4h`.
-fn age(seconds: f64) -> String {
+pub(crate) fn age(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match s {
         0..60 => format!("{s}s"),

@@ -1,5 +1,6 @@
 //! The checker's pages, served by `ipvs_web::Server` (TLS and basic auth
-//! from `--web.config.file` happen before): a landing page at `/`, the
+//! from `--web.config.file` happen before): the status page at `/`
+//! ([`page`], HTML over the same document as `/status`), the
 //! metrics at `/metrics` (OpenMetrics, from [`crate::metrics`]) and every
 //! real server's state at `/status` (JSON), both read from the daemon's
 //! [`Shared`] state; `/-/healthy` (200 while it serves) and `/-/ready`
@@ -103,18 +104,15 @@ impl Pages {
             }
             "/-/healthy" => ipvs_web::pages::healthy(),
             "/-/ready" => ipvs_web::pages::ready(self.state.lock().reconciled),
-            "/" => with_type(LANDING_PAGE.to_owned(), "text/html; charset=utf-8"),
+            "/" => page::response(
+                &status(&self.state.lock()),
+                unix_seconds(SystemTime::now()),
+                self.admin.is_some(),
+            ),
             _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
         }
     }
 }
-
-const LANDING_PAGE: &str = concat!(
-    "<!DOCTYPE html>\n<html>\n<head><title>IPVS Checker</title></head>\n<body>\n",
-    "<h1>IPVS Checker</h1>\n<p>Health checks that set IPVS real server weights, version ",
-    env!("CARGO_PKG_VERSION"),
-    ".</p>\n<p><a href=\"/metrics\">Metrics</a></p>\n<p><a href=\"/status\">Status</a> (JSON)</p>\n</body>\n</html>\n"
-);
 
 fn with_type(body: String, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -344,6 +342,8 @@ pub fn status(state: &State) -> Status {
         config_last_reload_successful: state.reload_successful,
     }
 }
+
+pub mod page;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -7,8 +7,9 @@
 //! the CLI and the admin API with basic auth, across a SIGKILL, by a
 //! maintenance file) and managed mode's graceful removal of a real server
 //! with a connection open, each probing every 500 ms so that seconds cover
-//! many probes, and starting as few daemons as it can; and an exec notify
-//! hook told of each transition, a hung one killed at its timeout.
+//! many probes, and starting as few daemons as it can; an exec notify
+//! hook told of each transition, a hung one killed at its timeout; and the
+//! status page in a real browser (headless chromium).
 
 use std::path::PathBuf;
 
@@ -1311,4 +1312,152 @@ fn a_managed_table_flushed_or_its_module_unloaded_is_made_again() {
         "the return not logged:\n{log}"
     );
     assert_eq!(answers(8), vec!["rs1", "rs2"]);
+}
+
+/// The status page in a real browser (Debian's chromium, headless, in
+/// the director's namespace, over the DevTools protocol): logged in with
+/// basic auth, it shows the three real servers up; a killed one is shown
+/// down, at a time within interval x fall + timeout + 1 s of the kill (the
+/// time the page gives, read from its `<time datetime>`); a click
+/// on rs1's drain button goes through the admin API and ipvsadm shows
+/// weight 0. The screenshot is kept in the output directory.
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
+    let _lock = fresh_lab();
+    let started = Instant::now();
+    director(
+        "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
+    );
+    let dir = out_dir();
+    let drains = dir.join("page-drains.json");
+    let _ = std::fs::remove_file(&drains);
+    let hash = bcrypt::hash(LAB_PASSWORD, 4).expect("bcrypt");
+    let web = dir.join("page-web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  {LAB_USER}: '{hash}'\n")).expect("web.yml");
+    // interval x fall + timeout: 1.5 s + 0.4 s from the kill to down.
+    let (interval, fall, timeout) = (0.5, 3.0, 0.4);
+    let config = format!(
+        "drain_file: {}\n\
+         defaults: {{interval: 500ms, timeout: 400ms, rise: 1, fall: 3}}\n\
+         services:\n  - address: 198.18.0.10:80\n    check: {{type: http, path: /, body: \"^rs\"}}\n\
+         \x20   real_servers:\n      - {{address: 198.18.1.11:80, weight: 3}}\n\
+         \x20     - {{address: 198.18.1.12:80, weight: 1}}\n      - {{address: 198.18.1.13:80, weight: 1}}\n",
+        drains.display()
+    );
+    let file = dir.join("page.yaml");
+    std::fs::write(&file, &config).expect("write config");
+    let web_flag = format!("--web.config.file={}", web.display());
+    let _checker = Checker::start_with_flags("page", file, &["--web.enable-admin-api", &web_flag]);
+    let mut browser =
+        lab_harness::browser::Browser::start("lab-director", &dir.join("chromium.log"));
+    eprintln!("chromium started after {:?}", started.elapsed());
+    // The browser logs in with the credentials of the URL, and keeps them
+    // for the page's own requests (the drain button's).
+    let password = LAB_PASSWORD.replace(' ', "%20");
+    browser.navigate(&format!("http://{LAB_USER}:{password}@{WEB}/"));
+    let health = |rs: &str| {
+        format!(
+            "document.querySelector('tr[data-real-server=\"{rs}\"] td.health')?.textContent ?? null"
+        )
+    };
+    let limit = Duration::from_secs(240);
+    for rs in ["198.18.1.11:80", "198.18.1.12:80", "198.18.1.13:80"] {
+        browser.wait_for(
+            &format!("{rs} up on the page"),
+            &format!("({}) === 'up'", health(rs)),
+            limit,
+        );
+    }
+    eprintln!("page shows three servers up after {:?}", started.elapsed());
+
+    // A page reloading every 5 s keeps an emulated CPU busy, and a probe
+    // whose thread was late is not held against its server: the browser
+    // waits on a blank page while the checker sees the kill.
+    browser.navigate("about:blank");
+    let killed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    kill_server(2);
+    let seen = Instant::now();
+    sleep(Duration::from_secs_f64(interval * fall + timeout + 1.0));
+    browser.navigate(&format!("http://{LAB_USER}:{password}@{WEB}/"));
+    browser.wait_for(
+        "rs2 down on the page",
+        &format!("({}) === 'down'", health("198.18.1.12:80")),
+        limit,
+    );
+    let since = browser
+        .evaluate(
+            "Date.parse(document.querySelector('tr[data-real-server=\"198.18.1.12:80\"] td.since time').getAttribute('datetime')) / 1000",
+        )
+        .expect("the time rs2 went down")
+        .as_f64()
+        .expect("a number");
+    let took = since - killed;
+    // The slack: the lab's emulated CPU, as the other tests allow.
+    let expected = interval * fall + timeout + 1.0;
+    eprintln!(
+        "the page says rs2 went down {took:.2} s after the kill (expected at most {expected:.1} s); \
+         the page loaded again showed it {:?} after the kill",
+        seen.elapsed()
+    );
+    assert!(
+        (0.0..=expected).contains(&took),
+        "rs2 went down {took:.2} s after the kill, not within {expected} s"
+    );
+    let error = browser
+        .evaluate("document.querySelector('tr[data-real-server=\"198.18.1.12:80\"] td.error').textContent")
+        .expect("last error");
+    assert!(
+        error.as_str().is_some_and(|e| e.starts_with("connect: ")),
+        "{error}"
+    );
+
+    // A click on rs1's drain button.
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(3));
+    browser.click("tr[data-real-server=\"198.18.1.11:80\"] button");
+    let took = wait_until("rs1 drained by the click", limit, || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(0)
+    });
+    eprintln!("drain clicked: rs1 at weight 0 after {took:?}");
+    let table = director("ipvsadm -Ln -t 198.18.0.10:80");
+    let rs1 = table
+        .lines()
+        .find(|l| l.contains("198.18.1.11:80"))
+        .unwrap_or_else(|| panic!("rs1 not in\n{table}"));
+    assert_eq!(rs1.split_whitespace().nth(3), Some("0"), "{table}");
+    // The page, reloaded, says who drained it, and what the API answered.
+    let drain = browser.wait_for(
+        "rs1 drained on the page",
+        "document.querySelector('tr[data-real-server=\"198.18.1.11:80\"] td.drain')?.textContent || null",
+        limit,
+    );
+    assert!(
+        drain
+            .as_str()
+            .is_some_and(|d| d.starts_with("by api (lab) since ")),
+        "{drain}"
+    );
+    let result = browser
+        .evaluate("document.getElementById('result').textContent")
+        .expect("result");
+    assert!(
+        result
+            .as_str()
+            .is_some_and(|r| r.starts_with("Drain 198.18.1.11:80: ")),
+        "{result}"
+    );
+    let shot = dir.join("status-page.png");
+    browser.screenshot(&shot);
+    eprintln!(
+        "screenshot of the page: {}; the whole test took {:?}",
+        shot.display(),
+        started.elapsed()
+    );
 }

@@ -12,11 +12,33 @@ use crate::state::Shared;
 use crate::web::Pages;
 
 async fn call(pages: Pages, method: &str, path: &str, body: &str) -> (StatusCode, String) {
-    let request = Request::builder()
+    call_with(
+        pages,
+        method,
+        path,
+        body,
+        &[("content-type", "application/json")],
+    )
+    .await
+}
+
+/// [`call`] with these `headers` (and no others but the auth).
+async fn call_with(
+    pages: Pages,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
         // alice:secret, as the server has checked it.
-        .header(hyper::header::AUTHORIZATION, "Basic YWxpY2U6c2VjcmV0")
+        .header(hyper::header::AUTHORIZATION, "Basic YWxpY2U6c2VjcmV0");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(Full::new(Bytes::from(body.to_owned())))
         .expect("request");
     let (status, _, body) = crate::web::tests::read(pages.handle(request).await).await;
@@ -95,5 +117,97 @@ async fn a_drain_request_becomes_an_order_for_the_loop() {
                 real_server: "198.18.1.11".into(),
             },
         ]
+    );
+}
+
+/// What a page of another site can make a logged-in browser send is
+/// refused before the loop hears of it: a form (urlencoded, or text/plain
+/// shaped as JSON), a JSON request marked cross-site or same-site. The
+/// page's own request (same-origin) and a CLI's (no Sec-Fetch-Site) go
+/// through.
+#[tokio::test]
+async fn cross_site_requests_are_refused() {
+    let (tx, mut rx) = mpsc::channel::<Command>(4);
+    let pages = Pages::new(Shared::default()).with_admin(Admin::new(tx));
+    let the_loop = tokio::spawn(async move {
+        let mut orders = 0;
+        while let Some(command) = rx.recv().await {
+            orders += 1;
+            let _ = command.reply.send(Ok("drained".into()));
+        }
+        orders
+    });
+    // <form enctype="text/plain"> with an input named
+    // {"service":"FWM/1","real_server":"198.18.1.11","reason":" and
+    // the value "}: a body that parses as a drain request.
+    let form_json = r#"{"service":"FWM/1","real_server":"198.18.1.11","reason":"="}"#;
+    let refusals = [
+        (
+            form_json,
+            vec![("content-type", "text/plain")],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "service=FWM%2F1&real_server=198.18.1.11",
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (form_json, vec![], StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            form_json,
+            vec![
+                ("content-type", "application/json"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            form_json,
+            vec![
+                ("content-type", "application/json"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (body, headers, want) in &refusals {
+        let (status, text) = call_with(pages.clone(), "POST", DRAIN_PATH, body, headers).await;
+        assert_eq!(status, *want, "{headers:?}: {text}");
+    }
+    let (status, text) = call_with(
+        pages.clone(),
+        "POST",
+        DRAIN_PATH,
+        form_json,
+        &[("content-type", "text/plain")],
+    )
+    .await;
+    assert_eq!(
+        (status, text.as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the admin API takes JSON: send Content-Type: application/json (not text/plain)\n"
+        )
+    );
+    for headers in [
+        vec![
+            ("content-type", "application/json; charset=utf-8"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        vec![("content-type", "Application/JSON")],
+    ] {
+        let (status, text) =
+            call_with(pages.clone(), "POST", DRAIN_PATH, form_json, &headers).await;
+        assert_eq!(
+            (status, text.as_str()),
+            (StatusCode::OK, "drained\n"),
+            "{headers:?}"
+        );
+    }
+    drop(pages);
+    assert_eq!(
+        the_loop.await.expect("join"),
+        2,
+        "only the two accepted reached the loop"
     );
 }

@@ -153,6 +153,35 @@ async fn daemon(web: ipvs_web::WebConfig) -> u16 {
     port
 }
 
+/// Basic auth applies to every page: `/status`, and the status page at
+/// `/` for a person at a browser.
+#[tokio::test]
+async fn the_pages_are_behind_basic_auth() {
+    let hash = bcrypt::hash("s3cret", 4).expect("bcrypt");
+    let web = ipvs_web::WebConfig::parse(
+        &format!("basic_auth_users:\n  alice: '{hash}'\n"),
+        Path::new("web.yml"),
+    )
+    .expect("web config");
+    let mut args = args(format!("http://127.0.0.1:{}", daemon(web).await));
+    for path in ["/", "/status"] {
+        let (status, _) = exchange(&args, None, Method::GET, path, None)
+            .await
+            .expect("an answer");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    args.username = Some("alice".into());
+    let (status, _) = exchange(&args, Some("wrong"), Method::GET, "/", None)
+        .await
+        .expect("an answer");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = exchange(&args, Some("s3cret"), Method::GET, "/", None)
+        .await
+        .expect("an answer");
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("<h1>IPVS Checker</h1>"));
+}
+
 #[tokio::test]
 async fn fetches_over_http_and_https_and_names_what_is_wrong() {
     let port = daemon(ipvs_web::WebConfig::plain()).await;

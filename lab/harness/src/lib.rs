@@ -3,9 +3,12 @@
 //! `checker/tests/probes.rs`): running commands in the lab's namespaces,
 //! the path of `lab/topology.sh`, a lock with a one-time setup, since the
 //! tests of a binary share one lab network and the director's IPVS table,
-//! and a guard for a daemon under test ([`Daemon`]).
+//! and a guard for a daemon under test ([`Daemon`]); a headless Chromium
+//! for pages ([`browser`]).
 //!
 //! Test code: a command that fails panics with its output.
+
+pub mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
