@@ -1134,13 +1134,16 @@ fn an_exec_hook_runs_once_per_transition_and_a_hung_one_is_killed_while_weights_
     )
     .expect("write hook");
     run_in(None, &format!("chmod 755 {}", hook.display()));
+    let webhooks = out_dir().join("webhooks.jsonl");
+    let _receiver = WebhookReceiver::start(&webhooks);
     let mut checker = Checker::start(
         "hooks",
         &format!(
             "drain_file: {}\n\
              defaults:\n  interval: 1s\n  timeout: 500ms\n  rise: 1\n  fall: 2\n  \
              check: {{type: http, path: /}}\n  \
-             hooks: {{exec: {{argv: [{}, {}], timeout: 2s}}}}\n\
+             hooks:\n    exec: {{argv: [{}, {}], timeout: 2s}}\n    \
+             webhook: {{url: 'http://{WEBHOOK}/ipvs', timeout: 2s, retries: 2, backoff: 200ms}}\n\
              services:\n  - address: 198.18.0.10:80\n    real_servers:\n      \
              - {{address: 198.18.1.11:80, weight: 1}}\n      - {{address: 198.18.1.12:80, weight: 1}}\n",
             drains.display(),
@@ -1229,6 +1232,103 @@ fn an_exec_hook_runs_once_per_transition_and_a_hung_one_is_killed_while_weights_
             .any(|l| l == "IPVS_CHECKER_REAL_SERVER=198.18.1.12:80"),
         "{drained}"
     );
+
+    // The webhook saw the same events, each once (its first try was
+    // answered 503 and tried again), in the documented JSON.
+    let posted: Vec<serde_json::Value> = std::fs::read_to_string(&webhooks)
+        .expect("webhooks received")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let mut by_exec: Vec<&str> = all.iter().map(|(e, _)| e.as_str()).collect();
+    let mut by_webhook: Vec<&str> = posted
+        .iter()
+        .skip(1) // the one answered 503, posted again
+        .map(|p| p["event"].as_str().expect("event"))
+        .collect();
+    by_exec.sort_unstable();
+    by_webhook.sort_unstable();
+    assert_eq!(by_webhook, by_exec, "{posted:#?}");
+    assert!(
+        posted[1..].contains(&posted[0]),
+        "the document answered 503 was not posted again: {posted:#?}"
+    );
+    let down = posted
+        .iter()
+        .find(|p| p["event"] == "real_server_down")
+        .expect("real_server_down posted");
+    for (field, value) in [
+        ("version", serde_json::json!(1)),
+        ("service", serde_json::json!("TCP 198.18.0.10:80")),
+        ("real_server", serde_json::json!("198.18.1.11:80")),
+        ("old_weight", serde_json::json!(1)),
+        ("new_weight", serde_json::json!(0)),
+    ] {
+        assert_eq!(down[field], value, "{field} in {down}");
+    }
+    assert!(
+        down["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{down}"
+    );
+    assert!(
+        down["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{down}"
+    );
+}
+
+/// Where the hooks test's webhook receiver listens, in the director.
+const WEBHOOK: &str = "127.0.0.1:10399";
+
+/// An HTTP server in the director that appends each POST's body as a
+/// line to a file and answers 204, except the first POST: 503 (a
+/// webhook must try that again). Killed when dropped.
+struct WebhookReceiver(std::process::Child);
+
+impl WebhookReceiver {
+    fn start(file: &std::path::Path) -> WebhookReceiver {
+        let _ = std::fs::remove_file(file);
+        let port = WEBHOOK.rsplit_once(':').expect("port").1;
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", "lab-director", "python3", "-c"])
+            .arg(format!(
+                r#"
+import http.server
+first = [True]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open({file:?}, "ab") as f:
+            f.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(503 if first[0] else 204)
+        first[0] = False
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", {port}), Hook).serve_forever()
+"#,
+                file = file.display().to_string()
+            ))
+            .spawn()
+            .expect("python3 webhook receiver");
+        let receiver = WebhookReceiver(child);
+        wait_until("the webhook receiver", Duration::from_secs(20), || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", "lab-director", "bash", "-c"])
+                .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        receiver
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The managed cluster's two real servers at their configured weights.
