@@ -408,9 +408,6 @@ pub fn render(status: &Status, now: f64) -> String {
         "Configured",
         "Last error",
     ];
-    let dash = |w: Option<u32>| w.map_or_else(|| "-".to_owned(), |w| w.to_string());
-    // Managed mode's own entries are marked, as the legend below says.
-    let mark = |created: bool| if created { " *" } else { "" };
     let mut created = false;
     let mut rows = Vec::new();
     for service in &status.services {
@@ -431,11 +428,11 @@ pub fn render(status: &Status, now: f64) -> String {
                 };
             }
             rows.push(Row::Server([
-                format!("  -> {}{}", rs.address, mark(rs.created_by_checker)),
+                format!("  -> {}{}", rs.address, created_mark(rs.created_by_checker)),
                 health,
                 when(rs.health_since, now),
-                dash(rs.weight),
-                dash(rs.weight_desired),
+                weight_or_dash(rs.weight),
+                weight_or_dash(rs.weight_desired),
                 rs.weight_configured.to_string(),
                 error,
             ]));
@@ -443,7 +440,11 @@ pub fn render(status: &Status, now: f64) -> String {
         if let Some(sorry) = &service.sorry_server {
             created |= sorry.created_by_checker;
             rows.push(Row::Server([
-                format!("  -> {}{}", sorry.address, mark(sorry.created_by_checker)),
+                format!(
+                    "  -> {}{}",
+                    sorry.address,
+                    created_mark(sorry.created_by_checker)
+                ),
                 if sorry.in_use {
                     "sorry, in use"
                 } else {
@@ -451,7 +452,7 @@ pub fn render(status: &Status, now: f64) -> String {
                 }
                 .to_owned(),
                 String::new(),
-                dash(sorry.weight),
+                weight_or_dash(sorry.weight),
                 if sorry.in_use {
                     sorry.weight_configured
                 } else {
@@ -504,13 +505,11 @@ pub fn render(status: &Status, now: f64) -> String {
                     None => s.service.clone(),
                 };
                 out.push_str(&name);
-                out.push_str(mark(s.created_by_checker));
-                match (s.quorum_guard_active, &s.sorry_server) {
-                    (true, None) => out.push_str("  (quorum guard active: failed servers kept)"),
-                    (true, Some(_)) => {
-                        out.push_str("  (quorum guard active: the sorry server takes the traffic)")
-                    }
-                    (false, _) => {}
+                out.push_str(created_mark(s.created_by_checker));
+                if let Some(note) =
+                    quorum_guard_note(s.quorum_guard_active, s.sorry_server.is_some())
+                {
+                    let _ = write!(out, "  ({note})");
                 }
                 out.push('\n');
             }
@@ -549,6 +548,29 @@ enum Row<'a> {
     Service(&'a ServiceStatus),
     /// A real server's cells, in the header's order.
     Server([String; 7]),
+}
+
+/// A weight, or `-` where there is none (not in the table).
+pub(crate) fn weight_or_dash(weight: Option<u32>) -> String {
+    weight.map_or_else(|| "-".to_owned(), |w| w.to_string())
+}
+
+/// The mark of an entry managed mode created (the legend explains it).
+pub(crate) fn created_mark(created: bool) -> &'static str {
+    if created {
+        " *"
+    } else {
+        ""
+    }
+}
+
+/// What a service's quorum guard is doing, if it acts.
+pub(crate) fn quorum_guard_note(active: bool, has_sorry_server: bool) -> Option<&'static str> {
+    match (active, has_sorry_server) {
+        (true, false) => Some("quorum guard active: failed servers kept"),
+        (true, true) => Some("quorum guard active: the sorry server takes the traffic"),
+        (false, _) => None,
+    }
 }
 
 /// `2023-11-14 22:13:20 (5m)`: a UTC time and how long ago it was.

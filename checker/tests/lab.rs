@@ -319,10 +319,7 @@ fn managed_mode_builds_the_nat_cluster_and_removes_only_what_it_created() {
     let took = wait_until(
         "the cluster at its weights",
         Duration::from_secs(10),
-        || {
-            try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
-                && try_weight(&mut ipvs, &vip80(), "198.18.1.12:80") == Some(1)
-        },
+        || managed_cluster_at_weights(&mut ipvs),
     );
     eprintln!("managed mode built the cluster in {took:?}");
     assert_eq!(

@@ -35,7 +35,7 @@ use hyper::Response;
 use super::{ErrorStatus, RealServerStatus, ServiceStatus, Status};
 use crate::admin::{DRAIN_PATH, UNDRAIN_PATH};
 use crate::drain::By;
-use crate::status::{age, utc, when};
+use crate::status::{age, created_mark, quorum_guard_note, utc, weight_or_dash, when};
 
 /// How often the page reloads itself. A person watching sees a change
 /// within this; faster would cost the checker for no one's benefit.
@@ -275,26 +275,15 @@ fn created_any(service: &ServiceStatus) -> bool {
             .is_some_and(|s| s.created_by_checker)
 }
 
-fn mark(created: bool) -> &'static str {
-    if created {
-        " *"
-    } else {
-        ""
-    }
-}
-
 /// A service's heading row, its real servers' rows and its sorry server's.
 fn service_rows(out: &mut String, service: &ServiceStatus, now: f64, admin: bool, columns: usize) {
-    let guard = match (service.quorum_guard_active, &service.sorry_server) {
-        (true, None) => " (quorum guard active: failed servers kept)",
-        (true, Some(_)) => " (quorum guard active: the sorry server takes the traffic)",
-        (false, _) => "",
-    };
+    let guard = quorum_guard_note(service.quorum_guard_active, service.sorry_server.is_some())
+        .map_or(String::new(), |note| format!(" ({note})"));
     let name = Escaped(&service.service);
     let _ = writeln!(
         out,
         "<tbody data-service=\"{name}\">\n<tr class=\"service\"><th colspan=\"{columns}\">{name}{}{guard}</th></tr>",
-        mark(service.created_by_checker)
+        created_mark(service.created_by_checker)
     );
     for rs in &service.real_servers {
         server_row(out, &service.service, rs, now, admin);
@@ -309,8 +298,8 @@ fn service_rows(out: &mut String, service: &ServiceStatus, now: f64, admin: bool
             "<tr class=\"sorry\"><td>{}{}</td><td class=\"health\">{health}</td><td></td>\
              <td class=\"num weight\">{}</td><td class=\"num\">{desired}</td><td class=\"num\">{}</td>{}</tr>",
             Escaped(&sorry.address),
-            mark(sorry.created_by_checker),
-            dash(sorry.weight),
+            created_mark(sorry.created_by_checker),
+            weight_or_dash(sorry.weight),
             sorry.weight_configured,
             "<td></td>".repeat(columns - 6),
         );
@@ -324,10 +313,6 @@ fn datetime(unix: f64) -> String {
     format!("{}.{millis:03}Z", utc(unix).replace(' ', "T"))
 }
 
-fn dash(weight: Option<u32>) -> String {
-    weight.map_or_else(|| "-".to_owned(), |w| w.to_string())
-}
-
 /// One real server's row.
 fn server_row(out: &mut String, service: &str, rs: &RealServerStatus, now: f64, admin: bool) {
     let address = Escaped(&rs.address);
@@ -338,7 +323,7 @@ fn server_row(out: &mut String, service: &str, rs: &RealServerStatus, now: f64, 
          <td class=\"num weight\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
         rs.health,
         if rs.drained.is_some() { " drained" } else { "" },
-        mark(rs.created_by_checker),
+        created_mark(rs.created_by_checker),
         rs.health,
         if rs.drained.is_some() {
             ", drained"
@@ -347,8 +332,8 @@ fn server_row(out: &mut String, service: &str, rs: &RealServerStatus, now: f64, 
         },
         datetime(rs.health_since),
         when(rs.health_since, now),
-        dash(rs.weight),
-        dash(rs.weight_desired),
+        weight_or_dash(rs.weight),
+        weight_or_dash(rs.weight_desired),
         rs.weight_configured,
     );
     out.push_str("<td class=\"drain\">");
