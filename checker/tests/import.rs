@@ -282,6 +282,12 @@ fn ldirectord_files_that_do_not_parse_give_their_place_and_no_config() {
         "unterminated.cf",
         "unterminated.cf:3:13: request takes a quoted, non-empty string",
     );
+    fails(
+        &d,
+        "ldirectord",
+        "maintenancedir.cf",
+        "maintenancedir.cf:2:1: maintenancedir has no value",
+    );
 }
 
 /// Text made of what the two grammars care about.

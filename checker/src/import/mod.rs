@@ -108,7 +108,7 @@ pub fn convert(
         ImportMode::Weights => Mode::Weights,
     };
     let mut diags = diag::Diagnostics::default();
-    let (name, services) = match format {
+    let (name, imported) = match format {
         Format::Keepalived => ("keepalived", keepalived::import(file, mode, &mut diags)?),
         Format::Ldirectord => ("ldirectord", ldirectord::import(file, mode, &mut diags)?),
     };
@@ -141,12 +141,13 @@ pub fn convert(
     let config = model::Config {
         mode,
         state_file: (mode == Mode::Managed).then(|| state_file.to_owned()),
+        maintenance_dir: imported.maintenance_dir,
         header,
-        services,
+        services: imported.services,
     };
     let text = yaml::write(&config);
     // The loader resolves relative paths against this directory; the
-    // converted config has none but the state file.
+    // converted config has none but the state file and maintenance dir.
     let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     config::parse(&text, Path::new("<converted config>"), &base)
         .context("the converted config does not validate (a bug in the import; please report it with the source file)")?;

@@ -14,10 +14,21 @@ pub struct Config {
     pub mode: Mode,
     /// `state_file:` (managed mode).
     pub state_file: Option<String>,
+    /// `maintenance_dir:`.
+    pub maintenance_dir: Option<String>,
     /// Comment lines at the top of the file.
     pub header: Vec<String>,
     /// `services:`.
     pub services: Vec<Service>,
+}
+
+/// What an importer read from a source file.
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    /// Its virtual services.
+    pub services: Vec<Service>,
+    /// Its directory of maintenance files (ldirectord's `maintenancedir`).
+    pub maintenance_dir: Option<String>,
 }
 
 /// How a service is named.

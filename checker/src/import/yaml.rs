@@ -24,6 +24,9 @@ pub fn write(config: &model::Config) -> String {
     if let Some(state_file) = &config.state_file {
         let _ = writeln!(out, "state_file: {}", quote(state_file));
     }
+    if let Some(dir) = &config.maintenance_dir {
+        let _ = writeln!(out, "maintenance_dir: {}", quote(dir));
+    }
     if config.services.is_empty() {
         let _ = writeln!(out, "services: []");
         return out;

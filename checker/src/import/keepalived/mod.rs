@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::config::Mode;
 use crate::import::diag::{Diagnostics, ParseError};
-use crate::import::model::Service;
+use crate::import::model::Imported;
 
 mod args;
 mod checks;
@@ -20,12 +20,11 @@ mod real_server;
 pub mod tree;
 
 /// The services of the keepalived config at `path`.
-pub fn import(
-    path: &Path,
-    mode: Mode,
-    diags: &mut Diagnostics,
-) -> Result<Vec<Service>, ParseError> {
+pub fn import(path: &Path, mode: Mode, diags: &mut Diagnostics) -> Result<Imported, ParseError> {
     let tokens = lexer::lex_file(path, diags)?;
     let statements = tree::parse(&tokens)?;
-    convert::convert(&statements, mode, diags)
+    Ok(Imported {
+        services: convert::convert(&statements, mode, diags)?,
+        maintenance_dir: None,
+    })
 }

@@ -22,7 +22,8 @@ use super::values::{path, quoted, seconds, socket_addr, yes_no};
 use crate::config::Mode;
 use crate::import::diag::{Diagnostics, Loc, ParseError, Severity};
 use crate::import::model::{
-    self, Check, CheckKind, Http, Quorum, RealServer, Service, ServiceAddr, SorryServer, Timing,
+    self, Check, CheckKind, Http, Imported, Quorum, RealServer, Service, ServiceAddr, SorryServer,
+    Timing,
 };
 use crate::import::yaml;
 
@@ -76,12 +77,9 @@ impl Defaults {
 }
 
 /// The services of a parsed ldirectord.cf.
-pub fn convert(
-    file: &File,
-    mode: Mode,
-    diags: &mut Diagnostics,
-) -> Result<Vec<Service>, ParseError> {
+pub fn convert(file: &File, mode: Mode, diags: &mut Diagnostics) -> Result<Imported, ParseError> {
     let mut defaults = Defaults::default();
+    let mut maintenance_dir = None;
     for s in &file.globals {
         if s.key == "fork" {
             defaults.fork = yes_no(s)?;
@@ -100,14 +98,14 @@ pub fn convert(
                 Severity::Dropped,
                 format!("{} has no counterpart in the checker", s.key),
             ),
-            "maintenancedir" => diags.push(
-                &s.loc,
-                Severity::Dropped,
-                format!(
-                    "maintenancedir is not converted: add `maintenance_dir: {}` by hand (a file named after a real server's address, or address:port, drains it while it exists; host names are not matched)",
-                    s.value
-                ),
-            ),
+            "maintenancedir" => {
+                maintenance_dir = Some(s.value.clone());
+                diags.push(
+                    &s.loc,
+                    Severity::Different,
+                    "maintenancedir: a file named after a real server's address, or address:port, drains it (weight 0, still probed) while it exists; files named after a host name do not",
+                );
+            }
             other => diags.push(
                 &s.loc,
                 Severity::Dropped,
@@ -119,7 +117,10 @@ pub fn convert(
     for v in &file.virtuals {
         services.extend(virtual_section(v, &defaults, mode, diags)?);
     }
-    Ok(services)
+    Ok(Imported {
+        services,
+        maintenance_dir,
+    })
 }
 
 fn virtual_section(

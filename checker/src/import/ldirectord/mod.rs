@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::Mode;
 use crate::import::diag::{Diagnostics, ParseError};
-use crate::import::model::Service;
+use crate::import::model::Imported;
 
 mod checks;
 pub mod convert;
@@ -15,12 +15,8 @@ pub mod parse;
 mod real;
 mod values;
 
-/// The services of the ldirectord config at `path`.
-pub fn import(
-    path: &Path,
-    mode: Mode,
-    diags: &mut Diagnostics,
-) -> Result<Vec<Service>, ParseError> {
+/// The services and global settings of the ldirectord config at `path`.
+pub fn import(path: &Path, mode: Mode, diags: &mut Diagnostics) -> Result<Imported, ParseError> {
     let file = parse::parse_file(path)?;
     convert::convert(&file, mode, diags)
 }
