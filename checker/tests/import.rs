@@ -174,6 +174,24 @@ fn keepalived_settings_without_counterpart_are_dropped_and_said() {
 }
 
 #[test]
+fn keepalived_real_servers_with_several_checkers_need_all_their_checks() {
+    converts(
+        &dir("keepalived/syntax"),
+        "keepalived",
+        "checkers.conf",
+        &[],
+        "checkers",
+        3,
+    );
+    let yaml =
+        std::fs::read_to_string(dir("keepalived/syntax").join("checkers.yaml")).expect("golden");
+    // Three checkers, then two (another address and interval said), then
+    // a UDP_CHECK whose FILE_CHECK is dropped, and a fwmark's two.
+    assert_eq!(yaml.matches("checks:").count(), 3, "{yaml}");
+    assert_eq!(yaml.matches("type: udp").count(), 3, "{yaml}");
+}
+
+#[test]
 fn keepalived_files_that_do_not_parse_give_their_place_and_no_config() {
     let d = dir("keepalived/invalid");
     fails(

@@ -138,8 +138,8 @@ pub struct RealServer {
     pub source_address: Option<IpAddr>,
     /// `interval:`, `timeout:`, `rise:`, `fall:`.
     pub timing: Timing,
-    /// `check:`.
-    pub check: Check,
+    /// `check:` when there is one, `checks:` (all must pass) when several.
+    pub checks: Vec<Check>,
 }
 
 /// Probe timing, always written out: the checker's defaults are not the
@@ -190,6 +190,13 @@ pub enum CheckKind {
     },
     /// `type: icmp`.
     Icmp,
+    /// `type: udp`.
+    Udp {
+        /// `payload_hex:`: pairs of hex digits (an empty datagram unless set).
+        payload_hex: Option<String>,
+        /// `expect:` (a regex over the reply's bytes).
+        expect: Option<String>,
+    },
     /// `type: exec`.
     Exec {
         /// `command:`: the program and its arguments.

@@ -95,16 +95,16 @@ fn write_service(out: &mut String, s: &Service) {
         }
     }
     let shared_timing = shared(&s.real_servers, |rs| rs.timing);
-    let shared_check = shared(&s.real_servers, |rs| rs.check.clone());
+    let shared_checks = shared(&s.real_servers, |rs| rs.checks.clone());
     if let Some(t) = shared_timing {
         write_timing(out, 4, &t);
     }
-    if let Some(c) = &shared_check {
-        let _ = writeln!(out, "    check: {}", check(c));
+    if let Some(c) = &shared_checks {
+        write_checks(out, 4, c);
     }
     let _ = writeln!(out, "    real_servers:");
     for rs in &s.real_servers {
-        write_real_server(out, rs, shared_timing.is_none(), shared_check.is_none());
+        write_real_server(out, rs, shared_timing.is_none(), shared_checks.is_none());
     }
 }
 
@@ -133,7 +133,23 @@ fn write_real_server(out: &mut String, rs: &RealServer, timing: bool, with_check
         write_timing(out, 8, &rs.timing);
     }
     if with_check {
-        let _ = writeln!(out, "        check: {}", check(&rs.check));
+        write_checks(out, 8, &rs.checks);
+    }
+}
+
+/// `check:` for one, `checks:` (all must pass) for several.
+fn write_checks(out: &mut String, indent: usize, checks: &[Check]) {
+    let pad = " ".repeat(indent);
+    match checks {
+        [one] => {
+            let _ = writeln!(out, "{pad}check: {}", check(one));
+        }
+        several => {
+            let _ = writeln!(out, "{pad}checks:");
+            for c in several {
+                let _ = writeln!(out, "{pad}  - {}", check(c));
+            }
+        }
     }
 }
 
@@ -168,6 +184,18 @@ fn check(c: &Check) -> String {
         }
         CheckKind::Preset(preset) => parts.push(format!("type: tcp, preset: {preset}")),
         CheckKind::Icmp => parts.push("type: icmp".into()),
+        CheckKind::Udp {
+            payload_hex,
+            expect,
+        } => {
+            parts.push("type: udp".into());
+            if let Some(hex) = payload_hex {
+                parts.push(format!("payload_hex: {}", quote(hex)));
+            }
+            if let Some(re) = expect {
+                parts.push(format!("expect: {}", quote(re)));
+            }
+        }
         CheckKind::Dns {
             name,
             query_type,

@@ -1,5 +1,6 @@
 //! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
-//! SMTP_CHECK, DNS_CHECK, PING_CHECK), the
+//! SMTP_CHECK, DNS_CHECK, PING_CHECK, UDP_CHECK (its own keywords in
+//! `udp`)), the
 //! settings passed down to them, their timing and their `url` blocks.
 //!
 //! Timing: keepalived checks every `delay_loop` (60 s unless set), gives
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use super::args::{flag, number, one_arg, timer};
 use super::tree::Statement;
+use super::udp::UdpOptions;
 use crate::import::diag::{Diagnostics, Loc, ParseError, Severity};
 use crate::import::model::{Check, CheckKind, Http, Timing};
 use crate::import::yaml;
@@ -83,8 +85,9 @@ pub(super) fn checker(
     // keepalived's DNS_CHECK asks for the SOA of the root unless set.
     let mut dns_type = "SOA".to_string();
     let mut dns_name = ".".to_string();
+    let mut udp = UdpOptions::default();
     for s in c.children() {
-        if inherited.take(s, diags)? {
+        if inherited.take(s, diags)? || (kind == "UDP_CHECK" && udp.take(s, diags)?) {
             continue;
         }
         let key = s.keyword.text.as_str();
@@ -159,6 +162,7 @@ pub(super) fn checker(
         "TCP_CHECK" => CheckKind::Tcp,
         "SMTP_CHECK" => CheckKind::Preset("smtp"),
         "PING_CHECK" => CheckKind::Icmp,
+        "UDP_CHECK" => udp.check(c.loc(), comments, diags)?,
         "DNS_CHECK" => CheckKind::Dns {
             name: dns_name,
             query_type: dns_type,

@@ -17,7 +17,9 @@ use super::real_server::{real_server, Pool};
 use super::tree::Statement;
 use crate::config::Mode;
 use crate::import::diag::{Diagnostics, Loc, ParseError, Severity};
-use crate::import::model::{self, Forward, Quorum, RealServer, Service, ServiceAddr, SorryServer};
+use crate::import::model::{
+    self, CheckKind, Forward, Quorum, RealServer, Service, ServiceAddr, SorryServer,
+};
 
 /// Top-level blocks that configure VRRP and the daemon, left to keepalived.
 const LEFT_ALONE: &[&str] = &[
@@ -387,12 +389,17 @@ fn virtual_server(
         let mut service_real_servers = real_servers.clone();
         if matches!(addr, ServiceAddr::Fwmark { .. }) {
             // keepalived adds a fwmark service's real servers with port 0
-            // (the packet's own port is used) and checks the port written.
+            // (the packet's own port is used) and checks the port written
+            // (an echo request has none).
             for rs in &mut service_real_servers {
                 if let Some((ip, port)) = split_port(&rs.address) {
                     rs.address = ip.to_string();
-                    if rs.check.port.is_none() && rs.check_address.is_none() && port != 0 {
-                        rs.check.port = Some(port);
+                    if rs.check_address.is_none() && port != 0 {
+                        for check in &mut rs.checks {
+                            if check.port.is_none() && check.kind != CheckKind::Icmp {
+                                check.port = Some(port);
+                            }
+                        }
                     }
                 }
             }

@@ -2,8 +2,8 @@
 //! hand-written tokenizer ([`lexer`], which also follows `include`) and
 //! grammar ([`tree`]), its `virtual_server` blocks mapped to checker
 //! services ([`convert`]; the groups' members in `groups`, the real
-//! servers in `real_server`, their checkers in `checks`, the keywords'
-//! arguments in `args`).
+//! servers in `real_server`, their checkers in `checks` (UDP_CHECK's
+//! keywords in `udp`), the keywords' arguments in `args`).
 
 use std::path::Path;
 
@@ -18,6 +18,7 @@ mod groups;
 pub mod lexer;
 mod real_server;
 pub mod tree;
+mod udp;
 
 /// The services of the keepalived config at `path`.
 pub fn import(path: &Path, mode: Mode, diags: &mut Diagnostics) -> Result<Imported, ParseError> {

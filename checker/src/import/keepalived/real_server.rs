@@ -1,6 +1,6 @@
 //! A keepalived `real_server` block to a checker real server.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::args::{forward, number, one_arg, one_or_more};
 use super::checks::{checker, timing, Inherited};
@@ -19,6 +19,18 @@ pub(super) struct Pool {
     pub(super) one_packet: bool,
     pub(super) scheduler_flags: Vec<&'static str>,
 }
+
+/// The checker blocks the import converts.
+const CONVERTED: &[&str] = &[
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "PING_CHECK",
+    "UDP_CHECK",
+];
 
 pub(super) fn real_server(
     rs: &Statement,
@@ -84,37 +96,54 @@ pub(super) fn real_server(
         diags.push(&loc, Severity::Different, message);
         comments.push(message.into());
     }
-    let supported = checkers.iter().position(|c| {
-        matches!(
-            c.keyword.text.as_str(),
-            "TCP_CHECK"
-                | "HTTP_GET"
-                | "SSL_GET"
-                | "MISC_CHECK"
-                | "SMTP_CHECK"
-                | "DNS_CHECK"
-                | "PING_CHECK"
-        )
-    });
-    for (i, c) in checkers.iter().enumerate() {
-        if Some(i) == supported {
+    let mut converted = Vec::new();
+    for c in &checkers {
+        let kind = c.keyword.text.as_str();
+        if CONVERTED.contains(&kind) {
+            converted.push((checker(c, &inherited, port, &mut comments, diags)?, *c));
             continue;
         }
-        let message = match supported {
-            Some(_) => format!(
-                "{}: a second checker; keepalived needs every checker to pass, the import converts the first (list them under checks: by hand)",
-                c.keyword.text
-            ),
-            None => format!(
-                "{}: not converted (the import converts TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, DNS_CHECK and PING_CHECK); a TCP connect check to the real server's port stands in",
-                c.keyword.text
-            ),
-        };
+        let message = format!(
+            "{kind}: not converted (the import converts {}); {}",
+            CONVERTED.join(", "),
+            if checkers
+                .iter()
+                .any(|c| CONVERTED.contains(&c.keyword.text.as_str()))
+            {
+                "its other checkers are converted"
+            } else {
+                "a TCP connect check to the real server's port stands in"
+            }
+        );
         diags.push(c.loc(), Severity::Dropped, &message);
         comments.push(format!("{}: {message}", c.loc().line_only()));
     }
-    let (check, timing, check_address, source_address) = match supported.map(|i| checkers[i]) {
-        Some(c) => checker(c, &inherited, port, &mut comments, diags)?,
+    let mut converted = converted.into_iter();
+    let (checks, timing, check_address, source_address) = match converted.next() {
+        Some(((check, timing, check_address, source), _)) => {
+            let mut checks = vec![check];
+            // keepalived marks a real server up when all its checkers
+            // are: the checker's `checks:`, all of which must pass.
+            for ((mut check, t, address, source_more), c) in converted {
+                let kind = c.keyword.text.as_str();
+                let mut differs = Vec::new();
+                if t != timing {
+                    differs.push(format!("{kind}'s timing differs from the first checker's: a real server's checks run together, at the first one's interval, timeout and fall"));
+                }
+                if !same_target(&mut check, address, check_address, ip, port) {
+                    differs.push(format!("{kind} connects to another IP than the first checker: a real server's checks all probe the first one's IP (check_address), each at its own port"));
+                }
+                if source_more != source {
+                    differs.push(format!("{kind}'s bindto differs from the first checker's: a real server's checks all use the first one's source address"));
+                }
+                for message in differs {
+                    diags.push(c.loc(), Severity::Different, &message);
+                    comments.push(format!("{}: {message}", c.loc().line_only()));
+                }
+                checks.push(check);
+            }
+            (checks, timing, check_address, source)
+        }
         None => {
             if checkers.is_empty() {
                 let message = "no checker block: keepalived never checks it (always up); a TCP connect check to its port stands in";
@@ -122,15 +151,11 @@ pub(super) fn real_server(
                 comments.push(message.into());
             }
             let t = timing(&inherited, "TCP_CHECK", &loc, &mut comments, diags);
-            (
-                Check {
-                    kind: CheckKind::Tcp,
-                    port: None,
-                },
-                t,
-                None,
-                None,
-            )
+            let tcp = Check {
+                kind: CheckKind::Tcp,
+                port: None,
+            };
+            (vec![tcp], t, None, None)
         }
     };
     Ok(RealServer {
@@ -143,6 +168,26 @@ pub(super) fn real_server(
         check_address,
         source_address,
         timing,
-        check,
+        checks,
     })
+}
+
+/// Whether a further checker of a real server probes the same IP as its
+/// first (whose `connect_ip` and port became the real server's
+/// `check_address`, which all its checks probe). Its port is set on
+/// `check` where it is not the one the real server's checks probe.
+fn same_target(
+    check: &mut Check,
+    address: Option<SocketAddr>,
+    first: Option<SocketAddr>,
+    rs_ip: IpAddr,
+    rs_port: Option<u16>,
+) -> bool {
+    // An echo request has no port.
+    if check.kind != CheckKind::Icmp {
+        let probed = address.map(|a| a.port()).or(check.port).or(rs_port);
+        let base = first.map(|a| a.port()).or(rs_port);
+        check.port = probed.filter(|p| Some(*p) != base);
+    }
+    address.map_or(rs_ip, |a| a.ip()) == first.map_or(rs_ip, |a| a.ip())
 }

@@ -446,10 +446,10 @@ fn virtual_section(
                 check_address: None,
                 source_address: None,
                 timing,
-                check: Check {
+                checks: vec![Check {
                     kind,
                     port: checkport.filter(|p| *p != real.port),
-                },
+                }],
             });
         }
     }

@@ -73,10 +73,10 @@ fn rs(weight: u32) -> RealServer {
             rise: 1,
             fall: 1,
         },
-        check: Check {
+        checks: vec![Check {
             kind: CheckKind::Tcp,
             port: None,
-        },
+        }],
     }
 }
 
