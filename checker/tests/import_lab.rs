@@ -245,23 +245,32 @@ fn import_mode(format: &str, file: &Path, name: &str, mode: &str) -> (PathBuf, i
 
 /// keepalived's checker process only (`--check`: no VRRP), on `conf`.
 fn start_keepalived(conf: &Path, log: &Path) -> Process {
+    start_keepalived_with(conf, log, false)
+}
+
+/// keepalived on `conf`: its checker process, and its VRRP process too
+/// if `vrrp`.
+fn start_keepalived_with(conf: &Path, log: &Path, vrrp: bool) -> Process {
     let dir = out_dir();
     let path = |p: &Path| p.to_str().expect("UTF-8 path").to_owned();
-    Process::start(
-        &[
-            "keepalived",
-            "--dont-fork",
-            "--log-console",
-            "--check",
-            "--use-file",
-            &path(conf),
-            "--pid",
-            &path(&dir.join("keepalived.pid")),
-            "--checkers_pid",
-            &path(&dir.join("keepalived-checkers.pid")),
-        ],
-        log,
-    )
+    let mut args = vec![
+        "keepalived".to_owned(),
+        "--dont-fork".into(),
+        "--log-console".into(),
+        "--use-file".into(),
+        path(conf),
+        "--pid".into(),
+        path(&dir.join("keepalived.pid")),
+        "--checkers_pid".into(),
+        path(&dir.join("keepalived-checkers.pid")),
+        "--vrrp_pid".into(),
+        path(&dir.join("keepalived-vrrp.pid")),
+    ];
+    if !vrrp {
+        args.push("--check".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Process::start(&args, log)
 }
 
 fn start_checker(name: &str, config: &Path) -> Daemon {
@@ -501,11 +510,18 @@ fn a_failure_and_its_recovery_under_ldirectord_and_under_its_import() {
     eprint!("{report}");
 }
 
+/// Whether keepalived's VRRP instance holds the VIP: 198.18.0.10 on the
+/// director's cl0 (weights-table.conf's virtual_ipaddress).
+fn vip_on_cl0() -> bool {
+    director("ip -o -4 addr show dev cl0").contains(" 198.18.0.10/32 ")
+}
+
 /// `--mode weights` beside a running keepalived: keepalived keeps its table
-/// (weights-table.conf, failover.conf without its checker blocks), the
-/// checker on `import --mode weights` of failover.conf validates and sets
-/// the weights of keepalived's real servers: rs1's server killed, weight
-/// 0; back, weight 2; keepalived still running, its service never gone.
+/// (weights-table.conf, failover.conf without its checker blocks) and runs
+/// VRRP (MASTER, the VIP on cl0), the checker on `import --mode weights`
+/// of failover.conf validates and sets the weights of keepalived's real
+/// servers: rs1's server killed, weight 0; back, weight 2; keepalived
+/// still running, its service never gone, the VIP still on cl0.
 #[test]
 #[ignore = "needs the lab (real IPVS, keepalived)"]
 fn weights_mode_beside_a_running_keepalived_follows_its_table() {
@@ -513,13 +529,27 @@ fn weights_mode_beside_a_running_keepalived_follows_its_table() {
     let dir = out_dir();
     let t = topology_script();
     let within = Duration::from_secs(60);
-    let mut keepalived = start_keepalived(
-        &fixture("keepalived/weights-table.conf"),
-        &dir.join("weights-keepalived.log"),
-    );
+    assert!(!vip_on_cl0(), "the VIP is on cl0 before keepalived runs");
+    let log = dir.join("weights-keepalived.log");
+    let mut keepalived =
+        start_keepalived_with(&fixture("keepalived/weights-table.conf"), &log, true);
     let sorry = "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 0";
     let healthy: Vec<&str> = HEALTHY.iter().copied().chain([sorry]).collect();
     time_to(&healthy, within, "keepalived's table");
+    let start = Instant::now();
+    let master = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("(VI_weights) Entering MASTER STATE")
+    };
+    while !(master(&log) && vip_on_cl0()) {
+        assert!(
+            start.elapsed() < within,
+            "keepalived's VRRP instance did not become MASTER with the VIP on cl0 within {within:?}:\n{}",
+            director("ip -o addr show dev cl0")
+        );
+        sleep(Duration::from_millis(250));
+    }
     let (yaml, code) = import_mode(
         "keepalived",
         &fixture("keepalived/failover.conf"),
@@ -553,6 +583,12 @@ fn weights_mode_beside_a_running_keepalived_follows_its_table() {
             .expect("keepalived's status")
             .is_none(),
         "keepalived stopped"
+    );
+    assert!(vip_on_cl0(), "keepalived's VRRP no longer holds the VIP");
+    keepalived.stop();
+    assert!(
+        !vip_on_cl0(),
+        "keepalived left the VIP on cl0 when it stopped"
     );
     eprintln!("weights mode beside keepalived: rs1 at 0 after {down:.2?}, back after {up:.2?}");
 }
