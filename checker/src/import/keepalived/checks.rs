@@ -64,7 +64,9 @@ impl Inherited {
     }
 }
 
-type Converted = (Check, Timing, Option<SocketAddr>, Option<IpAddr>);
+/// A checker block's checks (one, or one per `url`), timing, check
+/// address and source address.
+type Converted = (Vec<Check>, Timing, Option<SocketAddr>, Option<IpAddr>);
 
 pub(super) fn checker(
     c: &Statement,
@@ -179,19 +181,31 @@ pub(super) fn checker(
             }
         }
         _ => {
-            let http = http(kind, &urls, &inherited, comments, diags)?;
-            if kind == "SSL_GET" {
+            let requests = http(kind, &urls, &inherited, comments, diags)?;
+            let wrap: fn(Http) -> CheckKind = if kind == "SSL_GET" {
                 comments.push(format!(
                     "{}: SSL_GET does not verify the certificate, nor does this check; to verify it, replace insecure_skip_verify with ca_file and server_name",
                     c.loc().line_only()
                 ));
-                CheckKind::Https(http)
+                CheckKind::Https
             } else {
-                CheckKind::Http(http)
-            }
+                CheckKind::Http
+            };
+            return Ok((
+                requests
+                    .into_iter()
+                    .map(|http| Check {
+                        kind: wrap(http),
+                        port,
+                    })
+                    .collect(),
+                timing,
+                check_address,
+                bindto,
+            ));
         }
     };
-    Ok((Check { kind, port }, timing, check_address, bindto))
+    Ok((vec![Check { kind, port }], timing, check_address, bindto))
 }
 
 /// `misc_path` as the checker's `command`: split at spaces, as keepalived
@@ -265,29 +279,38 @@ pub(super) fn timing(
     }
 }
 
+/// The requests of an HTTP_GET or SSL_GET: one per `url` (keepalived
+/// needs every url to pass, as `checks:` needs every check to).
 fn http(
     kind: &str,
     urls: &[&Statement],
     inherited: &Inherited,
     comments: &mut Vec<String>,
     diags: &mut Diagnostics,
-) -> Result<Http, ParseError> {
-    let mut http = Http {
+) -> Result<Vec<Http>, ParseError> {
+    let base = Http {
         host: inherited.virtualhost.clone(),
         ..Http::default()
     };
-    let Some(url) = urls.first() else {
+    if urls.is_empty() {
         let message = format!("{kind} without url: the checker asks for /");
         comments.push(message.clone());
-        http.path = Some("/".into());
-        return Ok(http);
-    };
-    for extra in &urls[1..] {
-        let message =
-            "a second url: keepalived needs every url to pass, the checker asks for one path";
-        diags.push(extra.loc(), Severity::Dropped, message);
-        comments.push(format!("{}: {message}", extra.loc().line_only()));
+        return Ok(vec![Http {
+            path: Some("/".into()),
+            ..base
+        }]);
     }
+    urls.iter()
+        .map(|url| one_url(url, base.clone(), comments, diags))
+        .collect()
+}
+
+fn one_url(
+    url: &Statement,
+    mut http: Http,
+    comments: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Result<Http, ParseError> {
     let mut regex: Option<(String, Loc)> = None;
     let mut no_match = None;
     for s in url.children() {

@@ -120,17 +120,21 @@ pub(super) fn real_server(
     }
     let mut converted = converted.into_iter();
     let (checks, timing, check_address, source_address) = match converted.next() {
-        Some(((check, timing, check_address, source), _)) => {
-            let mut checks = vec![check];
+        Some(((mut checks, timing, check_address, source), _)) => {
             // keepalived marks a real server up when all its checkers
             // are: the checker's `checks:`, all of which must pass.
-            for ((mut check, t, address, source_more), c) in converted {
+            for ((more, t, address, source_more), c) in converted {
                 let kind = c.keyword.text.as_str();
                 let mut differs = Vec::new();
                 if t != timing {
                     differs.push(format!("{kind}'s timing differs from the first checker's: a real server's checks run together, at the first one's interval, timeout and fall"));
                 }
-                if !same_target(&mut check, address, check_address, ip, port) {
+                let mut same_ip = true;
+                for mut check in more {
+                    same_ip &= same_target(&mut check, address, check_address, ip, port);
+                    checks.push(check);
+                }
+                if !same_ip {
                     differs.push(format!("{kind} connects to another IP than the first checker: a real server's checks all probe the first one's IP (check_address), each at its own port"));
                 }
                 if source_more != source {
@@ -140,7 +144,6 @@ pub(super) fn real_server(
                     diags.push(c.loc(), Severity::Different, &message);
                     comments.push(format!("{}: {message}", c.loc().line_only()));
                 }
-                checks.push(check);
             }
             (checks, timing, check_address, source)
         }
