@@ -24,6 +24,11 @@ const UDP_PAYLOAD_MAX: usize = 65_507;
 /// keepalived's `max_reply_length` unless set.
 const DEFAULT_MAX_REPLY: usize = 255;
 
+/// The most replies shorter than the `require_reply` bytes the regex
+/// lists one by one: each is a branch as long as itself, so a long
+/// pattern would make a regex the checker refuses as too large.
+const MAX_SHORT_REPLIES: usize = 64;
+
 /// A byte of a hex string: its value, and whether each half is `x`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct HexByte {
@@ -125,9 +130,20 @@ impl UdpOptions {
             Severity::Note,
             "require_reply: keepalived judges the first reply, the checker passes on any reply that matches before the timeout",
         );
+        let n = pattern.len();
+        let mut short = short_replies(n, min, max);
+        if short.len() > MAX_SHORT_REPLIES {
+            let message = format!(
+                "a reply shorter than require_reply's {n} bytes that starts them passes under keepalived; here the reply must hold the first {} of them",
+                n.min(max)
+            );
+            say(at, Severity::Different, &message);
+            // Only the longest such reply, where max_reply_length cuts it.
+            short = if max < n { max..max + 1 } else { 0..0 };
+        }
         Ok(CheckKind::Udp {
             payload_hex,
-            expect: Some(reply_regex(&pattern, min, max)),
+            expect: Some(reply_regex(&pattern, min, max, short)),
         })
     }
 }
@@ -193,9 +209,21 @@ fn bad_digit(word: &Word, c: char, wildcards: bool) -> ParseError {
     )
 }
 
+/// The lengths of the replies shorter than the `n` bytes of a pattern
+/// that keepalived passes when they start it.
+fn short_replies(n: usize, min: usize, max: usize) -> std::ops::Range<usize> {
+    min..n.min(max.saturating_add(1))
+}
+
 /// The `expect` regex that passes the replies keepalived passes: length
-/// in `min..=max`, and the `pattern`'s bytes as far as both go.
-fn reply_regex(pattern: &[HexByte], min: usize, max: usize) -> String {
+/// in `min..=max`, and the `pattern`'s bytes as far as both go (for a
+/// reply shorter than the pattern, only if its length is in `short`).
+fn reply_regex(
+    pattern: &[HexByte],
+    min: usize,
+    max: usize,
+    short: std::ops::Range<usize>,
+) -> String {
     let n = pattern.len();
     let mut branches = Vec::new();
     if max >= n {
@@ -211,7 +239,7 @@ fn reply_regex(pattern: &[HexByte], min: usize, max: usize) -> String {
         branches.push(format!("{}{tail}", bytes_regex(pattern)));
     }
     // A reply shorter than the pattern that starts it.
-    for len in (min..n.min(max.saturating_add(1))).rev() {
+    for len in short.rev() {
         branches.push(bytes_regex(&pattern[..len]));
     }
     let body = match branches.as_slice() {
@@ -286,7 +314,9 @@ mod tests {
     }
 
     fn passes(pattern: &str, min: usize, max: usize, reply: &[u8]) -> bool {
-        let re = regex::bytes::Regex::new(&reply_regex(&hex(pattern), min, max)).expect("regex");
+        let pattern = hex(pattern);
+        let short = short_replies(pattern.len(), min, max);
+        let re = regex::bytes::Regex::new(&reply_regex(&pattern, min, max, short)).expect("regex");
         re.is_match(reply)
     }
 
@@ -313,5 +343,51 @@ mod tests {
         // A bound shorter than the pattern: only its prefixes.
         assert!(passes("de ad be ef", 0, 2, b"\xde\xad"));
         assert!(!passes("de ad be ef", 0, 2, b"\xde\xad\xbe"));
+    }
+
+    #[test]
+    fn a_long_pattern_needs_the_whole_of_it_and_says_so() {
+        let long = "ab".repeat(300);
+        let s = Statement {
+            keyword: word("UDP_CHECK"),
+            args: Vec::new(),
+            block: None,
+        };
+        let options = UdpOptions {
+            payload: Some(vec![0]),
+            require_reply: Some((hex(&long), s.loc().clone())),
+            max_reply: Some((1000, s.loc().clone())),
+            ..UdpOptions::default()
+        };
+        let re = long_check(options);
+        assert!(re.is_match(&[0xab; 300]));
+        assert!(!re.is_match(&[0xab; 299]));
+        // max_reply_length (255 unless set) below the pattern's length:
+        // a reply of its first 255 bytes.
+        let options = UdpOptions {
+            require_reply: Some((hex(&long), s.loc().clone())),
+            ..UdpOptions::default()
+        };
+        let re = long_check(options);
+        assert!(re.is_match(&[0xab; 255]));
+        assert!(!re.is_match(&[0xab; 254]));
+    }
+
+    /// The regex of a check whose pattern is too long to list its
+    /// shorter replies: said as a difference.
+    fn long_check(options: UdpOptions) -> regex::bytes::Regex {
+        let at = word("UDP_CHECK").loc;
+        let mut diags = Diagnostics::default();
+        let CheckKind::Udp {
+            expect: Some(expect),
+            ..
+        } = options
+            .check(&at, &mut Vec::new(), &mut diags)
+            .expect("converts")
+        else {
+            panic!("a udp check with expect");
+        };
+        assert_eq!(diags.worst(), Some(Severity::Different));
+        regex::bytes::Regex::new(&expect).expect("the checker's regex compiles")
     }
 }
