@@ -8,8 +8,9 @@
 //! maintenance file) and managed mode's graceful removal of a real server
 //! with a connection open, each probing every 500 ms so that seconds cover
 //! many probes, and starting as few daemons as it can; an exec notify
-//! hook told of each transition, a hung one killed at its timeout; and the
-//! status page in a real browser (headless chromium).
+//! hook told of each transition, a hung one killed at its timeout; the
+//! status page in a real browser (headless chromium); and systemd's
+//! watchdog, fed only while the probes make progress.
 
 use std::path::PathBuf;
 
@@ -454,11 +455,17 @@ fn quorum_guard_switches_to_the_sorry_server_and_back() {
     let _lock = fresh_lab();
     let state = out_dir().join("sorry-owned.json");
     let _ = std::fs::remove_file(&state);
+    let (hook, runs) = recording_hook("sorry", None);
     let config = MANAGED_NAT
         .replace("STATE", &state.display().to_string())
         .replace(
             "    scheduler: wrr\n",
-            "    scheduler: wrr\n    quorum: {min_up: 1, sorry_server: {address: 198.18.1.13:80, weight: 2}}\n",
+            &format!(
+                "    scheduler: wrr\n    quorum: {{min_up: 1, sorry_server: {{address: 198.18.1.13:80, weight: 2}}}}\n    \
+                 hooks: {{exec: {{argv: [{}, {}], timeout: 2s}}}}\n",
+                hook.display(),
+                runs.display()
+            ),
         );
     let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
     let checker = Checker::start("sorry", &config);
@@ -503,6 +510,34 @@ fn quorum_guard_switches_to_the_sorry_server_and_back() {
             && log.contains("quorum guard released"),
         "{log}"
     );
+    // The service's hook heard each quorum and sorry-server event once.
+    wait_until("the hooks of the way back", Duration::from_secs(5), || {
+        count(&hook_runs(&runs), "sorry_server_out") == 1
+    });
+    let all = hook_runs(&runs);
+    for event in [
+        "quorum_lost",
+        "sorry_server_in",
+        "quorum_regained",
+        "sorry_server_out",
+    ] {
+        assert_eq!(count(&all, event), 1, "{event}: {all:#?}");
+    }
+    let sorry_in = &all
+        .iter()
+        .find(|(e, _)| e == "sorry_server_in")
+        .expect("sorry_server_in")
+        .1;
+    for line in [
+        "IPVS_CHECKER_SERVICE=TCP 198.18.0.10:80",
+        "IPVS_CHECKER_REAL_SERVER=198.18.1.13:80",
+        "IPVS_CHECKER_NEW_WEIGHT=2",
+    ] {
+        assert!(
+            sorry_in.lines().any(|l| l == line),
+            "{line} not in\n{sorry_in}"
+        );
+    }
 }
 
 #[test]
@@ -928,9 +963,9 @@ fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
     let dir = out_dir();
     let state = dir.join("graceful-owned.json");
     let _ = std::fs::remove_file(&state);
-    let config = |real_servers: &str| {
+    let config = |drain_timeout: &str, real_servers: &str| {
         format!(
-            "mode: managed\nstate_file: {}\ndrain_file: {}\ndrain_timeout: 30s\n\
+            "mode: managed\nstate_file: {}\ndrain_file: {}\ndrain_timeout: {drain_timeout}\n\
              defaults: {{interval: 500ms, timeout: 400ms, rise: 1, fall: 3}}\n\
              services:\n  - address: 198.18.0.10:8080\n    scheduler: wrr\n    check: {{type: http, path: /}}\n\
              \x20   real_servers:\n{real_servers}",
@@ -938,8 +973,10 @@ fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
             dir.join("graceful-drains.json").display()
         )
     };
-    let rs2_only = config("      - {address: 198.18.1.12:80, weight: 1}\n");
-    let rs1_only = config("      - {address: 198.18.1.11:80, weight: 1}\n");
+    let rs1 = "      - {address: 198.18.1.11:80, weight: 1}\n";
+    let rs2 = "      - {address: 198.18.1.12:80, weight: 1}\n";
+    let rs2_only = config("30s", rs2);
+    let rs1_only = config("30s", rs1);
     let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
     // Port 8080 to the servers' 80 (NAT): the connection's entry, which
     // IPVS keeps a while after it closes, stays with this service and out
@@ -949,15 +986,8 @@ fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
     wait_until("rs2 in service", Duration::from_secs(5), || {
         try_weight(&mut ipvs, &vip, "198.18.1.12:80") == Some(1)
     });
-    // A client opens a connection (to rs2, the only one) and holds it:
-    // it asks its question when /tmp/lab-ask exists, then prints the answer.
-    client("rm -f /tmp/lab-ask /tmp/lab-answer");
-    client(
-        "nohup bash -c 'exec 3<>/dev/tcp/198.18.0.10/8080; \
-         while [ ! -e /tmp/lab-ask ]; do sleep 0.05; done; \
-         printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >/tmp/lab-answer' \
-         >/dev/null 2>&1 &",
-    );
+    // A client opens a connection (to rs2, the only one) and holds it.
+    let held = HeldConnection::open("rs2");
     // (A Python start costs seconds under emulation.)
     wait_until(
         "the connection established",
@@ -977,16 +1007,81 @@ fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
         "{shown}"
     );
     // The connection still works: its answer comes from rs2.
-    client("touch /tmp/lab-ask");
-    wait_until("the answer", Duration::from_secs(5), || {
-        client("cat /tmp/lab-answer 2>/dev/null || true").contains("rs2")
-    });
+    held.ask();
     // Closed: rs2 is deleted.
     let took = wait_until("rs2 deleted", Duration::from_secs(5), || {
         try_weight(&mut ipvs, &vip, "198.18.1.12:80").is_none()
     });
     eprintln!("rs2 deleted {took:?} after its connection closed");
     assert_eq!(try_weight(&mut ipvs, &vip, "198.18.1.11:80"), Some(1));
+
+    // A connection held past drain_timeout: rs1 (the only one now) is
+    // deleted when the timeout ends, and the connection still works.
+    let held = HeldConnection::open("rs1");
+    wait_until(
+        "the connection established",
+        Duration::from_secs(30),
+        || active_connections(&mut ipvs, &vip, "198.18.1.11:80") == Some(1),
+    );
+    checker.reload(&config("2s", rs2));
+    wait_until("rs1 at weight 0", Duration::from_secs(5), || {
+        try_weight(&mut ipvs, &vip, "198.18.1.11:80") == Some(0)
+    });
+    let removing = Instant::now();
+    sleep(Duration::from_secs(1));
+    assert_eq!(try_weight(&mut ipvs, &vip, "198.18.1.11:80"), Some(0));
+    wait_until(
+        "rs1 deleted at its drain_timeout",
+        Duration::from_secs(6),
+        || try_weight(&mut ipvs, &vip, "198.18.1.11:80").is_none(),
+    );
+    eprintln!(
+        "rs1 deleted {:?} after it went to weight 0, its connection open",
+        removing.elapsed()
+    );
+    held.ask();
+    assert!(
+        checker.log_text().contains("drain_timeout passed"),
+        "{}",
+        checker.log_text()
+    );
+}
+
+/// A connection a lab client opens through 198.18.0.10:8080 and holds:
+/// it sends its request when asked, and its answer must come from
+/// `server`.
+struct HeldConnection {
+    ask: String,
+    answer: String,
+    server: &'static str,
+}
+
+impl HeldConnection {
+    fn open(server: &'static str) -> HeldConnection {
+        let held = HeldConnection {
+            ask: format!("/tmp/lab-ask-{server}"),
+            answer: format!("/tmp/lab-answer-{server}"),
+            server,
+        };
+        client(&format!("rm -f {} {}", held.ask, held.answer));
+        client(&format!(
+            "nohup bash -c 'exec 3<>/dev/tcp/198.18.0.10/8080; \
+             while [ ! -e {ask} ]; do sleep 0.05; done; \
+             printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >{answer}' \
+             >/dev/null 2>&1 &",
+            ask = held.ask,
+            answer = held.answer
+        ));
+        held
+    }
+
+    /// Sends the request; the answer comes from its server.
+    fn ask(&self) {
+        client(&format!("touch {}", self.ask));
+        wait_until("the answer", Duration::from_secs(5), || {
+            client(&format!("cat {} 2>/dev/null || true", self.answer)).contains(self.server)
+        });
+    }
 }
 
 /// `ipvs-checker status` without basic auth.
@@ -1082,6 +1177,36 @@ fn dns_checks_follow_a_stopped_dropping_and_wrong_resolver() {
 
 /// The events an exec hook recorded in `dir` (one `EVENT.PID.env` file a
 /// run), by event name, each with its environment.
+/// An exec hook recording each event's environment as a file in its
+/// runs directory (named after the event), with shell builtins only (a
+/// program started under the lab's emulated CPU can take a second); on
+/// the event `hang_on` it hangs past any timeout, in a child of its own.
+/// Returns the hook and its runs directory.
+fn recording_hook(name: &str, hang_on: Option<&str>) -> (PathBuf, PathBuf) {
+    let runs = out_dir().join(format!("{name}-hook-runs"));
+    let _ = std::fs::remove_dir_all(&runs);
+    std::fs::create_dir_all(&runs).expect("hook output directory");
+    let hook = out_dir().join(format!("{name}-hook.sh"));
+    let hang = hang_on.map_or(String::new(), |event| {
+        format!("if [ \"$IPVS_CHECKER_EVENT\" = {event} ]; then sleep 60; fi\n")
+    });
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n\
+             printf '%s\\n' \"IPVS_CHECKER_EVENT=$IPVS_CHECKER_EVENT\" \
+             \"IPVS_CHECKER_SERVICE=$IPVS_CHECKER_SERVICE\" \
+             \"IPVS_CHECKER_REAL_SERVER=$IPVS_CHECKER_REAL_SERVER\" \
+             \"IPVS_CHECKER_OLD_WEIGHT=$IPVS_CHECKER_OLD_WEIGHT\" \
+             \"IPVS_CHECKER_NEW_WEIGHT=$IPVS_CHECKER_NEW_WEIGHT\" \
+             \"IPVS_CHECKER_REASON=$IPVS_CHECKER_REASON\" > \"$1/$IPVS_CHECKER_EVENT.$$.env\"\n{hang}"
+        ),
+    )
+    .expect("write hook");
+    run_in(None, &format!("chmod 755 {}", hook.display()));
+    (hook, runs)
+}
+
 fn hook_runs(dir: &std::path::Path) -> Vec<(String, String)> {
     let mut runs: Vec<(String, String)> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -1112,26 +1237,7 @@ fn an_exec_hook_runs_once_per_transition_and_a_hung_one_is_killed_while_weights_
     let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
     let drains = out_dir().join("hooks-drains.json");
     let _ = std::fs::remove_file(&drains);
-    let runs = out_dir().join("hook-runs");
-    let _ = std::fs::remove_dir_all(&runs);
-    std::fs::create_dir_all(&runs).expect("hook output directory");
-    let hook = out_dir().join("hook.sh");
-    // Records each event with shell builtins only (a program started
-    // under the lab's emulated CPU can take a second); hangs on
-    // real_server_down, past its timeout, in a child of its own.
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\n\
-         printf '%s\\n' \"IPVS_CHECKER_EVENT=$IPVS_CHECKER_EVENT\" \
-         \"IPVS_CHECKER_SERVICE=$IPVS_CHECKER_SERVICE\" \
-         \"IPVS_CHECKER_REAL_SERVER=$IPVS_CHECKER_REAL_SERVER\" \
-         \"IPVS_CHECKER_OLD_WEIGHT=$IPVS_CHECKER_OLD_WEIGHT\" \
-         \"IPVS_CHECKER_NEW_WEIGHT=$IPVS_CHECKER_NEW_WEIGHT\" \
-         \"IPVS_CHECKER_REASON=$IPVS_CHECKER_REASON\" > \"$1/$IPVS_CHECKER_EVENT.$$.env\"\n\
-         if [ \"$IPVS_CHECKER_EVENT\" = real_server_down ]; then sleep 60; fi\n",
-    )
-    .expect("write hook");
-    run_in(None, &format!("chmod 755 {}", hook.display()));
+    let (hook, runs) = recording_hook("hooks", Some("real_server_down"));
     let webhooks = out_dir().join("webhooks.jsonl");
     let _receiver = WebhookReceiver::start(&webhooks);
     let mut checker = Checker::start(
@@ -1559,9 +1665,188 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     );
     let shot = dir.join("status-page.png");
     browser.screenshot(&shot);
-    eprintln!(
-        "screenshot of the page: {}; the whole test took {:?}",
-        shot.display(),
-        started.elapsed()
+    eprintln!("screenshot of the page: {}", shot.display());
+
+    // The button is now rs1's undrain: a click gives it its weight back.
+    let label = browser
+        .evaluate(
+            "document.querySelector('tr[data-real-server=\"198.18.1.11:80\"] button').textContent",
+        )
+        .expect("the button");
+    assert_eq!(label, "Undrain");
+    browser.click("tr[data-real-server=\"198.18.1.11:80\"] button");
+    let took = wait_until("rs1 undrained by the click", limit, || {
+        try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
+    });
+    eprintln!("undrain clicked: rs1 at weight 3 after {took:?}");
+
+    // Without JavaScript: the table is there, the page says why the
+    // buttons do nothing (the noscript text is a banner only then).
+    browser.set_javascript(false);
+    browser.navigate(&format!("http://{LAB_USER}:{password}@{WEB}/"));
+    browser.wait_for(
+        "the banner of a page without JavaScript",
+        "document.querySelector('noscript p.banner')?.textContent.startsWith('Drain and undrain need JavaScript') || null",
+        limit,
     );
+    for (rs, state) in [
+        ("198.18.1.11:80", "up"),
+        ("198.18.1.12:80", "down"),
+        ("198.18.1.13:80", "up"),
+    ] {
+        assert_eq!(
+            browser.evaluate(&health(rs)).expect("health"),
+            state,
+            "{rs} without JavaScript"
+        );
+    }
+    eprintln!("the whole test took {:?}", started.elapsed());
+}
+
+/// Under systemd's notify protocol (a test `NOTIFY_SOCKET`,
+/// `WATCHDOG_USEC` of 1 s): READY=1, then WATCHDOG=1 every half second;
+/// none while the probe thread is stopped (ptrace stops that one thread:
+/// the process, its loop and its endpoint run on); the pings again once
+/// it runs; STOPPING=1 at SIGTERM.
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn the_watchdog_is_fed_only_while_the_probes_make_progress() {
+    use std::os::unix::net::UnixDatagram;
+    let _lock = fresh_lab();
+    vip80_with_rs1_rs2(1, 1);
+    // In the VM's own /tmp: $LAB_OUT is a shared folder, no place for a socket.
+    let socket_path = std::env::temp_dir().join("ipvs-checker-notify.sock");
+    let _ = std::fs::remove_file(&socket_path);
+    let systemd = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    let next = |wait: Duration| -> Option<String> {
+        systemd.set_read_timeout(Some(wait)).expect("timeout");
+        let mut buf = [0; 64];
+        let n = systemd.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let file = out_dir().join("watchdog.yaml");
+    std::fs::write(
+        &file,
+        "defaults: {interval: 500ms, timeout: 300ms, rise: 1, fall: 2, check: {type: tcp}}\n\
+         services:\n  - address: 198.18.0.10:80\n    real_servers:\n      \
+         - {address: 198.18.1.11:80, weight: 1}\n      - {address: 198.18.1.12:80, weight: 1}\n",
+    )
+    .expect("write config");
+    let _ = std::fs::remove_file(out_dir().join("watchdog.log"));
+    let notify = format!("NOTIFY_SOCKET={}", socket_path.display());
+    let args: Vec<&std::ffi::OsStr> = vec![
+        notify.as_ref(),
+        "WATCHDOG_USEC=1000000".as_ref(),
+        env!("CARGO_BIN_EXE_ipvs-checker").as_ref(),
+        "--config.file".as_ref(),
+        file.as_os_str(),
+        "--web.listen-address".as_ref(),
+        WEB.as_ref(),
+        "--checker.probe-threads".as_ref(),
+        "1".as_ref(),
+    ];
+    // `env` execs the checker: the daemon's pid is the checker's.
+    let mut checker = Daemon::start(
+        "env",
+        &args,
+        &out_dir().join("watchdog.log"),
+        &format!("http://{WEB}/metrics"),
+        Duration::from_secs(20),
+    );
+    // Guards against a hang, not measures.
+    let wait = Duration::from_secs(20);
+    assert_eq!(next(wait).as_deref(), Some("READY=1"));
+    for _ in 0..2 {
+        assert_eq!(next(wait).as_deref(), Some("WATCHDOG=1"));
+    }
+
+    let probes = ProbeThreadStop::new(checker.pid());
+    // The pings sent before the checker saw its probe thread stuck.
+    let stopped = Instant::now();
+    while next(Duration::from_millis(1500)).is_some() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "the watchdog is still fed with the probe thread stopped"
+        );
+    }
+    // Three ping periods more of silence, the endpoint answering meanwhile.
+    assert_eq!(next(Duration::from_millis(1500)), None);
+    assert!(scrape().contains("ipvs_checker_backend_up"));
+    assert!(
+        checker
+            .log_text()
+            .contains("no progress: systemd's watchdog is not fed"),
+        "{}",
+        checker.log_text()
+    );
+    drop(probes);
+    assert_eq!(next(wait).as_deref(), Some("WATCHDOG=1"));
+
+    checker.signal("TERM");
+    checker.wait();
+    let mut last = None;
+    while let Some(state) = next(Duration::from_millis(100)) {
+        last = Some(state);
+    }
+    assert_eq!(last.as_deref(), Some("STOPPING=1"));
+    assert_eq!(
+        try_weight(
+            &mut Ipvs::connect_in_netns(DIRECTOR).expect("IPVS"),
+            &vip80(),
+            "198.18.1.11:80"
+        ),
+        Some(1)
+    );
+}
+
+/// The probe thread (`probes-0`) of process `pid`, stopped with ptrace
+/// (the other threads run on) until dropped.
+struct ProbeThreadStop(libc::pid_t);
+
+impl ProbeThreadStop {
+    fn new(pid: u32) -> ProbeThreadStop {
+        let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("the checker's threads")
+            .flatten()
+            .find(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim_end() == "probes-0")
+            })
+            .and_then(|task| task.file_name().to_str()?.parse::<libc::pid_t>().ok())
+            .expect("a thread named probes-0");
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: ptrace on a thread of a child process, no memory passed.
+        unsafe {
+            assert_eq!(
+                libc::ptrace(libc::PTRACE_SEIZE, tid, null, null),
+                0,
+                "PTRACE_SEIZE: {}",
+                std::io::Error::last_os_error()
+            );
+            assert_eq!(
+                libc::ptrace(libc::PTRACE_INTERRUPT, tid, null, null),
+                0,
+                "PTRACE_INTERRUPT: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut status = 0;
+            assert_eq!(
+                libc::waitpid(tid, &mut status, libc::__WALL),
+                tid,
+                "waitpid: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        ProbeThreadStop(tid)
+    }
+}
+
+impl Drop for ProbeThreadStop {
+    fn drop(&mut self) {
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: as above; the thread is in its ptrace stop.
+        unsafe {
+            libc::ptrace(libc::PTRACE_DETACH, self.0, null, null);
+        }
+    }
 }

@@ -218,6 +218,15 @@ impl Browser {
         }
     }
 
+    /// Turns the page's JavaScript off or on (from the next load on), as a
+    /// person who blocks scripts has it; [`Browser::evaluate`] still works.
+    pub fn set_javascript(&mut self, enabled: bool) {
+        self.call(
+            "Emulation.setScriptExecutionDisabled",
+            json!({"value": !enabled}),
+        );
+    }
+
     /// Saves a PNG of the page as it is now to `path`.
     pub fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
