@@ -6,9 +6,12 @@
 #   down        remove everything (servers, namespaces); fine to run twice
 #   vip ADDR    add a VIP (IPv4 -> /32, IPv6 -> /128) on vip0 in lab-director
 #   unvip ADDR  remove it
-#   serve       start in each lab-rsK an HTTP server on port 80 (index.html
-#               says "rsK") and a UDP responder on port 53 (answers "rsK\n")
-#               (lab/lib/rs-server.py, one Python process per server)
+#   serve       make each lab-rsK serve HTTP on port 80 (index.html says
+#               "rsK") and answer UDP on port 53 ("rsK\n"): a server still
+#               running is kept, a stopped or killed one started again
+#               (lab/lib/rs-server.py, one Python process per server; a
+#               Python start costs seconds under emulation, and tests call
+#               this before each case)
 #   status      show namespaces, addresses, routes, servers, IPVS table
 #
 # Layout (only 198.18.0.0/15, RFC 2544, and 2001:db8::/32, documentation):
@@ -206,16 +209,23 @@ stop_servers() {
 	done
 }
 
+# Whether the server of lab-rsK (its state directory $1) is up: started,
+# ready, and its process still there.
+serving() {
+	[[ -e $1/ready && -f $1/server.pid ]] && kill -0 "$(<"$1/server.pid")" 2>/dev/null
+}
+
 cmd_serve() {
 	local n k d i
 	n=$(servers)
 	((n > 0)) || die "no real servers: run 'topology.sh up' first"
-	stop_servers
 	for ((k = 1; k <= n; k++)); do
 		d=$STATE/rs$k
 		mkdir -p "$d/www"
-		rm -f -- "$d/ready"
 		echo "rs$k" >"$d/www/index.html"
+		serving "$d" && continue
+		[[ -f $d/server.pid ]] && kill "$(<"$d/server.pid")" 2>/dev/null || true
+		rm -f -- "$d/ready" "$d/server.pid"
 		# Output to a log file: the servers must not hold the caller's
 		# stdout/stderr open (lab/run and pipes wait for those to close).
 		ip netns exec "lab-rs$k" "$PY" "$LAB_DIR/lib/rs-server.py" "rs$k" "$d/www" "$d/ready" \

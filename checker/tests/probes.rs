@@ -57,6 +57,9 @@ fn setup() {
     let pki = dir.join("pki");
     make_pki(pki.to_str().expect("path"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probes/servers.py");
+    // Both started before either is waited for: a Python start takes
+    // seconds under the lab's emulation, and the two overlap.
+    let mut readies = Vec::new();
     for (ns, addr) in [("lab-rs1", "198.18.1.11"), ("lab-rs2", "198.18.1.12")] {
         let ready = dir.join(format!("{ns}.ready"));
         let _ = std::fs::remove_file(&ready);
@@ -70,7 +73,10 @@ fn setup() {
                 dir.join(format!("{ns}.log")).display()
             ),
         );
-        let start = Instant::now();
+        readies.push((ns, ready));
+    }
+    let start = Instant::now();
+    for (ns, ready) in readies {
         while !ready.exists() {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
