@@ -12,7 +12,7 @@ use super::{ManagedTable, Table};
 use crate::config::Config;
 
 /// The table: services, their destinations, and what was asked of it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryTable {
     /// The services and their settings.
     pub services: BTreeMap<ServiceKey, ServiceConfig>,

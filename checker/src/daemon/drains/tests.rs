@@ -286,3 +286,36 @@ fn a_reload_keeps_the_drains_of_what_stays() {
     // as its drain left it.)
     assert_eq!(weights(&daemon), vec![0, 0, 2]);
 }
+
+/// Managed mode keeps drains as weights mode does: through a reload
+/// (SIGHUP), and through a SIGKILL and restart that finds the table as the
+/// drain left it; an undrain after that gives the weight back.
+#[test]
+fn in_managed_mode_a_drain_survives_a_reload_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = "mode: managed\nstate_file: owned.json\n";
+    let mut daemon = started(dir.path(), head);
+    assert_eq!(weights(&daemon), vec![3, 1, 2]);
+    assert!(daemon
+        .order(drain("tcp/198.18.0.10:80", "198.18.1.11:80", None))
+        .is_ok());
+    assert_eq!(weights(&daemon), vec![0, 1, 2]);
+    daemon.reload(config(dir.path(), head));
+    daemon.resync();
+    assert_eq!(by(&daemon, 0, 0), Some(By::Api));
+    assert_eq!(weights(&daemon), vec![0, 1, 2]);
+
+    let table = daemon.reconciler.table().clone();
+    drop(daemon);
+    let config = config(dir.path(), head);
+    let state = Shared::new(&config);
+    let mut daemon = Daemon::start(config, table, false, state).expect("restart");
+    probe_up(&mut daemon);
+    daemon.resync();
+    assert_eq!(by(&daemon, 0, 0), Some(By::Api));
+    assert_eq!(weights(&daemon), vec![0, 1, 2]);
+    assert!(daemon
+        .order(undrain("198.18.0.10:80", "198.18.1.11"))
+        .is_ok());
+    assert_eq!(weights(&daemon), vec![3, 1, 2]);
+}
