@@ -1,21 +1,31 @@
 //! The probers against real servers in the lab's namespaces, judged by the
-//! weights they make the checker set in the kernel (`ipvsadm -Ln`) and the
-//! reasons on `/status` and `/metrics` (`lab/test`, or `lab/run --
+//! weights they make the checker set in the kernel (polled over netlink,
+//! then checked with `ipvsadm -Ln`) and the reasons on `/status` and
+//! `/metrics` (`lab/test`, or `lab/run --
 //! target/debug/deps/probes-HASH --ignored --test-threads=1`).
 //!
 //! lab-rs1 and lab-rs2 each run `tests/probes/servers.py` (one port per
 //! behaviour: good, 500, wrong body, silent, trickling, HTTPS with a good,
-//! a foreign and an expired certificate). The certificates are made here
-//! with openssl, as the seed notes make theirs: a private self-signed CA
-//! issuing the servers' certificates, and a second CA that the checker
-//! does not trust. Addresses in 198.18.0.0/15 only.
+//! a foreign and an expired certificate; SMTP with a good and a refusing
+//! greeting, a silent TCP port; UDP with the right and a wrong reply).
+//! The certificates are made here with openssl, as the seed notes make
+//! theirs: a private self-signed CA issuing the servers' certificates, and
+//! a second CA that the checker does not trust. The check types beyond
+//! HTTP(S) have one test of their own
+//! (`each_check_type_against_real_servers_fails_with_its_own_reason`):
+//! `tcp` conversations against Debian's `redis-server` and the scripted
+//! SMTP servers, `udp` against the scripted ones, `icmp` against the real
+//! servers' kernels, `exec` with scripts written here; packets dropped
+//! with iptables in the real server's namespace. (`dns` is tested
+//! against dnsmasq in `tests/lab.rs`.) Addresses in 198.18.0.0/15 only.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use lab_harness::{director, lab_once, run_in, topology_script, Daemon};
+use ipvs::{Ipvs, ServiceKey};
+use lab_harness::{director, lab_once, process_gone, run_in, topology_script, Daemon, DIRECTOR};
 
 /// Where certificates, configs and logs go: `$LAB_OUT` survives the VM.
 fn out_dir() -> PathBuf {
@@ -113,8 +123,22 @@ fn start_checker(name: &str, config: &str) -> Daemon {
     )
 }
 
-/// The weights of `service`'s real servers, as `ipvsadm -Ln` prints them.
+/// The weights of `service`'s real servers, read from the kernel over
+/// netlink by this process: polled every 100 ms, an `ipvsadm` (two
+/// programs started each time, a tenth of a second of the VM's CPU each)
+/// would keep a CPU of the VM busy and make the checker under test late.
 fn kernel_weights(service: &str) -> BTreeMap<String, u32> {
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let key = ServiceKey::tcp(service.parse().expect("address"));
+    ipvs.destinations(&key)
+        .expect("the service's real servers")
+        .into_iter()
+        .map(|d| (d.key.addr.to_string(), d.config.weight))
+        .collect()
+}
+
+/// The weights of `service`'s real servers, as `ipvsadm -Ln` prints them.
+fn ipvsadm_weights(service: &str) -> BTreeMap<String, u32> {
     director(&format!("ipvsadm -Ln -t {service}"))
         .lines()
         .filter_map(|l| {
@@ -146,7 +170,7 @@ fn wait_for_weights(service: &str, want: &BTreeMap<String, u32>, limit: Duration
         }
         assert!(
             start.elapsed() < limit,
-            "after {limit:?} (ipvsadm -Ln): {}",
+            "after {limit:?} (in the kernel): {}",
             wrong.join("; ")
         );
         sleep(Duration::from_millis(100));
@@ -181,6 +205,52 @@ fn sample(metrics: &str, prefix: &str) -> Option<f64> {
 }
 
 const SERVICE: &str = "198.18.0.10:80";
+
+/// The labels of [`SERVICE`]'s real server `addr` (`IP:port`) in `/metrics`.
+fn labels(addr: &str) -> String {
+    let (ip, port) = addr.split_once(':').expect("IP:port");
+    format!(
+        r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="{ip}",remote_port="{port}""#
+    )
+}
+
+/// `ipvs_checker_probe_duration_seconds_{what}` (`sum` or `count`) of
+/// `phase` for real server `addr`.
+fn phase_sample(metrics: &str, addr: &str, phase: &str, what: &str) -> f64 {
+    let line = format!(
+        "ipvs_checker_probe_duration_seconds_{what}{{{},phase=\"{phase}\"}}",
+        labels(addr)
+    );
+    sample(metrics, &line).unwrap_or_else(|| panic!("{line} in\n{metrics}"))
+}
+
+/// `ipvs_checker_last_failure_info` says `reason` for real server `addr`.
+fn assert_failure_metric(metrics: &str, addr: &str, reason: &str) {
+    let line = format!(
+        "ipvs_checker_last_failure_info{{{},reason=\"{reason}\"}}",
+        labels(addr)
+    );
+    assert_eq!(sample(metrics, &line), Some(1.0), "{line} in\n{metrics}");
+}
+
+/// Each probe of real server `addr` ended at its timeout: `phases` (the
+/// ones its probes go through) add up, averaged over the probes made, to
+/// the timeout. The slack is for the emulated VM, where a timer fires up
+/// to a few hundred ms late.
+fn assert_probes_end_at(metrics: &str, addr: &str, phases: &[&str], timeout_ms: u64) {
+    let probes = phase_sample(metrics, addr, "response", "count");
+    let per_probe: f64 = phases
+        .iter()
+        .map(|p| phase_sample(metrics, addr, p, "sum"))
+        .sum::<f64>()
+        / probes;
+    let timeout = timeout_ms as f64 / 1000.0;
+    eprintln!("{addr}: {probes} probes, {per_probe:.3} s each (timeout {timeout} s)");
+    assert!(
+        per_probe >= timeout - 0.01 && per_probe < timeout + 0.5,
+        "{addr}: {per_probe} s a probe"
+    );
+}
 
 /// Every case but the dropped packets: what each real server is checked
 /// with, the weight it must get and the reason it must fail with. The
@@ -250,13 +320,28 @@ const INTERVAL_MS: u64 = 2000;
 const FALL: u64 = 2;
 
 fn config(real_servers: &[(&str, &str)]) -> String {
+    let entries: Vec<(&str, String)> = real_servers
+        .iter()
+        .map(|(addr, check)| (*addr, format!("check: {check}")))
+        .collect();
+    config_timed(INTERVAL_MS, TIMEOUT_MS, FALL, &entries)
+}
+
+/// The config of [`SERVICE`] with these defaults, each real server at
+/// weight 5 with its `fields` (its `check:`, and any setting of its own).
+fn config_timed(
+    interval_ms: u64,
+    timeout_ms: u64,
+    fall: u64,
+    real_servers: &[(&str, String)],
+) -> String {
     let mut yaml = format!(
-        "defaults:\n  interval: {INTERVAL_MS}ms\n  timeout: {TIMEOUT_MS}ms\n  rise: 1\n  fall: {FALL}\n\
+        "defaults:\n  interval: {interval_ms}ms\n  timeout: {timeout_ms}ms\n  rise: 1\n  fall: {fall}\n\
          services:\n  - address: {SERVICE}\n    real_servers:\n"
     );
-    for (addr, check) in real_servers {
+    for (addr, fields) in real_servers {
         yaml.push_str(&format!(
-            "      - {{address: {addr}, weight: 5, check: {check}}}\n"
+            "      - {{address: {addr}, weight: 5, {fields}}}\n"
         ));
     }
     yaml
@@ -285,7 +370,7 @@ fn each_failure_zeroes_the_weight_with_its_own_reason() {
     eprintln!("every weight as expected in the kernel after {took:?}");
     // Still so a few probes later: nothing flaps.
     sleep(Duration::from_millis(2 * INTERVAL_MS));
-    assert_eq!(kernel_weights(SERVICE), want);
+    assert_eq!(ipvsadm_weights(SERVICE), want);
 
     let status = status();
     for (addr, _, weight, reason) in CASES {
@@ -311,59 +396,24 @@ fn each_failure_zeroes_the_weight_with_its_own_reason() {
     );
 
     let metrics = director(&format!("curl -sSf http://{WEB}/metrics"));
-    let rs_at = |rs: u8, port: u16| {
-        format!(
-            r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.{}",remote_port="{port}""#,
-            10 + rs
-        )
-    };
-    let rs = |port: u16| rs_at(1, port);
-    for (port, reason) in [
-        (8444, "tls_unknown_ca"),
-        (8445, "tls_expired"),
-        (9443, "tls_bad_name"),
-        (8002, "status"),
-        (8003, "body"),
+    for (addr, reason) in [
+        ("198.18.1.11:8444", "tls_unknown_ca"),
+        ("198.18.1.11:8445", "tls_expired"),
+        ("198.18.1.11:9443", "tls_bad_name"),
+        ("198.18.1.11:8002", "status"),
+        ("198.18.1.11:8003", "body"),
     ] {
-        let line = format!(
-            "ipvs_checker_last_failure_info{{{},reason=\"{reason}\"}}",
-            rs(port)
-        );
-        assert_eq!(sample(&metrics, &line), Some(1.0), "{line} in\n{metrics}");
+        assert_failure_metric(&metrics, addr, reason);
     }
     // The silent and the trickling server: each probe ends at the timeout
     // (connect + response, averaged over the probes made), not when the
-    // server is done (the trickle takes a minute). The slack is for the
-    // emulated VM, where a timer fires up to a few hundred ms late.
-    for port in [8004, 8005] {
-        let phase = |phase: &str, what: &str| {
-            sample(
-                &metrics,
-                &format!(
-                    "ipvs_checker_probe_duration_seconds_{what}{{{},phase=\"{phase}\"}}",
-                    rs(port)
-                ),
-            )
-            .unwrap_or_else(|| panic!("{port} {phase} {what} in\n{metrics}"))
-        };
-        let probes = phase("response", "count");
-        let per_probe = (phase("connect", "sum") + phase("response", "sum")) / probes;
-        let timeout = TIMEOUT_MS as f64 / 1000.0;
-        eprintln!("port {port}: {probes} probes, {per_probe:.3} s each (timeout {timeout} s)");
-        assert!(
-            per_probe >= timeout - 0.01 && per_probe < timeout + 0.5,
-            "port {port}: {per_probe} s a probe"
-        );
+    // server is done (the trickle takes a minute).
+    for addr in ["198.18.1.11:8004", "198.18.1.11:8005"] {
+        assert_probes_end_at(&metrics, addr, &["connect", "response"], TIMEOUT_MS);
     }
     // HTTPS probes time their handshake.
     assert!(
-        sample(
-            &metrics,
-            &format!(
-                "ipvs_checker_probe_duration_seconds_count{{{},phase=\"tls\"}}",
-                rs_at(2, 8443)
-            )
-        ) > Some(0.0),
+        phase_sample(&metrics, "198.18.1.12:8443", "tls", "count") > 0.0,
         "{metrics}"
     );
 
@@ -538,4 +588,426 @@ fn keep_alive_probes_share_one_connection_and_still_see_each_failure() {
         let took = wait_for_weights(SERVICE, &up, limit);
         eprintln!("{name} removed: {rs} back at weight 5 after {took:?}");
     }
+}
+
+/// Real server K's `redis-server` (Debian's) on port 6379: rs2's answers
+/// anyone, rs1's wants a password, so that it answers a bare `PING` with
+/// `-NOAUTH` (a wrong answer from the real daemon). Stopped when dropped.
+struct Redis;
+
+impl Redis {
+    fn pid_file(k: u32) -> PathBuf {
+        out_dir().join(format!("redis-rs{k}.pid"))
+    }
+
+    fn start() -> Redis {
+        for k in [1, 2] {
+            let dir = out_dir();
+            let password = if k == 1 {
+                "--requirepass lab-secret"
+            } else {
+                ""
+            };
+            run_in(
+                Some(&format!("lab-rs{k}")),
+                &format!(
+                    "redis-server --bind 198.18.1.1{k} --port 6379 --protected-mode no --save '' \
+                     --appendonly no --daemonize yes --pidfile {} --logfile {} --dir {} {password}",
+                    Redis::pid_file(k).display(),
+                    dir.join(format!("redis-rs{k}.log")).display(),
+                    dir.display()
+                ),
+            );
+        }
+        // It daemonizes before it listens: wait for its port (bash's
+        // /dev/tcp, no process started per try).
+        for k in [1, 2] {
+            run_in(
+                Some(&format!("lab-rs{k}")),
+                &format!(
+                    "bash -c 'for i in $(seq 100); do \
+                       (exec 3<>/dev/tcp/198.18.1.1{k}/6379) 2>/dev/null && exit 0; sleep 0.05; \
+                     done; exit 1'"
+                ),
+            );
+        }
+        Redis
+    }
+
+    /// Stops real server K's, and waits until it is gone.
+    fn stop(k: u32) {
+        run_in(
+            None,
+            &format!(
+                "f={0}; [ -e $f ] || exit 0; p=$(cat $f); kill $p 2>/dev/null; \
+                 while kill -0 $p 2>/dev/null; do sleep 0.05; done; rm -f $f",
+                Redis::pid_file(k).display()
+            ),
+        );
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        for k in [1, 2] {
+            Redis::stop(k);
+        }
+    }
+}
+
+/// iptables rules in a namespace, deleted when dropped.
+struct Rules(Vec<(&'static str, &'static str)>);
+
+impl Rules {
+    fn add(rules: &[(&'static str, &'static str)]) -> Rules {
+        for (ns, rule) in rules {
+            run_in(Some(ns), &format!("iptables -A {rule}"));
+        }
+        Rules(rules.to_vec())
+    }
+}
+
+impl Drop for Rules {
+    fn drop(&mut self) {
+        for (ns, rule) in &self.0 {
+            run_in(Some(ns), &format!("iptables -D {rule}"));
+        }
+    }
+}
+
+/// An executable shell script `name` in the output directory, its path.
+fn script(name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = out_dir().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.display().to_string()
+}
+
+/// What the `loud` script writes on stdout at each run, in 64 KiB writes.
+const LOUD_BYTES: usize = 8 << 20;
+
+/// The peak resident memory of process `pid` (`VmHWM`), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix(" kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .expect("VmHWM in kB")
+        * 1024
+}
+
+/// One real server of the check types' test: its table entry, its
+/// `check:` (and any setting of its own), and the reason and last error
+/// it must show (`None`: it passes).
+struct Case {
+    addr: &'static str,
+    fields: String,
+    reason: Option<&'static str>,
+    message: Option<String>,
+}
+
+impl Case {
+    fn up(addr: &'static str, check: &str) -> Case {
+        Case {
+            addr,
+            fields: format!("check: {check}"),
+            reason: None,
+            message: None,
+        }
+    }
+
+    /// Down at its first failure judged (`fall: 1`): in the emulated VM
+    /// most timeouts come while the checker is late, and are not judged.
+    fn down(addr: &'static str, check: &str, reason: &'static str, message: &str) -> Case {
+        Case {
+            addr,
+            fields: format!("check: {check}, fall: 1"),
+            reason: Some(reason),
+            message: Some(message.to_owned()),
+        }
+    }
+}
+
+/// The `tcp` conversations, `exec`, `udp` and `icmp` checks, all at once
+/// in one checker, each against a real server: Debian's `redis-server`
+/// for a `steps` conversation (rs1's wants a password, so `PING` gets
+/// `-NOAUTH`); for SMTP a scripted server (`servers.py`: no SMTP daemon
+/// of Debian's starts in a namespace in a second without a mail system's
+/// setup), as for UDP; shell scripts written here for `exec`; the
+/// kernels' own echo replies for `icmp`. Each failure zeroes the weight
+/// in the kernel with its own reason and last error, each passing check
+/// keeps weight 5:
+///
+/// | check | passes | fails |
+/// | --- | --- | --- |
+/// | `tcp`, `preset: smtp` | rs2:2525 | a 554 greeting (`expect`), a silent server (`timeout`), a closed port (`connect`) |
+/// | `tcp`, `steps` PING/+PONG | rs2's redis | rs1's redis, `-NOAUTH` (`expect`); rs2's stopped (`connect`) |
+/// | `udp`, `expect: ^pong` | rs2:5301 | a wrong reply (`expect`), a closed port: ICMP port unreachable (`connect`), rs1:5301 dropped by iptables (`timeout`) |
+/// | `icmp` | rs2 | echo requests dropped by iptables in rs1 (`timeout`) |
+/// | `exec` | exit 0 | exit 1 (`exit`, with its output), a hang with a child (`timeout`, both killed), 8 MiB on stdout (`exit`, bounded) |
+///
+/// The timing is the other tests' (a 1.5 s timeout, fall 2): in the
+/// emulated VM a timer can fire late by a tenth of a short timeout, and
+/// the checker then keeps the real server's health (the timeout was its
+/// own, not the server's), so a shorter one would leave the timeouts
+/// unjudged. For the same reason the loud script stays quiet until the
+/// others are judged: pushing megabytes through a pipe there takes
+/// seconds of the VM's CPU.
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn each_check_type_against_real_servers_fails_with_its_own_reason() {
+    let started = Instant::now();
+    let _lab = lab_once(setup);
+    let _redis = Redis::start();
+    let _dropped = Rules::add(&[
+        ("lab-rs1", "INPUT -p udp --dport 5301 -j DROP"),
+        ("lab-rs1", "INPUT -p icmp --icmp-type echo-request -j DROP"),
+    ]);
+    eprintln!(
+        "lab, redis and iptables ready after {:?}",
+        started.elapsed()
+    );
+    let hang_pids = out_dir().join("hang.pids");
+    let loud_on = out_dir().join("loud.on");
+    for file in [&hang_pids, &loud_on] {
+        let _ = std::fs::remove_file(file);
+    }
+    let up = script("exec-up.sh", "[ \"$1\" = \"$IPVS_CHECKER_RS_ADDRESS\" ]");
+    let down = script(
+        "exec-down.sh",
+        "echo \"no answer from $IPVS_CHECKER_RS_ADDRESS:$IPVS_CHECKER_RS_PORT\"\n\
+         echo 'replication stopped' >&2\nexit 1",
+    );
+    // The script and its child, by pid, at each run: both must be gone
+    // once the probe's timeout killed the group.
+    let hang = script(
+        "exec-hang.sh",
+        &format!("sleep 60 &\necho \"$$ $!\" >>{}\nwait", hang_pids.display()),
+    );
+    // 64 KiB by doubling, then written LOUD_BYTES / 64 KiB times: shell
+    // builtins only (each program started costs a lot in the VM).
+    let loud = script(
+        "exec-loud.sh",
+        &format!(
+            "[ -e {} ] || {{ echo quiet; exit 1; }}\n\
+             s=x; i=0; while [ $i -lt 16 ]; do s=$s$s; i=$((i + 1)); done\n\
+             i=0; while [ $i -lt {} ]; do printf %s \"$s\"; i=$((i + 1)); done\nexit 1",
+            loud_on.display(),
+            LOUD_BYTES >> 16
+        ),
+    );
+
+    let smtp = "{type: tcp, preset: smtp}";
+    let ping = "{type: tcp, steps: [{send: \"PING\\r\\n\"}, {expect: '^\\+PONG\\r\\n'}]}";
+    let udp = "{type: udp, payload: \"ping\\n\", expect: '^pong'}";
+    let icmp = "{type: icmp}";
+    // Every 4 s: a program started costs the VM's CPU, and makes the
+    // checker late for the other probes.
+    let exec = |script: &str| {
+        format!("{{type: exec, command: ['{script}', '{{rs_address}}']}}, interval: 4s")
+    };
+    let timeout = format!("no answer within {:?}", Duration::from_millis(TIMEOUT_MS));
+    let refused = "connect: Connection refused (os error 111)";
+    let greeting = "554 5.3.2 rs.lab.test has no SMTP service for you";
+    let noauth = "-NOAUTH Authentication required.";
+    const LOUD: &str = "198.18.1.11:9104";
+    let mut loud_case = Case::down(
+        LOUD,
+        &exec(&loud),
+        "exit",
+        "exit status 1; stdout: \"quiet\"",
+    );
+    // Time for the megabytes, once they come.
+    loud_case.fields.push_str(", timeout: 4s");
+    let cases = [
+        Case::up("198.18.1.12:2525", smtp),
+        Case::down(
+            "198.18.1.11:2526",
+            smtp,
+            "expect",
+            &format!(
+                "step 1: expected /(?m)^220 /: no match in time, {} bytes: \"{greeting}\\r\\n\"",
+                greeting.len() + 2
+            ),
+        ),
+        Case::down("198.18.1.11:2527", smtp, "timeout", &timeout),
+        Case::down("198.18.1.11:2528", smtp, "connect", refused),
+        Case::up("198.18.1.12:6379", ping),
+        Case::down(
+            "198.18.1.11:6379",
+            ping,
+            "expect",
+            &format!(
+                "step 2: expected /^\\+PONG\\r\\n/: no match in time, {} bytes: \"{noauth}\\r\\n\"",
+                noauth.len() + 2
+            ),
+        ),
+        Case::up("198.18.1.12:5301", udp),
+        Case::down(
+            "198.18.1.11:5302",
+            udp,
+            "expect",
+            "step 1: expected /^pong/: the reply does not match, 5 bytes: \"busy\\n\"",
+        ),
+        Case::down("198.18.1.11:5303", udp, "connect", refused),
+        Case::down("198.18.1.11:5301", udp, "timeout", &timeout),
+        // The port is only the table entry's: an echo goes to the address.
+        Case::up("198.18.1.12:7", icmp),
+        Case::down("198.18.1.11:7", icmp, "timeout", &timeout),
+        Case::up("198.18.1.12:9101", &exec(&up)),
+        Case::down(
+            "198.18.1.11:9102",
+            &exec(&down),
+            "exit",
+            "exit status 1; stdout: \"no answer from 198.18.1.11:9102\"; stderr: \"replication stopped\"",
+        ),
+        Case::down("198.18.1.11:9103", &exec(&hang), "timeout", &timeout),
+        loud_case,
+    ];
+    let addrs: Vec<&str> = cases.iter().map(|c| c.addr).collect();
+    table(&addrs);
+    let entries: Vec<(&str, String)> = cases.iter().map(|c| (c.addr, c.fields.clone())).collect();
+    let checker = start_checker(
+        "types",
+        &config_timed(INTERVAL_MS, TIMEOUT_MS, FALL, &entries),
+    );
+
+    let weight = |c: &Case| if c.reason.is_some() { 0 } else { 5 };
+    let want: BTreeMap<String, u32> = cases
+        .iter()
+        .map(|c| (c.addr.to_owned(), weight(c)))
+        .collect();
+    let took = wait_for_weights(SERVICE, &want, Duration::from_secs(20));
+    eprintln!("every weight as expected in the kernel after {took:?}");
+    let late = director(&format!(
+        "curl -sSf http://{WEB}/metrics | grep '^ipvs_checker_probes_late_total' | grep -v ' 0$' || true"
+    ));
+    eprintln!("timeouts not judged (the checker late):\n{late}");
+    // Every case probed again, and still as expected: nothing flaps.
+    sleep(Duration::from_millis(INTERVAL_MS));
+    assert_eq!(ipvsadm_weights(SERVICE), want);
+
+    let shown = status();
+    let metrics = director(&format!("curl -sSf http://{WEB}/metrics"));
+    for case in &cases {
+        let rs = &shown[case.addr];
+        assert_eq!(
+            rs["health"],
+            if case.reason.is_some() { "down" } else { "up" },
+            "{}: {rs}",
+            case.addr
+        );
+        assert_eq!(rs["weight"], weight(case), "{}: {rs}", case.addr);
+        if let Some(reason) = case.reason {
+            assert_eq!(rs["last_error"]["reason"], reason, "{}: {rs}", case.addr);
+            assert_failure_metric(&metrics, case.addr, reason);
+        }
+        if let Some(message) = &case.message {
+            assert_eq!(
+                rs["last_error"]["message"].as_str(),
+                Some(message.as_str()),
+                "{}: {rs}",
+                case.addr
+            );
+        }
+    }
+
+    // The hanging script's probes ended at the timeout, and each ended
+    // run's group is gone: the script and its `sleep`. (The last run may
+    // still be going.)
+    assert_probes_end_at(&metrics, "198.18.1.11:9103", &["response"], TIMEOUT_MS);
+    let runs: Vec<Vec<u32>> = std::fs::read_to_string(&hang_pids)
+        .expect("the hanging script's pids")
+        .lines()
+        .map(|l| l.split(' ').map(|p| p.parse().expect("pid")).collect())
+        .collect();
+    let ended = &runs[..runs.len() - 1];
+    assert!(!ended.is_empty(), "{runs:?}");
+    let start = Instant::now();
+    while !ended.iter().flatten().all(|p| process_gone(*p)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "left running after their probe's timeout: {:?}",
+            ended
+                .iter()
+                .flatten()
+                .filter(|p| !process_gone(**p))
+                .collect::<Vec<_>>()
+        );
+        sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "hanging script: {} runs ended, none left running: {ended:?}",
+        ended.len()
+    );
+
+    // As root, and with the namespace's ping_group_range at its closed
+    // default, the checker can only have used a raw ICMP socket.
+    let range = director("cat /proc/sys/net/ipv4/ping_group_range");
+    assert_eq!(
+        range.split_whitespace().collect::<Vec<_>>(),
+        ["1", "0"],
+        "{range}"
+    );
+    eprintln!("icmp: a raw socket (ping_group_range {range:?})");
+
+    // The loud script, let loose: its error bounded, its output read to
+    // the end (and counted), the checker's memory not grown by it (read
+    // whole, LOUD_BYTES would be in it).
+    let before = peak_memory(checker.pid());
+    std::fs::write(&loud_on, "").expect("loud.on");
+    let bounded = format!(
+        "exit status 1; stdout: \"{}\" (and {} bytes more)",
+        "x".repeat(2048),
+        LOUD_BYTES - 2048
+    );
+    let start = Instant::now();
+    while status()[LOUD]["last_error"]["message"].as_str() != Some(bounded.as_str()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(12),
+            "{}",
+            status()[LOUD]
+        );
+        sleep(Duration::from_millis(500));
+    }
+    let peak = peak_memory(checker.pid());
+    eprintln!(
+        "loud script: {} MiB read and bounded after {:?}; the checker's peak memory {} KiB before, {} KiB after",
+        LOUD_BYTES >> 20,
+        start.elapsed(),
+        before >> 10,
+        peak >> 10
+    );
+    assert!(
+        peak - before < (LOUD_BYTES / 4) as u64,
+        "the checker's peak memory grew from {before} to {peak} bytes"
+    );
+    assert_failure_metric(
+        &director(&format!("curl -sSf http://{WEB}/metrics")),
+        LOUD,
+        "exit",
+    );
+
+    // A real daemon stopped: rs2's redis, `connect`.
+    Redis::stop(2);
+    let mut stopped = want.clone();
+    stopped.insert("198.18.1.12:6379".to_owned(), 0);
+    let limit = Duration::from_millis(INTERVAL_MS * FALL + TIMEOUT_MS + 1000);
+    let took = wait_for_weights(SERVICE, &stopped, limit);
+    let rs = &status()["198.18.1.12:6379"];
+    assert_eq!(rs["last_error"]["reason"], "connect", "{rs}");
+    assert_eq!(rs["last_error"]["message"], refused, "{rs}");
+    eprintln!("redis on rs2 stopped: weight 0 after {took:?}");
+
+    // The checker's end (SIGKILL) kills no program: the hanging script's
+    // last run is ended here, by its group.
+    drop(checker);
+    let last = std::fs::read_to_string(&hang_pids).expect("the hanging script's pids");
+    if let Some(group) = last.lines().last().and_then(|l| l.split(' ').next()) {
+        run_in(None, &format!("kill -KILL -- -{group} 2>/dev/null || true"));
+    }
+    eprintln!("the check types' test took {:?}", started.elapsed());
 }

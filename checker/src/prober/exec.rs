@@ -17,9 +17,11 @@
 //! real server's weight to the status less 2; 0 passes leaving the weight
 //! where the program last set it; 1 fails.
 
+use std::io;
 use std::process::Stdio;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Child;
 
 use super::{Phase, Phases, ProbeError, Success, Target};
 use crate::config::ExecCheck;
@@ -111,7 +113,7 @@ impl Prepared {
 /// Kills a process group when dropped, unless disarmed: the program and
 /// whatever it started, at the timeout (the probe's future is dropped
 /// then).
-struct GroupKill(Option<i32>);
+pub(super) struct GroupKill(Option<i32>);
 
 impl Drop for GroupKill {
     fn drop(&mut self) {
@@ -126,6 +128,24 @@ impl Drop for GroupKill {
     }
 }
 
+/// Starts `command` (made with `process_group(0)`), and the guard that
+/// kills its group, on a blocking thread: a spawn waits for the child's
+/// exec, which on a loaded machine or from a slow file system takes a
+/// while (0.1 to 0.5 s in the lab's emulated VM), and on the probe thread
+/// that wait would hold up every other probe there, and make the checker
+/// late, so that their timeouts, and this program's own, would not be
+/// judged. A probe dropped meanwhile (its timeout) drops what the spawn
+/// returns when it is done, which kills the group.
+pub(super) async fn spawn(mut command: tokio::process::Command) -> io::Result<(Child, GroupKill)> {
+    tokio::task::spawn_blocking(move || {
+        let child = command.spawn()?;
+        let group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()));
+        Ok((child, group))
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 /// Runs the program once, timed as the `response` phase.
 pub async fn probe(
     check: &ExecCheck,
@@ -136,17 +156,18 @@ pub async fn probe(
     let Some((program, args)) = prepared.argv.split_first() else {
         return Err(ProbeError::Exec("no program to run".into()));
     };
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args)
         .envs(prepared.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
+        .kill_on_drop(true);
+    let (mut child, mut group) = spawn(command)
+        .await
         .map_err(|e| ProbeError::Exec(format!("cannot run {program}: {e}")))?;
-    let mut group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (status, out, err) = tokio::join!(child.wait(), bounded(stdout), bounded(stderr));

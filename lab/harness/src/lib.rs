@@ -3,8 +3,8 @@
 //! `checker/tests/probes.rs`): running commands in the lab's namespaces,
 //! the path of `lab/topology.sh`, a lock with a one-time setup, since the
 //! tests of a binary share one lab network and the director's IPVS table,
-//! and a guard for a daemon under test ([`Daemon`]); a headless Chromium
-//! for pages ([`browser`]).
+//! a guard for a daemon under test ([`Daemon`]) and whether a process is
+//! gone ([`process_gone`]); a headless Chromium for pages ([`browser`]).
 //!
 //! Test code: a command that fails panics with its output.
 
@@ -77,6 +77,17 @@ pub fn try_unload_ip_vs() -> bool {
         .arg("modprobe -r $(lsmod | awk '/^ip_vs_/ { print $1 }') ip_vs 2>/dev/null; ! grep -q '^ip_vs ' /proc/modules")
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// Whether process `pid` is gone, or a zombie (killed, not reaped yet by
+/// its parent); `kill -0` would still find a zombie.
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
 }
 
 /// Runs `script` in the director's namespace.

@@ -343,16 +343,6 @@ async fn exec_output_is_bounded() {
     );
 }
 
-/// Whether process `pid` is gone (or a zombie its parent has not reaped).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-    }
-}
-
 #[tokio::test]
 async fn a_hanging_program_is_killed_at_the_timeout_with_its_children() {
     let dir = tempfile::tempdir().expect("dir");
@@ -368,7 +358,7 @@ async fn a_hanging_program_is_killed_at_the_timeout_with_its_children() {
     let c = check(&format!("{{type: exec, command: ['{hang}']}}"), dir.path());
     let (why, _) = reason(probe(&c, &target(web_addr()), Duration::from_millis(500)).await);
     assert_eq!(why, "timeout");
-    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+    let pids: Vec<u32> = std::fs::read_to_string(&pids)
         .expect("the script wrote its children's pids")
         .split_whitespace()
         .map(|p| p.parse().expect("pid"))
@@ -377,13 +367,16 @@ async fn a_hanging_program_is_killed_at_the_timeout_with_its_children() {
     // SIGKILL is delivered at once; the reaping by their new parent may
     // take a moment.
     for _ in 0..50 {
-        if pids.iter().all(|p| gone(*p)) {
+        if pids.iter().all(|p| lab_harness::process_gone(*p)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for pid in pids {
-        assert!(gone(pid), "child {pid} outlived the timeout");
+        assert!(
+            lab_harness::process_gone(pid),
+            "child {pid} outlived the timeout"
+        );
     }
 }
 
@@ -410,5 +403,42 @@ async fn exec_dynamic_weight_follows_the_exit_status() {
     assert_eq!(
         reason(probe(&dynamic_one, &target(web_addr()), TIMEOUT).await).0,
         "exit"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_start_of_a_program_does_not_hold_up_the_probe_thread() {
+    // A spawn waits for the child's exec: here 400 ms, as a program
+    // started on a loaded machine or from a slow file system takes.
+    let mut command = tokio::process::Command::new("/bin/true");
+    command.process_group(0).kill_on_drop(true);
+    // SAFETY: the closure runs in the forked child before exec and only
+    // sleeps (nanosleep is async-signal-safe); it touches no lock or
+    // allocation of the parent's.
+    unsafe {
+        command.pre_exec(|| {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok(())
+        });
+    }
+    // Another task on the same (only) thread: the longest it waited
+    // between two of its 10 ms ticks while the program started.
+    let ticker = tokio::spawn(async {
+        let mut longest = Duration::ZERO;
+        let mut last = Instant::now();
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
+        }
+        longest
+    });
+    tokio::task::yield_now().await;
+    let (mut child, _group) = exec::spawn(command).await.expect("spawn");
+    child.wait().await.expect("wait");
+    let longest = ticker.await.expect("ticker");
+    assert!(
+        longest < Duration::from_millis(200),
+        "the thread was held up {longest:?}"
     );
 }
