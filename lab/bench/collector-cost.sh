@@ -35,16 +35,7 @@ cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / h
 faults() { awk '{ print $10 }' "/proc/$1/stat"; }
 
 lab/topology.sh up 1 >/dev/null
-python3 - "$services" "$dests" <<'PY' | in_dir ipvsadm -R
-import ipaddress, sys
-services, dests = int(sys.argv[1]), int(sys.argv[2])
-base = int(ipaddress.ip_address("198.18.2.0"))
-for s in range(services):
-    v = ipaddress.ip_address(base + s)
-    print(f"-A -t {v}:80 -s wlc")
-    for d in range(dests):
-        print(f"-a -t {v}:80 -r 198.18.8.{d + 1}:{8000 + s % 100} -m -w {d + 1}")
-PY
+lab/bench/table.py "$services" "$dests" | in_dir ipvsadm -R
 echo "table: $services x $dests; kernel $(uname -r), $(nproc) CPUs; $($bin --version 2>&1 | head -1)"
 
 none=(--no-collector.stats --no-collector.services --no-collector.connections --no-collector.director)

@@ -28,18 +28,7 @@ trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 # loopback up.
 ip netns exec "$ns" ip link set lo up
 
-# Services 198.18.2.0, 198.18.2.1, ... port 80; each with DESTS real servers
-# 198.18.8.1 ... port 80 + (service number % 100), NAT: every line differs.
-python3 - "$services" "$dests" >"$out/bench-table.txt" <<'PY'
-import ipaddress, sys
-services, dests = int(sys.argv[1]), int(sys.argv[2])
-base = int(ipaddress.ip_address("198.18.2.0"))
-for s in range(services):
-    vip = ipaddress.ip_address(base + s)
-    print(f"-A -t {vip}:80 -s wlc")
-    for d in range(dests):
-        print(f"-a -t {vip}:80 -r 198.18.8.{d + 1}:{8000 + s % 100} -m -w {d + 1}")
-PY
+lab/bench/table.py "$services" "$dests" >"$out/bench-table.txt"
 ip netns exec "$ns" ipvsadm -R <"$out/bench-table.txt"
 lines=$(ip netns exec "$ns" ipvsadm -Ln | wc -l)
 echo "table: $services services x $dests destinations ($lines lines of ipvsadm -Ln)"

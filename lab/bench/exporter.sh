@@ -134,21 +134,14 @@ interleaved() {
 lab/topology.sh up 2 >/dev/null
 lab/topology.sh vip "$vip" >/dev/null
 
-# Services 198.18.2.0, 198.18.2.1, ... port 80, DESTS real servers each
-# (as dump.sh), and the persistent NAT service for the connection table.
-python3 - "$services" "$dests" "$vip" >"$out/bench-exporter-table.txt" <<'PY'
-import ipaddress, sys
-services, dests, vip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-base = int(ipaddress.ip_address("198.18.2.0"))
-for s in range(services):
-    v = ipaddress.ip_address(base + s)
-    print(f"-A -t {v}:80 -s wlc")
-    for d in range(dests):
-        print(f"-a -t {v}:80 -r 198.18.8.{d + 1}:{8000 + s % 100} -m -w {d + 1}")
-print(f"-A -t {vip}:81 -s rr -p 600")
-print(f"-a -t {vip}:81 -r 198.18.1.11:81 -m -w 1")
-print(f"-a -t {vip}:81 -r 198.18.1.12:81 -m -w 1")
-PY
+# The benchmarks' table (lab/bench/table.py: SERVICES x DESTS), and the
+# persistent NAT service for the connection table.
+{
+	lab/bench/table.py "$services" "$dests"
+	printf '%s\n' "-A -t $vip:81 -s rr -p 600" \
+		"-a -t $vip:81 -r 198.18.1.11:81 -m -w 1" \
+		"-a -t $vip:81 -r 198.18.1.12:81 -m -w 1"
+} >"$out/bench-exporter-table.txt"
 in_dir ipvsadm -R <"$out/bench-exporter-table.txt"
 echo "table: $services services x $dests destinations (+1 persistent NAT service), $(in_dir ipvsadm -Ln | wc -l) lines of ipvsadm -Ln"
 echo "kernel: $(uname -r), CPUs: $(nproc), $($node --version 2>&1 | head -1)"
