@@ -1054,6 +1054,7 @@ fn a_real_server_leaving_a_managed_config_waits_for_its_connection() {
 struct HeldConnection {
     ask: String,
     answer: String,
+    pid: String,
     server: &'static str,
 }
 
@@ -1062,6 +1063,7 @@ impl HeldConnection {
         let held = HeldConnection {
             ask: format!("/tmp/lab-ask-{server}"),
             answer: format!("/tmp/lab-answer-{server}"),
+            pid: format!("/tmp/lab-held-{server}.pid"),
             server,
         };
         client(&format!("rm -f {} {}", held.ask, held.answer));
@@ -1069,23 +1071,17 @@ impl HeldConnection {
             "nohup bash -c 'exec 3<>/dev/tcp/198.18.0.10/8080; \
              while [ ! -e {ask} ]; do sleep 0.05; done; \
              printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >{answer}' \
-             >/dev/null 2>&1 &",
+             >/dev/null 2>&1 & echo $! >{pid}",
             ask = held.ask,
-            answer = held.answer
+            answer = held.answer,
+            pid = held.pid
         ));
         held
     }
 
     /// Ends the client without a request.
     fn close(self) {
-        // (The bracket keeps pkill's own shell, whose command line holds
-        // the pattern, out of what it matches.)
-        let file = self.ask.trim_start_matches("/tmp/");
-        client(&format!(
-            "pkill -f '/tmp/[{}]{}' || true",
-            &file[..1],
-            &file[1..]
-        ));
+        client(&format!("kill $(cat {}) || true", self.pid));
     }
 
     /// Sends the request; the answer comes from its server.
