@@ -1688,6 +1688,14 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
         try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
     });
     eprintln!("undrain clicked: rs1 at weight 3 after {took:?}");
+    // The page reloads after the answer: the button is a drain again.
+    browser.wait_for(
+        "rs1 undrained on the page",
+        "document.getElementById('result').textContent.startsWith('Undrain 198.18.1.11:80: ') \
+         && document.querySelector('tr[data-real-server=\"198.18.1.11:80\"] button').textContent === 'Drain' \
+         || null",
+        limit,
+    );
 
     // Without JavaScript: the table is there, the page says why the
     // buttons do nothing (the noscript text is a banner only then).

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 /// How long one protocol call may take: a browser under software
 /// emulation (the lab's VM) takes tens of seconds to start or to load a
 /// page while other VMs share the machine.
+const NAVIGATE_TRIES: usize = 5;
 const CALL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A browser with one page (tab), killed when dropped.
@@ -154,12 +155,19 @@ impl Browser {
     }
 
     /// Loads `url` (returns when the load starts: wait for what is needed
-    /// with [`Browser::wait_for`]).
+    /// with [`Browser::wait_for`]). A page that reloads itself can cancel
+    /// the navigation (`net::ERR_ABORTED`, the page's own load won): it is
+    /// tried again, a few times.
     pub fn navigate(&mut self, url: &str) {
-        let result = self.call("Page.navigate", json!({"url": url}));
-        if let Some(error) = result.get("errorText") {
-            panic!("navigating to {url}: {error}");
+        for _ in 0..NAVIGATE_TRIES {
+            let result = self.call("Page.navigate", json!({"url": url}));
+            match result.get("errorText").and_then(Value::as_str) {
+                None => return,
+                Some("net::ERR_ABORTED") => sleep(Duration::from_millis(200)),
+                Some(error) => panic!("navigating to {url}: {error}"),
+            }
         }
+        panic!("navigating to {url}: cancelled {NAVIGATE_TRIES} times (net::ERR_ABORTED)");
     }
 
     /// The value of the JavaScript `expression` in the page, or the
