@@ -15,16 +15,13 @@ use std::process::Command;
 use ops_tests::{read, repo, run, run_status};
 use serde_yaml::Value;
 
-/// Whether jsonnet is missing (then the test says so and checks nothing:
-/// lab/packages.txt installs it, so CI runs these tests).
-fn jsonnet_missing() -> bool {
-    let missing = Command::new("jsonnet").arg("--version").output().is_err();
-    if missing {
-        eprintln!(
-            "SKIPPED: jsonnet is not installed (apt-get install jsonnet): the mixin is not checked"
-        );
-    }
-    missing
+/// Fails unless jsonnet is installed (lab/packages.txt has it; a test
+/// that skipped without it could pass having checked nothing).
+fn require_jsonnet() {
+    assert!(
+        Command::new("jsonnet").arg("--version").output().is_ok(),
+        "jsonnet is not installed: run lab/setup --packages (lab/packages.txt)"
+    );
 }
 
 /// Runs `mixin/generate` with `args` (then OUTDIR) into a new temporary
@@ -51,9 +48,7 @@ fn json_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn the_checked_in_rules_and_dashboards_are_what_the_mixin_generates() {
-    if jsonnet_missing() {
-        return;
-    }
+    require_jsonnet();
     let out = generate(&[]);
     let dashboards = json_files(&out.path().join("dashboards"));
     assert_eq!(
@@ -96,9 +91,7 @@ fn expr<'a>(alerts: &'a std::collections::BTreeMap<String, Value>, name: &str) -
 
 #[test]
 fn config_overrides_reach_the_rules_and_dashboards_and_promtool_passes_them() {
-    if jsonnet_missing() {
-        return;
-    }
+    require_jsonnet();
     let overrides = repo().join("mixin/tests/overrides.libsonnet");
     let out = generate(&["--mixin", overrides.to_str().expect("a UTF-8 path")]);
     let rules = out.path().join("alerts/ipvs.rules.yml");
@@ -205,9 +198,7 @@ fn config_overrides_reach_the_rules_and_dashboards_and_promtool_passes_them() {
 
 #[test]
 fn the_mixin_is_formatted_as_jsonnetfmt_formats_it() {
-    if jsonnet_missing() {
-        return;
-    }
+    require_jsonnet();
     let mut files = Vec::new();
     let mut dirs = vec![repo().join("mixin")];
     while let Some(dir) = dirs.pop() {
@@ -263,9 +254,7 @@ fn yaml_value(text: &str) -> serde_json::Value {
 
 #[test]
 fn the_yaml_writer_writes_what_yaml_reads_back_unchanged() {
-    if jsonnet_missing() {
-        return;
-    }
+    require_jsonnet();
     let cases = repo().join("mixin/tests/yaml-cases.jsonnet");
     let cases = cases.to_str().expect("a UTF-8 path");
     let written = evaluate(&format!(

@@ -9,7 +9,9 @@
 //!   shipped (it does nothing until edited), its commented example loads;
 //! - `examples/kubernetes/ipvs-exporter.yaml` against the Kubernetes
 //!   schemas of 1.25 and 1.37 (kubernetes-validate, offline, from
-//!   lab/setup's venv), the settings the issue names, and the exporter's
+//!   lab/setup's venv), its ServiceMonitor against the Prometheus
+//!   Operator's schema (an npm package, from lab/setup's lab/.cache/npm),
+//!   the settings the issue names, and the exporter's
 //!   service filter of the DaemonSet on kube-proxy's NodePort services;
 //! - `examples/kubernetes/Dockerfile` against the tarball's layout (no
 //!   container runtime here to build it).
@@ -192,7 +194,8 @@ fn the_kubernetes_manifest_validates_against_the_kubernetes_schemas() {
             );
         }
         // The Prometheus Operator's CRDs are no Kubernetes schema: the
-        // ServiceMonitor is the one object left unchecked, and said so.
+        // ServiceMonitor is the one object it leaves unchecked, and says
+        // so (`the_service_monitor_validates_against_the_operators_schema`).
         let unchecked: Vec<&str> = out.lines().filter(|l| l.contains("WARN")).collect();
         assert!(
             unchecked.len() == 1 && unchecked[0].contains("kind ServiceMonitor"),
@@ -227,12 +230,96 @@ fn the_kubernetes_manifest_validates_against_the_kubernetes_schemas() {
     }
 }
 
-#[test]
-fn the_daemonset_runs_in_the_host_network_with_net_admin_only_and_filters_nodeports() {
-    let docs: Vec<serde_yaml::Value> = read(MANIFEST)
+/// Validates `object` with the Prometheus Operator's ServiceMonitor schema
+/// (its CRD's, as the npm package `@kubernetes-models/prometheus-operator`
+/// ships it; lab/setup installs it): `Ok` or the validator's message.
+fn validate_service_monitor(object: &serde_json::Value) -> Result<(), String> {
+    let packages = repo().join("lab/.cache/npm");
+    assert!(
+        packages.join("node_modules").is_dir(),
+        "{} is missing: run lab/setup --packages (lab/npm/package.json)",
+        packages.display()
+    );
+    // An inline module resolves its imports from the working directory.
+    let script = "import { ServiceMonitor } from \
+        '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';\n\
+        try { new ServiceMonitor(JSON.parse(process.argv[1])).validate(); }\n\
+        catch (e) { console.log(e.message); process.exitCode = 1; }";
+    let output = Command::new("node")
+        .current_dir(&packages)
+        .args(["--input-type=module", "-e", script])
+        .arg(object.to_string())
+        .output()
+        .expect("run node (Node.js)");
+    let out = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let err = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => Ok(()),
+        Some(1) if !out.is_empty() => Err(out),
+        _ => panic!("node failed: {}\n{out}\n{err}", output.status),
+    }
+}
+
+/// The manifest's objects, as JSON.
+fn manifest_objects() -> Vec<serde_json::Value> {
+    read(MANIFEST)
         .split("\n---\n")
         .map(|d| serde_yaml::from_str(d).expect("YAML document"))
+        .collect()
+}
+
+#[test]
+fn the_service_monitor_validates_against_the_operators_schema_and_selects_the_service() {
+    let objects = manifest_objects();
+    let monitor = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceMonitor")
+        .expect("a ServiceMonitor");
+    validate_service_monitor(monitor).expect("the ServiceMonitor is valid");
+
+    // It selects the Service, in its namespace, by the Service's port name.
+    let service = objects
+        .iter()
+        .find(|o| o["kind"] == "Service")
+        .expect("a Service");
+    assert_eq!(
+        monitor["metadata"]["namespace"],
+        service["metadata"]["namespace"]
+    );
+    let wanted = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
+    assert!(!wanted.is_empty());
+    for (label, value) in wanted {
+        assert_eq!(&service["metadata"]["labels"][label], value, "{label}");
+    }
+    let ports: Vec<&serde_json::Value> = service["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| &p["name"])
         .collect();
+    assert!(ports.contains(&&monitor["spec"]["endpoints"][0]["port"]));
+
+    // The validator is live: a duration and a scheme it refuses, by name.
+    for (field, value, named) in [
+        ("interval", "30 seconds", "interval must match pattern"),
+        (
+            "scheme",
+            "htp",
+            "scheme must be equal to one of the allowed values",
+        ),
+    ] {
+        let mut broken = monitor.clone();
+        broken["spec"]["endpoints"][0][field] = serde_json::json!(value);
+        let error = validate_service_monitor(&broken).expect_err(field);
+        assert!(error.contains(named), "{field}: {error}");
+    }
+}
+
+#[test]
+fn the_daemonset_runs_in_the_host_network_with_net_admin_only_and_filters_nodeports() {
+    let docs = manifest_objects();
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
@@ -246,7 +333,7 @@ fn the_daemonset_runs_in_the_host_network_with_net_admin_only_and_filters_nodepo
     assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
     assert_eq!(security["capabilities"]["drop"][0].as_str(), Some("ALL"));
     let added: Vec<&str> = security["capabilities"]["add"]
-        .as_sequence()
+        .as_array()
         .expect("capabilities.add")
         .iter()
         .filter_map(|c| c.as_str())
@@ -259,7 +346,7 @@ fn the_daemonset_runs_in_the_host_network_with_net_admin_only_and_filters_nodepo
     );
 
     let args: Vec<&str> = container["args"]
-        .as_sequence()
+        .as_array()
         .expect("args")
         .iter()
         .filter_map(|a| a.as_str())

@@ -279,7 +279,7 @@ async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
     promtool_check(&text);
 }
 
-/// `promtool check metrics` on `body`, if promtool is installed.
+/// `promtool check metrics` on `body` (promtool: lab/packages.txt).
 fn promtool_check(body: &str) {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
@@ -289,10 +289,9 @@ fn promtool_check(body: &str) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("promtool is not installed: skipping promtool check metrics");
-        return;
-    };
+    let mut child = child.unwrap_or_else(|e| {
+        panic!("promtool: {e} (run lab/setup --packages: lab/packages.txt installs it)")
+    });
     child
         .stdin
         .take()
