@@ -105,6 +105,11 @@ impl Sessions {
         }
     }
 
+    /// Whether the probe started at `now` made a full handshake.
+    pub(super) fn full_handshake_made_at(&self, now: Instant) -> bool {
+        self.last_full == Some(now)
+    }
+
     /// Drops the session: the next probe makes a full handshake.
     pub(super) fn forget(&mut self) {
         self.last_full = None;

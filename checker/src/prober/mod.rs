@@ -486,9 +486,14 @@ impl Prober {
         // from before: the next probe verifies its certificate again. A
         // timeout or a refused connection says nothing about the
         // certificate, and dropping the session then would make every
-        // retry of an overloaded server a full handshake, the costly kind.
+        // retry of an overloaded server a full handshake, the costly kind;
+        // unless this probe's own handshake was the full one: the
+        // certificate's expiry is taken from a successful probe, so the
+        // next one makes it again rather than resume past it.
         if let (Err(e), Some(sessions)) = (&result, &mut self.sessions) {
-            if !matches!(e, ProbeError::Timeout(_) | ProbeError::Connect(_)) {
+            if !matches!(e, ProbeError::Timeout(_) | ProbeError::Connect(_))
+                || sessions.full_handshake_made_at(now)
+            {
                 sessions.forget();
             }
         }

@@ -676,11 +676,14 @@ async fn https_sessions_are_not_shared_between_real_servers() {
     assert_eq!(s.handshake, Some(Handshake::Resumed));
 }
 
+/// A timeout after a resumed handshake keeps the session; one after a full
+/// handshake does not: the certificate's expiry comes with a successful
+/// probe, and the next one makes the full handshake again to give it.
 #[tokio::test]
-async fn https_keeps_its_session_across_a_timeout() {
+async fn https_keeps_its_session_across_a_timeout_unless_the_handshake_was_full() {
     let pki = Pki::new("lab CA");
-    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
-    // The third connection gets no answer; the others the 200.
+    let (tls, expiry) = pki.server(&["rs1.lab.test"], 2090);
+    // The first and fourth connections get no answer; the others the 200.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
@@ -691,7 +694,7 @@ async fn https_keeps_its_session_across_a_timeout() {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
             tokio::spawn(async move {
                 if let Ok(s) = acceptor.accept(tcp).await {
-                    let reply = if n == 2 {
+                    let reply = if n == 0 || n == 3 {
                         Answer::Silence
                     } else {
                         Answer::Bytes(OK)
@@ -707,20 +710,22 @@ async fn https_keeps_its_session_across_a_timeout() {
     );
     let mut prober = Prober::new(c, target(addr));
     let timeout = Duration::from_millis(500);
-    let kind = |o: Outcome| o.result.map(|s| s.handshake);
+    let kind = |o: Outcome| o.result.map(|s| (s.handshake, s.cert_not_after));
+    let e = kind(prober.probe(timeout).await).expect_err("silent");
+    assert_eq!(e.reason(), "timeout");
     assert_eq!(
         kind(prober.probe(timeout).await).ok(),
-        Some(Some(Handshake::Full))
+        Some((Some(Handshake::Full), Some(expiry)))
     );
     assert_eq!(
         kind(prober.probe(timeout).await).ok(),
-        Some(Some(Handshake::Resumed))
+        Some((Some(Handshake::Resumed), None))
     );
     let e = kind(prober.probe(timeout).await).expect_err("silent");
     assert_eq!(e.reason(), "timeout");
     assert_eq!(
         kind(prober.probe(timeout).await).ok(),
-        Some(Some(Handshake::Resumed))
+        Some((Some(Handshake::Resumed), None))
     );
 }
 
