@@ -5,7 +5,9 @@
 //! are started as their unit's ExecStart would run them (the unit's user,
 //! only the unit's capability, `NoNewPrivileges`, the flags of
 //! `/etc/default/NAME`), the exporter's metrics are compared with `ipvsadm`
-//! and the checker must set a failed real server's weight to 0; then
+//! (the connection table too), and the checker, without root, must set a
+//! failed real server's weight to 0, write `expire_quiescent_template` and
+//! ping over an ICMP datagram socket; then
 //! `dpkg -r` must leave nothing but the conffiles, the users and
 //! deb-systemd-helper's state of the units, and `dpkg -P` nothing at all.
 //!
@@ -310,10 +312,23 @@ fn the_packages_install_run_as_their_units_and_remove_cleanly() {
         None,
         &format!("{topology} up 2 && {topology} serve && {topology} vip {VIP}"),
     );
+    // Port 8080: persistent, its real servers pinged (ICMP).
     director(&format!(
         "ipvsadm -C && ipvsadm -A -t {VIP}:80 -s wrr \
          && ipvsadm -a -t {VIP}:80 -r {RS1}:80 -m -w 3 \
-         && ipvsadm -a -t {VIP}:80 -r {RS2}:80 -m -w 1"
+         && ipvsadm -a -t {VIP}:80 -r {RS2}:80 -m -w 1 \
+         && ipvsadm -A -t {VIP}:8080 -s rr -p 60 \
+         && ipvsadm -a -t {VIP}:8080 -r {RS1}:80 -m -w 2 \
+         && ipvsadm -a -t {VIP}:8080 -r {RS2}:80 -m -w 2"
+    ));
+    // What the unprivileged checker changes, from the kernel's defaults:
+    // expire_quiescent_template is 0, ping_group_range lets its group
+    // (alone) make ICMP datagram sockets: it has no CAP_NET_RAW.
+    let checker_gid = system("id -g ipvs-checker");
+    director(&format!(
+        "echo 0 > /proc/sys/net/ipv4/vs/expire_quiescent_template && \
+         sysctl -qw net.ipv4.ping_group_range='{0} {0}'",
+        checker_gid.trim()
     ));
     client(&format!(
         "for i in 1 2 3 4; do curl -sf -o /dev/null http://{VIP}/; done"
@@ -324,6 +339,7 @@ fn the_packages_install_run_as_their_units_and_remove_cleanly() {
         "/etc/ipvs-checker/checker.yml",
         format!(
             "mode: weights\n\
+             set_expire_quiescent_template: true\n\
              defaults: {{interval: 1s, timeout: 500ms, rise: 1, fall: 1}}\n\
              services:\n\
              \x20 - protocol: tcp\n\
@@ -331,7 +347,13 @@ fn the_packages_install_run_as_their_units_and_remove_cleanly() {
              \x20   check: {{type: http, path: /}}\n\
              \x20   real_servers:\n\
              \x20     - {{address: {RS1}:80, weight: 3}}\n\
-             \x20     - {{address: {RS2}:80, weight: 1}}\n"
+             \x20     - {{address: {RS2}:80, weight: 1}}\n\
+             \x20 - protocol: tcp\n\
+             \x20   address: {VIP}:8080\n\
+             \x20   check: {{type: icmp}}\n\
+             \x20   real_servers:\n\
+             \x20     - {{address: {RS1}:80, weight: 2}}\n\
+             \x20     - {{address: {RS2}:80, weight: 2}}\n"
         ),
     )
     .expect("edit checker.yml");
@@ -399,6 +421,49 @@ fn the_packages_install_run_as_their_units_and_remove_cleanly() {
         );
     }
 
+    // The connection table, readable without privilege: the exporter's
+    // connection states of VIP:80 count what ipvsadm lists.
+    let listed = director(&format!("ipvsadm -Lnc | grep -c ' {VIP}:80 '"));
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("ipvs_backend_connection_states{")
+                && l.contains(&format!("local_address=\"{VIP}\",local_port=\"80\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted.to_string(), listed.trim(), "{metrics}");
+    assert!(counted >= 4, "the four requests' connections: {counted}");
+
+    // The checker wrote the sysctl (CAP_NET_ADMIN is what it takes), and
+    // pings over an ICMP datagram socket: both real servers of VIP:8080
+    // up.
+    assert_eq!(
+        director("cat /proc/sys/net/ipv4/vs/expire_quiescent_template").trim(),
+        "1",
+        "{}",
+        checker.log_text()
+    );
+    let pinged = Instant::now();
+    let checker_metric = |rip: &str| {
+        let text = director("curl -sf http://127.0.0.1:10311/metrics");
+        text.lines()
+            .find(|l| {
+                l.starts_with("ipvs_checker_probe_success{")
+                    && l.contains("local_port=\"8080\"")
+                    && l.contains(&format!("remote_address=\"{rip}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
+    };
+    while [RS1, RS2].map(checker_metric) != [Some("1".into()), Some("1".into())] {
+        assert!(
+            pinged.elapsed() < Duration::from_secs(20),
+            "the ICMP checks did not pass in 20 s:\n{}",
+            checker.log_text()
+        );
+        sleep(Duration::from_millis(300));
+    }
+
     // A failed real server: the checker sets its weight to 0.
     run_in(None, "kill $(cat /run/lab-topology/rs1/server.pid)");
     let failed = Instant::now();
@@ -412,6 +477,13 @@ fn the_packages_install_run_as_their_units_and_remove_cleanly() {
     }
     eprintln!("rs1 at weight 0 after {:?}", failed.elapsed());
     assert_eq!(weight(RS2), 1);
+    // Its host still answers pings: weight 2 on VIP:8080.
+    let table = director(&format!("ipvsadm -Ln -t {VIP}:8080"));
+    assert_eq!(
+        ipvsadm_numbers(&table, &format!("{RS1}:80"))[0],
+        2,
+        "{table}"
+    );
     let metrics = director("curl -sf http://127.0.0.1:10310/metrics");
     assert_eq!(series(&metrics, "ipvs_backend_weight", Some(RS1)), 0);
     drop(checker);
