@@ -55,6 +55,7 @@ mod scalars;
 mod service;
 mod tls;
 
+pub use conversation::preset_steps;
 pub use describe::describe;
 pub use dns::rcode_name;
 pub use hooks::{ExecHook, Hooks, Webhook, DEFAULT_MAX_RUNNING_HOOKS};
