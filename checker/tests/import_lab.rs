@@ -596,7 +596,8 @@ fn vip_on_cl0() -> bool {
 /// (weights-table.conf, failover.conf without its checker blocks) and runs
 /// VRRP (MASTER, the VIP on cl0), the checker on `import --mode weights`
 /// of failover.conf validates and sets the weights of keepalived's real
-/// servers: rs1's server killed, weight 0; back, weight 2; keepalived
+/// servers: rs1's server killed, weight 0 (web and UDP); back, weight 2
+/// (and 1 for UDP); keepalived
 /// still running, its service never gone, the VIP still on cl0.
 #[test]
 #[ignore = "needs the lab (real IPVS, keepalived)"]
@@ -610,7 +611,7 @@ fn weights_mode_beside_a_running_keepalived_follows_its_table() {
     let mut keepalived =
         start_keepalived_with(&fixture("keepalived/weights-table.conf"), &log, true);
     let sorry = "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 0";
-    let healthy: Vec<&str> = HEALTHY.iter().copied().chain([sorry]).collect();
+    let healthy: Vec<&str> = failover_healthy().into_iter().chain([sorry]).collect();
     time_to(&healthy, within, "keepalived's table");
     let start = Instant::now();
     let master = |log: &Path| {
@@ -646,9 +647,14 @@ fn weights_mode_beside_a_running_keepalived_follows_its_table() {
             "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
             "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
             sorry,
+            DIGEST_SERVICE,
+            "-a -t 198.18.0.11:80 -r 198.18.1.13:80 -m -w 1",
+            UDP_SERVICE,
+            "-a -u 198.18.0.10:53 -r 198.18.1.11:53 -m -w 0",
+            "-a -u 198.18.0.10:53 -r 198.18.1.12:53 -m -w 1",
         ],
         within,
-        "rs1 at weight 0 in keepalived's table",
+        "rs1 at weight 0 in keepalived's table (web and UDP)",
     );
     run_in(None, &format!("{t} serve"));
     let up = time_to(&healthy, within, "rs1 back at weight 2");
