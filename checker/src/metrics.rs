@@ -284,7 +284,7 @@ fn families(state: &State) -> Vec<Family> {
             Family::new(
                 "ipvs_checker_last_failure_info",
                 Gauge,
-                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body, send, expect, exec, exit, dns, dns_rcode, dns_answer, icmp (with several checks, the first failing one's).",
+                "The reason of the real server's last failed probe, as a label: timeout, connect, tls_unknown_ca, tls_bad_name, tls_expired, tls, http, status, body, body_md5, send, expect, exec, exit, dns, dns_rcode, dns_answer, icmp (with several checks, the first failing one's).",
             ),
             |b, labels, family| {
                 if let Some(error) = &b.last_error {

@@ -192,6 +192,50 @@ fn keepalived_real_servers_with_several_checkers_need_all_their_checks() {
 }
 
 #[test]
+fn keepalived_digests_become_body_md5() {
+    // Every real server has inhibit_on_failure and retry 0: exact.
+    converts(
+        &dir("keepalived/syntax"),
+        "keepalived",
+        "digest.conf",
+        &[],
+        "digest",
+        0,
+    );
+    let yaml =
+        std::fs::read_to_string(dir("keepalived/syntax").join("digest.yaml")).expect("golden");
+    assert_eq!(yaml.matches("body_md5:").count(), 4, "{yaml}");
+    assert!(
+        yaml.contains("body_md5: \"f1743bfe5e2cd7630e74f90e32d8f651\""),
+        "lowercased: {yaml}"
+    );
+}
+
+#[test]
+fn keepalived_smtp_checks_convert_with_their_helo_name_and_hosts() {
+    // The host at another IP is a difference: exit 3.
+    converts(
+        &dir("keepalived/syntax"),
+        "keepalived",
+        "smtp.conf",
+        &[],
+        "smtp",
+        3,
+    );
+    let yaml = std::fs::read_to_string(dir("keepalived/syntax").join("smtp.yaml")).expect("golden");
+    // rs1: the preset; rs2: the steps with its name; rs3: its two hosts;
+    // rs4: its own connection and its host.
+    assert_eq!(yaml.matches("preset: smtp").count(), 3, "{yaml}");
+    assert_eq!(
+        yaml.matches("{send: \"EHLO lb1.example.test\\r\\n\"}")
+            .count(),
+        3,
+        "{yaml}"
+    );
+    assert_eq!(yaml.matches("checks:").count(), 2, "{yaml}");
+}
+
+#[test]
 fn keepalived_files_that_do_not_parse_give_their_place_and_no_config() {
     let d = dir("keepalived/invalid");
     fails(
@@ -229,6 +273,12 @@ fn keepalived_files_that_do_not_parse_give_their_place_and_no_config() {
         "keepalived",
         "weight.conf",
         "weight.conf:3:16: weight \"heavy\": expected a number in range",
+    );
+    fails(
+        &d,
+        "keepalived",
+        "digest.conf",
+        "digest.conf:6:24: digest \"7a6c0d2ef5a9e6e1776090916c66ba3\": expected an MD5 as 32 hex digits",
     );
     fails(
         &d,

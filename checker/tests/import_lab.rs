@@ -385,7 +385,28 @@ fn time_to_any(expected: &[&[&str]], within: Duration, what: &str) -> Duration {
     }
 }
 
-/// Kills the HTTP servers of rs1 and rs2; returns when they are gone.
+/// Each real server's reason of its last failure, from the checker's
+/// `ipvs_checker_last_failure_info`: (`ADDRESS:PORT`, reason).
+fn metrics_reasons() -> Vec<(String, String)> {
+    let metrics = director("curl -sSf http://127.0.0.1:10311/metrics");
+    let label = |line: &str, name: &str| {
+        line.split_once(&format!("{name}=\""))
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(value, _)| value.to_owned())
+            .unwrap_or_default()
+    };
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ipvs_checker_last_failure_info{"))
+        .map(|l| {
+            let address = format!("{}:{}", label(l, "remote_address"), label(l, "remote_port"));
+            (address, label(l, "reason"))
+        })
+        .collect()
+}
+
+/// Kills the servers of rs1 and rs2 (HTTP on 80, the UDP responder on
+/// 53); returns when they are gone.
 fn kill_rs1_rs2() {
     run_in(
         None,
@@ -400,12 +421,52 @@ const HEALTHY: &[&str] = &[
     "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
 ];
 
-/// The same failure (rs1's and rs2's web servers killed) and recovery
-/// (started again) under keepalived and under the checker on the import
-/// of failover.conf: the tables after the failure are keepalived's but
-/// for rs2 (removed by keepalived, weight 0 under the checker: no
-/// inhibit_on_failure), the sorry server in at weight 1 under both; the
-/// times are printed side by side (and written to failover-times.txt).
+/// failover.conf's other services: rs3 checked by the MD5 of its page,
+/// and UDP on rs1 and rs2.
+const DIGEST_SERVICE: &str = "-A -t 198.18.0.11:80 -s rr";
+const UDP_SERVICE: &str = "-A -u 198.18.0.10:53 -s rr";
+
+/// failover.conf's whole table, every real server up.
+fn failover_healthy() -> Vec<&'static str> {
+    HEALTHY
+        .iter()
+        .copied()
+        .chain([
+            DIGEST_SERVICE,
+            "-a -t 198.18.0.11:80 -r 198.18.1.13:80 -m -w 1",
+            UDP_SERVICE,
+            "-a -u 198.18.0.10:53 -r 198.18.1.11:53 -m -w 1",
+            "-a -u 198.18.0.10:53 -r 198.18.1.12:53 -m -w 1",
+        ])
+        .collect()
+}
+
+/// failover.conf's services but the first after the failure, under both
+/// tools: rs3 at 0 (its page changed), both UDP real servers at 0.
+const FAILED_OTHERS: &[&str] = &[
+    DIGEST_SERVICE,
+    "-a -t 198.18.0.11:80 -r 198.18.1.13:80 -m -w 0",
+    UDP_SERVICE,
+    "-a -u 198.18.0.10:53 -r 198.18.1.11:53 -m -w 0",
+    "-a -u 198.18.0.10:53 -r 198.18.1.12:53 -m -w 0",
+];
+
+/// The failure: rs1's and rs2's servers killed (web and UDP), and rs3's
+/// page changed while it goes on serving (`serve` writes it back).
+fn fail_rs1_rs2_and_rs3_page() {
+    kill_rs1_rs2();
+    std::fs::write("/run/lab-topology/rs3/www/index.html", "changed\n").expect("rs3's page");
+}
+
+/// The same failure (rs1's and rs2's servers killed, web and UDP, and
+/// rs3's page changed) and recovery (started again, the page back) under
+/// keepalived and under the checker on the import of failover.conf: the
+/// tables after the failure are keepalived's but for rs2 (removed by
+/// keepalived, weight 0 under the checker: no inhibit_on_failure), the
+/// sorry server in at weight 1 under both, and under both rs3 at 0 where
+/// its page's MD5 is checked (`digest`, `body_md5`) and rs1 and rs2 at 0
+/// in the UDP service (UDP_CHECK); the times are printed side by side
+/// (and written to failover-times.txt).
 #[test]
 #[ignore = "needs the lab (real IPVS, keepalived)"]
 fn a_failure_and_its_recovery_under_keepalived_and_under_its_import() {
@@ -415,43 +476,58 @@ fn a_failure_and_its_recovery_under_keepalived_and_under_its_import() {
     let t = topology_script();
     let within = Duration::from_secs(60);
 
+    let healthy = failover_healthy();
     let mut keepalived = start_keepalived(&conf, &dir.join("failover-keepalived.log"));
-    time_to(HEALTHY, within, "keepalived: healthy");
-    kill_rs1_rs2();
+    time_to(&healthy, within, "keepalived: healthy");
+    fail_rs1_rs2_and_rs3_page();
+    let k_failed: Vec<&str> = [
+        SERVICE,
+        "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
+        "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
+    ]
+    .into_iter()
+    .chain(FAILED_OTHERS.iter().copied())
+    .collect();
     let k_down = time_to(
-        &[
-            SERVICE,
-            "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
-            "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
-        ],
+        &k_failed,
         within,
-        "keepalived: rs1 at 0, rs2 removed, the sorry server in",
+        "keepalived: rs1 at 0, rs2 removed, the sorry server in; rs3 at 0 by its digest; UDP both at 0",
     );
     run_in(None, &format!("{t} serve"));
-    let k_up = time_to(HEALTHY, within, "keepalived: back");
+    let k_up = time_to(&healthy, within, "keepalived: back");
     keepalived.stop();
     director("ipvsadm -C");
 
     let (yaml, code) = import("keepalived", &conf, "failover");
     assert_eq!(code, 3, "rs2 without inhibit_on_failure is a difference");
     let _checker = start_checker("failover", &yaml);
-    time_to(HEALTHY, within, "checker: healthy");
-    kill_rs1_rs2();
+    time_to(&healthy, within, "checker: healthy");
+    fail_rs1_rs2_and_rs3_page();
+    let c_failed: Vec<&str> = [
+        SERVICE,
+        "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
+        "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 0",
+        "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
+    ]
+    .into_iter()
+    .chain(FAILED_OTHERS.iter().copied())
+    .collect();
     let c_down = time_to(
-        &[
-            SERVICE,
-            "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
-            "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 0",
-            "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
-        ],
+        &c_failed,
         within,
-        "checker: rs1 and rs2 at 0, the sorry server in",
+        "checker: rs1 and rs2 at 0, the sorry server in; rs3 at 0 by its page's MD5; UDP both at 0",
+    );
+    // rs3 is down by its page's MD5, not by its connection.
+    let reasons = metrics_reasons();
+    assert!(
+        reasons.contains(&("198.18.1.13:80".into(), "body_md5".into())),
+        "rs3's last failure is not body_md5: {reasons:?}"
     );
     run_in(None, &format!("{t} serve"));
-    let c_up = time_to(HEALTHY, within, "checker: back");
+    let c_up = time_to(&healthy, within, "checker: back");
     let report = format!(
-        "failure (both web servers killed) -> final table: keepalived {k_down:.2?}, ipvs-checker {c_down:.2?}\n\
-         recovery (both started) -> healthy table: keepalived {k_up:.2?}, ipvs-checker {c_up:.2?}\n\
+        "failure (both servers killed, rs3's page changed) -> final table: keepalived {k_down:.2?}, ipvs-checker {c_down:.2?}\n\
+         recovery (both started, the page back) -> healthy table: keepalived {k_up:.2?}, ipvs-checker {c_up:.2?}\n\
          (delay_loop 2, connect_timeout 2, retry 0: interval 2s, timeout 2s, fall 1, rise 1)\n"
     );
     std::fs::write(dir.join("failover-times.txt"), &report).expect("write");
@@ -520,7 +596,8 @@ fn vip_on_cl0() -> bool {
 /// (weights-table.conf, failover.conf without its checker blocks) and runs
 /// VRRP (MASTER, the VIP on cl0), the checker on `import --mode weights`
 /// of failover.conf validates and sets the weights of keepalived's real
-/// servers: rs1's server killed, weight 0; back, weight 2; keepalived
+/// servers: rs1's server killed, weight 0 (web and UDP); back, weight 2
+/// (and 1 for UDP); keepalived
 /// still running, its service never gone, the VIP still on cl0.
 #[test]
 #[ignore = "needs the lab (real IPVS, keepalived)"]
@@ -534,7 +611,7 @@ fn weights_mode_beside_a_running_keepalived_follows_its_table() {
     let mut keepalived =
         start_keepalived_with(&fixture("keepalived/weights-table.conf"), &log, true);
     let sorry = "-a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 0";
-    let healthy: Vec<&str> = HEALTHY.iter().copied().chain([sorry]).collect();
+    let healthy: Vec<&str> = failover_healthy().into_iter().chain([sorry]).collect();
     time_to(&healthy, within, "keepalived's table");
     let start = Instant::now();
     let master = |log: &Path| {
@@ -570,9 +647,14 @@ fn weights_mode_beside_a_running_keepalived_follows_its_table() {
             "-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 0",
             "-a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1",
             sorry,
+            DIGEST_SERVICE,
+            "-a -t 198.18.0.11:80 -r 198.18.1.13:80 -m -w 1",
+            UDP_SERVICE,
+            "-a -u 198.18.0.10:53 -r 198.18.1.11:53 -m -w 0",
+            "-a -u 198.18.0.10:53 -r 198.18.1.12:53 -m -w 1",
         ],
         within,
-        "rs1 at weight 0 in keepalived's table",
+        "rs1 at weight 0 in keepalived's table (web and UDP)",
     );
     run_in(None, &format!("{t} serve"));
     let up = time_to(&healthy, within, "rs1 back at weight 2");

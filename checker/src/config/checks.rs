@@ -18,7 +18,8 @@ use super::dns::{self, DnsFields};
 use super::scalars::{optional_regex, Dur};
 use super::tls::{self, TlsFields, TlsSettings};
 use super::{
-    Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Step, UdpCheck,
+    Check, CheckKind, ConversationCheck, DnsCheck, ExecCheck, HttpCheck, HttpsCheck, Md5, Step,
+    UdpCheck,
 };
 
 /// A `check:` block as written: one struct for every type, so that a
@@ -36,6 +37,7 @@ struct RawCheck {
     headers: Option<BTreeMap<String, String>>,
     expect_status: Option<Vec<StatusSpec>>,
     body: Option<String>,
+    body_md5: Option<String>,
     keep_alive: Option<Dur>,
     ca_file: Option<String>,
     server_name: Option<String>,
@@ -172,6 +174,7 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
         ("headers", c.headers.is_some()),
         ("expect_status", c.expect_status.is_some()),
         ("body", c.body.is_some()),
+        ("body_md5", c.body_md5.is_some()),
         ("keep_alive", c.keep_alive.is_some()),
     ];
     let tls_fields = [
@@ -435,6 +438,7 @@ fn http_check(c: &RawCheck) -> Result<HttpCheck, String> {
         expect_status.push((200, 299));
     }
     let body = optional_regex("body", c.body.as_ref(), Regex::new)?;
+    let body_md5 = c.body_md5.as_deref().map(md5_digest).transpose()?;
     Ok(HttpCheck {
         method,
         path,
@@ -442,8 +446,23 @@ fn http_check(c: &RawCheck) -> Result<HttpCheck, String> {
         headers,
         expect_status,
         body,
+        body_md5,
         keep_alive: c.keep_alive.as_ref().map(|d| d.0),
     })
+}
+
+/// `body_md5`: an MD5 as 32 hex digits (either case), keepalived's
+/// `digest`.
+fn md5_digest(hex: &str) -> Result<Md5, String> {
+    conversation::from_hex(hex)
+        .filter(|_| hex.len() == 32)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(Md5)
+        .ok_or_else(|| {
+            format!(
+                "invalid body_md5 {hex:?}: expected an MD5 as 32 hex digits, like eff5bc1ef8ec9d03e640fc4370f5eacd (`md5sum` of the page)"
+            )
+        })
 }
 
 fn status_range(spec: &StatusSpec) -> Result<(u16, u16), String> {

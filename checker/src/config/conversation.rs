@@ -57,6 +57,13 @@ const PRESETS: &[(&str, &[(&str, &str)])] = &[
     ("mysql", &[("expect", r"(?s-u)^.{3}\x00\x0a")]),
 ];
 
+/// The steps of the preset `name`, as written in a config (`("send",
+/// TEXT)`, `("expect", REGEX)`), for a config written from another
+/// tool's (`ipvs-checker import`).
+pub fn preset_steps(name: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
 /// The names of the presets, for messages and docs.
 pub(super) fn preset_names() -> String {
     let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();

@@ -31,6 +31,9 @@ impl fmt::Display for Check {
             if let Some(body) = &h.body {
                 write!(f, " body=/{}/", body.as_str())?;
             }
+            if let Some(md5) = &h.body_md5 {
+                write!(f, " body_md5={md5}")?;
+            }
             if let Some(keep_alive) = h.keep_alive {
                 write!(f, " keep_alive={keep_alive:?}")?;
             }

@@ -55,6 +55,7 @@ mod scalars;
 mod service;
 mod tls;
 
+pub use conversation::preset_steps;
 pub use describe::describe;
 pub use dns::rcode_name;
 pub use hooks::{ExecHook, Hooks, Webhook, DEFAULT_MAX_RUNNING_HOOKS};
@@ -389,6 +390,16 @@ pub struct HttpsCheck {
     pub tls: TlsCheck,
 }
 
+/// An MD5 digest; written as 32 lowercase hex digits, as `md5sum` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Md5(pub [u8; 16]);
+
+impl fmt::Display for Md5 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 /// The request an HTTP(S) check sends and the answer it accepts.
 #[derive(Debug, Clone)]
 pub struct HttpCheck {
@@ -404,6 +415,9 @@ pub struct HttpCheck {
     pub expect_status: Vec<(u16, u16)>,
     /// A regex the body must match, if set.
     pub body: Option<Regex>,
+    /// The MD5 the whole body must have, if set (`body_md5`, keepalived's
+    /// `digest`).
+    pub body_md5: Option<Md5>,
     /// How long one connection may serve probes (`keep_alive`): unset, a
     /// new connection per probe, as keepalived and ldirectord make. Set,
     /// the probes go over one kept-alive connection (HTTP/1.1, and for

@@ -140,6 +140,7 @@ fn describe_lists_every_real_server() {
 const INVALID: &[(&str, &str)] = &[
     ("address-and-fwmark", "2:5: services[0]: set either address or fwmark, not both"),
     ("body-regex", "3:12: services[0].check: invalid body regex: regex parse error:\n    (ok\n    ^\nerror: unclosed group"),
+    ("body-md5", "3:12: services[0].check: invalid body_md5 \"3b1fb749c971d7a2c6a517b37f735df\": expected an MD5 as 32 hex digits, like eff5bc1ef8ec9d03e640fc4370f5eacd (`md5sum` of the page)"),
     ("ca-file-missing", "2:5: services[0]: check: ca_file testdata/no-such-ca.pem: I/O error: No such file or directory (os error 2)"),
     ("check-and-checks", "2:5: services[0]: set check (one check) or checks (several, all must pass), not both"),
     ("check-type", "3:12: services[0].check: unknown check type \"ping\": expected tcp, http, https, exec, dns, udp or icmp"),

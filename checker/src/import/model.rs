@@ -177,6 +177,8 @@ pub enum CheckKind {
     Https(Http),
     /// `type: tcp` with `preset:` (`smtp`, `imap`, `pop3`, `mysql`).
     Preset(&'static str),
+    /// `type: tcp` with `steps:`.
+    Conversation(Vec<Step>),
     /// `type: dns`.
     Dns {
         /// `name:`.
@@ -219,6 +221,17 @@ pub struct Http {
     pub expect_status: Vec<String>,
     /// `body:` (a regex).
     pub body: Option<String>,
+    /// `body_md5:`: 32 lowercase hex digits.
+    pub body_md5: Option<String>,
+}
+
+/// One `steps:` entry of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `{send: TEXT}`.
+    Send(String),
+    /// `{expect: REGEX}`.
+    Expect(String),
 }
 
 /// `IP:PORT`, `[IPv6]:PORT`, or the bare IP when `port` is `None`.

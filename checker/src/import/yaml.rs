@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::model::{self, Check, CheckKind, Http, RealServer, Service, ServiceAddr, Timing};
+use super::model::{self, Check, CheckKind, Http, RealServer, Service, ServiceAddr, Step, Timing};
 use crate::config::Mode;
 
 /// The YAML text of `config`.
@@ -183,6 +183,16 @@ fn check(c: &Check) -> String {
             parts.push("insecure_skip_verify: true".into());
         }
         CheckKind::Preset(preset) => parts.push(format!("type: tcp, preset: {preset}")),
+        CheckKind::Conversation(steps) => {
+            let steps: Vec<String> = steps
+                .iter()
+                .map(|step| match step {
+                    Step::Send(text) => format!("{{send: {}}}", quote(text)),
+                    Step::Expect(re) => format!("{{expect: {}}}", quote(re)),
+                })
+                .collect();
+            parts.push(format!("type: tcp, steps: [{}]", steps.join(", ")));
+        }
         CheckKind::Icmp => parts.push("type: icmp".into()),
         CheckKind::Udp {
             payload_hex,
@@ -253,6 +263,9 @@ fn http_parts(parts: &mut Vec<String>, http: &Http) {
     }
     if let Some(b) = &http.body {
         parts.push(format!("body: {}", quote(b)));
+    }
+    if let Some(md5) = &http.body_md5 {
+        parts.push(format!("body_md5: {}", quote(md5)));
     }
 }
 

@@ -1,4 +1,5 @@
-//! `http`: an HTTP/1.1 request whose status (and, if set, body) must match.
+//! `http`: an HTTP/1.1 request whose status (and, if set, body and its
+//! MD5) must match.
 //!
 //! By default each probe opens a connection of its own and asks the
 //! server to close it (`Connection: close`). With `keep_alive` set, the
@@ -21,13 +22,15 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Phase, Phases, ProbeError, Success, Target};
-use crate::config::HttpCheck;
+use crate::config::{HttpCheck, Md5 as Md5Digest};
 
-/// How much of a body is read for the regex: health pages are small, and a
-/// cap keeps a large or endless one from costing more.
+/// How much of a body is read for the regex and the MD5: health pages are
+/// small, and a cap keeps a large or endless one from costing more. A
+/// longer body is matched by its first 64 KiB, and fails `body_md5`.
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// A probe's stream: TCP, or TLS over TCP.
@@ -205,10 +208,15 @@ async fn request(
                         .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
                 });
         let mut whole = false;
-        if check.body.is_some() || keep_alive {
+        if check.body.is_some() || check.body_md5.is_some() || keep_alive {
             let mut body = response.into_body();
             let (mut seen, mut read) = (Vec::new(), 0);
-            while read < BODY_LIMIT {
+            // The digest takes the body as it comes, frame by frame: only
+            // the regex needs the bytes kept.
+            let mut md5 = check.body_md5.map(|_| Md5::new());
+            // One frame past the limit is read, so that a body of exactly
+            // the limit is seen to end.
+            while read <= BODY_LIMIT {
                 match body.frame().await {
                     None => {
                         whole = true;
@@ -221,6 +229,9 @@ async fn request(
                             if check.body.is_some() {
                                 seen.extend_from_slice(data);
                             }
+                            if let Some(md5) = &mut md5 {
+                                md5.update(data);
+                            }
                         }
                     }
                 }
@@ -229,6 +240,18 @@ async fn request(
                 seen.truncate(BODY_LIMIT);
                 if !re.is_match(&String::from_utf8_lossy(&seen)) {
                     return Err(ProbeError::Body(re.as_str().to_owned()));
+                }
+            }
+            if let (Some(md5), Some(want)) = (md5, check.body_md5) {
+                if !whole {
+                    return Err(ProbeError::BodyMd5(format!(
+                        "the body is longer than {} KiB, the most a check reads: its MD5 is not known",
+                        BODY_LIMIT / 1024
+                    )));
+                }
+                let got = Md5Digest(md5.finalize().into());
+                if got != want {
+                    return Err(ProbeError::BodyMd5(format!("{got}, expected {want}")));
                 }
             }
         }

@@ -95,6 +95,9 @@ pub enum ProbeError {
     /// The body did not match the regex.
     #[error("body does not match /{0}/")]
     Body(String),
+    /// The body's MD5 is not `body_md5`, or the body is too long to know it.
+    #[error("body MD5: {0}")]
+    BodyMd5(String),
     /// A `send` step of a conversation could not write.
     #[error("step {step}: send: {source}")]
     Send {
@@ -154,7 +157,7 @@ pub enum ProbeError {
 impl ProbeError {
     /// A short name of the failure: `timeout`, `connect`, `tls_unknown_ca`,
     /// `tls_bad_name`, `tls_expired`, `tls`, `http`, `status`, `body`,
-    /// `send`, `expect`, `exec`, `exit`, `dns`, `dns_rcode`, `dns_answer`, `icmp`.
+    /// `body_md5`, `send`, `expect`, `exec`, `exit`, `dns`, `dns_rcode`, `dns_answer`, `icmp`.
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeError::Timeout(_) => "timeout",
@@ -166,6 +169,7 @@ impl ProbeError {
             ProbeError::Http(_) => "http",
             ProbeError::Status(_) => "status",
             ProbeError::Body(_) => "body",
+            ProbeError::BodyMd5(_) => "body_md5",
             ProbeError::Send { .. } => "send",
             ProbeError::Expect { .. } => "expect",
             ProbeError::Exec(_) => "exec",

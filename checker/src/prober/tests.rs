@@ -1069,6 +1069,7 @@ async fn a_probe_goes_on_over_the_connection_made_ahead_unless_it_waited_too_lon
     assert_eq!(accepts.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
+mod body_md5;
 mod checks;
 mod dns;
 mod icmp;

@@ -1,7 +1,7 @@
 //! keepalived's checker blocks (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
-//! SMTP_CHECK, DNS_CHECK, PING_CHECK, UDP_CHECK (its own keywords in
-//! `udp`)), the
-//! settings passed down to them, their timing and their `url` blocks.
+//! SMTP_CHECK (its own keywords in `smtp`), DNS_CHECK, PING_CHECK,
+//! UDP_CHECK (its own keywords in `udp`)), with what they all take
+//! (`settings`), their timing and their `url` blocks.
 //!
 //! Timing: keepalived checks every `delay_loop` (60 s unless set), gives
 //! a connection `connect_timeout` (5 s), and after a failed check of a
@@ -11,75 +11,29 @@
 //! is `retry + 1`, `interval` is `delay_loop`, `rise` is 1; the retries'
 //! own spacing has no counterpart (the checker probes every interval).
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::args::{flag, number, one_arg, timer};
+use super::args::{flag, one_arg, timer};
+use super::settings::{no_counterpart, Connection, Converted, Inherited};
+use super::smtp::SmtpOptions;
 use super::tree::Statement;
 use super::udp::UdpOptions;
 use crate::import::diag::{Diagnostics, Loc, ParseError, Severity};
 use crate::import::model::{Check, CheckKind, Http, Timing};
 use crate::import::yaml;
 
-/// Settings a virtual_server and a real_server pass down to checkers.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Inherited {
-    delay_loop: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    retry: Option<u32>,
-    delay_before_retry: Option<Duration>,
-    pub(super) inhibit_on_failure: Option<bool>,
-    virtualhost: Option<String>,
-}
-
-impl Inherited {
-    /// Takes `s` if it is one of the inherited settings.
-    pub(super) fn take(
-        &mut self,
-        s: &Statement,
-        diags: &mut Diagnostics,
-    ) -> Result<bool, ParseError> {
-        match s.keyword.text.as_str() {
-            "delay_loop" => self.delay_loop = Some(timer(one_arg(s, diags)?)?),
-            "connect_timeout" => self.connect_timeout = Some(timer(one_arg(s, diags)?)?),
-            "retry" | "nb_get_retry" | "nb_sock_retry" => {
-                self.retry = Some(number(one_arg(s, diags)?, "retry")?)
-            }
-            "delay_before_retry" => self.delay_before_retry = Some(timer(one_arg(s, diags)?)?),
-            "inhibit_on_failure" => self.inhibit_on_failure = Some(flag(s)?),
-            "virtualhost" => self.virtualhost = Some(one_arg(s, diags)?.text.clone()),
-            "warmup" => diags.push(
-                s.loc(),
-                Severity::Different,
-                "warmup (a random delay before the first check) has no counterpart: the checker spreads its first probes itself",
-            ),
-            "alpha" => diags.push(
-                s.loc(),
-                Severity::Note,
-                "alpha: managed mode always starts a real server it adds at weight 0 until its checks pass",
-            ),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-}
-
-/// A checker block's checks (one, or one per `url`), timing, check
-/// address and source address.
-type Converted = (Vec<Check>, Timing, Option<SocketAddr>, Option<IpAddr>);
-
+/// The checker block `c` as the checker's checks: one [`Converted`], or
+/// for an SMTP_CHECK with `host` blocks one per host.
 pub(super) fn checker(
     c: &Statement,
     rs_inherited: &Inherited,
     rs_port: Option<u16>,
     comments: &mut Vec<String>,
     diags: &mut Diagnostics,
-) -> Result<Converted, ParseError> {
+) -> Result<Vec<Converted>, ParseError> {
     let kind = c.keyword.text.as_str();
     let mut inherited = rs_inherited.clone();
-    let mut connect_ip: Option<IpAddr> = None;
-    let mut connect_port: Option<u16> = None;
-    let mut bindto = None;
+    let mut connection = Connection::default();
     let mut urls = Vec::new();
     let mut misc_path: Option<(String, Loc)> = None;
     let mut misc_timeout: Option<Duration> = None;
@@ -88,21 +42,17 @@ pub(super) fn checker(
     let mut dns_type = "SOA".to_string();
     let mut dns_name = ".".to_string();
     let mut udp = UdpOptions::default();
+    let mut smtp = SmtpOptions::default();
     for s in c.children() {
-        if inherited.take(s, diags)? || (kind == "UDP_CHECK" && udp.take(s, diags)?) {
+        if inherited.take(s, diags)?
+            || connection.take(s, kind, comments, diags)?
+            || (kind == "UDP_CHECK" && udp.take(s, diags)?)
+            || (kind == "SMTP_CHECK" && smtp.take(s, &mut inherited, comments, diags)?)
+        {
             continue;
         }
         let key = s.keyword.text.as_str();
         match key {
-            "connect_ip" => {
-                let w = one_arg(s, diags)?;
-                connect_ip = Some(w.text.parse().map_err(|_| ParseError::new(&w.loc, format!("{:?}: invalid connect_ip", w.text)))?);
-            }
-            "connect_port" => connect_port = Some(number(one_arg(s, diags)?, "connect_port")?),
-            "bindto" => {
-                let w = one_arg(s, diags)?;
-                bindto = Some(w.text.parse().map_err(|_| ParseError::new(&w.loc, format!("{:?}: invalid bindto", w.text)))?);
-            }
             "url" if matches!(kind, "HTTP_GET" | "SSL_GET") => urls.push(s),
             "misc_path" if kind == "MISC_CHECK" => {
                 let w = one_arg(s, diags)?;
@@ -117,25 +67,12 @@ pub(super) fn checker(
             }
             "type" if kind == "DNS_CHECK" => dns_type = one_arg(s, diags)?.text.to_ascii_uppercase(),
             "name" if kind == "DNS_CHECK" => dns_name = one_arg(s, diags)?.text.clone(),
-            "helo_name" if kind == "SMTP_CHECK" => comments.push(format!(
-                "{}: helo_name: the smtp preset greets with EHLO ipvs-checker",
-                s.loc().line_only()
-            )),
-            "host" if kind == "SMTP_CHECK" => {
-                let message = "SMTP_CHECK host block (another address to check): not converted, the real server's own address is checked";
-                diags.push(s.loc(), Severity::Dropped, message);
-                comments.push(format!("{}: {message}", s.loc().line_only()));
-            }
             "log_all_failures" => {}
             "enable_sni" if kind == "SSL_GET" => comments.push(format!(
                 "{}: enable_sni: the checker sends the host as SNI (server_name, else the Host header)",
                 s.loc().line_only()
             )),
-            "bind_port" | "bind_if" | "fwmark" | "http_protocol" | "fast_recovery" => {
-                let message = format!("{kind} {key} has no counterpart in the checker");
-                diags.push(s.loc(), Severity::Dropped, &message);
-                comments.push(format!("{}: {message}", s.loc().line_only()));
-            }
+            "http_protocol" | "fast_recovery" => no_counterpart(s, kind, comments, diags),
             _ => diags.push(s.loc(), Severity::Dropped, format!("unknown keyword {key:?} in {kind}")),
         }
     }
@@ -148,21 +85,21 @@ pub(super) fn checker(
         );
     }
     let timing = timing(&inherited, kind, c.loc(), comments, diags);
-    let (check_address, port) = match (connect_ip, connect_port) {
-        (Some(ip), p) => match p.or(rs_port) {
-            Some(p) => (Some(SocketAddr::new(ip, p)), None),
-            None => {
-                return Err(ParseError::new(
-                    c.loc(),
-                    "connect_ip without a port to connect to (set connect_port)",
-                ))
-            }
-        },
-        (None, p) => (None, p.filter(|p| Some(*p) != rs_port)),
+    let (check_address, port) = connection.target(rs_port, c.loc())?;
+    let one = |kind: CheckKind| Converted {
+        checks: vec![Check { kind, port }],
+        timing,
+        check_address,
+        source: connection.bindto,
+        label: c.keyword.text.clone(),
+        loc: c.loc().clone(),
     };
     let kind = match kind {
         "TCP_CHECK" => CheckKind::Tcp,
-        "SMTP_CHECK" => CheckKind::Preset("smtp"),
+        "SMTP_CHECK" => {
+            let own = smtp.checks_own(c).then(|| one(smtp.kind()));
+            return smtp.checkers(own, timing, rs_port, comments, diags);
+        }
         "PING_CHECK" => CheckKind::Icmp,
         "UDP_CHECK" => udp.check(c.loc(), comments, diags)?,
         "DNS_CHECK" => CheckKind::Dns {
@@ -191,21 +128,18 @@ pub(super) fn checker(
             } else {
                 CheckKind::Http
             };
-            return Ok((
-                requests
-                    .into_iter()
-                    .map(|http| Check {
-                        kind: wrap(http),
-                        port,
-                    })
-                    .collect(),
-                timing,
-                check_address,
-                bindto,
-            ));
+            let mut converted = one(CheckKind::Tcp);
+            converted.checks = requests
+                .into_iter()
+                .map(|http| Check {
+                    kind: wrap(http),
+                    port,
+                })
+                .collect();
+            return Ok(vec![converted]);
         }
     };
-    Ok((vec![Check { kind, port }], timing, check_address, bindto))
+    Ok(vec![one(kind)])
 }
 
 /// `misc_path` as the checker's `command`: split at spaces, as keepalived
@@ -345,9 +279,15 @@ fn one_url(
             "regex" => regex = Some((one_arg(s, diags)?.text.clone(), s.loc().clone())),
             "regex_no_match" => no_match = Some(s.loc().clone()),
             "digest" => {
-                let message = "digest (an MD5 of the body) has no counterpart: the checker matches the body with a regex (body:), so the answer's content is not checked";
-                diags.push(s.loc(), Severity::Dropped, message);
-                comments.push(format!("{}: {message}", s.loc().line_only()));
+                // keepalived refuses a digest that is not 32 hex digits.
+                let w = one_arg(s, diags)?;
+                if w.text.len() != 32 || !w.text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ParseError::new(
+                        &w.loc,
+                        format!("digest {:?}: expected an MD5 as 32 hex digits", w.text),
+                    ));
+                }
+                http.body_md5 = Some(w.text.to_ascii_lowercase());
             }
             "regex_options" | "regex_stack" | "regex_min_offset" | "regex_max_offset" => {
                 let message =

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::args::{forward, number, one_arg, one_or_more, one_or_more_at};
-use super::checks::Inherited;
 use super::groups::{group_members, Member};
 use super::real_server::{real_server, Pool};
+use super::settings::Inherited;
 use super::tree::Statement;
 use crate::config::Mode;
 use crate::import::diag::{Diagnostics, Loc, ParseError, Severity};

@@ -2,8 +2,9 @@
 //! hand-written tokenizer ([`lexer`], which also follows `include`) and
 //! grammar ([`tree`]), its `virtual_server` blocks mapped to checker
 //! services ([`convert`]; the groups' members in `groups`, the real
-//! servers in `real_server`, their checkers in `checks` (UDP_CHECK's
-//! keywords in `udp`), the keywords' arguments in `args`).
+//! servers in `real_server`, their checkers in `checks` (what every
+//! checker takes in `settings`, UDP_CHECK's keywords in `udp`,
+//! SMTP_CHECK's in `smtp`), the keywords' arguments in `args`).
 
 use std::path::Path;
 
@@ -17,6 +18,8 @@ pub mod convert;
 mod groups;
 pub mod lexer;
 mod real_server;
+mod settings;
+mod smtp;
 pub mod tree;
 mod udp;
 

@@ -3,7 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::args::{forward, number, one_arg, one_or_more};
-use super::checks::{checker, timing, Inherited};
+use super::checks::{checker, timing};
+use super::settings::Inherited;
 use super::tree::Statement;
 use crate::config::Mode;
 use crate::import::diag::{Diagnostics, ParseError, Severity};
@@ -97,19 +98,19 @@ pub(super) fn real_server(
         comments.push(message.into());
     }
     let mut converted = Vec::new();
+    let others = checkers
+        .iter()
+        .any(|c| CONVERTED.contains(&c.keyword.text.as_str()));
     for c in &checkers {
         let kind = c.keyword.text.as_str();
         if CONVERTED.contains(&kind) {
-            converted.push((checker(c, &inherited, port, &mut comments, diags)?, *c));
+            converted.extend(checker(c, &inherited, port, &mut comments, diags)?);
             continue;
         }
         let message = format!(
-            "{kind}: not converted (the import converts {}); {}",
-            CONVERTED.join(", "),
-            if checkers
-                .iter()
-                .any(|c| CONVERTED.contains(&c.keyword.text.as_str()))
-            {
+            "{}; {}",
+            not_converted(c),
+            if others {
                 "its other checkers are converted"
             } else {
                 "a TCP connect check to the real server's port stands in"
@@ -120,29 +121,35 @@ pub(super) fn real_server(
     }
     let mut converted = converted.into_iter();
     let (checks, timing, check_address, source_address) = match converted.next() {
-        Some(((mut checks, timing, check_address, source), _)) => {
+        Some(first) => {
+            let (mut checks, timing, check_address, source) = (
+                first.checks,
+                first.timing,
+                first.check_address,
+                first.source,
+            );
             // keepalived marks a real server up when all its checkers
             // are: the checker's `checks:`, all of which must pass.
-            for ((more, t, address, source_more), c) in converted {
-                let kind = c.keyword.text.as_str();
+            for more in converted {
+                let kind = &more.label;
                 let mut differs = Vec::new();
-                if t != timing {
+                if more.timing != timing {
                     differs.push(format!("{kind}'s timing differs from the first checker's: a real server's checks run together, at the first one's interval, timeout and fall"));
                 }
                 let mut same_ip = true;
-                for mut check in more {
-                    same_ip &= same_target(&mut check, address, check_address, ip, port);
+                for mut check in more.checks {
+                    same_ip &= same_target(&mut check, more.check_address, check_address, ip, port);
                     checks.push(check);
                 }
                 if !same_ip {
                     differs.push(format!("{kind} connects to another IP than the first checker: a real server's checks all probe the first one's IP (check_address), each at its own port"));
                 }
-                if source_more != source {
+                if more.source != source {
                     differs.push(format!("{kind}'s bindto differs from the first checker's: a real server's checks all use the first one's source address"));
                 }
                 for message in differs {
-                    diags.push(c.loc(), Severity::Different, &message);
-                    comments.push(format!("{}: {message}", c.loc().line_only()));
+                    diags.push(&more.loc, Severity::Different, &message);
+                    comments.push(format!("{}: {message}", more.loc.line_only()));
                 }
             }
             (checks, timing, check_address, source)
@@ -173,6 +180,33 @@ pub(super) fn real_server(
         timing,
         checks,
     })
+}
+
+/// What a checker block the import does not convert did in keepalived,
+/// and what comes nearest in the checker.
+fn not_converted(c: &Statement) -> String {
+    let kind = c.keyword.text.as_str();
+    let arg = |key: &str| {
+        c.children()
+            .iter()
+            .find(|s| s.keyword.text == key)
+            .and_then(|s| s.args.first())
+            .map_or_else(|| "?".to_owned(), |w| w.text.clone())
+    };
+    match kind {
+        "FILE_CHECK" => format!(
+            "FILE_CHECK (track_file {}: a number in a file sets the real server's weight, or takes it down): not converted; nearest in the checker: maintenance_dir, where a file named after the real server drains it, or `ipvs-checker drain`",
+            arg("track_file")
+        ),
+        "BFD_CHECK" => format!(
+            "BFD_CHECK (the state of keepalived's BFD session {}): not converted, the checker has no BFD",
+            arg("name")
+        ),
+        _ => format!(
+            "{kind}: not converted (the import converts {})",
+            CONVERTED.join(", ")
+        ),
+    }
 }
 
 /// Whether a further checker of a real server probes the same IP as its

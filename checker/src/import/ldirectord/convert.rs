@@ -301,6 +301,7 @@ fn virtual_section(
         host: virtualhost.clone(),
         expect_status: Vec::new(),
         body: receive.map(str::to_owned),
+        ..Http::default()
     };
     // The check, before any real server's own request and receive.
     let base_kind = match kind.as_str() {
