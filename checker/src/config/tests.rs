@@ -325,6 +325,15 @@ fn managed_example_reads_as_written() {
     want.netmask = Some(Netmask::V4("255.255.255.0".parse().expect("mask")));
     assert_eq!(sticky.service_config(), want);
     assert_eq!(sticky.real_servers[0].forward, ForwardMethod::DirectRoute);
+    assert_eq!(config.vip_probes.marks, 256);
+    assert_eq!(
+        config
+            .probe_services
+            .iter()
+            .map(|p| p.mark)
+            .collect::<Vec<_>>(),
+        vec![0x4950_0000]
+    );
 
     let dns = &config.services[2];
     let c = dns.service_config();
@@ -340,7 +349,7 @@ fn managed_example_reads_as_written() {
         "{text}"
     );
     assert!(
-        text.contains("TCP 198.18.0.10:443 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n  -> 198.18.1.11:443 dr slow_start 10s weight 1"),
+        text.contains("TCP 198.18.0.10:443 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n  -> 198.18.1.11:443 dr slow_start 10s weight 1 probe 198.18.0.10:443 through FWM 0x49500000 (dr to 198.18.1.11)"),
         "{text}"
     );
 }

@@ -332,6 +332,22 @@ mod tests {
             "198.18.1.13:53".parse().expect("a")
         );
         assert_eq!(dns[1].checks[0].through, None);
+        // `--config.check` says where each probe goes.
+        let text = super::super::describe(&config);
+        assert!(
+            text.contains("  -> 198.18.1.12:80 tun weight 1 probe 198.18.0.10:80 through FWM 0x49500001 (tun to 198.18.1.12) every"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "     and probe 198.18.0.11:53 through FWM 0x49500000 (dr to 198.18.1.11): dns"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("probe services: FWM 0x49500000 to 0x49500001, recorded in /var/lib/ipvs-checker/vip-probes.json\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! the kernel made one and before a deletion is forgotten, so a checker
 //! killed by SIGKILL deletes, at its next start, the ones the config no
 //! longer needs. A fwmark service with one of the marks that this checker
-//! did not make is never touched: it is reported, and its real server's
-//! probes are not steered through it.
+//! did not make is never touched, only reported: the probes that carry
+//! its mark go where it sends them, so their results say nothing of
+//! their real server until the marks are moved (`vip_probes.first_mark`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
