@@ -1940,31 +1940,41 @@ fn a_dr_real_server_without_the_vip_on_its_loopback_is_down_through_the_vip() {
     let dir = out_dir();
     let state = dir.join("vip-probes.json");
     let _ = std::fs::remove_file(&state);
-    let mut checker = Checker::start(
-        "vip-probe",
-        &format!(
-            "drain_file: {}\nvip_probes: {{state_file: {}}}\n\
-             defaults: {{interval: 500ms, timeout: 300ms, rise: 1, fall: 1}}\n\
-             services:\n\
-             \x20 - address: 198.18.0.10:80\n\
-             \x20   probe_through_vip: true\n\
-             \x20   check: {{type: http, path: /, body: \"^rs\"}}\n\
-             \x20   real_servers:\n\
-             \x20     - {{address: 198.18.1.11:80, forward: dr}}\n\
-             \x20     - {{address: 198.18.1.12:80, forward: dr}}\n\
-             \x20 - address: 198.18.0.10:81\n\
-             \x20   check: {{type: http, port: 80, path: /, body: \"^rs\"}}\n\
-             \x20   real_servers: [{{address: 198.18.1.12:81}}]\n",
-            dir.join("vip-probe-drains.json").display(),
-            state.display(),
-        ),
+    let with_vip = format!(
+        "drain_file: {}\nvip_probes: {{state_file: {}}}\n\
+         defaults: {{interval: 500ms, timeout: 300ms, rise: 1, fall: 1}}\n\
+         services:\n\
+         \x20 - address: 198.18.0.10:80\n\
+         \x20   probe_through_vip: true\n\
+         \x20   check: {{type: http, path: /, body: \"^rs\"}}\n\
+         \x20   real_servers:\n\
+         \x20     - {{address: 198.18.1.11:80, forward: dr}}\n\
+         \x20     - {{address: 198.18.1.12:80, forward: dr}}\n\
+         \x20 - address: 198.18.0.10:81\n\
+         \x20   check: {{type: http, port: 80, path: /, body: \"^rs\"}}\n\
+         \x20   real_servers: [{{address: 198.18.1.12:81}}]\n",
+        dir.join("vip-probe-drains.json").display(),
+        state.display(),
     );
+    // (forward: in weights mode only with probe_through_vip.)
+    let without_vip = with_vip
+        .replace("    probe_through_vip: true\n", "")
+        .replace(", forward: dr", "");
+    let mut checker = Checker::start("vip-probe", &with_vip);
     let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
     // A probe service per real server, made before the first probe.
-    assert_eq!(
-        fwmark_services(),
-        "FWM 1229979648 rr\n-> 198.18.1.11:0 Route 1\n\
-         FWM 1229979649 rr\n-> 198.18.1.12:0 Route 1\n"
+    const BOTH: &str = "FWM 1229979648 rr\n-> 198.18.1.11:0 Route 1\n\
+                        FWM 1229979649 rr\n-> 198.18.1.12:0 Route 1\n";
+    wait_until("the probe services", Duration::from_secs(5), || {
+        fwmark_services() == BOTH
+    });
+    let log = checker.log_text();
+    let made = log
+        .find("(to 198.18.1.12, DirectRoute) created")
+        .expect("made");
+    assert!(
+        log.find("real server is").is_none_or(|first| made < first),
+        "{log}"
     );
     let took = wait_for_weight(
         &mut ipvs,
@@ -2019,6 +2029,27 @@ fn a_dr_real_server_without_the_vip_on_its_loopback_is_down_through_the_vip() {
         Duration::from_secs(5),
     );
     eprintln!("rs2 back at weight 1 {took:?} after the VIP was put on its loopback");
+
+    // SIGKILLed: its probe services stay. Started again with a config
+    // that probes nothing through the VIP, it deletes them (its state file
+    // says they are its own); a reload back to probing through the VIP
+    // makes them again.
+    checker.signal("KILL");
+    checker.daemon.wait();
+    assert_eq!(fwmark_services(), BOTH);
+    std::fs::write(&checker.config, &without_vip).expect("write config");
+    let mut checker = Checker::start_with("vip-probe", checker.config.clone());
+    wait_until(
+        "the leftover probe services deleted",
+        Duration::from_secs(5),
+        || fwmark_services().is_empty(),
+    );
+    checker.reload(&with_vip);
+    wait_until(
+        "the probe services made on reload",
+        Duration::from_secs(5),
+        || fwmark_services() == BOTH,
+    );
 
     // Stopped: its probe services are gone, from the table and the record.
     checker.signal("TERM");

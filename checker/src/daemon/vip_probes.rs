@@ -20,8 +20,16 @@ impl<T: ManagedTable> Daemon<T> {
     /// brings the table to this config's probe services (deleting the
     /// ones a killed checker left), before any probe starts.
     pub(super) fn start_vip_probes(&mut self) -> anyhow::Result<()> {
-        self.vip_probes = VipProbes::load(&self.config.vip_probes.state_file)
-            .context("cannot read the probe services' state file")?;
+        match VipProbes::load(&self.config.vip_probes.state_file) {
+            Ok(probes) => self.vip_probes = probes,
+            // A checker that probes nothing through the VIP starts
+            // without the default file's directory readable (a tarball
+            // run as another user): it has nothing of its own to find.
+            Err(e) if self.config.probe_services.is_empty() => {
+                tracing::debug!("{e}: no probe service is configured, none is deleted");
+            }
+            Err(e) => return Err(e).context("cannot read the probe services' state file"),
+        }
         let ipv4 = self
             .config
             .probe_services
@@ -61,7 +69,11 @@ impl<T: ManagedTable> Daemon<T> {
     /// before its probes start.
     pub(super) fn follow_vip_probes(&mut self) {
         if let Err(e) = self.vip_probes.set_file(&self.config.vip_probes.state_file) {
-            warn!("{e}: the probe services it records are not known, and not deleted");
+            if self.config.probe_services.is_empty() {
+                tracing::debug!("{e}: no probe service is configured, none is deleted");
+            } else {
+                warn!("{e}: the probe services it records are not known, nor deleted; the state file before stays in use");
+            }
         }
         self.sync_vip_probes();
     }
