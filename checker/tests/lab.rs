@@ -1879,9 +1879,9 @@ fn vip_on_loopback(k: u32) {
     );
 }
 
-/// Undoes what the DR test changed outside the IPVS table, even when it
-/// fails: the VIP on the real servers' loopback, the director's
-/// `accept_local`.
+/// Undoes what the DR and TUN tests changed outside the IPVS table, even
+/// when they fail: the VIP on the real servers' loopback and on rs3's
+/// tunl0, the director's `accept_local`.
 struct DrSettings;
 
 impl Drop for DrSettings {
@@ -1892,6 +1892,10 @@ impl Drop for DrSettings {
                 "ip addr del 198.18.0.10/32 dev lo 2>/dev/null; true",
             );
         }
+        run_in(
+            Some("lab-rs3"),
+            "ip addr del 198.18.0.10/32 dev tunl0 2>/dev/null; ip link set tunl0 down; true",
+        );
         director("sysctl -qw net.ipv4.conf.rsbr0.accept_local=0");
     }
 }
@@ -2063,4 +2067,64 @@ fn a_dr_real_server_without_the_vip_on_its_loopback_is_down_through_the_vip() {
         checker.log_text()
     );
     eprintln!("vip probe test took {:?}", began.elapsed());
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_tun_real_server_is_probed_through_the_vip_in_its_tunnel() {
+    let _lock = fresh_lab();
+    let _settings = DrSettings;
+    // LVS-TUN to rs3, which decapsulates on tunl0 (ipip) but lacks the
+    // VIP there at first.
+    director(
+        "sysctl -qw net.ipv4.conf.rsbr0.accept_local=1 && \
+         ipvsadm -A -t 198.18.0.10:80 -s rr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.13:80 -i -w 1",
+    );
+    run_in(
+        Some("lab-rs3"),
+        "ip link set tunl0 up && sysctl -qw net.ipv4.conf.tunl0.rp_filter=0 net.ipv4.conf.all.rp_filter=0",
+    );
+    let dir = out_dir();
+    let state = dir.join("vip-probes-tun.json");
+    let _ = std::fs::remove_file(&state);
+    let mut checker = Checker::start(
+        "vip-probe-tun",
+        &format!(
+            "drain_file: {}\nvip_probes: {{state_file: {}}}\n\
+             defaults: {{interval: 500ms, timeout: 300ms, rise: 1, fall: 1}}\n\
+             services:\n\
+             \x20 - address: 198.18.0.10:80\n\
+             \x20   probe_through_vip: true\n\
+             \x20   check: {{type: http, path: /, body: \"^rs3\"}}\n\
+             \x20   real_servers: [{{address: 198.18.1.13:80, forward: tun}}]\n",
+            dir.join("vip-probe-tun-drains.json").display(),
+            state.display(),
+        ),
+    );
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.13:80",
+        0,
+        Duration::from_secs(5),
+    );
+    eprintln!("rs3 (no VIP on tunl0) at weight 0 {took:?} after the start");
+    assert_eq!(
+        fwmark_services(),
+        "FWM 1229979648 rr\n-> 198.18.1.13:0 Tunnel 1\n"
+    );
+    run_in(Some("lab-rs3"), "ip addr add 198.18.0.10/32 dev tunl0");
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.13:80",
+        1,
+        Duration::from_secs(5),
+    );
+    eprintln!("rs3 up {took:?} after the VIP was put on its tunl0");
+    checker.signal("TERM");
+    checker.daemon.wait();
+    assert_eq!(fwmark_services(), "");
 }
