@@ -59,7 +59,6 @@ use crate::config::{Config, Mode};
 use crate::drain::{maintenance, By, Drain, Drains};
 use crate::health::Health;
 use crate::notify::{EventKind, Notifier};
-
 use crate::reconcile::{ManagedTable, Reconciler};
 use crate::state::Shared;
 
@@ -214,6 +213,7 @@ async fn run_with<T: ManagedTable>(
         &daemon.state,
     )
     .context("cannot start the probe threads")?;
+    daemon.start_vip_probes()?;
     let (tx, mut rx) = mpsc::channel::<Report>(probes::QUEUE);
     let mut looping = Loop {
         reports: Reports {
@@ -295,6 +295,7 @@ async fn run_with<T: ManagedTable>(
         }
     }
     looping.probes.abort_all();
+    daemon.remove_vip_probes();
     watchdog.stopping();
     daemon.notify(EventKind::CheckerStopping, None, None, None);
     daemon.notifier.finish(STOP_GRACE);
@@ -321,6 +322,8 @@ struct Daemon<T> {
     ipvs: IpvsAbsence,
     /// Where events go to the hooks.
     notifier: Notifier,
+    /// The probe services of `probe_through_vip` made so far.
+    vip_probes: crate::reconcile::VipProbes,
 }
 
 impl<T: ManagedTable> Daemon<T> {
@@ -351,6 +354,7 @@ impl<T: ManagedTable> Daemon<T> {
             exhausted: ExhaustedProbes::default(),
             ipvs: IpvsAbsence::default(),
             notifier,
+            vip_probes: Default::default(),
         }
     }
 
@@ -449,6 +453,7 @@ impl<T: ManagedTable> Daemon<T> {
         if self.ipvs.waiting(std::time::Instant::now()) {
             return;
         }
+        self.sync_vip_probes();
         if self.config.mode == Mode::Managed {
             let outcome = self
                 .reconciler
@@ -497,6 +502,7 @@ impl<T: ManagedTable> Daemon<T> {
     /// Follows a new configuration.
     fn reload(&mut self, config: Config) {
         self.config = config;
+        self.follow_vip_probes();
         self.pending.clear();
         sync_owned(&self.reconciler, &self.state);
         {
@@ -590,4 +596,5 @@ mod probes;
 mod shards;
 #[cfg(test)]
 mod tests;
+mod vip_probes;
 mod watchdog;

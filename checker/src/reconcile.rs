@@ -479,9 +479,11 @@ pub mod managed;
 pub mod memory;
 pub mod owned;
 pub mod quiescent;
+pub mod vip_probes;
 
 pub use managed::{Action, ManagedOutcome, ManagedTable, Removal};
 pub use owned::{Owned, StateFileError};
+pub use vip_probes::VipProbes;
 
 #[cfg(test)]
 mod tests;

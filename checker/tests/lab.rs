@@ -1867,3 +1867,264 @@ impl Drop for ProbeThreadStop {
         }
     }
 }
+
+/// The VIP on a DR real server's loopback, with the ARP settings that
+/// keep it from answering ARP for it (examples/lvs-dr/realserver.sh).
+fn vip_on_loopback(k: u32) {
+    run_in(
+        Some(&format!("lab-rs{k}")),
+        "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+         net.ipv4.conf.lo.arp_ignore=1 net.ipv4.conf.lo.arp_announce=2 && \
+         ip addr add 198.18.0.10/32 dev lo",
+    );
+}
+
+/// Undoes what the DR and TUN tests changed outside the IPVS table, even
+/// when they fail: the VIP on the real servers' loopback and on rs3's
+/// tunl0, the director's `accept_local`.
+struct DrSettings;
+
+impl Drop for DrSettings {
+    fn drop(&mut self) {
+        for k in [1, 2] {
+            run_in(
+                Some(&format!("lab-rs{k}")),
+                "ip addr del 198.18.0.10/32 dev lo 2>/dev/null; true",
+            );
+        }
+        run_in(
+            Some("lab-rs3"),
+            "ip addr del 198.18.0.10/32 dev tunl0 2>/dev/null; ip link set tunl0 down; true",
+        );
+        director("sysctl -qw net.ipv4.conf.rsbr0.accept_local=0");
+    }
+}
+
+/// The fwmark services in the director's table, as `ipvsadm -Ln` lists
+/// them: `FWM MARK rr` and the real server lines under it, without their
+/// connection counts (`-> RIP:0 Route WEIGHT`).
+fn fwmark_services() -> String {
+    let table = director("ipvsadm -Ln");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in table.lines() {
+        if line.starts_with("FWM") {
+            inside = true;
+        } else if !line.starts_with("  ->") {
+            inside = false;
+        }
+        if inside {
+            let fields: Vec<&str> = line.split_whitespace().take(4).collect();
+            out.push_str(&fields.join(" "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_dr_real_server_without_the_vip_on_its_loopback_is_down_through_the_vip() {
+    let _lock = fresh_lab();
+    let began = Instant::now();
+    let _settings = DrSettings;
+    // The operator's LVS-DR table; rs1 is a complete DR real server, rs2
+    // serves on its own address but lacks the VIP. The director takes
+    // answers from its own VIP on the real servers' side (accept_local:
+    // without it the kernel drops them as martians, seen in the lab).
+    vip_on_loopback(1);
+    director(
+        "sysctl -qw net.ipv4.conf.rsbr0.accept_local=1 && \
+         ipvsadm -A -t 198.18.0.10:80 -s rr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -g -w 1 && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -g -w 1 && \
+         ipvsadm -A -t 198.18.0.10:81 -s rr && \
+         ipvsadm -a -t 198.18.0.10:81 -r 198.18.1.12:81 -g -w 1",
+    );
+    let dir = out_dir();
+    let state = dir.join("vip-probes.json");
+    let _ = std::fs::remove_file(&state);
+    let with_vip = format!(
+        "drain_file: {}\nvip_probes: {{state_file: {}}}\n\
+         defaults: {{interval: 500ms, timeout: 300ms, rise: 1, fall: 1}}\n\
+         services:\n\
+         \x20 - address: 198.18.0.10:80\n\
+         \x20   probe_through_vip: true\n\
+         \x20   check: {{type: http, path: /, body: \"^rs\"}}\n\
+         \x20   real_servers:\n\
+         \x20     - {{address: 198.18.1.11:80, forward: dr}}\n\
+         \x20     - {{address: 198.18.1.12:80, forward: dr}}\n\
+         \x20 - address: 198.18.0.10:81\n\
+         \x20   check: {{type: http, port: 80, path: /, body: \"^rs\"}}\n\
+         \x20   real_servers: [{{address: 198.18.1.12:81}}]\n",
+        dir.join("vip-probe-drains.json").display(),
+        state.display(),
+    );
+    // (forward: in weights mode only with probe_through_vip.)
+    let without_vip = with_vip
+        .replace("    probe_through_vip: true\n", "")
+        .replace(", forward: dr", "");
+    let mut checker = Checker::start("vip-probe", &with_vip);
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    // A probe service per real server, made before the first probe.
+    const BOTH: &str = "FWM 1229979648 rr\n-> 198.18.1.11:0 Route 1\n\
+                        FWM 1229979649 rr\n-> 198.18.1.12:0 Route 1\n";
+    wait_until("the probe services", Duration::from_secs(5), || {
+        fwmark_services() == BOTH
+    });
+    let log = checker.log_text();
+    let made = log
+        .find("(to 198.18.1.12, DirectRoute) created")
+        .expect("made");
+    assert!(
+        log.find("real server is").is_none_or(|first| made < first),
+        "{log}"
+    );
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.12:80",
+        0,
+        Duration::from_secs(5),
+    );
+    eprintln!("rs2 (no VIP on its loopback) at weight 0 {took:?} after the start");
+    // Probed through the VIP rs1 is up; rs2's own address answers (the
+    // plain probe of :81), but what is sent to the VIP, it drops: not its
+    // address, and it does not forward. The probe times out.
+    sleep(Duration::from_secs(1));
+    let metrics = scrape();
+    assert_eq!(
+        sample(&metrics, "ipvs_checker_backend_up", RS1),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(weight(&mut ipvs, &vip80(), "198.18.1.11:80"), 1);
+    let rs2 = r#"proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",remote_address="198.18.1.12",remote_port="80""#;
+    assert_eq!(
+        sample(&metrics, "ipvs_checker_backend_up", rs2),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "ipvs_checker_last_failure_info",
+            &format!("{rs2},reason=\"timeout\"")
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    let plain = r#"proto="TCP",local_address="198.18.0.10",local_port="81",local_mark="",remote_address="198.18.1.12",remote_port="81""#;
+    assert_eq!(
+        sample(&metrics, "ipvs_checker_backend_up", plain),
+        Some(1.0),
+        "{metrics}"
+    );
+    let service81 = ServiceKey::tcp("198.18.0.10:81".parse().expect("address"));
+    assert_eq!(weight(&mut ipvs, &service81, "198.18.1.12:81"), 1);
+
+    // The VIP on rs2's loopback: it comes up.
+    vip_on_loopback(2);
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.12:80",
+        1,
+        Duration::from_secs(5),
+    );
+    eprintln!("rs2 back at weight 1 {took:?} after the VIP was put on its loopback");
+
+    // SIGKILLed: its probe services stay. Started again with a config
+    // that probes nothing through the VIP, it deletes them (its state file
+    // says they are its own); a reload back to probing through the VIP
+    // makes them again.
+    checker.signal("KILL");
+    checker.daemon.wait();
+    assert_eq!(fwmark_services(), BOTH);
+    std::fs::write(&checker.config, &without_vip).expect("write config");
+    let mut checker = Checker::start_with("vip-probe", checker.config.clone());
+    wait_until(
+        "the leftover probe services deleted",
+        Duration::from_secs(5),
+        || fwmark_services().is_empty(),
+    );
+    checker.reload(&with_vip);
+    wait_until(
+        "the probe services made on reload",
+        Duration::from_secs(5),
+        || fwmark_services() == BOTH,
+    );
+
+    // Stopped: its probe services are gone, from the table and the record.
+    checker.signal("TERM");
+    checker.daemon.wait();
+    assert_eq!(fwmark_services(), "");
+    let record = std::fs::read_to_string(&state).expect("state file");
+    assert!(record.contains("\"services\": []"), "{record}");
+    assert!(
+        !checker.log_text().contains("accept_local"),
+        "{}",
+        checker.log_text()
+    );
+    eprintln!("vip probe test took {:?}", began.elapsed());
+}
+
+#[test]
+#[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
+fn a_tun_real_server_is_probed_through_the_vip_in_its_tunnel() {
+    let _lock = fresh_lab();
+    let _settings = DrSettings;
+    // LVS-TUN to rs3, which decapsulates on tunl0 (ipip) but lacks the
+    // VIP there at first.
+    director(
+        "sysctl -qw net.ipv4.conf.rsbr0.accept_local=1 && \
+         ipvsadm -A -t 198.18.0.10:80 -s rr && \
+         ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.13:80 -i -w 1",
+    );
+    run_in(
+        Some("lab-rs3"),
+        "ip link set tunl0 up && sysctl -qw net.ipv4.conf.tunl0.rp_filter=0 net.ipv4.conf.all.rp_filter=0",
+    );
+    let dir = out_dir();
+    let state = dir.join("vip-probes-tun.json");
+    let _ = std::fs::remove_file(&state);
+    let mut checker = Checker::start(
+        "vip-probe-tun",
+        &format!(
+            "drain_file: {}\nvip_probes: {{state_file: {}}}\n\
+             defaults: {{interval: 500ms, timeout: 300ms, rise: 1, fall: 1}}\n\
+             services:\n\
+             \x20 - address: 198.18.0.10:80\n\
+             \x20   probe_through_vip: true\n\
+             \x20   check: {{type: http, path: /, body: \"^rs3\"}}\n\
+             \x20   real_servers: [{{address: 198.18.1.13:80, forward: tun}}]\n",
+            dir.join("vip-probe-tun-drains.json").display(),
+            state.display(),
+        ),
+    );
+    let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.13:80",
+        0,
+        Duration::from_secs(5),
+    );
+    eprintln!("rs3 (no VIP on tunl0) at weight 0 {took:?} after the start");
+    assert_eq!(
+        fwmark_services(),
+        "FWM 1229979648 rr\n-> 198.18.1.13:0 Tunnel 1\n"
+    );
+    run_in(Some("lab-rs3"), "ip addr add 198.18.0.10/32 dev tunl0");
+    let took = wait_for_weight(
+        &mut ipvs,
+        &vip80(),
+        "198.18.1.13:80",
+        1,
+        Duration::from_secs(5),
+    );
+    eprintln!("rs3 up {took:?} after the VIP was put on its tunl0");
+    checker.signal("TERM");
+    checker.daemon.wait();
+    assert_eq!(fwmark_services(), "");
+}

@@ -5,7 +5,9 @@ use std::fmt;
 
 use ipvs::{ForwardMethod, ServiceFlags};
 
-use super::{rcode_name, Check, CheckKind, Config, HttpCheck, HttpsCheck, Mode, Step, TlsCheck};
+use super::{
+    rcode_name, Check, CheckKind, CheckTarget, Config, HttpCheck, HttpsCheck, Mode, Step, TlsCheck,
+};
 
 impl fmt::Display for Check {
     /// One line, as `--config.check` prints it: `https GET /health expect
@@ -176,7 +178,7 @@ pub fn describe(config: &Config) -> String {
                 "  -> {}{managed} weight {} probe {} every {:?} timeout {:?} rise {} fall {}{}: {}",
                 rs.key,
                 rs.weight,
-                first.target,
+                probe_target(first),
                 t.interval,
                 t.timeout,
                 t.rise,
@@ -186,11 +188,36 @@ pub fn describe(config: &Config) -> String {
             );
             // Every further check on a line of its own under the first.
             for more in &rs.checks[1..] {
-                let _ = writeln!(out, "     and probe {}: {}", more.target, more.check);
+                let _ = writeln!(out, "     and probe {}: {}", probe_target(more), more.check);
             }
         }
     }
+    if let (Some(first), Some(last)) = (config.probe_services.first(), config.probe_services.last())
+    {
+        let _ = writeln!(
+            out,
+            "probe services: FWM {:#x} to {:#x}, recorded in {}",
+            first.mark,
+            last.mark,
+            config.vip_probes.state_file.display()
+        );
+    }
     out
+}
+
+/// Where a check probes: its address, and through which probe service
+/// when it goes through the VIP.
+fn probe_target(check: &CheckTarget) -> String {
+    match check.through {
+        Some(t) => format!(
+            "{} through FWM {:#x} ({} to {})",
+            check.target,
+            t.mark,
+            forward_name(t.forward),
+            t.real_server
+        ),
+        None => check.target.to_string(),
+    }
 }
 
 /// The config's name of a forwarding method.

@@ -54,6 +54,7 @@ mod raw;
 mod scalars;
 mod service;
 mod tls;
+mod vip;
 
 pub use conversation::preset_steps;
 pub use describe::describe;
@@ -61,6 +62,7 @@ pub use dns::rcode_name;
 pub use hooks::{ExecHook, Hooks, Webhook, DEFAULT_MAX_RUNNING_HOOKS};
 pub use ipvs_common::ConfigError;
 pub use tls::AcceptAnyCertificate;
+pub use vip::{ProbeService, Through, VipProbes};
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +97,12 @@ pub struct Config {
     pub max_running_hooks: usize,
     /// The virtual services, in file order.
     pub services: Vec<VirtualService>,
+    /// The marks and the state file of the probe services
+    /// (`vip_probes:`, see [`vip`]).
+    pub vip_probes: VipProbes,
+    /// The probe services the real servers probed through their VIP need
+    /// (`probe_through_vip`), by mark.
+    pub probe_services: Vec<ProbeService>,
 }
 
 /// What the checker owns in the IPVS table.
@@ -224,8 +232,12 @@ pub struct CheckTarget {
     /// The check.
     pub check: Arc<Check>,
     /// Where the probe goes: the real server's address, or `check_address`,
-    /// with the check's own port if it sets one.
+    /// with the check's own port if it sets one; with
+    /// `probe_through_vip`, the service's address (and the check's port).
     pub target: SocketAddr,
+    /// Set with `probe_through_vip`: the real server the probe service
+    /// sends the probe to, and its mark.
+    pub through: Option<Through>,
 }
 
 impl RealServer {

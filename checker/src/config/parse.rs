@@ -14,9 +14,9 @@ use std::path::Path;
 use ipvs_common::{yaml, ConfigError};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::raw;
 use super::scalars::Dur;
 use super::service::{Context, ServiceSeed};
+use super::{raw, vip};
 use super::{
     Config, Mode, OutOfBand, VirtualService, DEFAULT_DRAIN_FILE, DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_MAX_RUNNING_HOOKS,
@@ -43,7 +43,7 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         .build_default_hooks()
         .map_err(|e| ConfigError::new(file, e))?;
     let body = yaml::from_str_seed(file, text, FileSeed(&mut context))?;
-    let services = body.services;
+    let mut services = body.services;
     if services.is_empty() {
         return Err(ConfigError::new(
             file,
@@ -94,6 +94,10 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         Some(path) => Ok(Some(base.join(path))),
         None => Ok(None),
     };
+    let vip_probes =
+        vip::vip_probes(body.vip_probes, base).map_err(|e| ConfigError::new(file, e))?;
+    let probe_services =
+        vip::assign_marks(&mut services, &vip_probes).map_err(|e| ConfigError::new(file, e))?;
     Ok(Config {
         mode,
         state_file,
@@ -106,6 +110,8 @@ pub(super) fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, Conf
         hooks: context.default_hooks.clone(),
         max_running_hooks,
         services,
+        vip_probes,
+        probe_services,
     })
 }
 
@@ -120,6 +126,7 @@ const FIELDS: &[&str] = &[
     "maintenance_dir",
     "drain_timeout",
     "max_running_hooks",
+    "vip_probes",
     "services",
 ];
 
@@ -133,6 +140,7 @@ struct Body {
     maintenance_dir: Option<String>,
     drain_timeout: Option<Dur>,
     max_running_hooks: Option<usize>,
+    vip_probes: Option<raw::VipProbes>,
     services: Vec<VirtualService>,
 }
 
@@ -174,6 +182,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
                 "maintenance_dir" => body.maintenance_dir = map.next_value()?,
                 "drain_timeout" => body.drain_timeout = map.next_value()?,
                 "max_running_hooks" => body.max_running_hooks = map.next_value()?,
+                "vip_probes" => body.vip_probes = map.next_value()?,
                 "services" => body.services = map.next_value_seed(ServicesSeed(&mut *self.0))?,
                 // Read and validated by the first pass.
                 _ => {

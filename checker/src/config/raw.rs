@@ -32,6 +32,7 @@ pub(super) struct Settings {
     pub weight: Option<Weight>,
     pub source_address: Option<std::net::IpAddr>,
     pub slow_start: Option<Dur>,
+    pub probe_through_vip: Option<bool>,
     pub check: Option<CheckNode>,
     pub checks: Option<Vec<CheckNode>>,
     pub hooks: Option<RawHooks>,
@@ -58,6 +59,7 @@ pub(super) struct Service {
     pub fall: Option<Threshold>,
     pub weight: Option<Weight>,
     pub source_address: Option<std::net::IpAddr>,
+    pub probe_through_vip: Option<bool>,
     pub check: Option<CheckNode>,
     pub checks: Option<Vec<CheckNode>>,
     pub hooks: Option<RawHooks>,
@@ -81,8 +83,19 @@ pub(super) struct RealServer {
     pub rise: Option<Threshold>,
     pub fall: Option<Threshold>,
     pub source_address: Option<std::net::IpAddr>,
+    pub probe_through_vip: Option<bool>,
     pub check: Option<CheckNode>,
     pub checks: Option<Vec<CheckNode>>,
+}
+
+/// `vip_probes:`, the marks and the state file of the probe services of
+/// `probe_through_vip`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VipProbes {
+    pub first_mark: Option<u32>,
+    pub marks: Option<u32>,
+    pub state_file: Option<String>,
 }
 
 /// `quorum:` of a service.

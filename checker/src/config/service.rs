@@ -26,8 +26,8 @@ use super::checks::CheckNode;
 use super::hooks::{self, Hooks, RawHooks};
 use super::scalars::{forward_method, Family, Proto};
 use super::{
-    raw, Check, CheckKind, CheckTarget, HttpsCheck, Mode, Quorum, RealServer, SorryServer, Timing,
-    VirtualService,
+    raw, vip, Check, CheckKind, CheckTarget, HttpsCheck, Mode, Quorum, RealServer, SorryServer,
+    Timing, VirtualService,
 };
 
 /// Built-in timing when neither the defaults nor a service set it.
@@ -76,6 +76,7 @@ impl Context {
                 weight: defaults.weight.map(|w| w.0),
                 source: defaults.source_address,
                 slow_start: defaults.slow_start.map(|d| d.0),
+                through_vip: defaults.probe_through_vip,
                 checks,
             },
             services_seen: HashSet::new(),
@@ -127,6 +128,8 @@ struct Inherited {
     weight: Option<u32>,
     source: Option<IpAddr>,
     slow_start: Option<Duration>,
+    /// `probe_through_vip`.
+    through_vip: Option<bool>,
     /// `check:` (one) or `checks:` (all must pass).
     checks: Option<Vec<Arc<CheckNode>>>,
 }
@@ -233,9 +236,17 @@ fn service(s: raw::Service, context: &mut Context) -> Result<VirtualService, Str
                 return Err(format!("{name} is only used in mode: managed"));
             }
         }
+        let defaults_through_vip = context.defaults.through_vip;
         for rs in &s.real_servers {
+            // The probe service of `probe_through_vip` forwards as the
+            // table's real server does, which weights mode is told.
+            let through_vip = rs
+                .probe_through_vip
+                .or(s.probe_through_vip)
+                .or(defaults_through_vip)
+                .unwrap_or(false);
             for (name, set) in [
-                ("forward", rs.forward.is_some()),
+                ("forward", rs.forward.is_some() && !through_vip),
                 ("upper_threshold", rs.upper_threshold.is_some()),
                 ("lower_threshold", rs.lower_threshold.is_some()),
             ] {
@@ -350,6 +361,7 @@ fn service(s: raw::Service, context: &mut Context) -> Result<VirtualService, Str
         weight: s.weight.map(|w| w.0).or(defaults.weight),
         source: s.source_address.or(defaults.source),
         slow_start: s.slow_start.map(|d| d.0).or(defaults.slow_start),
+        through_vip: s.probe_through_vip.or(defaults.through_vip),
         checks: own_checks(s.check, s.checks)?.or_else(|| defaults.checks.clone()),
     };
     for node in inherited.checks.iter().flatten() {
@@ -452,6 +464,20 @@ fn real_server(
             timing.timeout, timing.interval
         )));
     }
+    let forward = forward_method(rs.forward);
+    let through = match rs.probe_through_vip.or(inherited.through_vip) {
+        Some(true) => Some(
+            vip::through_vip(
+                service,
+                &rs.address,
+                rs.check_address,
+                rs.forward,
+                context.mode,
+            )
+            .map_err(name)?,
+        ),
+        _ => None,
+    };
     let nodes = own_checks(rs.check, rs.checks)
         .map_err(name)?
         .or_else(|| inherited.checks.clone());
@@ -460,16 +486,15 @@ fn real_server(
         let check = context
             .check(node)
             .map_err(|e| name(format!("check: {e}")))?;
-        checks.push(check_target(&key, rs.check_address, check, &timing).map_err(name)?);
+        checks.push(check_target(&key, rs.check_address, check, &timing, through).map_err(name)?);
     }
     if checks.is_empty() {
         let tcp = Arc::new(Check {
             port: None,
             kind: CheckKind::Tcp,
         });
-        checks.push(check_target(&key, rs.check_address, tcp, &timing).map_err(name)?);
+        checks.push(check_target(&key, rs.check_address, tcp, &timing, through).map_err(name)?);
     }
-    let forward = forward_method(rs.forward);
     let upper_threshold = rs.upper_threshold.unwrap_or(0);
     let lower_threshold = rs.lower_threshold.unwrap_or(0);
     if upper_threshold > MAX_WEIGHT {
@@ -503,7 +528,11 @@ fn check_target(
     check_address: Option<SocketAddr>,
     check: Arc<Check>,
     timing: &Timing,
+    through: Option<vip::ThroughVip>,
 ) -> Result<CheckTarget, String> {
+    if through.is_some() {
+        vip::refuse_check(&check)?;
+    }
     let keep_alive = match &check.kind {
         CheckKind::Http(http) | CheckKind::Https(HttpsCheck { http, .. }) => http.keep_alive,
         _ => None,
@@ -514,12 +543,21 @@ fn check_target(
             timing.interval
         ));
     }
-    let base = check_address.unwrap_or(key.addr);
+    let base = match through {
+        // The probe goes to the VIP (the service's address, see
+        // `through_vip`), IPVS takes it to the real server.
+        Some(t) => t.vip,
+        None => check_address.unwrap_or(key.addr),
+    };
     let target = SocketAddr::new(base.ip(), check.port.unwrap_or(base.port()));
     if target.port() == 0 && check.kind.needs_port() {
         return Err(
             "no port to probe: set check.port or check_address (the real server has port 0)".into(),
         );
     }
-    Ok(CheckTarget { check, target })
+    Ok(CheckTarget {
+        check,
+        target,
+        through: through.map(|t| t.through),
+    })
 }

@@ -217,7 +217,16 @@ const INVALID: &[(&str, &str)] = &[
     ("udp-field-on-dns", "4:12: services[0].check: payload is only for udp checks, not type dns"),
     ("udp-payload-and-hex", "4:12: services[0].check: set payload or payload_hex, not both"),
     ("udp-payload-hex", "4:12: services[0].check: invalid payload_hex \"ffzz\": expected pairs of hex digits, like 0d0a"),
-    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `upper_threshold`, `lower_threshold`, `slow_start`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `check`, `checks`"),
+    ("unknown-field", "4:35: services[0].real_servers[0]: unknown field `wieght`, expected one of `address`, `weight`, `forward`, `upper_threshold`, `lower_threshold`, `slow_start`, `check_address`, `interval`, `timeout`, `rise`, `fall`, `source_address`, `probe_through_vip`, `check`, `checks`"),
+    ("vip-check-address", "2:5: services[0]: real server 198.18.1.11:80: set check_address or probe_through_vip, not both"),
+    ("vip-check-type", "2:5: services[0]: real server 198.18.1.11:53: probe_through_vip works with checks that connect over TCP (tcp, http, https, dns with transport: tcp), not type udp"),
+    ("vip-dns-over-udp", "2:5: services[0]: real server 198.18.1.11:53: probe_through_vip works with checks that connect over TCP: set transport: tcp on the dns check"),
+    ("vip-first-mark", "vip_probes.first_mark must not be 0 (a packet without a mark has 0)"),
+    ("vip-fwmark-service", "3:5: services[0]: real server 198.18.1.11:0: probe_through_vip needs a service with an address: a fwmark service has no one VIP to probe"),
+    ("vip-marks", "vip_probes.marks is 1, but 2 real servers are probed through their VIP: each needs a mark of its own"),
+    ("vip-marks-past-the-last", "vip_probes: first_mark 0xffffff00 and marks 4096 go past the largest mark, 0xffffffff"),
+    ("vip-nat", "4:5: services[0]: real server 198.18.1.11:80: probe_through_vip is for forward: dr or tun (a NAT real server answers through the director: probe its own address)"),
+    ("vip-weights-without-forward", "2:5: services[0]: real server 198.18.1.11:80: probe_through_vip needs forward: dr or tun, as the table forwards to this real server (its probe service forwards the same way)"),
     ("weight", "4:9: services[0].real_servers[0]: weight 2147483648 is out of range: IPVS accepts 0 to 2147483647"),
     ("yaml-syntax", "3:4: did not find expected '-' indicator at line 3 column 4, while parsing a block collection at line 2 column 3"),
 ];
@@ -317,6 +326,15 @@ fn managed_example_reads_as_written() {
     want.netmask = Some(Netmask::V4("255.255.255.0".parse().expect("mask")));
     assert_eq!(sticky.service_config(), want);
     assert_eq!(sticky.real_servers[0].forward, ForwardMethod::DirectRoute);
+    assert_eq!(config.vip_probes.marks, 256);
+    assert_eq!(
+        config
+            .probe_services
+            .iter()
+            .map(|p| p.mark)
+            .collect::<Vec<_>>(),
+        vec![0x4950_0000]
+    );
 
     let dns = &config.services[2];
     let c = dns.service_config();
@@ -332,7 +350,7 @@ fn managed_example_reads_as_written() {
         "{text}"
     );
     assert!(
-        text.contains("TCP 198.18.0.10:443 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n  -> 198.18.1.11:443 dr slow_start 10s weight 1"),
+        text.contains("TCP 198.18.0.10:443 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n  -> 198.18.1.11:443 dr slow_start 10s weight 1 probe 198.18.0.10:443 through FWM 0x49500000 (dr to 198.18.1.11)"),
         "{text}"
     );
 }
@@ -508,7 +526,7 @@ fn top_level_keys_are_refused_where_they_stand() {
         "services:\n  - address: 198.18.0.10:80\n    real_servers: [{address: 198.18.1.11}]\n";
     assert_eq!(
         error(&format!("{service}stat_file: x\n")),
-        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `drain_timeout`, `max_running_hooks`, `services`"
+        "c.yml:4:1: unknown field `stat_file`, expected one of `mode`, `defaults`, `state_file`, `set_expire_quiescent_template`, `drain_file`, `out_of_band`, `maintenance_dir`, `drain_timeout`, `max_running_hooks`, `vip_probes`, `services`"
     );
     assert_eq!(
         error("mode: weights\n"),

@@ -31,6 +31,11 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The local address to bind to, if set.
     pub source: Option<IpAddr>,
+    /// Set when the probe goes through the VIP (`addr` is then the VIP):
+    /// the real server, and the mark the socket carries (`SO_MARK`), the
+    /// mark of the probe service that takes it there (see
+    /// [`crate::config::ProbeService`]).
+    pub through: Option<crate::config::Through>,
 }
 
 /// What a passing probe learnt.

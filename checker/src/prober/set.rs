@@ -46,6 +46,7 @@ impl ProberSet {
                     Target {
                         addr: c.target,
                         source,
+                        through: c.through,
                     },
                 )
                 .of_service(&service)

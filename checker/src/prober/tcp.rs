@@ -7,10 +7,20 @@
 //! thousands at hundreds of real servers) or on the real server for HTTP (which closes
 //! first after `Connection: close`), and the close was a large part of an
 //! HTTP probe's CPU in a profile (lab/bench/README.md).
+//!
+//! A probe through the VIP (`probe_through_vip`, see
+//! [`crate::config::ProbeService`]) is made here too: its socket carries
+//! the probe service's mark and is bound to the director's own address
+//! toward the real server, which the real server's answer (from the VIP)
+//! comes back to.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::{Phase, Phases, ProbeError, Success, Target};
+use crate::config::Through;
 
 /// Opens a TCP connection to the target and closes it.
 pub async fn probe(target: &Target, phases: &mut Phases) -> Result<Success, ProbeError> {
@@ -30,9 +40,23 @@ pub(super) async fn connect(target: &Target, phases: &mut Phases) -> Result<TcpS
     .map_err(ProbeError::Connect)?;
     // Not a blocking close: with a linger of 0, close() resets at once.
     socket.set_zero_linger().map_err(ProbeError::Connect)?;
-    if let Some(source) = target.source {
+    let source = match target.through {
+        Some(through) => {
+            socket2::SockRef::from(&socket)
+                .set_mark(through.mark)
+                .map_err(|e| ProbeError::Connect(mark_error(e)))?;
+            match target.source {
+                Some(source) => Some(source),
+                None => {
+                    Some(source_toward(through, target.addr.ip()).map_err(ProbeError::Connect)?)
+                }
+            }
+        }
+        None => target.source,
+    };
+    if let Some(source) = source {
         socket
-            .bind(std::net::SocketAddr::new(source, 0))
+            .bind(SocketAddr::new(source, 0))
             .map_err(ProbeError::Connect)?;
     }
     let stream = socket
@@ -41,4 +65,45 @@ pub(super) async fn connect(target: &Target, phases: &mut Phases) -> Result<TcpS
         .map_err(ProbeError::Connect)?;
     phases.end();
     Ok(stream)
+}
+
+/// `SO_MARK`'s error, saying what it needs.
+fn mark_error(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        io::Error::new(
+            e.kind(),
+            format!("setting the probe service's mark (SO_MARK) needs CAP_NET_ADMIN: {e}"),
+        )
+    } else {
+        io::Error::new(
+            e.kind(),
+            format!("setting the probe service's mark (SO_MARK): {e}"),
+        )
+    }
+}
+
+/// The address the director sends from toward the real server, as its
+/// routes say (a UDP socket connected there: no packet is sent). Bound to
+/// it, the probe's connection gets the real server's answer; left to
+/// itself the kernel would send from the VIP, the route to a local
+/// address's own source, and the answer would stay on the real server.
+pub(super) fn source_toward(through: Through, vip: IpAddr) -> io::Result<IpAddr> {
+    let any: IpAddr = match through.real_server {
+        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = std::net::UdpSocket::bind((any, 0))?;
+    // The port is not used: nothing is sent.
+    socket.connect((through.real_server, 9))?;
+    let source = socket.local_addr()?.ip();
+    if source == vip {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!(
+                "the route to real server {} has the VIP {vip} as its source: set source_address to the director's own address toward it",
+                through.real_server
+            ),
+        ));
+    }
+    Ok(source)
 }

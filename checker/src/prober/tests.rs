@@ -184,7 +184,11 @@ fn check(yaml: &str, dir: &Path) -> Arc<Check> {
 }
 
 fn target(addr: SocketAddr) -> Target {
-    Target { addr, source: None }
+    Target {
+        addr,
+        source: None,
+        through: None,
+    }
 }
 
 /// One probe by a new prober (no TLS session yet).
@@ -225,11 +229,13 @@ async fn tcp_binds_the_source_address() {
     let from = Target {
         addr,
         source: Some("127.0.0.2".parse().expect("address")),
+        through: None,
     };
     probe(&tcp, &from, TIMEOUT).await.expect("from 127.0.0.2");
     let unusable = Target {
         addr,
         source: Some("198.18.200.1".parse().expect("address")),
+        through: None,
     };
     let e = probe(&tcp, &unusable, TIMEOUT)
         .await
@@ -1075,3 +1081,56 @@ mod dns;
 mod icmp;
 mod reasons;
 mod udp;
+
+#[tokio::test]
+async fn through_the_vip_the_socket_carries_the_mark_from_the_address_toward_the_real_server() {
+    use crate::config::Through;
+    let addr = server(Answer::Silence, None).await;
+    let through = Through {
+        real_server: addr.ip(),
+        forward: ipvs::ForwardMethod::DirectRoute,
+        mark: 0x4950_0000,
+    };
+    // The route to 127.0.0.1 goes from 127.0.0.1.
+    let vip: std::net::IpAddr = "198.18.0.10".parse().expect("address");
+    assert_eq!(
+        super::tcp::source_toward(through, vip).expect("a route"),
+        addr.ip()
+    );
+    let e = super::tcp::source_toward(through, addr.ip()).expect_err("the VIP itself");
+    assert_eq!(
+        e.to_string(),
+        "the route to real server 127.0.0.1 has the VIP 127.0.0.1 as its source: set source_address to the director's own address toward it"
+    );
+    // Unprivileged, SO_MARK is refused, and the error says what it needs.
+    let tcp = check("{type: tcp}", Path::new("."));
+    let marked = Target {
+        addr,
+        source: None,
+        through: Some(through),
+    };
+    let e = probe(&tcp, &marked, TIMEOUT).await.expect_err("no source");
+    if e.to_string().contains("SO_MARK") {
+        assert_eq!(
+            e.to_string(),
+            "connect: setting the probe service's mark (SO_MARK) needs CAP_NET_ADMIN: Operation not permitted (os error 1)"
+        );
+        return;
+    }
+    // Privileged: the source the route gives is the "VIP" here, refused
+    // rather than left to time out; with source_address set, and no
+    // probe service for the mark, the connection goes where its address
+    // says, the listener.
+    assert_eq!(e.reason(), "connect", "{e}");
+    assert!(
+        e.to_string().contains("as its source: set source_address"),
+        "{e}"
+    );
+    let from = Target {
+        source: Some(addr.ip()),
+        ..marked
+    };
+    probe(&tcp, &from, TIMEOUT)
+        .await
+        .expect("marked, from 127.0.0.1");
+}
