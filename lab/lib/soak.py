@@ -216,29 +216,33 @@ class Monitor:
         self.t0 = time.time()
 
     def start(self) -> list[threading.Thread]:
-        threads = [threading.Thread(target=self.scraper, args=(i,)) for i in range(CLIENTS)]
+        threads = [
+            threading.Thread(target=self.scraper, args=(i, name, url))
+            for i in range(CLIENTS)
+            for name, url in (("exporter", EXPORTER_URL), ("checker", CHECKER_URL))
+        ]
         threads += [threading.Thread(target=self.sampler), threading.Thread(target=self.client)]
         for t in threads:
             t.start()
         return threads
 
-    def scraper(self, i: int) -> None:
-        # Each client once a second, the clients spread over the second.
+    def scraper(self, i: int, name: str, url: str) -> None:
+        # Each client scrapes each daemon once a second (a scrape that
+        # takes longer delays only its own next one), the clients spread
+        # over the second.
         next_at = time.time() + i / CLIENTS
         while not self.stop.is_set():
-            for name, url in (("exporter", EXPORTER_URL), ("checker", CHECKER_URL)):
-                t = time.time()
-                try:
-                    body = get(url)
-                    if not body:
-                        raise RuntimeError("empty body")
-                    with self.lock:
-                        self.scrapes[name].append(time.time() - t)
-                except Exception as e:  # every failure is counted and named
-                    with self.lock:
-                        self.errors.append(f"{t:.3f} client {i} {name}: {e}")
-            next_at += 1
-            self.stop.wait(max(0, next_at - time.time()))
+            t = time.time()
+            try:
+                if not get(url):
+                    raise RuntimeError("empty body")
+                with self.lock:
+                    self.scrapes[name].append(time.time() - t)
+            except Exception as e:  # every failure is counted and named
+                with self.lock:
+                    self.errors.append(f"{t:.3f} client {i} {name}: {e}")
+            next_at = max(next_at + 1, time.time())
+            self.stop.wait(next_at - time.time())
 
     def sampler(self) -> None:
         clk = os.sysconf("SC_CLK_TCK")
@@ -342,6 +346,9 @@ def main() -> None:
                 sys.exit(f"soak: the {name} exited ({p.returncode}) during the run")
         table = subprocess.run(["ipvsadm", "-Ln"], capture_output=True, text=True, check=True).stdout
         metrics = urllib.request.urlopen(CHECKER_URL, timeout=30).read().decode()
+        for name, text in (("table.txt", table), ("checker-metrics.prom", metrics)):
+            with open(f"{out}/{name}", "w") as f:
+                f.write(text)
         summary = {"scrapes": monitor.scrapes, "errors": monitor.errors, "traffic": monitor.traffic}
         with open(f"{out}/monitor.json", "w") as f:
             json.dump(summary, f)
