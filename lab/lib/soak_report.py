@@ -204,6 +204,9 @@ def report(out, duration, seed, events, table, metrics, summary) -> bool:
     verdict(not mismatched and len(counted) == soak.SERVICES * soak.REAL_SERVERS,
             f"transitions of {len(counted)} real servers against the schedule ({sum(counted.values())} counted, "
             f"{sum(expected.get(rs, 1) for rs in counted)} expected); mismatched: {len(mismatched)} {', '.join(mismatched[:5])}")
+    late_probes = sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
+               if line.startswith("ipvs_checker_probes_late_total{"))
+    lines.append(f"- probes the checker counted late (timed out while it was behind, neither pass nor failure): {late_probes}")
     kinds = {}
     for event in events:
         kinds[event[1]] = kinds.get(event[1], 0) + 1
