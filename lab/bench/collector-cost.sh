@@ -20,19 +20,9 @@ services=${1:-1000}
 dests=${2:-10}
 rounds=${3:-3}
 bin=$PWD/target/release/ipvs-exporter
-dir=lab-director
 [[ -x $bin ]] || { echo "build first: cargo build --release -p ipvs-exporter" >&2; exit 1; }
-
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	lab/topology.sh down >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-in_dir() { ip netns exec "$dir" "$@"; }
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
-faults() { awk '{ print $10 }' "/proc/$1/stat"; }
+# shellcheck source=lab/bench/lib.sh
+source lab/bench/lib.sh
 
 lab/topology.sh up 1 >/dev/null
 lab/bench/table.py "$services" "$dests" | in_dir ipvsadm -R
@@ -52,12 +42,14 @@ ports=()
 for i in "${!names[@]}"; do
 	port=$((10320 + i))
 	# shellcheck disable=SC2086 # the flags are words
-	ip netns exec "$dir" "$bin" --web.listen-address=127.0.0.1:$port --log.level=warn ${flags[$i]} &
+	ip netns exec "$director" "$bin" --web.listen-address=127.0.0.1:$port --log.level=warn ${flags[$i]} &
 	pids+=($!)
 	ports+=("$port")
 done
+# Each answers, and has made its first collection before the rounds.
 for port in "${ports[@]}"; do
-	for _ in $(seq 100); do in_dir curl -sf -o /dev/null "http://127.0.0.1:$port/metrics" && break; sleep 0.2; done
+	wait_port "$port"
+	in_dir curl -sf -o /dev/null "http://127.0.0.1:$port/metrics"
 done
 
 declare -A cpu flt n

@@ -43,7 +43,6 @@ md=$out/bench-exporter.md
 bin=$PWD/target/release/ipvs-exporter
 conncost=$PWD/target/release/examples/conncost
 node=/usr/bin/prometheus-node-exporter
-dir=lab-director
 vip=198.18.0.10
 
 baseline=${BENCH_BASELINE:-}
@@ -56,33 +55,14 @@ for tool in hping3 curl "$node"; do
 	command -v "$tool" >/dev/null || { echo "missing $tool (lab/setup installs lab/packages.txt)" >&2; exit 1; }
 done
 
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	lab/topology.sh down >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-in_dir() { ip netns exec "$dir" "$@"; }
+# shellcheck source=lab/bench/lib.sh
+source lab/bench/lib.sh
 # VmHWM and VmRSS of a process, in MB.
 memory() {
 	awk '/^VmHWM|^VmRSS/ { printf "%s %.1f MB  ", $1, $2 / 1024 }' "/proc/$1/status"
 }
 mem_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-# User + system CPU seconds of a process so far, all its threads.
-cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 conn_entries() { in_dir sh -c 'tail -n +2 /proc/net/ip_vs_conn | wc -l'; }
-# Waits for an HTTP server on 127.0.0.1:PORT in the director's namespace.
-wait_port() {
-	local i
-	for i in $(seq 300); do
-		in_dir curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on :$1" >&2
-	exit 1
-}
 
 # Times whole commands in the director's namespace, interleaved: each of
 # ROUNDS rounds runs every command once, in turn (plus a first round not
@@ -96,7 +76,7 @@ wait_port() {
 interleaved() {
 	local file=$1 rounds=$2
 	shift 2
-	ip netns exec "$dir" env CLOCK="${CLOCK:-}" bash -c '
+	ip netns exec "$director" env CLOCK="${CLOCK:-}" bash -c '
 		rounds=$1
 		shift
 		for ((r = 0; r <= rounds; r++)); do
@@ -149,21 +129,21 @@ echo "ipvs-exporter: $($bin --version)"
 
 # Started by `ip netns exec` itself (not through a function: $! must be
 # the exporter's own PID, which `ip netns exec` keeps when it execs it).
-ip netns exec "$dir" "$bin" --web.listen-address=127.0.0.1:10310 --log.level=warn &
+ip netns exec "$director" "$bin" --web.listen-address=127.0.0.1:10310 --log.level=warn &
 pids+=($!)
 ours=$!
-ip netns exec "$dir" "$bin" --web.listen-address=127.0.0.1:10312 --log.level=warn \
+ip netns exec "$director" "$bin" --web.listen-address=127.0.0.1:10312 --log.level=warn \
 	--no-collector.services --no-collector.stats &
 pids+=($!)
 ours_conn=$!
 if [[ -n $baseline ]]; then
 	echo "baseline: $baseline ($("$baseline" --version 2>&1 | head -1))"
-	ip netns exec "$dir" "$baseline" --web.listen-address=127.0.0.1:10313 --log.level=warn &
+	ip netns exec "$director" "$baseline" --web.listen-address=127.0.0.1:10313 --log.level=warn &
 	pids+=($!)
 	base=$!
 	wait_port 10313
 fi
-ip netns exec "$dir" "$node" --web.listen-address=127.0.0.1:9100 --log.level=warn \
+ip netns exec "$director" "$node" --web.listen-address=127.0.0.1:9100 --log.level=warn \
 	--collector.disable-defaults --collector.ipvs &
 pids+=($!)
 theirs=$!
