@@ -171,7 +171,7 @@ impl Exporter {
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        http_request(self.connect().expect("connect"), path).expect("scrape")
+        lab_harness::http::get(self.connect().expect("connect"), path).expect("scrape")
     }
 
     /// Stops it with SIGTERM and returns its log.
@@ -193,53 +193,9 @@ impl Drop for Exporter {
     }
 }
 
-/// One GET over HTTP/1.1; the status and the body.
+/// One GET of `path` on the exporter at `port`; the status and the body.
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    http_request(TcpStream::connect(("127.0.0.1", port))?, path)
-}
-
-fn http_request(mut stream: TcpStream, path: &str) -> std::io::Result<(u16, String)> {
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let status = answer
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {answer:?}")))?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("\r\ntransfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-/// The body of a `Transfer-Encoding: chunked` answer (Go's net/http, so
-/// node_exporter, sends its larger answers so).
-fn dechunk(mut rest: &str) -> std::io::Result<String> {
-    let bad = |what: &str| std::io::Error::other(format!("bad chunked body: {what}"));
-    let mut body = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n").ok_or_else(|| bad("no size line"))?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| bad(size))?;
-        if size == 0 {
-            return Ok(body);
-        }
-        let chunk = after.get(..size).ok_or_else(|| bad("short chunk"))?;
-        body.push_str(chunk);
-        rest = after[size..]
-            .strip_prefix("\r\n")
-            .ok_or_else(|| bad("no CRLF after a chunk"))?;
-    }
+    lab_harness::http::get(TcpStream::connect(("127.0.0.1", port))?, path)
 }
 
 type Series = BTreeMap<(String, BTreeMap<String, String>), f64>;

@@ -99,13 +99,10 @@ fn now() -> f64 {
 }
 
 /// GET `url` (`http://HOST:PORT/PATH`) from the director's namespace,
-/// the `params` URL-encoded; the body, whatever the status (as curl gives
-/// it: the API's errors are JSON). Over a socket opened in that namespace,
-/// not a curl run there: each program started costs a few hundred
-/// milliseconds in the emulated VM, and the test makes a few hundred
-/// requests.
+/// the `params` URL-encoded; the body, whatever the status (the API's
+/// errors are JSON). Over a socket opened in that namespace, not a curl
+/// run there: the test makes a few hundred requests.
 fn get(url: &str, params: &[(&str, &str)]) -> String {
-    use std::io::{Read as _, Write as _};
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut target = format!("/{path}");
@@ -117,27 +114,14 @@ fn get(url: &str, params: &[(&str, &str)]) -> String {
         target.push_str(&query);
     }
     let connect = host.to_owned();
-    let mut stream = ipvs::netns::in_netns(Path::new("/run/netns/lab-director"), move || {
+    let stream = ipvs::netns::in_netns(Path::new(lab_harness::DIRECTOR), move || {
         std::net::TcpStream::connect(connect)
     })
     .expect("enter lab-director")
     .unwrap_or_else(|e| panic!("GET {url}: connect: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("read timeout");
-    // HTTP/1.0: the server closes after the body, which is then all the
-    // rest of the stream (no chunks).
-    write!(stream, "GET {target} HTTP/1.0\r\nHost: {host}\r\n\r\n")
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
+    let (_status, body) = lab_harness::http::get(stream, &target)
         .unwrap_or_else(|e| panic!("GET {url} {params:?}: {e}"));
-    let response = String::from_utf8_lossy(&response);
-    let (_head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {url} {params:?}: no HTTP answer: {response}"));
-    body.to_owned()
+    body
 }
 
 /// A Prometheus API call: its `data`, or a panic with Prometheus' error.

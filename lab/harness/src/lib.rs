@@ -4,11 +4,13 @@
 //! the path of `lab/topology.sh`, a lock with a one-time setup, since the
 //! tests of a binary share one lab network and the director's IPVS table,
 //! a guard for a daemon under test ([`Daemon`]) and whether a process is
-//! gone ([`process_gone`]); a headless Chromium for pages ([`browser`]).
+//! gone ([`process_gone`]); a headless Chromium for pages ([`browser`]);
+//! one HTTP GET over a stream the test opened ([`http`]).
 //!
 //! Test code: a command that fails panics with its output.
 
 pub mod browser;
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
