@@ -213,7 +213,7 @@ fn families(state: &State) -> Vec<Family> {
             Family::new(
                 "ipvs_checker_probes_late_total",
                 Counter,
-                "Probes that timed out while the checker itself was late (its probe thread more than a tenth of the timeout behind): neither a pass nor a failure, the real server's health is unchanged.",
+                "Probes whose timeout was the checker's own lateness, not the server's (the server had answered or still had time, by its socket; where that cannot tell, a probe thread more than a tenth of the timeout behind): neither a pass nor a failure, the real server's health is unchanged.",
             ),
             |b, labels, family| family.push(labels, b.late_probes),
         ),
