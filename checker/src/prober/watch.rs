@@ -12,7 +12,9 @@
 //!   SYN went out: the server's;
 //! - nothing the server sent waits unread, and the checker's last bytes
 //!   went out a timeout ago or more (where the server speaks first, as a
-//!   banner protocol does: the SYN went out that long ago): the server's;
+//!   banner protocol does: the SYN went out that long ago; bytes the
+//!   kernel sends again for want of an acknowledgement are not new
+//!   ones): the server's;
 //! - something the server sent waits unread, or the checker's own bytes
 //!   went out late (its thread got to them late), or it has yet to send
 //!   what it says first: not known yet. The probe goes on until the
@@ -181,7 +183,7 @@ impl Watch {
             TCP_SYN_SENT => server_since(watched.sent),
             TCP_ESTABLISHED if unread > 0 => more,
             TCP_ESTABLISHED if info.data_segs_out > 0 => {
-                server_since(now.checked_sub(info.last_data_sent).unwrap_or(now))
+                server_since(now.checked_sub(info.since_unanswered()).unwrap_or(now))
             }
             TCP_ESTABLISHED if self.server_speaks_first => server_since(watched.sent),
             // The checker has yet to send what it says first.
@@ -202,14 +204,32 @@ const TCP_CLOSE_WAIT: u8 = 8;
 /// The few fields of the kernel's `tcp_info` read here.
 struct TcpInfo {
     state: u8,
-    /// Since the checker last sent data on it (since it was made, if
-    /// none).
+    /// Since data last went out on it, sent or sent again (since it was
+    /// made, if none).
     last_data_sent: Duration,
     /// Segments with data the checker sent.
     data_segs_out: u32,
+    /// The retransmission timeout, doubled `backoff` times since the
+    /// oldest unacknowledged bytes were first sent.
+    rto: Duration,
+    backoff: u8,
 }
 
 impl TcpInfo {
+    /// Since the checker's bytes that the server has yet to answer went
+    /// out: since data last went out, unless the kernel is sending the
+    /// oldest again for want of an acknowledgement (a server host that
+    /// takes nothing in); each retransmission waits the timeout of the
+    /// time, doubled after each, so the first sending was at least
+    /// rto x (1 - 2^-backoff) before the last.
+    fn since_unanswered(&self) -> Duration {
+        let resent = match self.backoff {
+            0 => Duration::ZERO,
+            b => self.rto.mul_f64(1.0 - 0.5f64.powi(b.into())),
+        };
+        self.last_data_sent + resent
+    }
+
     /// `TCP_INFO` of `fd`; `None` where the kernel gives less than the
     /// fields read (before Linux 4.6) or fails.
     fn of(fd: &BorrowedFd<'_>) -> Option<TcpInfo> {
@@ -235,7 +255,29 @@ impl TcpInfo {
             state: info.tcpi_state,
             last_data_sent: Duration::from_millis(info.tcpi_last_data_sent.into()),
             data_segs_out: info.tcpi_data_segs_out,
+            rto: Duration::from_micros(info.tcpi_rto.into()),
+            backoff: info.tcpi_backoff,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_sent_again_count_from_their_first_sending() {
+        let info = |backoff, rto_ms| TcpInfo {
+            state: TCP_ESTABLISHED,
+            last_data_sent: Duration::from_millis(100),
+            data_segs_out: 1,
+            rto: Duration::from_millis(rto_ms),
+            backoff,
+        };
+        assert_eq!(info(0, 200).since_unanswered(), Duration::from_millis(100));
+        // Sent at 0, again at 200 ms and at 600 ms (the timeout doubled
+        // to 400, then 800 ms), the last 100 ms ago.
+        assert_eq!(info(2, 800).since_unanswered(), Duration::from_millis(700));
     }
 }
 
