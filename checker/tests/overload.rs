@@ -367,16 +367,27 @@ fn start_checker(config: &Path) -> Daemon {
     )
 }
 
+/// The checker on a fresh table, every server probed a few times
+/// (sessions made and resumed), then frozen for `frozen` every `thawed`
+/// for `settle` before the failures.
+fn checker_under_freezes(
+    frozen: Duration,
+    thawed: Duration,
+    settle: Duration,
+) -> (Daemon, Freezer) {
+    table();
+    let checker = start_checker(&write_config());
+    sleep(Duration::from_secs(5));
+    let freezer = Freezer::start(checker.pid(), frozen, thawed);
+    sleep(settle);
+    (checker, freezer)
+}
+
 #[test]
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn a_checker_late_drains_no_healthy_server_and_still_sees_refusals_on_time() {
     let _lab = lab_once(setup);
-    table();
-    let checker = start_checker(&write_config());
-    // Every server probed a few times (sessions made and resumed).
-    sleep(Duration::from_secs(5));
-    let freezer = Freezer::start(checker.pid(), FROZEN, THAWED);
-    sleep(Duration::from_secs(8));
+    let (_checker, freezer) = checker_under_freezes(FROZEN, THAWED, Duration::from_secs(8));
 
     let refusals = Failures::start(vec![Failures::refuse(1..=REFUSING)]);
     let refused_at = Instant::now();
@@ -418,11 +429,7 @@ fn a_checker_late_drains_no_healthy_server_and_still_sees_refusals_on_time() {
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn a_checker_late_all_the_time_still_sees_dropped_and_silent_servers() {
     let _lab = lab_once(setup);
-    table();
-    let checker = start_checker(&write_config());
-    sleep(Duration::from_secs(5));
-    let freezer = Freezer::start(checker.pid(), FLICKER, FLICKER);
-    sleep(Duration::from_secs(4));
+    let (_checker, freezer) = checker_under_freezes(FLICKER, FLICKER, Duration::from_secs(4));
 
     let failures = Failures::start(vec![Failures::drop_all(DROPPED), Failures::silence(SILENT)]);
     let failed_at = Instant::now();

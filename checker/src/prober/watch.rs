@@ -261,6 +261,15 @@ impl TcpInfo {
     }
 }
 
+/// Bytes received on `fd` and not read yet (for a datagram socket, the
+/// next datagram's size); `None` if the kernel does not say.
+fn unread(fd: &BorrowedFd<'_>) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int to n.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    (rc == 0).then(|| usize::try_from(n).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,13 +288,4 @@ mod tests {
         // to 400, then 800 ms), the last 100 ms ago.
         assert_eq!(info(2, 800).since_unanswered(), Duration::from_millis(700));
     }
-}
-
-/// Bytes received on `fd` and not read yet (for a datagram socket, the
-/// next datagram's size); `None` if the kernel does not say.
-fn unread(fd: &BorrowedFd<'_>) -> Option<usize> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int to n.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-    (rc == 0).then(|| usize::try_from(n).unwrap_or(0))
 }
