@@ -26,7 +26,8 @@ use crate::prober::Phase;
 use crate::state::{Backend, ServiceState, Shared, State};
 
 /// The exposition of `state` in `format`, with the checker's build and
-/// its process as they are now (read before the state is locked).
+/// its process as they are now, written from a copy of the state (see
+/// [`Shared::snapshot`]).
 pub fn exposition(state: &Shared, format: Format) -> String {
     let process = match ProcessStats::read() {
         Ok(stats) => Some(stats),
@@ -36,7 +37,7 @@ pub fn exposition(state: &Shared, format: Format) -> String {
         }
     };
     encode(
-        &state.lock(),
+        &state.snapshot(),
         &ipvs_web::build_info!(),
         process.as_ref(),
         format,
