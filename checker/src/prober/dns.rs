@@ -60,9 +60,9 @@ async fn over_udp(
     phases: &mut Phases,
 ) -> Result<Message, ProbeError> {
     let socket = super::udp::connected(target).await?;
-    phases.begin(Phase::Response);
+    let sent = phases.begin(Phase::Response);
     socket.send(bytes).await.map_err(ProbeError::Connect)?;
-    watch.sent_datagram(&socket, target.addr);
+    watch.sent_datagram(&socket, target.addr, sent);
     let mut buf = vec![0u8; UDP_MAX];
     loop {
         let n = socket.recv(&mut buf).await.map_err(ProbeError::Connect)?;

@@ -220,7 +220,7 @@ async fn handshake(
 ) -> Result<TlsStream<TcpStream>, ProbeError> {
     let tcp = match ahead {
         Some(tcp) => {
-            watch.connecting(&tcp, target.addr);
+            watch.connecting(&tcp, target.addr, std::time::Instant::now());
             tcp
         }
         None => super::tcp::connect(target, watch, phases).await?,

@@ -261,11 +261,13 @@ impl Phases {
         self
     }
 
-    /// Ends the phase in progress, if any, and starts `phase`.
-    pub(crate) fn begin(&mut self, phase: Phase) {
+    /// Ends the phase in progress, if any, and starts `phase`; when, for
+    /// a caller that needs the time too (one clock read, not two).
+    pub(crate) fn begin(&mut self, phase: Phase) -> Instant {
         let now = Instant::now();
         self.end_at(now);
         self.current = Some((phase, now));
+        now
     }
 
     /// Ends the phase in progress, if any.

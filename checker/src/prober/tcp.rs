@@ -39,7 +39,7 @@ pub(super) async fn connect(
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<TcpStream, ProbeError> {
-    phases.begin(Phase::Connect);
+    let began = phases.begin(Phase::Connect);
     let socket = if target.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -67,7 +67,8 @@ pub(super) async fn connect(
             .bind(SocketAddr::new(source, 0))
             .map_err(ProbeError::Connect)?;
     }
-    watch.connecting(&socket, target.addr);
+    // The SYN goes out at the connect's first poll, just after.
+    watch.connecting(&socket, target.addr, began);
     let stream = socket
         .connect(target.addr)
         .await

@@ -45,12 +45,12 @@ pub async fn probe(
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let socket = connected(target).await?;
-    phases.begin(Phase::Response);
+    let sent = phases.begin(Phase::Response);
     socket
         .send(&check.payload)
         .await
         .map_err(ProbeError::Connect)?;
-    watch.sent_datagram(&socket, target.addr);
+    watch.sent_datagram(&socket, target.addr, sent);
     let mut buf = vec![0u8; DATAGRAM_MAX];
     let mut last: Option<Vec<u8>> = None;
     loop {

@@ -90,24 +90,26 @@ impl Watch {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `socket`'s SYN to `peer` goes out now. The prober keeps the socket
-    /// open until its probe ends, or names another one here first.
-    pub(super) fn connecting(&self, socket: &impl AsRawFd, peer: SocketAddr) {
+    /// `socket`'s SYN to `peer` goes out at `sent` (or just after). The
+    /// prober keeps the socket open until its probe ends, or names
+    /// another one here first.
+    pub(super) fn connecting(&self, socket: &impl AsRawFd, peer: SocketAddr, sent: Instant) {
         *self.lock() = Some(Watched {
             fd: socket.as_raw_fd(),
             peer,
-            sent: Instant::now(),
+            sent,
             datagram: false,
         });
     }
 
-    /// `socket`, connected to `peer`, sent its datagram just now. As for
-    /// [`Watch::connecting`], it stays open until the probe ends.
-    pub(super) fn sent_datagram(&self, socket: &impl AsRawFd, peer: SocketAddr) {
+    /// `socket`, connected to `peer`, sent its datagram at `sent` (or just
+    /// after). As for [`Watch::connecting`], it stays open until the
+    /// probe ends.
+    pub(super) fn sent_datagram(&self, socket: &impl AsRawFd, peer: SocketAddr, sent: Instant) {
         *self.lock() = Some(Watched {
             fd: socket.as_raw_fd(),
             peer,
-            sent: Instant::now(),
+            sent,
             datagram: true,
         });
     }
