@@ -36,14 +36,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use ipvs::ServiceKey;
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use self::ipvs_absence::IpvsAbsence;
@@ -51,7 +48,7 @@ use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
 use self::looping::{next_order, sleep_until, Loop, Signals};
-use self::probes::{CheckerFault, Recoveries, Recovery, Report, Reports};
+use self::probes::{CheckerFault, Recovery, Report};
 use self::shards::Shards;
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
@@ -215,22 +212,8 @@ async fn run_with<T: ManagedTable>(
     .context("cannot start the probe threads")?;
     daemon.start_vip_probes()?;
     let (tx, mut rx) = mpsc::channel::<Report>(probes::QUEUE);
-    let mut looping = Loop {
-        reports: Reports {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        },
-        full_handshakes: Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
-        programs: Arc::new(Semaphore::new(options.max_programs.max(1))),
-        generation: 0,
-        recoveries: Recoveries::new(&daemon.config),
-        probes: JoinSet::new(),
-        shards,
-        ramping: false,
-        flush_at: None,
-        options,
-    };
-    looping.start_probes(&daemon.config);
+    let mut looping = Loop::new(options, shards, tx, &daemon.config);
+    looping.follow_probes(&daemon.config);
     daemon.state.lock().reset(&daemon.config);
     let mut signals = Signals::new()?;
     let mut resync = tokio::time::interval(RESYNC);
@@ -294,7 +277,7 @@ async fn run_with<T: ManagedTable>(
             _ = &mut stop => break,
         }
     }
-    looping.probes.abort_all();
+    looping.probes.stop();
     daemon.remove_vip_probes();
     watchdog.stopping();
     daemon.notify(EventKind::CheckerStopping, None, None, None);

@@ -54,6 +54,15 @@ def bound_down(c: dict) -> float:
     return c["interval"] * c["fall"] + c["timeout"] + 1
 
 
+def bound_down_over_reload(after: float, reload: float, new: dict) -> float:
+    """The longest a failure that began at `after` may take to be seen when
+    a reload to the config `new` came at `reload` before it was: the
+    checker keeps each real server's count of failures and its place in
+    the interval over a reload, so the new config's probes see it within
+    the new config's bound of the reload."""
+    return reload - after + bound_down(new)
+
+
 def bound_up(c: dict) -> float:
     return c["interval"] * c["rise"] + c["timeout"] + 1
 
@@ -105,7 +114,11 @@ def checker_config(c: dict, work: str, ca_file: str) -> str:
 def schedule(seed: int, ticks: int) -> list[tuple]:
     """The events (tick, what, args...), from the seed alone."""
     rng = random.Random(seed)
-    worst_down = max(bound_down(c) for c in CONFIGS.values())
+    # A failure is seen within the worst bound of either config, or, with
+    # a reload in between, within that of the other config after the
+    # reload (bound_down_over_reload): held longer, it is seen before it
+    # is taken away.
+    worst_down = 2 * max(bound_down(c) for c in CONFIGS.values())
     worst_up = max(bound_up(c) for c in CONFIGS.values())
     events = []
     busy_until = {}  # (service, d) -> tick from which it may fail again

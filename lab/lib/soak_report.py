@@ -10,8 +10,9 @@ stdout:
     passes (no leak);
   * every injected failure seen (the checker set the weight to 0 in the
     kernel, from its log) within interval x fall + timeout + 1 s of the
-    config in force (the larger of the two configs' bound when a reload
-    fell in between);
+    config in force; with a reload in between, within that of the config
+    it loaded, counted from the reload (soak.bound_down_over_reload), if
+    that is later;
   * no scrape error;
   * every weight right at the end (configured, or 0 for a real server
     still failed);
@@ -134,7 +135,7 @@ def report(out, duration, seed, events, table, metrics, summary) -> bool:
 
     # Detection times.
     logged = list(csv.DictReader(open(f"{out}/events.csv")))
-    hups = [float(r["after"]) for r in logged if r["what"] == "hup"]
+    hups = [(float(r["after"]), r["args"]) for r in logged if r["what"] == "hup"]
     zeros = weight_log(f"{out}/checker.log")
     start = float(logged[0]["before"]) if logged else 0.0
     # When each fault was taken away (none: still in place at the end).
@@ -157,8 +158,10 @@ def report(out, duration, seed, events, table, metrics, summary) -> bool:
             missed.append(f"{rs} ({fault}, tick {event[0]})")
             continue
         bound = soak.bound_down(soak.CONFIGS[row["config"]])
-        if any(before <= h <= seen[0] for h in hups):
-            bound = max(soak.bound_down(c) for c in soak.CONFIGS.values())
+        reloads = [(h, config) for h, config in hups if before <= h <= seen[0]]
+        if reloads:
+            h, config = reloads[-1]
+            bound = max(bound, soak.bound_down_over_reload(after, h, soak.CONFIGS[config]))
         took = seen[0] - after
         detections.append((after - start, took, bound))
         if took > bound:

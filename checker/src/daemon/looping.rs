@@ -3,18 +3,17 @@
 //! (results, the flush of flips, a reload), and the sources of its
 //! events besides the probes (signals, admin orders).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::log::check_quiescent;
-use super::probes::{self, Recoveries, Recovery, Report, Reports};
+use super::probes::{self, ProbeTasks, Recoveries, Recovery, Report, Reports};
 use super::shards::Shards;
 use super::{Daemon, Options, FLIP_COALESCE};
 use crate::admin::Command;
@@ -27,13 +26,8 @@ use crate::reconcile::ManagedTable;
 pub(super) struct Loop {
     pub(super) options: Options,
     pub(super) reports: Reports,
-    pub(super) full_handshakes: Arc<Semaphore>,
-    /// Turns of the `exec` checks' programs, over every probe thread.
-    pub(super) programs: Arc<Semaphore>,
-    /// Counts reloads: a result of a probe from before one is dropped.
-    pub(super) generation: u64,
     pub(super) recoveries: Recoveries,
-    pub(super) probes: JoinSet<()>,
+    pub(super) probes: ProbeTasks,
     pub(super) shards: Shards,
     /// Whether a slow start is in progress: the ramp ticks only then, so
     /// an idle checker is not woken ten times a second for nothing.
@@ -43,16 +37,36 @@ pub(super) struct Loop {
 }
 
 impl Loop {
-    pub(super) fn start_probes(&mut self, config: &Config) {
-        self.probes = probes::spawn(
-            config,
-            self.generation,
-            &self.reports,
-            &self.shards,
-            &self.full_handshakes,
-            &self.programs,
-            &self.recoveries,
+    /// The loop of `config`, its probes to report to `tx`, not started.
+    pub(super) fn new(
+        options: Options,
+        shards: Shards,
+        tx: mpsc::Sender<Report>,
+        config: &Config,
+    ) -> Self {
+        let reports = Reports {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let probes = ProbeTasks::new(
+            &reports,
+            &Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
+            &Arc::new(Semaphore::new(options.max_programs.max(1))),
         );
+        Loop {
+            reports,
+            recoveries: Recoveries::new(config),
+            probes,
+            shards,
+            ramping: false,
+            flush_at: None,
+            options,
+        }
+    }
+
+    /// Probes the real servers of `config` (see [`ProbeTasks::follow`]).
+    pub(super) fn follow_probes(&mut self, config: &Config) {
+        self.probes.follow(config, &self.shards, &self.recoveries);
     }
 
     /// Probe results: recorded, flips marked for the next flush, failing
@@ -63,8 +77,9 @@ impl Loop {
         reports: impl Iterator<Item = Report>,
     ) {
         for report in reports {
-            // A result from before a reload is about the old config.
-            if report.generation == self.generation && daemon.observe(&report) == Some(Recovery) {
+            // A result of a real server since gone from the config, or
+            // of a task stopped before a reload, is not taken in.
+            if self.probes.current(&report) && daemon.observe(&report) == Some(Recovery) {
                 self.recoveries
                     .recovered(&report.service, tokio::time::Instant::now());
             }
@@ -95,8 +110,7 @@ impl Loop {
         false
     }
 
-    /// SIGHUP: the config read again; on success the probes restarted for
-    /// it. Whether a slow start is in progress (the ramp ticks from now).
+    /// SIGHUP: the config read again; on success the probes follow it. Whether a slow start is in progress (the ramp ticks from now).
     pub(super) fn on_reload<T: ManagedTable>(&mut self, daemon: &mut Daemon<T>) -> bool {
         let loaded = config::load(&self.options.config_file)
             .map_err(anyhow::Error::from)
@@ -127,15 +141,13 @@ impl Loop {
                 "left managed mode: the services and real servers it created stay in the table and in the state file (weights mode deletes nothing); a reload back to managed mode with this state_file owns them again, or delete them with ipvsadm"
             );
         }
-        self.probes.abort_all();
-        self.generation += 1;
         if let Some(drains) = drains {
             daemon.state.lock().set_drains(drains);
         }
         daemon.reconciler.set_out_of_band(new.out_of_band);
         daemon.reload(new);
         self.recoveries = Recoveries::new(&daemon.config);
-        self.start_probes(&daemon.config);
+        self.follow_probes(&daemon.config);
         self.ramping = daemon.ramping(std::time::Instant::now());
         info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");
         check_quiescent(

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::{DestinationKey, ServiceKey};
-use tokio::sync::{mpsc, Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::AbortHandle;
 
 use super::lag::{is_late, Lag};
 use super::shards::Shards;
@@ -71,7 +71,8 @@ impl Reports {
 /// One probe result.
 #[derive(Debug)]
 pub(super) struct Report {
-    pub generation: u64,
+    /// The probe task that made it (see [`ProbeTasks::current`]).
+    pub task: u64,
     pub service: ServiceKey,
     pub destination: DestinationKey,
     pub result: Result<prober::Success, prober::ProbeError>,
@@ -105,7 +106,7 @@ impl Report {
     /// checker's when its socket says so, or, where the socket cannot
     /// tell, when its thread was late meanwhile.
     pub(super) fn new(
-        generation: u64,
+        task: u64,
         service: ServiceKey,
         destination: DestinationKey,
         set: prober::set::SetOutcome,
@@ -136,7 +137,7 @@ impl Report {
             _ => None,
         };
         Report {
-            generation,
+            task,
             service,
             destination,
             result: outcome.result,
@@ -239,7 +240,17 @@ impl Recoveries {
     }
 }
 
-/// One task per real server, on the probe threads in turn.
+/// The probe tasks, one per real server of the config, on the probe
+/// threads in turn.
+///
+/// A reload keeps the task of a real server that stays in the config and
+/// gives it its new settings: its probes keep their place in the
+/// interval (the next one an interval after the last, of the new length)
+/// and its health its count of passes and failures, so a reload neither
+/// delays a failure's detection by up to an interval nor starts every
+/// probe at once. A probe in flight when its settings change is cut and
+/// made again at once with the new ones: its result would be of the old
+/// check. Only the real servers new to the config start as at start-up.
 ///
 /// A full TLS handshake is the costly kind of probe (a chain verified,
 /// the server's signature checked, a key exchange). Started all together
@@ -248,96 +259,247 @@ impl Recoveries {
 /// resume. So at most `full_handshakes` run at once (over every thread),
 /// and a probe waits for its turn *before* its timeout starts: it is
 /// late, but it finishes, and the next ones resume its session.
-pub(super) fn spawn(
-    config: &Config,
-    generation: u64,
-    reports: &Reports,
-    shards: &Shards,
-    full_handshakes: &Arc<Semaphore>,
-    programs: &Arc<Semaphore>,
-    recoveries: &Recoveries,
-) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    let all: Vec<(ServiceKey, &RealServer)> = config
-        .services
-        .iter()
-        .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
-        .collect();
-    let n = all.len().max(1);
-    let slots = groups(n);
-    let base = tokio::time::Instant::now();
-    for (i, (service, rs)) in all.into_iter().enumerate() {
-        // Spread the probes over the interval so they do not all start
-        // together, in groups that start together: one wake-up of a
-        // thread then serves a group (its timers, and the answers that
-        // come back at about the same time) instead of one probe.
-        let slot = (i * slots / n) as u32;
-        let offset = rs.timing.interval / slots as u32 * slot;
-        let shard = shards.for_probe(i);
-        let task = probe_task(
-            rs.clone(),
-            service,
-            generation,
-            Start {
-                at: base + offset,
-                reports: reports.clone(),
-                admission: shard.admission.clone(),
-                lag: shard.lag.clone(),
-                full_handshakes: full_handshakes.clone(),
-                programs: programs.clone(),
-                recovered: recoveries.signal(&service),
-            },
-        );
-        set.spawn_on(task, &shard.handle);
-    }
-    set
+#[derive(Debug)]
+pub(super) struct ProbeTasks {
+    shared: Shared,
+    running: HashMap<(ServiceKey, DestinationKey), Running>,
+    /// The id the next task gets: a report names the task that made it,
+    /// and one of a task since stopped is not taken in.
+    next_id: u64,
 }
 
-/// What a probe task is given besides its real server.
-struct Start {
-    /// Its first tick.
-    at: tokio::time::Instant,
+/// What every probe task is given.
+#[derive(Debug, Clone)]
+struct Shared {
     reports: Reports,
-    admission: Arc<super::admission::Admission>,
-    lag: Arc<super::lag::Lag>,
     full_handshakes: Arc<Semaphore>,
     /// Turns of the `exec` checks' programs (`--checker.max-programs`).
     programs: Arc<Semaphore>,
+}
+
+#[derive(Debug)]
+struct Running {
+    id: u64,
+    settings: watch::Sender<Settings>,
+    task: AbortHandle,
+}
+
+/// A probe task's real server as configured, and the signal of its
+/// service's recoveries: both given again on a reload.
+#[derive(Debug, Clone)]
+struct Settings {
+    rs: RealServer,
     recovered: Arc<Notify>,
 }
 
-async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start: Start) {
-    let Start {
-        at,
-        reports,
-        admission,
-        lag,
-        full_handshakes,
-        programs,
-        recovered,
-    } = start;
-    let timeout = rs.timing.timeout;
-    let mut ticks = tokio::time::interval_at(at, rs.timing.interval);
+impl ProbeTasks {
+    pub fn new(
+        reports: &Reports,
+        full_handshakes: &Arc<Semaphore>,
+        programs: &Arc<Semaphore>,
+    ) -> Self {
+        ProbeTasks {
+            shared: Shared {
+                reports: reports.clone(),
+                full_handshakes: full_handshakes.clone(),
+                programs: programs.clone(),
+            },
+            running: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Probes the real servers of `config`: the tasks of those that stay
+    /// get their new settings, those gone are stopped, the new ones start
+    /// spread over their interval.
+    pub fn follow(&mut self, config: &Config, shards: &Shards, recoveries: &Recoveries) {
+        let all: Vec<(ServiceKey, &RealServer)> = config
+            .services
+            .iter()
+            .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
+            .collect();
+        let mut gone = std::mem::take(&mut self.running);
+        let n = all.len().max(1);
+        let slots = groups(n);
+        let base = tokio::time::Instant::now();
+        for (i, (service, rs)) in all.into_iter().enumerate() {
+            let key = (service, rs.key);
+            let settings = Settings {
+                rs: rs.clone(),
+                recovered: recoveries.signal(&service),
+            };
+            if let Some(running) = gone.remove(&key) {
+                // Ignored if the task ended: it ends only when the loop
+                // is gone.
+                let _ = running.settings.send(settings);
+                self.running.insert(key, running);
+                continue;
+            }
+            // Spread the probes over the interval so they do not all
+            // start together, in groups that start together: one wake-up
+            // of a thread then serves a group (its timers, and the
+            // answers that come back at about the same time) instead of
+            // one probe.
+            let slot = (i * slots / n) as u32;
+            let at = base + rs.timing.interval / slots as u32 * slot;
+            let shard = shards.for_probe(i);
+            let (tx, rx) = watch::channel(settings);
+            let id = self.next_id;
+            self.next_id += 1;
+            let task = ProbeTask {
+                service,
+                id,
+                shared: self.shared.clone(),
+                admission: shard.admission.clone(),
+                lag: shard.lag.clone(),
+            };
+            let task = shard.handle.spawn(task.run(at, rx)).abort_handle();
+            self.running.insert(
+                key,
+                Running {
+                    id,
+                    settings: tx,
+                    task,
+                },
+            );
+        }
+        for running in gone.into_values() {
+            running.task.abort();
+        }
+    }
+
+    /// Whether `report` comes from the task now probing its real server.
+    pub fn current(&self, report: &Report) -> bool {
+        self.running
+            .get(&(report.service, report.destination))
+            .is_some_and(|r| r.id == report.task)
+    }
+
+    /// Stops every task.
+    pub fn stop(&mut self) {
+        for (_, running) in self.running.drain() {
+            running.task.abort();
+        }
+    }
+}
+
+impl Drop for ProbeTasks {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One real server's probes.
+struct ProbeTask {
+    service: ServiceKey,
+    id: u64,
+    shared: Shared,
+    admission: Arc<super::admission::Admission>,
+    lag: Arc<super::lag::Lag>,
+}
+
+/// How a probe task waits for its next probe.
+fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval_at(first, every);
     // A probe that started late (waiting for a permit) skips to its
     // group's next tick, so the groups stay together.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut prober = ProberSet::new(&rs.checks, rs.source, &service);
-    // Whether the last probe could not connect (refused, unreachable):
-    // then another real server's recovery is a reason to probe again at
-    // once. Only those: such a probe costs little and ends at once, where
-    // a timeout may be the checker's own overload, which probing again
-    // would feed.
-    let mut refused = false;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = recovered.notified(), if refused => {}
+    ticks
+}
+
+impl ProbeTask {
+    /// Probes from `at` on, every interval, with the latest `settings`,
+    /// until aborted or the loop is gone.
+    async fn run(self, at: tokio::time::Instant, mut settings: watch::Receiver<Settings>) {
+        let Settings {
+            mut rs,
+            mut recovered,
+        } = settings.borrow_and_update().clone();
+        let mut prober = ProberSet::new(&rs.checks, rs.source, &self.service);
+        // The next probe is an interval after the last one's tick, or at
+        // the first tick before any.
+        let mut first = at;
+        let mut last: Option<tokio::time::Instant> = None;
+        let mut ticks = ticks(first, rs.timing.interval);
+        // Whether the last probe could not connect (refused, unreachable):
+        // then another real server's recovery is a reason to probe again
+        // at once. Only those: such a probe costs little and ends at once,
+        // where a timeout may be the checker's own overload, which probing
+        // again would feed.
+        let mut refused = false;
+        loop {
+            let probe_now = tokio::select! {
+                tick = ticks.tick() => {
+                    last = Some(tick);
+                    true
+                }
+                _ = recovered.notified(), if refused => true,
+                changed = settings.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    false
+                }
+            };
+            if !probe_now {
+                Settings { rs, recovered } = settings.borrow_and_update().clone();
+                prober = ProberSet::new(&rs.checks, rs.source, &self.service);
+                first = last.map_or(first, |last| last + rs.timing.interval);
+                last = None;
+                ticks = self::ticks(first, rs.timing.interval);
+                continue;
+            }
+            let report = tokio::select! {
+                report = self.probe(&mut prober, rs.key, rs.timing.timeout) => report,
+                changed = settings.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // Cut: made again at once with the new settings.
+                    Settings { rs, recovered } = settings.borrow_and_update().clone();
+                    prober = ProberSet::new(&rs.checks, rs.source, &self.service);
+                    (first, last) = (tokio::time::Instant::now(), None);
+                    ticks = self::ticks(first, rs.timing.interval);
+                    continue;
+                }
+            };
+            let Some(report) = report else {
+                return;
+            };
+            refused = report.refused();
+            tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
+            // Never waits: a loop held up by the kernel or the disk does
+            // not hold up the probes.
+            if !self.shared.reports.send(report) {
+                return;
+            }
         }
+    }
+
+    /// One probe, its turns waited for first; `None` once the checker
+    /// stops (the turns are closed).
+    async fn probe(
+        &self,
+        prober: &mut ProberSet,
+        destination: DestinationKey,
+        timeout: Duration,
+    ) -> Option<Report> {
         let now = tokio::time::Instant::now();
         // How busy the thread is decides how many probes it runs at once.
-        admission.started(lag.recent(now), timeout, now);
+        self.admission.started(self.lag.recent(now), timeout, now);
+        let report = |outcome, windows: &[(tokio::time::Instant, tokio::time::Instant)]| {
+            Report::new(
+                self.id,
+                self.service,
+                destination,
+                outcome,
+                &self.lag,
+                windows,
+                timeout,
+            )
+        };
         // A full handshake waits for its turn, and its connection is made
-        // first ([`Prober::connect_ahead`]). The turn before the slot:
+        // first ([`ProberSet::connect_ahead`]). The turn before the slot:
         // waiting for it does not hold one of the probes' slots, which
         // other checks need.
         let mut ahead = None;
@@ -346,26 +508,10 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
             let ended = prober.connect_ahead(timeout).await;
             let connected = tokio::time::Instant::now();
             if let Some(outcome) = ended {
-                let report = Report::new(
-                    generation,
-                    service,
-                    rs.key,
-                    outcome,
-                    &lag,
-                    &[(began, connected)],
-                    timeout,
-                );
-                refused = report.refused();
-                if !reports.send(report) {
-                    return;
-                }
-                continue;
+                return Some(report(outcome, &[(began, connected)]));
             }
             ahead = Some((began, connected));
-            let Ok(permit) = full_handshakes.acquire().await else {
-                return;
-            };
-            Some(permit)
+            Some(self.shared.full_handshakes.acquire().await.ok()?)
         } else {
             None
         };
@@ -373,36 +519,19 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         // timeout starts, so that programs queued behind slow ones are
         // late, not failed.
         let _program = if prober.runs_program() {
-            let Ok(permit) = programs.acquire().await else {
-                return;
-            };
-            Some(permit)
+            Some(self.shared.programs.acquire().await.ok()?)
         } else {
             None
         };
-        let Some(_slot) = admission.slot().await else {
-            return;
-        };
+        let _slot = self.admission.slot().await?;
         let began = tokio::time::Instant::now();
         let outcome = prober.probe(timeout).await;
         let probing = (began, tokio::time::Instant::now());
         // After a connection made ahead, the checker's lateness while
         // connecting counts too (the wait between is not the probe's).
-        let both;
-        let windows: &[_] = match ahead {
-            Some(connecting) => {
-                both = [connecting, probing];
-                &both
-            }
-            None => std::slice::from_ref(&probing),
-        };
-        let report = Report::new(generation, service, rs.key, outcome, &lag, windows, timeout);
-        refused = report.refused();
-        tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
-        // Never waits: a loop held up by the kernel or the disk does not
-        // hold up the probes.
-        if !reports.send(report) {
-            return;
-        }
+        Some(match ahead {
+            Some(connecting) => report(outcome, &[connecting, probing]),
+            None => report(outcome, &[probing]),
+        })
     }
 }

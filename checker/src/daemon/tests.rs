@@ -7,11 +7,14 @@ use std::sync::atomic::Ordering;
 
 use ipvs::{DestinationKey, ForwardMethod};
 
-use super::probes::{groups, HURRY};
+use super::probes::{groups, Recoveries, Reports, HURRY};
 use super::*;
 use crate::config;
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Real servers of the first service (the second has two).
 const N: u8 = 50;
@@ -46,7 +49,7 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
             )))
         };
         daemon.observe(&Report {
-            generation: 0,
+            task: 0,
             service: service.key,
             destination: rs.key,
             result,
@@ -227,7 +230,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
     let mut daemon = Daemon::new(config, reconciler, state);
     let service = daemon.config.services[1].clone();
     let report = |ok: bool| Report {
-        generation: 0,
+        task: 0,
         service: service.key,
         destination: service.real_servers[0].key,
         result: if ok {
@@ -275,7 +278,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
     let (mut daemon, state, service, destination) = daemon_on_the_small_service(dir.path());
     // Only the late probes have phases timed: none of theirs may count.
     let report = |result, checker_fault: Option<CheckerFault>| Report {
-        generation: 0,
+        task: 0,
         service: service.key,
         destination,
         result,
@@ -587,15 +590,8 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
     };
     // No turn ever comes: every full handshake is taken.
     let no_turn = Arc::new(Semaphore::new(0));
-    let _tasks = probes::spawn(
-        &config,
-        0,
-        &reports,
-        &shards,
-        &no_turn,
-        &Arc::new(Semaphore::new(1)),
-        &Recoveries::new(&config),
-    );
+    let mut tasks = probes::ProbeTasks::new(&reports, &no_turn, &Arc::new(Semaphore::new(1)));
+    tasks.follow(&config, &shards, &Recoveries::new(&config));
     // A guard against a hang, not a measure.
     let report = tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
@@ -914,7 +910,7 @@ fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
     // weight is in the table when the flush returns.
     let service = daemon.config.services[0].clone();
     daemon.observe(&Report {
-        generation: 0,
+        task: 0,
         service: service.key,
         destination: service.real_servers[0].key,
         result: Err(ProbeError::Connect(std::io::Error::from(
@@ -977,3 +973,4 @@ fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
         }
     }
 }
+mod reload;

@@ -35,7 +35,7 @@ fn probe_up(daemon: &mut Daemon<MemoryTable>) {
     for service in daemon.config.services.clone() {
         for rs in &service.real_servers {
             daemon.observe(&Report {
-                generation: 0,
+                task: 0,
                 service: service.key,
                 destination: rs.key,
                 result: Ok(Success::default()),

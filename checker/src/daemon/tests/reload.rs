@@ -1,0 +1,208 @@
+//! A reload and the probe tasks: a real server that stays keeps its task
+//! and its place in the interval; a probe in flight is made again at once
+//! with the new settings; a real server gone stops being probed and its
+//! late reports are not taken in.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::{self, Config};
+use crate::daemon::probes::{ProbeTasks, Recoveries, Report, Reports};
+use crate::daemon::shards::Shards;
+use crate::state::Shared;
+
+/// A config of one service whose real servers are `real_servers`, all
+/// with `defaults`.
+fn config(defaults: &str, real_servers: &[std::net::SocketAddr]) -> Config {
+    let mut text = format!(
+        "defaults: {{{defaults}}}\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n"
+    );
+    for rs in real_servers {
+        text += &format!("      - {{address: '{rs}'}}\n");
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    config::parse(&text, &dir.join("checker.yaml"), &dir).expect("valid")
+}
+
+/// Probe tasks on one probe thread, and where their reports go.
+struct Probing {
+    tasks: ProbeTasks,
+    shards: Shards,
+    reports: mpsc::Receiver<Report>,
+}
+
+impl Probing {
+    fn start(config: &Config) -> Self {
+        let state = Shared::new(config);
+        let shards = Shards::start(1, 16, &state).expect("probe thread");
+        let (tx, reports) = mpsc::channel(64);
+        let reports_to = Reports {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let turns = Arc::new(Semaphore::new(4));
+        let mut tasks = ProbeTasks::new(&reports_to, &turns, &turns);
+        tasks.follow(config, &shards, &Recoveries::new(config));
+        Probing {
+            tasks,
+            shards,
+            reports,
+        }
+    }
+
+    fn follow(&mut self, config: &Config) {
+        self.tasks
+            .follow(config, &self.shards, &Recoveries::new(config));
+    }
+
+    /// The next report, within `within` (`None`: none came).
+    async fn next(&mut self, within: Duration) -> Option<Report> {
+        tokio::time::timeout(within, self.reports.recv())
+            .await
+            .ok()
+            .map(|r| r.expect("the tasks hold a sender"))
+    }
+}
+
+/// A listener that accepts every connection and keeps it, silent; and
+/// how many it accepted.
+async fn silent_server() -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            kept.push(socket);
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test]
+async fn a_reload_keeps_a_real_servers_task_and_its_place_in_the_interval() {
+    let (rs, _) = silent_server().await;
+    let before = config("interval: 3s, timeout: 1s, check: {type: tcp}", &[rs]);
+    let mut probing = Probing::start(&before);
+    // One real server: its first probe is at once.
+    let first = probing
+        .next(Duration::from_secs(10))
+        .await
+        .expect("a first probe");
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    assert!(probing.tasks.current(&first));
+
+    // The same real server, another timeout: its task stays, and its next
+    // probe is still the interval's, not one at the reload (as a task
+    // started anew would make).
+    let after = config("interval: 3s, timeout: 2s, check: {type: tcp}", &[rs]);
+    probing.follow(&after);
+    assert!(
+        probing.tasks.current(&first),
+        "the task of a real server that stays is kept"
+    );
+    assert!(
+        probing.next(Duration::from_millis(1500)).await.is_none(),
+        "no probe at the reload: the next is an interval after the last"
+    );
+    let second = probing
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the interval's probe");
+    assert_eq!(second.task, first.task);
+    assert!(second.result.is_ok(), "{:?}", second.result);
+}
+
+#[tokio::test]
+async fn a_probe_cut_by_a_reload_is_made_again_at_once_with_the_new_settings() {
+    let (rs, accepted) = silent_server().await;
+    // An HTTP probe to a server that never answers: in flight until its
+    // timeout, long after the reload.
+    let before = config("interval: 30s, timeout: 20s, check: {type: http}", &[rs]);
+    let mut probing = Probing::start(&before);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after = config("interval: 30s, timeout: 20s, check: {type: tcp}", &[rs]);
+    probing.follow(&after);
+    // A guard against a hang: the cut probe's timeout would be 20 s away,
+    // the next tick 30 s.
+    let report = probing
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the probe made again");
+    assert!(
+        report.result.is_ok(),
+        "the new check (a connection) passes: {:?}",
+        report.result
+    );
+    assert_eq!(report.each.len(), 1);
+    assert!(probing.tasks.current(&report));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_real_server_gone_from_the_config_is_no_longer_probed_nor_heard() {
+    let (kept, _) = silent_server().await;
+    let (gone, gone_accepted) = silent_server().await;
+    let before = config(
+        "interval: 1s, timeout: 500ms, check: {type: tcp}",
+        &[kept, gone],
+    );
+    let mut probing = Probing::start(&before);
+    let mut from_gone = None;
+    while from_gone.is_none() {
+        let report = probing.next(Duration::from_secs(10)).await.expect("probes");
+        if report.destination.addr.port() == gone.port() {
+            from_gone = Some(report);
+        }
+    }
+    let from_gone = from_gone.expect("a report");
+    probing.follow(&config(
+        "interval: 1s, timeout: 500ms, check: {type: tcp}",
+        &[kept],
+    ));
+    assert!(
+        !probing.tasks.current(&from_gone),
+        "a late report of a real server gone is not taken in"
+    );
+    // Three intervals of the kept one: the gone one is never probed again
+    // (counted from the first, once a connection of a probe cut by the
+    // reload, if one was in flight, has been accepted).
+    let mut probed = None;
+    for _ in 0..4 {
+        let report = probing
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the kept one's probes");
+        assert_eq!(report.destination.addr.port(), kept.port());
+        assert!(probing.tasks.current(&report));
+        if probed.is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            probed = Some(gone_accepted.load(std::sync::atomic::Ordering::SeqCst));
+        }
+    }
+    let probed = probed.expect("counted");
+    assert_eq!(
+        gone_accepted.load(std::sync::atomic::Ordering::SeqCst),
+        probed
+    );
+
+    // Back in the config: a task of its own again, a report taken in.
+    probing.follow(&before);
+    loop {
+        let report = probing.next(Duration::from_secs(10)).await.expect("probes");
+        if report.destination.addr.port() == gone.port() {
+            assert_ne!(report.task, from_gone.task);
+            assert!(probing.tasks.current(&report));
+            break;
+        }
+    }
+}
