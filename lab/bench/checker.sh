@@ -45,8 +45,10 @@
 #     ipvsadm -Ln polled about every 0.2 s: healthy real servers ever seen
 #     at weight 0 (each a false down), and each refusing one's time to 0.
 #     ipvs-checker's own count of late probes from its /metrics.
+#   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
+#     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 # BENCH_PHASES (default "window rack single") runs only those parts
-# (add "overload" to run it);
+# (add "overload", "exec" or "dns" to run them);
 # BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
 # "--checker.max-concurrency 32").
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
@@ -75,9 +77,14 @@ cleanup() {
 	mkdir -p "$out/bench-checker-logs"
 	cp "$work"/*.log "$work"/*.txt "$out/bench-checker-logs/" 2>/dev/null || true
 	[[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	[[ -f $work/dnsmasq.pid ]] && kill "$(cat "$work/dnsmasq.pid")" 2>/dev/null || true
+	cgroups_remove
 	ip netns del "$D" 2>/dev/null || true
 	ip netns del "$R" 2>/dev/null || true
 }
+# The exec and dns phases, and the cgroups every tool runs in.
+# shellcheck source=lab/bench/checker-checks.sh
+source "$root/lab/bench/checker-checks.sh"
 trap cleanup EXIT
 cleanup
 
@@ -151,23 +158,31 @@ nginx_stop() {
 nginx_start
 
 # --- the table and the tools' configurations ---------------------------------
-table() {
+# The table ipvs-checker is given (keepalived makes its own): CHECKS is
+# http or https (both services, N real servers each), exec or dns.
+table() { # CHECKS
+	table_service() { # -t|-u PORT COUNT
+		echo "-A $1 198.18.0.10:$2 -s wrr"
+		for ((i = 1; i <= $3; i++)); do echo "-a $1 198.18.0.10:$2 -r $(addr $i):$2 -m -w 1"; done
+	}
 	{
 		echo "-C"
-		for port in 80 443; do
-			echo "-A -t 198.18.0.10:$port -s wrr"
-			for ((i = 1; i <= n; i++)); do echo "-a -t 198.18.0.10:$port -r $(addr $i):$port -m -w 1"; done
-		done
+		case $1 in
+		http | https) table_service -t 80 "$n" && table_service -t 443 "$n" ;;
+		exec) table_service -t "$exec_port" "$exec_n" ;;
+		dns) table_service -u 53 "$n" ;;
+		esac
 	} | ip netns exec "$D" ipvsadm -R
 }
 
-checker_config() { # PORT CHECK
+checker_config() { # PORT CHECK [PROTOCOL [COUNT]]
 	echo "defaults: {interval: 1s, timeout: 1s, rise: 1, fall: 1}"
 	echo "services:"
 	echo "  - address: 198.18.0.10:$1"
+	echo "    protocol: ${3:-tcp}"
 	echo "    check: $2"
 	echo "    real_servers:"
-	for ((i = 1; i <= n; i++)); do echo "      - {address: '$(addr $i):$1', weight: 1}"; done
+	for ((i = 1; i <= ${4:-$n}; i++)); do echo "      - {address: '$(addr $i):$1', weight: 1}"; done
 }
 checker_config 80 "{type: http, path: /, body: healthy}" >"$work/checker-http.yaml"
 checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" >"$work/checker-https.yaml"
@@ -177,31 +192,31 @@ checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem,
 
 # keepalived reads one keyword per line and ignores the rest of the line
 # (its -d dump shows it): every setting on a line of its own.
-keepalived_config() { # PORT CHECK
-	printf '%s\n' "global_defs {" "  router_id bench" "}" "SSL {" "  ca $work/ca.pem" "}"
+# CHECK is the check's block, its lines indented for a real server's, with
+# @RS@ for the real server's address. Scripts run as root, as
+# ipvs-checker's do (keepalived's default user, keepalived_script, does
+# not exist here).
+keepalived_config() { # PORT CHECK [PROTOCOL [COUNT]]
+	printf '%s\n' "global_defs {" "  router_id bench" "  script_user root" "}" "SSL {" "  ca $work/ca.pem" "}"
 	echo "virtual_server 198.18.0.10 $1 {"
 	echo "  delay_loop 1"
 	echo "  lb_algo wrr"
 	echo "  lb_kind NAT"
-	echo "  protocol TCP"
-	for ((i = 1; i <= n; i++)); do
+	echo "  protocol ${3:-TCP}"
+	for ((i = 1; i <= ${4:-$n}; i++)); do
 		echo "  real_server $(addr $i) $1 {"
 		echo "    weight 1"
 		echo "    inhibit_on_failure"
-		echo "    $2 {"
-		echo "      url {"
-		echo "        path /"
-		echo "        status_code 200"
-		echo "      }"
-		echo "      connect_timeout 1"
-		echo "      retry 0"
-		echo "    }"
+		echo "${2//@RS@/$(addr $i)}"
 		echo "  }"
 	done
 	echo "}"
 }
-keepalived_config 80 HTTP_GET >"$work/keepalived-http.conf"
-keepalived_config 443 SSL_GET >"$work/keepalived-https.conf"
+http_get() { # KEYWORD
+	printf '    %s\n' "$1 {" "  url {" "    path /" "    status_code 200" "  }" "  connect_timeout 1" "  retry 0" "}"
+}
+keepalived_config 80 "$(http_get HTTP_GET)" >"$work/keepalived-http.conf"
+keepalived_config 443 "$(http_get SSL_GET)" >"$work/keepalived-https.conf"
 
 # --- measuring -------------------------------------------------------------
 clk=$(getconf CLK_TCK)
@@ -228,9 +243,9 @@ rss_kb() {
 	echo "$t"
 }
 lines() { local c=0; [[ -f $1 ]] && c=$(wc -l <"$1"); echo "$c"; }
-# Real servers of 198.18.0.10:PORT with a weight other than 0.
-weighted() {
-	ip netns exec "$D" ipvsadm -Ln -t "198.18.0.10:$1" |
+# Real servers of 198.18.0.10:PORT (TCP, or -u: UDP) with a weight other than 0.
+weighted() { # PORT [-u]
+	ip netns exec "$D" ipvsadm -Ln "${2:--t}" "198.18.0.10:$1" |
 		awk -v c=0 '$1 == "->" && $4 ~ /^[0-9]+$/ && $4 != 0 { c++ } END { print c }'
 }
 # Polls until weighted PORT == WANT, for at most LIMIT seconds (default
@@ -244,22 +259,26 @@ wait_weighted() {
 }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
-start_tool() { # NAME PORT [PHASE]: starts it (log NAME-PORT[-PHASE].log), prints its pid
-	local log=$work/$1-$2${3:+-$3}.log
+start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHASE].log), prints its pid
+	local log=$work/$1-$2${3:+-$3}.log proto
+	case $2 in
+	80) proto=http ;;
+	443) proto=https ;;
+	53) proto=dns ;;
+	"$exec_port") proto=exec ;;
+	esac
 	case $1 in
 	ipvs-checker | ipvs-checker-ka)
-		table
-		local proto=http
-		[[ $2 == 443 ]] && proto=https
+		table "$proto"
 		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
-		ip netns exec "$D" "$checker" --config.file "$work/checker-$proto.yaml" \
+		cgroup_prefix "$1"
+		"${in_cgroup[@]}" "$checker" --config.file "$work/checker-$proto.yaml" \
 			--web.listen-address 127.0.0.1:10311 "${checker_args[@]}" >"$log" 2>&1 &
 		;;
 	keepalived)
 		ip netns exec "$D" ipvsadm -C
-		local proto=http
-		[[ $2 == 443 ]] && proto=https
-		ip netns exec "$D" keepalived --dont-fork --log-console --check \
+		cgroup_prefix keepalived
+		"${in_cgroup[@]}" keepalived --dont-fork --log-console --check \
 			--use-file "$work/keepalived-$proto.conf" \
 			--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" \
 			>"$log" 2>&1 &
@@ -474,6 +493,10 @@ if [[ $phases == *" overload "* ]]; then
 	} | tee -a "$report"
 	for tool in ipvs-checker keepalived; do overload "$tool" | tee -a "$report"; done
 fi
+if [[ $phases == *" exec "* ]]; then
+	for exec_n in "${exec_counts[@]}"; do checks_phase exec; done
+fi
+if [[ $phases == *" dns "* ]]; then checks_phase dns; fi
 {
 	echo
 	echo "Load average in the VM at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
