@@ -101,8 +101,8 @@ dnsmasq_stop() {
 }
 
 # Checks made so far: the script's lines, or the queries dnsmasq answered
-# (its statistics, which it logs on SIGUSR1: cheaper for it than a line
-# per query, which made it the bottleneck at 500 a second).
+# (its statistics, which it logs on SIGUSR1: less work for it, on the
+# vCPUs the tools share, than a line per query).
 checks_count() { # KIND
 	local stats='queries answered locally' before i
 	if [[ $1 == exec ]]; then
@@ -126,7 +126,7 @@ checks_measure() { # NAME KIND
 	local name=$1 kind=$2 port=$exec_port count=$exec_n flag=-t
 	local pid c0 c1 o0 o1 r0 r1 t0 t1 rss down late=n/a procs
 	[[ $kind == dns ]] && port=53 count=$n flag=-u
-	pid=$(start_tool "$name" "$port")
+	pid=$(start_tool "$name" "$port" "$count") # log NAME-PORT-COUNT.log
 	sleep "$warmup"
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
