@@ -561,8 +561,8 @@ impl<T: ManagedTable> Daemon<T> {
                 self.ipvs.back();
                 log_outcome(service, &want, &outcome, reconciler.dry_run());
                 let key = service.key;
-                // A drain taken from the table: the pass again, to show it
-                // (it changes no weight: the table has it already).
+                self.compare_vip_forwards(i, &outcome);
+                // A drain taken from the table: the pass again to show it (no weight changes).
                 if self.follow_out_of_band(key, &outcome) {
                     self.apply(i);
                 }

@@ -26,7 +26,8 @@ use crate::prober::Phase;
 use crate::state::{Backend, ServiceState, Shared, State};
 
 /// The exposition of `state` in `format`, with the checker's build and
-/// its process as they are now (read before the state is locked).
+/// its process as they are now, written from a copy of the state (see
+/// [`Shared::snapshot`]).
 pub fn exposition(state: &Shared, format: Format) -> String {
     let process = match ProcessStats::read() {
         Ok(stats) => Some(stats),
@@ -36,7 +37,7 @@ pub fn exposition(state: &Shared, format: Format) -> String {
         }
     };
     encode(
-        &state.lock(),
+        &state.snapshot(),
         &ipvs_web::build_info!(),
         process.as_ref(),
         format,
@@ -213,7 +214,7 @@ fn families(state: &State) -> Vec<Family> {
             Family::new(
                 "ipvs_checker_probes_late_total",
                 Counter,
-                "Probes that timed out while the checker itself was late (its probe thread more than a tenth of the timeout behind): neither a pass nor a failure, the real server's health is unchanged.",
+                "Probes whose timeout was the checker's own lateness, not the server's (the server had answered or still had time, by its socket; where that cannot tell, a probe thread more than a tenth of the timeout behind): neither a pass nor a failure, the real server's health is unchanged.",
             ),
             |b, labels, family| family.push(labels, b.late_probes),
         ),

@@ -235,6 +235,8 @@ pub struct Outcome {
     /// The weight each configured real server found in the table has
     /// after this pass (in a dry run, the weight it had).
     pub weights: Vec<(DestinationKey, u32)>,
+    /// How the table forwards to each configured real server found in it.
+    pub forwards: Vec<(DestinationKey, ipvs::ForwardMethod)>,
     /// Real servers someone set to weight 0 (`out_of_band: drain`): left
     /// at 0, to be recorded as drained by `out_of_band`.
     pub drained_out_of_band: Vec<DestinationKey>,
@@ -397,6 +399,7 @@ impl<T: Table> Reconciler<T> {
             let entry = current.get(destination).copied();
             if let Some(entry) = entry {
                 outcome.weights.push((*destination, entry.weight));
+                outcome.forwards.push((*destination, entry.forward));
             }
             let Some(want) = *want else { continue };
             let Some(entry) = entry else {

@@ -51,10 +51,18 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// A copy of the state as it is now, for a reader that takes long
+    /// over it (a scrape writing the metrics of thousands of real
+    /// servers): the lock is held while it is copied, not while the copy
+    /// is read, so that scrapes do not hold up the loop's updates.
+    pub fn snapshot(&self) -> State {
+        self.lock().clone()
+    }
 }
 
 /// Everything `/metrics` and `/status` show.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct State {
     /// The configured services, in file order; private, since `index`
     /// keeps positions into it ([`State::services`] reads it).
@@ -122,7 +130,7 @@ impl Default for State {
 }
 
 /// One virtual service.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ServiceState {
     /// Which IPVS service.
     pub key: ServiceKey,
@@ -140,7 +148,7 @@ pub struct ServiceState {
 }
 
 /// One real server of a service.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Backend {
     /// Which IPVS destination.
     pub key: DestinationKey,

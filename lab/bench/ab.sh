@@ -7,11 +7,10 @@
 #   lab/bench/ab.sh --build OLD_REV      # outside the lab: build A and B
 #   lab/run -- lab/bench/ab.sh OLD_REV [SERVICES] [DESTS]
 #
-# --build builds A in a temporary git worktree of OLD_REV with its own
-# target directory (lab/.cache/ab/target, kept and reused; A's binary is
-# kept as lab/.cache/ab/ipvs-exporter-SHA and not built again), and B in
-# target/release, both under nice. The lab only measures: the VM sees this
-# machine's files read-only and builds there would take hours.
+# --build builds A in a temporary git worktree of OLD_REV and B in
+# target/release, both under nice (lab/bench/ab-build.sh: A's binary is
+# kept as lab/.cache/ab/ipvs-exporter-SHA and not built again). The lab
+# only measures.
 #
 # In the lab director's namespace, on one table (lab/bench/table.py):
 # 1. Wall-clock and CPU, interleaved: in each of ROUNDS rounds (default 30,
@@ -43,10 +42,9 @@ usage() {
 	echo "usage: $0 --build OLD_REV | $0 OLD_REV [SERVICES] [DESTS]" >&2
 	exit 2
 }
-build=0
 if [[ ${1:-} == --build ]]; then
-	build=1
-	shift
+	(($# == 2)) || usage
+	exec lab/bench/ab-build.sh "$2" ipvs-exporter
 fi
 (($# >= 1)) || usage
 old_sha=$(git rev-parse --verify --quiet "$1^{commit}") || {
@@ -54,41 +52,8 @@ old_sha=$(git rev-parse --verify --quiet "$1^{commit}") || {
 	exit 2
 }
 old_sha=${old_sha:0:12}
-cache=$PWD/lab/.cache/ab
-old_bin=$cache/ipvs-exporter-$old_sha
+old_bin=$PWD/lab/.cache/ab/ipvs-exporter-$old_sha
 new_bin=$PWD/target/release/ipvs-exporter
-
-# A: a temporary worktree of OLD_REV, built into a target directory of its
-# own that is kept (the next revision built there shares its dependencies).
-build_old() {
-	if [[ -x $old_bin ]]; then
-		echo "A: $old_bin (built before)"
-		return
-	fi
-	local src=$cache/src
-	mkdir -p "$cache"
-	# The first time, a copy of target/release: the dependencies both
-	# revisions share are then not built again.
-	if [[ ! -d $cache/target/release && -d target/release ]]; then
-		mkdir -p "$cache/target"
-		cp -a target/release "$cache/target/"
-	fi
-	git worktree remove --force "$src" 2>/dev/null || true
-	git worktree add --detach "$src" "$old_sha" >/dev/null
-	(cd "$src" && CARGO_TARGET_DIR=$cache/target nice cargo build --release --locked -p ipvs-exporter)
-	cp "$cache/target/release/ipvs-exporter" "$old_bin.tmp"
-	mv "$old_bin.tmp" "$old_bin"
-	git worktree remove --force "$src"
-	echo "A: $old_bin"
-}
-
-if ((build)); then
-	(($# == 1)) || usage
-	build_old
-	nice cargo build --release -p ipvs-exporter
-	echo "B: $new_bin"
-	exit 0
-fi
 
 # --- In the lab: measure ------------------------------------------------------
 services=${2:-1000}
@@ -117,18 +82,11 @@ names=(A B)
 bins=("$old_bin" "$new_bin")
 gzip=(-H 'Accept-Encoding: gzip')
 url() { echo "http://127.0.0.1:$1/metrics"; }
-# Starts exporter I (0 = A, 1 = B) on PORT in the director's namespace,
-# after the words of PREFIX (a tool to run it under), with the defaults
-# but for the collection's timeout (callgrind makes a collection take
-# longer than the default 10 s). Sets `started` to its PID.
-start() {
+# Starts exporter I (0 = A, 1 = B) on PORT, under WRAPPER (start_exporter).
+start() { # I PORT [WRAPPER...]
 	local i=$1 port=$2
 	shift 2
-	# $! is the exporter's own PID: `ip netns exec` and valgrind exec it.
-	ip netns exec "$director" "$@" "${bins[$i]}" --web.listen-address="127.0.0.1:$port" \
-		--log.level=warn --scrape.timeout=10m &
-	pids+=($!)
-	started=$!
+	start_exporter "${bins[$i]}" "$port" "$@"
 }
 # The ipvs_* series in a gzipped scrape in FILE.
 series() { gzip -dc "$1" | grep -c '^ipvs_'; }
@@ -153,11 +111,6 @@ echo "series: A ${expected[0]} ipvs_*, B ${expected[1]}"
 # --- 1. wall-clock, CPU and faults, interleaved ---------------------------------
 # One line per scrape: round, exporter, curl's time, CPU ticks, minor faults.
 hz=$(getconf CLK_TCK)
-ticks_faults() {
-	local f
-	read -r -a f <"/proc/$1/stat"
-	echo "$((f[13] + f[14])) ${f[9]}"
-}
 : >"$out/ab-rounds.tsv"
 for ((r = 0; r <= rounds; r++)); do
 	for i in 0 1; do
@@ -212,10 +165,10 @@ done
 
 python3 - "$out" "$rounds" "$scrapes" "$hz" "$services x $dests" "$old_sha ($old_version)" \
 	"working tree ($new_version)" "${expected[@]}" "${grinds[@]}" >"$md" <<'PY'
-import collections
-import re
-import statistics
 import sys
+
+sys.path.insert(0, "lab/bench")
+from ab_stats import by_crate, differences, ratios, self_costs, spread, strace_calls, syscall_rows
 
 out, rounds, scrapes, hz, table, a_name, b_name = sys.argv[1:8]
 rounds, scrapes, hz = int(rounds), int(scrapes), int(hz)
@@ -228,111 +181,31 @@ for line in open(f"{out}/ab-rounds.tsv"):
     r, who, wall, ticks, faults = line.split("\t")
     runs[who][int(r)] = (float(wall) * 1000, int(ticks) * 1000 / hz, int(faults))
 
-
-def quartiles(values):
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
-
-
-def spread(values, digits):
-    q1, q2, q3 = quartiles(values)
-    return f"{q2:.{digits}f} [{q1:.{digits}f}-{q3:.{digits}f}]"
-
-
-def ratio_of_rounds(k):
-    ratios = [runs["B"][r][k] / runs["A"][r][k] for r in runs["A"] if runs["A"][r][k] > 0]
-    return spread(ratios, 3) if ratios else "-"
-
-
-def strace_calls(who):
-    total, top = 0, []
-    with open(f"{out}/ab-strace-{who}.txt") as f:
-        rows = [l.split() for l in f if re.match(r"^\s*\d+\.\d+\s", l)]
-    for row in rows:
-        if row[-1] == "total":
-            total = int(row[3])
-        else:
-            top.append((int(row[3]), row[-1]))
-    top.sort(reverse=True)
-    return total, dict((name, calls) for calls, name in top)
-
-
-def self_costs(who, pid):
-    """Each function's own instructions in a callgrind dump (what
-    callgrind_annotate --inclusive=no lists): cost lines under fn=, less
-    the line after each calls= (the callee's inclusive cost)."""
-    names, costs, fn, callee_line = {}, collections.Counter(), None, False
-    with open(f"{out}/ab-callgrind-{who}.{pid}.1") as f:
-        for line in f:
-            if callee_line:
-                callee_line = False
-                continue
-            named = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
-            if named:
-                if named.group(2):
-                    names[named.group(1)] = named.group(2)
-                if line.startswith("fn="):
-                    fn = named.group(1)
-            elif line.startswith("calls="):
-                callee_line = True
-            elif fn and re.match(r"^[-+*0-9]", line):
-                costs[fn] += int(line.split()[1])
-    return collections.Counter({names.get(k, k): v for k, v in costs.items()})
-
-
-# The crate a function is from (std, core and alloc as "std"; C functions
-# of libc and the loader, which have no path, as "libc").
-def crate(function):
-    path = function.lstrip("<&*").split(" ")[0]
-    head = path.split("::")[0] if "::" in path else "libc"
-    return "std" if head in ("core", "alloc") else head
-
-
 print(f"Table: {table} (table.py); every scrape gzipped, as Prometheus asks.")
 print(f"A: {a_name}, {series[0]} `ipvs_*` series; B: {b_name}, {series[1]}.")
 print()
-fa, fb = (self_costs(w, p) for w, p in zip("AB", grinds))
+fa, fb = (self_costs(f"{out}/ab-callgrind-{w}.{p}.1") for w, p in zip("AB", grinds))
 ia, ib = sum(fa.values()), sum(fb.values())
 print(f"| per scrape | A | B | B / A |")
 print("|:---|---:|---:|---:|")
 print(f"| instructions (callgrind, {scrapes} scrapes after a warm-up) | {ia / scrapes:,.0f} | {ib / scrapes:,.0f} | {ib / ia:.4f} |")
-(sa, ca), (sb, cb) = strace_calls("A"), strace_calls("B")
+(sa, ca), (sb, cb) = (strace_calls(f"{out}/ab-strace-{w}.txt") for w in "AB")
 print(f"| syscalls (strace -f -c, {scrapes} scrapes) | {sa / scrapes:,.1f} | {sb / scrapes:,.1f} | {sb / sa:.3f} |")
-for name in sorted(set(ca) | set(cb), key=lambda n: -max(ca.get(n, 0), cb.get(n, 0)))[:8]:
-    a, b = ca.get(name, 0) / scrapes, cb.get(name, 0) / scrapes
-    print(f"| - {name} | {a:,.1f} | {b:,.1f} | {b - a:+,.1f} |")
+syscall_rows(ca, cb, scrapes, 8, 1)
 for k, what, digits in ((0, "scrape, curl's clock [ms]", 1), (1, "CPU, user + system [ms]", 0), (2, "minor page faults", 0)):
     a = [runs["A"][r][k] for r in runs["A"]]
     b = [runs["B"][r][k] for r in runs["B"]]
-    print(f"| {what}, median [quartiles] of {len(a)} rounds | {spread(a, digits)} | {spread(b, digits)} | {ratio_of_rounds(k)} |")
+    pairs = [(runs["A"][r][k], runs["B"][r][k]) for r in runs["A"]]
+    print(f"| {what}, median [quartiles] of {len(a)} rounds | {spread(a, digits)} | {spread(b, digits)} | {ratios(pairs)} |")
 a = sum(runs["A"][r][1] for r in runs["A"]) / len(runs["A"])
 b = sum(runs["B"][r][1] for r in runs["B"]) / len(runs["B"])
 print(f"| CPU, mean of the rounds [ms] | {a:.1f} | {b:.1f} | {b / a:.3f} |")
 print()
 print("B / A of the interleaved figures: the median and quartiles of the rounds' own ratios (each round scrapes A, then B).")
-
-
-def by_crate(costs):
-    grouped = collections.Counter()
-    for function, cost in costs.items():
-        grouped[crate(function)] += cost
-    return grouped
-
-
-def differences(title, a, b, top):
-    print()
-    print(f"| {title} | A | B | B - A |")
-    print("|:---|---:|---:|---:|")
-    keys = sorted(set(a) | set(b), key=lambda k: -abs(b.get(k, 0) - a.get(k, 0)))
-    for key in keys[:top]:
-        x, y = a.get(key, 0) / scrapes, b.get(key, 0) / scrapes
-        print(f"| `{key}` | {x:,.0f} | {y:,.0f} | {y - x:+,.0f} |")
-
-
 print()
 print(f"Where the instructions per scrape differ (callgrind, each function's own; the dumps are in {out}):")
-differences("crate", by_crate(fa), by_crate(fb), 12)
-differences("function", fa, fb, 15)
+differences("crate", by_crate(fa), by_crate(fb), scrapes, 12)
+differences("function", fa, fb, scrapes, 15)
 PY
 echo
 cat "$md"

@@ -78,14 +78,14 @@ checks_configs() { # KIND
 			'# One line per check, appended (O_APPEND), then exit 0.' \
 			"echo \"\$1 \$2\" >>$work/exec-checks.log" >"$script"
 		chmod 755 "$script"
-		checker_config "$exec_port" "{type: exec, command: [$script, '{rs_address}', '{rs_port}']}" tcp "$exec_n" >"$work/checker-exec.yaml"
-		keepalived_config "$exec_port" "$(printf '    %s\n' "MISC_CHECK {" "  misc_path \"$script @RS@ $exec_port\"" "  misc_timeout 1" "}")" \
-			TCP "$exec_n" >"$work/keepalived-exec.conf"
+		n=$exec_n checker_config "$exec_port" "{type: exec, command: [$script, '{rs_address}', '{rs_port}']}" >"$work/checker-exec.yaml"
+		n=$exec_n keepalived_config "$exec_port" "$(printf '    %s\n' "MISC_CHECK {" "  misc_path \"$script @RS@ $exec_port\"" "  misc_timeout 1" "}")" \
+			>"$work/keepalived-exec.conf"
 		;;
 	dns)
-		checker_config 53 "{type: dns, name: www.lab.test, query_type: A}" udp "$n" >"$work/checker-dns.yaml"
+		checker_config 53 "{type: dns, name: www.lab.test, query_type: A}" udp >"$work/checker-dns.yaml"
 		keepalived_config 53 "$(printf '    %s\n' "DNS_CHECK {" "  type A" "  name www.lab.test" "  connect_timeout 1" "  retry 0" "}")" \
-			UDP "$n" >"$work/keepalived-dns.conf"
+			UDP >"$work/keepalived-dns.conf"
 		;;
 	esac
 }

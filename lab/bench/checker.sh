@@ -6,7 +6,8 @@
 #   cargo build --release -p ipvs-checker
 #   lab/run -- lab/bench/checker.sh
 #
-# Setup: namespace bench-rs holds N (default 500) addresses 198.18.4.1...
+# Setup (lab/bench/servers.sh, shared with ab-checker.sh): namespace
+# bench-rs holds N (default 500) addresses 198.18.4.1...
 # on a dummy interface, all served by one nginx on :80 and :443 (a
 # certificate for rs.lab.test from a private CA made here with openssl);
 # namespace bench-dir is the director, with the IPVS services
@@ -66,21 +67,19 @@ out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker.XXXXXX)
 checker=${BENCH_CHECKER:-$root/target/release/ipvs-checker}
 read -ra checker_args <<<"${BENCH_CHECKER_ARGS:-}"
-D=bench-dir
-R=bench-rs
 report=$out/bench-checker.md
 
 [[ -x $checker ]] || { echo "build first: cargo build --release -p ipvs-checker" >&2; exit 1; }
 
+# shellcheck source=lab/bench/servers.sh
+source lab/bench/servers.sh
 cleanup() {
 	# The logs, for a look after the run.
 	mkdir -p "$out/bench-checker-logs"
 	cp "$work"/*.log "$work"/*.txt "$out/bench-checker-logs/" 2>/dev/null || true
-	[[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 	[[ -f $work/dnsmasq.pid ]] && kill "$(cat "$work/dnsmasq.pid")" 2>/dev/null || true
 	cgroups_remove
-	ip netns del "$D" 2>/dev/null || true
-	ip netns del "$R" 2>/dev/null || true
+	servers_down
 }
 # The exec and dns phases, and the cgroups every tool runs in.
 # shellcheck source=lab/bench/checker-checks.sh
@@ -88,102 +87,9 @@ source "$root/lab/bench/checker-checks.sh"
 trap cleanup EXIT
 cleanup
 
-addr() { echo "198.18.$((4 + $1 / 256)).$(($1 % 256))"; }
+servers_up
 
-# --- network -------------------------------------------------------------
-ip netns add "$D"
-ip netns add "$R"
-ip -n "$D" -batch - <<EOF
-link set lo up
-link add veth0 type veth peer name eth0 netns $R
-addr add 198.18.1.1/24 dev veth0
-link set veth0 up
-route add 198.18.4.0/23 via 198.18.1.2
-EOF
-{
-	echo "link set lo up"
-	echo "addr add 198.18.1.2/24 dev eth0"
-	echo "link set eth0 up"
-	echo "route add default via 198.18.1.1"
-	echo "link add dummy0 type dummy"
-	echo "link set dummy0 up"
-	for ((i = 1; i <= n; i++)); do echo "addr add $(addr $i)/32 dev dummy0"; done
-} | ip -n "$R" -batch -
-# Many short connections from one source address: reuse TIME_WAIT ports.
-ip netns exec "$D" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
-
-# --- certificates and nginx -----------------------------------------------
-(
-	cd "$work"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-		-keyout ca.key -out ca.pem -days 3650 -subj "/CN=bench CA" 2>/dev/null
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-		-keyout rs.key -out rs.csr -subj /CN=rs.lab.test 2>/dev/null
-	printf 'subjectAltName=DNS:rs.lab.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >rs.ext
-	openssl x509 -req -in rs.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-		-days 365 -extfile rs.ext -out rs.pem 2>/dev/null
-)
-cat >"$work/nginx.conf" <<EOF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 8192; }
-http {
-    log_format probe '\$msec \$ssl_session_reused \$connection_requests';
-    default_type text/plain;
-    # nginx's default keep-alive: a client that asks (Connection: close,
-    # keepalived's HTTP/1.0) still has its connection closed after one
-    # answer; ipvs-checker with keep_alive keeps it.
-    server {
-        listen 80 backlog=4096;
-        access_log $work/http.log probe;
-        location / { return 200 "healthy\n"; }
-    }
-    server {
-        listen 443 ssl backlog=4096;
-        ssl_certificate $work/rs.pem;
-        ssl_certificate_key $work/rs.key;
-        ssl_session_cache shared:SSL:10m;
-        ssl_session_timeout 10m;
-        access_log $work/https.log probe;
-        location / { return 200 "healthy\n"; }
-    }
-}
-EOF
-nginx_start() { ip netns exec "$R" nginx -c "$work/nginx.conf"; }
-nginx_stop() {
-	ip netns exec "$R" nginx -c "$work/nginx.conf" -s stop
-	while [[ -f $work/nginx.pid ]]; do sleep 0.05; done
-}
-nginx_start
-
-# --- the table and the tools' configurations ---------------------------------
-# The table ipvs-checker is given (keepalived makes its own): CHECKS is
-# http or https (both services, N real servers each), exec or dns.
-table() { # CHECKS
-	table_service() { # -t|-u PORT COUNT
-		echo "-A $1 198.18.0.10:$2 -s wrr"
-		for ((i = 1; i <= $3; i++)); do echo "-a $1 198.18.0.10:$2 -r $(addr $i):$2 -m -w 1"; done
-	}
-	{
-		echo "-C"
-		case $1 in
-		http | https) table_service -t 80 "$n" && table_service -t 443 "$n" ;;
-		exec) table_service -t "$exec_port" "$exec_n" ;;
-		dns) table_service -u 53 "$n" ;;
-		esac
-	} | ip netns exec "$D" ipvsadm -R
-}
-
-checker_config() { # PORT CHECK [PROTOCOL [COUNT]]
-	echo "defaults: {interval: 1s, timeout: 1s, rise: 1, fall: 1}"
-	echo "services:"
-	echo "  - address: 198.18.0.10:$1"
-	echo "    protocol: ${3:-tcp}"
-	echo "    check: $2"
-	echo "    real_servers:"
-	for ((i = 1; i <= ${4:-$n}; i++)); do echo "      - {address: '$(addr $i):$1', weight: 1}"; done
-}
+# --- the tools' configurations ---------------------------------------------
 checker_config 80 "{type: http, path: /, body: healthy}" >"$work/checker-http.yaml"
 checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" >"$work/checker-https.yaml"
 # The same checks over kept-alive connections (a new one every 30 s).
@@ -196,14 +102,14 @@ checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem,
 # @RS@ for the real server's address. Scripts run as root, as
 # ipvs-checker's do (keepalived's default user, keepalived_script, does
 # not exist here).
-keepalived_config() { # PORT CHECK [PROTOCOL [COUNT]]
+keepalived_config() { # PORT CHECK [PROTOCOL]
 	printf '%s\n' "global_defs {" "  router_id bench" "  script_user root" "}" "SSL {" "  ca $work/ca.pem" "}"
 	echo "virtual_server 198.18.0.10 $1 {"
 	echo "  delay_loop 1"
 	echo "  lb_algo wrr"
 	echo "  lb_kind NAT"
 	echo "  protocol ${3:-TCP}"
-	for ((i = 1; i <= ${4:-$n}; i++)); do
+	for ((i = 1; i <= n; i++)); do
 		echo "  real_server $(addr $i) $1 {"
 		echo "    weight 1"
 		echo "    inhibit_on_failure"
@@ -269,7 +175,11 @@ start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHAS
 	esac
 	case $1 in
 	ipvs-checker | ipvs-checker-ka)
-		table "$proto"
+		case $proto in
+		http | https) table 80 443 ;;
+		exec) n=$exec_n table "$exec_port" ;;
+		dns) table udp/53 ;;
+		esac
 		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
 		cgroup_prefix "$1"
 		"${in_cgroup[@]}" "$checker" --config.file "$work/checker-$proto.yaml" \

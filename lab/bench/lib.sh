@@ -26,6 +26,27 @@ cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / h
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
 # Minor page faults of a process so far.
 faults() { awk '{ print $10 }' "/proc/$1/stat"; }
+# CPU ticks (user + system) and minor page faults of a process so far, read
+# at one moment: "TICKS FAULTS".
+ticks_faults() {
+	local f
+	read -r -a f <"/proc/$1/stat"
+	echo "$((f[13] + f[14])) ${f[9]}"
+}
+
+# Starts the exporter BIN on 127.0.0.1:PORT in the director's namespace,
+# after the words of WRAPPER (a tool to run it under: valgrind), with the
+# defaults but for the collection's timeout (callgrind makes a collection
+# take longer than the default 10 s). Sets `started` to its PID (the
+# exporter's own: `ip netns exec` and valgrind exec it), ended at exit.
+start_exporter() { # BIN PORT [WRAPPER...]
+	local bin=$1 port=$2
+	shift 2
+	ip netns exec "$director" "$@" "$bin" --web.listen-address="127.0.0.1:$port" \
+		--log.level=warn --scrape.timeout=10m &
+	pids+=($!)
+	started=$!
+}
 
 # Waits up to TRIES tenths of a second (default 300) for an HTTP server on
 # 127.0.0.1:PORT in the director's namespace.

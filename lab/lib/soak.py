@@ -10,7 +10,7 @@ plots.
 
 Services VIP:FIRST_PORT+s (s < SERVICES), each with REAL_SERVERS real
 servers 198.18.1.11 ... at the service's port, spread over NAMESPACES
-namespaces lab-rsK (soak_server.py serves each). The schedule is made from
+namespaces lab-rsK (one nginx serves each). The schedule is made from
 the seed alone, before the run (schedule.txt): the same seed plays the
 same events at the same ticks.
 """
@@ -150,14 +150,21 @@ class Lab:
         return f"lab-rs{1 + d % self.namespaces}"
 
     def fault(self, s: int, d: int, fault: str, on: bool) -> None:
+        """One iptables rule in the real server's namespace: refused (a
+        reset to the SYN), dropped (every packet to it), slow (its answers,
+        the segments of 100 bytes or more from it, dropped: it takes the
+        connection and is never heard; the handshake's are smaller) or
+        badcert (its port redirected to its twin with the other CA's
+        certificate, 10000 up)."""
         port, addr = FIRST_PORT + s, rs_address(d)
-        if fault in ("refused", "dropped"):
-            target = ["REJECT", "--reject-with", "tcp-reset"] if fault == "refused" else ["DROP"]
-            rule = ["-d", addr, "-p", "tcp", "--dport", str(port), "-j", *target]
-            run(["ip", "netns", "exec", self.ns(d), "iptables", "-w", "-I" if on else "-D", "INPUT", *rule])
-        else:
-            with open(f"{self.work}/control-{self.ns(d)}", "w") as f:
-                f.write(f"{fault if on else 'ok'} {addr} {port}\n")
+        to = ["-d", addr, "-p", "tcp", "--dport", str(port)]
+        table, chain, rule = {
+            "refused": ("filter", "INPUT", [*to, "-j", "REJECT", "--reject-with", "tcp-reset"]),
+            "dropped": ("filter", "INPUT", [*to, "-j", "DROP"]),
+            "slow": ("filter", "OUTPUT", ["-s", addr, "-p", "tcp", "--sport", str(port), "-m", "length", "--length", "100:65535", "-j", "DROP"]),
+            "badcert": ("nat", "PREROUTING", [*to, "-j", "REDIRECT", "--to-ports", str(port + 10000)]),
+        }[fault]
+        run(["ip", "netns", "exec", self.ns(d), "iptables", "-w", "-t", table, "-I" if on else "-D", chain, *rule])
 
     def apply(self, event: tuple) -> None:
         what, args = event[1], event[2:]

@@ -130,7 +130,7 @@ pub(super) fn log_outcome(
     }
 }
 
-/// Probes that timed out while the checker was late, since the last
+/// Probes whose timeout was the checker's lateness, since the last
 /// warning about them.
 #[derive(Debug, Default)]
 pub(super) struct LateProbes {
@@ -151,7 +151,7 @@ impl LateProbes {
         warn!(
             late_probes = self.count,
             worst_lag = ?self.worst,
-            "the checker is short of CPU: probes timed out while their thread was more than a tenth of their timeout behind; such a timeout is the checker's, not the server's, so those real servers keep their health (ipvs_checker_probes_late_total counts them; a refused connection or a wrong answer still counts as a failure)"
+            "the checker is short of CPU: probes timed out while the server had answered or still had time, their thread being behind; such a timeout is the checker's, not the server's, so those real servers keep their health (ipvs_checker_probes_late_total counts them; a server silent for a whole timeout, a refused connection or a wrong answer still counts as a failure)"
         );
         self.count = 0;
         self.worst = Duration::ZERO;

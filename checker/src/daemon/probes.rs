@@ -2,8 +2,12 @@
 //! [`super::shards`]), spread over its interval, each reporting its
 //! results to the loop.
 //!
-//! A probe that timed out while its thread was late (see [`super::lag`])
-//! is reported as such: the loop counts it and leaves the real server's
+//! A probe that timed out is judged by its socket first (see
+//! [`prober::watch`]): the server's when the server had its whole timeout
+//! and did not answer, however late the thread was. Where the socket
+//! cannot tell (no socket: `exec`, `icmp`), a timeout while its thread was
+//! late (see [`super::lag`]) is the checker's. The checker's timeouts are
+//! reported as such: the loop counts them and leaves the real server's
 //! health as it was.
 
 use std::collections::HashMap;
@@ -96,23 +100,35 @@ pub(super) enum CheckerFault {
 const EXHAUSTED: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
 
 impl Report {
-    /// The report of `outcome`, a probe that ran over `window`: a timeout
-    /// is the checker's when its thread was late meanwhile.
+    /// The report of `outcome`, a probe that ran over `windows` (its
+    /// connection made ahead, then the rest of it): a timeout is the
+    /// checker's when its socket says so, or, where the socket cannot
+    /// tell, when its thread was late meanwhile.
     pub(super) fn new(
         generation: u64,
         service: ServiceKey,
         destination: DestinationKey,
         set: prober::set::SetOutcome,
         lag: &Lag,
-        window: (tokio::time::Instant, tokio::time::Instant),
+        windows: &[(tokio::time::Instant, tokio::time::Instant)],
         timeout: Duration,
     ) -> Self {
         let prober::set::SetOutcome { outcome, each } = set;
+        let worst = || {
+            windows
+                .iter()
+                .map(|(since, until)| lag.worst(*since, *until))
+                .fold(Duration::ZERO, Duration::max)
+        };
         let checker_fault = match outcome.result.as_ref().map_err(|e| e.cause()) {
-            Err(prober::ProbeError::Timeout(_)) => {
-                let worst = lag.worst(window.0, window.1);
-                is_late(worst, timeout).then_some(CheckerFault::Late(worst))
-            }
+            Err(prober::ProbeError::Timeout(_)) => match outcome.timed_out_on {
+                Some(prober::Side::Server) => None,
+                Some(prober::Side::Checker) => Some(CheckerFault::Late(worst())),
+                None => {
+                    let worst = worst();
+                    is_late(worst, timeout).then_some(CheckerFault::Late(worst))
+                }
+            },
             Err(prober::ProbeError::Connect(e)) => e
                 .raw_os_error()
                 .filter(|errno| EXHAUSTED.contains(errno))
@@ -336,7 +352,7 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
                     rs.key,
                     outcome,
                     &lag,
-                    (began, connected),
+                    &[(began, connected)],
                     timeout,
                 );
                 refused = report.refused();
@@ -369,27 +385,18 @@ async fn probe_task(rs: RealServer, service: ServiceKey, generation: u64, start:
         };
         let began = tokio::time::Instant::now();
         let outcome = prober.probe(timeout).await;
-        let mut report = Report::new(
-            generation,
-            service,
-            rs.key,
-            outcome,
-            &lag,
-            (began, tokio::time::Instant::now()),
-            timeout,
-        );
-        // A timeout after a connection made ahead: the checker's lateness
-        // while connecting counts too (the wait between is not the probe's).
-        if let (Some(window), Err(prober::ProbeError::Timeout(_))) =
-            (ahead, report.result.as_ref().map_err(|e| e.cause()))
-        {
-            let probing = match report.checker_fault {
-                Some(CheckerFault::Late(lag)) => lag,
-                _ => Duration::ZERO,
-            };
-            let worst = lag.worst(window.0, window.1).max(probing);
-            report.checker_fault = is_late(worst, timeout).then_some(CheckerFault::Late(worst));
-        }
+        let probing = (began, tokio::time::Instant::now());
+        // After a connection made ahead, the checker's lateness while
+        // connecting counts too (the wait between is not the probe's).
+        let both;
+        let windows: &[_] = match ahead {
+            Some(connecting) => {
+                both = [connecting, probing];
+                &both
+            }
+            None => std::slice::from_ref(&probing),
+        };
+        let report = Report::new(generation, service, rs.key, outcome, &lag, windows, timeout);
         refused = report.refused();
         tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
         // Never waits: a loop held up by the kernel or the disk does not

@@ -629,11 +629,12 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
                 outcome: crate::prober::Outcome {
                     result,
                     phases: Phases::new(),
+                    timed_out_on: None,
                 },
                 each: vec![None],
             },
             &lag,
-            (now, now),
+            &[(now, now)],
             Duration::from_secs(1),
         )
     };
@@ -657,6 +658,60 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
     daemon.observe(&refused);
     daemon.flush();
     assert_eq!(weights(&daemon, 1), vec![0, 1]);
+}
+
+/// A timed-out probe is judged by what its socket showed before the
+/// thread's lateness: the server's timeout is a failure even while the
+/// thread was late, and the checker's is counted as late even when the
+/// heartbeat kept up; the heartbeat decides only where the socket could
+/// not tell.
+#[test]
+fn the_sockets_word_on_a_timeout_comes_before_the_heartbeat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, _, service, destination) = daemon_on_the_small_service(dir.path());
+    let timeout = Duration::from_secs(1);
+    let report = |lag: &super::lag::Lag, since, timed_out_on| {
+        let now = tokio::time::Instant::now();
+        probes::Report::new(
+            0,
+            service.key,
+            destination,
+            crate::prober::set::SetOutcome {
+                outcome: crate::prober::Outcome {
+                    result: Err(ProbeError::Timeout(timeout)),
+                    phases: Phases::new(),
+                    timed_out_on,
+                },
+                each: vec![Some("timeout")],
+            },
+            lag,
+            &[(since, now)],
+            timeout,
+        )
+        .checker_fault
+    };
+    use crate::prober::Side;
+    let t0 = tokio::time::Instant::now();
+    // A heartbeat that never beats: by now it is overdue, the thread late.
+    let late = super::lag::Lag::new();
+    std::thread::sleep(timeout / 5);
+    assert!(matches!(
+        report(&late, t0, None),
+        Some(CheckerFault::Late(_))
+    ));
+    assert_eq!(report(&late, t0, Some(Side::Server)), None);
+    assert!(matches!(
+        report(&late, t0, Some(Side::Checker)),
+        Some(CheckerFault::Late(_))
+    ));
+    // A heartbeat seen on time over a window of no length.
+    let on_time = super::lag::Lag::new();
+    let now = tokio::time::Instant::now();
+    assert_eq!(report(&on_time, now, None), None);
+    assert!(matches!(
+        report(&on_time, now, Some(Side::Checker)),
+        Some(CheckerFault::Late(_))
+    ));
 }
 
 /// Under a test `NOTIFY_SOCKET`: READY=1 after the first pass, then

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use super::Daemon;
-use crate::reconcile::{ManagedTable, VipProbes};
+use crate::reconcile::{ManagedTable, Outcome, VipProbes};
 
 /// Where the kernel keeps the IPv4 per-interface settings.
 const CONF: &str = "/proc/sys/net/ipv4/conf";
@@ -78,6 +78,39 @@ impl<T: ManagedTable> Daemon<T> {
         self.sync_vip_probes();
     }
 
+    /// Warns, once until it is mended, of a real server probed through
+    /// the VIP whose probe service forwards otherwise than the table does
+    /// (in weights mode the table is someone else's, and `forward` says
+    /// what it should be): its probes would not take the clients' path.
+    pub(super) fn compare_vip_forwards(&mut self, i: usize, outcome: &Outcome) {
+        let service = &self.config.services[i];
+        for rs in &service.real_servers {
+            let Some(through) = rs.checks.iter().find_map(|c| c.through) else {
+                continue;
+            };
+            let table = outcome
+                .forwards
+                .iter()
+                .find(|(d, _)| *d == rs.key)
+                .map(|(_, f)| *f);
+            let text = format!(
+                "probe_through_vip: the table forwards to real server {} of {} by {:?}, its config says {:?}: its probes through the VIP take another path than the clients'; set its forward as the table has it",
+                rs.key, service.key, table.unwrap_or(through.forward), through.forward
+            );
+            if table.is_some_and(|f| f != through.forward) {
+                if self.announced.insert(text.clone()) {
+                    warn!("{text}");
+                }
+            } else {
+                let mismatch = format!(
+                    "probe_through_vip: the table forwards to real server {} of {} by ",
+                    rs.key, service.key
+                );
+                self.announced.retain(|a| !a.starts_with(&mismatch));
+            }
+        }
+    }
+
     /// When the checker stops: every probe service it made deleted.
     pub(super) fn remove_vip_probes(&mut self) {
         if self.vip_probes.made().is_empty() {
@@ -130,6 +163,54 @@ pub(super) fn martian_filter(conf: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::memory::MemoryTable;
+    use crate::reconcile::Reconciler;
+    use crate::state::Shared;
+    use ipvs::{DestinationConfig, ForwardMethod};
+
+    #[test]
+    fn a_table_forwarding_otherwise_than_the_config_is_said_until_mended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "defaults: {rise: 1, fall: 1}\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {address: 198.18.1.11:80, forward: dr, probe_through_vip: true}\n      - {address: 198.18.1.12:80}\n";
+        let config = crate::config::parse(text, &dir.path().join("checker.yaml"), dir.path())
+            .expect("valid");
+        let service = config.services[0].key;
+        let [probed, plain] = [0, 1].map(|i| config.services[0].real_servers[i].key);
+        let mut table = MemoryTable::default();
+        let nat = DestinationConfig::new(ForwardMethod::Masquerade, 1);
+        table
+            .dests
+            .insert(service, [(probed, nat), (plain, nat)].into());
+        let state = Shared::new(&config);
+        let mut daemon = Daemon::new(config, Reconciler::new(table, false), state);
+        let said = |daemon: &Daemon<MemoryTable>| {
+            daemon
+                .announced
+                .iter()
+                .filter(|a| a.starts_with("probe_through_vip: the table forwards"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        daemon.apply(0);
+        let warned = said(&daemon);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("real server 198.18.1.11:80 of TCP 198.18.0.10:80 by Masquerade, its config says DirectRoute"),
+            "{}",
+            warned[0]
+        );
+        // Said once, not on every pass.
+        daemon.apply(0);
+        assert_eq!(said(&daemon), warned);
+        let dr = DestinationConfig::new(ForwardMethod::DirectRoute, 1);
+        daemon
+            .reconciler
+            .table_mut()
+            .dests
+            .insert(service, [(probed, dr), (plain, nat)].into());
+        daemon.apply(0);
+        assert!(said(&daemon).is_empty());
+    }
 
     fn conf(settings: &[(&str, &str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");

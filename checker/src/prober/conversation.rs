@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::http::Stream;
 use super::https::{self, Sessions};
-use super::{Deadline, Handshake, Phase, Phases, ProbeError, Success, Target};
+use super::{Deadline, Handshake, Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{ConversationCheck, Step};
 
 /// The most bytes an `expect` step reads without a match: banners and
@@ -34,6 +34,7 @@ pub async fn probe(
     sessions: Option<&mut Sessions>,
     now: Instant,
     deadline: Deadline,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     match &check.tls {
@@ -48,7 +49,7 @@ pub async fn probe(
                 .clone()
                 .unwrap_or_else(|| ServerName::IpAddress(target.addr.ip().into()));
             let (stream, handshake, not_after) =
-                https::verified(target, None, sessions, &name, now, phases).await?;
+                https::verified(target, None, sessions, &name, now, watch, phases).await?;
             let mut success = converse(stream, &check.steps, deadline, phases).await?;
             success.handshake = Some(handshake);
             if handshake == Handshake::Full {
@@ -57,7 +58,7 @@ pub async fn probe(
             Ok(success)
         }
         None => {
-            let stream = super::tcp::connect(target, phases).await?;
+            let stream = super::tcp::connect(target, watch, phases).await?;
             converse(stream, &check.steps, deadline, phases).await
         }
     }
@@ -102,11 +103,16 @@ async fn converse(
                     regex: regex.as_str().to_owned(),
                     got,
                 };
-                let n = match tokio::time::timeout_at(deadline.at, stream.read(&mut chunk)).await {
+                // Nothing read yet: a silent server is the probe's timeout,
+                // judged there (see [`super::watch`]).
+                let reading = if read.is_empty() {
+                    Ok(stream.read(&mut chunk).await)
+                } else {
+                    tokio::time::timeout_at(deadline.at, stream.read(&mut chunk)).await
+                };
+                let n = match reading {
                     Ok(Ok(n)) => n,
                     Ok(Err(e)) => return Err(expect(format!("read failed: {e}"))),
-                    // Nothing read: the server is silent, a timeout.
-                    Err(_) if read.is_empty() => return Err(ProbeError::Timeout(deadline.timeout)),
                     Err(_) => return Err(expect(format!("no match in time, {}", shown(&read)))),
                 };
                 if n == 0 {

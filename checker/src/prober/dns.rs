@@ -17,7 +17,7 @@ use std::hash::BuildHasher;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Phase, Phases, ProbeError, Success, Target};
+use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{rcode_name, DnsCheck};
 
 /// The largest answer read over UDP (EDNS' usual 4096 would do; a
@@ -28,6 +28,7 @@ const UDP_MAX: usize = 65_535;
 pub async fn probe(
     target: &Target,
     check: &DnsCheck,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let id = RandomState::new().hash_one(std::time::Instant::now()) as u16;
@@ -42,9 +43,9 @@ pub async fn probe(
         .to_vec()
         .map_err(|e| ProbeError::Dns(format!("cannot encode the query: {e}")))?;
     let answer = if check.tcp {
-        over_tcp(target, &bytes, phases).await?
+        over_tcp(target, &bytes, watch, phases).await?
     } else {
-        over_udp(target, &bytes, &query, phases).await?
+        over_udp(target, &bytes, &query, watch, phases).await?
     };
     phases.end();
     judge(check, &query, &answer)
@@ -55,11 +56,13 @@ async fn over_udp(
     target: &Target,
     bytes: &[u8],
     query: &Message,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Message, ProbeError> {
     let socket = super::udp::connected(target).await?;
-    phases.begin(Phase::Response);
+    let sent = phases.begin(Phase::Response);
     socket.send(bytes).await.map_err(ProbeError::Connect)?;
+    watch.sent_datagram(&socket, target.addr, sent);
     // Room for the largest datagram, not zeroed: the kernel writes the
     // answer and only its bytes are read (zeroing 64 KiB at every probe
     // showed in its profile, lab/bench/README.md).
@@ -82,9 +85,10 @@ async fn over_udp(
 async fn over_tcp(
     target: &Target,
     bytes: &[u8],
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Message, ProbeError> {
-    let mut stream = super::tcp::connect(target, phases).await?;
+    let mut stream = super::tcp::connect(target, watch, phases).await?;
     phases.begin(Phase::Response);
     let length = u16::try_from(bytes.len())
         .map_err(|_| ProbeError::Dns("the query is longer than 65535 bytes".into()))?;

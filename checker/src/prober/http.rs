@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Phase, Phases, ProbeError, Success, Target};
+use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{HttpCheck, Md5 as Md5Digest};
 
 /// How much of a body is read for the regex and the MD5: health pages are
@@ -91,12 +91,13 @@ pub async fn probe(
     check: &HttpCheck,
     kept: &mut Option<Kept>,
     now: Instant,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     if let Some(result) = over_kept(target, check, kept, now, phases).await {
         return result;
     }
-    let stream = super::tcp::connect(target, phases).await?;
+    let stream = super::tcp::connect(target, watch, phases).await?;
     phases.begin(Phase::Response);
     over_new(Kept::new(stream, now), target, check, kept, phases).await
 }

@@ -29,7 +29,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::http::Kept;
-use super::{Handshake, Phase, Phases, ProbeError, Success, Target};
+use super::{Handshake, Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{HttpsCheck, TlsCheck};
 
 /// One real server's TLS sessions: a client configuration of its own
@@ -126,6 +126,15 @@ fn with_cache(
     Arc::new(config)
 }
 
+/// The connections an HTTPS probe may go over besides a new one.
+#[derive(Debug)]
+pub struct Connections<'a> {
+    /// The one kept from the last probe (`keep_alive`).
+    pub kept: &'a mut Option<Kept>,
+    /// One made ahead of the probe's full-handshake turn.
+    pub ahead: Option<TcpStream>,
+}
+
 /// TLS handshake (timed as `tls`), then the HTTP exchange over it; or,
 /// with `keep_alive`, the exchange over the kept connection while no full
 /// handshake is due.
@@ -133,11 +142,12 @@ pub async fn probe(
     target: &Target,
     check: &HttpsCheck,
     sessions: &mut Sessions,
-    kept: &mut Option<Kept>,
-    ahead: Option<TcpStream>,
+    connections: Connections<'_>,
     now: Instant,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
+    let Connections { kept, ahead } = connections;
     // A full handshake due is what bounds how old a verified certificate
     // may be: it ends a kept connection too.
     if sessions.due(now) {
@@ -148,7 +158,7 @@ pub async fn probe(
     }
     let name = server_name(target, check);
     let (stream, handshake, not_after) =
-        verified(target, ahead, sessions, &name, now, phases).await?;
+        verified(target, ahead, sessions, &name, now, watch, phases).await?;
     phases.begin(Phase::Response);
     let connection = Kept::new(stream, now);
     let mut success = super::http::over_new(connection, target, &check.http, kept, phases).await?;
@@ -167,17 +177,18 @@ pub(super) async fn verified(
     sessions: &mut Sessions,
     name: &ServerName<'static>,
     now: Instant,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<(TlsStream<TcpStream>, Handshake, Option<i64>), ProbeError> {
     let (config, tls12_only) = sessions.config(now);
-    let stream = match handshake(target, ahead, config, name, phases).await {
+    let stream = match handshake(target, ahead, config, name, watch, phases).await {
         // A server that no longer speaks TLS 1.2 (moved to TLS 1.3 only)
         // refuses the TLS 1.2-only offer: not a failure of the server.
         // Once more, offering every version (a full handshake, rare enough
         // not to wait for a full-handshake turn).
         Err(ProbeError::Tls(_)) if tls12_only => {
             sessions.forget();
-            handshake(target, None, sessions.config(now).0, name, phases).await?
+            handshake(target, None, sessions.config(now).0, name, watch, phases).await?
         }
         result => result?,
     };
@@ -204,11 +215,15 @@ async fn handshake(
     ahead: Option<TcpStream>,
     config: Arc<ClientConfig>,
     name: &ServerName<'static>,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<TlsStream<TcpStream>, ProbeError> {
     let tcp = match ahead {
-        Some(tcp) => tcp,
-        None => super::tcp::connect(target, phases).await?,
+        Some(tcp) => {
+            watch.connecting(&tcp, target.addr, std::time::Instant::now());
+            tcp
+        }
+        None => super::tcp::connect(target, watch, phases).await?,
     };
     // The handshake's flights and the request are small writes, each
     // waiting for an answer: no Nagle delay. (Plain HTTP writes its one

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Check, CheckKind};
+use crate::config::{Check, CheckKind, Step};
 
 pub mod conversation;
 pub mod dns;
@@ -23,6 +23,9 @@ pub mod set;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod watch;
+
+pub use watch::{Side, Watch};
 
 /// Where a probe goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,11 +261,13 @@ impl Phases {
         self
     }
 
-    /// Ends the phase in progress, if any, and starts `phase`.
-    pub(crate) fn begin(&mut self, phase: Phase) {
+    /// Ends the phase in progress, if any, and starts `phase`; when, for
+    /// a caller that needs the time too (one clock read, not two).
+    pub(crate) fn begin(&mut self, phase: Phase) -> Instant {
         let now = Instant::now();
         self.end_at(now);
         self.current = Some((phase, now));
+        now
     }
 
     /// Ends the phase in progress, if any.
@@ -316,6 +321,20 @@ pub struct Outcome {
     pub result: Result<Success, ProbeError>,
     /// How long its phases took.
     pub phases: Phases,
+    /// For a probe that timed out, whose timeout it was, when its socket
+    /// could tell (see [`watch`]).
+    pub timed_out_on: Option<Side>,
+}
+
+impl Outcome {
+    /// The outcome of a probe that ended with `result`.
+    fn ended(result: Result<Success, ProbeError>, phases: Phases) -> Self {
+        Outcome {
+            result,
+            phases,
+            timed_out_on: None,
+        }
+    }
 }
 
 /// The prober of one real server: its check and target, and what it keeps
@@ -331,6 +350,8 @@ pub struct Prober {
     program: Option<exec::Prepared>,
     /// The connection made ahead of the probe's turn ([`Prober::connect_ahead`]).
     ahead: Option<Ahead>,
+    /// The socket of the probe in progress, to judge its timeout by.
+    watch: Watch,
 }
 
 /// A connection made before the probe waited for its turn.
@@ -354,6 +375,12 @@ impl Prober {
             CheckKind::Exec(e) => Some(exec::Prepared::new(e, &target, &exec::Virtual::default())),
             _ => None,
         };
+        // A banner protocol in the clear: the server's first words come
+        // before any of the checker's.
+        let server_speaks_first = matches!(
+            &check.kind,
+            CheckKind::Conversation(c) if c.tls.is_none() && matches!(c.steps.first(), Some(Step::Expect(_)))
+        );
         Prober {
             check,
             target,
@@ -361,6 +388,7 @@ impl Prober {
             kept: None,
             program,
             ahead: None,
+            watch: Watch::new(server_speaks_first),
         }
     }
 
@@ -385,7 +413,8 @@ impl Prober {
         }
         let mut phases = Phases::new();
         let began = Instant::now();
-        let result = tokio::time::timeout(timeout, tcp::connect(&self.target, &mut phases)).await;
+        let connect = tcp::connect(&self.target, &self.watch, &mut phases);
+        let result = self.watch.within(connect, timeout, timeout).await;
         phases.end();
         match result {
             Ok(Ok(stream)) => {
@@ -397,13 +426,11 @@ impl Prober {
                 });
                 None
             }
-            Ok(Err(e)) => Some(Outcome {
-                result: Err(e),
-                phases,
-            }),
-            Err(_) => Some(Outcome {
+            Ok(Err(e)) => Some(Outcome::ended(Err(e), phases)),
+            Err(side) => Some(Outcome {
                 result: Err(ProbeError::Timeout(timeout)),
                 phases,
+                timed_out_on: side,
             }),
         }
     }
@@ -436,7 +463,9 @@ impl Prober {
     }
 
     /// Runs the check once, bounded by `timeout` from the first SYN to the
-    /// last byte read.
+    /// last byte read; or, when the checker's thread was late, until the
+    /// server has had that long from the checker's last bytes, at most
+    /// twice `timeout` (see [`watch`]).
     pub async fn probe(&mut self, timeout: Duration) -> Outcome {
         self.probe_at(timeout, Instant::now()).await
     }
@@ -458,37 +487,49 @@ impl Prober {
             at: tokio::time::Instant::now() + budget,
             timeout,
         };
-        let (check, target) = (&self.check, &self.target);
+        let (check, target, watch) = (&self.check, &self.target, &self.watch);
         let (sessions, kept) = (&mut self.sessions, &mut self.kept);
         let program = &self.program;
         let run = async {
             match (&check.kind, sessions.as_mut()) {
-                (CheckKind::Tcp, _) => tcp::probe(target, &mut phases).await,
+                (CheckKind::Tcp, _) => tcp::probe(target, watch, &mut phases).await,
                 (CheckKind::Http(http), _) => {
-                    http::probe(target, http, kept, now, &mut phases).await
+                    http::probe(target, http, kept, now, watch, &mut phases).await
                 }
-                (CheckKind::Https(https), Some(sessions)) => {
-                    https::probe(target, https, sessions, kept, ahead, now, &mut phases).await
+                (CheckKind::Https(https), sessions) => {
+                    let mut fresh = None;
+                    let sessions = match sessions {
+                        Some(sessions) => sessions,
+                        None => fresh.insert(https::Sessions::new(&https.tls)),
+                    };
+                    let connections = https::Connections { kept, ahead };
+                    https::probe(
+                        target,
+                        https,
+                        sessions,
+                        connections,
+                        now,
+                        watch,
+                        &mut phases,
+                    )
+                    .await
                 }
                 (CheckKind::Conversation(c), sessions) => {
-                    conversation::probe(target, c, sessions, now, deadline, &mut phases).await
+                    conversation::probe(target, c, sessions, now, deadline, watch, &mut phases)
+                        .await
                 }
-                (CheckKind::Dns(d), _) => dns::probe(target, d, &mut phases).await,
-                (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, &mut phases).await,
+                (CheckKind::Dns(d), _) => dns::probe(target, d, watch, &mut phases).await,
+                (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
                 (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
                     Some(program) => exec::probe(e, program, &mut phases).await,
                     None => Err(ProbeError::Exec("no program prepared".into())),
                 },
-                (CheckKind::Https(https), None) => {
-                    let mut sessions = https::Sessions::new(&https.tls);
-                    https::probe(target, https, &mut sessions, kept, ahead, now, &mut phases).await
-                }
             }
         };
-        let result = match tokio::time::timeout(budget, run).await {
-            Ok(result) => result,
-            Err(_) => Err(ProbeError::Timeout(timeout)),
+        let (result, timed_out_on) = match self.watch.within(run, budget, timeout).await {
+            Ok(result) => (result, None),
+            Err(side) => (Err(ProbeError::Timeout(timeout)), side),
         };
         phases.end();
         // A server that failed in TLS or HTTP is not judged on a session
@@ -506,7 +547,11 @@ impl Prober {
                 sessions.forget();
             }
         }
-        Outcome { result, phases }
+        Outcome {
+            result,
+            phases,
+            timed_out_on,
+        }
     }
 }
 

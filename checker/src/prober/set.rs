@@ -104,6 +104,7 @@ fn combine<'a>(outcomes: Vec<Outcome>, checks: impl Iterator<Item = &'a Arc<Chec
         .collect();
     let mut phases = Phases::new();
     let mut result = None;
+    let mut timed_out_on = None;
     let mut first_success = None;
     for (index, (outcome, check)) in outcomes.into_iter().zip(checks).enumerate() {
         phases.longest(&outcome.phases);
@@ -114,6 +115,7 @@ fn combine<'a>(outcomes: Vec<Outcome>, checks: impl Iterator<Item = &'a Arc<Chec
                 first.weight = first.weight.or(weight);
             }
             Err(e) if result.is_none() => {
+                timed_out_on = outcome.timed_out_on;
                 result = Some(Err(ProbeError::Check {
                     number: index + 1,
                     kind: check.kind.name(),
@@ -125,7 +127,11 @@ fn combine<'a>(outcomes: Vec<Outcome>, checks: impl Iterator<Item = &'a Arc<Chec
     }
     let result = result.unwrap_or_else(|| Ok(first_success.unwrap_or_default()));
     SetOutcome {
-        outcome: Outcome { result, phases },
+        outcome: Outcome {
+            result,
+            phases,
+            timed_out_on,
+        },
         each,
     }
 }

@@ -19,19 +19,27 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{Phase, Phases, ProbeError, Success, Target};
+use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::Through;
 
 /// Opens a TCP connection to the target and closes it.
-pub async fn probe(target: &Target, phases: &mut Phases) -> Result<Success, ProbeError> {
-    connect(target, phases).await?;
+pub async fn probe(
+    target: &Target,
+    watch: &Watch,
+    phases: &mut Phases,
+) -> Result<Success, ProbeError> {
+    connect(target, watch, phases).await?;
     Ok(Success::default())
 }
 
 /// A TCP connection to the target from its source address, if set, timed
-/// as the `connect` phase.
-pub(super) async fn connect(target: &Target, phases: &mut Phases) -> Result<TcpStream, ProbeError> {
-    phases.begin(Phase::Connect);
+/// as the `connect` phase, its socket named to `watch`.
+pub(super) async fn connect(
+    target: &Target,
+    watch: &Watch,
+    phases: &mut Phases,
+) -> Result<TcpStream, ProbeError> {
+    let began = phases.begin(Phase::Connect);
     let socket = if target.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -59,6 +67,8 @@ pub(super) async fn connect(target: &Target, phases: &mut Phases) -> Result<TcpS
             .bind(SocketAddr::new(source, 0))
             .map_err(ProbeError::Connect)?;
     }
+    // The SYN goes out at the connect's first poll, just after.
+    watch.connecting(&socket, target.addr, began);
     let stream = socket
         .connect(target.addr)
         .await

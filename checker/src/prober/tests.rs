@@ -1079,6 +1079,7 @@ mod body_md5;
 mod checks;
 mod dns;
 mod icmp;
+mod late;
 mod reasons;
 mod udp;
 

@@ -11,7 +11,7 @@
 use regex::bytes::Regex;
 use tokio::net::UdpSocket;
 
-use super::{Deadline, Phase, Phases, ProbeError, Success, Target};
+use super::{Deadline, Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::UdpCheck;
 
 /// The largest datagram read.
@@ -41,18 +41,26 @@ pub async fn probe(
     target: &Target,
     check: &UdpCheck,
     deadline: Deadline,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let socket = connected(target).await?;
-    phases.begin(Phase::Response);
+    let sent = phases.begin(Phase::Response);
     socket
         .send(&check.payload)
         .await
         .map_err(ProbeError::Connect)?;
+    watch.sent_datagram(&socket, target.addr, sent);
     let mut buf = vec![0u8; DATAGRAM_MAX];
     let mut last: Option<Vec<u8>> = None;
     loop {
-        let n = match tokio::time::timeout_at(deadline.at, socket.recv(&mut buf)).await {
+        let received = match (&check.expect, &last) {
+            // No reply yet: whether the server had its whole timeout is
+            // judged by the probe's timeout (see [`super::watch`]).
+            (Some(_), None) => Ok(socket.recv(&mut buf).await),
+            _ => tokio::time::timeout_at(deadline.at, socket.recv(&mut buf)).await,
+        };
+        let n = match received {
             Ok(received) => received.map_err(ProbeError::Connect)?,
             Err(_) => {
                 return match (&check.expect, last) {
@@ -61,6 +69,7 @@ pub async fn probe(
                         phases.end();
                         Ok(Success::default())
                     }
+                    // Not waited on by a timer here (above); kept whole.
                     (Some(_), None) => Err(ProbeError::Timeout(deadline.timeout)),
                     (Some(re), Some(datagram)) => Err(mismatch(re, &datagram)),
                 };

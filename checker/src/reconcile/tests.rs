@@ -62,10 +62,14 @@ fn weights(t: &MemoryTable) -> Vec<u32> {
 
 use Health::{Down, Unknown, Up};
 
-/// An outcome that changed nothing and saw rs11, rs12, rs13 at `w`.
+/// An outcome that changed nothing and saw rs11, rs12, rs13 at `w` (and
+/// forwarded to by NAT, as [`table`] makes them).
 fn seen(w: [u32; 3]) -> Outcome {
     Outcome {
         weights: vec![(rs(11), w[0]), (rs(12), w[1]), (rs(13), w[2])],
+        forwards: [11, 12, 13]
+            .map(|n| (rs(n), ForwardMethod::Masquerade))
+            .to_vec(),
         ..Outcome::default()
     }
 }

@@ -1,0 +1,177 @@
+//! Timeouts of a probe whose thread is held up (a task that blocks it,
+//! as a checker short of CPU would be): judged by the socket (see
+//! [`super::super::watch`]), the server's when it had its whole timeout,
+//! a real answer when it answered meanwhile. The servers run on threads
+//! of their own, so holding up the probe's thread does not hold them up.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener as StdListener, TcpStream as StdStream, UdpSocket as StdUdp};
+
+use super::*;
+
+/// The probes' timeout here; the thread is held up for more than it.
+const SHORT: Duration = Duration::from_millis(300);
+const HELD: Duration = Duration::from_millis(700);
+
+/// How a server on its own thread treats each connection.
+#[derive(Clone, Copy)]
+enum Peer {
+    /// Reads the request head, then answers 200.
+    Answers,
+    /// Reads the request head, then says nothing.
+    Silent,
+    /// Says nothing from the start (a banner protocol's silent server).
+    Mute,
+}
+
+fn thread_server(peer: Peer) -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if !matches!(peer, Peer::Mute) {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+            }
+            if matches!(peer, Peer::Answers) {
+                let _ = stream.write_all(OK);
+            }
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// A listener whose accept queue is full: its kernel drops every new
+/// SYN, as a server host too busy to accept does.
+fn full_listener() -> (socket2::Socket, Vec<StdStream>, SocketAddr) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(0).expect("listen");
+    let addr = socket
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet");
+    // A backlog of 0 queues one connection; one more for good measure,
+    // each made in time or not at all (its SYN dropped too).
+    let queued = (0..2)
+        .filter_map(|_| StdStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+        .collect();
+    (socket, queued, addr)
+}
+
+/// Runs `prober`'s probe with its thread held up for [`HELD`] from
+/// `after` on.
+async fn probe_held(prober: &mut Prober, after: Duration) -> Outcome {
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        std::thread::sleep(HELD);
+    });
+    prober.probe(SHORT).await
+}
+
+fn timed_out(outcome: &Outcome) -> Option<Side> {
+    assert!(
+        matches!(outcome.result, Err(ProbeError::Timeout(_))),
+        "{:?}",
+        outcome.result
+    );
+    outcome.timed_out_on
+}
+
+#[tokio::test]
+async fn a_request_sent_late_for_the_threads_delay_gets_its_answer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: http}", dir.path());
+    let mut prober = Prober::new(c, target(thread_server(Peer::Answers)));
+    // Held while connecting: the request goes out after the timeout has
+    // passed, and the server is given its time from then.
+    let outcome = probe_held(&mut prober, Duration::ZERO).await;
+    assert_eq!(outcome.result.expect("answered").status, Some(200));
+}
+
+#[tokio::test]
+async fn a_silent_server_is_the_servers_timeout_however_late_the_thread() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: http}", dir.path());
+    let silent = thread_server(Peer::Silent);
+    for after in [Duration::ZERO, Duration::from_millis(50)] {
+        let mut prober = Prober::new(c.clone(), target(silent));
+        let outcome = probe_held(&mut prober, after).await;
+        assert_eq!(
+            timed_out(&outcome),
+            Some(Side::Server),
+            "held after {after:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_syn_is_the_servers_timeout_however_late_the_thread() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_listener, _queued, addr) = full_listener();
+    for kind in ["{type: tcp}", "{type: http}"] {
+        let mut prober = Prober::new(check(kind, dir.path()), target(addr));
+        let outcome = probe_held(&mut prober, Duration::ZERO).await;
+        assert_eq!(timed_out(&outcome), Some(Side::Server), "{kind}");
+        assert!(
+            outcome.phases.get(Phase::Connect).is_some(),
+            "timed out connecting"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_silent_before_its_banner_is_its_timeout_however_late_the_thread() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: tcp, steps: [{expect: '^220 '}]}", dir.path());
+    let mut prober = Prober::new(c, target(thread_server(Peer::Mute)));
+    let outcome = probe_held(&mut prober, Duration::from_millis(50)).await;
+    assert_eq!(timed_out(&outcome), Some(Side::Server));
+}
+
+#[tokio::test]
+async fn a_silent_udp_server_is_its_timeout_however_late_the_thread() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: udp, payload_hex: '00', expect: 'x'}", dir.path());
+    let silent = StdUdp::bind("127.0.0.1:0").expect("bind");
+    let mut prober = Prober::new(c, target(silent.local_addr().expect("address")));
+    let outcome = probe_held(&mut prober, Duration::from_millis(50)).await;
+    assert_eq!(timed_out(&outcome), Some(Side::Server));
+}
+
+/// A probe that never got to send what it says first, its connection
+/// made: the server had nothing to answer, the timeout is the checker's.
+#[tokio::test]
+async fn a_probe_that_never_sent_its_request_is_the_checkers_timeout() {
+    let addr = thread_server(Peer::Silent);
+    let watch = Watch::new(false);
+    let mut phases = Phases::new();
+    let never_sends = async {
+        let _stream = tcp::connect(&target(addr), &watch, &mut phases).await;
+        std::future::pending::<()>().await
+    };
+    let ended = watch.within(never_sends, SHORT, SHORT).await;
+    assert_eq!(ended, Err(Some(Side::Checker)));
+}
+
+/// No socket named (a program, a ping): the socket cannot tell.
+#[tokio::test]
+async fn without_a_socket_the_timeout_is_not_judged_here() {
+    let watch = Watch::new(false);
+    let ended = watch
+        .within(std::future::pending::<()>(), SHORT, SHORT)
+        .await;
+    assert_eq!(ended, Err(None));
+}
