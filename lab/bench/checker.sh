@@ -46,8 +46,10 @@
 #     ipvsadm -Ln polled about every 0.2 s: healthy real servers ever seen
 #     at weight 0 (each a false down), and each refusing one's time to 0.
 #     ipvs-checker's own count of late probes from its /metrics.
+#   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
+#     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 # BENCH_PHASES (default "window rack single") runs only those parts
-# (add "overload" to run it);
+# (add "overload", "exec" or "dns" to run them);
 # BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
 # "--checker.max-concurrency 32").
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
@@ -75,8 +77,13 @@ cleanup() {
 	# The logs, for a look after the run.
 	mkdir -p "$out/bench-checker-logs"
 	cp "$work"/*.log "$work"/*.txt "$out/bench-checker-logs/" 2>/dev/null || true
+	[[ -f $work/dnsmasq.pid ]] && kill "$(cat "$work/dnsmasq.pid")" 2>/dev/null || true
+	cgroups_remove
 	servers_down
 }
+# The exec and dns phases, and the cgroups every tool runs in.
+# shellcheck source=lab/bench/checker-checks.sh
+source "$root/lab/bench/checker-checks.sh"
 trap cleanup EXIT
 cleanup
 
@@ -91,31 +98,31 @@ checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem,
 
 # keepalived reads one keyword per line and ignores the rest of the line
 # (its -d dump shows it): every setting on a line of its own.
-keepalived_config() { # PORT CHECK
-	printf '%s\n' "global_defs {" "  router_id bench" "}" "SSL {" "  ca $work/ca.pem" "}"
+# CHECK is the check's block, its lines indented for a real server's, with
+# @RS@ for the real server's address. Scripts run as root, as
+# ipvs-checker's do (keepalived's default user, keepalived_script, does
+# not exist here).
+keepalived_config() { # PORT CHECK [PROTOCOL]
+	printf '%s\n' "global_defs {" "  router_id bench" "  script_user root" "}" "SSL {" "  ca $work/ca.pem" "}"
 	echo "virtual_server 198.18.0.10 $1 {"
 	echo "  delay_loop 1"
 	echo "  lb_algo wrr"
 	echo "  lb_kind NAT"
-	echo "  protocol TCP"
+	echo "  protocol ${3:-TCP}"
 	for ((i = 1; i <= n; i++)); do
 		echo "  real_server $(addr $i) $1 {"
 		echo "    weight 1"
 		echo "    inhibit_on_failure"
-		echo "    $2 {"
-		echo "      url {"
-		echo "        path /"
-		echo "        status_code 200"
-		echo "      }"
-		echo "      connect_timeout 1"
-		echo "      retry 0"
-		echo "    }"
+		echo "${2//@RS@/$(addr $i)}"
 		echo "  }"
 	done
 	echo "}"
 }
-keepalived_config 80 HTTP_GET >"$work/keepalived-http.conf"
-keepalived_config 443 SSL_GET >"$work/keepalived-https.conf"
+http_get() { # KEYWORD
+	printf '    %s\n' "$1 {" "  url {" "    path /" "    status_code 200" "  }" "  connect_timeout 1" "  retry 0" "}"
+}
+keepalived_config 80 "$(http_get HTTP_GET)" >"$work/keepalived-http.conf"
+keepalived_config 443 "$(http_get SSL_GET)" >"$work/keepalived-https.conf"
 
 # --- measuring -------------------------------------------------------------
 clk=$(getconf CLK_TCK)
@@ -142,9 +149,9 @@ rss_kb() {
 	echo "$t"
 }
 lines() { local c=0; [[ -f $1 ]] && c=$(wc -l <"$1"); echo "$c"; }
-# Real servers of 198.18.0.10:PORT with a weight other than 0.
-weighted() {
-	ip netns exec "$D" ipvsadm -Ln -t "198.18.0.10:$1" |
+# Real servers of 198.18.0.10:PORT (TCP, or -u: UDP) with a weight other than 0.
+weighted() { # PORT [-u]
+	ip netns exec "$D" ipvsadm -Ln "${2:--t}" "198.18.0.10:$1" |
 		awk -v c=0 '$1 == "->" && $4 ~ /^[0-9]+$/ && $4 != 0 { c++ } END { print c }'
 }
 # Polls until weighted PORT == WANT, for at most LIMIT seconds (default
@@ -158,22 +165,30 @@ wait_weighted() {
 }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
-start_tool() { # NAME PORT [PHASE]: starts it (log NAME-PORT[-PHASE].log), prints its pid
-	local log=$work/$1-$2${3:+-$3}.log
+start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHASE].log), prints its pid
+	local log=$work/$1-$2${3:+-$3}.log proto
+	case $2 in
+	80) proto=http ;;
+	443) proto=https ;;
+	53) proto=dns ;;
+	"$exec_port") proto=exec ;;
+	esac
 	case $1 in
 	ipvs-checker | ipvs-checker-ka)
-		table 80 443
-		local proto=http
-		[[ $2 == 443 ]] && proto=https
+		case $proto in
+		http | https) table 80 443 ;;
+		exec) n=$exec_n table "$exec_port" ;;
+		dns) table udp/53 ;;
+		esac
 		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
-		ip netns exec "$D" "$checker" --config.file "$work/checker-$proto.yaml" \
+		cgroup_prefix "$1"
+		"${in_cgroup[@]}" "$checker" --config.file "$work/checker-$proto.yaml" \
 			--web.listen-address 127.0.0.1:10311 "${checker_args[@]}" >"$log" 2>&1 &
 		;;
 	keepalived)
 		ip netns exec "$D" ipvsadm -C
-		local proto=http
-		[[ $2 == 443 ]] && proto=https
-		ip netns exec "$D" keepalived --dont-fork --log-console --check \
+		cgroup_prefix keepalived
+		"${in_cgroup[@]}" keepalived --dont-fork --log-console --check \
 			--use-file "$work/keepalived-$proto.conf" \
 			--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" \
 			>"$log" 2>&1 &
@@ -388,6 +403,10 @@ if [[ $phases == *" overload "* ]]; then
 	} | tee -a "$report"
 	for tool in ipvs-checker keepalived; do overload "$tool" | tee -a "$report"; done
 fi
+if [[ $phases == *" exec "* ]]; then
+	for exec_n in "${exec_counts[@]}"; do checks_phase exec; done
+fi
+if [[ $phases == *" dns "* ]]; then checks_phase dns; fi
 {
 	echo
 	echo "Load average in the VM at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

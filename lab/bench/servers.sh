@@ -92,25 +92,31 @@ servers_down() {
 	ip netns del "$R" 2>/dev/null || true
 }
 
-# The IPVS services 198.18.0.10:PORT for each PORT, every address a real
-# server of each at weight 1 (masquerading), in place of whatever was
-# there.
+# The IPVS services 198.18.0.10:PORT for each PORT (TCP; udp/PORT a UDP
+# one), every address a real server of each at weight 1 (masquerading), in
+# place of whatever was there. Fewer addresses: n=COUNT table PORT...
 table() { # PORT...
+	local port proto
 	{
 		echo "-C"
 		for port in "$@"; do
-			echo "-A -t 198.18.0.10:$port -s wrr"
-			for ((i = 1; i <= n; i++)); do echo "-a -t 198.18.0.10:$port -r $(addr $i):$port -m -w 1"; done
+			proto=-t
+			[[ $port == udp/* ]] && proto=-u port=${port#udp/}
+			echo "-A $proto 198.18.0.10:$port -s wrr"
+			for ((i = 1; i <= n; i++)); do echo "-a $proto 198.18.0.10:$port -r $(addr $i):$port -m -w 1"; done
 		done
 	} | ip netns exec "$D" ipvsadm -R
 }
 
-# An ipvs-checker config: 198.18.0.10:PORT with every address, checked by
-# CHECK (a YAML flow mapping) every second, timeout 1 s, rise 1, fall 1.
-checker_config() { # PORT CHECK
+# An ipvs-checker config: 198.18.0.10:PORT (PROTOCOL, default the config's
+# tcp) with every address, checked by CHECK (a YAML flow mapping) every
+# second, timeout 1 s, rise 1, fall 1. Fewer addresses: n=COUNT
+# checker_config ...
+checker_config() { # PORT CHECK [PROTOCOL]
 	echo "defaults: {interval: 1s, timeout: 1s, rise: 1, fall: 1}"
 	echo "services:"
 	echo "  - address: 198.18.0.10:$1"
+	if [[ -n ${3:-} ]]; then echo "    protocol: $3"; fi
 	echo "    check: $2"
 	echo "    real_servers:"
 	for ((i = 1; i <= n; i++)); do echo "      - {address: '$(addr $i):$1', weight: 1}"; done

@@ -5,17 +5,25 @@
 //! the answer; the sockets are the checker's own, so the probe's timeout
 //! and phases are those of every other check.
 //!
-//! Over UDP, an answer whose id or question is not the query's is not
-//! one (a late answer to an earlier probe, or a spoofed one) and is
-//! skipped; a refused port (an ICMP port unreachable on the connected
-//! socket) is `connect`. An answer with the TC bit set is judged as it
-//! is: the check asks for one name, and a health answer fits a datagram.
+//! Over UDP, a prober keeps its socket, connected to the real server,
+//! from one probe to the next ([`Kept`]): a new one per probe was most of
+//! a probe's syscalls. An answer whose id or question is not the query's
+//! is not one (a late answer to an earlier probe, or a spoofed one) and
+//! is skipped: each query has a fresh random id, never the last one's on
+//! that socket, and datagrams left on the socket from earlier probes are
+//! read and dropped before the query goes out. A refused port (an ICMP
+//! port unreachable on the connected socket) is `connect`; an error on
+//! the socket, or a probe that did not get its answer, leaves no socket
+//! kept, and the next probe opens a new one. An answer with the TC bit
+//! set is judged as it is: the check asks for one name, and a health
+//! answer fits a datagram.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{rcode_name, DnsCheck};
@@ -24,14 +32,27 @@ use crate::config::{rcode_name, DnsCheck};
 /// datagram is at most this).
 const UDP_MAX: usize = 65_535;
 
+/// The most datagrams read and dropped from a kept socket before a probe:
+/// a socket that still has more (a peer flooding it) is left for a new one.
+const STALE_MAX: usize = 16;
+
+/// What a UDP `dns` check keeps from one probe to the next: its socket,
+/// connected to the real server, and the id of the last query sent on it.
+#[derive(Debug)]
+pub struct Kept {
+    socket: UdpSocket,
+    last_id: u16,
+}
+
 /// Sends the query and judges the answer.
 pub async fn probe(
     target: &Target,
     check: &DnsCheck,
+    kept: &mut Option<Kept>,
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    let id = RandomState::new().hash_one(std::time::Instant::now()) as u16;
+    let id = fresh_id(kept.as_ref().map(|k| k.last_id));
     let mut query = Message::new();
     query
         .set_id(id)
@@ -45,33 +66,101 @@ pub async fn probe(
     let answer = if check.tcp {
         over_tcp(target, &bytes, watch, phases).await?
     } else {
-        over_udp(target, &bytes, &query, watch, phases).await?
+        over_udp(target, &bytes, &query, kept, watch, phases).await?
     };
     phases.end();
     judge(check, &query, &answer)
 }
 
-/// The answer over UDP: the first datagram that answers this query.
+/// A random query id, other than `last`'s: an answer to the last query
+/// that comes late is then never this one's.
+fn fresh_id(last: Option<u16>) -> u16 {
+    loop {
+        // A new RandomState has keys of its own: a fresh hash each time.
+        let id = RandomState::new().hash_one(std::time::Instant::now()) as u16;
+        if Some(id) != last {
+            return id;
+        }
+    }
+}
+
+/// The answer over UDP: the first datagram that answers this query, on
+/// the socket kept from the last probe or a new one.
 async fn over_udp(
     target: &Target,
     bytes: &[u8],
     query: &Message,
+    kept: &mut Option<Kept>,
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Message, ProbeError> {
-    let socket = super::udp::connected(target).await?;
-    let sent = phases.begin(Phase::Response);
-    socket.send(bytes).await.map_err(ProbeError::Connect)?;
+    // Room for the largest datagram, not zeroed: the kernel writes the
+    // answer and only its bytes are read (zeroing 64 KiB at every probe
+    // showed in its profile, lab/bench/README.md).
+    let mut buf = Vec::with_capacity(UDP_MAX);
+    let reused = kept
+        .take()
+        .map(|k| k.socket)
+        .filter(|socket| drained(socket, &mut buf));
+    let (socket, sent) = match reused {
+        Some(socket) => {
+            let sent = phases.begin(Phase::Response);
+            match socket.send(bytes).await {
+                Ok(_) => (socket, sent),
+                // The error of an earlier probe's datagram (an ICMP error
+                // that came after that probe ended), held by the socket:
+                // not this probe's. A new socket sends it again.
+                Err(_) => send_anew(target, bytes, phases).await?,
+            }
+        }
+        None => send_anew(target, bytes, phases).await?,
+    };
     watch.sent_datagram(&socket, target.addr, sent);
-    let mut buf = vec![0u8; UDP_MAX];
     loop {
-        let n = socket.recv(&mut buf).await.map_err(ProbeError::Connect)?;
-        match Message::from_vec(&buf[..n]) {
-            Ok(answer) if answers(&answer, query) => return Ok(answer),
+        buf.clear();
+        socket
+            .recv_buf(&mut buf)
+            .await
+            .map_err(ProbeError::Connect)?;
+        match Message::from_vec(&buf) {
+            Ok(answer) if answers(&answer, query) => {
+                *kept = Some(Kept {
+                    socket,
+                    last_id: query.id(),
+                });
+                return Ok(answer);
+            }
             // Not an answer to this query: wait for the next.
             _ => continue,
         }
     }
+}
+
+/// The query sent on a new socket, and when.
+async fn send_anew(
+    target: &Target,
+    bytes: &[u8],
+    phases: &mut Phases,
+) -> Result<(UdpSocket, std::time::Instant), ProbeError> {
+    let socket = super::udp::connected(target)?;
+    let sent = phases.begin(Phase::Response);
+    socket.send(bytes).await.map_err(ProbeError::Connect)?;
+    Ok((socket, sent))
+}
+
+/// Whether a kept socket can carry the next query: the datagrams it has
+/// (late or repeated answers to earlier probes) read and dropped, without
+/// waiting. One that reports an error, or has more than [`STALE_MAX`],
+/// cannot.
+fn drained(socket: &UdpSocket, buf: &mut Vec<u8>) -> bool {
+    for _ in 0..STALE_MAX {
+        buf.clear();
+        match socket.try_recv_buf(buf) {
+            Ok(_) => continue,
+            Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+        }
+    }
+    false
 }
 
 /// The answer over TCP.

@@ -338,7 +338,8 @@ impl Outcome {
 }
 
 /// The prober of one real server: its check and target, and what it keeps
-/// from one probe to the next (the TLS session of an HTTPS check).
+/// from one probe to the next (the TLS session of an HTTPS check, the
+/// socket of a `dns` check over UDP).
 #[derive(Debug)]
 pub struct Prober {
     check: Arc<Check>,
@@ -346,6 +347,8 @@ pub struct Prober {
     sessions: Option<https::Sessions>,
     /// The connection kept for the next probe (`keep_alive`).
     kept: Option<http::Kept>,
+    /// The socket kept for the next `dns` probe over UDP.
+    dns: Option<dns::Kept>,
     /// The program of an `exec` check, for this real server.
     program: Option<exec::Prepared>,
     /// The connection made ahead of the probe's turn ([`Prober::connect_ahead`]).
@@ -386,6 +389,7 @@ impl Prober {
             target,
             sessions,
             kept: None,
+            dns: None,
             program,
             ahead: None,
             watch: Watch::new(server_speaks_first),
@@ -488,7 +492,7 @@ impl Prober {
             timeout,
         };
         let (check, target, watch) = (&self.check, &self.target, &self.watch);
-        let (sessions, kept) = (&mut self.sessions, &mut self.kept);
+        let (sessions, kept, kept_dns) = (&mut self.sessions, &mut self.kept, &mut self.dns);
         let program = &self.program;
         let run = async {
             match (&check.kind, sessions.as_mut()) {
@@ -518,7 +522,7 @@ impl Prober {
                     conversation::probe(target, c, sessions, now, deadline, watch, &mut phases)
                         .await
                 }
-                (CheckKind::Dns(d), _) => dns::probe(target, d, watch, &mut phases).await,
+                (CheckKind::Dns(d), _) => dns::probe(target, d, kept_dns, watch, &mut phases).await,
                 (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
                 (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {

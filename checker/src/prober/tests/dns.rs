@@ -207,3 +207,93 @@ async fn dns_over_tcp() {
         .expect("addr");
     assert_eq!(why(probe(&c, &target(closed), TIMEOUT).await).0, "connect");
 }
+
+/// A UDP DNS server that answers each query with `A RS`, after the
+/// answer to the query before it once more as SERVFAIL (a late answer to
+/// the last probe, with its id and question, that would fail this one if
+/// taken for its answer), and again as SERVFAIL 30 ms after (a stale
+/// datagram left on the prober's socket before its next query). Each
+/// query's source port goes to the channel. On 127.0.0.1:`port` (0: any).
+async fn replaying_server(
+    port: u16,
+    ports: tokio::sync::mpsc::UnboundedSender<u16>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
+    let socket = std::sync::Arc::new(socket);
+    let addr = socket.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        let mut last: Option<Message> = None;
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let _ = ports.send(from.port());
+            let stale = |q: &Message| {
+                response(q, Answers::Rcode(ResponseCode::ServFail))
+                    .to_vec()
+                    .expect("encode")
+            };
+            if let Some(before) = &last {
+                let _ = socket.send_to(&stale(before), from).await;
+            }
+            let answer = response(&query, Answers::A(RS)).to_vec().expect("encode");
+            let _ = socket.send_to(&answer, from).await;
+            let (again, socket) = (stale(&query), socket.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let _ = socket.send_to(&again, from).await;
+            });
+            last = Some(query);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn dns_over_udp_keeps_its_socket_and_skips_late_answers_on_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check(
+        "{type: dns, name: www.lab.test, answer_address: 198.18.1.11}",
+        dir.path(),
+    );
+    let (ports, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let (addr, _server) = replaying_server(0, ports).await;
+    let mut prober = Prober::new(c, target(addr));
+    for _ in 0..3 {
+        prober
+            .probe(TIMEOUT)
+            .await
+            .result
+            .expect("the right answer");
+        // The late copy of this answer waits on the socket for the next.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = seen.recv().await.expect("a query");
+    for _ in 0..2 {
+        assert_eq!(seen.recv().await, Some(first), "the same socket");
+    }
+}
+
+#[tokio::test]
+async fn dns_over_udp_on_a_kept_socket_still_fails_on_a_closed_port_then_opens_another() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: dns, name: www.lab.test}", dir.path());
+    let (ports, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let (addr, server) = replaying_server(0, ports.clone()).await;
+    let mut prober = Prober::new(c, target(addr));
+    prober.probe(TIMEOUT).await.result.expect("answered");
+    let first = seen.recv().await.expect("a query");
+    server.abort();
+    let _ = server.await;
+    // Its last late copy (30 ms) sent, the socket is closed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Nobody on the port now: the ICMP port unreachable on the kept
+    // socket fails the probe as on a new one.
+    let (reason, message) = why(prober.probe(TIMEOUT).await.result);
+    assert_eq!(reason, "connect", "{message}");
+    // The port served again: the next probe passes, on a socket of its own.
+    let (_, _server) = replaying_server(addr.port(), ports).await;
+    prober.probe(TIMEOUT).await.result.expect("answered again");
+    assert_ne!(seen.recv().await, Some(first), "a new socket");
+}

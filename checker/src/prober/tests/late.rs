@@ -151,6 +151,32 @@ async fn a_silent_udp_server_is_its_timeout_however_late_the_thread() {
     assert_eq!(timed_out(&outcome), Some(Side::Server));
 }
 
+/// On the socket a `dns` probe kept from its last one: the server that
+/// answered that probe and then falls silent had its whole timeout.
+#[tokio::test]
+async fn a_dns_server_silent_on_a_kept_socket_is_its_timeout_however_late_the_thread() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: dns, name: www.lab.test}", dir.path());
+    let server = StdUdp::bind("127.0.0.1:0").expect("bind");
+    let mut prober = Prober::new(c, target(server.local_addr().expect("address")));
+    std::thread::spawn(move || {
+        // The first query back as its answer (QR set, NOERROR, no
+        // records), the rest read and left unanswered.
+        let mut buf = [0u8; 512];
+        let mut answered = false;
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            if !answered && n > 2 {
+                buf[2] |= 0x80;
+                let _ = server.send_to(&buf[..n], from);
+                answered = true;
+            }
+        }
+    });
+    prober.probe(SHORT).await.result.expect("answered");
+    let outcome = probe_held(&mut prober, Duration::from_millis(50)).await;
+    assert_eq!(timed_out(&outcome), Some(Side::Server));
+}
+
 /// A probe that never got to send what it says first, its connection
 /// made: the server had nothing to answer, the timeout is the checker's.
 #[tokio::test]
