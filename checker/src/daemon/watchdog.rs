@@ -122,7 +122,7 @@ impl Watchdog {
         self.last_report = now;
     }
 
-    /// A reload: the probes start again for `config`.
+    /// A reload: the probes follow `config` (its intervals may be longer).
     pub fn reloaded(&mut self, config: &Config, now: Instant) {
         self.last_report = now;
         self.report_limit = report_limit(config, self.period.unwrap_or_default());
