@@ -245,10 +245,10 @@ impl Recoveries {
 ///
 /// A reload keeps the task of a real server that stays in the config and
 /// gives it its new settings: its probes keep their place in the
-/// interval (the next one an interval after the last, of the new length)
-/// and its health its count of passes and failures, so a reload neither
-/// delays a failure's detection by up to an interval nor starts every
-/// probe at once. A probe in flight when its settings change is cut and
+/// interval (the next one an interval after the last, of the new length,
+/// see [`next_tick`]) and its health its count of passes and failures, so
+/// a reload neither makes a gap of up to two intervals between its probes
+/// nor starts every probe at once. A probe in flight when its settings change is cut and
 /// made again at once with the new ones: its result would be of the old
 /// check. Only the real servers new to the config start as at start-up.
 ///
@@ -407,6 +407,27 @@ fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval 
     ticks
 }
 
+/// When a real server whose last probe was at the tick `last` is probed
+/// next, `every` apart from now on (at `now`, its settings changed): an
+/// interval after `last`; or, if that has passed (the interval was made
+/// shorter), the first time to come a whole number of intervals after
+/// `last`. Either way within an interval of `now`, and the real servers'
+/// probes stay spread over the interval as they were: probing every one
+/// whose next probe has passed at once would bunch them together for
+/// good.
+pub(super) fn next_tick(
+    last: tokio::time::Instant,
+    every: Duration,
+    now: tokio::time::Instant,
+) -> tokio::time::Instant {
+    let next = last + every;
+    if next >= now || every.is_zero() {
+        return next;
+    }
+    let into = (now - last).as_nanos() % every.as_nanos();
+    now + (every - Duration::from_nanos(u64::try_from(into).unwrap_or(0)))
+}
+
 impl ProbeTask {
     /// Probes from `at` on, every interval, with the latest `settings`,
     /// until aborted or the loop is gone.
@@ -416,11 +437,12 @@ impl ProbeTask {
             mut recovered,
         } = settings.borrow_and_update().clone();
         let mut prober = ProberSet::new(&rs.checks, rs.source, &self.service);
-        // The next probe is an interval after the last one's tick, or at
-        // the first tick before any.
-        let mut first = at;
+        // The tick of the last probe (none yet: the first tick is `at`),
+        // from which the next ones are counted when the interval changes.
         let mut last: Option<tokio::time::Instant> = None;
-        let mut ticks = ticks(first, rs.timing.interval);
+        let mut ticks = ticks(at, rs.timing.interval);
+        // A probe cut by new settings, to be made again at once.
+        let mut again = false;
         // Whether the last probe could not connect (refused, unreachable):
         // then another real server's recovery is a reason to probe again
         // at once. Only those: such a probe costs little and ends at once,
@@ -428,25 +450,27 @@ impl ProbeTask {
         // again would feed.
         let mut refused = false;
         loop {
-            let probe_now = tokio::select! {
-                tick = ticks.tick() => {
-                    last = Some(tick);
-                    true
-                }
-                _ = recovered.notified(), if refused => true,
-                changed = settings.changed() => {
-                    if changed.is_err() {
-                        return;
+            let probe_now = std::mem::take(&mut again)
+                || tokio::select! {
+                    tick = ticks.tick() => {
+                        last = Some(tick);
+                        true
                     }
-                    false
-                }
-            };
+                    _ = recovered.notified(), if refused => true,
+                    changed = settings.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        false
+                    }
+                };
             if !probe_now {
                 Settings { rs, recovered } = settings.borrow_and_update().clone();
                 prober = ProberSet::new(&rs.checks, rs.source, &self.service);
-                first = last.map_or(first, |last| last + rs.timing.interval);
-                last = None;
-                ticks = self::ticks(first, rs.timing.interval);
+                let next = last.map_or(at, |last| {
+                    next_tick(last, rs.timing.interval, tokio::time::Instant::now())
+                });
+                ticks = self::ticks(next, rs.timing.interval);
                 continue;
             }
             let report = tokio::select! {
@@ -455,11 +479,15 @@ impl ProbeTask {
                     if changed.is_err() {
                         return;
                     }
-                    // Cut: made again at once with the new settings.
+                    // Cut: made again at once with the new settings, the
+                    // ticks after it where they were.
                     Settings { rs, recovered } = settings.borrow_and_update().clone();
                     prober = ProberSet::new(&rs.checks, rs.source, &self.service);
-                    (first, last) = (tokio::time::Instant::now(), None);
-                    ticks = self::ticks(first, rs.timing.interval);
+                    let next = last.map_or(at, |last| {
+                        next_tick(last, rs.timing.interval, tokio::time::Instant::now())
+                    });
+                    ticks = self::ticks(next, rs.timing.interval);
+                    again = true;
                     continue;
                 }
             };

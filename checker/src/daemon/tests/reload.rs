@@ -145,7 +145,15 @@ async fn a_probe_cut_by_a_reload_is_made_again_at_once_with_the_new_settings() {
     );
     assert_eq!(report.each.len(), 1);
     assert!(probing.tasks.current(&report));
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The new probe's connection, accepted (the listener may take it
+    // after the probe saw it made).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while accepted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the new probe's connection accepted");
 }
 
 #[tokio::test]
@@ -205,4 +213,30 @@ async fn a_real_server_gone_from_the_config_is_no_longer_probed_nor_heard() {
             break;
         }
     }
+}
+
+#[test]
+fn after_a_reload_the_next_probe_is_an_interval_after_the_last_or_the_next_of_its_multiples() {
+    use crate::daemon::probes::next_tick;
+    let now = tokio::time::Instant::now();
+    let s = Duration::from_secs;
+    // The interval made longer, or shorter but not yet passed: one
+    // interval after the last probe.
+    assert_eq!(next_tick(now - s(3), s(10), now), now + s(7));
+    assert_eq!(next_tick(now - s(3), s(6), now), now + s(3));
+    // Shorter and passed: the next multiple to come, within an interval.
+    assert_eq!(next_tick(now - s(8), s(6), now), now + s(4));
+    assert_eq!(next_tick(now - s(15), s(6), now), now + s(3));
+    // Probes spread over an interval of 10 s, made 6 s: spread over the
+    // 6 s to come, none at once and no two together (probing every one
+    // whose next probe has passed at once would bunch 40 % of them).
+    let next: Vec<_> = (0..100)
+        .map(|i| next_tick(now - Duration::from_millis(100 * i + 50), s(6), now))
+        .collect();
+    assert!(next.iter().all(|&t| t > now && t <= now + s(6)));
+    let most_at_once = next
+        .iter()
+        .map(|t| next.iter().filter(|u| *u == t).count())
+        .max();
+    assert_eq!(most_at_once, Some(2), "10 s of probes folded onto 6 s");
 }
