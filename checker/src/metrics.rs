@@ -16,6 +16,7 @@
 //! last byte read). A probe cut off by its timeout counts the phase it
 //! was in up to the timeout; the whole probe is the sum of its phases.
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipvs_common::exposition::{into_text, Family, Format, Kind, LabelSet, Out};
@@ -29,6 +30,11 @@ use crate::state::{Backend, ServiceState, Shared, State};
 /// its process as they are now, written from a copy of the state (see
 /// [`Shared::snapshot`]).
 pub fn exposition(state: &Shared, format: Format) -> String {
+    into_text(|sink| write(state, format, sink))
+}
+
+/// [`exposition`] written to `sink` as it is encoded.
+pub fn write(state: &Shared, format: Format, sink: &mut dyn Write) -> std::io::Result<()> {
     let process = match ProcessStats::read() {
         Ok(stats) => Some(stats),
         Err(error) => {
@@ -36,11 +42,12 @@ pub fn exposition(state: &Shared, format: Format) -> String {
             None
         }
     };
-    encode(
+    write_to(
         &state.snapshot(),
         &ipvs_web::build_info!(),
         process.as_ref(),
         format,
+        sink,
     )
 }
 
@@ -53,23 +60,32 @@ pub fn encode(
     process: Option<&ProcessStats>,
     format: Format,
 ) -> String {
-    into_text(|sink| {
-        let mut out = Out::new(sink);
-        for family in families(state) {
-            family.encode(format, &mut out);
-        }
-        let mut family = Family::new(
-            "ipvs_checker_build_info",
-            Kind::Gauge,
-            "The checker's version, the git revision and the rustc version it was built from.",
-        );
-        family.push(&build.label_set(), 1);
+    into_text(|sink| write_to(state, build, process, format, sink))
+}
+
+/// [`encode`] written to `sink`.
+fn write_to(
+    state: &State,
+    build: &BuildInfo,
+    process: Option<&ProcessStats>,
+    format: Format,
+    sink: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut out = Out::new(sink);
+    for family in families(state) {
         family.encode(format, &mut out);
-        if let Some(process) = process {
-            process.encode(format, &mut out);
-        }
-        out.finish(format)
-    })
+    }
+    let mut family = Family::new(
+        "ipvs_checker_build_info",
+        Kind::Gauge,
+        "The checker's version, the git revision and the rustc version it was built from.",
+    );
+    family.push(&build.label_set(), 1);
+    family.encode(format, &mut out);
+    if let Some(process) = process {
+        process.encode(format, &mut out);
+    }
+    out.finish(format)
 }
 
 /// A real server with its labels: the service's, then `remote_address`

@@ -36,13 +36,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use http_body_util::{Either, Full};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use ipvs_common::exposition::Format;
 use ipvs_web::pages::{reject_method, text};
+pub use ipvs_web::scrape::Page;
 
 use crate::admin::Admin;
 use crate::drain::Drain;
@@ -67,8 +67,28 @@ impl Pages {
         self
     }
 
-    /// Answers one request.
-    pub async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
+    /// Answers one request: a scrape streamed, every other page whole.
+    pub async fn handle<B>(self, request: Request<B>) -> Response<Page>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if request.uri().path() != "/metrics" {
+            return self.page(request).await.map(Either::Left);
+        }
+        if let Some(refused) = reject_method(&request) {
+            return refused.map(Either::Left);
+        }
+        // Written on the blocking pool, from a copy of the state taken
+        // there (see [`ipvs_web::scrape`]).
+        let state = self.state;
+        ipvs_web::scrape::response(request.headers(), move |format, out| {
+            crate::metrics::write(&state, format, out)
+        })
+    }
+
+    /// Answers a request for any page but the metrics.
+    async fn page<B>(self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -83,12 +103,6 @@ impl Pages {
             return refused;
         }
         match request.uri().path() {
-            "/metrics" => {
-                let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
-                let format = Format::negotiate(accept);
-                let body = crate::metrics::exposition(&self.state, format);
-                with_type(body, format.content_type())
-            }
             "/status" => {
                 let status = status(&self.state.lock());
                 match serde_json::to_string_pretty(&status) {

@@ -293,21 +293,6 @@ fn without_namespaces_there_is_no_netns_label() {
 }
 
 #[test]
-fn gzip_is_sent_when_the_scraper_accepts_it() {
-    use crate::http::accepts_gzip;
-    // Prometheus' own header.
-    assert!(accepts_gzip(Some("gzip")));
-    assert!(accepts_gzip(Some("deflate, GZIP;q=0.5, br")));
-    assert!(accepts_gzip(Some("x-gzip")));
-    assert!(!accepts_gzip(Some("gzip;q=0")));
-    assert!(!accepts_gzip(Some("gzip; q=0.0")));
-    assert!(!accepts_gzip(Some("gzip;q=zero")));
-    assert!(!accepts_gzip(Some("identity, br")));
-    assert!(!accepts_gzip(Some("gzipped")));
-    assert!(!accepts_gzip(None));
-}
-
-#[test]
 fn the_gzipped_exposition_is_the_golden_one() {
     use std::io::Read;
     for (format, golden) in [

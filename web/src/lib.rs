@@ -10,6 +10,8 @@
 //!   headers, survives accept errors and shuts down gracefully;
 //! - [`stream`]: a response body that a blocking thread writes as it goes,
 //!   for pages too large to build whole first;
+//! - [`scrape`]: the answer to a scrape, streamed and gzipped when the
+//!   scraper accepts it;
 //! - [`logging`]: `--log.level` and `--log.format=logfmt|json`;
 //! - [`process`]: the `process_*` metrics and the `*_build_info` labels;
 //! - [`pages`]: small shared pages, `/-/healthy` and `/-/ready` among them.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod logging;
 pub mod pages;
 pub mod process;
+pub mod scrape;
 pub mod server;
 pub mod stream;
 

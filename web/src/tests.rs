@@ -550,3 +550,18 @@ async fn a_huge_request_head_is_refused_and_the_server_goes_on() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     let _ = stop.send(());
 }
+
+#[test]
+fn gzip_is_sent_when_the_scraper_accepts_it() {
+    use crate::scrape::accepts_gzip;
+    // Prometheus' own header.
+    assert!(accepts_gzip(Some("gzip")));
+    assert!(accepts_gzip(Some("deflate, GZIP;q=0.5, br")));
+    assert!(accepts_gzip(Some("x-gzip")));
+    assert!(!accepts_gzip(Some("gzip;q=0")));
+    assert!(!accepts_gzip(Some("gzip; q=0.0")));
+    assert!(!accepts_gzip(Some("gzip;q=zero")));
+    assert!(!accepts_gzip(Some("identity, br")));
+    assert!(!accepts_gzip(Some("gzipped")));
+    assert!(!accepts_gzip(None));
+}

@@ -131,7 +131,7 @@ async fn get_accepting(state: &Shared, path: &str, accept: &str) -> (StatusCode,
 
 /// A response of [`Pages::handle`] as the checker's tests read it: its
 /// status, its `Content-Type` and its body (UTF-8).
-pub(crate) async fn read(response: Response<Full<Bytes>>) -> (StatusCode, String, String) {
+pub(crate) async fn read(response: Response<Page>) -> (StatusCode, String, String) {
     let status = response.status();
     let content_type = response
         .headers()
@@ -479,4 +479,48 @@ fn golden_exposition() {
         let golden = std::fs::read_to_string(&path).expect("the golden file");
         assert!(golden == actual, "{file} differs:\n{actual}");
     }
+}
+
+/// A scrape that accepts gzip, as Prometheus', gets the same exposition
+/// gzipped, through the path the exporter's takes ([`ipvs_web::scrape`]).
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
+    use std::io::Read;
+    let state = scenario();
+    let request = |gzip: bool| {
+        let mut request = Request::get("/metrics").header(hyper::header::ACCEPT, "text/plain");
+        if gzip {
+            request = request.header(hyper::header::ACCEPT_ENCODING, "gzip");
+        }
+        request
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request")
+    };
+    let response = Pages::new(state.clone()).handle(request(true)).await;
+    assert_eq!(
+        response
+            .headers()
+            .get(hyper::header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes()),
+        Some(&b"gzip"[..])
+    );
+    let gzipped = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_string(&mut text)
+        .expect("a gzip stream");
+    let (_, _, plain) = read(Pages::new(state).handle(request(false)).await).await;
+    let samples = |b: &str| -> Vec<String> {
+        b.lines()
+            .filter(|l| !l.starts_with("process_"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(text.contains("ipvs_checker_backend_up{"), "{text}");
+    assert_eq!(samples(&text), samples(&plain));
 }

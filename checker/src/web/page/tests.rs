@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use hyper::{Request, StatusCode};
 
 use super::*;
-use crate::web::{CheckStatus, DrainStatus, Pages, SorryServerStatus};
+use crate::web::{CheckStatus, DrainStatus, Page, Pages, SorryServerStatus};
 
 /// The page's clock: 2023-11-14 22:13:20 UTC.
 const NOW: f64 = 1_700_000_000.0;
@@ -314,12 +314,12 @@ fn the_policy_allows_the_inline_style_and_script_by_hash_and_nothing_else() {
     assert!(!page.contains("://") && !page.contains(" src="), "{page}");
 }
 
-async fn text(response: Response<Full<Bytes>>) -> String {
+async fn text(response: Response<Page>) -> String {
     let body = response.into_body().collect().await.expect("body");
     String::from_utf8(body.to_bytes().to_vec()).expect("UTF-8")
 }
 
-async fn get(pages: Pages) -> Response<Full<Bytes>> {
+async fn get(pages: Pages) -> Response<Page> {
     let request = Request::get("/")
         .body(http_body_util::Empty::<Bytes>::new())
         .expect("request");
