@@ -53,6 +53,11 @@ pub const UNDRAIN_PATH: &str = "/api/v1/undrain";
 /// The most of a request body read: a few names and a reason.
 const MAX_BODY: usize = 64 << 10;
 
+/// How long a client has to send a request's body. The server bounds
+/// only the head: a body sent a byte a second would otherwise hold its
+/// connection, one of `--web.max-connections`, for as long as it takes.
+const BODY_READ: Duration = Duration::from_secs(10);
+
 /// How long the web side waits for the loop's answer: the loop may be
 /// in a slow netlink call, never this long unless it is stuck.
 const LOOP_ANSWER: Duration = Duration::from_secs(10);
@@ -125,13 +130,18 @@ pub struct Command {
 #[derive(Debug, Clone)]
 pub struct Admin {
     loop_tx: mpsc::Sender<Command>,
+    /// [`BODY_READ`], shorter in tests.
+    body_read: Duration,
 }
 
 impl Admin {
     /// An API whose orders go to `loop_tx` (the daemon's, see
     /// `daemon::Running::admin`).
     pub fn new(loop_tx: mpsc::Sender<Command>) -> Self {
-        Admin { loop_tx }
+        Admin {
+            loop_tx,
+            body_read: BODY_READ,
+        }
     }
 
     /// Answers a request under `/api/`.
@@ -155,12 +165,19 @@ impl Admin {
             return refused;
         }
         let user = basic_auth_user(&request);
-        let bytes = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => {
+        let body = Limited::new(request.into_body(), MAX_BODY).collect();
+        let bytes = match tokio::time::timeout(self.body_read, body).await {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(e)) => {
                 return answer(
                     StatusCode::BAD_REQUEST,
                     format!("cannot read the body: {e}"),
+                )
+            }
+            Err(_) => {
+                return answer(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {:?}", self.body_read),
                 )
             }
         };

@@ -76,8 +76,9 @@ struct Args {
     /// enabling TLS and basic auth.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
-    /// Connections the web endpoint keeps open at once, at most; more wait
-    /// until one closes (as Prometheus' own flag).
+    /// Connections the web endpoint keeps open at once, at most (and at
+    /// most half the open files limit); more wait until one closes (as
+    /// Prometheus' own flag).
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = ipvs_web::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
     /// Serve the admin API (/api/v1/drain, /api/v1/undrain), which

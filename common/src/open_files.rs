@@ -22,6 +22,11 @@ pub fn raise_open_files_limit() -> std::io::Result<OpenFiles> {
     Ok(OpenFiles { before, now })
 }
 
+/// The soft limit on open files now.
+pub fn open_files_limit() -> std::io::Result<u64> {
+    Ok(Resource::NOFILE.get()?.0)
+}
+
 /// [`raise_open_files_limit`] at a daemon's start, logged: a failure
 /// leaves the limit as it was and is no reason not to start.
 pub fn raise_open_files_limit_at_start() {

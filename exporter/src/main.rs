@@ -38,8 +38,9 @@ struct Args {
     /// basic auth.
     #[arg(long = "web.config.file")]
     web_config_file: Option<PathBuf>,
-    /// Connections the web endpoint keeps open at once, at most; more wait
-    /// until one closes (as Prometheus' own flag).
+    /// Connections the web endpoint keeps open at once, at most (and at
+    /// most half the open files limit); more wait until one closes (as
+    /// Prometheus' own flag).
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = ipvs_web::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
 

@@ -28,8 +28,10 @@ pub struct TableEntry {
 /// A connection to the IPVS of one network namespace.
 ///
 /// Methods block for one round trip (or one dump) with the kernel. Every
-/// command needs CAP_NET_ADMIN in the namespace's user namespace, reads
-/// included; without it they fail with [`Error::PermissionDenied`].
+/// command needs CAP_NET_ADMIN, reads included, in the initial user
+/// namespace (the family's commands are `GENL_ADMIN_PERM`: a capability
+/// in a container's own user namespace is not enough); without it they
+/// fail with [`Error::PermissionDenied`].
 #[derive(Debug)]
 pub struct Ipvs {
     pub(crate) transport: Transport,

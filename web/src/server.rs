@@ -8,10 +8,11 @@
 //!   [`Limits::tls_handshake`] to finish a TLS handshake; after that the
 //!   connection is closed, so slow or silent clients cannot pile up.
 //! - At most [`Limits::max_connections`] connections are open at once
-//!   (`--web.max-connections`, Prometheus' own flag and default): past it,
-//!   new ones wait in the kernel's backlog until one closes, so a flood of
-//!   clients cannot take the descriptors the daemon needs for its own work
-//!   (the checker's probes, the exporter's netlink sockets).
+//!   (`--web.max-connections`, Prometheus' own flag and default), and at
+//!   most half the open-files limit: past it, new ones wait in the
+//!   kernel's backlog until one closes, so a flood of clients cannot take
+//!   the descriptors the daemon needs for its own work (the checker's
+//!   probes, the exporter's netlink sockets and /proc reads).
 //! - On shutdown the listener closes, requests in flight finish (up to
 //!   [`Limits::shutdown_grace`]), idle keep-alive connections are closed.
 
@@ -51,6 +52,9 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Connections open at once, at most.
     pub max_connections: usize,
+    /// The open-files limit that connections may take at most half of;
+    /// `None`: the process's soft limit when the server starts.
+    pub open_files: Option<u64>,
 }
 
 /// `--web.max-connections`' default, as Prometheus'.
@@ -67,7 +71,31 @@ impl Default for Limits {
             accept_retry: Duration::from_millis(100),
             shutdown_grace: Duration::from_secs(10),
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+            open_files: None,
         }
+    }
+}
+
+impl Limits {
+    /// [`Limits::max_connections`], lowered to half the open-files limit
+    /// where it is more (said once, at start): the other half stays for
+    /// the daemon's own descriptors.
+    fn connection_limit(&self) -> usize {
+        let open_files = self
+            .open_files
+            .or_else(|| ipvs_common::open_files::open_files_limit().ok());
+        let half = open_files.map_or(usize::MAX, |limit| {
+            usize::try_from(limit / 2).unwrap_or(usize::MAX)
+        });
+        if self.max_connections > half {
+            tracing::warn!(
+                max_connections = self.max_connections,
+                open_files,
+                lowered_to = half.max(1),
+                "--web.max-connections is more than half the open files limit: lowered, so that clients cannot take the descriptors the daemon needs"
+            );
+        }
+        self.max_connections.min(half).max(1)
     }
 }
 
@@ -213,7 +241,8 @@ impl Server {
         http.timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read);
         tokio::pin!(shutdown);
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections.max(1)));
+        let max_connections = self.limits.connection_limit();
+        let slots = Arc::new(Semaphore::new(max_connections));
         let mut full = Throttled::default();
         let mut failed = Throttled::default();
         loop {
@@ -222,7 +251,7 @@ impl Server {
                 Err(_) => {
                     full.warn(|waited| {
                         tracing::warn!(
-                            max_connections = self.limits.max_connections,
+                            max_connections,
                             times = waited,
                             "connections at the --web.max-connections limit: new ones wait until one closes"
                         )

@@ -501,12 +501,9 @@ async fn a_client_that_stops_reading_times_the_writer_out() {
     task.await.expect("no panic");
 }
 
-#[tokio::test]
-async fn past_max_connections_new_ones_wait_until_one_closes() {
-    let limits = Limits {
-        max_connections: 2,
-        ..Limits::default()
-    };
+/// With `limits` allowing two connections at once, a third is answered
+/// only after one of the first two closes.
+async fn a_third_connection_waits_until_one_closes(limits: Limits) {
     let (addr, stop, _task) = start(WebConfig::plain(), limits).await;
     let first = TcpStream::connect(addr).await.expect("connect");
     let _second = TcpStream::connect(addr).await.expect("connect");
@@ -527,6 +524,26 @@ async fn past_max_connections_new_ones_wait_until_one_closes() {
         .expect("join");
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn past_max_connections_new_ones_wait_until_one_closes() {
+    a_third_connection_waits_until_one_closes(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_take_at_most_half_the_open_files_limit() {
+    // --web.max-connections above half of 4 open files: 2 at once.
+    a_third_connection_waits_until_one_closes(Limits {
+        max_connections: 512,
+        open_files: Some(4),
+        ..Limits::default()
+    })
+    .await;
 }
 
 #[tokio::test]

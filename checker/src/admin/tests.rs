@@ -211,3 +211,38 @@ async fn cross_site_requests_are_refused() {
         "only the two accepted reached the loop"
     );
 }
+
+/// A body that never ends (a client sending it a byte a second, or not
+/// at all) is answered 408 after the body's time, and the loop hears of
+/// nothing: the connection is not held for as long as the client likes.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_refused() {
+    let (tx, mut rx) = mpsc::channel::<Command>(1);
+    let admin = Admin {
+        loop_tx: tx,
+        body_read: Duration::from_millis(200),
+    };
+    let pages = Pages::new(Shared::default()).with_admin(admin);
+    let never = http_body_util::StreamBody::new(futures_util::stream::pending::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >());
+    let request = Request::builder()
+        .method("POST")
+        .uri(DRAIN_PATH)
+        .header(hyper::header::AUTHORIZATION, "Basic YWxpY2U6c2VjcmV0")
+        .header("content-type", "application/json")
+        .body(never)
+        .expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(10), pages.handle(request))
+        .await
+        .expect("answered while the body was still on its way");
+    let (status, _, text) = crate::web::tests::read(response).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "the body did not arrive within 200ms\n"
+        )
+    );
+    assert!(rx.try_recv().is_err(), "no order for the loop");
+}
