@@ -388,7 +388,7 @@ impl Ipvs {
 }
 
 /// Makes a read-only request again while it fails in a way another
-/// attempt may not: a dump the kernel flags as interrupted by a change of
+/// attempt may get past: a dump the kernel flags as interrupted by a change of
 /// the table, or a socket error (the transport then replaces the socket
 /// before the next attempt, see [`Failure::is_socket_error`]). `operation`
 /// names it in an error (built only then).
