@@ -535,9 +535,11 @@ impl<T: ManagedTable> Daemon<T> {
         } else {
             reconciler.reconcile(&want)
         };
-        state
-            .lock()
-            .record(&want, outcome.as_ref().ok(), reconciler.dry_run());
+        {
+            let mut state = state.lock();
+            state.record(&want, outcome.as_ref().ok(), reconciler.dry_run());
+            state.netlink_socket_reopens = reconciler.table().socket_reopens();
+        }
         match outcome {
             Err(ipvs::Error::Unavailable) => self.ipvs.failed(std::time::Instant::now()),
             Ok(outcome) => {

@@ -435,6 +435,13 @@ fn daemon_families(state: &State) -> Vec<Family> {
         netlink.push(&LabelSet::new().with("op", op), n);
     }
     families.push(netlink);
+    let mut reopens = family(
+        "ipvs_checker_netlink_socket_reopens_total",
+        Counter,
+        "Times the IPVS netlink socket was replaced by a new one after an error left it unusable (a socket error such as ENOBUFS while an answer was read, an answer that could not be decoded): a read is then made again, a weight change is not.",
+    );
+    reopens.push(&LabelSet::new(), state.netlink_socket_reopens);
+    families.push(reopens);
 
     // Described only while there is a limit, as it was.
     let mut limit = Family::new(

@@ -40,6 +40,12 @@ pub trait Table {
         destination: &DestinationKey,
         config: &DestinationConfig,
     ) -> Result<(), ipvs::Error>;
+    /// How many times the table's netlink socket was replaced after an
+    /// error left it unusable ([`ipvs::Ipvs::socket_reopens`]); a fake
+    /// table has no socket.
+    fn socket_reopens(&self) -> u64 {
+        0
+    }
 }
 
 impl Table for ipvs::Ipvs {
@@ -60,6 +66,10 @@ impl Table for ipvs::Ipvs {
         config: &DestinationConfig,
     ) -> Result<(), ipvs::Error> {
         ipvs::Ipvs::set_destination(self, service, destination, config)
+    }
+
+    fn socket_reopens(&self) -> u64 {
+        ipvs::Ipvs::socket_reopens(self)
     }
 }
 

@@ -73,6 +73,9 @@ pub struct State {
     pub netlink_read_errors: u64,
     /// Failed weight changes.
     pub netlink_set_errors: u64,
+    /// Times the netlink socket was replaced after an error left it
+    /// unusable.
+    pub netlink_socket_reopens: u64,
     /// Whether the last configuration (re)load succeeded.
     pub reload_successful: bool,
     /// When a configuration was last loaded successfully.
@@ -112,6 +115,7 @@ impl Default for State {
             index: HashMap::new(),
             netlink_read_errors: 0,
             netlink_set_errors: 0,
+            netlink_socket_reopens: 0,
             reload_successful: true,
             reload_success_time: SystemTime::now(),
             managed_actions: BTreeMap::new(),

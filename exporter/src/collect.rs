@@ -9,7 +9,7 @@
 //! scrape.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub struct Collector {
     /// Whether a collection has finished: IPVS was read, or is known to
     /// be absent or unreadable (`/-/ready`).
     ready: AtomicBool,
+    /// Netlink sockets replaced since the start, counted by the gathering
+    /// thread itself, so that one that timed out counts too.
+    socket_reopens: Arc<AtomicU64>,
 }
 
 impl Collector {
@@ -48,6 +51,7 @@ impl Collector {
             in_flight: Mutex::new(None),
             failures: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(false),
+            socket_reopens: Arc::default(),
         })
     }
 
@@ -92,8 +96,10 @@ impl Collector {
     async fn collect(&self) -> Snapshot {
         let options = Arc::clone(&self.options);
         let scans = Arc::clone(&self.scans);
-        let gathering = tokio::task::spawn_blocking(move || snapshot::gather(&options, &scans));
-        let snapshot = match tokio::time::timeout(self.timeout, gathering).await {
+        let reopens = Arc::clone(&self.socket_reopens);
+        let gathering =
+            tokio::task::spawn_blocking(move || snapshot::gather(&options, &scans, &reopens));
+        let mut snapshot = match tokio::time::timeout(self.timeout, gathering).await {
             Ok(Ok(snapshot)) => {
                 self.ready.store(true, Ordering::Relaxed);
                 snapshot
@@ -104,6 +110,7 @@ impl Collector {
                 self.timeout
             )),
         };
+        snapshot.netlink_socket_reopens = self.socket_reopens.load(Ordering::Relaxed);
         self.log_changes(&snapshot);
         snapshot
     }

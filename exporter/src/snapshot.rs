@@ -20,6 +20,7 @@
 //! that namespace's files.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,6 +118,9 @@ pub struct Snapshot {
     pub build: Option<BuildInfo>,
     /// The exporter's process (`process_*`), if `/proc/self` was readable.
     pub process: Option<ProcessStats>,
+    /// Netlink sockets replaced since the exporter started, after an error
+    /// had left them unusable ([`Ipvs::socket_reopens`]).
+    pub netlink_socket_reopens: u64,
 }
 
 impl Snapshot {
@@ -130,24 +134,27 @@ impl Snapshot {
             rates: options.collectors.rates,
             build: Some(ipvs_web::build_info!()),
             process: ProcessStats::read().ok(),
+            netlink_socket_reopens: 0,
         }
     }
 }
 
 /// Gathers every namespace, one after the other (blocking); the
-/// connection table's counts come through `scans`.
-pub fn gather(options: &Options, scans: &ConnScans) -> Snapshot {
+/// connection table's counts come through `scans`, and the netlink sockets
+/// replaced on the way are added to `reopens`.
+pub fn gather(options: &Options, scans: &ConnScans, reopens: &AtomicU64) -> Snapshot {
     let labelled = !options.namespaces.is_empty();
     let mut namespaces = vec![Namespace {
         netns: labelled.then(String::new),
-        ..gather_here(options, scans, "")
+        ..gather_here(options, scans, "", reopens)
     }];
     for path in &options.namespaces {
         let label = path.display().to_string();
-        let namespace = match ipvs::netns::in_netns(path, || gather_here(options, scans, &label)) {
-            Ok(namespace) => namespace,
-            Err(error) => failed(options, &error.to_string()),
-        };
+        let namespace =
+            match ipvs::netns::in_netns(path, || gather_here(options, scans, &label, reopens)) {
+                Ok(namespace) => namespace,
+                Err(error) => failed(options, &error.to_string()),
+            };
         namespaces.push(Namespace {
             netns: Some(label),
             ..namespace
@@ -181,7 +188,12 @@ pub fn failed(options: &Options, reason: &str) -> Namespace {
 }
 
 /// Gathers the namespace of the calling thread, `netns` by its label.
-fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
+fn gather_here(
+    options: &Options,
+    scans: &ConnScans,
+    netns: &str,
+    reopens: &AtomicU64,
+) -> Namespace {
     let proc_net = Path::new("/proc/thread-self/net");
     let mut namespace = Namespace::default();
     // Asking netlink for the IPVS family when the module is not loaded
@@ -234,6 +246,9 @@ fn gather_here(options: &Options, scans: &ConnScans, netns: &str) -> Namespace {
         });
         namespace.director = result;
         namespace.runs.push(run);
+    }
+    if let Ok((ipvs, _)) = &netlink {
+        reopens.fetch_add(ipvs.socket_reopens(), Ordering::Relaxed);
     }
     namespace
 }

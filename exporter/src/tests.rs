@@ -196,6 +196,7 @@ fn snapshot() -> Snapshot {
             max_fds: Some(1024),
             start_time_seconds: 1_764_662_400.5,
         }),
+        netlink_socket_reopens: 2,
         // Every family in the golden files.
         rates: true,
         ..Snapshot::default()

@@ -86,6 +86,33 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Reading the kernel's answer failed on every attempt (ENOBUFS when
+    /// the kernel could not queue it, or another socket error), each
+    /// attempt on a new socket.
+    #[error(
+        "{operation}: netlink socket error on each of {attempts} attempts, each on a new socket"
+    )]
+    SocketRetried {
+        /// The read-only request.
+        operation: String,
+        /// How many times it was made.
+        attempts: usize,
+        /// The last attempt's socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The acknowledgement of a command that changes the table could not
+    /// be read (its socket failed, ENOBUFS when the kernel could not
+    /// queue it): the kernel may or may not have made the change, so the
+    /// command was not sent again. The next call uses a new socket.
+    #[error("{operation}: netlink socket error while waiting for the kernel's acknowledgement: the change may or may not have been made (read the table to know)")]
+    Unacknowledged {
+        /// The command, with the object it was about.
+        operation: String,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
     /// A dump was interrupted by concurrent changes of the table (the
     /// kernel flags its answers `NLM_F_DUMP_INTR`) on every attempt; reading
     /// again once the table is quieter may succeed.

@@ -13,8 +13,9 @@ use crate::service::attr::ServiceAttr;
 use crate::service::{Service, ServiceConfig, ServiceKey};
 use crate::socket::{Failure, Transport};
 
-/// How often a dump the kernel flags as interrupted is started again.
-const DUMP_ATTEMPTS: usize = 5;
+/// How often a read-only request is made, while the kernel flags its dump
+/// as interrupted or the socket fails.
+const READ_ATTEMPTS: usize = 5;
 
 /// One virtual service with its destinations, as `ipvsadm -Ln` lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,19 @@ pub struct Ipvs {
 }
 
 impl Ipvs {
+    /// How many times this handle replaced its netlink socket because an
+    /// error had left it in an unknown state: a socket error while an
+    /// answer was read (ENOBUFS when the kernel could not queue it), an
+    /// answer that could not be decoded, or a dump the kernel still held.
+    /// A read-only request is then made again on the new socket; a command
+    /// that changes the table is not (see [`Error::Unacknowledged`]). The
+    /// daemons export it as a counter.
+    pub fn socket_reopens(&self) -> u64 {
+        self.transport.reopens()
+    }
+}
+
+impl Ipvs {
     /// Connects to the IPVS of the caller's network namespace.
     pub fn connect() -> Result<Self> {
         Ok(Ipvs {
@@ -57,23 +71,27 @@ impl Ipvs {
     /// The IPVS version and connection table size, like `ipvsadm --version`.
     pub fn info(&mut self) -> Result<Info> {
         let operation = "IPVS_CMD_GET_INFO";
-        let (mut version, mut size) = (None, None);
-        self.transport
-            .query(
-                IpvsMessage::new(IpvsCmd::GetInfo, vec![]),
-                false,
-                |answer| {
-                    for attr in answer.attrs {
-                        match attr {
-                            IpvsAttr::InfoVersion(v) => version = Some(v),
-                            IpvsAttr::InfoConnTabSize(s) => size = Some(s),
-                            _ => {}
+        let (version, size) = retry_read(
+            || operation.into(),
+            || {
+                let (mut version, mut size) = (None, None);
+                self.transport.query(
+                    IpvsMessage::new(IpvsCmd::GetInfo, vec![]),
+                    false,
+                    |answer| {
+                        for attr in answer.attrs {
+                            match attr {
+                                IpvsAttr::InfoVersion(v) => version = Some(v),
+                                IpvsAttr::InfoConnTabSize(s) => size = Some(s),
+                                _ => {}
+                            }
                         }
-                    }
-                    Ok(())
-                },
-            )
-            .map_err(|f| f.into_error(operation))?;
+                        Ok(())
+                    },
+                )?;
+                Ok((version, size))
+            },
+        )?;
         let missing = |name: &str| Error::Decode {
             operation: operation.into(),
             message: format!("{name}: missing"),
@@ -86,25 +104,28 @@ impl Ipvs {
 
     /// The connection timeouts, like `ipvsadm -L --timeout`.
     pub fn timeouts(&mut self) -> Result<Timeouts> {
-        let mut timeouts = Timeouts::default();
-        self.transport
-            .query(
-                IpvsMessage::new(IpvsCmd::GetConfig, vec![]),
-                false,
-                |answer| {
-                    for attr in answer.attrs {
-                        match attr {
-                            IpvsAttr::TimeoutTcp(t) => timeouts.tcp = t,
-                            IpvsAttr::TimeoutTcpFin(t) => timeouts.tcp_fin = t,
-                            IpvsAttr::TimeoutUdp(t) => timeouts.udp = t,
-                            _ => {}
+        retry_read(
+            || "IPVS_CMD_GET_CONFIG".into(),
+            || {
+                let mut timeouts = Timeouts::default();
+                self.transport.query(
+                    IpvsMessage::new(IpvsCmd::GetConfig, vec![]),
+                    false,
+                    |answer| {
+                        for attr in answer.attrs {
+                            match attr {
+                                IpvsAttr::TimeoutTcp(t) => timeouts.tcp = t,
+                                IpvsAttr::TimeoutTcpFin(t) => timeouts.tcp_fin = t,
+                                IpvsAttr::TimeoutUdp(t) => timeouts.udp = t,
+                                _ => {}
+                            }
                         }
-                    }
-                    Ok(())
-                },
-            )
-            .map_err(|f| f.into_error("IPVS_CMD_GET_CONFIG"))?;
-        Ok(timeouts)
+                        Ok(())
+                    },
+                )?;
+                Ok(timeouts)
+            },
+        )
     }
 
     /// Sets the connection timeouts, like `ipvsadm --set TCP TCPFIN UDP`
@@ -123,7 +144,7 @@ impl Ipvs {
     /// Every virtual service with its statistics, like the service lines of
     /// `ipvsadm -Ln --stats`.
     pub fn services(&mut self) -> Result<Vec<Service>> {
-        retry_interrupted(
+        retry_read(
             || "IPVS_CMD_GET_SERVICE".into(),
             || {
                 let mut services = Vec::new();
@@ -144,16 +165,20 @@ impl Ipvs {
     pub fn service(&mut self, key: &ServiceKey) -> Result<Service> {
         let request =
             IpvsMessage::new(IpvsCmd::GetService, vec![IpvsAttr::Service(key.to_attrs())]);
-        let mut service = None;
-        let result = self.transport.query(request, false, |answer| {
-            service = Some(service_of(answer)?);
-            Ok(())
-        });
-        match result {
-            Err(Failure::Errno(libc::ESRCH)) => Err(Error::ServiceNotFound(*key)),
-            Err(failure) => Err(failure.into_error("IPVS_CMD_GET_SERVICE")),
-            Ok(()) => service.ok_or(Error::ServiceNotFound(*key)),
-        }
+        retry_read(
+            || format!("IPVS_CMD_GET_SERVICE {key}"),
+            || {
+                let mut service = None;
+                match self.transport.query(request.clone(), false, |answer| {
+                    service = Some(service_of(answer)?);
+                    Ok(())
+                }) {
+                    Err(Failure::Errno(libc::ESRCH)) => Ok(None),
+                    result => result.map(|()| service),
+                }
+            },
+        )?
+        .ok_or(Error::ServiceNotFound(*key))
     }
 
     /// The destinations of one service with their statistics, like the
@@ -364,28 +389,41 @@ impl Ipvs {
     }
 }
 
-/// Runs a dump again while the kernel flags it as interrupted by a change
-/// of the table; `operation` names it in an error (built only then).
-pub(crate) fn retry_interrupted<T>(
+/// Makes a read-only request again while it fails in a way another
+/// attempt may get past: a dump the kernel flags as interrupted by a change of
+/// the table, or a socket error (the transport then replaces the socket
+/// before the next attempt, see [`Failure::is_socket_error`]). `operation`
+/// names it in an error (built only then).
+pub(crate) fn retry_read<T>(
     operation: impl Fn() -> String,
     mut attempt: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T> {
-    for _ in 0..DUMP_ATTEMPTS {
+    let mut last = Failure::Interrupted;
+    for _ in 0..READ_ATTEMPTS {
         match attempt() {
-            Err(Failure::Interrupted) => continue,
-            Err(failure) => return Err(failure.into_error(operation())),
             Ok(value) => return Ok(value),
+            Err(failure @ Failure::Interrupted) => last = failure,
+            Err(failure) if failure.is_socket_error() => last = failure,
+            Err(failure) => return Err(failure.into_error(operation())),
         }
     }
-    Err(Error::DumpInterrupted {
-        operation: operation(),
-        attempts: DUMP_ATTEMPTS,
+    let (operation, attempts) = (operation(), READ_ATTEMPTS);
+    Err(match last {
+        Failure::Io(source) | Failure::Receive(source) => Error::SocketRetried {
+            operation,
+            attempts,
+            source,
+        },
+        _ => Error::DumpInterrupted {
+            operation,
+            attempts,
+        },
     })
 }
 
 fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<Destination>> {
     let family = key.family();
-    retry_interrupted(
+    retry_read(
         || format!("IPVS_CMD_GET_DEST {key}"),
         || {
             let request =

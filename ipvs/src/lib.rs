@@ -36,6 +36,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 pub mod info;
+mod link;
 pub mod message;
 pub mod netns;
 mod nla;

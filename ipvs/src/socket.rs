@@ -1,6 +1,7 @@
 //! The netlink transport: one `NETLINK_GENERIC` socket, the IPVS family id
 //! resolved when it opens (and again when the kernel no longer knows it),
-//! requests sent and answers read synchronously.
+//! requests sent and answers read synchronously; a socket an error left
+//! in an unknown state is replaced by a fresh one before the next request.
 //!
 //! Synchronous on purpose: every IPVS command is a short request/answer
 //! with the kernel, the callers (an exporter's scrape, a checker's weight
@@ -8,7 +9,9 @@
 //! one reused buffer is as fast as the kernel lets it be.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use netlink_packet_core::{
     DecodeError, DoneBuffer, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
@@ -18,9 +21,9 @@ use netlink_packet_core::{
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlMessage};
-use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
 use crate::error::{Error, Result};
+use crate::link::{KernelLink, Link};
 use crate::message::IpvsMessage;
 
 /// Large enough for any datagram the kernel sends on a dump: it sizes dump
@@ -36,8 +39,16 @@ pub(crate) const GENL_HEADER_LEN: usize = 4;
 pub(crate) enum Failure {
     /// The kernel answered this positive errno.
     Errno(i32),
-    /// The socket failed.
+    /// Sending the request failed.
     Io(std::io::Error),
+    /// Reading the answer failed: the socket's error (ENOBUFS when the
+    /// kernel could not queue an answer) or another errno of recv.
+    Receive(std::io::Error),
+    /// Reading the acknowledgement of a command that changes the table
+    /// failed: the kernel may have made the change.
+    Unacknowledged(std::io::Error),
+    /// The socket that replaced a failed one could not be opened.
+    Reopen(Box<Error>),
     /// An answer could not be decoded.
     Decode(String),
     /// A dump was interrupted by a concurrent change of the table.
@@ -64,7 +75,9 @@ impl Failure {
                 errno,
                 source: std::io::Error::from_raw_os_error(errno),
             },
-            Failure::Io(source) => Error::Socket { operation, source },
+            Failure::Io(source) | Failure::Receive(source) => Error::Socket { operation, source },
+            Failure::Unacknowledged(source) => Error::Unacknowledged { operation, source },
+            Failure::Reopen(error) => *error,
             Failure::Decode(message) => Error::Decode { operation, message },
             // A caller that starts a dump again on this failure reports it
             // itself, with its count of attempts.
@@ -75,41 +88,94 @@ impl Failure {
             Failure::Unavailable => Error::Unavailable,
         }
     }
+
+    /// Whether a read-only request that failed so may be made again: after
+    /// a socket error, on a fresh socket.
+    pub(crate) fn is_socket_error(&self) -> bool {
+        matches!(self, Failure::Io(_) | Failure::Receive(_))
+    }
+
+    /// Whether the socket may be left with an answer half read, or with a
+    /// dump the kernel still holds for it. A dump's state lives on the
+    /// socket until NLMSG_DONE is queued (`netlink_dump` in
+    /// net/netlink/af_netlink.c); a later dump request on that socket is
+    /// refused with EBUSY (`__netlink_dump_start`), and a later read gets
+    /// the old dump's tail. The next part of a dump is made only when a
+    /// datagram is read (`netlink_recvmsg`); when `netlink_dump` cannot
+    /// allocate or queue it (ENOBUFS), `netlink_recvmsg` sets that as the
+    /// socket's error, the next recv returns it, and with nothing queued
+    /// no more of the dump ever comes. When a single answer or an ACK
+    /// does not fit the receive queue, `netlink_attachskb` drops it and
+    /// `netlink_overrun` sets ENOBUFS: its reader would wait for ever. An
+    /// ENOBUFS from the dump's first part is answered as NLMSG_ERROR with
+    /// the dump still held, and EBUSY is such a held dump. Closing the
+    /// socket ends the dump (`netlink_release`).
+    fn unsettles(&self) -> bool {
+        matches!(
+            self,
+            Failure::Io(_)
+                | Failure::Receive(_)
+                | Failure::Unacknowledged(_)
+                | Failure::Decode(_)
+                | Failure::Errno(libc::ENOBUFS | libc::EBUSY)
+        )
+    }
 }
 
 /// One netlink socket speaking to the IPVS family.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    socket: Socket,
+    link: Box<dyn Link>,
     family_id: u16,
     sequence: u32,
     buffer: Vec<u8>,
-    /// The namespace the socket lives in, so more sockets can be opened there.
-    netns: Option<PathBuf>,
+    /// An error left the socket in an unknown state (see
+    /// [`Failure::unsettles`]): the next exchange opens a fresh one first.
+    unsettled: bool,
+    /// How many times a socket was replaced so, shared by every transport
+    /// opened from this one.
+    reopens: Arc<AtomicU64>,
 }
 
 impl Transport {
     /// Opens a socket in the caller's network namespace, or in the one at
     /// `netns` (a file such as `/run/netns/NAME` or `/proc/PID/ns/net`).
     pub(crate) fn open(netns: Option<&Path>) -> Result<Self> {
-        let socket = match netns {
-            None => new_socket()?,
-            Some(path) => socket_in_netns(path)?,
-        };
+        Self::over(Box::new(KernelLink::open(netns)?), Arc::default())
+    }
+
+    /// A transport over `link`, the IPVS family resolved through it; its
+    /// replaced sockets are counted in `reopens`.
+    pub(crate) fn over(link: Box<dyn Link>, reopens: Arc<AtomicU64>) -> Result<Self> {
         let mut transport = Transport {
-            socket,
+            link,
             family_id: 0,
             sequence: 0,
             buffer: Vec::with_capacity(RECV_BUFFER),
-            netns: netns.map(Path::to_path_buf),
+            unsettled: false,
+            reopens,
         };
         transport.family_id = transport.resolve_family()?;
         Ok(transport)
     }
 
-    /// Another socket in the same namespace, for concurrent dumps.
+    /// Another socket in the same namespace, the family resolved again.
     pub(crate) fn reopen(&self) -> Result<Self> {
-        Self::open(self.netns.as_deref())
+        Self::over(self.link.reopen()?, Arc::clone(&self.reopens))
+    }
+
+    /// How many times a socket an error had left in an unknown state was
+    /// replaced, by this transport and those opened from it.
+    pub(crate) fn reopens(&self) -> u64 {
+        self.reopens.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the socket by a fresh one; closing the old one ends any
+    /// dump the kernel still held for it.
+    fn renew(&mut self) -> Result<(), Failure> {
+        *self = self.reopen().map_err(|e| Failure::Reopen(Box::new(e)))?;
+        self.reopens.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn resolve_family(&mut self) -> Result<u16> {
@@ -149,11 +215,18 @@ impl Transport {
         }
     }
 
-    /// Sends `request` and waits for the kernel's acknowledgement.
+    /// Sends `request` and waits for the kernel's acknowledgement. Never
+    /// sent twice: when the acknowledgement cannot be read, the kernel may
+    /// have made the change, and the caller learns so
+    /// ([`Failure::Unacknowledged`]).
     pub(crate) fn execute(&mut self, request: IpvsMessage) -> Result<(), Failure> {
         self.exchange(|transport, _| {
             let sequence = transport.send_request(request.clone(), false)?;
             transport.receive(sequence, |_, _| Ok(()))
+        })
+        .map_err(|failure| match failure {
+            Failure::Receive(source) => Failure::Unacknowledged(source),
+            failure => failure,
         })
     }
 
@@ -213,18 +286,26 @@ impl Transport {
     /// for months sees. Then the family is resolved again and, if its id
     /// changed, the exchange made once more. (IPVS itself answers ENOENT
     /// too, for a destination that does not exist: that costs one more
-    /// round trip and the same error.)
+    /// round trip and the same error.) A socket an earlier error left in
+    /// an unknown state is replaced first.
     fn exchange<T>(
         &mut self,
         mut exchange: impl FnMut(&mut Self, &mut bool) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
+        if self.unsettled {
+            self.renew()?;
+        }
         let mut answered = false;
-        match exchange(self, &mut answered) {
+        let result = match exchange(self, &mut answered) {
             Err(Failure::Errno(libc::ENOENT)) if !answered && self.family_moved()? => {
                 exchange(self, &mut answered)
             }
             result => result,
+        };
+        if let Err(failure) = &result {
+            self.unsettled = failure.unsettles();
         }
+        result
     }
 
     /// Whether the IPVS family has another id than the one in use (now
@@ -271,7 +352,7 @@ impl Transport {
         packet.finalize();
         let mut bytes = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut bytes);
-        self.socket.send(&bytes, 0)?;
+        self.link.send(&bytes)?;
         Ok(self.sequence)
     }
 
@@ -289,12 +370,7 @@ impl Transport {
         };
         loop {
             self.buffer.clear();
-            // MSG_TRUNC makes recv return the datagram's real size, so a
-            // datagram larger than the buffer is an error, not silently cut.
-            let size = self
-                .socket
-                .recv(&mut self.buffer, libc::MSG_TRUNC)
-                .map_err(Failure::Io)?;
+            let size = self.link.recv(&mut self.buffer).map_err(Failure::Receive)?;
             if size > self.buffer.len() {
                 return Err(Failure::Decode(format!(
                     "a {size}-byte datagram did not fit the {RECV_BUFFER}-byte buffer"
@@ -368,28 +444,4 @@ impl Answer {
         }
         Ok(ControlFlow::Continue(()))
     }
-}
-
-fn new_socket() -> Result<Socket> {
-    let operation = "opening a NETLINK_GENERIC socket";
-    let mut socket = Socket::new(NETLINK_GENERIC).map_err(|source| Error::Socket {
-        operation: operation.into(),
-        source,
-    })?;
-    socket.bind_auto().map_err(|source| Error::Socket {
-        operation: operation.into(),
-        source,
-    })?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(|source| Error::Socket {
-            operation: operation.into(),
-            source,
-        })?;
-    Ok(socket)
-}
-
-/// A socket belongs to the namespace it was created in (see [`crate::netns`]).
-fn socket_in_netns(path: &Path) -> Result<Socket> {
-    crate::netns::in_netns(path, new_socket)?
 }

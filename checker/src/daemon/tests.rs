@@ -117,6 +117,20 @@ fn flips_of_one_turn_cost_one_dump_per_service_and_one_write_per_weight() {
 }
 
 #[test]
+fn the_tables_socket_reopens_reach_the_metrics_state_after_a_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("", dir.path());
+    let state = Shared::new(&config);
+    let mut table = MemoryTable::from_config(&config);
+    table.socket_reopens = 3;
+    let mut daemon = Daemon::new(config, Reconciler::new(table, false), state);
+    assert_eq!(daemon.state.lock().netlink_socket_reopens, 0);
+    probe_all(&mut daemon, 0, true);
+    daemon.flush();
+    assert_eq!(daemon.state.lock().netlink_socket_reopens, 3);
+}
+
+#[test]
 fn a_managed_pass_reads_each_service_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config("mode: managed\nstate_file: owned.json\n", dir.path());

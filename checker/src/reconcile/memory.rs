@@ -26,6 +26,8 @@ pub struct MemoryTable {
     pub active: BTreeMap<(ServiceKey, DestinationKey), u32>,
     /// IPVS gone (the module unloaded): every read fails so.
     pub unavailable: bool,
+    /// What [`Table::socket_reopens`] answers.
+    pub socket_reopens: u64,
 }
 
 impl MemoryTable {
@@ -104,6 +106,10 @@ impl Table for MemoryTable {
         self.writes.push((*destination, config.weight));
         *slot = *config;
         Ok(())
+    }
+
+    fn socket_reopens(&self) -> u64 {
+        self.socket_reopens
     }
 }
 

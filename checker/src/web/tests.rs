@@ -449,6 +449,7 @@ async fn build_and_process_metrics_are_served() {
 fn golden_exposition() {
     let state = scenario();
     state.lock().reload_success_time = at(990);
+    state.lock().netlink_socket_reopens = 1;
     // Every family then: the limit is described only while there is one.
     state.lock().set_probe_concurrency_limit(0, 256);
     let build = ipvs_web::process::BuildInfo {

@@ -31,6 +31,7 @@ pub(super) struct Families {
     pub(super) timeout: Family,
     pub(super) sysctls: Vec<Family>,
     pub(super) defense_active: Family,
+    pub(super) socket_reopens: Family,
     pub(super) build_info: Family,
 }
 
@@ -91,6 +92,7 @@ impl Families {
             timeout: Family::new("ipvs_timeout_seconds", Gauge, "IPVS connection timeouts by protocol state: tcp, tcpfin, udp (ipvsadm -L --timeout)."),
             sysctls: SYSCTLS.iter().map(|s| Family::new(s.metric, Gauge, s.help)).collect(),
             defense_active: Family::new("ipvs_drop_defense_active", Gauge, "Whether the drop defence is acting now: its sysctl is 2 (automatic, memory short) or 3 (always)."),
+            socket_reopens: Family::new("ipvs_exporter_netlink_socket_reopens_total", Counter, "Netlink sockets the exporter replaced by new ones after an error left them unusable (a socket error such as ENOBUFS while an answer was read, an answer that could not be decoded); the read was then made again."),
             build_info: Family::new("ipvs_exporter_build_info", Info, "The exporter's version, the git revision and the rustc version it was built from."),
         }
     }

@@ -118,6 +118,9 @@ fn write(
     for namespace in &snapshot.namespaces {
         add_namespace(&mut families, namespace, snapshot);
     }
+    families
+        .socket_reopens
+        .push(&LabelSet::new(), snapshot.netlink_socket_reopens);
     if let Some(build) = &snapshot.build {
         families.build_info.push(&build.label_set(), 1);
     }
@@ -136,6 +139,7 @@ fn write(
         &f.scan_age,
         &f.duration,
         &f.success,
+        &f.socket_reopens,
         &f.build_info,
     ] {
         family.encode(format, &mut out);

@@ -5,7 +5,7 @@ use super::attr::DaemonAttr;
 use super::{SyncDaemon, SyncState};
 use crate::constants::IP_VS_IFNAME_MAXLEN;
 use crate::error::{Error, InvalidRequest, Result};
-use crate::handle::Ipvs;
+use crate::handle::{retry_read, Ipvs};
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::socket::Failure;
 
@@ -13,22 +13,25 @@ impl Ipvs {
     /// The sync daemons that run, master first, like `ipvsadm -L --daemon`
     /// (empty when none does).
     pub fn sync_daemons(&mut self) -> Result<Vec<SyncDaemon>> {
-        let mut daemons = Vec::new();
-        self.transport
-            .query(
-                IpvsMessage::new(IpvsCmd::GetDaemon, vec![]),
-                true,
-                |answer| {
-                    for attr in answer.attrs {
-                        if let IpvsAttr::Daemon(attrs) = attr {
-                            daemons.push(SyncDaemon::from_attrs(&attrs)?);
+        retry_read(
+            || "IPVS_CMD_GET_DAEMON".into(),
+            || {
+                let mut daemons = Vec::new();
+                self.transport.query(
+                    IpvsMessage::new(IpvsCmd::GetDaemon, vec![]),
+                    true,
+                    |answer| {
+                        for attr in answer.attrs {
+                            if let IpvsAttr::Daemon(attrs) = attr {
+                                daemons.push(SyncDaemon::from_attrs(&attrs)?);
+                            }
                         }
-                    }
-                    Ok(())
-                },
-            )
-            .map_err(|f| f.into_error("IPVS_CMD_GET_DAEMON"))?;
-        Ok(daemons)
+                        Ok(())
+                    },
+                )?;
+                Ok(daemons)
+            },
+        )
     }
 
     /// Starts a sync daemon, like `ipvsadm --start-daemon master|backup

@@ -2,10 +2,12 @@
 //! emit and parse (property tests), decoding errors that name the
 //! attribute, and golden bytes captured from ipvsadm and the kernel.
 
+mod fake_kernel;
 mod golden;
 mod malformed;
 mod proc_captures;
 mod roundtrip;
+mod socket_errors;
 mod transport;
 
 use netlink_packet_core::Emitable;

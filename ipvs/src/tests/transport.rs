@@ -12,7 +12,7 @@ const SEQUENCE: u32 = 7;
 const IPVS_FAMILY: u16 = 0x22;
 
 /// A netlink message: header, then `payload`, padded to 4 bytes.
-fn message(kind: u16, flags: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn message(kind: u16, flags: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&(16 + payload.len() as u32).to_ne_bytes());
     bytes.extend_from_slice(&kind.to_ne_bytes());
@@ -25,7 +25,7 @@ fn message(kind: u16, flags: u16, sequence: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 /// NLMSG_ERROR with `errno` (0 is an ACK) and the request's header after it.
-fn error(errno: i32, sequence: u32) -> Vec<u8> {
+pub(super) fn error(errno: i32, sequence: u32) -> Vec<u8> {
     let mut payload = (-errno).to_ne_bytes().to_vec();
     payload.extend(message(IPVS_FAMILY, 1, sequence, &[])[..16].iter());
     message(2, 0, sequence, &payload)
@@ -108,7 +108,7 @@ fn a_failed_or_interrupted_dump_is_an_error() {
 #[test]
 fn a_dump_interrupted_at_every_attempt_is_its_own_error() {
     let mut attempts = 0;
-    let end: crate::Result<()> = crate::handle::retry_interrupted(
+    let end: crate::Result<()> = crate::handle::retry_read(
         || "IPVS_CMD_GET_SERVICE".into(),
         || {
             attempts += 1;
@@ -131,7 +131,7 @@ fn a_dump_interrupted_at_every_attempt_is_its_own_error() {
     );
     // An interruption that stops is no error.
     let mut attempts = 0;
-    let end = crate::handle::retry_interrupted(
+    let end = crate::handle::retry_read(
         || "IPVS_CMD_GET_DEST".into(),
         || {
             attempts += 1;
