@@ -33,6 +33,7 @@
 //! `/api/` is the admin API ([`crate::admin`]), off unless an [`Admin`] is
 //! given ([`Pages::with_admin`]).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -40,6 +41,7 @@ use http_body_util::{Either, Full};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use ipvs_web::pages::{reject_method, text};
 pub use ipvs_web::scrape::Page;
@@ -53,12 +55,24 @@ use crate::state::{Shared, State};
 pub struct Pages {
     state: Shared,
     admin: Option<Admin>,
+    /// Scrapes encoded at once, at most (see [`SCRAPES`]).
+    scrapes: Arc<Semaphore>,
 }
+
+/// Scrapes encoded at once, at most; others wait their turn. Encoding and
+/// compressing the metrics of thousands of real servers costs a large
+/// share of a core, and scrapers that come together must not take the
+/// CPU the probes' threads need (on time, a probe is no false down).
+const SCRAPES: usize = 1;
 
 impl Pages {
     /// Pages over the daemon's `state`.
     pub fn new(state: Shared) -> Self {
-        Pages { state, admin: None }
+        Pages {
+            state,
+            admin: None,
+            scrapes: Arc::new(Semaphore::new(SCRAPES)),
+        }
     }
 
     /// With the admin API on (`--web.enable-admin-api`).
@@ -82,9 +96,12 @@ impl Pages {
         // Written on the blocking pool, from a copy of the state taken
         // there (see [`ipvs_web::scrape`]).
         let state = self.state;
-        ipvs_web::scrape::response(request.headers(), move |format, out| {
-            crate::metrics::write(&state, format, out)
-        })
+        ipvs_web::scrape::response(
+            request.headers(),
+            Some(&self.scrapes),
+            move |format, out| crate::metrics::write(&state, format, out),
+        )
+        .await
     }
 
     /// Answers a request for any page but the metrics.

@@ -38,8 +38,9 @@ impl Pages {
         if path == &*self.telemetry_path {
             let exposition = self.collector.exposition().await;
             // Encoding a large table takes a while and blocks: see
-            // [`ipvs_web::scrape`].
-            ipvs_web::scrape::response(request.headers(), move |format, out| {
+            // [`ipvs_web::scrape`]. Scrapes are encoded side by side: the
+            // exporter has no timed work of its own that they could starve.
+            ipvs_web::scrape::response(request.headers(), None, move |format, out| {
                 let written = exposition.encode_to(format, out);
                 drop(exposition);
                 // The encoder's label sets are freed: give the memory back
@@ -47,6 +48,7 @@ impl Pages {
                 crate::memory::release();
                 written
             })
+            .await
         } else if path == "/-/healthy" {
             ipvs_web::pages::healthy().map(Either::Left)
         } else if path == "/-/ready" {

@@ -6,6 +6,7 @@
 //! scraper accepts it, as Prometheus does by default.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use hyper::header::{
 };
 use hyper::Response;
 use ipvs_common::exposition::Format;
+use tokio::sync::Semaphore;
 
 use crate::stream::{self, BodyWriter, StreamedBody};
 
@@ -36,15 +38,28 @@ const CLIENT_STALL: Duration = Duration::from_secs(30);
 /// The answer to a scrape whose request carried `headers`: `encode`
 /// writes the exposition in the negotiated format, on the blocking pool,
 /// into the streamed body (through gzip if the scraper accepts it).
-pub fn response(
+///
+/// With `turns`, at most its permits of scrapes are encoded at once, the
+/// others waiting for their turn before they start: a daemon whose own
+/// work is timed (the checker's probes) keeps the CPU it needs when many
+/// scrapers come together, each scrape costing a large exposition's
+/// encoding and compression.
+pub async fn response(
     headers: &HeaderMap,
+    turns: Option<&Arc<Semaphore>>,
     encode: impl FnOnce(Format, &mut dyn Write) -> io::Result<()> + Send + 'static,
 ) -> Response<Page> {
     let format = Format::negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
+    // Never closed: a turn always comes.
+    let turn = match turns {
+        Some(turns) => turns.clone().acquire_owned().await.ok(),
+        None => None,
+    };
     let (writer, body) = stream::channel(PIECE, PIECES_WAITING, CLIENT_STALL);
     tokio::task::spawn_blocking(move || {
         let sent = write_body(gzip, writer, |out| encode(format, out)).and_then(BodyWriter::finish);
+        drop(turn);
         if let Err(error) = sent {
             // Only writing to the client can fail: it went away, or
             // stopped reading.

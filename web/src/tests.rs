@@ -582,3 +582,47 @@ fn gzip_is_sent_when_the_scraper_accepts_it() {
     assert!(!accepts_gzip(Some("gzipped")));
     assert!(!accepts_gzip(None));
 }
+
+/// With one turn, scrapes that come together are encoded one after the
+/// other, and each is answered whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_turn_scrapes_are_encoded_one_at_a_time() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+
+    let turns = Arc::new(tokio::sync::Semaphore::new(1));
+    let encoding = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let scrapes: Vec<_> = (0..3)
+        .map(|i| {
+            let (turns, encoding, most) = (turns.clone(), encoding.clone(), most.clone());
+            tokio::spawn(async move {
+                let response = crate::scrape::response(
+                    &hyper::HeaderMap::new(),
+                    Some(&turns),
+                    move |_, out| {
+                        most.fetch_max(
+                            encoding.fetch_add(1, Ordering::SeqCst) + 1,
+                            Ordering::SeqCst,
+                        );
+                        std::thread::sleep(Duration::from_millis(100));
+                        encoding.fetch_sub(1, Ordering::SeqCst);
+                        writeln!(out, "scrape {i}")
+                    },
+                )
+                .await;
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+            })
+        })
+        .collect();
+    for (i, scrape) in scrapes.into_iter().enumerate() {
+        assert_eq!(scrape.await.expect("scrape"), format!("scrape {i}\n"));
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
