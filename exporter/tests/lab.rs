@@ -1139,10 +1139,10 @@ fn web_config_file_tls_and_basic_auth_through_the_binary() {
 // with the director's table restored, for the test binaries after it.
 #[test]
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
-fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_and_loads_nothing() {
+fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_loads_nothing_and_comes_back() {
     let _lab = lab();
     // Kernel module autoloading (genetlink asks for the IPVS family's
-    // module) would undo the unloading: block ip_vs loads for the test.
+    // module) would undo the unloading: block ip_vs loads meanwhile.
     let blocker = "/etc/modprobe.d/lab-exporter-no-ip_vs.conf";
     struct Restore(&'static str);
     impl Drop for Restore {
@@ -1153,24 +1153,50 @@ fn without_the_ip_vs_module_it_serves_ipvs_up_0_says_why_once_and_loads_nothing(
         }
     }
     let _restore = Restore(blocker);
+    let up = |text: &str, netns: &str, value: u8| {
+        text.contains(&format!("\nipvs_up{{netns=\"{netns}\"}} {value}\n"))
+    };
+    let service = "ipvs_service_connections_total{netns=\"/run/netns/lab-director\",proto=\"TCP\",local_address=\"198.18.0.10\",local_port=\"80\"";
+
+    // Unloaded under a running exporter, which scraped the table just
+    // before: nothing it holds keeps the module in.
+    let exporter = Exporter::start(10319, &["--netns", DIRECTOR], None);
+    let (status, text) = exporter.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        up(&text, "/run/netns/lab-director", 1) && text.contains(service),
+        "{text}"
+    );
     unload_ip_vs();
     std::fs::write(blocker, "install ip_vs /bin/false\n").expect("modprobe.d");
-
-    let exporter = Exporter::start(10319, &["--netns", DIRECTOR], None);
     for _ in 0..3 {
         let (status, text) = exporter.get("/metrics");
         assert_eq!(status, 200);
-        assert!(text.contains("\nipvs_up{netns=\"\"} 0\n"), "{text}");
+        assert!(up(&text, "", 0), "{text}");
+        assert!(up(&text, "/run/netns/lab-director", 0), "{text}");
         assert!(
-            text.contains("\nipvs_up{netns=\"/run/netns/lab-director\"} 0\n"),
+            !text.lines().any(|l| l.starts_with("ipvs_service_")),
             "{text}"
         );
     }
     let modules = run_in(None, "grep -c '^ip_vs' /proc/modules || true");
     assert_eq!(modules.trim(), "0", "the exporter loaded IPVS");
+
+    // Loaded again and the table made again: served without a restart.
+    std::fs::remove_file(blocker).expect("modprobe.d");
+    run_in(None, "modprobe ip_vs");
+    director(&format!("ipvsadm -C && ipvsadm -R <<'EOF'\n{TABLE}EOF"));
+    let (status, text) = exporter.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(up(&text, "", 1), "{text}");
+    assert!(
+        up(&text, "/run/netns/lab-director", 1) && text.contains(service),
+        "{text}"
+    );
+
     let (status, log) = exporter.stop();
     assert!(status.success(), "exit {status}: {log}");
-    // One line per namespace, each saying why.
+    // One line per namespace while it was gone, each saying why.
     let why: Vec<&str> = log.lines().filter(|l| l.contains("level=warn")).collect();
     assert_eq!(why.len(), 2, "{log}");
     for line in why {
