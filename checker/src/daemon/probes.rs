@@ -464,43 +464,41 @@ impl ProbeTask {
                         false
                     }
                 };
-            if !probe_now {
-                Settings { rs, recovered } = settings.borrow_and_update().clone();
-                prober = ProberSet::new(&rs.checks, rs.source, &self.service);
-                let next = last.map_or(at, |last| {
-                    next_tick(last, rs.timing.interval, tokio::time::Instant::now())
-                });
-                ticks = self::ticks(next, rs.timing.interval);
-                continue;
-            }
-            let report = tokio::select! {
-                report = self.probe(&mut prober, rs.key, rs.timing.timeout) => report,
-                changed = settings.changed() => {
-                    if changed.is_err() {
+            if probe_now {
+                let report = tokio::select! {
+                    report = self.probe(&mut prober, rs.key, rs.timing.timeout) => report,
+                    changed = settings.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        // Cut: made again at once with the new settings
+                        // (below), the ticks after it where they were.
+                        again = true;
+                        None
+                    }
+                };
+                if !again {
+                    let Some(report) = report else {
+                        return;
+                    };
+                    refused = report.refused();
+                    tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
+                    // Never waits: a loop held up by the kernel or the
+                    // disk does not hold up the probes.
+                    if !self.shared.reports.send(report) {
                         return;
                     }
-                    // Cut: made again at once with the new settings, the
-                    // ticks after it where they were.
-                    Settings { rs, recovered } = settings.borrow_and_update().clone();
-                    prober = ProberSet::new(&rs.checks, rs.source, &self.service);
-                    let next = last.map_or(at, |last| {
-                        next_tick(last, rs.timing.interval, tokio::time::Instant::now())
-                    });
-                    ticks = self::ticks(next, rs.timing.interval);
-                    again = true;
                     continue;
                 }
-            };
-            let Some(report) = report else {
-                return;
-            };
-            refused = report.refused();
-            tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
-            // Never waits: a loop held up by the kernel or the disk does
-            // not hold up the probes.
-            if !self.shared.reports.send(report) {
-                return;
             }
+            // New settings: the ticks from the last probe's, at the new
+            // interval.
+            Settings { rs, recovered } = settings.borrow_and_update().clone();
+            prober = ProberSet::new(&rs.checks, rs.source, &self.service);
+            let next = last.map_or(at, |last| {
+                next_tick(last, rs.timing.interval, tokio::time::Instant::now())
+            });
+            ticks = self::ticks(next, rs.timing.interval);
         }
     }
 
