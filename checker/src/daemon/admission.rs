@@ -1,6 +1,7 @@
 //! How many probes are in flight at once on one probe thread (see
 //! [`super::shards`]): at most its share of `--checker.max-concurrency`,
-//! and fewer while the thread is short of CPU.
+//! and fewer while the thread is too short of CPU for its probes to
+//! finish within their timeouts.
 //!
 //! The probes of a thread share it, so each step of a probe (the connect,
 //! each TLS flight, the answer) waits for every other probe that is ready
@@ -17,15 +18,23 @@
 //! probe, as it starts, reads how far behind its thread was over the last
 //! [`super::lag::RECENT`]. Late as [`super::lag::is_late`] says (more
 //! than a tenth of the probe's timeout) cuts the limit to three quarters,
-//! at most once per [`CUT_EVERY`]; each start on time (within a fortieth)
-//! adds a step towards one more, the
-//! limit's worth of them one more slot. (A probe's own tick, read
-//! instead, misses a saturated thread: once probes take longer than their
-//! interval, every tick is already due when the last probe ends, and none
-//! is a sample.) A fixed low limit would not do:
-//! probes waiting on servers that do not answer hold their slots for their
-//! whole timeout without using the CPU, and with few slots they would
-//! hold up every other probe.
+//! at most once per [`CUT_EVERY`], but only while the lateness costs
+//! something: a probe of the thread failed by the checker's own fault,
+//! or passed after more than half its timeout while the thread was late,
+//! within the last two timeouts ([`Admission::harmed`]). A thread late by
+//! less than its probes can bear (a VM whose other processes take the
+//! CPU in turns, the thread a few hundred ms behind against timeouts of
+//! seconds) loses nothing to it, where a cut would make every probe wait
+//! for a slot: with fewer slots than the probes arriving need, the wait
+//! grows and failures are seen late. Each start on time (within a
+//! fortieth), and each start at all while no probe is the worse for the
+//! lateness, adds a step towards one more, the limit's worth of them one
+//! more slot. (A probe's own tick, read instead, misses a saturated
+//! thread: once probes take longer than their interval, every tick is
+//! already due when the last probe ends, and none is a sample.) A fixed
+//! low limit would not do: probes waiting on servers that do not answer
+//! hold their slots for their whole timeout without using the CPU, and
+//! with few slots they would hold up every other probe.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -110,6 +119,13 @@ impl Admission {
         })
     }
 
+    /// A probe of this thread ended at `now` the worse for the thread's
+    /// lateness: failed by the checker's own fault, or passed after more
+    /// than half its timeout while the thread was late.
+    pub fn harmed(&self, now: Instant) {
+        self.lock().harmed(now);
+    }
+
     /// A probe with `timeout` starts at `now`, its thread `late` behind
     /// (see [`super::lag::Lag::recent`]).
     pub fn started(&self, late: Duration, timeout: Duration, now: Instant) {
@@ -179,6 +195,8 @@ pub struct Limit {
     warned: Option<Instant>,
     /// Whether the limit's return to the maximum is to be logged.
     short: bool,
+    /// When a probe last ended the worse for the thread's lateness.
+    harmed: Option<Instant>,
 }
 
 impl Limit {
@@ -191,12 +209,20 @@ impl Limit {
             last_cut: None,
             warned: None,
             short: false,
+            harmed: None,
         }
+    }
+
+    /// A probe ended the worse for the thread's lateness at `now`.
+    pub fn harmed(&mut self, now: Instant) {
+        self.harmed = Some(now);
     }
 
     /// A probe with `timeout` started `late` after its tick, at `now`.
     pub fn started(&mut self, late: Duration, timeout: Duration, now: Instant) -> Change {
-        if is_late(late, timeout) {
+        // Whether a probe was the worse for the lateness lately.
+        let costly = self.harmed.is_some_and(|at| now <= at + timeout * 2);
+        if costly && is_late(late, timeout) {
             let floor = MIN.min(self.max);
             if self.limit <= floor || self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
                 return Change::None;
@@ -208,7 +234,9 @@ impl Limit {
             self.last_cut = Some(now);
             return Change::Cut(by);
         }
-        if late > timeout / 40 || self.limit >= self.max {
+        // A step towards one more slot: a start on time, or any start
+        // while no probe suffers from the lateness.
+        if (costly && late > timeout / 40) || self.limit >= self.max {
             return Change::None;
         }
         self.on_time += 1;
@@ -239,6 +267,7 @@ mod tests {
     fn late_starts_cut_the_limit_to_three_quarters_at_most_once_per_cut_every_down_to_min() {
         let t0 = Instant::now();
         let mut limit = Limit::new(256);
+        limit.harmed(t0);
         assert_eq!(limit.started(LATE, TIMEOUT, t0), Change::Cut(64));
         assert_eq!(limit.limit(), 192);
         let soon = t0 + CUT_EVERY - Duration::from_millis(1);
@@ -257,6 +286,7 @@ mod tests {
         let mut at = t0 + CUT_EVERY;
         for _ in 0..20 {
             at += CUT_EVERY;
+            limit.harmed(at);
             limit.started(LATE, TIMEOUT, at);
         }
         assert_eq!(limit.limit(), MIN);
@@ -264,14 +294,53 @@ mod tests {
         assert_eq!(limit.started(LATE, TIMEOUT, at), Change::None);
         // A maximum below MIN is the floor itself.
         let mut small = Limit::new(4);
+        small.harmed(t0);
         assert_eq!(small.started(LATE, TIMEOUT, t0), Change::None);
         assert_eq!(small.limit(), 4);
+    }
+
+    #[test]
+    fn late_starts_cut_only_within_two_timeouts_of_a_probe_the_worse_for_it() {
+        let t0 = Instant::now();
+        let mut limit = Limit::new(64);
+        // Late, but no probe suffered from it: the probes bear the delay.
+        for i in 0..8 {
+            assert_eq!(
+                limit.started(LATE, TIMEOUT, t0 + CUT_EVERY * i),
+                Change::None
+            );
+        }
+        assert_eq!(limit.limit(), 64);
+        let harmed = t0 + CUT_EVERY * 8;
+        limit.harmed(harmed);
+        assert_eq!(limit.started(LATE, TIMEOUT, harmed), Change::Cut(16));
+        let last = harmed + TIMEOUT * 2;
+        assert_eq!(limit.started(LATE, TIMEOUT, last), Change::Cut(12));
+        assert_eq!(
+            limit.started(LATE, TIMEOUT, last + CUT_EVERY),
+            Change::None,
+            "two timeouts after the last probe the worse for it"
+        );
+        // The memory is the starting probe's timeouts: a 5 s probe's
+        // start still sees it.
+        assert_eq!(
+            limit.started(LATE * 5, TIMEOUT * 5, last + CUT_EVERY),
+            Change::Cut(9)
+        );
+        // With nothing the worse for it, late starts count towards
+        // growing as starts on time do.
+        let calm = last + TIMEOUT * 6;
+        let grown = (0..27 + 28)
+            .filter(|_| limit.started(LATE, TIMEOUT, calm) == Change::Grown)
+            .count();
+        assert_eq!((grown, limit.limit()), (2, 29), "27 + 28 starts");
     }
 
     #[test]
     fn starts_on_time_grow_the_limit_one_slot_per_limits_worth_up_to_the_maximum() {
         let t0 = Instant::now();
         let mut limit = Limit::new(16);
+        limit.harmed(t0);
         assert_eq!(limit.started(LATE, TIMEOUT, t0), Change::Cut(4));
         for _ in 0..11 {
             assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::None);
@@ -293,6 +362,7 @@ mod tests {
         );
         // A cut forgets the starts counted towards growing.
         let mut limit = Limit::new(16);
+        limit.harmed(t0);
         limit.started(LATE, TIMEOUT, t0);
         for _ in 0..11 {
             limit.started(ON_TIME, TIMEOUT, t0);
@@ -323,6 +393,7 @@ mod tests {
         // 16 -> 12: the 2 free slots go now, 2 of the busy ones when
         // given back.
         let t0 = Instant::now();
+        admission.harmed(t0);
         admission.started(LATE, TIMEOUT, t0);
         assert_eq!(state.lock().probe_concurrency_limit(), Some(12));
         assert_eq!(admission.slots.available_permits(), 0);

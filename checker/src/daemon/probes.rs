@@ -147,6 +147,28 @@ impl Report {
         }
     }
 
+    /// Whether the probe, run over `windows`, is the worse for its
+    /// thread's lateness: failed by the checker's own fault, or passed
+    /// after more than half its timeout while the thread was late (see
+    /// [`super::admission`]). A failure of the server's is not, however
+    /// long it took.
+    pub(super) fn harmed_by_lateness(
+        &self,
+        lag: &Lag,
+        windows: &[(tokio::time::Instant, tokio::time::Instant)],
+        timeout: Duration,
+    ) -> bool {
+        if self.checker_fault.is_some() {
+            return true;
+        }
+        let took: Duration = windows.iter().map(|(since, until)| *until - *since).sum();
+        self.result.is_ok()
+            && took > timeout / 2
+            && windows
+                .iter()
+                .any(|(since, until)| is_late(lag.worst(*since, *until), timeout))
+    }
+
     /// Whether the server refused the connection or was unreachable.
     fn refused(&self) -> bool {
         matches!(
@@ -513,8 +535,10 @@ impl ProbeTask {
         let now = tokio::time::Instant::now();
         // How busy the thread is decides how many probes it runs at once.
         self.admission.started(self.lag.recent(now), timeout, now);
+        // The report; a probe the worse for the thread's lateness tells
+        // the admission limit.
         let report = |outcome, windows: &[(tokio::time::Instant, tokio::time::Instant)]| {
-            Report::new(
+            let report = Report::new(
                 self.id,
                 self.service,
                 destination,
@@ -522,7 +546,11 @@ impl ProbeTask {
                 &self.lag,
                 windows,
                 timeout,
-            )
+            );
+            if report.harmed_by_lateness(&self.lag, windows, timeout) {
+                self.admission.harmed(tokio::time::Instant::now());
+            }
+            report
         };
         // A full handshake waits for its turn, and its connection is made
         // first ([`ProberSet::connect_ahead`]). The turn before the slot:
