@@ -41,9 +41,9 @@ use http_body_util::{Either, Full};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use ipvs_web::pages::{reject_method, text};
+use ipvs_web::scrape::Background;
 pub use ipvs_web::scrape::Page;
 
 use crate::admin::Admin;
@@ -55,23 +55,27 @@ use crate::state::{Shared, State};
 pub struct Pages {
     state: Shared,
     admin: Option<Admin>,
-    /// Scrapes encoded at once, at most (see [`SCRAPES`]).
-    scrapes: Arc<Semaphore>,
+    /// Where the scrapes are encoded: one at a time, on a thread below
+    /// the probes' priority, so that scrapers, however many and often,
+    /// do not take the CPU the probes need (on time, a probe is no false
+    /// down). `None` if that thread could not start: the blocking pool.
+    scrapes: Option<Arc<Background>>,
 }
-
-/// Scrapes encoded at once, at most; others wait their turn. Encoding and
-/// compressing the metrics of thousands of real servers costs a large
-/// share of a core, and scrapers that come together must not take the
-/// CPU the probes' threads need (on time, a probe is no false down).
-const SCRAPES: usize = 1;
 
 impl Pages {
     /// Pages over the daemon's `state`.
     pub fn new(state: Shared) -> Self {
+        let scrapes = match Background::start("scrapes") {
+            Ok(background) => Some(Arc::new(background)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the scrapes' thread: scrapes are encoded beside the probes");
+                None
+            }
+        };
         Pages {
             state,
             admin: None,
-            scrapes: Arc::new(Semaphore::new(SCRAPES)),
+            scrapes,
         }
     }
 
@@ -93,12 +97,12 @@ impl Pages {
         if let Some(refused) = reject_method(&request) {
             return refused.map(Either::Left);
         }
-        // Written on the blocking pool, from a copy of the state taken
+        // Written on the scrapes' thread, from a copy of the state taken
         // there (see [`ipvs_web::scrape`]).
         let state = self.state;
         ipvs_web::scrape::response(
             request.headers(),
-            Some(&self.scrapes),
+            self.scrapes.as_deref(),
             move |format, out| crate::metrics::write(&state, format, out),
         )
         .await

@@ -1,12 +1,13 @@
 //! A scrape's answer, the same for both daemons: the exposition in the
-//! format the scraper asked for, encoded on the blocking pool and sent in
+//! format the scraper asked for, encoded on the blocking pool (or, for a
+//! daemon whose own work is timed, on a [`Background`] thread) and sent in
 //! pieces as it is written ([`crate::stream`]), so an exposition of tens
 //! of megabytes never exists whole; gzipped (at the fastest level: the
 //! text is repetitive, level 1 already shrinks it twentyfold) when the
 //! scraper accepts it, as Prometheus does by default.
 
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,29 +36,82 @@ const PIECES_WAITING: usize = 4;
 /// scraper that stops reading must not keep an encoder's thread.
 const CLIENT_STALL: Duration = Duration::from_secs(30);
 
+/// Where a daemon whose own work is timed (the checker's probes) encodes
+/// its scrapes: one at a time, on a thread of its own whose CPU priority
+/// is below the daemon's other threads (niceness [`NICE`]). A scrape of
+/// thousands of real servers costs a large share of a core to encode and
+/// compress; scrapers that come often or together then get what CPU the
+/// probes leave, and wait their turn, instead of taking the CPU from the
+/// probes, which would see their servers late.
+#[derive(Debug)]
+pub struct Background {
+    turn: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The niceness of the [`Background`] thread: 10 (the range is -20 to
+/// 19), so that when the probes and a scrape both want a CPU the probes get
+/// about nine tenths of it, and a scrape alone gets all of it.
+pub const NICE: libc::c_int = 10;
+
+impl Background {
+    /// Starts the thread, named `name`.
+    pub fn start(name: &str) -> io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                lower_priority(NICE);
+                // Ends when the daemon drops its `Background`.
+                for job in queue {
+                    job();
+                }
+            })?;
+        Ok(Background {
+            turn: Arc::new(Semaphore::new(1)),
+            jobs,
+        })
+    }
+}
+
+/// Lowers the calling thread's CPU priority to `nice` (Linux keeps a
+/// niceness per thread; raising one's own needs no privilege). Failing
+/// that, the thread runs at the daemon's priority, as every thread would.
+fn lower_priority(nice: libc::c_int) {
+    // SAFETY: gettid takes nothing and only returns the caller's id.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority reads its three integers and changes only the
+    // scheduling of the thread `tid`, this one.
+    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+    if set != 0 {
+        tracing::warn!(
+            error = %io::Error::last_os_error(),
+            "cannot lower the priority of the scrapes' thread: scrapes compete with the probes for the CPU"
+        );
+    }
+}
+
 /// The answer to a scrape whose request carried `headers`: `encode`
-/// writes the exposition in the negotiated format, on the blocking pool,
-/// into the streamed body (through gzip if the scraper accepts it).
-///
-/// With `turns`, at most its permits of scrapes are encoded at once, the
-/// others waiting for their turn before they start: a daemon whose own
-/// work is timed (the checker's probes) keeps the CPU it needs when many
-/// scrapers come together, each scrape costing a large exposition's
-/// encoding and compression.
+/// writes the exposition in the negotiated format, on the blocking pool
+/// or on `background`'s thread once its turn comes, into the streamed
+/// body (through gzip if the scraper accepts it).
 pub async fn response(
     headers: &HeaderMap,
-    turns: Option<&Arc<Semaphore>>,
+    background: Option<&Background>,
     encode: impl FnOnce(Format, &mut dyn Write) -> io::Result<()> + Send + 'static,
 ) -> Response<Page> {
     let format = Format::negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    // Never closed: a turn always comes.
-    let turn = match turns {
-        Some(turns) => turns.clone().acquire_owned().await.ok(),
+    // Waited for here, not in the thread's queue: a scraper that goes
+    // away while it waits costs no encoding. Never closed.
+    let turn = match background {
+        Some(background) => background.turn.clone().acquire_owned().await.ok(),
         None => None,
     };
     let (writer, body) = stream::channel(PIECE, PIECES_WAITING, CLIENT_STALL);
-    tokio::task::spawn_blocking(move || {
+    let job = move || {
         let sent = write_body(gzip, writer, |out| encode(format, out)).and_then(BodyWriter::finish);
         drop(turn);
         if let Err(error) = sent {
@@ -65,7 +119,18 @@ pub async fn response(
             // stopped reading.
             tracing::debug!(%error, "scrape not sent to the end");
         }
-    });
+    };
+    match background {
+        Some(background) => {
+            if let Err(mpsc::SendError(job)) = background.jobs.send(Box::new(job)) {
+                // The thread is gone (it panicked): the pool does it.
+                tokio::task::spawn_blocking(job);
+            }
+        }
+        None => {
+            tokio::task::spawn_blocking(job);
+        }
+    }
     let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();
     headers.insert(

@@ -87,9 +87,12 @@ impl BodyWriter {
         let Some(runtime) = &self.runtime else {
             return self.pieces.blocking_send(piece).map_err(|_| gone());
         };
-        // Not an async context (a blocking thread): waiting on the
-        // runtime's timer here is allowed.
-        match runtime.block_on(tokio::time::timeout(self.stall, self.pieces.send(piece))) {
+        // Not an async context (a blocking thread, or a thread of the
+        // daemon's own): waiting on the runtime's timer here is allowed.
+        // The timer is made inside `block_on`, where the runtime is
+        // entered: a thread of the daemon's own is outside it.
+        let (stall, pieces) = (self.stall, &self.pieces);
+        match runtime.block_on(async { tokio::time::timeout(stall, pieces.send(piece)).await }) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(gone()),
             Err(_) => Err(io::Error::new(

@@ -586,22 +586,31 @@ fn gzip_is_sent_when_the_scraper_accepts_it() {
 /// With one turn, scrapes that come together are encoded one after the
 /// other, and each is answered whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_one_turn_scrapes_are_encoded_one_at_a_time() {
+async fn in_the_background_scrapes_are_encoded_one_at_a_time_below_the_daemons_priority() {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use http_body_util::BodyExt;
 
-    let turns = Arc::new(tokio::sync::Semaphore::new(1));
+    let background = Arc::new(crate::scrape::Background::start("scrapes").expect("thread"));
     let encoding = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
+    let niceness = Arc::new(std::sync::Mutex::new(Vec::new()));
     let scrapes: Vec<_> = (0..3)
         .map(|i| {
-            let (turns, encoding, most) = (turns.clone(), encoding.clone(), most.clone());
+            let (background, encoding, most) = (background.clone(), encoding.clone(), most.clone());
+            let niceness = niceness.clone();
             tokio::spawn(async move {
                 let response = crate::scrape::response(
                     &hyper::HeaderMap::new(),
-                    Some(&turns),
+                    Some(&background),
                     move |_, out| {
+                        // The thread's own niceness (field 19 of its stat).
+                        let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
+                        let nice = stat
+                            .rsplit(')')
+                            .next()
+                            .and_then(|rest| rest.split_whitespace().nth(16).map(str::to_owned));
+                        niceness.lock().expect("lock").push(nice);
                         most.fetch_max(
                             encoding.fetch_add(1, Ordering::SeqCst) + 1,
                             Ordering::SeqCst,
@@ -625,4 +634,6 @@ async fn with_one_turn_scrapes_are_encoded_one_at_a_time() {
         assert_eq!(scrape.await.expect("scrape"), format!("scrape {i}\n"));
     }
     assert_eq!(most.load(Ordering::SeqCst), 1);
+    let want = Some(crate::scrape::NICE.to_string());
+    assert_eq!(*niceness.lock().expect("lock"), vec![want; 3]);
 }
