@@ -51,9 +51,10 @@ pub struct Background {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The niceness of the [`Background`] thread: 10 (the range is -20 to
-/// 19), so that when the probes and a scrape both want a CPU the probes get
-/// about nine tenths of it, and a scrape alone gets all of it.
+/// How much the [`Background`] thread's niceness is raised over the
+/// daemon's (at most to 19): by 10, so that when the probes and a scrape
+/// both want a CPU the probes get about nine tenths of it, and a scrape
+/// alone gets all of it.
 pub const NICE: libc::c_int = 10;
 
 impl Background {
@@ -76,18 +77,21 @@ impl Background {
     }
 }
 
-/// Lowers the calling thread's CPU priority to `nice` (Linux keeps a
-/// niceness per thread; raising one's own needs no privilege). Failing
-/// that, the thread runs at the daemon's priority, as every thread would.
-fn lower_priority(nice: libc::c_int) {
-    // SAFETY: gettid takes nothing and only returns the caller's id.
-    let tid = unsafe { libc::gettid() };
-    // SAFETY: setpriority reads its three integers and changes only the
-    // scheduling of the thread `tid`, this one.
-    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
-    if set != 0 {
+/// Raises the calling thread's niceness by `by` (Linux keeps a niceness
+/// per thread, and `nice` changes the caller's; lowering one's own
+/// priority needs no privilege). Failing that, the thread runs at the
+/// daemon's priority, as every other thread does.
+fn lower_priority(by: libc::c_int) {
+    // SAFETY: errno is this thread's; cleared so that a niceness of -1
+    // is told from an error.
+    unsafe { *libc::__errno_location() = 0 };
+    // SAFETY: nice reads its integer and changes only the scheduling of
+    // the calling thread.
+    let now = unsafe { libc::nice(by) };
+    let error = io::Error::last_os_error();
+    if now == -1 && error.raw_os_error() != Some(0) {
         tracing::warn!(
-            error = %io::Error::last_os_error(),
+            %error,
             "cannot lower the priority of the scrapes' thread: scrapes compete with the probes for the CPU"
         );
     }

@@ -26,10 +26,11 @@
 //! CPU in turns, the thread a few hundred ms behind against timeouts of
 //! seconds) loses nothing to it, where a cut would make every probe wait
 //! for a slot: with fewer slots than the probes arriving need, the wait
-//! grows and failures are seen late. Each start on time (within a
-//! fortieth), and each start at all while no probe is the worse for the
-//! lateness, adds a step towards one more, the limit's worth of them one
-//! more slot. (A probe's own tick, read instead, misses a saturated
+//! grows and failures are seen late. While probes suffer, each start on
+//! time (within a fortieth) adds a step towards one more slot, the
+//! limit's worth of them one slot; once none has for two timeouts, the
+//! limit goes back towards the maximum by a quarter at a time, at most
+//! once per [`CUT_EVERY`] (from [`MIN`] to 128 in about three seconds). (A probe's own tick, read instead, misses a saturated
 //! thread: once probes take longer than their interval, every tick is
 //! already due when the last probe ends, and none is a sample.) A fixed
 //! low limit would not do: probes waiting on servers that do not answer
@@ -137,12 +138,11 @@ impl Admission {
                 let free = self.slots.forget_permits(n);
                 limit.owed += n - free;
             }
-            Change::Grown => {
-                if limit.owed > 0 {
-                    limit.owed -= 1;
-                } else {
-                    self.slots.add_permits(1);
-                }
+            Change::Grown(n) => {
+                // Slots a cut still owes are forgiven first.
+                let forgiven = n.min(limit.owed);
+                limit.owed -= forgiven;
+                self.slots.add_permits(n - forgiven);
             }
         }
         let (now_limit, max) = (limit.limit, limit.max);
@@ -177,8 +177,8 @@ pub enum Change {
     None,
     /// Cut by this many slots.
     Cut(usize),
-    /// One slot more.
-    Grown,
+    /// Grown by this many slots.
+    Grown(usize),
 }
 
 /// The limit's arithmetic, apart from the semaphore.
@@ -191,6 +191,8 @@ pub struct Limit {
     /// Starts on time since the limit last grew or was cut.
     on_time: usize,
     last_cut: Option<Instant>,
+    /// When the limit last grew by a quarter.
+    last_grown: Option<Instant>,
     /// When the limit's cut was last logged.
     warned: Option<Instant>,
     /// Whether the limit's return to the maximum is to be logged.
@@ -207,6 +209,7 @@ impl Limit {
             owed: 0,
             on_time: 0,
             last_cut: None,
+            last_grown: None,
             warned: None,
             short: false,
             harmed: None,
@@ -222,7 +225,23 @@ impl Limit {
     pub fn started(&mut self, late: Duration, timeout: Duration, now: Instant) -> Change {
         // Whether a probe was the worse for the lateness lately.
         let costly = self.harmed.is_some_and(|at| now <= at + timeout * 2);
-        if costly && is_late(late, timeout) {
+        if !costly {
+            // Nothing suffers from the lateness, if any: back towards the
+            // maximum by a quarter at a time, at most once per CUT_EVERY
+            // (a cut then shows in a second or two, not in minutes).
+            if self.limit >= self.max || self.last_grown.is_some_and(|at| now < at + CUT_EVERY) {
+                return Change::None;
+            }
+            let grown = (self.limit + self.limit / 4)
+                .max(self.limit + 1)
+                .min(self.max);
+            let by = grown - self.limit;
+            self.limit = grown;
+            self.on_time = 0;
+            self.last_grown = Some(now);
+            return Change::Grown(by);
+        }
+        if is_late(late, timeout) {
             let floor = MIN.min(self.max);
             if self.limit <= floor || self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
                 return Change::None;
@@ -234,9 +253,9 @@ impl Limit {
             self.last_cut = Some(now);
             return Change::Cut(by);
         }
-        // A step towards one more slot: a start on time, or any start
-        // while no probe suffers from the lateness.
-        if (costly && late > timeout / 40) || self.limit >= self.max {
+        // While probes suffer, a step towards one more slot for each start
+        // on time.
+        if late > timeout / 40 || self.limit >= self.max {
             return Change::None;
         }
         self.on_time += 1;
@@ -245,7 +264,7 @@ impl Limit {
         }
         self.on_time = 0;
         self.limit += 1;
-        Change::Grown
+        Change::Grown(1)
     }
 
     /// The probes allowed in flight now.
@@ -316,24 +335,24 @@ mod tests {
         assert_eq!(limit.started(LATE, TIMEOUT, harmed), Change::Cut(16));
         let last = harmed + TIMEOUT * 2;
         assert_eq!(limit.started(LATE, TIMEOUT, last), Change::Cut(12));
-        assert_eq!(
-            limit.started(LATE, TIMEOUT, last + CUT_EVERY),
-            Change::None,
-            "two timeouts after the last probe the worse for it"
-        );
         // The memory is the starting probe's timeouts: a 5 s probe's
         // start still sees it.
-        assert_eq!(
-            limit.started(LATE * 5, TIMEOUT * 5, last + CUT_EVERY),
-            Change::Cut(9)
-        );
-        // With nothing the worse for it, late starts count towards
-        // growing as starts on time do.
-        let calm = last + TIMEOUT * 6;
-        let grown = (0..27 + 28)
-            .filter(|_| limit.started(LATE, TIMEOUT, calm) == Change::Grown)
-            .count();
-        assert_eq!((grown, limit.limit()), (2, 29), "27 + 28 starts");
+        let after = last + CUT_EVERY;
+        assert_eq!(limit.started(LATE * 5, TIMEOUT * 5, after), Change::Cut(9));
+        // A 1 s probe's, two timeouts after the last probe the worse for
+        // it, does not: back to the maximum by a quarter at a time, at
+        // most once per CUT_EVERY, however late the starts.
+        assert_eq!(limit.started(LATE, TIMEOUT, after), Change::Grown(6));
+        assert_eq!(limit.started(LATE, TIMEOUT, after), Change::None);
+        let calm = after;
+        let mut at = calm;
+        let mut steps = vec![limit.limit()];
+        while limit.limit() < 64 {
+            at += CUT_EVERY;
+            assert!(matches!(limit.started(LATE, TIMEOUT, at), Change::Grown(_)));
+            steps.push(limit.limit());
+        }
+        assert_eq!(steps, vec![33, 41, 51, 63, 64]);
     }
 
     #[test]
@@ -347,11 +366,11 @@ mod tests {
         }
         // Neither late nor on time: no step either way.
         assert_eq!(limit.started(ON_TIME * 2, TIMEOUT, t0), Change::None);
-        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown);
+        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown(1));
         assert_eq!(limit.limit(), 13);
         let mut grown = 0;
         for _ in 0..100 {
-            if limit.started(Duration::ZERO, TIMEOUT, t0) == Change::Grown {
+            if limit.started(Duration::ZERO, TIMEOUT, t0) == Change::Grown(1) {
                 grown += 1;
             }
         }
@@ -372,7 +391,7 @@ mod tests {
         for _ in 0..8 {
             assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::None);
         }
-        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown);
+        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown(1));
     }
 
     #[tokio::test]
