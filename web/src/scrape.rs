@@ -7,7 +7,7 @@
 //! scraper accepts it, as Prometheus does by default.
 
 use std::io::{self, Write};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +19,6 @@ use hyper::header::{
 };
 use hyper::Response;
 use ipvs_common::exposition::Format;
-use tokio::sync::Semaphore;
 
 use crate::stream::{self, BodyWriter, StreamedBody};
 
@@ -38,18 +37,37 @@ const CLIENT_STALL: Duration = Duration::from_secs(30);
 
 /// Where a daemon whose own work is timed (the checker's probes) encodes
 /// its scrapes: one at a time, on a thread of its own whose CPU priority
-/// is below the daemon's other threads (niceness [`NICE`]). A scrape of
-/// thousands of real servers costs a large share of a core to encode and
-/// compress; scrapers that come often or together then get what CPU the
-/// probes leave, and wait their turn, instead of taking the CPU from the
-/// probes, which would see their servers late.
+/// is below the daemon's other threads (niceness raised by [`NICE`]). A
+/// scrape of thousands of real servers costs a large share of a core to
+/// encode and compress; scrapers that come often or together then get
+/// what CPU the probes leave instead of taking it from the probes, which
+/// would see their servers late. Scrapes that waited while another was
+/// encoded are answered together by one encoding, made after they all
+/// came (so each sees what happened before it asked), sent to each of
+/// them as it is written: three scrapers cost one encoding, not three.
 #[derive(Debug)]
 pub struct Background {
-    turn: Arc<Semaphore>,
-    jobs: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Waiting>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A scrape waiting for the thread.
+struct Waiting {
+    format: Format,
+    gzip: bool,
+    writer: BodyWriter,
+    encode: Encode,
+}
+
+type Encode = Box<dyn FnOnce(Format, &mut dyn Write) -> io::Result<()> + Send>;
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("format", &self.format)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}
 
 /// How much the [`Background`] thread's niceness is raised over the
 /// daemon's (at most to 19): by 10, so that when the probes and a scrape
@@ -60,20 +78,80 @@ pub const NICE: libc::c_int = 10;
 impl Background {
     /// Starts the thread, named `name`.
     pub fn start(name: &str) -> io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (queue, arrived) = mpsc::channel::<Waiting>();
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
                 lower_priority(NICE);
-                // Ends when the daemon drops its `Background`.
-                for job in queue {
-                    job();
+                let mut waiting = std::collections::VecDeque::new();
+                loop {
+                    if waiting.is_empty() {
+                        // Ends when the daemon drops its `Background`.
+                        let Ok(first) = arrived.recv() else { return };
+                        waiting.push_back(first);
+                    }
+                    waiting.extend(arrived.try_iter());
+                    let Some(first) = waiting.pop_front() else {
+                        continue;
+                    };
+                    let (alike, others): (Vec<_>, Vec<_>) = waiting
+                        .drain(..)
+                        .partition(|w: &Waiting| (w.format, w.gzip) == (first.format, first.gzip));
+                    waiting = others.into();
+                    serve(first, alike);
                 }
             })?;
-        Ok(Background {
-            turn: Arc::new(Semaphore::new(1)),
-            jobs,
-        })
+        Ok(Background { queue })
+    }
+}
+
+/// Encodes `first`'s scrape once and sends it to `first` and to each of
+/// `alike` (the same format and encoding) as it is written; a scraper
+/// that goes away or stops reading is dropped, the others served.
+fn serve(first: Waiting, alike: Vec<Waiting>) {
+    let Waiting {
+        format,
+        gzip,
+        writer,
+        encode,
+    } = first;
+    let writers = std::iter::once(writer)
+        .chain(alike.into_iter().map(|w| w.writer))
+        .collect();
+    let sent = write_body(gzip, FanOut { writers }, |out| encode(format, out)).map(|fan| {
+        for writer in fan.writers {
+            if let Err(error) = writer.finish() {
+                tracing::debug!(%error, "scrape not sent to the end");
+            }
+        }
+    });
+    if let Err(error) = sent {
+        // Only writing to the clients can fail: every one went away,
+        // or stopped reading.
+        tracing::debug!(%error, "scrape not sent to the end");
+    }
+}
+
+/// The same bytes to several scrapers; one that fails a write (it went
+/// away, or read nothing for [`CLIENT_STALL`]) is left out of the rest.
+struct FanOut {
+    writers: Vec<BodyWriter>,
+}
+
+impl Write for FanOut {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.writers.retain_mut(|w| w.write_all(data).is_ok());
+        if self.writers.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "every scraper went away",
+            ));
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -99,8 +177,8 @@ fn lower_priority(by: libc::c_int) {
 
 /// The answer to a scrape whose request carried `headers`: `encode`
 /// writes the exposition in the negotiated format, on the blocking pool
-/// or on `background`'s thread once its turn comes, into the streamed
-/// body (through gzip if the scraper accepts it).
+/// or on `background`'s thread, into the streamed body (through gzip if
+/// the scraper accepts it).
 pub async fn response(
     headers: &HeaderMap,
     background: Option<&Background>,
@@ -108,32 +186,21 @@ pub async fn response(
 ) -> Response<Page> {
     let format = Format::negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    // Waited for here, not in the thread's queue: a scraper that goes
-    // away while it waits costs no encoding. Never closed.
-    let turn = match background {
-        Some(background) => background.turn.clone().acquire_owned().await.ok(),
-        None => None,
-    };
     let (writer, body) = stream::channel(PIECE, PIECES_WAITING, CLIENT_STALL);
-    let job = move || {
-        let sent = write_body(gzip, writer, |out| encode(format, out)).and_then(BodyWriter::finish);
-        drop(turn);
-        if let Err(error) = sent {
-            // Only writing to the client can fail: it went away, or
-            // stopped reading.
-            tracing::debug!(%error, "scrape not sent to the end");
-        }
+    let waiting = Waiting {
+        format,
+        gzip,
+        writer,
+        encode: Box::new(encode),
     };
-    match background {
-        Some(background) => {
-            if let Err(mpsc::SendError(job)) = background.jobs.send(Box::new(job)) {
-                // The thread is gone (it panicked): the pool does it.
-                tokio::task::spawn_blocking(job);
-            }
-        }
-        None => {
-            tokio::task::spawn_blocking(job);
-        }
+    let alone = match background {
+        Some(background) => background.queue.send(waiting).err().map(|e| e.0),
+        None => Some(waiting),
+    };
+    // Without the thread (none, or it is gone: it panicked), the pool
+    // encodes each scrape on its own.
+    if let Some(waiting) = alone {
+        tokio::task::spawn_blocking(move || serve(waiting, Vec::new()));
     }
     let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();

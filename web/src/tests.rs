@@ -583,11 +583,15 @@ fn gzip_is_sent_when_the_scraper_accepts_it() {
     assert!(!accepts_gzip(None));
 }
 
-/// With one turn, scrapes that come together are encoded one after the
-/// other, and each is answered whole.
+/// In the background, scrapes are encoded one at a time on a thread below
+/// the daemon's priority; those that waited meanwhile are answered
+/// together by one encoding made after they came, each whole, but only
+/// with others of the same format and encoding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_the_background_scrapes_are_encoded_one_at_a_time_below_the_daemons_priority() {
+async fn in_the_background_scrapes_that_waited_share_one_encoding_below_the_daemons_priority() {
+    use std::io::Read as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
 
     use http_body_util::BodyExt;
 
@@ -603,43 +607,68 @@ async fn in_the_background_scrapes_are_encoded_one_at_a_time_below_the_daemons_p
             .ok_or_else(|| std::io::Error::other(format!("no niceness in {stat:?}")))
     }
     let daemons = thread_niceness().expect("niceness");
-    let background = Arc::new(crate::scrape::Background::start("scrapes").expect("thread"));
+    let background = crate::scrape::Background::start("scrapes").expect("thread");
     let encoding = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
-    let niceness = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let scrapes: Vec<_> = (0..3)
-        .map(|i| {
-            let (background, encoding, most) = (background.clone(), encoding.clone(), most.clone());
-            let niceness = niceness.clone();
-            tokio::spawn(async move {
-                let response = crate::scrape::response(
-                    &hyper::HeaderMap::new(),
-                    Some(&background),
-                    move |_, out| {
-                        niceness.lock().expect("lock").push(thread_niceness()?);
-                        most.fetch_max(
-                            encoding.fetch_add(1, Ordering::SeqCst) + 1,
-                            Ordering::SeqCst,
-                        );
-                        std::thread::sleep(Duration::from_millis(100));
-                        encoding.fetch_sub(1, Ordering::SeqCst);
-                        writeln!(out, "scrape {i}")
-                    },
-                )
-                .await;
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes()
-            })
-        })
-        .collect();
-    for (i, scrape) in scrapes.into_iter().enumerate() {
-        assert_eq!(scrape.await.expect("scrape"), format!("scrape {i}\n"));
+    let niceness = Arc::new(Mutex::new(Vec::new()));
+    let (started, first_started) = std::sync::mpsc::channel();
+    let started = Mutex::new(Some(started));
+    let scrape = |name: &'static str, gzip: bool| {
+        let (encoding, most, niceness) = (encoding.clone(), most.clone(), niceness.clone());
+        let started = started.lock().expect("lock").take();
+        let mut headers = hyper::HeaderMap::new();
+        if gzip {
+            headers.insert(
+                hyper::header::ACCEPT_ENCODING,
+                "gzip".parse().expect("header"),
+            );
+        }
+        let encode = move |_, out: &mut dyn std::io::Write| {
+            niceness.lock().expect("lock").push(thread_niceness()?);
+            let now = encoding.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            if let Some(started) = started {
+                let _ = started.send(());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            encoding.fetch_sub(1, Ordering::SeqCst);
+            writeln!(out, "scrape {name}")
+        };
+        (headers, encode)
+    };
+    let body = |response: hyper::Response<crate::scrape::Page>| async move {
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+    };
+    let (headers, encode) = scrape("a", false);
+    let a = crate::scrape::response(&headers, Some(&background), encode).await;
+    // While a is encoded, b, c (plain) and d (gzip) come.
+    tokio::task::spawn_blocking(move || first_started.recv())
+        .await
+        .expect("join")
+        .expect("a started");
+    let mut waiting = Vec::new();
+    for (name, gzip) in [("b", false), ("c", false), ("d", true)] {
+        let (headers, encode) = scrape(name, gzip);
+        waiting.push(crate::scrape::response(&headers, Some(&background), encode).await);
     }
-    assert_eq!(most.load(Ordering::SeqCst), 1);
+    assert_eq!(body(a).await, "scrape a\n");
+    let mut bodies = Vec::new();
+    for response in waiting {
+        bodies.push(body(response).await);
+    }
+    assert_eq!(bodies[0], "scrape b\n");
+    assert_eq!(bodies[1], "scrape b\n", "c shares b's encoding");
+    let mut d = String::new();
+    flate2::read::GzDecoder::new(&bodies[2][..])
+        .read_to_string(&mut d)
+        .expect("gzip");
+    assert_eq!(d, "scrape d\n", "d is gzipped: an encoding of its own");
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one at a time");
     let want = (daemons + crate::scrape::NICE).min(19);
-    assert_eq!(*niceness.lock().expect("lock"), vec![want; 3]);
+    assert_eq!(*niceness.lock().expect("lock"), vec![want; 3], "a, b, d");
 }
