@@ -55,10 +55,11 @@ use crate::state::{Shared, State};
 pub struct Pages {
     state: Shared,
     admin: Option<Admin>,
-    /// Where the scrapes are encoded: one at a time, on a thread below
-    /// the probes' priority, so that scrapers, however many and often,
-    /// do not take the CPU the probes need (on time, a probe is no false
-    /// down). `None` if that thread could not start: the blocking pool.
+    /// Where the scrapes are encoded: one at a time, on a thread of their
+    /// own, so that scrapers, however many and often, take at most that
+    /// thread's share of the CPU the probes need (on time, a probe is no
+    /// false down). `None` if that thread could not start: the blocking
+    /// pool.
     scrapes: Option<Arc<Background>>,
 }
 

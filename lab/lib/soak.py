@@ -221,6 +221,17 @@ def get(url: str, timeout: float = 10) -> bytes:
         return r.read()
 
 
+def cpu_of(stat: str, clk: int) -> tuple[str, float] | None:
+    """A process's or thread's name and CPU seconds (user + system) from
+    its stat file; None if it ended meanwhile."""
+    try:
+        head, rest = open(stat).read().rsplit(")", 1)
+    except OSError:
+        return None
+    f = rest.split()
+    return head.split("(", 1)[1].replace(",", " "), (int(f[11]) + int(f[12])) / clk
+
+
 class Monitor:
     """The threads beside the schedule: scrapes, samples, traffic."""
 
@@ -233,6 +244,14 @@ class Monitor:
         self.traffic = {"ok": 0, "failed": 0}
         self.samples = open(f"{out}/samples.csv", "w")
         self.samples.write("t,daemon,rss_kb,fds,threads,cpu_s\n")
+        # Each thread's CPU, by the thread's name: where a daemon's CPU
+        # goes (the checker's probe threads, its loop, its scrapes).
+        self.thread_samples = open(f"{out}/threads.csv", "w")
+        self.thread_samples.write("t,daemon,tid,thread,cpu_s\n")
+        # Every process of the VM, by its name, and the kernel's softirq
+        # time: who else takes the two CPUs the daemons share.
+        self.process_samples = open(f"{out}/processes.csv", "w")
+        self.process_samples.write("t,pid,process,cpu_s\n")
         self.t0 = time.time()
 
     def start(self) -> list[threading.Thread]:
@@ -274,7 +293,17 @@ class Monitor:
                 cpu = (int(stat[11]) + int(stat[12])) / clk  # utime, stime
                 fds = len(os.listdir(f"/proc/{pid}/fd"))
                 self.samples.write(f"{t:.1f},{name},{status['VmRSS'].split()[0]},{fds},{status['Threads'].strip()},{cpu:.2f}\n")
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    if named := cpu_of(f"/proc/{pid}/task/{tid}/stat", clk):
+                        self.thread_samples.write(f"{t:.1f},{name},{tid},{named[0]},{named[1]:.2f}\n")
+            for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+                if named := cpu_of(f"/proc/{pid}/stat", clk):
+                    self.process_samples.write(f"{t:.1f},{pid},{named[0]},{named[1]:.2f}\n")
+            cpu = open("/proc/stat").readline().split()  # cpu user nice system idle iowait irq softirq
+            self.process_samples.write(f"{t:.1f},0,[softirq],{int(cpu[7]) / clk:.2f}\n")
             self.samples.flush()
+            self.thread_samples.flush()
+            self.process_samples.flush()
             if self.stop.wait(10):
                 return
 

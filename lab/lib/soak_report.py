@@ -75,6 +75,45 @@ def transitions(metrics: str) -> dict[str, int]:
     return out
 
 
+def thread_cpu(out: str) -> list[str]:
+    """A line per daemon: its CPU over the run by thread name, in cores
+    (from threads.csv: each thread's first and last sample); and a line
+    of the VM's processes that took the most, by name (processes.csv)."""
+    lines = cpu_by_name(f"{out}/threads.csv", "daemon", "tid", "thread", "CPU by thread")
+    top = cpu_by_name(f"{out}/processes.csv", None, "pid", "process", "the VM's CPU by process (the 10 busiest)", 10)
+    return lines + top
+
+
+def cpu_by_name(path: str, group: str | None, key: str, name: str, title: str, most: int = 0) -> list[str]:
+    """Lines of cores by `name` over the run, summed over the `key`s of a
+    name (each from its first to its last sample), one per `group`."""
+    seen: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+    names: dict[tuple[str, str], str] = {}
+    try:
+        rows = list(csv.DictReader(open(path)))
+    except OSError:
+        return []
+    for row in rows:
+        key_ = (row[group] if group else "", row[key])
+        t, cpu = float(row["t"]), float(row["cpu_s"])
+        first = seen.get(key_, (t, cpu, t, cpu))
+        seen[key_] = (first[0], first[1], t, cpu)
+        names[key_] = row[name]
+    span = max((last for _, _, last, _ in seen.values()), default=0) - min((t for t, _, _, _ in seen.values()), default=0)
+    by: dict[str, dict[str, float]] = {}
+    for key_, (_, c0, _, c1) in seen.items():
+        named = by.setdefault(key_[0], {})
+        named[names[key_]] = named.get(names[key_], 0) + c1 - c0
+    out_lines = []
+    for grouped, cores in sorted(by.items()):
+        if span <= 0:
+            continue
+        ranked = sorted(cores.items(), key=lambda kv: -kv[1])[: most or None]
+        parts = ", ".join(f"{n} {cpu / span:.2f}" for n, cpu in ranked)
+        out_lines.append(f"- {grouped + ' ' if grouped else ''}{title}, cores over {span:.0f} s: {parts}")
+    return out_lines
+
+
 def plot(out: str, samples: dict, detections: list) -> list[str]:
     """PNGs made by gnuplot from the data files written here."""
     for name, rows in samples.items():
@@ -215,6 +254,7 @@ def report(out, duration, seed, events, table, metrics, summary) -> bool:
         kinds[event[1]] = kinds.get(event[1], 0) + 1
     lines.append(f"- events played: {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; "
                  f"traffic through the VIP: {summary['traffic']['ok']} answered, {summary['traffic']['failed']} failed")
+    lines.extend(thread_cpu(out))
     pngs = plot(out, samples, detections)
     head = f"### Soak, {duration / 60:.0f} min, seed {seed}: {'PASS' if ok else 'FAIL'}\n\n"
     text = head + "\n".join(lines) + f"\n\nPlots: {', '.join(pngs)}\n"

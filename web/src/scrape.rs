@@ -36,15 +36,14 @@ const PIECES_WAITING: usize = 4;
 const CLIENT_STALL: Duration = Duration::from_secs(30);
 
 /// Where a daemon whose own work is timed (the checker's probes) encodes
-/// its scrapes: one at a time, on a thread of its own whose CPU priority
-/// is below the daemon's other threads (niceness raised by [`NICE`]). A
-/// scrape of thousands of real servers costs a large share of a core to
-/// encode and compress; scrapers that come often or together then get
-/// what CPU the probes leave instead of taking it from the probes, which
-/// would see their servers late. Scrapes that waited while another was
-/// encoded are answered together by one encoding, made after they all
-/// came (so each sees what happened before it asked), sent to each of
-/// them as it is written: three scrapers cost one encoding, not three.
+/// its scrapes: one at a time, on a thread of its own, so that scrapers
+/// that come often or together take at most that thread's share of the
+/// CPU beside the probes. A scrape of thousands of real servers costs a
+/// large share of a core to encode and compress. Scrapes that waited
+/// while another was encoded are answered together by one encoding, made
+/// after they all came (so each sees what happened before it asked), sent
+/// to each of them as it is written: three scrapers cost one encoding,
+/// not three.
 #[derive(Debug)]
 pub struct Background {
     queue: mpsc::Sender<Waiting>,
@@ -69,12 +68,6 @@ impl std::fmt::Debug for Waiting {
     }
 }
 
-/// How much the [`Background`] thread's niceness is raised over the
-/// daemon's (at most to 19): by 10, so that when the probes and a scrape
-/// both want a CPU the probes get about nine tenths of it, and a scrape
-/// alone gets all of it.
-pub const NICE: libc::c_int = 10;
-
 impl Background {
     /// Starts the thread, named `name`.
     pub fn start(name: &str) -> io::Result<Self> {
@@ -82,7 +75,6 @@ impl Background {
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                lower_priority(NICE);
                 let mut waiting = std::collections::VecDeque::new();
                 loop {
                     if waiting.is_empty() {
@@ -152,26 +144,6 @@ impl Write for FanOut {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// Raises the calling thread's niceness by `by` (Linux keeps a niceness
-/// per thread, and `nice` changes the caller's; lowering one's own
-/// priority needs no privilege). Failing that, the thread runs at the
-/// daemon's priority, as every other thread does.
-fn lower_priority(by: libc::c_int) {
-    // SAFETY: errno is this thread's; cleared so that a niceness of -1
-    // is told from an error.
-    unsafe { *libc::__errno_location() = 0 };
-    // SAFETY: nice reads its integer and changes only the scheduling of
-    // the calling thread.
-    let now = unsafe { libc::nice(by) };
-    let error = io::Error::last_os_error();
-    if now == -1 && error.raw_os_error() != Some(0) {
-        tracing::warn!(
-            %error,
-            "cannot lower the priority of the scrapes' thread: scrapes compete with the probes for the CPU"
-        );
     }
 }
 
