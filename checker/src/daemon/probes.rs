@@ -100,6 +100,14 @@ pub(super) enum CheckerFault {
 /// of something.
 const EXHAUSTED: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
 
+/// The most the probe's thread was behind over the probe's `windows`.
+fn worst_lag(lag: &Lag, windows: &[(tokio::time::Instant, tokio::time::Instant)]) -> Duration {
+    windows
+        .iter()
+        .map(|(since, until)| lag.worst(*since, *until))
+        .fold(Duration::ZERO, Duration::max)
+}
+
 impl Report {
     /// The report of `outcome`, a probe that ran over `windows` (its
     /// connection made ahead, then the rest of it): a timeout is the
@@ -115,12 +123,7 @@ impl Report {
         timeout: Duration,
     ) -> Self {
         let prober::set::SetOutcome { outcome, each } = set;
-        let worst = || {
-            windows
-                .iter()
-                .map(|(since, until)| lag.worst(*since, *until))
-                .fold(Duration::ZERO, Duration::max)
-        };
+        let worst = || worst_lag(lag, windows);
         let checker_fault = match outcome.result.as_ref().map_err(|e| e.cause()) {
             Err(prober::ProbeError::Timeout(_)) => match outcome.timed_out_on {
                 Some(prober::Side::Server) => None,
@@ -162,11 +165,7 @@ impl Report {
             return true;
         }
         let took: Duration = windows.iter().map(|(since, until)| *until - *since).sum();
-        self.result.is_ok()
-            && took > timeout / 2
-            && windows
-                .iter()
-                .any(|(since, until)| is_late(lag.worst(*since, *until), timeout))
+        self.result.is_ok() && took > timeout / 2 && is_late(worst_lag(lag, windows), timeout)
     }
 
     /// Whether the server refused the connection or was unreachable.
