@@ -1577,7 +1577,8 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     // The browser logs in with the credentials of the URL, and keeps them
     // for the page's own requests (the drain button's).
     let password = LAB_PASSWORD.replace(' ', "%20");
-    browser.navigate(&format!("http://{LAB_USER}:{password}@{WEB}/"));
+    let page = format!("http://{LAB_USER}:{password}@{WEB}/");
+    browser.navigate(&page);
     let health = |rs: &str| {
         format!(
             "document.querySelector('tr[data-real-server=\"{rs}\"] td.health')?.textContent ?? null"
@@ -1604,7 +1605,7 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     kill_server(2);
     let seen = Instant::now();
     sleep(Duration::from_secs_f64(interval * fall + timeout + 1.0));
-    browser.navigate(&format!("http://{LAB_USER}:{password}@{WEB}/"));
+    browser.navigate(&page);
     browser.wait_for(
         "rs2 down on the page",
         &format!("({}) === 'down'", health("198.18.1.12:80")),
@@ -1640,7 +1641,11 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     // A click on rs1's drain button.
     let mut ipvs = Ipvs::connect_in_netns(DIRECTOR).expect("IPVS in lab-director");
     assert_eq!(try_weight(&mut ipvs, &vip80(), "198.18.1.11:80"), Some(3));
-    browser.click("tr[data-real-server=\"198.18.1.11:80\"] button");
+    // The page reloads itself every 5 s; a click that lands while a reload
+    // is under way loses the API's answer with the old page (the drain
+    // itself is done), so the click comes just after a load.
+    let rs1_button = "tr[data-real-server=\"198.18.1.11:80\"] button";
+    browser.click_after_a_fresh_load(&page, rs1_button, limit);
     let took = wait_until("rs1 drained by the click", limit, || {
         try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(0)
     });
@@ -1683,7 +1688,7 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
         )
         .expect("the button");
     assert_eq!(label, "Undrain");
-    browser.click("tr[data-real-server=\"198.18.1.11:80\"] button");
+    browser.click_after_a_fresh_load(&page, rs1_button, limit);
     let took = wait_until("rs1 undrained by the click", limit, || {
         try_weight(&mut ipvs, &vip80(), "198.18.1.11:80") == Some(3)
     });
@@ -1700,7 +1705,7 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     // Without JavaScript: the table is there, the page says why the
     // buttons do nothing (the noscript text is a banner only then).
     browser.set_javascript(false);
-    browser.navigate(&format!("http://{LAB_USER}:{password}@{WEB}/"));
+    browser.navigate(&page);
     browser.wait_for(
         "the banner of a page without JavaScript",
         "document.querySelector('noscript p.banner')?.textContent.startsWith('Drain and undrain need JavaScript') || null",

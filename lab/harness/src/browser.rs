@@ -226,6 +226,26 @@ impl Browser {
         }
     }
 
+    /// Loads `url` afresh and clicks `selector` as soon as the new page has
+    /// it: a page that reloads itself on a timer then has a whole period
+    /// before it does, so what the click starts is not cut by a reload
+    /// that was already under way.
+    pub fn click_after_a_fresh_load(&mut self, url: &str, selector: &str, limit: Duration) {
+        self.evaluate("window.labOldPage = true")
+            .expect("the page before the load");
+        self.navigate(url);
+        let selector_json = serde_json::to_string(selector).expect("JSON");
+        self.wait_for(
+            &format!("{selector} on a fresh load of {url}"),
+            &format!(
+                "!window.labOldPage && document.readyState === 'complete' \
+                 && document.querySelector({selector_json}) !== null"
+            ),
+            limit,
+        );
+        self.click(selector);
+    }
+
     /// Turns the page's JavaScript off or on (from the next load on), as a
     /// person who blocks scripts has it; [`Browser::evaluate`] still works.
     pub fn set_javascript(&mut self, enabled: bool) {
