@@ -48,7 +48,8 @@ use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
 use self::looping::{next_order, sleep_until, Loop, Signals};
-use self::probes::{CheckerFault, Recovery, Report};
+use self::probes::{CheckerFault, Report};
+use self::recoveries::Recovery;
 use self::shards::Shards;
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
@@ -578,6 +579,7 @@ mod lag;
 mod log;
 mod looping;
 mod probes;
+mod recoveries;
 mod shards;
 #[cfg(test)]
 mod tests;

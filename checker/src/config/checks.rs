@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::conversation::{self, RawStep};
 use super::dns::{self, DnsFields};
+use super::fingerprint::Fingerprinting;
 use super::scalars::{optional_regex, Dur};
 use super::tls::{self, TlsFields, TlsSettings};
 use super::{
@@ -25,7 +26,7 @@ use super::{
 /// A `check:` block as written: one struct for every type, so that a
 /// field of the wrong type is reported by name rather than as an unknown
 /// key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCheck {
     #[serde(rename = "type")]
@@ -65,7 +66,7 @@ struct RawCheck {
 }
 
 /// `expect_status` entries: `200` or `"200-399"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Hash, Deserialize)]
 #[serde(untagged)]
 enum StatusSpec {
     Code(u16),
@@ -77,6 +78,8 @@ enum StatusSpec {
 pub(super) struct CheckNode {
     port: Option<u16>,
     kind: NodeKind,
+    /// The block as written, to which the files' bytes are added.
+    written: Fingerprinting,
 }
 
 #[derive(Debug)]
@@ -99,12 +102,13 @@ impl CheckNode {
     /// The check, with the files it names read (relative names against
     /// `base`); the error names the file and why.
     pub fn resolve(&self, base: &Path) -> Result<Check, String> {
+        let mut fingerprint = self.written.clone();
         let kind = match &self.kind {
             NodeKind::Tcp => CheckKind::Tcp,
             NodeKind::Http(http) => CheckKind::Http(http.clone()),
             NodeKind::Https(http, settings) => CheckKind::Https(HttpsCheck {
                 http: http.clone(),
-                tls: tls::load(settings, base)?,
+                tls: tls::load(settings, base, &mut fingerprint)?,
             }),
             NodeKind::Exec(e) => CheckKind::Exec(e.clone()),
             NodeKind::Dns(d) => CheckKind::Dns(d.clone()),
@@ -115,7 +119,7 @@ impl CheckNode {
                     preset: *preset,
                     steps: steps.clone(),
                     tls: match tls {
-                        Some(settings) => Some(tls::load(settings, base)?),
+                        Some(settings) => Some(tls::load(settings, base, &mut fingerprint)?),
                         None => None,
                     },
                 })
@@ -124,6 +128,7 @@ impl CheckNode {
         Ok(Check {
             port: self.port,
             kind,
+            fingerprint: fingerprint.finish(),
         })
     }
 }
@@ -164,6 +169,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
 }
 
 fn check_node(c: RawCheck) -> Result<CheckNode, String> {
+    let written = Fingerprinting::of(&c);
     if c.port == Some(0) {
         return Err("port must not be 0".into());
     }
@@ -309,7 +315,11 @@ fn check_node(c: RawCheck) -> Result<CheckNode, String> {
             ))
         }
     };
-    Ok(CheckNode { port: c.port, kind })
+    Ok(CheckNode {
+        port: c.port,
+        kind,
+        written,
+    })
 }
 
 /// An `exec` check's fields, checked. The program itself is not looked

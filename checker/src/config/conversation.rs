@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::Step;
 
 /// One `steps:` entry as written: exactly one of its keys.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStep {
     send: Option<String>,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::fingerprint::Fingerprinting;
 use super::scalars::Dur;
 use super::tls::{self, TlsFields, TlsSettings};
 
@@ -160,7 +161,11 @@ fn webhook(w: &RawWebhook, base: &Path) -> Result<Webhook, String> {
             full_handshake_interval: None,
         })
         .map_err(|e| format!("hooks.webhook: {e}"))?;
-        let check = tls::load(&settings, base).map_err(|e| format!("hooks.webhook: {e}"))?;
+        // A webhook is sent with the TLS of the config it was loaded with:
+        // nothing is kept over a reload, so no fingerprint.
+        let unkept = &mut Fingerprinting::of(&"webhook");
+        let check =
+            tls::load(&settings, base, unkept).map_err(|e| format!("hooks.webhook: {e}"))?;
         Some(check.client)
     } else {
         for (name, set) in [

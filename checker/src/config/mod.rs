@@ -48,6 +48,7 @@ mod checks;
 mod conversation;
 mod describe;
 mod dns;
+mod fingerprint;
 mod hooks;
 mod parse;
 mod raw;
@@ -59,6 +60,7 @@ mod vip;
 pub use conversation::preset_steps;
 pub use describe::describe;
 pub use dns::rcode_name;
+pub use fingerprint::Fingerprint;
 pub use hooks::{ExecHook, Hooks, Webhook, DEFAULT_MAX_RUNNING_HOOKS};
 pub use ipvs_common::ConfigError;
 pub use tls::AcceptAnyCertificate;
@@ -241,6 +243,20 @@ pub struct CheckTarget {
 }
 
 impl RealServer {
+    /// Whether `other` probes as this one does: the same checks (by their
+    /// [`Fingerprint`]s) to the same places from the same source. A
+    /// reload that leaves this so changes its timing at most, and its
+    /// probers are kept.
+    pub fn probes_as(&self, other: &RealServer) -> bool {
+        self.source == other.source
+            && self.checks.len() == other.checks.len()
+            && self.checks.iter().zip(&other.checks).all(|(a, b)| {
+                a.check.fingerprint == b.check.fingerprint
+                    && a.target == b.target
+                    && a.through == b.through
+            })
+    }
+
     /// The settings managed mode gives the destination, at `weight`.
     pub fn destination_config(&self, weight: u32) -> DestinationConfig {
         DestinationConfig::new(self.forward, weight)
@@ -268,6 +284,20 @@ pub struct Check {
     pub port: Option<u16>,
     /// What the probe does.
     pub kind: CheckKind,
+    /// Whether a reload left the check as it was (see [`Fingerprint`]).
+    pub fingerprint: Fingerprint,
+}
+
+impl Check {
+    /// The check a real server gets when none is configured: a TCP
+    /// connection to its port.
+    pub fn default_tcp() -> Self {
+        Check {
+            port: None,
+            kind: CheckKind::Tcp,
+            fingerprint: Fingerprint::of(&"the default tcp check"),
+        }
+    }
 }
 
 /// The probe types.

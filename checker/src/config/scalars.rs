@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 /// A duration in Prometheus' grammar ([`ipvs_common::duration`]), more
 /// than zero.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(super) struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {

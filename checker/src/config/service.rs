@@ -489,10 +489,7 @@ fn real_server(
         checks.push(check_target(&key, rs.check_address, check, &timing, through).map_err(name)?);
     }
     if checks.is_empty() {
-        let tcp = Arc::new(Check {
-            port: None,
-            kind: CheckKind::Tcp,
-        });
+        let tcp = Arc::new(Check::default_tcp());
         checks.push(check_target(&key, rs.check_address, tcp, &timing, through).map_err(name)?);
     }
     let upper_threshold = rs.upper_threshold.unwrap_or(0);

@@ -15,6 +15,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+use super::fingerprint::Fingerprinting;
 use super::{TlsCheck, TlsVersion};
 
 /// How long an HTTPS check may resume TLS sessions before it makes a full
@@ -100,8 +101,13 @@ enum Verifier {
 }
 
 /// Reads the files `settings` name (relative names against `base`) and
-/// builds the check's TLS client configurations.
-pub(super) fn load(settings: &TlsSettings, base: &Path) -> Result<TlsCheck, String> {
+/// builds the check's TLS client configurations; what was read goes into
+/// the check's `fingerprint`.
+pub(super) fn load(
+    settings: &TlsSettings,
+    base: &Path,
+    fingerprint: &mut Fingerprinting,
+) -> Result<TlsCheck, String> {
     let resolve = |p: &Path| -> PathBuf {
         if p.is_absolute() {
             p.to_owned()
@@ -123,6 +129,7 @@ pub(super) fn load(settings: &TlsSettings, base: &Path) -> Result<TlsCheck, Stri
                 .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
             for cert in certs {
                 let cert = cert.map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
+                fingerprint.file(&cert);
                 roots
                     .add(cert)
                     .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
@@ -173,6 +180,10 @@ pub(super) fn load(settings: &TlsSettings, base: &Path) -> Result<TlsCheck, Stri
             }
             let key_der = PrivateKeyDer::from_pem_file(&key)
                 .map_err(|e| format!("client_key {}: {e}", key.display()))?;
+            for cert in &chain {
+                fingerprint.file(cert);
+            }
+            fingerprint.file(key_der.secret_der());
             builder_all
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| format!("client_cert and client_key: {e}"))?

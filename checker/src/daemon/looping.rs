@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tracing::{error, info, warn};
 
 use super::log::check_quiescent;
-use super::probes::{self, ProbeTasks, Recoveries, Recovery, Report, Reports};
+use super::probes::{self, ProbeTasks, Report, Reports};
+use super::recoveries::{Recoveries, Recovery};
 use super::shards::Shards;
 use super::{Daemon, Options, FLIP_COALESCE};
 use crate::admin::Command;

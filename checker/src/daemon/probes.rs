@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::lag::{is_late, Lag};
+use super::recoveries::Recoveries;
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
 use crate::prober::{self, set::ProberSet};
@@ -177,90 +178,6 @@ impl Report {
     }
 }
 
-/// A real server came back from down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Recovery;
-
-/// Per service, the signal that one of its real servers recovered, to
-/// the probe tasks of the others that cannot connect: they probe at once
-/// instead of at their next tick. Real servers fail together (a rack, a
-/// switch, a deploy) and come back together; the first one seen back
-/// brings the rest back within a probe's time, not within an interval
-/// (keepalived and ldirectord wait each one's next check). A signal is
-/// sent at most once per interval of the service, so that while servers
-/// come back one by one the failing ones are probed at most twice as
-/// often.
-#[derive(Debug)]
-pub(super) struct Recoveries {
-    services: HashMap<ServiceKey, Signal>,
-}
-
-#[derive(Debug)]
-struct Signal {
-    notify: Arc<Notify>,
-    /// The shortest interval of the service's real servers.
-    every: Duration,
-    last: Option<tokio::time::Instant>,
-    /// Whether the service is small enough to be hurried (see [`HURRY`]).
-    hurried: bool,
-}
-
-/// The most real servers of a service whose probes a recovery hurries.
-/// Connections opened together to servers just back wait on each other:
-/// in the lab a hundred at once restored a rack sooner than its ticks
-/// would, five hundred (or a hundred of five hundred) later, some timing
-/// out (lab/bench/README.md, the recovery runs). A larger service keeps
-/// to its ticks, which bring it back within an interval.
-pub(super) const HURRY: usize = 100;
-
-impl Recoveries {
-    pub fn new(config: &Config) -> Self {
-        let services = config
-            .services
-            .iter()
-            .map(|s| {
-                let every = s
-                    .real_servers
-                    .iter()
-                    .map(|rs| rs.timing.interval)
-                    .min()
-                    .unwrap_or(Duration::from_secs(1));
-                let signal = Signal {
-                    notify: Arc::new(Notify::new()),
-                    every,
-                    last: None,
-                    hurried: s.real_servers.len() <= HURRY,
-                };
-                (s.key, signal)
-            })
-            .collect();
-        Recoveries { services }
-    }
-
-    /// The signal of `service`, which its probe tasks wait on.
-    pub fn signal(&self, service: &ServiceKey) -> Arc<Notify> {
-        match self.services.get(service) {
-            Some(signal) => signal.notify.clone(),
-            None => Arc::new(Notify::new()),
-        }
-    }
-
-    /// A real server of `service` recovered at `now`: wakes the failing
-    /// ones, unless they were woken less than an interval ago.
-    pub fn recovered(&mut self, service: &ServiceKey, now: tokio::time::Instant) {
-        let Some(signal) = self.services.get_mut(service) else {
-            return;
-        };
-        if !signal.hurried || signal.last.is_some_and(|last| now < last + signal.every) {
-            return;
-        }
-        signal.last = Some(now);
-        // Only the tasks waiting now are woken; nothing is stored for
-        // later (a task that is probing already needs no hurry).
-        signal.notify.notify_waiters();
-    }
-}
-
 /// The probe tasks, one per real server of the config, on the probe
 /// threads in turn.
 ///
@@ -269,9 +186,12 @@ impl Recoveries {
 /// interval (the next one an interval after the last, of the new length,
 /// see [`next_tick`]) and its health its count of passes and failures, so
 /// a reload neither makes a gap of up to two intervals between its probes
-/// nor starts every probe at once. A probe in flight when its settings change is cut and
-/// made again at once with the new ones: its result would be of the old
-/// check. Only the real servers new to the config start as at start-up.
+/// nor starts every probe at once. When its checks are the same
+/// ([`RealServer::probes_as`]) it keeps its probers, TLS sessions
+/// included, and a probe in flight goes on; when they changed, the probe
+/// in flight is cut and made again at once with the new ones: its result
+/// would be of the old check. Only the real servers new to the config
+/// start as at start-up.
 ///
 /// A full TLS handshake is the costly kind of probe (a chain verified,
 /// the server's signature checked, a key exchange). Started all together
@@ -486,16 +406,30 @@ impl ProbeTask {
                     }
                 };
             if probe_now {
-                let report = tokio::select! {
-                    report = self.probe(&mut prober, rs.key, rs.timing.timeout) => report,
-                    changed = settings.changed() => {
-                        if changed.is_err() {
-                            return;
+                // New settings that change only the timing come into force
+                // after the probe; others cut it.
+                let mut retimed = false;
+                let report = {
+                    let probing = self.probe(&mut prober, rs.key, rs.timing.timeout);
+                    tokio::pin!(probing);
+                    loop {
+                        tokio::select! {
+                            report = &mut probing => break report,
+                            changed = settings.changed() => {
+                                if changed.is_err() {
+                                    return;
+                                }
+                                if settings.borrow().rs.probes_as(&rs) {
+                                    retimed = true;
+                                    continue;
+                                }
+                                // Cut: made again at once with the new
+                                // settings (below), the ticks after it
+                                // where they were.
+                                again = true;
+                                break None;
+                            }
                         }
-                        // Cut: made again at once with the new settings
-                        // (below), the ticks after it where they were.
-                        again = true;
-                        None
                     }
                 };
                 if !again {
@@ -509,13 +443,19 @@ impl ProbeTask {
                     if !self.shared.reports.send(report) {
                         return;
                     }
-                    continue;
+                    if !retimed {
+                        continue;
+                    }
                 }
             }
             // New settings: the ticks from the last probe's, at the new
-            // interval.
-            Settings { rs, recovered } = settings.borrow_and_update().clone();
-            prober = ProberSet::new(&rs.checks, rs.source, &self.service);
+            // interval; the probers kept if they probe as before (their
+            // TLS sessions and connections with them).
+            let new = settings.borrow_and_update().clone();
+            if !new.rs.probes_as(&rs) {
+                prober = ProberSet::new(&new.rs.checks, new.rs.source, &self.service);
+            }
+            Settings { rs, recovered } = new;
             let next = last.map_or(at, |last| {
                 next_tick(last, rs.timing.interval, tokio::time::Instant::now())
             });

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 
 use ipvs::{DestinationKey, ForwardMethod};
 
-use super::probes::{groups, Recoveries, Reports, HURRY};
+use super::probes::{groups, Reports};
+use super::recoveries::{Recoveries, HURRY};
 use super::*;
 use crate::config;
 use crate::prober::{Phases, ProbeError, Success};

@@ -1,7 +1,8 @@
 //! A reload and the probe tasks: a real server that stays keeps its task
 //! and its place in the interval; a probe in flight is made again at once
-//! with the new settings; a real server gone stops being probed and its
-//! late reports are not taken in.
+//! with the new settings, unless only their timing changed (it then goes
+//! on); a real server gone stops being probed and its late reports are
+//! not taken in.
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -12,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{self, Config};
-use crate::daemon::probes::{ProbeTasks, Recoveries, Report, Reports};
+use crate::daemon::probes::{ProbeTasks, Report, Reports};
+use crate::daemon::recoveries::Recoveries;
 use crate::daemon::shards::Shards;
 use crate::state::Shared;
 
@@ -120,16 +122,26 @@ async fn a_reload_keeps_a_real_servers_task_and_its_place_in_the_interval() {
     assert!(second.result.is_ok(), "{:?}", second.result);
 }
 
-#[tokio::test]
-async fn a_probe_cut_by_a_reload_is_made_again_at_once_with_the_new_settings() {
+/// The probing of one real server every 30 s, with `timing`, its first
+/// HTTP probe in flight to a server that never answers; the server's
+/// address and how many connections it took.
+async fn an_http_probe_in_flight(timing: &str) -> (Probing, std::net::SocketAddr, Arc<AtomicU64>) {
     let (rs, accepted) = silent_server().await;
-    // An HTTP probe to a server that never answers: in flight until its
-    // timeout, long after the reload.
-    let before = config("interval: 30s, timeout: 20s, check: {type: http}", &[rs]);
-    let mut probing = Probing::start(&before);
+    let before = config(
+        &format!("interval: 30s, {timing}, check: {{type: http}}"),
+        &[rs],
+    );
+    let probing = Probing::start(&before);
     while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    (probing, rs, accepted)
+}
+
+#[tokio::test]
+async fn a_probe_cut_by_a_reload_is_made_again_at_once_with_the_new_settings() {
+    // In flight until its timeout, long after the reload.
+    let (mut probing, rs, accepted) = an_http_probe_in_flight("timeout: 20s").await;
     let after = config("interval: 30s, timeout: 20s, check: {type: tcp}", &[rs]);
     probing.follow(&after);
     // A guard against a hang: the cut probe's timeout would be 20 s away,
@@ -154,6 +166,37 @@ async fn a_probe_cut_by_a_reload_is_made_again_at_once_with_the_new_settings() {
     })
     .await
     .expect("the new probe's connection accepted");
+}
+
+#[tokio::test]
+async fn a_probe_in_flight_at_a_reload_of_its_timing_alone_goes_on_and_the_next_keeps_the_new_interval(
+) {
+    let (mut probing, rs, accepted) = an_http_probe_in_flight("timeout: 2s").await;
+    // The same check, probed every 4 s.
+    let after = config("interval: 4s, timeout: 2s, check: {type: http}", &[rs]);
+    probing.follow(&after);
+    let first = probing
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the probe in flight, ended");
+    assert!(
+        first.result.is_err(),
+        "it timed out, on the connection made before the reload: {:?}",
+        first.result
+    );
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the probe was not cut and made again"
+    );
+    // The next one, 4 s after the first's tick (at the old interval it
+    // would be 30 s, past the wait).
+    let second = probing
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the next probe, at the new interval");
+    assert_eq!(second.task, first.task);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
