@@ -3,8 +3,9 @@
 //! real server probed once over HTTPS (connect, tls and response timed,
 //! as the largest exposition has them), then the time to copy the state
 //! (what a scrape holds the daemon's lock for, see `Shared::snapshot`) and
-//! to write the exposition from the copy, in each format, as medians of
-//! ROUNDS (default 20), with the exposition's size. See
+//! to write the exposition from the copy, in each format and as a scrape
+//! streams it, as medians of ROUNDS (default 20), with the exposition's
+//! size. See
 //! lab/bench/README.md.
 //!
 //!   cargo run --release -p ipvs-checker --example metrics-cost -- [SERVICES [REAL_SERVERS [ROUNDS]]]
@@ -84,8 +85,13 @@ fn main() -> anyhow::Result<()> {
         }));
         sizes.push(size);
     }
+    // As a scrape writes it: to the response's stream (here a sink) in
+    // pieces, never whole.
+    let streamed = time(&mut || {
+        metrics::write(&shared, Format::Text, &mut std::io::sink()).expect("a sink takes all");
+    });
     println!(
-        "{services} x {real_servers}: the state copied in {copy:?} (the lock held); the exposition written in {:?} (text, {} bytes) and {:?} (OpenMetrics, {} bytes), copy included; medians of {rounds}",
+        "{services} x {real_servers}: the state copied in {copy:?} (the lock held); the exposition written in {:?} (text, {} bytes) and {:?} (OpenMetrics, {} bytes), copy included; streamed to a sink in {streamed:?} (text); medians of {rounds}",
         writes[0], sizes[0], writes[1], sizes[1]
     );
     Ok(())

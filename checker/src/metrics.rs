@@ -72,9 +72,7 @@ fn write_to(
     sink: &mut dyn Write,
 ) -> std::io::Result<()> {
     let mut out = Out::new(sink);
-    for family in families(state) {
-        family.encode(format, &mut out);
-    }
+    write_families(state, format, &mut out);
     let mut family = Family::new(
         "ipvs_checker_build_info",
         Kind::Gauge,
@@ -115,15 +113,18 @@ fn labelled(state: &State) -> Vec<Labelled<'_>> {
 /// A family over every real server: `samples` adds those of one (none,
 /// one, or one per extra label).
 fn per_backend(
+    out: &mut Out<'_>,
+    format: Format,
     backends: &[Labelled<'_>],
     family: Family,
     samples: impl Fn(&Backend, &LabelSet, &mut Family),
-) -> Family {
+) {
     let mut family = family.described_when_empty();
     for b in backends {
         samples(b.backend, &b.labels, &mut family);
+        family.spill_into(format, out);
     }
-    family
+    family.encode(format, out);
 }
 
 /// A described family (see the module docs).
@@ -154,13 +155,15 @@ fn checks<'b>(
         })
 }
 
-/// The state's families, in exposition order.
-fn families(state: &State) -> Vec<Family> {
+/// The state's families, in exposition order, written to `out` as they
+/// are made.
+fn write_families(state: &State, format: Format, out: &mut Out<'_>) {
     use Kind::{Counter, Gauge, Histogram};
     let backends = labelled(state);
     let backends = &backends[..];
-    let mut families = vec![
-        per_backend(
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_backend_up",
@@ -172,33 +175,37 @@ fn families(state: &State) -> Vec<Family> {
                 Health::Up => family.push(labels, 1),
                 Health::Down => family.push(labels, 0),
             },
-        ),
-        {
-            let mut family = family(
+        );
+    {
+        let mut family = family(
                 "ipvs_checker_backend_drained",
                 Gauge,
                 "Whether the real server is drained (1): held at weight 0 while still probed, by the admin API, an out-of-band weight 0 or a maintenance file.",
             );
-            for b in backends {
-                let drained = state.drain(&b.service.key, &b.backend.key).is_some();
-                family.push(&b.labels, u8::from(drained));
-            }
-            family
-        },
-        per_backend(
-            backends,
-            Family::new(
-                "ipvs_checker_probe_success",
-                Gauge,
-                "Whether the last probe of the real server succeeded.",
-            ),
-            |b, labels, family| {
-                if let Some(ok) = b.last_probe {
-                    family.push(labels, u8::from(ok));
-                }
-            },
+        for b in backends {
+            let drained = state.drain(&b.service.key, &b.backend.key).is_some();
+            family.push(&b.labels, u8::from(drained));
+        }
+        family.encode(format, out);
+    }
+    per_backend(
+        out,
+        format,
+        backends,
+        Family::new(
+            "ipvs_checker_probe_success",
+            Gauge,
+            "Whether the last probe of the real server succeeded.",
         ),
-        per_backend(
+        |b, labels, family| {
+            if let Some(ok) = b.last_probe {
+                family.push(labels, u8::from(ok));
+            }
+        },
+    );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_probe_duration_seconds",
@@ -215,17 +222,21 @@ fn families(state: &State) -> Vec<Family> {
                     }
                 }
             },
+        );
+    per_backend(
+        out,
+        format,
+        backends,
+        Family::new(
+            "ipvs_checker_transitions_total",
+            Counter,
+            "Health changes of the real server (from unknown included).",
         ),
-        per_backend(
-            backends,
-            Family::new(
-                "ipvs_checker_transitions_total",
-                Counter,
-                "Health changes of the real server (from unknown included).",
-            ),
-            |b, labels, family| family.push(labels, b.transitions),
-        ),
-        per_backend(
+        |b, labels, family| family.push(labels, b.transitions),
+    );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_probes_late_total",
@@ -233,8 +244,10 @@ fn families(state: &State) -> Vec<Family> {
                 "Probes whose timeout was the checker's own lateness, not the server's (the server had answered or still had time, by its socket; where that cannot tell, a probe thread more than a tenth of the timeout behind): neither a pass nor a failure, the real server's health is unchanged.",
             ),
             |b, labels, family| family.push(labels, b.late_probes),
-        ),
-        per_backend(
+        );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_probes_resource_exhausted_total",
@@ -242,8 +255,10 @@ fn families(state: &State) -> Vec<Family> {
                 "Probes that could not make their socket because the checker itself ran out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): neither a pass nor a failure, the real server's health is unchanged.",
             ),
             |b, labels, family| family.push(labels, b.exhausted_probes),
-        ),
-        per_backend(
+        );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_weight_changes_total",
@@ -259,8 +274,10 @@ fn families(state: &State) -> Vec<Family> {
                     family.push(&labels.with("cause", cause), n);
                 }
             },
-        ),
-        per_backend(
+        );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_backend_weight_desired",
@@ -272,31 +289,37 @@ fn families(state: &State) -> Vec<Family> {
                     family.push(labels, weight);
                 }
             },
+        );
+    per_backend(
+        out,
+        format,
+        backends,
+        Family::new(
+            "ipvs_checker_backend_weight_configured",
+            Gauge,
+            "The weight the real server gets while healthy, from the configuration.",
         ),
-        per_backend(
-            backends,
-            Family::new(
-                "ipvs_checker_backend_weight_configured",
-                Gauge,
-                "The weight the real server gets while healthy, from the configuration.",
-            ),
-            |b, labels, family| family.push(labels, b.configured_weight),
-        ),
-        per_backend(
-            backends,
-            Family::new(
-                "ipvs_checker_tls_cert_not_after_timestamp_seconds",
-                Gauge,
-                "Expiry of the real server's leaf certificate, from its last successful HTTPS probe.",
-            )
-            .with_unit("seconds"),
-            |b, labels, family| {
-                if let Some(not_after) = b.cert_not_after {
-                    family.push(labels, not_after);
-                }
-            },
-        ),
-        per_backend(
+        |b, labels, family| family.push(labels, b.configured_weight),
+    );
+    per_backend(
+        out,
+        format,
+        backends,
+        Family::new(
+            "ipvs_checker_tls_cert_not_after_timestamp_seconds",
+            Gauge,
+            "Expiry of the real server's leaf certificate, from its last successful HTTPS probe.",
+        )
+        .with_unit("seconds"),
+        |b, labels, family| {
+            if let Some(not_after) = b.cert_not_after {
+                family.push(labels, not_after);
+            }
+        },
+    );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_last_failure_info",
@@ -308,8 +331,10 @@ fn families(state: &State) -> Vec<Family> {
                     family.push(&labels.with("reason", error.reason), 1);
                 }
             },
-        ),
-        per_backend(
+        );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_check_success",
@@ -321,8 +346,10 @@ fn families(state: &State) -> Vec<Family> {
                     family.push(&labels, u8::from(failure.is_none()));
                 }
             },
-        ),
-        per_backend(
+        );
+    per_backend(
+            out,
+            format,
             backends,
             Family::new(
                 "ipvs_checker_check_last_failure_info",
@@ -336,11 +363,13 @@ fn families(state: &State) -> Vec<Family> {
                     }
                 }
             },
-        ),
-    ];
-    families.extend(service_families(state));
-    families.extend(daemon_families(state));
-    families
+        );
+    for family in service_families(state) {
+        family.encode(format, out);
+    }
+    for family in daemon_families(state) {
+        family.encode(format, out);
+    }
 }
 
 /// The families of each service: its quorum guard and sorry server.

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::out::CHUNK;
 use super::{Format, LabelSet, Out};
 
 /// The type of a metric family.
@@ -34,6 +35,8 @@ pub struct Family {
     unit: Option<&'static str>,
     /// Whether the header is written when there is no sample.
     described_when_empty: bool,
+    /// Whether the header went out already (see [`Family::spill_into`]).
+    header_written: bool,
     lines: String,
 }
 
@@ -46,6 +49,7 @@ impl Family {
             kind,
             unit: None,
             described_when_empty: false,
+            header_written: false,
             lines: String::new(),
         }
     }
@@ -107,12 +111,26 @@ impl Family {
     /// Appends the family (header and samples) to `out`, if it has samples
     /// or is [described when empty](Family::described_when_empty).
     pub fn encode(&self, format: Format, out: &mut Out<'_>) {
-        if self.lines.is_empty() && !self.described_when_empty {
-            return;
+        if !self.header_written {
+            if self.lines.is_empty() && !self.described_when_empty {
+                return;
+            }
+            self.header(format, out);
         }
-        self.header(format, out);
         out.buf.push_str(&self.lines);
         out.spill();
+    }
+
+    /// Hands the samples so far to `out` once they make a chunk, the
+    /// header first: a family of many samples, written as it is built,
+    /// then never exists whole (at 2,000 real servers a histogram family
+    /// is megabytes).
+    pub fn spill_into(&mut self, format: Format, out: &mut Out<'_>) {
+        if self.lines.len() >= CHUNK {
+            self.encode(format, out);
+            self.header_written = true;
+            self.lines.clear();
+        }
     }
 
     /// Appends `# HELP`, `# TYPE` and (OpenMetrics) `# UNIT`.

@@ -5,7 +5,7 @@ use std::io::Write;
 use super::Format;
 
 /// The size of the pieces handed to the sink.
-const CHUNK: usize = 64 * 1024;
+pub(super) const CHUNK: usize = 64 * 1024;
 
 /// The exposition being written: a small buffer handed to the sink each
 /// time it fills, so that a compressed exposition never exists whole

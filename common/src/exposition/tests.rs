@@ -75,6 +75,47 @@ fn the_formats_differ_in_headers_and_the_end_only() {
 }
 
 #[test]
+fn a_family_handed_over_as_it_is_built_is_written_as_one_encoded_whole() {
+    // Enough samples for several chunks, in both formats.
+    for format in [Format::Text, Format::OpenMetrics] {
+        let fill = |family: &mut Family, i: u32| {
+            family.push(
+                &LabelSet::new().with("i", i).with("pad", "x".repeat(100)),
+                i,
+            )
+        };
+        let mut whole = Family::new("x_total", Kind::Counter, "Things.");
+        for i in 0..3000 {
+            fill(&mut whole, i);
+        }
+        let expected = written(format, &[&whole]);
+        let streamed = into_text(|sink| {
+            let mut out = Out::new(sink);
+            let mut family = Family::new("x_total", Kind::Counter, "Things.");
+            for i in 0..3000 {
+                fill(&mut family, i);
+                family.spill_into(format, &mut out);
+            }
+            family.encode(format, &mut out);
+            out.finish(format)
+        });
+        assert!(expected.len() > 3 * 64 * 1024, "{}", expected.len());
+        assert_eq!(streamed, expected);
+        assert_eq!(streamed.matches("# HELP").count(), 1);
+    }
+    // A family described when empty, handed over with no sample: its
+    // header once.
+    let streamed = into_text(|sink| {
+        let mut out = Out::new(sink);
+        let mut family = Family::new("x", Kind::Gauge, "Nothing.").described_when_empty();
+        family.spill_into(Format::Text, &mut out);
+        family.encode(Format::Text, &mut out);
+        out.finish(Format::Text)
+    });
+    assert_eq!(streamed, "# HELP x Nothing.\n# TYPE x gauge\n");
+}
+
+#[test]
 fn a_histogram_counts_each_observation_in_its_first_bucket_cumulated() {
     static BOUNDS: [f64; 3] = [0.001, 0.5, 1.0];
     let mut histogram = Histogram::new(&BOUNDS);
