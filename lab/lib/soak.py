@@ -232,6 +232,26 @@ def cpu_of(stat: str, clk: int) -> tuple[str, float] | None:
     return head.split("(", 1)[1].replace(",", " "), (int(f[11]) + int(f[12])) / clk
 
 
+def open_fds(pid: int) -> dict[str, str]:
+    """The open descriptors of `pid`: number -> what it points at
+    (`socket:[inode]`, a path), those closed while read left out."""
+    fds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    return fds
+
+
+def held_fds(before: dict[str, str], now: dict[str, str]) -> int:
+    """Descriptors open at both samples, to the same object: held for the
+    10 s between. A probe's socket lives for its timeout at most, a
+    scrape's connection a few seconds, so a leak shows here and they do
+    not (a number reused by a new socket points at a new inode)."""
+    return sum(1 for fd, what in now.items() if before.get(fd) == what)
+
+
 class Monitor:
     """The threads beside the schedule: scrapes, samples, traffic."""
 
@@ -243,7 +263,10 @@ class Monitor:
         self.errors = []
         self.traffic = {"ok": 0, "failed": 0}
         self.samples = open(f"{out}/samples.csv", "w")
-        self.samples.write("t,daemon,rss_kb,fds,threads,cpu_s\n")
+        self.samples.write("t,daemon,rss_kb,fds,held_fds,threads,cpu_s\n")
+        # Each daemon's descriptors at the last sample (number -> what it
+        # is), to tell those held since then from those made meanwhile.
+        self.last_fds: dict[str, dict[str, str]] = {}
         # Each thread's CPU, by the thread's name: where a daemon's CPU
         # goes (the checker's probe threads, its loop, its scrapes).
         self.thread_samples = open(f"{out}/threads.csv", "w")
@@ -291,8 +314,10 @@ class Monitor:
                 status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
                 stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
                 cpu = (int(stat[11]) + int(stat[12])) / clk  # utime, stime
-                fds = len(os.listdir(f"/proc/{pid}/fd"))
-                self.samples.write(f"{t:.1f},{name},{status['VmRSS'].split()[0]},{fds},{status['Threads'].strip()},{cpu:.2f}\n")
+                fds = open_fds(pid)
+                held = held_fds(self.last_fds.get(name, {}), fds)
+                self.last_fds[name] = fds
+                self.samples.write(f"{t:.1f},{name},{status['VmRSS'].split()[0]},{len(fds)},{held},{status['Threads'].strip()},{cpu:.2f}\n")
                 for tid in os.listdir(f"/proc/{pid}/task"):
                     if named := cpu_of(f"/proc/{pid}/task/{tid}/stat", clk):
                         self.thread_samples.write(f"{t:.1f},{name},{tid},{named[0]},{named[1]:.2f}\n")
