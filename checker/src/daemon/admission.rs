@@ -1,7 +1,6 @@
 //! How many probes are in flight at once on one probe thread (see
 //! [`super::shards`]): at most its share of `--checker.max-concurrency`,
-//! and fewer while the thread is too short of CPU for its probes to
-//! finish within their timeouts.
+//! and fewer while the thread is short of CPU.
 //!
 //! The probes of a thread share it, so each step of a probe (the connect,
 //! each TLS flight, the answer) waits for every other probe that is ready
@@ -18,24 +17,15 @@
 //! probe, as it starts, reads how far behind its thread was over the last
 //! [`super::lag::RECENT`]. Late as [`super::lag::is_late`] says (more
 //! than a tenth of the probe's timeout) cuts the limit to three quarters,
-//! at most once per [`CUT_EVERY`], but only while the lateness costs
-//! something: a probe of the thread failed by the checker's own fault,
-//! or passed after more than half its timeout while the thread was late,
-//! within the last two timeouts ([`Admission::harmed`]). A thread late by
-//! less than its probes can bear (a VM whose other processes take the
-//! CPU in turns, the thread a few hundred ms behind against timeouts of
-//! seconds) loses nothing to it, where a cut would make every probe wait
-//! for a slot: with fewer slots than the probes arriving need, the wait
-//! grows and failures are seen late. While probes suffer, each start on
-//! time (within a fortieth) adds a step towards one more slot, the
-//! limit's worth of them one slot; once none has for two timeouts, the
-//! limit goes back towards the maximum by a quarter at a time, at most
-//! once per [`CUT_EVERY`] (from [`MIN`] to 128 in about three seconds). (A probe's own tick, read instead, misses a saturated
-//! thread: once probes take longer than their interval, every tick is
-//! already due when the last probe ends, and none is a sample.) A fixed
-//! low limit would not do: probes waiting on servers that do not answer
-//! hold their slots for their whole timeout without using the CPU, and
-//! with few slots they would hold up every other probe.
+//! at most once per [`CUT_EVERY`]; each start on time (within a fortieth)
+//! adds a step towards one more, the
+//! limit's worth of them one more slot. (A probe's own tick, read
+//! instead, misses a saturated thread: once probes take longer than their
+//! interval, every tick is already due when the last probe ends, and none
+//! is a sample.) A fixed low limit would not do:
+//! probes waiting on servers that do not answer hold their slots for their
+//! whole timeout without using the CPU, and with few slots they would
+//! hold up every other probe.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -120,13 +110,6 @@ impl Admission {
         })
     }
 
-    /// A probe of this thread ended at `now` the worse for the thread's
-    /// lateness: failed by the checker's own fault, or passed after more
-    /// than half its timeout while the thread was late.
-    pub fn harmed(&self, now: Instant) {
-        self.lock().harmed(now);
-    }
-
     /// A probe with `timeout` starts at `now`, its thread `late` behind
     /// (see [`super::lag::Lag::recent`]).
     pub fn started(&self, late: Duration, timeout: Duration, now: Instant) {
@@ -138,11 +121,12 @@ impl Admission {
                 let free = self.slots.forget_permits(n);
                 limit.owed += n - free;
             }
-            Change::Grown(n) => {
-                // Slots a cut still owes are forgiven first.
-                let forgiven = n.min(limit.owed);
-                limit.owed -= forgiven;
-                self.slots.add_permits(n - forgiven);
+            Change::Grown => {
+                if limit.owed > 0 {
+                    limit.owed -= 1;
+                } else {
+                    self.slots.add_permits(1);
+                }
             }
         }
         let (now_limit, max) = (limit.limit, limit.max);
@@ -177,8 +161,8 @@ pub enum Change {
     None,
     /// Cut by this many slots.
     Cut(usize),
-    /// Grown by this many slots.
-    Grown(usize),
+    /// One slot more.
+    Grown,
 }
 
 /// The limit's arithmetic, apart from the semaphore.
@@ -191,14 +175,10 @@ pub struct Limit {
     /// Starts on time since the limit last grew or was cut.
     on_time: usize,
     last_cut: Option<Instant>,
-    /// When the limit last grew by a quarter.
-    last_grown: Option<Instant>,
     /// When the limit's cut was last logged.
     warned: Option<Instant>,
     /// Whether the limit's return to the maximum is to be logged.
     short: bool,
-    /// When a probe last ended the worse for the thread's lateness.
-    harmed: Option<Instant>,
 }
 
 impl Limit {
@@ -209,38 +189,13 @@ impl Limit {
             owed: 0,
             on_time: 0,
             last_cut: None,
-            last_grown: None,
             warned: None,
             short: false,
-            harmed: None,
         }
-    }
-
-    /// A probe ended the worse for the thread's lateness at `now`.
-    pub fn harmed(&mut self, now: Instant) {
-        self.harmed = Some(now);
     }
 
     /// A probe with `timeout` started `late` after its tick, at `now`.
     pub fn started(&mut self, late: Duration, timeout: Duration, now: Instant) -> Change {
-        // Whether a probe was the worse for the lateness lately.
-        let costly = self.harmed.is_some_and(|at| now <= at + timeout * 2);
-        if !costly {
-            // Nothing suffers from the lateness, if any: back towards the
-            // maximum by a quarter at a time, at most once per CUT_EVERY
-            // (a cut then shows in a second or two, not in minutes).
-            if self.limit >= self.max || self.last_grown.is_some_and(|at| now < at + CUT_EVERY) {
-                return Change::None;
-            }
-            let grown = (self.limit + self.limit / 4)
-                .max(self.limit + 1)
-                .min(self.max);
-            let by = grown - self.limit;
-            self.limit = grown;
-            self.on_time = 0;
-            self.last_grown = Some(now);
-            return Change::Grown(by);
-        }
         if is_late(late, timeout) {
             let floor = MIN.min(self.max);
             if self.limit <= floor || self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
@@ -253,8 +208,6 @@ impl Limit {
             self.last_cut = Some(now);
             return Change::Cut(by);
         }
-        // While probes suffer, a step towards one more slot for each start
-        // on time.
         if late > timeout / 40 || self.limit >= self.max {
             return Change::None;
         }
@@ -264,7 +217,7 @@ impl Limit {
         }
         self.on_time = 0;
         self.limit += 1;
-        Change::Grown(1)
+        Change::Grown
     }
 
     /// The probes allowed in flight now.
@@ -286,7 +239,6 @@ mod tests {
     fn late_starts_cut_the_limit_to_three_quarters_at_most_once_per_cut_every_down_to_min() {
         let t0 = Instant::now();
         let mut limit = Limit::new(256);
-        limit.harmed(t0);
         assert_eq!(limit.started(LATE, TIMEOUT, t0), Change::Cut(64));
         assert_eq!(limit.limit(), 192);
         let soon = t0 + CUT_EVERY - Duration::from_millis(1);
@@ -305,7 +257,6 @@ mod tests {
         let mut at = t0 + CUT_EVERY;
         for _ in 0..20 {
             at += CUT_EVERY;
-            limit.harmed(at);
             limit.started(LATE, TIMEOUT, at);
         }
         assert_eq!(limit.limit(), MIN);
@@ -313,64 +264,25 @@ mod tests {
         assert_eq!(limit.started(LATE, TIMEOUT, at), Change::None);
         // A maximum below MIN is the floor itself.
         let mut small = Limit::new(4);
-        small.harmed(t0);
         assert_eq!(small.started(LATE, TIMEOUT, t0), Change::None);
         assert_eq!(small.limit(), 4);
-    }
-
-    #[test]
-    fn late_starts_cut_only_within_two_timeouts_of_a_probe_the_worse_for_it() {
-        let t0 = Instant::now();
-        let mut limit = Limit::new(64);
-        // Late, but no probe suffered from it: the probes bear the delay.
-        for i in 0..8 {
-            assert_eq!(
-                limit.started(LATE, TIMEOUT, t0 + CUT_EVERY * i),
-                Change::None
-            );
-        }
-        assert_eq!(limit.limit(), 64);
-        let harmed = t0 + CUT_EVERY * 8;
-        limit.harmed(harmed);
-        assert_eq!(limit.started(LATE, TIMEOUT, harmed), Change::Cut(16));
-        let last = harmed + TIMEOUT * 2;
-        assert_eq!(limit.started(LATE, TIMEOUT, last), Change::Cut(12));
-        // The memory is the starting probe's timeouts: a 5 s probe's
-        // start still sees it.
-        let after = last + CUT_EVERY;
-        assert_eq!(limit.started(LATE * 5, TIMEOUT * 5, after), Change::Cut(9));
-        // A 1 s probe's, two timeouts after the last probe the worse for
-        // it, does not: back to the maximum by a quarter at a time, at
-        // most once per CUT_EVERY, however late the starts.
-        assert_eq!(limit.started(LATE, TIMEOUT, after), Change::Grown(6));
-        assert_eq!(limit.started(LATE, TIMEOUT, after), Change::None);
-        let calm = after;
-        let mut at = calm;
-        let mut steps = vec![limit.limit()];
-        while limit.limit() < 64 {
-            at += CUT_EVERY;
-            assert!(matches!(limit.started(LATE, TIMEOUT, at), Change::Grown(_)));
-            steps.push(limit.limit());
-        }
-        assert_eq!(steps, vec![33, 41, 51, 63, 64]);
     }
 
     #[test]
     fn starts_on_time_grow_the_limit_one_slot_per_limits_worth_up_to_the_maximum() {
         let t0 = Instant::now();
         let mut limit = Limit::new(16);
-        limit.harmed(t0);
         assert_eq!(limit.started(LATE, TIMEOUT, t0), Change::Cut(4));
         for _ in 0..11 {
             assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::None);
         }
         // Neither late nor on time: no step either way.
         assert_eq!(limit.started(ON_TIME * 2, TIMEOUT, t0), Change::None);
-        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown(1));
+        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown);
         assert_eq!(limit.limit(), 13);
         let mut grown = 0;
         for _ in 0..100 {
-            if limit.started(Duration::ZERO, TIMEOUT, t0) == Change::Grown(1) {
+            if limit.started(Duration::ZERO, TIMEOUT, t0) == Change::Grown {
                 grown += 1;
             }
         }
@@ -381,7 +293,6 @@ mod tests {
         );
         // A cut forgets the starts counted towards growing.
         let mut limit = Limit::new(16);
-        limit.harmed(t0);
         limit.started(LATE, TIMEOUT, t0);
         for _ in 0..11 {
             limit.started(ON_TIME, TIMEOUT, t0);
@@ -391,7 +302,7 @@ mod tests {
         for _ in 0..8 {
             assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::None);
         }
-        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown(1));
+        assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown);
     }
 
     #[tokio::test]
@@ -412,7 +323,6 @@ mod tests {
         // 16 -> 12: the 2 free slots go now, 2 of the busy ones when
         // given back.
         let t0 = Instant::now();
-        admission.harmed(t0);
         admission.started(LATE, TIMEOUT, t0);
         assert_eq!(state.lock().probe_concurrency_limit(), Some(12));
         assert_eq!(admission.slots.available_permits(), 0);

@@ -64,7 +64,7 @@ impl Lag {
         Self::starting_at(Instant::now())
     }
 
-    pub(super) fn starting_at(origin: Instant) -> Arc<Self> {
+    fn starting_at(origin: Instant) -> Arc<Self> {
         Arc::new(Lag {
             origin,
             ring: Mutex::new(Ring {
@@ -98,7 +98,7 @@ impl Lag {
     }
 
     /// A beat due at `due` fired at `now`.
-    pub(super) fn beat(&self, due: Instant, now: Instant) {
+    fn beat(&self, due: Instant, now: Instant) {
         let lag = now.saturating_duration_since(due);
         let bucket = self.bucket(now);
         let mut ring = self.lock();

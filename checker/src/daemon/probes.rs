@@ -151,24 +151,6 @@ impl Report {
         }
     }
 
-    /// Whether the probe, run over `windows`, is the worse for its
-    /// thread's lateness: failed by the checker's own fault, or passed
-    /// after more than half its timeout while the thread was late (see
-    /// [`super::admission`]). A failure of the server's is not, however
-    /// long it took.
-    pub(super) fn harmed_by_lateness(
-        &self,
-        lag: &Lag,
-        windows: &[(tokio::time::Instant, tokio::time::Instant)],
-        timeout: Duration,
-    ) -> bool {
-        if self.checker_fault.is_some() {
-            return true;
-        }
-        let took: Duration = windows.iter().map(|(since, until)| *until - *since).sum();
-        self.result.is_ok() && took > timeout / 2 && is_late(worst_lag(lag, windows), timeout)
-    }
-
     /// Whether the server refused the connection or was unreachable.
     fn refused(&self) -> bool {
         matches!(
@@ -474,10 +456,8 @@ impl ProbeTask {
         let now = tokio::time::Instant::now();
         // How busy the thread is decides how many probes it runs at once.
         self.admission.started(self.lag.recent(now), timeout, now);
-        // The report; a probe the worse for the thread's lateness tells
-        // the admission limit.
         let report = |outcome, windows: &[(tokio::time::Instant, tokio::time::Instant)]| {
-            let report = Report::new(
+            Report::new(
                 self.id,
                 self.service,
                 destination,
@@ -485,11 +465,7 @@ impl ProbeTask {
                 &self.lag,
                 windows,
                 timeout,
-            );
-            if report.harmed_by_lateness(&self.lag, windows, timeout) {
-                self.admission.harmed(tokio::time::Instant::now());
-            }
-            report
+            )
         };
         // A full handshake waits for its turn, and its connection is made
         // first ([`ProberSet::connect_ahead`]). The turn before the slot:

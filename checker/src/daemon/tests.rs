@@ -617,52 +617,6 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
     assert_eq!(report.checker_fault, None);
 }
 
-/// What lets the admission limit be cut: a probe the worse for its
-/// thread's lateness (the checker's own failure, or a pass that took over
-/// half its timeout while the thread was late); not a pass as slow on
-/// time, nor one late but quick, nor the server's timeout however late.
-#[test]
-fn only_a_probe_the_worse_for_the_lateness_counts_against_the_admission_limit() {
-    let ms = Duration::from_millis;
-    let t0 = tokio::time::Instant::now();
-    let lag = super::lag::Lag::starting_at(t0);
-    // Beats on time for 1 s, then one 300 ms late.
-    let mut at = t0;
-    for _ in 0..50 {
-        at += super::lag::BEAT;
-        lag.beat(at, at);
-    }
-    lag.beat(t0 + ms(1000), t0 + ms(1300));
-    let timeout = ms(1000);
-    let report = |result, checker_fault| Report {
-        task: 0,
-        service: ServiceKey::tcp("198.18.0.10:80".parse().expect("address")),
-        destination: DestinationKey::new("198.18.1.11:80".parse().expect("address")),
-        result,
-        phases: Phases::new(),
-        each: Vec::new(),
-        checker_fault,
-    };
-    let slow_on_time = [(t0, t0 + ms(600))];
-    let slow_late = [(t0 + ms(900), t0 + ms(1500))];
-    let quick_late = [(t0 + ms(1200), t0 + ms(1400))];
-    let pass = report(Ok(Success::default()), None);
-    assert!(!pass.harmed_by_lateness(&lag, &slow_on_time, timeout));
-    assert!(pass.harmed_by_lateness(&lag, &slow_late, timeout));
-    assert!(!pass.harmed_by_lateness(&lag, &quick_late, timeout));
-    // Two windows (a connection made ahead, then the rest) add up.
-    let split = [
-        (t0 + ms(1100), t0 + ms(1400)),
-        (t0 + ms(1500), t0 + ms(1800)),
-    ];
-    assert!(pass.harmed_by_lateness(&lag, &split, timeout));
-    let timeout_err = || Err(ProbeError::Timeout(timeout));
-    let servers = report(timeout_err(), None);
-    assert!(!servers.harmed_by_lateness(&lag, &slow_late, timeout));
-    let checkers = report(timeout_err(), Some(CheckerFault::Late(ms(300))));
-    assert!(checkers.harmed_by_lateness(&lag, &quick_late, timeout));
-}
-
 /// A probe whose socket could not be made for want of the checker's own
 /// descriptors (or memory, or socket buffers) is neither a pass nor a
 /// failure; a refused connection is the server's answer.
