@@ -165,10 +165,11 @@ impl Report {
 ///
 /// A reload keeps the task of a real server that stays in the config and
 /// gives it its new settings: its probes keep their place in the
-/// interval (the next one an interval after the last, of the new length,
-/// see [`next_tick`]) and its health its count of passes and failures, so
-/// a reload neither makes a gap of up to two intervals between its probes
-/// nor starts every probe at once. When its checks are the same
+/// interval (see [`Place`]: an interval after the last if the interval
+/// is the same, else at its share of the new interval, within an
+/// interval of the reload) and its health its count of passes and
+/// failures, so a reload neither starts every probe at once nor bunches
+/// them. When its checks are the same
 /// ([`RealServer::probes_as`]) it keeps its probers, TLS sessions
 /// included, and a probe in flight goes on; when they changed, the probe
 /// in flight is cut and made again at once with the new ones: its result
@@ -263,8 +264,11 @@ impl ProbeTasks {
             // of a thread then serves a group (its timers, and the
             // answers that come back at about the same time) instead of
             // one probe.
-            let slot = (i * slots / n) as u32;
-            let at = base + rs.timing.interval / slots as u32 * slot;
+            let place = Place {
+                base,
+                slot: (i * slots / n) as u32,
+                slots: slots as u32,
+            };
             let shard = shards.for_probe(i);
             let (tx, rx) = watch::channel(settings);
             let id = self.next_id;
@@ -276,7 +280,7 @@ impl ProbeTasks {
                 admission: shard.admission.clone(),
                 lag: shard.lag.clone(),
             };
-            let task = shard.handle.spawn(task.run(at, rx)).abort_handle();
+            let task = shard.handle.spawn(task.run(place, rx)).abort_handle();
             self.running.insert(
                 key,
                 Running {
@@ -330,40 +334,54 @@ fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval 
     ticks
 }
 
-/// When a real server whose last probe was at the tick `last` is probed
-/// next, `every` apart from now on (at `now`, its settings changed): an
-/// interval after `last`; or, if that has passed (the interval was made
-/// shorter), the first time to come a whole number of intervals after
-/// `last`. Either way within an interval of `now`, and the real servers'
-/// probes stay spread over the interval as they were: probing every one
-/// whose next probe has passed at once would bunch them together for
-/// good.
-pub(super) fn next_tick(
-    last: tokio::time::Instant,
-    every: Duration,
-    now: tokio::time::Instant,
-) -> tokio::time::Instant {
-    let next = last + every;
-    if next >= now || every.is_zero() {
-        return next;
+/// A real server's place among the probes of its interval: its share of
+/// the interval, counted from when its task was made. The tasks made
+/// together are spread over the interval by their shares, so after a
+/// reload that changes the interval they are spread over the new one as
+/// they were over the old: keeping each one's phase instead (an interval
+/// after its last probe, folded onto the shorter interval) put the
+/// probes of a 10 s interval made 6 s two groups to a tick, and the
+/// groups once together stayed together at every reload after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Place {
+    pub base: tokio::time::Instant,
+    /// Its group, of `slots` spread over the interval.
+    pub slot: u32,
+    pub slots: u32,
+}
+
+impl Place {
+    /// Its first probe at the interval `every`.
+    pub(super) fn first(&self, every: Duration) -> tokio::time::Instant {
+        self.base + every / self.slots.max(1) * self.slot
     }
-    let into = (now - last).as_nanos() % every.as_nanos();
-    now + (every - Duration::from_nanos(u64::try_from(into).unwrap_or(0)))
+
+    /// Its first probe at the interval `every` that is not before `now`:
+    /// within an interval of `now`, and, for an interval that did not
+    /// change, an interval after the last probe.
+    pub(super) fn next(&self, every: Duration, now: tokio::time::Instant) -> tokio::time::Instant {
+        let first = self.first(every);
+        if first >= now || every.is_zero() {
+            return first;
+        }
+        let into = (now - first).as_nanos() % every.as_nanos();
+        if into == 0 {
+            return now;
+        }
+        now + (every - Duration::from_nanos(u64::try_from(into).unwrap_or(0)))
+    }
 }
 
 impl ProbeTask {
-    /// Probes from `at` on, every interval, with the latest `settings`,
-    /// until aborted or the loop is gone.
-    async fn run(self, at: tokio::time::Instant, mut settings: watch::Receiver<Settings>) {
+    /// Probes at its `place` in every interval, with the latest
+    /// `settings`, until aborted or the loop is gone.
+    async fn run(self, place: Place, mut settings: watch::Receiver<Settings>) {
         let Settings {
             mut rs,
             mut recovered,
         } = settings.borrow_and_update().clone();
         let mut prober = ProberSet::new(&rs.checks, rs.source, &self.service);
-        // The tick of the last probe (none yet: the first tick is `at`),
-        // from which the next ones are counted when the interval changes.
-        let mut last: Option<tokio::time::Instant> = None;
-        let mut ticks = ticks(at, rs.timing.interval);
+        let mut ticks = ticks(place.first(rs.timing.interval), rs.timing.interval);
         // A probe cut by new settings, to be made again at once.
         let mut again = false;
         // Whether the last probe could not connect (refused, unreachable):
@@ -375,10 +393,7 @@ impl ProbeTask {
         loop {
             let probe_now = std::mem::take(&mut again)
                 || tokio::select! {
-                    tick = ticks.tick() => {
-                        last = Some(tick);
-                        true
-                    }
+                    _ = ticks.tick() => true,
                     _ = recovered.notified(), if refused => true,
                     changed = settings.changed() => {
                         if changed.is_err() {
@@ -430,17 +445,15 @@ impl ProbeTask {
                     }
                 }
             }
-            // New settings: the ticks from the last probe's, at the new
-            // interval; the probers kept if they probe as before (their
-            // TLS sessions and connections with them).
+            // New settings: the ticks at its place in the new interval;
+            // the probers kept if they probe as before (their TLS
+            // sessions and connections with them).
             let new = settings.borrow_and_update().clone();
             if !new.rs.probes_as(&rs) {
                 prober = ProberSet::new(&new.rs.checks, new.rs.source, &self.service);
             }
             Settings { rs, recovered } = new;
-            let next = last.map_or(at, |last| {
-                next_tick(last, rs.timing.interval, tokio::time::Instant::now())
-            });
+            let next = place.next(rs.timing.interval, tokio::time::Instant::now());
             ticks = self::ticks(next, rs.timing.interval);
         }
     }

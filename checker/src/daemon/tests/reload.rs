@@ -259,27 +259,37 @@ async fn a_real_server_gone_from_the_config_is_no_longer_probed_nor_heard() {
 }
 
 #[test]
-fn after_a_reload_the_next_probe_is_an_interval_after_the_last_or_the_next_of_its_multiples() {
-    use crate::daemon::probes::next_tick;
-    let now = tokio::time::Instant::now();
+fn after_reloads_that_change_the_interval_the_probes_stay_spread_over_it_within_an_interval_of_each_reload(
+) {
+    use crate::daemon::probes::{groups, Place};
     let s = Duration::from_secs;
-    // The interval made longer, or shorter but not yet passed: one
-    // interval after the last probe.
-    assert_eq!(next_tick(now - s(3), s(10), now), now + s(7));
-    assert_eq!(next_tick(now - s(3), s(6), now), now + s(3));
-    // Shorter and passed: the next multiple to come, within an interval.
-    assert_eq!(next_tick(now - s(8), s(6), now), now + s(4));
-    assert_eq!(next_tick(now - s(15), s(6), now), now + s(3));
-    // Probes spread over an interval of 10 s, made 6 s: spread over the
-    // 6 s to come, none at once and no two together (probing every one
-    // whose next probe has passed at once would bunch 40 % of them).
-    let next: Vec<_> = (0..100)
-        .map(|i| next_tick(now - Duration::from_millis(100 * i + 50), s(6), now))
+    let base = tokio::time::Instant::now();
+    // 2,000 real servers made together (20 groups of 100), their interval
+    // 10 s, then 6 s, 10 s, ... at a reload every minute, as in lab/soak.
+    let n = 2_000;
+    let slots = groups(n);
+    let places: Vec<Place> = (0..n)
+        .map(|i| Place {
+            base,
+            slot: (i * slots / n) as u32,
+            slots: slots as u32,
+        })
         .collect();
-    assert!(next.iter().all(|&t| t > now && t <= now + s(6)));
-    let most_at_once = next
-        .iter()
-        .map(|t| next.iter().filter(|u| *u == t).count())
-        .max();
-    assert_eq!(most_at_once, Some(2), "10 s of probes folded onto 6 s");
+    // The same interval: an interval after the last probe, as before.
+    let last = places[700].first(s(10)) + s(30);
+    assert_eq!(places[700].next(s(10), last + s(4)), last + s(10));
+    for reload in 1..=15u32 {
+        let at = base + s(60) * reload + Duration::from_millis(1_234);
+        let every = if reload % 2 == 1 { s(6) } else { s(10) };
+        let next: Vec<_> = places.iter().map(|p| p.next(every, at)).collect();
+        assert!(next.iter().all(|&t| t >= at && t < at + every));
+        let mut at_once = std::collections::HashMap::<_, usize>::new();
+        for t in &next {
+            *at_once.entry(*t).or_default() += 1;
+        }
+        // One group to a tick, every group its own (folding each one's
+        // phase onto the new interval put two to a tick, for good).
+        assert_eq!(at_once.len(), slots, "reload {reload}");
+        assert!(at_once.values().all(|&k| k == n / slots), "reload {reload}");
+    }
 }
