@@ -7,6 +7,9 @@
 
 use std::path::Path;
 
+mod answers;
+pub use answers::server_answers;
+
 /// A target's body.
 pub type Body = fn(&[u8]);
 
@@ -17,6 +20,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("proc_stats", proc_stats),
     ("checker_config", checker_config),
     ("web_config", web_config),
+    ("server_answers", server_answers),
 ];
 
 /// A datagram of a netlink answer, decoded as the `ipvs` handle decodes
@@ -68,6 +72,9 @@ pub fn seeds(target: &str, root: &Path) -> std::io::Result<Vec<(String, Vec<u8>)
         }),
         "checker_config" => ("checker/testdata", |n| n.ends_with(".yaml")),
         "web_config" => ("examples/web-config", |n| n.ends_with(".yml")),
+        // What real servers answer, written out in the target itself:
+        // the probes' peers have no golden captures.
+        "server_answers" => return Ok(answers::seeds()),
         _ => return Ok(Vec::new()),
     };
     let mut seeds = Vec::new();
