@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, UdpSocket};
 const TIMEOUT: Duration = Duration::from_millis(10);
 
 /// The checks, in the order the first byte picks them (modulo their
-/// number): a YAML `check:` each, and whether the peer answers over UDP.
+/// number): a YAML `check:` each, and how the peer answers it.
 const CHECKS: &[(&str, Transport)] = &[
     (
         r#"{type: http, path: /health, expect_status: [200, "300-399"], body: "(?i)ok"}"#,
