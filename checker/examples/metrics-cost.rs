@@ -4,7 +4,7 @@
 //! as the largest exposition has them), then the time to copy the state
 //! (what a scrape holds the daemon's lock for, see `Shared::snapshot`) and
 //! to write the exposition from the copy, in each format and as a scrape
-//! streams it, as medians of ROUNDS (default 20), with the exposition's
+//! streams it (plain and gzipped), as medians of ROUNDS (default 20), with the exposition's
 //! size. See
 //! lab/bench/README.md.
 //!
@@ -90,8 +90,16 @@ fn main() -> anyhow::Result<()> {
     let streamed = time(&mut || {
         metrics::write(&shared, Format::Text, &mut std::io::sink()).expect("a sink takes all");
     });
+    // And gzipped on the way, as a scraper that accepts it (Prometheus
+    // does by default) gets it.
+    let gzipped = time(&mut || {
+        ipvs_web::scrape::write_body(true, std::io::sink(), |out| {
+            metrics::write(&shared, Format::Text, out)
+        })
+        .expect("a sink takes all");
+    });
     println!(
-        "{services} x {real_servers}: the state copied in {copy:?} (the lock held); the exposition written in {:?} (text, {} bytes) and {:?} (OpenMetrics, {} bytes), copy included; streamed to a sink in {streamed:?} (text); medians of {rounds}",
+        "{services} x {real_servers}: the state copied in {copy:?} (the lock held); the exposition written in {:?} (text, {} bytes) and {:?} (OpenMetrics, {} bytes), copy included; streamed to a sink in {streamed:?} (text), gzipped in {gzipped:?}; medians of {rounds}",
         writes[0], sizes[0], writes[1], sizes[1]
     );
     Ok(())

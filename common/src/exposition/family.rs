@@ -38,6 +38,18 @@ pub struct Family {
     /// Whether the header went out already (see [`Family::spill_into`]).
     header_written: bool,
     lines: String,
+    /// Each `_bucket` line's start up to its `le` label, for the bounds
+    /// last pushed: made once per family, not once per line, as a
+    /// histogram family of thousands of real servers has tens of
+    /// thousands of bucket lines and formatting a float is most of one.
+    buckets: Option<Buckets>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    bounds: &'static [f64],
+    /// `name_bucket{le="bound"` per bound, then `le="+Inf"`.
+    starts: Vec<String>,
 }
 
 impl Family {
@@ -51,6 +63,7 @@ impl Family {
             described_when_empty: false,
             header_written: false,
             lines: String::new(),
+            buckets: None,
         }
     }
 
@@ -94,17 +107,30 @@ impl Family {
         let closed = labels.closed();
         let name = self.name;
         let _ = writeln!(self.lines, "{name}_sum{closed} {:?}", histogram.sum);
-        let _ = writeln!(self.lines, "{name}_count{closed} {}", histogram.count);
+        self.lines.push_str(name);
+        self.lines.push_str("_count");
+        self.lines.push_str(&closed);
+        self.lines.push(' ');
+        self.lines
+            .push_str(itoa::Buffer::new().format(histogram.count));
+        self.lines.push('\n');
         let rest = labels.inner();
         let separator = if rest.is_empty() { "" } else { "," };
+        if !matches!(&self.buckets, Some(b) if std::ptr::eq(b.bounds, histogram.bounds)) {
+            self.buckets = Some(Buckets::new(name, histogram.bounds));
+        }
+        let Some(buckets) = &self.buckets else {
+            return;
+        };
         let mut cumulative = 0u64;
-        for (i, count) in histogram.counts.iter().enumerate() {
+        for (start, count) in buckets.starts.iter().zip(&histogram.counts) {
             cumulative = cumulative.saturating_add(*count);
-            let _ = match histogram.bounds.get(i) {
-                Some(bound) => write!(self.lines, "{name}_bucket{{le=\"{bound:?}\""),
-                None => write!(self.lines, "{name}_bucket{{le=\"+Inf\""),
-            };
-            let _ = writeln!(self.lines, "{separator}{rest}}} {cumulative}");
+            self.lines.push_str(start);
+            self.lines.push_str(separator);
+            self.lines.push_str(rest);
+            self.lines.push_str("} ");
+            self.lines.push_str(itoa::Buffer::new().format(cumulative));
+            self.lines.push('\n');
         }
     }
 
@@ -153,6 +179,17 @@ impl Family {
         if let (Format::OpenMetrics, Some(unit)) = (format, self.unit) {
             let _ = writeln!(out, "# UNIT {family_name} {unit}");
         }
+    }
+}
+
+impl Buckets {
+    fn new(name: &str, bounds: &'static [f64]) -> Self {
+        let starts = bounds
+            .iter()
+            .map(|bound| format!("{name}_bucket{{le=\"{bound:?}\""))
+            .chain([format!("{name}_bucket{{le=\"+Inf\"")])
+            .collect();
+        Buckets { bounds, starts }
     }
 }
 

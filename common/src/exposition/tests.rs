@@ -156,6 +156,26 @@ fn a_histogram_counts_each_observation_in_its_first_bucket_cumulated() {
 }
 
 #[test]
+fn histograms_of_other_bounds_in_one_family_each_have_their_own_le() {
+    static FINE: [f64; 2] = [0.1, 0.2];
+    static COARSE: [f64; 1] = [10.0];
+    let mut family = Family::new("x_seconds", Kind::Histogram, "Durations.");
+    for bounds in [&FINE[..], &COARSE, &FINE] {
+        family.push_histogram(&LabelSet::new(), &Histogram::new(bounds));
+    }
+    let le: Vec<_> = written(Format::Text, &[&family])
+        .lines()
+        .filter_map(|line| line.strip_prefix("x_seconds_bucket{le=\""))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        le,
+        ["0.1", "0.2", "+Inf", "10.0", "+Inf", "0.1", "0.2", "+Inf"]
+    );
+}
+
+#[test]
 fn a_sink_error_is_returned_and_nothing_more_written() {
     struct Broken;
     impl std::io::Write for Broken {
