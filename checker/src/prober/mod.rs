@@ -494,6 +494,10 @@ impl Prober {
         let (check, target, watch) = (&self.check, &self.target, &self.watch);
         let (sessions, kept, kept_dns) = (&mut self.sessions, &mut self.kept, &mut self.dns);
         let program = &self.program;
+        // The largest probes' futures are boxed (TLS state, a program's
+        // buffers and process handling: kilobytes each). Unboxed, every
+        // probe's future would be as large as the largest and copied as
+        // it is moved into the timeout, a DNS probe's included.
         let run = async {
             match (&check.kind, sessions.as_mut()) {
                 (CheckKind::Tcp, _) => tcp::probe(target, watch, &mut phases).await,
@@ -507,7 +511,7 @@ impl Prober {
                         None => fresh.insert(https::Sessions::new(&https.tls)),
                     };
                     let connections = https::Connections { kept, ahead };
-                    https::probe(
+                    Box::pin(https::probe(
                         target,
                         https,
                         sessions,
@@ -515,18 +519,26 @@ impl Prober {
                         now,
                         watch,
                         &mut phases,
-                    )
+                    ))
                     .await
                 }
                 (CheckKind::Conversation(c), sessions) => {
-                    conversation::probe(target, c, sessions, now, deadline, watch, &mut phases)
-                        .await
+                    Box::pin(conversation::probe(
+                        target,
+                        c,
+                        sessions,
+                        now,
+                        deadline,
+                        watch,
+                        &mut phases,
+                    ))
+                    .await
                 }
                 (CheckKind::Dns(d), _) => dns::probe(target, d, kept_dns, watch, &mut phases).await,
                 (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
                 (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
-                    Some(program) => exec::probe(e, program, &mut phases).await,
+                    Some(program) => Box::pin(exec::probe(e, program, &mut phases)).await,
                     None => Err(ProbeError::Exec("no program prepared".into())),
                 },
             }
