@@ -407,8 +407,9 @@ impl ProbeTask {
                 // after the probe; others cut it.
                 let mut retimed = false;
                 let report = {
-                    let probing = self.probe(&mut prober, rs.key, rs.timing.timeout);
-                    tokio::pin!(probing);
+                    // Boxed: held only while the probe is in flight, not
+                    // for the task's whole life, and never moved.
+                    let mut probing = Box::pin(self.probe(&mut prober, rs.key, rs.timing.timeout));
                     loop {
                         tokio::select! {
                             report = &mut probing => break report,
