@@ -668,3 +668,41 @@ fn an_https_webhook_reads_its_ca_file() {
         "hooks: {{}} turns them off"
     );
 }
+
+/// Issue 17's input limits: a config of 100,000 real servers, and the
+/// same padded with comments to 10 MB, load whole (their time and memory
+/// are measured by lab/bench/config-load.sh, which makes the same files).
+#[test]
+fn a_config_of_100_000_real_servers_or_of_10_mb_loads_whole() {
+    let mut text =
+        String::from("defaults: {interval: 2s, timeout: 1s, check: {type: tcp}}\nservices:\n");
+    for s in 0..1000 {
+        text.push_str(&format!(
+            "  - address: 198.18.{}.{}:80\n    real_servers:\n",
+            s / 250,
+            s % 250 + 1
+        ));
+        for r in 0..100 {
+            text.push_str(&format!(
+                "      - address: 10.{}.{}.{}:80\n",
+                s / 250,
+                s % 250,
+                r + 1
+            ));
+        }
+    }
+    let pad = format!("# {}\n", "x".repeat(98));
+    let padded = text.clone() + &pad.repeat((10_000_000 - text.len()) / pad.len());
+    assert!(padded.len() > 9_900_000, "{} bytes", padded.len());
+    for text in [text, padded] {
+        let config = parse(&text, Path::new("big.yml"), Path::new(".")).expect("loads");
+        assert_eq!(config.services.len(), 1000);
+        let real_servers: usize = config.services.iter().map(|s| s.real_servers.len()).sum();
+        assert_eq!(real_servers, 100_000);
+        let last = config.services.last().expect("a service");
+        assert_eq!(
+            last.real_servers.last().map(|rs| rs.key),
+            Some(dest("10.3.249.100:80"))
+        );
+    }
+}
