@@ -4,9 +4,8 @@
 //! as the largest exposition has them), then the time to copy the state
 //! (what a scrape holds the daemon's lock for, see `Shared::snapshot`) and
 //! to write the exposition from the copy, in each format and as a scrape
-//! streams it (plain and gzipped), as medians of ROUNDS (default 20), with the exposition's
-//! size. See
-//! lab/bench/README.md.
+//! streams it (plain and gzipped), as medians of ROUNDS (default 20),
+//! with the exposition's size. See lab/bench/README.md.
 //!
 //!   cargo run --release -p ipvs-checker --example metrics-cost -- [SERVICES [REAL_SERVERS [ROUNDS]]]
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::out::CHUNK;
+use super::out::{push_decimal, CHUNK};
 use super::{Format, LabelSet, Out};
 
 /// The type of a metric family.
@@ -111,16 +111,13 @@ impl Family {
         self.lines.push_str("_count");
         self.lines.push_str(&closed);
         self.lines.push(' ');
-        self.lines
-            .push_str(itoa::Buffer::new().format(histogram.count));
+        push_decimal(&mut self.lines, histogram.count);
         self.lines.push('\n');
         let rest = labels.inner();
         let separator = if rest.is_empty() { "" } else { "," };
-        if !matches!(&self.buckets, Some(b) if std::ptr::eq(b.bounds, histogram.bounds)) {
-            self.buckets = Some(Buckets::new(name, histogram.bounds));
-        }
-        let Some(buckets) = &self.buckets else {
-            return;
+        let buckets = match &mut self.buckets {
+            Some(made) if std::ptr::eq(made.bounds, histogram.bounds) => made,
+            other => other.insert(Buckets::new(name, histogram.bounds)),
         };
         let mut cumulative = 0u64;
         for (start, count) in buckets.starts.iter().zip(&histogram.counts) {
@@ -129,7 +126,7 @@ impl Family {
             self.lines.push_str(separator);
             self.lines.push_str(rest);
             self.lines.push_str("} ");
-            self.lines.push_str(itoa::Buffer::new().format(cumulative));
+            push_decimal(&mut self.lines, cumulative);
             self.lines.push('\n');
         }
     }

@@ -85,7 +85,7 @@ impl std::fmt::Debug for Out<'_> {
 /// machinery (`write`, `pad_integral`) would be much of a sample line's
 /// cost (figures in lab/bench/README.md, encode-cost).
 #[inline]
-fn push_decimal(out: &mut String, value: u64) {
+pub(super) fn push_decimal(out: &mut String, value: u64) {
     out.push_str(itoa::Buffer::new().format(value));
 }
 
