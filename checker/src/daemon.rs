@@ -99,6 +99,14 @@ const RAMP_TICK: Duration = Duration::from_millis(100);
 /// (interval x fall + 100 ms).
 const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
+/// How often, at most, the loop takes the probes' results. Each result
+/// sent to a loop waiting for it wakes the loop's thread from a probe
+/// thread's (a write to its eventfd, a context switch): once per probe,
+/// hundreds of times a second. A loop that listens again only this long
+/// after its last batch is woken at most a hundred times a second, and a
+/// flip's reconciliation comes at most this much later.
+const REPORTS_EVERY: Duration = Duration::from_millis(10);
+
 /// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
 
@@ -235,15 +243,20 @@ async fn run_with<T: ManagedTable>(
     daemon.notify(EventKind::CheckerStarted, None, None, None);
     tokio::pin!(stop);
     let mut batch = Vec::with_capacity(REPORTS);
+    // When the loop listens for results again; `None`: it listens now.
+    let mut reports_at = None;
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut batch, REPORTS) => {
+            n = rx.recv_many(&mut batch, REPORTS), if reports_at.is_none() => {
                 if n == 0 {
                     break; // never: the loop holds a sender
                 }
-                watchdog.reports(tokio::time::Instant::now());
+                let now = tokio::time::Instant::now();
+                watchdog.reports(now);
                 looping.on_reports(&mut daemon, batch.drain(..));
+                reports_at = Some(now + REPORTS_EVERY);
             }
+            _ = sleep_until(reports_at), if reports_at.is_some() => reports_at = None,
             _ = sleep_until(looping.flush_at), if looping.flush_at.is_some() => {
                 if looping.on_flush(&mut daemon) {
                     ramp.reset();
