@@ -10,8 +10,16 @@
 //! a probe's syscalls. An answer whose id or question is not the query's
 //! is not one (a late answer to an earlier probe, or a spoofed one) and
 //! is skipped: each query has a fresh random id, never the last one's on
-//! that socket, and datagrams left on the socket from earlier probes are
-//! read and dropped before the query goes out. A refused port (an ICMP
+//! that socket, and datagrams that came on the socket since the last
+//! answer are read and dropped before the query goes out. Once the
+//! answer is read, the socket is taken as empty without a read to prove
+//! it (a read that finds nothing was one of a probe's three syscalls): a
+//! datagram that came with the answer, in the microseconds between, stays
+//! unread until the next one comes, is then skipped as not an answer, and
+//! at worst makes the one probe whose server went silent meanwhile a
+//! timeout of the checker's (something waits unread), not of the server's;
+//! that probe drops its socket, and the next one judges the server on a
+//! new one. A refused port (an ICMP
 //! port unreachable on the connected socket) is `connect`; an error on
 //! the socket, or a probe that did not get its answer, leaves no socket
 //! kept, and the next probe opens a new one. An answer with the TC bit
@@ -22,7 +30,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UdpSocket;
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
@@ -124,6 +132,10 @@ async fn over_udp(
             .map_err(ProbeError::Connect)?;
         match Message::from_vec(&buf) {
             Ok(answer) if answers(&answer, query) => {
+                // Taken as empty: its readiness cleared with no read.
+                let _ = socket.try_io(Interest::READABLE, || {
+                    Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                });
                 *kept = Some(Kept {
                     socket,
                     last_id: query.id(),

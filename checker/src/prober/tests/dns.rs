@@ -297,3 +297,45 @@ async fn dns_over_udp_on_a_kept_socket_still_fails_on_a_closed_port_then_opens_a
     prober.probe(TIMEOUT).await.result.expect("answered again");
     assert_ne!(seen.recv().await, Some(first), "a new socket");
 }
+
+#[tokio::test]
+async fn dns_over_udp_skips_a_copy_that_came_with_the_answer_and_still_sees_the_server_go_silent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: dns, name: www.lab.test}", dir.path());
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let (ports, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    // The first two queries answered twice at once, the others never (the
+    // port still open: no ICMP error).
+    let _server = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        let mut answered = 0;
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let _ = ports.send(from.port());
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if answered < 2 {
+                answered += 1;
+                let answer = response(&query, Answers::A(RS)).to_vec().expect("encode");
+                let _ = socket.send_to(&answer, from).await;
+                let _ = socket.send_to(&answer, from).await;
+            }
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let mut prober = Prober::new(c, target(addr));
+    for _ in 0..2 {
+        prober.probe(timeout).await.result.expect("answered");
+    }
+    let first = seen.recv().await.expect("a query");
+    assert_eq!(seen.recv().await, Some(first), "the same socket");
+    // The copy of the last answer may still wait unread on the socket: its
+    // probe's timeout may then be taken as the checker's, but never the
+    // next one's, on a new socket.
+    let (reason, message) = why(prober.probe(timeout).await.result);
+    assert_eq!(reason, "timeout", "{message}");
+    let silent = prober.probe(timeout).await;
+    assert_eq!(why(silent.result).0, "timeout");
+    assert_eq!(silent.timed_out_on, Some(Side::Server));
+}
