@@ -360,14 +360,7 @@ impl<T: ManagedTable> Daemon<T> {
     /// before, up now). A failure of the checker's own (a timeout while it
     /// was late, a socket it could not make) is counted
     /// and changes nothing else.
-    #[cfg(test)]
     fn observe(&mut self, report: &Report) -> Option<Recovery> {
-        self.observe_at(report, SystemTime::now())
-    }
-
-    /// [`Daemon::observe`] of a report taken in at `seen` (the time of its
-    /// batch: a clock read per batch, not per probe).
-    fn observe_at(&mut self, report: &Report, seen: SystemTime) -> Option<Recovery> {
         match report.checker_fault {
             Some(CheckerFault::Late(lag)) => {
                 self.state
@@ -397,7 +390,7 @@ impl<T: ManagedTable> Daemon<T> {
                 &report.destination,
                 &report.result,
                 &report.phases,
-                seen,
+                SystemTime::now(),
             );
             state.observe_checks(&report.service, &report.destination, &report.each);
             let weight_after = state

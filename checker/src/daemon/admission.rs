@@ -101,15 +101,6 @@ impl Admission {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A slot if one is free now.
-    pub fn try_slot(self: &Arc<Self>) -> Option<Slot> {
-        let permit = self.slots.clone().try_acquire_owned().ok()?;
-        Some(Slot {
-            permit: Some(permit),
-            admission: self.clone(),
-        })
-    }
-
     /// Waits for a slot; `None` once the semaphore is closed (never here).
     pub async fn slot(self: &Arc<Self>) -> Option<Slot> {
         let permit = self.slots.clone().acquire_owned().await.ok()?;

@@ -77,11 +77,10 @@ impl Loop {
         daemon: &mut Daemon<T>,
         reports: impl Iterator<Item = Report>,
     ) {
-        let seen = SystemTime::now();
         for report in reports {
             // A result of a real server since gone from the config, or
             // of a task stopped before a reload, is not taken in.
-            if self.probes.current(&report) && daemon.observe_at(&report, seen) == Some(Recovery) {
+            if self.probes.current(&report) && daemon.observe(&report) == Some(Recovery) {
                 self.recoveries
                     .recovered(&report.service, tokio::time::Instant::now());
             }

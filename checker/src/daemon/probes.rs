@@ -506,17 +506,9 @@ impl ProbeTask {
         } else {
             None
         };
-        // The probe begins now, unless it waited for a turn: a clock read
-        // less per probe (see [`ProberSet::probe`]).
-        let (_slot, began) = match self.admission.try_slot() {
-            Some(slot) if ahead.is_none() && _program.is_none() => (slot, now),
-            Some(slot) => (slot, tokio::time::Instant::now()),
-            None => {
-                let slot = self.admission.slot().await?;
-                (slot, tokio::time::Instant::now())
-            }
-        };
-        let outcome = prober.probe(timeout, began.into_std()).await;
+        let _slot = self.admission.slot().await?;
+        let began = tokio::time::Instant::now();
+        let outcome = prober.probe(timeout).await;
         let probing = (began, tokio::time::Instant::now());
         // After a connection made ahead, the checker's lateness while
         // connecting counts too (the wait between is not the probe's).

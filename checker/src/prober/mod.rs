@@ -270,11 +270,9 @@ impl Phases {
         now
     }
 
-    /// Ends the phase in progress, if any (the clock read only then).
+    /// Ends the phase in progress, if any.
     pub(crate) fn end(&mut self) {
-        if self.current.is_some() {
-            self.end_at(Instant::now());
-        }
+        self.end_at(Instant::now());
     }
 
     fn end_at(&mut self, now: Instant) {
@@ -420,7 +418,7 @@ impl Prober {
         let mut phases = Phases::new();
         let began = Instant::now();
         let connect = tcp::connect(&self.target, &self.watch, &mut phases);
-        let result = self.watch.within(connect, began, timeout, timeout).await;
+        let result = self.watch.within(connect, timeout, timeout).await;
         phases.end();
         match result {
             Ok(Ok(stream)) => {
@@ -473,26 +471,12 @@ impl Prober {
     /// server has had that long from the checker's last bytes, at most
     /// twice `timeout` (see [`watch`]).
     pub async fn probe(&mut self, timeout: Duration) -> Outcome {
-        let now = Instant::now();
-        self.probe_from(timeout, now, now).await
-    }
-
-    /// [`Prober::probe`], started just now at `started` (read by the
-    /// caller: a clock read less, which in a VM without a clock the vDSO
-    /// can read is a system call).
-    pub async fn probe_started(&mut self, timeout: Duration, started: Instant) -> Outcome {
-        self.probe_from(timeout, started, started).await
+        self.probe_at(timeout, Instant::now()).await
     }
 
     /// [`Prober::probe`] as if started at `now` (which decides whether a
     /// full TLS handshake is due).
     pub async fn probe_at(&mut self, timeout: Duration, now: Instant) -> Outcome {
-        self.probe_from(timeout, now, Instant::now()).await
-    }
-
-    /// A probe started at `started`, as if at `now` for whether a full
-    /// TLS handshake is due.
-    async fn probe_from(&mut self, timeout: Duration, now: Instant, started: Instant) -> Outcome {
         let mut phases = Phases::new();
         let mut budget = timeout;
         let ahead = match self.ahead.take() {
@@ -504,7 +488,7 @@ impl Prober {
             _ => None,
         };
         let deadline = Deadline {
-            at: tokio::time::Instant::from_std(started) + budget,
+            at: tokio::time::Instant::now() + budget,
             timeout,
         };
         let (check, target, watch) = (&self.check, &self.target, &self.watch);
@@ -559,7 +543,7 @@ impl Prober {
                 },
             }
         };
-        let (result, timed_out_on) = match self.watch.within(run, started, budget, timeout).await {
+        let (result, timed_out_on) = match self.watch.within(run, budget, timeout).await {
             Ok(result) => (result, None),
             Err(side) => (Err(ProbeError::Timeout(timeout)), side),
         };

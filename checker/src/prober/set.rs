@@ -82,21 +82,15 @@ impl ProberSet {
 
     /// Runs every check once, together, each bounded by `timeout`: the
     /// whole probe takes at most `timeout`, as a single check does.
-    /// `started`: just now.
-    pub async fn probe(&mut self, timeout: Duration, started: Instant) -> SetOutcome {
-        let now = started;
+    pub async fn probe(&mut self, timeout: Duration) -> SetOutcome {
+        let now = Instant::now();
         if let [one] = self.probers.as_mut_slice() {
             // The usual case, without the join's allocations.
-            let outcome = one.probe_started(timeout, now).await;
+            let outcome = one.probe_at(timeout, now).await;
             let each = vec![outcome.result.as_ref().err().map(ProbeError::reason)];
             return SetOutcome { outcome, each };
         }
-        let outcomes = join_all(
-            self.probers
-                .iter_mut()
-                .map(|p| p.probe_started(timeout, now)),
-        )
-        .await;
+        let outcomes = join_all(self.probers.iter_mut().map(|p| p.probe_at(timeout, now))).await;
         combine(outcomes, self.probers.iter().map(Prober::check))
     }
 }

@@ -32,10 +32,8 @@ pub async fn probe(
     Ok(Success::default())
 }
 
-/// A TCP connection to the target from its source address, if set, its
-/// socket named to `watch`: the `connect` phase begun, and left for the
-/// next phase's beginning, or the probe's end, to end (one clock read for
-/// both).
+/// A TCP connection to the target from its source address, if set, timed
+/// as the `connect` phase, its socket named to `watch`.
 pub(super) async fn connect(
     target: &Target,
     watch: &Watch,
@@ -75,6 +73,7 @@ pub(super) async fn connect(
         .connect(target.addr)
         .await
         .map_err(ProbeError::Connect)?;
+    phases.end();
     Ok(stream)
 }
 

@@ -114,17 +114,16 @@ impl Watch {
         });
     }
 
-    /// Runs `probe`, started at `started` (just now), for `budget`, then
-    /// for as long as its socket shows the server may still answer in
-    /// time, at most `timeout` more. `Err` when it did not end: whose the
-    /// timeout was, if the socket could tell.
+    /// Runs `probe` for `budget`, then for as long as its socket shows the
+    /// server may still answer in time, at most `timeout` more. `Err` when
+    /// it did not end: whose the timeout was, if the socket could tell.
     pub(super) async fn within<F: Future>(
         &self,
         probe: F,
-        started: Instant,
         budget: Duration,
         timeout: Duration,
     ) -> Result<F::Output, Option<Side>> {
+        let started = Instant::now();
         let last = started + budget + timeout;
         let mut deadline = started + budget;
         let mut probe = std::pin::pin!(probe);

@@ -226,7 +226,7 @@ async fn several_checks_all_must_pass_each_with_its_reason() {
     );
     let service = vs();
     let mut set = ProberSet::new(&list, None, &service);
-    let out = set.probe(TIMEOUT, Instant::now()).await;
+    let out = set.probe(TIMEOUT).await;
     assert_eq!(out.each, [None, Some("connect"), None]);
     let e = out.outcome.result.expect_err("one failed");
     assert_eq!(e.reason(), "connect");
@@ -243,9 +243,7 @@ async fn several_checks_all_must_pass_each_with_its_reason() {
         ),
         dir.path(),
     );
-    let out = ProberSet::new(&both, None, &service)
-        .probe(TIMEOUT, Instant::now())
-        .await;
+    let out = ProberSet::new(&both, None, &service).probe(TIMEOUT).await;
     assert_eq!(out.each, [None, None]);
     assert_eq!(out.outcome.result.expect("both pass").status, Some(200));
 }
@@ -278,9 +276,7 @@ async fn exec_passes_on_exit_0_and_fails_with_its_output_otherwise() {
         dir.path(),
     );
     let service = vs();
-    let result = ProberSet::new(&list, None, &service)
-        .probe(TIMEOUT, Instant::now())
-        .await;
+    let result = ProberSet::new(&list, None, &service).probe(TIMEOUT).await;
     result.outcome.result.expect("exit 0");
     assert_eq!(
         std::fs::read_to_string(&out).expect("the script ran"),

@@ -188,9 +188,7 @@ async fn a_probe_that_never_sent_its_request_is_the_checkers_timeout() {
         let _stream = tcp::connect(&target(addr), &watch, &mut phases).await;
         std::future::pending::<()>().await
     };
-    let ended = watch
-        .within(never_sends, Instant::now(), SHORT, SHORT)
-        .await;
+    let ended = watch.within(never_sends, SHORT, SHORT).await;
     assert_eq!(ended, Err(Some(Side::Checker)));
 }
 
@@ -199,7 +197,7 @@ async fn a_probe_that_never_sent_its_request_is_the_checkers_timeout() {
 async fn without_a_socket_the_timeout_is_not_judged_here() {
     let watch = Watch::new(false);
     let ended = watch
-        .within(std::future::pending::<()>(), Instant::now(), SHORT, SHORT)
+        .within(std::future::pending::<()>(), SHORT, SHORT)
         .await;
     assert_eq!(ended, Err(None));
 }
