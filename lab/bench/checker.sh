@@ -48,8 +48,11 @@
 #     ipvs-checker's own count of late probes from its /metrics.
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
+#   - scale (issue #16): CPU per probe and RSS from 100 to 5,000 real
+#     servers, and 5,000 every 2 s with a rack failing; see
+#     checker-scale.sh.
 # BENCH_PHASES (default "window rack single") runs only those parts
-# (add "overload", "exec" or "dns" to run them);
+# (add "overload", "exec", "dns" or "scale" to run them);
 # BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
 # "--checker.max-concurrency 32").
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
@@ -84,6 +87,9 @@ cleanup() {
 # The exec and dns phases, and the cgroups every tool runs in.
 # shellcheck source=lab/bench/checker-checks.sh
 source "$root/lab/bench/checker-checks.sh"
+# The scale phase.
+# shellcheck source=lab/bench/checker-scale.sh
+source "$root/lab/bench/checker-scale.sh"
 trap cleanup EXIT
 cleanup
 
@@ -165,6 +171,19 @@ wait_weighted() {
 }
 elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
+# Each tool in the background, in its cgroup, with a config and a log.
+checker_start() { # NAME CONFIG LOG
+	cgroup_prefix "$1"
+	"${in_cgroup[@]}" "$checker" --config.file "$2" \
+		--web.listen-address 127.0.0.1:10311 "${checker_args[@]}" >"$3" 2>&1 &
+}
+keepalived_start() { # CONFIG LOG: on an empty table, which it makes
+	ip netns exec "$D" ipvsadm -C
+	cgroup_prefix keepalived
+	"${in_cgroup[@]}" keepalived --dont-fork --log-console --check --use-file "$1" \
+		--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" >"$2" 2>&1 &
+}
+
 start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHASE].log), prints its pid
 	local log=$work/$1-$2${3:+-$3}.log proto
 	case $2 in
@@ -181,18 +200,9 @@ start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHAS
 		dns) table udp/53 ;;
 		esac
 		[[ $1 == ipvs-checker-ka ]] && proto+=-ka
-		cgroup_prefix "$1"
-		"${in_cgroup[@]}" "$checker" --config.file "$work/checker-$proto.yaml" \
-			--web.listen-address 127.0.0.1:10311 "${checker_args[@]}" >"$log" 2>&1 &
+		checker_start "$1" "$work/checker-$proto.yaml" "$log"
 		;;
-	keepalived)
-		ip netns exec "$D" ipvsadm -C
-		cgroup_prefix keepalived
-		"${in_cgroup[@]}" keepalived --dont-fork --log-console --check \
-			--use-file "$work/keepalived-$proto.conf" \
-			--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" \
-			>"$log" 2>&1 &
-		;;
+	keepalived) keepalived_start "$work/keepalived-$proto.conf" "$log" ;;
 	esac
 	echo $!
 }
@@ -407,6 +417,7 @@ if [[ $phases == *" exec "* ]]; then
 	for exec_n in "${exec_counts[@]}"; do checks_phase exec; done
 fi
 if [[ $phases == *" dns "* ]]; then checks_phase dns; fi
+if [[ $phases == *" scale "* ]]; then scale_phase; fi
 {
 	echo
 	echo "Load average in the VM at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

@@ -1,0 +1,183 @@
+# shellcheck shell=bash
+# The `scale` phase of checker.sh (issue #16). Sourced by checker.sh, never
+# executed, after checker-checks.sh (its cgroups) and before its functions
+# are called.
+#
+# HTTP real servers (the check of checker.sh's HTTP window) in 10 services,
+# 198.18.0.20...29:80, each with a tenth of them, for each size S of
+# BENCH_SCALE_SIZES (default "100 500 2000 5000"):
+#   - at one probe rate (BENCH_SCALE_RATE, default 500 a second: every real
+#     server every S / rate seconds, at least 1 s), so that CPU per probe
+#     and RSS are compared across sizes and not across loads;
+#   - then the largest size every BENCH_SCALE_INTERVAL (default 2) seconds,
+#     as issue 16 asks, whether the VM keeps up or not; in that run, a
+#     rack, the first service's real servers (500 of 5,000), refuses
+#     connections (one iptables rule over their address range, in
+#     bench-rs): the time from the rule until all of them are at weight 0
+#     (ipvsadm -Ln polled), against interval x fall + 1 s.
+# Both tools one at a time, with the same settings: timeout 1 s, rise 1,
+# fall 1 (keepalived: delay_loop = the interval, connect_timeout 1, retry
+# 0, inhibit_on_failure). The warm-up is at least an interval and 2 s, the
+# window at least two intervals. CPU: the tool's cgroup over the window
+# (user + system, every process); probes: nginx's access log lines over
+# the window; on time: probes / (S x window / interval); RSS: the tool's
+# processes at the end; down at end: real servers at weight 0 then.
+# shellcheck disable=SC2154 # the settings and helpers are checker.sh's
+
+read -ra scale_sizes <<<"${BENCH_SCALE_SIZES:-100 500 2000 5000}"
+scale_rate=${BENCH_SCALE_RATE:-500}
+scale_interval=${BENCH_SCALE_INTERVAL:-2}
+scale_services=10
+
+# The addresses past checker.sh's N, up to the largest size, and the
+# routes to them (servers.sh routes 198.18.4.0/23, the first 510).
+scale_up() {
+	local top=0 s i
+	for s in "${scale_sizes[@]}"; do ((s > top)) && top=$s; done
+	ip -n "$D" route add 198.18.6.0/23 via 198.18.1.2
+	ip -n "$D" route add 198.18.8.0/21 via 198.18.1.2
+	ip -n "$D" route add 198.18.16.0/20 via 198.18.1.2
+	for ((i = n + 1; i <= top; i++)); do echo "addr add $(addr $i)/32 dev dummy0"; done |
+		ip -n "$R" -batch -
+}
+
+scale_vip() { echo "198.18.0.$((20 + $1))"; } # SERVICE (0-based)
+
+# The real servers of service K of S: the K-th tenth, in address order.
+scale_members() { # S K
+	local per=$(($1 / scale_services)) i
+	for ((i = $2 * per + 1; i <= ($2 + 1) * per; i++)); do echo "$i"; done
+}
+
+scale_configs() { # S INTERVAL
+	local s=$1 every=$2 k i check
+	# Made once: a process per real server is minutes under TCG at 5,000.
+	check=$(http_get HTTP_GET | sed 's/^/  /')
+	{
+		echo "defaults: {interval: ${every}s, timeout: 1s, rise: 1, fall: 1}"
+		echo "services:"
+		for ((k = 0; k < scale_services; k++)); do
+			echo "  - address: $(scale_vip $k):80"
+			echo "    check: {type: http, path: /, body: healthy}"
+			echo "    real_servers:"
+			for i in $(scale_members "$s" $k); do echo "      - {address: '$(addr "$i"):80', weight: 1}"; done
+		done
+	} >"$work/checker-scale.yaml"
+	{
+		printf '%s\n' "global_defs {" "  router_id bench" "}"
+		for ((k = 0; k < scale_services; k++)); do
+			printf '%s\n' "virtual_server $(scale_vip $k) 80 {" "  delay_loop $every" "  lb_algo wrr" "  lb_kind NAT" "  protocol TCP"
+			for i in $(scale_members "$s" $k); do
+				printf '  %s\n' "real_server $(addr "$i") 80 {" "  weight 1" "  inhibit_on_failure"
+				echo "$check"
+				echo "  }"
+			done
+			echo "}"
+		done
+	} >"$work/keepalived-scale.conf"
+	{
+		echo "-C"
+		for ((k = 0; k < scale_services; k++)); do
+			echo "-A -t $(scale_vip $k):80 -s wrr"
+			for i in $(scale_members "$s" $k); do echo "-a -t $(scale_vip $k):80 -r $(addr "$i"):80 -m -w 1"; done
+		done
+	} >"$work/table-scale.txt"
+}
+
+scale_start() { # NAME: started in its cgroup, prints its pid
+	local log=$work/$1-scale-$scale_label.log
+	case $1 in
+	ipvs-checker)
+		ip netns exec "$D" ipvsadm -R <"$work/table-scale.txt"
+		checker_start "$1" "$work/checker-scale.yaml" "$log"
+		;;
+	keepalived) keepalived_start "$work/keepalived-scale.conf" "$log" ;;
+	esac
+	echo $!
+}
+
+# Real servers with a weight other than 0, in every scale service or in
+# service K only.
+scale_weighted() { # [K]
+	local list
+	if [[ -n ${1:-} ]]; then list=(-t "$(scale_vip "$1"):80"); else list=(); fi
+	ip netns exec "$D" ipvsadm -Ln "${list[@]}" |
+		awk -v c=0 '$1 == "->" && $2 ~ /:80$/ && $4 ~ /^[0-9]+$/ && $4 != 0 { c++ } END { print c }'
+}
+
+# The rack, the first service's S/10 real servers, refuses connections;
+# prints the seconds until all of them are at 0, or ">LIMIT".
+scale_rack_fails() { # S
+	local range t0 r
+	range="$(addr 1)-$(addr $(($1 / scale_services)))"
+	ip netns exec "$R" iptables -I INPUT -p tcp --dport 80 -m iprange --dst-range "$range" -j REJECT --reject-with tcp-reset
+	t0=$EPOCHREALTIME
+	r=">$rack_limit"
+	while ((${EPOCHREALTIME%.*} - ${t0%.*} <= rack_limit)); do
+		if (($(scale_weighted 0) == 0)); then
+			r=$(elapsed "$t0" "$EPOCHREALTIME")
+			break
+		fi
+	done
+	ip netns exec "$R" iptables -D INPUT -p tcp --dport 80 -m iprange --dst-range "$range" -j REJECT --reject-with tcp-reset
+	echo "$r"
+}
+
+scale_measure() { # NAME S INTERVAL [rack]
+	local name=$1 s=$2 every=$3 pid procs c0 c1 r0 r1 t0 t1 rss down settle win rack=
+	scale_label=$s-$every
+	pid=$(scale_start "$name")
+	settle=$((every + 2 > warmup ? every + 2 : warmup))
+	win=$((2 * every > window ? 2 * every : window))
+	sleep "$settle"
+	c0=$(cgroup_usec "$name")
+	r0=$(lines "$work/http.log")
+	t0=$EPOCHREALTIME
+	sleep "$win"
+	r1=$(lines "$work/http.log")
+	c1=$(cgroup_usec "$name")
+	t1=$EPOCHREALTIME
+	procs=("$pid")
+	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
+	rss=$(rss_kb "${procs[@]}")
+	down=$((s - $(scale_weighted)))
+	[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s")
+	stop_tool "$pid"
+	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" $c0 $c1 <<'PY'
+import sys
+name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+window = float(sys.argv[5]) - float(sys.argv[4])
+seen, rss, procs, down = map(int, sys.argv[6:10])
+rack = sys.argv[10]
+u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[11:17])
+cpu = u1 - u0
+per = f"{cpu / seen * 1000:.3f}" if seen else "inf"
+due = s * window / every
+print(f"| {name} | {s} | {every:g} | {seen} in {window:.1f} s | {seen / due * 100:.1f} % | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per} | {rss / 1024:.1f} ({procs} proc.) | {down} | {rack} |")
+PY
+}
+
+scale_phase() {
+	local s every top=0 tool
+	scale_up
+	{
+		echo
+		echo "Scale (HTTP, ${scale_services} services; at ${scale_rate} probes a second, then the largest size every ${scale_interval} s with its first service's real servers refusing; CPU from each tool's cgroup):"
+		echo
+		echo "| tool | real servers | interval [s] | probes seen | on time | CPU [s] (user + system) | CPU s / 1,000 probes | RSS [MB] | down at end | rack (a tenth) at 0 [s] |"
+		echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	} | tee -a "$report"
+	for s in "${scale_sizes[@]}"; do
+		((s > top)) && top=$s
+		every=$(((s + scale_rate - 1) / scale_rate))
+		((every < 1)) && every=1
+		scale_configs "$s" "$every"
+		for tool in ipvs-checker keepalived; do scale_measure "$tool" "$s" "$every" | tee -a "$report"; done
+	done
+	scale_configs "$top" "$scale_interval"
+	for tool in ipvs-checker keepalived; do scale_measure "$tool" "$top" "$scale_interval" rack | tee -a "$report"; done
+	{
+		echo
+		echo "The rack's bound: interval x fall + 1 s = $((scale_interval + 1)) s."
+	} | tee -a "$report"
+}
