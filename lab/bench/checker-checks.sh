@@ -59,6 +59,15 @@ cgroup_usec() { # NAME
 	awk '$1 == "usage_usec" { u = $2 } $1 == "user_usec" { us = $2 } $1 == "system_usec" { s = $2 } END { print u, us, s }' \
 		"$cgroup_root/bench-$1/cpu.stat"
 }
+# The whole VM's busy CPU time, every vCPU, in microseconds (/proc/stat's
+# first line: all but idle and iowait, in USER_HZ ticks), and its context
+# switches so far: the tool's own CPU leaves out the kernel's work done
+# for it in other contexts (the server's side of each connection,
+# softirqs run by ksoftirqd), and under TCG a switch between processes
+# is dear.
+vm_busy_usec() {
+	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { busy = ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz } $1 == "ctxt" { print busy, $2 }' /proc/stat
+}
 # Ends whatever is left in the bench's cgroups (cgroup.kill), and removes them.
 cgroups_remove() {
 	local cg i

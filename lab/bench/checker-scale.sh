@@ -21,23 +21,32 @@
 # window at least two intervals. CPU: the tool's cgroup over the window
 # (user + system, every process); probes: nginx's access log lines over
 # the window; on time: probes / (S x window / interval); RSS: the tool's
-# processes at the end; down at end: real servers at weight 0 then.
+# processes at the end; down at end: real servers at weight 0 then;
+# whole VM: the busy CPU of both vCPUs over the window, every process and
+# the kernel's softirqs included, and the context switches, per probe; ipvs-checker's own counts
+# over the window (probes ended, late) and its concurrency limit at the
+# end, from its /metrics. BENCH_SCALE_PARTS (default "rate overload")
+# runs only the one-rate sizes ("rate") or the largest size's overload.
 # shellcheck disable=SC2154 # the settings and helpers are checker.sh's
 
 read -ra scale_sizes <<<"${BENCH_SCALE_SIZES:-100 500 2000 5000}"
 scale_rate=${BENCH_SCALE_RATE:-500}
 scale_interval=${BENCH_SCALE_INTERVAL:-2}
+read -ra scale_parts <<<"${BENCH_SCALE_PARTS:-rate overload}"
 scale_services=10
+scale_top=0
+for scale_size in "${scale_sizes[@]}"; do
+	if ((scale_size > scale_top)); then scale_top=$scale_size; fi
+done
 
 # The addresses past checker.sh's N, up to the largest size, and the
 # routes to them (servers.sh routes 198.18.4.0/23, the first 510).
 scale_up() {
-	local top=0 s i
-	for s in "${scale_sizes[@]}"; do ((s > top)) && top=$s; done
+	local i
 	ip -n "$D" route add 198.18.6.0/23 via 198.18.1.2
 	ip -n "$D" route add 198.18.8.0/21 via 198.18.1.2
 	ip -n "$D" route add 198.18.16.0/20 via 198.18.1.2
-	for ((i = n + 1; i <= top; i++)); do echo "addr add $(addr $i)/32 dev dummy0"; done |
+	for ((i = n + 1; i <= scale_top; i++)); do echo "addr add $(addr $i)/32 dev dummy0"; done |
 		ip -n "$R" -batch -
 }
 
@@ -108,9 +117,9 @@ scale_weighted() { # [K]
 # The rack, the first service's S/10 real servers, refuses connections;
 # prints the seconds until all of them are at 0, or ">LIMIT".
 scale_rack_fails() { # S
-	local range t0 r
-	range="$(addr 1)-$(addr $(($1 / scale_services)))"
-	ip netns exec "$R" iptables -I INPUT -p tcp --dport 80 -m iprange --dst-range "$range" -j REJECT --reject-with tcp-reset
+	local rule t0 r
+	rule=(INPUT -p tcp --dport 80 -m iprange --dst-range "$(addr 1)-$(addr $(($1 / scale_services)))" -j REJECT --reject-with tcp-reset)
+	ip netns exec "$R" iptables -I "${rule[@]}"
 	t0=$EPOCHREALTIME
 	r=">$rack_limit"
 	while ((${EPOCHREALTIME%.*} - ${t0%.*} <= rack_limit)); do
@@ -119,63 +128,87 @@ scale_rack_fails() { # S
 			break
 		fi
 	done
-	ip netns exec "$R" iptables -D INPUT -p tcp --dport 80 -m iprange --dst-range "$range" -j REJECT --reject-with tcp-reset
+	ip netns exec "$R" iptables -D "${rule[@]}"
 	echo "$r"
 }
 
+# ipvs-checker's own counts, from its /metrics: probes ended (those that
+# reached their connect phase), probes late, and its probe threads'
+# concurrency limits summed.
+scale_counts() {
+	ip netns exec "$D" curl -s http://127.0.0.1:10311/metrics | awk '
+		/^ipvs_checker_probe_duration_seconds_count\{.*phase="connect"/ { ended += $NF }
+		/^ipvs_checker_probes_late_total/ { late += $NF }
+		/^ipvs_checker_probe_concurrency_limit/ { limit += $NF }
+		END { print ended + 0, late + 0, limit + 0 }'
+}
+
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs c0 c1 r0 r1 t0 t1 rss down settle win rack=
+	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -)
 	scale_label=$s-$every
 	pid=$(scale_start "$name")
 	settle=$((every + 2 > warmup ? every + 2 : warmup))
 	win=$((2 * every > window ? 2 * every : window))
 	sleep "$settle"
+	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
 	c0=$(cgroup_usec "$name")
+	read -ra v0 < <(vm_busy_usec)
 	r0=$(lines "$work/http.log")
 	t0=$EPOCHREALTIME
 	sleep "$win"
 	r1=$(lines "$work/http.log")
 	c1=$(cgroup_usec "$name")
+	read -ra v1 < <(vm_busy_usec)
 	t1=$EPOCHREALTIME
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	rss=$(rss_kb "${procs[@]}")
+	# After the RSS: a scrape's text of 5,000 real servers is megabytes.
+	[[ $name == ipvs-checker ]] && read -ra k1 < <(scale_counts)
 	down=$((s - $(scale_weighted)))
 	[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s")
 	stop_tool "$pid"
-	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" $c0 $c1 <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" $c0 $c1 <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
 seen, rss, procs, down = map(int, sys.argv[6:10])
 rack = sys.argv[10]
-u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[11:17])
+ended0, late0, _, ended1, late1, limit = sys.argv[11:17]
+own = f"{int(ended1) - int(ended0)}, {int(late1) - int(late0)}, {limit}" if ended0 != "-" else "-"
+vm = (float(sys.argv[19]) - float(sys.argv[17])) / 1e6
+switches = int(sys.argv[20]) - int(sys.argv[18])
+vm_per = f"{vm / seen * 1000:.3f}, {switches / seen:.1f}" if seen else "inf"
+u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[21:27])
 cpu = u1 - u0
 per = f"{cpu / seen * 1000:.3f}" if seen else "inf"
 due = s * window / every
-print(f"| {name} | {s} | {every:g} | {seen} in {window:.1f} s | {seen / due * 100:.1f} % | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per} | {rss / 1024:.1f} ({procs} proc.) | {down} | {rack} |")
+print(f"| {name} | {s} | {every:g} | {seen} in {window:.1f} s | {seen / due * 100:.1f} % | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per} | {vm_per} | {rss / 1024:.1f} ({procs} proc.) | {own} | {down} | {rack} |")
 PY
 }
 
 scale_phase() {
-	local s every top=0 tool
+	local s every tool
 	scale_up
 	{
 		echo
 		echo "Scale (HTTP, ${scale_services} services; at ${scale_rate} probes a second, then the largest size every ${scale_interval} s with its first service's real servers refusing; CPU from each tool's cgroup):"
 		echo
-		echo "| tool | real servers | interval [s] | probes seen | on time | CPU [s] (user + system) | CPU s / 1,000 probes | RSS [MB] | down at end | rack (a tenth) at 0 [s] |"
-		echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| tool | real servers | interval [s] | probes seen | on time | CPU [s] (user + system) | CPU s / 1,000 probes | whole VM: busy CPU s / 1,000 probes, context switches / probe | RSS [MB] | checker's count: ended, late, limit | down at end | rack (a tenth) at 0 [s] |"
+		echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
-	for s in "${scale_sizes[@]}"; do
-		((s > top)) && top=$s
-		every=$(((s + scale_rate - 1) / scale_rate))
-		((every < 1)) && every=1
-		scale_configs "$s" "$every"
-		for tool in ipvs-checker keepalived; do scale_measure "$tool" "$s" "$every" | tee -a "$report"; done
-	done
-	scale_configs "$top" "$scale_interval"
-	for tool in ipvs-checker keepalived; do scale_measure "$tool" "$top" "$scale_interval" rack | tee -a "$report"; done
+	if [[ " ${scale_parts[*]} " == *" rate "* ]]; then
+		for s in "${scale_sizes[@]}"; do
+			every=$(((s + scale_rate - 1) / scale_rate))
+			((every < 1)) && every=1
+			scale_configs "$s" "$every"
+			for tool in ipvs-checker keepalived; do scale_measure "$tool" "$s" "$every" | tee -a "$report"; done
+		done
+	fi
+	if [[ " ${scale_parts[*]} " == *" overload "* ]]; then
+		scale_configs "$scale_top" "$scale_interval"
+		for tool in ipvs-checker keepalived; do scale_measure "$tool" "$scale_top" "$scale_interval" rack | tee -a "$report"; done
+	fi
 	{
 		echo
 		echo "The rack's bound: interval x fall + 1 s = $((scale_interval + 1)) s."
