@@ -325,6 +325,15 @@ struct ProbeTask {
     lag: Arc<super::lag::Lag>,
 }
 
+/// The turns a probe waits for.
+enum Turns {
+    /// Only a slot (see [`super::admission`]).
+    Slot,
+    /// A full handshake's or a program's first, then a slot: all inside
+    /// the probe's future.
+    Every,
+}
+
 /// How a probe task waits for its next probe.
 fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval {
     let mut ticks = tokio::time::interval_at(first, every);
@@ -403,13 +412,27 @@ impl ProbeTask {
                     }
                 };
             if probe_now {
+                let now = tokio::time::Instant::now();
+                let turns = self.start(&prober, rs.timing.timeout, now);
+                // The usual probe waits for its slot before its future is
+                // made: while the checker is short of CPU every real
+                // server waits its turn at once, each holding a slot's
+                // wait of a few words instead of a probe's future.
+                let slot = match turns {
+                    Turns::Slot => match self.admission.slot().await {
+                        Some(slot) => Some(slot),
+                        None => return,
+                    },
+                    Turns::Every => None,
+                };
                 // New settings that change only the timing come into force
                 // after the probe; others cut it.
                 let mut retimed = false;
                 let report = {
                     // Boxed: held only while the probe is in flight, not
                     // for the task's whole life, and never moved.
-                    let mut probing = Box::pin(self.probe(&mut prober, rs.key, rs.timing.timeout));
+                    let mut probing =
+                        Box::pin(self.probe(&mut prober, rs.key, rs.timing.timeout, now, slot));
                     loop {
                         tokio::select! {
                             report = &mut probing => break report,
@@ -459,17 +482,29 @@ impl ProbeTask {
         }
     }
 
-    /// One probe, its turns waited for first; `None` once the checker
-    /// stops (the turns are closed).
+    /// A probe with `timeout` starts at `now`: how busy the thread is
+    /// decides how many probes it runs at once, and the probe's checks
+    /// which turns it waits for.
+    fn start(&self, prober: &ProberSet, timeout: Duration, now: tokio::time::Instant) -> Turns {
+        self.admission.started(self.lag.recent(now), timeout, now);
+        if prober.full_handshake_due(now.into_std()) || prober.runs_program() {
+            Turns::Every
+        } else {
+            Turns::Slot
+        }
+    }
+
+    /// One probe started at `now` (see [`ProbeTask::start`]), its turns
+    /// waited for first unless its `slot` is given; `None` once the
+    /// checker stops (the turns are closed).
     async fn probe(
         &self,
         prober: &mut ProberSet,
         destination: DestinationKey,
         timeout: Duration,
+        now: tokio::time::Instant,
+        slot: Option<super::admission::Slot>,
     ) -> Option<Report> {
-        let now = tokio::time::Instant::now();
-        // How busy the thread is decides how many probes it runs at once.
-        self.admission.started(self.lag.recent(now), timeout, now);
         let report = |outcome, windows: &[(tokio::time::Instant, tokio::time::Instant)]| {
             Report::new(
                 self.id,
@@ -486,7 +521,7 @@ impl ProbeTask {
         // waiting for it does not hold one of the probes' slots, which
         // other checks need.
         let mut ahead = None;
-        let _full = if prober.full_handshake_due(now.into_std()) {
+        let _full = if slot.is_none() && prober.full_handshake_due(now.into_std()) {
             let began = tokio::time::Instant::now();
             let ended = prober.connect_ahead(timeout).await;
             let connected = tokio::time::Instant::now();
@@ -501,12 +536,15 @@ impl ProbeTask {
         // A program's turn, as a full handshake's: waited for before the
         // timeout starts, so that programs queued behind slow ones are
         // late, not failed.
-        let _program = if prober.runs_program() {
+        let _program = if slot.is_none() && prober.runs_program() {
             Some(self.shared.programs.acquire().await.ok()?)
         } else {
             None
         };
-        let _slot = self.admission.slot().await?;
+        let _slot = match slot {
+            Some(slot) => slot,
+            None => self.admission.slot().await?,
+        };
         let began = tokio::time::Instant::now();
         let outcome = prober.probe(timeout).await;
         let probing = (began, tokio::time::Instant::now());
