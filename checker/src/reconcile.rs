@@ -12,11 +12,11 @@
 //! differs, each sending back the entry just dumped with its new weight:
 //! N real servers failing together cost one dump, not one per weight.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ipvs::{DestinationConfig, DestinationKey, ServiceKey};
+use rustc_hash::FxHashMap;
 
 use crate::config::{OutOfBand, SorryServer, VirtualService};
 use crate::drain::By;
@@ -53,10 +53,7 @@ impl Table for ipvs::Ipvs {
         &mut self,
         service: &ServiceKey,
     ) -> Result<Vec<(DestinationKey, DestinationConfig)>, ipvs::Error> {
-        Ok(ipvs::Ipvs::destinations(self, service)?
-            .into_iter()
-            .map(|d| (d.key, d.config))
-            .collect())
+        ipvs::Ipvs::destination_settings(self, service)
     }
 
     fn set_destination(
@@ -290,8 +287,10 @@ impl LeftBehind {
 pub struct Reconciler<T> {
     table: T,
     dry_run: bool,
-    /// The weight last set (or, in dry-run, announced) per real server.
-    last: HashMap<(ServiceKey, DestinationKey), u32>,
+    /// The weight last set (or, in dry-run, announced) per real server;
+    /// looked up for every real server every second, so with FxHash (the
+    /// keys are the config's and the kernel's, not a peer's).
+    last: FxHashMap<(ServiceKey, DestinationKey), u32>,
     /// What managed mode created.
     owned: Owned,
     /// `owned` as last written to the state file.
@@ -310,7 +309,7 @@ impl<T: Table> Reconciler<T> {
         Reconciler {
             table,
             dry_run,
-            last: HashMap::new(),
+            last: FxHashMap::default(),
             owned: Owned::default(),
             saved: Owned::default(),
             state_file: None,
@@ -402,7 +401,7 @@ impl<T: Table> Reconciler<T> {
     /// the same dump): each weight is set by sending its dumped entry back
     /// with the new weight, with no second read.
     pub fn reconcile_from(&mut self, desired: &Desired, current: Current) -> Outcome {
-        let current: HashMap<DestinationKey, DestinationConfig> = current.into_iter().collect();
+        let current: FxHashMap<DestinationKey, DestinationConfig> = current.into_iter().collect();
         let mut outcome = Outcome::default();
         let sorry = desired.sorry.map(|(s, w)| (s.key, Some(w)));
         for (destination, want) in desired.weights.iter().chain(sorry.iter()) {

@@ -10,7 +10,7 @@ use crate::error::{Error, InvalidRequest, Result};
 use crate::info::{Info, Timeouts, Version};
 use crate::message::{IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::service::attr::ServiceAttr;
-use crate::service::{Service, ServiceConfig, ServiceKey};
+use crate::service::{AddressFamily, Service, ServiceConfig, ServiceKey};
 use crate::socket::{Failure, Transport};
 
 /// How often a read-only request is made, while the kernel flags its dump
@@ -191,6 +191,21 @@ impl Ipvs {
             self.service(key)?;
         }
         Ok(destinations)
+    }
+
+    /// [`Ipvs::destinations`] without their counters and connection
+    /// counts: each one's key and settings, as a health checker compares
+    /// them with the weights it wants, read for less (the counters are
+    /// not decoded).
+    pub fn destination_settings(
+        &mut self,
+        key: &ServiceKey,
+    ) -> Result<Vec<(DestinationKey, DestinationConfig)>> {
+        let settings = dump_destinations(&mut self.transport, key, Destination::decode_settings)?;
+        if settings.is_empty() {
+            self.service(key)?;
+        }
+        Ok(settings)
     }
 
     /// The whole table with statistics, like `ipvsadm -Ln --stats --exact`:
@@ -422,6 +437,15 @@ pub(crate) fn retry_read<T>(
 }
 
 fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<Destination>> {
+    dump_destinations(transport, key, Destination::decode)
+}
+
+/// The destinations of the service `key`, each decoded by `decode`.
+fn dump_destinations<T>(
+    transport: &mut Transport,
+    key: &ServiceKey,
+    decode: fn(&[u8], AddressFamily) -> std::result::Result<T, netlink_packet_core::DecodeError>,
+) -> Result<Vec<T>> {
     let family = key.family();
     retry_read(
         || format!("IPVS_CMD_GET_DEST {key}"),
@@ -431,7 +455,7 @@ fn destinations_of(transport: &mut Transport, key: &ServiceKey) -> Result<Vec<De
             let mut destinations = Vec::new();
             transport.query_attrs(request, true, |kind, value| {
                 if kind == IPVS_CMD_ATTR_DEST {
-                    destinations.push(Destination::decode(value, family)?);
+                    destinations.push(decode(value, family)?);
                 }
                 Ok(())
             })?;

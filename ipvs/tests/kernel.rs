@@ -398,6 +398,17 @@ fn set_weight_changes_the_weight_and_nothing_else() {
         old.config.with_weight(7),
         "only the weight changed"
     );
+    // Read without the counters, the same keys and settings.
+    let whole: Vec<_> = ipvs
+        .destinations(&service)
+        .expect("destinations")
+        .into_iter()
+        .map(|d| (d.key, d.config))
+        .collect();
+    assert_eq!(
+        ipvs.destination_settings(&service).expect("settings"),
+        whole
+    );
     let shown = director("ipvsadm -Ln -t 198.18.0.10:80");
     assert!(
         shown
@@ -475,6 +486,10 @@ fn bad_requests_are_named_and_change_nothing() {
     );
     let error = ipvs
         .destinations(&missing_service)
+        .expect_err("no such service");
+    assert!(matches!(error, Error::ServiceNotFound(_)), "{error:?}");
+    let error = ipvs
+        .destination_settings(&missing_service)
         .expect_err("no such service");
     assert!(matches!(error, Error::ServiceNotFound(_)), "{error:?}");
     let error = ipvs.service(&missing_service).expect_err("no such service");

@@ -486,6 +486,8 @@ fn captured_destinations_decode_straight_from_the_wire_as_through_the_attributes
             .expect("a destination");
         let direct = Destination::decode(block, family).expect("decodes");
         assert_eq!(direct, through, "{}", capture.name);
+        let settings = Destination::decode_settings(block, family).expect("decodes");
+        assert_eq!(settings, (direct.key, direct.config), "{}", capture.name);
     }
 }
 
