@@ -2,11 +2,15 @@
 //! --stats --exact` with every column the kernel reports on one line.
 //!
 //! ```text
-//! ipvsdump [--netns PATH] [--sockets N] [--connections]
+//! ipvsdump [--netns PATH] [--sockets N] [--connections] [--passes N] [--settings]
 //! ```
 //!
 //! `--sockets N` spreads the per-service destination dumps over N sockets
-//! (see `Ipvs::dump_parallel`). `--connections` adds the connection table
+//! (see `Ipvs::dump_parallel`). `--passes N` reads the table N times and
+//! prints the last, to time what a daemon reading it every second pays.
+//! `--settings` reads each service's destinations as a health checker
+//! compares them with its weights (`Ipvs::destination_settings`: keys and
+//! settings, no counters) and prints those. `--connections` adds the connection table
 //! counted from `/proc/net/ip_vs_conn`: entries per virtual service, real
 //! server and state, persistence templates apart. The lab's demo and
 //! benchmark run it.
@@ -38,14 +42,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut netns = None;
     let mut sockets = 1;
     let mut connections = false;
+    let mut passes = 1;
+    let mut settings = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--netns" => netns = Some(args.next().ok_or("--netns needs a path")?),
             "--sockets" => sockets = args.next().ok_or("--sockets needs a number")?.parse()?,
             "--connections" => connections = true,
+            "--passes" => passes = args.next().ok_or("--passes needs a number")?.parse()?,
+            "--settings" => settings = true,
             "-h" | "--help" => {
-                println!("usage: ipvsdump [--netns PATH] [--sockets N] [--connections]");
+                println!("usage: ipvsdump [--netns PATH] [--sockets N] [--connections] [--passes N] [--settings]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -56,13 +64,38 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => Ipvs::connect()?,
     };
     let info = ipvs.info()?;
-    let table = ipvs.dump_parallel(sockets)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     writeln!(
         out,
         "IP Virtual Server version {} (size={})",
         info.version, info.conn_table_size
     )?;
+    if settings {
+        let mut last = Vec::new();
+        for _ in 0..passes {
+            last.clear();
+            for service in ipvs.services()? {
+                let destinations = ipvs.destination_settings(&service.key)?;
+                last.push((service.key, destinations));
+            }
+        }
+        for (service, destinations) in last {
+            writeln!(out, "{service}")?;
+            for (key, c) in destinations {
+                writeln!(
+                    out,
+                    "  -> {key} {} weight={} uthreshold={} lthreshold={}",
+                    c.forward, c.weight, c.upper_threshold, c.lower_threshold
+                )?;
+            }
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let mut table = ipvs.dump_parallel(sockets)?;
+    for _ in 1..passes {
+        table = ipvs.dump_parallel(sockets)?;
+    }
     print_table(&mut out, &table)?;
     if connections {
         // /proc/net files belong to the namespace they are opened in.

@@ -9,7 +9,10 @@
 # The table lives in a namespace of its own. hyperfine times each command
 # (whole process, like an operator or a script would run it: start-up, the
 # netlink dumps and printing the table to /dev/null). Results go to stdout
-# and, as Markdown, to $LAB_OUT/bench-dump.md.
+# and, as Markdown, to $LAB_OUT/bench-dump.md. Then BENCH_PASSES (20) reads
+# of each service's destinations in one process, with their counters or
+# only their settings (ipvs-checker's read every second), in
+# bench-dump-settings.md.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
 services=${1:-1000}
@@ -46,3 +49,15 @@ ip netns exec "$ns" hyperfine --shell=none --warmup 2 --runs "$runs" \
 	--command-name 'ipvsdump --sockets 2' 'target/release/examples/ipvsdump --sockets 2' \
 	--command-name 'cat /proc/net/ip_vs' 'cat /proc/net/ip_vs'
 cat "$out/bench-dump.md"
+
+# ipvs-checker's read of the table, every second: each service's
+# destinations, with their counters decoded (before) or without
+# (Ipvs::destination_settings); PASSES reads in one process.
+passes=${BENCH_PASSES:-20}
+settings=$(ip netns exec "$ns" target/release/examples/ipvsdump --settings | grep -c '^  -> [0-9]')
+[[ $settings == "$theirs" ]] || { echo "destinations: ipvsdump --settings $settings, ipvsadm $theirs" >&2; exit 1; }
+ip netns exec "$ns" hyperfine --shell=none --warmup 1 --runs "$runs" \
+	--export-markdown "$out/bench-dump-settings.md" \
+	--command-name "$passes reads, counters decoded" "target/release/examples/ipvsdump --passes $passes" \
+	--command-name "$passes reads, settings only" "target/release/examples/ipvsdump --passes $passes --settings"
+cat "$out/bench-dump-settings.md"
