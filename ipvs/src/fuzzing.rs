@@ -32,6 +32,7 @@ pub fn netlink_datagram(bytes: &[u8]) {
                 if kind == IPVS_CMD_ATTR_DEST {
                     let _ = Destination::decode(value, AddressFamily::Inet);
                     let _ = Destination::decode(value, AddressFamily::Inet6);
+                    let _ = Destination::decode_settings(value, AddressFamily::Inet);
                 }
             }
         }

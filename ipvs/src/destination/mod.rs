@@ -364,9 +364,9 @@ impl Destination {
     }
 
     /// What identifies the destination in the value of an
-    /// `IPVS_CMD_ATTR_DEST` attribute, and its settings, its counters
-    /// left undecoded: all a weight writer compares, at a fraction of
-    /// the cost in a large table read every second.
+    /// `IPVS_CMD_ATTR_DEST` attribute, and its settings: all a weight
+    /// writer compares, read every second in a large table; its counters
+    /// are skipped, not decoded.
     pub(crate) fn decode_settings(
         buf: &[u8],
         service_family: AddressFamily,
