@@ -68,6 +68,17 @@ cgroup_usec() { # NAME
 vm_busy_usec() {
 	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { busy = ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz } $1 == "ctxt" { print busy, $2 }' /proc/stat
 }
+# The real servers' nginx, master and workers: user + system CPU in
+# microseconds so far (/proc/PID/stat, USER_HZ ticks).
+nginx_usec() {
+	local pid ticks=0 stat
+	for pid in $(pgrep -x nginx); do
+		read -ra stat <"/proc/$pid/stat" 2>/dev/null || continue
+		# Fields 14 and 15: utime, stime (no space in the name "nginx").
+		ticks=$((ticks + stat[13] + stat[14]))
+	done
+	echo $((ticks * 1000000 / $(getconf CLK_TCK)))
+}
 # Ends whatever is left in the bench's cgroups (cgroup.kill), and removes them.
 cgroups_remove() {
 	local cg i

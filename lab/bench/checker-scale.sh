@@ -23,7 +23,8 @@
 # the window; on time: probes / (S x window / interval); RSS: the tool's
 # processes at the end; down at end: real servers at weight 0 then;
 # whole VM: the busy CPU of both vCPUs over the window, every process and
-# the kernel's softirqs included, and the context switches, per probe; ipvs-checker's own counts
+# the kernel's softirqs included, the real servers' nginx's CPU, and the
+# context switches, per probe; ipvs-checker's own counts
 # over the window (probes ended, late) and its concurrency limit at the
 # end, from its /metrics. BENCH_SCALE_PARTS (default "rate overload")
 # runs only the one-rate sizes ("rate") or the largest size's overload.
@@ -144,7 +145,7 @@ scale_counts() {
 }
 
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -)
+	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -)
 	scale_label=$s-$every
 	pid=$(scale_start "$name")
 	settle=$((every + 2 > warmup ? every + 2 : warmup))
@@ -153,12 +154,14 @@ scale_measure() { # NAME S INTERVAL [rack]
 	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
 	c0=$(cgroup_usec "$name")
 	read -ra v0 < <(vm_busy_usec)
+	n0=$(nginx_usec)
 	r0=$(lines "$work/http.log")
 	t0=$EPOCHREALTIME
 	sleep "$win"
 	r1=$(lines "$work/http.log")
 	c1=$(cgroup_usec "$name")
 	read -ra v1 < <(vm_busy_usec)
+	n1=$(nginx_usec)
 	t1=$EPOCHREALTIME
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
@@ -168,7 +171,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	down=$((s - $(scale_weighted)))
 	[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s")
 	stop_tool "$pid"
-	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" $c0 $c1 <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
@@ -178,8 +181,9 @@ ended0, late0, _, ended1, late1, limit = sys.argv[11:17]
 own = f"{int(ended1) - int(ended0)}, {int(late1) - int(late0)}, {limit}" if ended0 != "-" else "-"
 vm = (float(sys.argv[19]) - float(sys.argv[17])) / 1e6
 switches = int(sys.argv[20]) - int(sys.argv[18])
-vm_per = f"{vm / seen * 1000:.3f}, {switches / seen:.1f}" if seen else "inf"
-u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[21:27])
+nginx = (int(sys.argv[22]) - int(sys.argv[21])) / 1e6
+vm_per = f"{vm / seen * 1000:.3f}, {nginx / seen * 1000:.3f}, {switches / seen:.1f}" if seen else "inf"
+u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[23:29])
 cpu = u1 - u0
 per = f"{cpu / seen * 1000:.3f}" if seen else "inf"
 due = s * window / every
@@ -194,7 +198,7 @@ scale_phase() {
 		echo
 		echo "Scale (HTTP, ${scale_services} services; at ${scale_rate} probes a second, then the largest size every ${scale_interval} s with its first service's real servers refusing; CPU from each tool's cgroup):"
 		echo
-		echo "| tool | real servers | interval [s] | probes seen | on time | CPU [s] (user + system) | CPU s / 1,000 probes | whole VM: busy CPU s / 1,000 probes, context switches / probe | RSS [MB] | checker's count: ended, late, limit | down at end | rack (a tenth) at 0 [s] |"
+		echo "| tool | real servers | interval [s] | probes seen | on time | CPU [s] (user + system) | CPU s / 1,000 probes | whole VM: busy CPU s / 1,000 probes, nginx's CPU s / 1,000, context switches / probe | RSS [MB] | checker's count: ended, late, limit | down at end | rack (a tenth) at 0 [s] |"
 		echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	if [[ " ${scale_parts[*]} " == *" rate "* ]]; then
