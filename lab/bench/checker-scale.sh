@@ -23,8 +23,9 @@
 # the window; on time: probes / (S x window / interval); RSS: the tool's
 # processes at the end; down at end: real servers at weight 0 then;
 # whole VM: the busy CPU of both vCPUs over the window, every process and
-# the kernel's softirqs included, the real servers' nginx's CPU, and the
-# context switches, per probe; ipvs-checker's own counts
+# the kernel's softirqs included, the real servers' nginx's CPU (both in
+# timer ticks, coarser than the cgroups' figures: not to be subtracted
+# from them), and the context switches, per probe; ipvs-checker's own counts
 # over the window (probes ended, late) and its concurrency limit at the
 # end, from its /metrics. BENCH_SCALE_PARTS (default "rate overload")
 # runs only the one-rate sizes ("rate") or the largest size's overload.
