@@ -184,13 +184,7 @@ impl Ipvs {
     /// The destinations of one service with their statistics, like the
     /// real-server lines of `ipvsadm -Ln --stats -t VIP:PORT`.
     pub fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<Destination>> {
-        let destinations = destinations_of(&mut self.transport, key)?;
-        // The kernel answers an empty dump, not an error, for a service that
-        // does not exist; tell the two apart only when it matters.
-        if destinations.is_empty() {
-            self.service(key)?;
-        }
-        Ok(destinations)
+        self.destinations_of_service(key, Destination::decode)
     }
 
     /// [`Ipvs::destinations`] without their counters and connection
@@ -201,11 +195,26 @@ impl Ipvs {
         &mut self,
         key: &ServiceKey,
     ) -> Result<Vec<(DestinationKey, DestinationConfig)>> {
-        let settings = dump_destinations(&mut self.transport, key, Destination::decode_settings)?;
-        if settings.is_empty() {
+        self.destinations_of_service(key, Destination::decode_settings)
+    }
+
+    /// The destinations of the service `key`, each decoded by `decode`;
+    /// `ServiceNotFound` if there is no such service.
+    fn destinations_of_service<T>(
+        &mut self,
+        key: &ServiceKey,
+        decode: fn(
+            &[u8],
+            AddressFamily,
+        ) -> std::result::Result<T, netlink_packet_core::DecodeError>,
+    ) -> Result<Vec<T>> {
+        let destinations = dump_destinations(&mut self.transport, key, decode)?;
+        // The kernel answers an empty dump, not an error, for a service that
+        // does not exist; tell the two apart only when it matters.
+        if destinations.is_empty() {
             self.service(key)?;
         }
-        Ok(settings)
+        Ok(destinations)
     }
 
     /// The whole table with statistics, like `ipvsadm -Ln --stats --exact`:
