@@ -1,9 +1,11 @@
 //! The daemon: one probe task per real server on the probe threads (see
 //! [`shards`]: one per core by default, each limiting its probes in flight
 //! ([`admission`]) and measuring its own lateness ([`lag`])), spread over
-//! its interval ([`probes`]); one loop, on a thread of its own, that turns
-//! results into health, health into weights (through the [`Reconciler`]),
-//! reloads the config on SIGHUP and stops on SIGTERM or SIGINT.
+//! its interval ([`probes`]), hurried when its siblings fail or come back
+//! ([`hurries`]); one loop, on a thread of its own, that turns results
+//! ([`reports`]) into health, health into weights (through the
+//! [`Reconciler`]), reloads the config on SIGHUP and stops on SIGTERM or
+//! SIGINT.
 //!
 //! The loop's netlink calls and state-file writes block its own thread
 //! only: the probes go on on theirs, and the web endpoint (on the caller's
@@ -21,10 +23,9 @@
 //! changed out of band is put back within a second (and, in managed mode,
 //! a deleted service or real server is made again), and every 100 ms the
 //! services with a real server in its slow start, so the ramp's steps are
-//! applied on time.
-//!
-//! At start and on each reload it checks `expire_quiescent_template` for
-//! the persistent services (see [`crate::reconcile::quiescent`]).
+//! applied on time. At start and on each reload it checks
+//! `expire_quiescent_template` for the persistent services (see
+//! [`crate::reconcile::quiescent`]).
 //!
 //! It owns the drains ([`crate::drain`]): it applies the admin API's
 //! orders ([`crate::admin`]), takes an out-of-band weight 0 as a drain,
@@ -43,13 +44,13 @@ use ipvs::ServiceKey;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use self::hurries::Recovery;
 use self::ipvs_absence::IpvsAbsence;
 use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
 use self::looping::{next_order, sleep_until, Loop, Signals};
-use self::probes::{CheckerFault, Report};
-use self::recoveries::Recovery;
+use self::reports::{CheckerFault, Report};
 use self::shards::Shards;
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
@@ -92,19 +93,17 @@ const RESYNC: Duration = Duration::from_secs(1);
 const RAMP_TICK: Duration = Duration::from_millis(100);
 
 /// How long after a flip its service is reconciled: flips arriving
-/// meanwhile join it. Probes are spread over their interval, so the flips
-/// of a rack failure arrive one by one over a second; reconciling each at
-/// once would cost a dump of the whole service per flip, this costs at
-/// most one per 20 ms. Small against the detection time's slack
-/// (interval x fall + 100 ms).
+/// meanwhile join it, as those of a failed rack do (over an interval, or
+/// within a hurry's milliseconds), for a dump of the service per 20 ms
+/// at most instead of one per flip. Small against the detection time's
+/// slack (interval x fall + 100 ms).
 const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
 /// How often, at most, the loop takes the probes' results. Each result
-/// sent to a loop waiting for it wakes the loop's thread from a probe
-/// thread's (a write to its eventfd, a context switch): once per probe,
-/// hundreds of times a second. A loop that listens again only this long
-/// after its last batch is woken at most a hundred times a second, and a
-/// flip's reconciliation comes at most this much later.
+/// sent to a waiting loop wakes its thread from a probe thread's (an
+/// eventfd write, a context switch), hundreds of times a second; listening
+/// again only this long after a batch wakes it at most a hundred times a
+/// second, and delays a flip's reconciliation at most this much.
 const REPORTS_EVERY: Duration = Duration::from_millis(10);
 
 /// The most results the loop takes in one turn.
@@ -220,7 +219,7 @@ async fn run_with<T: ManagedTable>(
     )
     .context("cannot start the probe threads")?;
     daemon.start_vip_probes()?;
-    let (tx, mut rx) = mpsc::channel::<Report>(probes::QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Report>(reports::QUEUE);
     let mut looping = Loop::new(options, shards, tx, &daemon.config);
     looping.follow_probes(&daemon.config);
     daemon.state.lock().reset(&daemon.config);
@@ -587,12 +586,13 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 mod admission;
 mod drains;
 mod events;
+mod hurries;
 mod ipvs_absence;
 mod lag;
 mod log;
 mod looping;
 mod probes;
-mod recoveries;
+mod reports;
 mod shards;
 #[cfg(test)]
 mod tests;

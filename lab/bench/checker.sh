@@ -33,9 +33,12 @@
 #     a session (nginx's $ssl_session_reused), how many made a full
 #     handshake, and how many came over a kept connection (not the first
 #     request of theirs, nginx's $connection_requests);
-#   - rack failure (HTTP): nginx stopped -> time until all N weights are 0;
-#     restarted -> time until all are back at 1 (polling ipvsadm -Ln; each
-#     wait gives up after L seconds, default 60, and reports ">L");
+#   - rack failure (HTTP), twice: every address resets connections
+#     (iptables REJECT in bench-rs) -> time from the rule in place until all
+#     N weights are 0, rule deleted -> until all are back at 1; then nginx
+#     stopped -> time from before its stop (nginx's own stop included)
+#     until all are 0, restarted -> until all are back (polling ipvsadm -Ln;
+#     each wait gives up after L seconds, default 60, and reports ">L");
 #   - single failure (ipvs-checker, both ways, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max.
@@ -250,11 +253,18 @@ print(f"| {name} | {kind} | {probes} in {window:.1f} s | {probes / (n * window) 
 PY
 }
 
-rack() { # NAME: HTTP, nginx stopped and started again
-	local name=$1 pid t0 t1 t2 t3
+rack() { # NAME: HTTP, refused by a rule, then nginx stopped and started again
+	local name=$1 pid t0 t1 t2 t3 rule=(INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset)
 	pid=$(start_tool "$name" 80 rack)
 	sleep "$warmup"
 	wait_weighted 80 "$n" >/dev/null
+	local refused=">$rack_limit" back=">$rack_limit"
+	ip netns exec "$R" iptables -I "${rule[@]}"
+	t0=$EPOCHREALTIME
+	t1=$(wait_weighted 80 0 "$rack_limit") && refused=$(elapsed "$t0" "$t1")
+	ip netns exec "$R" iptables -D "${rule[@]}"
+	t2=$EPOCHREALTIME
+	t3=$(wait_weighted 80 "$n" "$rack_limit") && back=$(elapsed "$t2" "$t3")
 	t0=$EPOCHREALTIME
 	nginx_stop
 	local zero=">$rack_limit" restore=">$rack_limit"
@@ -264,7 +274,7 @@ rack() { # NAME: HTTP, nginx stopped and started again
 	local started=$EPOCHREALTIME
 	t3=$(wait_weighted 80 "$n" "$rack_limit") && restore=$(elapsed "$t2" "$t3")
 	stop_tool "$pid"
-	echo "| $name | $zero | $restore |" | tee -a "$work/rack.txt"
+	echo "| $name | $refused | $back | $zero | $restore |" | tee -a "$work/rack.txt"
 	# Part of the restore: nginx's own start (the same work for every tool).
 	echo "$name: nginx took $(elapsed "$t2" "$started") s of the restore to start" >>"$work/rack-nginx.txt"
 }
@@ -380,10 +390,11 @@ fi
 if [[ $phases == *" rack "* ]]; then
 	{
 		echo
-		echo "Rack failure (HTTP; nginx stopped, then started; ipvsadm -Ln polled):"
+		echo "Rack failure (HTTP; ipvsadm -Ln polled): every address refused by a rule (timed from the rule in"
+		echo "place), then deleted; nginx stopped (timed from before its stop), then started:"
 		echo
-		echo "| tool | all $n at 0 [s] | all $n restored [s] |"
-		echo "|:---|---:|---:|"
+		echo "| tool | refused: all $n at 0 [s] | rule deleted: all restored [s] | nginx stopped: all at 0 [s] | nginx started: all restored [s] |"
+		echo "|:---|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	for tool in ipvs-checker ipvs-checker-ka keepalived; do rack "$tool" | tee -a "$report"; done
 	{

@@ -12,9 +12,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{error, info, warn};
 
+use super::hurries::{Hurries, Recovery};
 use super::log::check_quiescent;
-use super::probes::{self, ProbeTasks, Report, Reports};
-use super::recoveries::{Recoveries, Recovery};
+use super::probes::ProbeTasks;
+use super::reports::{self, Report, Reports};
 use super::shards::Shards;
 use super::{Daemon, Options, FLIP_COALESCE};
 use crate::admin::Command;
@@ -27,7 +28,7 @@ use crate::reconcile::ManagedTable;
 pub(super) struct Loop {
     pub(super) options: Options,
     pub(super) reports: Reports,
-    pub(super) recoveries: Recoveries,
+    pub(super) hurries: Hurries,
     pub(super) probes: ProbeTasks,
     pub(super) shards: Shards,
     /// Whether a slow start is in progress: the ramp ticks only then, so
@@ -56,7 +57,7 @@ impl Loop {
         );
         Loop {
             reports,
-            recoveries: Recoveries::new(config),
+            hurries: Hurries::new(config),
             probes,
             shards,
             ramping: false,
@@ -67,7 +68,7 @@ impl Loop {
 
     /// Probes the real servers of `config` (see [`ProbeTasks::follow`]).
     pub(super) fn follow_probes(&mut self, config: &Config) {
-        self.probes.follow(config, &self.shards, &self.recoveries);
+        self.probes.follow(config, &self.shards, &self.hurries);
     }
 
     /// Probe results: recorded, flips marked for the next flush, failing
@@ -81,7 +82,7 @@ impl Loop {
             // A result of a real server since gone from the config, or
             // of a task stopped before a reload, is not taken in.
             if self.probes.current(&report) && daemon.observe(&report) == Some(Recovery) {
-                self.recoveries
+                self.hurries
                     .recovered(&report.service, tokio::time::Instant::now());
             }
         }
@@ -89,7 +90,7 @@ impl Loop {
         if dropped > 0 {
             warn!(
                 dropped,
-                queue = probes::QUEUE,
+                queue = reports::QUEUE,
                 "probe results dropped: the loop was held up (by the kernel or the disk) while the queue filled; the next probes report again"
             );
         }
@@ -147,7 +148,7 @@ impl Loop {
         }
         daemon.reconciler.set_out_of_band(new.out_of_band);
         daemon.reload(new);
-        self.recoveries = Recoveries::new(&daemon.config);
+        self.hurries = Hurries::new(&daemon.config);
         self.follow_probes(&daemon.config);
         self.ramping = daemon.ramping(std::time::Instant::now());
         info!(services = daemon.config.services.len(), mode = %daemon.config.mode, "configuration reloaded");

@@ -1,29 +1,20 @@
 //! The probe tasks: one per real server, on the probe threads (see
 //! [`super::shards`]), spread over its interval, each reporting its
-//! results to the loop.
-//!
-//! A probe that timed out is judged by its socket first (see
-//! [`prober::watch`]): the server's when the server had its whole timeout
-//! and did not answer, however late the thread was. Where the socket
-//! cannot tell (no socket: `exec`, `icmp`), a timeout while its thread was
-//! late (see [`super::lag`]) is the checker's. The checker's timeouts are
-//! reported as such: the loop counts them and leaves the real server's
-//! health as it was.
+//! results to the loop (see [`super::reports`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::{DestinationKey, ServiceKey};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 
-use super::lag::{is_late, Lag};
-use super::recoveries::Recoveries;
+use super::hurries::{Hurries, ServiceHurry};
+use super::reports::{Report, Reports};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
-use crate::prober::{self, set::ProberSet};
+use crate::prober::set::ProberSet;
 
 /// The most groups a check interval's probes are spread over (see
 /// [`spawn`]): 50 ms apart at an interval of 1 s.
@@ -39,125 +30,6 @@ const GROUP: usize = 25;
 /// [`GROUP`] probes, at least 1, at most [`SLOTS`].
 pub(super) fn groups(n: usize) -> usize {
     (n / GROUP).clamp(1, SLOTS)
-}
-
-/// Probe results queued for the loop, at most: half a minute of 500
-/// probes a second. A loop held up longer than that by the kernel or the
-/// disk loses the oldest news of no real server: each probe's next
-/// result is queued again once there is room.
-pub(super) const QUEUE: usize = 16_384;
-
-/// Where the probe tasks send their results, and count those the full
-/// queue had no room for.
-#[derive(Debug, Clone)]
-pub(super) struct Reports {
-    pub tx: mpsc::Sender<Report>,
-    pub dropped: Arc<AtomicU64>,
-}
-
-impl Reports {
-    /// Queues `report` without waiting; whether the loop is still there.
-    fn send(&self, report: Report) -> bool {
-        match self.tx.try_send(report) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
-
-/// One probe result.
-#[derive(Debug)]
-pub(super) struct Report {
-    /// The probe task that made it (see [`ProbeTasks::current`]).
-    pub task: u64,
-    pub service: ServiceKey,
-    pub destination: DestinationKey,
-    pub result: Result<prober::Success, prober::ProbeError>,
-    pub phases: prober::Phases,
-    /// Each check's failure reason (`None`: passed), in config order.
-    pub each: Vec<Option<&'static str>>,
-    /// Why the failure is the checker's own, not the server's, if it is.
-    pub checker_fault: Option<CheckerFault>,
-}
-
-/// A probe failure of the checker's own making: neither a pass nor a
-/// failure of the real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CheckerFault {
-    /// It timed out while its thread was this far behind.
-    Late(Duration),
-    /// Its socket could not be made for want of the checker's own
-    /// resources: this errno (EMFILE, ENFILE, ENOBUFS, ENOMEM). A server
-    /// cannot cause these; a server that refuses or is unreachable gets
-    /// other errors.
-    Exhausted(i32),
-}
-
-/// The errnos of a connect that say the checker, not the server, ran out
-/// of something.
-const EXHAUSTED: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
-
-/// The most the probe's thread was behind over the probe's `windows`.
-fn worst_lag(lag: &Lag, windows: &[(tokio::time::Instant, tokio::time::Instant)]) -> Duration {
-    windows
-        .iter()
-        .map(|(since, until)| lag.worst(*since, *until))
-        .fold(Duration::ZERO, Duration::max)
-}
-
-impl Report {
-    /// The report of `outcome`, a probe that ran over `windows` (its
-    /// connection made ahead, then the rest of it): a timeout is the
-    /// checker's when its socket says so, or, where the socket cannot
-    /// tell, when its thread was late meanwhile.
-    pub(super) fn new(
-        task: u64,
-        service: ServiceKey,
-        destination: DestinationKey,
-        set: prober::set::SetOutcome,
-        lag: &Lag,
-        windows: &[(tokio::time::Instant, tokio::time::Instant)],
-        timeout: Duration,
-    ) -> Self {
-        let prober::set::SetOutcome { outcome, each } = set;
-        let worst = || worst_lag(lag, windows);
-        let checker_fault = match outcome.result.as_ref().map_err(|e| e.cause()) {
-            Err(prober::ProbeError::Timeout(_)) => match outcome.timed_out_on {
-                Some(prober::Side::Server) => None,
-                Some(prober::Side::Checker) => Some(CheckerFault::Late(worst())),
-                None => {
-                    let worst = worst();
-                    is_late(worst, timeout).then_some(CheckerFault::Late(worst))
-                }
-            },
-            Err(prober::ProbeError::Connect(e)) => e
-                .raw_os_error()
-                .filter(|errno| EXHAUSTED.contains(errno))
-                .map(CheckerFault::Exhausted),
-            _ => None,
-        };
-        Report {
-            task,
-            service,
-            destination,
-            result: outcome.result,
-            phases: outcome.phases,
-            each,
-            checker_fault,
-        }
-    }
-
-    /// Whether the server refused the connection or was unreachable.
-    fn refused(&self) -> bool {
-        matches!(
-            self.result.as_ref().map_err(|e| e.cause()),
-            Err(prober::ProbeError::Connect(_))
-        ) && self.checker_fault.is_none()
-    }
 }
 
 /// The probe tasks, one per real server of the config, on the probe
@@ -208,12 +80,15 @@ struct Running {
     task: AbortHandle,
 }
 
-/// A probe task's real server as configured, and the signal of its
-/// service's recoveries: both given again on a reload.
+/// A probe task's real server as configured, and its service's hurries
+/// (see [`super::hurries`]): both given again on a reload.
 #[derive(Debug, Clone)]
 struct Settings {
     rs: RealServer,
-    recovered: Arc<Notify>,
+    hurry: Arc<ServiceHurry>,
+    /// The count of its service's failure hurries (see
+    /// [`ServiceHurry::refusing`]).
+    refusing: watch::Receiver<u64>,
 }
 
 impl ProbeTasks {
@@ -236,7 +111,7 @@ impl ProbeTasks {
     /// Probes the real servers of `config`: the tasks of those that stay
     /// get their new settings, those gone are stopped, the new ones start
     /// spread over their interval.
-    pub fn follow(&mut self, config: &Config, shards: &Shards, recoveries: &Recoveries) {
+    pub fn follow(&mut self, config: &Config, shards: &Shards, hurries: &Hurries) {
         let all: Vec<(ServiceKey, &RealServer)> = config
             .services
             .iter()
@@ -248,9 +123,11 @@ impl ProbeTasks {
         let base = tokio::time::Instant::now();
         for (i, (service, rs)) in all.into_iter().enumerate() {
             let key = (service, rs.key);
+            let hurry = hurries.of(&service);
             let settings = Settings {
                 rs: rs.clone(),
-                recovered: recoveries.signal(&service),
+                refusing: hurry.refusing(),
+                hurry,
             };
             if let Some(running) = gone.remove(&key) {
                 // Ignored if the task ended: it ends only when the loop
@@ -334,6 +211,17 @@ enum Turns {
     Every,
 }
 
+/// What asking a real server whether it refuses found.
+enum Asked<T> {
+    /// It refused (or was unreachable): a failed probe, to report.
+    Refuses(Box<Report>),
+    /// It connected, did not answer in time, or its checks cannot be
+    /// asked: nothing to report, its probes keep to their ticks.
+    NoRefusal,
+    /// What it was raced with came first (its tick, its slot).
+    First(T),
+}
+
 /// How a probe task waits for its next probe.
 fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval {
     let mut ticks = tokio::time::interval_at(first, every);
@@ -387,7 +275,8 @@ impl ProbeTask {
     async fn run(self, place: Place, mut settings: watch::Receiver<Settings>) {
         let Settings {
             mut rs,
-            mut recovered,
+            mut hurry,
+            mut refusing,
         } = settings.borrow_and_update().clone();
         let mut prober = ProberSet::new(&rs.checks, rs.source, &self.service);
         let mut ticks = ticks(place.first(rs.timing.interval), rs.timing.interval);
@@ -397,13 +286,33 @@ impl ProbeTask {
         // then another real server's recovery is a reason to probe again
         // at once. Only those: such a probe costs little and ends at once,
         // where a timeout may be the checker's own overload, which probing
-        // again would feed.
+        // again would feed. Those that could are asked at once whether
+        // they refuse too when their siblings begin to fail.
         let mut refused = false;
-        loop {
+        // Whether the last probe failed on the server's word (see
+        // [`Report::failed_by_server`]): a server beginning to is counted
+        // towards its siblings' hurry.
+        let mut failing = false;
+        'probes: loop {
             let probe_now = std::mem::take(&mut again)
                 || tokio::select! {
                     _ = ticks.tick() => true,
-                    _ = recovered.notified(), if refused => true,
+                    _ = hurry.recovered.notified(), if refused => true,
+                    Ok(()) = refusing.changed(), if !refused => {
+                        let tick = std::pin::pin!(ticks.tick());
+                        match self.ask_refuses(&mut prober, &rs, tick).await {
+                            Asked::Refuses(report) => {
+                                (refused, failing) = (report.refused(), report.failed_by_server());
+                                if !self.shared.reports.send(*report) {
+                                    return;
+                                }
+                                continue;
+                            }
+                            Asked::NoRefusal => continue,
+                            // Its probe is due anyway.
+                            Asked::First(_) => true,
+                        }
+                    }
                     changed = settings.changed() => {
                         if changed.is_err() {
                             return;
@@ -418,11 +327,36 @@ impl ProbeTask {
                 // made: while the checker is short of CPU every real
                 // server waits its turn at once, each holding a slot's
                 // wait of a few words instead of a probe's future.
+                // Siblings beginning to fail while it waits (an overload's
+                // queue can be seconds long) ask it at once, without a
+                // slot: a refusal is reported instead of the probe, which
+                // could say no more.
                 let slot = match turns {
-                    Turns::Slot => match self.admission.slot().await {
-                        Some(slot) => Some(slot),
-                        None => return,
-                    },
+                    Turns::Slot => {
+                        let mut waiting = std::pin::pin!(self.admission.slot());
+                        let slot = loop {
+                            tokio::select! {
+                                slot = &mut waiting => break slot,
+                                Ok(()) = refusing.changed(), if !refused => {
+                                    match self.ask_refuses(&mut prober, &rs, waiting.as_mut()).await {
+                                        Asked::Refuses(report) => {
+                                            (refused, failing) = (report.refused(), report.failed_by_server());
+                                            if !self.shared.reports.send(*report) {
+                                                return;
+                                            }
+                                            continue 'probes;
+                                        }
+                                        Asked::NoRefusal => {}
+                                        Asked::First(slot) => break slot,
+                                    }
+                                }
+                            }
+                        };
+                        match slot {
+                            Some(slot) => Some(slot),
+                            None => return,
+                        }
+                    }
                     Turns::Every => None,
                 };
                 // New settings that change only the timing come into force
@@ -458,6 +392,13 @@ impl ProbeTask {
                         return;
                     };
                     refused = report.refused();
+                    let was = std::mem::replace(&mut failing, report.failed_by_server());
+                    if failing && !was && hurry.began_failing(now) {
+                        tracing::info!(service = %self.service, "real servers began to fail: the others are asked at once whether they refuse connections");
+                    }
+                    // A hurry sent while it probed is answered by this
+                    // probe.
+                    refusing.borrow_and_update();
                     tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
                     // Never waits: a loop held up by the kernel or the
                     // disk does not hold up the probes.
@@ -476,9 +417,43 @@ impl ProbeTask {
             if !new.rs.probes_as(&rs) {
                 prober = ProberSet::new(&new.rs.checks, new.rs.source, &self.service);
             }
-            Settings { rs, recovered } = new;
+            Settings {
+                rs,
+                hurry,
+                refusing,
+            } = new;
             let next = place.next(rs.timing.interval, tokio::time::Instant::now());
             ticks = self::ticks(next, rs.timing.interval);
+        }
+    }
+
+    /// Asks whether its real server refuses connections now, as some of
+    /// its siblings began to fail (see [`super::hurries`]), unless `first`
+    /// (its tick, or its slot) ends first.
+    async fn ask_refuses<T>(
+        &self,
+        prober: &mut ProberSet,
+        rs: &RealServer,
+        first: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+    ) -> Asked<T> {
+        let began = tokio::time::Instant::now();
+        tokio::select! {
+            outcome = prober.refuses(rs.timing.timeout) => match outcome {
+                Some(outcome) => {
+                    let ended = tokio::time::Instant::now();
+                    Asked::Refuses(Box::new(Report::new(
+                        self.id,
+                        self.service,
+                        rs.key,
+                        outcome,
+                        &self.lag,
+                        &[(began, ended)],
+                        rs.timing.timeout,
+                    )))
+                }
+                None => Asked::NoRefusal,
+            },
+            t = first => Asked::First(t),
         }
     }
 

@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 
 use ipvs::{DestinationKey, ForwardMethod};
 
-use super::probes::{groups, Reports};
-use super::recoveries::{Recoveries, HURRY};
+use super::hurries::{Hurries, FAILURES, HURRY};
+use super::probes::groups;
+use super::reports::Reports;
 use super::*;
 use crate::config;
 use crate::prober::{Phases, ProbeError, Success};
@@ -349,10 +350,10 @@ async fn a_recovery_wakes_the_failing_probes_at_most_once_per_interval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config_with("", "interval: 1s, ", dir.path());
     let key = config.services[0].key;
-    let mut recoveries = Recoveries::new(&config);
-    let signal = recoveries.signal(&key);
-    let woken = |at: tokio::time::Instant, recoveries: &mut Recoveries| {
-        let notified = signal.notified();
+    let mut recoveries = Hurries::new(&config);
+    let signal = recoveries.of(&key);
+    let woken = |at: tokio::time::Instant, recoveries: &mut Hurries| {
+        let notified = signal.recovered.notified();
         tokio::pin!(notified);
         // Registered as a waiter, as a failing probe task is.
         notified.as_mut().enable();
@@ -365,7 +366,7 @@ async fn a_recovery_wakes_the_failing_probes_at_most_once_per_interval() {
     assert!(woken(t0 + Duration::from_secs(1), &mut recoveries));
     // Another service's recovery does not wake these.
     let other = config.services[1].key;
-    let notified = signal.notified();
+    let notified = signal.recovered.notified();
     tokio::pin!(notified);
     notified.as_mut().enable();
     recoveries.recovered(&other, t0 + Duration::from_secs(5));
@@ -387,13 +388,242 @@ fn a_service_of_more_than_hurry_real_servers_is_not_hurried() {
     }
     let config = config::parse(&text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
     let key = config.services[0].key;
-    let mut recoveries = Recoveries::new(&config);
-    let signal = recoveries.signal(&key);
-    let notified = signal.notified();
+    let mut recoveries = Hurries::new(&config);
+    let signal = recoveries.of(&key);
+    let notified = signal.recovered.notified();
     tokio::pin!(notified);
     notified.as_mut().enable();
     recoveries.recovered(&key, tokio::time::Instant::now());
     assert!(!ready(notified));
+}
+
+#[tokio::test]
+async fn real_servers_beginning_to_fail_hurry_the_others_at_most_once_per_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_with("", "interval: 1s, ", dir.path());
+    let hurries = Hurries::new(&config);
+    let hurry = hurries.of(&config.services[0].key);
+    let mut refusing = hurry.refusing();
+    let t0 = tokio::time::Instant::now();
+    let ms = Duration::from_millis;
+    // One alone (a server restarted) hurries none; the next within the
+    // interval does.
+    for i in 1..FAILURES {
+        assert!(!hurry.began_failing(t0 + ms(i as u64)));
+    }
+    assert!(!refusing.has_changed().expect("open"));
+    assert!(hurry.began_failing(t0 + ms(100)));
+    assert!(refusing.has_changed().expect("open"));
+    refusing.borrow_and_update();
+    // More within the interval of the hurry: none again.
+    for i in 0..FAILURES {
+        assert!(!hurry.began_failing(t0 + ms(200 + i as u64)));
+    }
+    assert!(!refusing.has_changed().expect("open"));
+    // Counted within an interval: two a second and more apart hurry none.
+    assert!(!hurry.began_failing(t0 + ms(1_200)));
+    assert!(!hurry.began_failing(t0 + ms(2_300)));
+    assert!(hurry.began_failing(t0 + ms(2_400)));
+    // Another service's count is its own.
+    let other = hurries.of(&config.services[1].key);
+    assert!(!other.began_failing(t0 + ms(2_500)));
+    assert!(refusing.has_changed().expect("open"));
+}
+
+/// A service of `n` real servers on loopback, checked with `defaults`:
+/// those that `refuse(i)` say have a socket bound to their port that
+/// does not listen (it keeps the port from the listeners of tests running
+/// beside, and refuses), the others accept and count their connections in
+/// the returned counter, holding them open (`hold`) or closing them at
+/// once. The config, the refusing addresses, the counter of connections
+/// accepted, and the refusing sockets, to keep while the test runs.
+async fn loopback_service(
+    defaults: &str,
+    n: usize,
+    refuse: impl Fn(usize) -> bool,
+    hold: bool,
+    dir: &Path,
+) -> (
+    Config,
+    std::collections::HashSet<std::net::SocketAddr>,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Vec<tokio::net::TcpSocket>,
+) {
+    let mut text = format!(
+        "defaults: {{{defaults}}}\nservices:\n  - address: 198.18.0.10:80\n    real_servers:\n"
+    );
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut refusing = std::collections::HashSet::new();
+    let mut reserved = Vec::new();
+    for i in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let addr = socket.local_addr().expect("address");
+        writeln!(text, "      - {{address: '{addr}'}}").expect("write");
+        if refuse(i) {
+            refusing.insert(addr);
+            reserved.push(socket);
+            continue;
+        }
+        let listener = socket.listen(1024).expect("listen");
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                if hold {
+                    held.push(stream);
+                }
+            }
+        });
+    }
+    let config = config::parse(&text, &dir.join("checker.yaml"), dir).expect("valid");
+    (config, refusing, accepted, reserved)
+}
+
+/// The probe tasks of `config` on one probe thread of `slots` slots, and
+/// where they report.
+fn probe_tasks(
+    config: &Config,
+    slots: usize,
+) -> (
+    probes::ProbeTasks,
+    Hurries,
+    mpsc::Receiver<reports::Report>,
+    Shards,
+) {
+    let state = Shared::new(config);
+    let shards = Shards::start(1, slots, &state).expect("probe thread");
+    let (tx, rx) = mpsc::channel(256);
+    let reports = Reports {
+        tx,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    let turns = Arc::new(Semaphore::new(1));
+    let mut tasks = probes::ProbeTasks::new(&reports, &turns, &turns);
+    let hurries = Hurries::new(config);
+    tasks.follow(config, &shards, &hurries);
+    (tasks, hurries, rx, shards)
+}
+
+/// Reports from `rx` until every one of `refusing` failed with a refused
+/// connection, each once, before `guard`.
+async fn refusals_of(
+    rx: &mut mpsc::Receiver<reports::Report>,
+    refusing: &std::collections::HashSet<std::net::SocketAddr>,
+    guard: tokio::time::Instant,
+) {
+    let mut failed = std::collections::HashSet::new();
+    while failed.len() < refusing.len() {
+        let report = tokio::time::timeout_at(guard, rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {} refusing real servers reported in time",
+                    failed.len(),
+                    refusing.len()
+                )
+            })
+            .expect("a report");
+        let addr = report.destination.addr;
+        let e = report.result.expect_err("only refusals are reported");
+        assert_eq!(e.reason(), "connect", "{addr}: {e}");
+        assert_eq!(report.checker_fault, None);
+        assert!(refusing.contains(&addr), "{addr} accepts connections");
+        assert!(failed.insert(addr), "{addr} reported twice");
+    }
+}
+
+/// Waits until `accepted` is `want`, before `guard`.
+async fn connections(
+    accepted: &std::sync::atomic::AtomicUsize,
+    want: usize,
+    guard: tokio::time::Instant,
+) {
+    while accepted.load(Ordering::SeqCst) < want {
+        assert!(
+            tokio::time::Instant::now() < guard,
+            "{} of {want} connections",
+            accepted.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A service of 100 real servers on loopback, probed in 4 groups over a
+/// minute: half of them refuse, the whole first group among them. Its
+/// refusals make every other real server ask at once: the 25 of the later
+/// groups that refuse are reported failed long before their ticks, the 50
+/// that accept connections report nothing (their connections made and
+/// reset, their probes at their ticks).
+#[tokio::test]
+async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_their_ticks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refuse = |i: usize| i < 25 || (i % 2 == 1 && i < 75);
+    let (config, refusing, accepted, _reserved) = loopback_service(
+        "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
+        100,
+        refuse,
+        false,
+        dir.path(),
+    )
+    .await;
+    assert_eq!(refusing.len(), 50);
+    let (mut tasks, _hurries, mut rx, _shards) = probe_tasks(&config, 100);
+    // A guard against a hang, not a measure: the second group's tick is
+    // 15 s after the first's, and this takes milliseconds.
+    let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+    refusals_of(&mut rx, &refusing, guard).await;
+    // Each healthy one was asked once, and reported nothing.
+    connections(&accepted, 50, guard).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 50);
+    assert!(rx.try_recv().is_err(), "a healthy sibling reported");
+    tasks.stop();
+}
+
+/// An overload's queue: one slot, held for its whole timeout by a
+/// server that accepts and never answers; every other probe waits for it.
+/// Siblings beginning to fail then ask the waiting ones at once: those
+/// that refuse are reported without waiting for the slot, those that
+/// accept are not (and still wait).
+#[tokio::test]
+async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first (which takes the slot) and the odd ones accept and say
+    // nothing; the others refuse.
+    let (config, refusing, accepted, _reserved) = loopback_service(
+        "interval: 60s, timeout: 20s, rise: 1, fall: 1, check: {type: http}",
+        20,
+        |i| i > 0 && i % 2 == 0,
+        true,
+        dir.path(),
+    )
+    .await;
+    let (mut tasks, hurries, mut rx, _shards) = probe_tasks(&config, 1);
+    // Within the slot holder's timeout (20 s), which a probe that waited
+    // for the slot could not be.
+    let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+    connections(&accepted, 1, guard).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "a probe ended while the slot is held"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // As probes of two of them would report.
+    let hurry = hurries.of(&config.services[0].key);
+    let now = tokio::time::Instant::now();
+    for _ in 0..FAILURES {
+        hurry.began_failing(now);
+    }
+    refusals_of(&mut rx, &refusing, guard).await;
+    // The 9 silent ones still waiting were asked: connected, not reported.
+    connections(&accepted, 10, guard).await;
+    assert!(rx.try_recv().is_err(), "a silent real server reported");
+    tasks.stop();
 }
 
 /// A daemon's options for a test in `dir`: one probe thread, no sysctl,
@@ -606,7 +836,7 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
     // No turn ever comes: every full handshake is taken.
     let no_turn = Arc::new(Semaphore::new(0));
     let mut tasks = probes::ProbeTasks::new(&reports, &no_turn, &Arc::new(Semaphore::new(1)));
-    tasks.follow(&config, &shards, &Recoveries::new(&config));
+    tasks.follow(&config, &shards, &Hurries::new(&config));
     // A guard against a hang, not a measure.
     let report = tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
@@ -632,7 +862,7 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
     let lag = super::lag::Lag::new();
     let now = tokio::time::Instant::now();
     let report = |result| {
-        probes::Report::new(
+        reports::Report::new(
             0,
             service.key,
             destination,
@@ -683,7 +913,7 @@ fn the_sockets_word_on_a_timeout_comes_before_the_heartbeat() {
     let timeout = Duration::from_secs(1);
     let report = |lag: &super::lag::Lag, since, timed_out_on| {
         let now = tokio::time::Instant::now();
-        probes::Report::new(
+        reports::Report::new(
             0,
             service.key,
             destination,

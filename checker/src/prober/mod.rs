@@ -439,6 +439,31 @@ impl Prober {
         }
     }
 
+    /// Whether the target refuses a connection now, asked out of turn
+    /// when its siblings began to refuse (see `daemon::hurries`): `Some`
+    /// when the connection was refused or the target unreachable, a
+    /// failed probe of this check as its own connect would have been;
+    /// `None` when it connected (closed at once, with a reset), did not
+    /// answer within `timeout` (its own probe will judge that), or the
+    /// check opens no TCP connection of its own.
+    pub async fn refuses(&mut self, timeout: Duration) -> Option<Outcome> {
+        if !matches!(
+            self.check.kind,
+            CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Https(_) | CheckKind::Conversation(_)
+        ) {
+            return None;
+        }
+        let mut phases = Phases::new();
+        let connect = tcp::connect(&self.target, &self.watch, &mut phases);
+        match self.watch.within(connect, timeout, timeout).await {
+            Ok(Err(e)) => {
+                phases.end();
+                Some(Outcome::ended(Err(e), phases))
+            }
+            Ok(Ok(_)) | Err(_) => None,
+        }
+    }
+
     /// This prober with the virtual service its real server belongs to,
     /// which an `exec` check's program is told.
     pub fn of_service(mut self, service: &exec::Virtual) -> Self {

@@ -67,12 +67,24 @@ impl ProberSet {
     /// before it connects), as one check's early failure would say nothing
     /// of the others'.
     pub async fn connect_ahead(&mut self, timeout: Duration) -> Option<SetOutcome> {
-        let [one] = self.probers.as_mut_slice() else {
-            return None;
-        };
-        let outcome = one.connect_ahead(timeout).await?;
-        let each = vec![outcome.result.as_ref().err().map(ProbeError::reason)];
-        Some(SetOutcome { outcome, each })
+        let outcome = self.only()?.connect_ahead(timeout).await?;
+        Some(SetOutcome::of_one(outcome))
+    }
+
+    /// [`Prober::refuses`] of a single check: `Some` when its target
+    /// refused the connection. With several checks nothing is asked, as
+    /// for [`ProberSet::connect_ahead`].
+    pub async fn refuses(&mut self, timeout: Duration) -> Option<SetOutcome> {
+        let outcome = self.only()?.refuses(timeout).await?;
+        Some(SetOutcome::of_one(outcome))
+    }
+
+    /// The prober of its only check, if it has one check only.
+    fn only(&mut self) -> Option<&mut Prober> {
+        match self.probers.as_mut_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
     }
 
     /// Whether a probe runs a program (an `exec` check among them).
@@ -84,14 +96,20 @@ impl ProberSet {
     /// whole probe takes at most `timeout`, as a single check does.
     pub async fn probe(&mut self, timeout: Duration) -> SetOutcome {
         let now = Instant::now();
-        if let [one] = self.probers.as_mut_slice() {
+        if let Some(one) = self.only() {
             // The usual case, without the join's allocations.
-            let outcome = one.probe_at(timeout, now).await;
-            let each = vec![outcome.result.as_ref().err().map(ProbeError::reason)];
-            return SetOutcome { outcome, each };
+            return SetOutcome::of_one(one.probe_at(timeout, now).await);
         }
         let outcomes = join_all(self.probers.iter_mut().map(|p| p.probe_at(timeout, now))).await;
         combine(outcomes, self.probers.iter().map(Prober::check))
+    }
+}
+
+impl SetOutcome {
+    /// The outcome of a single check's.
+    fn of_one(outcome: Outcome) -> Self {
+        let each = vec![outcome.result.as_ref().err().map(ProbeError::reason)];
+        SetOutcome { outcome, each }
     }
 }
 

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{self, Config};
-use crate::daemon::probes::{ProbeTasks, Report, Reports};
-use crate::daemon::recoveries::Recoveries;
+use crate::daemon::hurries::Hurries;
+use crate::daemon::probes::ProbeTasks;
+use crate::daemon::reports::{Report, Reports};
 use crate::daemon::shards::Shards;
 use crate::state::Shared;
 
@@ -49,7 +50,7 @@ impl Probing {
         };
         let turns = Arc::new(Semaphore::new(4));
         let mut tasks = ProbeTasks::new(&reports_to, &turns, &turns);
-        tasks.follow(config, &shards, &Recoveries::new(config));
+        tasks.follow(config, &shards, &Hurries::new(config));
         Probing {
             tasks,
             shards,
@@ -59,7 +60,7 @@ impl Probing {
 
     fn follow(&mut self, config: &Config) {
         self.tasks
-            .follow(config, &self.shards, &Recoveries::new(config));
+            .follow(config, &self.shards, &Hurries::new(config));
     }
 
     /// The next report, within `within` (`None`: none came).
