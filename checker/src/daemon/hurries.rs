@@ -32,11 +32,11 @@ pub(super) struct Recovery;
 ///   with a reset as soon as it is made, not a probe. A refusal is
 ///   reported as the failed probe it is; a connection made, or no answer,
 ///   reports nothing, and the real server keeps to its ticks. A refusal
-///   is the server's answer, never the checker's lateness, and a
-///   connection costs no server's application anything: a healthy real
-///   server pays a handshake, at most once per interval. Nothing waits
-///   for a slot: the connections are cheap and end at once, and waiting
-///   behind an overload's queue would give the hurry up.
+///   is the server's answer, never the checker's lateness, and a healthy
+///   real server pays a handshake (no request), at most once per
+///   interval. Nothing waits for a slot, not even a probe queued for one
+///   (it is asked while it waits): the connections are cheap and end at
+///   once, and behind an overload's queue the rack is found seconds later.
 /// - **Recoveries.** When one of a service's real servers is back up, the
 ///   probes of those whose last probe could not connect run at once (full
 ///   probes: they decide that the server is back), at most once per
