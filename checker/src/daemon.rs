@@ -49,7 +49,8 @@ use self::ipvs_absence::IpvsAbsence;
 use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
-use self::looping::{next_order, sleep_until, Loop, Signals};
+use self::looping::{next_order, Loop, Signals};
+use self::probes::sleep_until;
 use self::reports::{CheckerFault, Report};
 use self::shards::Shards;
 use self::watchdog::Watchdog;
@@ -109,8 +110,7 @@ const REPORTS_EVERY: Duration = Duration::from_millis(10);
 /// The most results the loop takes in one turn.
 const REPORTS: usize = 1024;
 
-/// How long the checker waits, when it stops, for the hooks still queued
-/// or running (a `checker_stopping` hook among them).
+/// How long a stopping checker waits for the hooks queued or running.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Admin API orders waiting for the loop, at most.

@@ -162,15 +162,6 @@ impl Loop {
     }
 }
 
-/// Sleeps until `at`; never returns for `None` (the branch is disabled
-/// then anyway).
-pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The next admin order; never, once there are none to come.
 pub(super) async fn next_order(orders: &mut Option<mpsc::Receiver<Command>>) -> Command {
     if let Some(rx) = orders {

@@ -20,6 +20,14 @@ use crate::prober::set::ProberSet;
 /// [`spawn`]): 50 ms apart at an interval of 1 s.
 const SLOTS: usize = 20;
 
+/// A real server found accepting when its siblings began to fail is asked
+/// again this much later (a quarter of its interval if that is shorter):
+/// a rack failing over a few hundred milliseconds (a server's processes
+/// stopping one by one still accept meanwhile) is then found without
+/// waiting for its ticks, for at most two handshakes a hurry
+/// (lab/bench/README.md, run H1).
+const ASK_AGAIN: Duration = Duration::from_millis(500);
+
 /// The fewest probes a group has, where there are enough: each group
 /// costs the thread wake-ups of its own (its timers, the answers coming
 /// back), which on a virtual machine cost more than a probe's parsing
@@ -211,6 +219,17 @@ enum Turns {
     Every,
 }
 
+/// What woke a probe task.
+enum Wake {
+    /// Its tick, a sibling's recovery, or a probe cut by new settings.
+    Probe,
+    /// Siblings began to fail: ask whether it refuses, and, if it accepts
+    /// and `then_again`, once more a little later (see [`ASK_AGAIN`]).
+    Ask { then_again: bool },
+    /// New settings.
+    Settings,
+}
+
 /// What asking a real server whether it refuses found.
 enum Asked<T> {
     /// It refused (or was unreachable): a failed probe, to report.
@@ -220,6 +239,15 @@ enum Asked<T> {
     NoRefusal,
     /// What it was raced with came first (its tick, its slot).
     First(T),
+}
+
+/// Sleeps until `at`; never returns for `None` (the branch is disabled
+/// then anyway). For the loop's branches as for the probe tasks'.
+pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How a probe task waits for its next probe.
@@ -293,34 +321,56 @@ impl ProbeTask {
         // [`Report::failed_by_server`]): a server beginning to is counted
         // towards its siblings' hurry.
         let mut failing = false;
+        // When it asks once more (see [`ASK_AGAIN`]).
+        let mut ask_again = None;
         'probes: loop {
-            let probe_now = std::mem::take(&mut again)
-                || tokio::select! {
-                    _ = ticks.tick() => true,
-                    _ = hurry.recovered.notified(), if refused => true,
-                    Ok(()) = refusing.changed(), if !refused => {
-                        let tick = std::pin::pin!(ticks.tick());
-                        match self.ask_refuses(&mut prober, &rs, tick).await {
-                            Asked::Refuses(report) => {
-                                (refused, failing) = (report.refused(), report.failed_by_server());
-                                if !self.shared.reports.send(*report) {
-                                    return;
-                                }
-                                continue;
-                            }
-                            Asked::NoRefusal => continue,
-                            // Its probe is due anyway.
-                            Asked::First(_) => true,
-                        }
+            let wake = if std::mem::take(&mut again) {
+                Wake::Probe
+            } else {
+                tokio::select! {
+                    _ = ticks.tick() => Wake::Probe,
+                    _ = hurry.recovered.notified(), if refused => Wake::Probe,
+                    Ok(()) = refusing.changed(), if !refused => Wake::Ask { then_again: true },
+                    () = sleep_until(ask_again), if ask_again.is_some() && !refused => {
+                        Wake::Ask { then_again: false }
                     }
                     changed = settings.changed() => {
                         if changed.is_err() {
                             return;
                         }
-                        false
+                        Wake::Settings
                     }
-                };
+                }
+            };
+            let probe_now = match wake {
+                Wake::Probe => true,
+                Wake::Settings => false,
+                Wake::Ask { then_again } => {
+                    ask_again = None;
+                    let tick = std::pin::pin!(ticks.tick());
+                    match self.ask_refuses(&mut prober, &rs, tick).await {
+                        Asked::Refuses(report) => {
+                            (refused, failing) = (report.refused(), report.failed_by_server());
+                            if !self.shared.reports.send(*report) {
+                                return;
+                            }
+                            continue;
+                        }
+                        Asked::NoRefusal => {
+                            if then_again {
+                                let after = ASK_AGAIN.min(rs.timing.interval / 4);
+                                ask_again = Some(tokio::time::Instant::now() + after);
+                            }
+                            continue;
+                        }
+                        // Its probe is due anyway.
+                        Asked::First(_) => true,
+                    }
+                }
+            };
             if probe_now {
+                // The probe judges it: no need to ask again.
+                ask_again = None;
                 let now = tokio::time::Instant::now();
                 let turns = self.start(&prober, rs.timing.timeout, now);
                 // The usual probe waits for its slot before its future is

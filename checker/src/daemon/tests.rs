@@ -430,17 +430,26 @@ async fn real_servers_beginning_to_fail_hurry_the_others_at_most_once_per_interv
     assert!(refusing.has_changed().expect("open"));
 }
 
-/// A service of `n` real servers on loopback, checked with `defaults`:
-/// those that `refuse(i)` say have a socket bound to their port that
-/// does not listen (it keeps the port from the listeners of tests running
-/// beside, and refuses), the others accept and count their connections in
-/// the returned counter, holding them open (`hold`) or closing them at
-/// once. The config, the refusing addresses, the counter of connections
-/// accepted, and the refusing sockets, to keep while the test runs.
+/// What a loopback real server of [`loopback_service`] does.
+enum Peer {
+    /// A socket bound to its port that does not listen: it refuses, and
+    /// keeps the port from the listeners of tests running beside.
+    Refuses,
+    Accepts,
+    /// Accepts one connection, then refuses.
+    AcceptsOnce,
+}
+
+/// A service of `n` real servers on loopback, checked with `defaults`,
+/// each doing what `peer(i)` says; those that accept count their
+/// connections in the returned counter, holding them open (`hold`) or
+/// closing them at once. The config, the addresses of the `Refuses`
+/// ones, the counter of connections accepted, and the refusing sockets,
+/// to keep while the test runs.
 async fn loopback_service(
     defaults: &str,
     n: usize,
-    refuse: impl Fn(usize) -> bool,
+    peer: impl Fn(usize) -> Peer,
     hold: bool,
     dir: &Path,
 ) -> (
@@ -462,11 +471,15 @@ async fn loopback_service(
             .expect("bind");
         let addr = socket.local_addr().expect("address");
         writeln!(text, "      - {{address: '{addr}'}}").expect("write");
-        if refuse(i) {
-            refusing.insert(addr);
-            reserved.push(socket);
-            continue;
-        }
+        let once = match peer(i) {
+            Peer::Refuses => {
+                refusing.insert(addr);
+                reserved.push(socket);
+                continue;
+            }
+            Peer::Accepts => false,
+            Peer::AcceptsOnce => true,
+        };
         let listener = socket.listen(1024).expect("listen");
         let accepted = accepted.clone();
         tokio::spawn(async move {
@@ -475,6 +488,14 @@ async fn loopback_service(
                 accepted.fetch_add(1, Ordering::SeqCst);
                 if hold {
                     held.push(stream);
+                }
+                if once {
+                    drop(listener);
+                    // Refuses from now on, its port kept.
+                    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                    socket.bind(addr).expect("the port again");
+                    std::future::pending::<()>().await;
+                    return;
                 }
             }
         });
@@ -557,15 +578,21 @@ async fn connections(
 /// refusals make every other real server ask at once: the 25 of the later
 /// groups that refuse are reported failed long before their ticks, the 50
 /// that accept connections report nothing (their connections made and
-/// reset, their probes at their ticks).
+/// reset, twice, their probes at their ticks).
 #[tokio::test]
 async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_their_ticks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let refuse = |i: usize| i < 25 || (i % 2 == 1 && i < 75);
+    let peer = |i: usize| {
+        if i < 25 || (i % 2 == 1 && i < 75) {
+            Peer::Refuses
+        } else {
+            Peer::Accepts
+        }
+    };
     let (config, refusing, accepted, _reserved) = loopback_service(
         "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
         100,
-        refuse,
+        peer,
         false,
         dir.path(),
     )
@@ -576,11 +603,46 @@ async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_t
     // 15 s after the first's, and this takes milliseconds.
     let guard = tokio::time::Instant::now() + Duration::from_secs(10);
     refusals_of(&mut rx, &refusing, guard).await;
-    // Each healthy one was asked once, and reported nothing.
-    connections(&accepted, 50, guard).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(accepted.load(Ordering::SeqCst), 50);
+    // Each healthy one was asked twice (the second time half a second
+    // after the first), and reported nothing.
+    connections(&accepted, 2 * 50, guard).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2 * 50);
     assert!(rx.try_recv().is_err(), "a healthy sibling reported");
+    tasks.stop();
+}
+
+/// A rack failing over some time (a server's processes stopping one by
+/// one): a real server that still accepts when first asked is asked once
+/// more half a second later, and found then, not at its tick; one that
+/// accepts both times was asked twice, no more.
+#[tokio::test]
+async fn a_real_server_still_accepting_when_asked_is_asked_once_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first group refuses; the others accept, but 59 (of the third
+    // group) accepts once, then refuses.
+    let (config, mut refusing, accepted, _reserved) = loopback_service(
+        "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
+        100,
+        |i| match i {
+            0..25 => Peer::Refuses,
+            59 => Peer::AcceptsOnce,
+            _ => Peer::Accepts,
+        },
+        false,
+        dir.path(),
+    )
+    .await;
+    let (mut tasks, _hurries, mut rx, _shards) = probe_tasks(&config, 100);
+    refusing.insert(config.services[0].real_servers[59].key.addr);
+    // The third group's tick is 30 s after the first's.
+    let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+    refusals_of(&mut rx, &refusing, guard).await;
+    // 74 real servers accepting both times, and the late one once.
+    connections(&accepted, 2 * 74 + 1, guard).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2 * 74 + 1);
+    assert!(rx.try_recv().is_err(), "an accepting real server reported");
     tasks.stop();
 }
 
@@ -597,7 +659,13 @@ async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail
     let (config, refusing, accepted, _reserved) = loopback_service(
         "interval: 60s, timeout: 20s, rise: 1, fall: 1, check: {type: http}",
         20,
-        |i| i > 0 && i % 2 == 0,
+        |i| {
+            if i > 0 && i % 2 == 0 {
+                Peer::Refuses
+            } else {
+                Peer::Accepts
+            }
+        },
         true,
         dir.path(),
     )
