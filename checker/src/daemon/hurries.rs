@@ -31,19 +31,20 @@ pub(super) struct Recovery;
 ///   ([`crate::prober::set::ProberSet::refuses`]): a connection, closed
 ///   with a reset as soon as it is made, not a probe. A refusal is
 ///   reported as the failed probe it is; a connection made, or no answer,
-///   reports nothing, and the real server keeps to its ticks. A refusal
-///   is the server's answer, never the checker's lateness, and a healthy
-///   real server pays a handshake (no request), at most once per
-///   interval. Nothing waits for a slot, not even a probe queued for one
-///   (it is asked while it waits): the connections are cheap and end at
-///   once, and behind an overload's queue the rack is found seconds later.
+///   reports nothing, and the real server keeps to its ticks (one that
+///   accepted is asked once more a little later, see `probes::ASK_AGAIN`).
+///   A refusal is the server's answer, never the checker's lateness.
+///   Nothing waits for a slot, not even a probe queued for one (it is
+///   asked while it waits): the connections are cheap and end at once,
+///   and behind an overload's queue the rack is found seconds later.
 /// - **Recoveries.** When one of a service's real servers is back up, the
 ///   probes of those whose last probe could not connect run at once (full
 ///   probes: they decide that the server is back), at most once per
 ///   interval, in services of at most [`HURRY`] real servers.
 ///
-/// Either hurry is sent at most once per interval of the service, so a
-/// real server is probed at most twice as often while its siblings flap.
+/// Either hurry is sent at most once per interval of the service: while
+/// its siblings flap, a real server is probed at most twice as often, or
+/// asked twice an interval (two handshakes, no request).
 #[derive(Debug)]
 pub(super) struct Hurries {
     services: HashMap<ServiceKey, Recoveries>,
