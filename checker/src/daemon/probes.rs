@@ -232,8 +232,12 @@ enum Wake {
 
 /// What asking a real server whether it refuses found.
 enum Asked<T> {
-    /// It refused (or was unreachable): a failed probe, to report.
-    Refuses(Box<Report>),
+    /// It refused (or was unreachable): a failed probe, reported; whether
+    /// that report was a refusal and a failure on the server's word (see
+    /// [`Report::refused`], [`Report::failed_by_server`]).
+    Reported((bool, bool)),
+    /// The loop is gone: the report had nowhere to go.
+    Gone,
     /// It connected, did not answer in time, or its checks cannot be
     /// asked: nothing to report, its probes keep to their ticks.
     NoRefusal,
@@ -349,13 +353,11 @@ impl ProbeTask {
                     ask_again = None;
                     let tick = std::pin::pin!(ticks.tick());
                     match self.ask_refuses(&mut prober, &rs, tick).await {
-                        Asked::Refuses(report) => {
-                            (refused, failing) = (report.refused(), report.failed_by_server());
-                            if !self.shared.reports.send(*report) {
-                                return;
-                            }
+                        Asked::Reported(was) => {
+                            (refused, failing) = was;
                             continue;
                         }
+                        Asked::Gone => return,
                         Asked::NoRefusal => {
                             if then_again {
                                 let after = ASK_AGAIN.min(rs.timing.interval / 4);
@@ -389,13 +391,11 @@ impl ProbeTask {
                                 slot = &mut waiting => break slot,
                                 Ok(()) = refusing.changed(), if !refused => {
                                     match self.ask_refuses(&mut prober, &rs, waiting.as_mut()).await {
-                                        Asked::Refuses(report) => {
-                                            (refused, failing) = (report.refused(), report.failed_by_server());
-                                            if !self.shared.reports.send(*report) {
-                                                return;
-                                            }
+                                        Asked::Reported(was) => {
+                                            (refused, failing) = was;
                                             continue 'probes;
                                         }
+                                        Asked::Gone => return,
                                         Asked::NoRefusal => {}
                                         Asked::First(slot) => break slot,
                                     }
@@ -479,7 +479,7 @@ impl ProbeTask {
 
     /// Asks whether its real server refuses connections now, as some of
     /// its siblings began to fail (see [`super::hurries`]), unless `first`
-    /// (its tick, or its slot) ends first.
+    /// (its tick, or its slot) ends first; a refusal is reported.
     async fn ask_refuses<T>(
         &self,
         prober: &mut ProberSet,
@@ -491,7 +491,7 @@ impl ProbeTask {
             outcome = prober.refuses(rs.timing.timeout) => match outcome {
                 Some(outcome) => {
                     let ended = tokio::time::Instant::now();
-                    Asked::Refuses(Box::new(Report::new(
+                    let report = Report::new(
                         self.id,
                         self.service,
                         rs.key,
@@ -499,7 +499,13 @@ impl ProbeTask {
                         &self.lag,
                         &[(began, ended)],
                         rs.timing.timeout,
-                    )))
+                    );
+                    let was = (report.refused(), report.failed_by_server());
+                    if self.shared.reports.send(report) {
+                        Asked::Reported(was)
+                    } else {
+                        Asked::Gone
+                    }
                 }
                 None => Asked::NoRefusal,
             },
