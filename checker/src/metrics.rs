@@ -372,8 +372,9 @@ fn write_families(state: &State, format: Format, out: &mut Out<'_>) {
     }
 }
 
-/// The families of each service: its quorum guard and sorry server.
-fn service_families(state: &State) -> [Family; 2] {
+/// The families of each service: its quorum guard, sorry server and
+/// hurries.
+fn service_families(state: &State) -> [Family; 3] {
     let mut guard = family(
         "ipvs_checker_quorum_guard_active",
         Kind::Gauge,
@@ -384,9 +385,16 @@ fn service_families(state: &State) -> [Family; 2] {
         Kind::Gauge,
         "The weight of the service's sorry server in the table at the last reconciliation: its configured weight while the quorum guard is active, else 0 (or absent: managed mode removes it).",
     );
+    let mut hurries = family(
+        "ipvs_checker_hurries_total",
+        Kind::Counter,
+        "Times the service's real servers were checked ahead of their interval, by kind: failing (two began to fail on the server's word within an interval: the others were asked at once whether they refuse connections), recovered (one came back: the failed ones were probed at once). At most one of each kind per interval.",
+    );
     for service in state.services() {
         let labels = LabelSet::new().with_service(&service.key);
         guard.push(&labels, u8::from(service.guard_active));
+        hurries.push(&labels.with("kind", "failing"), service.hurries.failing);
+        hurries.push(&labels.with("kind", "recovered"), service.hurries.recovered);
         if let (Some(server), Some(weight)) = (
             service.quorum.and_then(|q| q.sorry_server),
             service.sorry_weight,
@@ -394,7 +402,7 @@ fn service_families(state: &State) -> [Family; 2] {
             sorry.push(&labels.with_real_server(server.key.addr), weight);
         }
     }
-    [guard, sorry]
+    [guard, sorry, hurries]
 }
 
 /// The families of the daemon as a whole: managed mode, hooks, netlink,

@@ -149,6 +149,26 @@ pub struct ServiceState {
     pub sorry_weight: Option<u32>,
     /// Its real servers, in file order.
     pub backends: Vec<Backend>,
+    /// Times its real servers were hurried (see [`Hurry`]), by kind:
+    /// counted since the checker started, kept over reloads.
+    pub hurries: HurryCounts,
+}
+
+/// Why the probes of a service's real servers ran ahead of their ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hurry {
+    /// Real servers began to fail: the others were asked at once whether
+    /// they refuse connections.
+    Failing,
+    /// One came back: the failed ones were probed at once.
+    Recovered,
+}
+
+/// A service's hurries, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HurryCounts {
+    pub failing: u64,
+    pub recovered: u64,
 }
 
 /// One real server of a service.
@@ -256,7 +276,10 @@ impl State {
         let mut old: HashMap<(ServiceKey, DestinationKey), Backend> = HashMap::new();
         let mut old_guard = HashMap::new();
         for service in self.services.drain(..) {
-            old_guard.insert(service.key, (service.guard_active, service.sorry_weight));
+            old_guard.insert(
+                service.key,
+                (service.guard_active, service.sorry_weight, service.hurries),
+            );
             for backend in service.backends {
                 old.insert((service.key, backend.key), backend);
             }
@@ -286,10 +309,10 @@ impl State {
                 backends.push(backend);
                 self.index.insert((service.key, rs.key), (i, j));
             }
-            let (guard_active, sorry_weight) = old_guard
+            let (guard_active, sorry_weight, hurries) = old_guard
                 .get(&service.key)
                 .copied()
-                .unwrap_or((false, None));
+                .unwrap_or((false, None, HurryCounts::default()));
             self.services.push(ServiceState {
                 key: service.key,
                 quorum: service.quorum,
@@ -297,6 +320,7 @@ impl State {
                 sorry_weight: sorry_weight
                     .filter(|_| service.quorum.and_then(|q| q.sorry_server).is_some()),
                 backends,
+                hurries,
             });
         }
     }
@@ -388,6 +412,16 @@ impl State {
         if let Some(backend) = self.backend_mut(service, destination) {
             if each.len() == backend.check_kinds.len() {
                 backend.check_failures = each.to_vec();
+            }
+        }
+    }
+
+    /// Counts a hurry of `service`'s real servers.
+    pub fn observe_hurry(&mut self, service: &ServiceKey, hurry: Hurry) {
+        if let Some(s) = self.services.iter_mut().find(|s| s.key == *service) {
+            match hurry {
+                Hurry::Failing => s.hurries.failing += 1,
+                Hurry::Recovered => s.hurries.recovered += 1,
             }
         }
     }

@@ -136,18 +136,20 @@ impl Hurries {
     }
 
     /// A real server of `service` recovered at `now`: wakes the failing
-    /// ones, unless they were woken less than an interval ago.
-    pub fn recovered(&mut self, service: &ServiceKey, now: tokio::time::Instant) {
+    /// ones, unless they were woken less than an interval ago. Whether
+    /// they were.
+    pub fn recovered(&mut self, service: &ServiceKey, now: tokio::time::Instant) -> bool {
         let Some(r) = self.services.get_mut(service) else {
-            return;
+            return false;
         };
         if !r.hurried || r.last.is_some_and(|last| now < last + r.hurry.every) {
-            return;
+            return false;
         }
         r.last = Some(now);
         // Only the tasks waiting now are woken; nothing is stored for
         // later (a task that is probing already needs no hurry).
         r.hurry.recovered.notify_waiters();
+        true
     }
 }
 

@@ -22,6 +22,7 @@ use crate::admin::Command;
 use crate::config::{self, Config};
 use crate::drain::Drains;
 use crate::reconcile::ManagedTable;
+use crate::state::Hurry;
 
 /// The loop's own state besides the [`Daemon`]: the probes, where they
 /// report, and what is due.
@@ -81,9 +82,24 @@ impl Loop {
         for report in reports {
             // A result of a real server since gone from the config, or
             // of a task stopped before a reload, is not taken in.
-            if self.probes.current(&report) && daemon.observe(&report) == Some(Recovery) {
-                self.hurries
-                    .recovered(&report.service, tokio::time::Instant::now());
+            if !self.probes.current(&report) {
+                continue;
+            }
+            if report.hurried {
+                daemon
+                    .state
+                    .lock()
+                    .observe_hurry(&report.service, Hurry::Failing);
+            }
+            if daemon.observe(&report) == Some(Recovery)
+                && self
+                    .hurries
+                    .recovered(&report.service, tokio::time::Instant::now())
+            {
+                daemon
+                    .state
+                    .lock()
+                    .observe_hurry(&report.service, Hurry::Recovered);
             }
         }
         let dropped = self.reports.dropped.swap(0, Ordering::Relaxed);

@@ -438,12 +438,13 @@ impl ProbeTask {
                     }
                 };
                 if !again {
-                    let Some(report) = report else {
+                    let Some(mut report) = report else {
                         return;
                     };
                     refused = report.refused();
                     let was = std::mem::replace(&mut failing, report.failed_by_server());
-                    if failing && !was && hurry.began_failing(now) {
+                    report.hurried = failing && !was && hurry.began_failing(now);
+                    if report.hurried {
                         tracing::info!(service = %self.service, "real servers began to fail: the others are asked at once whether they refuse connections");
                     }
                     // A hurry sent while it probed is answered by this

@@ -60,6 +60,9 @@ pub(super) struct Report {
     pub each: Vec<Option<&'static str>>,
     /// Why the failure is the checker's own, not the server's, if it is.
     pub checker_fault: Option<CheckerFault>,
+    /// This failure hurried the service's other real servers (see
+    /// [`super::hurries`]).
+    pub hurried: bool,
 }
 
 /// A probe failure of the checker's own making: neither a pass nor a
@@ -126,6 +129,7 @@ impl Report {
             phases: outcome.phases,
             each,
             checker_fault,
+            hurried: false,
         }
     }
 

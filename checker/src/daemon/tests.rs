@@ -58,6 +58,7 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
             phases: Phases::new(),
             each: Vec::new(),
             checker_fault: None,
+            hurried: false,
         });
     }
 }
@@ -257,6 +258,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
         phases: Phases::new(),
         each: Vec::new(),
         checker_fault: None,
+        hurried: false,
     };
     // Up at start-up (from unknown), still up, down, still down: none.
     for ok in [true, true, false, false] {
@@ -304,6 +306,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
         },
         each: Vec::new(),
         checker_fault,
+        hurried: false,
     };
     let timeout = || Err(ProbeError::Timeout(Duration::from_secs(1)));
     let late = Some(CheckerFault::Late(Duration::from_millis(400)));
@@ -692,6 +695,80 @@ async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail
     connections(&accepted, 10, guard).await;
     assert!(rx.try_recv().is_err(), "a silent real server reported");
     tasks.stop();
+}
+
+/// Waits until `done`; a guard against a hang (20 s), not a measure.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The daemon counts each hurry of a service, by kind, where /metrics
+/// shows it: two real servers refusing from the start hurry their
+/// siblings once (they stay failing: no more); one of them back hurries
+/// the other once.
+#[tokio::test]
+async fn the_hurries_of_a_service_are_counted_by_kind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, _refusing, _accepted, mut reserved) = loopback_service(
+        "interval: 300ms, timeout: 200ms, rise: 1, fall: 1, check: {type: tcp}",
+        4,
+        |i| if i < 2 { Peer::Refuses } else { Peer::Accepts },
+        false,
+        dir.path(),
+    )
+    .await;
+    let state = Shared::new(&config);
+    let table = MemoryTable::from_config(&config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = spawn(
+        options(dir.path()),
+        config,
+        table,
+        state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    )
+    .expect("spawn");
+    let hurries = || state.lock().services()[0].hurries;
+    eventually("the failing hurry", || hurries().failing == 1).await;
+    // Several intervals of both still refusing: no other hurry.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        hurries(),
+        crate::state::HurryCounts {
+            failing: 1,
+            recovered: 0
+        }
+    );
+    let listener = reserved.remove(0).listen(16).expect("listen");
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    eventually("the recovery hurry", || hurries().recovered == 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        hurries(),
+        crate::state::HurryCounts {
+            failing: 1,
+            recovered: 1
+        }
+    );
+    let request = hyper::Request::get("/metrics")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = crate::web::Pages::new(state.clone()).handle(request).await;
+    let (_, _, body) = crate::web::tests::read(response).await;
+    for kind in ["failing", "recovered"] {
+        let line = format!(
+            r#"ipvs_checker_hurries_total{{proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",kind="{kind}"}} 1"#
+        );
+        assert!(body.lines().any(|l| l == line), "{line} in\n{body}");
+    }
+    stop.send(()).expect("the loop runs");
+    running.wait().await.expect("stopped cleanly");
 }
 
 /// A daemon's options for a test in `dir`: one probe thread, no sysctl,
@@ -1232,6 +1309,7 @@ fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
         phases: Phases::new(),
         each: vec![Some("connect")],
         checker_fault: None,
+        hurried: false,
     });
     daemon.flush();
     let table = &daemon.reconciler.table().dests[&service.key];

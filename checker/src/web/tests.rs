@@ -95,6 +95,7 @@ fn scenario() -> Shared {
         );
         s.observe_checks(&tcp, &rs("198.18.1.11:80"), &[None]);
         s.observe_checks(&tcp, &rs("198.18.1.12:80"), &[Some("connect")]);
+        s.observe_hurry(&tcp, crate::state::Hurry::Failing);
         let https = Ok(Success {
             status: Some(200),
             cert_not_after: Some(4_102_444_800),
@@ -204,6 +205,9 @@ async fn metrics_have_the_exporter_labels_and_the_daemon_values() {
         format!(r#"ipvs_checker_check_last_failure_info{{{TCP_RS2},check="1",type="tcp",reason="connect"}} 1"#),
         r#"ipvs_checker_quorum_guard_active{proto="TCP",local_address="198.18.0.10",local_port="80",local_mark=""} 0"#.to_owned(),
         r#"ipvs_checker_quorum_guard_active{proto="FWM",local_address="",local_port="0",local_mark="00000001"} 0"#.to_owned(),
+        r#"ipvs_checker_hurries_total{proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",kind="failing"} 1"#.to_owned(),
+        r#"ipvs_checker_hurries_total{proto="TCP",local_address="198.18.0.10",local_port="80",local_mark="",kind="recovered"} 0"#.to_owned(),
+        r#"ipvs_checker_hurries_total{proto="FWM",local_address="",local_port="0",local_mark="00000001",kind="failing"} 0"#.to_owned(),
         r#"ipvs_checker_netlink_errors_total{op="read"} 2"#.to_owned(),
         r#"ipvs_checker_netlink_errors_total{op="set_weight"} 0"#.to_owned(),
         "ipvs_checker_config_last_reload_successful 0".to_owned(),

@@ -42,6 +42,7 @@ fn probe_up(daemon: &mut Daemon<MemoryTable>) {
                 phases: Phases::new(),
                 each: vec![None],
                 checker_fault: None,
+                hurried: false,
             });
         }
     }
