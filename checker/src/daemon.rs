@@ -1,11 +1,10 @@
-//! The daemon: one probe task per real server on the probe threads (see
-//! [`shards`]: one per core by default, each limiting its probes in flight
-//! ([`admission`]) and measuring its own lateness ([`lag`])), spread over
-//! its interval ([`probes`]), hurried when its siblings fail or come back
-//! ([`hurries`]); one loop, on a thread of its own, that turns results
-//! ([`reports`]) into health, health into weights (through the
-//! [`Reconciler`]), reloads the config on SIGHUP and stops on SIGTERM or
-//! SIGINT.
+//! The daemon: one probe task per real server ([`probes`]) on the probe
+//! threads ([`shards`]: one per core by default, each limiting its probes
+//! in flight ([`admission`]) and measuring its own lateness ([`lag`])),
+//! spread over its interval in groups ([`places`]), hurried when its
+//! siblings fail or come back ([`hurries`]); one loop, on a thread of its
+//! own, that turns results ([`reports`]) into health, health into weights
+//! (through the [`Reconciler`]), reloads on SIGHUP, stops on SIGTERM/INT.
 //!
 //! The loop's netlink calls and state-file writes block its own thread
 //! only: the probes go on on theirs, and the web endpoint (on the caller's
@@ -591,6 +590,7 @@ mod ipvs_absence;
 mod lag;
 mod log;
 mod looping;
+mod places;
 mod probes;
 mod reports;
 mod shards;

@@ -11,14 +11,11 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::hurries::{Hurries, ServiceHurry};
+use super::places::{group_of, groups, Place};
 use super::reports::{Report, Reports};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
 use crate::prober::set::ProberSet;
-
-/// The most groups a check interval's probes are spread over (see
-/// [`spawn`]): 50 ms apart at an interval of 1 s.
-const SLOTS: usize = 20;
 
 /// A real server found accepting when its siblings began to fail is asked
 /// again this much later (a quarter of its interval if that is shorter):
@@ -28,20 +25,8 @@ const SLOTS: usize = 20;
 /// (lab/bench/README.md, run H1).
 const ASK_AGAIN: Duration = Duration::from_millis(500);
 
-/// The fewest probes a group has, where there are enough: each group
-/// costs the thread wake-ups of its own (its timers, the answers coming
-/// back), which on a virtual machine cost more than a probe's parsing
-/// (lab/bench/README.md, probe-cost by group size).
-const GROUP: usize = 25;
-
-/// How many groups `n` probes of one interval start in: one per
-/// [`GROUP`] probes, at least 1, at most [`SLOTS`].
-pub(super) fn groups(n: usize) -> usize {
-    (n / GROUP).clamp(1, SLOTS)
-}
-
-/// The probe tasks, one per real server of the config, on the probe
-/// threads in turn.
+/// The probe tasks, one per real server of the config, in groups on the
+/// probe threads in turn (see [`super::places`]).
 ///
 /// A reload keeps the task of a real server that stays in the config and
 /// gives it its new settings: its probes keep their place in the
@@ -127,7 +112,7 @@ impl ProbeTasks {
             .collect();
         let mut gone = std::mem::take(&mut self.running);
         let n = all.len().max(1);
-        let slots = groups(n);
+        let slots = groups(n, shards.len());
         let base = tokio::time::Instant::now();
         for (i, (service, rs)) in all.into_iter().enumerate() {
             let key = (service, rs.key);
@@ -149,12 +134,13 @@ impl ProbeTasks {
             // of a thread then serves a group (its timers, and the
             // answers that come back at about the same time) instead of
             // one probe.
+            let (slot, shard) = group_of(i, n, slots, shards.len());
             let place = Place {
                 base,
-                slot: (i * slots / n) as u32,
+                slot: slot as u32,
                 slots: slots as u32,
             };
-            let shard = shards.for_probe(i);
+            let shard = shards.get(shard);
             let (tx, rx) = watch::channel(settings);
             let id = self.next_id;
             self.next_id += 1;
@@ -261,44 +247,6 @@ fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval 
     // group's next tick, so the groups stay together.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     ticks
-}
-
-/// A real server's place among the probes of its interval: its share of
-/// the interval, counted from when its task was made. The tasks made
-/// together are spread over the interval by their shares, so after a
-/// reload that changes the interval they are spread over the new one as
-/// they were over the old: keeping each one's phase instead (an interval
-/// after its last probe, folded onto the shorter interval) put the
-/// probes of a 10 s interval made 6 s two groups to a tick, and the
-/// groups once together stayed together at every reload after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Place {
-    pub base: tokio::time::Instant,
-    /// Its group, of `slots` spread over the interval.
-    pub slot: u32,
-    pub slots: u32,
-}
-
-impl Place {
-    /// Its first probe at the interval `every`.
-    pub(super) fn first(&self, every: Duration) -> tokio::time::Instant {
-        self.base + every / self.slots.max(1) * self.slot
-    }
-
-    /// Its first probe at the interval `every` that is not before `now`:
-    /// within an interval of `now`, and, for an interval that did not
-    /// change, an interval after the last probe.
-    pub(super) fn next(&self, every: Duration, now: tokio::time::Instant) -> tokio::time::Instant {
-        let first = self.first(every);
-        if first >= now || every.is_zero() {
-            return first;
-        }
-        let into = (now - first).as_nanos() % every.as_nanos();
-        if into == 0 {
-            return now;
-        }
-        now + (every - Duration::from_nanos(u64::try_from(into).unwrap_or(0)))
-    }
 }
 
 impl ProbeTask {

@@ -84,10 +84,9 @@ impl Shards {
         Ok(Shards { shards })
     }
 
-    /// The thread that runs the `i`-th probe: round robin, so each
-    /// thread has its share of every group of probes started together.
-    pub fn for_probe(&self, i: usize) -> &Shard {
-        &self.shards[i % self.shards.len()]
+    /// The `i`-th thread (of [`Shards::len`]; the last for a larger `i`).
+    pub fn get(&self, i: usize) -> &Shard {
+        &self.shards[i.min(self.shards.len() - 1)]
     }
 
     /// How far behind each thread's heartbeat is at `now` (see

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use ipvs::{DestinationKey, ForwardMethod};
 
 use super::hurries::{Hurries, FAILURES, HURRY};
-use super::probes::groups;
+use super::places::{group_of, groups};
 use super::reports::Reports;
 use super::*;
 use crate::config;
@@ -198,14 +198,53 @@ fn a_managed_pass_reads_each_service_once() {
 }
 
 #[test]
-fn probes_start_in_groups_of_at_least_25_and_at_most_20_groups() {
-    assert_eq!(groups(0), 1);
-    assert_eq!(groups(1), 1);
-    assert_eq!(groups(49), 1);
-    assert_eq!(groups(50), 2);
-    assert_eq!(groups(100), 4);
-    assert_eq!(groups(500), 20);
-    assert_eq!(groups(10_000), 20);
+fn probes_start_in_groups_of_at_least_25_and_at_most_20_groups_per_thread() {
+    assert_eq!(groups(0, 1), 1);
+    assert_eq!(groups(1, 1), 1);
+    assert_eq!(groups(49, 1), 1);
+    assert_eq!(groups(50, 1), 2);
+    assert_eq!(groups(100, 1), 4);
+    assert_eq!(groups(500, 1), 20);
+    assert_eq!(groups(10_000, 1), 20);
+    assert_eq!(groups(500, 2), 20);
+    assert_eq!(groups(5_000, 2), 40);
+    assert_eq!(groups(10_000, 4), 80);
+    assert_eq!(groups(10, 0), 1);
+}
+
+/// Each group's probes are on one thread, the groups on the threads in
+/// turn: a group costs one thread's wake-up, and the threads have equal
+/// shares of the probes (to a group).
+#[test]
+fn each_group_of_probes_is_on_one_thread_and_the_threads_take_the_groups_in_turn() {
+    for (n, threads) in [(500, 2), (5_000, 2), (1_000, 3), (40, 2), (7, 1), (101, 4)] {
+        let slots = groups(n, threads);
+        let mut thread_of_slot = std::collections::HashMap::new();
+        let mut per_thread = vec![0usize; threads];
+        for i in 0..n {
+            let (slot, thread) = group_of(i, n, slots, threads);
+            assert!(slot < slots && thread < threads, "{n} on {threads}: {i}");
+            assert_eq!(*thread_of_slot.entry(slot).or_insert(thread), thread);
+            assert_eq!(thread, slot % threads);
+            per_thread[thread] += 1;
+        }
+        assert_eq!(
+            thread_of_slot.len(),
+            slots,
+            "{n} on {threads}: every group used"
+        );
+        let (least, most) = (per_thread.iter().min(), per_thread.iter().max());
+        if slots >= threads {
+            let group = n.div_ceil(slots);
+            assert!(
+                most.zip(least).is_some_and(|(m, l)| m - l <= group),
+                "{n} on {threads}: {per_thread:?}"
+            );
+        } else {
+            // Fewer groups than threads: the first ones have them.
+            assert_eq!(per_thread[0], n, "{n} on {threads}: {per_thread:?}");
+        }
+    }
 }
 
 #[test]

@@ -262,13 +262,13 @@ async fn a_real_server_gone_from_the_config_is_no_longer_probed_nor_heard() {
 #[test]
 fn after_reloads_that_change_the_interval_the_probes_stay_spread_over_it_within_an_interval_of_each_reload(
 ) {
-    use crate::daemon::probes::{groups, Place};
+    use crate::daemon::places::{groups, Place};
     let s = Duration::from_secs;
     let base = tokio::time::Instant::now();
     // 2,000 real servers made together (20 groups of 100), their interval
     // 10 s, then 6 s, 10 s, ... at a reload every minute, as in lab/soak.
     let n = 2_000;
-    let slots = groups(n);
+    let slots = groups(n, 1);
     let places: Vec<Place> = (0..n)
         .map(|i| Place {
             base,
