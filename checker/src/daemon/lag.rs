@@ -18,14 +18,28 @@
 //!
 //! Only a timeout can be the checker's fault: a refused connection, a TLS
 //! error or a wrong answer is the server's, however late it was noticed.
+//!
+//! The heartbeat is due every [`BEAT`] only while probes are in flight on
+//! its thread ([`Lag::busy`]): between them nothing is judged, and a beat
+//! would only wake the thread (on a virtual machine a wake-up costs more
+//! than a probe's parsing). Then it is due every [`IDLE_BEAT`], so that a
+//! thread stuck with no probe in flight is still seen (the watchdog reads
+//! it, `super::watchdog`); the first probe to start makes it due a
+//! [`BEAT`] after that start, so the lateness of the probe's first steps
+//! counts as before.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// How often the heartbeat is due.
+/// How often the heartbeat is due while probes are in flight.
 pub const BEAT: Duration = Duration::from_millis(20);
+
+/// How often it is due while none are.
+pub const IDLE_BEAT: Duration = Duration::from_secs(1);
 
 /// What [`Lag::recent`] looks back over: a few beats.
 pub const RECENT: Duration = Duration::from_millis(100);
@@ -48,14 +62,30 @@ pub fn is_late(lag: Duration, timeout: Duration) -> bool {
 pub struct Lag {
     origin: Instant,
     ring: Mutex<Ring>,
+    /// Probes in flight on the thread (see [`Lag::busy`]).
+    in_flight: AtomicUsize,
+    /// Wakes the heartbeat when the first probe starts: its next beat is
+    /// due sooner.
+    sooner: Notify,
 }
 
 #[derive(Debug)]
 struct Ring {
     /// Per slot: the bucket number it holds, and the largest lag in it.
     slots: Vec<(u64, Duration)>,
-    /// When the last beat fired (or the heartbeat started).
-    last_beat: Instant,
+    /// When the next beat is due.
+    next_due: Instant,
+}
+
+/// A probe in flight on the thread, for as long as it is held (see
+/// [`Lag::busy`]).
+#[derive(Debug)]
+pub struct Busy<'a>(&'a Lag);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Lag {
@@ -69,9 +99,27 @@ impl Lag {
             origin,
             ring: Mutex::new(Ring {
                 slots: vec![(u64::MAX, Duration::ZERO); BUCKETS],
-                last_beat: origin,
+                next_due: origin + BEAT,
             }),
+            in_flight: AtomicUsize::new(0),
+            sooner: Notify::new(),
         })
+    }
+
+    /// A probe starts on the thread: until the returned guard is dropped,
+    /// the heartbeat is due every [`BEAT`], the first one a [`BEAT`] from
+    /// now at the latest.
+    pub fn busy(&self) -> Busy<'_> {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            let soon = Instant::now() + BEAT;
+            let mut ring = self.lock();
+            if soon < ring.next_due {
+                ring.next_due = soon;
+                drop(ring);
+                self.sooner.notify_one();
+            }
+        }
+        Busy(self)
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -88,21 +136,29 @@ impl Lag {
     /// The heartbeat: to be spawned on the thread whose lateness it
     /// measures; runs until its task is dropped.
     pub async fn heartbeat(self: Arc<Self>) {
-        let mut due = Instant::now() + BEAT;
         loop {
-            tokio::time::sleep_until(due).await;
+            let due = self.lock().next_due;
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                // A probe started: due sooner, read again.
+                () = self.sooner.notified() => continue,
+            }
             let now = Instant::now();
-            self.beat(due, now);
-            due = now + BEAT;
+            let every = if self.in_flight.load(Ordering::Relaxed) > 0 {
+                BEAT
+            } else {
+                IDLE_BEAT
+            };
+            self.beat(due, now, every);
         }
     }
 
-    /// A beat due at `due` fired at `now`.
-    fn beat(&self, due: Instant, now: Instant) {
+    /// A beat due at `due` fired at `now`; the next is due `every` later.
+    fn beat(&self, due: Instant, now: Instant, every: Duration) {
         let lag = now.saturating_duration_since(due);
         let bucket = self.bucket(now);
         let mut ring = self.lock();
-        ring.last_beat = now;
+        ring.next_due = now + every;
         let slot = &mut ring.slots[(bucket % BUCKETS as u64) as usize];
         if slot.0 == bucket {
             slot.1 = slot.1.max(lag);
@@ -122,7 +178,7 @@ impl Lag {
     /// next beat is at `now`, whichever is larger.
     pub fn worst(&self, since: Instant, now: Instant) -> Duration {
         let ring = self.lock();
-        let overdue = now.saturating_duration_since(ring.last_beat + BEAT);
+        let overdue = now.saturating_duration_since(ring.next_due);
         let last = self.bucket(now);
         let first = self
             .bucket(since)
@@ -157,13 +213,13 @@ mod tests {
         let mut at = t0;
         for _ in 0..40 {
             at += BEAT;
-            lag.beat(at, at + MS);
+            lag.beat(at, at + MS, BEAT);
         }
-        lag.beat(t0 + 700 * MS, t0 + 1000 * MS);
+        lag.beat(t0 + 700 * MS, t0 + 1000 * MS, BEAT);
         at = t0 + 1000 * MS;
         for _ in 0..20 {
             at += BEAT;
-            lag.beat(at, at);
+            lag.beat(at, at, BEAT);
         }
         assert_eq!(lag.worst(t0, t0 + 600 * MS), MS, "before the late beat");
         assert_eq!(lag.worst(t0 + 900 * MS, at), 300 * MS, "spanning it");
@@ -176,9 +232,9 @@ mod tests {
     fn a_window_longer_than_the_history_is_judged_on_the_history() {
         let t0 = Instant::now();
         let lag = Lag::starting_at(t0);
-        lag.beat(t0 + BEAT, t0 + BEAT + 500 * MS);
+        lag.beat(t0 + BEAT, t0 + BEAT + 500 * MS, BEAT);
         let later = t0 + BUCKET * BUCKETS as u32 * 2;
-        lag.beat(later, later);
+        lag.beat(later, later, BEAT);
         // The 500 ms lag is two minutes old: its slot has been reused or
         // is out of the window.
         assert_eq!(lag.worst(t0, later), Duration::ZERO);
@@ -195,6 +251,7 @@ mod tests {
         runtime.block_on(async {
             let lag = Lag::new();
             let beats = tokio::spawn(lag.clone().heartbeat());
+            let probe = lag.busy();
             tokio::time::sleep(3 * BEAT).await;
             let blocked_at = Instant::now();
             // The thread does nothing else for 300 ms, as a CPU-bound
@@ -202,8 +259,51 @@ mod tests {
             std::thread::sleep(300 * MS);
             tokio::time::sleep(3 * BEAT).await;
             let busy = lag.worst(blocked_at, Instant::now());
+            drop(probe);
             beats.abort();
             assert!(busy >= 250 * MS, "blocked: {busy:?}");
+        });
+    }
+
+    /// With no probe in flight the heartbeat is due every [`IDLE_BEAT`]
+    /// (a thread stuck meanwhile is still seen, later); the first probe
+    /// to start makes it due a [`BEAT`] after, and a thread blocked then
+    /// is seen as with probes in flight all along.
+    #[test]
+    fn the_heartbeat_beats_seldom_while_no_probe_is_in_flight() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let lag = Lag::new();
+            let beats = tokio::spawn(lag.clone().heartbeat());
+            // The first beat, then idle ones only.
+            tokio::time::sleep(BEAT + MS).await;
+            let idle = lag.lock().next_due;
+            assert_eq!(idle - Instant::now(), IDLE_BEAT - MS);
+            tokio::time::sleep(IDLE_BEAT / 2).await;
+            assert_eq!(lag.lock().next_due, idle, "no beat in between");
+            assert_eq!(
+                lag.worst(Instant::now() - 100 * MS, Instant::now()),
+                Duration::ZERO
+            );
+            // A probe starts: due a beat later, then every beat.
+            let start = Instant::now();
+            let probe = lag.busy();
+            assert_eq!(lag.lock().next_due, start + BEAT);
+            tokio::time::sleep(5 * BEAT + MS).await;
+            assert_eq!(lag.lock().next_due, start + 6 * BEAT);
+            // The probe ends: the beat after it is an idle one.
+            drop(probe);
+            tokio::time::sleep(BEAT).await;
+            assert_eq!(lag.lock().next_due, start + 6 * BEAT + IDLE_BEAT);
+            // Stuck with no probe in flight: overdue once the idle beat is.
+            let now = Instant::now();
+            let stuck_until = start + 6 * BEAT + IDLE_BEAT + 300 * MS;
+            assert_eq!(lag.worst(now, stuck_until), 300 * MS);
+            beats.abort();
         });
     }
 }

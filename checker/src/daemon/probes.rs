@@ -435,6 +435,7 @@ impl ProbeTask {
         rs: &RealServer,
         first: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
     ) -> Asked<T> {
+        let _busy = self.lag.busy();
         let began = tokio::time::Instant::now();
         tokio::select! {
             outcome = prober.refuses(rs.timing.timeout) => match outcome {
@@ -485,6 +486,7 @@ impl ProbeTask {
         now: tokio::time::Instant,
         slot: Option<super::admission::Slot>,
     ) -> Option<Report> {
+        let _busy = self.lag.busy();
         let report = |outcome, windows: &[(tokio::time::Instant, tokio::time::Instant)]| {
             Report::new(
                 self.id,
