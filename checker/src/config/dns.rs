@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use regex::Regex;
 
@@ -109,6 +110,9 @@ pub(super) fn dns_check(f: &DnsFields) -> Result<DnsCheck, String> {
             rcode_name(rcode)
         ));
     }
+    let recursion_desired = f.recursion_desired.unwrap_or(true);
+    let query = query_bytes(&name, query_type, recursion_desired)
+        .map_err(|e| format!("invalid name {text:?}: the query cannot be encoded: {e}"))?;
     Ok(DnsCheck {
         name,
         query_type,
@@ -116,6 +120,23 @@ pub(super) fn dns_check(f: &DnsFields) -> Result<DnsCheck, String> {
         rcode,
         answer,
         answer_address: f.answer_address,
-        recursion_desired: f.recursion_desired.unwrap_or(true),
+        recursion_desired,
+        query,
     })
+}
+
+/// The query's bytes, with id 0.
+fn query_bytes(
+    name: &Name,
+    query_type: RecordType,
+    recursion_desired: bool,
+) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+    let mut query = Message::new();
+    query
+        .set_id(0)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(recursion_desired)
+        .add_query(Query::query(name.clone(), query_type));
+    query.to_vec()
 }

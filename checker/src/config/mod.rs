@@ -350,6 +350,9 @@ pub struct DnsCheck {
     /// The RD bit: ask a resolver to recurse (on unless set, as a
     /// resolver's clients ask; an authoritative server ignores it).
     pub recursion_desired: bool,
+    /// The query as sent, made once: its id (the first two bytes) is 0,
+    /// and each probe writes its own.
+    pub query: Vec<u8>,
 }
 
 /// An `exec` check: the program, run without a shell.

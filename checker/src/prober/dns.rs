@@ -5,6 +5,15 @@
 //! the answer; the sockets are the checker's own, so the probe's timeout
 //! and phases are those of every other check.
 //!
+//! The query is made once, when the config is read (`DnsCheck::query`);
+//! a probe writes its id into a copy. An answer is known as this query's
+//! by its header and question alone, and its records are read only when
+//! the check matches on them, or when it has an additional section (whose
+//! EDNS record may extend the header's rcode): a health check asks for
+//! the rcode, and the records' names and data were most of the work of
+//! reading an answer. Datagrams are read into one buffer per probe
+//! thread, room for the largest, not one allocated by each probe.
+//!
 //! Over UDP, a prober keeps its socket, connected to the real server,
 //! from one probe to the next ([`Kept`]): a new one per probe was most of
 //! a probe's syscalls. An answer whose id or question is not the query's
@@ -26,10 +35,14 @@
 //! set is judged as it is: the check asks for one name, and a health
 //! answer fits a datagram.
 
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::io::Read;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Header, Message, MessageType};
+use hickory_proto::rr::DNSClass;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UdpSocket;
 
@@ -43,6 +56,13 @@ const UDP_MAX: usize = 65_535;
 /// The most datagrams read and dropped from a kept socket before a probe:
 /// a socket that still has more (a peer flooding it) is left for a new one.
 const STALE_MAX: usize = 16;
+
+thread_local! {
+    /// The probe thread's room for a datagram, [`UDP_MAX`] bytes, zeroed
+    /// once; taken while a datagram is read and judged (no await in
+    /// between), empty while taken.
+    static DATAGRAM: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// What a UDP `dns` check keeps from one probe to the next: its socket,
 /// connected to the real server, and the id of the last query sent on it.
@@ -61,89 +81,100 @@ pub async fn probe(
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let id = fresh_id(kept.as_ref().map(|k| k.last_id));
-    let mut query = Message::new();
-    query
-        .set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(check.recursion_desired)
-        .add_query(Query::query(check.name.clone(), check.query_type));
-    let bytes = query
-        .to_vec()
-        .map_err(|e| ProbeError::Dns(format!("cannot encode the query: {e}")))?;
-    let answer = if check.tcp {
-        over_tcp(target, &bytes, watch, phases).await?
-    } else {
-        over_udp(target, &bytes, &query, kept, watch, phases).await?
-    };
+    let mut query = check.query.clone();
+    if let Some(head) = query.get_mut(..2) {
+        head.copy_from_slice(&id.to_be_bytes());
+    }
+    if !check.tcp {
+        return over_udp(target, check, &query, id, kept, watch, phases).await;
+    }
+    let answer = over_tcp(target, &query, watch, phases).await?;
     phases.end();
-    judge(check, &query, &answer)
+    judge(check, id, &answer).unwrap_or_else(|| {
+        Err(ProbeError::Dns(
+            "the answer is not to the query sent (its id or question differs)".into(),
+        ))
+    })
 }
 
 /// A random query id, other than `last`'s: an answer to the last query
 /// that comes late is then never this one's.
 fn fresh_id(last: Option<u16>) -> u16 {
     loop {
-        // A new RandomState has keys of its own: a fresh hash each time.
-        let id = RandomState::new().hash_one(std::time::Instant::now()) as u16;
+        // A new RandomState has keys of its own: a fresh hash each time,
+        // whatever is hashed.
+        let id = RandomState::new().hash_one(last) as u16;
         if Some(id) != last {
             return id;
         }
     }
 }
 
-/// The answer over UDP: the first datagram that answers this query, on
-/// the socket kept from the last probe or a new one.
+/// Runs `f` on the thread's datagram buffer.
+fn with_datagram<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = DATAGRAM.take();
+    if buf.len() != UDP_MAX {
+        buf = vec![0; UDP_MAX];
+    }
+    let r = f(&mut buf);
+    DATAGRAM.set(buf);
+    r
+}
+
+/// The query over UDP, on the socket kept from the last probe or a new
+/// one, judged on the first datagram that answers it.
 async fn over_udp(
     target: &Target,
-    bytes: &[u8],
-    query: &Message,
+    check: &DnsCheck,
+    query: &[u8],
+    id: u16,
     kept: &mut Option<Kept>,
     watch: &Watch,
     phases: &mut Phases,
-) -> Result<Message, ProbeError> {
-    // Room for the largest datagram, not zeroed: the kernel writes the
-    // answer and only its bytes are read (zeroing 64 KiB at every probe
-    // showed in its profile, lab/bench/README.md).
-    let mut buf = Vec::with_capacity(UDP_MAX);
-    let reused = kept
-        .take()
-        .map(|k| k.socket)
-        .filter(|socket| drained(socket, &mut buf));
+) -> Result<Success, ProbeError> {
+    let reused = kept.take().map(|k| k.socket).filter(drained);
     let (socket, sent) = match reused {
         Some(socket) => {
             let sent = phases.begin(Phase::Response);
-            match socket.send(bytes).await {
+            match socket.send(query).await {
                 Ok(_) => (socket, sent),
                 // The error of an earlier probe's datagram (an ICMP error
                 // that came after that probe ended), held by the socket:
                 // not this probe's. A new socket sends it again.
-                Err(_) => send_anew(target, bytes, phases).await?,
+                Err(_) => send_anew(target, query, phases).await?,
             }
         }
-        None => send_anew(target, bytes, phases).await?,
+        None => send_anew(target, query, phases).await?,
     };
     watch.sent_datagram(&socket, target.addr, sent);
+    // Readable, or an error (the ICMP port unreachable of a stopped
+    // server comes as one, not as something to read).
+    let ready = Interest::READABLE | Interest::ERROR;
     loop {
-        buf.clear();
-        socket
-            .recv_buf(&mut buf)
-            .await
-            .map_err(ProbeError::Connect)?;
-        match Message::from_vec(&buf) {
-            Ok(answer) if answers(&answer, query) => {
+        let judged = socket
+            .async_io(ready, || {
+                with_datagram(|buf| {
+                    let n = (&*socket2::SockRef::from(&socket)).read(buf)?;
+                    Ok(judge(check, id, buf.get(..n).unwrap_or_default()))
+                })
+            })
+            .await;
+        match judged {
+            Ok(Some(result)) => {
+                phases.end();
                 // Taken as empty: its readiness cleared with no read.
                 let _ = socket.try_io(Interest::READABLE, || {
                     Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
                 });
                 *kept = Some(Kept {
                     socket,
-                    last_id: query.id(),
+                    last_id: id,
                 });
-                return Ok(answer);
+                return result;
             }
             // Not an answer to this query: wait for the next.
-            _ => continue,
+            Ok(None) => continue,
+            Err(e) => return Err(ProbeError::Connect(e)),
         }
     }
 }
@@ -151,12 +182,12 @@ async fn over_udp(
 /// The query sent on a new socket, and when.
 async fn send_anew(
     target: &Target,
-    bytes: &[u8],
+    query: &[u8],
     phases: &mut Phases,
 ) -> Result<(UdpSocket, std::time::Instant), ProbeError> {
     let socket = super::udp::connected(target)?;
     let sent = phases.begin(Phase::Response);
-    socket.send(bytes).await.map_err(ProbeError::Connect)?;
+    socket.send(query).await.map_err(ProbeError::Connect)?;
     Ok((socket, sent))
 }
 
@@ -164,30 +195,31 @@ async fn send_anew(
 /// (late or repeated answers to earlier probes) read and dropped, without
 /// waiting. One that reports an error, or has more than [`STALE_MAX`],
 /// cannot.
-fn drained(socket: &UdpSocket, buf: &mut Vec<u8>) -> bool {
-    for _ in 0..STALE_MAX {
-        buf.clear();
-        match socket.try_recv_buf(buf) {
-            Ok(_) => continue,
-            Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+fn drained(socket: &UdpSocket) -> bool {
+    with_datagram(|buf| {
+        for _ in 0..STALE_MAX {
+            match socket.try_recv(buf) {
+                Ok(_) => continue,
+                Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+            }
         }
-    }
-    false
+        false
+    })
 }
 
 /// The answer over TCP.
 async fn over_tcp(
     target: &Target,
-    bytes: &[u8],
+    query: &[u8],
     watch: &Watch,
     phases: &mut Phases,
-) -> Result<Message, ProbeError> {
+) -> Result<Vec<u8>, ProbeError> {
     let mut stream = super::tcp::connect(target, watch, phases).await?;
     phases.begin(Phase::Response);
-    let length = u16::try_from(bytes.len())
+    let length = u16::try_from(query.len())
         .map_err(|_| ProbeError::Dns("the query is longer than 65535 bytes".into()))?;
     let mut framed = length.to_be_bytes().to_vec();
-    framed.extend_from_slice(bytes);
+    framed.extend_from_slice(query);
     stream
         .write_all(&framed)
         .await
@@ -202,30 +234,51 @@ async fn over_tcp(
         .read_exact(&mut answer)
         .await
         .map_err(|e| ProbeError::Dns(format!("reading the answer: {e}")))?;
-    Message::from_vec(&answer).map_err(|e| ProbeError::Dns(format!("a malformed answer: {e}")))
+    Ok(answer)
 }
 
-/// Whether `answer` is the answer to `query`: its id, and its question.
-fn answers(answer: &Message, query: &Message) -> bool {
-    answer.id() == query.id()
-        && answer.message_type() == MessageType::Response
-        && answer.queries() == query.queries()
-}
-
-/// The rcode, then the records, against the check.
-fn judge(check: &DnsCheck, query: &Message, answer: &Message) -> Result<Success, ProbeError> {
-    if !answers(answer, query) {
-        return Err(ProbeError::Dns(
-            "the answer is not to the query sent (its id or question differs)".into(),
-        ));
+/// The answer in `bytes` judged against the check: `None` if it is not
+/// the answer to the query with `id` (its header or question differ, or
+/// cannot be read).
+fn judge(check: &DnsCheck, id: u16, bytes: &[u8]) -> Option<Result<Success, ProbeError>> {
+    let mut decoder = BinDecoder::new(bytes);
+    let header = Header::read(&mut decoder).ok()?;
+    if header.id() != id
+        || header.message_type() != MessageType::Response
+        || header.query_count() != 1
+    {
+        return None;
     }
-    let rcode = u16::from(answer.response_code());
+    let question = hickory_proto::op::Query::read(&mut decoder).ok()?;
+    if question.name() != &check.name
+        || question.query_type() != check.query_type
+        || question.query_class() != DNSClass::IN
+    {
+        return None;
+    }
+    if header.additional_count() == 0 && check.answer.is_none() && check.answer_address.is_none() {
+        return Some(rcode_judged(check, u16::from(header.response_code())));
+    }
+    Some(match Message::from_vec(bytes) {
+        Ok(answer) => rcode_judged(check, u16::from(answer.response_code()))
+            .and_then(|_| records_judged(check, &answer)),
+        Err(e) => Err(ProbeError::Dns(format!("a malformed answer: {e}"))),
+    })
+}
+
+/// The answer's rcode against the check's.
+fn rcode_judged(check: &DnsCheck, rcode: u16) -> Result<Success, ProbeError> {
     if rcode != check.rcode {
         return Err(ProbeError::DnsRcode {
             got: rcode_name(rcode),
             want: rcode_name(check.rcode),
         });
     }
+    Ok(Success::default())
+}
+
+/// The answer's records against the check's `answer_address` and `answer`.
+fn records_judged(check: &DnsCheck, answer: &Message) -> Result<Success, ProbeError> {
     let records = answer.answers();
     if let Some(address) = check.answer_address {
         if !records.iter().any(|r| r.data().ip_addr() == Some(address)) {

@@ -1,8 +1,9 @@
 //! The `dns` check against DNS servers on 127.0.0.1 made here with
-//! hickory-proto: answers good and wrong, rcodes, a closed port, a
-//! server that drops the queries, and stray answers before the real one.
+//! hickory-proto: answers good and wrong, rcodes (an extended one in an
+//! EDNS record among them), a closed port, a server that drops the
+//! queries, answers cut short, and stray answers before the real one.
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::{rdata, RData, Record};
 use tokio::net::UdpSocket;
 
@@ -19,6 +20,11 @@ enum Answers {
     Drop,
     /// First an answer with another id, then the right one.
     StrayFirst(std::net::Ipv4Addr),
+    /// This rcode, its high bits in an EDNS record (BADVERS is 16:
+    /// NOERROR in the header's four bits).
+    Extended(ResponseCode),
+    /// `name A address`, the datagram cut within the record.
+    CutShort(std::net::Ipv4Addr),
 }
 
 fn response(query: &Message, answers: Answers) -> Message {
@@ -29,12 +35,15 @@ fn response(query: &Message, answers: Answers) -> Message {
         .set_op_code(query.op_code())
         .add_queries(query.queries().to_vec());
     match answers {
-        Answers::A(ip) | Answers::StrayFirst(ip) => {
+        Answers::A(ip) | Answers::StrayFirst(ip) | Answers::CutShort(ip) => {
             let name = query.queries()[0].name().clone();
             answer.add_answer(Record::from_rdata(name, 60, RData::A(rdata::A(ip))));
         }
         Answers::Rcode(rcode) => {
             answer.set_response_code(rcode);
+        }
+        Answers::Extended(rcode) => {
+            answer.set_response_code(rcode).set_edns(Edns::new());
         }
         Answers::Drop => {}
     }
@@ -58,7 +67,10 @@ async fn udp_server(answers: Answers) -> SocketAddr {
                 stray.set_id(query.id().wrapping_add(1));
                 let _ = socket.send_to(&stray.to_vec().expect("encode"), from).await;
             }
-            let answer = response(&query, answers).to_vec().expect("encode");
+            let mut answer = response(&query, answers).to_vec().expect("encode");
+            if matches!(answers, Answers::CutShort(_)) {
+                answer.truncate(answer.len() - 3);
+            }
             let _ = socket.send_to(&answer, from).await;
         }
     });
@@ -152,6 +164,37 @@ async fn dns_over_udp_judges_rcode_and_answer() {
     assert_eq!(
         why(probe(&plain, &target(servfail), TIMEOUT).await).0,
         "dns_rcode"
+    );
+}
+
+#[tokio::test]
+async fn dns_reads_an_extended_rcode_and_the_records_it_matches_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let plain = check("{type: dns, name: www.lab.test}", dir.path());
+    // NOERROR in the header, BADVERS with the EDNS record's high bits.
+    let badvers = udp_server(Answers::Extended(ResponseCode::BADVERS)).await;
+    let (reason, message) = why(probe(&plain, &target(badvers), TIMEOUT).await);
+    assert_eq!(reason, "dns_rcode");
+    assert_eq!(message, "DNS rcode 16, expected NOERROR");
+    let edns_noerror = udp_server(Answers::Extended(ResponseCode::NoError)).await;
+    probe(&plain, &target(edns_noerror), TIMEOUT)
+        .await
+        .expect("NOERROR, with an EDNS record");
+    // Cut within its record: a check on the rcode alone passes (the
+    // records are not read), one on the records fails on them.
+    let cut = udp_server(Answers::CutShort(RS)).await;
+    probe(&plain, &target(cut), TIMEOUT)
+        .await
+        .expect("the rcode alone");
+    let address = check(
+        "{type: dns, name: www.lab.test, answer_address: 198.18.1.11}",
+        dir.path(),
+    );
+    let (reason, message) = why(probe(&address, &target(cut), TIMEOUT).await);
+    assert_eq!(reason, "dns", "{message}");
+    assert!(
+        message.starts_with("DNS: a malformed answer: "),
+        "{message}"
     );
 }
 
