@@ -10,8 +10,12 @@
 # (BENCH_SERVERS, default 200) served by one nginx, checked over HTTP (GET
 # /, body "healthy", a new connection per probe: the default) every
 # second, timeout 1 s, rise 1, fall 1, each the real server of one IPVS
-# service in the director's namespace. Each checker is started alone on a
-# table made anew, its probes counted in nginx's access log:
+# service in the director's namespace. With BENCH_AB_CHECK=dns they are
+# checked by `dns` instead (www.lab.test A, over UDP), the real servers of
+# the UDP service 198.18.0.10:53, answered by one dnsmasq on all their
+# addresses as in checker.sh's dns phase. Each checker is started alone
+# on a table made anew, its probes counted in nginx's access log (dns:
+# the queries dnsmasq answered, from its statistics):
 # 1. CPU, interleaved: in each of ROUNDS rounds (BENCH_ROUNDS, default 8,
 #    after one not counted) A runs, then B: started, WARMUP s (BENCH_WARMUP,
 #    5) not counted, then a window of W s (BENCH_WINDOW, 10); user + system
@@ -60,12 +64,15 @@ window=${BENCH_WINDOW:-10}
 grind_n=${BENCH_GRIND_SERVERS:-20}
 grind_warmup=${BENCH_GRIND_WARMUP:-30}
 grind_window=${BENCH_GRIND_WINDOW:-30}
+kind=${BENCH_AB_CHECK:-http}
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-ab-checker.XXXXXX)
 # shellcheck source=lab/bench/lib.sh
 source lab/bench/lib.sh
 # shellcheck source=lab/bench/servers.sh
 source lab/bench/servers.sh
+# shellcheck source=lab/bench/checker-checks.sh
+source lab/bench/checker-checks.sh # dnsmasq_start, dnsmasq_stop, checks_count
 checker_cleanup() {
 	bench_cleanup
 	mkdir -p "$out/bench-ab-checker-logs"
@@ -76,9 +83,16 @@ trap checker_cleanup EXIT
 servers_down
 servers_up
 
-check="{type: http, path: /, body: healthy}"
-checker_config 80 "$check" >"$work/checker.yaml"
-n=$grind_n checker_config 80 "$check" >"$work/checker-grind.yaml"
+case $kind in
+http) check="{type: http, path: /, body: healthy}" port=80 proto= ;;
+dns)
+	check="{type: dns, name: www.lab.test, query_type: A}" port=53 proto=udp
+	dnsmasq_start
+	;;
+*) echo "BENCH_AB_CHECK is http or dns, not $kind" >&2 && exit 2 ;;
+esac
+checker_config "$port" "$check" $proto >"$work/checker.yaml"
+n=$grind_n checker_config "$port" "$check" $proto >"$work/checker-grind.yaml"
 for i in 0 1; do
 	"${bins[$i]}" --config.file "$work/checker.yaml" --config.check >/dev/null ||
 		{ echo "${names[$i]} refuses the config" >&2; exit 1; }
@@ -88,14 +102,17 @@ new_version="$("${bins[1]}" --version 2>&1 | head -1), $(git describe --always -
 echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)"
 echo "A: $old_sha ($old_version); B: working tree ($new_version)"
 
-lines() { wc -l <"$work/http.log"; }
+# Probes seen by the servers so far.
+lines() {
+	if [[ $kind == dns ]]; then checks_count dns; else wc -l <"$work/http.log"; fi
+}
 # Starts checker I (0 = A, 1 = B) with CONFIG, its servers SERVERS, after
 # the words of WRAPPER, on a table made anew; its log is LOG. Sets
 # `started` to its PID (`ip netns exec` and valgrind exec it).
 start() { # I CONFIG SERVERS LOG [WRAPPER...]
 	local i=$1 config=$2 servers=$3 log=$4
 	shift 4
-	n=$servers table 80
+	n=$servers table "${proto:+$proto/}$port"
 	ip netns exec "$D" "$@" "${bins[$i]}" --config.file "$config" \
 		--web.listen-address "127.0.0.1:$((10311 + i))" --log.level warn >"$log" 2>&1 &
 	pids+=($!)
@@ -161,14 +178,15 @@ for i in 0 1; do
 	stop "$pid"
 done
 
+[[ $kind == dns ]] && dnsmasq_stop
 python3 - "$work" "$out" "$n" "$grind_n" "$(getconf CLK_TCK)" "$old_sha ($old_version)" \
-	"working tree ($new_version)" >"$out/bench-ab-checker.md" <<'PY'
+	"working tree ($new_version)" "$kind" >"$out/bench-ab-checker.md" <<'PY'
 import sys
 
 sys.path.insert(0, "lab/bench")
 from ab_stats import by_crate, differences, ratios, self_costs, spread, strace_calls, syscall_rows
 
-work, out, n, grind_n, hz, a_name, b_name = sys.argv[1:8]
+work, out, n, grind_n, hz, a_name, b_name, kind = sys.argv[1:9]
 n, grind_n, hz = int(n), int(grind_n), int(hz)
 
 # Per round and checker: CPU [ms] and minor faults per 1,000 probes, and
@@ -184,7 +202,10 @@ for line in open(f"{work}/grind.tsv"):
     who, probes, seconds, pid = line.split("\t")
     grind[who] = (int(probes), float(seconds), self_costs(f"{out}/ab-checker-callgrind-{who}.{pid.strip()}.1"))
 
-print(f"{n} HTTP real servers (one nginx), every second, timeout 1 s, a new connection per probe; probes counted in nginx's access log.")
+if kind == "dns":
+    print(f"{n} dns real servers (one dnsmasq; www.lab.test A over UDP), every second, timeout 1 s; probes counted as the queries dnsmasq answered.")
+else:
+    print(f"{n} HTTP real servers (one nginx), every second, timeout 1 s, a new connection per probe; probes counted in nginx's access log.")
 print(f"A: {a_name}; B: {b_name}.")
 print()
 print("| per 1,000 probes | A | B | B / A |")

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The `exec` and `dns` phases of checker.sh (issue #12), and the cgroups
-# every tool of checker.sh runs in. Sourced by checker.sh, never executed,
+# every tool of checker.sh runs in. Sourced by checker.sh (and, for its dns
+# mode, by ab-checker.sh), never executed,
 # after its settings (work, D, R, n, window, warmup, report, checker) and
 # before its functions are called.
 #
