@@ -9,10 +9,10 @@
 //! a probe writes its id into a copy. An answer is known as this query's
 //! by its header and question alone, and its records are read only when
 //! the check matches on them, or when it has an additional section (whose
-//! EDNS record may extend the header's rcode): a health check asks for
-//! the rcode, and the records' names and data were most of the work of
-//! reading an answer. Datagrams are read into one buffer per probe
-//! thread, room for the largest, not one allocated by each probe.
+//! EDNS record may extend the header's rcode): a check of the rcode
+//! alone needs nothing of the records, and reading them (their names and
+//! data) is work it is spared. Datagrams are read into one buffer per
+//! probe thread, room for the largest, not one allocated by each probe.
 //!
 //! Over UDP, a prober keeps its socket, connected to the real server,
 //! from one probe to the next ([`Kept`]): a new one per probe was most of
