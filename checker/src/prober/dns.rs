@@ -148,7 +148,9 @@ async fn over_udp(
     };
     watch.sent_datagram(&socket, target.addr, sent);
     // Readable, or an error (the ICMP port unreachable of a stopped
-    // server comes as one, not as something to read).
+    // server comes as one, not as something to read). `async_io`, as
+    // tokio's own `recv` does: its `try_io` finds no readiness for an
+    // interest of two kinds, and a loop of `ready` and `try_io` spins.
     let ready = Interest::READABLE | Interest::ERROR;
     loop {
         let judged = socket
