@@ -11,8 +11,9 @@
 //! the check matches on them, or when it has an additional section (whose
 //! EDNS record may extend the header's rcode): a check of the rcode
 //! alone needs nothing of the records, and reading them (their names and
-//! data) is work it is spared. Datagrams are read into one buffer per
-//! probe thread, room for the largest, not one allocated by each probe.
+//! data) is work it is spared. Datagrams are read into the probe
+//! thread's buffer (`udp::next_datagram`), not one allocated by each
+//! probe.
 //!
 //! Over UDP, a prober keeps its socket, connected to the real server,
 //! from one probe to the next ([`Kept`]): a new one per probe was most of
@@ -35,10 +36,8 @@
 //! set is judged as it is: the check asks for one name, and a health
 //! answer fits a datagram.
 
-use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::io::Read;
 
 use hickory_proto::op::{Header, Message, MessageType};
 use hickory_proto::rr::DNSClass;
@@ -46,23 +45,12 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UdpSocket;
 
-use super::{Phase, Phases, ProbeError, Success, Target, Watch};
+use super::{udp, Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{rcode_name, DnsCheck};
-
-/// The largest answer read over UDP (EDNS' usual 4096 would do; a
-/// datagram is at most this).
-const UDP_MAX: usize = 65_535;
 
 /// The most datagrams read and dropped from a kept socket before a probe:
 /// a socket that still has more (a peer flooding it) is left for a new one.
 const STALE_MAX: usize = 16;
-
-thread_local! {
-    /// The probe thread's room for a datagram, [`UDP_MAX`] bytes, zeroed
-    /// once; taken while a datagram is read and judged (no await in
-    /// between), empty while taken.
-    static DATAGRAM: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
 
 /// What a UDP `dns` check keeps from one probe to the next: its socket,
 /// connected to the real server, and the id of the last query sent on it.
@@ -110,17 +98,6 @@ fn fresh_id(last: Option<u16>) -> u16 {
     }
 }
 
-/// Runs `f` on the thread's datagram buffer.
-fn with_datagram<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    let mut buf = DATAGRAM.take();
-    if buf.len() != UDP_MAX {
-        buf = vec![0; UDP_MAX];
-    }
-    let r = f(&mut buf);
-    DATAGRAM.set(buf);
-    r
-}
-
 /// The query over UDP, on the socket kept from the last probe or a new
 /// one, judged on the first datagram that answers it.
 async fn over_udp(
@@ -147,21 +124,8 @@ async fn over_udp(
         None => send_anew(target, query, phases).await?,
     };
     watch.sent_datagram(&socket, target.addr, sent);
-    // Readable, or an error (the ICMP port unreachable of a stopped
-    // server comes as one, not as something to read). `async_io`, as
-    // tokio's own `recv` does: its `try_io` finds no readiness for an
-    // interest of two kinds, and a loop of `ready` and `try_io` spins.
-    let ready = Interest::READABLE | Interest::ERROR;
     loop {
-        let judged = socket
-            .async_io(ready, || {
-                with_datagram(|buf| {
-                    let n = (&*socket2::SockRef::from(&socket)).read(buf)?;
-                    Ok(judge(check, id, buf.get(..n).unwrap_or_default()))
-                })
-            })
-            .await;
-        match judged {
+        match udp::next_datagram(&socket, |datagram| judge(check, id, datagram)).await {
             Ok(Some(result)) => {
                 phases.end();
                 // Taken as empty: its readiness cleared with no read.
@@ -187,7 +151,7 @@ async fn send_anew(
     query: &[u8],
     phases: &mut Phases,
 ) -> Result<(UdpSocket, std::time::Instant), ProbeError> {
-    let socket = super::udp::connected(target)?;
+    let socket = udp::connected(target)?;
     let sent = phases.begin(Phase::Response);
     socket.send(query).await.map_err(ProbeError::Connect)?;
     Ok((socket, sent))
@@ -198,7 +162,7 @@ async fn send_anew(
 /// waiting. One that reports an error, or has more than [`STALE_MAX`],
 /// cannot.
 fn drained(socket: &UdpSocket) -> bool {
-    with_datagram(|buf| {
+    udp::with_datagram(|buf| {
         for _ in 0..STALE_MAX {
             match socket.try_recv(buf) {
                 Ok(_) => continue,

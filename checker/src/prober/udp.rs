@@ -12,10 +12,13 @@
 //! reply has nothing to tell which datagram it answers, so a late reply
 //! to the last probe on a kept socket would pass for this one's.
 
+use std::cell::Cell;
+use std::io::Read;
 use std::net::SocketAddr;
 
 use regex::bytes::Regex;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::{Deadline, Phase, Phases, ProbeError, Success, Target, Watch};
@@ -23,6 +26,43 @@ use crate::config::UdpCheck;
 
 /// The largest datagram read.
 const DATAGRAM_MAX: usize = 65_535;
+
+thread_local! {
+    /// The probe thread's room for a datagram, [`DATAGRAM_MAX`] bytes,
+    /// zeroed once rather than at each probe; taken while a datagram is
+    /// read and looked at (no await in between), empty while taken.
+    static DATAGRAM: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on the thread's datagram buffer.
+pub(super) fn with_datagram<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = DATAGRAM.take();
+    if buf.len() != DATAGRAM_MAX {
+        buf = vec![0; DATAGRAM_MAX];
+    }
+    let r = f(&mut buf);
+    DATAGRAM.set(buf);
+    r
+}
+
+/// The next datagram on `socket`, or its error (an ICMP port unreachable
+/// comes as one, not as something to read), given to `f` in the thread's
+/// buffer. Through `async_io`, as tokio's own `recv` reads: its `try_io`
+/// finds no readiness for an interest of two kinds, and a loop of `ready`
+/// and `try_io` spins.
+pub(super) async fn next_datagram<R>(
+    socket: &UdpSocket,
+    mut f: impl FnMut(&[u8]) -> R,
+) -> std::io::Result<R> {
+    socket
+        .async_io(Interest::READABLE | Interest::ERROR, || {
+            with_datagram(|buf| {
+                let n = (&*SockRef::from(socket)).read(buf)?;
+                Ok(f(buf.get(..n).unwrap_or_default()))
+            })
+        })
+        .await
+}
 
 /// A UDP socket connected to the target: only its datagrams are read,
 /// and an ICMP port unreachable comes back as an error (`connect`) of the
@@ -62,16 +102,21 @@ pub async fn probe(
         .await
         .map_err(ProbeError::Connect)?;
     watch.sent_datagram(&socket, target.addr, sent);
-    let mut buf = vec![0u8; DATAGRAM_MAX];
+    // A datagram that passes is `None`; one that does not match, `Some`
+    // of its bytes.
+    let unmatched = |datagram: &[u8]| match &check.expect {
+        Some(re) if !re.is_match(datagram) => Some(datagram.to_vec()),
+        _ => None,
+    };
     let mut last: Option<Vec<u8>> = None;
     loop {
         let received = match (&check.expect, &last) {
             // No reply yet: whether the server had its whole timeout is
             // judged by the probe's timeout (see [`super::watch`]).
-            (Some(_), None) => Ok(socket.recv(&mut buf).await),
-            _ => tokio::time::timeout_at(deadline.at, socket.recv(&mut buf)).await,
+            (Some(_), None) => Ok(next_datagram(&socket, unmatched).await),
+            _ => tokio::time::timeout_at(deadline.at, next_datagram(&socket, unmatched)).await,
         };
-        let n = match received {
+        let reply = match received {
             Ok(received) => received.map_err(ProbeError::Connect)?,
             Err(_) => {
                 return match (&check.expect, last) {
@@ -86,12 +131,10 @@ pub async fn probe(
                 };
             }
         };
-        let datagram = &buf[..n];
-        match &check.expect {
+        match reply {
             None => break,
-            Some(re) if re.is_match(datagram) => break,
             // Another datagram may still match.
-            Some(_) => last = Some(datagram.to_vec()),
+            Some(datagram) => last = Some(datagram),
         }
     }
     phases.end();
