@@ -19,11 +19,13 @@
 
 use std::io;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 
-use super::{Phase, Phases, ProbeError, Success, Target};
+use super::watch::Watch;
+use super::{cpu_wait, Phase, Phases, ProbeError, Success, Target};
 use crate::config::ExecCheck;
 
 /// The bytes of stdout, and of stderr, kept for the error message.
@@ -128,6 +130,14 @@ impl Drop for GroupKill {
     }
 }
 
+/// A program started: the child, the guard that kills its group, and
+/// how long starting it waited for a CPU on the checker's side.
+pub(super) struct Started {
+    pub child: Child,
+    pub group: GroupKill,
+    pub waited: Duration,
+}
+
 /// Starts `command` (made with `process_group(0)`), and the guard that
 /// kills its group, on a blocking thread: a spawn waits for the child's
 /// exec, which on a loaded machine or from a slow file system takes a
@@ -135,12 +145,26 @@ impl Drop for GroupKill {
 /// that wait would hold up every other probe there, and make the checker
 /// late, so that their timeouts, and this program's own, would not be
 /// judged. A probe dropped meanwhile (its timeout) drops what the spawn
-/// returns when it is done, which kills the group.
-pub(super) async fn spawn(mut command: tokio::process::Command) -> io::Result<(Child, GroupKill)> {
+/// returns when it is done, which kills the group. What the start waited
+/// for a CPU: until the blocking thread took it up, and that thread's run
+/// delay while it started the program (the child's own is the child's).
+pub(super) async fn spawn(mut command: tokio::process::Command) -> io::Result<Started> {
+    let asked = Instant::now();
     tokio::task::spawn_blocking(move || {
+        let queued = asked.elapsed();
+        let before = cpu_wait::this_thread();
         let child = command.spawn()?;
         let group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()));
-        Ok((child, group))
+        let starting = cpu_wait::this_thread()
+            .zip(before)
+            .map_or(Duration::ZERO, |(after, before)| {
+                after.saturating_sub(before)
+            });
+        Ok(Started {
+            child,
+            group,
+            waited: queued + starting,
+        })
     })
     .await
     .map_err(io::Error::other)?
@@ -150,8 +174,10 @@ pub(super) async fn spawn(mut command: tokio::process::Command) -> io::Result<(C
 pub async fn probe(
     check: &ExecCheck,
     prepared: &Prepared,
+    watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
+    let asked = Instant::now();
     phases.begin(Phase::Response);
     let Some((program, args)) = prepared.argv.split_first() else {
         return Err(ProbeError::Exec("no program to run".into()));
@@ -165,12 +191,26 @@ pub async fn probe(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let (mut child, mut group) = spawn(command)
+    let Started {
+        mut child,
+        mut group,
+        waited,
+    } = spawn(command)
         .await
         .map_err(|e| ProbeError::Exec(format!("cannot run {program}: {e}")))?;
+    if let Some(pid) = child.id() {
+        watch.running(pid, asked, waited);
+    }
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let (status, out, err) = tokio::join!(child.wait(), bounded(stdout), bounded(stderr));
+    // Once reaped, its number may be another process's: what a process
+    // it left behind still holding our pipes does is not measured.
+    let reaped = async {
+        let status = child.wait().await;
+        watch.forget_program();
+        status
+    };
+    let (status, out, err) = tokio::join!(reaped, bounded(stdout), bounded(stderr));
     // Done before the timeout: nothing of it is left to kill (a child it
     // left behind with our pipes closed is its own business).
     group.0 = None;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Check, CheckKind, Step};
 
 pub mod conversation;
+mod cpu_wait;
 pub mod dns;
 pub mod exec;
 pub mod http;
@@ -463,7 +464,7 @@ impl Prober {
                 (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
                 (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
-                    Some(program) => Box::pin(exec::probe(e, program, &mut phases)).await,
+                    Some(program) => Box::pin(exec::probe(e, program, watch, &mut phases)).await,
                     None => Err(ProbeError::Exec("no program prepared".into())),
                 },
             }

@@ -21,8 +21,19 @@
 //!   server has had a whole timeout from the checker's last bytes, at
 //!   most one more timeout; a probe still going then is the checker's.
 //!
-//! A datagram is judged the same way from when it was sent. A probe with
-//! no socket to show (`exec`, `icmp`), or one the kernel would not
+//! A datagram is judged the same way from when it was sent.
+//!
+//! An `exec` check's program is judged by its processes' waits for a CPU
+//! (see [`super::cpu_wait`]): it had its timeout when the time since it
+//! was asked for, less what it (and the checker's thread starting it)
+//! waited for a CPU, is nine tenths of the timeout or more (a tenth, the
+//! heartbeat's measure of late, left for what is not measured). Until
+//! then it goes on, at most one more timeout; a program still going then
+//! is the checker's. So a program that sleeps on a silent server is the
+//! server's timeout however busy the machine, and one starved of CPU
+//! gets to finish, or is late, not failed.
+//!
+//! A probe with nothing to show (`icmp`), or one the kernel would not
 //! describe, is left to the heartbeat's rule (see `crate::daemon`).
 
 use std::future::Future;
@@ -41,17 +52,24 @@ pub enum Side {
     Checker,
 }
 
-/// The socket of one prober's probe in progress, if it has one.
+/// The socket of one prober's probe in progress, if it has one, or its
+/// program.
 #[derive(Debug)]
 pub struct Watch {
-    socket: Mutex<Option<Watched>>,
+    watched: Mutex<Option<Watched>>,
     /// Whether the server speaks first on a connection (a banner), so that
     /// its time runs from the SYN, not from the checker's last bytes.
     server_speaks_first: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Watched {
+enum Watched {
+    Socket(Socket),
+    Program(Program),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Socket {
     /// Valid while the probe's future holds the socket: a prober keeps
     /// the socket it last named here until it ends (see [`Watch::connecting`]).
     fd: RawFd,
@@ -63,10 +81,21 @@ struct Watched {
     datagram: bool,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Program {
+    /// Its leader's process id, valid while the probe's future holds the
+    /// child (unreaped, the number is not reused).
+    pid: u32,
+    /// When the probe asked for it to be started.
+    asked: Instant,
+    /// What starting it waited for a CPU on the checker's side.
+    start_waited: Duration,
+}
+
 /// What the socket shows at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
-    /// The server had its whole timeout.
+    /// The server (or the program checking it) had its whole timeout.
     ServerSilent,
     /// Not known before this instant.
     Until(Instant),
@@ -78,14 +107,14 @@ impl Watch {
     /// A watch for a prober whose server speaks first or not.
     pub fn new(server_speaks_first: bool) -> Self {
         Watch {
-            socket: Mutex::new(None),
+            watched: Mutex::new(None),
             server_speaks_first,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Watched>> {
         // Every update leaves it whole.
-        self.socket
+        self.watched
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -94,24 +123,35 @@ impl Watch {
     /// prober keeps the socket open until its probe ends, or names
     /// another one here first.
     pub(super) fn connecting(&self, socket: &impl AsRawFd, peer: SocketAddr, sent: Instant) {
-        *self.lock() = Some(Watched {
+        *self.lock() = Some(Watched::Socket(Socket {
             fd: socket.as_raw_fd(),
             peer,
             sent,
             datagram: false,
-        });
+        }));
     }
 
     /// `socket`, connected to `peer`, sent its datagram at `sent` (or just
     /// after). As for [`Watch::connecting`], it stays open until the
     /// probe ends.
     pub(super) fn sent_datagram(&self, socket: &impl AsRawFd, peer: SocketAddr, sent: Instant) {
-        *self.lock() = Some(Watched {
+        *self.lock() = Some(Watched::Socket(Socket {
             fd: socket.as_raw_fd(),
             peer,
             sent,
             datagram: true,
-        });
+        }));
+    }
+
+    /// The program `pid` runs, asked for at `asked`, its start having
+    /// waited `start_waited` for a CPU on the checker's side. The prober
+    /// holds it unreaped until its probe ends.
+    pub(super) fn running(&self, pid: u32, asked: Instant, start_waited: Duration) {
+        *self.lock() = Some(Watched::Program(Program {
+            pid,
+            asked,
+            start_waited,
+        }));
     }
 
     /// Runs `probe` for `budget`, then for as long as its socket shows the
@@ -145,11 +185,24 @@ impl Watch {
         ended
     }
 
+    /// The program named by [`Watch::running`] was reaped.
+    pub(super) fn forget_program(&self) {
+        let mut watched = self.lock();
+        if matches!(*watched, Some(Watched::Program(_))) {
+            *watched = None;
+        }
+    }
+
     /// What the socket shows at `now` of a probe with `timeout`.
     fn seen(&self, now: Instant, timeout: Duration) -> Seen {
-        let Some(watched) = *self.lock() else {
-            return Seen::Nothing;
-        };
+        match *self.lock() {
+            Some(Watched::Socket(socket)) => self.socket_seen(socket, now, timeout),
+            Some(Watched::Program(program)) => program.seen(now, timeout),
+            None => Seen::Nothing,
+        }
+    }
+
+    fn socket_seen(&self, watched: Socket, now: Instant, timeout: Duration) -> Seen {
         // SAFETY: the prober holds the socket open while its probe runs
         // (see `Watched::fd`), and this runs inside the probe, in `within`.
         let fd = unsafe { BorrowedFd::borrow_raw(watched.fd) };
@@ -195,6 +248,33 @@ impl Watch {
             TCP_CLOSE_WAIT | TCP_CLOSE => more,
             _ => Seen::Nothing,
         }
+    }
+}
+
+impl Program {
+    /// What its processes' waits for a CPU show at `now`.
+    fn seen(&self, now: Instant, timeout: Duration) -> Seen {
+        let Some(waited) = super::cpu_wait::of_program(self.pid) else {
+            return Seen::Nothing;
+        };
+        had_its_time(
+            now.saturating_duration_since(self.asked),
+            waited + self.start_waited,
+            now,
+            timeout,
+        )
+    }
+}
+
+/// A program asked for `since` ago that waited `waited` of it for a CPU,
+/// at `now`: whether it had its `timeout` (nine tenths of it, off the run
+/// queue), or until when it is owed the rest.
+fn had_its_time(since: Duration, waited: Duration, now: Instant, timeout: Duration) -> Seen {
+    let had = since.saturating_sub(waited);
+    if had >= timeout - timeout / 10 {
+        Seen::ServerSilent
+    } else {
+        Seen::Until(now + (timeout - had))
     }
 }
 
@@ -289,5 +369,32 @@ mod tests {
         // Sent at 0, again at 200 ms and at 600 ms (the timeout doubled
         // to 400, then 800 ms), the last 100 ms ago.
         assert_eq!(info(2, 800).since_unanswered(), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn a_program_is_owed_the_time_it_waited_for_a_cpu() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        // Asleep or running its whole timeout, or all but a tenth.
+        assert_eq!(had_its_time(second, ms(0), now, second), Seen::ServerSilent);
+        assert_eq!(
+            had_its_time(second, ms(100), now, second),
+            Seen::ServerSilent
+        );
+        // 700 ms waiting for a CPU: owed 700 ms more.
+        assert_eq!(
+            had_its_time(second, ms(700), now, second),
+            Seen::Until(now + ms(700))
+        );
+        // Owed what it waited since, too; until it had its time.
+        assert_eq!(
+            had_its_time(ms(1700), ms(900), now, second),
+            Seen::Until(now + ms(200))
+        );
+        assert_eq!(
+            had_its_time(ms(1700), ms(700), now, second),
+            Seen::ServerSilent
+        );
     }
 }

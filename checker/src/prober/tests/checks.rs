@@ -434,8 +434,8 @@ async fn a_slow_start_of_a_program_does_not_hold_up_the_probe_thread() {
         longest
     });
     tokio::task::yield_now().await;
-    let (mut child, _group) = exec::spawn(command).await.expect("spawn");
-    child.wait().await.expect("wait");
+    let mut started = exec::spawn(command).await.expect("spawn");
+    started.child.wait().await.expect("wait");
     let longest = ticker.await.expect("ticker");
     assert!(
         longest < Duration::from_millis(200),

@@ -192,7 +192,98 @@ async fn a_probe_that_never_sent_its_request_is_the_checkers_timeout() {
     assert_eq!(ended, Err(Some(Side::Checker)));
 }
 
-/// No socket named (a program, a ping): the socket cannot tell.
+/// A program's probe for `timeout`, its prober made for it (see
+/// [`Prober::of_service`]).
+async fn program_probe(command: &[&str], timeout: Duration) -> (Outcome, Duration) {
+    let dir = tempfile::tempdir().expect("dir");
+    let command = command
+        .iter()
+        .map(|arg| format!("'{arg}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let c = check(&format!("{{type: exec, command: [{command}]}}"), dir.path());
+    let mut prober = Prober::new(c, target("127.0.0.1:9".parse().expect("address")))
+        .of_service(&exec::Virtual::default());
+    let began = Instant::now();
+    let outcome = prober.probe(timeout).await;
+    (outcome, began.elapsed())
+}
+
+/// Two busy processes on CPU 0, killed when dropped: a program put on
+/// that CPU at the lowest priority gets under 1 % of it.
+struct Hogs([std::process::Child; 2]);
+
+impl Hogs {
+    fn start() -> Self {
+        let hog = || {
+            std::process::Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("taskset")
+        };
+        Hogs([hog(), hog()])
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+/// A program asleep past its timeout (waiting on its server) had its
+/// whole timeout, however busy the machine.
+#[tokio::test]
+async fn a_program_asleep_past_its_timeout_is_the_servers_timeout() {
+    let _hogs = Hogs::start();
+    let (outcome, took) = program_probe(&["/bin/sleep", "5"], SHORT).await;
+    assert_eq!(timed_out(&outcome), Some(Side::Server));
+    assert!(took < SHORT * 2, "judged after {took:?}");
+}
+
+/// A program kept off the CPU is owed the time it waited: one that the
+/// CPU is given back to meanwhile finishes and passes; one kept off it
+/// throughout is the checker's timeout at the second one.
+#[tokio::test]
+async fn a_program_starved_of_cpu_is_given_its_time_then_is_the_checkers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let go = dir.path().join("go");
+    let spin = format!("while [ ! -e {} ]; do :; done", go.display());
+    let starved = [
+        "/usr/bin/taskset",
+        "-c",
+        "0",
+        "/usr/bin/nice",
+        "-n",
+        "19",
+        "/bin/sh",
+        "-c",
+        &spin,
+    ];
+    let hogs = Hogs::start();
+    let (outcome, took) = program_probe(&starved, SHORT).await;
+    assert_eq!(timed_out(&outcome), Some(Side::Checker));
+    assert!(took >= SHORT * 2, "judged after {took:?}");
+
+    let freed = tokio::spawn(async move {
+        tokio::time::sleep(SHORT + SHORT / 2).await;
+        drop(hogs);
+        std::fs::write(go, b"").expect("go");
+    });
+    let (outcome, took) = program_probe(&starved, SHORT).await;
+    freed.await.expect("freed");
+    assert!(
+        outcome.result.is_ok(),
+        "{:?} after {took:?}",
+        outcome.result
+    );
+    assert!(took > SHORT, "ended after {took:?}");
+}
+
+/// Nothing named (a ping): nothing can tell.
 #[tokio::test]
 async fn without_a_socket_the_timeout_is_not_judged_here() {
     let watch = Watch::new(false);

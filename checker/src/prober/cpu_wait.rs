@@ -1,0 +1,145 @@
+//! How long a program, and the checker's thread that started it, waited
+//! for a CPU: the kernel's run delay, the time a thread was ready to run
+//! and did not (the second field of `/proc/PID/task/TID/schedstat`, in
+//! nanoseconds). On a machine short of CPU a program that would answer
+//! in a few milliseconds can take its whole timeout waiting for its turn;
+//! that timeout is the checker's (the machine's), not the real server's
+//! (see [`super::watch`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+/// The most processes of a program's tree read: a program that started
+/// more is judged on the first ones (the walk is made at a timeout, and
+/// must stay cheap however many it forked).
+const MAX_PROCESSES: usize = 64;
+
+/// A thread's run delay, from the text of its `schedstat`.
+fn parse(text: &str) -> Option<Duration> {
+    let nanos = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+fn read(path: &Path) -> Option<Duration> {
+    parse(&std::fs::read_to_string(path).ok()?)
+}
+
+/// The calling thread's run delay so far; `None` where the kernel does
+/// not keep it (no `CONFIG_SCHED_INFO`) or `/proc` is not mounted.
+pub fn this_thread() -> Option<Duration> {
+    read(Path::new("/proc/thread-self/schedstat"))
+}
+
+/// What the program led by `pid`, and the processes it started that are
+/// still there, waited for a CPU in all: the sum of every thread's run
+/// delay. `None` when its leader is gone (reaped) or the kernel does not
+/// say. The processes that ended before are not counted, so this is at
+/// most what the program waited; and a number reused by another process
+/// between two reads would be counted for it: a rare error in either
+/// direction, of one measure at one timeout.
+pub fn of_program(pid: u32) -> Option<Duration> {
+    let mut waited = read(Path::new(&format!("/proc/{pid}/schedstat")))?;
+    let mut pending = children(&format!("/proc/{pid}/task/{pid}"));
+    let mut counted = 1;
+    while let Some(child) = pending.pop() {
+        if counted == MAX_PROCESSES {
+            break;
+        }
+        counted += 1;
+        let Ok(threads) = std::fs::read_dir(format!("/proc/{child}/task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            let dir = thread.path();
+            waited += read(&dir.join("schedstat")).unwrap_or_default();
+            pending.extend(children(&dir.to_string_lossy()));
+        }
+    }
+    // The leader's other threads (a program's resolver thread, say).
+    if let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for thread in threads.flatten() {
+            if thread.file_name().to_str() != Some(&pid.to_string()) {
+                waited += read(&thread.path().join("schedstat")).unwrap_or_default();
+            }
+        }
+    }
+    Some(waited)
+}
+
+/// The processes a thread (`/proc/PID/task/TID`) started and that are
+/// still there.
+fn children(thread: &str) -> Vec<u32> {
+    std::fs::read_to_string(format!("{thread}/children"))
+        .map(|text| {
+            text.split_ascii_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+
+    use super::*;
+
+    #[test]
+    fn the_run_delay_is_the_second_field() {
+        assert_eq!(
+            parse("187015910 977672592 108\n"),
+            Some(Duration::from_nanos(977_672_592))
+        );
+        assert_eq!(parse("187015910\n"), None);
+        assert_eq!(parse("1 -2 3\n"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn a_program_gone_says_nothing() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert_eq!(of_program(pid), None);
+    }
+
+    /// A program kept from the CPU: itself and a busy child at the lowest
+    /// priority on one CPU, beside two busy processes at the normal one.
+    #[test]
+    fn a_program_held_off_the_cpu_waited_and_its_children_count() {
+        if this_thread().is_none() {
+            eprintln!("skipped: this kernel keeps no run delay");
+            return;
+        }
+        let busy = || {
+            std::process::Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("taskset")
+        };
+        let mut hogs = [busy(), busy()];
+        let mut program = std::process::Command::new("taskset")
+            .args(["-c", "0", "nice", "-n", "19", "sh", "-c"])
+            .arg("(while :; do :; done) & wait")
+            .process_group(0)
+            .spawn()
+            .expect("program");
+        std::thread::sleep(Duration::from_millis(600));
+        let waited = of_program(program.id());
+        // SAFETY: kill(2) takes no pointers; the group is the program's.
+        unsafe {
+            libc::kill(-(program.id() as i32), libc::SIGKILL);
+        }
+        for child in hogs.iter_mut() {
+            let _ = child.kill();
+        }
+        for child in hogs.iter_mut().chain([&mut program]) {
+            let _ = child.wait();
+        }
+        let waited = waited.expect("the program is there");
+        assert!(
+            waited >= Duration::from_millis(300),
+            "a program at the lowest priority beside two busy ones on one CPU waited only {waited:?}"
+        );
+    }
+}
