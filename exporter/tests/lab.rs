@@ -306,13 +306,17 @@ fn ipvsadm(options: &str) -> Vec<(String, Vec<String>)> {
 }
 
 /// Waits until the counters ipvsadm shows stay the same over more than
-/// one of the kernel's 2 s folds of its per-CPU counters.
+/// one of the kernel's 2 s folds of its per-CPU counters. Only the
+/// counters: the rates below them in /proc/net/ip_vs_stats decay for tens
+/// of seconds after traffic (an earlier test's), and no test here
+/// compares rates after this wait.
 fn counters_settled() {
+    const COUNTERS: &str = "ipvsadm -Ln --stats --exact; head -n 3 /proc/net/ip_vs_stats";
     let started = Instant::now();
-    let mut last = director("ipvsadm -Ln --stats --exact; cat /proc/net/ip_vs_stats");
+    let mut last = director(COUNTERS);
     loop {
         sleep(Duration::from_millis(2500));
-        let now = director("ipvsadm -Ln --stats --exact; cat /proc/net/ip_vs_stats");
+        let now = director(COUNTERS);
         if now == last {
             return;
         }
@@ -616,11 +620,13 @@ fn promtool_finds_nothing_to_lint() {
 
 #[test]
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
-fn fifty_concurrent_scrapers_for_thirty_seconds_all_answered() {
+fn fifty_concurrent_scrapers_for_ten_seconds_all_answered() {
     let _lab = lab();
     let exporter = Exporter::start(10314, &["--netns", DIRECTOR], None);
     let port = exporter.port;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Ten seconds are some 35 scrapes each in the lab's VM (1,739 in all
+    // in one run), every one of them with 49 others under way.
+    let deadline = Instant::now() + Duration::from_secs(10);
     let workers: Vec<_> = (0..50)
         .map(|_| {
             std::thread::spawn(move || {
@@ -646,10 +652,10 @@ fn fifty_concurrent_scrapers_for_thirty_seconds_all_answered() {
     for worker in workers {
         let (ok, failed) = worker.join().expect("worker");
         assert!(failed.is_empty(), "failed scrapes: {failed:?}");
-        assert!(ok > 0, "a scraper got no answer in 30 s");
+        assert!(ok > 0, "a scraper got no answer in 10 s");
         total += ok;
     }
-    eprintln!("50 scrapers, 30 s: {total} scrapes answered, none failed");
+    eprintln!("50 scrapers, 10 s: {total} scrapes answered, none failed");
     let (status, log) = exporter.stop();
     assert!(status.success(), "exit {status}: {log}");
 }
@@ -954,7 +960,8 @@ fn scans_of_the_conn_table_are_reused_within_the_minimum_interval() {
     let (closed, age) = scanned_closed(&exporter);
     assert_eq!(age, 0.0, "no rescan after the interval");
     assert_eq!(closed, 3.0, "the new scan missed the new connections");
-    wait_until_none_closed();
+    // Not waited out: no later test counts connections in CLOSE, and one
+    // that did would wait for them first, as this one does.
 }
 
 #[test]
