@@ -102,13 +102,27 @@ impl Checker {
 /// 198.18.0.10) built once per binary; every server (re)started, the
 /// table empty and expire_quiescent_template at the kernel's default 0.
 fn fresh_lab() -> std::sync::MutexGuard<'static, ()> {
+    fresh_lab_and(|| ()).0
+}
+
+/// [`fresh_lab`], with `alongside` run meanwhile (a slow start that needs
+/// neither the servers nor the table: chromium's) and its value.
+fn fresh_lab_and<T: Send>(
+    alongside: impl FnOnce() -> T + Send,
+) -> (std::sync::MutexGuard<'static, ()>, T) {
     let t = topology_script();
     let guard = lab_once(|| {
         run_in(None, &format!("{t} up 3 && {t} vip 198.18.0.10"));
     });
-    run_in(None, &format!("{t} serve"));
-    director("ipvsadm -C && echo 0 > /proc/sys/net/ipv4/vs/expire_quiescent_template");
-    guard
+    let value = std::thread::scope(|scope| {
+        let other = scope.spawn(alongside);
+        run_in(None, &format!("{t} serve"));
+        director("ipvsadm -C && echo 0 > /proc/sys/net/ipv4/vs/expire_quiescent_template");
+        other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    (guard, value)
 }
 
 /// Where the checker serves /metrics, in the director's namespace.
@@ -1543,15 +1557,20 @@ fn a_managed_table_flushed_or_its_module_unloaded_is_made_again() {
 #[test]
 #[ignore = "needs root and a kernel with IPVS: run it in the lab (lab/test)"]
 fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
-    let _lock = fresh_lab();
     let started = Instant::now();
+    let dir = out_dir();
+    // Chromium takes some 20 s to start in the VM: it starts while the
+    // servers and the table are made ready.
+    let (_lock, mut browser) = fresh_lab_and(|| {
+        lab_harness::browser::Browser::start("lab-director", &dir.join("chromium.log"))
+    });
+    eprintln!("chromium and the lab ready after {:?}", started.elapsed());
     director(
         "ipvsadm -A -t 198.18.0.10:80 -s wrr && \
          ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 3 && \
          ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 1 && \
          ipvsadm -a -t 198.18.0.10:80 -r 198.18.1.13:80 -m -w 1",
     );
-    let dir = out_dir();
     let drains = dir.join("page-drains.json");
     let _ = std::fs::remove_file(&drains);
     let hash = bcrypt::hash(LAB_PASSWORD, 4).expect("bcrypt");
@@ -1571,9 +1590,6 @@ fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     std::fs::write(&file, &config).expect("write config");
     let web_flag = format!("--web.config.file={}", web.display());
     let _checker = Checker::start_with_flags("page", file, &["--web.enable-admin-api", &web_flag]);
-    let mut browser =
-        lab_harness::browser::Browser::start("lab-director", &dir.join("chromium.log"));
-    eprintln!("chromium started after {:?}", started.elapsed());
     // The browser logs in with the credentials of the URL, and keeps them
     // for the page's own requests (the drain button's).
     let password = LAB_PASSWORD.replace(' ', "%20");
