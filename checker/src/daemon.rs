@@ -219,7 +219,7 @@ async fn run_with<T: ManagedTable>(
     .context("cannot start the probe threads")?;
     daemon.start_vip_probes()?;
     let (tx, mut rx) = mpsc::channel::<Report>(reports::QUEUE);
-    let mut looping = Loop::new(options, shards, tx, &daemon.config);
+    let mut looping = Loop::new(options, shards, tx, &daemon.config, &daemon.state);
     looping.follow_probes(&daemon.config);
     daemon.state.lock().reset(&daemon.config);
     let mut signals = Signals::new()?;

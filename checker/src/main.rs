@@ -54,8 +54,9 @@ struct Args {
         default_value_t = 16
     )]
     max_full_handshakes: usize,
-    /// `exec` checks' programs running at once, at most; the others wait
-    /// for their turn before their timeout starts.
+    /// `exec` checks' programs running at once, at most (fewer, down to
+    /// one per core, while they wait for a CPU); the others wait for their
+    /// turn before their timeout starts.
     #[arg(long = "checker.max-programs", value_name = "N", default_value_t = 32)]
     max_programs: usize,
     /// Threads that run the probes; 0: one per core the process may use.

@@ -7,7 +7,8 @@
 //! both daemons take them ([`ipvs_common::labels`]), so series join with
 //! `ipvs_backend_weight` and friends. Every family is described (`# HELP`,
 //! `# TYPE`) even while it has no series, so a scrape names them all (but
-//! `ipvs_checker_probe_concurrency_limit`, there only while there is a
+//! `ipvs_checker_probe_concurrency_limit` and
+//! `ipvs_checker_program_concurrency_limit`, there only while there is a
 //! limit).
 //!
 //! `ipvs_checker_probe_duration_seconds` has a `phase` label, as
@@ -486,10 +487,19 @@ fn daemon_families(state: &State) -> Vec<Family> {
         Gauge,
         "Probes allowed in flight at once, over every probe thread: --checker.max-concurrency, less while probes start late (the checker short of CPU).",
     );
-    if let Some(n) = state.probe_concurrency_limit() {
+    if let Some(n) = state.limits.probes() {
         limit.push(&LabelSet::new(), n);
     }
     families.push(limit);
+    let mut programs = Family::new(
+        "ipvs_checker_program_concurrency_limit",
+        Gauge,
+        "exec checks' programs allowed to run at once: --checker.max-programs, less while they wait for a CPU (the machine short of CPU).",
+    );
+    if let Some(n) = state.limits.programs() {
+        programs.push(&LabelSet::new(), n);
+    }
+    families.push(programs);
     let mut reload = family(
         "ipvs_checker_config_last_reload_successful",
         Gauge,

@@ -26,6 +26,10 @@ use crate::health::{Health, HealthState};
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::{desired, Action, Desired, Outcome, Owned, Removal, View};
 
+mod limits;
+
+pub use limits::Limits;
+
 /// Buckets of `ipvs_checker_probe_duration_seconds`: 1 ms to 10 s, which
 /// covers a loopback answer as well as the longest timeout in practice.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -94,9 +98,8 @@ pub struct State {
     /// Managed mode's real servers that left the config, at weight 0
     /// until their connections end (as of its last pass).
     pub removing: BTreeMap<(ServiceKey, DestinationKey), Removal>,
-    /// Probes allowed in flight at once now on each probe thread (see
-    /// `daemon::admission`); empty before the probes start.
-    probe_concurrency_limits: Vec<usize>,
+    /// How many probes and programs may run at once now.
+    pub limits: Limits,
     /// The drains of the drain file, as last written there.
     drains: Drains,
     /// The drains by a file in `maintenance_dir`, as last read.
@@ -124,7 +127,7 @@ impl Default for State {
             state_file: None,
             owned: Owned::default(),
             removing: BTreeMap::new(),
-            probe_concurrency_limits: Vec::new(),
+            limits: Limits::default(),
             drains: Drains::default(),
             maintenance: BTreeMap::new(),
             reconciled: false,
@@ -471,21 +474,6 @@ impl State {
     /// Follows `maintenance_dir`, as just read.
     pub fn set_maintenance(&mut self, drains: BTreeMap<(ServiceKey, DestinationKey), Drain>) {
         self.maintenance = drains;
-    }
-
-    /// Probes allowed in flight at once now, over every probe thread;
-    /// `None` before the probes start.
-    pub fn probe_concurrency_limit(&self) -> Option<usize> {
-        (!self.probe_concurrency_limits.is_empty())
-            .then(|| self.probe_concurrency_limits.iter().sum())
-    }
-
-    /// Probe thread `shard` allows `limit` probes in flight at once now.
-    pub fn set_probe_concurrency_limit(&mut self, shard: usize, limit: usize) {
-        if self.probe_concurrency_limits.len() <= shard {
-            self.probe_concurrency_limits.resize(shard + 1, 0);
-        }
-        self.probe_concurrency_limits[shard] = limit;
     }
 
     /// The weights `service`'s real servers should have now, from the

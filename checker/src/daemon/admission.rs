@@ -26,6 +26,16 @@
 //! probes waiting on servers that do not answer hold their slots for their
 //! whole timeout without using the CPU, and with few slots they would
 //! hold up every other probe.
+//!
+//! The `exec` checks' programs have a limit of the same kind over the
+//! whole checker (`--checker.max-programs`), cut and grown by the same
+//! arithmetic on what each program waited for a CPU (see
+//! `crate::prober::cpu_wait`), read as it ends, down to the number of
+//! CPUs, with fractions of their own ([`PROGRAMS`]): programs that each
+//! need the CPU for a while, started together on too few CPUs, all take
+//! their whole timeout and are killed, their CPU spent for no check;
+//! fewer at once each finish, and the others wait for their turn before
+//! their timeout starts.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -34,7 +44,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::lag::is_late;
+use super::lag::LATE_PART;
 use crate::state::Shared;
 
 /// The fewest probes in flight the limit is cut to.
@@ -53,10 +63,28 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct Admission {
     slots: Arc<Semaphore>,
     limit: Mutex<Limit>,
-    /// Where the limit is shown (`ipvs_checker_probe_concurrency_limit`).
+    /// Where the limit is shown (`ipvs_checker_probe_concurrency_limit`,
+    /// `ipvs_checker_program_concurrency_limit`).
     state: Shared,
-    /// Which probe thread's limit this is.
-    shard: usize,
+    admits: Admits,
+}
+
+/// What an [`Admission`] admits.
+#[derive(Debug, Clone, Copy)]
+enum Admits {
+    /// The probes of one probe thread.
+    Probes { shard: usize },
+    /// The `exec` checks' programs, over the whole checker.
+    Programs,
+}
+
+impl Admits {
+    fn show(self, state: &Shared, limit: usize) {
+        match self {
+            Admits::Probes { shard } => state.lock().limits.set_probes(shard, limit),
+            Admits::Programs => state.lock().limits.set_programs(limit),
+        }
+    }
 }
 
 /// A probe's slot; given back when dropped.
@@ -84,13 +112,28 @@ impl Admission {
     /// At most `max` probes in flight (at least 1) on probe thread
     /// `shard`, the limit shown in `state`.
     pub fn new(max: usize, state: Shared, shard: usize) -> Arc<Self> {
+        Self::of(max, MIN, state, Admits::Probes { shard })
+    }
+
+    /// At most `max` programs running at once (at least 1), over the whole
+    /// checker, cut down to the CPUs this process may use.
+    pub fn programs(max: usize, state: Shared) -> Arc<Self> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::of(max, cpus, state, Admits::Programs)
+    }
+
+    fn of(max: usize, floor: usize, state: Shared, admits: Admits) -> Arc<Self> {
         let max = max.max(1);
-        state.lock().set_probe_concurrency_limit(shard, max);
+        admits.show(&state, max);
+        let limit = match admits {
+            Admits::Probes { .. } => Limit::new(max, floor),
+            Admits::Programs => Limit::new(max, floor).judged(PROGRAMS),
+        };
         Arc::new(Admission {
             slots: Arc::new(Semaphore::new(max)),
-            limit: Mutex::new(Limit::new(max)),
+            limit: Mutex::new(limit),
             state,
-            shard,
+            admits,
         })
     }
 
@@ -111,7 +154,8 @@ impl Admission {
     }
 
     /// A probe with `timeout` starts at `now`, its thread `late` behind
-    /// (see [`super::lag::Lag::recent`]).
+    /// (see [`super::lag::Lag::recent`]); or a program with `timeout`
+    /// ended at `now`, having waited `late` for a CPU.
     pub fn started(&self, late: Duration, timeout: Duration, now: Instant) {
         let mut limit = self.lock();
         let before = limit.limit;
@@ -130,30 +174,67 @@ impl Admission {
             }
         }
         let (now_limit, max) = (limit.limit, limit.max);
-        debug!(limit = now_limit, max, late = ?late, "probes in flight at once");
+        debug!(limit = now_limit, max, late = ?late, admits = ?self.admits, "at once");
         if before == max && now_limit < max && limit.warned.is_none_or(|at| now >= at + WARN_EVERY)
         {
             limit.warned = Some(now);
             limit.short = true;
-            warn!(
-                limit = now_limit,
-                max,
-                late = ?late,
-                "probes start late: the checker is short of CPU; fewer probes in flight at once, so that each finishes within its timeout (the others wait for their turn)"
-            );
+            match self.admits {
+                Admits::Probes { .. } => warn!(
+                    limit = now_limit,
+                    max,
+                    late = ?late,
+                    "probes start late: the checker is short of CPU; fewer probes in flight at once, so that each finishes within its timeout (the others wait for their turn)"
+                ),
+                Admits::Programs => warn!(
+                    limit = now_limit,
+                    max,
+                    waited = ?late,
+                    "check programs wait for a CPU: the machine is short of CPU; fewer programs run at once, so that each finishes within its timeout (the others wait for their turn)"
+                ),
+            }
         } else if now_limit == max && limit.short {
             limit.short = false;
-            info!(
-                limit = max,
-                "probes start on time again: as many in flight as allowed"
-            );
+            match self.admits {
+                Admits::Probes { .. } => info!(
+                    limit = max,
+                    "probes start on time again: as many in flight as allowed"
+                ),
+                Admits::Programs => info!(
+                    limit = max,
+                    "check programs get a CPU at once again: as many run at once as allowed"
+                ),
+            }
         }
         drop(limit);
-        self.state
-            .lock()
-            .set_probe_concurrency_limit(self.shard, now_limit);
+        self.admits.show(&self.state, now_limit);
     }
 }
+
+/// Late and on time, as fractions of the timeout: more than `late`
+/// cuts, at most `on_time` counts towards growing.
+#[derive(Debug, Clone, Copy)]
+pub struct Fractions {
+    late: u32,
+    on_time: u32,
+}
+
+/// A probe's: late as [`super::lag::is_late`] says, more than a tenth of
+/// its timeout (its steps' waits add up); on time within a fortieth.
+const PROBES: Fractions = Fractions {
+    late: LATE_PART,
+    on_time: 40,
+};
+
+/// A program's: what it waited for a CPU is its whole delay, and a
+/// quarter of its timeout leaves it three quarters to finish; the limit
+/// grows only while programs wait under a tenth. Cut at a tenth, as
+/// probes are, two vCPUs in the lab ran three or four programs at once
+/// and left a tenth of the CPU idle (lab/bench/README.md).
+const PROGRAMS: Fractions = Fractions {
+    late: 4,
+    on_time: 10,
+};
 
 /// What a start did to the limit.
 #[derive(Debug, PartialEq, Eq)]
@@ -170,6 +251,9 @@ pub enum Change {
 pub struct Limit {
     limit: usize,
     max: usize,
+    /// The fewest it is cut to (but a smaller `max`).
+    floor: usize,
+    fractions: Fractions,
     /// Slots a cut took that were in use: the next ones given back go.
     owed: usize,
     /// Starts on time since the limit last grew or was cut.
@@ -182,10 +266,12 @@ pub struct Limit {
 }
 
 impl Limit {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, floor: usize) -> Self {
         Limit {
             limit: max,
             max,
+            floor,
+            fractions: PROBES,
             owed: 0,
             on_time: 0,
             last_cut: None,
@@ -194,10 +280,15 @@ impl Limit {
         }
     }
 
+    /// This limit, judging lateness by `fractions` of the timeout.
+    pub fn judged(self, fractions: Fractions) -> Self {
+        Limit { fractions, ..self }
+    }
+
     /// A probe with `timeout` started `late` after its tick, at `now`.
     pub fn started(&mut self, late: Duration, timeout: Duration, now: Instant) -> Change {
-        if is_late(late, timeout) {
-            let floor = MIN.min(self.max);
+        if late > timeout / self.fractions.late {
+            let floor = self.floor.min(self.max);
             if self.limit <= floor || self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
                 return Change::None;
             }
@@ -208,7 +299,7 @@ impl Limit {
             self.last_cut = Some(now);
             return Change::Cut(by);
         }
-        if late > timeout / 40 || self.limit >= self.max {
+        if late > timeout / self.fractions.on_time || self.limit >= self.max {
             return Change::None;
         }
         self.on_time += 1;
@@ -238,7 +329,7 @@ mod tests {
     #[test]
     fn late_starts_cut_the_limit_to_three_quarters_at_most_once_per_cut_every_down_to_min() {
         let t0 = Instant::now();
-        let mut limit = Limit::new(256);
+        let mut limit = Limit::new(256, MIN);
         assert_eq!(limit.started(LATE, TIMEOUT, t0), Change::Cut(64));
         assert_eq!(limit.limit(), 192);
         let soon = t0 + CUT_EVERY - Duration::from_millis(1);
@@ -263,15 +354,50 @@ mod tests {
         at += CUT_EVERY;
         assert_eq!(limit.started(LATE, TIMEOUT, at), Change::None);
         // A maximum below MIN is the floor itself.
-        let mut small = Limit::new(4);
+        let mut small = Limit::new(4, MIN);
         assert_eq!(small.started(LATE, TIMEOUT, t0), Change::None);
         assert_eq!(small.limit(), 4);
     }
 
     #[test]
+    fn a_floor_above_the_maximum_is_the_maximum_and_below_it_stops_the_cuts() {
+        let t0 = Instant::now();
+        let mut programs = Limit::new(32, 2);
+        let mut at = t0;
+        let mut limits = Vec::new();
+        for _ in 0..10 {
+            programs.started(LATE, TIMEOUT, at);
+            limits.push(programs.limit());
+            at += CUT_EVERY;
+        }
+        assert_eq!(limits, [24, 18, 13, 9, 6, 4, 3, 2, 2, 2]);
+        let mut one = Limit::new(1, 2);
+        assert_eq!(one.started(LATE, TIMEOUT, t0), Change::None);
+        assert_eq!(one.limit(), 1);
+    }
+
+    #[test]
+    fn a_program_is_late_past_a_quarter_of_its_timeout_and_on_time_within_a_tenth() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut programs = Limit::new(8, 2).judged(PROGRAMS);
+        assert_eq!(programs.started(ms(250), TIMEOUT, t0), Change::None);
+        assert_eq!(programs.started(ms(251), TIMEOUT, t0), Change::Cut(2));
+        // Between a tenth and a quarter: no step either way.
+        for _ in 0..10 {
+            assert_eq!(programs.started(ms(101), TIMEOUT, t0), Change::None);
+        }
+        for _ in 0..5 {
+            assert_eq!(programs.started(ms(100), TIMEOUT, t0), Change::None);
+        }
+        assert_eq!(programs.started(ms(100), TIMEOUT, t0), Change::Grown);
+        assert_eq!(programs.limit(), 7);
+    }
+
+    #[test]
     fn starts_on_time_grow_the_limit_one_slot_per_limits_worth_up_to_the_maximum() {
         let t0 = Instant::now();
-        let mut limit = Limit::new(16);
+        let mut limit = Limit::new(16, MIN);
         assert_eq!(limit.started(LATE, TIMEOUT, t0), Change::Cut(4));
         for _ in 0..11 {
             assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::None);
@@ -292,7 +418,7 @@ mod tests {
             "13 + 14 + 15 starts, then the maximum"
         );
         // A cut forgets the starts counted towards growing.
-        let mut limit = Limit::new(16);
+        let mut limit = Limit::new(16, MIN);
         limit.started(LATE, TIMEOUT, t0);
         for _ in 0..11 {
             limit.started(ON_TIME, TIMEOUT, t0);
@@ -315,7 +441,7 @@ mod tests {
         .expect("config");
         let state = Shared::new(&config);
         let admission = Admission::new(16, state.clone(), 0);
-        assert_eq!(state.lock().probe_concurrency_limit(), Some(16));
+        assert_eq!(state.lock().limits.probes(), Some(16));
         let mut busy = Vec::new();
         for _ in 0..14 {
             busy.push(admission.slot().await.expect("slot"));
@@ -324,7 +450,7 @@ mod tests {
         // given back.
         let t0 = Instant::now();
         admission.started(LATE, TIMEOUT, t0);
-        assert_eq!(state.lock().probe_concurrency_limit(), Some(12));
+        assert_eq!(state.lock().limits.probes(), Some(12));
         assert_eq!(admission.slots.available_permits(), 0);
         busy.truncate(11);
         assert_eq!(admission.slots.available_permits(), 1);
@@ -332,7 +458,7 @@ mod tests {
         for _ in 0..12 {
             admission.started(Duration::ZERO, TIMEOUT, t0);
         }
-        assert_eq!(state.lock().probe_concurrency_limit(), Some(13));
+        assert_eq!(state.lock().limits.probes(), Some(13));
         assert_eq!(admission.slots.available_permits(), 2);
         busy.clear();
         assert_eq!(admission.slots.available_permits(), 13);
@@ -342,11 +468,11 @@ mod tests {
             busy.push(admission.slot().await.expect("slot"));
         }
         admission.started(LATE, TIMEOUT, t0 + CUT_EVERY);
-        assert_eq!(state.lock().probe_concurrency_limit(), Some(9));
+        assert_eq!(state.lock().limits.probes(), Some(9));
         for _ in 0..9 {
             admission.started(Duration::ZERO, TIMEOUT, t0);
         }
-        assert_eq!(state.lock().probe_concurrency_limit(), Some(10));
+        assert_eq!(state.lock().limits.probes(), Some(10));
         busy.clear();
         assert_eq!(admission.slots.available_permits(), 10);
     }

@@ -51,10 +51,14 @@ const BUCKET: Duration = Duration::from_millis(50);
 /// judged on its last minute.
 const BUCKETS: usize = 1200;
 
+/// The part of its timeout a probe may be delayed by and still be on
+/// time: more is late.
+pub const LATE_PART: u32 = 10;
+
 /// Whether a delay of `lag` is late for a probe with `timeout`: more than
 /// a tenth of it.
 pub fn is_late(lag: Duration, timeout: Duration) -> bool {
-    lag > timeout / 10
+    lag > timeout / LATE_PART
 }
 
 /// One probe thread's heartbeat record.

@@ -12,6 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{error, info, warn};
 
+use super::admission::Admission;
 use super::hurries::{Hurries, Recovery};
 use super::log::check_quiescent;
 use super::probes::ProbeTasks;
@@ -23,6 +24,7 @@ use crate::config::{self, Config};
 use crate::drain::Drains;
 use crate::reconcile::ManagedTable;
 use crate::state::Hurry;
+use crate::state::Shared;
 
 /// The loop's own state besides the [`Daemon`]: the probes, where they
 /// report, and what is due.
@@ -46,6 +48,7 @@ impl Loop {
         shards: Shards,
         tx: mpsc::Sender<Report>,
         config: &Config,
+        state: &Shared,
     ) -> Self {
         let reports = Reports {
             tx,
@@ -54,7 +57,7 @@ impl Loop {
         let probes = ProbeTasks::new(
             &reports,
             &Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
-            &Arc::new(Semaphore::new(options.max_programs.max(1))),
+            &Admission::programs(options.max_programs, state.clone()),
         );
         Loop {
             reports,

@@ -10,12 +10,14 @@ use ipvs::{DestinationKey, ServiceKey};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 
+use super::admission::Admission;
 use super::hurries::{Hurries, ServiceHurry};
 use super::places::{group_of, groups, Place};
 use super::reports::{Report, Reports};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
 use crate::prober::set::ProberSet;
+use crate::prober::{Outcome, Side};
 
 /// A real server found accepting when its siblings began to fail is asked
 /// again this much later (a quarter of its interval if that is shorter):
@@ -62,8 +64,9 @@ pub(super) struct ProbeTasks {
 struct Shared {
     reports: Reports,
     full_handshakes: Arc<Semaphore>,
-    /// Turns of the `exec` checks' programs (`--checker.max-programs`).
-    programs: Arc<Semaphore>,
+    /// Turns of the `exec` checks' programs (`--checker.max-programs`,
+    /// fewer while they wait for a CPU: see [`super::admission`]).
+    programs: Arc<Admission>,
 }
 
 #[derive(Debug)]
@@ -88,7 +91,7 @@ impl ProbeTasks {
     pub fn new(
         reports: &Reports,
         full_handshakes: &Arc<Semaphore>,
-        programs: &Arc<Semaphore>,
+        programs: &Arc<Admission>,
     ) -> Self {
         ProbeTasks {
             shared: Shared {
@@ -475,6 +478,18 @@ impl ProbeTask {
         }
     }
 
+    /// A program's probe ended at `now` with `outcome`: what it waited
+    /// for a CPU decides how many programs run at once. One that was cut
+    /// off as the checker's timeout waited past a tenth of its timeout.
+    fn program_ended(&self, outcome: &Outcome, timeout: Duration, now: tokio::time::Instant) {
+        let waited = match (outcome.program_waited, outcome.timed_out_on) {
+            (Some(waited), _) => waited,
+            (None, Some(Side::Checker)) => timeout,
+            (None, _) => return,
+        };
+        self.shared.programs.started(waited, timeout, now);
+    }
+
     /// One probe started at `now` (see [`ProbeTask::start`]), its turns
     /// waited for first unless its `slot` is given; `None` once the
     /// checker stops (the turns are closed).
@@ -518,8 +533,8 @@ impl ProbeTask {
         // A program's turn, as a full handshake's: waited for before the
         // timeout starts, so that programs queued behind slow ones are
         // late, not failed.
-        let _program = if slot.is_none() && prober.runs_program() {
-            Some(self.shared.programs.acquire().await.ok()?)
+        let program = if slot.is_none() && prober.runs_program() {
+            Some(self.shared.programs.slot().await?)
         } else {
             None
         };
@@ -530,6 +545,9 @@ impl ProbeTask {
         let began = tokio::time::Instant::now();
         let outcome = prober.probe(timeout).await;
         let probing = (began, tokio::time::Instant::now());
+        if program.is_some() {
+            self.program_ended(&outcome.outcome, timeout, probing.1);
+        }
         // After a connection made ahead, the checker's lateness while
         // connecting counts too (the wait between is not the probe's).
         Some(match ahead {

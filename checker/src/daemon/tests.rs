@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use ipvs::{DestinationKey, ForwardMethod};
 
+use super::admission::Admission;
 use super::hurries::{Hurries, FAILURES, HURRY};
 use super::places::{group_of, groups};
 use super::reports::Reports;
@@ -565,7 +566,8 @@ fn probe_tasks(
         dropped: Arc::new(AtomicU64::new(0)),
     };
     let turns = Arc::new(Semaphore::new(1));
-    let mut tasks = probes::ProbeTasks::new(&reports, &turns, &turns);
+    let programs = Admission::programs(1, state.clone());
+    let mut tasks = probes::ProbeTasks::new(&reports, &turns, &programs);
     let hurries = Hurries::new(config);
     tasks.follow(config, &shards, &hurries);
     (tasks, hurries, rx, shards)
@@ -1011,7 +1013,8 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
     };
     // No turn ever comes: every full handshake is taken.
     let no_turn = Arc::new(Semaphore::new(0));
-    let mut tasks = probes::ProbeTasks::new(&reports, &no_turn, &Arc::new(Semaphore::new(1)));
+    let programs = Admission::programs(1, state.clone());
+    let mut tasks = probes::ProbeTasks::new(&reports, &no_turn, &programs);
     tasks.follow(&config, &shards, &Hurries::new(&config));
     // A guard against a hang, not a measure.
     let report = tokio::time::timeout(Duration::from_secs(20), rx.recv())
@@ -1047,6 +1050,7 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
                     result,
                     phases: Phases::new(),
                     timed_out_on: None,
+                    program_waited: None,
                 },
                 each: vec![None],
             },
@@ -1098,6 +1102,7 @@ fn the_sockets_word_on_a_timeout_comes_before_the_heartbeat() {
                     result: Err(ProbeError::Timeout(timeout)),
                     phases: Phases::new(),
                     timed_out_on,
+                    program_waited: None,
                 },
                 each: vec![Some("timeout")],
             },
@@ -1395,4 +1400,5 @@ fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
         }
     }
 }
+mod programs;
 mod reload;

@@ -5,6 +5,12 @@
 //! in a few milliseconds can take its whole timeout waiting for its turn;
 //! that timeout is the checker's (the machine's), not the real server's
 //! (see [`super::watch`]).
+//!
+//! The kernel adds a wait to the run delay when the thread gets the CPU:
+//! a thread waiting now shows this wait only once it runs. In the normal
+//! scheduling class, on a CPU shared by tens of programs, that is a
+//! scheduling period at most; a thread that runs once in seconds (under
+//! `SCHED_IDLE` beside a busy one) shows its wait that late.
 
 use std::path::Path;
 use std::time::Duration;
@@ -79,10 +85,48 @@ fn children(thread: &str) -> Vec<u32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use std::os::unix::process::CommandExt as _;
 
     use super::*;
+
+    /// What a command is put behind to be kept off the CPU while a [`Hog`]
+    /// runs: on CPU 0 at nice 11, where it gets about a tenth of the CPU
+    /// beside the hog, in slices close enough together that its run delay
+    /// keeps up (a thread's wait is added when it next runs: under
+    /// `SCHED_IDLE`, or at nice 19 beside nice 0, a program ran so seldom
+    /// that its run delay stood still for 300 ms and more).
+    pub const STARVED: [&str; 6] = ["/usr/bin/taskset", "-c", "0", "/usr/bin/nice", "-n", "11"];
+
+    /// A busy process on CPU 0 at nice 5 (other tests' threads there keep
+    /// three quarters of it), killed when dropped.
+    pub struct Hog(std::process::Child);
+
+    impl Hog {
+        pub fn start() -> Self {
+            let child = std::process::Command::new("taskset")
+                .args([
+                    "-c",
+                    "0",
+                    "nice",
+                    "-n",
+                    "5",
+                    "sh",
+                    "-c",
+                    "while :; do :; done",
+                ])
+                .spawn()
+                .expect("taskset");
+            Hog(child)
+        }
+    }
+
+    impl Drop for Hog {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 
     #[test]
     fn the_run_delay_is_the_second_field() {
@@ -103,24 +147,17 @@ mod tests {
         assert_eq!(of_program(pid), None);
     }
 
-    /// A program kept from the CPU: itself and a busy child at the lowest
-    /// priority on one CPU, beside two busy processes at the normal one.
+    /// A program kept off the CPU, and a busy child it started.
     #[test]
     fn a_program_held_off_the_cpu_waited_and_its_children_count() {
         if this_thread().is_none() {
             eprintln!("skipped: this kernel keeps no run delay");
             return;
         }
-        let busy = || {
-            std::process::Command::new("taskset")
-                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
-                .spawn()
-                .expect("taskset")
-        };
-        let mut hogs = [busy(), busy()];
-        let mut program = std::process::Command::new("taskset")
-            .args(["-c", "0", "nice", "-n", "19", "sh", "-c"])
-            .arg("(while :; do :; done) & wait")
+        let _hog = Hog::start();
+        let mut program = std::process::Command::new(STARVED[0])
+            .args(&STARVED[1..])
+            .args(["sh", "-c", "(while :; do :; done) & wait"])
             .process_group(0)
             .spawn()
             .expect("program");
@@ -130,16 +167,11 @@ mod tests {
         unsafe {
             libc::kill(-(program.id() as i32), libc::SIGKILL);
         }
-        for child in hogs.iter_mut() {
-            let _ = child.kill();
-        }
-        for child in hogs.iter_mut().chain([&mut program]) {
-            let _ = child.wait();
-        }
+        let _ = program.wait();
         let waited = waited.expect("the program is there");
         assert!(
             waited >= Duration::from_millis(300),
-            "a program at the lowest priority beside two busy ones on one CPU waited only {waited:?}"
+            "a program at nice 11 beside a busy one at nice 5 on one CPU waited only {waited:?}"
         );
     }
 }

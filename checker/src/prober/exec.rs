@@ -175,6 +175,7 @@ pub async fn probe(
     check: &ExecCheck,
     prepared: &Prepared,
     watch: &Watch,
+    waited: &mut Option<Duration>,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let asked = Instant::now();
@@ -191,26 +192,28 @@ pub async fn probe(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    watch.starting(asked);
     let Started {
         mut child,
         mut group,
-        waited,
+        waited: start_waited,
     } = spawn(command)
         .await
         .map_err(|e| ProbeError::Exec(format!("cannot run {program}: {e}")))?;
-    if let Some(pid) = child.id() {
-        watch.running(pid, asked, waited);
+    let pid = child.id();
+    if let Some(pid) = pid {
+        watch.running(pid, asked, start_waited);
     }
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    // Once reaped, its number may be another process's: what a process
-    // it left behind still holding our pipes does is not measured.
-    let reaped = async {
-        let status = child.wait().await;
-        watch.forget_program();
-        status
-    };
-    let (status, out, err) = tokio::join!(reaped, bounded(stdout), bounded(stderr));
+    // Its output read to the end first, then its status: the program is
+    // reaped last, so that until then its number is its own (a zombie's
+    // included) and its run delay there to read.
+    let (out, err) = tokio::join!(bounded(stdout), bounded(stderr));
+    *waited = pid
+        .and_then(cpu_wait::of_program)
+        .map(|delay| delay + start_waited);
+    let status = child.wait().await;
     // Done before the timeout: nothing of it is left to kill (a child it
     // left behind with our pipes closed is its own business).
     group.0 = None;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Check, CheckKind, Step};
 
 pub mod conversation;
-mod cpu_wait;
+pub(crate) mod cpu_wait;
 pub mod dns;
 pub mod exec;
 pub mod http;
@@ -225,6 +225,9 @@ pub struct Outcome {
     /// For a probe that timed out, whose timeout it was, when its socket
     /// could tell (see [`watch`]).
     pub timed_out_on: Option<Side>,
+    /// For an `exec` check's program that ended, what it (and its start)
+    /// waited for a CPU (see [`cpu_wait`]).
+    pub program_waited: Option<Duration>,
 }
 
 impl Outcome {
@@ -234,6 +237,7 @@ impl Outcome {
             result,
             phases,
             timed_out_on: None,
+            program_waited: None,
         }
     }
 }
@@ -336,6 +340,7 @@ impl Prober {
                 result: Err(ProbeError::Timeout(timeout)),
                 phases,
                 timed_out_on: side,
+                program_waited: None,
             }),
         }
     }
@@ -420,6 +425,8 @@ impl Prober {
         let (check, target, watch) = (&self.check, &self.target, &self.watch);
         let (sessions, kept, kept_dns) = (&mut self.sessions, &mut self.kept, &mut self.dns);
         let program = &self.program;
+        let mut program_waited = None;
+        let waited = &mut program_waited;
         // The largest probes' futures are boxed (TLS state, a program's
         // buffers and process handling: kilobytes each). Unboxed, every
         // probe's future would be as large as the largest and copied as
@@ -464,7 +471,9 @@ impl Prober {
                 (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
                 (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
                 (CheckKind::Exec(e), _) => match program {
-                    Some(program) => Box::pin(exec::probe(e, program, watch, &mut phases)).await,
+                    Some(program) => {
+                        Box::pin(exec::probe(e, program, watch, waited, &mut phases)).await
+                    }
                     None => Err(ProbeError::Exec("no program prepared".into())),
                 },
             }
@@ -493,6 +502,7 @@ impl Prober {
             result,
             phases,
             timed_out_on,
+            program_waited,
         }
     }
 }

@@ -123,9 +123,11 @@ fn combine<'a>(outcomes: Vec<Outcome>, checks: impl Iterator<Item = &'a Arc<Chec
     let mut phases = Phases::new();
     let mut result = None;
     let mut timed_out_on = None;
+    let mut program_waited = None;
     let mut first_success = None;
     for (index, (outcome, check)) in outcomes.into_iter().zip(checks).enumerate() {
         phases.longest(&outcome.phases);
+        program_waited = program_waited.max(outcome.program_waited);
         match outcome.result {
             Ok(success) => {
                 let weight = success.weight;
@@ -149,6 +151,7 @@ fn combine<'a>(outcomes: Vec<Outcome>, checks: impl Iterator<Item = &'a Arc<Chec
             result,
             phases,
             timed_out_on,
+            program_waited,
         },
         each,
     }

@@ -31,7 +31,8 @@
 //! then it goes on, at most one more timeout; a program still going then
 //! is the checker's. So a program that sleeps on a silent server is the
 //! server's timeout however busy the machine, and one starved of CPU
-//! gets to finish, or is late, not failed.
+//! gets to finish, or is late, not failed. A program not started yet a
+//! timeout after it was asked for is owed its time in the same way.
 //!
 //! A probe with nothing to show (`icmp`), or one the kernel would not
 //! describe, is left to the heartbeat's rule (see `crate::daemon`).
@@ -84,8 +85,9 @@ struct Socket {
 #[derive(Debug, Clone, Copy)]
 struct Program {
     /// Its leader's process id, valid while the probe's future holds the
-    /// child (unreaped, the number is not reused).
-    pid: u32,
+    /// child (unreaped, the number is not reused); `None` while it is
+    /// being started.
+    pid: Option<u32>,
     /// When the probe asked for it to be started.
     asked: Instant,
     /// What starting it waited for a CPU on the checker's side.
@@ -143,12 +145,23 @@ impl Watch {
         }));
     }
 
+    /// A program is being started, asked for at `asked`: until it runs,
+    /// its time is not running out (a start that takes a timeout is the
+    /// checker's, or its machine's).
+    pub(super) fn starting(&self, asked: Instant) {
+        *self.lock() = Some(Watched::Program(Program {
+            pid: None,
+            asked,
+            start_waited: Duration::ZERO,
+        }));
+    }
+
     /// The program `pid` runs, asked for at `asked`, its start having
     /// waited `start_waited` for a CPU on the checker's side. The prober
     /// holds it unreaped until its probe ends.
     pub(super) fn running(&self, pid: u32, asked: Instant, start_waited: Duration) {
         *self.lock() = Some(Watched::Program(Program {
-            pid,
+            pid: Some(pid),
             asked,
             start_waited,
         }));
@@ -183,14 +196,6 @@ impl Watch {
         };
         *self.lock() = None;
         ended
-    }
-
-    /// The program named by [`Watch::running`] was reaped.
-    pub(super) fn forget_program(&self) {
-        let mut watched = self.lock();
-        if matches!(*watched, Some(Watched::Program(_))) {
-            *watched = None;
-        }
     }
 
     /// What the socket shows at `now` of a probe with `timeout`.
@@ -254,15 +259,23 @@ impl Watch {
 impl Program {
     /// What its processes' waits for a CPU show at `now`.
     fn seen(&self, now: Instant, timeout: Duration) -> Seen {
-        let Some(waited) = super::cpu_wait::of_program(self.pid) else {
+        let Some(pid) = self.pid else {
+            return Seen::Until(now + timeout);
+        };
+        let Some(waited) = super::cpu_wait::of_program(pid) else {
             return Seen::Nothing;
         };
-        had_its_time(
-            now.saturating_duration_since(self.asked),
-            waited + self.start_waited,
-            now,
-            timeout,
-        )
+        let since = now.saturating_duration_since(self.asked);
+        let seen = had_its_time(since, waited + self.start_waited, now, timeout);
+        tracing::debug!(
+            pid,
+            since = ?since,
+            waited = ?waited,
+            start_waited = ?self.start_waited,
+            seen = ?seen,
+            "a program's timeout passed"
+        );
+        seen
     }
 }
 

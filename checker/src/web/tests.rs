@@ -455,7 +455,7 @@ fn golden_exposition() {
     state.lock().reload_success_time = at(990);
     state.lock().netlink_socket_reopens = 1;
     // Every family then: the limit is described only while there is one.
-    state.lock().set_probe_concurrency_limit(0, 256);
+    state.lock().limits.set_probes(0, 256);
     let build = ipvs_web::process::BuildInfo {
         version: "0.1.0",
         revision: "0123456789ab",

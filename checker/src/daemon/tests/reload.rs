@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::{self, Config};
+use crate::daemon::admission::Admission;
 use crate::daemon::hurries::Hurries;
 use crate::daemon::probes::ProbeTasks;
 use crate::daemon::reports::{Report, Reports};
@@ -49,7 +50,8 @@ impl Probing {
             dropped: Arc::new(AtomicU64::new(0)),
         };
         let turns = Arc::new(Semaphore::new(4));
-        let mut tasks = ProbeTasks::new(&reports_to, &turns, &turns);
+        let programs = Admission::programs(4, state.clone());
+        let mut tasks = ProbeTasks::new(&reports_to, &turns, &programs);
         tasks.follow(config, &shards, &Hurries::new(config));
         Probing {
             tasks,

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener as StdListener, TcpStream as StdStream, UdpSocket as StdUdp};
 
 use super::*;
+use crate::prober::cpu_wait::tests::{Hog, STARVED};
 
 /// The probes' timeout here; the thread is held up for more than it.
 const SHORT: Duration = Duration::from_millis(300);
@@ -209,36 +210,11 @@ async fn program_probe(command: &[&str], timeout: Duration) -> (Outcome, Duratio
     (outcome, began.elapsed())
 }
 
-/// Two busy processes on CPU 0, killed when dropped: a program put on
-/// that CPU at the lowest priority gets under 1 % of it.
-struct Hogs([std::process::Child; 2]);
-
-impl Hogs {
-    fn start() -> Self {
-        let hog = || {
-            std::process::Command::new("taskset")
-                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
-                .spawn()
-                .expect("taskset")
-        };
-        Hogs([hog(), hog()])
-    }
-}
-
-impl Drop for Hogs {
-    fn drop(&mut self) {
-        for hog in &mut self.0 {
-            let _ = hog.kill();
-            let _ = hog.wait();
-        }
-    }
-}
-
 /// A program asleep past its timeout (waiting on its server) had its
 /// whole timeout, however busy the machine.
 #[tokio::test]
 async fn a_program_asleep_past_its_timeout_is_the_servers_timeout() {
-    let _hogs = Hogs::start();
+    let _hog = Hog::start();
     let (outcome, took) = program_probe(&["/bin/sleep", "5"], SHORT).await;
     assert_eq!(timed_out(&outcome), Some(Side::Server));
     assert!(took < SHORT * 2, "judged after {took:?}");
@@ -252,25 +228,23 @@ async fn a_program_starved_of_cpu_is_given_its_time_then_is_the_checkers() {
     let dir = tempfile::tempdir().expect("dir");
     let go = dir.path().join("go");
     let spin = format!("while [ ! -e {} ]; do :; done", go.display());
-    let starved = [
-        "/usr/bin/taskset",
-        "-c",
-        "0",
-        "/usr/bin/nice",
-        "-n",
-        "19",
-        "/bin/sh",
-        "-c",
-        &spin,
-    ];
-    let hogs = Hogs::start();
+    let starved: Vec<&str> = STARVED
+        .iter()
+        .copied()
+        .chain(["/bin/sh", "-c", &spin])
+        .collect();
+    let hog = Hog::start();
     let (outcome, took) = program_probe(&starved, SHORT).await;
-    assert_eq!(timed_out(&outcome), Some(Side::Checker));
+    assert_eq!(
+        timed_out(&outcome),
+        Some(Side::Checker),
+        "judged after {took:?}"
+    );
     assert!(took >= SHORT * 2, "judged after {took:?}");
 
     let freed = tokio::spawn(async move {
         tokio::time::sleep(SHORT + SHORT / 2).await;
-        drop(hogs);
+        drop(hog);
         std::fs::write(go, b"").expect("go");
     });
     let (outcome, took) = program_probe(&starved, SHORT).await;
@@ -281,6 +255,9 @@ async fn a_program_starved_of_cpu_is_given_its_time_then_is_the_checkers() {
         outcome.result
     );
     assert!(took > SHORT, "ended after {took:?}");
+    // What it waited is told, for the programs' turns.
+    let waited = outcome.program_waited.expect("measured");
+    assert!(waited > SHORT / 2, "waited {waited:?}");
 }
 
 /// Nothing named (a ping): nothing can tell.
