@@ -20,7 +20,9 @@ use std::sync::MutexGuard;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use lab_harness::{client, director, lab_once, run_in, topology_script, unload_ip_vs, DIRECTOR};
+use lab_harness::{
+    client, director, fetch_from_client, lab_once, run_in, topology_script, unload_ip_vs, DIRECTOR,
+};
 
 const TABLE: &str = "\
 -A -t 198.18.0.10:80 -s rr
@@ -61,10 +63,7 @@ fn lab() -> MutexGuard<'static, ()> {
             ("http://[2001:db8::10]/", 4),
             ("http://198.18.0.20/", 3),
         ] {
-            for _ in 0..times {
-                let body = client(&format!("curl -gsS --max-time 10 {url}"));
-                assert!(body.starts_with("rs"), "{url} answered {body:?}");
-            }
+            fetch_from_client(url, times);
         }
         client(
             r#"python3 - <<'EOF'

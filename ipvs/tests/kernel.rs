@@ -16,9 +16,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::MutexGuard;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lab_harness::{client, director, lab_once, run_in, topology_script, DIRECTOR};
+use lab_harness::{
+    client, director, fetch_from_client, lab_once, run_in, topology_script, DIRECTOR,
+};
 
 use ipvs::proc::{ConnProtocol, ConnTableCounts, GlobalStats};
 use ipvs::{
@@ -90,16 +92,10 @@ fn restore_table() {
 /// persistent services hold templates.
 fn drive_traffic() {
     run_in(None, "rm -f /run/lab-sctp-open /run/lab-tcp-open");
-    let fetch = |url: &str, times: usize| {
-        for _ in 0..times {
-            let body = client(&format!("curl -gsS --max-time 10 {url}"));
-            assert!(body.starts_with("rs"), "{url} answered {body:?}");
-        }
-    };
-    fetch("http://198.18.0.10/", 6);
-    fetch("http://198.18.0.11/", 3);
-    fetch("http://[2001:db8::10]/", 4);
-    fetch("http://198.18.0.20/", 3);
+    fetch_from_client("http://198.18.0.10/", 6);
+    fetch_from_client("http://198.18.0.11/", 3);
+    fetch_from_client("http://[2001:db8::10]/", 4);
+    fetch_from_client("http://198.18.0.20/", 3);
     // UDP queries, each from its own socket so each is a connection entry.
     client(
         r#"python3 - <<'EOF'
@@ -130,12 +126,14 @@ EOF"#,
          open(\"/run/lab-tcp-open\",\"w\"); time.sleep(600)' >/dev/null 2>&1 &)",
     );
     // Both background clients say when their connection is open.
+    let started = Instant::now();
     for ready in ["/run/lab-sctp-open", "/run/lab-tcp-open"] {
-        let mut waited = 0;
         while !Path::new(ready).exists() {
-            assert!(waited < 60, "{ready} did not appear");
-            sleep(Duration::from_secs(1));
-            waited += 1;
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{ready} did not appear"
+            );
+            sleep(Duration::from_millis(100));
         }
     }
     // The kernel folds its per-CPU counters into what it reports every 2 s.

@@ -1,6 +1,7 @@
 //! What the lab's end-to-end tests share (`ipvs/tests/kernel.rs`,
 //! `exporter/tests/lab.rs`, `checker/tests/lab.rs`,
-//! `checker/tests/probes.rs`): running commands in the lab's namespaces,
+//! `checker/tests/probes.rs`): running commands in the lab's namespaces
+//! (and requests from its client, [`fetch_from_client`]),
 //! the path of `lab/topology.sh`, a lock with a one-time setup, since the
 //! tests of a binary share one lab network and the director's IPVS table,
 //! a guard for a daemon under test ([`Daemon`]) and whether a process is
@@ -100,6 +101,21 @@ pub fn director(script: &str) -> String {
 /// Runs `script` in the client's namespace.
 pub fn client(script: &str) -> String {
     run_in(Some("lab-client"), script)
+}
+
+/// Fetches `url` from the client `times` times, a curl (so a connection)
+/// each, all in one shell: every process a test starts in the VM costs it
+/// tenths of a second. Panics unless each answer is a real server's page
+/// (`rsK`).
+pub fn fetch_from_client(url: &str, times: usize) {
+    let answers = client(&format!(
+        "for i in $(seq {times}); do curl -gsS --max-time 10 {url}; done"
+    ));
+    let bodies: Vec<&str> = answers.lines().collect();
+    assert!(
+        bodies.len() == times && bodies.iter().all(|b| b.starts_with("rs")),
+        "{url} answered {bodies:?}"
+    );
 }
 
 /// The lock every test of a binary holds (they share the lab network and
