@@ -447,15 +447,16 @@ async fn build_and_process_metrics_are_served() {
 }
 
 /// The exposition of [`scenario`] with its reload time, build and process
-/// fixed and a concurrency limit, in both formats, against `src/testdata/metrics.{om,prom}` byte for byte
+/// fixed and concurrency limits, in both formats, against `src/testdata/metrics.{om,prom}` byte for byte
 /// (`UPDATE_GOLDEN=1` writes them).
 #[test]
 fn golden_exposition() {
     let state = scenario();
     state.lock().reload_success_time = at(990);
     state.lock().netlink_socket_reopens = 1;
-    // Every family then: the limit is described only while there is one.
+    // Every family then: the limits are described only while there are.
     state.lock().limits.set_probes(0, 256);
+    state.lock().limits.set_programs(32);
     let build = ipvs_web::process::BuildInfo {
         version: "0.1.0",
         revision: "0123456789ab",
