@@ -229,8 +229,8 @@ const PROBES: Fractions = Fractions {
 /// A program's: what it waited for a CPU is its whole delay, and a
 /// quarter of its timeout leaves it three quarters to finish; the limit
 /// grows only while programs wait under a tenth. Cut at a tenth, as
-/// probes are, two vCPUs in the lab ran three or four programs at once
-/// and left a tenth of the CPU idle (lab/bench/README.md).
+/// probes are, the limit ran too few at once to keep the lab's CPUs busy,
+/// and fewer checks were made (lab/bench/README.md).
 const PROGRAMS: Fractions = Fractions {
     late: 4,
     on_time: 10,

@@ -95,7 +95,7 @@ pub mod tests {
     /// beside the hog, in slices close enough together that its run delay
     /// keeps up (a thread's wait is added when it next runs: under
     /// `SCHED_IDLE`, or at nice 19 beside nice 0, a program ran so seldom
-    /// that its run delay stood still for 300 ms and more).
+    /// that its run delay stood still for longer than a test's timeout).
     pub const STARVED: [&str; 6] = ["/usr/bin/taskset", "-c", "0", "/usr/bin/nice", "-n", "11"];
 
     /// A busy process on CPU 0 at nice 5 (other tests' threads there keep
