@@ -1559,8 +1559,8 @@ fn a_managed_table_flushed_or_its_module_unloaded_is_made_again() {
 fn the_status_page_in_a_browser_shows_a_failure_and_drains_with_a_click() {
     let started = Instant::now();
     let dir = out_dir();
-    // Chromium takes some 20 s to start in the VM: it starts while the
-    // servers and the table are made ready.
+    // Chromium is slow to start in the VM: it starts while the servers
+    // and the table are made ready.
     let (_lock, mut browser) = fresh_lab_and(|| {
         lab_harness::browser::Browser::start("lab-director", &dir.join("chromium.log"))
     });
