@@ -44,7 +44,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::lag::LATE_PART;
+use crate::prober::watch::LATE_PART;
 use crate::state::Shared;
 
 /// The fewest probes in flight the limit is cut to.
@@ -112,25 +112,22 @@ impl Admission {
     /// At most `max` probes in flight (at least 1) on probe thread
     /// `shard`, the limit shown in `state`.
     pub fn new(max: usize, state: Shared, shard: usize) -> Arc<Self> {
-        Self::of(max, MIN, state, Admits::Probes { shard })
+        let limit = Limit::new(max.max(1), MIN);
+        Self::of(limit, state, Admits::Probes { shard })
     }
 
     /// At most `max` programs running at once (at least 1), over the whole
     /// checker, cut down to the CPUs this process may use.
     pub fn programs(max: usize, state: Shared) -> Arc<Self> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::of(max, cpus, state, Admits::Programs)
+        let limit = Limit::new(max.max(1), cpus).judged(PROGRAMS);
+        Self::of(limit, state, Admits::Programs)
     }
 
-    fn of(max: usize, floor: usize, state: Shared, admits: Admits) -> Arc<Self> {
-        let max = max.max(1);
-        admits.show(&state, max);
-        let limit = match admits {
-            Admits::Probes { .. } => Limit::new(max, floor),
-            Admits::Programs => Limit::new(max, floor).judged(PROGRAMS),
-        };
+    fn of(limit: Limit, state: Shared, admits: Admits) -> Arc<Self> {
+        admits.show(&state, limit.max);
         Arc::new(Admission {
-            slots: Arc::new(Semaphore::new(max)),
+            slots: Arc::new(Semaphore::new(limit.max)),
             limit: Mutex::new(limit),
             state,
             admits,

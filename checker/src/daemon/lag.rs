@@ -35,6 +35,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::prober::watch::LATE_PART;
+
 /// How often the heartbeat is due while probes are in flight.
 pub const BEAT: Duration = Duration::from_millis(20);
 
@@ -50,10 +52,6 @@ const BUCKET: Duration = Duration::from_millis(50);
 /// Buckets kept: one minute of history. A probe longer than that is
 /// judged on its last minute.
 const BUCKETS: usize = 1200;
-
-/// The part of its timeout a probe may be delayed by and still be on
-/// time: more is late.
-pub const LATE_PART: u32 = 10;
 
 /// Whether a delay of `lag` is late for a probe with `timeout`: more than
 /// a tenth of it.

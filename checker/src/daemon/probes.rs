@@ -480,7 +480,7 @@ impl ProbeTask {
 
     /// A program's probe ended at `now` with `outcome`: what it waited
     /// for a CPU decides how many programs run at once. One that was cut
-    /// off as the checker's timeout waited past a tenth of its timeout.
+    /// off as the checker's timeout waited longer than its timeout.
     fn program_ended(&self, outcome: &Outcome, timeout: Duration, now: tokio::time::Instant) {
         let waited = match (outcome.program_waited, outcome.timed_out_on) {
             (Some(waited), _) => waited,

@@ -12,7 +12,7 @@
 //! scheduling period at most; a thread that runs once in seconds (under
 //! `SCHED_IDLE` beside a busy one) shows its wait that late.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The most processes of a program's tree read: a program that started
@@ -44,38 +44,37 @@ pub fn this_thread() -> Option<Duration> {
 /// between two reads would be counted for it: a rare error in either
 /// direction, of one measure at one timeout.
 pub fn of_program(pid: u32) -> Option<Duration> {
-    let mut waited = read(Path::new(&format!("/proc/{pid}/schedstat")))?;
-    let mut pending = children(&format!("/proc/{pid}/task/{pid}"));
-    let mut counted = 1;
-    while let Some(child) = pending.pop() {
+    let leader = PathBuf::from(format!("/proc/{pid}/task/{pid}"));
+    let mut waited = Duration::ZERO;
+    let mut measured = false;
+    let mut pending = vec![pid];
+    let mut counted = 0;
+    while let Some(process) = pending.pop() {
         if counted == MAX_PROCESSES {
             break;
         }
         counted += 1;
-        let Ok(threads) = std::fs::read_dir(format!("/proc/{child}/task")) else {
+        let Ok(threads) = std::fs::read_dir(format!("/proc/{process}/task")) else {
             continue;
         };
         for thread in threads.flatten() {
             let dir = thread.path();
-            waited += read(&dir.join("schedstat")).unwrap_or_default();
-            pending.extend(children(&dir.to_string_lossy()));
-        }
-    }
-    // The leader's other threads (a program's resolver thread, say).
-    if let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for thread in threads.flatten() {
-            if thread.file_name().to_str() != Some(&pid.to_string()) {
-                waited += read(&thread.path().join("schedstat")).unwrap_or_default();
+            if let Some(delay) = read(&dir.join("schedstat")) {
+                waited += delay;
+                measured |= dir == leader;
             }
+            pending.extend(children(&dir));
         }
     }
-    Some(waited)
+    // Without its main thread's, the leader is gone or the kernel keeps
+    // no run delay.
+    measured.then_some(waited)
 }
 
 /// The processes a thread (`/proc/PID/task/TID`) started and that are
 /// still there.
-fn children(thread: &str) -> Vec<u32> {
-    std::fs::read_to_string(format!("{thread}/children"))
+fn children(thread: &Path) -> Vec<u32> {
+    std::fs::read_to_string(thread.join("children"))
         .map(|text| {
             text.split_ascii_whitespace()
                 .filter_map(|pid| pid.parse().ok())

@@ -43,6 +43,11 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// The part of its timeout a probe may be delayed by and still be on
+/// time: more is late (the heartbeat's measure, `crate::daemon`'s), and a
+/// program that had all but this part of its timeout had it.
+pub const LATE_PART: u32 = 10;
+
 /// Whose a timed-out probe's timeout was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -284,7 +289,7 @@ impl Program {
 /// queue), or until when it is owed the rest.
 fn had_its_time(since: Duration, waited: Duration, now: Instant, timeout: Duration) -> Seen {
     let had = since.saturating_sub(waited);
-    if had >= timeout - timeout / 10 {
+    if had >= timeout - timeout / LATE_PART {
         Seen::ServerSilent
     } else {
         Seen::Until(now + (timeout - had))
