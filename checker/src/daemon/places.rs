@@ -22,6 +22,31 @@ pub(super) fn groups(n: usize, threads: usize) -> usize {
     (n / GROUP).clamp(1, SLOTS * threads.max(1))
 }
 
+/// The real servers of services of `sizes` (each service's count), as
+/// (service, real server) indices in the order they take their places in
+/// the interval: each service's spread evenly over the whole order, the
+/// `j`-th of `m` at `(2j + 1) / 2m` of it, in turn with the others'. One
+/// service after another put each service's probes in a few groups
+/// together: a failing rack was found only when its groups' time came, up
+/// to an interval later, and in an overload's queue its probes sat
+/// together, near its head or seconds from it (lab/bench/README.md,
+/// "each service spread over the interval").
+pub(super) fn interleaved(sizes: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<(usize, usize)> = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(s, &m)| (0..m).map(move |j| (s, j)))
+        .collect();
+    let at = |j: usize| 2 * j as u128 + 1;
+    // (2j + 1) / 2m against (2k + 1) / 2m', cross-multiplied.
+    order.sort_by(|&(s, j), &(t, k)| {
+        (at(j) * sizes[t] as u128)
+            .cmp(&(at(k) * sizes[s] as u128))
+            .then(s.cmp(&t))
+    });
+    order
+}
+
 /// The group of the `i`-th of `n` probes, of `slots` (see [`groups`]),
 /// and its probe thread, of `threads`: the groups in turn, each whole on
 /// one thread. A group's probes start together, and their answers come

@@ -12,7 +12,7 @@ use tokio::task::AbortHandle;
 
 use super::admission::Admission;
 use super::hurries::{Hurries, ServiceHurry};
-use super::places::{group_of, groups, Place};
+use super::places::{group_of, groups, interleaved, Place};
 use super::reports::{Report, Reports};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
@@ -108,10 +108,11 @@ impl ProbeTasks {
     /// get their new settings, those gone are stopped, the new ones start
     /// spread over their interval.
     pub fn follow(&mut self, config: &Config, shards: &Shards, hurries: &Hurries) {
-        let all: Vec<(ServiceKey, &RealServer)> = config
-            .services
-            .iter()
-            .flat_map(|s| s.real_servers.iter().map(move |rs| (s.key, rs)))
+        let services = &config.services;
+        let sizes: Vec<usize> = services.iter().map(|s| s.real_servers.len()).collect();
+        let all: Vec<(ServiceKey, &RealServer)> = interleaved(&sizes)
+            .into_iter()
+            .map(|(s, j)| (services[s].key, &services[s].real_servers[j]))
             .collect();
         let mut gone = std::mem::take(&mut self.running);
         let n = all.len().max(1);

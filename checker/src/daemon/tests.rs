@@ -9,7 +9,7 @@ use ipvs::{DestinationKey, ForwardMethod};
 
 use super::admission::Admission;
 use super::hurries::{Hurries, FAILURES, HURRY};
-use super::places::{group_of, groups};
+use super::places::{group_of, groups, interleaved};
 use super::reports::Reports;
 use super::*;
 use crate::config;
@@ -245,6 +245,73 @@ fn each_group_of_probes_is_on_one_thread_and_the_threads_take_the_groups_in_turn
             // Fewer groups than threads: the first ones have them.
             assert_eq!(per_thread[0], n, "{n} on {threads}: {per_thread:?}");
         }
+    }
+}
+
+/// Each service's real servers are spread over the whole interval, in
+/// turn with the other services': a service's probes are not bunched in
+/// a few groups, whatever the sizes of the services beside it.
+#[test]
+fn each_services_real_servers_are_spread_over_the_whole_interval() {
+    let sizes_of = [
+        vec![500; 10],
+        vec![500, 5],
+        vec![1, 1, 1],
+        vec![0, 3, 0],
+        vec![100, 7, 1_000, 1],
+        vec![],
+    ];
+    for sizes in sizes_of {
+        let order = interleaved(&sizes);
+        let n: usize = sizes.iter().sum();
+        assert_eq!(order.len(), n, "{sizes:?}");
+        let mut seen = std::collections::HashSet::new();
+        for (s, &m) in sizes.iter().enumerate() {
+            let at: Vec<usize> = (0..order.len()).filter(|&i| order[i].0 == s).collect();
+            assert_eq!(at.len(), m, "{sizes:?}: service {s}");
+            // Its own real servers in their order, evenly apart: the gaps
+            // from the order's start, between them and to its end are at
+            // most their share of it, give or take one of each other
+            // service's.
+            let share = n.div_ceil(m.max(1));
+            let mut before = 0;
+            for (j, &i) in at.iter().enumerate() {
+                assert_eq!(order[i], (s, j), "{sizes:?}");
+                let gap = if j == 0 { 2 * i } else { i - before };
+                assert!(
+                    gap <= share + 2 * sizes.len(),
+                    "{sizes:?}: service {s}'s {j}-th at {i}, {gap} after the one before"
+                );
+                before = i;
+                seen.insert((s, j));
+            }
+            if m > 0 {
+                assert!(
+                    2 * (n - 1 - before) <= share + 2 * sizes.len(),
+                    "{sizes:?}: service {s} ends at {before}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), n, "{sizes:?}: each real server once");
+    }
+}
+
+/// Ten services of 50 on one thread: 20 groups of 25, each with real
+/// servers of every service, so that a failing rack, whichever service it
+/// is, has probes starting within a group's spacing of its failure.
+#[test]
+fn every_group_of_probes_holds_real_servers_of_every_service() {
+    let sizes = vec![50; 10];
+    let order = interleaved(&sizes);
+    let n = order.len();
+    let slots = groups(n, 1);
+    assert_eq!(slots, 20);
+    let mut services_of = vec![std::collections::HashSet::new(); slots];
+    for (i, &(s, _)) in order.iter().enumerate() {
+        services_of[group_of(i, n, slots, 1).0].insert(s);
+    }
+    for (slot, services) in services_of.iter().enumerate() {
+        assert_eq!(services.len(), 10, "group {slot}: {services:?}");
     }
 }
 
