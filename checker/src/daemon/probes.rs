@@ -279,6 +279,9 @@ impl ProbeTask {
         let mut failing = false;
         // When it asks once more (see [`ASK_AGAIN`]).
         let mut ask_again = None;
+        // Its tick came as it was asked: the ask goes on while its probe
+        // waits for a slot.
+        let mut asking = false;
         'probes: loop {
             let wake = if std::mem::take(&mut again) {
                 Wake::Probe
@@ -317,8 +320,12 @@ impl ProbeTask {
                             }
                             continue;
                         }
-                        // Its probe is due anyway.
-                        Asked::First(_) => true,
+                        // Its probe is due anyway; while it waits for
+                        // a slot (seconds, short of CPU), it is asked.
+                        Asked::First(_) => {
+                            asking = true;
+                            true
+                        }
                     }
                 }
             };
@@ -339,19 +346,20 @@ impl ProbeTask {
                     Turns::Slot => {
                         let mut waiting = std::pin::pin!(self.admission.slot());
                         let slot = loop {
-                            tokio::select! {
-                                slot = &mut waiting => break slot,
-                                Ok(()) = refusing.changed(), if !refused => {
-                                    match self.ask_refuses(&mut prober, &rs, waiting.as_mut()).await {
-                                        Asked::Reported(was) => {
-                                            (refused, failing) = was;
-                                            continue 'probes;
-                                        }
-                                        Asked::Gone => return,
-                                        Asked::NoRefusal => {}
-                                        Asked::First(slot) => break slot,
-                                    }
+                            if !std::mem::take(&mut asking) {
+                                tokio::select! {
+                                    slot = &mut waiting => break slot,
+                                    Ok(()) = refusing.changed(), if !refused => {}
                                 }
+                            }
+                            match self.ask_refuses(&mut prober, &rs, waiting.as_mut()).await {
+                                Asked::Reported(was) => {
+                                    (refused, failing) = was;
+                                    continue 'probes;
+                                }
+                                Asked::Gone => return,
+                                Asked::NoRefusal => {}
+                                Asked::First(slot) => break slot,
                             }
                         };
                         match slot {
@@ -359,7 +367,10 @@ impl ProbeTask {
                             None => return,
                         }
                     }
-                    Turns::Every => None,
+                    Turns::Every => {
+                        asking = false;
+                        None
+                    }
                 };
                 // New settings that change only the timing come into force
                 // after the probe; others cut it.

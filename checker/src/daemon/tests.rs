@@ -805,6 +805,59 @@ async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail
     tasks.stop();
 }
 
+/// Short of CPU, a probe task finds its tick and its siblings' hurry due
+/// together (its thread got to it late): a tick that cuts the ask must not
+/// leave it waiting for a slot unasked. Twenty real servers that accept
+/// their first probe, then refuse; the one slot held by the test after
+/// those probes; the probe thread held up across their next tick while
+/// the hurry comes. Each is found refusing without the slot, whichever of
+/// the two its task takes first.
+#[tokio::test]
+async fn a_probe_whose_tick_comes_with_the_hurry_is_asked_while_it_waits_for_a_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, _, accepted, _reserved) = loopback_service(
+        "interval: 4s, timeout: 1s, rise: 1, fall: 1, check: {type: tcp}",
+        20,
+        |_| Peer::AcceptsOnce,
+        false,
+        dir.path(),
+    )
+    .await;
+    let refusing: std::collections::HashSet<_> = config.services[0]
+        .real_servers
+        .iter()
+        .map(|rs| rs.key.addr)
+        .collect();
+    let base = tokio::time::Instant::now();
+    let (mut tasks, hurries, mut rx, shards) = probe_tasks(&config, 1);
+    let guard = base + Duration::from_secs(10);
+    connections(&accepted, 20, guard).await;
+    for _ in 0..20 {
+        let report = tokio::time::timeout_at(guard, rx.recv()).await;
+        assert!(report.expect("in time").expect("a report").result.is_ok());
+    }
+    let shard = shards.get(0);
+    let _held = shard.admission.slot().await.expect("the slot");
+    // Their next tick is 4 s after the first; the thread is held up from
+    // before it to after it, and the hurry comes meanwhile.
+    assert!(
+        tokio::time::Instant::now() < base + Duration::from_secs(3),
+        "the first probes took seconds"
+    );
+    let until = (base + Duration::from_millis(4_500)).into_std();
+    shard.handle.spawn(async move {
+        std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()))
+    });
+    tokio::time::sleep_until(base + Duration::from_millis(3_800)).await;
+    let hurry = hurries.of(&config.services[0].key);
+    let now = tokio::time::Instant::now();
+    for _ in 0..FAILURES {
+        hurry.began_failing(now);
+    }
+    refusals_of(&mut rx, &refusing, guard).await;
+    tasks.stop();
+}
+
 /// Waits until `done`; a guard against a hang (20 s), not a measure.
 async fn eventually(what: &str, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
