@@ -117,12 +117,15 @@ scale_weighted() { # [K]
 }
 
 # The rack, the first service's S/10 real servers, refuses connections;
-# prints the seconds until all of them are at 0, or ">LIMIT".
-scale_rack_fails() { # S
-	local rule t0 r
+# prints the seconds until all of them are at 0, or ">LIMIT", and keeps
+# the rule's time for TOOL's log (scale_rack_log).
+scale_rack_fails() { # S TOOL
+	local rule before t0 r
 	rule=(INPUT -p tcp --dport 80 -m iprange --dst-range "$(addr 1)-$(addr $(($1 / scale_services)))" -j REJECT --reject-with tcp-reset)
+	before=$EPOCHREALTIME
 	ip netns exec "$R" iptables -I "${rule[@]}"
 	t0=$EPOCHREALTIME
+	echo "$before $t0" >"$work/$2-scale-$scale_label-rack-rule.txt"
 	r=">$rack_limit"
 	while ((${EPOCHREALTIME%.*} - ${t0%.*} <= rack_limit)); do
 		if (($(scale_weighted 0) == 0)); then
@@ -132,6 +135,39 @@ scale_rack_fails() { # S
 	done
 	ip netns exec "$R" iptables -D "${rule[@]}"
 	echo "$r"
+}
+
+# What ipvs-checker's log says of the rack's failure, timed from the
+# rule in place (iptables returned, as the table's time; the rule may
+# take hold before: a time from -(the insertion's time)): when its first
+# failures hurried the others (see checker/README.md, "A rack failing"),
+# and its last weight set to 0 there; ipvsadm's polls, a few processes
+# each under TCG, add to the table's time.
+scale_rack_log() { # LABEL (S-INTERVAL)
+	local log=$work/ipvs-checker-scale-$1.log rule=$work/ipvs-checker-scale-$1-rack-rule.txt
+	[[ -f $log && -f $rule ]] || return 0
+	read -ra rule <"$rule"
+	python3 - "$log" "${rule[@]}" "$(scale_vip 0):80" <<'PY'
+import re, sys
+from datetime import datetime
+log, before, rule, vip = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+def at(line):
+    ts = re.match(r"ts=(\S+)Z ", line)
+    return datetime.fromisoformat(ts.group(1) + "+00:00").timestamp() - rule if ts else None
+hurry, last = None, None
+for line in open(log, errors="replace"):
+    if f'service="TCP {vip}"' not in line:
+        continue
+    t = at(line)
+    if t is None or t < before - rule:
+        continue
+    if hurry is None and "began to fail" in line:
+        hurry = t
+    if "weight set" in line and " to=0 " in line:
+        last = t
+say = lambda t: "none" if t is None else f"{t:.2f} s"
+print(f"ipvs-checker's log, from the rule in place (inserted in {rule - before:.2f} s): the rack's first failures hurried the others at {say(hurry)}, its last weight set to 0 at {say(last)}.")
+PY
 }
 
 # ipvs-checker's own counts, from its /metrics: probes ended (those that
@@ -170,7 +206,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	# After the RSS: a scrape's text of 5,000 real servers is megabytes.
 	[[ $name == ipvs-checker ]] && read -ra k1 < <(scale_counts)
 	down=$((s - $(scale_weighted)))
-	[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s")
+	[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s" "$name")
 	stop_tool "$pid"
 	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 <<'PY'
 import sys
@@ -217,5 +253,6 @@ scale_phase() {
 	{
 		echo
 		echo "The rack's bound: interval x fall + 1 s = $((scale_interval + 1)) s."
+		[[ " ${scale_parts[*]} " == *" overload "* ]] && scale_rack_log "$scale_top-$scale_interval"
 	} | tee -a "$report"
 }
