@@ -144,10 +144,10 @@ scale_rack_fails() { # S TOOL
 # and its last weight set to 0 there; ipvsadm's polls, a few processes
 # each under TCG, add to the table's time.
 scale_rack_log() { # LABEL (S-INTERVAL)
-	local log=$work/ipvs-checker-scale-$1.log rule=$work/ipvs-checker-scale-$1-rack-rule.txt
-	[[ -f $log && -f $rule ]] || return 0
-	read -ra rule <"$rule"
-	python3 - "$log" "${rule[@]}" "$(scale_vip 0):80" <<'PY'
+	local log=$work/ipvs-checker-scale-$1.log file=$work/ipvs-checker-scale-$1-rack-rule.txt times
+	[[ -f $log && -f $file ]] || return 0
+	read -ra times <"$file"
+	python3 - "$log" "${times[@]}" "$(scale_vip 0):80" <<'PY'
 import re, sys
 from datetime import datetime
 log, before, rule, vip = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
