@@ -34,7 +34,10 @@
 # scripts running at that moment; their CPU (/proc, user + system) is
 # shown apart: the tool's own share, without its scripts' (keepalived's
 # fork is the parent's; what each forked copy does until its exec is the
-# script's). On time: checks seen / (servers x W).
+# script's). On time: checks seen / (servers x W). The whole VM's busy
+# time and context switches (vm_busy_usec) over the window, per check:
+# what the tool's own CPU leaves out (dnsmasq's and nginx's side, the
+# softirqs others run for it).
 # shellcheck disable=SC2154 # the settings are checker.sh's
 
 cgroup_root=/sys/fs/cgroup
@@ -145,40 +148,45 @@ checks_count() { # KIND
 # own count of late probes.
 checks_measure() { # NAME KIND
 	local name=$1 kind=$2 port=$exec_port count=$exec_n flag=-t
-	local pid c0 c1 o0 o1 r0 r1 t0 t1 rss down late=n/a procs
+	local pid c0 c1 o0 o1 r0 r1 t0 t1 v0 v1 rss down late=n/a procs
 	[[ $kind == dns ]] && port=53 count=$n flag=-u
 	pid=$(start_tool "$name" "$port" "$count") # log NAME-PORT-COUNT.log
 	sleep "$warmup"
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	c0=$(cgroup_usec "$name")
+	v0=$(vm_busy_usec)
 	o0=$(cpu_ticks "${procs[@]}")
 	r0=$(checks_count "$kind")
 	t0=$EPOCHREALTIME
 	sleep "$window"
 	r1=$(checks_count "$kind")
 	c1=$(cgroup_usec "$name")
+	v1=$(vm_busy_usec)
 	o1=$(cpu_ticks "${procs[@]}")
 	t1=$EPOCHREALTIME
 	rss=$(rss_kb "${procs[@]}")
-	down=$((count - $(weighted "$port" "$flag")))
+	down=n/a
+	[[ $name != floor ]] && down=$((count - $(weighted "$port" "$flag")))
 	if [[ $name == ipvs-checker ]]; then
 		late=$(ip netns exec "$D" curl -s http://127.0.0.1:10311/metrics |
 			awk '/^ipvs_checker_probes_late_total/ { s += $2 } END { print s + 0 }')
 	fi
 	stop_tool "$pid"
-	python3 - "$name" "$kind" "$t0" "$t1" $((r1 - r0)) "$count" "$rss" "${#procs[@]}" "$down" "$late" $((o1 - o0)) "$clk" $c0 $c1 <<'PY' | tee -a "$work/measure.txt"
+	python3 - "$name" "$kind" "$t0" "$t1" $((r1 - r0)) "$count" "$rss" "${#procs[@]}" "$down" "$late" $((o1 - o0)) "$clk" $c0 $c1 $v0 $v1 <<'PY' | tee -a "$work/measure.txt"
 import sys
 name, kind, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-seen, count, rss, procs, down = map(int, sys.argv[5:10])
+seen, count, rss, procs = map(int, sys.argv[5:9])
+down = sys.argv[9]
 late = sys.argv[10]
 own = int(sys.argv[11]) / int(sys.argv[12])
 u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[13:19])
+busy0, ctxt0, busy1, ctxt1 = map(float, sys.argv[19:23])
 window = t1 - t0
 cpu = u1 - u0
 def per_k(cpu):
     return f"{cpu / seen * 1000:.3f}" if seen else "inf"
-print(f"| {name} | {kind} | {seen} in {window:.1f} s | {seen / (count * window) * 100:.1f} % | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per_k(cpu)} | {per_k(own)} | {rss / 1024:.1f} ({procs} proc.) | {down} | {late} |")
+print(f"| {name} | {kind} | {seen} in {window:.1f} s | {seen / (count * window) * 100:.1f} % | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per_k(cpu)} | {per_k(own)} | {rss / 1024:.1f} ({procs} proc.) | {down} | {late} | {per_k((busy1 - busy0) / 1e6)}, {(ctxt1 - ctxt0) / seen if seen else 0:.1f} |")
 PY
 }
 
@@ -191,10 +199,10 @@ checks_phase() { # KIND (exec or dns)
 		echo
 		echo "$kind checks, $count real servers, every 1 s, timeout 1 s (CPU from each tool's cgroup, scripts included):"
 		echo
-		echo "| tool | check | checks seen | on time | CPU [s] (user + system) | CPU s / 1,000 checks | the tool's own processes' | RSS [MB] | down at end | late probes |"
-		echo "|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| tool | check | checks seen | on time | CPU [s] (user + system) | CPU s / 1,000 checks | the tool's own processes' | RSS [MB] | down at end | late probes | whole VM: busy s / 1,000 checks, context switches / check |"
+		echo "|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
-	for tool in ipvs-checker keepalived; do checks_measure "$tool" "$kind" | tee -a "$report"; done
+	for tool in ipvs-checker keepalived floor; do checks_measure "$tool" "$kind" | tee -a "$report"; done
 	[[ $kind == dns ]] && dnsmasq_stop
 	return 0
 }

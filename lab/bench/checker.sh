@@ -3,7 +3,7 @@
 # the same 500 real servers in the same lab run (issue #4). Run from the
 # repository root:
 #
-#   cargo build --release -p ipvs-checker
+#   cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor
 #   lab/run -- lab/bench/checker.sh
 #
 # Setup (lab/bench/servers.sh, shared with ab-checker.sh): namespace
@@ -49,6 +49,11 @@
 #     ipvsadm -Ln polled about every 0.2 s: healthy real servers ever seen
 #     at weight 0 (each a false down), and each refusing one's time to 0.
 #     ipvs-checker's own count of late probes from its /metrics.
+#   - the floor: in the HTTP window and the exec and dns phases, the same
+#     checks of the same real servers by checker/examples/probe-floor.rs,
+#     one thread making only each check's own system calls, on
+#     ipvs-checker's schedule (in its own cgroup, counted as the tools
+#     are): the least CPU a check costs in this VM, whoever makes it.
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 #   - scale (issue #16): CPU per probe and RSS from 100 to 5,000 real
@@ -75,7 +80,11 @@ checker=${BENCH_CHECKER:-$root/target/release/ipvs-checker}
 read -ra checker_args <<<"${BENCH_CHECKER_ARGS:-}"
 report=$out/bench-checker.md
 
-[[ -x $checker ]] || { echo "build first: cargo build --release -p ipvs-checker" >&2; exit 1; }
+floor=${BENCH_FLOOR:-$root/target/release/examples/probe-floor}
+build="cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor"
+[[ -x $checker ]] || { echo "build first: $build" >&2; exit 1; }
+[[ $phases != *" window "* && $phases != *" exec "* && $phases != *" dns "* ]] || [[ -x $floor ]] ||
+	{ echo "build first: $build (the floor runs in the window, exec and dns phases)" >&2; exit 1; }
 
 # shellcheck source=lab/bench/servers.sh
 source lab/bench/servers.sh
@@ -187,6 +196,24 @@ keepalived_start() { # CONFIG LOG: on an empty table, which it makes
 		--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" >"$2" 2>&1 &
 }
 
+# The floor (checker/examples/probe-floor.rs): the same checks of the same
+# real servers with nothing but their own system calls, on one thread; it
+# touches no IPVS table.
+floor_start() { # KIND LOG
+	local count=$n script=() i
+	case $1 in
+	exec) count=$exec_n script=("$work/check.sh") ;;
+	dns) ;;
+	*) [[ $1 == http ]] || { echo "the floor has no $1 check" >&2; exit 1; } ;;
+	esac
+	for ((i = 1; i <= count; i++)); do addr "$i"; done >"$work/floor-addresses.txt"
+	local port=80
+	[[ $1 == dns ]] && port=53
+	[[ $1 == exec ]] && port=$exec_port
+	cgroup_prefix floor
+	"${in_cgroup[@]}" "$floor" "$1" "$work/floor-addresses.txt" "$port" "${script[@]}" >"$2" 2>&1 &
+}
+
 start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHASE].log), prints its pid
 	local log=$work/$1-$2${3:+-$3}.log proto
 	case $2 in
@@ -206,6 +233,7 @@ start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHAS
 		checker_start "$1" "$work/checker-$proto.yaml" "$log"
 		;;
 	keepalived) keepalived_start "$work/keepalived-$proto.conf" "$log" ;;
+	floor) floor_start "$proto" "$log" ;;
 	esac
 	echo $!
 }
@@ -230,7 +258,8 @@ measure() { # NAME PORT
 	mapfile -t pids < <(tree "$pid")
 	c1=$(cpu_ticks "${pids[@]}")
 	rss=$(rss_kb "${pids[@]}")
-	local down=$((n - $(weighted "$port")))
+	local down=n/a
+	[[ $name != floor ]] && down=$((n - $(weighted "$port")))
 	stop_tool "$pid"
 	if [[ $port == 443 ]]; then
 		# The window's lines: the first request of a connection made a
@@ -243,7 +272,8 @@ measure() { # NAME PORT
 import sys
 name, port = sys.argv[1], sys.argv[2]
 t0, t1 = float(sys.argv[3]), float(sys.argv[4])
-c0, c1, clk, r0, r1, rss, n, down, procs = map(int, sys.argv[5:])
+c0, c1, clk, r0, r1, rss, n = map(int, sys.argv[5:12])
+down, procs = sys.argv[12], int(sys.argv[13])
 window = t1 - t0
 cpu = (c1 - c0) / clk
 probes = r1 - r0
@@ -376,7 +406,10 @@ if [[ $phases == *" window "* ]]; then
 		echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	for port in 80 443; do
-		for tool in ipvs-checker ipvs-checker-ka keepalived; do
+		tools=(ipvs-checker ipvs-checker-ka keepalived)
+		# The floor has no TLS.
+		[[ $port == 80 ]] && tools+=(floor)
+		for tool in "${tools[@]}"; do
 			measure "$tool" "$port" | tee -a "$report"
 		done
 	done

@@ -1,0 +1,414 @@
+//! The least CPU a check can cost, to set beside ipvs-checker's and
+//! keepalived's in the same lab run (lab/bench/checker.sh runs it as the
+//! tool "floor"): one thread, no runtime, no health state, no metrics, and
+//! for each check only the system calls the check itself needs:
+//!
+//! - `dns`: a UDP socket per real server, connected once and kept, and a
+//!   query made once; a check is one send and one receive, passed on the
+//!   answer's id, QR bit and rcode NOERROR;
+//! - `http`: a new non-blocking connection, a request made once, the
+//!   answer read until its head and `healthy` in its body, then closed
+//!   with a reset (no FIN exchange, no TIME_WAIT);
+//! - `exec`: SCRIPT started by `posix_spawn` (a vfork) with the address
+//!   and port as its arguments, its end seen on a pidfd; exit 0 passes. At
+//!   most as many run at once as there are CPUs: a program that waits for
+//!   a CPU costs the same, and one killed at its timeout costs its CPU for
+//!   no check, so this is the most checks a second the CPUs can finish.
+//!
+//! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
+//! timeout 1 s, in groups of 25 spread over the interval as ipvs-checker
+//! spreads its probes (a check still going at its next turn skips it).
+//! Every 10 s it prints to stderr the checks made, failed and timed out,
+//! and how many groups started more than a tenth of the interval late.
+//! lab/bench/README.md has the figures.
+//!
+//!   probe-floor dns|http|exec ADDRESSES PORT [SCRIPT]
+//!
+//! ADDRESSES is a file of one IP address per line.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use socket2::{Domain, Socket, Type};
+
+/// Real servers a group holds (ipvs-checker's `places::GROUP`).
+const GROUP: usize = 25;
+/// The most groups an interval is spread over.
+const GROUPS_MAX: usize = 20;
+/// The name asked for by `dns`, the bench's dnsmasq's.
+const DNS_NAME: &str = "www.lab.test";
+
+enum Kind {
+    Dns {
+        sockets: Vec<UdpSocket>,
+        query: Vec<u8>,
+    },
+    Http {
+        request: Vec<u8>,
+    },
+    Exec {
+        script: CString,
+        port: CString,
+        limit: usize,
+    },
+}
+
+/// A check under way.
+struct Check {
+    server: usize,
+    deadline: Instant,
+    how: Pending,
+}
+
+enum Pending {
+    /// The query's id, its answer awaited on the server's kept socket.
+    Answer(u16),
+    /// The connection, and what it read once the request went (`None`
+    /// while it connects).
+    Http(TcpStream, Option<Vec<u8>>),
+    Program(libc::pid_t, OwnedFd),
+}
+
+#[derive(Default)]
+struct Counts {
+    made: u64,
+    failed: u64,
+    timeouts: u64,
+    late_groups: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let usage = "usage: probe-floor dns|http|exec ADDRESSES PORT [SCRIPT]";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (kind, file, port) = match &args[..] {
+        [kind, file, port, ..] => (kind.as_str(), file, port),
+        _ => bail!("{usage}"),
+    };
+    let port: u16 = port.parse().with_context(|| format!("PORT {port:?}"))?;
+    let addresses = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {file}"))?
+        .lines()
+        .map(|l| {
+            l.trim()
+                .parse::<IpAddr>()
+                .with_context(|| format!("{file}: {l:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let servers: Vec<SocketAddr> = addresses
+        .iter()
+        .map(|&ip| SocketAddr::new(ip, port))
+        .collect();
+    let kind = match kind {
+        "dns" => Kind::Dns {
+            sockets: servers
+                .iter()
+                .map(|&s| {
+                    let socket = UdpSocket::bind(SocketAddr::new(unspecified(s), 0))?;
+                    socket.connect(s)?;
+                    socket.set_nonblocking(true)?;
+                    Ok(socket)
+                })
+                .collect::<std::io::Result<_>>()
+                .context("making the UDP sockets")?,
+            query: dns_query(DNS_NAME),
+        },
+        "http" => Kind::Http {
+            request: b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".to_vec(),
+        },
+        "exec" => Kind::Exec {
+            script: CString::new(args.get(3).context(usage)?.as_str())?,
+            port: CString::new(port.to_string())?,
+            limit: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+        other => bail!("{other:?} is not dns, http or exec; {usage}"),
+    };
+    let interval = Duration::from_millis(
+        std::env::var("FLOOR_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
+    );
+    run(&kind, &servers, interval)
+}
+
+fn unspecified(s: SocketAddr) -> IpAddr {
+    match s {
+        SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
+        SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+    }
+}
+
+/// A query for `name`, type A, class IN, recursion desired, id 0.
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Result<()> {
+    let n = servers.len();
+    let groups = (n / GROUP).clamp(1, GROUPS_MAX);
+    let mut busy = vec![false; n];
+    let mut checks: Vec<Check> = Vec::new();
+    let mut waiting: VecDeque<usize> = VecDeque::new();
+    let mut counts = Counts::default();
+    let start = Instant::now();
+    let mut turn: u64 = 0; // groups started, over every interval
+    let mut next_report = start + Duration::from_secs(10);
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        let now = Instant::now();
+        // Each group at its place: group g of interval k at (k + g / groups).
+        loop {
+            let at = start + interval.mul_f64(turn as f64 / groups as f64);
+            if at > now {
+                break;
+            }
+            if now - at > interval / 10 {
+                counts.late_groups += 1;
+            }
+            let g = (turn % groups as u64) as usize;
+            let first = g * n / groups;
+            for (server, busy) in busy
+                .iter_mut()
+                .enumerate()
+                .take((g + 1) * n / groups)
+                .skip(first)
+            {
+                if !std::mem::replace(busy, true) {
+                    waiting.push_back(server);
+                }
+            }
+            turn += 1;
+        }
+        while let Some(&server) = waiting.front() {
+            if let Kind::Exec { limit, .. } = kind {
+                if checks.len() >= *limit {
+                    break;
+                }
+            }
+            waiting.pop_front();
+            let deadline = Instant::now() + Duration::from_secs(1);
+            match begin(kind, server, servers[server], turn) {
+                Ok(how) => checks.push(Check {
+                    server,
+                    deadline,
+                    how,
+                }),
+                Err(_) => {
+                    counts.made += 1;
+                    counts.failed += 1;
+                    busy[server] = false;
+                }
+            }
+        }
+        if now >= next_report {
+            eprintln!(
+                "floor: {} checks, {} failed ({} timeouts), {} groups started late",
+                counts.made, counts.failed, counts.timeouts, counts.late_groups
+            );
+            next_report += Duration::from_secs(10);
+        }
+        // Wait for the next event: a socket or program, a deadline, the
+        // next group.
+        let next_group = start + interval.mul_f64(turn as f64 / groups as f64);
+        let wake = checks
+            .iter()
+            .map(|c| c.deadline)
+            .fold(next_group, Instant::min);
+        fds.clear();
+        fds.extend(checks.iter().map(|c| pollfd(kind, c)));
+        let timeout = wake.saturating_duration_since(Instant::now());
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a live slice of pollfd of the length given.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if ready < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+            bail!("poll: {}", std::io::Error::last_os_error());
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        let mut k = 0;
+        while i < checks.len() {
+            let revents = fds.get(k).map_or(0, |f| f.revents);
+            k += 1;
+            let outcome = if revents != 0 {
+                step(kind, &mut checks[i])
+            } else if now >= checks[i].deadline {
+                counts.timeouts += 1;
+                Some(false)
+            } else {
+                None
+            };
+            match outcome {
+                None => i += 1,
+                Some(passed) => {
+                    let check = checks.swap_remove(i);
+                    // swap_remove moved the last check here: its pollfd too.
+                    fds.swap_remove(k - 1);
+                    k -= 1;
+                    end(check.how, &mut busy[check.server]);
+                    counts.made += 1;
+                    counts.failed += u64::from(!passed);
+                }
+            }
+        }
+    }
+}
+
+/// Starts a check of `server`.
+fn begin(kind: &Kind, server: usize, addr: SocketAddr, turn: u64) -> std::io::Result<Pending> {
+    match kind {
+        Kind::Dns { sockets, query } => {
+            let id = (turn as u16).wrapping_mul(31).wrapping_add(server as u16);
+            let mut q = query.clone();
+            q[..2].copy_from_slice(&id.to_be_bytes());
+            sockets[server].send(&q)?;
+            Ok(Pending::Answer(id))
+        }
+        Kind::Http { .. } => {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+            socket.set_linger(Some(Duration::ZERO))?;
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => return Err(e),
+            }
+            Ok(Pending::Http(socket.into(), None))
+        }
+        Kind::Exec { script, port, .. } => {
+            let address = CString::new(addr.ip().to_string())?;
+            let argv = [
+                script.as_ptr(),
+                address.as_ptr(),
+                port.as_ptr(),
+                std::ptr::null(),
+            ];
+            let mut pid: libc::pid_t = 0;
+            extern "C" {
+                static environ: *const *mut libc::c_char;
+            }
+            // SAFETY: the strings outlive the call; argv ends with null;
+            // environ is the process's own.
+            let rc = unsafe {
+                libc::posix_spawn(
+                    &mut pid,
+                    script.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    argv.as_ptr() as *const *mut libc::c_char,
+                    environ,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+            // SAFETY: a plain system call; a descriptor it returns is ours.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if fd < 0 {
+                let e = std::io::Error::last_os_error();
+                // SAFETY: reaping our own child.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                return Err(e);
+            }
+            // SAFETY: pidfd_open returned a new descriptor, owned here.
+            Ok(Pending::Program(pid, unsafe {
+                OwnedFd::from_raw_fd(fd as RawFd)
+            }))
+        }
+    }
+}
+
+fn pollfd(kind: &Kind, check: &Check) -> libc::pollfd {
+    let (fd, events) = match (&check.how, kind) {
+        (Pending::Answer(_), Kind::Dns { sockets, .. }) => {
+            (sockets[check.server].as_raw_fd(), libc::POLLIN)
+        }
+        (Pending::Http(s, None), _) => (s.as_raw_fd(), libc::POLLOUT),
+        (Pending::Http(s, Some(_)), _) => (s.as_raw_fd(), libc::POLLIN),
+        (Pending::Program(_, fd), _) => (fd.as_raw_fd(), libc::POLLIN),
+        (Pending::Answer(_), _) => (-1, 0),
+    };
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// What a ready check does next: `Some` of whether it passed once it ends.
+fn step(kind: &Kind, check: &mut Check) -> Option<bool> {
+    match (&mut check.how, kind) {
+        (Pending::Answer(id), Kind::Dns { sockets, .. }) => {
+            let mut buf = [0u8; 4096];
+            match sockets[check.server].recv(&mut buf) {
+                Ok(len) if len >= 12 && buf[..2] == id.to_be_bytes() => {
+                    // QR set, rcode NOERROR.
+                    Some(buf[2] & 0x80 != 0 && buf[3] & 0x0f == 0)
+                }
+                Ok(_) => None, // not this query's answer: wait on
+                Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                Err(_) => Some(false),
+            }
+        }
+        (Pending::Http(stream, got @ None), Kind::Http { request }) => {
+            match stream.write(request) {
+                Ok(len) if len == request.len() => {
+                    *got = Some(Vec::with_capacity(512));
+                    None
+                }
+                _ => Some(false),
+            }
+        }
+        (Pending::Http(stream, Some(got)), _) => {
+            let mut buf = [0u8; 4096];
+            match stream.read(&mut buf) {
+                Ok(0) => Some(answered(got)),
+                Ok(len) => {
+                    got.extend_from_slice(&buf[..len]);
+                    answered(got).then_some(true)
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                Err(_) => Some(false),
+            }
+        }
+        (Pending::Program(pid, _), _) => {
+            let mut status = 0;
+            // SAFETY: reaping our own child, whose pidfd said it ended.
+            let reaped = unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) };
+            (reaped == *pid).then(|| libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+        }
+        _ => Some(false),
+    }
+}
+
+/// Whether `got` holds a 200 answer's head and `healthy` after it.
+fn answered(got: &[u8]) -> bool {
+    let Some(head) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    got.starts_with(b"HTTP/1.1 200") && got[head..].windows(7).any(|w| w == b"healthy")
+}
+
+/// A check's end: a program still running is killed and reaped; sockets
+/// close as they drop.
+fn end(how: Pending, busy: &mut bool) {
+    if let Pending::Program(pid, _) = how {
+        // SAFETY: our own child; reaped here if the kill ended it.
+        unsafe {
+            if libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == 0 {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    *busy = false;
+}
