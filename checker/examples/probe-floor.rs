@@ -9,6 +9,10 @@
 //! - `http`: a new non-blocking connection, a request made once, the
 //!   answer read until its head and `healthy` in its body, then closed
 //!   with a reset (no FIN exchange, no TIME_WAIT);
+//! - `https`: the same over TLS 1.2 (rustls with ring, as ipvs-checker),
+//!   the chain verified against CA_FILE for SERVER_NAME on a full
+//!   handshake, every later connection resuming the session (one client
+//!   configuration and session cache for all: the name is the same);
 //! - `exec`: SCRIPT started by `posix_spawn` (a vfork) with the address
 //!   and port as its arguments, its end seen on a pidfd; exit 0 passes. At
 //!   most as many run at once as there are CPUs: a program that waits for
@@ -22,7 +26,7 @@
 //! and how many groups started more than a tenth of the interval late.
 //! lab/bench/README.md has the figures.
 //!
-//!   probe-floor dns|http|exec ADDRESSES PORT [SCRIPT]
+//!   probe-floor dns|http|https|exec ADDRESSES PORT [SCRIPT | CA_FILE SERVER_NAME]
 //!
 //! ADDRESSES is a file of one IP address per line.
 
@@ -33,7 +37,12 @@ use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context as _};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Socket, Type};
 
 /// Real servers a group holds (ipvs-checker's `places::GROUP`).
@@ -49,6 +58,11 @@ enum Kind {
         query: Vec<u8>,
     },
     Http {
+        request: Vec<u8>,
+    },
+    Https {
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
         request: Vec<u8>,
     },
     Exec {
@@ -71,6 +85,7 @@ enum Pending {
     /// The connection, and what it read once the request went (`None`
     /// while it connects).
     Http(TcpStream, Option<Vec<u8>>),
+    Tls(Box<Tls>),
     Program(libc::pid_t, OwnedFd),
 }
 
@@ -83,7 +98,8 @@ struct Counts {
 }
 
 fn main() -> anyhow::Result<()> {
-    let usage = "usage: probe-floor dns|http|exec ADDRESSES PORT [SCRIPT]";
+    let usage =
+        "usage: probe-floor dns|http|https|exec ADDRESSES PORT [SCRIPT | CA_FILE SERVER_NAME]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (kind, file, port) = match &args[..] {
         [kind, file, port, ..] => (kind.as_str(), file, port),
@@ -120,13 +136,46 @@ fn main() -> anyhow::Result<()> {
         "http" => Kind::Http {
             request: b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".to_vec(),
         },
+        "https" => {
+            let (ca, name) = match &args[3..] {
+                [ca, name, ..] => (ca, name),
+                _ => bail!("{usage}"),
+            };
+            let mut roots = RootCertStore::empty();
+            for cert in
+                CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {ca}"))?
+            {
+                roots.add(cert.with_context(|| format!("reading {ca}"))?)?;
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS12])?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Kind::Https {
+                config: Arc::new(config),
+                name: ServerName::try_from(name.clone())
+                    .with_context(|| format!("SERVER_NAME {name:?}"))?,
+                request: b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".to_vec(),
+            }
+        }
         "exec" => Kind::Exec {
             script: CString::new(args.get(3).context(usage)?.as_str())?,
             port: CString::new(port.to_string())?,
             limit: std::thread::available_parallelism().map_or(1, |n| n.get()),
         },
-        other => bail!("{other:?} is not dns, http or exec; {usage}"),
+        other => bail!("{other:?} is not dns, http, https or exec; {usage}"),
     };
+    // As many sockets as the hard limit allows: 5,000 real servers'
+    // checks may be in flight at once.
+    // SAFETY: getrlimit and setrlimit read and write the struct given.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
     let interval = Duration::from_millis(
         std::env::var("FLOOR_INTERVAL_MS")
             .ok()
@@ -274,16 +323,15 @@ fn begin(kind: &Kind, server: usize, addr: SocketAddr, turn: u64) -> std::io::Re
             sockets[server].send(&q)?;
             Ok(Pending::Answer(id))
         }
-        Kind::Http { .. } => {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
-            socket.set_linger(Some(Duration::ZERO))?;
-            match socket.connect(&addr.into()) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                Err(e) => return Err(e),
-            }
-            Ok(Pending::Http(socket.into(), None))
-        }
+        Kind::Http { .. } => Ok(Pending::Http(connect(addr)?, None)),
+        Kind::Https { config, name, .. } => Ok(Pending::Tls(Box::new(Tls {
+            stream: connect(addr)?,
+            connection: ClientConnection::new(config.clone(), name.clone())
+                .map_err(std::io::Error::other)?,
+            connected: false,
+            sent: false,
+            got: Vec::with_capacity(512),
+        }))),
         Kind::Exec { script, port, .. } => {
             let address = CString::new(addr.ip().to_string())?;
             let argv = [
@@ -334,6 +382,13 @@ fn pollfd(kind: &Kind, check: &Check) -> libc::pollfd {
         }
         (Pending::Http(s, None), _) => (s.as_raw_fd(), libc::POLLOUT),
         (Pending::Http(s, Some(_)), _) => (s.as_raw_fd(), libc::POLLIN),
+        (Pending::Tls(t), _) => {
+            let write = !t.connected || t.connection.wants_write();
+            (
+                t.stream.as_raw_fd(),
+                libc::POLLIN | if write { libc::POLLOUT } else { 0 },
+            )
+        }
         (Pending::Program(_, fd), _) => (fd.as_raw_fd(), libc::POLLIN),
         (Pending::Answer(_), _) => (-1, 0),
     };
@@ -380,6 +435,7 @@ fn step(kind: &Kind, check: &mut Check) -> Option<bool> {
                 Err(_) => Some(false),
             }
         }
+        (Pending::Tls(t), Kind::Https { request, .. }) => t.step(request),
         (Pending::Program(pid, _), _) => {
             let mut status = 0;
             // SAFETY: reaping our own child, whose pidfd said it ended.
@@ -411,4 +467,72 @@ fn end(how: Pending, busy: &mut bool) {
         }
     }
     *busy = false;
+}
+
+/// A new non-blocking connection to `addr`, closed with a reset.
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+    socket.set_linger(Some(Duration::ZERO))?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(socket.into())
+}
+
+/// An `https` check under way.
+struct Tls {
+    stream: TcpStream,
+    connection: ClientConnection,
+    /// The connection was made (an event came on it).
+    connected: bool,
+    /// The request went.
+    sent: bool,
+    /// The answer so far.
+    got: Vec<u8>,
+}
+
+impl Tls {
+    /// Takes what the socket brought and sends what is due: `Some` of
+    /// whether the check passed once it ends.
+    fn step(&mut self, request: &[u8]) -> Option<bool> {
+        self.connected = true;
+        match self.connection.read_tls(&mut self.stream) {
+            Ok(0) => return Some(answered(&self.got)),
+            Ok(_) => {
+                if self.connection.process_new_packets().is_err() {
+                    return Some(false);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return Some(false),
+        }
+        if !self.connection.is_handshaking() && !self.sent {
+            if self.connection.writer().write_all(request).is_err() {
+                return Some(false);
+            }
+            self.sent = true;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.connection.reader().read(&mut buf) {
+                Ok(0) => return Some(answered(&self.got)),
+                Ok(len) => self.got.extend_from_slice(&buf[..len]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return Some(false),
+            }
+        }
+        if answered(&self.got) {
+            return Some(true);
+        }
+        while self.connection.wants_write() {
+            match self.connection.write_tls(&mut self.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return Some(false),
+            }
+        }
+        None
+    }
 }

@@ -29,6 +29,9 @@
 # over the window (probes ended, late) and its concurrency limit at the
 # end, from its /metrics. BENCH_SCALE_PARTS (default "rate overload")
 # runs only the one-rate sizes ("rate") or the largest size's overload.
+# The overload also runs checker.sh's floor (the same HTTP checks at the
+# same interval, its own system calls only; no table, no rack): whether
+# any checker could be on time there.
 # shellcheck disable=SC2154 # the settings and helpers are checker.sh's
 
 read -ra scale_sizes <<<"${BENCH_SCALE_SIZES:-100 500 2000 5000}"
@@ -95,9 +98,10 @@ scale_configs() { # S INTERVAL
 	} >"$work/table-scale.txt"
 }
 
-scale_start() { # NAME: started in its cgroup, prints its pid
+scale_start() { # NAME S INTERVAL: started in its cgroup, prints its pid
 	local log=$work/$1-scale-$scale_label.log
 	case $1 in
+	floor) floor_start http "$log" "$2" 80 "$3" ;;
 	ipvs-checker)
 		ip netns exec "$D" ipvsadm -R <"$work/table-scale.txt"
 		checker_start "$1" "$work/checker-scale.yaml" "$log"
@@ -184,7 +188,7 @@ scale_counts() {
 scale_measure() { # NAME S INTERVAL [rack]
 	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -)
 	scale_label=$s-$every
-	pid=$(scale_start "$name")
+	pid=$(scale_start "$name" "$s" "$every")
 	settle=$((every + 2 > warmup ? every + 2 : warmup))
 	win=$((2 * every > window ? 2 * every : window))
 	sleep "$settle"
@@ -205,14 +209,18 @@ scale_measure() { # NAME S INTERVAL [rack]
 	rss=$(rss_kb "${procs[@]}")
 	# After the RSS: a scrape's text of 5,000 real servers is megabytes.
 	[[ $name == ipvs-checker ]] && read -ra k1 < <(scale_counts)
-	down=$((s - $(scale_weighted)))
-	[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s" "$name")
+	down=n/a
+	if [[ $name != floor ]]; then
+		down=$((s - $(scale_weighted)))
+		[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s" "$name")
+	fi
 	stop_tool "$pid"
 	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
-seen, rss, procs, down = map(int, sys.argv[6:10])
+seen, rss, procs = map(int, sys.argv[6:9])
+down = sys.argv[9]
 rack = sys.argv[10]
 ended0, late0, _, ended1, late1, limit = sys.argv[11:17]
 own = f"{int(ended1) - int(ended0)}, {int(late1) - int(late0)}, {limit}" if ended0 != "-" else "-"
@@ -248,7 +256,7 @@ scale_phase() {
 	fi
 	if [[ " ${scale_parts[*]} " == *" overload "* ]]; then
 		scale_configs "$scale_top" "$scale_interval"
-		for tool in ipvs-checker keepalived; do scale_measure "$tool" "$scale_top" "$scale_interval" rack | tee -a "$report"; done
+		for tool in ipvs-checker keepalived floor; do scale_measure "$tool" "$scale_top" "$scale_interval" rack | tee -a "$report"; done
 	fi
 	{
 		echo

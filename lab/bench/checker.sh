@@ -49,11 +49,13 @@
 #     ipvsadm -Ln polled about every 0.2 s: healthy real servers ever seen
 #     at weight 0 (each a false down), and each refusing one's time to 0.
 #     ipvs-checker's own count of late probes from its /metrics.
-#   - the floor: in the HTTP window and the exec and dns phases, the same
-#     checks of the same real servers by checker/examples/probe-floor.rs,
-#     one thread making only each check's own system calls, on
+#   - the floor: in the HTTP and HTTPS windows and the exec and dns
+#     phases, the same checks of the same real servers by
+#     checker/examples/probe-floor.rs (HTTPS: verified, resumed in TLS
+#     1.2), one thread making only each check's own system calls, on
 #     ipvs-checker's schedule (in its own cgroup, counted as the tools
-#     are): the least CPU a check costs in this VM, whoever makes it.
+#     are): the least CPU a check costs in this VM, whoever makes it;
+#     also in the scale phase's overload (checker-scale.sh).
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 #   - scale (issue #16): CPU per probe and RSS from 100 to 5,000 real
@@ -83,8 +85,8 @@ report=$out/bench-checker.md
 floor=${BENCH_FLOOR:-$root/target/release/examples/probe-floor}
 build="cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor"
 [[ -x $checker ]] || { echo "build first: $build" >&2; exit 1; }
-[[ $phases != *" window "* && $phases != *" exec "* && $phases != *" dns "* ]] || [[ -x $floor ]] ||
-	{ echo "build first: $build (the floor runs in the window, exec and dns phases)" >&2; exit 1; }
+[[ $phases != *" window "* && $phases != *" exec "* && $phases != *" dns "* && $phases != *" scale "* ]] || [[ -x $floor ]] ||
+	{ echo "build first: $build (the floor runs in the window, exec, dns and scale phases)" >&2; exit 1; }
 
 # shellcheck source=lab/bench/servers.sh
 source lab/bench/servers.sh
@@ -199,19 +201,13 @@ keepalived_start() { # CONFIG LOG: on an empty table, which it makes
 # The floor (checker/examples/probe-floor.rs): the same checks of the same
 # real servers with nothing but their own system calls, on one thread; it
 # touches no IPVS table.
-floor_start() { # KIND LOG
-	local count=$n script=() i
-	case $1 in
-	exec) count=$exec_n script=("$work/check.sh") ;;
-	dns) ;;
-	*) [[ $1 == http ]] || { echo "the floor has no $1 check" >&2; exit 1; } ;;
-	esac
-	for ((i = 1; i <= count; i++)); do addr "$i"; done >"$work/floor-addresses.txt"
-	local port=80
-	[[ $1 == dns ]] && port=53
-	[[ $1 == exec ]] && port=$exec_port
+floor_start() { # KIND LOG COUNT PORT [INTERVAL (s, default 1)]
+	local script=() i
+	[[ $1 == exec ]] && script=("$work/check.sh")
+	[[ $1 == https ]] && script=("$work/ca.pem" rs.lab.test)
+	for ((i = 1; i <= $3; i++)); do addr "$i"; done >"$work/floor-addresses.txt"
 	cgroup_prefix floor
-	"${in_cgroup[@]}" "$floor" "$1" "$work/floor-addresses.txt" "$port" "${script[@]}" >"$2" 2>&1 &
+	FLOOR_INTERVAL_MS=$((${5:-1} * 1000)) "${in_cgroup[@]}" "$floor" "$1" "$work/floor-addresses.txt" "$4" "${script[@]}" >"$2" 2>&1 &
 }
 
 start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHASE].log), prints its pid
@@ -233,7 +229,11 @@ start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHAS
 		checker_start "$1" "$work/checker-$proto.yaml" "$log"
 		;;
 	keepalived) keepalived_start "$work/keepalived-$proto.conf" "$log" ;;
-	floor) floor_start "$proto" "$log" ;;
+	floor)
+		local count=$n
+		[[ $proto == exec ]] && count=$exec_n
+		floor_start "$proto" "$log" "$count" "$2"
+		;;
 	esac
 	echo $!
 }
@@ -406,10 +406,7 @@ if [[ $phases == *" window "* ]]; then
 		echo "|:---|:---|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	for port in 80 443; do
-		tools=(ipvs-checker ipvs-checker-ka keepalived)
-		# The floor has no TLS.
-		[[ $port == 80 ]] && tools+=(floor)
-		for tool in "${tools[@]}"; do
+		for tool in ipvs-checker ipvs-checker-ka keepalived floor; do
 			measure "$tool" "$port" | tee -a "$report"
 		done
 	done
