@@ -17,7 +17,8 @@
 //!   and port as its arguments, its end seen on a pidfd; exit 0 passes. At
 //!   most as many run at once as there are CPUs: a program that waits for
 //!   a CPU costs the same, and one killed at its timeout costs its CPU for
-//!   no check, so this is the most checks a second the CPUs can finish.
+//!   no check, so this is the most checks a second the CPUs can finish
+//!   (`FLOOR_PROGRAMS` sets another limit).
 //!
 //! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
 //! timeout 1 s, in groups of 25 spread over the interval as ipvs-checker
@@ -162,7 +163,10 @@ fn main() -> anyhow::Result<()> {
         "exec" => Kind::Exec {
             script: CString::new(args.get(3).context(usage)?.as_str())?,
             port: CString::new(port.to_string())?,
-            limit: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            limit: std::env::var("FLOOR_PROGRAMS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         },
         other => bail!("{other:?} is not dns, http, https or exec; {usage}"),
     };
