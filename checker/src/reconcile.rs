@@ -404,7 +404,8 @@ impl<T: Table> Reconciler<T> {
         let current: FxHashMap<DestinationKey, DestinationConfig> = current.into_iter().collect();
         let mut outcome = Outcome::default();
         let sorry = desired.sorry.map(|(s, w)| (s.key, Some(w)));
-        for (destination, want) in desired.weights.iter().chain(sorry.iter()) {
+        let real_servers = desired.weights.len();
+        for (i, (destination, want)) in desired.weights.iter().chain(sorry.iter()).enumerate() {
             let entry = current.get(destination).copied();
             if let Some(entry) = entry {
                 outcome.weights.push((*destination, entry.weight));
@@ -441,11 +442,14 @@ impl<T: Table> Reconciler<T> {
             // drain even when this pass wants 0 too (a health flip in the
             // meantime must not make it the checker's own 0, which the
             // next recovery would undo). The sorry server is not drained:
-            // it is set back.
-            let real_server = desired.weights.iter().any(|(d, _)| d == destination);
+            // it is set back. (The real servers come first, the sorry
+            // server last: a search of the real servers for each would
+            // make every pass quadratic in a service's size.)
+            let real_server =
+                || i < real_servers || desired.weights.iter().any(|(d, _)| d == destination);
             if self.out_of_band == OutOfBand::Drain
-                && real_server
                 && last.is_some_and(|l| l != have)
+                && real_server()
             {
                 if have == 0 && !desired.drained_out_of_band.contains(destination) {
                     outcome.drained_out_of_band.push(*destination);

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipvs::{DestinationConfig, DestinationKey, Netmask, ServiceConfig, ServiceKey};
+use rustc_hash::FxHashMap;
 
 use super::owned::Owned;
 use super::{Current, Desired, Reconciler, Table};
@@ -268,17 +269,25 @@ impl<T: ManagedTable> Reconciler<T> {
                 }
             }
         };
+        // Each real server's wanted weight and place in `current`, looked
+        // up by its key: a search of both lists for each real server made
+        // every pass quadratic in the service's size.
+        let mut weights: FxHashMap<DestinationKey, Option<u32>> = FxHashMap::default();
+        for &(d, w) in &want.weights {
+            weights.entry(d).or_insert(w);
+        }
+        let mut places: FxHashMap<DestinationKey, usize> = FxHashMap::default();
+        for (i, (d, _)) in current.iter().enumerate() {
+            places.entry(*d).or_insert(i);
+        }
         for rs in &service.real_servers {
-            let desired_weight = want
-                .weights
-                .iter()
-                .find(|(d, _)| *d == rs.key)
-                .and_then(|(_, w)| *w);
-            match current.iter_mut().find(|(k, _)| *k == rs.key) {
+            let desired_weight = weights.get(&rs.key).copied().flatten();
+            match places.get(&rs.key).and_then(|&i| current.get_mut(i)) {
                 None => {
                     // Unknown health: no traffic before a check passed.
                     let config = rs.destination_config(desired_weight.unwrap_or(0));
                     if self.create(&mut out, key, rs.key, config) {
+                        places.entry(rs.key).or_insert(current.len());
                         current.push((rs.key, config));
                     }
                 }
