@@ -393,9 +393,23 @@ fn the_packages_install_run_as_their_units_and_remove_cleanly() {
     }
 
     // The exporter's counters and weights equal ipvsadm's (the checker,
-    // both real servers up, keeps the weights as they are).
-    let metrics = director("curl -sf http://127.0.0.1:10310/metrics");
-    let stats = director(&format!("ipvsadm -Ln --stats --exact -t {VIP}:80"));
+    // both real servers up, keeps the weights as they are), read while no
+    // packet moves them: the four requests' last segments may still come
+    // in between the two reads, so ipvsadm is read before and after the
+    // scrape until both reads agree.
+    let stats_of_vip = format!("ipvsadm -Ln --stats --exact -t {VIP}:80");
+    let (metrics, stats) = (0..20)
+        .find_map(|_| {
+            let before = director(&stats_of_vip);
+            let metrics = director("curl -sf http://127.0.0.1:10310/metrics");
+            let after = director(&stats_of_vip);
+            if before == after {
+                return Some((metrics, after));
+            }
+            sleep(Duration::from_millis(250));
+            None
+        })
+        .expect("ipvsadm's counters of the VIP still moving after 20 reads");
     let families = [
         "connections_total",
         "incoming_packets_total",
