@@ -441,18 +441,25 @@ impl<T: ManagedTable> Reconciler<T> {
                 return;
             }
         };
+        // Looked up by key: a service of thousands being removed would
+        // otherwise search both lists for each of them at every pass.
+        let mut entries_of: FxHashMap<DestinationKey, DestinationConfig> = FxHashMap::default();
+        for &(d, entry) in &entries {
+            entries_of.entry(d).or_insert(entry);
+        }
+        let mut active_of: FxHashMap<DestinationKey, u32> = FxHashMap::default();
+        for &(d, n) in &connections {
+            active_of.entry(d).or_insert(n);
+        }
         for &destination in destinations {
             let key = (service, destination);
-            let Some(&(_, entry)) = entries.iter().find(|(d, _)| *d == destination) else {
+            let Some(&entry) = entries_of.get(&destination) else {
                 // Deleted by someone else: nothing left to wait for.
                 self.delete(out, service, destination);
                 self.removing.remove(&key);
                 continue;
             };
-            let active = connections
-                .iter()
-                .find(|(d, _)| *d == destination)
-                .map_or(0, |(_, n)| *n);
+            let active = active_of.get(&destination).copied().unwrap_or(0);
             match self.removing.get_mut(&key) {
                 None => {
                     if entry.weight != 0 && !self.dry_run {
