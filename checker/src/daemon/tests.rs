@@ -793,11 +793,7 @@ async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     // As probes of two of them would report.
-    let hurry = hurries.of(&config.services[0].key);
-    let now = tokio::time::Instant::now();
-    for _ in 0..FAILURES {
-        hurry.began_failing(now);
-    }
+    siblings_begin_to_fail(&hurries, &config.services[0].key);
     refusals_of(&mut rx, &refusing, guard).await;
     // The 9 silent ones still waiting were asked: connected, not reported.
     connections(&accepted, 10, guard).await;
@@ -849,13 +845,19 @@ async fn a_probe_whose_tick_comes_with_the_hurry_is_asked_while_it_waits_for_a_s
         std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()))
     });
     tokio::time::sleep_until(base + Duration::from_millis(3_800)).await;
-    let hurry = hurries.of(&config.services[0].key);
+    siblings_begin_to_fail(&hurries, &config.services[0].key);
+    refusals_of(&mut rx, &refusing, guard).await;
+    tasks.stop();
+}
+
+/// `service`'s hurry, as the failing probes of enough of its real servers
+/// report it, now.
+fn siblings_begin_to_fail(hurries: &Hurries, service: &ServiceKey) {
+    let hurry = hurries.of(service);
     let now = tokio::time::Instant::now();
     for _ in 0..FAILURES {
         hurry.began_failing(now);
     }
-    refusals_of(&mut rx, &refusing, guard).await;
-    tasks.stop();
 }
 
 /// Waits until `done`; a guard against a hang (20 s), not a measure.

@@ -272,10 +272,7 @@ impl<T: ManagedTable> Reconciler<T> {
         // Each real server's wanted weight and place in `current`, looked
         // up by its key: a search of both lists for each real server made
         // every pass quadratic in the service's size.
-        let mut weights: FxHashMap<DestinationKey, Option<u32>> = FxHashMap::default();
-        for &(d, w) in &want.weights {
-            weights.entry(d).or_insert(w);
-        }
+        let weights = by_key(&want.weights);
         let mut places: FxHashMap<DestinationKey, usize> = FxHashMap::default();
         for (i, (d, _)) in current.iter().enumerate() {
             places.entry(*d).or_insert(i);
@@ -443,14 +440,7 @@ impl<T: ManagedTable> Reconciler<T> {
         };
         // Looked up by key: a service of thousands being removed would
         // otherwise search both lists for each of them at every pass.
-        let mut entries_of: FxHashMap<DestinationKey, DestinationConfig> = FxHashMap::default();
-        for &(d, entry) in &entries {
-            entries_of.entry(d).or_insert(entry);
-        }
-        let mut active_of: FxHashMap<DestinationKey, u32> = FxHashMap::default();
-        for &(d, n) in &connections {
-            active_of.entry(d).or_insert(n);
-        }
+        let (entries_of, active_of) = (by_key(&entries), by_key(&connections));
         for &destination in destinations {
             let key = (service, destination);
             let Some(&entry) = entries_of.get(&destination) else {
@@ -572,4 +562,14 @@ impl<T: ManagedTable> Reconciler<T> {
             Err(e) => out.errors.push(e.to_string()),
         }
     }
+}
+
+/// `pairs` looked up by their key, the first of a key kept (as a search
+/// of the list finds it).
+fn by_key<V: Copy>(pairs: &[(DestinationKey, V)]) -> FxHashMap<DestinationKey, V> {
+    let mut map = FxHashMap::default();
+    for &(key, value) in pairs {
+        map.entry(key).or_insert(value);
+    }
+    map
 }
