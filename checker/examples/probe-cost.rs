@@ -8,13 +8,19 @@
 //! `--checker.probe-threads` (default 0: one per core).
 //!
 //!   cargo run --release -p ipvs-checker --example probe-cost -- CONFIG [SECONDS]
+//!
+//! Under valgrind's callgrind it counts the instructions a probe takes,
+//! free of the host's noise: start it with `--instr-atstart=no`, turn the
+//! counting on with `callgrind_control -i on` once every prober has
+//! started, and dump with `callgrind_control -d` (lab/bench/README.md).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ipvs_checker::prober::Phase;
 use ipvs_checker::reconcile::memory::MemoryTable;
-use ipvs_checker::{config, daemon, metrics, state};
+use ipvs_checker::{config, daemon, state};
 
 /// User and system CPU time of this process, and how often it slept
 /// (voluntary context switches: the runtime parked, then woke).
@@ -55,36 +61,24 @@ fn main() -> anyhow::Result<()> {
     };
     // Every probe goes through a connect or (over a kept-alive
     // connection) straight to its response: per real server, the larger
-    // of those two phases' histogram counts, as /metrics shows them, is
-    // the probes made (in these runs, where none fails).
+    // of those two phases' histogram counts (as /metrics shows them) is
+    // the probes made (in these runs, where none fails). Read from the
+    // state, not from /metrics, whose process figures valgrind cannot
+    // read (callgrind, above).
     let probes = || -> anyhow::Result<(u64, usize)> {
-        let text = metrics::exposition(&state, ipvs_common::exposition::Format::OpenMetrics);
-        let mut by_server = std::collections::HashMap::<String, u64>::new();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("ipvs_checker_probe_duration_seconds_count{") else {
-                continue;
-            };
-            let Some((labels, count)) = rest.rsplit_once(' ') else {
-                continue;
-            };
-            if !(labels.contains(r#"phase="connect""#) || labels.contains(r#"phase="response""#)) {
-                continue;
-            }
-            let server = labels
-                .replace(r#"phase="connect""#, "")
-                .replace(r#"phase="response""#, "");
-            let count = count.parse::<u64>().unwrap_or(0);
-            let most = by_server.entry(server).or_default();
-            *most = (*most).max(count);
-        }
-        let made = by_server.values().sum();
         let state = state.lock();
-        let failing = state
-            .services()
-            .iter()
-            .flat_map(|s| &s.backends)
-            .filter(|b| b.last_probe == Some(false))
-            .count();
+        let backends = || state.services().iter().flat_map(|s| &s.backends);
+        let made = backends()
+            .map(|b| {
+                [Phase::Connect, Phase::Response]
+                    .iter()
+                    .filter_map(|p| b.durations[*p as usize].as_ref())
+                    .map(|h| h.count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .sum();
+        let failing = backends().filter(|b| b.last_probe == Some(false)).count();
         Ok((made, failing))
     };
     let runtime = daemon::runtime()?;
