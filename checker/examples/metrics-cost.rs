@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         let ok = Ok(Success::default());
         for service in &config.services {
             for rs in &service.real_servers {
-                state.observe(&service.key, &rs.key, &ok, &phases, SystemTime::now());
+                state.observe(&service.key, &rs.key, &ok, &phases, &[], SystemTime::now());
             }
         }
     }

@@ -378,23 +378,17 @@ impl<T: ManagedTable> Daemon<T> {
             }
             None => {}
         }
-        let (before, flip, weight_moved) = {
-            let mut state = self.state.lock();
-            let backend = state.backend(&report.service, &report.destination);
-            let before = backend.map(|b| b.health.health());
-            let weight_before = backend.and_then(|b| b.program_weight);
-            let flip = state.observe(
-                &report.service,
-                &report.destination,
-                &report.result,
-                &report.phases,
-                SystemTime::now(),
-            );
-            state.observe_checks(&report.service, &report.destination, &report.each);
-            let weight_after = state
-                .backend(&report.service, &report.destination)
-                .and_then(|b| b.program_weight);
-            (before, flip, weight_after != weight_before)
+        let observed = self.state.lock().observe(
+            &report.service,
+            &report.destination,
+            &report.result,
+            &report.phases,
+            &report.each,
+            SystemTime::now(),
+        );
+        let (before, flip, weight_moved) = match observed {
+            Some(o) => (Some(o.was), o.flip, o.weight_moved),
+            None => (None, None, false),
         };
         if weight_moved && flip.is_none() {
             // A program set another weight (`dynamic_weight`): its service

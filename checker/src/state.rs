@@ -12,13 +12,13 @@
 //! lock.
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use ipvs_common::exposition::Histogram;
+use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Mode, Quorum};
 use crate::drain::{Drain, Drains};
@@ -71,8 +71,10 @@ pub struct State {
     /// The configured services, in file order; private, since `index`
     /// keeps positions into it ([`State::services`] reads it).
     services: Vec<ServiceState>,
-    /// Where each (service, real server) is in `services`.
-    index: HashMap<(ServiceKey, DestinationKey), (usize, usize)>,
+    /// Where each (service, real server) is in `services`: looked up for
+    /// every probe result and every real server at every pass, so with
+    /// FxHash (the keys come from the config, not from a peer).
+    index: FxHashMap<(ServiceKey, DestinationKey), (usize, usize)>,
     /// Failed reads of a service's destinations from IPVS.
     pub netlink_read_errors: u64,
     /// Failed weight changes.
@@ -115,7 +117,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             services: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             netlink_read_errors: 0,
             netlink_set_errors: 0,
             netlink_socket_reopens: 0,
@@ -155,6 +157,18 @@ pub struct ServiceState {
     /// Times its real servers were hurried (see [`Hurry`]), by kind:
     /// counted since the checker started, kept over reloads.
     pub hurries: HurryCounts,
+}
+
+/// What one probe result changed (see [`State::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// The new health, if it flipped.
+    pub flip: Option<Health>,
+    /// The health before.
+    pub was: Health,
+    /// Whether an `exec` check's program set another weight
+    /// (`dynamic_weight`).
+    pub weight_moved: bool,
 }
 
 /// Why the probes of a service's real servers ran ahead of their ticks.
@@ -276,8 +290,8 @@ impl State {
         let now = SystemTime::now();
         self.mode = config.mode;
         self.state_file = config.state_file.clone();
-        let mut old: HashMap<(ServiceKey, DestinationKey), Backend> = HashMap::new();
-        let mut old_guard = HashMap::new();
+        let mut old: FxHashMap<(ServiceKey, DestinationKey), Backend> = FxHashMap::default();
+        let mut old_guard = FxHashMap::default();
         for service in self.services.drain(..) {
             old_guard.insert(
                 service.key,
@@ -353,24 +367,36 @@ impl State {
         Some(&mut self.services[i].backends[j])
     }
 
-    /// Records one probe result and its phases' durations; returns the new health
-    /// if it flipped (`None` also for a real server no longer configured).
+    /// Records one probe result: its phases' durations and each check's
+    /// result (`each`, `None`: passed, in config order); what it changed,
+    /// `None` for a real server no longer configured. One lookup for all
+    /// of it: this runs for every probe.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         service: &ServiceKey,
         destination: &DestinationKey,
         result: &Result<Success, ProbeError>,
         phases: &Phases,
+        each: &[Option<&'static str>],
         now: SystemTime,
-    ) -> Option<Health> {
+    ) -> Option<Observed> {
         let backend = self.backend_mut(service, destination)?;
         for (phase, took) in phases.iter() {
             backend.durations[phase as usize]
                 .get_or_insert_with(|| Histogram::new(&DURATION_BUCKETS))
                 .observe(took.as_secs_f64());
         }
+        if each.len() == backend.check_kinds.len() {
+            if backend.check_failures.len() == each.len() {
+                backend.check_failures.copy_from_slice(each);
+            } else {
+                backend.check_failures = each.to_vec();
+            }
+        }
         let was_failing = backend.last_probe == Some(false);
         backend.last_probe = Some(result.is_ok());
+        let weight_before = backend.program_weight;
         match result {
             Ok(success) => {
                 if success.cert_not_after.is_some() {
@@ -401,22 +427,11 @@ impl State {
             backend.health_since = now;
             backend.recovered_at = (was == Health::Down && health == Health::Up).then(Instant::now);
         }
-        flip
-    }
-
-    /// Records each check's result of one probe (`None`: passed), in
-    /// config order.
-    pub fn observe_checks(
-        &mut self,
-        service: &ServiceKey,
-        destination: &DestinationKey,
-        each: &[Option<&'static str>],
-    ) {
-        if let Some(backend) = self.backend_mut(service, destination) {
-            if each.len() == backend.check_kinds.len() {
-                backend.check_failures = each.to_vec();
-            }
-        }
+        Some(Observed {
+            flip,
+            was,
+            weight_moved: backend.program_weight != weight_before,
+        })
     }
 
     /// Counts a hurry of `service`'s real servers.
@@ -531,10 +546,11 @@ impl State {
         };
         // Looked up by key: a service may have hundreds of real servers,
         // and this runs on every pass.
-        let seen: HashMap<DestinationKey, u32> = outcome
+        let seen: FxHashMap<DestinationKey, u32> = outcome
             .map(|o| o.weights.iter().copied().collect())
             .unwrap_or_default();
-        let desired: HashMap<DestinationKey, Option<u32>> = want.weights.iter().copied().collect();
+        let desired: FxHashMap<DestinationKey, Option<u32>> =
+            want.weights.iter().copied().collect();
         service.guard_active = want.guard_active;
         service.sorry_weight = want
             .sorry

@@ -2,11 +2,11 @@
 //! [`super::shards`]), spread over its interval, each reporting its
 //! results to the loop (see [`super::reports`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::{DestinationKey, ServiceKey};
+use rustc_hash::FxHashMap;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 
@@ -53,7 +53,8 @@ const ASK_AGAIN: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub(super) struct ProbeTasks {
     shared: Shared,
-    running: HashMap<(ServiceKey, DestinationKey), Running>,
+    /// Looked up for every probe result ([`ProbeTasks::current`]).
+    running: FxHashMap<(ServiceKey, DestinationKey), Running>,
     /// The id the next task gets: a report names the task that made it,
     /// and one of a task since stopped is not taken in.
     next_id: u64,
@@ -99,7 +100,7 @@ impl ProbeTasks {
                 full_handshakes: full_handshakes.clone(),
                 programs: programs.clone(),
             },
-            running: HashMap::new(),
+            running: FxHashMap::default(),
             next_id: 0,
         }
     }
@@ -286,7 +287,11 @@ impl ProbeTask {
             let wake = if std::mem::take(&mut again) {
                 Wake::Probe
             } else {
+                // `biased` here and below: the branches in the order
+                // written, without drawing a random number at every
+                // wake-up of every real server's task to pick one.
                 tokio::select! {
+                    biased;
                     _ = ticks.tick() => Wake::Probe,
                     _ = hurry.recovered.notified(), if refused => Wake::Probe,
                     Ok(()) = refusing.changed(), if !refused => Wake::Ask { then_again: true },
@@ -348,6 +353,7 @@ impl ProbeTask {
                         let slot = loop {
                             if !std::mem::take(&mut asking) {
                                 tokio::select! {
+                                    biased;
                                     slot = &mut waiting => break slot,
                                     Ok(()) = refusing.changed(), if !refused => {}
                                 }
@@ -382,6 +388,7 @@ impl ProbeTask {
                         Box::pin(self.probe(&mut prober, rs.key, rs.timing.timeout, now, slot));
                     loop {
                         tokio::select! {
+                            biased;
                             report = &mut probing => break report,
                             changed = settings.changed() => {
                                 if changed.is_err() {
@@ -453,6 +460,7 @@ impl ProbeTask {
         let _busy = self.lag.busy();
         let began = tokio::time::Instant::now();
         tokio::select! {
+            biased;
             outcome = prober.refuses(rs.timing.timeout) => match outcome {
                 Some(outcome) => {
                     let ended = tokio::time::Instant::now();

@@ -27,15 +27,15 @@ fn a_recovery_from_down_starts_the_ramp() {
     let weight = |state: &State, at: Instant| state.desired_at(service, at).weights[0].1;
 
     // Unknown -> up (a start-up): the configured weight at once.
-    state.observe(&svc, &rs, &ok, &Phases::new(), now);
+    state.observe(&svc, &rs, &ok, &Phases::new(), &[], now);
     assert_eq!(weight(&state, Instant::now()), Some(20));
     assert!(!state.ramping(service, Instant::now()));
 
     // Down, then up again: the ramp starts at the flip.
-    state.observe(&svc, &rs, &failed, &Phases::new(), now);
+    state.observe(&svc, &rs, &failed, &Phases::new(), &[], now);
     assert_eq!(weight(&state, Instant::now()), Some(0));
     let before = Instant::now();
-    state.observe(&svc, &rs, &ok, &Phases::new(), now);
+    state.observe(&svc, &rs, &ok, &Phases::new(), &[], now);
     let at = state
         .backend(&svc, &rs)
         .and_then(|b| b.recovered_at)

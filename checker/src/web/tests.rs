@@ -78,12 +78,20 @@ fn scenario() -> Shared {
     let connect = |took| Phases::new().with(Phase::Connect, ms(took));
     {
         let mut s = state.lock();
-        s.observe(&tcp, &rs("198.18.1.11:80"), &ok, &connect(3), at(1000));
+        s.observe(
+            &tcp,
+            &rs("198.18.1.11:80"),
+            &ok,
+            &connect(3),
+            &[None],
+            at(1000),
+        );
         s.observe(
             &tcp,
             &rs("198.18.1.12:80"),
             &refused(),
             &connect(1),
+            &[Some("connect")],
             at(1000),
         );
         s.observe(
@@ -91,10 +99,9 @@ fn scenario() -> Shared {
             &rs("198.18.1.12:80"),
             &refused(),
             &connect(2),
+            &[Some("connect")],
             at(1001),
         );
-        s.observe_checks(&tcp, &rs("198.18.1.11:80"), &[None]);
-        s.observe_checks(&tcp, &rs("198.18.1.12:80"), &[Some("connect")]);
         s.observe_hurry(&tcp, crate::state::Hurry::Failing);
         let https = Ok(Success {
             status: Some(200),
@@ -105,7 +112,7 @@ fn scenario() -> Shared {
         let phases = connect(1)
             .with(Phase::Tls, ms(30))
             .with(Phase::Response, ms(9));
-        s.observe(&fwm, &rs("198.18.1.13:0"), &https, &phases, at(1001));
+        s.observe(&fwm, &rs("198.18.1.13:0"), &https, &phases, &[], at(1001));
     }
     reconcile_all(&config, &state, &mut reconciler);
     // ipvsadm -e behind the checker's back, put back on the next pass.
