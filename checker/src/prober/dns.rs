@@ -52,6 +52,9 @@ use crate::config::{rcode_name, DnsCheck};
 /// a socket that still has more (a peer flooding it) is left for a new one.
 const STALE_MAX: usize = 16;
 
+/// A DNS message's header, in bytes (RFC 1035 4.1.1).
+const HEADER: usize = 12;
+
 /// What a UDP `dns` check keeps from one probe to the next: its socket,
 /// connected to the real server, and the id of the last query sent on it.
 #[derive(Debug)]
@@ -206,7 +209,11 @@ async fn over_tcp(
 /// The answer in `bytes` judged against the check: `None` if it is not
 /// the answer to the query with `id` (its header or question differ, or
 /// cannot be read).
-fn judge(check: &DnsCheck, id: u16, bytes: &[u8]) -> Option<Result<Success, ProbeError>> {
+pub(super) fn judge(
+    check: &DnsCheck,
+    id: u16,
+    bytes: &[u8],
+) -> Option<Result<Success, ProbeError>> {
     let mut decoder = BinDecoder::new(bytes);
     let header = Header::read(&mut decoder).ok()?;
     if header.id() != id
@@ -215,12 +222,14 @@ fn judge(check: &DnsCheck, id: u16, bytes: &[u8]) -> Option<Result<Success, Prob
     {
         return None;
     }
-    let question = hickory_proto::op::Query::read(&mut decoder).ok()?;
-    if question.name() != &check.name
-        || question.query_type() != check.query_type
-        || question.query_class() != DNSClass::IN
-    {
-        return None;
+    if !asks_as_the_query(check, bytes) {
+        let question = hickory_proto::op::Query::read(&mut decoder).ok()?;
+        if question.name() != &check.name
+            || question.query_type() != check.query_type
+            || question.query_class() != DNSClass::IN
+        {
+            return None;
+        }
     }
     if header.additional_count() == 0 && check.answer.is_none() && check.answer_address.is_none() {
         return Some(rcode_judged(check, u16::from(header.response_code())));
@@ -230,6 +239,24 @@ fn judge(check: &DnsCheck, id: u16, bytes: &[u8]) -> Option<Result<Success, Prob
             .and_then(|_| records_judged(check, &answer)),
         Err(e) => Err(ProbeError::Dns(format!("a malformed answer: {e}"))),
     })
+}
+
+/// Whether the answer in `bytes` repeats the query's question byte for
+/// byte, but for the case of the name's letters (names match whatever
+/// their case). Servers repeat it so, and this spares reading it as a
+/// name; an answer that words it otherwise (compressed, say) is read and
+/// compared as a name instead. The query holds its one question and
+/// nothing else after the header ([`DnsCheck::query`]), and a question
+/// ends with its type and class, compared exactly.
+fn asks_as_the_query(check: &DnsCheck, bytes: &[u8]) -> bool {
+    let (Some(ours), Some(theirs)) = (
+        check.query.get(HEADER..),
+        bytes.get(HEADER..check.query.len()),
+    ) else {
+        return false;
+    };
+    let name = ours.len().saturating_sub(4);
+    ours[..name].eq_ignore_ascii_case(&theirs[..name]) && ours[name..] == theirs[name..]
 }
 
 /// The answer's rcode against the check's.

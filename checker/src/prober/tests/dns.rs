@@ -4,7 +4,7 @@
 //! queries, answers cut short, and stray answers before the real one.
 
 use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
-use hickory_proto::rr::{rdata, RData, Record};
+use hickory_proto::rr::{rdata, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
 use super::*;
@@ -381,4 +381,51 @@ async fn dns_over_udp_skips_a_copy_that_came_with_the_answer_and_still_sees_the_
     let silent = prober.probe(timeout).await;
     assert_eq!(why(silent.result).0, "timeout");
     assert_eq!(silent.timed_out_on, Some(Side::Server));
+}
+
+/// An answer is known as the query's by its question: the name's letters
+/// in any case, its type and class exactly (a type whose bytes differ
+/// only as a letter's case would is another type).
+#[test]
+fn an_answer_is_the_querys_by_its_question_the_names_case_aside() {
+    let dir = tempfile::tempdir().expect("dir");
+    let answer = |name: &str, query_type: RecordType| {
+        let mut answer = Message::new();
+        answer
+            .set_id(7)
+            .set_message_type(MessageType::Response)
+            .add_query(hickory_proto::op::Query::query(
+                name.parse().expect("name"),
+                query_type,
+            ));
+        answer.to_vec().expect("encode")
+    };
+    let judged = |yaml: &str, bytes: &[u8]| {
+        let check = check(yaml, dir.path());
+        let CheckKind::Dns(dns) = &check.kind else {
+            panic!("not a dns check: {yaml}");
+        };
+        crate::prober::dns::judge(dns, 7, bytes).map(|r| r.is_ok())
+    };
+    let a = "{type: dns, name: www.lab.test}";
+    assert_eq!(
+        judged(a, &answer("www.lab.test.", RecordType::A)),
+        Some(true)
+    );
+    assert_eq!(
+        judged(a, &answer("WWW.Lab.TEST.", RecordType::A)),
+        Some(true)
+    );
+    assert_eq!(judged(a, &answer("www.lab.tesu.", RecordType::A)), None);
+    assert_eq!(judged(a, &answer("www.lab.test.", RecordType::AAAA)), None);
+    // HTTPS is type 65 (0x41, 'A'), 97 is 0x61 ('a').
+    let https = "{type: dns, name: www.lab.test, query_type: HTTPS}";
+    assert_eq!(
+        judged(https, &answer("www.lab.test.", RecordType::HTTPS)),
+        Some(true)
+    );
+    assert_eq!(
+        judged(https, &answer("www.lab.test.", RecordType::Unknown(97))),
+        None
+    );
 }
