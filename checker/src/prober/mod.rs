@@ -427,15 +427,16 @@ impl Prober {
         let program = &self.program;
         let mut program_waited = None;
         let waited = &mut program_waited;
-        // The largest probes' futures are boxed (TLS state, a program's
-        // buffers and process handling: kilobytes each). Unboxed, every
-        // probe's future would be as large as the largest and copied as
-        // it is moved into the timeout, a DNS probe's included.
+        // The largest probes' futures are boxed (an HTTP exchange's or an
+        // echo's buffers, TLS state, a program's buffers and process
+        // handling: kilobytes each). Unboxed, every probe's future would be
+        // as large as the largest, and copied whole at each of the five
+        // calls between it and its task, a DNS probe's included.
         let run = async {
             match (&check.kind, sessions.as_mut()) {
                 (CheckKind::Tcp, _) => tcp::probe(target, watch, &mut phases).await,
                 (CheckKind::Http(http), _) => {
-                    http::probe(target, http, kept, now, watch, &mut phases).await
+                    Box::pin(http::probe(target, http, kept, now, watch, &mut phases)).await
                 }
                 (CheckKind::Https(https), sessions) => {
                     let mut fresh = None;
@@ -469,7 +470,7 @@ impl Prober {
                 }
                 (CheckKind::Dns(d), _) => dns::probe(target, d, kept_dns, watch, &mut phases).await,
                 (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
-                (CheckKind::Icmp, _) => icmp::probe(target, &mut phases).await,
+                (CheckKind::Icmp, _) => Box::pin(icmp::probe(target, &mut phases)).await,
                 (CheckKind::Exec(e), _) => match program {
                     Some(program) => {
                         Box::pin(exec::probe(e, program, watch, waited, &mut phases)).await
