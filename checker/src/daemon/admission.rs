@@ -141,6 +141,15 @@ impl Admission {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A slot, if one is free now (and no probe waits for one).
+    pub fn free_slot(self: &Arc<Self>) -> Option<Slot> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            permit: Some(permit),
+            admission: self.clone(),
+        })
+    }
+
     /// Waits for a slot; `None` once the semaphore is closed (never here).
     pub async fn slot(self: &Arc<Self>) -> Option<Slot> {
         let permit = self.slots.clone().acquire_owned().await.ok()?;
@@ -428,15 +437,37 @@ mod tests {
         assert_eq!(limit.started(ON_TIME, TIMEOUT, t0), Change::Grown);
     }
 
-    #[tokio::test]
-    async fn a_cut_takes_free_slots_at_once_and_busy_ones_as_they_come_back() {
+    fn one_server() -> Shared {
         let config = crate::config::parse(
             "services:\n  - address: 198.18.0.10:80\n    check: {type: tcp}\n    real_servers:\n      - address: 198.18.1.11:80\n",
             std::path::Path::new("test.yaml"),
             std::path::Path::new("."),
         )
         .expect("config");
-        let state = Shared::new(&config);
+        Shared::new(&config)
+    }
+
+    /// A free slot is taken without a wait, never one a waiting probe is
+    /// owed.
+    #[tokio::test]
+    async fn a_free_slot_is_taken_at_once_but_not_ahead_of_a_probe_waiting() {
+        let admission = Admission::new(1, one_server(), 0);
+        let held = admission.free_slot().expect("free");
+        assert!(admission.free_slot().is_none(), "the one slot is held");
+        let waiting = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.slot().await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        drop(held);
+        assert!(admission.free_slot().is_none(), "owed to the one waiting");
+        assert!(waiting.await.expect("task"), "the waiting probe had it");
+        assert!(admission.free_slot().is_some(), "given back");
+    }
+
+    #[tokio::test]
+    async fn a_cut_takes_free_slots_at_once_and_busy_ones_as_they_come_back() {
+        let state = one_server();
         let admission = Admission::new(16, state.clone(), 0);
         assert_eq!(state.lock().limits.probes(), Some(16));
         let mut busy = Vec::new();

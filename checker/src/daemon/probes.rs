@@ -347,8 +347,14 @@ impl ProbeTask {
                 // queue can be seconds long) ask it at once, without a
                 // slot: a refusal is reported instead of the probe, which
                 // could say no more.
-                let slot = match turns {
-                    Turns::Slot => {
+                // A slot free at once, and nothing to ask: no wait.
+                let free = match turns {
+                    Turns::Slot if !asking => self.admission.free_slot(),
+                    _ => None,
+                };
+                let slot = match (turns, free) {
+                    (_, Some(slot)) => Some(slot),
+                    (Turns::Slot, None) => {
                         let mut waiting = std::pin::pin!(self.admission.slot());
                         let slot = loop {
                             if !std::mem::take(&mut asking) {
@@ -373,7 +379,7 @@ impl ProbeTask {
                             None => return,
                         }
                     }
-                    Turns::Every => {
+                    (Turns::Every, None) => {
                         asking = false;
                         None
                     }
