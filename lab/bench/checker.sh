@@ -264,9 +264,9 @@ measure() { # NAME PORT
 	if [[ $port == 443 ]]; then
 		# The window's lines: the first request of a connection made a
 		# resumed ("r") or a full (".") handshake; the others came over a
-		# kept connection.
-		tail -n +$((r0 + 1)) "$log" | head -n $((r1 - r0)) |
-			awk -v name="$name" '$3 > 1 { k++; next } $2 == "r" { r++ } $2 != "r" { f++ } END { printf "%s: %d resumed, %d full handshakes, %d requests over a kept connection\n", name, r, f, k }' >>"$work/sessions.txt"
+		# kept connection. (One awk reads them: `tail | head` died of
+		# SIGPIPE, under pipefail, once the log went on past the window.)
+		awk -v name="$name" -v r0="$r0" -v r1="$r1" 'NR <= r0 || NR > r1 { next } $3 > 1 { k++; next } $2 == "r" { r++ } $2 != "r" { f++ } END { printf "%s: %d resumed, %d full handshakes, %d requests over a kept connection\n", name, r, f, k }' "$log" >>"$work/sessions.txt"
 	fi
 	python3 - "$name" "$port" "$t0" "$t1" "$c0" "$c1" "$clk" "$r0" "$r1" "$rss" "$n" "$down" "${#pids[@]}" <<'PY' | tee -a "$work/measure.txt"
 import sys
