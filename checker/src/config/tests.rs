@@ -706,3 +706,39 @@ fn a_config_of_100_000_real_servers_or_of_10_mb_loads_whole() {
         );
     }
 }
+
+/// An https check offers the suites that hash with SHA-256 before those
+/// with SHA-384, and no fewer of them.
+#[test]
+fn an_https_check_offers_aes_128_with_sha_256_first() {
+    use rustls::CipherSuite as S;
+    let config = parse(
+        "services:\n  - address: 198.18.0.10:443\n    check: {type: https, ca_file: ca.pem}\n    real_servers:\n      - address: 198.18.1.11:443\n",
+        Path::new("test.yaml"),
+        &testdata(""),
+    )
+    .expect("config");
+    let CheckKind::Https(https) = &config.services[0].real_servers[0].checks[0].check.kind else {
+        panic!("not an https check");
+    };
+    let offered: Vec<S> = https
+        .tls
+        .client
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    let place = |suite| offered.iter().position(|s| *s == suite).expect("offered");
+    assert!(
+        place(S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+            < place(S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+    );
+    assert!(
+        place(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
+            < place(S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)
+    );
+    assert!(place(S::TLS13_AES_128_GCM_SHA256) < place(S::TLS13_AES_256_GCM_SHA384));
+    let all = rustls::crypto::ring::default_provider().cipher_suites.len();
+    assert_eq!(offered.len(), all);
+}
