@@ -371,7 +371,6 @@ impl State {
     /// result (`each`, `None`: passed, in config order); what it changed,
     /// `None` for a real server no longer configured. One lookup for all
     /// of it: this runs for every probe.
-    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         service: &ServiceKey,
