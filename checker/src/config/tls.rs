@@ -214,9 +214,9 @@ pub(super) fn load(
 /// `provider` with its cipher suites that hash with SHA-384 (AES-256-GCM's)
 /// last, the others in their order: AES-128-GCM with SHA-256 first, as
 /// Mozilla's intermediate profile has it. A server that follows the
-/// client's order (OpenSSL's default, so nginx's and haproxy's) then
-/// agrees on it, and a resumed TLS 1.2 probe's CPU is mostly the PRF's
-/// HMACs, cheaper with SHA-256 (lab/bench/README.md).
+/// client's order (OpenSSL's default, so nginx's) then agrees on it, and
+/// a resumed TLS 1.2 probe's own work is mostly the PRF's HMACs, fewer
+/// instructions with SHA-256 (lab/bench/README.md).
 fn sha256_first(mut provider: CryptoProvider) -> CryptoProvider {
     use rustls::CipherSuite as S;
     provider.cipher_suites.sort_by_key(|suite| {
