@@ -13,7 +13,11 @@
 # service in the director's namespace. With BENCH_AB_CHECK=dns they are
 # checked by `dns` instead (www.lab.test A, over UDP), the real servers of
 # the UDP service 198.18.0.10:53, answered by one dnsmasq on all their
-# addresses as in checker.sh's dns phase. Each checker is started alone
+# addresses as in checker.sh's dns phase; with BENCH_AB_CHECK=https, by
+# `https` on :443 (the chain verified against servers.sh's private CA,
+# sessions resumed), the share of the probes due that nginx saw being
+# the figure to watch where the checker is short of CPU (500 servers).
+# Each checker is started alone
 # on a table made anew, its probes counted in nginx's access log (dns:
 # the queries dnsmasq answered, from its statistics):
 # 1. CPU, interleaved: in each of ROUNDS rounds (BENCH_ROUNDS, default 8,
@@ -85,11 +89,12 @@ servers_up
 
 case $kind in
 http) check="{type: http, path: /, body: healthy}" port=80 proto= ;;
+https) check="{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" port=443 proto= ;;
 dns)
 	check="{type: dns, name: www.lab.test, query_type: A}" port=53 proto=udp
 	dnsmasq_start
 	;;
-*) echo "BENCH_AB_CHECK is http or dns, not $kind" >&2 && exit 2 ;;
+*) echo "BENCH_AB_CHECK is http, https or dns, not $kind" >&2 && exit 2 ;;
 esac
 checker_config "$port" "$check" $proto >"$work/checker.yaml"
 n=$grind_n checker_config "$port" "$check" $proto >"$work/checker-grind.yaml"
@@ -104,7 +109,11 @@ echo "A: $old_sha ($old_version); B: working tree ($new_version)"
 
 # Probes seen by the servers so far.
 lines() {
-	if [[ $kind == dns ]]; then checks_count dns; else wc -l <"$work/http.log"; fi
+	case $kind in
+	dns) checks_count dns ;;
+	https) wc -l <"$work/https.log" ;;
+	*) wc -l <"$work/http.log" ;;
+	esac
 }
 # Starts checker I (0 = A, 1 = B) with CONFIG, its servers SERVERS, after
 # the words of WRAPPER, on a table made anew; its log is LOG. Sets
@@ -204,6 +213,8 @@ for line in open(f"{work}/grind.tsv"):
 
 if kind == "dns":
     print(f"{n} dns real servers (one dnsmasq; www.lab.test A over UDP), every second, timeout 1 s; probes counted as the queries dnsmasq answered.")
+elif kind == "https":
+    print(f"{n} HTTPS real servers (one nginx; the chain verified against the private CA, TLS sessions resumed), every second, timeout 1 s, a new connection per probe; probes counted in nginx's access log.")
 else:
     print(f"{n} HTTP real servers (one nginx), every second, timeout 1 s, a new connection per probe; probes counted in nginx's access log.")
 print(f"A: {a_name}; B: {b_name}.")
