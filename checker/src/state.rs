@@ -387,11 +387,8 @@ impl State {
                 .observe(took.as_secs_f64());
         }
         if each.len() == backend.check_kinds.len() {
-            if backend.check_failures.len() == each.len() {
-                backend.check_failures.copy_from_slice(each);
-            } else {
-                backend.check_failures = each.to_vec();
-            }
+            backend.check_failures.clear();
+            backend.check_failures.extend_from_slice(each);
         }
         let was_failing = backend.last_probe == Some(false);
         backend.last_probe = Some(result.is_ok());

@@ -272,11 +272,8 @@ impl<T: ManagedTable> Reconciler<T> {
         // Each real server's wanted weight and place in `current`, looked
         // up by its key: a search of both lists for each real server made
         // every pass quadratic in the service's size.
-        let weights = by_key(&want.weights);
-        let mut places: FxHashMap<DestinationKey, usize> = FxHashMap::default();
-        for (i, (d, _)) in current.iter().enumerate() {
-            places.entry(*d).or_insert(i);
-        }
+        let weights = by_key(want.weights.iter().copied());
+        let mut places = by_key(current.iter().enumerate().map(|(i, (d, _))| (*d, i)));
         for rs in &service.real_servers {
             let desired_weight = weights.get(&rs.key).copied().flatten();
             match places.get(&rs.key).and_then(|&i| current.get_mut(i)) {
@@ -440,7 +437,10 @@ impl<T: ManagedTable> Reconciler<T> {
         };
         // Looked up by key: a service of thousands being removed would
         // otherwise search both lists for each of them at every pass.
-        let (entries_of, active_of) = (by_key(&entries), by_key(&connections));
+        let (entries_of, active_of) = (
+            by_key(entries.iter().copied()),
+            by_key(connections.iter().copied()),
+        );
         for &destination in destinations {
             let key = (service, destination);
             let Some(&entry) = entries_of.get(&destination) else {
@@ -566,9 +566,9 @@ impl<T: ManagedTable> Reconciler<T> {
 
 /// `pairs` looked up by their key, the first of a key kept (as a search
 /// of the list finds it).
-fn by_key<V: Copy>(pairs: &[(DestinationKey, V)]) -> FxHashMap<DestinationKey, V> {
+fn by_key<V>(pairs: impl IntoIterator<Item = (DestinationKey, V)>) -> FxHashMap<DestinationKey, V> {
     let mut map = FxHashMap::default();
-    for &(key, value) in pairs {
+    for (key, value) in pairs {
         map.entry(key).or_insert(value);
     }
     map
