@@ -50,7 +50,7 @@ use self::log::{
 };
 use self::looping::{next_order, Loop, Signals};
 use self::probes::sleep_until;
-use self::reports::{CheckerFault, Report};
+use self::reports::{CheckerFault, Report, Reports};
 use self::shards::Shards;
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
@@ -99,15 +99,19 @@ const RAMP_TICK: Duration = Duration::from_millis(100);
 /// slack (interval x fall + 100 ms).
 const FLIP_COALESCE: Duration = Duration::from_millis(20);
 
-/// How often, at most, the loop takes the probes' results. Each result
-/// sent to a waiting loop wakes its thread from a probe thread's (an
-/// eventfd write, a context switch), hundreds of times a second; listening
-/// again only this long after a batch wakes it at most a hundred times a
-/// second, and delays a flip's reconciliation at most this much.
+/// How often, at most, the loop takes the probes' results while they
+/// keep coming. A probe thread sends its results in batches (see
+/// [`reports::Outbox`]), each waking the loop's thread once (an eventfd
+/// write, a context switch); batches coming closer together than this
+/// are taken this long after the last, so the loop wakes at most a
+/// hundred times a second for them, and a flip's reconciliation waits
+/// at most this much longer. Batches further apart are taken as they
+/// come: a timer to listen again after each would wake the loop once
+/// more for nothing.
 const REPORTS_EVERY: Duration = Duration::from_millis(10);
 
-/// The most results the loop takes in one turn.
-const REPORTS: usize = 1024;
+/// The most batches of results the loop takes in one turn.
+const REPORTS: usize = 256;
 
 /// How long a stopping checker waits for the hooks queued or running.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -211,15 +215,17 @@ async fn run_with<T: ManagedTable>(
         &daemon.config,
         &mut daemon.reconciler,
     );
+    let (tx, mut rx) = mpsc::channel::<Vec<Report>>(reports::QUEUE);
+    let reports = Reports::new(tx);
     let shards = Shards::start(
         shards::count(options.probe_threads),
         options.max_concurrency,
         &daemon.state,
+        &reports,
     )
     .context("cannot start the probe threads")?;
     daemon.start_vip_probes()?;
-    let (tx, mut rx) = mpsc::channel::<Report>(reports::QUEUE);
-    let mut looping = Loop::new(options, shards, tx, &daemon.config, &daemon.state);
+    let mut looping = Loop::new(options, shards, reports, &daemon.config, &daemon.state);
     looping.follow_probes(&daemon.config);
     daemon.state.lock().reset(&daemon.config);
     let mut signals = Signals::new()?;
@@ -243,6 +249,8 @@ async fn run_with<T: ManagedTable>(
     let mut batch = Vec::with_capacity(REPORTS);
     // When the loop listens for results again; `None`: it listens now.
     let mut reports_at = None;
+    // When it last took results.
+    let mut taken_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, REPORTS), if reports_at.is_none() => {
@@ -251,8 +259,11 @@ async fn run_with<T: ManagedTable>(
                 }
                 let now = tokio::time::Instant::now();
                 watchdog.reports(now);
-                looping.on_reports(&mut daemon, batch.drain(..));
-                reports_at = Some(now + REPORTS_EVERY);
+                looping.on_reports(&mut daemon, batch.drain(..).flatten());
+                if taken_at.is_some_and(|at| now.saturating_duration_since(at) < REPORTS_EVERY) {
+                    reports_at = Some(now + REPORTS_EVERY);
+                }
+                taken_at = Some(now);
             }
             _ = sleep_until(reports_at), if reports_at.is_some() => reports_at = None,
             _ = sleep_until(looping.flush_at), if looping.flush_at.is_some() => {

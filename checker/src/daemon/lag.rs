@@ -26,7 +26,10 @@
 //! thread stuck with no probe in flight is still seen (the watchdog reads
 //! it, `super::watchdog`); the first probe to start makes it due a
 //! [`BEAT`] after that start, so the lateness of the probe's first steps
-//! counts as before.
+//! counts as before. When the last probe in flight ends, how late the
+//! thread is then is recorded as a beat would record it, and the next
+//! beat is an idle one at once: a group of probes that ends between two
+//! beats wakes its thread for none.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,9 +69,9 @@ pub struct Lag {
     ring: Mutex<Ring>,
     /// Probes in flight on the thread (see [`Lag::busy`]).
     in_flight: AtomicUsize,
-    /// Wakes the heartbeat when the first probe starts: its next beat is
-    /// due sooner.
-    sooner: Notify,
+    /// Wakes the heartbeat when its next beat moved: sooner, as the first
+    /// probe starts; later, as the last ends.
+    moved: Notify,
 }
 
 #[derive(Debug)]
@@ -86,7 +89,9 @@ pub struct Busy<'a>(&'a Lag);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.ended(Instant::now());
+        }
     }
 }
 
@@ -104,7 +109,7 @@ impl Lag {
                 next_due: origin + BEAT,
             }),
             in_flight: AtomicUsize::new(0),
-            sooner: Notify::new(),
+            moved: Notify::new(),
         })
     }
 
@@ -118,10 +123,23 @@ impl Lag {
             if soon < ring.next_due {
                 ring.next_due = soon;
                 drop(ring);
-                self.sooner.notify_one();
+                self.moved.notify_one();
             }
         }
         Busy(self)
+    }
+
+    /// The last probe in flight ended at `now`: how late the thread is
+    /// then is recorded, and the next beat is an idle one.
+    fn ended(&self, now: Instant) {
+        let due = self.lock().next_due;
+        self.beat(due.min(now), now, IDLE_BEAT);
+        self.moved.notify_one();
+    }
+
+    /// Whether no probe is in flight on the thread.
+    pub fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -136,22 +154,24 @@ impl Lag {
     }
 
     /// The heartbeat: to be spawned on the thread whose lateness it
-    /// measures; runs until its task is dropped.
-    pub async fn heartbeat(self: Arc<Self>) {
+    /// measures; runs until its task is dropped. It calls `after` after
+    /// each beat and each time the thread's probes in flight ended.
+    pub async fn heartbeat(self: Arc<Self>, mut after: impl FnMut()) {
         loop {
             let due = self.lock().next_due;
             tokio::select! {
+                biased;
+                // The next beat moved: read it again.
+                () = self.moved.notified() => {
+                    after();
+                    continue;
+                }
                 () = tokio::time::sleep_until(due) => {}
-                // A probe started: due sooner, read again.
-                () = self.sooner.notified() => continue,
             }
             let now = Instant::now();
-            let every = if self.in_flight.load(Ordering::Relaxed) > 0 {
-                BEAT
-            } else {
-                IDLE_BEAT
-            };
+            let every = if self.idle() { IDLE_BEAT } else { BEAT };
             self.beat(due, now, every);
+            after();
         }
     }
 
@@ -243,7 +263,10 @@ mod tests {
     }
 
     /// On a runtime whose thread is blocked (the checker short of CPU),
-    /// the heartbeat sees it.
+    /// the heartbeat sees it; and when the last probe in flight ends
+    /// blocked, before the heartbeat could run again, the lateness seen
+    /// then is kept for the probes that start next to read (see
+    /// [`Lag::recent`]), though no beat comes until the idle one.
     #[test]
     fn the_heartbeat_sees_a_blocked_thread() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -252,7 +275,7 @@ mod tests {
             .expect("runtime");
         runtime.block_on(async {
             let lag = Lag::new();
-            let beats = tokio::spawn(lag.clone().heartbeat());
+            let beats = tokio::spawn(lag.clone().heartbeat(|| {}));
             let probe = lag.busy();
             tokio::time::sleep(3 * BEAT).await;
             let blocked_at = Instant::now();
@@ -261,9 +284,23 @@ mod tests {
             std::thread::sleep(300 * MS);
             tokio::time::sleep(3 * BEAT).await;
             let busy = lag.worst(blocked_at, Instant::now());
-            drop(probe);
-            beats.abort();
             assert!(busy >= 250 * MS, "blocked: {busy:?}");
+            // Blocked again, the first block out of sight, as it ends.
+            tokio::time::sleep(RECENT + BEAT).await;
+            let blocked_at = Instant::now();
+            std::thread::sleep(300 * MS);
+            drop(probe);
+            let ended = Instant::now();
+            assert!(lag.lock().next_due >= ended + IDLE_BEAT - MS);
+            tokio::time::sleep(2 * BEAT).await;
+            let seen = lag.recent(Instant::now());
+            let spanning = lag.worst(blocked_at, Instant::now());
+            beats.abort();
+            assert!(seen >= 250 * MS, "recent, after: {seen:?}");
+            assert!(
+                spanning >= 250 * MS,
+                "over the block at the end: {spanning:?}"
+            );
         });
     }
 
@@ -271,41 +308,35 @@ mod tests {
     /// (a thread stuck meanwhile is still seen, later); the first probe
     /// to start makes it due a [`BEAT`] after, and a thread blocked then
     /// is seen as with probes in flight all along.
-    #[test]
-    fn the_heartbeat_beats_seldom_while_no_probe_is_in_flight() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let lag = Lag::new();
-            let beats = tokio::spawn(lag.clone().heartbeat());
-            // The first beat, then idle ones only.
-            tokio::time::sleep(BEAT + MS).await;
-            let idle = lag.lock().next_due;
-            assert_eq!(idle - Instant::now(), IDLE_BEAT - MS);
-            tokio::time::sleep(IDLE_BEAT / 2).await;
-            assert_eq!(lag.lock().next_due, idle, "no beat in between");
-            assert_eq!(
-                lag.worst(Instant::now() - 100 * MS, Instant::now()),
-                Duration::ZERO
-            );
-            // A probe starts: due a beat later, then every beat.
-            let start = Instant::now();
-            let probe = lag.busy();
-            assert_eq!(lag.lock().next_due, start + BEAT);
-            tokio::time::sleep(5 * BEAT + MS).await;
-            assert_eq!(lag.lock().next_due, start + 6 * BEAT);
-            // The probe ends: the beat after it is an idle one.
-            drop(probe);
-            tokio::time::sleep(BEAT).await;
-            assert_eq!(lag.lock().next_due, start + 6 * BEAT + IDLE_BEAT);
-            // Stuck with no probe in flight: overdue once the idle beat is.
-            let now = Instant::now();
-            let stuck_until = start + 6 * BEAT + IDLE_BEAT + 300 * MS;
-            assert_eq!(lag.worst(now, stuck_until), 300 * MS);
-            beats.abort();
-        });
+    #[tokio::test(start_paused = true)]
+    async fn the_heartbeat_beats_seldom_while_no_probe_is_in_flight() {
+        let lag = Lag::new();
+        let beats = tokio::spawn(lag.clone().heartbeat(|| {}));
+        // The first beat, then idle ones only.
+        tokio::time::sleep(BEAT + MS).await;
+        let idle = lag.lock().next_due;
+        assert_eq!(idle - Instant::now(), IDLE_BEAT - MS);
+        tokio::time::sleep(IDLE_BEAT / 2).await;
+        assert_eq!(lag.lock().next_due, idle, "no beat in between");
+        assert_eq!(
+            lag.worst(Instant::now() - 100 * MS, Instant::now()),
+            Duration::ZERO
+        );
+        // A probe starts: due a beat later, then every beat.
+        let start = Instant::now();
+        let probe = lag.busy();
+        assert_eq!(lag.lock().next_due, start + BEAT);
+        tokio::time::sleep(5 * BEAT + MS).await;
+        assert_eq!(lag.lock().next_due, start + 6 * BEAT);
+        // The probe ends between two beats: the next is an idle one
+        // at once.
+        tokio::time::sleep(BEAT / 2).await;
+        let ended = Instant::now();
+        drop(probe);
+        assert_eq!(lag.lock().next_due, ended + IDLE_BEAT);
+        // Stuck with no probe in flight: overdue once the idle beat is.
+        let stuck_until = ended + IDLE_BEAT + 300 * MS;
+        assert_eq!(lag.worst(ended, stuck_until), 300 * MS);
+        beats.abort();
     }
 }

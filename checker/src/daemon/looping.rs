@@ -3,7 +3,7 @@
 //! (results, the flush of flips, a reload), and the sources of its
 //! events besides the probes (signals, admin orders).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -42,20 +42,16 @@ pub(super) struct Loop {
 }
 
 impl Loop {
-    /// The loop of `config`, its probes to report to `tx`, not started.
+    /// The loop of `config`, its probes on `shards` reporting to
+    /// `reports`, not started.
     pub(super) fn new(
         options: Options,
         shards: Shards,
-        tx: mpsc::Sender<Report>,
+        reports: Reports,
         config: &Config,
         state: &Shared,
     ) -> Self {
-        let reports = Reports {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        };
         let probes = ProbeTasks::new(
-            &reports,
             &Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
             &Admission::programs(options.max_programs, state.clone()),
         );

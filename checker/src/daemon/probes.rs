@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use super::admission::Admission;
 use super::hurries::{Hurries, ServiceHurry};
 use super::places::{group_of, groups, interleaved, Place};
-use super::reports::{Report, Reports};
+use super::reports::{Outbox, Report};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
 use crate::prober::set::ProberSet;
@@ -63,7 +63,6 @@ pub(super) struct ProbeTasks {
 /// What every probe task is given.
 #[derive(Debug, Clone)]
 struct Shared {
-    reports: Reports,
     full_handshakes: Arc<Semaphore>,
     /// Turns of the `exec` checks' programs (`--checker.max-programs`,
     /// fewer while they wait for a CPU: see [`super::admission`]).
@@ -89,14 +88,9 @@ struct Settings {
 }
 
 impl ProbeTasks {
-    pub fn new(
-        reports: &Reports,
-        full_handshakes: &Arc<Semaphore>,
-        programs: &Arc<Admission>,
-    ) -> Self {
+    pub fn new(full_handshakes: &Arc<Semaphore>, programs: &Arc<Admission>) -> Self {
         ProbeTasks {
             shared: Shared {
-                reports: reports.clone(),
                 full_handshakes: full_handshakes.clone(),
                 programs: programs.clone(),
             },
@@ -155,6 +149,7 @@ impl ProbeTasks {
                 shared: self.shared.clone(),
                 admission: shard.admission.clone(),
                 lag: shard.lag.clone(),
+                outbox: shard.outbox.clone(),
             };
             let task = shard.handle.spawn(task.run(place, rx)).abort_handle();
             self.running.insert(
@@ -199,6 +194,8 @@ struct ProbeTask {
     shared: Shared,
     admission: Arc<super::admission::Admission>,
     lag: Arc<super::lag::Lag>,
+    /// Where its results go, with its thread's others (see [`Outbox`]).
+    outbox: Arc<Outbox>,
 }
 
 /// The turns a probe waits for.
@@ -429,7 +426,7 @@ impl ProbeTask {
                     tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
                     // Never waits: a loop held up by the kernel or the
                     // disk does not hold up the probes.
-                    if !self.shared.reports.send(report) {
+                    if !self.outbox.send(report, self.lag.idle()) {
                         return;
                     }
                     if !retimed {
@@ -463,14 +460,14 @@ impl ProbeTask {
         rs: &RealServer,
         first: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
     ) -> Asked<T> {
-        let _busy = self.lag.busy();
+        let busy = self.lag.busy();
         let began = tokio::time::Instant::now();
-        tokio::select! {
+        let report = tokio::select! {
             biased;
             outcome = prober.refuses(rs.timing.timeout) => match outcome {
                 Some(outcome) => {
                     let ended = tokio::time::Instant::now();
-                    let report = Report::new(
+                    Report::new(
                         self.id,
                         self.service,
                         rs.key,
@@ -478,17 +475,20 @@ impl ProbeTask {
                         &self.lag,
                         &[(began, ended)],
                         rs.timing.timeout,
-                    );
-                    let was = (report.refused(), report.failed_by_server());
-                    if self.shared.reports.send(report) {
-                        Asked::Reported(was)
-                    } else {
-                        Asked::Gone
-                    }
+                    )
                 }
-                None => Asked::NoRefusal,
+                None => return Asked::NoRefusal,
             },
-            t = first => Asked::First(t),
+            t = first => return Asked::First(t),
+        };
+        // Out of flight first: the last ask of a group sends the group's
+        // results.
+        drop(busy);
+        let was = (report.refused(), report.failed_by_server());
+        if self.outbox.send(report, self.lag.idle()) {
+            Asked::Reported(was)
+        } else {
+            Asked::Gone
         }
     }
 

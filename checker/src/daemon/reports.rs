@@ -10,7 +10,7 @@
 //! health as it was.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipvs::{DestinationKey, ServiceKey};
@@ -19,31 +19,96 @@ use tokio::sync::mpsc;
 use super::lag::{is_late, Lag};
 use crate::prober;
 
-/// Probe results queued for the loop, at most: half a minute of 500
-/// probes a second. A loop held up longer than that by the kernel or the
-/// disk loses the oldest news of no real server: each probe's next
-/// result is queued again once there is room.
-pub(super) const QUEUE: usize = 16_384;
+/// Batches of probe results queued for the loop, at most: half a minute
+/// of a probe thread's batches at its most frequent (a heartbeat's beat,
+/// see [`Outbox`]), for a few probe threads. A loop held up longer than
+/// that by the kernel or the disk loses news of no real server: each
+/// probe's next result is queued again once there is room.
+pub(super) const QUEUE: usize = 4096;
 
-/// Where the probe tasks send their results, and count those the full
+/// Where the probe threads send their results, and count those the full
 /// queue had no room for.
 #[derive(Debug, Clone)]
 pub(super) struct Reports {
-    pub tx: mpsc::Sender<Report>,
+    pub tx: mpsc::Sender<Vec<Report>>,
     pub dropped: Arc<AtomicU64>,
 }
 
 impl Reports {
-    /// Queues `report` without waiting; whether the loop is still there.
-    pub(super) fn send(&self, report: Report) -> bool {
-        match self.tx.try_send(report) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+    /// Sending to `tx`, none dropped yet.
+    pub(super) fn new(tx: mpsc::Sender<Vec<Report>>) -> Self {
+        Reports {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Queues `batch` without waiting.
+    fn send(&self, batch: Vec<Report>) {
+        if let Err(mpsc::error::TrySendError::Full(batch)) = self.tx.try_send(batch) {
+            self.dropped
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A probe thread's results on their way to the loop, held until they
+/// go together, in one batch: when the thread's last probe in flight
+/// ends, and at each heartbeat beat while some are in flight (see
+/// [`Lag::heartbeat`]). Sent one by one, the results of a group of
+/// probes ending over a few milliseconds would wake the loop's thread
+/// for the first and again for the rest (or for each, while it takes
+/// them as they come); held, they wake it once, and none waits longer
+/// than a beat.
+#[derive(Debug)]
+pub(super) struct Outbox {
+    reports: Reports,
+    held: Mutex<Vec<Report>>,
+}
+
+impl Outbox {
+    /// An outbox sending to `reports`.
+    pub(super) fn new(reports: Reports) -> Arc<Self> {
+        Arc::new(Outbox {
+            reports,
+            held: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
+        // A push or a drain leaves the list whole.
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Holds `report`, and sends what is held if `idle` (no probe left in
+    /// flight on the thread); whether the loop is still there.
+    pub(super) fn send(&self, report: Report, idle: bool) -> bool {
+        if self.reports.tx.is_closed() {
+            return false;
+        }
+        let mut held = self.held();
+        held.push(report);
+        if idle {
+            self.send_held(&mut held);
+        }
+        true
+    }
+
+    /// Sends what is held.
+    pub(super) fn flush(&self) {
+        let mut held = self.held();
+        if !held.is_empty() {
+            self.send_held(&mut held);
+        }
+    }
+
+    fn send_held(&self, held: &mut Vec<Report>) {
+        // The next batch about as large as this one.
+        let batch = std::mem::replace(held, Vec::with_capacity(held.len()));
+        // A loop gone is seen at the next `send`.
+        self.reports.send(batch);
     }
 }
 
@@ -149,5 +214,68 @@ impl Report {
             self.result.as_ref().map_err(|e| e.cause()),
             Err(e) if !matches!(e, prober::ProbeError::Timeout(_))
         ) && self.checker_fault.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::lag::BEAT;
+    use crate::prober::{Phases, Success};
+
+    fn report(port: u16) -> Report {
+        Report {
+            task: 0,
+            service: ServiceKey::Addr {
+                protocol: ipvs::Protocol::Tcp,
+                addr: "198.18.0.10:80".parse().expect("address"),
+            },
+            destination: DestinationKey::new(([198, 18, 1, 1], port).into()),
+            result: Ok(Success::default()),
+            phases: Phases::new(),
+            each: Vec::new(),
+            checker_fault: None,
+            hurried: false,
+        }
+    }
+
+    fn ports(batch: Vec<Report>) -> Vec<u16> {
+        batch.iter().map(|r| r.destination.addr.port()).collect()
+    }
+
+    /// A thread's results wait while some of its probes are in flight,
+    /// at most a heartbeat's beat, and go together when the last ends.
+    #[tokio::test(start_paused = true)]
+    async fn results_go_together_when_the_threads_last_probe_ends_or_at_a_beat() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let outbox = Outbox::new(Reports::new(tx));
+        let lag = Lag::new();
+        let flushed = outbox.clone();
+        let beats = tokio::spawn(lag.clone().heartbeat(move || flushed.flush()));
+        let (one, two) = (lag.busy(), lag.busy());
+        drop(one);
+        assert!(outbox.send(report(1), lag.idle()));
+        assert!(rx.try_recv().is_err(), "held while a probe is in flight");
+        // The next beat sends it, the other probe still in flight.
+        tokio::time::sleep(BEAT + BEAT / 2).await;
+        assert_eq!(ports(rx.try_recv().expect("sent at a beat")), [1]);
+        let three = lag.busy();
+        drop(two);
+        assert!(outbox.send(report(2), lag.idle()));
+        assert!(outbox.send(report(3), lag.idle()));
+        assert!(rx.try_recv().is_err(), "held while a probe is in flight");
+        // The last ends with no result of its own (cut, or nothing
+        // to report): the others go at once, no beat waited for.
+        drop(three);
+        tokio::task::yield_now().await;
+        assert_eq!(ports(rx.try_recv().expect("sent together")), [2, 3]);
+        // With none in flight, a result goes at once.
+        assert!(outbox.send(report(4), lag.idle()));
+        assert_eq!(ports(rx.try_recv().expect("sent at once")), [4]);
+        assert!(rx.try_recv().is_err(), "one batch each time");
+        beats.abort();
+        // The loop gone: said at the next result.
+        drop(rx);
+        assert!(!outbox.send(report(5), true));
     }
 }

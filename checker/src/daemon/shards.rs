@@ -4,7 +4,8 @@
 //!
 //! A probe never leaves the thread it started on, so its steps cost no
 //! cross-thread wake-up, and a thread short of CPU sees its own lateness
-//! and limits its own probes. The loop that owns health and weights runs
+//! and limits its own probes. Its results go to the loop in batches (see
+//! [`super::reports::Outbox`]). The loop that owns health and weights runs
 //! on a thread of its own (see [`super::spawn`]), so its netlink calls and
 //! state-file writes never hold up a probe.
 
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::admission::Admission;
 use super::lag::Lag;
+use super::reports::{Outbox, Reports};
 use crate::state::Shared;
 
 /// One probe thread.
@@ -28,6 +30,8 @@ pub struct Shard {
     pub admission: Arc<Admission>,
     /// How late it is.
     pub lag: Arc<Lag>,
+    /// Where its probes' results wait to go to the loop.
+    pub outbox: Arc<Outbox>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -49,8 +53,14 @@ pub fn count(requested: usize) -> usize {
 
 impl Shards {
     /// Starts `n` probe threads (at least 1) sharing at most
-    /// `max_concurrency` probes in flight, each limit shown in `state`.
-    pub fn start(n: usize, max_concurrency: usize, state: &Shared) -> io::Result<Self> {
+    /// `max_concurrency` probes in flight, each limit shown in `state`,
+    /// their results sent to `reports`.
+    pub fn start(
+        n: usize,
+        max_concurrency: usize,
+        state: &Shared,
+        reports: &Reports,
+    ) -> io::Result<Self> {
         let n = n.max(1);
         let per_shard = max_concurrency.div_ceil(n).max(1);
         let mut shards = Vec::with_capacity(n);
@@ -60,8 +70,10 @@ impl Shards {
                 .build()?;
             let handle = runtime.handle().clone();
             let lag = Lag::new();
+            let outbox = Outbox::new(reports.clone());
             let (stop, stopped) = oneshot::channel::<()>();
-            let heartbeat = lag.clone().heartbeat();
+            let flushed = outbox.clone();
+            let heartbeat = lag.clone().heartbeat(move || flushed.flush());
             let thread = std::thread::Builder::new()
                 .name(format!("probes-{i}"))
                 .spawn(move || {
@@ -77,6 +89,7 @@ impl Shards {
                 handle,
                 admission: Admission::new(per_shard, state.clone(), i),
                 lag,
+                outbox,
                 stop: Some(stop),
                 thread: Some(thread),
             });

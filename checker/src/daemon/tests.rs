@@ -15,7 +15,6 @@ use super::*;
 use crate::config;
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -614,27 +613,49 @@ async fn loopback_service(
     (config, refusing, accepted, reserved)
 }
 
+/// The probe threads' results one by one, as they came in their batches.
+pub(super) struct Results {
+    rx: mpsc::Receiver<Vec<reports::Report>>,
+    taken: std::collections::VecDeque<reports::Report>,
+}
+
+impl Results {
+    /// Where the probe threads report, and their results.
+    pub(super) fn channel() -> (Reports, Self) {
+        let (tx, rx) = mpsc::channel(256);
+        let results = Results {
+            rx,
+            taken: std::collections::VecDeque::new(),
+        };
+        (Reports::new(tx), results)
+    }
+
+    /// The next result; `None` once no probe thread is left.
+    pub(super) async fn recv(&mut self) -> Option<reports::Report> {
+        while self.taken.is_empty() {
+            self.taken.extend(self.rx.recv().await?);
+        }
+        self.taken.pop_front()
+    }
+
+    /// The next result if one came.
+    pub(super) fn try_recv(&mut self) -> Option<reports::Report> {
+        while self.taken.is_empty() {
+            self.taken.extend(self.rx.try_recv().ok()?);
+        }
+        self.taken.pop_front()
+    }
+}
+
 /// The probe tasks of `config` on one probe thread of `slots` slots, and
 /// where they report.
-fn probe_tasks(
-    config: &Config,
-    slots: usize,
-) -> (
-    probes::ProbeTasks,
-    Hurries,
-    mpsc::Receiver<reports::Report>,
-    Shards,
-) {
+fn probe_tasks(config: &Config, slots: usize) -> (probes::ProbeTasks, Hurries, Results, Shards) {
     let state = Shared::new(config);
-    let shards = Shards::start(1, slots, &state).expect("probe thread");
-    let (tx, rx) = mpsc::channel(256);
-    let reports = Reports {
-        tx,
-        dropped: Arc::new(AtomicU64::new(0)),
-    };
+    let (reports, rx) = Results::channel();
+    let shards = Shards::start(1, slots, &state, &reports).expect("probe thread");
     let turns = Arc::new(Semaphore::new(1));
     let programs = Admission::programs(1, state.clone());
-    let mut tasks = probes::ProbeTasks::new(&reports, &turns, &programs);
+    let mut tasks = probes::ProbeTasks::new(&turns, &programs);
     let hurries = Hurries::new(config);
     tasks.follow(config, &shards, &hurries);
     (tasks, hurries, rx, shards)
@@ -643,7 +664,7 @@ fn probe_tasks(
 /// Reports from `rx` until every one of `refusing` failed with a refused
 /// connection, each once, before `guard`.
 async fn refusals_of(
-    rx: &mut mpsc::Receiver<reports::Report>,
+    rx: &mut Results,
     refusing: &std::collections::HashSet<std::net::SocketAddr>,
     guard: tokio::time::Instant,
 ) {
@@ -719,7 +740,7 @@ async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_t
     connections(&accepted, 2 * 50, guard).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2 * 50);
-    assert!(rx.try_recv().is_err(), "a healthy sibling reported");
+    assert!(rx.try_recv().is_none(), "a healthy sibling reported");
     tasks.stop();
 }
 
@@ -753,7 +774,7 @@ async fn a_real_server_still_accepting_when_asked_is_asked_once_more() {
     connections(&accepted, 2 * 74 + 1, guard).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2 * 74 + 1);
-    assert!(rx.try_recv().is_err(), "an accepting real server reported");
+    assert!(rx.try_recv().is_none(), "an accepting real server reported");
     tasks.stop();
 }
 
@@ -788,7 +809,7 @@ async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail
     connections(&accepted, 1, guard).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
-        rx.try_recv().is_err(),
+        rx.try_recv().is_none(),
         "a probe ended while the slot is held"
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -797,7 +818,7 @@ async fn probes_waiting_for_a_slot_are_asked_at_once_when_siblings_begin_to_fail
     refusals_of(&mut rx, &refusing, guard).await;
     // The 9 silent ones still waiting were asked: connected, not reported.
     connections(&accepted, 10, guard).await;
-    assert!(rx.try_recv().is_err(), "a silent real server reported");
+    assert!(rx.try_recv().is_none(), "a silent real server reported");
     tasks.stop();
 }
 
@@ -1127,16 +1148,12 @@ async fn a_refusing_https_server_is_found_while_the_full_handshakes_wait_their_t
     );
     let config = config::parse(&text, &testdata.join("checker.yaml"), &testdata).expect("valid");
     let state = Shared::new(&config);
-    let shards = Shards::start(1, 16, &state).expect("probe thread");
-    let (tx, mut rx) = mpsc::channel(16);
-    let reports = Reports {
-        tx,
-        dropped: Arc::new(AtomicU64::new(0)),
-    };
+    let (reports, mut rx) = Results::channel();
+    let shards = Shards::start(1, 16, &state, &reports).expect("probe thread");
     // No turn ever comes: every full handshake is taken.
     let no_turn = Arc::new(Semaphore::new(0));
     let programs = Admission::programs(1, state.clone());
-    let mut tasks = probes::ProbeTasks::new(&reports, &no_turn, &programs);
+    let mut tasks = probes::ProbeTasks::new(&no_turn, &programs);
     tasks.follow(&config, &shards, &Hurries::new(&config));
     // A guard against a hang, not a measure.
     let report = tokio::time::timeout(Duration::from_secs(20), rx.recv())

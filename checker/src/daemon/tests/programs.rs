@@ -3,18 +3,17 @@
 //! programs' turns of each program that ended.
 
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::config;
 use crate::daemon::admission::Admission;
 use crate::daemon::hurries::Hurries;
 use crate::daemon::probes::ProbeTasks;
-use crate::daemon::reports::Reports;
 use crate::daemon::shards::Shards;
+use crate::daemon::tests::Results;
 use crate::state::Shared;
 
 #[tokio::test]
@@ -28,18 +27,14 @@ async fn programs_that_got_a_cpu_at_once_give_back_the_turns_a_wait_took() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
     let config = config::parse(&text, &dir.join("checker.yaml"), &dir).expect("valid");
     let state = Shared::new(&config);
-    let shards = Shards::start(1, 16, &state).expect("probe thread");
     let programs = Admission::programs(8, state.clone());
     // A program that waited its whole timeout for a CPU: 8 -> 6 at once.
     let timeout = Duration::from_secs(2);
     programs.started(timeout, timeout, tokio::time::Instant::now());
     assert_eq!(state.lock().limits.programs(), Some(6));
-    let (tx, mut reports) = mpsc::channel(256);
-    let reports_to = Reports {
-        tx,
-        dropped: Arc::new(AtomicU64::new(0)),
-    };
-    let mut tasks = ProbeTasks::new(&reports_to, &Arc::new(Semaphore::new(1)), &programs);
+    let (reports_to, mut reports) = Results::channel();
+    let shards = Shards::start(1, 16, &state, &reports_to).expect("probe thread");
+    let mut tasks = ProbeTasks::new(&Arc::new(Semaphore::new(1)), &programs);
     tasks.follow(&config, &shards, &Hurries::new(&config));
     // Six programs that started and ended at once: one turn more (and
     // more, if a busy machine made one wait).

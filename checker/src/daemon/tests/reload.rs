@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::config::{self, Config};
 use crate::daemon::admission::Admission;
 use crate::daemon::hurries::Hurries;
 use crate::daemon::probes::ProbeTasks;
-use crate::daemon::reports::{Report, Reports};
+use crate::daemon::reports::Report;
 use crate::daemon::shards::Shards;
+use crate::daemon::tests::Results;
 use crate::state::Shared;
 
 /// A config of one service whose real servers are `real_servers`, all
@@ -37,21 +38,17 @@ fn config(defaults: &str, real_servers: &[std::net::SocketAddr]) -> Config {
 struct Probing {
     tasks: ProbeTasks,
     shards: Shards,
-    reports: mpsc::Receiver<Report>,
+    reports: Results,
 }
 
 impl Probing {
     fn start(config: &Config) -> Self {
         let state = Shared::new(config);
-        let shards = Shards::start(1, 16, &state).expect("probe thread");
-        let (tx, reports) = mpsc::channel(64);
-        let reports_to = Reports {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        };
+        let (reports_to, reports) = Results::channel();
+        let shards = Shards::start(1, 16, &state, &reports_to).expect("probe thread");
         let turns = Arc::new(Semaphore::new(4));
         let programs = Admission::programs(4, state.clone());
-        let mut tasks = ProbeTasks::new(&reports_to, &turns, &programs);
+        let mut tasks = ProbeTasks::new(&turns, &programs);
         tasks.follow(config, &shards, &Hurries::new(config));
         Probing {
             tasks,
