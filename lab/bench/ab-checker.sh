@@ -22,7 +22,9 @@
 # the queries dnsmasq answered, from its statistics):
 # 1. CPU, interleaved: in each of ROUNDS rounds (BENCH_ROUNDS, default 8,
 #    after one not counted) A runs, then B: started, WARMUP s (BENCH_WARMUP,
-#    5) not counted, then a window of W s (BENCH_WINDOW, 10); user + system
+#    5) not counted (HTTPS: from when every real server's session is made,
+#    the start-up's full handshakes not counted), then a window of W s
+#    (BENCH_WINDOW, 10); user + system
 #    CPU and minor faults of the checker (/proc/PID/stat) per 1,000 probes
 #    of that window. Medians with quartiles, and of the rounds' B/A ratios.
 # 2. Syscalls: strace -f -c attached to each checker for W s, per probe.
@@ -127,6 +129,12 @@ start() { # I CONFIG SERVERS LOG [WRAPPER...]
 	pids+=($!)
 	started=$!
 }
+# HTTPS: the warm-up starts once every real server's session is made
+# (the steady state; see sessions_made), FROM being lines before the start.
+settled() { # FROM
+	[[ $kind == https ]] || return 0
+	sessions_made "$1" >/dev/null
+}
 stop() { # PID
 	kill "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
@@ -137,8 +145,10 @@ stop() { # PID
 : >"$work/rounds.tsv"
 for ((r = 0; r <= rounds; r++)); do
 	for i in 0 1; do
+		l0=$(lines)
 		start "$i" "$work/checker.yaml" "$n" "$work/${names[$i]}-$r.log"
 		pid=$started
+		settled "$l0"
 		sleep "$warmup"
 		read -r c0 f0 < <(ticks_faults "$pid")
 		p0=$(lines) t0=$EPOCHREALTIME
@@ -154,8 +164,10 @@ done
 # --- 2. syscalls ----------------------------------------------------------------
 : >"$work/strace.tsv"
 for i in 0 1; do
+	l0=$(lines)
 	start "$i" "$work/checker.yaml" "$n" "$work/${names[$i]}-strace.log"
 	pid=$started
+	settled "$l0"
 	sleep "$warmup"
 	p0=$(lines)
 	strace -f -c -o "$out/ab-checker-strace-${names[$i]}.txt" -p "$pid" 2>/dev/null &

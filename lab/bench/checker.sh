@@ -27,6 +27,10 @@
 #   - CPU seconds (user + system, every process of the tool) per 1,000
 #     probes over a window of W seconds (default 20) after a warm-up;
 #     probes are counted in nginx's access log, the same way for both;
+#     ipvs-checker's HTTPS runs start their warm-up once every real
+#     server's TLS session is made (its first full handshake, 16 at a
+#     time: the steady state, which the window measures), and how long
+#     that took is reported apart;
 #   - resident memory (VmRSS, summed over the tool's processes) at the end;
 #   - on time: the probes nginx saw over the window / (N x W);
 #   - TLS sessions (HTTPS): of the probes over the window, how many resumed
@@ -246,7 +250,18 @@ declare -A result
 measure() { # NAME PORT
 	local name=$1 port=$2 log=$work/http.log pid pids c0 c1 r0 r1 t0 t1 rss
 	[[ $port == 443 ]] && log=$work/https.log
+	local s0
+	s0=$(lines "$log")
 	pid=$(start_tool "$name" "$port")
+	if [[ $port == 443 && $name == ipvs-checker* ]]; then
+		# Its steady state: the warm-up starts once every real server's
+		# session is made (its first full handshake; the start-up's are
+		# reported apart, and those due every full_handshake_interval
+		# fall in the window as they come).
+		local t0=$EPOCHREALTIME full
+		full=$(sessions_made "$s0")
+		echo "$name: $full full handshakes (every real server's session) in $(elapsed "$t0" "$EPOCHREALTIME") s from its start, before the warm-up" >>"$work/sessions-made.txt"
+	fi
 	sleep "$warmup"
 	mapfile -t pids < <(tree "$pid")
 	c0=$(cpu_ticks "${pids[@]}")
@@ -415,6 +430,10 @@ if [[ $phases == *" window "* ]]; then
 		echo "TLS sessions over the HTTPS windows (nginx's \$ssl_session_reused):"
 		echo
 		sed 's/^/- /' "$work/sessions.txt"
+		echo
+		echo "Start-up of ipvs-checker's HTTPS runs, before their warm-up and window:"
+		echo
+		sed 's/^/- /' "$work/sessions-made.txt"
 	} | tee -a "$report"
 fi
 if [[ $phases == *" rack "* ]]; then

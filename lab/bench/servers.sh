@@ -92,6 +92,19 @@ servers_down() {
 	ip netns del "$R" 2>/dev/null || true
 }
 
+# Waits until $work/https.log's lines after its first FROM hold a full
+# TLS handshake (a connection's first request, not resumed) for each of
+# the n real servers, at most 60 s; prints how many they hold.
+sessions_made() { # FROM
+	local full=0 i
+	for ((i = 0; i < 600; i++)); do
+		full=$(awk -v from="$1" 'NR > from && $3 == 1 && $2 != "r" { f++ } END { print f + 0 }' "$work/https.log")
+		((full >= n)) && break
+		sleep 0.1
+	done
+	echo "$full"
+}
+
 # The IPVS services 198.18.0.10:PORT for each PORT (TCP; udp/PORT a UDP
 # one), every address a real server of each at weight 1 (masquerading), in
 # place of whatever was there. Fewer addresses: n=COUNT table PORT...
