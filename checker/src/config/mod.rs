@@ -454,7 +454,8 @@ pub struct HttpCheck {
     pub path: String,
     /// The Host header (the target address unless set).
     pub host: Option<String>,
-    /// More request headers.
+    /// More request headers; one named as a header the checker sends
+    /// (`User-Agent`, `Connection`) replaces it.
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// Accepted status codes (200-299 unless set).
     pub expect_status: Vec<(u16, u16)>,

@@ -20,13 +20,15 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
-use hyper::Request;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use md5::{Digest, Md5};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
-use crate::config::{HttpCheck, Md5 as Md5Digest};
+use crate::config::{HttpCheck, HttpsCheck, Md5 as Md5Digest};
 
 /// How much of a body is read for the regex and the MD5: health pages are
 /// small, and a cap keeps a large or endless one from costing more. A
@@ -36,6 +38,84 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// A probe's stream: TCP, or TLS over TCP.
 pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// A check's request to one real server, made once: its method, its path
+/// and its headers (`Host`, `User-Agent`, `Connection: close` unless
+/// `keep_alive` is set; the check's own, each in place of the checker's of
+/// its name). Each probe sends a copy, instead of writing the address out
+/// and checking every header again.
+/// Over TLS, it holds the name the server's certificate must have too.
+#[derive(Debug)]
+pub struct Template {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    server_name: Option<ServerName<'static>>,
+}
+
+/// What an HTTP exchange asks and judges: the check, and its request for
+/// the real server.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub check: &'a HttpCheck,
+    pub template: &'a Template,
+}
+
+impl Template {
+    /// The request of an `https` check to `target`, and the name its
+    /// certificate must have.
+    pub fn https(target: &Target, check: &HttpsCheck) -> Result<Self, String> {
+        Ok(Template {
+            server_name: Some(super::https::server_name(target, check)),
+            ..Template::new(target, &check.http)?
+        })
+    }
+
+    /// The name the server's certificate must have (set for `https`).
+    pub(super) fn server_name(&self) -> Option<&ServerName<'static>> {
+        self.server_name.as_ref()
+    }
+
+    /// The request of `check` to `target`.
+    pub fn new(target: &Target, check: &HttpCheck) -> Result<Self, String> {
+        let host = match &check.host {
+            Some(host) => HeaderValue::from_str(host),
+            None => HeaderValue::from_str(&target.addr.to_string()),
+        }
+        .map_err(|e| format!("the Host header: {e}"))?;
+        let uri = check
+            .path
+            .parse::<Uri>()
+            .map_err(|e| format!("the path {:?}: {e}", check.path))?;
+        let mut headers = HeaderMap::with_capacity(3 + check.headers.len());
+        headers.append(hyper::header::HOST, host);
+        headers.append(
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static(concat!("ipvs-checker/", env!("CARGO_PKG_VERSION"))),
+        );
+        if check.keep_alive.is_none() {
+            headers.append(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        for (name, value) in &check.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        Ok(Template {
+            method: check.method.clone(),
+            uri,
+            headers,
+            server_name: None,
+        })
+    }
+
+    /// A probe's copy.
+    pub(super) fn request(&self) -> Request<Empty<Bytes>> {
+        let mut request = Request::new(Empty::new());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
 
 /// A connection kept open between probes (`keep_alive`).
 pub struct Kept {
@@ -88,18 +168,18 @@ impl Kept {
 /// if `keep_alive` is set and the server keeps it open).
 pub async fn probe(
     target: &Target,
-    check: &HttpCheck,
+    ask: Ask<'_>,
     kept: &mut Option<Kept>,
     now: Instant,
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    if let Some(result) = over_kept(target, check, kept, now, phases).await {
+    if let Some(result) = over_kept(ask, kept, now, phases).await {
         return result;
     }
     let stream = super::tcp::connect(target, watch, phases).await?;
     phases.begin(Phase::Response);
-    over_new(Kept::new(stream, now), target, check, kept, phases).await
+    over_new(Kept::new(stream, now), ask, kept, phases).await
 }
 
 /// The request over the kept connection, if there is one usable at
@@ -107,18 +187,17 @@ pub async fn probe(
 /// server closed it just as the request went, which is not the server's
 /// failure): the probe goes on over a new connection, within its timeout.
 pub(super) async fn over_kept(
-    target: &Target,
-    check: &HttpCheck,
+    ask: Ask<'_>,
     kept: &mut Option<Kept>,
     now: Instant,
     phases: &mut Phases,
 ) -> Option<Result<Success, ProbeError>> {
     let mut connection = kept.take()?;
-    if !connection.usable(check.keep_alive?, now).await {
+    if !connection.usable(ask.check.keep_alive?, now).await {
         return None;
     }
     phases.begin(Phase::Response);
-    let (result, reusable) = request(connection, target, check).await;
+    let (result, reusable) = request(connection, ask).await;
     let result = match result {
         Ok(success) => Ok(success),
         Err(ProbeError::Http(_)) => return None,
@@ -134,49 +213,25 @@ pub(super) async fn over_kept(
 /// server keeps it open.
 pub(super) async fn over_new(
     connection: Kept,
-    target: &Target,
-    check: &HttpCheck,
+    ask: Ask<'_>,
     kept: &mut Option<Kept>,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    let (result, reusable) = request(connection, target, check).await;
+    let (result, reusable) = request(connection, ask).await;
     phases.end();
     *kept = reusable;
     result
 }
 
-/// One request and its answer over `connection`, judged by `check`; with
-/// the connection back if it can serve another probe (`keep_alive` set,
-/// the answer read to its end, the server keeping the connection open).
-async fn request(
-    connection: Kept,
-    target: &Target,
-    check: &HttpCheck,
-) -> (Result<Success, ProbeError>, Option<Kept>) {
+/// `ask`'s request and its answer over `connection`, judged by its check;
+/// with the connection back if it can serve another probe (`keep_alive`
+/// set, the answer read to its end, the server keeping the connection
+/// open).
+async fn request(connection: Kept, ask: Ask<'_>) -> (Result<Success, ProbeError>, Option<Kept>) {
     let Kept { stream, opened } = connection;
+    let check = ask.check;
     let keep_alive = check.keep_alive.is_some();
-    let host = match &check.host {
-        Some(host) => host.clone(),
-        None => target.addr.to_string(),
-    };
-    let mut request = Request::builder()
-        .method(check.method.clone())
-        .uri(check.path.as_str())
-        .header(hyper::header::HOST, host)
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("ipvs-checker/", env!("CARGO_PKG_VERSION")),
-        );
-    if !keep_alive {
-        request = request.header(hyper::header::CONNECTION, "close");
-    }
-    for (name, value) in &check.headers {
-        request = request.header(name, value);
-    }
-    let request = match request.body(Empty::<Bytes>::new()) {
-        Ok(request) => request,
-        Err(e) => return (Err(ProbeError::Http(e.to_string())), None),
-    };
+    let request = ask.template.request();
     let (mut sender, connection) = match http1::handshake(TokioIo::new(stream)).await {
         Ok(parts) => parts,
         Err(e) => return (Err(ProbeError::Http(e.to_string())), None),

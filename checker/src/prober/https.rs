@@ -140,7 +140,7 @@ pub struct Connections<'a> {
 /// handshake is due.
 pub async fn probe(
     target: &Target,
-    check: &HttpsCheck,
+    ask: super::http::Ask<'_>,
     sessions: &mut Sessions,
     connections: Connections<'_>,
     now: Instant,
@@ -153,15 +153,18 @@ pub async fn probe(
     if sessions.due(now) {
         *kept = None;
     }
-    if let Some(result) = super::http::over_kept(target, &check.http, kept, now, phases).await {
+    if let Some(result) = super::http::over_kept(ask, kept, now, phases).await {
         return result;
     }
-    let name = server_name(target, check);
+    let name = match ask.template.server_name() {
+        Some(name) => name.clone(),
+        None => ServerName::IpAddress(target.addr.ip().into()),
+    };
     let (stream, handshake, not_after) =
         verified(target, ahead, sessions, &name, now, watch, phases).await?;
     phases.begin(Phase::Response);
     let connection = Kept::new(stream, now);
-    let mut success = super::http::over_new(connection, target, &check.http, kept, phases).await?;
+    let mut success = super::http::over_new(connection, ask, kept, phases).await?;
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);
     Ok(success)
@@ -238,7 +241,7 @@ async fn handshake(
     Ok(stream)
 }
 
-fn server_name(target: &Target, check: &HttpsCheck) -> ServerName<'static> {
+pub(super) fn server_name(target: &Target, check: &HttpsCheck) -> ServerName<'static> {
     if let Some(name) = &check.tls.server_name {
         return name.clone();
     }

@@ -256,6 +256,9 @@ pub struct Prober {
     dns: Option<dns::Kept>,
     /// The program of an `exec` check, for this real server.
     program: Option<exec::Prepared>,
+    /// The request of an `http` or `https` check, for this real server
+    /// (or why it cannot be made).
+    request: Option<Result<http::Template, String>>,
     /// The connection made ahead of the probe's turn ([`Prober::connect_ahead`]).
     ahead: Option<Ahead>,
     /// The socket of the probe in progress, to judge its timeout by.
@@ -283,6 +286,11 @@ impl Prober {
             CheckKind::Exec(e) => Some(exec::Prepared::new(e, &target, &exec::Virtual::default())),
             _ => None,
         };
+        let request = match &check.kind {
+            CheckKind::Http(http) => Some(http::Template::new(&target, http)),
+            CheckKind::Https(https) => Some(http::Template::https(&target, https)),
+            _ => None,
+        };
         // A banner protocol in the clear: the server's first words come
         // before any of the checker's.
         let server_speaks_first = matches!(
@@ -296,6 +304,7 @@ impl Prober {
             kept: None,
             dns: None,
             program,
+            request,
             ahead: None,
             watch: Watch::new(server_speaks_first),
         }
@@ -425,6 +434,11 @@ impl Prober {
         let (check, target, watch) = (&self.check, &self.target, &self.watch);
         let (sessions, kept, kept_dns) = (&mut self.sessions, &mut self.kept, &mut self.dns);
         let program = &self.program;
+        let request = match &self.request {
+            Some(Ok(template)) => Ok(template),
+            Some(Err(e)) => Err(ProbeError::Http(e.clone())),
+            None => Err(ProbeError::Http("the check makes no HTTP request".into())),
+        };
         let mut program_waited = None;
         let waited = &mut program_waited;
         // The largest probes' futures are boxed (an HTTP exchange's or an
@@ -436,7 +450,11 @@ impl Prober {
             match (&check.kind, sessions.as_mut()) {
                 (CheckKind::Tcp, _) => tcp::probe(target, watch, &mut phases).await,
                 (CheckKind::Http(http), _) => {
-                    Box::pin(http::probe(target, http, kept, now, watch, &mut phases)).await
+                    let ask = http::Ask {
+                        check: http,
+                        template: request?,
+                    };
+                    Box::pin(http::probe(target, ask, kept, now, watch, &mut phases)).await
                 }
                 (CheckKind::Https(https), sessions) => {
                     let mut fresh = None;
@@ -445,9 +463,13 @@ impl Prober {
                         None => fresh.insert(https::Sessions::new(&https.tls)),
                     };
                     let connections = https::Connections { kept, ahead };
+                    let ask = http::Ask {
+                        check: &https.http,
+                        template: request?,
+                    };
                     Box::pin(https::probe(
                         target,
-                        https,
+                        ask,
                         sessions,
                         connections,
                         now,

@@ -243,6 +243,41 @@ async fn tcp_binds_the_source_address() {
     assert_eq!(e.reason(), "connect", "{e}");
 }
 
+/// An `http` check's request, made once for its real server: `Host` is
+/// the server's address unless `host` is set, `Connection: close` unless
+/// `keep_alive` is, the check's own headers beside the checker's or in
+/// place of one of the same name; each probe's is a copy of it.
+#[test]
+fn an_http_checks_request_is_made_once_with_its_headers() {
+    let of = |yaml: &str| {
+        let check = check(yaml, Path::new("."));
+        let CheckKind::Http(http) = &check.kind else {
+            panic!("{yaml} is not an http check");
+        };
+        let addr = "198.18.1.11:8080".parse().expect("address");
+        http::Template::new(&target(addr), http).expect("a request")
+    };
+    let values = |request: &hyper::Request<_>, name: &str| -> Vec<String> {
+        let all = request.headers().get_all(name).iter();
+        all.map(|v| v.to_str().expect("text").to_owned()).collect()
+    };
+    let agent = concat!("ipvs-checker/", env!("CARGO_PKG_VERSION"));
+    let plain = of("{type: http, path: \"/health?full=1\"}");
+    for request in [plain.request(), plain.request()] {
+        assert_eq!(request.method(), hyper::Method::GET);
+        assert_eq!(request.uri(), "/health?full=1");
+        assert_eq!(values(&request, "host"), ["198.18.1.11:8080"]);
+        assert_eq!(values(&request, "user-agent"), [agent]);
+        assert_eq!(values(&request, "connection"), ["close"]);
+    }
+    let request = of("{type: http, method: HEAD, host: www.lab.test, keep_alive: 30s, headers: {X-Probe: one, User-Agent: lb}}").request();
+    assert_eq!(request.method(), hyper::Method::HEAD);
+    assert_eq!(values(&request, "host"), ["www.lab.test"]);
+    assert!(values(&request, "connection").is_empty());
+    assert_eq!(values(&request, "x-probe"), ["one"]);
+    assert_eq!(values(&request, "user-agent"), ["lb"]);
+}
+
 #[tokio::test]
 async fn http_judges_status_and_body() {
     let ok = server(Answer::Bytes(OK), None).await;
