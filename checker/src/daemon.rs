@@ -50,8 +50,7 @@ use self::log::{
 };
 use self::looping::{next_order, Loop, Signals};
 use self::probes::sleep_until;
-use self::reports::{CheckerFault, Report, Reports};
-use self::shards::Shards;
+use self::reports::{CheckerFault, Report};
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
 use crate::config::{Config, Mode};
@@ -215,17 +214,8 @@ async fn run_with<T: ManagedTable>(
         &daemon.config,
         &mut daemon.reconciler,
     );
-    let (tx, mut rx) = mpsc::channel::<Vec<Report>>(reports::QUEUE);
-    let reports = Reports::new(tx);
-    let shards = Shards::start(
-        shards::count(options.probe_threads),
-        options.max_concurrency,
-        &daemon.state,
-        &reports,
-    )
-    .context("cannot start the probe threads")?;
     daemon.start_vip_probes()?;
-    let mut looping = Loop::new(options, shards, reports, &daemon.config, &daemon.state);
+    let (mut looping, mut rx) = Loop::start(options, &daemon.config, &daemon.state)?;
     looping.follow_probes(&daemon.config);
     daemon.state.lock().reset(&daemon.config);
     let mut signals = Signals::new()?;

@@ -17,7 +17,7 @@ use super::hurries::{Hurries, Recovery};
 use super::log::check_quiescent;
 use super::probes::ProbeTasks;
 use super::reports::{self, Report, Reports};
-use super::shards::Shards;
+use super::shards::{self, Shards};
 use super::{Daemon, Options, FLIP_COALESCE};
 use crate::admin::Command;
 use crate::config::{self, Config};
@@ -42,20 +42,27 @@ pub(super) struct Loop {
 }
 
 impl Loop {
-    /// The loop of `config`, its probes on `shards` reporting to
-    /// `reports`, not started.
-    pub(super) fn new(
+    /// The loop of `config` with its probe threads started (none
+    /// probing yet), and where their results come.
+    pub(super) fn start(
         options: Options,
-        shards: Shards,
-        reports: Reports,
         config: &Config,
         state: &Shared,
-    ) -> Self {
+    ) -> anyhow::Result<(Self, mpsc::Receiver<Vec<Report>>)> {
+        let (tx, rx) = mpsc::channel(reports::QUEUE);
+        let reports = Reports::new(tx);
+        let shards = Shards::start(
+            shards::count(options.probe_threads),
+            options.max_concurrency,
+            state,
+            &reports,
+        )
+        .context("cannot start the probe threads")?;
         let probes = ProbeTasks::new(
             &Arc::new(Semaphore::new(options.max_full_handshakes.max(1))),
             &Admission::programs(options.max_programs, state.clone()),
         );
-        Loop {
+        let looping = Loop {
             reports,
             hurries: Hurries::new(config),
             probes,
@@ -63,7 +70,8 @@ impl Loop {
             ramping: false,
             flush_at: None,
             options,
-        }
+        };
+        Ok((looping, rx))
     }
 
     /// Probes the real servers of `config` (see [`ProbeTasks::follow`]).

@@ -11,6 +11,7 @@ use super::admission::Admission;
 use super::hurries::{Hurries, FAILURES, HURRY};
 use super::places::{group_of, groups, interleaved};
 use super::reports::Reports;
+use super::shards::Shards;
 use super::*;
 use crate::config;
 use crate::prober::{Phases, ProbeError, Success};

@@ -28,7 +28,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
-use crate::config::{HttpCheck, HttpsCheck, Md5 as Md5Digest};
+use crate::config::{HttpCheck, Md5 as Md5Digest};
 
 /// How much of a body is read for the regex and the MD5: health pages are
 /// small, and a cap keeps a large or endless one from costing more. A
@@ -62,13 +62,13 @@ pub struct Ask<'a> {
 }
 
 impl Template {
-    /// The request of an `https` check to `target`, and the name its
-    /// certificate must have.
-    pub fn https(target: &Target, check: &HttpsCheck) -> Result<Self, String> {
-        Ok(Template {
-            server_name: Some(super::https::server_name(target, check)),
-            ..Template::new(target, &check.http)?
-        })
+    /// This request over TLS, to a server whose certificate must have
+    /// `name`.
+    pub(super) fn with_server_name(self, name: ServerName<'static>) -> Self {
+        Template {
+            server_name: Some(name),
+            ..self
+        }
     }
 
     /// The name the server's certificate must have (set for `https`).

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::http::Kept;
+use super::http::{Kept, Template};
 use super::{Handshake, Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{HttpsCheck, TlsCheck};
 
@@ -241,7 +241,13 @@ async fn handshake(
     Ok(stream)
 }
 
-pub(super) fn server_name(target: &Target, check: &HttpsCheck) -> ServerName<'static> {
+/// The request of `check` to `target`, with the name its certificate
+/// must have.
+pub(super) fn template(target: &Target, check: &HttpsCheck) -> Result<Template, String> {
+    Ok(Template::new(target, &check.http)?.with_server_name(server_name(target, check)))
+}
+
+fn server_name(target: &Target, check: &HttpsCheck) -> ServerName<'static> {
     if let Some(name) = &check.tls.server_name {
         return name.clone();
     }

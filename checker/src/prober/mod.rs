@@ -288,7 +288,7 @@ impl Prober {
         };
         let request = match &check.kind {
             CheckKind::Http(http) => Some(http::Template::new(&target, http)),
-            CheckKind::Https(https) => Some(http::Template::https(&target, https)),
+            CheckKind::Https(https) => Some(https::template(&target, https)),
             _ => None,
         };
         // A banner protocol in the clear: the server's first words come
