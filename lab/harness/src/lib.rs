@@ -20,6 +20,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+/// How long a daemon under test may take to end after a signal.
+const EXIT_LIMIT: Duration = Duration::from_secs(60);
+
 /// The director's network namespace.
 pub const DIRECTOR: &str = "/run/netns/lab-director";
 
@@ -213,9 +216,19 @@ impl Daemon {
         run_in(None, &format!("kill -{signal} {}", self.pid()));
     }
 
-    /// Waits for it to end (after a signal).
+    /// Waits for it to end (after a signal); panics with its log if it
+    /// has not ended within a minute, a hang on the way out being a
+    /// defect of its own.
     pub fn wait(&mut self) {
-        let _ = self.child.wait();
+        let start = Instant::now();
+        while self.child.try_wait().is_ok_and(|ended| ended.is_none()) {
+            assert!(
+                start.elapsed() < EXIT_LIMIT,
+                "the daemon has not ended {EXIT_LIMIT:?} after the signal:\n{}",
+                self.log_text()
+            );
+            sleep(Duration::from_millis(50));
+        }
     }
 
     /// Its log so far.
