@@ -48,8 +48,10 @@ pub async fn probe(
                 .server_name
                 .clone()
                 .unwrap_or_else(|| ServerName::IpAddress(target.addr.ip().into()));
-            let (stream, handshake, not_after) =
+            let (mut stream, handshake, not_after) =
                 https::verified(target, None, sessions, &name, now, watch, phases).await?;
+            // The server may speak first (a banner).
+            stream.get_mut().0.handshake_done(false);
             let mut success = converse(stream, &check.steps, deadline, phases).await?;
             success.handshake = Some(handshake);
             if handshake == Handshake::Full {

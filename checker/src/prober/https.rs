@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::held_writes::HeldWrites;
 use super::http::{Kept, Template};
 use super::{Handshake, Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{HttpsCheck, TlsCheck};
@@ -160,8 +161,10 @@ pub async fn probe(
         Some(name) => name.clone(),
         None => ServerName::IpAddress(target.addr.ip().into()),
     };
-    let (stream, handshake, not_after) =
+    let (mut stream, handshake, not_after) =
         verified(target, ahead, sessions, &name, now, watch, phases).await?;
+    // HTTP: the client speaks first.
+    stream.get_mut().0.handshake_done(true);
     phases.begin(Phase::Response);
     let connection = Kept::new(stream, now);
     let mut success = super::http::over_new(connection, ask, kept, phases).await?;
@@ -173,7 +176,9 @@ pub async fn probe(
 /// A TLS handshake with `name` verified, over the connection made ahead
 /// or a new one, the session resumed if one is due (timed as `connect` and
 /// `tls`): the stream, the kind of handshake made and, for a full one, the
-/// leaf certificate's not-after.
+/// leaf certificate's not-after. The stream holds the handshake's last
+/// flight until the caller says how it goes on
+/// ([`HeldWrites::handshake_done`]).
 pub(super) async fn verified(
     target: &Target,
     ahead: Option<TcpStream>,
@@ -182,7 +187,7 @@ pub(super) async fn verified(
     now: Instant,
     watch: &Watch,
     phases: &mut Phases,
-) -> Result<(TlsStream<TcpStream>, Handshake, Option<i64>), ProbeError> {
+) -> Result<(TlsStream<HeldWrites<TcpStream>>, Handshake, Option<i64>), ProbeError> {
     let (config, tls12_only) = sessions.config(now);
     let stream = match handshake(target, ahead, config, name, watch, phases).await {
         // A server that no longer speaks TLS 1.2 (moved to TLS 1.3 only)
@@ -220,7 +225,7 @@ async fn handshake(
     name: &ServerName<'static>,
     watch: &Watch,
     phases: &mut Phases,
-) -> Result<TlsStream<TcpStream>, ProbeError> {
+) -> Result<TlsStream<HeldWrites<TcpStream>>, ProbeError> {
     let tcp = match ahead {
         Some(tcp) => {
             watch.connecting(&tcp, target.addr, std::time::Instant::now());
@@ -234,7 +239,7 @@ async fn handshake(
     let _ = tcp.set_nodelay(true);
     phases.begin(Phase::Tls);
     let stream = TlsConnector::from(config)
-        .connect(name.clone(), tcp)
+        .connect(name.clone(), HeldWrites::new(tcp))
         .await
         .map_err(|e| super::tls::classify(e, name))?;
     phases.end();

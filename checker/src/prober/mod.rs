@@ -17,6 +17,7 @@ pub mod conversation;
 pub(crate) mod cpu_wait;
 pub mod dns;
 pub mod exec;
+mod held_writes;
 pub mod http;
 pub mod https;
 pub mod icmp;

@@ -1113,6 +1113,7 @@ async fn a_probe_goes_on_over_the_connection_made_ahead_unless_it_waited_too_lon
 mod body_md5;
 mod checks;
 mod dns;
+mod flights;
 mod icmp;
 mod late;
 mod reasons;

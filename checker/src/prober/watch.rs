@@ -333,24 +333,7 @@ impl TcpInfo {
     /// `TCP_INFO` of `fd`; `None` where the kernel gives less than the
     /// fields read (before Linux 4.6) or fails.
     fn of(fd: &BorrowedFd<'_>) -> Option<TcpInfo> {
-        // SAFETY: tcp_info is plain data, zero is a valid value.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: info and len are valid for writes of len bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            )
-        };
-        let needed =
-            std::mem::offset_of!(libc::tcp_info, tcpi_data_segs_out) + std::mem::size_of::<u32>();
-        if rc != 0 || (len as usize) < needed {
-            return None;
-        }
+        let info = tcp_info(fd)?;
         Some(TcpInfo {
             state: info.tcpi_state,
             last_data_sent: Duration::from_millis(info.tcpi_last_data_sent.into()),
@@ -359,6 +342,34 @@ impl TcpInfo {
             backoff: info.tcpi_backoff,
         })
     }
+}
+
+/// The kernel's `tcp_info` of `fd`; `None` where it gives less than the
+/// fields read here (before Linux 4.6) or fails.
+fn tcp_info(fd: &BorrowedFd<'_>) -> Option<libc::tcp_info> {
+    // SAFETY: tcp_info is plain data, zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for writes of len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    let needed =
+        std::mem::offset_of!(libc::tcp_info, tcpi_data_segs_out) + std::mem::size_of::<u32>();
+    (rc == 0 && (len as usize) >= needed).then_some(info)
+}
+
+/// How many segments with data `fd` has received (tests count a peer's
+/// writes by it: on loopback, with Nagle off, a small write is a segment).
+#[cfg(test)]
+pub(crate) fn data_segments_received(fd: &BorrowedFd<'_>) -> Option<u32> {
+    tcp_info(fd).map(|info| info.tcpi_data_segs_in)
 }
 
 /// Bytes received on `fd` and not read yet (for a datagram socket, the
