@@ -106,7 +106,7 @@ for i in 0 1; do
 done
 old_version=$("${bins[0]}" --version 2>&1 | head -1)
 new_version="$("${bins[1]}" --version 2>&1 | head -1), $(git describe --always --dirty)"
-echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)"
+echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)"
 echo "A: $old_sha ($old_version); B: working tree ($new_version)"
 
 # Probes seen by the servers so far.

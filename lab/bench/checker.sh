@@ -410,7 +410,7 @@ PY
 {
 	echo "## ipvs-checker vs keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}'), $n real servers"
 	echo
-	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, window ${window} s after ${warmup} s of warm-up."
+	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), window ${window} s after ${warmup} s of warm-up."
 	echo "Load average in the VM at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
 	if ((${#checker_args[@]})); then echo "ipvs-checker run with: ${checker_args[*]}."; fi
 } | tee "$report"
