@@ -31,7 +31,14 @@
 # runs only the one-rate sizes ("rate") or the largest size's overload.
 # The overload also runs checker.sh's floor (the same HTTP checks at the
 # same interval, its own system calls only; no table, no rack): whether
-# any checker could be on time there.
+# any checker could be on time there. BENCH_SCALE_TOOLS (default
+# "ipvs-checker keepalived floor") names the tools the overload runs.
+# BENCH_SCALE_PERF=1 samples the whole VM (perf record -a) over each
+# overload window, enabled only there through perf's control fifo (its own
+# start-up, seconds under TCG, falls before the warm-up); the reports, by
+# process, by process and object, then by symbol, in
+# $LAB_OUT/scale-perf-TOOL.txt. perf takes its own share of the VM: that
+# run's figures are not to be compared.
 # shellcheck disable=SC2154 # the settings and helpers are checker.sh's
 
 read -ra scale_sizes <<<"${BENCH_SCALE_SIZES:-100 500 2000 5000}"
@@ -185,25 +192,74 @@ scale_counts() {
 		END { print ended + 0, late + 0, limit + 0 }'
 }
 
+# Starts perf (its pid in scale_perf_pid), its sampling off until
+# `scale_perf enable`.
+scale_perf_start() { # NAME
+	rm -f "$work/perf-ctl" "$work/perf-ack"
+	mkfifo "$work/perf-ctl" "$work/perf-ack"
+	perf record -a -F 299 -D -1 --control "fifo:$work/perf-ctl,$work/perf-ack" \
+		-o "$out/scale-perf-$1.data" -- sleep 3600 >"$work/perf-$1.log" 2>&1 &
+	scale_perf_pid=$!
+	# Each open waits for perf's own, once it is up.
+	exec {scale_perf_ctl}>"$work/perf-ctl" {scale_perf_ack}<"$work/perf-ack"
+}
+
+scale_perf() { # enable|disable
+	echo "$1" >&"$scale_perf_ctl"
+	local ack
+	read -r -t 30 ack <&"$scale_perf_ack" || true
+}
+
+scale_perf_end() { # NAME PID
+	kill -INT "$2"
+	wait "$2" 2>/dev/null || true
+	exec {scale_perf_ctl}>&- {scale_perf_ack}<&-
+	{
+		perf report -i "$out/scale-perf-$1.data" --no-children --sort comm --stdio 2>/dev/null | grep '%' | head -20
+		perf report -i "$out/scale-perf-$1.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep '%' | head -30
+		perf report -i "$out/scale-perf-$1.data" --no-children --sort comm,dso,sym --stdio 2>/dev/null | grep '%' | head -300
+	} >"$out/scale-perf-$1.txt" || true
+}
+
+# Each thread of process PID: its name and its time on a CPU so far (the
+# scheduler's own count, schedstat's first field, in ns; /proc's user and
+# system times are sampled at the timer tick), threads of one name summed.
+scale_threads() { # PID
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "$(tr ' ' _ <"$t/comm") $(cut -d' ' -f1 "$t/schedstat")"
+	done 2>/dev/null | awk '{ cpu[$1] += $2 } END { for (name in cpu) print name, cpu[name] }' | sort
+}
+
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -)
+	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -) perf_pid=
 	scale_label=$s-$every
+	if [[ -n ${BENCH_SCALE_PERF:-} && ${4:-} == rack ]]; then
+		scale_perf_start "$name"
+		perf_pid=$scale_perf_pid
+	fi
 	pid=$(scale_start "$name" "$s" "$every")
 	settle=$((every + 2 > warmup ? every + 2 : warmup))
 	win=$((2 * every > window ? 2 * every : window))
 	sleep "$settle"
-	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
+	if [[ $name == ipvs-checker ]]; then
+		read -ra k0 < <(scale_counts)
+		scale_threads "$pid" >"$work/threads-0.txt"
+	fi
 	c0=$(cgroup_usec "$name")
 	read -ra v0 < <(vm_busy_usec)
 	n0=$(nginx_usec)
 	r0=$(lines "$work/http.log")
 	t0=$EPOCHREALTIME
+	[[ -n $perf_pid ]] && scale_perf enable
 	sleep "$win"
+	[[ -n $perf_pid ]] && scale_perf disable
 	r1=$(lines "$work/http.log")
 	c1=$(cgroup_usec "$name")
 	read -ra v1 < <(vm_busy_usec)
 	n1=$(nginx_usec)
 	t1=$EPOCHREALTIME
+	[[ $name == ipvs-checker ]] && scale_threads "$pid" >"$work/threads-1.txt"
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	rss=$(rss_kb "${procs[@]}")
@@ -215,6 +271,12 @@ scale_measure() { # NAME S INTERVAL [rack]
 		[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s" "$name")
 	fi
 	stop_tool "$pid"
+	[[ -n $perf_pid ]] && scale_perf_end "$name" "$perf_pid"
+	if [[ $name == ipvs-checker ]]; then
+		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen=$((r1 - r0)) -v label="$s real servers every $every s" '
+			{ ms = ($3 - $2) / 1e6; if (ms > 0) out = out sprintf(", %s %.3f", $1, seen ? ms / seen : 0) }
+			END { print "- ipvs-checker, " label ", its threads'"'"' CPU [ms] a probe seen" out }' >>"$work/scale-threads.txt"
+	fi
 	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -256,11 +318,12 @@ scale_phase() {
 	fi
 	if [[ " ${scale_parts[*]} " == *" overload "* ]]; then
 		scale_configs "$scale_top" "$scale_interval"
-		for tool in ipvs-checker keepalived floor; do scale_measure "$tool" "$scale_top" "$scale_interval" rack | tee -a "$report"; done
+		for tool in ${BENCH_SCALE_TOOLS:-ipvs-checker keepalived floor}; do scale_measure "$tool" "$scale_top" "$scale_interval" rack | tee -a "$report"; done
 	fi
 	{
 		echo
 		echo "The rack's bound: interval x fall + 1 s = $((scale_interval + 1)) s."
+		cat "$work/scale-threads.txt" 2>/dev/null || true
 		[[ " ${scale_parts[*]} " == *" overload "* ]] && scale_rack_log "$scale_top-$scale_interval"
 	} | tee -a "$report"
 }
