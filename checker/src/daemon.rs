@@ -43,19 +43,17 @@ use ipvs::ServiceKey;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use self::hurries::Recovery;
 use self::ipvs_absence::IpvsAbsence;
 use self::log::{
     check_quiescent, log_guard, log_outcome, report_managed, ExhaustedProbes, LateProbes,
 };
 use self::looping::{next_order, Loop, Signals};
 use self::probes::sleep_until;
-use self::reports::{CheckerFault, Report};
+
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
 use crate::config::{Config, Mode};
 use crate::drain::{maintenance, By, Drain, Drains};
-use crate::health::Health;
 use crate::notify::{EventKind, Notifier};
 use crate::reconcile::{ManagedTable, Reconciler};
 use crate::state::Shared;
@@ -354,70 +352,6 @@ impl<T: ManagedTable> Daemon<T> {
         }
     }
 
-    /// Records a probe result; a flip marks its service for the next
-    /// [`Daemon::flush`]. Says whether the real server recovered (down
-    /// before, up now). A failure of the checker's own (a timeout while it
-    /// was late, a socket it could not make) is counted
-    /// and changes nothing else.
-    fn observe(&mut self, report: &Report) -> Option<Recovery> {
-        match report.checker_fault {
-            Some(CheckerFault::Late(lag)) => {
-                self.state
-                    .lock()
-                    .observe_late(&report.service, &report.destination);
-                tracing::debug!(service = %report.service, real_server = %report.destination, ?lag, "probe timed out while the checker was late: not counted as a failure");
-                self.late.note(lag, tokio::time::Instant::now());
-                return None;
-            }
-            Some(CheckerFault::Exhausted(errno)) => {
-                self.state
-                    .lock()
-                    .observe_exhausted(&report.service, &report.destination);
-                tracing::debug!(service = %report.service, real_server = %report.destination, errno, "probe could not make its socket: not counted as a failure");
-                self.exhausted.note(errno, tokio::time::Instant::now());
-                return None;
-            }
-            None => {}
-        }
-        let observed = self.state.lock().observe(
-            &report.service,
-            &report.destination,
-            &report.result,
-            &report.phases,
-            &report.each,
-            SystemTime::now(),
-        );
-        let (before, flip, weight_moved) = match observed {
-            Some(o) => (Some(o.was), o.flip, o.weight_moved),
-            None => (None, None, false),
-        };
-        if weight_moved && flip.is_none() {
-            // A program set another weight (`dynamic_weight`): its service
-            // is reconciled as after a flip.
-            self.pending.insert(report.service);
-        }
-        if let Err(e) = &report.result {
-            tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
-        }
-        let now = flip?;
-        match &report.result {
-            Err(e) => {
-                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str())
-            }
-            Ok(_) => {
-                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str())
-            }
-        }
-        let (kind, reason) = match &report.result {
-            Err(e) if now == Health::Down => (EventKind::RealServerDown, Some(e.to_string())),
-            _ if now == Health::Down => (EventKind::RealServerDown, None),
-            _ => (EventKind::RealServerUp, None),
-        };
-        self.notify(kind, Some(report.service), Some(report.destination), reason);
-        self.pending.insert(report.service);
-        (before == Some(Health::Down) && now == Health::Up).then_some(Recovery)
-    }
-
     fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -585,6 +519,7 @@ mod ipvs_absence;
 mod lag;
 mod log;
 mod looping;
+mod observe;
 mod places;
 mod probes;
 mod reports;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use ipvs::{DestinationConfig, DestinationKey, ServiceKey};
 use rustc_hash::FxHashMap;
 
-use crate::config::{OutOfBand, SorryServer, VirtualService};
+use crate::config::{OutOfBand, RealServer, SorryServer, VirtualService};
 use crate::drain::By;
 use crate::health::Health;
 
@@ -185,24 +185,7 @@ pub fn desired(
         .real_servers
         .iter()
         .zip(views)
-        .map(|(rs, v)| {
-            if v.drained.is_some() {
-                return (rs.key, Some(0));
-            }
-            let full = v.program_weight.unwrap_or(rs.weight);
-            let weight = match v.health {
-                Health::Unknown => None,
-                Health::Up => Some(match (rs.slow_start, v.recovered_at) {
-                    (Some(period), Some(at)) => {
-                        ramp(full, now.saturating_duration_since(at), period)
-                    }
-                    _ => full,
-                }),
-                Health::Down if hold => Some(rs.weight),
-                Health::Down => Some(0),
-            };
-            (rs.key, weight)
-        })
+        .map(|(rs, v)| (rs.key, weight(rs, &v, hold, now)))
         .collect();
     Desired {
         service: service.key,
@@ -210,6 +193,26 @@ pub fn desired(
         guard_active,
         sorry: sorry_server.map(|s| (s, if guard_active { s.weight } else { 0 })),
         drained_out_of_band,
+    }
+}
+
+/// The weight real server `rs` should have at `now`, seen as `v`, its
+/// service holding its failed real servers up (`hold`: below the quorum,
+/// failing open); `None` while its health is unknown (it is left as it
+/// is).
+pub fn weight(rs: &RealServer, v: &View, hold: bool, now: Instant) -> Option<u32> {
+    if v.drained.is_some() {
+        return Some(0);
+    }
+    let full = v.program_weight.unwrap_or(rs.weight);
+    match v.health {
+        Health::Unknown => None,
+        Health::Up => Some(match (rs.slow_start, v.recovered_at) {
+            (Some(period), Some(at)) => ramp(full, now.saturating_duration_since(at), period),
+            _ => full,
+        }),
+        Health::Down if hold => Some(rs.weight),
+        Health::Down => Some(0),
     }
 }
 

@@ -24,9 +24,10 @@ use crate::config::{Config, Mode, Quorum};
 use crate::drain::{Drain, Drains};
 use crate::health::{Health, HealthState};
 use crate::prober::{Phases, ProbeError, Success};
-use crate::reconcile::{desired, Action, Desired, Outcome, Owned, Removal, View};
+use crate::reconcile::{Action, Desired, Outcome, Owned, Removal};
 
 mod limits;
+mod weights;
 
 pub use limits::Limits;
 
@@ -203,9 +204,9 @@ pub struct Backend {
     pub configured_weight: u32,
     /// The weight the checker wants; `None` while the health is unknown.
     pub desired_weight: Option<u32>,
-    /// The weight seen in the table at the last reconciliation; `None`
-    /// before one, or when the table could not be read or has no such
-    /// destination.
+    /// The weight in the table after the last reconciliation (as it read
+    /// it, with the change it made); `None` before one, or when the table
+    /// could not be read or has no such destination.
     pub current_weight: Option<u32>,
     /// The last probe's result, if there was one.
     pub last_probe: Option<bool>,
@@ -485,44 +486,6 @@ impl State {
     /// Follows `maintenance_dir`, as just read.
     pub fn set_maintenance(&mut self, drains: BTreeMap<(ServiceKey, DestinationKey), Drain>) {
         self.maintenance = drains;
-    }
-
-    /// The weights `service`'s real servers should have now, from the
-    /// health recorded here.
-    pub fn desired(&self, service: &crate::config::VirtualService) -> Desired {
-        self.desired_at(service, Instant::now())
-    }
-
-    /// The weights `service`'s real servers should have at `now` (slow
-    /// starts ramp with it).
-    pub fn desired_at(&self, service: &crate::config::VirtualService, now: Instant) -> Desired {
-        desired(
-            service,
-            |d| {
-                self.backend(&service.key, d)
-                    .map_or(View::from(Health::Unknown), |b| View {
-                        health: b.health.health(),
-                        recovered_at: b.recovered_at,
-                        drained: self.drain(&service.key, d).map(|d| d.by),
-                        program_weight: b.program_weight,
-                    })
-            },
-            now,
-        )
-    }
-
-    /// Whether a real server of `service` is in its slow start at `now`.
-    pub fn ramping(&self, service: &crate::config::VirtualService, now: Instant) -> bool {
-        service.real_servers.iter().any(|rs| {
-            let Some(period) = rs.slow_start else {
-                return false;
-            };
-            self.backend(&service.key, &rs.key).is_some_and(|b| {
-                b.health.health() == Health::Up
-                    && b.recovered_at
-                        .is_some_and(|at| now.saturating_duration_since(at) < period)
-            })
-        })
     }
 
     /// Records a managed pass: its changes and failures.

@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use ipvs::{DestinationKey, ForwardMethod};
 
 use super::admission::Admission;
-use super::hurries::{Hurries, FAILURES, HURRY};
+use super::hurries::{Hurries, Recovery, FAILURES, HURRY};
 use super::places::{group_of, groups, interleaved};
-use super::reports::Reports;
+use super::reports::{CheckerFault, Report, Reports};
 use super::shards::Shards;
 use super::*;
 use crate::config;
+use crate::health::Health;
 use crate::prober::{Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
 use std::sync::Arc;
@@ -118,6 +119,80 @@ fn flips_of_one_turn_cost_one_dump_per_service_and_one_write_per_weight() {
     let state = daemon.state.lock();
     let backends = &state.services()[0].backends;
     assert!(backends.iter().all(|b| b.current_weight == Some(1)));
+}
+
+/// Once a pass has read the table, a flip to the weight the table has
+/// (the first results after start-up, above all) costs no read of its
+/// own; a flip to another weight does, and so does any flip of a service
+/// with a quorum.
+#[test]
+fn a_flip_to_the_weight_the_table_has_costs_no_read_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("", dir.path());
+    let (a, b) = (config.services[0].key, config.services[1].key);
+    let zeroed = config.services[1].real_servers[1].key;
+    let mut table = MemoryTable::from_config(&config);
+    table
+        .dests
+        .get_mut(&b)
+        .and_then(|d| d.get_mut(&zeroed))
+        .expect("in the table")
+        .weight = 0;
+    let state = Shared::new(&config);
+    let mut daemon = Daemon::new(config, Reconciler::new(table, false), state);
+    // The pass at start-up: every health unknown, nothing written.
+    daemon.resync();
+    assert_eq!(daemon.reconciler.table().dumps_of(&a), 1);
+
+    // Every real server of `a` up, as the table has them: nothing to do.
+    probe_all(&mut daemon, 0, true);
+    assert!(daemon.pending.is_empty());
+    // `b`'s second real server is up too, and at 0 in the table.
+    probe_all(&mut daemon, 1, true);
+    assert_eq!(daemon.pending, HashSet::from([b]));
+    daemon.flush();
+    let t = daemon.reconciler.table();
+    assert_eq!((t.dumps_of(&a), t.dumps_of(&b)), (1, 2));
+    assert_eq!(t.writes, vec![(zeroed, 1)]);
+    // The status shows the weight the pass set, not the one it read.
+    let state = daemon.state.lock();
+    let backend = state.backend(&b, &zeroed).expect("configured");
+    assert_eq!(backend.current_weight, Some(1));
+    drop(state);
+
+    // A failure calls for 0: read and written at once.
+    let rs = daemon.config.services[0].real_servers[0].key;
+    daemon.observe(&Report {
+        task: 0,
+        service: a,
+        destination: rs,
+        result: Err(ProbeError::Connect(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        ))),
+        phases: Phases::new(),
+        each: Vec::new(),
+        checker_fault: None,
+        hurried: false,
+    });
+    assert_eq!(daemon.pending, HashSet::from([a]));
+    daemon.flush();
+    assert_eq!(daemon.reconciler.table().dumps_of(&a), 2);
+    assert_eq!(weights(&daemon, 0)[0], 0);
+
+    // With a quorum, every flip reads its service: it may move the guard.
+    let text = "defaults: {rise: 1, fall: 1}\n\
+                services:\n\
+                \x20 - address: 198.18.0.10:80\n\
+                \x20   quorum: {min_up: 1}\n\
+                \x20   real_servers:\n\
+                \x20     - {address: 198.18.1.1:80, weight: 1}\n";
+    let config = config::parse(text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let mut daemon = Daemon::new(config, reconciler, state);
+    daemon.resync();
+    probe_all(&mut daemon, 0, true);
+    assert_eq!(daemon.pending, HashSet::from([a]));
 }
 
 #[test]

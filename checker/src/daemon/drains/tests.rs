@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config;
+use crate::daemon::reports::Report;
 use crate::prober::{Phases, Success};
 use crate::reconcile::memory::MemoryTable;
 
