@@ -49,7 +49,6 @@ use self::log::{
 };
 use self::looping::{next_order, Loop, Signals};
 use self::probes::sleep_until;
-
 use self::watchdog::Watchdog;
 use crate::admin::{self, Admin, Command, Order, Refusal};
 use crate::config::{Config, Mode};

@@ -15,7 +15,8 @@ use crate::reconcile::ManagedTable;
 
 impl<T: ManagedTable> Daemon<T> {
     /// Records a probe result; a flip marks its service for the next
-    /// [`Daemon::flush`]. Says whether the real server recovered (down
+    /// [`Daemon::flush`], unless the table has the weight it calls for
+    /// ([`Daemon::settled`]). Says whether the real server recovered (down
     /// before, up now). A failure of the checker's own (a timeout while it
     /// was late, a socket it could not make) is counted
     /// and changes nothing else.
