@@ -200,14 +200,17 @@ scale_perf_start() { # NAME
 	perf record -a -F 299 -D -1 --control "fifo:$work/perf-ctl,$work/perf-ack" \
 		-o "$out/scale-perf-$1.data" -- sleep 3600 >"$work/perf-$1.log" 2>&1 &
 	scale_perf_pid=$!
-	# Each open waits for perf's own, once it is up.
-	exec {scale_perf_ctl}>"$work/perf-ctl" {scale_perf_ack}<"$work/perf-ack"
+	# Opened for reading and writing, neither open waits for perf's (a
+	# perf that failed would hold it for ever); its answer to a ping says
+	# it is up, before the tool starts.
+	exec {scale_perf_ctl}<>"$work/perf-ctl" {scale_perf_ack}<>"$work/perf-ack"
+	scale_perf ping || { echo "perf did not start: $(cat "$work/perf-$1.log")" >&2; exit 1; }
 }
 
-scale_perf() { # enable|disable
+scale_perf() { # enable|disable|ping: fails without perf's answer in 60 s
 	echo "$1" >&"$scale_perf_ctl"
 	local ack
-	read -r -t 30 ack <&"$scale_perf_ack" || true
+	read -r -t 60 ack <&"$scale_perf_ack"
 }
 
 scale_perf_end() { # NAME PID
@@ -251,9 +254,9 @@ scale_measure() { # NAME S INTERVAL [rack]
 	n0=$(nginx_usec)
 	r0=$(lines "$work/http.log")
 	t0=$EPOCHREALTIME
-	[[ -n $perf_pid ]] && scale_perf enable
+	[[ -n $perf_pid ]] && { scale_perf enable || echo "perf did not enable its sampling" >&2; }
 	sleep "$win"
-	[[ -n $perf_pid ]] && scale_perf disable
+	[[ -n $perf_pid ]] && { scale_perf disable || echo "perf did not disable its sampling" >&2; }
 	r1=$(lines "$work/http.log")
 	c1=$(cgroup_usec "$name")
 	read -ra v1 < <(vm_busy_usec)
