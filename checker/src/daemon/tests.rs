@@ -43,26 +43,33 @@ fn config_with(head: &str, defaults: &str, dir: &Path) -> Config {
 
 /// A probe result for every real server of service `i`.
 fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
-    let service = daemon.config.services[i].clone();
-    for rs in &service.real_servers {
-        let result = if ok {
-            Ok(Success::default())
-        } else {
-            Err(ProbeError::Connect(std::io::Error::from(
-                std::io::ErrorKind::ConnectionRefused,
-            )))
-        };
-        daemon.observe(&Report {
-            task: 0,
-            service: service.key,
-            destination: rs.key,
-            result,
-            phases: Phases::new(),
-            each: Vec::new(),
-            checker_fault: None,
-            hurried: false,
-        });
+    for j in 0..daemon.config.services[i].real_servers.len() {
+        probe_one(daemon, i, j, ok);
     }
+}
+
+/// A probe result for the `j`-th real server of service `i`: a pass, or
+/// a refused connection.
+fn probe_one(daemon: &mut Daemon<MemoryTable>, i: usize, j: usize, ok: bool) {
+    let service = &daemon.config.services[i];
+    let result = if ok {
+        Ok(Success::default())
+    } else {
+        Err(ProbeError::Connect(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )))
+    };
+    let report = Report {
+        task: 0,
+        service: service.key,
+        destination: service.real_servers[j].key,
+        result,
+        phases: Phases::new(),
+        each: Vec::new(),
+        checker_fault: None,
+        hurried: false,
+    };
+    daemon.observe(&report);
 }
 
 fn weights(daemon: &Daemon<MemoryTable>, i: usize) -> Vec<u32> {
@@ -161,19 +168,7 @@ fn a_flip_to_the_weight_the_table_has_costs_no_read_of_its_own() {
     drop(state);
 
     // A failure calls for 0: read and written at once.
-    let rs = daemon.config.services[0].real_servers[0].key;
-    daemon.observe(&Report {
-        task: 0,
-        service: a,
-        destination: rs,
-        result: Err(ProbeError::Connect(std::io::Error::from(
-            std::io::ErrorKind::ConnectionRefused,
-        ))),
-        phases: Phases::new(),
-        each: Vec::new(),
-        checker_fault: None,
-        hurried: false,
-    });
+    probe_one(&mut daemon, 0, 0, false);
     assert_eq!(daemon.pending, HashSet::from([a]));
     daemon.flush();
     assert_eq!(daemon.reconciler.table().dumps_of(&a), 2);
