@@ -66,9 +66,11 @@ pub(super) struct ServiceHurry {
     /// siblings recovered.
     pub recovered: Notify,
     /// Counts the hurries of failures: a task that saw the count change
-    /// since its last probe asks whether it refuses too. A count, not a
-    /// wake-up, so that a task busy probing when it changed does not miss
-    /// it, and one that probed since does not ask again.
+    /// since its last probe began asks whether it refuses too. A count,
+    /// not a wake-up, so that a task busy probing when it changed does not
+    /// miss it (a probe that then passes may have connected before its
+    /// server began to refuse), and one whose probe began since does not
+    /// ask again.
     refusing: watch::Sender<u64>,
     /// The count as it was when the service's hurries were made, which
     /// every task's own copy starts from: a task made after a hurry (its

@@ -381,6 +381,10 @@ impl ProbeTask {
                         None
                     }
                 };
+                // The probe's connection, made from now, answers any
+                // hurry so far; one that comes while it is in flight is
+                // answered only by its failure (below).
+                refusing.borrow_and_update();
                 // New settings that change only the timing come into force
                 // after the probe; others cut it.
                 let mut retimed = false;
@@ -420,9 +424,13 @@ impl ProbeTask {
                     if report.hurried {
                         tracing::info!(service = %self.service, "real servers began to fail: the others are asked at once whether they refuse connections");
                     }
-                    // A hurry sent while it probed is answered by this
-                    // probe.
-                    refusing.borrow_and_update();
+                    // A hurry sent while it probed is answered by its
+                    // failure. A pass is no answer: its connection may
+                    // have been made before its server began to refuse,
+                    // and the server is asked next.
+                    if report.result.is_err() {
+                        refusing.borrow_and_update();
+                    }
                     tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
                     // Never waits: a loop held up by the kernel or the
                     // disk does not hold up the probes.

@@ -942,6 +942,79 @@ async fn a_probe_whose_tick_comes_with_the_hurry_is_asked_while_it_waits_for_a_s
     tasks.stop();
 }
 
+/// A probe in flight when its siblings' hurry comes, whose connection
+/// was made before its server began to refuse: it passes, and is no
+/// answer to the hurry. The server, refusing since, is asked right after
+/// and found then, not at its next tick a minute later (behind an
+/// overload's queue, seconds after the rack's others: run 14:04 of
+/// lab/bench/README.md's "2026-12-05, afternoon").
+#[tokio::test]
+async fn a_probe_that_passes_with_the_hurry_in_flight_is_asked_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let text = format!(
+        "defaults: {{interval: 60s, timeout: 20s, rise: 1, fall: 1, check: {{type: http}}}}\n\
+         services:\n  - address: 198.18.0.10:80\n    real_servers:\n      - {{address: '{addr}'}}\n"
+    );
+    let config = config::parse(&text, &dir.path().join("checker.yaml"), dir.path()).expect("valid");
+    // The server takes the probe's request and holds its answer until
+    // released; it then stops listening (its port kept: it refuses) and
+    // answers the connection it has.
+    let (release, released) = oneshot::channel::<()>();
+    let (held, holding) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("the probe's connection");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("the request");
+            assert!(n > 0, "closed before its request");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let _ = held.send(());
+        let _ = released.await;
+        drop(listener);
+        let refusing = tokio::net::TcpSocket::new_v4().expect("socket");
+        // Beside the connection still open on the port.
+        refusing.set_reuseaddr(true).expect("SO_REUSEADDR");
+        refusing.bind(addr).expect("the port again");
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("the answer");
+        refusing
+    });
+    let (mut tasks, hurries, mut rx, _shards) = probe_tasks(&config, 4);
+    // A guard against a hang, not a measure: the next tick is a minute
+    // away.
+    let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+    tokio::time::timeout_at(guard, holding)
+        .await
+        .expect("the probe in time")
+        .expect("the server");
+    siblings_begin_to_fail(&hurries, &config.services[0].key);
+    // The task sees the hurry while its probe is in flight.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).expect("the server");
+    let _refusing = server.await.expect("the server");
+    let passed = tokio::time::timeout_at(guard, rx.recv())
+        .await
+        .expect("the probe's report in time")
+        .expect("a report");
+    assert!(passed.result.is_ok(), "{:?}", passed.result);
+    let asked = tokio::time::timeout_at(guard, rx.recv())
+        .await
+        .expect("the refusal found before the next tick")
+        .expect("a report");
+    let e = asked.result.expect_err("refused");
+    assert_eq!(e.reason(), "connect", "{e}");
+    tasks.stop();
+}
+
 /// `service`'s hurry, as the failing probes of enough of its real servers
 /// report it, now.
 fn siblings_begin_to_fail(hurries: &Hurries, service: &ServiceKey) {
