@@ -7,26 +7,27 @@
 //! is that old or fails: a probe is then one write and one read, no
 //! connection made or closed (nor, over TLS, a handshake).
 //!
-//! Either way hyper's side of the connection lives for one exchange: a
-//! kept connection is only its stream (TCP, or TLS over TCP), and hyper's
-//! read and write buffers (16 KiB) are not held between probes, for each
-//! of hundreds of real servers. hyper never shuts the stream down: it is
-//! closed by its drop, with a reset (see [`super::tcp`]).
+//! The request is written as it was made once ([`Template`]) and the
+//! answer read by [`answer`]: only as far as the check needs, its head
+//! for the status, its body for `body`, `body_md5` or a kept connection.
+//! A kept connection is only its stream (TCP, or TLS over TCP); no buffer
+//! is held between probes, for each of hundreds of real servers. The
+//! stream is never shut down: it is closed by its drop, with a reset (see
+//! [`super::tcp`]).
+
+mod answer;
 
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper::client::conn::http1;
 use hyper::header::{HeaderMap, HeaderValue};
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Uri};
 use md5::{Digest, Md5};
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use self::answer::Answer;
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::{HttpCheck, Md5 as Md5Digest};
 
@@ -42,14 +43,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 /// A check's request to one real server, made once: its method, its path
 /// and its headers (`Host`, `User-Agent`, `Connection: close` unless
 /// `keep_alive` is set; the check's own, each in place of the checker's of
-/// its name). Each probe sends a copy, instead of writing the address out
-/// and checking every header again.
+/// its name), as the bytes each probe writes.
 /// Over TLS, it holds the name the server's certificate must have too.
 #[derive(Debug)]
 pub struct Template {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    bytes: Vec<u8>,
+    /// A HEAD request: its answer has no body, whatever its head says.
+    head: bool,
     server_name: Option<ServerName<'static>>,
 }
 
@@ -83,7 +83,7 @@ impl Template {
             None => HeaderValue::from_str(&target.addr.to_string()),
         }
         .map_err(|e| format!("the Host header: {e}"))?;
-        let uri = check
+        check
             .path
             .parse::<Uri>()
             .map_err(|e| format!("the path {:?}: {e}", check.path))?;
@@ -99,21 +99,33 @@ impl Template {
         for (name, value) in &check.headers {
             headers.insert(name.clone(), value.clone());
         }
+        // A request of a method that carries a body says that it has none.
+        let with_body = [Method::POST, Method::PUT, Method::PATCH].contains(&check.method);
+        if with_body && !headers.contains_key(hyper::header::CONTENT_LENGTH) {
+            headers.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        let mut bytes = Vec::with_capacity(128);
+        bytes.extend_from_slice(check.method.as_str().as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(check.path.as_bytes());
+        bytes.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in &headers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
         Ok(Template {
-            method: check.method.clone(),
-            uri,
-            headers,
+            bytes,
+            head: check.method == Method::HEAD,
             server_name: None,
         })
     }
 
-    /// A probe's copy.
-    pub(super) fn request(&self) -> Request<Empty<Bytes>> {
-        let mut request = Request::new(Empty::new());
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
+    /// The request as each probe writes it.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -225,131 +237,94 @@ pub(super) async fn over_new(
 
 /// `ask`'s request and its answer over `connection`, judged by its check;
 /// with the connection back if it can serve another probe (`keep_alive`
-/// set, the answer read to its end, the server keeping the connection
-/// open).
+/// set, the answer read to its end and nothing after it, the server
+/// keeping the connection open).
 async fn request(connection: Kept, ask: Ask<'_>) -> (Result<Success, ProbeError>, Option<Kept>) {
-    let Kept { stream, opened } = connection;
-    let check = ask.check;
-    let keep_alive = check.keep_alive.is_some();
-    let request = ask.template.request();
-    let (mut sender, connection) = match http1::handshake(TokioIo::new(stream)).await {
-        Ok(parts) => parts,
-        Err(e) => return (Err(ProbeError::Http(e.to_string())), None),
+    let Kept { mut stream, opened } = connection;
+    let keep_alive = ask.check.keep_alive.is_some();
+    let sent = async {
+        stream.write_all(ask.template.bytes()).await?;
+        // Over TLS the records go at the flush (the handshake's last
+        // flight with them: see `super::held_writes`).
+        stream.flush().await
     };
-    // The exchange owns the sender and drops it when done: hyper's side
-    // then ends, and hands the stream back without shutting it down.
-    let exchange = async move {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ProbeError::Http(e.to_string()))?;
-        let status = response.status().as_u16();
-        if !check
-            .expect_status
-            .iter()
-            .any(|(a, b)| (*a..=*b).contains(&status))
-        {
-            return Err(ProbeError::Status(status));
-        }
-        // A kept connection serves the next probe only once this answer
-        // has been read to its end, and if the server keeps it (HTTP/1.1,
-        // no `Connection: close`).
-        let kept_by_server = response.version() == hyper::Version::HTTP_11
-            && !response
-                .headers()
-                .get_all(hyper::header::CONNECTION)
-                .iter()
-                .any(|v| {
-                    v.to_str()
-                        .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
-                });
-        let mut whole = false;
-        if check.body.is_some() || check.body_md5.is_some() || keep_alive {
-            let mut body = response.into_body();
-            let (mut seen, mut read) = (Vec::new(), 0);
-            // The digest takes the body as it comes, frame by frame: only
-            // the regex needs the bytes kept.
-            let mut md5 = check.body_md5.map(|_| Md5::new());
-            // One frame past the limit is read, so that a body of exactly
-            // the limit is seen to end.
-            while read <= BODY_LIMIT {
-                match body.frame().await {
-                    None => {
-                        whole = true;
-                        break;
-                    }
-                    Some(frame) => {
-                        let frame = frame.map_err(|e| ProbeError::Http(e.to_string()))?;
-                        if let Some(data) = frame.data_ref() {
-                            read += data.len();
-                            if check.body.is_some() {
-                                seen.extend_from_slice(data);
-                            }
-                            if let Some(md5) = &mut md5 {
-                                md5.update(data);
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some(re) = &check.body {
-                seen.truncate(BODY_LIMIT);
-                if !re.is_match(&String::from_utf8_lossy(&seen)) {
-                    return Err(ProbeError::Body(re.as_str().to_owned()));
-                }
-            }
-            if let (Some(md5), Some(want)) = (md5, check.body_md5) {
-                if !whole {
-                    return Err(ProbeError::BodyMd5(format!(
-                        "the body is longer than {} KiB, the most a check reads: its MD5 is not known",
-                        BODY_LIMIT / 1024
-                    )));
-                }
-                let got = Md5Digest(md5.finalize().into());
-                if got != want {
-                    return Err(ProbeError::BodyMd5(format!("{got}, expected {want}")));
-                }
-            }
-        }
-        Ok((
-            Success {
-                status: Some(status),
-                ..Success::default()
-            },
-            whole && kept_by_server,
-        ))
-    };
-    // The connection is driven in this task, beside the exchange, not in
-    // a task of its own: no spawn and no wake-up of another task per
-    // probe.
-    let connection = connection.without_shutdown();
-    tokio::pin!(exchange, connection);
-    let mut ended = None;
-    let result = loop {
-        tokio::select! {
-            result = &mut exchange => break result,
-            parts = &mut connection, if ended.is_none() => ended = Some(parts),
-        }
-    };
-    let (success, whole) = match result {
-        Ok(done) => done,
-        Err(e) => return (Err(e), None),
-    };
-    if !(keep_alive && whole) {
-        return (Ok(success), None);
+    if let Err(e) = sent.await {
+        return (
+            Err(ProbeError::Http(format!("sending the request: {e}"))),
+            None,
+        );
     }
-    // The answer was read to its end and the sender is gone: hyper's side
-    // ends now, with the stream and whatever it read past the answer.
-    let parts = match ended {
-        Some(parts) => parts,
-        None => connection.await,
-    };
-    let reusable = match parts {
-        Ok(parts) if parts.read_buf.is_empty() => Some(Kept {
-            stream: parts.io.into_inner(),
-            opened,
-        }),
-        _ => None,
-    };
-    (Ok(success), reusable)
+    match judge(&mut stream, ask, keep_alive).await {
+        Ok((success, true)) if keep_alive => (Ok(success), Some(Kept { stream, opened })),
+        Ok((success, _)) => (Ok(success), None),
+        Err(e) => (Err(e), None),
+    }
+}
+
+/// The answer on `stream` judged by `ask`'s check; with whether the
+/// connection can carry another request, the answer read to its end (only
+/// read so far if `keep_alive`, or the check needs its body).
+async fn judge<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    ask: Ask<'_>,
+    keep_alive: bool,
+) -> Result<(Success, bool), ProbeError> {
+    let check = ask.check;
+    let mut answer = Answer::read(stream, ask.template.head).await?;
+    let status = answer.status;
+    if !check
+        .expect_status
+        .iter()
+        .any(|(a, b)| (*a..=*b).contains(&status))
+    {
+        return Err(ProbeError::Status(status));
+    }
+    let mut whole = false;
+    if check.body.is_some() || check.body_md5.is_some() || keep_alive {
+        let (mut seen, mut read) = (Vec::new(), 0);
+        // The digest takes the body as it comes: only the regex needs the
+        // bytes kept.
+        let mut md5 = check.body_md5.map(|_| Md5::new());
+        // Past the limit by one read at most, so that a body of exactly
+        // the limit is seen to end.
+        while read <= BODY_LIMIT {
+            let Some(data) = answer.next().await? else {
+                whole = true;
+                break;
+            };
+            read += data.len();
+            if check.body.is_some() {
+                seen.extend_from_slice(data);
+            }
+            if let Some(md5) = &mut md5 {
+                md5.update(data);
+            }
+        }
+        if let Some(re) = &check.body {
+            seen.truncate(BODY_LIMIT);
+            if !re.is_match(&String::from_utf8_lossy(&seen)) {
+                return Err(ProbeError::Body(re.as_str().to_owned()));
+            }
+        }
+        if let (Some(md5), Some(want)) = (md5, check.body_md5) {
+            if !whole {
+                return Err(ProbeError::BodyMd5(format!(
+                    "the body is longer than {} KiB, the most a check reads: its MD5 is not known",
+                    BODY_LIMIT / 1024
+                )));
+            }
+            let got = Md5Digest(md5.finalize().into());
+            if got != want {
+                return Err(ProbeError::BodyMd5(format!("{got}, expected {want}")));
+            }
+        }
+    }
+    let reusable = whole && answer.keeps && answer.ended_clean();
+    Ok((
+        Success {
+            status: Some(status),
+            ..Success::default()
+        },
+        reusable,
+    ))
 }

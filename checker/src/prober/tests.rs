@@ -246,7 +246,8 @@ async fn tcp_binds_the_source_address() {
 /// An `http` check's request, made once for its real server: `Host` is
 /// the server's address unless `host` is set, `Connection: close` unless
 /// `keep_alive` is, the check's own headers beside the checker's or in
-/// place of one of the same name; each probe's is a copy of it.
+/// place of one of the same name, `Content-Length: 0` for a method that
+/// carries a body; each probe writes its bytes.
 #[test]
 fn an_http_checks_request_is_made_once_with_its_headers() {
     let of = |yaml: &str| {
@@ -257,25 +258,50 @@ fn an_http_checks_request_is_made_once_with_its_headers() {
         let addr = "198.18.1.11:8080".parse().expect("address");
         http::Template::new(&target(addr), http).expect("a request")
     };
-    let values = |request: &hyper::Request<_>, name: &str| -> Vec<String> {
-        let all = request.headers().get_all(name).iter();
-        all.map(|v| v.to_str().expect("text").to_owned()).collect()
+    // The request as a server reads it: method, path, and each header's
+    // values by name.
+    let read = |template: &http::Template| {
+        let mut fields = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut fields);
+        let bytes = template.bytes();
+        assert_eq!(
+            request.parse(bytes).expect("HTTP"),
+            httparse::Status::Complete(bytes.len()),
+            "one whole head"
+        );
+        assert_eq!(request.version, Some(1));
+        let method = request.method.expect("method").to_owned();
+        let path = request.path.expect("path").to_owned();
+        let headers: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .map(|h| {
+                let value = std::str::from_utf8(h.value).expect("text");
+                (h.name.to_ascii_lowercase(), value.to_owned())
+            })
+            .collect();
+        (method, path, headers)
+    };
+    let values = |headers: &[(String, String)], name: &str| -> Vec<String> {
+        let named = headers.iter().filter(|(n, _)| n == name);
+        named.map(|(_, v)| v.clone()).collect()
     };
     let agent = concat!("ipvs-checker/", env!("CARGO_PKG_VERSION"));
-    let plain = of("{type: http, path: \"/health?full=1\"}");
-    for request in [plain.request(), plain.request()] {
-        assert_eq!(request.method(), hyper::Method::GET);
-        assert_eq!(request.uri(), "/health?full=1");
-        assert_eq!(values(&request, "host"), ["198.18.1.11:8080"]);
-        assert_eq!(values(&request, "user-agent"), [agent]);
-        assert_eq!(values(&request, "connection"), ["close"]);
-    }
-    let request = of("{type: http, method: HEAD, host: www.lab.test, keep_alive: 30s, headers: {X-Probe: one, User-Agent: lb}}").request();
-    assert_eq!(request.method(), hyper::Method::HEAD);
-    assert_eq!(values(&request, "host"), ["www.lab.test"]);
-    assert!(values(&request, "connection").is_empty());
-    assert_eq!(values(&request, "x-probe"), ["one"]);
-    assert_eq!(values(&request, "user-agent"), ["lb"]);
+    let (method, path, headers) = read(&of("{type: http, path: \"/health?full=1\"}"));
+    assert_eq!((method.as_str(), path.as_str()), ("GET", "/health?full=1"));
+    assert_eq!(values(&headers, "host"), ["198.18.1.11:8080"]);
+    assert_eq!(values(&headers, "user-agent"), [agent]);
+    assert_eq!(values(&headers, "connection"), ["close"]);
+    assert_eq!(headers.len(), 3, "{headers:?}");
+    let (method, _, headers) = read(&of("{type: http, method: HEAD, host: www.lab.test, keep_alive: 30s, headers: {X-Probe: one, User-Agent: lb}}"));
+    assert_eq!(method, "HEAD");
+    assert_eq!(values(&headers, "host"), ["www.lab.test"]);
+    assert!(values(&headers, "connection").is_empty());
+    assert_eq!(values(&headers, "x-probe"), ["one"]);
+    assert_eq!(values(&headers, "user-agent"), ["lb"]);
+    let (method, _, headers) = read(&of("{type: http, method: POST}"));
+    assert_eq!(method, "POST");
+    assert_eq!(values(&headers, "content-length"), ["0"]);
 }
 
 #[tokio::test]
@@ -1114,6 +1140,7 @@ mod body_md5;
 mod checks;
 mod dns;
 mod flights;
+mod framing;
 mod icmp;
 mod late;
 mod reasons;
