@@ -86,9 +86,8 @@ fn parse(buf: &[u8], head_request: bool) -> Result<Option<Head>, ProbeError> {
         if name.eq_ignore_ascii_case("connection") {
             close |= field
                 .value
-                .to_ascii_lowercase()
                 .windows(5)
-                .any(|w| w == b"close");
+                .any(|w| w.eq_ignore_ascii_case(b"close"));
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // The last coding of the last field says whether it is chunked.
             let codings = String::from_utf8_lossy(field.value);
