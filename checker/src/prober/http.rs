@@ -244,8 +244,9 @@ async fn request(connection: Kept, ask: Ask<'_>) -> (Result<Success, ProbeError>
     let keep_alive = ask.check.keep_alive.is_some();
     let sent = async {
         stream.write_all(ask.template.bytes()).await?;
-        // Over TLS the records go at the flush (the handshake's last
-        // flight with them: see `super::held_writes`).
+        // Over TLS, whatever the write left in rustls' buffer goes now
+        // (the handshake's last flight went with the request: see
+        // `super::held_writes`).
         stream.flush().await
     };
     if let Err(e) = sent.await {
