@@ -83,6 +83,9 @@ impl Template {
             None => HeaderValue::from_str(&target.addr.to_string()),
         }
         .map_err(|e| format!("the Host header: {e}"))?;
+        // The path goes into the request line as it is: checked here,
+        // where its bytes are written, as the config checked it (no
+        // space or line end can end the line early).
         check
             .path
             .parse::<Uri>()
