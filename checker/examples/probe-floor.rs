@@ -12,7 +12,10 @@
 //! - `https`: the same over TLS 1.2 (rustls with ring, as ipvs-checker),
 //!   the chain verified against CA_FILE for SERVER_NAME on a full
 //!   handshake, every later connection resuming the session (one client
-//!   configuration and session cache for all: the name is the same);
+//!   configuration and session cache for all: the name is the same); with
+//!   `FLOOR_TLS13` set, over TLS 1.3 instead, as ipvs-checker resumes a
+//!   server that speaks it (with a key exchange each time: rustls resumes
+//!   TLS 1.3 only so), each real server keeping its own tickets;
 //! - `exec`: SCRIPT started by `posix_spawn` (a vfork) with the address
 //!   and port as its arguments, its end seen on a pidfd; exit 0 passes. At
 //!   most as many run at once as there are CPUs: a program that waits for
@@ -61,7 +64,8 @@ enum Kind {
         request: Vec<u8>,
     },
     Https {
-        config: Arc<ClientConfig>,
+        /// Each real server's (see `FLOOR_TLS13`).
+        configs: Vec<Arc<ClientConfig>>,
         name: ServerName<'static>,
         request: Vec<u8>,
     },
@@ -149,16 +153,42 @@ fn main() -> anyhow::Result<()> {
             }
             // The suite ipvs-checker agrees on with a server that follows
             // the client's order (its AES-128-GCM with SHA-256 first).
+            let tls13 = std::env::var_os("FLOOR_TLS13").is_some();
+            let (suite, version) = if tls13 {
+                (
+                    rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+                    &rustls::version::TLS13,
+                )
+            } else {
+                (
+                    rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    &rustls::version::TLS12,
+                )
+            };
             let mut provider = rustls::crypto::ring::default_provider();
-            provider.cipher_suites.retain(|s| {
-                s.suite() == rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-            });
-            let config = ClientConfig::builder_with_provider(Arc::new(provider))
-                .with_protocol_versions(&[&rustls::version::TLS12])?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            provider.cipher_suites.retain(|s| s.suite() == suite);
+            let config = Arc::new(
+                ClientConfig::builder_with_provider(Arc::new(provider))
+                    .with_protocol_versions(&[version])?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            );
             Kind::Https {
-                config: Arc::new(config),
+                // A TLS 1.3 ticket resumes one connection: each real
+                // server keeps its own, as ipvs-checker's do (one cache for
+                // all would run out of tickets among 500 servers at once).
+                configs: servers
+                    .iter()
+                    .map(|_| {
+                        if tls13 {
+                            let mut own = ClientConfig::clone(&config);
+                            own.resumption = rustls::client::Resumption::in_memory_sessions(4);
+                            Arc::new(own)
+                        } else {
+                            config.clone()
+                        }
+                    })
+                    .collect(),
                 name: ServerName::try_from(name.clone())
                     .with_context(|| format!("SERVER_NAME {name:?}"))?,
                 request: b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".to_vec(),
@@ -332,9 +362,9 @@ fn begin(kind: &Kind, server: usize, addr: SocketAddr, turn: u64) -> std::io::Re
             Ok(Pending::Answer(id))
         }
         Kind::Http { .. } => Ok(Pending::Http(connect(addr)?, None)),
-        Kind::Https { config, name, .. } => Ok(Pending::Tls(Box::new(Tls {
+        Kind::Https { configs, name, .. } => Ok(Pending::Tls(Box::new(Tls {
             stream: connect(addr)?,
-            connection: ClientConnection::new(config.clone(), name.clone())
+            connection: ClientConnection::new(configs[server].clone(), name.clone())
                 .map_err(std::io::Error::other)?,
             connected: false,
             sent: false,

@@ -56,7 +56,7 @@
 #   - the floor: in the HTTP and HTTPS windows and the exec and dns
 #     phases, the same checks of the same real servers by
 #     checker/examples/probe-floor.rs (HTTPS: verified, resumed in TLS
-#     1.2), one thread making only each check's own system calls, on
+#     1.2, or 1.3 where nginx speaks it), one thread making only each check's own system calls, on
 #     ipvs-checker's schedule (in its own cgroup, counted as the tools
 #     are): the least CPU a check costs in this VM, whoever makes it;
 #     also in the scale phase's overload (checker-scale.sh).
@@ -67,6 +67,8 @@
 #     checker-scale.sh.
 # BENCH_PHASES (default "window rack single") runs only those parts
 # (add "overload", "exec", "dns" or "scale" to run them);
+# BENCH_TLS_PROTOCOLS sets nginx's ssl_protocols (nginx 1.22's default
+# has no TLS 1.3; "TLSv1.2 TLSv1.3" for servers that resume in TLS 1.3);
 # BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
 # "--checker.max-concurrency 32").
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
@@ -211,6 +213,9 @@ floor_start() { # KIND LOG COUNT PORT [INTERVAL (s, default 1)]
 	[[ $1 == https ]] && script=("$work/ca.pem" rs.lab.test)
 	for ((i = 1; i <= $3; i++)); do addr "$i"; done >"$work/floor-addresses.txt"
 	cgroup_prefix floor
+	# A server that speaks TLS 1.3 is resumed in TLS 1.3 by the checker
+	# (with a key exchange each time): so by the floor too.
+	[[ " ${BENCH_TLS_PROTOCOLS:-} " == *" TLSv1.3 "* ]] && export FLOOR_TLS13=1
 	FLOOR_INTERVAL_MS=$((${5:-1} * 1000)) "${in_cgroup[@]}" "$floor" "$1" "$work/floor-addresses.txt" "$4" "${script[@]}" >"$2" 2>&1 &
 }
 

@@ -71,7 +71,8 @@ http {
         ssl_certificate $work/rs.pem;
         ssl_certificate_key $work/rs.key;
         ssl_session_cache shared:SSL:10m;
-        ssl_session_timeout 10m;
+        ssl_session_timeout 10m;${BENCH_TLS_PROTOCOLS:+
+        ssl_protocols $BENCH_TLS_PROTOCOLS;}
         access_log $work/https.log probe;
         location / { return 200 "healthy\n"; }
     }
