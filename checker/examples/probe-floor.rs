@@ -176,7 +176,7 @@ fn main() -> anyhow::Result<()> {
             Kind::Https {
                 // A TLS 1.3 ticket resumes one connection: each real
                 // server keeps its own, as ipvs-checker's do (one cache for
-                // all would run out of tickets among 500 servers at once).
+                // all runs out of them among hundreds of servers at once).
                 configs: servers
                     .iter()
                     .map(|_| {

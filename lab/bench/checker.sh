@@ -56,9 +56,10 @@
 #   - the floor: in the HTTP and HTTPS windows and the exec and dns
 #     phases, the same checks of the same real servers by
 #     checker/examples/probe-floor.rs (HTTPS: verified, resumed in TLS
-#     1.2, or 1.3 where nginx speaks it), one thread making only each check's own system calls, on
-#     ipvs-checker's schedule (in its own cgroup, counted as the tools
-#     are): the least CPU a check costs in this VM, whoever makes it;
+#     1.2, or 1.3 where nginx speaks it), one thread making only each
+#     check's own system calls, on ipvs-checker's schedule (in its own
+#     cgroup, counted as the tools are): the least CPU a check costs in
+#     this VM, whoever makes it;
 #     also in the scale phase's overload (checker-scale.sh).
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
