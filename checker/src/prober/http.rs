@@ -155,11 +155,16 @@ impl Kept {
         }
     }
 
+    /// Whether this connection is younger than `keep_alive` at `now`.
+    pub(super) fn young(&self, keep_alive: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.opened) < keep_alive
+    }
+
     /// Whether this connection may serve a probe at `now`: younger than
     /// `keep_alive`, and neither closed by the server since the last
     /// probe nor holding anything it should not have sent.
     async fn usable(&mut self, keep_alive: Duration, now: Instant) -> bool {
-        if now.saturating_duration_since(self.opened) >= keep_alive {
+        if !self.young(keep_alive, now) {
             return false;
         }
         // One read that must find nothing to read: an end of stream, an

@@ -17,12 +17,21 @@
 //! part of a resumed probe's CPU, lab/bench/README.md) that a TLS 1.2
 //! resumption never uses. The next full handshake offers every version again, so a server
 //! that moved to TLS 1.3 is seen at it.
+//!
+//! A TLS 1.3 session is resumed with a ticket that serves once, and the
+//! server sends the next one after the handshake: a probe that times out
+//! spends its ticket and gets none. When none is left the next handshake
+//! is full, so it is due as one ([`Sessions::due`]) and waits for its turn
+//! like any other.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rustls::client::{ClientSessionMemoryCache, Resumption};
-use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
+use rustls::{ClientConfig, HandshakeKind, NamedGroup, ProtocolVersion};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -48,6 +57,10 @@ pub struct Sessions {
     resume_tls12: bool,
     full_handshake_interval: Duration,
     last_full: Option<Instant>,
+    /// Where `config` and `config_tls12` store their sessions.
+    store: Arc<Store>,
+    /// Whether the last handshake was TLS 1.3 (resumed with tickets).
+    tls13: bool,
 }
 
 impl Sessions {
@@ -61,25 +74,33 @@ impl Sessions {
             resume_tls12: false,
             full_handshake_interval: tls.full_handshake_interval,
             last_full: None,
+            store: Arc::default(),
+            tls13: false,
         };
         sessions.empty();
         sessions
     }
 
-    /// A new, empty session cache.
+    /// A new, empty session store.
     fn empty(&mut self) {
-        // One entry per name is enough: a real server is probed under one
-        // name.
-        let cache = Arc::new(ClientSessionMemoryCache::new(4));
-        self.config = with_cache(&self.base, &cache);
-        self.config_tls12 = self.base_tls12.as_ref().map(|b| with_cache(b, &cache));
+        self.store = Arc::default();
+        self.config = with_store(&self.base, &self.store);
+        self.config_tls12 = self.base_tls12.as_ref().map(|b| with_store(b, &self.store));
         self.resume_tls12 = false;
     }
 
-    /// Whether a probe starting at `now` makes a full handshake: there is
-    /// no session, or the last full handshake is `full_handshake_interval`
+    /// Whether a probe starting at `now` makes a full handshake: its
+    /// certificate must be verified again ([`Sessions::certificate_due`]),
+    /// or, over a new connection (not `over_kept`), a TLS 1.3 session has
+    /// no ticket left to resume with.
+    pub fn due(&self, now: Instant, over_kept: bool) -> bool {
+        self.certificate_due(now) || (!over_kept && self.tls13 && !self.store.ticket_left())
+    }
+
+    /// Whether the certificate is to be verified again: there is no
+    /// session, or the last full handshake is `full_handshake_interval`
     /// old.
-    pub fn due(&self, now: Instant) -> bool {
+    fn certificate_due(&self, now: Instant) -> bool {
         self.last_full
             .is_none_or(|last| now.saturating_duration_since(last) >= self.full_handshake_interval)
     }
@@ -88,7 +109,7 @@ impl Sessions {
     /// cache, or with an empty one when a full handshake is due; and
     /// whether it offers TLS 1.2 only (to resume a TLS 1.2 session).
     fn config(&mut self, now: Instant) -> (Arc<ClientConfig>, bool) {
-        if self.due(now) {
+        if self.due(now, false) {
             self.empty();
             self.last_full = None;
         }
@@ -100,6 +121,7 @@ impl Sessions {
 
     /// A handshake of `kind` in `version` finished at `now`.
     fn handshake_done(&mut self, kind: Handshake, version: Option<ProtocolVersion>, now: Instant) {
+        self.tls13 = version == Some(ProtocolVersion::TLSv1_3);
         if kind == Handshake::Full {
             self.last_full = Some(now);
             self.resume_tls12 = version == Some(ProtocolVersion::TLSv1_2);
@@ -117,14 +139,110 @@ impl Sessions {
     }
 }
 
-/// `base` storing its sessions in `cache`.
-fn with_cache(
-    base: &Arc<ClientConfig>,
-    cache: &Arc<ClientSessionMemoryCache>,
-) -> Arc<ClientConfig> {
+/// `base` storing its sessions in `store`.
+fn with_store(base: &Arc<ClientConfig>, store: &Arc<Store>) -> Arc<ClientConfig> {
     let mut config = ClientConfig::clone(base);
-    config.resumption = Resumption::store(cache.clone());
+    config.resumption = Resumption::store(store.clone());
     Arc::new(config)
+}
+
+/// TLS 1.3 tickets kept: a server sends one or two a connection, and the
+/// spares let a few probes in a row time out before a full handshake is
+/// due. More would only be older ones, held for every real server.
+const TICKETS_KEPT: usize = 4;
+
+/// One real server's sessions, as rustls' memory cache keeps them for
+/// one name, but telling whether a TLS 1.3 ticket is left.
+#[derive(Default)]
+struct Store(Mutex<Stored>);
+
+#[derive(Default)]
+struct Stored {
+    /// The name the sessions are for: the store holds none for another.
+    name: Option<ServerName<'static>>,
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    /// Oldest first, each offered once.
+    tls13: VecDeque<Tls13ClientSessionValue>,
+}
+
+impl Store {
+    /// Whether a TLS 1.3 ticket is left to resume with.
+    fn ticket_left(&self) -> bool {
+        !self.lock().tls13.is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Stored> {
+        // The sessions are only a saving: those a panicked holder left
+        // serve as well as any.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sessions of `name`, if it is the store's.
+    fn of(&self, name: &ServerName<'_>) -> Option<MutexGuard<'_, Stored>> {
+        let stored = self.lock();
+        (stored.name.as_ref() == Some(name)).then_some(stored)
+    }
+
+    /// The sessions of `name`, emptied first if they were another name's.
+    fn for_name(&self, name: ServerName<'static>) -> MutexGuard<'_, Stored> {
+        let mut stored = self.lock();
+        if stored.name.as_ref() != Some(&name) {
+            *stored = Stored {
+                name: Some(name),
+                ..Stored::default()
+            };
+        }
+        stored
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The sessions' secrets are not shown.
+        let stored = self.lock();
+        f.debug_struct("Store")
+            .field("name", &stored.name)
+            .field("tls12", &stored.tls12.is_some())
+            .field("tls13", &stored.tls13.len())
+            .finish()
+    }
+}
+
+impl ClientSessionStore for Store {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: NamedGroup) {
+        self.for_name(name).kx_hint = Some(group);
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.of(name)?.kx_hint
+    }
+
+    fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.for_name(name).tls12 = Some(value);
+    }
+
+    fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.of(name)?.tls12.clone()
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        if let Some(mut stored) = self.of(name) {
+            stored.tls12 = None;
+        }
+    }
+
+    fn insert_tls13_ticket(&self, name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        let mut stored = self.for_name(name);
+        if stored.tls13.len() == TICKETS_KEPT {
+            stored.tls13.pop_front();
+        }
+        stored.tls13.push_back(value);
+    }
+
+    fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.of(name)?.tls13.pop_front()
+    }
 }
 
 /// The connections an HTTPS probe may go over besides a new one.
@@ -149,9 +267,9 @@ pub async fn probe(
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
     let Connections { kept, ahead } = connections;
-    // A full handshake due is what bounds how old a verified certificate
-    // may be: it ends a kept connection too.
-    if sessions.due(now) {
+    // The certificate due is what bounds how old a verified one may be:
+    // it ends a kept connection too (which needs no ticket).
+    if sessions.certificate_due(now) {
         *kept = None;
     }
     if let Some(result) = super::http::over_kept(ask, kept, now, phases).await {

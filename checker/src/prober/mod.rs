@@ -401,10 +401,20 @@ impl Prober {
     }
 
     /// Whether a probe starting at `now` would make a full TLS handshake
-    /// (an HTTPS check with no session to resume, or whose
-    /// `full_handshake_interval` has passed).
+    /// (an HTTPS check with no session to resume, whose
+    /// `full_handshake_interval` has passed, or whose TLS 1.3 session has
+    /// no ticket left and no kept connection to go over).
     pub fn full_handshake_due(&self, now: Instant) -> bool {
-        self.sessions.as_ref().is_some_and(|s| s.due(now))
+        let over_kept = match (&self.kept, &self.check.kind) {
+            (Some(kept), CheckKind::Https(https)) => https
+                .http
+                .keep_alive
+                .is_some_and(|keep_alive| kept.young(keep_alive, now)),
+            _ => false,
+        };
+        self.sessions
+            .as_ref()
+            .is_some_and(|s| s.due(now, over_kept))
     }
 
     /// Runs the check once, bounded by `timeout` from the first SYN to the

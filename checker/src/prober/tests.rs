@@ -796,6 +796,120 @@ async fn https_keeps_its_session_across_a_timeout_unless_the_handshake_was_full(
     );
 }
 
+/// A TLS 1.3 ticket serves once, and the next comes after the
+/// handshake: probes that time out spend the tickets, and then the full
+/// handshake the next probe makes is due as one (it waits for its turn).
+#[tokio::test]
+async fn a_tls13_session_without_a_ticket_left_is_due_for_a_full_handshake() {
+    let pki = Pki::new("lab CA");
+    let (tls, expiry) = pki.server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS13]);
+    let mut tls = rustls::ServerConfig::clone(&tls);
+    tls.send_tls13_tickets = 2;
+    let tls = Arc::new(tls);
+    // The second and third connections get no TLS answer at all.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                if n == 1 || n == 2 {
+                    let _held = tcp;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                } else if let Some(s) = accepted(tcp, Some(tls)).await {
+                    answer(s, Answer::Bytes(OK)).await;
+                }
+            });
+        }
+    });
+    let c = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, full_handshake_interval: 1h}",
+        pki.dir.path(),
+    );
+    let mut prober = Prober::new(c, target(addr));
+    let timeout = Duration::from_millis(500);
+    let t0 = std::time::Instant::now();
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+    let kind = |o: Outcome| o.result.map(|s| (s.handshake, s.cert_not_after));
+    assert!(prober.full_handshake_due(at(0)));
+    assert_eq!(
+        kind(prober.probe_at(timeout, at(0)).await).ok(),
+        Some((Some(Handshake::Full), Some(expiry)))
+    );
+    // Two tickets: the first silent probe leaves one.
+    assert!(!prober.full_handshake_due(at(1)));
+    let e = kind(prober.probe_at(timeout, at(1)).await).expect_err("silent");
+    assert_eq!(e.reason(), "timeout");
+    assert!(!prober.full_handshake_due(at(2)));
+    let e = kind(prober.probe_at(timeout, at(2)).await).expect_err("silent");
+    assert_eq!(e.reason(), "timeout");
+    // None left: due, and the probe makes it.
+    assert!(prober.full_handshake_due(at(3)));
+    assert_eq!(
+        kind(prober.probe_at(timeout, at(3)).await).ok(),
+        Some((Some(Handshake::Full), Some(expiry)))
+    );
+    assert!(!prober.full_handshake_due(at(4)));
+    assert_eq!(
+        kind(prober.probe_at(timeout, at(4)).await).ok(),
+        Some((Some(Handshake::Resumed), None))
+    );
+}
+
+/// A TLS 1.3 server that sends no ticket: every probe over a new
+/// connection is a full handshake, due as one; a kept connection
+/// (`keep_alive`) needs none until it is that old.
+#[tokio::test]
+async fn a_tls13_server_without_tickets_is_due_for_a_full_handshake_unless_a_connection_is_kept() {
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS13]);
+    let mut tls = rustls::ServerConfig::clone(&tls);
+    tls.send_tls13_tickets = 0;
+    let tls = Arc::new(tls);
+    let t0 = std::time::Instant::now();
+    let at = |secs: u64| t0 + Duration::from_secs(secs);
+
+    let addr = server(Answer::Bytes(OK), Some(tls.clone())).await;
+    let mut each = Prober::new(
+        check(
+            "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+            pki.dir.path(),
+        ),
+        target(addr),
+    );
+    for secs in 0..3 {
+        assert!(each.full_handshake_due(at(secs)), "at {secs} s");
+        let s = each.probe_at(TIMEOUT, at(secs)).await.result.expect("full");
+        assert_eq!(s.handshake, Some(Handshake::Full), "at {secs} s");
+    }
+
+    let server = KeptServer::start(Some(tls), usize::MAX).await;
+    let mut kept = Prober::new(
+        check(
+            "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, keep_alive: 10s}",
+            pki.dir.path(),
+        ),
+        target(server.addr),
+    );
+    assert!(kept.full_handshake_due(at(0)));
+    let s = kept.probe_at(TIMEOUT, at(0)).await.result.expect("full");
+    assert_eq!(s.handshake, Some(Handshake::Full));
+    for secs in [1, 2, 9] {
+        assert!(!kept.full_handshake_due(at(secs)), "at {secs} s");
+        let s = kept.probe_at(TIMEOUT, at(secs)).await.result.expect("kept");
+        assert_eq!(s.handshake, None, "at {secs} s");
+    }
+    assert_eq!(server.counts(), (1, 4));
+    // 10 s old: a new connection, and with no ticket a full handshake.
+    assert!(kept.full_handshake_due(at(10)));
+    let s = kept.probe_at(TIMEOUT, at(10)).await.result.expect("full");
+    assert_eq!(s.handshake, Some(Handshake::Full));
+    assert_eq!(server.counts(), (2, 5));
+}
+
 /// What the server sees after its answer: `true` for a reset, `false`
 /// for an orderly close (FIN).
 async fn closed_with_reset(tls: Option<Arc<rustls::ServerConfig>>, check: &Arc<Check>) -> bool {
