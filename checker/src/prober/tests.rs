@@ -743,6 +743,38 @@ async fn https_sessions_are_not_shared_between_real_servers() {
     assert_eq!(s.handshake, Some(Handshake::Resumed));
 }
 
+/// A TLS server answering its `n`th connection (from 0) as `reply(n)`
+/// says; `None` for no TLS answer at all (the ClientHello left unread).
+async fn tls_server_by_connection(
+    tls: Arc<rustls::ServerConfig>,
+    reply: fn(usize) -> Option<Answer>,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match reply(n) {
+                    Some(reply) => {
+                        if let Some(s) = accepted(tcp, Some(tls)).await {
+                            answer(s, reply).await;
+                        }
+                    }
+                    None => {
+                        let _held = tcp;
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A timeout after a resumed handshake keeps the session; one after a full
 /// handshake does not: the certificate's expiry comes with a successful
 /// probe, and the next one makes the full handshake again to give it.
@@ -751,26 +783,14 @@ async fn https_keeps_its_session_across_a_timeout_unless_the_handshake_was_full(
     let pki = Pki::new("lab CA");
     let (tls, expiry) = pki.server(&["rs1.lab.test"], 2090);
     // The first and fourth connections get no answer; the others the 200.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        for n in 0.. {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
-            tokio::spawn(async move {
-                if let Ok(s) = acceptor.accept(tcp).await {
-                    let reply = if n == 0 || n == 3 {
-                        Answer::Silence
-                    } else {
-                        Answer::Bytes(OK)
-                    };
-                    answer(s, reply).await;
-                }
-            });
-        }
-    });
+    let addr = tls_server_by_connection(tls, |n| {
+        Some(if n == 0 || n == 3 {
+            Answer::Silence
+        } else {
+            Answer::Bytes(OK)
+        })
+    })
+    .await;
     let c = check(
         "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
         pki.dir.path(),
@@ -805,26 +825,11 @@ async fn a_tls13_session_without_a_ticket_left_is_due_for_a_full_handshake() {
     let (tls, expiry) = pki.server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS13]);
     let mut tls = rustls::ServerConfig::clone(&tls);
     tls.send_tls13_tickets = 2;
-    let tls = Arc::new(tls);
     // The second and third connections get no TLS answer at all.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        for n in 0.. {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                if n == 1 || n == 2 {
-                    let _held = tcp;
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                } else if let Some(s) = accepted(tcp, Some(tls)).await {
-                    answer(s, Answer::Bytes(OK)).await;
-                }
-            });
-        }
-    });
+    let addr = tls_server_by_connection(Arc::new(tls), |n| {
+        (n != 1 && n != 2).then_some(Answer::Bytes(OK))
+    })
+    .await;
     let c = check(
         "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, full_handshake_interval: 1h}",
         pki.dir.path(),
