@@ -6,9 +6,10 @@
 //! - `dns`: a UDP socket per real server, connected once and kept, and a
 //!   query made once; a check is one send and one receive, passed on the
 //!   answer's id, QR bit and rcode NOERROR;
-//! - `http`: a new non-blocking connection, a request made once, the
-//!   answer read until its head and `healthy` in its body, then closed
-//!   with a reset (no FIN exchange, no TIME_WAIT);
+//! - `http`: a new non-blocking connection, its handshake's last ACK sent
+//!   with the request (as ipvs-checker sends it), a request made once,
+//!   the answer read until its head and `healthy` in its body, then
+//!   closed with a reset (no FIN exchange, no TIME_WAIT);
 //! - `https`: the same over TLS 1.2 (rustls with ring, as ipvs-checker),
 //!   the chain verified against CA_FILE for SERVER_NAME on a full
 //!   handshake, every later connection resuming the session (one client
@@ -507,10 +508,12 @@ fn end(how: Pending, busy: &mut bool) {
     *busy = false;
 }
 
-/// A new non-blocking connection to `addr`, closed with a reset.
+/// A new non-blocking connection to `addr`, its last handshake ACK kept
+/// for the first bytes, closed with a reset.
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
     socket.set_linger(Some(Duration::ZERO))?;
+    socket.set_tcp_quickack(false)?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

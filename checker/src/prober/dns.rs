@@ -183,7 +183,7 @@ async fn over_tcp(
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Vec<u8>, ProbeError> {
-    let mut stream = super::tcp::connect(target, watch, phases).await?;
+    let mut stream = super::tcp::connect_to_send(target, watch, phases).await?;
     phases.begin(Phase::Response);
     let length = u16::try_from(query.len())
         .map_err(|_| ProbeError::Dns("the query is longer than 65535 bytes".into()))?;

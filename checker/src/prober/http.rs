@@ -197,7 +197,7 @@ pub async fn probe(
     if let Some(result) = over_kept(ask, kept, now, phases).await {
         return result;
     }
-    let stream = super::tcp::connect(target, watch, phases).await?;
+    let stream = super::tcp::connect_to_send(target, watch, phases).await?;
     phases.begin(Phase::Response);
     over_new(Kept::new(stream, now), ask, kept, phases).await
 }

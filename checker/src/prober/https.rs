@@ -349,7 +349,7 @@ async fn handshake(
             watch.connecting(&tcp, target.addr, std::time::Instant::now());
             tcp
         }
-        None => super::tcp::connect(target, watch, phases).await?,
+        None => super::tcp::connect_to_send(target, watch, phases).await?,
     };
     // The handshake's flights and the request are small writes, each
     // waiting for an answer: no Nagle delay. (Plain HTTP writes its one

@@ -915,6 +915,44 @@ async fn a_tls13_server_without_tickets_is_due_for_a_full_handshake_unless_a_con
     assert_eq!(server.counts(), (2, 5));
 }
 
+/// A probe whose first bytes are the checker's sends its handshake's last
+/// ACK with them: the server's end of the connection has received two
+/// segments when the first bytes are there (the SYN, then the ACK with
+/// them), not three. A `tcp` check, which sends nothing, acknowledges at
+/// once, or the server would not see the connection made.
+#[tokio::test]
+async fn the_handshakes_last_ack_goes_with_the_checkers_first_bytes() {
+    use std::os::fd::AsFd;
+    let pki = Pki::new("lab CA");
+    for (yaml, sends) in [
+        ("{type: http}", true),
+        (
+            "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+            true,
+        ),
+        ("{type: dns, name: www.lab.test, transport: tcp}", true),
+        ("{type: tcp}", false),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut prober = Prober::new(check(yaml, pki.dir.path()), target(addr));
+        let probe = tokio::spawn(async move { prober.probe(TIMEOUT).await });
+        // A `tcp` check resets its connection as soon as it is made: had
+        // it kept back its ACK, the server would have nothing to accept.
+        let (tcp, _) = tokio::time::timeout(TIMEOUT, listener.accept())
+            .await
+            .expect("a connection made")
+            .expect("accept");
+        if sends {
+            tcp.peek(&mut [0u8; 1]).await.expect("first bytes");
+            let segments = crate::prober::watch::segments_received(&tcp.as_fd());
+            assert_eq!(segments, Some(2), "{yaml}");
+        }
+        drop(tcp);
+        let _ = probe.await;
+    }
+}
+
 /// What the server sees after its answer: `true` for a reset, `false`
 /// for an orderly close (FIN).
 async fn closed_with_reset(tls: Option<Arc<rustls::ServerConfig>>, check: &Arc<Check>) -> bool {

@@ -372,6 +372,12 @@ pub(crate) fn data_segments_received(fd: &BorrowedFd<'_>) -> Option<u32> {
     tcp_info(fd).map(|info| info.tcpi_data_segs_in)
 }
 
+/// How many segments `fd` has received, its handshake's among them.
+#[cfg(test)]
+pub(crate) fn segments_received(fd: &BorrowedFd<'_>) -> Option<u32> {
+    tcp_info(fd).map(|info| info.tcpi_segs_in)
+}
+
 /// Bytes received on `fd` and not read yet (for a datagram socket, the
 /// next datagram's size); `None` if the kernel does not say.
 fn unread(fd: &BorrowedFd<'_>) -> Option<usize> {
