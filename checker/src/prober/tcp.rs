@@ -47,11 +47,10 @@ pub(super) async fn connect(
 /// not sent alone but with them (`TCP_QUICKACK` off before the connect).
 /// That is one segment fewer each way, and the server, woken once by the
 /// connection with its first bytes, is not woken first for the connection
-/// alone; in the lab it took a fifth off the floor's CPU for an HTTP check
-/// (lab/bench/README.md). Once connected the kernel acknowledges at once
-/// again, so no answer waits for a delayed ACK. (Not for a connection
-/// made ahead of a full handshake's turn: it may wait, and the server
-/// sees it made at once.)
+/// alone (lab/bench/README.md has what it saves). Once connected the
+/// kernel acknowledges at once again, so no answer waits for a delayed
+/// ACK. (Not for a connection made ahead of a full handshake's turn: it
+/// may wait, and the server sees it made at once.)
 pub(super) async fn connect_to_send(
     target: &Target,
     watch: &Watch,
