@@ -36,6 +36,9 @@
 #    thread at a time, so it checks the first BENCH_GRIND_SERVERS (20) of
 #    the servers only (the same config for both): the share of the window's
 #    probes nginx saw is reported beside, to show it kept up.
+# BENCH_AB_A_ARGS and BENCH_AB_B_ARGS add flags to A's or B's command
+# line: the same build twice with different flags (for example
+# `--checker.probe-threads 1` against the default) is an A/B of a flag.
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-ab-checker.md.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
@@ -56,6 +59,7 @@ old_sha=$(git rev-parse --verify --quiet "$1^{commit}") || {
 old_sha=${old_sha:0:12}
 bins=("$PWD/lab/.cache/ab/ipvs-checker-$old_sha" "$PWD/target/release/ipvs-checker")
 names=(A B)
+side_args=("${BENCH_AB_A_ARGS:-}" "${BENCH_AB_B_ARGS:-}")
 [[ -x ${bins[0]} && -x ${bins[1]} ]] || { echo "build first: lab/bench/ab-checker.sh --build $1" >&2; exit 1; }
 newer=$(find checker ipvs web common Cargo.lock -newer "${bins[1]}" -type f -name '*.rs' -print -quit)
 [[ -z $newer ]] || { echo "${bins[1]} is older than $newer: lab/bench/ab-checker.sh --build $1" >&2; exit 1; }
@@ -107,7 +111,9 @@ done
 old_version=$("${bins[0]}" --version 2>&1 | head -1)
 new_version="$("${bins[1]}" --version 2>&1 | head -1), $(git describe --always --dirty)"
 echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)"
-echo "A: $old_sha ($old_version); B: working tree ($new_version)"
+a_label="$old_sha ($old_version)${side_args[0]:+, ${side_args[0]}}"
+b_label="working tree ($new_version)${side_args[1]:+, ${side_args[1]}}"
+echo "A: $a_label; B: $b_label"
 
 # Probes seen by the servers so far.
 lines() {
@@ -121,11 +127,12 @@ lines() {
 # the words of WRAPPER, on a table made anew; its log is LOG. Sets
 # `started` to its PID (`ip netns exec` and valgrind exec it).
 start() { # I CONFIG SERVERS LOG [WRAPPER...]
-	local i=$1 config=$2 servers=$3 log=$4
+	local i=$1 config=$2 servers=$3 log=$4 extra
 	shift 4
+	read -ra extra <<<"${side_args[$i]}"
 	n=$servers table "${proto:+$proto/}$port"
 	ip netns exec "$D" "$@" "${bins[$i]}" --config.file "$config" \
-		--web.listen-address "127.0.0.1:$((10311 + i))" --log.level warn >"$log" 2>&1 &
+		--web.listen-address "127.0.0.1:$((10311 + i))" --log.level warn "${extra[@]}" >"$log" 2>&1 &
 	pids+=($!)
 	started=$!
 }
@@ -200,8 +207,8 @@ for i in 0 1; do
 done
 
 [[ $kind == dns ]] && dnsmasq_stop
-python3 - "$work" "$out" "$n" "$grind_n" "$(getconf CLK_TCK)" "$old_sha ($old_version)" \
-	"working tree ($new_version)" "$kind" >"$out/bench-ab-checker.md" <<'PY'
+python3 - "$work" "$out" "$n" "$grind_n" "$(getconf CLK_TCK)" "$a_label" \
+	"$b_label" "$kind" >"$out/bench-ab-checker.md" <<'PY'
 import sys
 
 sys.path.insert(0, "lab/bench")
