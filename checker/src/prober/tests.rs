@@ -417,6 +417,15 @@ impl Pki {
         .expect("server config");
         (Arc::new(config), expiry)
     }
+
+    /// [`Pki::server`] speaking TLS 1.3 only, sending `tickets` session
+    /// tickets after each handshake.
+    fn tls13_server(&self, names: &[&str], tickets: usize) -> (Arc<rustls::ServerConfig>, i64) {
+        let (tls, expiry) = self.server_of(names, 2090, &[&rustls::version::TLS13]);
+        let mut tls = rustls::ServerConfig::clone(&tls);
+        tls.send_tls13_tickets = tickets;
+        (Arc::new(tls), expiry)
+    }
 }
 
 #[tokio::test]
@@ -822,14 +831,10 @@ async fn https_keeps_its_session_across_a_timeout_unless_the_handshake_was_full(
 #[tokio::test]
 async fn a_tls13_session_without_a_ticket_left_is_due_for_a_full_handshake() {
     let pki = Pki::new("lab CA");
-    let (tls, expiry) = pki.server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS13]);
-    let mut tls = rustls::ServerConfig::clone(&tls);
-    tls.send_tls13_tickets = 2;
+    let (tls, expiry) = pki.tls13_server(&["rs1.lab.test"], 2);
     // The second and third connections get no TLS answer at all.
-    let addr = tls_server_by_connection(Arc::new(tls), |n| {
-        (n != 1 && n != 2).then_some(Answer::Bytes(OK))
-    })
-    .await;
+    let addr =
+        tls_server_by_connection(tls, |n| (n != 1 && n != 2).then_some(Answer::Bytes(OK))).await;
     let c = check(
         "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, full_handshake_interval: 1h}",
         pki.dir.path(),
@@ -870,10 +875,7 @@ async fn a_tls13_session_without_a_ticket_left_is_due_for_a_full_handshake() {
 #[tokio::test]
 async fn a_tls13_server_without_tickets_is_due_for_a_full_handshake_unless_a_connection_is_kept() {
     let pki = Pki::new("lab CA");
-    let (tls, _) = pki.server_of(&["rs1.lab.test"], 2090, &[&rustls::version::TLS13]);
-    let mut tls = rustls::ServerConfig::clone(&tls);
-    tls.send_tls13_tickets = 0;
-    let tls = Arc::new(tls);
+    let (tls, _) = pki.tls13_server(&["rs1.lab.test"], 0);
     let t0 = std::time::Instant::now();
     let at = |secs: u64| t0 + Duration::from_secs(secs);
 
