@@ -39,6 +39,7 @@
 # BENCH_AB_A_ARGS and BENCH_AB_B_ARGS add flags to A's or B's command
 # line: the same build twice with different flags (for example
 # `--checker.probe-threads 1` against the default) is an A/B of a flag.
+# BENCH_SERVERS_CPUS confines nginx to those CPUs (servers.sh).
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-ab-checker.md.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
@@ -110,7 +111,7 @@ for i in 0 1; do
 done
 old_version=$("${bins[0]}" --version 2>&1 | head -1)
 new_version="$("${bins[1]}" --version 2>&1 | head -1), $(git describe --always --dirty)"
-echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)"
+echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)${BENCH_SERVERS_CPUS:+ on CPUs $BENCH_SERVERS_CPUS}"
 a_label="$old_sha ($old_version)${side_args[0]:+, ${side_args[0]}}"
 b_label="working tree ($new_version)${side_args[1]:+, ${side_args[1]}}"
 echo "A: $a_label; B: $b_label"

@@ -8,7 +8,10 @@
 # (msec, $ssl_session_reused, $connection_requests); namespace bench-dir
 # ($D) is the director, with a route to them. The sourcing script sets n
 # and work (a directory of its own) first, and calls servers_down when it
-# ends.
+# ends. BENCH_SERVERS_CPUS (a CPU list, e.g. 1) confines nginx to those
+# CPUs: in the lab the real servers share the VM's CPUs with the checker,
+# where on a director they are other machines, so that a figure of the
+# checker's threads is not one of nginx's competing with them.
 # shellcheck disable=SC2034 # D and R are used by the sourcing scripts
 
 D=bench-dir
@@ -82,7 +85,9 @@ EOF
 }
 
 # nginx started again, or stopped (a rack failure).
-nginx_start() { ip netns exec "$R" nginx -c "$work/nginx.conf"; }
+nginx_start() {
+	ip netns exec "$R" ${BENCH_SERVERS_CPUS:+taskset -c "$BENCH_SERVERS_CPUS"} nginx -c "$work/nginx.conf"
+}
 nginx_stop() {
 	ip netns exec "$R" nginx -c "$work/nginx.conf" -s stop
 	while [[ -f $work/nginx.pid ]]; do sleep 0.05; done
