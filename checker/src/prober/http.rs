@@ -290,7 +290,9 @@ async fn judge<S: AsyncRead + Unpin>(
     }
     let mut whole = false;
     if check.body.is_some() || check.body_md5.is_some() || keep_alive {
-        let (mut seen, mut read) = (Vec::new(), 0);
+        // The bytes the regex is matched against, in a read buffer kept
+        // on the thread as the answers' are.
+        let (mut seen, mut read) = (check.body.as_ref().map(|_| answer::buffer()), 0);
         // The digest takes the body as it comes: only the regex needs the
         // bytes kept.
         let mut md5 = check.body_md5.map(|_| Md5::new());
@@ -302,16 +304,18 @@ async fn judge<S: AsyncRead + Unpin>(
                 break;
             };
             read += data.len();
-            if check.body.is_some() {
+            if let Some(seen) = &mut seen {
                 seen.extend_from_slice(data);
             }
             if let Some(md5) = &mut md5 {
                 md5.update(data);
             }
         }
-        if let Some(re) = &check.body {
+        if let (Some(re), Some(mut seen)) = (&check.body, seen) {
             seen.truncate(BODY_LIMIT);
-            if !re.is_match(&String::from_utf8_lossy(&seen)) {
+            let matched = re.is_match(&String::from_utf8_lossy(&seen));
+            answer::spare(seen);
+            if !matched {
                 return Err(ProbeError::Body(re.as_str().to_owned()));
             }
         }

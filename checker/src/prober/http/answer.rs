@@ -8,6 +8,9 @@
 //! connection task, request and header maps cost more than that per probe
 //! (lab/bench/README.md, "2026-12-05, evening").
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::super::ProbeError;
@@ -19,6 +22,40 @@ const HEAD_LIMIT: usize = 64 * 1024;
 const HEADERS: usize = 100;
 /// What a read asks for at least: a health page's whole answer in one.
 const READ: usize = 4096;
+
+/// The most read buffers a thread keeps for its next answers.
+const SPARE_BUFFERS: usize = 32;
+
+thread_local! {
+    /// Read buffers of the answers read on this thread (and the bodies
+    /// kept for a regex), for its next ones: glibc serves a request of
+    /// [`READ`] bytes from its large bins, first merging its fast bins,
+    /// so a buffer allocated for every probe sent the probe's other
+    /// allocations down the slow path too (lab/bench/README.md,
+    /// "2026-12-06").
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty read buffer of at least [`READ`] bytes.
+pub(super) fn buffer() -> Vec<u8> {
+    SPARE
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(READ))
+}
+
+/// `buf` kept for a next answer on this thread, unless it grew past a
+/// usual answer's or enough are kept.
+pub(super) fn spare(mut buf: Vec<u8>) {
+    if buf.capacity() > 2 * READ {
+        return;
+    }
+    buf.clear();
+    SPARE.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buf);
+        }
+    });
+}
 
 /// How an answer's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +101,16 @@ struct Head {
 /// A head parsed from `buf`: `None` while it is incomplete. `head_request`:
 /// the answer to a HEAD request, which has no body whatever its head says.
 fn parse(buf: &[u8], head_request: bool) -> Result<Option<Head>, ProbeError> {
-    let mut fields = [httparse::EMPTY_HEADER; HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let len = match response.parse(buf) {
+    // Left uninitialised: httparse writes each field it finds, and only
+    // those are read.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > HEAD_LIMIT => {
             return Err(ProbeError::Http(format!(
@@ -134,14 +178,22 @@ impl<'s, S: AsyncRead + Unpin> Answer<'s, S> {
     pub(super) async fn read(stream: &'s mut S, head_request: bool) -> Result<Self, ProbeError> {
         let mut answer = Answer {
             stream,
-            buf: Vec::with_capacity(READ),
+            buf: buffer(),
             at: 0,
             status: 0,
             keeps: false,
             body: Body::Done,
         };
         loop {
-            match parse(&answer.buf[answer.at..], head_request)? {
+            // Nothing to parse before the first read (nor after an
+            // interim answer that ended the bytes read).
+            let unread = &answer.buf[answer.at..];
+            let head = if unread.is_empty() {
+                None
+            } else {
+                parse(unread, head_request)?
+            };
+            match head {
                 Some(head) if (100..200).contains(&head.status) && head.status != 101 => {
                     answer.at += head.len;
                 }
@@ -290,6 +342,12 @@ impl<'s, S: AsyncRead + Unpin> Answer<'s, S> {
     /// then the connection can carry another request.
     pub(super) fn ended_clean(&self) -> bool {
         self.body == Body::Done && self.at == self.buf.len()
+    }
+}
+
+impl<S> Drop for Answer<'_, S> {
+    fn drop(&mut self) {
+        spare(std::mem::take(&mut self.buf));
     }
 }
 
