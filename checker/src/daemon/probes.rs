@@ -389,10 +389,17 @@ impl ProbeTask {
                 // after the probe; others cut it.
                 let mut retimed = false;
                 let report = {
-                    // Boxed: held only while the probe is in flight, not
-                    // for the task's whole life, and never moved.
-                    let mut probing =
-                        Box::pin(self.probe(&mut prober, rs.key, rs.timing.timeout, now, slot));
+                    // In the task's own future, not boxed: an allocation
+                    // of a probe's size for every probe took glibc's slow
+                    // path (lab/bench/README.md, "2026-12-06"). Between
+                    // probes the task holds its room unused.
+                    let mut probing = std::pin::pin!(self.probe(
+                        &mut prober,
+                        rs.key,
+                        rs.timing.timeout,
+                        now,
+                        slot
+                    ));
                     loop {
                         tokio::select! {
                             biased;

@@ -122,7 +122,7 @@ pub(super) struct Report {
     pub result: Result<prober::Success, prober::ProbeError>,
     pub phases: prober::Phases,
     /// Each check's failure reason (`None`: passed), in config order.
-    pub each: Vec<Option<&'static str>>,
+    pub each: prober::set::EachCheck,
     /// Why the failure is the checker's own, not the server's, if it is.
     pub checker_fault: Option<CheckerFault>,
     /// This failure hurried the service's other real servers (see
@@ -233,7 +233,7 @@ mod tests {
             destination: DestinationKey::new(([198, 18, 1, 1], port).into()),
             result: Ok(Success::default()),
             phases: Phases::new(),
-            each: Vec::new(),
+            each: prober::set::EachCheck::new(),
             checker_fault: None,
             hurried: false,
         }

@@ -65,7 +65,7 @@ fn probe_one(daemon: &mut Daemon<MemoryTable>, i: usize, j: usize, ok: bool) {
         destination: service.real_servers[j].key,
         result,
         phases: Phases::new(),
-        each: Vec::new(),
+        each: crate::prober::set::EachCheck::new(),
         checker_fault: None,
         hurried: false,
     };
@@ -433,7 +433,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
             Err(ProbeError::Timeout(Duration::from_secs(1)))
         },
         phases: Phases::new(),
-        each: Vec::new(),
+        each: crate::prober::set::EachCheck::new(),
         checker_fault: None,
         hurried: false,
     };
@@ -481,7 +481,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
             Some(_) => Phases::new().with(crate::prober::Phase::Connect, Duration::from_secs(1)),
             None => Phases::new(),
         },
-        each: Vec::new(),
+        each: crate::prober::set::EachCheck::new(),
         checker_fault,
         hurried: false,
     };
@@ -1335,7 +1335,7 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
                     timed_out_on: None,
                     program_waited: None,
                 },
-                each: vec![None],
+                each: smallvec::smallvec![None],
             },
             &lag,
             &[(now, now)],
@@ -1387,7 +1387,7 @@ fn the_sockets_word_on_a_timeout_comes_before_the_heartbeat() {
                     timed_out_on,
                     program_waited: None,
                 },
-                each: vec![Some("timeout")],
+                each: smallvec::smallvec![Some("timeout")],
             },
             lag,
             &[(since, now)],
@@ -1626,7 +1626,7 @@ fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
             std::io::ErrorKind::ConnectionRefused,
         ))),
         phases: Phases::new(),
-        each: vec![Some("connect")],
+        each: smallvec::smallvec![Some("connect")],
         checker_fault: None,
         hurried: false,
     });

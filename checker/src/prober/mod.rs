@@ -332,8 +332,10 @@ impl Prober {
         }
         let mut phases = Phases::new();
         let began = Instant::now();
-        let connect = tcp::connect(&self.target, &self.watch, &mut phases);
-        let result = self.watch.within(connect, timeout, timeout).await;
+        let result = {
+            let connect = std::pin::pin!(tcp::connect(&self.target, &self.watch, &mut phases));
+            self.watch.within(connect, timeout, timeout).await
+        };
         phases.end();
         match result {
             Ok(Ok(stream)) => {
@@ -370,8 +372,11 @@ impl Prober {
             return None;
         }
         let mut phases = Phases::new();
-        let connect = tcp::connect(&self.target, &self.watch, &mut phases);
-        match self.watch.within(connect, timeout, timeout).await {
+        let connected = {
+            let connect = std::pin::pin!(tcp::connect(&self.target, &self.watch, &mut phases));
+            self.watch.within(connect, timeout, timeout).await
+        };
+        match connected {
             Ok(Err(e)) => {
                 phases.end();
                 Some(Outcome::ended(Err(e), phases))
@@ -452,67 +457,75 @@ impl Prober {
         };
         let mut program_waited = None;
         let waited = &mut program_waited;
-        // The largest probes' futures are boxed (an HTTP exchange's or an
-        // echo's buffers, TLS state, a program's buffers and process
-        // handling: kilobytes each). Unboxed, every probe's future would be
-        // as large as the largest, and copied whole at each of the five
-        // calls between it and its task, a DNS probe's included.
-        let run = async {
-            match (&check.kind, sessions.as_mut()) {
-                (CheckKind::Tcp, _) => tcp::probe(target, watch, &mut phases).await,
-                (CheckKind::Http(http), _) => {
-                    let ask = http::Ask {
-                        check: http,
-                        template: request?,
-                    };
-                    Box::pin(http::probe(target, ask, kept, now, watch, &mut phases)).await
-                }
-                (CheckKind::Https(https), sessions) => {
-                    let mut fresh = None;
-                    let sessions = match sessions {
-                        Some(sessions) => sessions,
-                        None => fresh.insert(https::Sessions::new(&https.tls)),
-                    };
-                    let connections = https::Connections { kept, ahead };
-                    let ask = http::Ask {
-                        check: &https.http,
-                        template: request?,
-                    };
-                    Box::pin(https::probe(
-                        target,
-                        ask,
-                        sessions,
-                        connections,
-                        now,
-                        watch,
-                        &mut phases,
-                    ))
-                    .await
-                }
-                (CheckKind::Conversation(c), sessions) => {
-                    Box::pin(conversation::probe(
-                        target,
-                        c,
-                        sessions,
-                        now,
-                        deadline,
-                        watch,
-                        &mut phases,
-                    ))
-                    .await
-                }
-                (CheckKind::Dns(d), _) => dns::probe(target, d, kept_dns, watch, &mut phases).await,
-                (CheckKind::Udp(u), _) => udp::probe(target, u, deadline, watch, &mut phases).await,
-                (CheckKind::Icmp, _) => Box::pin(icmp::probe(target, &mut phases)).await,
-                (CheckKind::Exec(e), _) => match program {
-                    Some(program) => {
-                        Box::pin(exec::probe(e, program, watch, waited, &mut phases)).await
+        // Every check type's future is boxed but `tcp`'s, a connect's few
+        // hundred bytes (an HTTP exchange's or an echo's buffers, TLS
+        // state, a program's buffers and process handling: up to
+        // kilobytes). Unboxed, every probe's future would be as large as
+        // the largest, which each real server's task holds (see
+        // `ProbeTask::run`).
+        let ended = {
+            let run = std::pin::pin!(async {
+                match (&check.kind, sessions.as_mut()) {
+                    (CheckKind::Tcp, _) => tcp::probe(target, watch, &mut phases).await,
+                    (CheckKind::Http(http), _) => {
+                        let ask = http::Ask {
+                            check: http,
+                            template: request?,
+                        };
+                        Box::pin(http::probe(target, ask, kept, now, watch, &mut phases)).await
                     }
-                    None => Err(ProbeError::Exec("no program prepared".into())),
-                },
-            }
+                    (CheckKind::Https(https), sessions) => {
+                        let mut fresh = None;
+                        let sessions = match sessions {
+                            Some(sessions) => sessions,
+                            None => fresh.insert(https::Sessions::new(&https.tls)),
+                        };
+                        let connections = https::Connections { kept, ahead };
+                        let ask = http::Ask {
+                            check: &https.http,
+                            template: request?,
+                        };
+                        Box::pin(https::probe(
+                            target,
+                            ask,
+                            sessions,
+                            connections,
+                            now,
+                            watch,
+                            &mut phases,
+                        ))
+                        .await
+                    }
+                    (CheckKind::Conversation(c), sessions) => {
+                        Box::pin(conversation::probe(
+                            target,
+                            c,
+                            sessions,
+                            now,
+                            deadline,
+                            watch,
+                            &mut phases,
+                        ))
+                        .await
+                    }
+                    (CheckKind::Dns(d), _) => {
+                        Box::pin(dns::probe(target, d, kept_dns, watch, &mut phases)).await
+                    }
+                    (CheckKind::Udp(u), _) => {
+                        Box::pin(udp::probe(target, u, deadline, watch, &mut phases)).await
+                    }
+                    (CheckKind::Icmp, _) => Box::pin(icmp::probe(target, &mut phases)).await,
+                    (CheckKind::Exec(e), _) => match program {
+                        Some(program) => {
+                            Box::pin(exec::probe(e, program, watch, waited, &mut phases)).await
+                        }
+                        None => Err(ProbeError::Exec("no program prepared".into())),
+                    },
+                }
+            });
+            self.watch.within(run, budget, timeout).await
         };
-        let (result, timed_out_on) = match self.watch.within(run, budget, timeout).await {
+        let (result, timed_out_on) = match ended {
             Ok(result) => (result, None),
             Err(side) => (Err(ProbeError::Timeout(timeout)), side),
         };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use smallvec::{smallvec, SmallVec};
 
 use super::{exec, Outcome, Phases, ProbeError, Prober, Target};
 use crate::config::{Check, CheckTarget};
@@ -17,6 +18,11 @@ pub struct ProberSet {
     probers: Vec<Prober>,
 }
 
+/// Each check's failure reason (`None`: it passed), in config order; a
+/// single check's, as most real servers have, without an allocation for
+/// every probe.
+pub type EachCheck = SmallVec<[Option<&'static str>; 1]>;
+
 /// One probe of every check of a real server.
 #[derive(Debug)]
 pub struct SetOutcome {
@@ -26,7 +32,7 @@ pub struct SetOutcome {
     /// there are several ([`ProbeError::Check`]).
     pub outcome: Outcome,
     /// Each check's failure reason (`None`: it passed), in config order.
-    pub each: Vec<Option<&'static str>>,
+    pub each: EachCheck,
 }
 
 impl ProberSet {
@@ -108,7 +114,7 @@ impl ProberSet {
 impl SetOutcome {
     /// The outcome of a single check's.
     fn of_one(outcome: Outcome) -> Self {
-        let each = vec![outcome.result.as_ref().err().map(ProbeError::reason)];
+        let each = smallvec![outcome.result.as_ref().err().map(ProbeError::reason)];
         SetOutcome { outcome, each }
     }
 }

@@ -40,6 +40,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -175,16 +176,18 @@ impl Watch {
     /// Runs `probe` for `budget`, then for as long as its socket shows the
     /// server may still answer in time, at most `timeout` more. `Err` when
     /// it did not end: whose the timeout was, if the socket could tell.
+    /// (`probe` pinned by the caller: taken by value, a probe's future
+    /// would be held twice in this one's, as the argument and pinned, and
+    /// copied between them.)
     pub(super) async fn within<F: Future>(
         &self,
-        probe: F,
+        mut probe: Pin<&mut F>,
         budget: Duration,
         timeout: Duration,
     ) -> Result<F::Output, Option<Side>> {
         let started = Instant::now();
         let last = started + budget + timeout;
         let mut deadline = started + budget;
-        let mut probe = std::pin::pin!(probe);
         let ended = loop {
             tokio::select! {
                 biased;

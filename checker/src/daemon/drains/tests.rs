@@ -41,7 +41,7 @@ fn probe_up(daemon: &mut Daemon<MemoryTable>) {
                 destination: rs.key,
                 result: Ok(Success::default()),
                 phases: Phases::new(),
-                each: vec![None],
+                each: smallvec::smallvec![None],
                 checker_fault: None,
                 hurried: false,
             });

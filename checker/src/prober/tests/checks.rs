@@ -227,7 +227,7 @@ async fn several_checks_all_must_pass_each_with_its_reason() {
     let service = vs();
     let mut set = ProberSet::new(&list, None, &service);
     let out = set.probe(TIMEOUT).await;
-    assert_eq!(out.each, [None, Some("connect"), None]);
+    assert_eq!(out.each[..], [None, Some("connect"), None]);
     let e = out.outcome.result.expect_err("one failed");
     assert_eq!(e.reason(), "connect");
     assert!(e.to_string().starts_with("check 2 (tcp): connect: "), "{e}");
@@ -244,7 +244,7 @@ async fn several_checks_all_must_pass_each_with_its_reason() {
         dir.path(),
     );
     let out = ProberSet::new(&both, None, &service).probe(TIMEOUT).await;
-    assert_eq!(out.each, [None, None]);
+    assert_eq!(out.each[..], [None, None]);
     assert_eq!(out.outcome.result.expect("both pass").status, Some(200));
 }
 

@@ -189,7 +189,9 @@ async fn a_probe_that_never_sent_its_request_is_the_checkers_timeout() {
         let _stream = tcp::connect(&target(addr), &watch, &mut phases).await;
         std::future::pending::<()>().await
     };
-    let ended = watch.within(never_sends, SHORT, SHORT).await;
+    let ended = watch
+        .within(std::pin::pin!(never_sends), SHORT, SHORT)
+        .await;
     assert_eq!(ended, Err(Some(Side::Checker)));
 }
 
@@ -265,7 +267,7 @@ async fn a_program_starved_of_cpu_is_given_its_time_then_is_the_checkers() {
 async fn without_a_socket_the_timeout_is_not_judged_here() {
     let watch = Watch::new(false);
     let ended = watch
-        .within(std::future::pending::<()>(), SHORT, SHORT)
+        .within(std::pin::pin!(std::future::pending::<()>()), SHORT, SHORT)
         .await;
     assert_eq!(ended, Err(None));
 }
