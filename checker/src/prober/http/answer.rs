@@ -432,6 +432,23 @@ mod tests {
         out
     }
 
+    /// A buffer kept for the next answer comes back empty, so nothing of
+    /// one answer is read as the next's; one grown past a usual answer's
+    /// is not kept.
+    #[test]
+    fn a_kept_read_buffer_comes_back_empty() {
+        let mut used = buffer();
+        used.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\nstale");
+        spare(used);
+        let again = buffer();
+        assert!(again.is_empty());
+        assert!(again.capacity() >= READ);
+        spare(again);
+        let kept = SPARE.with_borrow(Vec::len);
+        spare(Vec::with_capacity(4 * READ));
+        assert_eq!(SPARE.with_borrow(Vec::len), kept);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
