@@ -391,8 +391,9 @@ impl ProbeTask {
                 let report = {
                     // In the task's own future, not boxed: an allocation
                     // of a probe's size for every probe took glibc's slow
-                    // path (lab/bench/README.md, "2026-12-06"). Between
-                    // probes the task holds its room unused.
+                    // path (lab/bench/README.md, "2026-12-06, early
+                    // morning"). Between probes the task holds its room
+                    // unused.
                     let mut probing = std::pin::pin!(self.probe(
                         &mut prober,
                         rs.key,

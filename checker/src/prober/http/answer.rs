@@ -32,7 +32,7 @@ thread_local! {
     /// [`READ`] bytes from its large bins, first merging its fast bins,
     /// so a buffer allocated for every probe sent the probe's other
     /// allocations down the slow path too (lab/bench/README.md,
-    /// "2026-12-06").
+    /// "2026-12-06, early morning").
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
