@@ -457,12 +457,12 @@ impl Prober {
         };
         let mut program_waited = None;
         let waited = &mut program_waited;
-        // Every check type's future is boxed but `tcp`'s, a connect's few
-        // hundred bytes (an HTTP exchange's or an echo's buffers, TLS
-        // state, a program's buffers and process handling: up to
-        // kilobytes). Unboxed, every probe's future would be as large as
-        // the largest, which each real server's task holds (see
-        // `ProbeTask::run`).
+        // Every check type's future is boxed but `tcp`'s (a connect: a
+        // few hundred bytes). The others hold an HTTP exchange's or an
+        // echo's buffers, TLS state, a program's buffers and process
+        // handling: up to kilobytes. Unboxed, every probe's future would
+        // be as large as the largest, and each real server's task holds
+        // one (see `ProbeTask::run`).
         let ended = {
             let run = std::pin::pin!(async {
                 match (&check.kind, sessions.as_mut()) {
