@@ -220,6 +220,14 @@ async fn tcp_connects_or_is_refused() {
         .await
         .expect_err("refused");
     assert_eq!(e.reason(), "connect", "{e}");
+    // The kernel's own error, asked for once the handshake failed.
+    assert!(e.to_string().contains("refused"), "{e}");
+    let http = check("{type: http, path: /}", Path::new("."));
+    let e = probe(&http, &target(closed_addr), TIMEOUT)
+        .await
+        .expect_err("refused");
+    assert_eq!(e.reason(), "connect", "{e}");
+    assert!(e.to_string().contains("refused"), "{e}");
 }
 
 #[tokio::test]
