@@ -5,7 +5,7 @@
 //! Point CONFIG at servers on loopback, e.g. in a network namespace of its
 //! own (`ip netns add cost; ip -n cost link set lo up`) where nginx serves
 //! 127.0.1.1, 127.0.1.2, ...; see lab/bench/README.md. PROBE_THREADS sets
-//! `--checker.probe-threads` (default 0: one per core).
+//! `--checker.probe-threads` (default 0: one per core but one).
 //!
 //!   cargo run --release -p ipvs-checker --example probe-cost -- CONFIG [SECONDS]
 //!

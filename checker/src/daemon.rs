@@ -1,6 +1,7 @@
 //! The daemon: one probe task per real server ([`probes`]) on the probe
-//! threads ([`shards`]: one per core by default, each limiting its probes
-//! in flight ([`admission`]) and measuring its own lateness ([`lag`])),
+//! threads ([`shards`]: one per core but one by default, each limiting
+//! its probes in flight ([`admission`]) and measuring its own lateness
+//! ([`lag`])),
 //! spread over its interval in groups ([`places`]), hurried when its
 //! siblings fail or come back ([`hurries`]); one loop, on a thread of its
 //! own, that turns results ([`reports`]) into health, health into weights
@@ -72,7 +73,8 @@ pub struct Options {
     pub max_full_handshakes: usize,
     /// `exec` checks' programs running at once, at most (see [`probes`]).
     pub max_programs: usize,
-    /// Probe threads; 0: one per core (see [`shards`]).
+    /// Probe threads; 0: one per core but one, at least one (see
+    /// [`shards::count`]).
     pub probe_threads: usize,
     /// `net.ipv4.vs.expire_quiescent_template` (see [`crate::reconcile::quiescent::SYSCTL_PATH`]).
     pub quiescent_sysctl: PathBuf,

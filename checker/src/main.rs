@@ -59,8 +59,9 @@ struct Args {
     /// turn before their timeout starts.
     #[arg(long = "checker.max-programs", value_name = "N", default_value_t = 32)]
     max_programs: usize,
-    /// Threads that run the probes; 0: one per core the process may use.
-    /// Each has its share of --checker.max-concurrency and its own
+    /// Threads that run the probes; 0: one per core the process may use
+    /// but one (the director's kernel forwards packets there), at least
+    /// one. Each has its share of --checker.max-concurrency and its own
     /// measure of lateness; the loop that sets weights and the web
     /// endpoint have threads of their own.
     #[arg(long = "checker.probe-threads", value_name = "N", default_value_t = 0)]

@@ -1,4 +1,5 @@
-//! The probe threads: by default one per core, each a single-threaded
+//! The probe threads: by default one per core but one (see [`count`]),
+//! each a single-threaded
 //! async runtime with its share of the probes, its own admission limit
 //! (see [`super::admission`]) and its own heartbeat (see [`super::lag`]).
 //!
@@ -43,12 +44,30 @@ pub struct Shards {
 }
 
 /// How many probe threads `requested` means: itself, or with 0 one per
-/// core the process may use.
+/// core the process may use but one, and at least one.
+///
+/// The core left is the director's: its kernel forwards the virtual
+/// services' packets on every core (softirqs, and ksoftirqd threads once
+/// they are many), and the checker's loop and web endpoint have threads
+/// of their own. Probe threads on every core take turns with all of that
+/// on each core, and each turn is a context switch: in the lab, where
+/// nginx serves the real servers on the same two vCPUs as the checker,
+/// one probe thread cost less CPU a probe than two and was on time more,
+/// over verified HTTPS at 500 real servers a second and over HTTP at
+/// 5,000 every 2 s (lab/bench/README.md, "2026-12-06, morning"). A
+/// checker short of CPU is late, never wrong (see [`super::lag`]), and
+/// `--checker.probe-threads` gives it every core where the director has
+/// nothing else to do.
 pub fn count(requested: usize) -> usize {
     match requested {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => cores_but_one(std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     }
+}
+
+/// One thread per core of `cores` but one, at least one.
+fn cores_but_one(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 impl Shards {
@@ -130,5 +149,22 @@ impl Drop for Shards {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_default_every_core_but_one_probes_and_one_at_least() {
+        assert_eq!(cores_but_one(1), 1);
+        assert_eq!(cores_but_one(2), 1);
+        assert_eq!(cores_but_one(4), 3);
+        assert_eq!(cores_but_one(64), 63);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(count(0), cores_but_one(cores));
+        assert_eq!(count(3), 3);
+        assert_eq!(count(1), 1);
     }
 }

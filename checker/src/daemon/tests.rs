@@ -721,9 +721,18 @@ impl Results {
 /// The probe tasks of `config` on one probe thread of `slots` slots, and
 /// where they report.
 fn probe_tasks(config: &Config, slots: usize) -> (probes::ProbeTasks, Hurries, Results, Shards) {
+    probe_tasks_on(config, slots, 1)
+}
+
+/// [`probe_tasks`] on `threads` probe threads sharing the `slots`.
+fn probe_tasks_on(
+    config: &Config,
+    slots: usize,
+    threads: usize,
+) -> (probes::ProbeTasks, Hurries, Results, Shards) {
     let state = Shared::new(config);
     let (reports, rx) = Results::channel();
-    let shards = Shards::start(1, slots, &state, &reports).expect("probe thread");
+    let shards = Shards::start(threads, slots, &state, &reports).expect("probe threads");
     let turns = Arc::new(Semaphore::new(1));
     let programs = Admission::programs(1, state.clone());
     let mut tasks = probes::ProbeTasks::new(&turns, &programs);
@@ -781,38 +790,45 @@ async fn connections(
 /// refusals make every other real server ask at once: the 25 of the later
 /// groups that refuse are reported failed long before their ticks, the 50
 /// that accept connections report nothing (their connections made and
-/// reset, twice, their probes at their ticks).
+/// reset, twice, their probes at their ticks). The same on two probe
+/// threads, the groups on each in turn: the hurry crosses threads.
 #[tokio::test]
 async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_their_ticks() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let peer = |i: usize| {
-        if i < 25 || (i % 2 == 1 && i < 75) {
-            Peer::Refuses
-        } else {
-            Peer::Accepts
-        }
-    };
-    let (config, refusing, accepted, _reserved) = loopback_service(
-        "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
-        100,
-        peer,
-        false,
-        dir.path(),
-    )
-    .await;
-    assert_eq!(refusing.len(), 50);
-    let (mut tasks, _hurries, mut rx, _shards) = probe_tasks(&config, 100);
-    // A guard against a hang, not a measure: the second group's tick is
-    // 15 s after the first's, and this takes milliseconds.
-    let guard = tokio::time::Instant::now() + Duration::from_secs(10);
-    refusals_of(&mut rx, &refusing, guard).await;
-    // Each healthy one was asked twice (the second time half a second
-    // after the first), and reported nothing.
-    connections(&accepted, 2 * 50, guard).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(accepted.load(Ordering::SeqCst), 2 * 50);
-    assert!(rx.try_recv().is_none(), "a healthy sibling reported");
-    tasks.stop();
+    for threads in [1, 2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let peer = |i: usize| {
+            if i < 25 || (i % 2 == 1 && i < 75) {
+                Peer::Refuses
+            } else {
+                Peer::Accepts
+            }
+        };
+        let (config, refusing, accepted, _reserved) = loopback_service(
+            "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
+            100,
+            peer,
+            false,
+            dir.path(),
+        )
+        .await;
+        assert_eq!(refusing.len(), 50);
+        let (mut tasks, _hurries, mut rx, shards) = probe_tasks_on(&config, 100, threads);
+        assert_eq!(shards.len(), threads);
+        // A guard against a hang, not a measure: the second group's tick
+        // is 15 s after the first's, and this takes milliseconds.
+        let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+        refusals_of(&mut rx, &refusing, guard).await;
+        // Each healthy one was asked twice (the second time half a second
+        // after the first), and reported nothing.
+        connections(&accepted, 2 * 50, guard).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2 * 50, "{threads} threads");
+        assert!(
+            rx.try_recv().is_none(),
+            "{threads} threads: a healthy sibling reported"
+        );
+        tasks.stop();
+    }
 }
 
 /// A rack failing over some time (a server's processes stopping one by
