@@ -1,7 +1,7 @@
 //! The probe threads: by default one per core but one (see [`count`]),
-//! each a single-threaded
-//! async runtime with its share of the probes, its own admission limit
-//! (see [`super::admission`]) and its own heartbeat (see [`super::lag`]).
+//! each a single-threaded async runtime with its share of the probes, its
+//! own admission limit (see [`super::admission`]) and its own heartbeat
+//! (see [`super::lag`]).
 //!
 //! A probe never leaves the thread it started on, so its steps cost no
 //! cross-thread wake-up, and a thread short of CPU sees its own lateness
