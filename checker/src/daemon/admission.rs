@@ -119,8 +119,7 @@ impl Admission {
     /// At most `max` programs running at once (at least 1), over the whole
     /// checker, cut down to the CPUs this process may use.
     pub fn programs(max: usize, state: Shared) -> Arc<Self> {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let limit = Limit::new(max.max(1), cpus).judged(PROGRAMS);
+        let limit = Limit::new(max.max(1), super::shards::cores()).judged(PROGRAMS);
         Self::of(limit, state, Admits::Programs)
     }
 

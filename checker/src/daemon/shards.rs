@@ -60,9 +60,14 @@ pub struct Shards {
 /// nothing else to do.
 pub fn count(requested: usize) -> usize {
     match requested {
-        0 => cores_but_one(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        0 => cores_but_one(cores()),
         n => n,
     }
+}
+
+/// The cores this process may use, at least one.
+pub(super) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One thread per core of `cores` but one, at least one.
@@ -162,8 +167,7 @@ mod tests {
         assert_eq!(cores_but_one(2), 1);
         assert_eq!(cores_but_one(4), 3);
         assert_eq!(cores_but_one(64), 63);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(count(0), cores_but_one(cores));
+        assert_eq!(count(0), cores_but_one(cores()));
         assert_eq!(count(3), 3);
         assert_eq!(count(1), 1);
     }
