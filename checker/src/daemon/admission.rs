@@ -58,6 +58,11 @@ pub const CUT_EVERY: Duration = Duration::from_millis(250);
 /// The least time between two warnings that the limit was cut.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// The cores this process may use, at least one.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The probes' slots: a semaphore whose permits follow [`Limit`].
 #[derive(Debug)]
 pub struct Admission {
@@ -119,7 +124,7 @@ impl Admission {
     /// At most `max` programs running at once (at least 1), over the whole
     /// checker, cut down to the CPUs this process may use.
     pub fn programs(max: usize, state: Shared) -> Arc<Self> {
-        let limit = Limit::new(max.max(1), super::shards::cores()).judged(PROGRAMS);
+        let limit = Limit::new(max.max(1), cores()).judged(PROGRAMS);
         Self::of(limit, state, Admits::Programs)
     }
 

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use super::admission::Admission;
+use super::admission::{cores, Admission};
 use super::lag::Lag;
 use super::reports::{Outbox, Reports};
 use crate::state::Shared;
@@ -63,11 +63,6 @@ pub fn count(requested: usize) -> usize {
         0 => cores_but_one(cores()),
         n => n,
     }
-}
-
-/// The cores this process may use, at least one.
-pub(super) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One thread per core of `cores` but one, at least one.
