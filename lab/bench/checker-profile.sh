@@ -1,9 +1,10 @@
 #!/bin/bash
 # Profile: where the lab VM's CPU goes while ipvs-checker probes N (default
-# 500, BENCH_SERVERS) HTTPS real servers every second, and while the floor
+# 500, BENCH_SERVERS) HTTPS real servers every second (HTTP with
+# BENCH_CHECK=http), and while the floor
 # (checker/examples/probe-floor.rs) probes the same ones: each in turn,
 # the whole VM sampled (perf record -a) for W seconds (BENCH_WINDOW, 15)
-# of its steady state (the checker once every real server's TLS session
+# of its steady state (over HTTPS once every real server's TLS session
 # is made, see servers.sh's sessions_made; then 5 s), nginx's share too.
 # Run from the repository root:
 #
@@ -21,6 +22,7 @@
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
 n=${BENCH_SERVERS:-500}
+check=${BENCH_CHECK:-https}
 window=${BENCH_WINDOW:-15}
 checker=${BENCH_CHECKER:-$PWD/target/release/ipvs-checker}
 floor=${BENCH_FLOOR:-$PWD/target/release/examples/probe-floor}
@@ -42,25 +44,38 @@ profile_cleanup() {
 trap profile_cleanup EXIT
 servers_down
 servers_up
-checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" >"$work/checker.yaml"
-table 443
+case $check in
+https)
+	port=443
+	checker_config 443 "{type: https, path: /, body: healthy, ca_file: $work/ca.pem, server_name: rs.lab.test}" >"$work/checker.yaml"
+	floor_args=(https "$work/addresses.txt" 443 "$work/ca.pem" rs.lab.test)
+	;;
+http)
+	port=80
+	checker_config 80 "{type: http, path: /, body: healthy}" >"$work/checker.yaml"
+	floor_args=(http "$work/addresses.txt" 80)
+	;;
+*) echo "BENCH_CHECK: http or https, not $check" >&2; exit 1 ;;
+esac
+log=$work/$check.log
+table "$port"
 for ((i = 1; i <= n; i++)); do addr "$i"; done >"$work/addresses.txt"
 
 # Samples NAME's steady state: NAME CMD...
 profile() {
 	local name=$1 from pid probes
 	shift
-	from=$(wc -l <"$work/https.log")
+	from=$(wc -l <"$log")
 	ip netns exec "$D" "$@" >"$out/profile-$name.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
-	[[ $name == ipvs-checker ]] && echo "ipvs-checker: $(sessions_made "$from") full handshakes before its warm-up"
+	[[ $name == ipvs-checker && $check == https ]] && echo "ipvs-checker: $(sessions_made "$from") full handshakes before its warm-up"
 	sleep 5
 	perf record -a -F 499 -o "$out/profile-$name.data" -- sleep "$window" 2>/dev/null &
 	local sampling=$!
-	from=$(wc -l <"$work/https.log")
+	from=$(wc -l <"$log")
 	sleep "$window"
-	probes=$(($(wc -l <"$work/https.log") - from))
+	probes=$(($(wc -l <"$log") - from))
 	wait "$sampling"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -71,14 +86,14 @@ profile() {
 }
 : >"$work/shares.tsv"
 profile ipvs-checker "$checker" --config.file "$work/checker.yaml" --web.listen-address 127.0.0.1:10311 --log.level warn
-profile floor "$floor" https "$work/addresses.txt" 443 "$work/ca.pem" rs.lab.test
+profile floor "$floor" "${floor_args[@]}"
 
-python3 - "$work/shares.tsv" "$window" "$(nproc)" "$n" <<'PY' | tee "$out/bench-checker-profile.md"
+python3 - "$work/shares.tsv" "$window" "$(nproc)" "$n" "${check^^}" <<'PY' | tee "$out/bench-checker-profile.md"
 import collections, sys
 
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
-window, cpus, n = float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-print(f"{n} HTTPS real servers every second; the whole VM ({cpus} vCPUs) sampled for {window:.0f} s of each tool's steady state.\n")
+window, cpus, n, check = float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+print(f"{n} {check} real servers every second; the whole VM ({cpus} vCPUs) sampled for {window:.0f} s of each tool's steady state.\n")
 print("| tool | process | object | share of the samples | ms of CPU a probe |")
 print("|:---|:---|:---|---:|---:|")
 probes = {}
