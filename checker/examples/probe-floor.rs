@@ -7,9 +7,10 @@
 //!   query made once; a check is one send and one receive, passed on the
 //!   answer's id, QR bit and rcode NOERROR;
 //! - `http`: a new non-blocking connection, its handshake's last ACK sent
-//!   with the request (as ipvs-checker sends it), a request made once,
-//!   the answer read until its head and `healthy` in its body, then
-//!   closed with a reset (no FIN exchange, no TIME_WAIT);
+//!   with the request (as ipvs-checker sends it), a request made once
+//!   that does not ask the server to close (as ipvs-checker's), the
+//!   answer read until its head and `healthy` in its body, then closed
+//!   with a reset (no FIN exchange, no TIME_WAIT);
 //! - `https`: the same over TLS 1.2 (rustls with ring, as ipvs-checker),
 //!   the chain verified against CA_FILE for SERVER_NAME on a full
 //!   handshake, every later connection resuming the session (one client
@@ -139,7 +140,7 @@ fn main() -> anyhow::Result<()> {
             query: dns_query(DNS_NAME),
         },
         "http" => Kind::Http {
-            request: b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".to_vec(),
+            request: b"GET / HTTP/1.1\r\nHost: floor\r\n\r\n".to_vec(),
         },
         "https" => {
             let (ca, name) = match &args[3..] {
@@ -192,7 +193,7 @@ fn main() -> anyhow::Result<()> {
                     .collect(),
                 name: ServerName::try_from(name.clone())
                     .with_context(|| format!("SERVER_NAME {name:?}"))?,
-                request: b"GET / HTTP/1.1\r\nHost: floor\r\nConnection: close\r\n\r\n".to_vec(),
+                request: b"GET / HTTP/1.1\r\nHost: floor\r\n\r\n".to_vec(),
             }
         }
         "exec" => Kind::Exec {

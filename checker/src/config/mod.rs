@@ -455,7 +455,7 @@ pub struct HttpCheck {
     /// The Host header (the target address unless set).
     pub host: Option<String>,
     /// More request headers; one named as a header the checker sends
-    /// (`User-Agent`, `Connection`) replaces it.
+    /// (`User-Agent`) replaces it.
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// Accepted status codes (200-299 unless set).
     pub expect_status: Vec<(u16, u16)>,

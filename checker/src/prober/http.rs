@@ -1,11 +1,16 @@
 //! `http`: an HTTP/1.1 request whose status (and, if set, body and its
 //! MD5) must match.
 //!
-//! By default each probe opens a connection of its own and asks the
-//! server to close it (`Connection: close`). With `keep_alive` set, the
-//! connection is kept ([`Kept`]) and the next probes go over it until it
-//! is that old or fails: a probe is then one write and one read, no
-//! connection made or closed (nor, over TLS, a handshake).
+//! By default each probe opens a connection of its own, reads the answer
+//! as far as the check needs, and resets the connection. The request does
+//! not ask the server to close it (no `Connection: close`): a server asked
+//! to close sends its FIN, and over TLS a close_notify record first, each
+//! a segment the server makes and the director takes in, only to be reset
+//! a moment later (lab/bench/README.md, "2026-12-06, late morning"). With
+//! `keep_alive` set, the connection is kept ([`Kept`]) and the next
+//! probes go over it until it is that old or fails: a probe is then one
+//! write and one read, no connection made or closed (nor, over TLS, a
+//! handshake).
 //!
 //! The request is written as it was made once ([`Template`]) and the
 //! answer read by [`answer`]: only as far as the check needs, its head
@@ -41,9 +46,8 @@ pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// A check's request to one real server, made once: its method, its path
-/// and its headers (`Host`, `User-Agent`, `Connection: close` unless
-/// `keep_alive` is set; the check's own, each in place of the checker's of
-/// its name), as the bytes each probe writes.
+/// and its headers (`Host`, `User-Agent`; the check's own, each in place
+/// of the checker's of its name), as the bytes each probe writes.
 /// Over TLS, it holds the name the server's certificate must have too.
 #[derive(Debug)]
 pub struct Template {
@@ -90,15 +94,12 @@ impl Template {
             .path
             .parse::<Uri>()
             .map_err(|e| format!("the path {:?}: {e}", check.path))?;
-        let mut headers = HeaderMap::with_capacity(3 + check.headers.len());
+        let mut headers = HeaderMap::with_capacity(2 + check.headers.len());
         headers.append(hyper::header::HOST, host);
         headers.append(
             hyper::header::USER_AGENT,
             HeaderValue::from_static(concat!("ipvs-checker/", env!("CARGO_PKG_VERSION"))),
         );
-        if check.keep_alive.is_none() {
-            headers.append(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-        }
         for (name, value) in &check.headers {
             headers.insert(name.clone(), value.clone());
         }
