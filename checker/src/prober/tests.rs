@@ -24,6 +24,9 @@ enum Answer {
     Silence,
     /// The bytes, one a second.
     Trickle(&'static [u8]),
+    /// These bytes, then the connection held open for a next request, as
+    /// an HTTP/1.1 server keeps it when not asked to close.
+    Kept(&'static [u8]),
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhealthy\n";
@@ -66,6 +69,11 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, answer: Answer) {
             let _ = s.shutdown().await;
         }
         Answer::Silence => tokio::time::sleep(Duration::from_secs(60)).await,
+        Answer::Kept(b) => {
+            let _ = s.write_all(b).await;
+            let _ = s.flush().await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         Answer::Trickle(b) => {
             for byte in b {
                 if s.write_all(&[*byte]).await.is_err() {
@@ -1017,6 +1025,32 @@ async fn connections_are_closed_with_a_reset_after_the_answer() {
 }
 
 const OK_KEPT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nhealthy\n";
+
+/// A probe's request does not ask the server to close, and the probe
+/// never waits for a close: the answer is judged as far as its framing
+/// (a length, or chunks) says, on a connection the server keeps open,
+/// over TCP and over TLS. Waiting for the close would be a timeout.
+#[tokio::test]
+async fn an_answer_is_judged_by_its_framing_on_a_connection_the_server_keeps_open() {
+    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nheal\r\n4\r\nthy\n\r\n0\r\n\r\n";
+    let pki = Pki::new("lab CA");
+    let (tls, _) = pki.server(&["rs1.lab.test"], 2090);
+    let http = check("{type: http, body: healthy}", Path::new("."));
+    let https = check(
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test, body: healthy}",
+        pki.dir.path(),
+    );
+    for bytes in [OK_KEPT, CHUNKED] {
+        let addr = server(Answer::Kept(bytes), None).await;
+        probe(&http, &target(addr), TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("HTTP, {:?}: {e}", String::from_utf8_lossy(bytes)));
+        let addr = server(Answer::Kept(bytes), Some(tls.clone())).await;
+        probe(&https, &target(addr), TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("HTTPS, {:?}: {e}", String::from_utf8_lossy(bytes)));
+    }
+}
 
 /// A keep-alive HTTP server on 127.0.0.1 (over TLS when given): answers
 /// each request of a connection with `OK_KEPT`, and closes the connection
