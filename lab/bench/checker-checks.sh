@@ -49,13 +49,15 @@ exec_n=${exec_counts[0]}
 # The start of a command line that runs a tool in the director's namespace
 # and in the cgroup bench-NAME, entered before `ip netns exec` (which mounts
 # a /sys of its own, without the cgroup file system) so the tool and all
-# it starts are in it from the beginning.
+# it starts are in it from the beginning; on the CPUs BENCH_TOOLS_CPUS
+# lists, if set.
 cgroup_prefix() { # NAME: sets in_cgroup
 	local cg=$cgroup_root/bench-$1
 	[[ -f $cgroup_root/cgroup.controllers ]] || { echo "no cgroup2 file system at $cgroup_root" >&2; exit 1; }
 	mkdir -p "$cg"
 	# shellcheck disable=SC2016 # expanded by sh
-	in_cgroup=(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec ip netns exec "$@"' sh "$cg" "$D")
+	in_cgroup=(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg"
+		${BENCH_TOOLS_CPUS:+taskset -c "$BENCH_TOOLS_CPUS"} ip netns exec "$D")
 }
 # CPU time of every process that ran in the cgroup bench-NAME so far, in
 # microseconds: "usage user system".

@@ -72,7 +72,10 @@
 # has no TLS 1.3; "TLSv1.2 TLSv1.3" for servers that resume in TLS 1.3);
 # BENCH_CHECKER_ARGS adds flags to every ipvs-checker run (for example
 # "--checker.max-concurrency 32"); BENCH_SERVERS_CPUS confines nginx to
-# those CPUs (servers.sh), for every tool of the run alike.
+# those CPUs (servers.sh), for every tool of the run alike, and
+# BENCH_TOOLS_CPUS every tool (ipvs-checker, keepalived, the floor) to
+# those: given CPUs apart, no request wakes nginx on a tool's CPU, as on
+# a director whose real servers are other machines.
 # Results on stdout and, as Markdown, in $LAB_OUT/bench-checker.md.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
@@ -417,7 +420,7 @@ PY
 {
 	echo "## ipvs-checker vs keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}'), $n real servers"
 	echo
-	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), window ${window} s after ${warmup} s of warm-up.${BENCH_SERVERS_CPUS:+ nginx on CPUs $BENCH_SERVERS_CPUS.}"
+	echo "$(date -u +%F), Linux $(uname -r), $(nproc) vCPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), window ${window} s after ${warmup} s of warm-up.${BENCH_SERVERS_CPUS:+ nginx on CPUs $BENCH_SERVERS_CPUS.}${BENCH_TOOLS_CPUS:+ The tools on CPUs $BENCH_TOOLS_CPUS.}"
 	echo "Load average in the VM at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
 	if ((${#checker_args[@]})); then echo "ipvs-checker run with: ${checker_args[*]}."; fi
 } | tee "$report"
