@@ -28,22 +28,11 @@ checker=${BENCH_CHECKER:-$PWD/target/release/ipvs-checker}
 floor=${BENCH_FLOOR:-$PWD/target/release/examples/probe-floor}
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker-profile.XXXXXX)
-for tool in perf nginx python3; do
-	command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-[[ -x $checker && -x $floor ]] ||
-	{ echo "build first: cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor" >&2; exit 1; }
 # shellcheck source=lab/bench/lib.sh
 source lab/bench/lib.sh
 # shellcheck source=lab/bench/servers.sh
 source lab/bench/servers.sh
-profile_cleanup() {
-	bench_cleanup
-	servers_down
-}
-trap profile_cleanup EXIT
-servers_down
-servers_up
+servers_for_tools perf python3
 case $check in
 https)
 	port=443

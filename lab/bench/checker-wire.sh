@@ -23,22 +23,11 @@ checker=${BENCH_CHECKER:-$PWD/target/release/ipvs-checker}
 floor=${BENCH_FLOOR:-$PWD/target/release/examples/probe-floor}
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker-wire.XXXXXX)
-for tool in nstat nginx; do
-	command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-[[ -x $checker && -x $floor ]] ||
-	{ echo "build first: cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor" >&2; exit 1; }
 # shellcheck source=lab/bench/lib.sh
 source lab/bench/lib.sh
 # shellcheck source=lab/bench/servers.sh
 source lab/bench/servers.sh
-wire_cleanup() {
-	bench_cleanup
-	servers_down
-}
-trap wire_cleanup EXIT
-servers_down
-servers_up
+servers_for_tools nstat
 table 80 443
 for ((i = 1; i <= n; i++)); do addr "$i"; done >"$work/addresses.txt"
 checker_config 80 "{type: http, path: /, body: healthy}" >"$work/http.yaml"

@@ -92,6 +92,22 @@ nginx_stop() {
 	ip netns exec "$R" nginx -c "$work/nginx.conf" -s stop
 	while [[ -f $work/nginx.pid ]]; do sleep 0.05; done
 }
+# For a script that runs $checker and $floor beside the real servers:
+# stops unless nginx and COMMANDS... are installed and both are built,
+# then brings the real servers up, taken down with every daemon in pids
+# (lib.sh, sourced first) however the script ends.
+servers_for_tools() { # COMMANDS...
+	local cmd
+	for cmd in nginx "$@"; do
+		command -v "$cmd" >/dev/null || { echo "missing $cmd" >&2; exit 1; }
+	done
+	[[ -x $checker && -x $floor ]] ||
+		{ echo "build first: cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor" >&2; exit 1; }
+	trap 'bench_cleanup; servers_down' EXIT
+	servers_down
+	servers_up
+}
+
 servers_down() {
 	[[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 	ip netns del "$D" 2>/dev/null || true
