@@ -646,6 +646,11 @@ async fn loopback_service(
     let mut reserved = Vec::new();
     for i in 0..n {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        // So that the socket that keeps an `AcceptsOnce` port refusing is
+        // bound before its listener goes: freed between, the port could
+        // be taken by a test running beside (as another listener, or a
+        // probe's source port), and this test's probes then reach it.
+        socket.set_reuseport(true).expect("SO_REUSEPORT");
         socket
             .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind");
@@ -670,10 +675,12 @@ async fn loopback_service(
                     held.push(stream);
                 }
                 if once {
-                    drop(listener);
-                    // Refuses from now on, its port kept.
+                    // Refuses from now on, its port kept: bound again
+                    // before the listener goes.
                     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                    socket.set_reuseport(true).expect("SO_REUSEPORT");
                     socket.bind(addr).expect("the port again");
+                    drop(listener);
                     std::future::pending::<()>().await;
                     return;
                 }
