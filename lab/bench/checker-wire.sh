@@ -7,8 +7,7 @@
 # (/proc/stat). N (BENCH_SERVERS, 500) real servers of servers.sh, every
 # second, each tool alone for W s (BENCH_WINDOW, 10) after 5 s (the
 # checker over HTTPS: after every real server's TLS session is made). Run
-# from the repository
-# root:
+# from the repository root:
 #
 #   cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-floor
 #   lab/run -- lab/bench/checker-wire.sh
