@@ -2,7 +2,7 @@
 # Profile: where the lab VM's CPU goes while ipvs-checker probes N (default
 # 500, BENCH_SERVERS) HTTPS real servers every second (HTTP with
 # BENCH_CHECK=http), and while the floor
-# (checker/examples/probe-floor.rs) probes the same ones: each in turn,
+# (checker/examples/probe-floor/main.rs) probes the same ones: each in turn,
 # the whole VM sampled (perf record -a) for W seconds (BENCH_WINDOW, 15)
 # of its steady state (over HTTPS once every real server's TLS session
 # is made, see servers.sh's sessions_made; then 5 s), nginx's share too.

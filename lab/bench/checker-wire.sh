@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmark: what a probe costs on the wire and in wake-ups, ipvs-checker
-# beside the floor (checker/examples/probe-floor.rs), over HTTP and HTTPS:
+# beside the floor (checker/examples/probe-floor/main.rs), over HTTP and HTTPS:
 # the TCP segments a probe in each direction (nstat in the director's
 # namespace) and the context switches a probe of each thread of the tool
 # and of nginx's workers (/proc/PID/task/*/status), with the whole VM's

@@ -55,12 +55,15 @@
 #     ipvs-checker's own count of late probes from its /metrics.
 #   - the floor: in the HTTP and HTTPS windows and the exec and dns
 #     phases, the same checks of the same real servers by
-#     checker/examples/probe-floor.rs (HTTPS: verified, resumed in TLS
+#     checker/examples/probe-floor/main.rs (HTTPS: verified, resumed in TLS
 #     1.2, or 1.3 where nginx speaks it), one thread making only each
 #     check's own system calls, on ipvs-checker's schedule (in its own
 #     cgroup, counted as the tools are): the least CPU a check costs in
 #     this VM, whoever makes it;
-#     also in the scale phase's overload (checker-scale.sh).
+#     also in the scale phase's overload (checker-scale.sh). With
+#     FLOOR_TOKIO=1 in the environment (lab/run --env) its HTTP checks run
+#     as tasks of a tokio runtime, as ipvs-checker's do: the runtime's
+#     share of a check, apart from the checker's own work.
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 #   - scale (issue #16): CPU per probe and RSS from 100 to 5,000 real
@@ -209,7 +212,7 @@ keepalived_start() { # CONFIG LOG: on an empty table, which it makes
 		--pid "$work/keepalived.pid" --checkers_pid "$work/keepalived-checkers.pid" >"$2" 2>&1 &
 }
 
-# The floor (checker/examples/probe-floor.rs): the same checks of the same
+# The floor (checker/examples/probe-floor/main.rs): the same checks of the same
 # real servers with nothing but their own system calls, on one thread; it
 # touches no IPVS table.
 floor_start() { # KIND LOG COUNT PORT [INTERVAL (s, default 1)]

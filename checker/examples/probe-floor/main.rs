@@ -25,6 +25,13 @@
 //!   no check, so this is the most checks a second the CPUs can finish
 //!   (`FLOOR_PROGRAMS` sets another limit).
 //!
+//! With `FLOOR_TOKIO` set, `http` checks run on a current-thread tokio
+//! runtime instead, as ipvs-checker's probe threads run them: a task per
+//! check with tokio's `TcpStream` (its epoll registration and removal)
+//! and a timer for its timeout, the same socket, request and answer as
+//! above. Beside the poll loop and ipvs-checker, it tells the runtime's
+//! share of a check's cost from the checker's own.
+//!
 //! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
 //! timeout 1 s, in groups of 25 spread over the interval as ipvs-checker
 //! spreads its probes (a check still going at its next turn skips it).
@@ -49,6 +56,8 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Socket, Type};
+
+mod on_tokio;
 
 /// Real servers a group holds (ipvs-checker's `places::GROUP`).
 const GROUP: usize = 25;
@@ -222,6 +231,12 @@ fn main() -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
     );
+    if std::env::var_os("FLOOR_TOKIO").is_some() {
+        let Kind::Http { request } = kind else {
+            bail!("FLOOR_TOKIO: http checks only");
+        };
+        return on_tokio::run(request, servers, interval);
+    }
     run(&kind, &servers, interval)
 }
 

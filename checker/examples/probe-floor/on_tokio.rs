@@ -1,0 +1,96 @@
+//! `FLOOR_TOKIO`: the floor's `http` checks as ipvs-checker's probe
+//! threads run theirs, on a current-thread tokio runtime (see main.rs).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+
+use super::{answered, connect, Counts, GROUP, GROUPS_MAX};
+
+/// The `http` checks as tasks of a current-thread tokio runtime, on the
+/// poll loop's schedule.
+pub(crate) fn run(
+    request: Vec<u8>,
+    servers: Vec<SocketAddr>,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let n = servers.len();
+    let groups = (n / GROUP).clamp(1, GROUPS_MAX);
+    let busy: Rc<Vec<Cell<bool>>> = Rc::new((0..n).map(|_| Cell::new(false)).collect());
+    let counts = Rc::new(RefCell::new(Counts::default()));
+    let request: Rc<[u8]> = request.into();
+    local.block_on(&runtime, async move {
+        let start = tokio::time::Instant::now();
+        let mut next_report = start + Duration::from_secs(10);
+        for turn in 0u64.. {
+            let at = start + interval.mul_f64(turn as f64 / groups as f64);
+            tokio::time::sleep_until(at).await;
+            if at.elapsed() > interval / 10 {
+                counts.borrow_mut().late_groups += 1;
+            }
+            let g = (turn % groups as u64) as usize;
+            for server in g * n / groups..(g + 1) * n / groups {
+                if busy[server].replace(true) {
+                    continue;
+                }
+                let (busy, counts, request) = (busy.clone(), counts.clone(), request.clone());
+                let addr = servers[server];
+                tokio::task::spawn_local(async move {
+                    let checked = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        check_on_tokio(addr, &request),
+                    )
+                    .await;
+                    let mut counts = counts.borrow_mut();
+                    counts.made += 1;
+                    match checked {
+                        Ok(Ok(true)) => {}
+                        Ok(_) => counts.failed += 1,
+                        Err(_) => {
+                            counts.failed += 1;
+                            counts.timeouts += 1;
+                        }
+                    }
+                    busy[server].set(false);
+                });
+            }
+            if tokio::time::Instant::now() >= next_report {
+                let counts = counts.borrow();
+                eprintln!(
+                    "floor: {} checks, {} failed ({} timeouts), {} groups started late",
+                    counts.made, counts.failed, counts.timeouts, counts.late_groups
+                );
+                next_report += Duration::from_secs(10);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One `http` check on tokio: whether it passed.
+async fn check_on_tokio(addr: SocketAddr, request: &[u8]) -> std::io::Result<bool> {
+    let mut stream = tokio::net::TcpStream::from_std(connect(addr)?)?;
+    if stream.ready(Interest::WRITABLE).await?.is_write_closed() {
+        return Ok(false);
+    }
+    stream.write_all(request).await?;
+    let mut got = Vec::with_capacity(512);
+    let mut buf = [0u8; 4096];
+    loop {
+        let len = stream.read(&mut buf).await?;
+        if len == 0 {
+            return Ok(answered(&got));
+        }
+        got.extend_from_slice(&buf[..len]);
+        if answered(&got) {
+            return Ok(true);
+        }
+    }
+}
