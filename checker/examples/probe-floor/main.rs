@@ -58,11 +58,10 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Socket, Type};
 
 mod on_tokio;
+mod schedule;
 
-/// Real servers a group holds (ipvs-checker's `places::GROUP`).
-const GROUP: usize = 25;
-/// The most groups an interval is spread over.
-const GROUPS_MAX: usize = 20;
+use schedule::{Schedule, TIMEOUT};
+
 /// The name asked for by `dns`, the bench's dnsmasq's.
 const DNS_NAME: &str = "www.lab.test";
 
@@ -110,6 +109,16 @@ struct Counts {
     failed: u64,
     timeouts: u64,
     late_groups: u64,
+}
+
+impl Counts {
+    /// Prints them to stderr (every 10 s).
+    fn report(&self) {
+        eprintln!(
+            "floor: {} checks, {} failed ({} timeouts), {} groups started late",
+            self.made, self.failed, self.timeouts, self.late_groups
+        );
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -259,9 +268,8 @@ fn dns_query(name: &str) -> Vec<u8> {
 }
 
 fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Result<()> {
-    let n = servers.len();
-    let groups = (n / GROUP).clamp(1, GROUPS_MAX);
-    let mut busy = vec![false; n];
+    let schedule = Schedule::new(servers.len(), interval);
+    let mut busy = vec![false; servers.len()];
     let mut checks: Vec<Check> = Vec::new();
     let mut waiting: VecDeque<usize> = VecDeque::new();
     let mut counts = Counts::default();
@@ -271,24 +279,17 @@ fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Resul
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
         let now = Instant::now();
-        // Each group at its place: group g of interval k at (k + g / groups).
+        // Each group at its place.
         loop {
-            let at = start + interval.mul_f64(turn as f64 / groups as f64);
+            let at = start + schedule.at(turn);
             if at > now {
                 break;
             }
-            if now - at > interval / 10 {
+            if schedule.late(now - at) {
                 counts.late_groups += 1;
             }
-            let g = (turn % groups as u64) as usize;
-            let first = g * n / groups;
-            for (server, busy) in busy
-                .iter_mut()
-                .enumerate()
-                .take((g + 1) * n / groups)
-                .skip(first)
-            {
-                if !std::mem::replace(busy, true) {
+            for server in schedule.members(turn) {
+                if !std::mem::replace(&mut busy[server], true) {
                     waiting.push_back(server);
                 }
             }
@@ -301,7 +302,7 @@ fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Resul
                 }
             }
             waiting.pop_front();
-            let deadline = Instant::now() + Duration::from_secs(1);
+            let deadline = Instant::now() + TIMEOUT;
             match begin(kind, server, servers[server], turn) {
                 Ok(how) => checks.push(Check {
                     server,
@@ -316,15 +317,12 @@ fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Resul
             }
         }
         if now >= next_report {
-            eprintln!(
-                "floor: {} checks, {} failed ({} timeouts), {} groups started late",
-                counts.made, counts.failed, counts.timeouts, counts.late_groups
-            );
+            counts.report();
             next_report += Duration::from_secs(10);
         }
         // Wait for the next event: a socket or program, a deadline, the
         // next group.
-        let next_group = start + interval.mul_f64(turn as f64 / groups as f64);
+        let next_group = start + schedule.at(turn);
         let wake = checks
             .iter()
             .map(|c| c.deadline)

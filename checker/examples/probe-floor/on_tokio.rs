@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 
-use super::{answered, connect, Counts, GROUP, GROUPS_MAX};
+use super::{answered, connect, Counts, Schedule, TIMEOUT};
 
 /// The `http` checks as tasks of a current-thread tokio runtime, on the
 /// poll loop's schedule.
@@ -21,33 +21,28 @@ pub(crate) fn run(
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    let n = servers.len();
-    let groups = (n / GROUP).clamp(1, GROUPS_MAX);
-    let busy: Rc<Vec<Cell<bool>>> = Rc::new((0..n).map(|_| Cell::new(false)).collect());
+    let schedule = Schedule::new(servers.len(), interval);
+    let busy: Rc<Vec<Cell<bool>>> = Rc::new(servers.iter().map(|_| Cell::new(false)).collect());
     let counts = Rc::new(RefCell::new(Counts::default()));
     let request: Rc<[u8]> = request.into();
     local.block_on(&runtime, async move {
         let start = tokio::time::Instant::now();
         let mut next_report = start + Duration::from_secs(10);
         for turn in 0u64.. {
-            let at = start + interval.mul_f64(turn as f64 / groups as f64);
+            let at = start + schedule.at(turn);
             tokio::time::sleep_until(at).await;
-            if at.elapsed() > interval / 10 {
+            if schedule.late(at.elapsed()) {
                 counts.borrow_mut().late_groups += 1;
             }
-            let g = (turn % groups as u64) as usize;
-            for server in g * n / groups..(g + 1) * n / groups {
+            for server in schedule.members(turn) {
                 if busy[server].replace(true) {
                     continue;
                 }
                 let (busy, counts, request) = (busy.clone(), counts.clone(), request.clone());
                 let addr = servers[server];
                 tokio::task::spawn_local(async move {
-                    let checked = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        check_on_tokio(addr, &request),
-                    )
-                    .await;
+                    let checked =
+                        tokio::time::timeout(TIMEOUT, check_on_tokio(addr, &request)).await;
                     let mut counts = counts.borrow_mut();
                     counts.made += 1;
                     match checked {
@@ -62,11 +57,7 @@ pub(crate) fn run(
                 });
             }
             if tokio::time::Instant::now() >= next_report {
-                let counts = counts.borrow();
-                eprintln!(
-                    "floor: {} checks, {} failed ({} timeouts), {} groups started late",
-                    counts.made, counts.failed, counts.timeouts, counts.late_groups
-                );
+                counts.borrow().report();
                 next_report += Duration::from_secs(10);
             }
         }
