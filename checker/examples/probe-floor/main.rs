@@ -33,7 +33,7 @@
 //! share of a check's cost from the checker's own.
 //!
 //! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
-//! timeout 1 s, in groups of 25 spread over the interval as ipvs-checker
+//! timeout 1 s, in groups of 100 spread over the interval as ipvs-checker
 //! spreads its probes (a check still going at its next turn skips it).
 //! Every 10 s it prints to stderr the checks made, failed and timed out,
 //! and how many groups started more than a tenth of the interval late.

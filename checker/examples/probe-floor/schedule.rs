@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 /// Real servers a group holds (ipvs-checker's `places::GROUP`).
-const GROUP: usize = 25;
+const GROUP: usize = 100;
 /// The most groups an interval is spread over.
 const GROUPS_MAX: usize = 20;
 /// A check's timeout.

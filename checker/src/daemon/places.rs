@@ -12,8 +12,10 @@ const SLOTS: usize = 20;
 /// The fewest probes a group has, where there are enough: each group
 /// costs the thread wake-ups of its own (its timers, the answers coming
 /// back), which on a virtual machine cost more than a probe's parsing
-/// (lab/bench/README.md, probe-cost by group size).
-const GROUP: usize = 25;
+/// (lab/bench/README.md, probe-cost by group size). Groups of 100 cost
+/// less CPU a probe than groups of 25 and found a failing rack as soon
+/// (lab/bench/README.md, "larger groups of probes").
+pub(super) const GROUP: usize = 100;
 
 /// How many groups `n` probes of one interval start in, on `threads`
 /// probe threads: one per [`GROUP`] probes, at least 1, at most

@@ -9,7 +9,7 @@ use ipvs::{DestinationKey, ForwardMethod};
 
 use super::admission::Admission;
 use super::hurries::{Hurries, Recovery, FAILURES, HURRY};
-use super::places::{group_of, groups, interleaved};
+use super::places::{group_of, groups, interleaved, GROUP};
 use super::reports::{CheckerFault, Report, Reports};
 use super::shards::Shards;
 use super::*;
@@ -269,16 +269,16 @@ fn a_managed_pass_reads_each_service_once() {
 }
 
 #[test]
-fn probes_start_in_groups_of_at_least_25_and_at_most_20_groups_per_thread() {
+fn probes_start_in_groups_of_at_least_100_and_at_most_20_groups_per_thread() {
     assert_eq!(groups(0, 1), 1);
     assert_eq!(groups(1, 1), 1);
-    assert_eq!(groups(49, 1), 1);
-    assert_eq!(groups(50, 1), 2);
-    assert_eq!(groups(100, 1), 4);
-    assert_eq!(groups(500, 1), 20);
+    assert_eq!(groups(199, 1), 1);
+    assert_eq!(groups(200, 1), 2);
+    assert_eq!(groups(500, 1), 5);
+    assert_eq!(groups(2_000, 1), 20);
     assert_eq!(groups(10_000, 1), 20);
-    assert_eq!(groups(500, 2), 20);
     assert_eq!(groups(5_000, 2), 40);
+    assert_eq!(groups(10_000, 2), 40);
     assert_eq!(groups(10_000, 4), 80);
     assert_eq!(groups(10, 0), 1);
 }
@@ -366,12 +366,13 @@ fn each_services_real_servers_are_spread_over_the_whole_interval() {
     }
 }
 
-/// Ten services of 50 on one thread: 20 groups of 25, each with real
-/// servers of every service, so that a failing rack, whichever service it
-/// is, has probes starting within a group's spacing of its failure.
+/// Twenty services of 100 on one thread: 20 groups of 100, each with
+/// real servers of every service, so that a failing rack, whichever
+/// service it is, has probes starting within a group's spacing of its
+/// failure.
 #[test]
 fn every_group_of_probes_holds_real_servers_of_every_service() {
-    let sizes = vec![50; 10];
+    let sizes = vec![100; 20];
     let order = interleaved(&sizes);
     let n = order.len();
     let slots = groups(n, 1);
@@ -381,7 +382,7 @@ fn every_group_of_probes_holds_real_servers_of_every_service() {
         services_of[group_of(i, n, slots, 1).0].insert(s);
     }
     for (slot, services) in services_of.iter().enumerate() {
-        assert_eq!(services.len(), 10, "group {slot}: {services:?}");
+        assert_eq!(services.len(), 20, "group {slot}: {services:?}");
     }
 }
 
@@ -792,19 +793,24 @@ async fn connections(
     }
 }
 
-/// A service of 100 real servers on loopback, probed in 4 groups over a
-/// minute: half of them refuse, the whole first group among them. Its
-/// refusals make every other real server ask at once: the 25 of the later
-/// groups that refuse are reported failed long before their ticks, the 50
-/// that accept connections report nothing (their connections made and
-/// reset, twice, their probes at their ticks). The same on two probe
-/// threads, the groups on each in turn: the hurry crosses threads.
+/// A service of 4 groups of real servers on loopback ([`GROUP`] each),
+/// probed over a minute: half of them refuse, the whole first group among
+/// them. Its refusals make every other real server ask at once: the half
+/// group of each later group that refuses is reported failed long before
+/// its tick, those that accept connections report nothing (their
+/// connections made and reset, twice, their probes at their ticks). The
+/// same on two probe threads, the groups on each in turn: the hurry
+/// crosses threads.
 #[tokio::test]
 async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_their_ticks() {
+    // A real server's socket, its probe's and its accepted connection:
+    // the daemon raises the limit at its start too.
+    ipvs_common::open_files::raise_open_files_limit().expect("open files limit");
+    let n = 4 * GROUP;
     for threads in [1, 2] {
         let dir = tempfile::tempdir().expect("tempdir");
         let peer = |i: usize| {
-            if i < 25 || (i % 2 == 1 && i < 75) {
+            if i < GROUP || (i % 2 == 1 && i < 3 * GROUP) {
                 Peer::Refuses
             } else {
                 Peer::Accepts
@@ -812,14 +818,14 @@ async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_t
         };
         let (config, refusing, accepted, _reserved) = loopback_service(
             "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
-            100,
+            n,
             peer,
             false,
             dir.path(),
         )
         .await;
-        assert_eq!(refusing.len(), 50);
-        let (mut tasks, _hurries, mut rx, shards) = probe_tasks_on(&config, 100, threads);
+        assert_eq!(refusing.len(), n / 2);
+        let (mut tasks, _hurries, mut rx, shards) = probe_tasks_on(&config, n, threads);
         assert_eq!(shards.len(), threads);
         // A guard against a hang, not a measure: the second group's tick
         // is 15 s after the first's, and this takes milliseconds.
@@ -827,9 +833,13 @@ async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_t
         refusals_of(&mut rx, &refusing, guard).await;
         // Each healthy one was asked twice (the second time half a second
         // after the first), and reported nothing.
-        connections(&accepted, 2 * 50, guard).await;
+        connections(&accepted, 2 * n / 2, guard).await;
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(accepted.load(Ordering::SeqCst), 2 * 50, "{threads} threads");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2 * n / 2,
+            "{threads} threads"
+        );
         assert!(
             rx.try_recv().is_none(),
             "{threads} threads: a healthy sibling reported"
@@ -844,30 +854,34 @@ async fn a_rack_that_refuses_is_found_at_once_and_the_healthy_siblings_keep_to_t
 /// accepts both times was asked twice, no more.
 #[tokio::test]
 async fn a_real_server_still_accepting_when_asked_is_asked_once_more() {
+    ipvs_common::open_files::raise_open_files_limit().expect("open files limit");
     let dir = tempfile::tempdir().expect("tempdir");
-    // The first group refuses; the others accept, but 59 (of the third
-    // group) accepts once, then refuses.
+    // The first of 4 groups refuses; the others accept, but one of the
+    // third group accepts once, then refuses.
+    let n = 4 * GROUP;
+    let late = 2 * GROUP + GROUP / 3;
     let (config, mut refusing, accepted, _reserved) = loopback_service(
         "interval: 60s, timeout: 5s, rise: 1, fall: 1, check: {type: tcp}",
-        100,
+        n,
         |i| match i {
-            0..25 => Peer::Refuses,
-            59 => Peer::AcceptsOnce,
+            i if i < GROUP => Peer::Refuses,
+            i if i == late => Peer::AcceptsOnce,
             _ => Peer::Accepts,
         },
         false,
         dir.path(),
     )
     .await;
-    let (mut tasks, _hurries, mut rx, _shards) = probe_tasks(&config, 100);
-    refusing.insert(config.services[0].real_servers[59].key.addr);
+    let (mut tasks, _hurries, mut rx, _shards) = probe_tasks(&config, n);
+    refusing.insert(config.services[0].real_servers[late].key.addr);
     // The third group's tick is 30 s after the first's.
     let guard = tokio::time::Instant::now() + Duration::from_secs(10);
     refusals_of(&mut rx, &refusing, guard).await;
-    // 74 real servers accepting both times, and the late one once.
-    connections(&accepted, 2 * 74 + 1, guard).await;
+    // The real servers accepting both times, and the late one once.
+    let both = n - GROUP - 1;
+    connections(&accepted, 2 * both + 1, guard).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(accepted.load(Ordering::SeqCst), 2 * 74 + 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2 * both + 1);
     assert!(rx.try_recv().is_none(), "an accepting real server reported");
     tasks.stop();
 }
