@@ -63,7 +63,9 @@
 #     also in the scale phase's overload (checker-scale.sh). With
 #     FLOOR_TOKIO=1 in the environment (lab/run --env) its HTTP checks run
 #     as tasks of a tokio runtime, as ipvs-checker's do: the runtime's
-#     share of a check, apart from the checker's own work.
+#     share of a check, apart from the checker's own work; with
+#     FLOOR_TOKIO=set all on one task of that runtime, through an epoll
+#     set of its own (no task, tokio socket or timer a check).
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 #   - scale (issue #16): CPU per probe and RSS from 100 to 5,000 real

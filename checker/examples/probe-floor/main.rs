@@ -30,7 +30,9 @@
 //! check with tokio's `TcpStream` (its epoll registration and removal)
 //! and a timer for its timeout, the same socket, request and answer as
 //! above. Beside the poll loop and ipvs-checker, it tells the runtime's
-//! share of a check's cost from the checker's own.
+//! share of a check's cost from the checker's own. `FLOOR_TOKIO=set`
+//! runs them on such a runtime too, but all on one task, through an
+//! epoll set of its own registered once with the runtime (on_epoll_set.rs).
 //!
 //! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
 //! timeout 1 s, in groups of 100 spread over the interval as ipvs-checker
@@ -57,10 +59,13 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Socket, Type};
 
+mod on_epoll_set;
 mod on_tokio;
 mod schedule;
+mod tls;
 
 use schedule::{Schedule, TIMEOUT};
+use tls::Tls;
 
 /// The name asked for by `dns`, the bench's dnsmasq's.
 const DNS_NAME: &str = "www.lab.test";
@@ -240,10 +245,13 @@ fn main() -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
     );
-    if std::env::var_os("FLOOR_TOKIO").is_some() {
+    if let Some(how) = std::env::var_os("FLOOR_TOKIO") {
         let Kind::Http { request } = kind else {
             bail!("FLOOR_TOKIO: http checks only");
         };
+        if how == "set" {
+            return on_epoll_set::run(&Kind::Http { request }, &servers, interval);
+        }
         return on_tokio::run(request, servers, interval);
     }
     run(&kind, &servers, interval)
@@ -534,60 +542,4 @@ fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
         Err(e) => return Err(e),
     }
     Ok(socket.into())
-}
-
-/// An `https` check under way.
-struct Tls {
-    stream: TcpStream,
-    connection: ClientConnection,
-    /// The connection was made (an event came on it).
-    connected: bool,
-    /// The request went.
-    sent: bool,
-    /// The answer so far.
-    got: Vec<u8>,
-}
-
-impl Tls {
-    /// Takes what the socket brought and sends what is due: `Some` of
-    /// whether the check passed once it ends.
-    fn step(&mut self, request: &[u8]) -> Option<bool> {
-        self.connected = true;
-        match self.connection.read_tls(&mut self.stream) {
-            Ok(0) => return Some(answered(&self.got)),
-            Ok(_) => {
-                if self.connection.process_new_packets().is_err() {
-                    return Some(false);
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(_) => return Some(false),
-        }
-        if !self.connection.is_handshaking() && !self.sent {
-            if self.connection.writer().write_all(request).is_err() {
-                return Some(false);
-            }
-            self.sent = true;
-        }
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.connection.reader().read(&mut buf) {
-                Ok(0) => return Some(answered(&self.got)),
-                Ok(len) => self.got.extend_from_slice(&buf[..len]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return Some(false),
-            }
-        }
-        if answered(&self.got) {
-            return Some(true);
-        }
-        while self.connection.wants_write() {
-            match self.connection.write_tls(&mut self.stream) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return Some(false),
-            }
-        }
-        None
-    }
 }
