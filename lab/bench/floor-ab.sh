@@ -5,7 +5,8 @@
 # the ways differ). checker/examples/probe-floor/main.rs checks N real
 # servers (BENCH_SERVERS, 500) every BENCH_INTERVAL_MS (1000), groups of
 # ipvs-checker's size, in each way of BENCH_FLOORS (default "poll set
-# tokio": the poll loop, FLOOR_TOKIO=set, FLOOR_TOKIO=1) in turn, for
+# tasks tokio": the poll loop, FLOOR_TOKIO=set, FLOOR_TOKIO=tasks,
+# FLOOR_TOKIO=1) in turn, for
 # BENCH_ROUNDS (6) rounds after a round not counted; each run a warm-up
 # of BENCH_WARMUP (3) s and a window of BENCH_WINDOW (10) s. Run from the
 # repository root:
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
 n=${BENCH_SERVERS:-500}
 every=${BENCH_INTERVAL_MS:-1000}
-read -ra ways <<<"${BENCH_FLOORS:-poll set tokio}"
+read -ra ways <<<"${BENCH_FLOORS:-poll set tasks tokio}"
 rounds=${BENCH_ROUNDS:-6}
 warmup=${BENCH_WARMUP:-3}
 window=${BENCH_WINDOW:-10}
@@ -36,8 +37,8 @@ source lab/bench/servers.sh
 servers_for_tools python3
 for way in "${ways[@]}"; do
 	case $way in
-	poll | set | tokio) ;;
-	*) echo "BENCH_FLOORS: poll, set or tokio, not $way" >&2; exit 2 ;;
+	poll | set | tasks | tokio) ;;
+	*) echo "BENCH_FLOORS: poll, set, tasks or tokio, not $way" >&2; exit 2 ;;
 	esac
 done
 for ((i = 1; i <= n; i++)); do addr "$i"; done >"$work/addresses.txt"
@@ -50,6 +51,7 @@ for ((r = 0; r <= rounds; r++)); do
 		case $way in
 		poll) mode=() ;;
 		set) mode=(FLOOR_TOKIO=set) ;;
+		tasks) mode=(FLOOR_TOKIO=tasks) ;;
 		tokio) mode=(FLOOR_TOKIO=1) ;;
 		esac
 		ip netns exec "$D" env "${mode[@]}" FLOOR_INTERVAL_MS="$every" \

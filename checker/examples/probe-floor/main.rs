@@ -32,7 +32,9 @@
 //! above. Beside the poll loop and ipvs-checker, it tells the runtime's
 //! share of a check's cost from the checker's own. `FLOOR_TOKIO=set`
 //! runs them on such a runtime too, but all on one task, through an
-//! epoll set of its own registered once with the runtime (on_epoll_set.rs).
+//! epoll set of its own registered once with the runtime (on_epoll_set.rs);
+//! `FLOOR_TOKIO=tasks` the same with a task a real server that hands its
+//! checks to that set (on_server_tasks.rs).
 //!
 //! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
 //! timeout 1 s, in groups of 100 spread over the interval as ipvs-checker
@@ -60,6 +62,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Socket, Type};
 
 mod on_epoll_set;
+mod on_server_tasks;
 mod on_tokio;
 mod schedule;
 mod tls;
@@ -251,6 +254,9 @@ fn main() -> anyhow::Result<()> {
         };
         if how == "set" {
             return on_epoll_set::run(&Kind::Http { request }, &servers, interval);
+        }
+        if how == "tasks" {
+            return on_server_tasks::run(Kind::Http { request }, servers, interval);
         }
         return on_tokio::run(request, servers, interval);
     }

@@ -17,7 +17,7 @@ use tokio::io::Interest;
 use super::{begin, end, step, Check, Counts, Kind, Pending, Schedule, TIMEOUT};
 
 /// Events taken from the set at a time.
-const EVENTS: usize = 256;
+pub(crate) const EVENTS: usize = 256;
 
 /// The `http` checks of `kind` on one task and an epoll set of its own,
 /// on the poll loop's schedule.
@@ -29,17 +29,7 @@ pub(crate) fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> an
 }
 
 async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Result<()> {
-    // SAFETY: a plain system call; the descriptor it returns is ours.
-    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if fd < 0 {
-        anyhow::bail!("epoll_create1: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: epoll_create1 returned a new descriptor, owned here; the
-    // `AsyncFd` owns it, open and the same, until it drops.
-    let set = unsafe {
-        AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), Interest::READABLE)
-            .map_err(|e| e.into_parts().1)?
-    };
+    let set = epoll_set()?;
     let schedule = Schedule::new(servers.len(), interval);
     let mut busy = vec![false; servers.len()];
     // Each check under way at its slot; the slot is its sockets' tag in
@@ -94,16 +84,8 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
             .fold(start + schedule.at(turn), Instant::min);
         tokio::select! {
             biased;
-            ready = set.readable() => {
-                let mut ready = ready?;
-                // SAFETY: events is a live buffer of EVENTS entries.
-                let n = unsafe {
-                    libc::epoll_wait(set.get_ref().as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, 0)
-                };
-                if n < EVENTS as i32 {
-                    ready.clear_ready();
-                }
-                for event in &events[..usize::try_from(n).unwrap_or(0)] {
+            n = ready(&set, &mut events) => {
+                for event in &events[..n?] {
                     let slot = event.u64 as usize;
                     let Some(check) = checks.get_mut(slot).and_then(Option::as_mut) else {
                         continue;
@@ -145,8 +127,41 @@ fn finish(
     }
 }
 
+/// A new epoll set, registered with the runtime.
+pub(crate) fn epoll_set() -> anyhow::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: a plain system call; the descriptor it returns is ours.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        anyhow::bail!("epoll_create1: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: epoll_create1 returned a new descriptor, owned here; the
+    // `AsyncFd` owns it, open and the same, until it drops.
+    Ok(unsafe {
+        AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), Interest::READABLE)
+            .map_err(|e| e.into_parts().1)?
+    })
+}
+
+/// Waits until `set` has events and takes them into `events`: how many.
+pub(crate) async fn ready(
+    set: &AsyncFd<OwnedFd>,
+    events: &mut [libc::epoll_event],
+) -> std::io::Result<usize> {
+    let mut ready = set.readable().await?;
+    let room = i32::try_from(events.len()).unwrap_or(i32::MAX);
+    // SAFETY: events is a live buffer of at least `room` entries.
+    let n = unsafe { libc::epoll_wait(set.get_ref().as_raw_fd(), events.as_mut_ptr(), room, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if n < room {
+        ready.clear_ready();
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// The socket of an `http` check (the only kind run here).
-fn raw_fd(how: &Pending) -> i32 {
+pub(crate) fn raw_fd(how: &Pending) -> i32 {
     match how {
         Pending::Http(stream, _) => stream.as_raw_fd(),
         _ => -1,
@@ -155,7 +170,7 @@ fn raw_fd(how: &Pending) -> i32 {
 
 /// Adds `fd` to the epoll set `set`, edge-triggered for both directions,
 /// tagged `slot`.
-fn add(set: &OwnedFd, fd: i32, slot: usize) -> std::io::Result<()> {
+pub(crate) fn add(set: &OwnedFd, fd: i32, slot: usize) -> std::io::Result<()> {
     let mut event = libc::epoll_event {
         events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
         u64: slot as u64,

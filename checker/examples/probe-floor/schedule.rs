@@ -40,6 +40,13 @@ impl Schedule {
         after > self.interval / 10
     }
 
+    /// The turn of the first interval whose group holds `server`.
+    pub(crate) fn turn_of(&self, server: usize) -> u64 {
+        (0..self.groups)
+            .find(|&g| server < (g + 1) * self.n / self.groups)
+            .unwrap_or(0) as u64
+    }
+
     /// The real servers (their indices) of the `turn`-th group.
     pub(crate) fn members(&self, turn: u64) -> Range<usize> {
         let g = (turn % self.groups as u64) as usize;
