@@ -65,7 +65,8 @@
 #     as tasks of a tokio runtime, as ipvs-checker's do: the runtime's
 #     share of a check, apart from the checker's own work; with
 #     FLOOR_TOKIO=set all on one task of that runtime, through an epoll
-#     set of its own (no task, tokio socket or timer a check).
+#     set of its own (no task, tokio socket or timer a check); with
+#     FLOOR_TOKIO=tasks through that set from a task a real server.
 #   - exec (issue #12): the `exec` check beside keepalived's MISC_CHECK,
 #     and dns: the `dns` check beside its DNS_CHECK; see checker-checks.sh.
 #   - scale (issue #16): CPU per probe and RSS from 100 to 5,000 real

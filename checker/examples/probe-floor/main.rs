@@ -25,7 +25,7 @@
 //!   no check, so this is the most checks a second the CPUs can finish
 //!   (`FLOOR_PROGRAMS` sets another limit).
 //!
-//! With `FLOOR_TOKIO` set, `http` checks run on a current-thread tokio
+//! With `FLOOR_TOKIO=1`, `http` checks run on a current-thread tokio
 //! runtime instead, as ipvs-checker's probe threads run them: a task per
 //! check with tokio's `TcpStream` (its epoll registration and removal)
 //! and a timer for its timeout, the same socket, request and answer as
@@ -120,6 +120,12 @@ struct Counts {
 }
 
 impl Counts {
+    /// A check ended.
+    fn ended(&mut self, passed: bool) {
+        self.made += 1;
+        self.failed += u64::from(!passed);
+    }
+
     /// Prints them to stderr (every 10 s).
     fn report(&self) {
         eprintln!(
@@ -252,13 +258,12 @@ fn main() -> anyhow::Result<()> {
         let Kind::Http { request } = kind else {
             bail!("FLOOR_TOKIO: http checks only");
         };
-        if how == "set" {
-            return on_epoll_set::run(&Kind::Http { request }, &servers, interval);
-        }
-        if how == "tasks" {
-            return on_server_tasks::run(Kind::Http { request }, servers, interval);
-        }
-        return on_tokio::run(request, servers, interval);
+        return match how.to_str() {
+            Some("1") => on_tokio::run(request, servers, interval),
+            Some("set") => on_epoll_set::run(&Kind::Http { request }, &servers, interval),
+            Some("tasks") => on_server_tasks::run(Kind::Http { request }, servers, interval),
+            _ => bail!("FLOOR_TOKIO: 1, set or tasks, not {how:?}"),
+        };
     }
     run(&kind, &servers, interval)
 }
@@ -294,20 +299,12 @@ fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Resul
     loop {
         let now = Instant::now();
         // Each group at its place.
-        loop {
-            let at = start + schedule.at(turn);
-            if at > now {
-                break;
+        let (due, late) = schedule.due(start, now, &mut turn);
+        counts.late_groups += late;
+        for server in due.flat_map(|t| schedule.members(t)) {
+            if !std::mem::replace(&mut busy[server], true) {
+                waiting.push_back(server);
             }
-            if schedule.late(now - at) {
-                counts.late_groups += 1;
-            }
-            for server in schedule.members(turn) {
-                if !std::mem::replace(&mut busy[server], true) {
-                    waiting.push_back(server);
-                }
-            }
-            turn += 1;
         }
         while let Some(&server) = waiting.front() {
             if let Kind::Exec { limit, .. } = kind {
@@ -324,8 +321,7 @@ fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Resul
                     how,
                 }),
                 Err(_) => {
-                    counts.made += 1;
-                    counts.failed += 1;
+                    counts.ended(false);
                     busy[server] = false;
                 }
             }
@@ -372,8 +368,7 @@ fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Resul
                     fds.swap_remove(k - 1);
                     k -= 1;
                     end(check.how, &mut busy[check.server]);
-                    counts.made += 1;
-                    counts.failed += u64::from(!passed);
+                    counts.ended(passed);
                 }
             }
         }

@@ -32,10 +32,7 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
     let set = epoll_set()?;
     let schedule = Schedule::new(servers.len(), interval);
     let mut busy = vec![false; servers.len()];
-    // Each check under way at its slot; the slot is its sockets' tag in
-    // the set.
-    let mut checks: Vec<Option<Check>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
+    let mut checks: Slots<Check> = Slots::default();
     let mut counts = Counts::default();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let start = Instant::now();
@@ -43,35 +40,30 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
     let mut next_report = start + Duration::from_secs(10);
     loop {
         let now = Instant::now();
-        while start + schedule.at(turn) <= now {
-            if schedule.late(now - (start + schedule.at(turn))) {
-                counts.late_groups += 1;
+        let (due, late) = schedule.due(start, now, &mut turn);
+        counts.late_groups += late;
+        for (t, server) in due.flat_map(|t| schedule.members(t).map(move |s| (t, s))) {
+            if std::mem::replace(&mut busy[server], true) {
+                continue;
             }
-            for server in schedule.members(turn) {
-                if std::mem::replace(&mut busy[server], true) {
-                    continue;
+            let Ok(how) = begin(kind, server, servers[server], t) else {
+                busy[server] = false;
+                counts.ended(false);
+                continue;
+            };
+            let fd = raw_fd(&how);
+            let deadline = Instant::now() + TIMEOUT;
+            let slot = checks.put(Check {
+                server,
+                deadline,
+                how,
+            });
+            if add(set.get_ref(), fd, slot).is_err() {
+                if let Some(check) = checks.take(slot) {
+                    end(check.how, &mut busy[server]);
                 }
-                let Ok(how) = begin(kind, server, servers[server], turn) else {
-                    counts.made += 1;
-                    counts.failed += 1;
-                    busy[server] = false;
-                    continue;
-                };
-                let slot = free.pop().unwrap_or_else(|| {
-                    checks.push(None);
-                    checks.len() - 1
-                });
-                let fd = raw_fd(&how);
-                checks[slot] = Some(Check {
-                    server,
-                    deadline: Instant::now() + TIMEOUT,
-                    how,
-                });
-                if add(set.get_ref(), fd, slot).is_err() {
-                    finish(&mut checks, &mut free, slot, &mut busy, &mut counts, false);
-                }
+                counts.ended(false);
             }
-            turn += 1;
         }
         if now >= next_report {
             counts.report();
@@ -79,51 +71,111 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
         }
         let wake = checks
             .iter()
-            .flatten()
             .map(|c| c.deadline)
             .fold(start + schedule.at(turn), Instant::min);
         tokio::select! {
             biased;
             n = ready(&set, &mut events) => {
-                for event in &events[..n?] {
-                    let slot = event.u64 as usize;
-                    let Some(check) = checks.get_mut(slot).and_then(Option::as_mut) else {
-                        continue;
-                    };
-                    // Edge-triggered: a step for each edge, a write on
-                    // the connect's, a read on the answer's.
-                    if let Some(passed) = step(kind, check) {
-                        finish(&mut checks, &mut free, slot, &mut busy, &mut counts, passed);
-                    }
-                }
+                checks.step_ready(kind, &events[..n?], |c| c, |check, passed| {
+                    end(check.how, &mut busy[check.server]);
+                    counts.ended(passed);
+                });
             }
             () = tokio::time::sleep_until(wake.into()) => {}
         }
-        let now = Instant::now();
-        for slot in 0..checks.len() {
-            if checks[slot].as_ref().is_some_and(|c| now >= c.deadline) {
+        checks.take_expired(
+            Instant::now(),
+            |c| c.deadline,
+            |check| {
                 counts.timeouts += 1;
-                finish(&mut checks, &mut free, slot, &mut busy, &mut counts, false);
-            }
+                end(check.how, &mut busy[check.server]);
+                counts.ended(false);
+            },
+        );
+    }
+}
+
+/// What is under way through a set, each at a slot: its socket's tag in
+/// the set. A check's socket leaves the set as it closes, when the check
+/// is taken out and dropped.
+pub(crate) struct Slots<T> {
+    items: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            items: Vec::new(),
+            free: Vec::new(),
         }
     }
 }
 
-/// The check at `slot` ended: counted, its socket closed (and so out of
-/// the set), its slot free.
-fn finish(
-    checks: &mut [Option<Check>],
-    free: &mut Vec<usize>,
-    slot: usize,
-    busy: &mut [bool],
-    counts: &mut Counts,
-    passed: bool,
-) {
-    if let Some(check) = checks[slot].take() {
-        end(check.how, &mut busy[check.server]);
-        free.push(slot);
-        counts.made += 1;
-        counts.failed += u64::from(!passed);
+impl<T> Slots<T> {
+    /// Takes in `item`: its slot.
+    pub(crate) fn put(&mut self, item: T) -> usize {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.items.push(None);
+            self.items.len() - 1
+        });
+        self.items[slot] = Some(item);
+        slot
+    }
+
+    /// Takes the item at `slot` out, the slot free.
+    pub(crate) fn take(&mut self, slot: usize) -> Option<T> {
+        let item = self.items.get_mut(slot).and_then(Option::take)?;
+        self.free.push(slot);
+        Some(item)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().flatten()
+    }
+
+    /// Steps the check (`check` of its item) of each slot that `events`
+    /// name, once an event (edge-triggered: a write on the connect's
+    /// edge, a read on the answer's); each that ended is taken out and
+    /// given to `ended` with whether it passed.
+    pub(crate) fn step_ready(
+        &mut self,
+        kind: &Kind,
+        events: &[libc::epoll_event],
+        check: impl Fn(&mut T) -> &mut Check,
+        mut ended: impl FnMut(T, bool),
+    ) {
+        for event in events {
+            let slot = event.u64 as usize;
+            let Some(item) = self.items.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            if let Some(passed) = step(kind, check(item)) {
+                if let Some(item) = self.take(slot) {
+                    ended(item, passed);
+                }
+            }
+        }
+    }
+
+    /// Takes out each item whose `deadline` is past at `now`, and gives
+    /// it to `expired`.
+    pub(crate) fn take_expired(
+        &mut self,
+        now: Instant,
+        deadline: impl Fn(&T) -> Instant,
+        mut expired: impl FnMut(T),
+    ) {
+        for slot in 0..self.items.len() {
+            if self.items[slot]
+                .as_ref()
+                .is_some_and(|i| now >= deadline(i))
+            {
+                if let Some(item) = self.take(slot) {
+                    expired(item);
+                }
+            }
+        }
     }
 }
 

@@ -12,36 +12,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify};
 
-use super::on_epoll_set::{add, epoll_set, raw_fd, ready, EVENTS};
-use super::{begin, step, Check, Counts, Kind, Schedule, TIMEOUT};
+use super::on_epoll_set::{add, epoll_set, raw_fd, ready, Slots, EVENTS};
+use super::{begin, Check, Counts, Kind, Schedule, TIMEOUT};
 
-/// The checks under way, each at its slot (its sockets' tag in the set)
-/// with where its result goes.
-#[derive(Default)]
-struct Under {
-    checks: Vec<Option<(Check, oneshot::Sender<bool>)>>,
-    free: Vec<usize>,
-}
+/// A check under way, and where its result goes.
+type Handed = (Check, oneshot::Sender<bool>);
 
-impl Under {
-    /// Takes in `check`: its slot.
-    fn put(&mut self, check: Check, result: oneshot::Sender<bool>) -> usize {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.checks.push(None);
-            self.checks.len() - 1
-        });
-        self.checks[slot] = Some((check, result));
-        slot
-    }
-
-    /// The check at `slot` ended: its socket closed (and so out of the
-    /// set), its task told.
-    fn finish(&mut self, slot: usize, passed: bool) {
-        if let Some((_, result)) = self.checks.get_mut(slot).and_then(Option::take) {
-            self.free.push(slot);
-            let _ = result.send(passed);
-        }
-    }
+/// Tells a check's task its result.
+fn tell((_, result): Handed, passed: bool) {
+    let _ = result.send(passed);
 }
 
 /// The `http` checks of `kind`, a task a real server on the poll loop's
@@ -56,7 +35,7 @@ pub(crate) fn run(kind: Kind, servers: Vec<SocketAddr>, interval: Duration) -> a
 async fn drive(kind: Kind, servers: Vec<SocketAddr>, interval: Duration) -> anyhow::Result<()> {
     let set = Rc::new(epoll_set()?);
     let kind = Rc::new(kind);
-    let under = Rc::new(RefCell::new(Under::default()));
+    let under: Rc<RefCell<Slots<Handed>>> = Rc::default();
     let more = Rc::new(Notify::new());
     let counts = Rc::new(RefCell::new(Counts::default()));
     let schedule = Schedule::new(servers.len(), interval);
@@ -84,17 +63,15 @@ async fn drive(kind: Kind, servers: Vec<SocketAddr>, interval: Duration) -> anyh
                         deadline: Instant::now() + TIMEOUT,
                         how,
                     };
-                    let slot = under.borrow_mut().put(check, tx);
+                    let slot = under.borrow_mut().put((check, tx));
                     if add(set.get_ref(), fd, slot).is_ok() {
                         more.notify_one();
                         passed = rx.await.unwrap_or(false);
                     } else {
-                        under.borrow_mut().finish(slot, false);
+                        under.borrow_mut().take(slot);
                     }
                 }
-                let mut counts = counts.borrow_mut();
-                counts.made += 1;
-                counts.failed += u64::from(!passed);
+                counts.borrow_mut().ended(passed);
             }
         });
     }
@@ -109,41 +86,22 @@ async fn drive(kind: Kind, servers: Vec<SocketAddr>, interval: Duration) -> anyh
     });
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     loop {
-        let wake = under
-            .borrow()
-            .checks
-            .iter()
-            .flatten()
-            .map(|(c, _)| c.deadline)
-            .min();
+        let wake = under.borrow().iter().map(|(c, _)| c.deadline).min();
         tokio::select! {
             biased;
             n = ready(&set, &mut events) => {
-                for event in &events[..n?] {
-                    let slot = event.u64 as usize;
-                    let mut under = under.borrow_mut();
-                    let ended = match under.checks.get_mut(slot) {
-                        Some(Some((check, _))) => step(&kind, check),
-                        _ => None,
-                    };
-                    if let Some(passed) = ended {
-                        under.finish(slot, passed);
-                    }
-                }
+                under.borrow_mut().step_ready(&kind, &events[..n?], |(c, _)| c, tell);
             }
             () = more.notified() => {}
             () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
         }
-        let now = Instant::now();
-        let mut under = under.borrow_mut();
-        for slot in 0..under.checks.len() {
-            if under.checks[slot]
-                .as_ref()
-                .is_some_and(|(c, _)| now >= c.deadline)
-            {
+        under.borrow_mut().take_expired(
+            Instant::now(),
+            |(c, _)| c.deadline,
+            |handed| {
                 counts.borrow_mut().timeouts += 1;
-                under.finish(slot, false);
-            }
-        }
+                tell(handed, false);
+            },
+        );
     }
 }

@@ -44,15 +44,8 @@ pub(crate) fn run(
                     let checked =
                         tokio::time::timeout(TIMEOUT, check_on_tokio(addr, &request)).await;
                     let mut counts = counts.borrow_mut();
-                    counts.made += 1;
-                    match checked {
-                        Ok(Ok(true)) => {}
-                        Ok(_) => counts.failed += 1,
-                        Err(_) => {
-                            counts.failed += 1;
-                            counts.timeouts += 1;
-                        }
-                    }
+                    counts.timeouts += u64::from(checked.is_err());
+                    counts.ended(matches!(checked, Ok(Ok(true))));
                     busy[server].set(false);
                 });
             }

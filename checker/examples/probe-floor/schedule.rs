@@ -3,7 +3,7 @@
 //! tokio alike.
 
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Real servers a group holds (ipvs-checker's `places::GROUP`).
 const GROUP: usize = 100;
@@ -38,6 +38,18 @@ impl Schedule {
     /// Whether a group that started this much after its time was late.
     pub(crate) fn late(&self, after: Duration) -> bool {
         after > self.interval / 10
+    }
+
+    /// The turns due by `now` from `*turn` on, for a schedule begun at
+    /// `start` (`*turn` moved past them), and how many of them are late.
+    pub(crate) fn due(&self, start: Instant, now: Instant, turn: &mut u64) -> (Range<u64>, u64) {
+        let first = *turn;
+        let mut late = 0;
+        while start + self.at(*turn) <= now {
+            late += u64::from(self.late(now - (start + self.at(*turn))));
+            *turn += 1;
+        }
+        (first..*turn, late)
     }
 
     /// The turn of the first interval whose group holds `server`.
