@@ -20,14 +20,18 @@
 # 0, inhibit_on_failure). The warm-up is at least an interval and 2 s, the
 # window at least two intervals. CPU: the tool's cgroup over the window
 # (user + system, every process); probes: nginx's access log lines over
-# the window; on time: probes / (S x window / interval); RSS: the tool's
+# the window; on time: probes / (S x window / interval), and the probes
+# of each whole second of the window as a share of those due a second
+# (the least, the median, the most); RSS: the tool's
 # processes at the end; down at end: real servers at weight 0 then;
 # whole VM: the busy CPU of both vCPUs over the window, every process and
 # the kernel's softirqs included, the real servers' nginx's CPU (both in
 # timer ticks, coarser than the cgroups' figures: not to be subtracted
 # from them), and the context switches, per probe; ipvs-checker's own counts
 # over the window (probes ended, late) and its concurrency limit at the
-# end, from its /metrics. BENCH_SCALE_PARTS (default "rate overload")
+# end, from its /metrics; for ipvs-checker and the floor, each of their
+# threads' CPU and context switches (waited, preempted) a probe, and
+# nginx's workers' beside them. BENCH_SCALE_PARTS (default "rate overload")
 # runs only the one-rate sizes ("rate") or the largest size's overload.
 # The overload also runs checker.sh's floor (the same HTTP checks at the
 # same interval, its own system calls only; no table, no rack): whether
@@ -224,18 +228,23 @@ scale_perf_end() { # NAME PID
 	} >"$out/scale-perf-$1.txt" || true
 }
 
-# Each thread of process PID: its name and its time on a CPU so far (the
-# scheduler's own count, schedstat's first field, in ns; /proc's user and
-# system times are sampled at the timer tick), threads of one name summed.
-scale_threads() { # PID
-	local t
-	for t in /proc/"$1"/task/*; do
-		echo "$(tr ' ' _ <"$t/comm") $(cut -d' ' -f1 "$t/schedstat")"
-	done 2>/dev/null | awk '{ cpu[$1] += $2 } END { for (name in cpu) print name, cpu[name] }' | sort
+# Each thread of the processes PID...: its name, its time on a CPU so far
+# (the scheduler's own count, schedstat's first field, in ns; /proc's user
+# and system times are sampled at the timer tick) and its context
+# switches so far, voluntary (it waited) and not (it was preempted),
+# threads of one name summed.
+scale_threads() { # PID...
+	local p t
+	for p in "$@"; do
+		for t in /proc/"$p"/task/*; do
+			echo "$(tr ' ' _ <"$t/comm") $(cut -d' ' -f1 "$t/schedstat")" \
+				"$(awk '/^voluntary_ctxt_switches/ { v = $2 } /^nonvoluntary_ctxt_switches/ { n = $2 } END { print v + 0, n + 0 }' "$t/status")"
+		done
+	done 2>/dev/null | awk '{ cpu[$1] += $2; vol[$1] += $3; inv[$1] += $4 } END { for (name in cpu) print name, cpu[name], vol[name], inv[name] }' | sort
 }
 
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -) perf_pid=
+	local name=$1 s=$2 every=$3 pid procs nginx_pids c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -) perf_pid=
 	scale_label=$s-$every
 	if [[ -n ${BENCH_SCALE_PERF:-} && ${4:-} == rack ]]; then
 		scale_perf_start "$name"
@@ -245,10 +254,9 @@ scale_measure() { # NAME S INTERVAL [rack]
 	settle=$((every + 2 > warmup ? every + 2 : warmup))
 	win=$((2 * every > window ? 2 * every : window))
 	sleep "$settle"
-	if [[ $name == ipvs-checker ]]; then
-		read -ra k0 < <(scale_counts)
-		scale_threads "$pid" >"$work/threads-0.txt"
-	fi
+	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
+	mapfile -t nginx_pids < <(pgrep -x nginx)
+	[[ $name != keepalived ]] && scale_threads "$pid" "${nginx_pids[@]}" >"$work/threads-0.txt"
 	c0=$(cgroup_usec "$name")
 	read -ra v0 < <(vm_busy_usec)
 	n0=$(nginx_usec)
@@ -262,7 +270,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	read -ra v1 < <(vm_busy_usec)
 	n1=$(nginx_usec)
 	t1=$EPOCHREALTIME
-	[[ $name == ipvs-checker ]] && scale_threads "$pid" >"$work/threads-1.txt"
+	[[ $name != keepalived ]] && scale_threads "$pid" "${nginx_pids[@]}" >"$work/threads-1.txt"
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	rss=$(rss_kb "${procs[@]}")
@@ -275,12 +283,12 @@ scale_measure() { # NAME S INTERVAL [rack]
 	fi
 	stop_tool "$pid"
 	[[ -n $perf_pid ]] && scale_perf_end "$name" "$perf_pid"
-	if [[ $name == ipvs-checker ]]; then
-		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen=$((r1 - r0)) -v label="$s real servers every $every s" '
-			{ ms = ($3 - $2) / 1e6; if (ms > 0) out = out sprintf(", %s %.3f", $1, seen ? ms / seen : 0) }
-			END { print "- ipvs-checker, " label ", its threads'"'"' CPU [ms] a probe seen" out }' >>"$work/scale-threads.txt"
+	if [[ $name != keepalived ]]; then
+		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen=$((r1 - r0)) -v label="$name, $s real servers every $every s" '
+			{ ms = ($5 - $2) / 1e6; if (ms > 0 && seen) out = out sprintf(", %s %.3f; %.2f + %.2f", $1, ms / seen, ($6 - $3) / seen, ($7 - $4) / seen) }
+			END { print "- " label ", by thread name (nginx: its workers), a probe seen: CPU [ms]; context switches, waited + preempted" out }' >>"$work/scale-threads.txt"
 	fi
-	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
@@ -297,7 +305,22 @@ u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[23:29])
 cpu = u1 - u0
 per = f"{cpu / seen * 1000:.3f}" if seen else "inf"
 due = s * window / every
-print(f"| {name} | {s} | {every:g} | {seen} in {window:.1f} s | {seen / due * 100:.1f} % | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per} | {vm_per} | {rss / 1024:.1f} ({procs} proc.) | {own} | {down} | {rack} |")
+# The probes seen in each whole second of the window, as a share of
+# those due a second: a tool that falls behind and then makes its late
+# probes together shows it here, where the window's mean hides it.
+log, first, last = sys.argv[29], int(sys.argv[30]), int(sys.argv[31])
+by_second = {}
+with open(log) as lines:
+    for i, line in enumerate(lines):
+        if i >= last:
+            break
+        if i >= first:
+            second = int(float(line.split()[0]))
+            by_second[second] = by_second.get(second, 0) + 1
+t0, t1 = float(sys.argv[4]), float(sys.argv[5])
+rates = sorted(by_second.get(k, 0) / (s / every) * 100 for k in range(int(t0) + 1, int(t1)))
+spread = f"{rates[0]:.0f} / {rates[len(rates) // 2]:.0f} / {rates[-1]:.0f} %" if rates else "-"
+print(f"| {name} | {s} | {every:g} | {seen} in {window:.1f} s | {seen / due * 100:.1f} % | {spread} | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per} | {vm_per} | {rss / 1024:.1f} ({procs} proc.) | {own} | {down} | {rack} |")
 PY
 }
 
@@ -308,8 +331,8 @@ scale_phase() {
 		echo
 		echo "Scale (HTTP, ${scale_services} services; at ${scale_rate} probes a second, then the largest size every ${scale_interval} s with its first service's real servers refusing; CPU from each tool's cgroup):"
 		echo
-		echo "| tool | real servers | interval [s] | probes seen | on time | CPU [s] (user + system) | CPU s / 1,000 probes | whole VM: busy CPU s / 1,000 probes, nginx's CPU s / 1,000, context switches / probe | RSS [MB] | checker's count: ended, late, limit | down at end | rack (a tenth) at 0 [s] |"
-		echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| tool | real servers | interval [s] | probes seen | on time | a second, of those due: least / median / most | CPU [s] (user + system) | CPU s / 1,000 probes | whole VM: busy CPU s / 1,000 probes, nginx's CPU s / 1,000, context switches / probe | RSS [MB] | checker's count: ended, late, limit | down at end | rack (a tenth) at 0 [s] |"
+		echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	if [[ " ${scale_parts[*]} " == *" rate "* ]]; then
 		for s in "${scale_sizes[@]}"; do
