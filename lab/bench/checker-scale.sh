@@ -37,6 +37,10 @@
 # same interval, its own system calls only; no table, no rack): whether
 # any checker could be on time there. BENCH_SCALE_TOOLS (default
 # "ipvs-checker keepalived floor") names the tools the overload runs.
+# BENCH_SCALE_SCRAPE_EVERY=N scrapes ipvs-checker's /metrics every N
+# seconds over its windows, as Prometheus would, and reports each
+# scrape's time. Every window's probes seen a second, second by second,
+# go to $LAB_OUT/scale-seconds.txt.
 # BENCH_SCALE_PERF=1 samples the whole VM (perf record -a) over each
 # overload window, enabled only there through perf's control fifo (its own
 # start-up, seconds under TCG, falls before the warm-up); the reports, by
@@ -243,8 +247,31 @@ scale_threads() { # PID...
 	done 2>/dev/null | awk '{ cpu[$1] += $2; vol[$1] += $3; inv[$1] += $4 } END { for (name in cpu) print name, cpu[name], vol[name], inv[name] }' | sort
 }
 
+# Scrapes ipvs-checker's /metrics every BENCH_SCALE_SCRAPE_EVERY seconds
+# from FROM (seconds since the epoch) until killed, as Prometheus would:
+# each scrape's start and its time. One scraper process for all of them,
+# started before FROM: under TCG a process's start costs the VM seconds.
+scale_scrapes() { # FROM
+	exec ip netns exec "$D" python3 - "$1" "$BENCH_SCALE_SCRAPE_EVERY" <<'PY'
+import sys, time, urllib.request
+begin, every = map(float, sys.argv[1:3])
+time.sleep(max(0.0, begin - time.time()))
+while True:
+    at = time.time()
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:10311/metrics", timeout=30) as answer:
+            while answer.read(65536):
+                pass
+        took = f"{time.time() - at:.3f}"
+    except OSError as e:
+        took = f"failed ({e})"
+    print(f"{at:.3f} {took}", flush=True)
+    time.sleep(every)
+PY
+}
+
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs nginx_pids c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -) perf_pid=
+	local name=$1 s=$2 every=$3 pid procs nginx_pids scrapes_pid c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -) perf_pid=
 	scale_label=$s-$every
 	if [[ -n ${BENCH_SCALE_PERF:-} && ${4:-} == rack ]]; then
 		scale_perf_start "$name"
@@ -253,6 +280,11 @@ scale_measure() { # NAME S INTERVAL [rack]
 	pid=$(scale_start "$name" "$s" "$every")
 	settle=$((every + 2 > warmup ? every + 2 : warmup))
 	win=$((2 * every > window ? 2 * every : window))
+	scrapes_pid=
+	if [[ $name == ipvs-checker && -n ${BENCH_SCALE_SCRAPE_EVERY:-} ]]; then
+		scale_scrapes "$((${EPOCHREALTIME%.*} + settle))" >"$work/scrapes.txt" &
+		scrapes_pid=$!
+	fi
 	sleep "$settle"
 	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
 	mapfile -t nginx_pids < <(pgrep -x nginx)
@@ -264,6 +296,10 @@ scale_measure() { # NAME S INTERVAL [rack]
 	t0=$EPOCHREALTIME
 	[[ -n $perf_pid ]] && { scale_perf enable || echo "perf did not enable its sampling" >&2; }
 	sleep "$win"
+	if [[ -n $scrapes_pid ]]; then
+		kill "$scrapes_pid"
+		wait "$scrapes_pid" 2>/dev/null || true
+	fi
 	[[ -n $perf_pid ]] && { scale_perf disable || echo "perf did not disable its sampling" >&2; }
 	r1=$(lines "$work/http.log")
 	c1=$(cgroup_usec "$name")
@@ -283,12 +319,18 @@ scale_measure() { # NAME S INTERVAL [rack]
 	fi
 	stop_tool "$pid"
 	[[ -n $perf_pid ]] && scale_perf_end "$name" "$perf_pid"
+	if [[ -n $scrapes_pid ]]; then
+		awk -v t0="$t0" -v every="$BENCH_SCALE_SCRAPE_EVERY" '
+			{ out = out sprintf("%s%.1f (%s s)", NR > 1 ? ", " : "", $1 - t0, $2) }
+			END { print "- ipvs-checker, its /metrics scraped every " every " s, at [s from the window'"'"'s start] (the scrape'"'"'s time): " out }' \
+			"$work/scrapes.txt" >>"$work/scale-threads.txt"
+	fi
 	if [[ $name != keepalived ]]; then
 		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen=$((r1 - r0)) -v label="$name, $s real servers every $every s" '
 			{ ms = ($5 - $2) / 1e6; if (ms > 0 && seen) out = out sprintf(", %s %.3f; %.2f + %.2f", $1, ms / seen, ($6 - $3) / seen, ($7 - $4) / seen) }
 			END { print "- " label ", by thread name (nginx: its workers), a probe seen: CPU [ms]; context switches, waited + preempted" out }' >>"$work/scale-threads.txt"
 	fi
-	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" "$out/scale-seconds.txt" <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
@@ -318,7 +360,11 @@ with open(log) as lines:
             second = int(float(line.split()[0]))
             by_second[second] = by_second.get(second, 0) + 1
 t0, t1 = float(sys.argv[4]), float(sys.argv[5])
-rates = sorted(by_second.get(k, 0) / (s / every) * 100 for k in range(int(t0) + 1, int(t1)))
+seconds = range(int(t0) + 1, int(t1))
+with open(sys.argv[32], "a") as series:
+    print(f"{name} {s} every {every:g} s, probes seen a second from {int(t0) + 1}:",
+          " ".join(str(by_second.get(k, 0)) for k in seconds), file=series)
+rates = sorted(by_second.get(k, 0) / (s / every) * 100 for k in seconds)
 spread = f"{rates[0]:.0f} / {rates[len(rates) // 2]:.0f} / {rates[-1]:.0f} %" if rates else "-"
 print(f"| {name} | {s} | {every:g} | {seen} in {window:.1f} s | {seen / due * 100:.1f} % | {spread} | {cpu:.2f} ({us1 - us0:.2f} + {s1 - s0:.2f}) | {per} | {vm_per} | {rss / 1024:.1f} ({procs} proc.) | {own} | {down} | {rack} |")
 PY
