@@ -32,7 +32,9 @@
 # end, from its /metrics; for ipvs-checker and the floor, each of their
 # threads' CPU and context switches (waited, preempted) a probe, and
 # nginx's workers' beside them. BENCH_SCALE_PARTS (default "rate overload")
-# runs only the one-rate sizes ("rate") or the largest size's overload.
+# runs only the one-rate sizes ("rate") or the largest size's overload;
+# BENCH_SCALE_RATE_TOOLS (default "ipvs-checker keepalived") names the
+# tools the one-rate sizes run (the floor too, if named).
 # The overload also runs checker.sh's floor (the same HTTP checks at the
 # same interval, its own system calls only; no table, no rack): whether
 # any checker could be on time there. BENCH_SCALE_TOOLS (default
@@ -385,7 +387,7 @@ scale_phase() {
 			every=$(((s + scale_rate - 1) / scale_rate))
 			((every < 1)) && every=1
 			scale_configs "$s" "$every"
-			for tool in ipvs-checker keepalived; do scale_measure "$tool" "$s" "$every" | tee -a "$report"; done
+			for tool in ${BENCH_SCALE_RATE_TOOLS:-ipvs-checker keepalived}; do scale_measure "$tool" "$s" "$every" | tee -a "$report"; done
 		done
 	fi
 	if [[ " ${scale_parts[*]} " == *" overload "* ]]; then
