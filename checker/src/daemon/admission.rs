@@ -15,7 +15,8 @@
 //!
 //! A saturated CPU shows as a late heartbeat (see [`super::lag`]): each
 //! probe, as it starts, reads how far behind its thread was over the last
-//! [`super::lag::RECENT`]. Late as [`super::lag::is_late`] says (more
+//! [`super::lag::RECENT`], its first probes' slowness left out (see
+//! [`super::lag::Lag::recent_after_warm_up`]). Late as [`super::lag::is_late`] says (more
 //! than a tenth of the probe's timeout) cuts the limit to three quarters,
 //! at most once per [`CUT_EVERY`]; each start on time (within a fortieth)
 //! adds a step towards one more, the

@@ -30,6 +30,15 @@
 //! thread is then is recorded as a beat would record it, and the next
 //! beat is an idle one at once: a group of probes that ends between two
 //! beats wakes its thread for none.
+//!
+//! A thread's first probes are slow by their nature: their code runs, and
+//! their memory is touched, for the first time (several times slower
+//! under the lab's emulation: lab/bench/README.md, "2026-12-06, night").
+//! Its first beat with probes in flight is late for that alone, once.
+//! That lateness counts against the probes it delayed (a timeout then is
+//! the checker's), but it is no sign of a thread short of CPU: the
+//! admission limit reads [`Lag::recent_after_warm_up`], which leaves it
+//! out.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,6 +89,9 @@ struct Ring {
     slots: Vec<(u64, Duration)>,
     /// When the next beat is due.
     next_due: Instant,
+    /// The first bucket after the thread's first beat with probes in
+    /// flight (see [`Lag::recent_after_warm_up`]); `None` before it.
+    warm_from: Option<u64>,
 }
 
 /// A probe in flight on the thread, for as long as it is held (see
@@ -107,6 +119,7 @@ impl Lag {
             ring: Mutex::new(Ring {
                 slots: vec![(u64::MAX, Duration::ZERO); BUCKETS],
                 next_due: origin + BEAT,
+                warm_from: None,
             }),
             in_flight: AtomicUsize::new(0),
             moved: Notify::new(),
@@ -133,7 +146,7 @@ impl Lag {
     /// then is recorded, and the next beat is an idle one.
     fn ended(&self, now: Instant) {
         let due = self.lock().next_due;
-        self.beat(due.min(now), now, IDLE_BEAT);
+        self.beat(due.min(now), now, IDLE_BEAT, true);
         self.moved.notify_one();
     }
 
@@ -169,18 +182,23 @@ impl Lag {
                 () = tokio::time::sleep_until(due) => {}
             }
             let now = Instant::now();
-            let every = if self.idle() { IDLE_BEAT } else { BEAT };
-            self.beat(due, now, every);
+            let busy = !self.idle();
+            let every = if busy { BEAT } else { IDLE_BEAT };
+            self.beat(due, now, every, busy);
             after();
         }
     }
 
-    /// A beat due at `due` fired at `now`; the next is due `every` later.
-    fn beat(&self, due: Instant, now: Instant, every: Duration) {
+    /// A beat due at `due` fired at `now`, with probes in flight if
+    /// `busy`; the next is due `every` later.
+    fn beat(&self, due: Instant, now: Instant, every: Duration, busy: bool) {
         let lag = now.saturating_duration_since(due);
         let bucket = self.bucket(now);
         let mut ring = self.lock();
         ring.next_due = now + every;
+        if busy && ring.warm_from.is_none() {
+            ring.warm_from = Some(bucket + 1);
+        }
         let slot = &mut ring.slots[(bucket % BUCKETS as u64) as usize];
         if slot.0 == bucket {
             slot.1 = slot.1.max(lag);
@@ -195,16 +213,33 @@ impl Lag {
         self.worst(now.checked_sub(RECENT).unwrap_or(now), now)
     }
 
+    /// [`Lag::recent`], but for the thread's warm-up: nothing before
+    /// its first beat with probes in flight has fired, and that beat's
+    /// lag (with any other of its [`BUCKET`]) left out after. What the
+    /// admission limit reads: a thread late only with its first probes
+    /// is not short of CPU (see the module's text).
+    pub fn recent_after_warm_up(&self, now: Instant) -> Duration {
+        let ring = self.lock();
+        let Some(warm_from) = ring.warm_from else {
+            return Duration::ZERO;
+        };
+        let since = self.bucket(now.checked_sub(RECENT).unwrap_or(now));
+        self.worst_in(&ring, since.max(warm_from), now)
+    }
+
     /// The most the thread was behind between `since` and `now`: the
     /// largest lag of a beat that fired in that time, or how overdue the
     /// next beat is at `now`, whichever is larger.
     pub fn worst(&self, since: Instant, now: Instant) -> Duration {
         let ring = self.lock();
+        self.worst_in(&ring, self.bucket(since), now)
+    }
+
+    /// [`Lag::worst`] from the bucket `since` on.
+    fn worst_in(&self, ring: &Ring, since: u64, now: Instant) -> Duration {
         let overdue = now.saturating_duration_since(ring.next_due);
         let last = self.bucket(now);
-        let first = self
-            .bucket(since)
-            .max(last.saturating_sub(BUCKETS as u64 - 1));
+        let first = since.max(last.saturating_sub(BUCKETS as u64 - 1));
         (first..=last)
             .filter_map(|b| {
                 let (held, lag) = ring.slots[(b % BUCKETS as u64) as usize];
@@ -235,13 +270,13 @@ mod tests {
         let mut at = t0;
         for _ in 0..40 {
             at += BEAT;
-            lag.beat(at, at + MS, BEAT);
+            lag.beat(at, at + MS, BEAT, true);
         }
-        lag.beat(t0 + 700 * MS, t0 + 1000 * MS, BEAT);
+        lag.beat(t0 + 700 * MS, t0 + 1000 * MS, BEAT, true);
         at = t0 + 1000 * MS;
         for _ in 0..20 {
             at += BEAT;
-            lag.beat(at, at, BEAT);
+            lag.beat(at, at, BEAT, true);
         }
         assert_eq!(lag.worst(t0, t0 + 600 * MS), MS, "before the late beat");
         assert_eq!(lag.worst(t0 + 900 * MS, at), 300 * MS, "spanning it");
@@ -254,12 +289,54 @@ mod tests {
     fn a_window_longer_than_the_history_is_judged_on_the_history() {
         let t0 = Instant::now();
         let lag = Lag::starting_at(t0);
-        lag.beat(t0 + BEAT, t0 + BEAT + 500 * MS, BEAT);
+        lag.beat(t0 + BEAT, t0 + BEAT + 500 * MS, BEAT, true);
         let later = t0 + BUCKET * BUCKETS as u32 * 2;
-        lag.beat(later, later, BEAT);
+        lag.beat(later, later, BEAT, true);
         // The 500 ms lag is two minutes old: its slot has been reused or
         // is out of the window.
         assert_eq!(lag.worst(t0, later), Duration::ZERO);
+    }
+
+    /// The first beat with probes in flight, late with the thread's first
+    /// probes only, is kept for the probes' timeouts but not read by the
+    /// admission limit; every late beat after it is.
+    #[test]
+    fn the_first_beat_with_probes_in_flight_is_not_read_by_the_limit() {
+        let t0 = Instant::now();
+        let lag = Lag::starting_at(t0);
+        // Idle beats only: nothing is read yet, however late.
+        lag.beat(t0 + BEAT, t0 + BEAT + 200 * MS, IDLE_BEAT, false);
+        let idle = t0 + BEAT + 250 * MS;
+        assert_eq!(lag.recent(idle), 200 * MS);
+        assert_eq!(lag.recent_after_warm_up(idle), Duration::ZERO);
+        // The first probes' beat, 150 ms late.
+        let first = t0 + 2000 * MS;
+        lag.beat(first - 150 * MS, first, BEAT, true);
+        assert_eq!(lag.recent(first), 150 * MS);
+        assert_eq!(lag.recent_after_warm_up(first), Duration::ZERO);
+        let mut at = first;
+        for _ in 0..10 {
+            at += BEAT;
+            lag.beat(at, at, BEAT, true);
+        }
+        assert_eq!(lag.worst(first, at), 150 * MS, "kept for the timeouts");
+        assert_eq!(lag.recent_after_warm_up(at), Duration::ZERO);
+        // Late again: read, beat or overdue.
+        let late = at + BEAT + 120 * MS;
+        lag.beat(at + BEAT, late, BEAT, true);
+        assert_eq!(lag.recent_after_warm_up(late), 120 * MS);
+        assert_eq!(
+            lag.recent_after_warm_up(late + BEAT + 130 * MS),
+            130 * MS,
+            "overdue"
+        );
+        // The end of the last probe in flight counts as a busy beat: a
+        // thread whose first probes all end between two beats is warm.
+        let other = Lag::starting_at(t0);
+        other.beat(t0 + BEAT, t0 + BEAT + 150 * MS, IDLE_BEAT, true);
+        let after = t0 + BEAT + 150 * MS + BUCKET;
+        other.beat(after - 110 * MS, after, BEAT, true);
+        assert_eq!(other.recent_after_warm_up(after), 110 * MS);
     }
 
     /// On a runtime whose thread is blocked (the checker short of CPU),

@@ -97,3 +97,12 @@ impl Place {
         now + (every - Duration::from_nanos(u64::try_from(into).unwrap_or(0)))
     }
 }
+
+/// How a probe task waits for its next probe.
+pub(super) fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval_at(first, every);
+    // A probe that started late (waiting for a permit) skips to its
+    // group's next tick, so the groups stay together.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    ticks
+}

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{abortable, AbortHandle};
 use ipvs::{DestinationKey, ServiceKey};
 use rustc_hash::FxHashMap;
 use tokio::sync::{watch, Semaphore};
-use tokio::task::AbortHandle;
 
 use super::admission::Admission;
 use super::hurries::{Hurries, ServiceHurry};
-use super::places::{group_of, groups, interleaved, Place};
+use super::places::{group_of, groups, interleaved, ticks, Place};
 use super::reports::{Outbox, Report};
 use super::shards::Shards;
 use crate::config::{Config, RealServer};
@@ -110,6 +110,9 @@ impl ProbeTasks {
             .map(|(s, j)| (services[s].key, &services[s].real_servers[j]))
             .collect();
         let mut gone = std::mem::take(&mut self.running);
+        // The new tasks of each thread, spawned there together (below).
+        let mut new = Vec::new();
+        new.resize_with(shards.len(), Vec::new);
         let n = all.len().max(1);
         let slots = groups(n, shards.len());
         let base = tokio::time::Instant::now();
@@ -133,13 +136,13 @@ impl ProbeTasks {
             // of a thread then serves a group (its timers, and the
             // answers that come back at about the same time) instead of
             // one probe.
-            let (slot, shard) = group_of(i, n, slots, shards.len());
+            let (slot, thread) = group_of(i, n, slots, shards.len());
             let place = Place {
                 base,
                 slot: slot as u32,
                 slots: slots as u32,
             };
-            let shard = shards.get(shard);
+            let shard = shards.get(thread);
             let (tx, rx) = watch::channel(settings);
             let id = self.next_id;
             self.next_id += 1;
@@ -151,7 +154,8 @@ impl ProbeTasks {
                 lag: shard.lag.clone(),
                 outbox: shard.outbox.clone(),
             };
-            let task = shard.handle.spawn(task.run(place, rx)).abort_handle();
+            let (run, task) = abortable(task.run(place, rx));
+            new[thread.min(shards.len() - 1)].push(run);
             self.running.insert(
                 key,
                 Running {
@@ -163,6 +167,9 @@ impl ProbeTasks {
         }
         for running in gone.into_values() {
             running.task.abort();
+        }
+        for (i, tasks) in new.into_iter().enumerate() {
+            shards.get(i).spawn_together(tasks);
         }
     }
 
@@ -240,15 +247,6 @@ pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// How a probe task waits for its next probe.
-fn ticks(first: tokio::time::Instant, every: Duration) -> tokio::time::Interval {
-    let mut ticks = tokio::time::interval_at(first, every);
-    // A probe that started late (waiting for a permit) skips to its
-    // group's next tick, so the groups stay together.
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    ticks
 }
 
 impl ProbeTask {
@@ -512,7 +510,8 @@ impl ProbeTask {
     /// decides how many probes it runs at once, and the probe's checks
     /// which turns it waits for.
     fn start(&self, prober: &ProberSet, timeout: Duration, now: tokio::time::Instant) -> Turns {
-        self.admission.started(self.lag.recent(now), timeout, now);
+        self.admission
+            .started(self.lag.recent_after_warm_up(now), timeout, now);
         if prober.full_handshake_due(now.into_std()) || prober.runs_program() {
             Turns::Every
         } else {
