@@ -16,17 +16,17 @@
 //! A saturated CPU shows as a late heartbeat (see [`super::lag`]): each
 //! probe, as it starts, reads how far behind its thread was over the last
 //! [`super::lag::RECENT`], its first probes' slowness left out (see
-//! [`super::lag::Lag::recent_after_warm_up`]). Late as [`super::lag::is_late`] says (more
-//! than a tenth of the probe's timeout) cuts the limit to three quarters,
-//! at most once per [`CUT_EVERY`]; each start on time (within a fortieth)
-//! adds a step towards one more, the
-//! limit's worth of them one more slot. (A probe's own tick, read
-//! instead, misses a saturated thread: once probes take longer than their
-//! interval, every tick is already due when the last probe ends, and none
-//! is a sample.) A fixed low limit would not do:
-//! probes waiting on servers that do not answer hold their slots for their
-//! whole timeout without using the CPU, and with few slots they would
-//! hold up every other probe.
+//! [`super::lag::Lag::recent_after_warm_up`]). Late as
+//! [`super::lag::is_late`] says (more than a tenth of the probe's
+//! timeout) cuts the limit to three quarters, at most once per
+//! [`CUT_EVERY`]; each start on time (within a fortieth) adds a step
+//! towards one more, the limit's worth of them one more slot. (A probe's
+//! own tick, read instead, misses a saturated thread: once probes take
+//! longer than their interval, every tick is already due when the last
+//! probe ends, and none is a sample.) A fixed low limit would not do:
+//! probes waiting on servers that do not answer hold their slots for
+//! their whole timeout without using the CPU, and with few slots they
+//! would hold up every other probe.
 //!
 //! The `exec` checks' programs have a limit of the same kind over the
 //! whole checker (`--checker.max-programs`), cut and grown by the same
