@@ -34,7 +34,11 @@
 //! runs them on such a runtime too, but all on one task, through an
 //! epoll set of its own registered once with the runtime (on_epoll_set.rs);
 //! `FLOOR_TOKIO=tasks` the same with a task a real server that hands its
-//! checks to that set (on_server_tasks.rs).
+//! checks to that set (on_server_tasks.rs). `FLOOR_TOKIO=reuse` is
+//! `FLOOR_TOKIO=1` with each real server's socket kept between its checks:
+//! taken out of the runtime and disconnected (a `connect` to `AF_UNSPEC`,
+//! which resets the connection as the close did) when a check ends, and
+//! connected again, from a new port, for the next.
 //!
 //! Every real server is checked every interval (1 s; `FLOOR_INTERVAL_MS`),
 //! timeout 1 s, in groups of 100 spread over the interval as ipvs-checker
@@ -259,10 +263,11 @@ fn main() -> anyhow::Result<()> {
             bail!("FLOOR_TOKIO: http checks only");
         };
         return match how.to_str() {
-            Some("1") => on_tokio::run(request, servers, interval),
+            Some("1") => on_tokio::run(request, servers, interval, false),
+            Some("reuse") => on_tokio::run(request, servers, interval, true),
             Some("set") => on_epoll_set::run(&Kind::Http { request }, &servers, interval),
             Some("tasks") => on_server_tasks::run(Kind::Http { request }, servers, interval),
-            _ => bail!("FLOOR_TOKIO: 1, set or tasks, not {how:?}"),
+            _ => bail!("FLOOR_TOKIO: 1, reuse, set or tasks, not {how:?}"),
         };
     }
     run(&kind, &servers, interval)
@@ -536,6 +541,12 @@ fn end(how: Pending, busy: &mut bool) {
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
     socket.set_linger(Some(Duration::ZERO))?;
+    connect_from(socket, addr)
+}
+
+/// `socket` (new, or disconnected) connected to `addr` as [`connect`]
+/// connects.
+fn connect_from(socket: Socket, addr: SocketAddr) -> std::io::Result<TcpStream> {
     socket.set_tcp_quickack(false)?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}

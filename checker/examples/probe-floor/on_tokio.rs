@@ -2,20 +2,22 @@
 //! threads run theirs, on a current-thread tokio runtime (see main.rs).
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 
-use super::{answered, connect, Counts, Schedule, TIMEOUT};
+use super::{answered, connect, connect_from, Counts, Schedule, TIMEOUT};
 
 /// The `http` checks as tasks of a current-thread tokio runtime, on the
-/// poll loop's schedule.
+/// poll loop's schedule; with `reuse`, each real server's socket kept
+/// between its checks.
 pub(crate) fn run(
     request: Vec<u8>,
     servers: Vec<SocketAddr>,
     interval: Duration,
+    reuse: bool,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -23,6 +25,8 @@ pub(crate) fn run(
     let local = tokio::task::LocalSet::new();
     let schedule = Schedule::new(servers.len(), interval);
     let busy: Rc<Vec<Cell<bool>>> = Rc::new(servers.iter().map(|_| Cell::new(false)).collect());
+    let spares: Rc<Vec<RefCell<Option<TcpStream>>>> =
+        Rc::new(servers.iter().map(|_| RefCell::new(None)).collect());
     let counts = Rc::new(RefCell::new(Counts::default()));
     let request: Rc<[u8]> = request.into();
     local.block_on(&runtime, async move {
@@ -39,10 +43,12 @@ pub(crate) fn run(
                     continue;
                 }
                 let (busy, counts, request) = (busy.clone(), counts.clone(), request.clone());
+                let spares = spares.clone();
                 let addr = servers[server];
                 tokio::task::spawn_local(async move {
+                    let spare = reuse.then(|| &spares[server]);
                     let checked =
-                        tokio::time::timeout(TIMEOUT, check_on_tokio(addr, &request)).await;
+                        tokio::time::timeout(TIMEOUT, check_on_tokio(addr, &request, spare)).await;
                     let mut counts = counts.borrow_mut();
                     counts.timeouts += u64::from(checked.is_err());
                     counts.ended(matches!(checked, Ok(Ok(true))));
@@ -58,9 +64,28 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// One `http` check on tokio: whether it passed.
-async fn check_on_tokio(addr: SocketAddr, request: &[u8]) -> std::io::Result<bool> {
-    let mut stream = tokio::net::TcpStream::from_std(connect(addr)?)?;
+/// One `http` check on tokio: whether it passed. Over the `spare` socket
+/// if there is one, left there, disconnected, when the check ends.
+async fn check_on_tokio(
+    addr: SocketAddr,
+    request: &[u8],
+    spare: Option<&RefCell<Option<TcpStream>>>,
+) -> std::io::Result<bool> {
+    let socket = match spare.and_then(|s| s.borrow_mut().take()) {
+        Some(socket) => connect_from(socket.into(), addr)?,
+        None => connect(addr)?,
+    };
+    let mut stream = tokio::net::TcpStream::from_std(socket)?;
+    let passed = exchange(&mut stream, request).await;
+    if let Some(spare) = spare {
+        let socket = stream.into_std()?;
+        ipvs_checker::prober::tcp::disconnect(&socket)?;
+        spare.replace(Some(socket));
+    }
+    passed
+}
+
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> std::io::Result<bool> {
     if stream.ready(Interest::WRITABLE).await?.is_write_closed() {
         return Ok(false);
     }

@@ -28,12 +28,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::tcp::Connection;
 use rustls::client::{
     ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
 use rustls::{ClientConfig, HandshakeKind, NamedGroup, ProtocolVersion};
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -251,7 +251,7 @@ pub struct Connections<'a> {
     /// The one kept from the last probe (`keep_alive`).
     pub kept: &'a mut Option<Kept>,
     /// One made ahead of the probe's full-handshake turn.
-    pub ahead: Option<TcpStream>,
+    pub ahead: Option<Connection>,
 }
 
 /// TLS handshake (timed as `tls`), then the HTTP exchange over it; or,
@@ -299,13 +299,13 @@ pub async fn probe(
 /// ([`HeldWrites::handshake_done`]).
 pub(super) async fn verified(
     target: &Target,
-    ahead: Option<TcpStream>,
+    ahead: Option<Connection>,
     sessions: &mut Sessions,
     name: &ServerName<'static>,
     now: Instant,
     watch: &Watch,
     phases: &mut Phases,
-) -> Result<(TlsStream<HeldWrites<TcpStream>>, Handshake, Option<i64>), ProbeError> {
+) -> Result<(TlsStream<HeldWrites<Connection>>, Handshake, Option<i64>), ProbeError> {
     let (config, tls12_only) = sessions.config(now);
     let stream = match handshake(target, ahead, config, name, watch, phases).await {
         // A server that no longer speaks TLS 1.2 (moved to TLS 1.3 only)
@@ -338,12 +338,12 @@ pub(super) async fn verified(
 /// over a new one (timed as `connect`).
 async fn handshake(
     target: &Target,
-    ahead: Option<TcpStream>,
+    ahead: Option<Connection>,
     config: Arc<ClientConfig>,
     name: &ServerName<'static>,
     watch: &Watch,
     phases: &mut Phases,
-) -> Result<TlsStream<HeldWrites<TcpStream>>, ProbeError> {
+) -> Result<TlsStream<HeldWrites<Connection>>, ProbeError> {
     let tcp = match ahead {
         Some(tcp) => {
             watch.connecting(&tcp, target.addr, std::time::Instant::now());

@@ -269,7 +269,7 @@ pub struct Prober {
 /// A connection made before the probe waited for its turn.
 #[derive(Debug)]
 struct Ahead {
-    stream: tokio::net::TcpStream,
+    stream: tcp::Connection,
     /// When it was made, and how long that took.
     made: Instant,
     took: Duration,

@@ -1345,6 +1345,7 @@ mod dns;
 mod flights;
 mod framing;
 mod icmp;
+mod kept_socket;
 mod late;
 mod reasons;
 mod udp;

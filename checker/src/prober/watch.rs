@@ -41,8 +41,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use super::tcp::Idle;
 
 /// The part of its timeout a probe may be delayed by and still be on
 /// time: more is late (the heartbeat's measure, `crate::daemon`'s), and a
@@ -67,6 +69,9 @@ pub struct Watch {
     /// Whether the server speaks first on a connection (a banner), so that
     /// its time runs from the SYN, not from the checker's last bytes.
     server_speaks_first: bool,
+    /// The prober's socket between its probes, which its next probe's
+    /// connection is made from.
+    idle: Arc<Idle>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +122,13 @@ impl Watch {
         Watch {
             watched: Mutex::new(None),
             server_speaks_first,
+            idle: Arc::default(),
         }
+    }
+
+    /// The prober's socket between its probes (see [`super::tcp::Idle`]).
+    pub(super) fn idle(&self) -> &Arc<Idle> {
+        &self.idle
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Watched>> {

@@ -1,0 +1,120 @@
+//! A prober's socket between its probes.
+//!
+//! Every probe makes a new connection, but not a new socket. When a
+//! probe's connection ends, its socket is disconnected (a `connect` to
+//! `AF_UNSPEC`: a connection made is reset, as the close with a linger of
+//! 0 reset it, and the socket is left unconnected, its port given back)
+//! and kept for the prober's next probe, which connects it again, from a
+//! new port. On the wire nothing changes. On the director a probe no
+//! longer makes and closes a socket and sets its options again: three
+//! system calls of nine, and the kernel's making and freeing of a socket
+//! and its file (lab/bench/README.md, "2026-12-06, late night").
+//!
+//! A kept socket holds a descriptor between probes, one a real server
+//! and check: at most a quarter of the open-files limit are kept, the
+//! rest closed as before, so that the probes in flight and the web
+//! server always have theirs.
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use socket2::Socket;
+use tokio::net::TcpStream;
+
+/// Sockets kept now, by every prober.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// The most sockets kept at once: a quarter of the open-files limit.
+fn most_kept() -> usize {
+    static MOST: OnceLock<usize> = OnceLock::new();
+    *MOST.get_or_init(|| {
+        ipvs_common::open_files::open_files_limit().map_or(256, |limit| {
+            usize::try_from(limit / 4).unwrap_or(usize::MAX)
+        })
+    })
+}
+
+/// The socket a prober keeps for its next probe, if any.
+#[derive(Debug, Default)]
+pub struct Idle(Mutex<Option<Kept>>);
+
+#[derive(Debug)]
+struct Kept {
+    socket: Socket,
+    /// The address it is bound to, if any.
+    source: Option<IpAddr>,
+}
+
+impl Idle {
+    /// The socket kept, if it is bound as a new one would be (to
+    /// `source`, or not at all); one bound otherwise is closed.
+    pub fn take(&self, source: Option<IpAddr>) -> Option<Socket> {
+        let kept = self.lock().take()?;
+        KEPT.fetch_sub(1, Ordering::Relaxed);
+        (kept.source == source).then_some(kept.socket)
+    }
+
+    /// Ends `stream`'s connection and keeps its socket (bound to `source`)
+    /// for the next probe; closes it instead when one is kept already, or
+    /// the budget of kept sockets is spent.
+    pub fn keep(&self, stream: TcpStream, source: Option<IpAddr>) {
+        let mut slot = self.lock();
+        if slot.is_some() {
+            return;
+        }
+        // Out of the runtime's epoll set first, as a drop would take it
+        // out: a socket waiting unconnected shows a hang-up, which the
+        // runtime would keep as its final state.
+        let Ok(stream) = stream.into_std() else {
+            return;
+        };
+        let socket = Socket::from(stream);
+        if disconnect(&socket).is_err() {
+            return;
+        }
+        if KEPT.fetch_add(1, Ordering::Relaxed) >= most_kept() {
+            KEPT.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        *slot = Some(Kept { socket, source });
+    }
+
+    /// The descriptor of the socket kept, if any.
+    #[cfg(test)]
+    pub fn kept_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.lock().as_ref().map(|kept| kept.socket.as_raw_fd())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Kept>> {
+        // Every update leaves it whole.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        if self.lock().take().is_some() {
+            KEPT.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Ends `socket`'s connection, with a reset if it was made, and leaves it
+/// unconnected, ready to connect again.
+pub fn disconnect(socket: &impl AsRawFd) -> std::io::Result<()> {
+    let unspecified = libc::sockaddr {
+        sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sa_data: [0; 14],
+    };
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: a plain system call on an open socket, with a live address
+    // of the length given.
+    if unsafe { libc::connect(socket.as_raw_fd(), &unspecified, len) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
