@@ -6,7 +6,8 @@
 # servers (BENCH_SERVERS, 500) every BENCH_INTERVAL_MS (1000), groups of
 # ipvs-checker's size, in each way of BENCH_FLOORS (default "poll set
 # tasks tokio": the poll loop, FLOOR_TOKIO=set, FLOOR_TOKIO=tasks,
-# FLOOR_TOKIO=1; "reuse", FLOOR_TOKIO=reuse, is not in the default) in turn, for
+# FLOOR_TOKIO=1; "reuse" and "setreuse", FLOOR_TOKIO=reuse and set-reuse,
+# are not in the default) in turn, for
 # BENCH_ROUNDS (6) rounds after a round not counted; each run a warm-up
 # of BENCH_WARMUP (3) s and a window of BENCH_WINDOW (10) s. Run from the
 # repository root:
@@ -37,8 +38,8 @@ source lab/bench/servers.sh
 servers_for_tools python3
 for way in "${ways[@]}"; do
 	case $way in
-	poll | set | tasks | tokio | reuse) ;;
-	*) echo "BENCH_FLOORS: poll, set, tasks, tokio or reuse, not $way" >&2; exit 2 ;;
+	poll | set | tasks | tokio | reuse | setreuse) ;;
+	*) echo "BENCH_FLOORS: poll, set, tasks, tokio, reuse or setreuse, not $way" >&2; exit 2 ;;
 	esac
 done
 for ((i = 1; i <= n; i++)); do addr "$i"; done >"$work/addresses.txt"
@@ -54,6 +55,7 @@ for ((r = 0; r <= rounds; r++)); do
 		tasks) mode=(FLOOR_TOKIO=tasks) ;;
 		tokio) mode=(FLOOR_TOKIO=1) ;;
 		reuse) mode=(FLOOR_TOKIO=reuse) ;;
+		setreuse) mode=(FLOOR_TOKIO=set-reuse) ;;
 		esac
 		ip netns exec "$D" env "${mode[@]}" FLOOR_INTERVAL_MS="$every" \
 			"$floor" http "$work/addresses.txt" 80 >"$work/floor-$way-$r.log" 2>&1 &

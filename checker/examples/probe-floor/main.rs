@@ -265,9 +265,12 @@ fn main() -> anyhow::Result<()> {
         return match how.to_str() {
             Some("1") => on_tokio::run(request, servers, interval, false),
             Some("reuse") => on_tokio::run(request, servers, interval, true),
-            Some("set") => on_epoll_set::run(&Kind::Http { request }, &servers, interval),
+            Some("set") => on_epoll_set::run(&Kind::Http { request }, &servers, interval, false),
+            Some("set-reuse") => {
+                on_epoll_set::run(&Kind::Http { request }, &servers, interval, true)
+            }
             Some("tasks") => on_server_tasks::run(Kind::Http { request }, servers, interval),
-            _ => bail!("FLOOR_TOKIO: 1, reuse, set or tasks, not {how:?}"),
+            _ => bail!("FLOOR_TOKIO: 1, reuse, set, set-reuse or tasks, not {how:?}"),
         };
     }
     run(&kind, &servers, interval)

@@ -5,34 +5,66 @@
 //! and leaves it as it closes, and the task sleeps until the set is ready,
 //! the earliest deadline or the next group. Beside `FLOOR_TOKIO=1` and the
 //! poll loop, it tells what a prober that keeps its sockets out of the
-//! runtime would save (see main.rs).
+//! runtime would save (see main.rs). `FLOOR_TOKIO=set-reuse` keeps each
+//! real server's socket in the set between its checks, tagged with the
+//! server: disconnected as a check ends and connected again for the next
+//! (as `FLOOR_TOKIO=reuse`), so a check adds nothing to the set.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::{begin, end, step, Check, Counts, Kind, Pending, Schedule, TIMEOUT};
+use super::{begin, connect_from, end, step, Check, Counts, Kind, Pending, Schedule, TIMEOUT};
 
 /// Events taken from the set at a time.
 pub(crate) const EVENTS: usize = 256;
 
 /// The `http` checks of `kind` on one task and an epoll set of its own,
 /// on the poll loop's schedule.
-pub(crate) fn run(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Result<()> {
+pub(crate) fn run(
+    kind: &Kind,
+    servers: &[SocketAddr],
+    interval: Duration,
+    reuse: bool,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(drive(kind, servers, interval))
+    runtime.block_on(drive(kind, servers, interval, reuse))
 }
 
-async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyhow::Result<()> {
+async fn drive(
+    kind: &Kind,
+    servers: &[SocketAddr],
+    interval: Duration,
+    reuse: bool,
+) -> anyhow::Result<()> {
     let set = epoll_set()?;
     let schedule = Schedule::new(servers.len(), interval);
     let mut busy = vec![false; servers.len()];
-    let mut checks: Slots<Check> = Slots::default();
+    // With `reuse`, each server's socket between its checks, and its
+    // checks at its own slot (the tag its socket has in the set).
+    let mut kept: Vec<Option<TcpStream>> = servers.iter().map(|_| None).collect();
+    let mut checks: Slots<Check> = if reuse {
+        Slots::fixed()
+    } else {
+        Slots::default()
+    };
+    let finish = |check: Check, kept: &mut Vec<Option<TcpStream>>, busy: &mut Vec<bool>| {
+        let server = check.server;
+        match check.how {
+            Pending::Http(stream, _) if reuse => {
+                if ipvs_checker::prober::tcp::disconnect(&stream).is_ok() {
+                    kept[server] = Some(stream);
+                }
+                busy[server] = false;
+            }
+            how => end(how, &mut busy[server]),
+        }
+    };
     let mut counts = Counts::default();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let start = Instant::now();
@@ -46,21 +78,33 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
             if std::mem::replace(&mut busy[server], true) {
                 continue;
             }
-            let Ok(how) = begin(kind, server, servers[server], t) else {
+            let again = kept[server].take();
+            let in_set = again.is_some();
+            let begun = match again {
+                Some(socket) => connect_from(socket.into(), servers[server])
+                    .map(|stream| Pending::Http(stream, None)),
+                None => begin(kind, server, servers[server], t),
+            };
+            let Ok(how) = begun else {
                 busy[server] = false;
                 counts.ended(false);
                 continue;
             };
             let fd = raw_fd(&how);
-            let deadline = Instant::now() + TIMEOUT;
-            let slot = checks.put(Check {
+            let check = Check {
                 server,
-                deadline,
+                deadline: Instant::now() + TIMEOUT,
                 how,
-            });
-            if add(set.get_ref(), fd, slot).is_err() {
+            };
+            let slot = if reuse {
+                checks.put_at(server, check);
+                server
+            } else {
+                checks.put(check)
+            };
+            if !in_set && add(set.get_ref(), fd, slot).is_err() {
                 if let Some(check) = checks.take(slot) {
-                    end(check.how, &mut busy[server]);
+                    finish(check, &mut kept, &mut busy);
                 }
                 counts.ended(false);
             }
@@ -77,7 +121,7 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
             biased;
             n = ready(&set, &mut events) => {
                 checks.step_ready(kind, &events[..n?], |c| c, |check, passed| {
-                    end(check.how, &mut busy[check.server]);
+                    finish(check, &mut kept, &mut busy);
                     counts.ended(passed);
                 });
             }
@@ -88,7 +132,7 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
             |c| c.deadline,
             |check| {
                 counts.timeouts += 1;
-                end(check.how, &mut busy[check.server]);
+                finish(check, &mut kept, &mut busy);
                 counts.ended(false);
             },
         );
@@ -101,6 +145,9 @@ async fn drive(kind: &Kind, servers: &[SocketAddr], interval: Duration) -> anyho
 pub(crate) struct Slots<T> {
     items: Vec<Option<T>>,
     free: Vec<usize>,
+    /// Each item put at the slot it names ([`Slots::put_at`]): no slot
+    /// is taken from the free ones.
+    fixed: bool,
 }
 
 impl<T> Default for Slots<T> {
@@ -108,11 +155,28 @@ impl<T> Default for Slots<T> {
         Slots {
             items: Vec::new(),
             free: Vec::new(),
+            fixed: false,
         }
     }
 }
 
 impl<T> Slots<T> {
+    /// Slots whose items are each put at a slot of their own.
+    pub(crate) fn fixed() -> Self {
+        Slots {
+            fixed: true,
+            ..Slots::default()
+        }
+    }
+
+    /// Takes in `item` at `slot` (of [`Slots::fixed`] slots).
+    pub(crate) fn put_at(&mut self, slot: usize, item: T) {
+        if self.items.len() <= slot {
+            self.items.resize_with(slot + 1, || None);
+        }
+        self.items[slot] = Some(item);
+    }
+
     /// Takes in `item`: its slot.
     pub(crate) fn put(&mut self, item: T) -> usize {
         let slot = self.free.pop().unwrap_or_else(|| {
@@ -126,7 +190,9 @@ impl<T> Slots<T> {
     /// Takes the item at `slot` out, the slot free.
     pub(crate) fn take(&mut self, slot: usize) -> Option<T> {
         let item = self.items.get_mut(slot).and_then(Option::take)?;
-        self.free.push(slot);
+        if !self.fixed {
+            self.free.push(slot);
+        }
         Some(item)
     }
 
