@@ -105,6 +105,12 @@ build="cargo build --release -p ipvs-checker --bin ipvs-checker --example probe-
 [[ $phases != *" window "* && $phases != *" exec "* && $phases != *" dns "* && $phases != *" scale "* ]] || [[ -x $floor ]] ||
 	{ echo "build first: $build (the floor runs in the window, exec, dns and scale phases)" >&2; exit 1; }
 
+# Every tool with the open-files limit a service manager gives a daemon
+# (systemd's hard limit is 524288), not the 4,096 the VM's init leaves:
+# ipvs-checker keeps a socket a real server between probes, at most a
+# quarter of its limit (checker/README.md, "Probe connections").
+ulimit -n 65536
+
 # shellcheck source=lab/bench/servers.sh
 source lab/bench/servers.sh
 cleanup() {
