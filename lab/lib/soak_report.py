@@ -6,11 +6,12 @@ stdout:
     least-squares slope, and the rise it makes over the window after the
     warm-up, which must stay under max(1 MB, 2 % of the mean) for RSS and
     under max(4, 5 % of the mean) for the descriptors held from one sample
-    to the next, 10 s apart, to the same object (a leak is held; a probe's
-    socket lives for its timeout, so those in flight, which move the
-    checker's count by a hundred from one sample to the next, are not;
-    the slope of every open descriptor is given beside it); a fall
-    passes (no leak);
+    to the next, 10 s apart, to the same object (a leak is held; so is
+    the socket each real server's check keeps between its probes, a
+    count that stays as it is; the sockets of the probes in flight, which
+    move the checker's count by a hundred from one sample to the next,
+    are new each probe or taken from those kept; the slope of every open
+    descriptor is given beside it); a fall passes (no leak);
   * every injected failure seen (the checker set the weight to 0 in the
     kernel, from its log) within interval x fall + timeout + 1 s of the
     config in force; with a reload in between, within that of the config
