@@ -2,12 +2,13 @@
 //!
 //! Every probe's connection ends with a reset (its socket disconnected and
 //! kept for the next probe, see [`idle`]; or, not kept, closed with
-//! `SO_LINGER` 0), as HAProxy closes its checks': the probe has read all it wanted, and an
-//! orderly close would cost a FIN each way and leave a TIME_WAIT socket,
-//! on the checker for a `tcp` check (one per probe for a minute: tens of
-//! thousands at hundreds of real servers) or on the real server for HTTP (which closes
-//! first after `Connection: close`), and the close was a large part of an
-//! HTTP probe's CPU in a profile (lab/bench/README.md).
+//! `SO_LINGER` 0), as HAProxy closes its checks': the probe has read all
+//! it wanted, and an orderly close would cost a FIN each way and leave a
+//! TIME_WAIT socket, on the checker for a `tcp` check (one per probe for
+//! a minute: tens of thousands at hundreds of real servers) or on the
+//! real server for HTTP (which closes first after `Connection: close`),
+//! and the close was a large part of an HTTP probe's CPU in a profile
+//! (lab/bench/README.md).
 //!
 //! A probe through the VIP (`probe_through_vip`, see
 //! [`crate::config::ProbeService`]) is made here too: its socket carries

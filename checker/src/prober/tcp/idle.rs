@@ -6,9 +6,10 @@
 //! 0 reset it, and the socket is left unconnected, its port given back)
 //! and kept for the prober's next probe, which connects it again, from a
 //! new port. On the wire nothing changes. On the director a probe no
-//! longer makes and closes a socket and sets its options again: three
-//! system calls of nine, and the kernel's making and freeing of a socket
-//! and its file (lab/bench/README.md, "2026-12-06, late night").
+//! longer makes and closes a socket and sets its options again (three
+//! system calls of nine, for the one that disconnects), nor does the
+//! kernel make and free a socket and its file (lab/bench/README.md,
+//! "2026-12-06, late night").
 //!
 //! A kept socket holds a descriptor between probes, one a real server
 //! and check: at most a quarter of the open-files limit are kept, the
@@ -60,6 +61,11 @@ impl Idle {
     /// for the next probe; closes it instead when one is kept already, or
     /// the budget of kept sockets is spent.
     pub fn keep(&self, stream: TcpStream, source: Option<IpAddr>) {
+        self.keep_within(stream, source, most_kept());
+    }
+
+    /// [`Idle::keep`] with at most `most` sockets kept by every prober.
+    fn keep_within(&self, stream: TcpStream, source: Option<IpAddr>, most: usize) {
         let mut slot = self.lock();
         if slot.is_some() {
             return;
@@ -74,7 +80,7 @@ impl Idle {
         if disconnect(&socket).is_err() {
             return;
         }
-        if KEPT.fetch_add(1, Ordering::Relaxed) >= most_kept() {
+        if KEPT.fetch_add(1, Ordering::Relaxed) >= most {
             KEPT.fetch_sub(1, Ordering::Relaxed);
             return;
         }
@@ -117,4 +123,39 @@ pub fn disconnect(socket: &impl AsRawFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected stream to a listener on 127.0.0.1.
+    async fn connected() -> (TcpStream, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        (stream, listener)
+    }
+
+    #[tokio::test]
+    async fn a_socket_is_kept_within_the_budget_and_closed_past_it() {
+        let idle = Idle::default();
+        let (stream, _listener) = connected().await;
+        idle.keep_within(stream, None, 0);
+        assert_eq!(idle.kept_fd(), None, "no room: closed");
+        let (stream, _listener) = connected().await;
+        idle.keep_within(stream, None, usize::MAX);
+        assert!(idle.kept_fd().is_some(), "room: kept");
+        // One kept already: another is closed, the first stays.
+        let kept = idle.kept_fd();
+        let (stream, _listener) = connected().await;
+        idle.keep_within(stream, None, usize::MAX);
+        assert_eq!(idle.kept_fd(), kept);
+        // Bound elsewhere than the next probe's socket would be: closed.
+        let source = Some("127.0.0.1".parse().expect("address"));
+        assert!(idle.take(source).is_none());
+        assert_eq!(idle.kept_fd(), None);
+    }
 }
