@@ -138,8 +138,9 @@ impl Connection {
     /// that failed (refused, reset, unreachable) is also closed for
     /// writing (`EPOLLHUP`, or `EPOLLERR` with `EPOLLOUT`), and only then
     /// is the error asked for. One system call fewer a probe
-    /// (lab/bench/README.md, "2026-12-06, morning"). The socket goes back
-    /// to `idle` either way.
+    /// (lab/bench/README.md, "2026-12-06, morning"). Once the `connect`
+    /// is under way, the socket goes back to `idle` whether the connection
+    /// is made or fails; one whose `connect` fails at once is closed.
     async fn connect(
         socket: Socket,
         peer: SocketAddr,

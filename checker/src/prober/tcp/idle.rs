@@ -70,21 +70,25 @@ impl Idle {
         if slot.is_some() {
             return;
         }
-        // Out of the runtime's epoll set first, as a drop would take it
-        // out: a socket waiting unconnected shows a hang-up, which the
-        // runtime would keep as its final state.
-        let Ok(stream) = stream.into_std() else {
-            return;
-        };
-        let socket = Socket::from(stream);
-        if disconnect(&socket).is_err() {
-            return;
-        }
+        // Its room first: past the budget the stream is dropped (closed)
+        // without a disconnect made for nothing.
         if KEPT.fetch_add(1, Ordering::Relaxed) >= most {
             KEPT.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        *slot = Some(Kept { socket, source });
+        // Out of the runtime's epoll set first, as a drop would take it
+        // out: a socket waiting unconnected shows a hang-up, which the
+        // runtime would keep as its final state.
+        let kept = stream
+            .into_std()
+            .map(Socket::from)
+            .and_then(|socket| disconnect(&socket).map(|()| socket));
+        match kept {
+            Ok(socket) => *slot = Some(Kept { socket, source }),
+            Err(_) => {
+                KEPT.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The descriptor of the socket kept, if any.
