@@ -354,7 +354,7 @@ async fn handshake(
     // The handshake's flights and the request are small writes, each
     // waiting for an answer: no Nagle delay. (Plain HTTP writes its one
     // request at once, so it spares the system call.)
-    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_nodelay();
     phases.begin(Phase::Tls);
     let stream = TlsConnector::from(config)
         .connect(name.clone(), HeldWrites::new(tcp))

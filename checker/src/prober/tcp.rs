@@ -16,21 +16,19 @@
 //! toward the real server, which the real server's answer (from the VIP)
 //! comes back to.
 
+mod connection;
 mod idle;
+mod set;
 
 use std::io;
-use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::TcpStream;
 
+pub use connection::Connection;
 pub use idle::{disconnect, Idle};
+use set::Registered;
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::Through;
@@ -87,12 +85,14 @@ async fn open(
         None => target.source,
     };
     let socket = match watch.idle().take(source) {
-        Some(socket) => socket,
-        None => new_socket(target, source).map_err(ProbeError::Connect)?,
+        Some(socket) if socket.in_current_set() => socket,
+        _ => new_socket(target, source)
+            .and_then(Registered::new)
+            .map_err(ProbeError::Connect)?,
     };
     if ack_with_first_bytes {
         // Only a saving: a kernel that refuses it sends the ACK alone.
-        let _ = socket.set_tcp_quickack(false);
+        let _ = socket.socket().set_tcp_quickack(false);
     }
     watch.connecting(&socket, target.addr, began);
     let connection = Connection::connect(socket, target.addr, watch.idle(), source)
@@ -118,118 +118,6 @@ fn new_socket(target: &Target, source: Option<IpAddr>) -> io::Result<Socket> {
         socket.bind(&SocketAddr::new(source, 0).into())?;
     }
     Ok(socket)
-}
-
-/// A probe's TCP connection. As it drops, its connection is reset and its
-/// socket kept for the prober's next probe (see [`idle`]).
-#[derive(Debug)]
-pub struct Connection {
-    stream: ManuallyDrop<TcpStream>,
-    idle: Arc<Idle>,
-    /// The address its socket is bound to, if any.
-    source: Option<IpAddr>,
-}
-
-impl Connection {
-    /// Connects the non-blocking `socket` to `peer`, as tokio's
-    /// `TcpSocket::connect` does but without its `getsockopt(SO_ERROR)`
-    /// on a connection made: how the handshake ended is in the readiness
-    /// it ends with. A connection made is writable and nothing else; one
-    /// that failed (refused, reset, unreachable) is also closed for
-    /// writing (`EPOLLHUP`, or `EPOLLERR` with `EPOLLOUT`), and only then
-    /// is the error asked for. One system call fewer a probe
-    /// (lab/bench/README.md, "2026-12-06, morning"). Once the `connect`
-    /// is under way, the socket goes back to `idle` whether the connection
-    /// is made or fails; one whose `connect` fails at once is closed.
-    async fn connect(
-        socket: Socket,
-        peer: SocketAddr,
-        idle: &Arc<Idle>,
-        source: Option<IpAddr>,
-    ) -> io::Result<Connection> {
-        match socket.connect(&peer.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        let connection = Connection {
-            stream: ManuallyDrop::new(TcpStream::from_std(socket.into())?),
-            idle: idle.clone(),
-            source,
-        };
-        let ready = connection.ready(Interest::WRITABLE).await?;
-        if ready.is_write_closed() {
-            return Err(connection.take_error()?.unwrap_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the connection closed as it was made",
-                )
-            }));
-        }
-        Ok(connection)
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // SAFETY: taken once, in its drop; never used after.
-        let stream = unsafe { ManuallyDrop::take(&mut self.stream) };
-        self.idle.keep(stream, self.source);
-    }
-}
-
-impl std::ops::Deref for Connection {
-    type Target = TcpStream;
-
-    fn deref(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
-impl std::os::fd::AsRawFd for Connection {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.stream.as_raw_fd()
-    }
-}
-
-impl AsyncRead for Connection {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Connection {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.stream).poll_shutdown(cx)
-    }
 }
 
 /// `SO_MARK`'s error, saying what it needs.

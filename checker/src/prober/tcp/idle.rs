@@ -9,7 +9,9 @@
 //! longer makes and closes a socket and sets its options again (three
 //! system calls of nine, for the one that disconnects), nor does the
 //! kernel make and free a socket and its file (lab/bench/README.md,
-//! "2026-12-06, late night").
+//! "2026-12-06, late night"). The socket stays in its runtime's epoll set
+//! meanwhile (see [`super::set`]), so that neither is it added and taken
+//! out again.
 //!
 //! A kept socket holds a descriptor between probes, one a real server
 //! and check: at most a quarter of the open-files limit are kept, the
@@ -21,8 +23,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use socket2::Socket;
-use tokio::net::TcpStream;
+use super::Registered;
 
 /// Sockets kept now, by every prober.
 static KEPT: AtomicUsize = AtomicUsize::new(0);
@@ -43,7 +44,7 @@ pub struct Idle(Mutex<Option<Kept>>);
 
 #[derive(Debug)]
 struct Kept {
-    socket: Socket,
+    socket: Registered,
     /// The address it is bound to, if any.
     source: Option<IpAddr>,
 }
@@ -51,40 +52,35 @@ struct Kept {
 impl Idle {
     /// The socket kept, if it is bound as a new one would be (to
     /// `source`, or not at all); one bound otherwise is closed.
-    pub fn take(&self, source: Option<IpAddr>) -> Option<Socket> {
+    pub fn take(&self, source: Option<IpAddr>) -> Option<Registered> {
         let kept = self.lock().take()?;
         KEPT.fetch_sub(1, Ordering::Relaxed);
         (kept.source == source).then_some(kept.socket)
     }
 
-    /// Ends `stream`'s connection and keeps its socket (bound to `source`)
-    /// for the next probe; closes it instead when one is kept already, or
-    /// the budget of kept sockets is spent.
-    pub fn keep(&self, stream: TcpStream, source: Option<IpAddr>) {
-        self.keep_within(stream, source, most_kept());
+    /// Ends `socket`'s connection and keeps it (bound to `source`) for the
+    /// next probe; closes it instead when one is kept already, or the
+    /// budget of kept sockets is spent.
+    pub fn keep(&self, socket: Registered, source: Option<IpAddr>) {
+        self.keep_within(socket, source, most_kept());
     }
 
     /// [`Idle::keep`] with at most `most` sockets kept by every prober.
-    fn keep_within(&self, stream: TcpStream, source: Option<IpAddr>, most: usize) {
+    fn keep_within(&self, socket: Registered, source: Option<IpAddr>, most: usize) {
         let mut slot = self.lock();
         if slot.is_some() {
             return;
         }
-        // Its room first: past the budget the stream is dropped (closed)
+        // Its room first: past the budget the socket is dropped (closed)
         // without a disconnect made for nothing.
         if KEPT.fetch_add(1, Ordering::Relaxed) >= most {
             KEPT.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        // Out of the runtime's epoll set first, as a drop would take it
-        // out: a socket waiting unconnected shows a hang-up, which the
-        // runtime would keep as its final state.
-        let kept = stream
-            .into_std()
-            .map(Socket::from)
-            .and_then(|socket| disconnect(&socket).map(|()| socket));
-        match kept {
-            Ok(socket) => *slot = Some(Kept { socket, source }),
+        // It stays in its runtime's set of probe sockets (see
+        // [`super::set`]), unconnected.
+        match disconnect(&socket) {
+            Ok(()) => *slot = Some(Kept { socket, source }),
             Err(_) => {
                 KEPT.fetch_sub(1, Ordering::Relaxed);
             }
@@ -133,29 +129,29 @@ pub fn disconnect(socket: &impl AsRawFd) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A connected stream to a listener on 127.0.0.1.
-    async fn connected() -> (TcpStream, tokio::net::TcpListener) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+    /// A socket in the runtime's set, connected to a listener on
+    /// 127.0.0.1.
+    async fn connected() -> (Registered, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        (stream, listener)
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        let socket = Registered::new(stream.into()).expect("added to the set");
+        (socket, listener)
     }
 
     #[tokio::test]
     async fn a_socket_is_kept_within_the_budget_and_closed_past_it() {
         let idle = Idle::default();
-        let (stream, _listener) = connected().await;
-        idle.keep_within(stream, None, 0);
+        let (socket, _listener) = connected().await;
+        idle.keep_within(socket, None, 0);
         assert_eq!(idle.kept_fd(), None, "no room: closed");
-        let (stream, _listener) = connected().await;
-        idle.keep_within(stream, None, usize::MAX);
+        let (socket, _listener) = connected().await;
+        idle.keep_within(socket, None, usize::MAX);
         assert!(idle.kept_fd().is_some(), "room: kept");
         // One kept already: another is closed, the first stays.
         let kept = idle.kept_fd();
-        let (stream, _listener) = connected().await;
-        idle.keep_within(stream, None, usize::MAX);
+        let (socket, _listener) = connected().await;
+        idle.keep_within(socket, None, usize::MAX);
         assert_eq!(idle.kept_fd(), kept);
         // Bound elsewhere than the next probe's socket would be: closed.
         let source = Some("127.0.0.1".parse().expect("address"));

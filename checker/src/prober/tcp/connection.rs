@@ -1,0 +1,287 @@
+//! A probe's TCP connection, read and written through its runtime's set
+//! of probe sockets (see [`super::set`]).
+
+use std::io;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::set::{Direction, Readiness, Registered};
+use super::Idle;
+
+/// A probe's TCP connection. As it drops, its connection is reset and its
+/// socket kept for the prober's next probe (see [`super::idle`]).
+#[derive(Debug)]
+pub struct Connection {
+    socket: ManuallyDrop<Registered>,
+    idle: Arc<Idle>,
+    /// The address its socket is bound to, if any.
+    source: Option<IpAddr>,
+}
+
+impl Connection {
+    /// Connects `socket` (non-blocking, in its runtime's set) to `peer`.
+    /// How the handshake ended is in the readiness it ends with, with no
+    /// `getsockopt(SO_ERROR)` on a connection made: one made is writable
+    /// and nothing else; one that failed (refused, reset, unreachable) is
+    /// also closed for writing (`EPOLLHUP`, or `EPOLLERR` with
+    /// `EPOLLOUT`), and only then is the error asked for (one system call
+    /// fewer a probe, lab/bench/README.md, "2026-12-06, morning"). Once
+    /// the `connect` is under way, the socket goes back to `idle` whether
+    /// the connection is made or fails; one whose `connect` fails at once
+    /// is closed.
+    pub(super) async fn connect(
+        socket: Registered,
+        peer: SocketAddr,
+        idle: &Arc<Idle>,
+        source: Option<IpAddr>,
+    ) -> io::Result<Connection> {
+        socket.connecting();
+        match socket.socket().connect(&peer.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let connection = Connection {
+            socket: ManuallyDrop::new(socket),
+            idle: idle.clone(),
+            source,
+        };
+        std::future::poll_fn(|cx| connection.poll_connected(cx)).await?;
+        Ok(connection)
+    }
+
+    fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let seen = ready!(self.socket.poll_ready(cx, Direction::Write))?;
+            if !seen.is_closed() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = self.socket.socket().take_error()? {
+                return Poll::Ready(Err(e));
+            }
+            match self.state_now()? {
+                // Its last connection's hang-up, taken in before it
+                // connected again (a runtime with threads may take an
+                // event between the readiness dropped and the connect).
+                State::Connecting => self.socket.clear_all(seen),
+                State::Connected => return Poll::Ready(Ok(())),
+                State::Closed => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the connection closed as it was made",
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The socket's state as the kernel has it now (`poll` with no wait),
+    /// asked only when a hang-up came with no error.
+    fn state_now(&self) -> io::Result<State> {
+        let mut fd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&*self.socket),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: fd is a live struct naming an open socket; no wait.
+        if unsafe { libc::poll(&mut fd, 1, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(if fd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            State::Closed
+        } else if fd.revents & libc::POLLOUT != 0 {
+            State::Connected
+        } else {
+            State::Connecting
+        })
+    }
+
+    /// Sends each small write at once (`TCP_NODELAY`).
+    pub fn set_nodelay(&self) -> io::Result<()> {
+        self.socket.socket().set_tcp_nodelay(true)
+    }
+
+    /// `op` once the socket is ready for `direction`, again while it finds
+    /// nothing to do.
+    fn poll_io<T>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            let seen: Readiness = ready!(self.socket.poll_ready(cx, direction))?;
+            match op(self.socket.socket()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.socket.clear(direction, seen);
+                }
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+}
+
+enum State {
+    Connecting,
+    Connected,
+    Closed,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // SAFETY: taken once, in its drop; never used after.
+        let socket = unsafe { ManuallyDrop::take(&mut self.socket) };
+        socket.forget_wakers();
+        self.idle.keep(socket, self.source);
+    }
+}
+
+impl std::os::fd::AsRawFd for Connection {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: recv only writes into the bytes it says it read, which
+        // are then marked filled; none is read before.
+        let unfilled: &mut [MaybeUninit<u8>] = unsafe { buf.unfilled_mut() };
+        let n = ready!(self.poll_io(cx, Direction::Read, |socket| socket.recv(unfilled)))?;
+        // SAFETY: recv initialized the first `n` of the unfilled bytes.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // No SIGPIPE for a connection the server reset: an error instead.
+        self.poll_io(cx, Direction::Write, |socket| {
+            socket.send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Direction::Write, |socket| {
+            socket.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.socket.socket().shutdown(Shutdown::Write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use socket2::{Domain, Socket, Type};
+
+    use super::*;
+
+    fn registered() -> Registered {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None).expect("socket");
+        Registered::new(socket).expect("added to the set")
+    }
+
+    /// A listener whose queue of connections is full: a connection to it
+    /// stays in its handshake (the kernel drops its SYN).
+    fn full_listener() -> (Socket, Vec<Socket>) {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        listener.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("address");
+        let fillers = (0..3)
+            .map(|_| {
+                let socket =
+                    Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None).expect("socket");
+                let _ = socket.connect(&addr);
+                socket
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        (listener, fillers)
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_left_from_the_sockets_last_connection_is_not_this_ones_failure() {
+        // Still in its handshake: it waits on, not failed.
+        let (listener, _fillers) = full_listener();
+        let socket = registered();
+        socket.connecting();
+        let _ = socket
+            .socket()
+            .connect(&listener.local_addr().expect("address"));
+        let connection = Connection {
+            socket: ManuallyDrop::new(socket),
+            idle: Arc::default(),
+            source: None,
+        };
+        assert!(matches!(connection.state_now(), Ok(State::Connecting)));
+        connection.socket.event(libc::EPOLLHUP as u32);
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            std::future::poll_fn(|cx| connection.poll_connected(cx)),
+        )
+        .await;
+        assert!(waited.is_err(), "still connecting: {waited:?}");
+
+        // Made: connected.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let socket = registered();
+        socket.connecting();
+        let _ = socket
+            .socket()
+            .connect(&listener.local_addr().expect("address").into());
+        let connection = Connection {
+            socket: ManuallyDrop::new(socket),
+            idle: Arc::default(),
+            source: None,
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        connection.socket.event(libc::EPOLLHUP as u32);
+        let made = std::future::poll_fn(|cx| connection.poll_connected(cx)).await;
+        assert!(made.is_ok(), "{made:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_fails_with_its_error() {
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address")
+        };
+        let refused = Connection::connect(registered(), addr, &Arc::default(), None).await;
+        let e = refused.expect_err("nothing listens");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    }
+}

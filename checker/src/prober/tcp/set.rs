@@ -1,0 +1,527 @@
+//! The epoll set of a runtime's probe sockets.
+//!
+//! tokio adds a socket to its epoll set as it takes it and removes it as
+//! it lets it go: two `epoll_ctl` calls, and a registration made and
+//! freed, for each probe. Nor can a socket stay in tokio's set between
+//! probes: disconnected (see [`super::idle`]), it shows a hang-up, which
+//! tokio keeps as final. So a probe's socket is added once, as it is
+//! made, to an epoll set of its runtime's own, and stays there while it
+//! is kept between probes: a probe then connects, writes and reads with no
+//! `epoll_ctl` at all. The set alone is registered with the runtime; a
+//! task of the runtime takes its events and wakes the probes whose
+//! sockets are ready (lab/bench/README.md has what it saves).
+//!
+//! The set is edge-triggered: an event says a socket became ready, and
+//! its readiness is kept here until a read or a write finds it spent. An
+//! event carries the socket's state when it is taken, not when it came,
+//! so one that comes for a socket's last connection after the socket
+//! connected again tells that connection's state; the readiness kept for
+//! the last connection is dropped as it connects again
+//! ([`Registered::connecting`]).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use socket2::Socket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::runtime::{Handle, Id};
+
+/// Events taken from the set at a time.
+const EVENTS: usize = 256;
+
+const IN: u32 = libc::EPOLLIN as u32;
+const OUT: u32 = libc::EPOLLOUT as u32;
+const RDHUP: u32 = libc::EPOLLRDHUP as u32;
+const HUP: u32 = libc::EPOLLHUP as u32;
+const ERR: u32 = libc::EPOLLERR as u32;
+
+/// A way a socket is ready: what an event must say for it, and what a
+/// read or write that finds nothing to do takes away.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn ready(self) -> u32 {
+        match self {
+            Direction::Read => IN | RDHUP | HUP | ERR,
+            Direction::Write => OUT | HUP | ERR,
+        }
+    }
+
+    fn spent(self) -> u32 {
+        match self {
+            Direction::Read => IN,
+            Direction::Write => OUT,
+        }
+    }
+}
+
+/// A socket's readiness as an event left it: its epoll bits, and the
+/// count of its events then (see [`Registered::clear`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Readiness {
+    bits: u32,
+    tick: u32,
+}
+
+impl Readiness {
+    /// Closed for writing: a hang-up or an error.
+    pub fn is_closed(self) -> bool {
+        self.bits & (HUP | ERR) != 0
+    }
+}
+
+/// An epoll set and what is known of its sockets.
+#[derive(Debug)]
+pub struct Set {
+    epoll: AsyncFd<OwnedFd>,
+    runtime: Id,
+    entries: Mutex<Entries>,
+    /// Whether its task still runs: not once its runtime shut down.
+    driven: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    slots: Vec<Entry>,
+    free: Vec<u32>,
+}
+
+/// A socket's place in the set.
+#[derive(Debug, Default)]
+struct Entry {
+    /// Counts the sockets the slot has had; an event is tagged with it,
+    /// so that a late one for a socket closed is not taken for the next.
+    generation: u32,
+    /// Counts its events.
+    tick: u32,
+    ready: u32,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+thread_local! {
+    /// The sets made on this thread, each with its runtime.
+    static SETS: std::cell::RefCell<Vec<Arc<Set>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Set {
+    /// The set of the runtime this is called on, made (and its task
+    /// started) if it has none yet on this thread.
+    pub fn current() -> io::Result<Arc<Set>> {
+        let runtime = Handle::current();
+        let id = runtime.id();
+        SETS.with_borrow_mut(|sets| {
+            sets.retain(|set| set.driven.load(Ordering::Acquire));
+            if let Some(set) = sets.iter().find(|set| set.runtime == id) {
+                return Ok(set.clone());
+            }
+            let set = Arc::new(Set::new(id)?);
+            runtime.spawn(drive(Driven(set.clone())));
+            sets.push(set.clone());
+            Ok(set)
+        })
+    }
+
+    fn new(runtime: Id) -> io::Result<Set> {
+        // SAFETY: a plain system call; the descriptor it returns is ours.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: epoll_create1 returned a new descriptor, owned from here;
+        // the `AsyncFd` owns it, open and the same, until it drops.
+        let epoll = unsafe {
+            AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), Interest::READABLE)
+                .map_err(|e| e.into_parts().1)?
+        };
+        Ok(Set {
+            epoll,
+            runtime,
+            entries: Mutex::default(),
+            driven: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether it is the set of the runtime this is called on.
+    pub fn is_current(&self) -> bool {
+        Handle::try_current().is_ok_and(|runtime| runtime.id() == self.runtime)
+            && self.driven.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        // Every update leaves it whole.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes in each of `events`, and wakes the probes waiting for what
+    /// they say (gathered into `wakers` first, woken out of the lock).
+    fn dispatch(&self, events: &[libc::epoll_event], wakers: &mut Vec<Waker>) {
+        {
+            let mut entries = self.lock();
+            for event in events {
+                let (generation, slot) = untag(event.u64);
+                let Some(entry) = entries.slots.get_mut(slot as usize) else {
+                    continue;
+                };
+                if entry.generation != generation {
+                    continue;
+                }
+                let bits = event.events;
+                entry.ready |= bits;
+                entry.tick = entry.tick.wrapping_add(1);
+                if bits & Direction::Read.ready() != 0 {
+                    wakers.extend(entry.reader.take());
+                }
+                if bits & Direction::Write.ready() != 0 {
+                    wakers.extend(entry.writer.take());
+                }
+            }
+        }
+        wakers.drain(..).for_each(Waker::wake);
+    }
+
+    /// Wakes every probe waiting: the set's task stopped, and each is to
+    /// find out (see [`Registered::poll_ready`]).
+    fn stop(&self) {
+        self.driven.store(false, Ordering::Release);
+        let wakers: Vec<Waker> = self
+            .lock()
+            .slots
+            .iter_mut()
+            .flat_map(|entry| [entry.reader.take(), entry.writer.take()])
+            .flatten()
+            .collect();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A set while its task runs: stopped as the task is dropped, which its
+/// runtime does as it shuts down (polled or not yet).
+struct Driven(Arc<Set>);
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// The set's task: takes its events as they come, for as long as its
+/// runtime runs.
+async fn drive(driven: Driven) {
+    let set = &driven.0;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+    let mut wakers = Vec::new();
+    let room = i32::try_from(EVENTS).unwrap_or(i32::MAX);
+    loop {
+        let Ok(mut ready) = set.epoll.readable().await else {
+            tracing::error!("the probe sockets' epoll set failed in the runtime");
+            return;
+        };
+        // SAFETY: events is a live buffer of `room` entries.
+        let n = unsafe { libc::epoll_wait(set.epoll.as_raw_fd(), events.as_mut_ptr(), room, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::error!("epoll_wait on the probe sockets' set: {e}");
+            return;
+        }
+        if n < room {
+            ready.clear_ready();
+        }
+        set.dispatch(&events[..n as usize], &mut wakers);
+    }
+}
+
+fn tag(generation: u32, slot: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(slot)
+}
+
+fn untag(data: u64) -> (u32, u32) {
+    ((data >> 32) as u32, data as u32)
+}
+
+/// A socket in its runtime's set. As it drops, its place is given up and
+/// it closes (which takes it out of the set).
+#[derive(Debug)]
+pub struct Registered {
+    socket: Socket,
+    set: Arc<Set>,
+    slot: u32,
+    generation: u32,
+}
+
+impl Registered {
+    /// Adds `socket` to the set of the runtime this is called on.
+    pub fn new(socket: Socket) -> io::Result<Registered> {
+        let set = Set::current()?;
+        let (slot, generation) = {
+            let mut entries = set.lock();
+            let slot = match entries.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    let slot = u32::try_from(entries.slots.len())
+                        .map_err(|_| io::Error::other("the probe sockets' epoll set is full"))?;
+                    entries.slots.push(Entry::default());
+                    slot
+                }
+            };
+            (slot, entries.slots[slot as usize].generation)
+        };
+        let registered = Registered {
+            socket,
+            set,
+            slot,
+            generation,
+        };
+        let mut event = libc::epoll_event {
+            events: IN | OUT | RDHUP | libc::EPOLLET as u32,
+            u64: tag(generation, slot),
+        };
+        // SAFETY: event is a live struct; both descriptors are open.
+        let added = unsafe {
+            libc::epoll_ctl(
+                registered.set.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                registered.socket.as_raw_fd(),
+                &mut event,
+            )
+        };
+        if added < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(registered)
+    }
+
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Whether its set is the one of the runtime this is called on: a
+    /// socket kept from a probe on another runtime is not (its events
+    /// would wake no one once that runtime stopped).
+    pub fn in_current_set(&self) -> bool {
+        self.set.is_current()
+    }
+
+    /// Drops the readiness kept from its last connection: it is to
+    /// connect again.
+    pub fn connecting(&self) {
+        self.with_entry(|entry| {
+            entry.ready = 0;
+            entry.tick = entry.tick.wrapping_add(1);
+        });
+    }
+
+    /// Ready for `direction` as an event said; or the waker of `cx` kept
+    /// to be woken by the next event for it.
+    pub fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<Readiness>> {
+        if !self.set.driven.load(Ordering::Acquire) {
+            return Poll::Ready(Err(io::Error::other(
+                "the probe sockets' epoll set stopped with its runtime",
+            )));
+        }
+        self.with_entry(|entry| {
+            if entry.ready & direction.ready() != 0 {
+                return Poll::Ready(Ok(Readiness {
+                    bits: entry.ready,
+                    tick: entry.tick,
+                }));
+            }
+            let waiting = match direction {
+                Direction::Read => &mut entry.reader,
+                Direction::Write => &mut entry.writer,
+            };
+            match waiting {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => *waiting = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+    }
+
+    /// A read or a write found nothing to do at `seen`: it is not ready
+    /// that way any more, unless an event came since.
+    pub fn clear(&self, direction: Direction, seen: Readiness) {
+        self.clear_bits(direction.spent(), seen);
+    }
+
+    /// A hang-up or error seen at `seen` was an event's for a connection
+    /// before (see [`super::Connection`]'s connect): all of it is dropped,
+    /// unless an event came since.
+    pub fn clear_all(&self, seen: Readiness) {
+        self.clear_bits(u32::MAX, seen);
+    }
+
+    fn clear_bits(&self, bits: u32, seen: Readiness) {
+        self.with_entry(|entry| {
+            if entry.tick == seen.tick {
+                entry.ready &= !bits;
+            }
+        });
+    }
+
+    /// Lets go of the wakers kept: the probe waiting is over.
+    pub fn forget_wakers(&self) {
+        self.with_entry(|entry| {
+            entry.reader = None;
+            entry.writer = None;
+        });
+    }
+
+    /// Takes in an event saying `bits`, as the set's task would.
+    #[cfg(test)]
+    pub fn event(&self, bits: u32) {
+        let event = libc::epoll_event {
+            events: bits,
+            u64: tag(self.generation, self.slot),
+        };
+        self.set.dispatch(&[event], &mut Vec::new());
+    }
+
+    fn with_entry<T>(&self, f: impl FnOnce(&mut Entry) -> T) -> T {
+        let mut entries = self.set.lock();
+        let mut spare = Entry::default();
+        let entry = match entries.slots.get_mut(self.slot as usize) {
+            Some(entry) if entry.generation == self.generation => entry,
+            // Never: a slot stays this socket's until it drops.
+            _ => &mut spare,
+        };
+        f(entry)
+    }
+}
+
+impl AsRawFd for Registered {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut entries = self.set.lock();
+        if let Some(entry) = entries.slots.get_mut(self.slot as usize) {
+            if entry.generation == self.generation {
+                *entry = Entry {
+                    generation: entry.generation.wrapping_add(1),
+                    ..Entry::default()
+                };
+                entries.free.push(self.slot);
+            }
+        }
+        // The socket closes as the fields drop, which takes it out of the
+        // set; an event of it still to come has the slot's old generation.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket() -> Socket {
+        Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM.nonblocking(),
+            None,
+        )
+        .expect("socket")
+    }
+
+    fn poll_ready(socket: &Registered, direction: Direction) -> Poll<io::Result<Readiness>> {
+        socket.poll_ready(&mut Context::from_waker(Waker::noop()), direction)
+    }
+
+    #[tokio::test]
+    async fn readiness_seen_before_an_event_is_not_cleared_by_a_read_that_found_nothing() {
+        let socket = Registered::new(socket()).expect("added");
+        assert!(poll_ready(&socket, Direction::Read).is_pending());
+        socket.event(IN);
+        let Poll::Ready(Ok(seen)) = poll_ready(&socket, Direction::Read) else {
+            panic!("readable after an event");
+        };
+        assert!(poll_ready(&socket, Direction::Write).is_pending());
+        // A read found nothing, but an event came between: still ready.
+        socket.event(IN);
+        socket.clear(Direction::Read, seen);
+        let Poll::Ready(Ok(seen)) = poll_ready(&socket, Direction::Read) else {
+            panic!("an event came after what the read saw");
+        };
+        socket.clear(Direction::Read, seen);
+        assert!(poll_ready(&socket, Direction::Read).is_pending());
+        // A hang-up is ready both ways, and a read's clear leaves it.
+        socket.event(HUP);
+        let Poll::Ready(Ok(seen)) = poll_ready(&socket, Direction::Read) else {
+            panic!("a hang-up is readable");
+        };
+        assert!(seen.is_closed());
+        socket.clear(Direction::Read, seen);
+        assert!(poll_ready(&socket, Direction::Write).is_ready());
+        assert!(poll_ready(&socket, Direction::Read).is_ready());
+        // Connecting again drops all of it.
+        socket.connecting();
+        assert!(poll_ready(&socket, Direction::Read).is_pending());
+        assert!(poll_ready(&socket, Direction::Write).is_pending());
+    }
+
+    #[tokio::test]
+    async fn an_event_for_a_closed_socket_is_not_taken_for_the_next_in_its_slot() {
+        let first = Registered::new(socket()).expect("added");
+        let (slot, generation) = (first.slot, first.generation);
+        drop(first);
+        let next = Registered::new(socket()).expect("added");
+        assert_eq!(next.slot, slot, "the slot given up is taken again");
+        let late = libc::epoll_event {
+            events: IN | OUT,
+            u64: tag(generation, slot),
+        };
+        next.set.dispatch(&[late], &mut Vec::new());
+        assert!(poll_ready(&next, Direction::Read).is_pending());
+        assert!(poll_ready(&next, Direction::Write).is_pending());
+    }
+
+    #[test]
+    fn each_runtime_has_its_set_and_a_socket_of_one_stopped_fails_its_waits() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+        };
+        let (first, second) = (runtime(), runtime());
+        let kept = first.block_on(async { Registered::new(socket()).expect("added") });
+        second.block_on(async {
+            let other = Registered::new(socket()).expect("added");
+            assert!(!Arc::ptr_eq(&kept.set, &other.set));
+            assert!(other.in_current_set());
+            assert!(!kept.in_current_set());
+        });
+        first.block_on(async { assert!(kept.in_current_set()) });
+        drop(first);
+        assert!(!kept.set.driven.load(Ordering::Acquire));
+        let Poll::Ready(Err(e)) = poll_ready(&kept, Direction::Read) else {
+            panic!("a wait on a stopped set fails");
+        };
+        assert!(e.to_string().contains("stopped"), "{e}");
+        // The next socket made on this thread goes to the set of the
+        // runtime it is made on.
+        second.block_on(async {
+            let again = Registered::new(socket()).expect("added");
+            assert!(again.set.driven.load(Ordering::Acquire));
+        });
+    }
+}
