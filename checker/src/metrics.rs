@@ -253,7 +253,7 @@ fn write_families(state: &State, format: Format, out: &mut Out<'_>) {
             Family::new(
                 "ipvs_checker_probes_resource_exhausted_total",
                 Counter,
-                "Probes that could not make their socket because the checker itself ran out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): neither a pass nor a failure, the real server's health is unchanged.",
+                "Probes that could not make their socket because the checker itself ran out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM; ENOSPC, the epoll watch limit fs.epoll.max_user_watches): neither a pass nor a failure, the real server's health is unchanged.",
             ),
             |b, labels, family| family.push(labels, b.exhausted_probes),
         );

@@ -221,8 +221,8 @@ pub struct Backend {
     /// `daemon::lag`): neither a pass nor a failure.
     pub late_probes: u64,
     /// Probes that could not make their socket for want of the checker's
-    /// own resources (EMFILE, ENFILE, ENOBUFS, ENOMEM): neither a pass nor
-    /// a failure.
+    /// own resources (EMFILE, ENFILE, ENOBUFS, ENOMEM, ENOSPC): neither a
+    /// pass nor a failure.
     pub exhausted_probes: u64,
     /// Weights set because the health changed.
     pub changes_health: u64,

@@ -137,15 +137,22 @@ pub(super) enum CheckerFault {
     /// It timed out while its thread was this far behind.
     Late(Duration),
     /// Its socket could not be made for want of the checker's own
-    /// resources: this errno (EMFILE, ENFILE, ENOBUFS, ENOMEM). A server
-    /// cannot cause these; a server that refuses or is unreachable gets
-    /// other errors.
+    /// resources: this errno (EMFILE, ENFILE, ENOBUFS, ENOMEM; ENOSPC, the
+    /// epoll watch limit `fs.epoll.max_user_watches`, as the socket joins
+    /// its probe thread's set). A server cannot cause these; a server
+    /// that refuses or is unreachable gets other errors.
     Exhausted(i32),
 }
 
 /// The errnos of a connect that say the checker, not the server, ran out
 /// of something.
-const EXHAUSTED: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+const EXHAUSTED: [i32; 5] = [
+    libc::EMFILE,
+    libc::ENFILE,
+    libc::ENOBUFS,
+    libc::ENOMEM,
+    libc::ENOSPC,
+];
 
 /// The most the probe's thread was behind over the probe's `windows`.
 fn worst_lag(lag: &Lag, windows: &[(tokio::time::Instant, tokio::time::Instant)]) -> Duration {

@@ -1382,7 +1382,13 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
     };
     daemon.observe(&report(Ok(Success::default())));
     daemon.flush();
-    for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+    for errno in [
+        libc::EMFILE,
+        libc::ENFILE,
+        libc::ENOBUFS,
+        libc::ENOMEM,
+        libc::ENOSPC,
+    ] {
         let starved = report(connect(errno));
         assert_eq!(starved.checker_fault, Some(CheckerFault::Exhausted(errno)));
         assert_eq!(daemon.observe(&starved), None);
@@ -1393,7 +1399,7 @@ fn a_socket_the_checker_could_not_make_keeps_the_health_and_is_counted() {
         let b = state
             .backend(&service.key, &destination)
             .expect("configured");
-        assert_eq!((b.health.health(), b.exhausted_probes), (Health::Up, 4));
+        assert_eq!((b.health.health(), b.exhausted_probes), (Health::Up, 5));
     }
     let refused = report(connect(libc::ECONNREFUSED));
     assert_eq!(refused.checker_fault, None);

@@ -299,6 +299,9 @@ impl Registered {
             )
         };
         if added < 0 {
+            // Its errno kept: ENOSPC, the epoll watch limit reached, is the
+            // checker's own want, not the server's failure
+            // (`daemon::reports`'s `CheckerFault::Exhausted`).
             return Err(io::Error::last_os_error());
         }
         Ok(registered)
