@@ -11,11 +11,10 @@
 //! (as `FLOOR_TOKIO=reuse`), so a check adds nothing to the set.
 
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use ipvs_checker::prober::tcp::{epoll_set, take_events};
 
 use super::{begin, connect_from, end, step, Check, Counts, Kind, Pending, Schedule, TIMEOUT};
 
@@ -119,7 +118,7 @@ async fn drive(
             .fold(start + schedule.at(turn), Instant::min);
         tokio::select! {
             biased;
-            n = ready(&set, &mut events) => {
+            n = take_events(&set, &mut events) => {
                 checks.step_ready(kind, &events[..n?], |c| c, |check, passed| {
                     finish(check, &mut kept, &mut busy);
                     counts.ended(passed);
@@ -243,39 +242,6 @@ impl<T> Slots<T> {
             }
         }
     }
-}
-
-/// A new epoll set, registered with the runtime.
-pub(crate) fn epoll_set() -> anyhow::Result<AsyncFd<OwnedFd>> {
-    // SAFETY: a plain system call; the descriptor it returns is ours.
-    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if fd < 0 {
-        anyhow::bail!("epoll_create1: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: epoll_create1 returned a new descriptor, owned here; the
-    // `AsyncFd` owns it, open and the same, until it drops.
-    Ok(unsafe {
-        AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), Interest::READABLE)
-            .map_err(|e| e.into_parts().1)?
-    })
-}
-
-/// Waits until `set` has events and takes them into `events`: how many.
-pub(crate) async fn ready(
-    set: &AsyncFd<OwnedFd>,
-    events: &mut [libc::epoll_event],
-) -> std::io::Result<usize> {
-    let mut ready = set.readable().await?;
-    let room = i32::try_from(events.len()).unwrap_or(i32::MAX);
-    // SAFETY: events is a live buffer of at least `room` entries.
-    let n = unsafe { libc::epoll_wait(set.get_ref().as_raw_fd(), events.as_mut_ptr(), room, 0) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if n < room {
-        ready.clear_ready();
-    }
-    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// The socket of an `http` check (the only kind run here).

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify};
 
-use super::on_epoll_set::{add, epoll_set, raw_fd, ready, Slots, EVENTS};
+use ipvs_checker::prober::tcp::{epoll_set, take_events};
+
+use super::on_epoll_set::{add, raw_fd, Slots, EVENTS};
 use super::{begin, Check, Counts, Kind, Schedule, TIMEOUT};
 
 /// A check under way, and where its result goes.
@@ -89,7 +91,7 @@ async fn drive(kind: Kind, servers: Vec<SocketAddr>, interval: Duration) -> anyh
         let wake = under.borrow().iter().map(|(c, _)| c.deadline).min();
         tokio::select! {
             biased;
-            n = ready(&set, &mut events) => {
+            n = take_events(&set, &mut events) => {
                 under.borrow_mut().step_ready(&kind, &events[..n?], |(c, _)| c, tell);
             }
             () = more.notified() => {}

@@ -29,6 +29,7 @@ use socket2::{Domain, Socket, Type};
 pub use connection::Connection;
 pub use idle::{disconnect, Idle};
 use set::Registered;
+pub use set::{epoll_set, take_events};
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::Through;

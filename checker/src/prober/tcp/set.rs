@@ -131,19 +131,8 @@ impl Set {
     }
 
     fn new(runtime: Id) -> io::Result<Set> {
-        // SAFETY: a plain system call; the descriptor it returns is ours.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: epoll_create1 returned a new descriptor, owned from here;
-        // the `AsyncFd` owns it, open and the same, until it drops.
-        let epoll = unsafe {
-            AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), Interest::READABLE)
-                .map_err(|e| e.into_parts().1)?
-        };
         Ok(Set {
-            epoll,
+            epoll: epoll_set()?,
             runtime,
             entries: Mutex::default(),
             driven: AtomicBool::new(true),
@@ -215,32 +204,57 @@ impl Drop for Driven {
     }
 }
 
+/// A new epoll set, registered with the runtime this is called on: ready
+/// to read when it has events.
+pub fn epoll_set() -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: a plain system call; the descriptor it returns is ours.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: epoll_create1 returned a new descriptor, owned from here;
+    // the `AsyncFd` owns it, open and the same, until it drops.
+    unsafe {
+        AsyncFd::register_with_interest(OwnedFd::from_raw_fd(fd), Interest::READABLE)
+            .map_err(|e| e.into_parts().1)
+    }
+}
+
+/// Waits until `set` has events and takes them into `events` (with no
+/// wait of the kernel's): how many. The runtime is told the set is spent
+/// only when it had fewer than `events` holds.
+pub async fn take_events(
+    set: &AsyncFd<OwnedFd>,
+    events: &mut [libc::epoll_event],
+) -> io::Result<usize> {
+    let mut ready = set.readable().await?;
+    let room = i32::try_from(events.len()).unwrap_or(i32::MAX);
+    // SAFETY: events is a live buffer of at least `room` entries.
+    let n = unsafe { libc::epoll_wait(set.as_raw_fd(), events.as_mut_ptr(), room, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n < room {
+        ready.clear_ready();
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// The set's task: takes its events as they come, for as long as its
 /// runtime runs.
 async fn drive(driven: Driven) {
     let set = &driven.0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let mut wakers = Vec::new();
-    let room = i32::try_from(EVENTS).unwrap_or(i32::MAX);
     loop {
-        let Ok(mut ready) = set.epoll.readable().await else {
-            tracing::error!("the probe sockets' epoll set failed in the runtime");
-            return;
-        };
-        // SAFETY: events is a live buffer of `room` entries.
-        let n = unsafe { libc::epoll_wait(set.epoll.as_raw_fd(), events.as_mut_ptr(), room, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        match take_events(&set.epoll, &mut events).await {
+            Ok(n) => set.dispatch(&events[..n], &mut wakers),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::error!("the probe sockets' epoll set: {e}");
+                return;
             }
-            tracing::error!("epoll_wait on the probe sockets' set: {e}");
-            return;
         }
-        if n < room {
-            ready.clear_ready();
-        }
-        set.dispatch(&events[..n as usize], &mut wakers);
     }
 }
 
