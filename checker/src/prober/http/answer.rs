@@ -23,8 +23,13 @@ const HEADERS: usize = 100;
 /// What a read asks for at least: a health page's whole answer in one.
 const READ: usize = 4096;
 
-/// The most read buffers a thread keeps for its next answers.
-const SPARE_BUFFERS: usize = 32;
+/// The most read buffers a thread keeps for its next answers: two a
+/// probe (its answer's, and its body's kept for a regex) for as many
+/// probes as a thread has in flight by default
+/// (`--checker.max-concurrency`). A group of probes is in flight at once,
+/// so with fewer kept most of a group's probes allocated both. The pool
+/// holds no more than were in use at once.
+const SPARE_BUFFERS: usize = 512;
 
 thread_local! {
     /// Read buffers of the answers read on this thread (and the bodies
