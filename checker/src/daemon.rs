@@ -513,6 +513,7 @@ fn sync_owned<T: ManagedTable>(reconciler: &Reconciler<T>, state: &Shared) {
 }
 
 mod admission;
+mod bell;
 mod drains;
 mod events;
 mod hurries;

@@ -3,12 +3,13 @@
 //! recovery are seen (see [`Hurries`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ipvs::ServiceKey;
 use tokio::sync::{watch, Notify};
 
+use super::bell::Bell;
 use crate::config::Config;
 
 /// A real server came back from down.
@@ -32,7 +33,7 @@ pub(super) struct Recovery;
 ///   with a reset as soon as it is made, not a probe. A refusal is
 ///   reported as the failed probe it is; a connection made, or no answer,
 ///   reports nothing, and the real server keeps to its ticks (one that
-///   accepted is asked once more a little later, see `probes::ASK_AGAIN`).
+///   accepted is asked once more a little later, see `probes::task::ASK_AGAIN`).
 ///   A refusal is the server's answer, never the checker's lateness.
 ///   Nothing waits for a slot, not even a probe queued for one (it is
 ///   asked while it waits): the connections are cheap and end at once,
@@ -77,6 +78,9 @@ pub(super) struct ServiceHurry {
     /// siblings' first probes may end while the others are being made)
     /// still sees it.
     made: watch::Receiver<u64>,
+    /// The bells of the tasks following the count (see
+    /// [`ServiceHurry::refusing`]), rung with each hurry.
+    bells: Mutex<Vec<Weak<Bell>>>,
     failures: Mutex<Failures>,
     /// The shortest interval of the service's real servers.
     every: Duration,
@@ -163,15 +167,23 @@ impl ServiceHurry {
             recovered: Notify::new(),
             refusing,
             made,
+            bells: Mutex::new(Vec::new()),
             failures: Mutex::new(Failures::default()),
             every,
         }
     }
 
-    /// The count of failure hurries, for a probe task to follow: it sees
+    /// The count of failure hurries, for the probe task of `bell` to
+    /// follow (once per task: its bell is rung with every hurry): it sees
     /// every one sent since the service's hurries were made, until it
     /// marks them seen.
-    pub fn refusing(&self) -> watch::Receiver<u64> {
+    pub fn refusing(&self, bell: &Arc<Bell>) -> watch::Receiver<u64> {
+        let mut bells = lock(&self.bells);
+        // Those of tasks ended, dropped as the list doubles.
+        if bells.len() >= 64 && bells.len().is_power_of_two() {
+            bells.retain(|b| b.strong_count() > 0);
+        }
+        bells.push(Arc::downgrade(bell));
         self.made.clone()
     }
 
@@ -180,12 +192,7 @@ impl ServiceHurry {
     /// [`FAILURES`]th within an interval and none were within the last.
     /// Whether they were.
     pub fn began_failing(&self, now: tokio::time::Instant) -> bool {
-        // Held for a few instructions; poisoned only by a panic here,
-        // which none of these can make.
-        let mut failures = match self.failures.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut failures = lock(&self.failures);
         if failures.since.is_none_or(|since| now >= since + self.every) {
             failures.since = Some(now);
             failures.count = 0;
@@ -199,6 +206,21 @@ impl ServiceHurry {
         failures.since = None;
         drop(failures);
         self.refusing.send_modify(|n| *n += 1);
+        lock(&self.bells).retain(|bell| match bell.upgrade() {
+            Some(bell) => {
+                bell.ring();
+                true
+            }
+            None => false,
+        });
         true
     }
+}
+
+/// `mutex` locked. Each is held for a few instructions; poisoned only by
+/// a panic there, which none of them can make.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use ipvs::{DestinationKey, ForwardMethod};
 
 use super::admission::Admission;
+use super::bell::Bell;
 use super::hurries::{Hurries, Recovery, FAILURES, HURRY};
 use super::places::{group_of, groups, interleaved, GROUP};
 use super::reports::{CheckerFault, Report, Reports};
@@ -584,17 +585,33 @@ async fn real_servers_beginning_to_fail_hurry_the_others_at_most_once_per_interv
     let config = config_with("", "interval: 1s, ", dir.path());
     let hurries = Hurries::new(&config);
     let hurry = hurries.of(&config.services[0].key);
-    let mut refusing = hurry.refusing();
+    // A task following the count, waiting on its bell as a probe task
+    // waits between probes.
+    let bell = Arc::new(Bell::default());
+    let mut refusing = hurry.refusing(&bell);
+    let mut waiting = tokio::spawn({
+        let (bell, refusing) = (bell.clone(), refusing.clone());
+        async move {
+            bell.until(|| refusing.has_changed().expect("open").then_some(()))
+                .await
+        }
+    });
     let t0 = tokio::time::Instant::now();
     let ms = Duration::from_millis;
     // One alone (a server restarted) hurries none; the next within the
-    // interval does.
+    // interval does, and rings the task's bell.
     for i in 1..FAILURES {
         assert!(!hurry.began_failing(t0 + ms(i as u64)));
     }
     assert!(!refusing.has_changed().expect("open"));
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
     assert!(hurry.began_failing(t0 + ms(100)));
     assert!(refusing.has_changed().expect("open"));
+    tokio::time::timeout(Duration::from_secs(5), &mut waiting)
+        .await
+        .expect("the task woken by the hurry")
+        .expect("task");
     refusing.borrow_and_update();
     // More within the interval of the hurry: none again.
     for i in 0..FAILURES {
