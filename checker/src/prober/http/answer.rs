@@ -27,8 +27,9 @@ const READ: usize = 4096;
 /// probe (its answer's, and its body's kept for a regex) for as many
 /// probes as a thread has in flight by default
 /// (`--checker.max-concurrency`). A group of probes is in flight at once,
-/// so with fewer kept most of a group's probes allocated both. The pool
-/// holds no more than were in use at once.
+/// so with fewer kept many of a group's buffers were allocated anew
+/// (lab/bench/README.md, "2026-12-07, morning"). The pool holds no more
+/// than were in use at once.
 const SPARE_BUFFERS: usize = 512;
 
 thread_local! {
