@@ -5,8 +5,8 @@
 //! failure hurries together, before every probe and during it. A wait on
 //! a `watch` channel's `changed()` joins the channel's list of waiters
 //! under its lock and leaves it when the wait ends, for each channel and
-//! each probe, though settings and hurries seldom change: in a probe's
-//! instructions, more than its HTTP answer's parsing took
+//! each probe, though settings and hurries seldom change: a share of a
+//! probe's instructions near its HTTP answer's header parsing
 //! (lab/bench/README.md, "2026-12-07, morning"). A task's waker is kept
 //! in its bell instead, registered again only when the task's waker
 //! changes; whoever changes what the task follows rings the bell, and
