@@ -76,7 +76,11 @@ ip netns exec "$ns" nginx -c "$work/nginx.conf"
 (cd "$work" && exec ip netns exec "$ns" valgrind --tool=callgrind --instr-atstart=no \
 	"$cost" "$work/checker.yaml" $((warmup + window + 10)) >"$work/probe-cost.log" 2>&1) &
 sleep "$warmup"
-pid=$(pgrep -f "valgrind.*$work/checker.yaml" | head -1)
+pid=$(pgrep -f "valgrind.*$work/checker.yaml" | head -1 || true)
+[[ -n $pid ]] || {
+	echo "probe-cost under valgrind is not running: see $work/probe-cost.log" >&2
+	exit 1
+}
 callgrind_control -i on "$pid" >/dev/null 2>&1
 from=$(wc -l <"$work/access.log")
 sleep "$window"
