@@ -13,8 +13,9 @@
 //! handshake).
 //!
 //! The request is written as it was made once ([`Template`]) and the
-//! answer read by [`answer`]: only as far as the check needs, its head
-//! for the status, its body for `body`, `body_md5` or a kept connection.
+//! answer read by [`answer`]: only as far as the check needs, its status
+//! line for the status, its head and body for `body`, `body_md5` or a
+//! kept connection.
 //! A kept connection is only its stream (TCP, or TLS over TCP); no buffer
 //! is held between probes, for each of hundreds of real servers. The
 //! stream is never shut down: it is closed by its drop, with a reset (see
@@ -200,7 +201,7 @@ pub async fn probe(
     }
     let stream = super::tcp::connect_to_send(target, watch, phases).await?;
     phases.begin(Phase::Response);
-    over_new(Kept::new(stream, now), ask, kept, phases).await
+    over_new(stream, now, ask, kept, phases).await
 }
 
 /// The request over the kept connection, if there is one usable at
@@ -218,38 +219,41 @@ pub(super) async fn over_kept(
         return None;
     }
     phases.begin(Phase::Response);
-    let (result, reusable) = request(connection, ask).await;
+    let (result, reusable) = request(&mut connection.stream, ask).await;
     let result = match result {
         Ok(success) => Ok(success),
         Err(ProbeError::Http(_)) => return None,
         Err(e) => Err(e),
     };
-    *kept = reusable;
+    if reusable {
+        *kept = Some(connection);
+    }
     phases.end();
     Some(result)
 }
 
-/// The request over a `connection` just made (the `response` phase
-/// begun), kept in `kept` after the answer if `keep_alive` is set and the
-/// server keeps it open.
-pub(super) async fn over_new(
-    connection: Kept,
+/// The request over a `stream` just made at `opened` (the `response`
+/// phase begun), kept in `kept` after the answer if `keep_alive` is set
+/// and the server keeps it open. Boxed only then: the usual probe's
+/// stream is dropped, reset, where it is.
+pub(super) async fn over_new<S: Stream + 'static>(
+    mut stream: S,
+    opened: Instant,
     ask: Ask<'_>,
     kept: &mut Option<Kept>,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    let (result, reusable) = request(connection, ask).await;
+    let (result, reusable) = request(&mut stream, ask).await;
     phases.end();
-    *kept = reusable;
+    *kept = reusable.then(|| Kept::new(stream, opened));
     result
 }
 
-/// `ask`'s request and its answer over `connection`, judged by its check;
-/// with the connection back if it can serve another probe (`keep_alive`
+/// `ask`'s request and its answer over `stream`, judged by its check;
+/// with whether the connection can serve another probe (`keep_alive`
 /// set, the answer read to its end and nothing after it, the server
 /// keeping the connection open).
-async fn request(connection: Kept, ask: Ask<'_>) -> (Result<Success, ProbeError>, Option<Kept>) {
-    let Kept { mut stream, opened } = connection;
+async fn request<S: Stream>(stream: &mut S, ask: Ask<'_>) -> (Result<Success, ProbeError>, bool) {
     let keep_alive = ask.check.keep_alive.is_some();
     let sent = async {
         stream.write_all(ask.template.bytes()).await?;
@@ -261,13 +265,12 @@ async fn request(connection: Kept, ask: Ask<'_>) -> (Result<Success, ProbeError>
     if let Err(e) = sent.await {
         return (
             Err(ProbeError::Http(format!("sending the request: {e}"))),
-            None,
+            false,
         );
     }
-    match judge(&mut stream, ask, keep_alive).await {
-        Ok((success, true)) if keep_alive => (Ok(success), Some(Kept { stream, opened })),
-        Ok((success, _)) => (Ok(success), None),
-        Err(e) => (Err(e), None),
+    match judge(stream, ask, keep_alive).await {
+        Ok((success, reusable)) => (Ok(success), reusable && keep_alive),
+        Err(e) => (Err(e), false),
     }
 }
 
@@ -280,7 +283,13 @@ async fn judge<S: AsyncRead + Unpin>(
     keep_alive: bool,
 ) -> Result<(Success, bool), ProbeError> {
     let check = ask.check;
-    let mut answer = Answer::read(stream, ask.template.head).await?;
+    let reads_body = check.body.is_some() || check.body_md5.is_some() || keep_alive;
+    let needs = if reads_body {
+        answer::Needs::Head
+    } else {
+        answer::Needs::Status
+    };
+    let mut answer = Answer::read(stream, ask.template.head, needs).await?;
     let status = answer.status;
     if !check
         .expect_status
@@ -290,7 +299,7 @@ async fn judge<S: AsyncRead + Unpin>(
         return Err(ProbeError::Status(status));
     }
     let mut whole = false;
-    if check.body.is_some() || check.body_md5.is_some() || keep_alive {
+    if reads_body {
         // The bytes the regex is matched against, in a read buffer kept
         // on the thread as the answers' are.
         let (mut seen, mut read) = (check.body.as_ref().map(|_| answer::buffer()), 0);

@@ -284,8 +284,7 @@ pub async fn probe(
     // HTTP: the client speaks first.
     stream.get_mut().0.handshake_done(true);
     phases.begin(Phase::Response);
-    let connection = Kept::new(stream, now);
-    let mut success = super::http::over_new(connection, ask, kept, phases).await?;
+    let mut success = super::http::over_new(stream, now, ask, kept, phases).await?;
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);
     Ok(success)

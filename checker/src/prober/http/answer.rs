@@ -1,6 +1,7 @@
-//! An HTTP/1.1 answer read off a probe's stream: its head parsed with
-//! httparse, its body read by its framing (RFC 9112, section 6) as far as
-//! the check needs it, and no further.
+//! An HTTP/1.1 answer read off a probe's stream: its status line alone
+//! when the check needs only the status, else its head parsed with
+//! httparse and its body read by its framing (RFC 9112, section 6) as far
+//! as the check needs it, and no further.
 //!
 //! What a probe needs of HTTP is small: one request written as it was made
 //! once ([`super::Template`]), one answer's status, at times its body, and
@@ -104,6 +105,39 @@ struct Head {
     body: Body,
 }
 
+/// What of an answer a check needs read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Needs {
+    /// Its status alone: the probe ends with a reset, so what follows the
+    /// status line (its headers, its body) is neither read nor parsed.
+    Status,
+    /// Its head, for the status and the body's framing (a body to read,
+    /// a connection to keep).
+    Head,
+}
+
+/// The final status of the status line `buf` begins with (`HTTP/1.x`,
+/// three digits, then a space or the line's end), if it has one; `None`
+/// for an interim 1xx answer, a line not yet whole enough, or not in that
+/// form (left to [`parse`], which says what is wrong).
+fn final_status(buf: &[u8]) -> Option<u16> {
+    let line = buf.get(..13)?;
+    let digits = &line[9..12];
+    let formed = line.starts_with(b"HTTP/1.")
+        && line[7].is_ascii_digit()
+        && line[8] == b' '
+        && digits.iter().all(u8::is_ascii_digit)
+        && matches!(line[12], b' ' | b'\r');
+    if !formed {
+        return None;
+    }
+    let status = digits
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    // An interim answer's head is read past by the full parse.
+    (!(100..200).contains(&status) || status == 101).then_some(status)
+}
+
 /// A head parsed from `buf`: `None` while it is incomplete. `head_request`:
 /// the answer to a HEAD request, which has no body whatever its head says.
 fn parse(buf: &[u8], head_request: bool) -> Result<Option<Head>, ProbeError> {
@@ -180,8 +214,13 @@ fn parse(buf: &[u8], head_request: bool) -> Result<Option<Head>, ProbeError> {
 }
 
 impl<'s, S: AsyncRead + Unpin> Answer<'s, S> {
-    /// Reads an answer's head from `stream` (past any interim 1xx answer).
-    pub(super) async fn read(stream: &'s mut S, head_request: bool) -> Result<Self, ProbeError> {
+    /// Reads an answer's head from `stream` (past any interim 1xx answer),
+    /// or, if the check `needs` only its status, its status line.
+    pub(super) async fn read(
+        stream: &'s mut S,
+        head_request: bool,
+        needs: Needs,
+    ) -> Result<Self, ProbeError> {
         let mut answer = Answer {
             stream,
             buf: buffer(),
@@ -194,6 +233,15 @@ impl<'s, S: AsyncRead + Unpin> Answer<'s, S> {
             // Nothing to parse before the first read (nor after an
             // interim answer that ended the bytes read).
             let unread = &answer.buf[answer.at..];
+            if needs == Needs::Status {
+                if let Some(status) = final_status(unread) {
+                    // The rest unread: neither its framing nor the
+                    // connection's reuse is known.
+                    answer.status = status;
+                    answer.body = Body::Close;
+                    return Ok(answer);
+                }
+            }
             let head = if unread.is_empty() {
                 None
             } else {
@@ -410,13 +458,45 @@ mod tests {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let mut answer = Answer::read(&mut stream, head_request).await?;
+            let mut answer = Answer::read(&mut stream, head_request, Needs::Head).await?;
             let mut body = Vec::new();
             while let Some(data) = answer.next().await? {
                 body.extend_from_slice(data);
             }
             Ok((answer.status, body, answer.ended_clean()))
         })
+    }
+
+    /// The status read from `stream` by a check that needs only it.
+    fn status(mut stream: Pieces) -> Result<u16, ProbeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let answer = Answer::read(&mut stream, false, Needs::Status).await?;
+            Ok(answer.status)
+        })
+    }
+
+    /// A check of the status alone takes it from the status line, however
+    /// the line is cut and whatever follows; past interim answers; and an
+    /// answer that is not HTTP still fails it.
+    #[test]
+    fn a_status_alone_is_read_from_the_status_line() {
+        let answers: &[(&[u8], &[usize], u16)] = &[
+            (b"HTTP/1.1 200 OK\r\n\xff\x00 not a header\r\n", &[], 200),
+            (b"HTTP/1.1 503 Service Unavailable\r\n", &[3, 9, 12], 503),
+            (b"HTTP/1.0 204\r\n", &[], 204),
+            (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 302 Found\r\n", &[26, 30], 302),
+        ];
+        for (bytes, cuts, want) in answers {
+            let got = status(Pieces::new(bytes, cuts));
+            assert_eq!(got.ok(), Some(*want), "{:?}", String::from_utf8_lossy(bytes));
+        }
+        for bytes in [&b"HTTP/1.1 2000 OK\r\n\r\n"[..], b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 200"] {
+            let e = status(Pieces::new(bytes, &[])).expect_err("not an answer's status line");
+            assert_eq!(e.reason(), "http", "{e}");
+        }
     }
 
     /// `body` in chunks of `sizes` (cycled, at least 1 byte each), with a
@@ -464,7 +544,12 @@ mod tests {
             cuts in prop::collection::vec(any::<usize>(), 0..8),
             head_request in any::<bool>(),
         ) {
-            let _ = body(Pieces::new(&bytes, &cuts), head_request);
+            let whole = body(Pieces::new(&bytes, &cuts), head_request);
+            let alone = status(Pieces::new(&bytes, &cuts));
+            // What a whole head says of the status, its line alone says.
+            if let Ok((want, _, _)) = whole {
+                prop_assert_eq!(alone.ok(), Some(want));
+            }
         }
 
         #[test]
@@ -498,6 +583,7 @@ mod tests {
             let (status, got, clean) = body(Pieces::new(&answer, &cuts), false).expect("an answer");
             prop_assert_eq!(status, 200);
             prop_assert_eq!(got, payload);
+            prop_assert_eq!(self::status(Pieces::new(&answer, &cuts)).ok(), Some(200));
             // Bytes read with a framed answer's end keep its connection
             // from the next probe (bytes that come later are the kept
             // connection's next check's: `Kept::usable`).
