@@ -13,11 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use ipvs_common::exposition::Histogram;
+use parking_lot::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Mode, Quorum};
@@ -49,12 +50,9 @@ impl Shared {
         Shared(Arc::new(Mutex::new(state)))
     }
 
-    /// The state, locked. A panic while it was held leaves it usable: every
-    /// update keeps it consistent field by field.
+    /// The state, locked.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock()
     }
 
     /// A copy of the state as it is now, for a reader that takes long

@@ -10,9 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::conntable::ConnScans;
@@ -66,7 +67,7 @@ impl Collector {
     /// share it share what its first encoding prepared.
     pub async fn exposition(self: &Arc<Self>) -> Arc<Exposition> {
         let mut receiver = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut in_flight = self.in_flight.lock();
             match in_flight.as_ref() {
                 Some(receiver) => receiver.clone(),
                 None => {
@@ -76,7 +77,7 @@ impl Collector {
                     tokio::spawn(async move {
                         let exposition = Arc::new(Exposition::new(this.collect().await));
                         // Later scrapes start a new collection.
-                        *this.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        *this.in_flight.lock() = None;
                         sender.send_replace(Some(exposition));
                     });
                     receiver
@@ -147,7 +148,7 @@ impl Collector {
                 }
             }
         }
-        let mut logged = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut logged = self.failures.lock();
         for ((netns, what), error) in &now {
             if logged.get(&(netns.clone(), what.clone())) != Some(error) {
                 if what == "ipvs" {

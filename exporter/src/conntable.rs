@@ -10,10 +10,11 @@
 //! is tested without sleeping.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipvs::proc::ConnTableCounts;
+use parking_lot::Mutex;
 
 /// Where the time comes from.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
@@ -76,7 +77,7 @@ impl ConnScans {
     ) -> Result<ScanResult, E> {
         if !self.min_interval.is_zero() {
             let now = (self.clock)();
-            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let last = self.last.lock();
             if let Some(kept) = last.get(netns) {
                 let age = now.saturating_duration_since(kept.finished);
                 if age < self.min_interval {
@@ -93,7 +94,7 @@ impl ConnScans {
         let counts = Arc::new(scan()?);
         if !self.min_interval.is_zero() {
             let finished = (self.clock)();
-            self.last.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            self.last.lock().insert(
                 netns.to_string(),
                 Scan {
                     finished,

@@ -17,9 +17,10 @@
 //! than bcrypt).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine;
+use parking_lot::{Mutex, MutexGuard};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -123,9 +124,8 @@ impl BasicAuth {
         digest
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, bool>> {
-        // A panic while holding it leaves only a cache behind: keep going.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    fn cache(&self) -> MutexGuard<'_, HashMap<Digest, bool>> {
+        self.cache.lock()
     }
 }
 

@@ -38,9 +38,10 @@
 //! fewer at once each finish, and the others wait for their turn before
 //! their timeout starts.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -140,10 +141,7 @@ impl Admission {
     }
 
     fn lock(&self) -> MutexGuard<'_, Limit> {
-        // Every update leaves the limit consistent.
-        self.limit
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.limit.lock()
     }
 
     /// A slot, if one is free now (and no probe waits for one).

@@ -3,10 +3,11 @@
 //! recovery are seen (see [`Hurries`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ipvs::ServiceKey;
+use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
 use super::bell::Bell;
@@ -178,7 +179,7 @@ impl ServiceHurry {
     /// every one sent since the service's hurries were made, until it
     /// marks them seen.
     pub fn refusing(&self, bell: &Arc<Bell>) -> watch::Receiver<u64> {
-        let mut bells = lock(&self.bells);
+        let mut bells = self.bells.lock();
         // Those of tasks ended, dropped as the list doubles.
         if bells.len() >= 64 && bells.len().is_power_of_two() {
             bells.retain(|b| b.strong_count() > 0);
@@ -192,7 +193,7 @@ impl ServiceHurry {
     /// [`FAILURES`]th within an interval and none were within the last.
     /// Whether they were.
     pub fn began_failing(&self, now: tokio::time::Instant) -> bool {
-        let mut failures = lock(&self.failures);
+        let mut failures = self.failures.lock();
         if failures.since.is_none_or(|since| now >= since + self.every) {
             failures.since = Some(now);
             failures.count = 0;
@@ -206,7 +207,7 @@ impl ServiceHurry {
         failures.since = None;
         drop(failures);
         self.refusing.send_modify(|n| *n += 1);
-        lock(&self.bells).retain(|bell| match bell.upgrade() {
+        self.bells.lock().retain(|bell| match bell.upgrade() {
             Some(bell) => {
                 bell.ring();
                 true
@@ -215,12 +216,4 @@ impl ServiceHurry {
         });
         true
     }
-}
-
-/// `mutex` locked. Each is held for a few instructions; poisoned only by
-/// a panic there, which none of them can make.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

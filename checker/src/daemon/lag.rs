@@ -41,9 +41,10 @@
 //! out.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -156,10 +157,7 @@ impl Lag {
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
-        // Every update leaves the ring consistent.
-        self.ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.ring.lock()
     }
 
     fn bucket(&self, at: Instant) -> u64 {

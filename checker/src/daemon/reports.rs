@@ -10,10 +10,11 @@
 //! health as it was.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::{DestinationKey, ServiceKey};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use super::lag::{is_late, Lag};
@@ -75,11 +76,8 @@ impl Outbox {
         })
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
-        // A push or a drain leaves the list whole.
-        self.held
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn held(&self) -> MutexGuard<'_, Vec<Report>> {
+        self.held.lock()
     }
 
     /// Holds `report`, and sends what is held if `idle` (no probe left in

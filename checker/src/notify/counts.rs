@@ -4,7 +4,8 @@
 //! on how hooks run.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+
+use parking_lot::Mutex;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,12 +115,12 @@ pub struct Stats(Mutex<BTreeMap<(HookKind, EventKind), Counts>>);
 
 impl Stats {
     pub(super) fn add(&self, kind: HookKind, event: EventKind, f: impl FnOnce(&mut Counts)) {
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.0.lock();
         f(counts.entry((kind, event)).or_default());
     }
 
     /// Every counter so far.
     pub fn snapshot(&self) -> BTreeMap<(HookKind, EventKind), Counts> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.lock().clone()
     }
 }

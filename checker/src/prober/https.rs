@@ -25,8 +25,10 @@
 //! like any other.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use super::tcp::Connection;
 use rustls::client::{
@@ -173,9 +175,7 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, Stored> {
-        // The sessions are only a saving: those a panicked holder left
-        // serve as well as any.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock()
     }
 
     /// The sessions of `name`, if it is the store's.

@@ -41,8 +41,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use super::tcp::Idle;
 
@@ -132,10 +134,7 @@ impl Watch {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Watched>> {
-        // Every update leaves it whole.
-        self.watched
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.watched.lock()
     }
 
     /// `socket`'s SYN to `peer` goes out at `sent` (or just after). The

@@ -21,7 +21,9 @@
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use super::Registered;
 
@@ -94,10 +96,7 @@ impl Idle {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Kept>> {
-        // Every update leaves it whole.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock()
     }
 }
 
