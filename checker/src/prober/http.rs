@@ -24,6 +24,7 @@
 mod answer;
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 /// Over TLS, it holds the name the server's certificate must have too.
 #[derive(Debug)]
 pub struct Template {
-    bytes: Vec<u8>,
+    /// Shared with the probe socket's set, which sends them as a new
+    /// connection is made (see [`super::tcp::connect_sending`]).
+    bytes: Arc<[u8]>,
     /// A HEAD request: its answer has no body, whatever its head says.
     head: bool,
     server_name: Option<ServerName<'static>>,
@@ -122,7 +125,7 @@ impl Template {
         }
         bytes.extend_from_slice(b"\r\n");
         Ok(Template {
-            bytes,
+            bytes: bytes.into(),
             head: check.method == Method::HEAD,
             server_name: None,
         })
@@ -199,9 +202,19 @@ pub async fn probe(
     if let Some(result) = over_kept(ask, kept, now, phases).await {
         return result;
     }
-    let stream = super::tcp::connect_to_send(target, watch, phases).await?;
-    phases.begin(Phase::Response);
-    over_new(stream, now, ask, kept, phases).await
+    let (stream, sent) =
+        super::tcp::connect_sending(target, &ask.template.bytes, watch, phases).await?;
+    let sent = match sent {
+        Some(sent) => {
+            phases.begin_at(Phase::Response, sent.at);
+            sent.len
+        }
+        None => {
+            phases.begin(Phase::Response);
+            0
+        }
+    };
+    over_new(stream, now, sent, ask, kept, phases).await
 }
 
 /// The request over the kept connection, if there is one usable at
@@ -219,7 +232,7 @@ pub(super) async fn over_kept(
         return None;
     }
     phases.begin(Phase::Response);
-    let (result, reusable) = request(&mut connection.stream, ask).await;
+    let (result, reusable) = request(&mut connection.stream, 0, ask).await;
     let result = match result {
         Ok(success) => Ok(success),
         Err(ProbeError::Http(_)) => return None,
@@ -233,30 +246,37 @@ pub(super) async fn over_kept(
 }
 
 /// The request over a `stream` just made at `opened` (the `response`
-/// phase begun), kept in `kept` after the answer if `keep_alive` is set
-/// and the server keeps it open. Boxed only then: the usual probe's
-/// stream is dropped, reset, where it is.
+/// phase begun; the first `sent` bytes of the request sent already),
+/// kept in `kept` after the answer if `keep_alive` is set and the server
+/// keeps it open. Boxed only then: the usual probe's stream is dropped,
+/// reset, where it is.
 pub(super) async fn over_new<S: Stream + 'static>(
     mut stream: S,
     opened: Instant,
+    sent: usize,
     ask: Ask<'_>,
     kept: &mut Option<Kept>,
     phases: &mut Phases,
 ) -> Result<Success, ProbeError> {
-    let (result, reusable) = request(&mut stream, ask).await;
+    let (result, reusable) = request(&mut stream, sent, ask).await;
     phases.end();
     *kept = reusable.then(|| Kept::new(stream, opened));
     result
 }
 
-/// `ask`'s request and its answer over `stream`, judged by its check;
-/// with whether the connection can serve another probe (`keep_alive`
-/// set, the answer read to its end and nothing after it, the server
-/// keeping the connection open).
-async fn request<S: Stream>(stream: &mut S, ask: Ask<'_>) -> (Result<Success, ProbeError>, bool) {
+/// `ask`'s request (but its first `sent` bytes, sent already) and its
+/// answer over `stream`, judged by its check; with whether the connection
+/// can serve another probe (`keep_alive` set, the answer read to its end
+/// and nothing after it, the server keeping the connection open).
+async fn request<S: Stream>(
+    stream: &mut S,
+    sent: usize,
+    ask: Ask<'_>,
+) -> (Result<Success, ProbeError>, bool) {
     let keep_alive = ask.check.keep_alive.is_some();
+    let rest = ask.template.bytes().get(sent..).unwrap_or_default();
     let sent = async {
-        stream.write_all(ask.template.bytes()).await?;
+        stream.write_all(rest).await?;
         // Over TLS, whatever the write left in rustls' buffer goes now
         // (the handshake's last flight went with the request: see
         // `super::held_writes`).

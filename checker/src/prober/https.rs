@@ -284,7 +284,7 @@ pub async fn probe(
     // HTTP: the client speaks first.
     stream.get_mut().0.handshake_done(true);
     phases.begin(Phase::Response);
-    let mut success = super::http::over_new(stream, now, ask, kept, phases).await?;
+    let mut success = super::http::over_new(stream, now, 0, ask, kept, phases).await?;
     success.cert_not_after = not_after;
     success.handshake = Some(handshake);
     Ok(success)

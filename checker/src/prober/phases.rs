@@ -60,6 +60,12 @@ impl Phases {
         now
     }
 
+    /// Starts `phase` at `at` (the phase before it ended then).
+    pub(crate) fn begin_at(&mut self, phase: Phase, at: Instant) {
+        self.end_at(at);
+        self.current = Some((phase, at));
+    }
+
     /// Ends the phase in progress, if any (the clock is read only then).
     pub(crate) fn end(&mut self) {
         if self.current.is_some() {
@@ -67,7 +73,8 @@ impl Phases {
         }
     }
 
-    fn end_at(&mut self, now: Instant) {
+    /// Ends the phase in progress, if any, at `now`.
+    pub(crate) fn end_at(&mut self, now: Instant) {
         if let Some((phase, began)) = self.current.take() {
             self.durations[phase as usize] = Some(now.saturating_duration_since(began));
         }

@@ -22,6 +22,7 @@ mod set;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -29,7 +30,7 @@ use socket2::{Domain, Socket, Type};
 pub use connection::Connection;
 pub use idle::{disconnect, Idle};
 use set::Registered;
-pub use set::{epoll_set, take_events};
+pub use set::{epoll_set, take_events, Sent};
 
 use super::{Phase, Phases, ProbeError, Success, Target, Watch};
 use crate::config::Through;
@@ -51,7 +52,7 @@ pub(super) async fn connect(
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Connection, ProbeError> {
-    open(target, watch, phases, false).await
+    Ok(open(target, watch, phases, false, None).await?.0)
 }
 
 /// [`connect`] for a connection whose first bytes are the checker's (an
@@ -68,7 +69,20 @@ pub(super) async fn connect_to_send(
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Connection, ProbeError> {
-    open(target, watch, phases, true).await
+    Ok(open(target, watch, phases, true, None).await?.0)
+}
+
+/// [`connect_to_send`] for first bytes known before the connection is
+/// made (a plain HTTP request): sent as it is made (see
+/// [`Connection::connect`]), the `connect` phase ending then; with what
+/// of them went, the caller sending the rest.
+pub(super) async fn connect_sending(
+    target: &Target,
+    first: &Arc<[u8]>,
+    watch: &Watch,
+    phases: &mut Phases,
+) -> Result<(Connection, Option<Sent>), ProbeError> {
+    open(target, watch, phases, true, Some(first)).await
 }
 
 async fn open(
@@ -76,7 +90,8 @@ async fn open(
     watch: &Watch,
     phases: &mut Phases,
     ack_with_first_bytes: bool,
-) -> Result<Connection, ProbeError> {
+    first: Option<&Arc<[u8]>>,
+) -> Result<(Connection, Option<Sent>), ProbeError> {
     let began = phases.begin(Phase::Connect);
     let source = match target.through {
         Some(through) => match target.source {
@@ -96,11 +111,14 @@ async fn open(
         let _ = socket.socket().set_tcp_quickack(false);
     }
     watch.connecting(&socket, target.addr, began);
-    let connection = Connection::connect(socket, target.addr, watch.idle(), source)
+    let (connection, sent) = Connection::connect(socket, target.addr, watch.idle(), source, first)
         .await
         .map_err(ProbeError::Connect)?;
-    phases.end();
-    Ok(connection)
+    match sent {
+        Some(sent) => phases.end_at(sent.at),
+        None => phases.end(),
+    }
+    Ok((connection, sent))
 }
 
 /// A socket for `target`'s probes, bound to `source` if set.

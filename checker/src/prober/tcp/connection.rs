@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::set::{Direction, Readiness, Registered};
+use super::set::{Direction, Readiness, Registered, Sent};
 use super::Idle;
 
 /// A probe's TCP connection. As it drops, its connection is reset and its
@@ -33,14 +33,21 @@ impl Connection {
     /// fewer a probe, lab/bench/README.md, "2026-12-06, morning"). Once
     /// the `connect` is under way, the socket goes back to `idle` whether
     /// the connection is made or fails; one whose `connect` fails at once
-    /// is closed.
+    /// is closed. `first`, the bytes the checker says first, are sent as
+    /// the connection is made, by the set's task (see
+    /// [`Registered::send_when_connected`]): what of them went is
+    /// returned with the connection, and the caller sends the rest.
     pub(super) async fn connect(
         socket: Registered,
         peer: SocketAddr,
         idle: &Arc<Idle>,
         source: Option<IpAddr>,
-    ) -> io::Result<Connection> {
+        first: Option<&Arc<[u8]>>,
+    ) -> io::Result<(Connection, Option<Sent>)> {
         socket.connecting();
+        if let Some(bytes) = first {
+            socket.send_when_connected(bytes);
+        }
         match socket.socket().connect(&peer.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -51,8 +58,14 @@ impl Connection {
             idle: idle.clone(),
             source,
         };
-        std::future::poll_fn(|cx| connection.poll_connected(cx)).await?;
-        Ok(connection)
+        let sent = match first {
+            Some(_) => std::future::poll_fn(|cx| connection.socket.poll_first_sent(cx)).await?,
+            None => None,
+        };
+        if sent.is_none() {
+            std::future::poll_fn(|cx| connection.poll_connected(cx)).await?;
+        }
+        Ok((connection, sent))
     }
 
     fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -280,8 +293,12 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("address")
         };
-        let refused = Connection::connect(registered(), addr, &Arc::default(), None).await;
-        let e = refused.expect_err("nothing listens");
-        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        let first: Arc<[u8]> = Arc::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
+        for first in [None, Some(&first)] {
+            let refused =
+                Connection::connect(registered(), addr, &Arc::default(), None, first).await;
+            let e = refused.expect_err("nothing listens");
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        }
     }
 }

@@ -18,12 +18,20 @@
 //! connected again tells that connection's state; the readiness kept for
 //! the last connection is dropped as it connects again
 //! ([`Registered::connecting`]).
+//!
+//! A probe whose first bytes are its own (an HTTP request) leaves them
+//! here as it connects ([`Registered::send_when_connected`]): the set's
+//! task sends them as it takes the event that says the connection is
+//! made, and the probe is woken once, by the answer, instead of once to
+//! write and once to read (lab/bench/README.md, "2026-12-07, late
+//! morning").
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 use socket2::Socket;
@@ -79,6 +87,44 @@ impl Readiness {
     }
 }
 
+/// A probe's first bytes, sent by the set's task as the connection is
+/// made: how many went, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub len: usize,
+    pub at: Instant,
+}
+
+/// First bytes waiting for their connection (see
+/// [`Registered::send_when_connected`]).
+#[derive(Debug)]
+struct FirstBytes {
+    /// The entry's socket: open while its entry has the generation it was
+    /// left with.
+    fd: RawFd,
+    bytes: Arc<[u8]>,
+    sent: Option<Sent>,
+}
+
+impl FirstBytes {
+    /// Sends them, without waiting: how many went, if any did (none while
+    /// the connection is not made, or if it failed).
+    fn send(&self) -> Option<usize> {
+        // SAFETY: fd is open (see the field); bytes is a live buffer of
+        // its length. MSG_NOSIGNAL: a reset connection is an error, not
+        // a SIGPIPE.
+        let n = unsafe {
+            libc::send(
+                self.fd,
+                self.bytes.as_ptr().cast(),
+                self.bytes.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        usize::try_from(n).ok().filter(|&n| n > 0)
+    }
+}
+
 /// An epoll set and what is known of its sockets.
 #[derive(Debug)]
 pub struct Set {
@@ -106,6 +152,7 @@ struct Entry {
     ready: u32,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    first: Option<FirstBytes>,
 }
 
 thread_local! {
@@ -150,11 +197,13 @@ impl Set {
         self.entries.lock()
     }
 
-    /// Takes in each of `events`, and wakes the probes waiting for what
-    /// they say (gathered into `wakers` first, woken out of the lock).
+    /// Takes in each of `events`, sends the first bytes of connections
+    /// they say are made, and wakes the probes waiting for what they say
+    /// (gathered into `wakers` first, woken out of the lock).
     fn dispatch(&self, events: &[libc::epoll_event], wakers: &mut Vec<Waker>) {
         {
             let mut entries = self.lock();
+            let mut now = None;
             for event in events {
                 let (generation, slot) = untag(event.u64);
                 let Some(entry) = entries.slots.get_mut(slot as usize) else {
@@ -166,10 +215,25 @@ impl Set {
                 let bits = event.events;
                 entry.ready |= bits;
                 entry.tick = entry.tick.wrapping_add(1);
+                // Writable and not closed: the connection is made.
+                if bits & (OUT | HUP | ERR) == OUT {
+                    if let Some(first) = entry.first.as_mut().filter(|f| f.sent.is_none()) {
+                        if let Some(len) = first.send() {
+                            let at = *now.get_or_insert_with(Instant::now);
+                            first.sent = Some(Sent { len, at });
+                        }
+                    }
+                }
                 if bits & Direction::Read.ready() != 0 {
                     wakers.extend(entry.reader.take());
                 }
-                if bits & Direction::Write.ready() != 0 {
+                // Its bytes sent whole, the probe waits for the answer
+                // (or a hang-up), not for room to write.
+                let answer_awaited = entry
+                    .first
+                    .as_ref()
+                    .is_some_and(|f| f.sent.is_some_and(|sent| sent.len == f.bytes.len()));
+                if bits & Direction::Write.ready() != 0 && !answer_awaited {
                     wakers.extend(entry.writer.take());
                 }
             }
@@ -256,6 +320,11 @@ async fn drive(driven: Driven) {
     }
 }
 
+/// A wait's error on a set whose runtime stopped.
+fn stopped() -> io::Error {
+    io::Error::other("the probe sockets' epoll set stopped with its runtime")
+}
+
 fn tag(generation: u32, slot: u32) -> u64 {
     (u64::from(generation) << 32) | u64::from(slot)
 }
@@ -336,7 +405,53 @@ impl Registered {
         self.with_entry(|entry| {
             entry.ready = 0;
             entry.tick = entry.tick.wrapping_add(1);
+            entry.first = None;
         });
+    }
+
+    /// `bytes` to be sent by the set's task as it takes the event saying
+    /// that the connection this socket is making is made (after
+    /// [`Registered::connecting`], before the connect): see
+    /// [`Registered::poll_first_sent`].
+    pub fn send_when_connected(&self, bytes: &Arc<[u8]>) {
+        let fd = self.socket.as_raw_fd();
+        self.with_entry(|entry| {
+            entry.first = Some(FirstBytes {
+                fd,
+                bytes: bytes.clone(),
+                sent: None,
+            });
+        });
+    }
+
+    /// For a connection whose first bytes were left to the set
+    /// ([`Registered::send_when_connected`]): what of them was sent, once
+    /// the connection is made; `None` if it was made, or failed, without
+    /// them sent, and the probe is to see to both as for any connection.
+    /// Until then the probe waits for the answer as much as for the
+    /// connection: once they are sent, only the answer (or a hang-up)
+    /// wakes it.
+    pub fn poll_first_sent(&self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Sent>>> {
+        if !self.set.driven.load(Ordering::Acquire) {
+            return Poll::Ready(Err(stopped()));
+        }
+        self.with_entry(|entry| {
+            if let Some(sent) = entry.first.as_ref().and_then(|first| first.sent) {
+                entry.first = None;
+                return Poll::Ready(Ok(Some(sent)));
+            }
+            if entry.ready & Direction::Write.ready() != 0 {
+                entry.first = None;
+                return Poll::Ready(Ok(None));
+            }
+            for waiting in [&mut entry.reader, &mut entry.writer] {
+                match waiting {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waiting = Some(cx.waker().clone()),
+                }
+            }
+            Poll::Pending
+        })
     }
 
     /// Ready for `direction` as an event said; or the waker of `cx` kept
@@ -347,9 +462,7 @@ impl Registered {
         direction: Direction,
     ) -> Poll<io::Result<Readiness>> {
         if !self.set.driven.load(Ordering::Acquire) {
-            return Poll::Ready(Err(io::Error::other(
-                "the probe sockets' epoll set stopped with its runtime",
-            )));
+            return Poll::Ready(Err(stopped()));
         }
         self.with_entry(|entry| {
             if entry.ready & direction.ready() != 0 {
@@ -391,11 +504,13 @@ impl Registered {
         });
     }
 
-    /// Lets go of the wakers kept: the probe waiting is over.
+    /// Lets go of the wakers kept, and of first bytes not sent: the
+    /// probe waiting is over.
     pub fn forget_wakers(&self) {
         self.with_entry(|entry| {
             entry.reader = None;
             entry.writer = None;
+            entry.first = None;
         });
     }
 
@@ -445,98 +560,4 @@ impl Drop for Registered {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn socket() -> Socket {
-        Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::STREAM.nonblocking(),
-            None,
-        )
-        .expect("socket")
-    }
-
-    fn poll_ready(socket: &Registered, direction: Direction) -> Poll<io::Result<Readiness>> {
-        socket.poll_ready(&mut Context::from_waker(Waker::noop()), direction)
-    }
-
-    #[tokio::test]
-    async fn readiness_seen_before_an_event_is_not_cleared_by_a_read_that_found_nothing() {
-        let socket = Registered::new(socket()).expect("added");
-        assert!(poll_ready(&socket, Direction::Read).is_pending());
-        socket.event(IN);
-        let Poll::Ready(Ok(seen)) = poll_ready(&socket, Direction::Read) else {
-            panic!("readable after an event");
-        };
-        assert!(poll_ready(&socket, Direction::Write).is_pending());
-        // A read found nothing, but an event came between: still ready.
-        socket.event(IN);
-        socket.clear(Direction::Read, seen);
-        let Poll::Ready(Ok(seen)) = poll_ready(&socket, Direction::Read) else {
-            panic!("an event came after what the read saw");
-        };
-        socket.clear(Direction::Read, seen);
-        assert!(poll_ready(&socket, Direction::Read).is_pending());
-        // A hang-up is ready both ways, and a read's clear leaves it.
-        socket.event(HUP);
-        let Poll::Ready(Ok(seen)) = poll_ready(&socket, Direction::Read) else {
-            panic!("a hang-up is readable");
-        };
-        assert!(seen.is_closed());
-        socket.clear(Direction::Read, seen);
-        assert!(poll_ready(&socket, Direction::Write).is_ready());
-        assert!(poll_ready(&socket, Direction::Read).is_ready());
-        // Connecting again drops all of it.
-        socket.connecting();
-        assert!(poll_ready(&socket, Direction::Read).is_pending());
-        assert!(poll_ready(&socket, Direction::Write).is_pending());
-    }
-
-    #[tokio::test]
-    async fn an_event_for_a_closed_socket_is_not_taken_for_the_next_in_its_slot() {
-        let first = Registered::new(socket()).expect("added");
-        let (slot, generation) = (first.slot, first.generation);
-        drop(first);
-        let next = Registered::new(socket()).expect("added");
-        assert_eq!(next.slot, slot, "the slot given up is taken again");
-        let late = libc::epoll_event {
-            events: IN | OUT,
-            u64: tag(generation, slot),
-        };
-        next.set.dispatch(&[late], &mut Vec::new());
-        assert!(poll_ready(&next, Direction::Read).is_pending());
-        assert!(poll_ready(&next, Direction::Write).is_pending());
-    }
-
-    #[test]
-    fn each_runtime_has_its_set_and_a_socket_of_one_stopped_fails_its_waits() {
-        let runtime = || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-        };
-        let (first, second) = (runtime(), runtime());
-        let kept = first.block_on(async { Registered::new(socket()).expect("added") });
-        second.block_on(async {
-            let other = Registered::new(socket()).expect("added");
-            assert!(!Arc::ptr_eq(&kept.set, &other.set));
-            assert!(other.in_current_set());
-            assert!(!kept.in_current_set());
-        });
-        first.block_on(async { assert!(kept.in_current_set()) });
-        drop(first);
-        assert!(!kept.set.driven.load(Ordering::Acquire));
-        let Poll::Ready(Err(e)) = poll_ready(&kept, Direction::Read) else {
-            panic!("a wait on a stopped set fails");
-        };
-        assert!(e.to_string().contains("stopped"), "{e}");
-        // The next socket made on this thread goes to the set of the
-        // runtime it is made on.
-        second.block_on(async {
-            let again = Registered::new(socket()).expect("added");
-            assert!(again.set.driven.load(Ordering::Acquire));
-        });
-    }
-}
+mod tests;
