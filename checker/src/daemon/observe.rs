@@ -65,12 +65,13 @@ impl<T: ManagedTable> Daemon<T> {
             tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
         }
         let now = flip?;
+        let since_probe_start = report.began.elapsed();
         match &report.result {
             Err(e) => {
-                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), "real server is {}: {e}", now.as_str())
+                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), ?since_probe_start, "real server is {}: {e}", now.as_str())
             }
             Ok(_) => {
-                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), "real server is {}", now.as_str())
+                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), ?since_probe_start, "real server is {}", now.as_str())
             }
         }
         let (kind, reason) = match &report.result {

@@ -126,6 +126,10 @@ pub(super) struct Report {
     /// This failure hurried the service's other real servers (see
     /// [`super::hurries`]).
     pub hurried: bool,
+    /// When the probe began (its connection, if made ahead): a flip is
+    /// logged with the time since, the checker's own part of the time to
+    /// see a failure, whatever the place of its probe in the interval.
+    pub began: tokio::time::Instant,
 }
 
 /// A probe failure of the checker's own making: neither a pass nor a
@@ -200,6 +204,9 @@ impl Report {
             each,
             checker_fault,
             hurried: false,
+            began: windows
+                .first()
+                .map_or_else(tokio::time::Instant::now, |(began, _)| *began),
         }
     }
 
@@ -241,6 +248,7 @@ mod tests {
             each: prober::set::EachCheck::new(),
             checker_fault: None,
             hurried: false,
+            began: tokio::time::Instant::now(),
         }
     }
 

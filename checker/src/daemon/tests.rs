@@ -52,6 +52,19 @@ fn probe_all(daemon: &mut Daemon<MemoryTable>, i: usize, ok: bool) {
 /// A probe result for the `j`-th real server of service `i`: a pass, or
 /// a refused connection.
 fn probe_one(daemon: &mut Daemon<MemoryTable>, i: usize, j: usize, ok: bool) {
+    let report = report_of(daemon, i, j, ok, tokio::time::Instant::now());
+    daemon.observe(&report);
+}
+
+/// The report of a probe of the `j`-th real server of service `i` begun
+/// at `began`: a pass, or a refused connection.
+fn report_of(
+    daemon: &Daemon<MemoryTable>,
+    i: usize,
+    j: usize,
+    ok: bool,
+    began: tokio::time::Instant,
+) -> Report {
     let service = &daemon.config.services[i];
     let result = if ok {
         Ok(Success::default())
@@ -60,7 +73,7 @@ fn probe_one(daemon: &mut Daemon<MemoryTable>, i: usize, j: usize, ok: bool) {
             std::io::ErrorKind::ConnectionRefused,
         )))
     };
-    let report = Report {
+    Report {
         task: 0,
         service: service.key,
         destination: service.real_servers[j].key,
@@ -69,8 +82,63 @@ fn probe_one(daemon: &mut Daemon<MemoryTable>, i: usize, j: usize, ok: bool) {
         each: crate::prober::set::EachCheck::new(),
         checker_fault: None,
         hurried: false,
-    };
-    daemon.observe(&report);
+        began,
+    }
+}
+
+/// The lines `f` logs, in logfmt as the daemon writes them.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<parking_lot::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(ipvs_web::logging::Logfmt)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = lines.0.lock().clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A real server's change of health is logged with the time since the
+/// probe that made it began: the checker's own part of the time a failure
+/// takes to be seen.
+#[test]
+fn a_flip_is_logged_with_the_time_since_its_probe_began() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("", dir.path());
+    let state = Shared::new(&config);
+    let reconciler = Reconciler::new(MemoryTable::from_config(&config), false);
+    let mut daemon = Daemon::new(config, reconciler, state);
+    probe_all(&mut daemon, 0, true);
+    let began = tokio::time::Instant::now() - std::time::Duration::from_millis(40);
+    let report = report_of(&daemon, 0, 0, false, began);
+    let text = logged(|| {
+        daemon.observe(&report);
+    });
+    let line = text
+        .lines()
+        .find(|line| line.contains("msg=\"real server is down"))
+        .unwrap_or_else(|| panic!("no flip logged: {text}"));
+    let since = line
+        .split(' ')
+        .find_map(|field| field.strip_prefix("since_probe_start="))
+        .unwrap_or_else(|| panic!("no since_probe_start: {line}"));
+    let ms: f64 = since
+        .strip_suffix("ms")
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("not in milliseconds: {since}"));
+    assert!((40.0..10_000.0).contains(&ms), "{line}");
 }
 
 fn weights(daemon: &Daemon<MemoryTable>, i: usize) -> Vec<u32> {
@@ -438,6 +506,7 @@ fn only_a_real_server_back_from_down_is_a_recovery() {
         each: crate::prober::set::EachCheck::new(),
         checker_fault: None,
         hurried: false,
+        began: tokio::time::Instant::now(),
     };
     // Up at start-up (from unknown), still up, down, still down: none.
     for ok in [true, true, false, false] {
@@ -486,6 +555,7 @@ async fn a_timeout_while_the_checker_was_late_keeps_the_health_and_is_counted() 
         each: crate::prober::set::EachCheck::new(),
         checker_fault,
         hurried: false,
+        began: tokio::time::Instant::now(),
     };
     let timeout = || Err(ProbeError::Timeout(Duration::from_secs(1)));
     let late = Some(CheckerFault::Late(Duration::from_millis(400)));
@@ -1690,6 +1760,7 @@ fn hooks_fire_once_per_transition_and_a_slow_one_delays_no_weight() {
         each: smallvec::smallvec![Some("connect")],
         checker_fault: None,
         hurried: false,
+        began: tokio::time::Instant::now(),
     });
     daemon.flush();
     let table = &daemon.reconciler.table().dests[&service.key];

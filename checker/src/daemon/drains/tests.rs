@@ -44,6 +44,7 @@ fn probe_up(daemon: &mut Daemon<MemoryTable>) {
                 each: smallvec::smallvec![None],
                 checker_fault: None,
                 hurried: false,
+                began: tokio::time::Instant::now(),
             });
         }
     }
