@@ -45,7 +45,9 @@
 #     each wait gives up after L seconds, default 60, and reports ">L");
 #   - single failure (ipvs-checker, both ways, HTTP): one address answers with a reset
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
-#     weight to 0, from its log; S samples (default 20), p50/p99/max.
+#     weight to 0, from its log; S samples (default 20), p50/p99/max; and
+#     the checker's own part of it, from the start of the probe that
+#     failed (its flip's log line has the time since) to the weight set.
 #   - overload (HTTPS, the checker's own lateness): every real server
 #     verified every second, timeout 1 s, rise 1, fall 1, for O seconds
 #     (BENCH_OVERLOAD, default 60) after the warm-up; 10 s in, the first
@@ -367,22 +369,32 @@ single() { # NAME (ipvs-checker or ipvs-checker-ka), HTTP: S addresses, one afte
 import datetime, re, sys
 # address -> (before, after) the REJECT rule was inserted
 rule = {a: (float(b), float(t)) for a, b, t in (l.split() for l in open(sys.argv[1]))}
-seen = {}
+UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+def when(stamp):
+    ts = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+seen, began = {}, {}
 for line in open(sys.argv[2]):
+    # The flip, logged with the time since its probe began: when that was.
+    m = re.match(r'ts=(\S+) .*msg="real server is down.*real_server=(\S+):80 .*since_probe_start=([0-9.]+)(ns|µs|ms|s)\b', line)
+    if m and m.group(2) in rule and m.group(2) not in seen and when(m.group(1)) >= rule[m.group(2)][0]:
+        began[m.group(2)] = when(m.group(1)) - float(m.group(3)) * UNITS[m.group(4)]
+        continue
     m = re.match(r'ts=(\S+) .*msg="weight set".*real_server=(\S+):80 from=1 to=0', line)
     if not m or m.group(2) not in rule or m.group(2) in seen:
         continue
-    ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
-    ts = ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+    ts = when(m.group(1))
     before, after = rule[m.group(2)]
     if ts >= before:  # not a flap from before its sample
-        seen[m.group(2)] = (ts - after, ts - before)
+        seen[m.group(2)] = (ts - after, ts - before, ts - began.get(m.group(2), float("nan")))
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-lo = [a for a, _ in seen.values()]
-hi = [b for _, b in seen.values()]
-print(f"| {sys.argv[3]} | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} |")
+lo = [a for a, _, _ in seen.values()]
+hi = [b for _, b, _ in seen.values()]
+probe = [1000 * c for _, _, c in seen.values() if c == c]
+own = f"{pct(probe, 50):.1f} / {pct(probe, 99):.1f} / {max(probe):.1f}" if probe else "n/a"
+print(f"| {sys.argv[3]} | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} | {own} |")
 PY
 }
 
@@ -477,10 +489,11 @@ if [[ $phases == *" single "* ]]; then
 	{
 		echo
 		echo "Single failure (HTTP; one address resets connections; until the checker sets weight 0, from its log;"
-		echo "measured from when the iptables rule was in place / from just before it was inserted):"
+		echo "measured from when the iptables rule was in place / from just before it was inserted; and from the"
+		echo "start of the probe that failed, as its flip's log line says, which leaves out where it fell in the interval):"
 		echo
-		echo "| tool | samples | p50 [s] | p99 [s] | max [s] |"
-		echo "|:---|---:|---:|---:|---:|"
+		echo "| tool | samples | p50 [s] | p99 [s] | max [s] | from the probe's start: p50 / p99 / max [ms] |"
+		echo "|:---|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	for tool in ipvs-checker ipvs-checker-ka; do single "$tool" | tee -a "$report"; done
 fi
