@@ -526,13 +526,11 @@ impl Registered {
 
     fn with_entry<T>(&self, f: impl FnOnce(&mut Entry) -> T) -> T {
         let mut entries = self.set.lock();
-        let mut spare = Entry::default();
-        let entry = match entries.slots.get_mut(self.slot as usize) {
-            Some(entry) if entry.generation == self.generation => entry,
+        match entries.slots.get_mut(self.slot as usize) {
+            Some(entry) if entry.generation == self.generation => f(entry),
             // Never: a slot stays this socket's until it drops.
-            _ => &mut spare,
-        };
-        f(entry)
+            _ => f(&mut Entry::default()),
+        }
     }
 }
 
