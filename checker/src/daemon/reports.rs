@@ -60,11 +60,7 @@ impl Reports {
 /// probes ending over a few milliseconds would wake the loop's thread
 /// for the first and again for the rest (or for each, while it takes
 /// them as they come); held, they wake it once, and none waits longer
-/// than a beat. A result that says its server's answer changed (it began
-/// to fail, or answered again) goes at once with those held: the loop may
-/// have a weight to set, and a group's probes (tens of milliseconds of a
-/// busy thread, its beats late behind them) would hold it back
-/// (lab/bench/README.md, "2026-12-07, late morning").
+/// than a beat.
 #[derive(Debug)]
 pub(super) struct Outbox {
     reports: Reports,
@@ -84,16 +80,15 @@ impl Outbox {
         self.held.lock()
     }
 
-    /// Holds `report`, and sends what is held if `now` (no probe left in
-    /// flight on the thread, or a result that must not wait); whether the
-    /// loop is still there.
-    pub(super) fn send(&self, report: Report, now: bool) -> bool {
+    /// Holds `report`, and sends what is held if `idle` (no probe left in
+    /// flight on the thread); whether the loop is still there.
+    pub(super) fn send(&self, report: Report, idle: bool) -> bool {
         if self.reports.tx.is_closed() {
             return false;
         }
         let mut held = self.held();
         held.push(report);
-        if now {
+        if idle {
             self.send_held(&mut held);
         }
         true
@@ -262,8 +257,7 @@ mod tests {
     }
 
     /// A thread's results wait while some of its probes are in flight,
-    /// at most a heartbeat's beat, and go together when the last ends;
-    /// one that must not wait takes those held with it.
+    /// at most a heartbeat's beat, and go together when the last ends.
     #[tokio::test(start_paused = true)]
     async fn results_go_together_when_the_threads_last_probe_ends_or_at_a_beat() {
         let (tx, mut rx) = mpsc::channel(16);
@@ -283,22 +277,18 @@ mod tests {
         assert!(outbox.send(report(2), lag.idle()));
         assert!(outbox.send(report(3), lag.idle()));
         assert!(rx.try_recv().is_err(), "held while a probe is in flight");
-        // A result that must not wait goes at once, with those held.
-        assert!(outbox.send(report(4), true));
-        assert_eq!(ports(rx.try_recv().expect("sent at once")), [2, 3, 4]);
-        assert!(outbox.send(report(5), lag.idle()));
         // The last ends with no result of its own (cut, or nothing
         // to report): the others go at once, no beat waited for.
         drop(three);
         tokio::task::yield_now().await;
-        assert_eq!(ports(rx.try_recv().expect("sent together")), [5]);
+        assert_eq!(ports(rx.try_recv().expect("sent together")), [2, 3]);
         // With none in flight, a result goes at once.
-        assert!(outbox.send(report(6), lag.idle()));
-        assert_eq!(ports(rx.try_recv().expect("sent at once")), [6]);
+        assert!(outbox.send(report(4), lag.idle()));
+        assert_eq!(ports(rx.try_recv().expect("sent at once")), [4]);
         assert!(rx.try_recv().is_err(), "one batch each time");
         beats.abort();
         // The loop gone: said at the next result.
         drop(rx);
-        assert!(!outbox.send(report(7), true));
+        assert!(!outbox.send(report(5), true));
     }
 }

@@ -266,10 +266,8 @@ impl ProbeTask {
                     }
                     tracing::trace!(real_server = %rs.key, took = ?report.phases.total(), ok = report.result.is_ok(), checker_fault = ?report.checker_fault, "probe");
                     // Never waits: a loop held up by the kernel or the
-                    // disk does not hold up the probes. A change of the
-                    // server's answer goes at once (see [`Outbox`]).
-                    let changed = failing != was;
-                    if !self.outbox.send(report, self.lag.idle() || changed) {
+                    // disk does not hold up the probes.
+                    if !self.outbox.send(report, self.lag.idle()) {
                         return;
                     }
                     if !retimed {
@@ -324,12 +322,11 @@ impl ProbeTask {
             },
             t = first => return Asked::First(t),
         };
+        // Out of flight first: the last ask of a group sends the group's
+        // results.
         drop(busy);
         let was = (report.refused(), report.failed_by_server());
-        // A refusal: a change of the server's answer, which goes at once
-        // (see [`Outbox`]; it is asked only while its probes were not
-        // refused).
-        if self.outbox.send(report, true) {
+        if self.outbox.send(report, self.lag.idle()) {
             Asked::Reported(was)
         } else {
             Asked::Gone
