@@ -183,14 +183,17 @@ async fn over_tcp(
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Vec<u8>, ProbeError> {
-    let mut stream = super::tcp::connect_to_send(target, watch, phases).await?;
-    phases.begin(Phase::Response);
     let length = u16::try_from(query.len())
         .map_err(|_| ProbeError::Dns("the query is longer than 65535 bytes".into()))?;
     let mut framed = length.to_be_bytes().to_vec();
     framed.extend_from_slice(query);
+    // Sent as the connection is made, by the socket's set (see
+    // `super::tcp::connect_sending`).
+    let framed: std::sync::Arc<[u8]> = framed.into();
+    let (mut stream, sent) = super::tcp::connect_sending(target, &framed, watch, phases).await?;
+    let sent = super::tcp::response_begins(phases, sent);
     stream
-        .write_all(&framed)
+        .write_all(framed.get(sent..).unwrap_or_default())
         .await
         .map_err(|e| ProbeError::Dns(format!("sending the query: {e}")))?;
     let mut length = [0u8; 2];

@@ -204,16 +204,7 @@ pub async fn probe(
     }
     let (stream, sent) =
         super::tcp::connect_sending(target, &ask.template.bytes, watch, phases).await?;
-    let sent = match sent {
-        Some(sent) => {
-            phases.begin_at(Phase::Response, sent.at);
-            sent.len
-        }
-        None => {
-            phases.begin(Phase::Response);
-            0
-        }
-    };
+    let sent = super::tcp::response_begins(phases, sent);
     over_new(stream, now, sent, ask, kept, phases).await
 }
 

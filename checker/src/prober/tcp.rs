@@ -85,6 +85,21 @@ pub(super) async fn connect_sending(
     open(target, watch, phases, true, Some(first)).await
 }
 
+/// The `response` phase begun where [`connect_sending`]'s first bytes
+/// went, or now if they did not: how many of them went.
+pub(super) fn response_begins(phases: &mut Phases, sent: Option<Sent>) -> usize {
+    match sent {
+        Some(sent) => {
+            phases.begin_at(Phase::Response, sent.at);
+            sent.len
+        }
+        None => {
+            phases.begin(Phase::Response);
+            0
+        }
+    }
+}
+
 async fn open(
     target: &Target,
     watch: &Watch,
