@@ -135,7 +135,13 @@ fn final_status(buf: &[u8]) -> Option<u16> {
         .iter()
         .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     // An interim answer's head is read past by the full parse.
-    (!(100..200).contains(&status) || status == 101).then_some(status)
+    (!interim(status)).then_some(status)
+}
+
+/// An interim answer (1xx but 101, Switching Protocols): the final one
+/// follows it.
+fn interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
 }
 
 /// A head parsed from `buf`: `None` while it is incomplete. `head_request`:
@@ -248,7 +254,7 @@ impl<'s, S: AsyncRead + Unpin> Answer<'s, S> {
                 parse(unread, head_request)?
             };
             match head {
-                Some(head) if (100..200).contains(&head.status) && head.status != 101 => {
+                Some(head) if interim(head.status) => {
                     answer.at += head.len;
                 }
                 Some(head) => {

@@ -320,6 +320,15 @@ async fn drive(driven: Driven) {
     }
 }
 
+/// `cx`'s waker kept in `waiting`, unless the one there wakes the same
+/// task already.
+fn keep_waker(waiting: &mut Option<Waker>, cx: &Context<'_>) {
+    match waiting {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *waiting = Some(cx.waker().clone()),
+    }
+}
+
 /// A wait's error on a set whose runtime stopped.
 fn stopped() -> io::Error {
     io::Error::other("the probe sockets' epoll set stopped with its runtime")
@@ -444,12 +453,8 @@ impl Registered {
                 entry.first = None;
                 return Poll::Ready(Ok(None));
             }
-            for waiting in [&mut entry.reader, &mut entry.writer] {
-                match waiting {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => *waiting = Some(cx.waker().clone()),
-                }
-            }
+            keep_waker(&mut entry.reader, cx);
+            keep_waker(&mut entry.writer, cx);
             Poll::Pending
         })
     }
@@ -475,10 +480,7 @@ impl Registered {
                 Direction::Read => &mut entry.reader,
                 Direction::Write => &mut entry.writer,
             };
-            match waiting {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                _ => *waiting = Some(cx.waker().clone()),
-            }
+            keep_waker(waiting, cx);
             Poll::Pending
         })
     }
