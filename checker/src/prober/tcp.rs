@@ -73,7 +73,7 @@ pub(super) async fn connect_to_send(
 }
 
 /// [`connect_to_send`] for first bytes known before the connection is
-/// made (a plain HTTP request): sent as it is made (see
+/// made (a plain HTTP request, a DNS query over TCP): sent as it is made (see
 /// [`Connection::connect`]), the `connect` phase ending then; with what
 /// of them went, the caller sending the rest.
 pub(super) async fn connect_sending(
