@@ -12,7 +12,12 @@ use crate::prober::cpu_wait::tests::{Hog, STARVED};
 
 /// The probes' timeout here; the thread is held up for more than it.
 const SHORT: Duration = Duration::from_millis(300);
+/// Past the timeout and the most a probe may be given after it: nothing
+/// the thread does once it runs again can end the probe in time.
 const HELD: Duration = Duration::from_millis(700);
+/// Past the timeout but within the time a late request's server is then
+/// given: [`SHORT`] and a half, the half left for its answer.
+const HELD_WITHIN: Duration = Duration::from_millis(450);
 
 /// How a server on its own thread treats each connection.
 #[derive(Clone, Copy)]
@@ -75,9 +80,19 @@ fn full_listener() -> (socket2::Socket, Vec<StdStream>, SocketAddr) {
 /// Runs `prober`'s probe with its thread held up for [`HELD`] from
 /// `after` on.
 async fn probe_held(prober: &mut Prober, after: Duration) -> Outcome {
+    probe_held_for(prober, after, HELD).await
+}
+
+/// Runs `prober`'s probe with its thread held up for `held` from `after`
+/// on. From the start (`after` zero) the hold begins as the probe first
+/// waits, before the thread takes in any event of its socket: its
+/// connection is made meanwhile, and what it says first goes out late.
+async fn probe_held_for(prober: &mut Prober, after: Duration, held: Duration) -> Outcome {
     tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        std::thread::sleep(HELD);
+        if !after.is_zero() {
+            tokio::time::sleep(after).await;
+        }
+        std::thread::sleep(held);
     });
     prober.probe(SHORT).await
 }
@@ -98,8 +113,27 @@ async fn a_request_sent_late_for_the_threads_delay_gets_its_answer() {
     let mut prober = Prober::new(c, target(thread_server(Peer::Answers)));
     // Held while connecting: the request goes out after the timeout has
     // passed, and the server is given its time from then.
-    let outcome = probe_held(&mut prober, Duration::ZERO).await;
+    let outcome = probe_held_for(&mut prober, Duration::ZERO, HELD_WITHIN).await;
+    let connect = outcome.phases.get(Phase::Connect);
+    assert!(
+        connect.is_some_and(|took| took >= SHORT),
+        "the request went out late: connect {connect:?}"
+    );
     assert_eq!(outcome.result.expect("answered").status, Some(200));
+}
+
+#[tokio::test]
+async fn a_server_silent_after_a_late_request_is_the_checkers_timeout() {
+    let dir = tempfile::tempdir().expect("dir");
+    let c = check("{type: http}", dir.path());
+    let silent = thread_server(Peer::Silent);
+    // The request goes out late, and the probe ends before the server has
+    // had a timeout from it: the server was not given its time.
+    for held in [HELD_WITHIN, HELD] {
+        let mut prober = Prober::new(c.clone(), target(silent));
+        let outcome = probe_held_for(&mut prober, Duration::ZERO, held).await;
+        assert_eq!(timed_out(&outcome), Some(Side::Checker), "held {held:?}");
+    }
 }
 
 #[tokio::test]
@@ -107,7 +141,9 @@ async fn a_silent_server_is_the_servers_timeout_however_late_the_thread() {
     let dir = tempfile::tempdir().expect("dir");
     let c = check("{type: http}", dir.path());
     let silent = thread_server(Peer::Silent);
-    for after in [Duration::ZERO, Duration::from_millis(50)] {
+    // Held once the request is out, from early on and from just before
+    // the timeout.
+    for after in [Duration::from_millis(50), SHORT - Duration::from_millis(50)] {
         let mut prober = Prober::new(c.clone(), target(silent));
         let outcome = probe_held(&mut prober, after).await;
         assert_eq!(
