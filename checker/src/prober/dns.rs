@@ -191,7 +191,7 @@ async fn over_tcp(
     // `super::tcp::connect_sending`).
     let framed: std::sync::Arc<[u8]> = framed.into();
     let (mut stream, sent) = super::tcp::connect_sending(target, &framed, watch, phases).await?;
-    let sent = super::tcp::response_begins(phases, sent);
+    let sent = super::tcp::begins_where_sent(phases, Phase::Response, sent);
     stream
         .write_all(framed.get(sent..).unwrap_or_default())
         .await

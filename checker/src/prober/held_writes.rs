@@ -52,6 +52,18 @@ impl<S> HeldWrites<S> {
         }
     }
 
+    /// The stream under it.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Holds `bytes` of the handshake, written past the holding's
+    /// writes: the rest of a first flight the set did not send whole
+    /// (see `super::https`).
+    pub fn hold(&mut self, bytes: &[u8]) {
+        self.held.extend_from_slice(bytes);
+    }
+
     /// The handshake is over. If `client_speaks_first` (HTTP), the
     /// handshake's last flight, if one is held, goes with the client's
     /// first write: the server waits for both. Otherwise (a protocol whose

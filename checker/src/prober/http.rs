@@ -204,7 +204,7 @@ pub async fn probe(
     }
     let (stream, sent) =
         super::tcp::connect_sending(target, &ask.template.bytes, watch, phases).await?;
-    let sent = super::tcp::response_begins(phases, sent);
+    let sent = super::tcp::begins_where_sent(phases, Phase::Response, sent);
     over_new(stream, now, sent, ask, kept, phases).await
 }
 

@@ -25,6 +25,7 @@
 //! like any other.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -334,7 +335,9 @@ pub(super) async fn verified(
 }
 
 /// A TLS handshake (timed as `tls`) over the connection made ahead, or
-/// over a new one (timed as `connect`).
+/// over a new one (timed as `connect`), whose ClientHello its thread's
+/// set sends as it is made (see [`super::tcp::make_sending`]): the probe
+/// is woken by the server's flight, not by the connection made as well.
 async fn handshake(
     target: &Target,
     ahead: Option<Connection>,
@@ -343,24 +346,50 @@ async fn handshake(
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<TlsStream<HeldWrites<Connection>>, ProbeError> {
-    let tcp = match ahead {
+    let connector = TlsConnector::from(config);
+    let stream = match ahead {
         Some(tcp) => {
             watch.connecting(&tcp, target.addr, std::time::Instant::now());
-            tcp
+            nodelay(&tcp);
+            phases.begin(Phase::Tls);
+            connector.connect(name.clone(), HeldWrites::new(tcp)).await
         }
-        None => super::tcp::connect_to_send(target, watch, phases).await?,
+        None => {
+            let tcp = super::tcp::to_send(target, watch, phases)?;
+            nodelay(&tcp);
+            // rustls makes its ClientHello as the client is made; it is
+            // taken out to be sent by the set.
+            let mut hello = Vec::new();
+            let mut tls = connector.connect_with(name.clone(), HeldWrites::new(tcp), |client| {
+                let _ = client.write_tls(&mut hello);
+            });
+            let Some(stream) = tls.get_mut() else {
+                return Err(ProbeError::Tls(io::Error::other(
+                    "the TLS client ended before its handshake",
+                )));
+            };
+            // None when the client could not be made: its error comes as
+            // the handshake is awaited.
+            let hello: Arc<[u8]> = hello.into();
+            let first = (!hello.is_empty()).then_some(&hello);
+            let sent = super::tcp::make_sending(stream.get_mut(), target, first, phases).await?;
+            let went = super::tcp::begins_where_sent(phases, Phase::Tls, sent);
+            stream.hold(hello.get(went..).unwrap_or_default());
+            tls.await
+        }
     };
-    // The handshake's flights and the request are small writes, each
-    // waiting for an answer: no Nagle delay. (Plain HTTP writes its one
-    // request at once, so it spares the system call.)
-    let _ = tcp.set_nodelay();
-    phases.begin(Phase::Tls);
-    let stream = TlsConnector::from(config)
-        .connect(name.clone(), HeldWrites::new(tcp))
-        .await
-        .map_err(|e| super::tls::classify(e, name))?;
+    let stream = stream.map_err(|e| super::tls::classify(e, name))?;
     phases.end();
     Ok(stream)
+}
+
+/// The handshake's flights and the request are small writes, each
+/// waiting for an answer: no Nagle delay. (Plain HTTP writes its one
+/// request at once, so it spares the system call.)
+fn nodelay(tcp: &Connection) {
+    // Only a saving: without it the kernel sends the writes a little
+    // later.
+    let _ = tcp.set_nodelay();
 }
 
 /// The request of `check` to `target`, with the name its certificate

@@ -55,27 +55,30 @@ pub(super) async fn connect(
     Ok(open(target, watch, phases, false, None).await?.0)
 }
 
-/// [`connect`] for a connection whose first bytes are the checker's (an
-/// HTTP request, a ClientHello, a DNS query): the handshake's last ACK is
-/// not sent alone but with them (`TCP_QUICKACK` off before the connect).
-/// That is one segment fewer each way, and the server, woken once by the
-/// connection with its first bytes, is not woken first for the connection
-/// alone (lab/bench/README.md has what it saves). Once connected the
-/// kernel acknowledges at once again, so no answer waits for a delayed
-/// ACK. (Not for a connection made ahead of a full handshake's turn: it
-/// may wait, and the server sees it made at once.)
-pub(super) async fn connect_to_send(
+/// The socket of a connection whose first bytes are the checker's (an
+/// HTTP request, a ClientHello, a DNS query), not connected yet, the
+/// `connect` phase begun: its connection is made by [`make_sending`],
+/// which sends them as it is made. (A ClientHello is made by a TLS client
+/// built over the connection's stream, so the stream comes first.)
+///
+/// The handshake's last ACK is not sent alone but with the first bytes
+/// (`TCP_QUICKACK` off before the connect). That is one segment fewer
+/// each way, and the server, woken once by the connection with its first
+/// bytes, is not woken first for the connection alone
+/// (lab/bench/README.md has what it saves). Once connected the kernel
+/// acknowledges at once again, so no answer waits for a delayed ACK.
+/// (Not for a connection made ahead of a full handshake's turn: it may
+/// wait, and the server sees it made at once.)
+pub(super) fn to_send(
     target: &Target,
     watch: &Watch,
     phases: &mut Phases,
 ) -> Result<Connection, ProbeError> {
-    Ok(open(target, watch, phases, true, None).await?.0)
+    unconnected(target, watch, phases, true)
 }
 
-/// [`connect_to_send`] for first bytes known before the connection is
-/// made (a plain HTTP request, a DNS query over TCP): sent as it is made (see
-/// [`Connection::connect`]), the `connect` phase ending then; with what
-/// of them went, the caller sending the rest.
+/// [`to_send`] and [`make_sending`] for first bytes known before the
+/// connection exists (a plain HTTP request, a DNS query over TCP).
 pub(super) async fn connect_sending(
     target: &Target,
     first: &Arc<[u8]>,
@@ -85,16 +88,16 @@ pub(super) async fn connect_sending(
     open(target, watch, phases, true, Some(first)).await
 }
 
-/// The `response` phase begun where [`connect_sending`]'s first bytes
-/// went, or now if they did not: how many of them went.
-pub(super) fn response_begins(phases: &mut Phases, sent: Option<Sent>) -> usize {
+/// `phase` begun where [`make_sending`]'s first bytes went, or now if
+/// they did not: how many of them went.
+pub(super) fn begins_where_sent(phases: &mut Phases, phase: Phase, sent: Option<Sent>) -> usize {
     match sent {
         Some(sent) => {
-            phases.begin_at(Phase::Response, sent.at);
+            phases.begin_at(phase, sent.at);
             sent.len
         }
         None => {
-            phases.begin(Phase::Response);
+            phases.begin(phase);
             0
         }
     }
@@ -107,6 +110,20 @@ async fn open(
     ack_with_first_bytes: bool,
     first: Option<&Arc<[u8]>>,
 ) -> Result<(Connection, Option<Sent>), ProbeError> {
+    let mut connection = unconnected(target, watch, phases, ack_with_first_bytes)?;
+    let sent = make_sending(&mut connection, target, first, phases).await?;
+    Ok((connection, sent))
+}
+
+/// A connection's socket for `target`, not connected yet (the one kept
+/// from the prober's last probe, or a new one), the `connect` phase
+/// begun and the socket named to `watch`.
+fn unconnected(
+    target: &Target,
+    watch: &Watch,
+    phases: &mut Phases,
+    ack_with_first_bytes: bool,
+) -> Result<Connection, ProbeError> {
     let began = phases.begin(Phase::Connect);
     let source = match target.through {
         Some(through) => match target.source {
@@ -126,14 +143,28 @@ async fn open(
         let _ = socket.socket().set_tcp_quickack(false);
     }
     watch.connecting(&socket, target.addr, began);
-    let (connection, sent) = Connection::connect(socket, target.addr, watch.idle(), source, first)
+    Ok(Connection::new(socket, watch.idle(), source))
+}
+
+/// Makes `connection` (from [`to_send`], or the one [`open`] makes) to
+/// `target`, `first` sent by its thread's set as it is made (see
+/// [`Connection::connect`]), the `connect` phase ending then: what of
+/// them went, the caller sending the rest.
+pub(super) async fn make_sending(
+    connection: &mut Connection,
+    target: &Target,
+    first: Option<&Arc<[u8]>>,
+    phases: &mut Phases,
+) -> Result<Option<Sent>, ProbeError> {
+    let sent = connection
+        .connect(target.addr, first)
         .await
         .map_err(ProbeError::Connect)?;
     match sent {
         Some(sent) => phases.end_at(sent.at),
         None => phases.end(),
     }
-    Ok((connection, sent))
+    Ok(sent)
 }
 
 /// A socket for `target`'s probes, bound to `source` if set.

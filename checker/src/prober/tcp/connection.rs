@@ -21,51 +21,58 @@ pub struct Connection {
     idle: Arc<Idle>,
     /// The address its socket is bound to, if any.
     source: Option<IpAddr>,
+    /// Whether its `connect` is under way (or done): only then does its
+    /// socket go back to `idle`; one whose `connect` failed at once, or
+    /// that was never asked to connect, is closed.
+    under_way: bool,
 }
 
 impl Connection {
-    /// Connects `socket` (non-blocking, in its runtime's set) to `peer`.
-    /// How the handshake ended is in the readiness it ends with, with no
-    /// `getsockopt(SO_ERROR)` on a connection made: one made is writable
-    /// and nothing else; one that failed (refused, reset, unreachable) is
-    /// also closed for writing (`EPOLLHUP`, or `EPOLLERR` with
-    /// `EPOLLOUT`), and only then is the error asked for (one system call
-    /// fewer a probe, lab/bench/README.md, "2026-12-06, morning"). Once
-    /// the `connect` is under way, the socket goes back to `idle` whether
-    /// the connection is made or fails; one whose `connect` fails at once
-    /// is closed. `first`, the bytes the checker says first, are sent as
-    /// the connection is made, by the set's task (see
-    /// [`Registered::send_when_connected`]): what of them went is
-    /// returned with the connection, and the caller sends the rest.
-    pub(super) async fn connect(
-        socket: Registered,
-        peer: SocketAddr,
-        idle: &Arc<Idle>,
-        source: Option<IpAddr>,
-        first: Option<&Arc<[u8]>>,
-    ) -> io::Result<(Connection, Option<Sent>)> {
-        socket.connecting();
-        if let Some(bytes) = first {
-            socket.send_when_connected(bytes);
+    /// `socket` (non-blocking, in its runtime's set), to be connected by
+    /// [`Connection::connect`]; bound to `source`, if any, and kept in
+    /// `idle` once it has been under way.
+    pub(super) fn new(socket: Registered, idle: &Arc<Idle>, source: Option<IpAddr>) -> Self {
+        Connection {
+            socket: ManuallyDrop::new(socket),
+            idle: idle.clone(),
+            source,
+            under_way: false,
         }
-        match socket.socket().connect(&peer.into()) {
+    }
+
+    /// Connects to `peer`. How the handshake ended is in the readiness it
+    /// ends with, with no `getsockopt(SO_ERROR)` on a connection made: one
+    /// made is writable and nothing else; one that failed (refused, reset,
+    /// unreachable) is also closed for writing (`EPOLLHUP`, or `EPOLLERR`
+    /// with `EPOLLOUT`), and only then is the error asked for (one system
+    /// call fewer a probe, lab/bench/README.md, "2026-12-06, morning").
+    /// `first`, the bytes the checker says first, are sent as the
+    /// connection is made, by the set's task (see
+    /// [`Registered::send_when_connected`]): what of them went is
+    /// returned, and the caller sends the rest.
+    pub(super) async fn connect(
+        &mut self,
+        peer: SocketAddr,
+        first: Option<&Arc<[u8]>>,
+    ) -> io::Result<Option<Sent>> {
+        self.socket.connecting();
+        if let Some(bytes) = first {
+            self.socket.send_when_connected(bytes);
+        }
+        match self.socket.socket().connect(&peer.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let connection = Connection {
-            socket: ManuallyDrop::new(socket),
-            idle: idle.clone(),
-            source,
-        };
+        self.under_way = true;
         let sent = match first {
-            Some(_) => std::future::poll_fn(|cx| connection.socket.poll_first_sent(cx)).await?,
+            Some(_) => std::future::poll_fn(|cx| self.socket.poll_first_sent(cx)).await?,
             None => None,
         };
         if sent.is_none() {
-            std::future::poll_fn(|cx| connection.poll_connected(cx)).await?;
+            std::future::poll_fn(|cx| self.poll_connected(cx)).await?;
         }
-        Ok((connection, sent))
+        Ok(sent)
     }
 
     fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -149,8 +156,10 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // SAFETY: taken once, in its drop; never used after.
         let socket = unsafe { ManuallyDrop::take(&mut self.socket) };
-        socket.forget_wakers();
-        self.idle.keep(socket, self.source);
+        if self.under_way {
+            socket.forget_wakers();
+            self.idle.keep(socket, self.source);
+        }
     }
 }
 
@@ -255,11 +264,7 @@ mod tests {
         let _ = socket
             .socket()
             .connect(&listener.local_addr().expect("address"));
-        let connection = Connection {
-            socket: ManuallyDrop::new(socket),
-            idle: Arc::default(),
-            source: None,
-        };
+        let connection = Connection::new(socket, &Arc::default(), None);
         assert!(matches!(connection.state_now(), Ok(State::Connecting)));
         connection.socket.event(libc::EPOLLHUP as u32);
         let waited = tokio::time::timeout(
@@ -276,11 +281,7 @@ mod tests {
         let _ = socket
             .socket()
             .connect(&listener.local_addr().expect("address").into());
-        let connection = Connection {
-            socket: ManuallyDrop::new(socket),
-            idle: Arc::default(),
-            source: None,
-        };
+        let connection = Connection::new(socket, &Arc::default(), None);
         tokio::time::sleep(Duration::from_millis(50)).await;
         connection.socket.event(libc::EPOLLHUP as u32);
         let made = std::future::poll_fn(|cx| connection.poll_connected(cx)).await;
@@ -295,9 +296,11 @@ mod tests {
         };
         let first: Arc<[u8]> = Arc::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
         for first in [None, Some(&first)] {
-            let refused =
-                Connection::connect(registered(), addr, &Arc::default(), None, first).await;
-            let e = refused.expect_err("nothing listens");
+            let mut connection = Connection::new(registered(), &Arc::default(), None);
+            let e = connection
+                .connect(addr, first)
+                .await
+                .expect_err("nothing listens");
             assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
         }
     }

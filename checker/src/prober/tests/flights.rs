@@ -5,7 +5,9 @@
 //! 1.3, a resumed TLS 1.2 session), and a flight that waits for an
 //! answer still goes before the wait (a full TLS 1.2 handshake).
 
+use std::future::Future;
 use std::os::fd::AsFd;
+use std::task::Poll;
 
 use tokio::net::TcpStream;
 
@@ -103,5 +105,34 @@ async fn the_last_handshake_flight_goes_with_the_request_when_the_servers_finish
                 "{what}, resumed"
             );
         }
+    }
+}
+
+/// What the checker says first (an HTTP request, a ClientHello, a DNS
+/// query) is sent by its thread's set as the connection is made: the
+/// server gets it with the probe polled once, to connect, and not again.
+#[tokio::test]
+async fn the_first_flight_goes_as_the_connection_is_made_without_the_probe_polled_again() {
+    let pki = Pki::new("lab CA");
+    for yaml in [
+        "{type: http}",
+        "{type: https, ca_file: ca.pem, server_name: rs1.lab.test}",
+        "{type: dns, name: www.lab.test, transport: tcp}",
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut prober = Prober::new(check(yaml, pki.dir.path()), target(addr));
+        let mut probe = std::pin::pin!(prober.probe(TIMEOUT));
+        let first_poll = std::future::poll_fn(|cx| Poll::Ready(probe.as_mut().poll(cx))).await;
+        assert!(first_poll.is_pending(), "{yaml}");
+        let (tcp, _) = tokio::time::timeout(TIMEOUT, listener.accept())
+            .await
+            .expect("a connection made")
+            .expect("accept");
+        let peeked = tokio::time::timeout(TIMEOUT, tcp.peek(&mut [0u8; 1])).await;
+        assert!(
+            matches!(peeked, Ok(Ok(1))),
+            "{yaml}: the first bytes, sent with the probe not polled again: {peeked:?}"
+        );
     }
 }
