@@ -126,19 +126,29 @@ impl Connection {
         self.socket.socket().set_tcp_nodelay(true)
     }
 
-    /// `op` once the socket is ready for `direction`, again while it finds
-    /// nothing to do.
-    fn poll_io<T>(
+    /// `op`, a read or write of up to `len` bytes, once the socket is
+    /// ready for `direction`, again while it finds nothing to do. One that
+    /// moved fewer bytes than asked found the socket drained (a read) or
+    /// full (a write): its readiness is spent as a `WouldBlock` would
+    /// spend it, and the next waits for the socket's next event instead
+    /// of making a call to find that out (as tokio's own streams do). A
+    /// closed side is not spent: the next read finds the end.
+    fn poll_io(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
-        mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
-    ) -> Poll<io::Result<T>> {
+        len: usize,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
             let seen: Readiness = ready!(self.socket.poll_ready(cx, direction))?;
             match op(self.socket.socket()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.socket.clear(direction, seen);
+                }
+                Ok(n) if n > 0 && n < len => {
+                    self.socket.clear(direction, seen);
+                    return Poll::Ready(Ok(n));
                 }
                 done => return Poll::Ready(done),
             }
@@ -178,7 +188,8 @@ impl AsyncRead for Connection {
         // SAFETY: recv only writes into the bytes it says it read, which
         // are then marked filled; none is read before.
         let unfilled: &mut [MaybeUninit<u8>] = unsafe { buf.unfilled_mut() };
-        let n = ready!(self.poll_io(cx, Direction::Read, |socket| socket.recv(unfilled)))?;
+        let len = unfilled.len();
+        let n = ready!(self.poll_io(cx, Direction::Read, len, |socket| socket.recv(unfilled)))?;
         // SAFETY: recv initialized the first `n` of the unfilled bytes.
         unsafe { buf.assume_init(n) };
         buf.advance(n);
@@ -193,7 +204,7 @@ impl AsyncWrite for Connection {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         // No SIGPIPE for a connection the server reset: an error instead.
-        self.poll_io(cx, Direction::Write, |socket| {
+        self.poll_io(cx, Direction::Write, buf.len(), |socket| {
             socket.send_with_flags(buf, libc::MSG_NOSIGNAL)
         })
     }
@@ -203,7 +214,8 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Direction::Write, |socket| {
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        self.poll_io(cx, Direction::Write, len, |socket| {
             socket.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
         })
     }
@@ -286,6 +298,42 @@ mod tests {
         connection.socket.event(libc::EPOLLHUP as u32);
         let made = std::future::poll_fn(|cx| connection.poll_connected(cx)).await;
         assert!(made.is_ok(), "{made:?}");
+    }
+
+    #[tokio::test]
+    async fn a_short_read_spends_the_readiness_and_the_next_waits_for_an_event() {
+        use std::io::Write;
+        use tokio::io::AsyncReadExt;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut connection = Connection::new(registered(), &Arc::default(), None);
+        let addr = listener.local_addr().expect("address");
+        connection.connect(addr, None).await.expect("connected");
+        let (mut server, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 64];
+        let read = |n: io::Result<usize>, buf: &[u8]| buf[..n.expect("read")].to_vec();
+
+        server.write_all(b"first").expect("write");
+        let n = connection.read(&mut buf).await;
+        assert_eq!(read(n, &buf), b"first");
+        // Fewer bytes than asked: drained. More that came meanwhile are
+        // read once the set takes in their event, not before.
+        server.write_all(b"second").expect("write");
+        let mut read_buf = ReadBuf::new(&mut buf);
+        let polled = std::future::poll_fn(|cx| {
+            Poll::Ready(Pin::new(&mut connection).poll_read(cx, &mut read_buf))
+        })
+        .await;
+        assert!(polled.is_pending(), "{polled:?}");
+        let n = connection.read(&mut buf).await;
+        assert_eq!(read(n, &buf), b"second");
+        // The end is found after a short read too.
+        server.write_all(b"third").expect("write");
+        drop(server);
+        let n = connection.read(&mut buf).await;
+        assert_eq!(read(n, &buf), b"third");
+        let n = tokio::time::timeout(Duration::from_secs(5), connection.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0))), "{n:?}");
     }
 
     #[tokio::test]
