@@ -33,12 +33,14 @@
 #     that took is reported apart;
 #   - resident memory (VmRSS, summed over the tool's processes) at the end;
 #   - on time: the probes nginx saw over the window / (N x W);
-#   - ipvs-checker's admission over the window (both ways): its probes'
-#     limit in flight (ipvs_checker_probe_concurrency_limit, sampled every
-#     2 s: least, median, most) and its late probes counted
-#     (ipvs_checker_probes_late_total) and the phases its probes went
-#     through (connect, tls, response), to tell a checker held back by
-#     its own limit from one short of CPU;
+#   - ipvs-checker's admission over the window (both ways), from its
+#     /metrics scraped just before and after the CPU window: its probes'
+#     limit in flight (ipvs_checker_probe_concurrency_limit) at each end,
+#     and a second between the scrapes, its late probes
+#     (ipvs_checker_probes_late_total), the phases its probes went
+#     through (connect, tls, response) and nginx's answers logged: to
+#     tell a checker held back by its own limit from one short of CPU,
+#     and to count handshakes that led to no answer;
 #   - TLS sessions (HTTPS): of the probes over the window, how many resumed
 #     a session (nginx's $ssl_session_reused), how many made a full
 #     handshake, and how many came over a kept connection (not the first
@@ -293,25 +295,21 @@ measure() { # NAME PORT
 		echo "$name: $full full handshakes (every real server's session) in $(elapsed "$t0" "$EPOCHREALTIME") s from its start, before the warm-up" >>"$work/sessions-made.txt"
 	fi
 	sleep "$warmup"
-	local limits=$work/limits-$name-$port.txt late0="" late1
-	[[ $name == ipvs-checker* ]] && late0=$(probe_counts)
+	local counts0="" counts1
+	[[ $name == ipvs-checker* ]] && counts0=$(probe_counts "$log")
 	mapfile -t pids < <(tree "$pid")
 	c0=$(cpu_ticks "${pids[@]}")
 	r0=$(lines "$log")
 	t0=$EPOCHREALTIME
-	if [[ -n $late0 ]]; then
-		sample_limit "$window" >"$limits" &
-	fi
 	sleep "$window"
 	r1=$(lines "$log")
 	t1=$EPOCHREALTIME
 	mapfile -t pids < <(tree "$pid")
 	c1=$(cpu_ticks "${pids[@]}")
 	rss=$(rss_kb "${pids[@]}")
-	if [[ -n $late0 ]]; then
-		wait
-		late1=$(probe_counts)
-		admission "$name" "$port" "$limits" "$late0" "$late1" "$((r1 - r0))" >>"$work/admission.txt"
+	if [[ -n $counts0 ]]; then
+		counts1=$(probe_counts "$log")
+		admission "$name" "$port" "$counts0" "$counts1" >>"$work/admission.txt"
 	fi
 	local down=n/a
 	[[ $name != floor ]] && down=$((n - $(weighted "$port")))
@@ -338,49 +336,37 @@ print(f"| {name} | {kind} | {probes} in {window:.1f} s | {probes / (n * window) 
 PY
 }
 
-checker_metric() { # NAME [LABEL]: the sum of ipvs-checker's series of that family (with that label, as name="value")
-	ip netns exec "$D" curl -s --max-time 1 http://127.0.0.1:10311/metrics |
-		awk -v name="$1" -v label="${2:-}" '($1 == name || index($1, name "{") == 1) && (label == "" || index($1, label)) { s += $2; seen = 1 } END { if (seen) print s + 0 }'
+# ipvs-checker's counts from one scrape of its /metrics, with the time of
+# the scrape and nginx's lines in LOG just after it: "TIME LINES LIMIT LATE
+# CONNECT TLS RESPONSE" (its probes' limit in flight, or -1 while there
+# is none; its late probes; the phases its probes went through, as its
+# duration histogram counts them). A scrape of 500 real servers takes
+# the VM about a second: it is made outside the CPU window.
+probe_counts() { # LOG
+	local metrics t
+	metrics=$(ip netns exec "$D" curl -s --max-time 5 http://127.0.0.1:10311/metrics)
+	t=$EPOCHREALTIME
+	awk -v t="$t" -v lines="$(lines "$1")" '
+		/^ipvs_checker_probe_concurrency_limit / { limit = $NF }
+		/^ipvs_checker_probes_late_total/ { late += $NF }
+		/^ipvs_checker_probe_duration_seconds_count.*phase="connect"/ { connect += $NF }
+		/^ipvs_checker_probe_duration_seconds_count.*phase="tls"/ { tls += $NF }
+		/^ipvs_checker_probe_duration_seconds_count.*phase="response"/ { response += $NF }
+		END { printf "%s %d %d %d %d %d %d\n", t, lines, (limit == "" ? -1 : limit), late, connect, tls, response }' <<<"$metrics"
 }
 
-# The late probes counted so far, and the phases each probe went through
-# (connect, tls, response: its duration histogram's counts), on one line.
-probe_counts() {
-	local n phase count counts=()
-	n=$(checker_metric ipvs_checker_probes_late_total)
-	for phase in connect tls response; do
-		count=$(checker_metric ipvs_checker_probe_duration_seconds_count "phase=\"$phase\"")
-		counts+=("${count:-0}")
-	done
-	echo "${n:-0} ${counts[*]}"
-}
-
-sample_limit() { # SECONDS: the probes' limit every 2 s ("-" while there is none; a scrape of
-	# 500 real servers costs the checker a few ms, so not more often)
-	local i limit
-	for ((i = 0; i < $1; i += 2)); do
-		limit=$(checker_metric ipvs_checker_probe_concurrency_limit)
-		echo "${limit:--}"
-		sleep 2
-	done
-}
-
-admission() { # NAME PORT SAMPLES "LATE0 COUNTS0" "LATE1 COUNTS1" PROBES (nginx's)
+admission() { # NAME PORT COUNTS0 COUNTS1 (probe_counts' lines at the window's ends)
 	python3 - "$@" <<'PY'
-import statistics, sys
-name, port, samples, at0, at1, seen = sys.argv[1:7]
+import sys
+name, port, at0, at1 = sys.argv[1:5]
 kind = "HTTPS" if port == "443" else "HTTP"
-limits = [int(float(l)) for l in open(samples).read().split() if l != "-"]
-if limits:
-    shown = f"{min(limits)} / {statistics.median(limits):g} / {max(limits)} ({len(limits)} samples)"
-else:
-    shown = "none set"
-def numbers(line):
-    return [float(x) for x in line.split()] + [0.0] * 4
-a, b = numbers(at0), numbers(at1)
-late, connect, tls, response = (int(b[i] - a[i]) for i in range(4))
-print(f"{name}, {kind}: probes' limit least / median / most {shown}; in the window {late} late probes, "
-      f"{connect} connects, {tls} handshakes, {response} requests sent, {seen} answers logged by nginx")
+a, b = [float(x) for x in at0.split()], [float(x) for x in at1.split()]
+took = b[0] - a[0]
+limits = "/".join("none" if x < 0 else f"{x:g}" for x in (a[2], b[2]))
+per_s = lambda i: (b[i] - a[i]) / took
+print(f"{name}, {kind}: probes' limit {limits} (window's start/end); a second over {took:.1f} s: "
+      f"{per_s(3):.1f} late, {per_s(4):.1f} connects, {per_s(5):.1f} handshakes, {per_s(6):.1f} requests sent, "
+      f"{per_s(1):.1f} answers logged by nginx")
 PY
 }
 
