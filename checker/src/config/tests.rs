@@ -741,4 +741,14 @@ fn an_https_check_offers_aes_128_with_sha_256_first() {
     assert!(place(S::TLS13_AES_128_GCM_SHA256) < place(S::TLS13_AES_256_GCM_SHA384));
     let all = rustls::crypto::ring::default_provider().cipher_suites.len();
     assert_eq!(offered.len(), all);
+    // Its ClientHello's random and session id come from the thread's
+    // generator, not a system call each.
+    let before = super::tls::random_given_on_this_thread();
+    rustls::ClientConnection::new(
+        https.tls.client.clone(),
+        "rs.lab.test".try_into().expect("name"),
+    )
+    .expect("client");
+    let given = super::tls::random_given_on_this_thread() - before;
+    assert!(given >= 64, "{given} bytes");
 }

@@ -18,6 +18,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use super::fingerprint::Fingerprinting;
 use super::{TlsCheck, TlsVersion};
 
+mod random;
+
+#[cfg(test)]
+pub(super) use random::given as random_given_on_this_thread;
+
 /// How long an HTTPS check may resume TLS sessions before it makes a full
 /// handshake again (which verifies the chain and reads the certificate's
 /// expiry): a changed or expiring certificate is seen within this.
@@ -116,7 +121,10 @@ pub(super) fn load(
         }
     };
     let ca_file = settings.ca_file.as_deref().map(resolve);
-    let provider = Arc::new(sha256_first(rustls::crypto::ring::default_provider()));
+    let provider = Arc::new(CryptoProvider {
+        secure_random: &random::ThreadGenerator,
+        ..sha256_first(rustls::crypto::ring::default_provider())
+    });
     // One verifier (and below one client certificate resolver) for every
     // client config of this check: rustls resumes a session only with the
     // very ones that made it.
