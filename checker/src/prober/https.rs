@@ -368,9 +368,9 @@ async fn handshake(
                     "the TLS client ended before its handshake",
                 )));
             };
+            let hello: Arc<[u8]> = hello.into();
             // None when the client could not be made: its error comes as
             // the handshake is awaited.
-            let hello: Arc<[u8]> = hello.into();
             let first = (!hello.is_empty()).then_some(&hello);
             let sent = super::tcp::make_sending(stream.get_mut(), target, first, phases).await?;
             let went = super::tcp::begins_where_sent(phases, Phase::Tls, sent);
