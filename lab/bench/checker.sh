@@ -464,8 +464,7 @@ overload() { # NAME (ipvs-checker or keepalived): HTTPS, 10 addresses refusing f
 		sleep 0.2
 	done
 	if [[ $name == ipvs-checker ]]; then
-		late=$(ip netns exec "$D" curl -s http://127.0.0.1:10311/metrics |
-			awk '/^ipvs_checker_probes_late_total/ { s += $2 } END { print s + 0 }')
+		late=$(probe_counts "$work/https.log" | awk '{ print $4 }')
 	fi
 	stop_tool "$pid"
 	ip netns exec "$R" iptables -D "${refuse[@]}"
