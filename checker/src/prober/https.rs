@@ -348,15 +348,15 @@ async fn handshake(
 ) -> Result<TlsStream<HeldWrites<Connection>>, ProbeError> {
     let connector = TlsConnector::from(config);
     let stream = match ahead {
-        Some(mut tcp) => {
+        Some(tcp) => {
             watch.connecting(&tcp, target.addr, std::time::Instant::now());
-            nodelay(&mut tcp);
+            nodelay(&tcp);
             phases.begin(Phase::Tls);
             connector.connect(name.clone(), HeldWrites::new(tcp)).await
         }
         None => {
-            let mut tcp = super::tcp::to_send(target, watch, phases)?;
-            nodelay(&mut tcp);
+            let tcp = super::tcp::to_send(target, watch, phases)?;
+            nodelay(&tcp);
             // rustls makes its ClientHello as the client is made; it is
             // taken out to be sent by the set.
             let mut hello = Vec::new();
@@ -385,9 +385,8 @@ async fn handshake(
 
 /// The handshake's flights and the request are small writes, each
 /// waiting for an answer: no Nagle delay. (Plain HTTP writes its one
-/// request at once, so it spares the system call.) Set once a socket, which
-/// keeps it between probes.
-fn nodelay(tcp: &mut Connection) {
+/// request at once, so it spares the system call.)
+fn nodelay(tcp: &Connection) {
     // Only a saving: without it the kernel sends the writes a little
     // later.
     let _ = tcp.set_nodelay();

@@ -121,10 +121,9 @@ impl Connection {
         })
     }
 
-    /// Sends each small write at once (`TCP_NODELAY`); set once for its
-    /// socket's every connection.
-    pub fn set_nodelay(&mut self) -> io::Result<()> {
-        self.socket.set_nodelay()
+    /// Sends each small write at once (`TCP_NODELAY`).
+    pub fn set_nodelay(&self) -> io::Result<()> {
+        self.socket.socket().set_tcp_nodelay(true)
     }
 
     /// `op`, a read or write of up to `len` bytes, once the socket is

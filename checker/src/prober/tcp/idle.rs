@@ -139,23 +139,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_kept_socket_connects_again_with_nodelay_still_set() {
-        let idle = Idle::default();
-        let (mut socket, listener) = connected().await;
-        socket.set_nodelay().expect("TCP_NODELAY");
-        idle.keep_within(socket, None, usize::MAX);
-        let socket = idle.take(None).expect("kept");
-        let addr = listener.local_addr().expect("address");
-        match socket.socket().connect(&addr.into()) {
-            Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => panic!("connect: {e}"),
-            _ => {}
-        }
-        // What lets its flag spare the call: the kernel kept the option
-        // across the disconnect.
-        assert!(socket.socket().tcp_nodelay().expect("getsockopt"));
-    }
-
-    #[tokio::test]
     async fn a_socket_is_kept_within_the_budget_and_closed_past_it() {
         let idle = Idle::default();
         let (socket, _listener) = connected().await;

@@ -350,10 +350,6 @@ pub struct Registered {
     set: Arc<Set>,
     slot: u32,
     generation: u32,
-    /// Whether `TCP_NODELAY` is set on it: the option outlives a
-    /// disconnect (see [`super::idle`]), so a kept socket's next
-    /// connections need no call to set it again.
-    nodelay: bool,
 }
 
 impl Registered {
@@ -378,7 +374,6 @@ impl Registered {
             set,
             slot,
             generation,
-            nodelay: false,
         };
         let mut event = libc::epoll_event {
             events: IN | OUT | RDHUP | libc::EPOLLET as u32,
@@ -404,16 +399,6 @@ impl Registered {
 
     pub fn socket(&self) -> &Socket {
         &self.socket
-    }
-
-    /// Sends each small write at once (`TCP_NODELAY`), with a system call
-    /// only the first time.
-    pub fn set_nodelay(&mut self) -> io::Result<()> {
-        if !self.nodelay {
-            self.socket.set_tcp_nodelay(true)?;
-            self.nodelay = true;
-        }
-        Ok(())
     }
 
     /// Whether its set is the one of the runtime this is called on: a
