@@ -14,7 +14,9 @@
 # perf's sampling takes its own share of the VM's CPU, so each tool is
 # later under it than alone: the milliseconds a probe are the profiled
 # run's, to set the parts and the tools beside each other.
-# BENCH_CHECKER and BENCH_FLOOR name other builds. Results on stdout and,
+# BENCH_CHECKER and BENCH_FLOOR name other builds; BENCH_CHECKER_ARGS adds
+# flags to ipvs-checker's (for example "--checker.max-concurrency 48");
+# BENCH_TOOLS (default "ipvs-checker floor") profiles fewer. Results on stdout and,
 # as Markdown, in $LAB_OUT/bench-checker-profile.md (each tool's samples by
 # process and object, the probes nginx saw, and the milliseconds of CPU a
 # probe that each part took); the perf data and the reports by symbol in
@@ -26,6 +28,8 @@ check=${BENCH_CHECK:-https}
 window=${BENCH_WINDOW:-15}
 checker=${BENCH_CHECKER:-$PWD/target/release/ipvs-checker}
 floor=${BENCH_FLOOR:-$PWD/target/release/examples/probe-floor}
+read -ra checker_args <<<"${BENCH_CHECKER_ARGS:-}"
+tools=" ${BENCH_TOOLS:-ipvs-checker floor} "
 out=${LAB_OUT:-/tmp}
 work=$(mktemp -d /tmp/bench-checker-profile.XXXXXX)
 # shellcheck source=lab/bench/lib.sh
@@ -74,8 +78,10 @@ profile() {
 		grep '%' >"$out/profile-$name-symbols.txt" || true
 }
 : >"$work/shares.tsv"
-profile ipvs-checker "$checker" --config.file "$work/checker.yaml" --web.listen-address 127.0.0.1:10311 --log.level warn
-profile floor "$floor" "${floor_args[@]}"
+if [[ $tools == *" ipvs-checker "* ]]; then
+	profile ipvs-checker "$checker" --config.file "$work/checker.yaml" --web.listen-address 127.0.0.1:10311 --log.level warn "${checker_args[@]}"
+fi
+if [[ $tools == *" floor "* ]]; then profile floor "$floor" "${floor_args[@]}"; fi
 
 python3 - "$work/shares.tsv" "$window" "$(nproc)" "$n" "${check^^}" <<'PY' | tee "$out/bench-checker-profile.md"
 import collections, sys
