@@ -16,11 +16,11 @@
 # run's, to set the parts and the tools beside each other.
 # BENCH_CHECKER and BENCH_FLOOR name other builds; BENCH_CHECKER_ARGS adds
 # flags to ipvs-checker's (for example "--checker.max-concurrency 48");
-# BENCH_TOOLS (default "ipvs-checker floor") profiles fewer. Results on stdout and,
-# as Markdown, in $LAB_OUT/bench-checker-profile.md (each tool's samples by
-# process and object, the probes nginx saw, and the milliseconds of CPU a
-# probe that each part took); the perf data and the reports by symbol in
-# $LAB_OUT/profile-*.
+# BENCH_TOOLS (default "ipvs-checker floor") profiles fewer tools.
+# Results on stdout and, as Markdown, in $LAB_OUT/bench-checker-profile.md
+# (each tool's samples by process and object, the probes nginx saw, and
+# the milliseconds of CPU a probe that each part took); the perf data and
+# the reports by symbol in $LAB_OUT/profile-*.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/../.."
 n=${BENCH_SERVERS:-500}
