@@ -103,3 +103,4 @@ print()
 for tool, seen in probes.items():
     print(f"- {tool}: {seen} probes seen by nginx in the {window:.0f} s ({seen / (n * window) * 100:.1f} % of those due)")
 PY
+if ((${#checker_args[@]})); then echo "- ipvs-checker run with: ${checker_args[*]}." | tee -a "$out/bench-checker-profile.md"; fi
