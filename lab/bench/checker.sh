@@ -55,7 +55,8 @@
 #     (iptables REJECT in bench-rs) -> time until the checker sets its
 #     weight to 0, from its log; S samples (default 20), p50/p99/max; and
 #     the checker's own part of it, from the start of the probe that
-#     failed (its flip's log line has the time since) to the weight set.
+#     failed (its flip's log line has the time since) to the weight set,
+#     and of that the failed probe's own phases (its flip's probe_took).
 #   - overload (HTTPS, the checker's own lateness): every real server
 #     verified every second, timeout 1 s, rise 1, fall 1, for O seconds
 #     (BENCH_OVERLOAD, default 60) after the warm-up; 10 s in, the first
@@ -421,12 +422,16 @@ UNITS = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 def when(stamp):
     ts = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
     return ts.replace(tzinfo=datetime.timezone.utc).timestamp()
-seen, began = {}, {}
+seen, began, took = {}, {}, {}
 for line in open(sys.argv[2]):
-    # The flip, logged with the time since its probe began: when that was.
+    # The flip, logged with the time since its probe began (when that
+    # was) and the time the probe's phases took.
     m = re.match(r'ts=(\S+) .*msg="real server is down.*real_server=(\S+):80 .*since_probe_start=([0-9.]+)(ns|µs|ms|s)\b', line)
     if m and m.group(2) in rule and m.group(2) not in seen and when(m.group(1)) >= rule[m.group(2)][0]:
         began[m.group(2)] = when(m.group(1)) - float(m.group(3)) * UNITS[m.group(4)]
+        t = re.search(r' probe_took=([0-9.]+)(ns|µs|ms|s)\b', line)
+        if t:
+            took[m.group(2)] = float(t.group(1)) * UNITS[t.group(2)]
         continue
     m = re.match(r'ts=(\S+) .*msg="weight set".*real_server=(\S+):80 from=1 to=0', line)
     if not m or m.group(2) not in rule or m.group(2) in seen:
@@ -440,9 +445,11 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 lo = [a for a, _, _ in seen.values()]
 hi = [b for _, b, _ in seen.values()]
+def three(ms):
+    return f"{pct(ms, 50):.1f} / {pct(ms, 99):.1f} / {max(ms):.1f}" if ms else "n/a"
 probe = [1000 * c for _, _, c in seen.values() if c == c]
-own = f"{pct(probe, 50):.1f} / {pct(probe, 99):.1f} / {max(probe):.1f}" if probe else "n/a"
-print(f"| {sys.argv[3]} | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} | {own} |")
+phases = [1000 * took[a] for a in seen if a in took]
+print(f"| {sys.argv[3]} | {len(seen)} of {len(rule)} | {pct(lo, 50):.3f} / {pct(hi, 50):.3f} | {pct(lo, 99):.3f} / {pct(hi, 99):.3f} | {max(lo):.3f} / {max(hi):.3f} | {three(probe)} | {three(phases)} |")
 PY
 }
 
@@ -541,10 +548,11 @@ if [[ $phases == *" single "* ]]; then
 		echo
 		echo "Single failure (HTTP; one address resets connections; until the checker sets weight 0, from its log;"
 		echo "measured from when the iptables rule was in place / from just before it was inserted; and from the"
-		echo "start of the probe that failed, as its flip's log line says, which leaves out where it fell in the interval):"
+		echo "start of the probe that failed, as its flip's log line says, which leaves out where it fell in the interval;"
+		echo "and of that the failed probe's own phases, its waits for its thread while in flight included):"
 		echo
-		echo "| tool | samples | p50 [s] | p99 [s] | max [s] | from the probe's start: p50 / p99 / max [ms] |"
-		echo "|:---|---:|---:|---:|---:|---:|"
+		echo "| tool | samples | p50 [s] | p99 [s] | max [s] | from the probe's start: p50 / p99 / max [ms] | its phases: p50 / p99 / max [ms] |"
+		echo "|:---|---:|---:|---:|---:|---:|---:|"
 	} | tee -a "$report"
 	for tool in ipvs-checker ipvs-checker-ka; do single "$tool" | tee -a "$report"; done
 fi

@@ -65,13 +65,17 @@ impl<T: ManagedTable> Daemon<T> {
             tracing::debug!(service = %report.service, real_server = %report.destination, reason = e.reason(), "probe failed: {e}");
         }
         let now = flip?;
+        // The time its phases took (its waits for its thread while in
+        // flight included) beside the time since it began: the rest is
+        // its way to this loop.
         let since_probe_start = report.began.elapsed();
+        let probe_took = report.phases.total();
         match &report.result {
             Err(e) => {
-                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), ?since_probe_start, "real server is {}: {e}", now.as_str())
+                warn!(service = %report.service, real_server = %report.destination, health = now.as_str(), reason = e.reason(), ?since_probe_start, ?probe_took, "real server is {}: {e}", now.as_str())
             }
             Ok(_) => {
-                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), ?since_probe_start, "real server is {}", now.as_str())
+                info!(service = %report.service, real_server = %report.destination, health = now.as_str(), ?since_probe_start, ?probe_took, "real server is {}", now.as_str())
             }
         }
         let (kind, reason) = match &report.result {

@@ -16,7 +16,7 @@ use super::shards::Shards;
 use super::*;
 use crate::config;
 use crate::health::Health;
-use crate::prober::{Phases, ProbeError, Success};
+use crate::prober::{Phase, Phases, ProbeError, Success};
 use crate::reconcile::memory::MemoryTable;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -111,10 +111,10 @@ fn logged(f: impl FnOnce()) -> String {
 }
 
 /// A real server's change of health is logged with the time since the
-/// probe that made it began: the checker's own part of the time a failure
-/// takes to be seen.
+/// probe that made it began, the checker's own part of the time a failure
+/// takes to be seen, and the time the probe's phases took of it.
 #[test]
-fn a_flip_is_logged_with_the_time_since_its_probe_began() {
+fn a_flip_is_logged_with_the_time_since_its_probe_began_and_what_the_probe_took() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config("", dir.path());
     let state = Shared::new(&config);
@@ -122,7 +122,8 @@ fn a_flip_is_logged_with_the_time_since_its_probe_began() {
     let mut daemon = Daemon::new(config, reconciler, state);
     probe_all(&mut daemon, 0, true);
     let began = tokio::time::Instant::now() - std::time::Duration::from_millis(40);
-    let report = report_of(&daemon, 0, 0, false, began);
+    let mut report = report_of(&daemon, 0, 0, false, began);
+    report.phases = Phases::new().with(Phase::Connect, std::time::Duration::from_millis(3));
     let text = logged(|| {
         daemon.observe(&report);
     });
@@ -130,15 +131,21 @@ fn a_flip_is_logged_with_the_time_since_its_probe_began() {
         .lines()
         .find(|line| line.contains("msg=\"real server is down"))
         .unwrap_or_else(|| panic!("no flip logged: {text}"));
-    let since = line
-        .split(' ')
-        .find_map(|field| field.strip_prefix("since_probe_start="))
-        .unwrap_or_else(|| panic!("no since_probe_start: {line}"));
-    let ms: f64 = since
-        .strip_suffix("ms")
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or_else(|| panic!("not in milliseconds: {since}"));
-    assert!((40.0..10_000.0).contains(&ms), "{line}");
+    let ms = |name: &str| -> f64 {
+        let value = line
+            .split(' ')
+            .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name}: {line}"));
+        value
+            .strip_suffix("ms")
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in milliseconds: {value}"))
+    };
+    assert!(
+        (40.0..10_000.0).contains(&ms("since_probe_start")),
+        "{line}"
+    );
+    assert_eq!(ms("probe_took"), 3.0, "{line}");
 }
 
 fn weights(daemon: &Daemon<MemoryTable>, i: usize) -> Vec<u32> {
