@@ -32,6 +32,9 @@
 #     time: the steady state, which the window measures), and how long
 #     that took is reported apart;
 #   - resident memory (VmRSS, summed over the tool's processes) at the end;
+#   - context switches a probe over the window, voluntary (a thread
+#     waiting) and involuntary (preempted), over every thread of the
+#     tool's processes;
 #   - on time: the probes nginx saw over the window / (N x W);
 #   - ipvs-checker's admission over the window (both ways), from its
 #     /metrics scraped just before and after the CPU window: its probes'
@@ -194,6 +197,21 @@ cpu_ticks() { # PIDS...: utime + stime
 	done
 	echo "$t"
 }
+switches() { # PIDS...: "VOLUNTARY INVOLUNTARY" context switches of all their threads
+	local p st v=0 i=0 k n _
+	for p in "$@"; do
+		for st in /proc/"$p"/task/*/status; do
+			# A thread gone since the list was made counts for nothing.
+			{ while read -r k n _; do
+				case $k in
+				voluntary_ctxt_switches:) v=$((v + n)) ;;
+				nonvoluntary_ctxt_switches:) i=$((i + n)) ;;
+				esac
+			done <"$st"; } 2>/dev/null || continue
+		done
+	done
+	echo "$v $i"
+}
 rss_kb() {
 	local p t=0 k v _
 	for p in "$@"; do
@@ -281,7 +299,7 @@ stop_tool() { # PID (started in a command substitution: not our child)
 
 declare -A result
 measure() { # NAME PORT
-	local name=$1 port=$2 log=$work/http.log pid pids c0 c1 r0 r1 t0 t1 rss
+	local name=$1 port=$2 log=$work/http.log pid pids c0 c1 r0 r1 t0 t1 rss v0 i0 v1 i1
 	[[ $port == 443 ]] && log=$work/https.log
 	local s0
 	s0=$(lines "$log")
@@ -300,6 +318,7 @@ measure() { # NAME PORT
 	[[ $name == ipvs-checker* ]] && counts0=$(probe_counts "$log")
 	mapfile -t pids < <(tree "$pid")
 	c0=$(cpu_ticks "${pids[@]}")
+	read -r v0 i0 < <(switches "${pids[@]}")
 	r0=$(lines "$log")
 	t0=$EPOCHREALTIME
 	sleep "$window"
@@ -307,7 +326,10 @@ measure() { # NAME PORT
 	t1=$EPOCHREALTIME
 	mapfile -t pids < <(tree "$pid")
 	c1=$(cpu_ticks "${pids[@]}")
+	read -r v1 i1 < <(switches "${pids[@]}")
 	rss=$(rss_kb "${pids[@]}")
+	awk -v name="$name" -v port="$port" -v p=$((r1 - r0)) -v v=$((v1 - v0)) -v i=$((i1 - i0)) \
+		'BEGIN { printf "%s, %s: %.2f voluntary + %.2f involuntary a probe (%d + %d for %d probes)\n", name, (port == 443 ? "HTTPS" : "HTTP"), v / (p ? p : 1), i / (p ? p : 1), v, i, p }' >>"$work/switches.txt"
 	if [[ -n $counts0 ]]; then
 		counts1=$(probe_counts "$log")
 		admission "$name" "$port" "$counts0" "$counts1" >>"$work/admission.txt"
@@ -526,6 +548,10 @@ if [[ $phases == *" window "* ]]; then
 		echo "ipvs-checker's admission over its windows (/metrics):"
 		echo
 		sed 's/^/- /' "$work/admission.txt"
+		echo
+		echo "Context switches over the windows, every thread of the tool's processes (/proc/PID/task/*/status):"
+		echo
+		sed 's/^/- /' "$work/switches.txt"
 	} | tee -a "$report"
 fi
 if [[ $phases == *" rack "* ]]; then
