@@ -5,6 +5,15 @@
 #
 #   lab/bench/ab-checker.sh --build OLD_REV   # outside the lab (ab-build.sh)
 #   lab/run -- lab/bench/ab-checker.sh OLD_REV
+#   lab/run -- lab/bench/ab-checker.sh floor   # A: the floor
+#
+# With "floor" for OLD_REV, A is checker.sh's floor instead
+# (checker/examples/probe-floor, target/release/examples/probe-floor: the
+# same checks of the same real servers with only their own system calls,
+# on one thread, on the checker's schedule): the checker's CPU a probe and
+# its share of the probes due against the least a check costs in this
+# VM, interleaved in one boot, where checker.sh's one window each moves
+# with the VM's speed from minute to minute.
 #
 # The real servers are checker.sh's (lab/bench/servers.sh): N addresses
 # (BENCH_SERVERS, default 200) served by one nginx, checked over HTTP (GET
@@ -53,12 +62,20 @@ if [[ ${1:-} == --build ]]; then
 	exec lab/bench/ab-build.sh "$2" ipvs-checker
 fi
 (($# == 1)) || usage
-old_sha=$(git rev-parse --verify --quiet "$1^{commit}") || {
-	echo "$1 is not a revision of this repository" >&2
-	exit 2
-}
-old_sha=${old_sha:0:12}
-bins=("$PWD/lab/.cache/ab/ipvs-checker-$old_sha" "$PWD/target/release/ipvs-checker")
+floor=$PWD/target/release/examples/probe-floor
+if [[ $1 == floor ]]; then
+	old_sha=floor
+	bins=("$floor" "$PWD/target/release/ipvs-checker")
+	newer=$(find checker/examples/probe-floor -newer "$floor" -type f -print -quit)
+	[[ -z $newer ]] || { echo "$floor is older than $newer: cargo build --release -p ipvs-checker --example probe-floor" >&2; exit 1; }
+else
+	old_sha=$(git rev-parse --verify --quiet "$1^{commit}") || {
+		echo "$1 is not a revision of this repository" >&2
+		exit 2
+	}
+	old_sha=${old_sha:0:12}
+	bins=("$PWD/lab/.cache/ab/ipvs-checker-$old_sha" "$PWD/target/release/ipvs-checker")
+fi
 names=(A B)
 side_args=("${BENCH_AB_A_ARGS:-}" "${BENCH_AB_B_ARGS:-}")
 [[ -x ${bins[0]} && -x ${bins[1]} ]] || { echo "build first: lab/bench/ab-checker.sh --build $1" >&2; exit 1; }
@@ -106,10 +123,15 @@ esac
 checker_config "$port" "$check" $proto >"$work/checker.yaml"
 n=$grind_n checker_config "$port" "$check" $proto >"$work/checker-grind.yaml"
 for i in 0 1; do
+	[[ $old_sha == floor && $i == 0 ]] && continue
 	"${bins[$i]}" --config.file "$work/checker.yaml" --config.check >/dev/null ||
 		{ echo "${names[$i]} refuses the config" >&2; exit 1; }
 done
-old_version=$("${bins[0]}" --version 2>&1 | head -1)
+if [[ $old_sha == floor ]]; then
+	old_version="probe-floor of $(git describe --always --dirty)"
+else
+	old_version=$("${bins[0]}" --version 2>&1 | head -1)
+fi
 new_version="$("${bins[1]}" --version 2>&1 | head -1), $(git describe --always --dirty)"
 echo "servers: $n (callgrind: $grind_n); kernel $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), $(valgrind --version), strace $(strace -V | awk 'NR == 1 { print $4 }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)${BENCH_SERVERS_CPUS:+ on CPUs $BENCH_SERVERS_CPUS}"
 a_label="$old_sha ($old_version)${side_args[0]:+, ${side_args[0]}}"
@@ -126,12 +148,23 @@ lines() {
 }
 # Starts checker I (0 = A, 1 = B) with CONFIG, its servers SERVERS, after
 # the words of WRAPPER, on a table made anew; its log is LOG. Sets
-# `started` to its PID (`ip netns exec` and valgrind exec it).
+# `started` to its PID (`ip netns exec`, env and valgrind exec it). The
+# floor as A checks the first SERVERS addresses every second (CONFIG's
+# real servers).
 start() { # I CONFIG SERVERS LOG [WRAPPER...]
-	local i=$1 config=$2 servers=$3 log=$4 extra
+	local i=$1 config=$2 servers=$3 log=$4 extra j tls=()
 	shift 4
 	read -ra extra <<<"${side_args[$i]}"
 	n=$servers table "${proto:+$proto/}$port"
+	if [[ $old_sha == floor && $i == 0 ]]; then
+		for ((j = 1; j <= servers; j++)); do addr "$j"; done >"$work/floor-addresses.txt"
+		[[ $kind == https ]] && tls=("$work/ca.pem" rs.lab.test)
+		ip netns exec "$D" env FLOOR_INTERVAL_MS=1000 "$@" "${bins[$i]}" "$kind" \
+			"$work/floor-addresses.txt" "$port" "${tls[@]}" >"$log" 2>&1 &
+		pids+=($!)
+		started=$!
+		return
+	fi
 	ip netns exec "$D" "$@" "${bins[$i]}" --config.file "$config" \
 		--web.listen-address "127.0.0.1:$((10311 + i))" --log.level warn "${extra[@]}" >"$log" 2>&1 &
 	pids+=($!)
@@ -139,9 +172,12 @@ start() { # I CONFIG SERVERS LOG [WRAPPER...]
 }
 # HTTPS: the warm-up starts once every real server's session is made
 # (the steady state; see sessions_made), FROM being lines before the start.
-settled() { # FROM
+# The floor makes one session for all (their name is the same): its
+# warm-up starts at once.
+settled() { # I FROM
 	[[ $kind == https ]] || return 0
-	sessions_made "$1" >/dev/null
+	[[ $old_sha == floor && $1 == 0 ]] && return 0
+	sessions_made "$2" >/dev/null
 }
 stop() { # PID
 	kill "$1" 2>/dev/null || true
@@ -156,7 +192,7 @@ for ((r = 0; r <= rounds; r++)); do
 		l0=$(lines)
 		start "$i" "$work/checker.yaml" "$n" "$work/${names[$i]}-$r.log"
 		pid=$started
-		settled "$l0"
+		settled "$i" "$l0"
 		sleep "$warmup"
 		read -r c0 f0 < <(ticks_faults "$pid")
 		p0=$(lines) t0=$EPOCHREALTIME
@@ -175,7 +211,7 @@ for i in 0 1; do
 	l0=$(lines)
 	start "$i" "$work/checker.yaml" "$n" "$work/${names[$i]}-strace.log"
 	pid=$started
-	settled "$l0"
+	settled "$i" "$l0"
 	sleep "$warmup"
 	p0=$(lines)
 	strace -f -c -o "$out/ab-checker-strace-${names[$i]}.txt" -p "$pid" 2>/dev/null &
