@@ -66,8 +66,10 @@ floor=$PWD/target/release/examples/probe-floor
 if [[ $1 == floor ]]; then
 	old_sha=floor
 	bins=("$floor" "$PWD/target/release/ipvs-checker")
+	build_floor="cargo build --release -p ipvs-checker --example probe-floor"
+	[[ -x $floor ]] || { echo "no floor at $floor: $build_floor" >&2; exit 1; }
 	newer=$(find checker/examples/probe-floor -newer "$floor" -type f -print -quit)
-	[[ -z $newer ]] || { echo "$floor is older than $newer: cargo build --release -p ipvs-checker --example probe-floor" >&2; exit 1; }
+	[[ -z $newer ]] || { echo "$floor is older than $newer: $build_floor" >&2; exit 1; }
 else
 	old_sha=$(git rev-parse --verify --quiet "$1^{commit}") || {
 		echo "$1 is not a revision of this repository" >&2
@@ -152,14 +154,17 @@ lines() {
 # floor as A checks the first SERVERS addresses every second (CONFIG's
 # real servers).
 start() { # I CONFIG SERVERS LOG [WRAPPER...]
-	local i=$1 config=$2 servers=$3 log=$4 extra j tls=()
+	local i=$1 config=$2 servers=$3 log=$4 extra j tls=() tls13=()
 	shift 4
 	read -ra extra <<<"${side_args[$i]}"
 	n=$servers table "${proto:+$proto/}$port"
 	if [[ $old_sha == floor && $i == 0 ]]; then
 		for ((j = 1; j <= servers; j++)); do addr "$j"; done >"$work/floor-addresses.txt"
 		[[ $kind == https ]] && tls=("$work/ca.pem" rs.lab.test)
-		ip netns exec "$D" env FLOOR_INTERVAL_MS=1000 "$@" "${bins[$i]}" "$kind" \
+		# A server that speaks TLS 1.3 is resumed in it, as checker.sh's
+		# floor_start does.
+		[[ " ${BENCH_TLS_PROTOCOLS:-} " == *" TLSv1.3 "* ]] && tls13=(FLOOR_TLS13=1)
+		ip netns exec "$D" env FLOOR_INTERVAL_MS=1000 "${tls13[@]}" "$@" "${bins[$i]}" "$kind" \
 			"$work/floor-addresses.txt" "$port" "${tls[@]}" >"$log" 2>&1 &
 		pids+=($!)
 		started=$!
