@@ -67,6 +67,7 @@ if [[ $1 == floor ]]; then
 	old_sha=floor
 	bins=("$floor" "$PWD/target/release/ipvs-checker")
 	build_floor="cargo build --release -p ipvs-checker --example probe-floor"
+	[[ -z ${BENCH_AB_A_ARGS:-} ]] || { echo "BENCH_AB_A_ARGS: the floor takes no flags" >&2; exit 2; }
 	[[ -x $floor ]] || { echo "no floor at $floor: $build_floor" >&2; exit 1; }
 	newer=$(find checker/examples/probe-floor -newer "$floor" -type f -print -quit)
 	[[ -z $newer ]] || { echo "$floor is older than $newer: $build_floor" >&2; exit 1; }
