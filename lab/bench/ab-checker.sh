@@ -155,18 +155,13 @@ lines() {
 # floor as A checks the first SERVERS addresses every second (CONFIG's
 # real servers).
 start() { # I CONFIG SERVERS LOG [WRAPPER...]
-	local i=$1 config=$2 servers=$3 log=$4 extra j tls=() tls13=()
+	local i=$1 config=$2 servers=$3 log=$4 extra
 	shift 4
 	read -ra extra <<<"${side_args[$i]}"
 	n=$servers table "${proto:+$proto/}$port"
 	if [[ $old_sha == floor && $i == 0 ]]; then
-		for ((j = 1; j <= servers; j++)); do addr "$j"; done >"$work/floor-addresses.txt"
-		[[ $kind == https ]] && tls=("$work/ca.pem" rs.lab.test)
-		# A server that speaks TLS 1.3 is resumed in it, as checker.sh's
-		# floor_start does.
-		[[ " ${BENCH_TLS_PROTOCOLS:-} " == *" TLSv1.3 "* ]] && tls13=(FLOOR_TLS13=1)
-		ip netns exec "$D" env FLOOR_INTERVAL_MS=1000 "${tls13[@]}" "$@" "${bins[$i]}" "$kind" \
-			"$work/floor-addresses.txt" "$port" "${tls[@]}" >"$log" 2>&1 &
+		floor_command "$kind" "$servers" "$port"
+		ip netns exec "$D" env "${floor_env[@]}" "$@" "${bins[$i]}" "${floor_args[@]}" >"$log" 2>&1 &
 		pids+=($!)
 		started=$!
 		return

@@ -254,15 +254,9 @@ keepalived_start() { # CONFIG LOG: on an empty table, which it makes
 # real servers with nothing but their own system calls, on one thread; it
 # touches no IPVS table.
 floor_start() { # KIND LOG COUNT PORT [INTERVAL (s, default 1)]
-	local script=() tls13=() i
-	[[ $1 == exec ]] && script=("$work/check.sh")
-	[[ $1 == https ]] && script=("$work/ca.pem" rs.lab.test)
-	for ((i = 1; i <= $3; i++)); do addr "$i"; done >"$work/floor-addresses.txt"
+	floor_command "$1" "$3" "$4" "${5:-1}"
 	cgroup_prefix floor
-	# A server that speaks TLS 1.3 is resumed in TLS 1.3 by the checker
-	# (with a key exchange each time): so by the floor too.
-	[[ " ${BENCH_TLS_PROTOCOLS:-} " == *" TLSv1.3 "* ]] && tls13=(FLOOR_TLS13=1)
-	env FLOOR_INTERVAL_MS=$((${5:-1} * 1000)) "${tls13[@]}" "${in_cgroup[@]}" "$floor" "$1" "$work/floor-addresses.txt" "$4" "${script[@]}" >"$2" 2>&1 &
+	env "${floor_env[@]}" "${in_cgroup[@]}" "$floor" "${floor_args[@]}" >"$2" 2>&1 &
 }
 
 start_tool() { # NAME PORT [PHASE]: starts it in its cgroup (log NAME-PORT[-PHASE].log), prints its pid

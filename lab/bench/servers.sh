@@ -19,6 +19,24 @@ R=bench-rs
 
 addr() { echo "198.18.$((4 + $1 / 256)).$(($1 % 256))"; }
 
+# The floor (checker/examples/probe-floor) checking the first COUNT
+# addresses by KIND on PORT every INTERVAL seconds (default 1), as
+# checker.sh and ab-checker.sh run it: its environment in floor_env, its
+# arguments in floor_args ($work/floor-addresses.txt written for them).
+floor_command() { # KIND COUNT PORT [INTERVAL]
+	local i
+	for ((i = 1; i <= $2; i++)); do addr "$i"; done >"$work/floor-addresses.txt"
+	floor_env=(FLOOR_INTERVAL_MS=$((${4:-1} * 1000)))
+	# A server that speaks TLS 1.3 is resumed in TLS 1.3 by the checker
+	# (with a key exchange each time): so by the floor too.
+	[[ " ${BENCH_TLS_PROTOCOLS:-} " == *" TLSv1.3 "* ]] && floor_env+=(FLOOR_TLS13=1)
+	floor_args=("$1" "$work/floor-addresses.txt" "$3")
+	case $1 in
+	exec) floor_args+=("$work/check.sh") ;;
+	https) floor_args+=("$work/ca.pem" rs.lab.test) ;;
+	esac
+}
+
 servers_up() {
 	# --- network -------------------------------------------------------------
 	ip netns add "$D"
