@@ -234,21 +234,6 @@ scale_perf_end() { # NAME PID
 	} >"$out/scale-perf-$1.txt" || true
 }
 
-# Each thread of the processes PID...: its name, its time on a CPU so far
-# (the scheduler's own count, schedstat's first field, in ns; /proc's user
-# and system times are sampled at the timer tick) and its context
-# switches so far, voluntary (it waited) and not (it was preempted),
-# threads of one name summed.
-scale_threads() { # PID...
-	local p t
-	for p in "$@"; do
-		for t in /proc/"$p"/task/*; do
-			echo "$(tr ' ' _ <"$t/comm") $(cut -d' ' -f1 "$t/schedstat")" \
-				"$(awk '/^voluntary_ctxt_switches/ { v = $2 } /^nonvoluntary_ctxt_switches/ { n = $2 } END { print v + 0, n + 0 }' "$t/status")"
-		done
-	done 2>/dev/null | awk '{ cpu[$1] += $2; vol[$1] += $3; inv[$1] += $4 } END { for (name in cpu) print name, cpu[name], vol[name], inv[name] }' | sort
-}
-
 # Scrapes ipvs-checker's /metrics every BENCH_SCALE_SCRAPE_EVERY seconds
 # from FROM (seconds since the epoch) until killed, as Prometheus would:
 # each scrape's start and its time. One scraper process for all of them,
@@ -290,7 +275,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	sleep "$settle"
 	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
 	mapfile -t nginx_pids < <(pgrep -x nginx)
-	[[ $name != keepalived ]] && scale_threads "$pid" "${nginx_pids[@]}" >"$work/threads-0.txt"
+	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-0.txt"
 	c0=$(cgroup_usec "$name")
 	read -ra v0 < <(vm_busy_usec)
 	n0=$(nginx_usec)
@@ -308,7 +293,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	read -ra v1 < <(vm_busy_usec)
 	n1=$(nginx_usec)
 	t1=$EPOCHREALTIME
-	[[ $name != keepalived ]] && scale_threads "$pid" "${nginx_pids[@]}" >"$work/threads-1.txt"
+	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-1.txt"
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	rss=$(rss_kb "${procs[@]}")

@@ -197,20 +197,23 @@ cpu_ticks() { # PIDS...: utime + stime
 	done
 	echo "$t"
 }
-switches() { # PIDS...: "VOLUNTARY INVOLUNTARY" context switches of all their threads
-	local p st v=0 i=0 k n _
+# Each thread of the processes PID...: its name, its time on a CPU so far
+# (the scheduler's own count, schedstat's first field, in ns; /proc's user
+# and system times are sampled at the timer tick) and its context
+# switches so far, voluntary (it waited) and not (it was preempted),
+# threads of one name summed.
+threads_by_name() { # PID...
+	local p t
 	for p in "$@"; do
-		for st in /proc/"$p"/task/*/status; do
-			# A thread gone since the list was made counts for nothing.
-			{ while read -r k n _; do
-				case $k in
-				voluntary_ctxt_switches:) v=$((v + n)) ;;
-				nonvoluntary_ctxt_switches:) i=$((i + n)) ;;
-				esac
-			done <"$st"; } 2>/dev/null || continue
+		for t in /proc/"$p"/task/*; do
+			echo "$(tr ' ' _ <"$t/comm") $(cut -d' ' -f1 "$t/schedstat")" \
+				"$(awk '/^voluntary_ctxt_switches/ { v = $2 } /^nonvoluntary_ctxt_switches/ { n = $2 } END { print v + 0, n + 0 }' "$t/status")"
 		done
-	done
-	echo "$v $i"
+	done 2>/dev/null | awk '{ cpu[$1] += $2; vol[$1] += $3; inv[$1] += $4 } END { for (name in cpu) print name, cpu[name], vol[name], inv[name] }' | sort
+}
+
+switches() { # PIDS...: "VOLUNTARY INVOLUNTARY" context switches of all their threads
+	threads_by_name "$@" | awk '{ v += $3; i += $4 } END { print v + 0, i + 0 }'
 }
 rss_kb() {
 	local p t=0 k v _
@@ -311,8 +314,9 @@ measure() { # NAME PORT
 	local counts0="" counts1
 	[[ $name == ipvs-checker* ]] && counts0=$(probe_counts "$log")
 	mapfile -t pids < <(tree "$pid")
-	c0=$(cpu_ticks "${pids[@]}")
+	# Read outside the CPU window: it starts processes.
 	read -r v0 i0 < <(switches "${pids[@]}")
+	c0=$(cpu_ticks "${pids[@]}")
 	r0=$(lines "$log")
 	t0=$EPOCHREALTIME
 	sleep "$window"
@@ -320,8 +324,8 @@ measure() { # NAME PORT
 	t1=$EPOCHREALTIME
 	mapfile -t pids < <(tree "$pid")
 	c1=$(cpu_ticks "${pids[@]}")
-	read -r v1 i1 < <(switches "${pids[@]}")
 	rss=$(rss_kb "${pids[@]}")
+	read -r v1 i1 < <(switches "${pids[@]}")
 	awk -v name="$name" -v port="$port" -v p=$((r1 - r0)) -v v=$((v1 - v0)) -v i=$((i1 - i0)) \
 		'BEGIN { printf "%s, %s: %.2f voluntary + %.2f involuntary a probe (%d + %d for %d probes)\n", name, (port == 443 ? "HTTPS" : "HTTP"), v / (p ? p : 1), i / (p ? p : 1), v, i, p }' >>"$work/switches.txt"
 	if [[ -n $counts0 ]]; then
