@@ -74,6 +74,19 @@ cgroup_usec() { # NAME
 vm_busy_usec() {
 	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { busy = ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz } $1 == "ctxt" { print busy, $2 }' /proc/stat
 }
+# The VM's interrupts and softirqs so far, every vCPU summed, one
+# "KIND COUNT" a line (interrupts by /proc/interrupts' row: LOC, RES,
+# CAL, TLB..., the devices' numbered lines as "dev"; softirqs as
+# "soft-NET_RX"...): under TCG an interrupt, and the softmmu TLB flush a
+# shootdown makes, cost far more than on hardware, so a tool that makes
+# more of them a probe pays for it where its own counts do not show.
+vm_interrupts() {
+	awk 'FNR == 1 { next }
+		FILENAME ~ /softirqs/ { k = "soft-" $1; sub(/:$/, "", k); for (i = 2; i <= NF; i++) c[k] += $i; next }
+		{ k = $1; sub(/:$/, "", k); if (k ~ /^[0-9]+$/) k = "dev"
+		  for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) c[k] += $i }
+		END { for (k in c) print k, c[k] }' /proc/interrupts /proc/softirqs | sort
+}
 # The real servers' nginx, master and workers: user + system CPU in
 # microseconds so far (/proc/PID/stat, USER_HZ ticks).
 nginx_usec() {

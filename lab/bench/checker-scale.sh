@@ -39,6 +39,13 @@
 # same interval, its own system calls only; no table, no rack): whether
 # any checker could be on time there. BENCH_SCALE_TOOLS (default
 # "ipvs-checker keepalived floor") names the tools the overload runs.
+# BENCH_SCALE_ROUNDS=R (default 1) runs the overload's tools in turn R
+# times in the one boot (the rack in the last round only), then each
+# tool's on-time share and CPU a probe over the rounds (median, quartiles)
+# and, round by round, each tool's against the last tool's of its round
+# (the floor, by default): one run of the VM is as fast as it happens to
+# be, and a tool's figures beside another's from minutes apart move with
+# it, where those of one round do not as much.
 # BENCH_SCALE_SCRAPE_EVERY=N scrapes ipvs-checker's /metrics every N
 # seconds over its windows, as Prometheus would, and reports each
 # scrape's time. Every window's probes seen a second, second by second,
@@ -54,6 +61,7 @@
 read -ra scale_sizes <<<"${BENCH_SCALE_SIZES:-100 500 2000 5000}"
 scale_rate=${BENCH_SCALE_RATE:-500}
 scale_interval=${BENCH_SCALE_INTERVAL:-2}
+scale_rounds=${BENCH_SCALE_ROUNDS:-1}
 read -ra scale_parts <<<"${BENCH_SCALE_PARTS:-rate overload}"
 scale_services=10
 scale_top=0
@@ -276,6 +284,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
 	mapfile -t nginx_pids < <(pgrep -x nginx)
 	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-0.txt"
+	vm_interrupts >"$work/interrupts-0.txt"
 	c0=$(cgroup_usec "$name")
 	read -ra v0 < <(vm_busy_usec)
 	n0=$(nginx_usec)
@@ -293,6 +302,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	read -ra v1 < <(vm_busy_usec)
 	n1=$(nginx_usec)
 	t1=$EPOCHREALTIME
+	vm_interrupts >"$work/interrupts-1.txt"
 	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-1.txt"
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
@@ -317,6 +327,9 @@ scale_measure() { # NAME S INTERVAL [rack]
 			{ ms = ($5 - $2) / 1e6; if (ms > 0 && seen) out = out sprintf(", %s %.3f; %.2f + %.2f", $1, ms / seen, ($6 - $3) / seen, ($7 - $4) / seen) }
 			END { print "- " label ", by thread name (nginx: its workers), a probe seen: CPU [ms]; context switches, waited + preempted" out }' >>"$work/scale-threads.txt"
 	fi
+	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen=$((r1 - r0)) -v label="$name, $s real servers every $every s" '
+		{ d = $3 - $2; if (d > 0 && seen) out = out sprintf("%s%s %.3f", out == "" ? "" : ", ", $1, d / seen) }
+		END { print "- " label ", the VM'"'"'s interrupts and softirqs a probe seen (every vCPU): " out }' >>"$work/scale-threads.txt"
 	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" "$out/scale-seconds.txt" <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -376,13 +389,52 @@ scale_phase() {
 		done
 	fi
 	if [[ " ${scale_parts[*]} " == *" overload "* ]]; then
+		local round rack
 		scale_configs "$scale_top" "$scale_interval"
-		for tool in ${BENCH_SCALE_TOOLS:-ipvs-checker keepalived floor}; do scale_measure "$tool" "$scale_top" "$scale_interval" rack | tee -a "$report"; done
+		for ((round = 1; round <= scale_rounds; round++)); do
+			rack=
+			((round == scale_rounds)) && rack=rack
+			for tool in ${BENCH_SCALE_TOOLS:-ipvs-checker keepalived floor}; do
+				scale_measure "$tool" "$scale_top" "$scale_interval" $rack | tee -a "$report" "$work/scale-rounds.txt"
+			done
+		done
 	fi
 	{
 		echo
 		echo "The rack's bound: interval x fall + 1 s = $((scale_interval + 1)) s."
 		cat "$work/scale-threads.txt" 2>/dev/null || true
 		[[ " ${scale_parts[*]} " == *" overload "* ]] && scale_rack_log "$scale_top-$scale_interval"
+		((scale_rounds > 1)) && scale_rounds_summary "$work/scale-rounds.txt"
 	} | tee -a "$report"
+}
+
+# The overload's rounds (its table rows, the tools in turn): each tool's
+# on-time share and CPU a probe over the rounds, and each tool's against
+# the last tool of its round, round by round: the median and quartiles.
+scale_rounds_summary() { # ROWS
+	python3 - "$1" <<'PY'
+import statistics, sys
+rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in open(sys.argv[1]) if line.startswith("|")]
+tools = list(dict.fromkeys(r[0] for r in rows))
+on_time = {t: [] for t in tools}
+cpu = {t: [] for t in tools}
+for r in rows:
+    on_time[r[0]].append(float(r[4].rstrip(" %")))
+    cpu[r[0]].append(float(r[7]))
+def spread(v, digits=3):
+    if len(v) < 2:
+        return f"{v[0]:.{digits}f}" if v else "-"
+    q = statistics.quantiles(v, n=4, method="inclusive")
+    return f"{statistics.median(v):.{digits}f} [{q[0]:.{digits}f}-{q[2]:.{digits}f}]"
+last = tools[-1]
+rounds = min(len(v) for v in on_time.values())
+print()
+print(f"The overload's {rounds} rounds, the tools in turn ({', '.join(tools)}): median [quartiles] over the rounds; against {last}, round by round.")
+print()
+print(f"| tool | on time [%] | CPU ms a probe | on time, x {last}'s | CPU a probe, x {last}'s |")
+print("|:---|---:|---:|---:|---:|")
+for t in tools:
+    against = lambda f: spread([f[t][i] / f[last][i] for i in range(rounds) if f[last][i]]) if t != last else "1"
+    print(f"| {t} | {spread(on_time[t], 1)} | {spread(cpu[t])} | {against(on_time)} | {against(cpu)} |")
+PY
 }
