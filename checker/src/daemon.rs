@@ -84,8 +84,29 @@ pub struct Options {
     pub watchdog: Option<Duration>,
 }
 
-/// How often every service is compared with the table.
+/// How often every service is compared with the table, unless a pass
+/// takes more than [`RESYNC_SHARE`] of that (see [`resync_after`]).
 const RESYNC: Duration = Duration::from_secs(1);
+
+/// The passes take at most one part in this many of the time: a pass
+/// that took longer is followed by a longer wait, so that a large table
+/// on a slow machine does not take the CPU the probes need
+/// (lab/bench/README.md, "2026-12-07, late night").
+const RESYNC_SHARE: u32 = 20;
+
+/// The longest wait between passes, whatever they take: an out-of-band
+/// change (a weight set by someone else, a maintenance file, IPVS loaded
+/// again) is still followed within it.
+const RESYNC_MOST: Duration = Duration::from_secs(5);
+
+/// The wait before the next pass, after one that took `took`: a second,
+/// or `took` x [`RESYNC_SHARE`] if longer, up to [`RESYNC_MOST`] and half
+/// the watchdog's `ping` period (see [`watchdog`]: a pass must run
+/// between pings).
+fn resync_after(took: Duration, ping: Option<Duration>) -> Duration {
+    let most = ping.map_or(RESYNC_MOST, |ping| RESYNC_MOST.min(ping / 2));
+    took.saturating_mul(RESYNC_SHARE).min(most).max(RESYNC)
+}
 
 /// How often services in a slow start are reconciled.
 const RAMP_TICK: Duration = Duration::from_millis(100);
@@ -261,7 +282,9 @@ async fn run_with<T: ManagedTable>(
                 }
             }
             _ = resync.tick() => {
+                let began = std::time::Instant::now();
                 daemon.resync();
+                resync.reset_after(resync_after(began.elapsed(), watchdog.period()));
                 // The first tick is at once: from then on the table is
                 // what the config and the health known so far say.
                 daemon.state.lock().reconciled = true;

@@ -31,7 +31,8 @@
 # over the window (probes ended, late) and its concurrency limit at the
 # end, from its /metrics; for ipvs-checker and the floor, each of their
 # threads' CPU and context switches (waited, preempted) a probe, and
-# nginx's workers' beside them. BENCH_SCALE_PARTS (default "rate overload")
+# nginx's workers' beside them; the VM's interrupts (by kind: LOC, RES,
+# CAL...) and softirqs a probe, every vCPU. BENCH_SCALE_PARTS (default "rate overload")
 # runs only the one-rate sizes ("rate") or the largest size's overload;
 # BENCH_SCALE_RATE_TOOLS (default "ipvs-checker keepalived") names the
 # tools the one-rate sizes run (the floor too, if named).

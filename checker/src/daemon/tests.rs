@@ -204,6 +204,33 @@ fn flips_of_one_turn_cost_one_dump_per_service_and_one_write_per_weight() {
     assert!(backends.iter().all(|b| b.current_weight == Some(1)));
 }
 
+/// A pass that takes more than a twentieth of a second waits twenty times
+/// its time before the next one, up to 5 s, and up to half the
+/// watchdog's ping period (a pass must run between pings); a quick one,
+/// a second.
+#[test]
+fn a_slow_resync_pass_is_followed_by_a_longer_wait_within_its_bounds() {
+    let ms = Duration::from_millis;
+    assert_eq!(resync_after(ms(2), None), RESYNC);
+    assert_eq!(resync_after(ms(50), None), RESYNC);
+    assert_eq!(resync_after(ms(130), None), ms(2600));
+    assert_eq!(resync_after(ms(400), None), RESYNC_MOST);
+    assert_eq!(resync_after(Duration::MAX, None), RESYNC_MOST);
+    // systemd's WatchdogSec=30s: pings every 15 s, a pass every 7.5 s
+    // would do; the 5 s bound holds.
+    assert_eq!(
+        resync_after(ms(400), Some(Duration::from_secs(15))),
+        RESYNC_MOST
+    );
+    // WatchdogSec=6s: pings every 3 s, a pass at least every 1.5 s.
+    assert_eq!(
+        resync_after(ms(400), Some(Duration::from_secs(3))),
+        ms(1500)
+    );
+    // Never more often than every second, however short the pings.
+    assert_eq!(resync_after(ms(400), Some(ms(500))), RESYNC);
+}
+
 /// Once a pass has read the table, a flip to the weight the table has
 /// (the first results after start-up, above all) costs no read of its
 /// own; a flip to another weight does, and so does any flip of a service

@@ -1,6 +1,6 @@
 //! The daemon's side of `probe_through_vip`: the probe services made
-//! before the first probe, checked every second with the table, followed
-//! on reload, deleted when the checker stops (see
+//! before the first probe, checked with the table at every resync pass,
+//! followed on reload, deleted when the checker stops (see
 //! [`crate::reconcile::vip_probes`]); and, at start, a warning when the
 //! director would drop the real servers' answers.
 
