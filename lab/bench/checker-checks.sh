@@ -77,9 +77,9 @@ vm_busy_usec() {
 # The VM's interrupts and softirqs so far, every vCPU summed, one
 # "KIND COUNT" a line (interrupts by /proc/interrupts' row: LOC, RES,
 # CAL, TLB..., the devices' numbered lines as "dev"; softirqs as
-# "soft-NET_RX"...): under TCG an interrupt, and the softmmu TLB flush a
-# shootdown makes, cost far more than on hardware, so a tool that makes
-# more of them a probe pays for it where its own counts do not show.
+# "soft-NET_RX"...): what a tool's wake-ups of tasks on another vCPU
+# (CAL, RES), its TLB shootdowns and its softirqs cost falls partly
+# outside its own CPU, and these count them a probe.
 vm_interrupts() {
 	awk 'FNR == 1 { next }
 		FILENAME ~ /softirqs/ { k = "soft-" $1; sub(/:$/, "", k); for (i = 2; i <= NF; i++) c[k] += $i; next }

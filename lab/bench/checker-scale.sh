@@ -32,10 +32,11 @@
 # end, from its /metrics; for ipvs-checker and the floor, each of their
 # threads' CPU and context switches (waited, preempted) a probe, and
 # nginx's workers' beside them; the VM's interrupts (by kind: LOC, RES,
-# CAL...) and softirqs a probe, every vCPU. BENCH_SCALE_PARTS (default "rate overload")
-# runs only the one-rate sizes ("rate") or the largest size's overload;
-# BENCH_SCALE_RATE_TOOLS (default "ipvs-checker keepalived") names the
-# tools the one-rate sizes run (the floor too, if named).
+# CAL...) and softirqs a probe, every vCPU. BENCH_SCALE_PARTS (default
+# "rate overload") runs only the one-rate sizes ("rate") or the largest
+# size's overload; BENCH_SCALE_RATE_TOOLS (default "ipvs-checker
+# keepalived") names the tools the one-rate sizes run (the floor too, if
+# named).
 # The overload also runs checker.sh's floor (the same HTTP checks at the
 # same interval, its own system calls only; no table, no rack): whether
 # any checker could be on time there. BENCH_SCALE_TOOLS (default
@@ -52,7 +53,7 @@
 # scrape's time. Every window's probes seen a second, second by second,
 # go to $LAB_OUT/scale-seconds.txt.
 # BENCH_SCALE_PERF=1 samples the whole VM (perf record -a) over each
-# overload window, enabled only there through perf's control fifo (its own
+# overload window (with rounds, the last round's), enabled only there through perf's control fifo (its own
 # start-up, seconds under TCG, falls before the warm-up); the reports, by
 # process, by process and object, then by symbol, in
 # $LAB_OUT/scale-perf-TOOL.txt. perf takes its own share of the VM: that
