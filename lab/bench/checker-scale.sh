@@ -48,6 +48,10 @@
 # (the floor, by default): one run of the VM is as fast as it happens to
 # be, and a tool's figures beside another's from minutes apart move with
 # it, where those of one round do not as much.
+# "ipvs-checker-a" in BENCH_SCALE_TOOLS runs the ipvs-checker binary
+# BENCH_SCALE_CHECKER_A (another build) as a tool of its own: with
+# BENCH_SCALE_ROUNDS, an A/B of two builds in one boot ("ipvs-checker
+# ipvs-checker-a" puts each round's build against A's).
 # BENCH_SCALE_SCRAPE_EVERY=N scrapes ipvs-checker's /metrics every N
 # seconds over its windows, as Prometheus would, and reports each
 # scrape's time. Every window's probes seen a second, second by second,
@@ -64,6 +68,10 @@ read -ra scale_sizes <<<"${BENCH_SCALE_SIZES:-100 500 2000 5000}"
 scale_rate=${BENCH_SCALE_RATE:-500}
 scale_interval=${BENCH_SCALE_INTERVAL:-2}
 scale_rounds=${BENCH_SCALE_ROUNDS:-1}
+scale_checker_a=${BENCH_SCALE_CHECKER_A:-}
+if [[ " ${BENCH_SCALE_TOOLS:-} " == *" ipvs-checker-a "* ]]; then
+	[[ -x $scale_checker_a ]] || { echo "BENCH_SCALE_TOOLS has ipvs-checker-a: BENCH_SCALE_CHECKER_A must name an ipvs-checker binary" >&2; exit 2; }
+fi
 read -ra scale_parts <<<"${BENCH_SCALE_PARTS:-rate overload}"
 scale_services=10
 scale_top=0
@@ -132,6 +140,10 @@ scale_start() { # NAME S INTERVAL: started in its cgroup, prints its pid
 	ipvs-checker)
 		ip netns exec "$D" ipvsadm -R <"$work/table-scale.txt"
 		checker_start "$1" "$work/checker-scale.yaml" "$log"
+		;;
+	ipvs-checker-a)
+		ip netns exec "$D" ipvsadm -R <"$work/table-scale.txt"
+		checker=$scale_checker_a checker_start "$1" "$work/checker-scale.yaml" "$log"
 		;;
 	keepalived) keepalived_start "$work/keepalived-scale.conf" "$log" ;;
 	esac
@@ -283,7 +295,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 		scrapes_pid=$!
 	fi
 	sleep "$settle"
-	[[ $name == ipvs-checker ]] && read -ra k0 < <(scale_counts)
+	[[ $name == ipvs-checker* ]] && read -ra k0 < <(scale_counts)
 	mapfile -t nginx_pids < <(pgrep -x nginx)
 	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-0.txt"
 	vm_interrupts >"$work/interrupts-0.txt"
@@ -310,7 +322,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	rss=$(rss_kb "${procs[@]}")
 	# After the RSS: a scrape's text of 5,000 real servers is megabytes.
-	[[ $name == ipvs-checker ]] && read -ra k1 < <(scale_counts)
+	[[ $name == ipvs-checker* ]] && read -ra k1 < <(scale_counts)
 	down=n/a
 	if [[ $name != floor ]]; then
 		down=$((s - $(scale_weighted)))
