@@ -80,6 +80,8 @@ else
 	bins=("$PWD/lab/.cache/ab/ipvs-checker-$old_sha" "$PWD/target/release/ipvs-checker")
 fi
 names=(A B)
+# Whether side I (0 = A, 1 = B) is the floor.
+is_floor() { [[ $old_sha == floor && $1 == 0 ]]; } # I
 side_args=("${BENCH_AB_A_ARGS:-}" "${BENCH_AB_B_ARGS:-}")
 [[ -x ${bins[0]} && -x ${bins[1]} ]] || { echo "build first: lab/bench/ab-checker.sh --build $1" >&2; exit 1; }
 newer=$(find checker ipvs web common Cargo.lock -newer "${bins[1]}" -type f -name '*.rs' -print -quit)
@@ -126,7 +128,7 @@ esac
 checker_config "$port" "$check" $proto >"$work/checker.yaml"
 n=$grind_n checker_config "$port" "$check" $proto >"$work/checker-grind.yaml"
 for i in 0 1; do
-	[[ $old_sha == floor && $i == 0 ]] && continue
+	is_floor "$i" && continue
 	"${bins[$i]}" --config.file "$work/checker.yaml" --config.check >/dev/null ||
 		{ echo "${names[$i]} refuses the config" >&2; exit 1; }
 done
@@ -159,7 +161,7 @@ start() { # I CONFIG SERVERS LOG [WRAPPER...]
 	shift 4
 	read -ra extra <<<"${side_args[$i]}"
 	n=$servers table "${proto:+$proto/}$port"
-	if [[ $old_sha == floor && $i == 0 ]]; then
+	if is_floor "$i"; then
 		floor_command "$kind" "$servers" "$port"
 		ip netns exec "$D" env "${floor_env[@]}" "$@" "${bins[$i]}" "${floor_args[@]}" >"$log" 2>&1 &
 		pids+=($!)
@@ -177,7 +179,7 @@ start() { # I CONFIG SERVERS LOG [WRAPPER...]
 # warm-up starts at once.
 settled() { # I FROM
 	[[ $kind == https ]] || return 0
-	[[ $old_sha == floor && $1 == 0 ]] && return 0
+	is_floor "$1" && return 0
 	sessions_made "$2" >/dev/null
 }
 stop() { # PID

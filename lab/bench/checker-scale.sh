@@ -57,8 +57,9 @@
 # scrape's time. Every window's probes seen a second, second by second,
 # go to $LAB_OUT/scale-seconds.txt.
 # BENCH_SCALE_PERF=1 samples the whole VM (perf record -a) over each
-# overload window (with rounds, the last round's), enabled only there through perf's control fifo (its own
-# start-up, seconds under TCG, falls before the warm-up); the reports, by
+# overload window (with rounds, the last round's), enabled only there
+# through perf's control fifo (its own start-up, seconds under TCG, falls
+# before the warm-up); the reports, by
 # process, by process and object, then by symbol, in
 # $LAB_OUT/scale-perf-TOOL.txt. perf takes its own share of the VM: that
 # run's figures are not to be compared.
@@ -137,13 +138,11 @@ scale_start() { # NAME S INTERVAL: started in its cgroup, prints its pid
 	local log=$work/$1-scale-$scale_label.log
 	case $1 in
 	floor) floor_start http "$log" "$2" 80 "$3" ;;
-	ipvs-checker)
+	ipvs-checker | ipvs-checker-a)
+		local bin=$checker
+		[[ $1 == ipvs-checker-a ]] && bin=$scale_checker_a
 		ip netns exec "$D" ipvsadm -R <"$work/table-scale.txt"
-		checker_start "$1" "$work/checker-scale.yaml" "$log"
-		;;
-	ipvs-checker-a)
-		ip netns exec "$D" ipvsadm -R <"$work/table-scale.txt"
-		checker=$scale_checker_a checker_start "$1" "$work/checker-scale.yaml" "$log"
+		checker=$bin checker_start "$1" "$work/checker-scale.yaml" "$log"
 		;;
 	keepalived) keepalived_start "$work/keepalived-scale.conf" "$log" ;;
 	esac
