@@ -19,9 +19,10 @@
 //! that arrived meanwhile, so a rack failure costs a few dumps of the
 //! service instead of one per real server.
 //!
-//! The loop also reconciles every service once a second, so a weight
-//! changed out of band is put back within a second (and, in managed mode,
-//! a deleted service or real server is made again), and every 100 ms the
+//! The loop also reconciles every service once a second (less often
+//! when a pass is slow: [`resync_after`]), so a weight changed out of
+//! band is put back within a second (and, in managed mode, a deleted
+//! service or real server is made again), and every 100 ms the
 //! services with a real server in its slow start, so the ramp's steps are
 //! applied on time. At start and on each reload it checks
 //! `expire_quiescent_template` for the persistent services (see
@@ -29,7 +30,7 @@
 //!
 //! It owns the drains ([`crate::drain`]): it applies the admin API's
 //! orders ([`crate::admin`]), takes an out-of-band weight 0 as a drain,
-//! reads `maintenance_dir` and expires drains once a second, and writes
+//! reads `maintenance_dir` and expires drains at each pass, and writes
 //! the drain file before the state shows a change. It tells systemd
 //! how it is doing ([`watchdog`]), and the notify hooks of each event
 //! ([`events`], [`crate::notify`]), without waiting for them.
@@ -467,7 +468,7 @@ impl<T: ManagedTable> Daemon<T> {
     /// their round trips, and nothing else (see [`spawn`]).
     fn apply(&mut self, i: usize) {
         // While IPVS is gone, only a pass due for a try goes on (the
-        // pass every second reconciles every service once it is back).
+        // next pass reconciles every service once it is back).
         if self.ipvs.waiting(std::time::Instant::now()) {
             return;
         }

@@ -8,7 +8,8 @@
 //! `maintenance_dir`. The first two are kept in the drain file
 //! ([`Drains::save`], JSON written atomically, in both modes), so they
 //! survive a reload, a restart and a SIGKILL; a maintenance file is its
-//! own record, and is read again every second ([`maintenance`]).
+//! own record, and is read again at every pass over the table
+//! ([`maintenance`]).
 //!
 //! The loop is the only writer: it records a drain in the file first and
 //! in the shared state after, so what `/status` shows as drained is on

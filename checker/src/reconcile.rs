@@ -290,8 +290,9 @@ impl LeftBehind {
 pub struct Reconciler<T> {
     table: T,
     dry_run: bool,
-    /// The weight last set (or, in dry-run, announced) per real server;
-    /// looked up for every real server every second, so with FxHash (the
+    /// The weight last set (or, in dry-run, announced) per real server,
+    /// or the one first seen while its health was unknown; looked up for
+    /// every real server at every pass, so with FxHash (the
     /// keys are the config's and the kernel's, not a peer's).
     last: FxHashMap<(ServiceKey, DestinationKey), u32>,
     /// What managed mode created.
@@ -414,7 +415,19 @@ impl<T: Table> Reconciler<T> {
                 outcome.weights.push((*destination, entry.weight));
                 outcome.forwards.push((*destination, entry.forward));
             }
-            let Some(want) = *want else { continue };
+            let Some(want) = *want else {
+                // Its health is not known yet, and its weight is left as
+                // it is; but what this pass saw is what the checker knows
+                // of it, so that a change by someone else before its
+                // first result (an operator's drain while the checker
+                // starts) is out of band, not a weight to set back.
+                if let (Some(entry), false) = (entry, self.dry_run) {
+                    self.last
+                        .entry((desired.service, *destination))
+                        .or_insert(entry.weight);
+                }
+                continue;
+            };
             let Some(entry) = entry else {
                 // A sorry server not in use may well be absent (managed
                 // mode removes it).

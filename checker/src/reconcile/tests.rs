@@ -689,6 +689,39 @@ fn an_out_of_band_zero_meeting_a_failure_is_still_a_drain() {
     assert_eq!(outcome.drained_out_of_band, vec![rs(11)]);
 }
 
+/// A 0 set out of band before the first results, after a pass that saw
+/// the table while every health was unknown, is a drain too: the
+/// results that follow, finding the table as that pass saw it, reconcile
+/// nothing, so the next pass is the first to see the 0.
+#[test]
+fn an_out_of_band_zero_before_the_first_results_is_a_drain() {
+    let mut r = Reconciler::new(table([3, 1, 2]), false);
+    let s = service();
+    let outcome = r
+        .reconcile(&desired(&s, health_of([Unknown, Unknown, Unknown])))
+        .expect("reconcile");
+    assert!(outcome.changes.is_empty());
+    r.table.set(&s.key, rs(11), 0).expect("in the table");
+    let outcome = r
+        .reconcile(&desired(&s, health_of([Up, Up, Up])))
+        .expect("reconcile");
+    assert_eq!(outcome.drained_out_of_band, vec![rs(11)]);
+    assert!(outcome.changes.is_empty());
+    assert_eq!(weights(r.table()), vec![0, 1, 2]);
+    // A 0 the checker found at its start (its own, left by a run before
+    // it, for a real server then down) is set back on recovery.
+    let mut r = Reconciler::new(table([0, 1, 2]), false);
+    r.reconcile(&desired(&s, health_of([Unknown, Unknown, Unknown])))
+        .expect("reconcile");
+    let outcome = r
+        .reconcile(&desired(&s, health_of([Up, Up, Up])))
+        .expect("reconcile");
+    assert!(outcome.drained_out_of_band.is_empty());
+    assert_eq!(outcome.changes.len(), 1);
+    assert!(!outcome.changes[0].out_of_band);
+    assert_eq!(weights(r.table()), vec![3, 1, 2]);
+}
+
 /// `out_of_band: restore`: a weight set to 0 out of band is set back too.
 #[test]
 fn strict_enforcement_sets_an_out_of_band_zero_back() {

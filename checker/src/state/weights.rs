@@ -38,8 +38,8 @@ impl State {
     /// `destination` should have at `now`, as its service's last
     /// reconciliation left it: then a flip of its health (a first result
     /// after start-up, above all) changes nothing in the table, and needs
-    /// no reconciliation of its own; the pass every second reads the
-    /// table anyway. Never for a service with a quorum, whose every
+    /// no reconciliation of its own; the next pass reads the table
+    /// anyway. Never for a service with a quorum, whose every
     /// weight one flip may change.
     pub fn settled(
         &self,

@@ -258,6 +258,27 @@ fn an_out_of_band_zero_is_a_drain_that_a_restart_keeps() {
     assert_eq!(weights(&daemon), vec![3, 1, 2]);
 }
 
+/// The same 0 set while the checker starts: after its first pass, which
+/// saw the table with every health unknown, and before that pass runs
+/// again. The first results find the table as it was seen and reconcile
+/// nothing, so the next pass is the first to see the 0, and keeps it.
+#[test]
+fn an_out_of_band_zero_while_the_checker_starts_is_a_drain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path(), "");
+    let table = MemoryTable::from_config(&config);
+    let state = Shared::new(&config);
+    let mut daemon = Daemon::start(config, table, false, state).expect("start");
+    daemon.resync();
+    let s = daemon.config.services[0].key;
+    let rs11 = daemon.config.services[0].real_servers[0].key;
+    daemon.reconciler.table_mut().set(&s, rs11, 0).expect("set");
+    probe_up(&mut daemon);
+    daemon.resync();
+    assert_eq!(by(&daemon, 0, 0), Some(By::OutOfBand));
+    assert_eq!(weights(&daemon), vec![0, 1, 2]);
+}
+
 /// A reload (SIGHUP) keeps the drains of real servers still configured and
 /// drops, from the file too, those of real servers that left.
 #[test]
