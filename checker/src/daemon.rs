@@ -86,12 +86,12 @@ pub struct Options {
 }
 
 /// How often every service is compared with the table, unless a pass
-/// takes more than [`RESYNC_SHARE`] of that (see [`resync_after`]).
+/// takes more than [`RESYNC_SHARE`] of that in CPU (see [`resync_after`]).
 const RESYNC: Duration = Duration::from_secs(1);
 
-/// The passes take at most one part in this many of the time: a pass
-/// that took longer is followed by a longer wait, so that a large table
-/// on a slow machine does not take the CPU the probes need
+/// The passes take at most one part in this many of a core: a pass that
+/// took more CPU is followed by a longer wait, so that a large table on a
+/// slow machine does not take the CPU the probes need
 /// (lab/bench/README.md, "2026-12-07, late night").
 const RESYNC_SHARE: u32 = 20;
 
@@ -100,13 +100,34 @@ const RESYNC_SHARE: u32 = 20;
 /// again) is still followed within it.
 const RESYNC_MOST: Duration = Duration::from_secs(5);
 
-/// The wait before the next pass, after one that took `took`: a second,
-/// or `took` x [`RESYNC_SHARE`] if longer, up to [`RESYNC_MOST`] and half
-/// the watchdog's `ping` period (see [`watchdog`]: a pass must run
-/// between pings).
+/// The wait before the next pass, after one that took `took` of CPU: a
+/// second, or `took` x [`RESYNC_SHARE`] if longer, up to [`RESYNC_MOST`]
+/// and half the watchdog's `ping` period (see [`watchdog`]: a pass must
+/// run between pings).
 fn resync_after(took: Duration, ping: Option<Duration>) -> Duration {
     let most = ping.map_or(RESYNC_MOST, |ping| RESYNC_MOST.min(ping / 2));
     took.saturating_mul(RESYNC_SHARE).min(most).max(RESYNC)
+}
+
+/// The CPU time the calling thread has used (its netlink calls' time in
+/// the kernel included). A pass is paced by its CPU, not by the wall time
+/// it took: other threads running meanwhile (the probes at start-up, the
+/// machine's other work) stretch the wall time of a pass that costs
+/// little, and put off the next one for no saving. Zero if the clock
+/// cannot be read: the next pass then comes after a second.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, nothing else.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) else {
+        return Duration::ZERO;
+    };
+    Duration::new(secs, nanos)
 }
 
 /// How often services in a slow start are reconciled.
@@ -283,12 +304,18 @@ async fn run_with<T: ManagedTable>(
                 }
             }
             _ = resync.tick() => {
-                let began = std::time::Instant::now();
+                let began = thread_cpu_time();
                 daemon.resync();
-                resync.reset_after(resync_after(began.elapsed(), watchdog.period()));
-                // The first tick is at once: from then on the table is
-                // what the config and the health known so far say.
-                daemon.state.lock().reconciled = true;
+                let took = thread_cpu_time().saturating_sub(began);
+                let wait = resync_after(took, watchdog.period());
+                resync.reset_after(wait);
+                {
+                    let mut state = daemon.state.lock();
+                    // The first tick is at once: from then on the table is
+                    // what the config and the health known so far say.
+                    state.reconciled = true;
+                    state.table_passes.passed(took, wait);
+                }
                 watchdog.resynced();
             }
             _ = ping.tick(), if watchdog.period().is_some() => {

@@ -500,6 +500,37 @@ fn daemon_families(state: &State) -> Vec<Family> {
         programs.push(&LabelSet::new(), n);
     }
     families.push(programs);
+    let passes = state.table_passes;
+    for (name, kind, unit, help, value) in [
+        (
+            "ipvs_checker_table_passes_total",
+            Counter,
+            None,
+            "Passes comparing every service with the IPVS table (making again, in managed mode, what is missing): a weight changed out of band, a maintenance file and an expired drain are followed at the next.",
+            passes.count as f64,
+        ),
+        (
+            "ipvs_checker_table_pass_cpu_seconds_total",
+            Counter,
+            Some("seconds"),
+            "CPU time of the loop's thread in those passes, their netlink requests included.",
+            passes.cpu.as_secs_f64(),
+        ),
+        (
+            "ipvs_checker_table_pass_interval_seconds",
+            Gauge,
+            Some("seconds"),
+            "The wait before the next pass: 1 s, or 20 times the CPU time of the last pass when longer, at most 5 s and half of systemd's watchdog ping period.",
+            passes.wait.as_secs_f64(),
+        ),
+    ] {
+        let mut family = family(name, kind, help);
+        if let Some(unit) = unit {
+            family = family.with_unit(unit);
+        }
+        family.push(&LabelSet::new(), value);
+        families.push(family);
+    }
     let mut reload = family(
         "ipvs_checker_config_last_reload_successful",
         Gauge,

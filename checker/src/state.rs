@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipvs::{DestinationKey, ServiceKey};
 use ipvs_common::exposition::Histogram;
@@ -110,6 +110,30 @@ pub struct State {
     pub reconciled: bool,
     /// The notify hooks' counters, which their own thread updates.
     pub hooks: Arc<crate::notify::counts::Stats>,
+    /// The loop's passes over the table.
+    pub table_passes: TablePasses,
+}
+
+/// The loop's passes comparing every service with the table: how many,
+/// their CPU, and the wait before the next (a second, longer after a
+/// pass that took much CPU).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TablePasses {
+    /// Passes made.
+    pub count: u64,
+    /// The CPU time they took on the loop's thread.
+    pub cpu: Duration,
+    /// The wait the last one set before the next.
+    pub wait: Duration,
+}
+
+impl TablePasses {
+    /// Counts a pass that took `cpu` and set `wait`.
+    pub fn passed(&mut self, cpu: Duration, wait: Duration) {
+        self.count += 1;
+        self.cpu = self.cpu.saturating_add(cpu);
+        self.wait = wait;
+    }
 }
 
 impl Default for State {
@@ -133,6 +157,7 @@ impl Default for State {
             maintenance: BTreeMap::new(),
             reconciled: false,
             hooks: Arc::default(),
+            table_passes: TablePasses::default(),
         }
     }
 }

@@ -140,7 +140,11 @@ fn scrape() -> String {
 /// The value of `name{labels}` in `metrics`, where `labels` is the start
 /// of the label set.
 fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}");
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}")
+    };
     metrics
         .lines()
         .find(|l| l.starts_with(&prefix))
@@ -261,7 +265,10 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
     );
     eprintln!("rs1 back at weight 3 {took:?} after its server restarted");
 
-    // ipvsadm -e behind the checker's back is set back.
+    // ipvsadm -e behind the checker's back is set back, by the pass over
+    // the table, which a table this small leaves at once a second.
+    let passes = |m: &str| sample(m, "ipvs_checker_table_passes_total", "");
+    let before = scrape();
     director("ipvsadm -e -t 198.18.0.10:80 -r 198.18.1.12:80 -m -w 7");
     let took = wait_for_weight(
         &mut ipvs,
@@ -271,6 +278,21 @@ fn weights_follow_a_killed_and_restarted_server_and_out_of_band_changes_are_undo
         Duration::from_secs(3),
     );
     eprintln!("out-of-band weight 7 set back to 1 after {took:?}");
+    let after = scrape();
+    assert!(
+        passes(&before).is_some() && passes(&after) > passes(&before),
+        "{before}\n{after}"
+    );
+    assert_eq!(
+        sample(&after, "ipvs_checker_table_pass_interval_seconds", ""),
+        Some(1.0),
+        "{after}"
+    );
+    assert!(
+        sample(&after, "ipvs_checker_table_pass_cpu_seconds_total", "")
+            .is_some_and(|cpu| cpu > 0.0),
+        "{after}"
+    );
 }
 
 fn vip80() -> ServiceKey {

@@ -231,6 +231,27 @@ fn a_slow_resync_pass_is_followed_by_a_longer_wait_within_its_bounds() {
     assert_eq!(resync_after(ms(400), Some(ms(500))), RESYNC);
 }
 
+/// A pass is paced by its thread's CPU time: it grows while the thread
+/// works, not while it waits (a pass held up by other threads costs no
+/// more).
+#[test]
+fn the_pass_is_paced_by_the_cpu_of_its_thread_not_by_the_wall_clock() {
+    let began = thread_cpu_time();
+    assert!(began > Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(200));
+    let slept = thread_cpu_time().saturating_sub(began);
+    assert!(slept < Duration::from_millis(100), "{slept:?}");
+    let wall = std::time::Instant::now();
+    let mut spun = 0u64;
+    while thread_cpu_time().saturating_sub(began) < Duration::from_millis(20) {
+        assert!(
+            wall.elapsed() < Duration::from_secs(60),
+            "the clock does not move"
+        );
+        spun = std::hint::black_box(spun.wrapping_add(1));
+    }
+}
+
 /// Once a pass has read the table, a flip to the weight the table has
 /// (the first results after start-up, above all) costs no read of its
 /// own; a flip to another weight does, and so does any flip of a service

@@ -461,6 +461,10 @@ fn golden_exposition() {
     let state = scenario();
     state.lock().reload_success_time = at(990);
     state.lock().netlink_socket_reopens = 1;
+    state
+        .lock()
+        .table_passes
+        .passed(Duration::from_millis(130), Duration::from_millis(2600));
     // Every family then: the limits are described only while there are.
     state.lock().limits.set_probes(0, 256);
     state.lock().limits.set_programs(32);
