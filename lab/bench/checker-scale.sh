@@ -29,7 +29,9 @@
 # timer ticks, coarser than the cgroups' figures: not to be subtracted
 # from them), and the context switches, per probe; ipvs-checker's own counts
 # over the window (probes ended, late) and its concurrency limit at the
-# end, from its /metrics; for ipvs-checker and the floor, each of their
+# end, from its /metrics, and its passes over the table in the window
+# (how many, their CPU a pass, the wait the last set; none from a build
+# before those metrics); for ipvs-checker and the floor, each of their
 # threads' CPU and context switches (waited, preempted) a probe, and
 # nginx's workers' beside them; the VM's interrupts (by kind: LOC, RES,
 # CAL...) and softirqs a probe, every vCPU. BENCH_SCALE_PARTS (default
@@ -214,13 +216,17 @@ PY
 
 # ipvs-checker's own counts, from its /metrics: probes ended (those that
 # reached their connect phase), probes late, and its probe threads'
-# concurrency limits summed.
+# concurrency limits summed; then its passes over the table, their CPU
+# seconds and the wait the last set.
 scale_counts() {
 	ip netns exec "$D" curl -s http://127.0.0.1:10311/metrics | awk '
 		/^ipvs_checker_probe_duration_seconds_count\{.*phase="connect"/ { ended += $NF }
 		/^ipvs_checker_probes_late_total/ { late += $NF }
 		/^ipvs_checker_probe_concurrency_limit/ { limit += $NF }
-		END { print ended + 0, late + 0, limit + 0 }'
+		/^ipvs_checker_table_passes_total / { passes = $NF }
+		/^ipvs_checker_table_pass_cpu_seconds_total / { pass_cpu = $NF }
+		/^ipvs_checker_table_pass_interval_seconds / { wait = $NF }
+		END { print ended + 0, late + 0, limit + 0, passes + 0, pass_cpu + 0, wait + 0 }'
 }
 
 # Starts perf (its pid in scale_perf_pid), its sampling off until
@@ -279,7 +285,7 @@ PY
 }
 
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs nginx_pids scrapes_pid c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - -) k1=(- - -) perf_pid=
+	local name=$1 s=$2 every=$3 pid procs nginx_pids scrapes_pid c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - - - - -) k1=(- - - - - -) perf_pid=
 	scale_label=$s-$every
 	if [[ -n ${BENCH_SCALE_PERF:-} && ${4:-} == rack ]]; then
 		scale_perf_start "$name"
@@ -340,10 +346,16 @@ scale_measure() { # NAME S INTERVAL [rack]
 			{ ms = ($5 - $2) / 1e6; if (ms > 0 && seen) out = out sprintf(", %s %.3f; %.2f + %.2f", $1, ms / seen, ($6 - $3) / seen, ($7 - $4) / seen) }
 			END { print "- " label ", by thread name (nginx: its workers), a probe seen: CPU [ms]; context switches, waited + preempted" out }' >>"$work/scale-threads.txt"
 	fi
+	if [[ $name == ipvs-checker* ]]; then
+		awk -v label="$name, $s real servers every $every s" -v n0="${k0[3]}" -v cpu0="${k0[4]}" -v n1="${k1[3]}" -v cpu1="${k1[4]}" -v wait="${k1[5]}" 'BEGIN {
+			n = n1 - n0
+			printf "- %s, its passes over the table in the window: %d, %s ms of CPU a pass, the wait set by the last %s s\n", label, n, n > 0 ? sprintf("%.1f", (cpu1 - cpu0) / n * 1000) : "-", wait
+		}' >>"$work/scale-threads.txt"
+	fi
 	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen=$((r1 - r0)) -v label="$name, $s real servers every $every s" '
 		{ d = $3 - $2; if (d > 0 && seen) out = out sprintf("%s%s %.3f", out == "" ? "" : ", ", $1, d / seen) }
 		END { print "- " label ", the VM'"'"'s interrupts and softirqs a probe seen (every vCPU): " out }' >>"$work/scale-threads.txt"
-	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]}" "${k1[@]}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" "$out/scale-seconds.txt" <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]:0:3}" "${k1[@]:0:3}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" "$out/scale-seconds.txt" <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
