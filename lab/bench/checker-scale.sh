@@ -19,10 +19,12 @@
 # fall 1 (keepalived: delay_loop = the interval, connect_timeout 1, retry
 # 0, inhibit_on_failure). The warm-up is at least an interval and 2 s, the
 # window at least two intervals. CPU: the tool's cgroup over the window
-# (user + system, every process); probes: nginx's access log lines over
-# the window; on time: probes / (S x window / interval), and the probes
-# of each whole second of the window as a share of those due a second
-# (the least, the median, the most); RSS: the tool's
+# (user + system, every process); probes: nginx's access log lines
+# whose time ($msec) falls in the window, and for each figure a probe,
+# those logged between the middles of its two readings (timed_read); on
+# time: probes / (S x window / interval), and the probes of each whole
+# second of the window as a share of those due a second (the least, the
+# median, the most); RSS: the tool's
 # processes at the end; down at end: real servers at weight 0 then;
 # whole VM: the busy CPU of both vCPUs over the window, every process and
 # the kernel's softirqs included, the real servers' nginx's CPU (both in
@@ -284,8 +286,39 @@ while True:
 PY
 }
 
+# Runs COMMAND..., with its output in read_out and the time it ran in
+# read_span ("START END", EPOCHREALTIME). A reading stands for the middle
+# of its run: in a VM short of CPU a reader takes a good part of a second
+# to start, and a time taken before or after it would count the probes
+# of a window that is not the one read.
+timed_read() { # COMMAND...
+	local start=$EPOCHREALTIME
+	read_out=$("$@")
+	read_span="$start $EPOCHREALTIME"
+}
+
+# The probes the real servers logged (nginx's $msec, each line's first
+# field), from line SKIP on, over each span given as four times: from the
+# middle of the first two to the middle of the last two (the two readings'
+# timed_read spans). One count a line.
+seen_between() { # LOG SKIP "A0 B0 A1 B1"...
+	local log=$1 skip=$2
+	shift 2
+	awk -v skip="$skip" -v spans="$*" '
+		BEGIN {
+			n = split(spans, t, " ") / 4
+			for (i = 1; i <= n; i++) {
+				from[i] = (t[4 * i - 3] + t[4 * i - 2]) / 2
+				to[i] = (t[4 * i - 1] + t[4 * i]) / 2
+			}
+		}
+		NR > skip { for (i = 1; i <= n; i++) if ($1 >= from[i] && $1 < to[i]) c[i]++ }
+		END { for (i = 1; i <= n; i++) print c[i] + 0 }' "$log"
+}
+
 scale_measure() { # NAME S INTERVAL [rack]
-	local name=$1 s=$2 every=$3 pid procs nginx_pids scrapes_pid c0 c1 v0 v1 n0 n1 r0 r1 t0 t1 rss down settle win rack= k0=(- - - - - -) k1=(- - - - - -) perf_pid=
+	local name=$1 s=$2 every=$3 pid procs nginx_pids scrapes_pid c0 c1 v0 v1 n0 n1 t0 t1 rss down settle win rack= k0=(- - - - - -) k1=(- - - - - -) perf_pid=
+	local skip read_out read_span c_span v_span n_span irq_span threads_span seen
 	scale_label=$s-$every
 	if [[ -n ${BENCH_SCALE_PERF:-} && ${4:-} == rack ]]; then
 		scale_perf_start "$name"
@@ -302,27 +335,49 @@ scale_measure() { # NAME S INTERVAL [rack]
 	sleep "$settle"
 	[[ $name == ipvs-checker* ]] && read -ra k0 < <(scale_counts)
 	mapfile -t nginx_pids < <(pgrep -x nginx)
-	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-0.txt"
-	vm_interrupts >"$work/interrupts-0.txt"
-	c0=$(cgroup_usec "$name")
-	read -ra v0 < <(vm_busy_usec)
-	n0=$(nginx_usec)
-	r0=$(lines "$work/http.log")
+	skip=$(lines "$work/http.log")
+	# Each reading's probes are those logged over its own span (from the
+	# middle of its first reading to the middle of its last); the share
+	# on time, over [t0, t1], the window itself.
+	if [[ $name != keepalived ]]; then
+		timed_read threads_by_name "$pid" "${nginx_pids[@]}"
+		echo "$read_out" >"$work/threads-0.txt"
+		threads_span=$read_span
+	fi
+	timed_read vm_interrupts
+	echo "$read_out" >"$work/interrupts-0.txt"
+	irq_span=$read_span
+	timed_read cgroup_usec "$name"
+	c0=$read_out c_span=$read_span
+	timed_read vm_busy_usec
+	read -ra v0 <<<"$read_out"
+	v_span=$read_span
+	timed_read nginx_usec
+	n0=$read_out n_span=$read_span
 	t0=$EPOCHREALTIME
 	[[ -n $perf_pid ]] && { scale_perf enable || echo "perf did not enable its sampling" >&2; }
 	sleep "$win"
+	t1=$EPOCHREALTIME
 	if [[ -n $scrapes_pid ]]; then
 		kill "$scrapes_pid"
 		wait "$scrapes_pid" 2>/dev/null || true
 	fi
 	[[ -n $perf_pid ]] && { scale_perf disable || echo "perf did not disable its sampling" >&2; }
-	r1=$(lines "$work/http.log")
-	c1=$(cgroup_usec "$name")
-	read -ra v1 < <(vm_busy_usec)
-	n1=$(nginx_usec)
-	t1=$EPOCHREALTIME
-	vm_interrupts >"$work/interrupts-1.txt"
-	[[ $name != keepalived ]] && threads_by_name "$pid" "${nginx_pids[@]}" >"$work/threads-1.txt"
+	timed_read nginx_usec
+	n1=$read_out n_span+=" $read_span"
+	timed_read vm_busy_usec
+	read -ra v1 <<<"$read_out"
+	v_span+=" $read_span"
+	timed_read cgroup_usec "$name"
+	c1=$read_out c_span+=" $read_span"
+	timed_read vm_interrupts
+	echo "$read_out" >"$work/interrupts-1.txt"
+	irq_span+=" $read_span"
+	if [[ $name != keepalived ]]; then
+		timed_read threads_by_name "$pid" "${nginx_pids[@]}"
+		echo "$read_out" >"$work/threads-1.txt"
+		threads_span+=" $read_span"
+	fi
 	procs=("$pid")
 	[[ $name == keepalived ]] && procs+=("$(cat "$work/keepalived-checkers.pid")")
 	rss=$(rss_kb "${procs[@]}")
@@ -334,6 +389,9 @@ scale_measure() { # NAME S INTERVAL [rack]
 		[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s" "$name")
 	fi
 	stop_tool "$pid"
+	# The window's, then the CPU's, the VM's, nginx's, the interrupts' and
+	# the threads' (keepalived: none).
+	mapfile -t seen < <(seen_between "$work/http.log" "$skip" "$t0 $t0 $t1 $t1" "$c_span" "$v_span" "$n_span" "$irq_span" "${threads_span:-0 0 0 0}")
 	[[ -n $perf_pid ]] && scale_perf_end "$name" "$perf_pid"
 	if [[ -n $scrapes_pid ]]; then
 		awk -v t0="$t0" -v every="$BENCH_SCALE_SCRAPE_EVERY" '
@@ -342,24 +400,32 @@ scale_measure() { # NAME S INTERVAL [rack]
 			"$work/scrapes.txt" >>"$work/scale-threads.txt"
 	fi
 	if [[ $name != keepalived ]]; then
-		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen=$((r1 - r0)) -v label="$name, $s real servers every $every s" '
+		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen="${seen[5]}" -v label="$name, $s real servers every $every s" '
 			{ ms = ($5 - $2) / 1e6; if (ms > 0 && seen) out = out sprintf(", %s %.3f; %.2f + %.2f", $1, ms / seen, ($6 - $3) / seen, ($7 - $4) / seen) }
 			END { print "- " label ", by thread name (nginx: its workers), a probe seen: CPU [ms]; context switches, waited + preempted" out }' >>"$work/scale-threads.txt"
 	fi
 	if [[ $name == ipvs-checker* ]]; then
 		awk -v label="$name, $s real servers every $every s" -v n0="${k0[3]}" -v cpu0="${k0[4]}" -v n1="${k1[3]}" -v cpu1="${k1[4]}" -v wait="${k1[5]}" 'BEGIN {
 			n = n1 - n0
-			printf "- %s, its passes over the table in the window: %d, %s ms of CPU a pass, the wait set by the last %s s\n", label, n, n > 0 ? sprintf("%.1f", (cpu1 - cpu0) / n * 1000) : "-", wait
+			# In parentheses: a ">" among printf'"'"'s arguments redirects.
+			per = (n > 0 ? sprintf("%.1f", (cpu1 - cpu0) / n * 1000) : "-")
+			if (n1 == 0)
+				print "- " label ", its passes over the table: not in its /metrics (a build before them)"
+			else
+				printf "- %s, its passes over the table in the window: %d, %s ms of CPU a pass, the wait set by the last %s s\n", label, n, per, wait
 		}' >>"$work/scale-threads.txt"
 	fi
-	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen=$((r1 - r0)) -v label="$name, $s real servers every $every s" '
+	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen="${seen[4]}" -v label="$name, $s real servers every $every s" '
 		{ d = $3 - $2; if (d > 0 && seen) out = out sprintf("%s%s %.3f", out == "" ? "" : ", ", $1, d / seen) }
 		END { print "- " label ", the VM'"'"'s interrupts and softirqs a probe seen (every vCPU): " out }' >>"$work/scale-threads.txt"
-	python3 - "$name" "$s" "$every" "$t0" "$t1" $((r1 - r0)) "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]:0:3}" "${k1[@]:0:3}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$r0" "$r1" "$out/scale-seconds.txt" <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" "${seen[0]}" "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]:0:3}" "${k1[@]:0:3}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$skip" "${seen[1]}" "$out/scale-seconds.txt" "${seen[2]}" "${seen[3]}" <<'PY'
 import sys
 name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 window = float(sys.argv[5]) - float(sys.argv[4])
+# The probes of the window (the share on time), and of each reading's
+# own span: the tool's cgroup, the VM's CPU and switches, nginx's.
 seen, rss, procs = map(int, sys.argv[6:9])
+seen_cpu, seen_vm, seen_nginx = int(sys.argv[31]), int(sys.argv[33]), int(sys.argv[34])
 down = sys.argv[9]
 rack = sys.argv[10]
 ended0, late0, _, ended1, late1, limit = sys.argv[11:17]
@@ -367,24 +433,24 @@ own = f"{int(ended1) - int(ended0)}, {int(late1) - int(late0)}, {limit}" if ende
 vm = (float(sys.argv[19]) - float(sys.argv[17])) / 1e6
 switches = int(sys.argv[20]) - int(sys.argv[18])
 nginx = (int(sys.argv[22]) - int(sys.argv[21])) / 1e6
-vm_per = f"{vm / seen * 1000:.3f}, {nginx / seen * 1000:.3f}, {switches / seen:.1f}" if seen else "inf"
+vm_per = f"{vm / seen_vm * 1000:.3f}, {nginx / seen_nginx * 1000:.3f}, {switches / seen_vm:.1f}" if seen_vm and seen_nginx else "inf"
 u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[23:29])
 cpu = u1 - u0
-per = f"{cpu / seen * 1000:.3f}" if seen else "inf"
+per = f"{cpu / seen_cpu * 1000:.3f}" if seen_cpu else "inf"
 due = s * window / every
 # The probes seen in each whole second of the window, as a share of
 # those due a second: a tool that falls behind and then makes its late
 # probes together shows it here, where the window's mean hides it.
-log, first, last = sys.argv[29], int(sys.argv[30]), int(sys.argv[31])
+log, skip = sys.argv[29], int(sys.argv[30])
+t0, t1 = float(sys.argv[4]), float(sys.argv[5])
 by_second = {}
 with open(log) as lines:
     for i, line in enumerate(lines):
-        if i >= last:
-            break
-        if i >= first:
-            second = int(float(line.split()[0]))
-            by_second[second] = by_second.get(second, 0) + 1
-t0, t1 = float(sys.argv[4]), float(sys.argv[5])
+        if i < skip:
+            continue
+        at = float(line.split()[0])
+        if t0 <= at < t1:
+            by_second[int(at)] = by_second.get(int(at), 0) + 1
 seconds = range(int(t0) + 1, int(t1))
 with open(sys.argv[32], "a") as series:
     print(f"{name} {s} every {every:g} s, probes seen a second from {int(t0) + 1}:",
