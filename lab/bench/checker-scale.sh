@@ -36,7 +36,8 @@
 # before those metrics); for ipvs-checker and the floor, each of their
 # threads' CPU and context switches (waited, preempted) a probe, and
 # nginx's workers' beside them; the VM's interrupts (by kind: LOC, RES,
-# CAL...) and softirqs a probe, every vCPU. BENCH_SCALE_PARTS (default
+# CAL...) and softirqs a probe, every vCPU; the VM's speed over the
+# window (scale_speed). BENCH_SCALE_PARTS (default
 # "rate overload") runs only the one-rate sizes ("rate") or the largest
 # size's overload; BENCH_SCALE_RATE_TOOLS (default "ipvs-checker
 # keepalived") names the tools the one-rate sizes run (the floor too, if
@@ -286,6 +287,23 @@ while True:
 PY
 }
 
+# A fixed piece of work timed by its own CPU time every 2 s until killed,
+# one figure (ms) a line: how fast the VM runs at the moment. Its speed
+# follows the host's, which moves from minute to minute
+# (lab/bench/README.md, "2026-12-08, small hours"), and a window's
+# figures are read beside it. About 1 % of a vCPU, for every tool alike.
+# Run as `python3 -c "$scale_speed" &`, so that $! is the process to kill.
+scale_speed='
+import time
+while True:
+    began = time.process_time()
+    x = 0
+    for i in range(20000):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    print(f"{(time.process_time() - began) * 1000:.2f}", flush=True)
+    time.sleep(2)
+'
+
 # Runs COMMAND..., with its output in read_out and the time it ran in
 # read_span ("START END", EPOCHREALTIME). A reading stands for the middle
 # of its run: in a VM short of CPU a reader takes a good part of a second
@@ -318,7 +336,7 @@ seen_between() { # LOG SKIP "A0 B0 A1 B1"...
 
 scale_measure() { # NAME S INTERVAL [rack]
 	local name=$1 s=$2 every=$3 pid procs nginx_pids scrapes_pid c0 c1 v0 v1 n0 n1 t0 t1 rss down settle win rack= k0=(- - - - - -) k1=(- - - - - -) perf_pid=
-	local skip read_out read_span c_span v_span n_span irq_span threads_span seen
+	local skip read_out read_span c_span v_span n_span irq_span threads_span seen speed_pid
 	scale_label=$s-$every
 	if [[ -n ${BENCH_SCALE_PERF:-} && ${4:-} == rack ]]; then
 		scale_perf_start "$name"
@@ -333,6 +351,8 @@ scale_measure() { # NAME S INTERVAL [rack]
 		scrapes_pid=$!
 	fi
 	sleep "$settle"
+	python3 -c "$scale_speed" >"$work/speed.txt" &
+	speed_pid=$!
 	[[ $name == ipvs-checker* ]] && read -ra k0 < <(scale_counts)
 	mapfile -t nginx_pids < <(pgrep -x nginx)
 	skip=$(lines "$work/http.log")
@@ -358,6 +378,8 @@ scale_measure() { # NAME S INTERVAL [rack]
 	[[ -n $perf_pid ]] && { scale_perf enable || echo "perf did not enable its sampling" >&2; }
 	sleep "$win"
 	t1=$EPOCHREALTIME
+	kill "$speed_pid"
+	wait "$speed_pid" 2>/dev/null || true
 	if [[ -n $scrapes_pid ]]; then
 		kill "$scrapes_pid"
 		wait "$scrapes_pid" 2>/dev/null || true
@@ -415,6 +437,9 @@ scale_measure() { # NAME S INTERVAL [rack]
 				printf "- %s, its passes over the table in the window: %d, %s ms of CPU a pass, the wait set by the last %s s\n", label, n, per, wait
 		}' >>"$work/scale-threads.txt"
 	fi
+	sort -n "$work/speed.txt" | awk -v label="$name, $s real servers every $every s" '
+		{ v[NR] = $1 }
+		END { if (NR) printf "- %s, the VM'"'"'s speed: a fixed piece of work took %s ms of CPU (median of %d, every 2 s from the warm-up'"'"'s end; least %s, most %s)\n", label, v[int((NR + 1) / 2)], NR, v[1], v[NR] }' >>"$work/scale-threads.txt"
 	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen="${seen[4]}" -v label="$name, $s real servers every $every s" '
 		{ d = $3 - $2; if (d > 0 && seen) out = out sprintf("%s%s %.3f", out == "" ? "" : ", ", $1, d / seen) }
 		END { print "- " label ", the VM'"'"'s interrupts and softirqs a probe seen (every vCPU): " out }' >>"$work/scale-threads.txt"
