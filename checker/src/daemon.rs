@@ -20,8 +20,8 @@
 //! service instead of one per real server.
 //!
 //! The loop also reconciles every service once a second (less often
-//! when a pass is slow: [`resync_after`]), so a weight changed out of
-//! band is put back within a second (and, in managed mode, a deleted
+//! when a pass takes much CPU: [`resync_after`]), so a weight changed out
+//! of band is put back at the next pass (and, in managed mode, a deleted
 //! service or real server is made again), and every 100 ms the
 //! services with a real server in its slow start, so the ramp's steps are
 //! applied on time. At start and on each reload it checks

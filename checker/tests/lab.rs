@@ -138,7 +138,7 @@ fn scrape() -> String {
 }
 
 /// The value of `name{labels}` in `metrics`, where `labels` is the start
-/// of the label set.
+/// of the label set (empty: the sample without labels).
 fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
     let prefix = if labels.is_empty() {
         format!("{name} ")
