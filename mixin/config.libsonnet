@@ -36,6 +36,9 @@
     outOfBandWeightChanges: 3,
     // IPVSDaemonRestarting: restarts of one daemon in 15 minutes.
     daemonRestarts: 2,
+    // IPVSCheckerProbesLate: probes of one checker that timed out in 10
+    // minutes while it was itself behind.
+    checkerLateProbes: 10,
 
     // Put in front of every runbook_url (alerts/README.md#<alert>), e.g.
     // your Git server's view of this repository:

@@ -1,7 +1,7 @@
 local t = import 'templates.libsonnet';
 
 // The daemons themselves: scraped, known to Prometheus, IPVS answering,
-// the checker's configuration loaded.
+// the checker's configuration loaded, its probes on time.
 {
   prometheusAlerts+:: {
     groups+: [
@@ -66,6 +66,18 @@ local t = import 'templates.libsonnet';
             annotations: {
               summary: 'ipvs-checker on {{ $labels.instance }} rejected its new configuration',
               description: 'The last configuration reload (SIGHUP) of ipvs-checker at {{ $labels.instance }} failed; it still runs the previous configuration, so the VIPs and real servers you just changed are not checked as you intended.',
+            },
+          },
+          {
+            alert: 'IPVSCheckerProbesLate',
+            expr: |||
+              sum by (job, instance) (increase(ipvs_checker_probes_late_total[10m])) >= %(checkerLateProbes)s
+            ||| % $._config,
+            'for': '5m',
+            labels: { severity: 'warning' },
+            annotations: {
+              summary: 'ipvs-checker on {{ $labels.instance }} is short of CPU: its probes are late',
+              description: 'ipvs-checker at {{ $labels.instance }} has had %(checkerLateProbes)s or more probes in 10 minutes time out while it was itself behind (short of CPU, or held up). It holds no such timeout against a real server, so none is drained for it, but a real failure among those probes is seen later than interval x fall.' % $._config,
             },
           },
         ],
