@@ -71,7 +71,8 @@ local t = import 'templates.libsonnet';
           {
             alert: 'IPVSCheckerProbesLate',
             expr: |||
-              sum by (job, instance) (increase(ipvs_checker_probes_late_total[10m])) >= %(checkerLateProbes)s
+              sum without (proto, local_address, local_port, local_mark, remote_address, remote_port)
+                (increase(ipvs_checker_probes_late_total[10m])) >= %(checkerLateProbes)s
             ||| % $._config,
             'for': '5m',
             labels: { severity: 'warning' },
