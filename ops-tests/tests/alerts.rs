@@ -72,7 +72,11 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
                 "{name}: the description does not name the VIP: {description}"
             );
         }
-        let per_real_server = !expr.contains("sum by") && expr.contains("ipvs_checker_");
+        // Not when summed by the service or the daemon, or without the
+        // real server's labels.
+        let summed = expr.contains("sum by")
+            || (expr.contains("sum without") && expr.contains("remote_address"));
+        let per_real_server = !summed && expr.contains("ipvs_checker_");
         if per_real_server && !expr.contains("quorum_guard") && !expr.contains("reload") {
             assert!(
                 description.contains("RIP") && description.contains("$labels.remote_address"),
