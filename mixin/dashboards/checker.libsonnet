@@ -116,6 +116,19 @@ local lib = import 'lib.libsonnet';
         ]) + {
           description: 'Failed IPVS netlink requests of the checker.',
         },
+        lib.timeseries(16, 'Probes late (the checker behind)', [12, 40, 12, 7], [
+          lib.target('sum by (instance) (rate(ipvs_checker_probes_late_total{instance=~"$instance"}[$__rate_interval]))', '{{instance}}'),
+        ]) + {
+          description: 'Probes a second that timed out while the checker itself was behind (short of CPU, or held up): held against no real server, but a failure among them is seen late. Alert: IPVSCheckerProbesLate.',
+          defaults:: { unit: 'reqps' },
+        },
+        lib.timeseries(17, 'Pass over the table: interval', [0, 47, 12, 7], [
+          lib.target('ipvs_checker_table_pass_interval_seconds{instance=~"$instance"}', 'interval {{instance}}'),
+          lib.target('rate(ipvs_checker_table_pass_cpu_seconds_total{instance=~"$instance"}[$__rate_interval]) / rate(ipvs_checker_table_passes_total{instance=~"$instance"}[$__rate_interval])', 'CPU a pass {{instance}}'),
+        ]) + {
+          description: 'How long an out-of-band weight, a maintenance file or an expired drain waits to be followed: 1 s, longer where a pass over the table takes more than 50 ms of CPU (at most 5 s); and the CPU a pass takes.',
+          defaults:: { unit: 's' },
+        },
       ],
     }),
   },
