@@ -19,29 +19,27 @@
 # fall 1 (keepalived: delay_loop = the interval, connect_timeout 1, retry
 # 0, inhibit_on_failure). The warm-up is at least an interval and 2 s, the
 # window at least two intervals. CPU: the tool's cgroup over the window
-# (user + system, every process); probes: nginx's access log lines
-# whose time ($msec) falls in the window, and for each figure a probe,
-# those logged between the middles of its two readings (timed_read); on
-# time: probes / (S x window / interval), and the probes of each whole
-# second of the window as a share of those due a second (the least, the
-# median, the most); RSS: the tool's
-# processes at the end; down at end: real servers at weight 0 then;
-# whole VM: the busy CPU of both vCPUs over the window, every process and
-# the kernel's softirqs included, the real servers' nginx's CPU (both in
-# timer ticks, coarser than the cgroups' figures: not to be subtracted
-# from them), and the context switches, per probe; ipvs-checker's own counts
-# over the window (probes ended, late) and its concurrency limit at the
-# end, from its /metrics, and its passes over the table in the window
-# (how many, their CPU a pass, the wait the last set; none from a build
-# before those metrics); for ipvs-checker and the floor, each of their
-# threads' CPU and context switches (waited, preempted) a probe, and
-# nginx's workers' beside them; the VM's interrupts (by kind: LOC, RES,
-# CAL...) and softirqs a probe, every vCPU; the VM's speed over the
-# window (scale_speed). BENCH_SCALE_PARTS (default
-# "rate overload") runs only the one-rate sizes ("rate") or the largest
-# size's overload; BENCH_SCALE_RATE_TOOLS (default "ipvs-checker
-# keepalived") names the tools the one-rate sizes run (the floor too, if
-# named).
+# (user + system, every process); probes: nginx's access log lines whose
+# time ($msec) falls in the window, and for each figure a probe, those
+# logged between the middles of its two readings (timed_read); on time:
+# probes / (S x window / interval), and the probes of each whole second of
+# the window as a share of those due a second (the least, the median, the
+# most); RSS: the tool's processes at the end; down at end: real servers
+# at weight 0 then; whole VM: the busy CPU of both vCPUs over the window,
+# every process and the kernel's softirqs included, the real servers'
+# nginx's CPU (both in timer ticks, coarser than the cgroups' figures: not
+# to be subtracted from them), and the context switches, per probe;
+# ipvs-checker's own counts over the window (probes ended, late) and its
+# concurrency limit at the end, from its /metrics, and its passes over the
+# table in the window (how many, their CPU a pass, the wait the last set;
+# none from a build before those metrics); for ipvs-checker and the floor,
+# each of their threads' CPU and context switches (waited, preempted) a
+# probe, and nginx's workers' beside them; the VM's interrupts (by kind:
+# LOC, RES, CAL...) and softirqs a probe, every vCPU; the VM's speed over
+# the window (scale_speed). BENCH_SCALE_PARTS (default "rate overload")
+# runs only the one-rate sizes ("rate") or the largest size's overload;
+# BENCH_SCALE_RATE_TOOLS (default "ipvs-checker keepalived") names the
+# tools the one-rate sizes run (the floor too, if named).
 # The overload also runs checker.sh's floor (the same HTTP checks at the
 # same interval, its own system calls only; no table, no rack): whether
 # any checker could be on time there. BENCH_SCALE_TOOLS (default
@@ -411,9 +409,10 @@ scale_measure() { # NAME S INTERVAL [rack]
 		[[ ${4:-} == rack ]] && rack=$(scale_rack_fails "$s" "$name")
 	fi
 	stop_tool "$pid"
-	# The window's, then the CPU's, the VM's, nginx's, the interrupts' and
-	# the threads' (keepalived: none).
-	mapfile -t seen < <(seen_between "$work/http.log" "$skip" "$t0 $t0 $t1 $t1" "$c_span" "$v_span" "$n_span" "$irq_span" "${threads_span:-0 0 0 0}")
+	# The probes of the CPU's readings, the VM's, nginx's, the interrupts'
+	# and the threads' (keepalived: none); the window's are counted below,
+	# second by second.
+	mapfile -t seen < <(seen_between "$work/http.log" "$skip" "$c_span" "$v_span" "$n_span" "$irq_span" "${threads_span:-0 0 0 0}")
 	[[ -n $perf_pid ]] && scale_perf_end "$name" "$perf_pid"
 	if [[ -n $scrapes_pid ]]; then
 		awk -v t0="$t0" -v every="$BENCH_SCALE_SCRAPE_EVERY" '
@@ -422,7 +421,7 @@ scale_measure() { # NAME S INTERVAL [rack]
 			"$work/scrapes.txt" >>"$work/scale-threads.txt"
 	fi
 	if [[ $name != keepalived ]]; then
-		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen="${seen[5]}" -v label="$name, $s real servers every $every s" '
+		join "$work/threads-0.txt" "$work/threads-1.txt" | awk -v seen="${seen[4]}" -v label="$name, $s real servers every $every s" '
 			{ ms = ($5 - $2) / 1e6; if (ms > 0 && seen) out = out sprintf(", %s %.3f; %.2f + %.2f", $1, ms / seen, ($6 - $3) / seen, ($7 - $4) / seen) }
 			END { print "- " label ", by thread name (nginx: its workers), a probe seen: CPU [ms]; context switches, waited + preempted" out }' >>"$work/scale-threads.txt"
 	fi
@@ -440,34 +439,34 @@ scale_measure() { # NAME S INTERVAL [rack]
 	sort -n "$work/speed.txt" | awk -v label="$name, $s real servers every $every s" '
 		{ v[NR] = $1 }
 		END { if (NR) printf "- %s, the VM'"'"'s speed: a fixed piece of work took %s ms of CPU (median of %d, every 2 s from the warm-up'"'"'s end; least %s, most %s)\n", label, v[int((NR + 1) / 2)], NR, v[1], v[NR] }' >>"$work/scale-threads.txt"
-	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen="${seen[4]}" -v label="$name, $s real servers every $every s" '
+	join "$work/interrupts-0.txt" "$work/interrupts-1.txt" | awk -v seen="${seen[3]}" -v label="$name, $s real servers every $every s" '
 		{ d = $3 - $2; if (d > 0 && seen) out = out sprintf("%s%s %.3f", out == "" ? "" : ", ", $1, d / seen) }
 		END { print "- " label ", the VM'"'"'s interrupts and softirqs a probe seen (every vCPU): " out }' >>"$work/scale-threads.txt"
-	python3 - "$name" "$s" "$every" "$t0" "$t1" "${seen[0]}" "$rss" "${#procs[@]}" "$down" "${rack:--}" "${k0[@]:0:3}" "${k1[@]:0:3}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 "$work/http.log" "$skip" "${seen[1]}" "$out/scale-seconds.txt" "${seen[2]}" "${seen[3]}" <<'PY'
+	python3 - "$name" "$s" "$every" "$t0" "$t1" "$rss" "${#procs[@]}" "$down" "${rack:--}" "$work/http.log" "$skip" "$out/scale-seconds.txt" "${seen[@]:0:3}" "${k0[@]:0:3}" "${k1[@]:0:3}" "${v0[@]}" "${v1[@]}" "$n0" "$n1" $c0 $c1 <<'PY'
 import sys
-name, s, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-window = float(sys.argv[5]) - float(sys.argv[4])
-# The probes of the window (the share on time), and of each reading's
-# own span: the tool's cgroup, the VM's CPU and switches, nginx's.
-seen, rss, procs = map(int, sys.argv[6:9])
-seen_cpu, seen_vm, seen_nginx = int(sys.argv[31]), int(sys.argv[33]), int(sys.argv[34])
-down = sys.argv[9]
-rack = sys.argv[10]
-ended0, late0, _, ended1, late1, limit = sys.argv[11:17]
+args = sys.argv[1:]
+name, s, every = args[0], int(args[1]), float(args[2])
+t0, t1 = float(args[3]), float(args[4])
+window = t1 - t0
+rss, procs = int(args[5]), int(args[6])
+down, rack, log, skip, series_file = args[7], args[8], args[9], int(args[10]), args[11]
+# The probes of each reading's own span: the tool's cgroup, the VM's CPU
+# and switches, nginx's.
+seen_cpu, seen_vm, seen_nginx = map(int, args[12:15])
+ended0, late0, _, ended1, late1, limit = args[15:21]
 own = f"{int(ended1) - int(ended0)}, {int(late1) - int(late0)}, {limit}" if ended0 != "-" else "-"
-vm = (float(sys.argv[19]) - float(sys.argv[17])) / 1e6
-switches = int(sys.argv[20]) - int(sys.argv[18])
-nginx = (int(sys.argv[22]) - int(sys.argv[21])) / 1e6
+busy0, switches0, busy1, switches1 = args[21:25]
+vm = (float(busy1) - float(busy0)) / 1e6
+switches = int(switches1) - int(switches0)
+nginx = (int(args[26]) - int(args[25])) / 1e6
 vm_per = f"{vm / seen_vm * 1000:.3f}, {nginx / seen_nginx * 1000:.3f}, {switches / seen_vm:.1f}" if seen_vm and seen_nginx else "inf"
-u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in sys.argv[23:29])
+u0, us0, s0, u1, us1, s1 = (int(v) / 1e6 for v in args[27:33])
 cpu = u1 - u0
 per = f"{cpu / seen_cpu * 1000:.3f}" if seen_cpu else "inf"
 due = s * window / every
-# The probes seen in each whole second of the window, as a share of
-# those due a second: a tool that falls behind and then makes its late
-# probes together shows it here, where the window's mean hides it.
-log, skip = sys.argv[29], int(sys.argv[30])
-t0, t1 = float(sys.argv[4]), float(sys.argv[5])
+# The window's probes, and those of each whole second of it as a share
+# of those due a second: a tool that falls behind and then makes its
+# late probes together shows it here, where the window's mean hides it.
 by_second = {}
 with open(log) as lines:
     for i, line in enumerate(lines):
@@ -476,8 +475,9 @@ with open(log) as lines:
         at = float(line.split()[0])
         if t0 <= at < t1:
             by_second[int(at)] = by_second.get(int(at), 0) + 1
+seen = sum(by_second.values())
 seconds = range(int(t0) + 1, int(t1))
-with open(sys.argv[32], "a") as series:
+with open(series_file, "a") as series:
     print(f"{name} {s} every {every:g} s, probes seen a second from {int(t0) + 1}:",
           " ".join(str(by_second.get(k, 0)) for k in seconds), file=series)
 rates = sorted(by_second.get(k, 0) / (s / every) * 100 for k in seconds)
